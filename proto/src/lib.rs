@@ -1,0 +1,11 @@
+//! Contracts between Weir's processes.
+//!
+//! For now this holds the job specification: the YAML pipeline form of the DataStream API
+//! ([`PipelineSpec`]). The same types are what a `StreamJob` manifest embeds, so they derive
+//! `schemars::JsonSchema` as well as serde. gRPC services join them with distributed execution.
+
+pub mod pipeline;
+
+pub use pipeline::{
+    Inputs, OperatorSpec, PipelineSpec, RangeSpec, SinkSpec, SourceSpec, SplitSpec,
+};

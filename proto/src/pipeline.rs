@@ -1,0 +1,182 @@
+//! The YAML pipeline form of a job: the DataStream API as data.
+//!
+//! ```yaml
+//! name: expensive-bids
+//! parallelism: 2
+//! sources:
+//!   - id: bids
+//!     connector: nexmark
+//!     events: 1000000
+//!     stream: bid
+//! operators:
+//!   - id: expensive
+//!     input: bids
+//!     filter: "price > 1000000"
+//!   - id: by_auction
+//!     input: expensive
+//!     key_by: auction
+//!   - id: euros
+//!     input: by_auction
+//!     select: ["auction", "price * 0.908 AS euros"]
+//! sinks:
+//!   - input: euros
+//!     connector: stdout
+//! ```
+//!
+//! Every node has an `id`; operators and sinks name their `input` (one id, or a list, which is a
+//! union). Connector options sit beside `connector` and are checked by the connector itself.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole job in pipeline form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// Job name; names the job's directory under the state root.
+    pub name: String,
+    /// Default parallelism of every node (default: the number of cores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// Number of key groups (default 128, at most 32768). Fixed once the job has state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallelism: Option<u32>,
+    /// Where malformed records go (a directory path or object_store URL).
+    /// Default: `.weir/<name>/dead-letter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<String>,
+    /// Rows per batch produced by generating sources (default 4096).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// Capacity of each channel between subtasks, in batches (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_capacity: Option<usize>,
+    /// The sources of the job.
+    pub sources: Vec<SourceSpec>,
+    /// Operators, in any order; each names its input.
+    #[serde(default)]
+    pub operators: Vec<OperatorSpec>,
+    /// The sinks of the job.
+    pub sinks: Vec<SinkSpec>,
+}
+
+/// A source node: a connector name and its options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SourceSpec {
+    /// Node id, referenced by operators' and sinks' `input`.
+    pub id: String,
+    /// Connector: `datagen`, `nexmark`, `file`, `socket`, `http`.
+    pub connector: String,
+    /// Parallelism of this source (default: the job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// Connector options (checked by the connector).
+    #[serde(flatten)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A sink node: its input, a connector name and options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SinkSpec {
+    /// Optional node id (for metrics and errors); defaults to `sink-<n>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Input node id(s); several ids are a union.
+    pub input: Inputs,
+    /// Connector: `stdout`, `blackhole`, `file`.
+    pub connector: String,
+    /// Parallelism of this sink (default: the job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// Connector options (checked by the connector).
+    #[serde(flatten)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One input id or several (a union of streams).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Inputs {
+    /// A single input.
+    One(String),
+    /// Several inputs, unioned.
+    Many(Vec<String>),
+}
+
+impl Inputs {
+    /// The ids as a list.
+    pub fn ids(&self) -> Vec<&str> {
+        match self {
+            Inputs::One(s) => vec![s.as_str()],
+            Inputs::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// An operator node. Exactly one of the operation fields (`filter`, `select`, `flat_map`,
+/// `key_by`, `rebalance`, `shuffle`, `broadcast`, `partition_by_range`, `union`) is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSpec {
+    /// Node id.
+    pub id: String,
+    /// Input node id(s); not used by `union`, which lists its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Inputs>,
+    /// Parallelism of this operator (default: the job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// Keep rows for which this SQL expression is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Projection: SQL expressions, each optionally `AS name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<Vec<String>>,
+    /// Split a text field into one row per piece.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flat_map: Option<SplitSpec>,
+    /// Partition by the hash of these fields (key groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_by: Option<Inputs>,
+    /// Round-robin partitioning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<bool>,
+    /// Random partitioning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle: Option<bool>,
+    /// Every row to every downstream subtask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<bool>,
+    /// Partitioning by ranges of one field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by_range: Option<RangeSpec>,
+    /// Union of these node ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub union: Option<Vec<String>>,
+}
+
+/// `flat_map` in pipeline form: split `field` by `separator`, one output row per non-empty piece,
+/// with the piece in column `as` (other columns are copied).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// The text field to split.
+    pub split: String,
+    /// Separator (default: any whitespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+    /// Name of the output column holding a piece (default: the split field's name).
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub as_field: Option<String>,
+}
+
+/// Range partitioning: `boundaries` are sorted upper bounds (exclusive) of every range but the
+/// last; downstream parallelism is `boundaries.len() + 1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RangeSpec {
+    /// The field whose value picks the range.
+    pub field: String,
+    /// Sorted boundaries (numbers or strings).
+    pub boundaries: Vec<serde_json::Value>,
+}

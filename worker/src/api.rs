@@ -1,0 +1,498 @@
+//! The DataStream API: `StreamExecutionEnvironment`, `DataStream`, `KeyedStream`, with the
+//! names of Flink's API. Every call adds to one logical graph; `execute` plans and runs it.
+//!
+//! ```no_run
+//! use weir::prelude::*;
+//!
+//! let env = StreamExecutionEnvironment::new();
+//! env.set_parallelism(2);
+//! let bids = env.add_source(Nexmark::new("bids", NexmarkConfig { events: Some(100_000), stream: NexmarkStream::Bid, ..Default::default() }).unwrap());
+//! bids.filter_expr("price > 1000000")
+//!     .key_by("auction")
+//!     .select(&["auction", "price * 0.908 AS euros"])
+//!     .add_sink(Stdout::default());
+//! env.execute("expensive-bids").unwrap();
+//! ```
+//!
+//! Mistakes found while building (a bad expression, an unknown field) are kept and returned by
+//! `execute`, so calls chain without `?` at every step.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use tokio_util::sync::CancellationToken;
+
+use crate::connectors::stdout::Stdout;
+use crate::connectors::{SinkFactory, SourceFactory};
+use crate::error::{Result, WeirError};
+use crate::graph::{Edge, JobConfig, LogicalGraph, Node, NodeId, NodeKind};
+use crate::operators::filter::{FilterExpr, FilterRows};
+use crate::operators::flat_map::FlatMapRows;
+use crate::operators::map::{MapBatches, MapRows};
+use crate::operators::select::Select;
+use crate::operators::split::Split;
+use crate::operators::{OperatorFactory, TaskContext, UserResult};
+use crate::partition::Partitioning;
+use crate::row::{Row, RowRef};
+use crate::runtime::executor::{self, JobResult, metrics_for};
+use crate::runtime::metrics::JobMetrics;
+
+struct EnvInner {
+    graph: LogicalGraph,
+    config: JobConfig,
+    error: Option<WeirError>,
+}
+
+/// Where a job is built and run (Flink's `StreamExecutionEnvironment`).
+#[derive(Clone)]
+pub struct StreamExecutionEnvironment {
+    inner: Arc<Mutex<EnvInner>>,
+}
+
+impl Default for StreamExecutionEnvironment {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamExecutionEnvironment {
+    /// An empty job with default settings (parallelism = the number of cores).
+    pub fn new() -> Self {
+        StreamExecutionEnvironment {
+            inner: Arc::new(Mutex::new(EnvInner {
+                graph: LogicalGraph::default(),
+                config: JobConfig::default(),
+                error: None,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, EnvInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Default parallelism of every node.
+    pub fn set_parallelism(&self, parallelism: usize) -> &Self {
+        self.lock().config.parallelism = parallelism;
+        self
+    }
+
+    /// Number of key groups (default 128).
+    pub fn set_max_parallelism(&self, max_parallelism: u32) -> &Self {
+        self.lock().config.max_parallelism = max_parallelism;
+        self
+    }
+
+    /// Rows per batch for generating sources (default 4096).
+    pub fn set_batch_size(&self, rows: usize) -> &Self {
+        self.lock().config.batch_size = rows.max(1);
+        self
+    }
+
+    /// Batches buffered per channel between subtasks (default 8).
+    pub fn set_channel_capacity(&self, batches: usize) -> &Self {
+        self.lock().config.channel_capacity = batches.max(1);
+        self
+    }
+
+    /// Directory (path or URL) for malformed records.
+    pub fn set_dead_letter(&self, location: impl Into<String>) -> &Self {
+        self.lock().config.dead_letter = Some(location.into());
+        self
+    }
+
+    /// The settings so far.
+    pub fn config(&self) -> JobConfig {
+        self.lock().config.clone()
+    }
+
+    /// Adds a source; the node is named after its connector (rename with [`DataStream::name`]).
+    pub fn add_source(&self, source: impl SourceFactory + 'static) -> DataStream {
+        let name = source.connector().to_string();
+        self.add_source_named(&name, Arc::new(source))
+    }
+
+    /// Adds a source named `name`.
+    pub fn add_source_named(&self, name: &str, source: Arc<dyn SourceFactory>) -> DataStream {
+        let id = self.add_node(name, NodeKind::Source(source), vec![]);
+        DataStream::of_node(self.clone(), id)
+    }
+
+    fn add_node(&self, name: &str, kind: NodeKind, inputs: Vec<Edge>) -> NodeId {
+        let mut inner = self.lock();
+        let name = inner.graph.unique_name(name);
+        inner.graph.add(Node {
+            name,
+            kind,
+            parallelism: None,
+            inputs,
+        })
+    }
+
+    pub(crate) fn record_error(&self, e: WeirError) {
+        let mut inner = self.lock();
+        if inner.error.is_none() {
+            inner.error = Some(e);
+        }
+    }
+
+    fn prepare(&self, name: &str) -> Result<(LogicalGraph, JobConfig)> {
+        let mut inner = self.lock();
+        if let Some(e) = inner.error.take() {
+            return Err(e);
+        }
+        if name.is_empty() || name.contains(['/', '\\']) {
+            return Err(WeirError::plan(format!(
+                "job name '{name}' must be non-empty and contain no slashes"
+            )));
+        }
+        inner.config.name = name.to_string();
+        Ok((inner.graph.clone(), inner.config.clone()))
+    }
+
+    /// Runs the job to its end in this process (blocking; builds a runtime with one thread per
+    /// core). Returns the final counters.
+    pub fn execute(&self, name: &str) -> Result<JobResult> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| WeirError::plan(format!("cannot start the runtime: {e}")))?;
+        rt.block_on(self.execute_async(name))
+    }
+
+    /// Runs the job on the current tokio runtime.
+    pub async fn execute_async(&self, name: &str) -> Result<JobResult> {
+        let (graph, config) = self.prepare(name)?;
+        let metrics = metrics_for(&graph);
+        executor::execute(&graph, &config, &metrics, CancellationToken::new()).await
+    }
+
+    /// Runs the job, stoppable through `cancel` (sources stop, in-flight data drains), with
+    /// counters readable while it runs through `metrics` (see [`Self::metrics`]).
+    pub async fn execute_with(
+        &self,
+        name: &str,
+        metrics: &JobMetrics,
+        cancel: CancellationToken,
+    ) -> Result<JobResult> {
+        let (graph, config) = self.prepare(name)?;
+        executor::execute(&graph, &config, metrics, cancel).await
+    }
+
+    /// Counters for the job as built so far, to pass to [`Self::execute_with`].
+    pub fn metrics(&self) -> JobMetrics {
+        metrics_for(&self.lock().graph)
+    }
+
+    /// The physical plan (tasks, chains, edges) as text.
+    pub async fn explain(&self) -> Result<String> {
+        let (graph, config) = self.prepare("explain")?;
+        executor::explain(&graph, &config).await
+    }
+}
+
+/// A stream: the output of one node, or a union of several, with how it is partitioned to
+/// whatever consumes it next.
+#[derive(Clone)]
+pub struct DataStream {
+    env: StreamExecutionEnvironment,
+    inputs: Vec<Edge>,
+}
+
+impl DataStream {
+    fn of_node(env: StreamExecutionEnvironment, id: NodeId) -> Self {
+        DataStream {
+            env,
+            inputs: vec![Edge {
+                from: id,
+                partitioning: Partitioning::Default,
+            }],
+        }
+    }
+
+    /// The environment this stream belongs to.
+    pub fn env(&self) -> &StreamExecutionEnvironment {
+        &self.env
+    }
+
+    fn single_node(&self, what: &str) -> Option<NodeId> {
+        match self.inputs.as_slice() {
+            [e] => Some(e.from),
+            _ => {
+                self.env.record_error(WeirError::plan(format!(
+                    "{what} applies to one operator, not to a union"
+                )));
+                None
+            }
+        }
+    }
+
+    /// Names the node that produced this stream (its id in plans, metrics and errors).
+    pub fn name(self, name: &str) -> Self {
+        if let Some(id) = self.single_node("name") {
+            let mut inner = self.env.lock();
+            if inner
+                .graph
+                .nodes
+                .iter()
+                .enumerate()
+                .any(|(i, n)| i != id && n.name == name)
+            {
+                drop(inner);
+                self.env
+                    .record_error(WeirError::plan(format!("two nodes are named '{name}'")));
+            } else {
+                inner.graph.nodes[id].name = name.to_string();
+            }
+        }
+        self
+    }
+
+    /// Sets the parallelism of the node that produced this stream.
+    pub fn set_parallelism(self, parallelism: usize) -> Self {
+        if let Some(id) = self.single_node("set_parallelism") {
+            self.env.lock().graph.nodes[id].parallelism = Some(parallelism);
+        }
+        self
+    }
+
+    /// Adds an operator reading this stream.
+    pub fn transform(&self, name: &str, op: Arc<dyn OperatorFactory>) -> DataStream {
+        let id = self
+            .env
+            .add_node(name, NodeKind::Operator(op), self.inputs.clone());
+        DataStream::of_node(self.env.clone(), id)
+    }
+
+    fn partitioned(&self, p: Partitioning) -> DataStream {
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|e| Edge {
+                from: e.from,
+                partitioning: p.clone(),
+            })
+            .collect();
+        DataStream {
+            env: self.env.clone(),
+            inputs,
+        }
+    }
+
+    /// One output row per input row: `f` returns the values of `output`'s fields, in order.
+    pub fn map(
+        &self,
+        output: SchemaRef,
+        f: impl Fn(RowRef<'_>) -> UserResult<Row> + Send + Sync + 'static,
+    ) -> DataStream {
+        self.transform(
+            "map",
+            Arc::new(MapRows {
+                output,
+                f: Arc::new(f),
+            }),
+        )
+    }
+
+    /// A vectorized map over whole batches, keeping the schema.
+    pub fn map_batches(
+        &self,
+        f: impl Fn(&TaskContext, RecordBatch) -> UserResult<RecordBatch> + Send + Sync + 'static,
+    ) -> DataStream {
+        self.transform(
+            "map",
+            Arc::new(MapBatches {
+                output: None,
+                f: Arc::new(f),
+            }),
+        )
+    }
+
+    /// A vectorized map over whole batches into `output`.
+    pub fn map_batches_to(
+        &self,
+        output: SchemaRef,
+        f: impl Fn(&TaskContext, RecordBatch) -> UserResult<RecordBatch> + Send + Sync + 'static,
+    ) -> DataStream {
+        self.transform(
+            "map",
+            Arc::new(MapBatches {
+                output: Some(output),
+                f: Arc::new(f),
+            }),
+        )
+    }
+
+    /// Keeps the rows for which `f` is true.
+    pub fn filter(&self, f: impl Fn(RowRef<'_>) -> bool + Send + Sync + 'static) -> DataStream {
+        self.transform("filter", Arc::new(FilterRows { f: Arc::new(f) }))
+    }
+
+    /// Keeps the rows for which the SQL condition is true, e.g. `"price > 100"`.
+    pub fn filter_expr(&self, sql: &str) -> DataStream {
+        self.transform(
+            "filter",
+            Arc::new(FilterExpr {
+                sql: sql.to_string(),
+            }),
+        )
+    }
+
+    /// Any number of rows (of `output`) per input row.
+    pub fn flat_map(
+        &self,
+        output: SchemaRef,
+        f: impl Fn(RowRef<'_>, &mut Vec<Row>) -> UserResult<()> + Send + Sync + 'static,
+    ) -> DataStream {
+        self.transform(
+            "flat_map",
+            Arc::new(FlatMapRows {
+                output,
+                f: Arc::new(f),
+            }),
+        )
+    }
+
+    /// Splits a text field into one row per piece (whitespace when `separator` is `None`),
+    /// the piece in column `as_field`.
+    pub fn split(&self, field: &str, separator: Option<&str>, as_field: &str) -> DataStream {
+        self.transform(
+            "flat_map",
+            Arc::new(Split {
+                field: field.into(),
+                separator: separator.map(String::from),
+                output_field: as_field.into(),
+            }),
+        )
+    }
+
+    /// Projection with SQL expressions: `["auction", "price * 0.908 AS euros", "*"]`.
+    pub fn select(&self, items: &[&str]) -> DataStream {
+        match Select::new(items) {
+            Ok(s) => self.transform("select", Arc::new(s)),
+            Err(e) => {
+                self.env.record_error(e);
+                self.clone()
+            }
+        }
+    }
+
+    /// Partitions by the hash of these fields: every row of a key goes to the one subtask that
+    /// owns its key group.
+    pub fn key_by(&self, keys: impl IntoKeys) -> KeyedStream {
+        let keys = keys.into_keys();
+        KeyedStream {
+            stream: self.partitioned(Partitioning::Hash(keys.clone())),
+            keys,
+        }
+    }
+
+    /// Round-robin to the next operator's subtasks.
+    pub fn rebalance(&self) -> DataStream {
+        self.partitioned(Partitioning::Rebalance)
+    }
+
+    /// Random partitioning.
+    pub fn shuffle(&self) -> DataStream {
+        self.partitioned(Partitioning::Shuffle)
+    }
+
+    /// Every row to every subtask of the next operator.
+    pub fn broadcast(&self) -> DataStream {
+        self.partitioned(Partitioning::Broadcast)
+    }
+
+    /// Range partitioning on `field`: `boundaries` are sorted exclusive upper bounds; the next
+    /// operator runs with `boundaries.len() + 1` subtasks, subtask `i` getting range `i`.
+    pub fn partition_by_range(
+        &self,
+        field: &str,
+        boundaries: Vec<serde_json::Value>,
+    ) -> DataStream {
+        self.partitioned(Partitioning::Range {
+            field: field.into(),
+            boundaries,
+        })
+    }
+
+    /// The union of this stream and `others` (equal schemas).
+    pub fn union(&self, others: &[&DataStream]) -> DataStream {
+        let mut inputs = self.inputs.clone();
+        for o in others {
+            inputs.extend(o.inputs.iter().cloned());
+        }
+        DataStream {
+            env: self.env.clone(),
+            inputs,
+        }
+    }
+
+    /// Writes the stream to a sink.
+    pub fn add_sink(&self, sink: impl SinkFactory + 'static) -> DataStream {
+        let name = format!("sink-{}", sink.connector());
+        self.add_sink_named(&name, Arc::new(sink))
+    }
+
+    /// Writes the stream to a sink named `name`.
+    pub fn add_sink_named(&self, name: &str, sink: Arc<dyn SinkFactory>) -> DataStream {
+        let id = self
+            .env
+            .add_node(name, NodeKind::Sink(sink), self.inputs.clone());
+        DataStream::of_node(self.env.clone(), id)
+    }
+
+    /// Prints the stream to stdout as JSON lines (Flink's `print()`).
+    pub fn print(&self) -> DataStream {
+        self.add_sink(Stdout::default())
+    }
+}
+
+/// A stream partitioned by key (`key_by`). Stateful operators on keys arrive with keyed
+/// state; every `DataStream` method is available through deref.
+#[derive(Clone)]
+pub struct KeyedStream {
+    stream: DataStream,
+    keys: Vec<String>,
+}
+
+impl KeyedStream {
+    /// The key fields.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+}
+
+impl std::ops::Deref for KeyedStream {
+    type Target = DataStream;
+    fn deref(&self) -> &DataStream {
+        &self.stream
+    }
+}
+
+/// Key fields for `key_by`: a name, a list of names.
+pub trait IntoKeys {
+    /// The field names.
+    fn into_keys(self) -> Vec<String>;
+}
+
+impl IntoKeys for &str {
+    fn into_keys(self) -> Vec<String> {
+        vec![self.to_string()]
+    }
+}
+impl IntoKeys for &[&str] {
+    fn into_keys(self) -> Vec<String> {
+        self.iter().map(|s| s.to_string()).collect()
+    }
+}
+impl<const N: usize> IntoKeys for [&str; N] {
+    fn into_keys(self) -> Vec<String> {
+        self.iter().map(|s| s.to_string()).collect()
+    }
+}
+impl IntoKeys for Vec<String> {
+    fn into_keys(self) -> Vec<String> {
+        self
+    }
+}

@@ -1,0 +1,269 @@
+//! `weir`: run a job in this process, benchmark the engine.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use weir::bench;
+use weir::pipeline;
+use weir::runtime::metrics::{JobMetrics, NodeRole};
+
+/// Weir: a stream processor in the tradition of Apache Flink.
+#[derive(Parser)]
+#[command(name = "weir", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline file in this process (the embedded default) until its input ends, or
+    /// until Ctrl-C (sources stop, data in flight reaches the sinks, then it exits).
+    Run {
+        /// The pipeline YAML file.
+        file: PathBuf,
+        /// Override the job's default parallelism.
+        #[arg(short, long)]
+        parallelism: Option<usize>,
+        /// Print the plan (tasks, chains, edges) and exit without running.
+        #[arg(long)]
+        explain: bool,
+        /// Progress line on stderr every second: auto (when stderr is a terminal), always, never.
+        #[arg(long, default_value = "auto")]
+        progress: Progress,
+    },
+    /// Check a pipeline file and print its plan (same as `run --explain`).
+    Explain {
+        /// The pipeline YAML file.
+        file: PathBuf,
+    },
+    /// Benchmark shapes (Nexmark q0, q1, q2 and the datagen passthrough / filter_project):
+    /// events/s, events per CPU-second, peak RSS.
+    Bench {
+        /// Shapes, comma-separated, or `all`.
+        #[arg(short, long, default_value = "all")]
+        query: String,
+        /// Events per run.
+        #[arg(short = 'n', long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Parallelism.
+        #[arg(short, long, default_value_t = 1)]
+        parallelism: usize,
+        /// Measured runs per shape (after one warm-up run of a quarter of the events).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Also print one JSON object per run.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum, PartialEq)]
+enum Progress {
+    Auto,
+    Always,
+    Never,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run {
+            file,
+            parallelism,
+            explain,
+            progress,
+        } => run(file, parallelism, explain, progress).await,
+        Command::Explain { file } => run(file, None, true, Progress::Never).await,
+        Command::Bench {
+            query,
+            events,
+            parallelism,
+            reps,
+            json,
+        } => bench_cmd(&query, events, parallelism, reps, json).await,
+    }
+}
+
+async fn run(
+    file: PathBuf,
+    parallelism: Option<usize>,
+    explain: bool,
+    progress: Progress,
+) -> anyhow::Result<ExitCode> {
+    let job = pipeline::load(&file)?;
+    if let Some(p) = parallelism {
+        job.env.set_parallelism(p);
+    }
+    if explain {
+        print!("{}", job.env.explain().await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let metrics = job.env.metrics();
+    let cancel = CancellationToken::new();
+    let show = match progress {
+        Progress::Always => true,
+        Progress::Never => false,
+        Progress::Auto => std::io::stderr().is_terminal(),
+    };
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\nstopping: sources stop, data in flight is written (Ctrl-C again to abort)"
+            );
+            stop.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let reporter = show.then(|| {
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut last = (0u64, Instant::now());
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let (read, written, dead) = totals(&m);
+                let rate = (read - last.0) as f64 / last.1.elapsed().as_secs_f64();
+                last = (read, Instant::now());
+                eprint!(
+                    "\r[{:>5.0}s] read {read} rows ({}/s), written {written}, dead letters {dead}   ",
+                    start.elapsed().as_secs_f64(),
+                    human(rate)
+                );
+            }
+        })
+    });
+    let result = job.env.execute_with(&job.name, &metrics, cancel).await;
+    if let Some(r) = reporter {
+        r.abort();
+        eprintln!();
+    }
+    let result =
+        result.with_context(|| format!("job '{}' ({}) failed", job.name, file.display()))?;
+    let (read, written, dead) = totals(&metrics);
+    let secs = result.duration.as_secs_f64();
+    eprintln!(
+        "job '{}' {} in {secs:.2}s: read {read} rows ({}/s), wrote {written} rows, {dead} dead letters",
+        result.name,
+        if result.cancelled {
+            "stopped"
+        } else {
+            "finished"
+        },
+        human(read as f64 / secs.max(1e-9)),
+    );
+    if dead > 0 {
+        let dir = job
+            .spec
+            .dead_letter
+            .clone()
+            .unwrap_or_else(|| format!(".weir/{}/dead-letter", job.name));
+        eprintln!("malformed records are in {dir}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn totals(m: &JobMetrics) -> (u64, u64, u64) {
+    let s = m.snapshot();
+    let read = s
+        .iter()
+        .filter(|n| n.role == NodeRole::Source)
+        .map(|n| n.records_out)
+        .sum();
+    let written = s
+        .iter()
+        .filter(|n| n.role == NodeRole::Sink)
+        .map(|n| n.records_in)
+        .sum();
+    let dead = s.iter().map(|n| n.dead_letters).sum();
+    (read, written, dead)
+}
+
+fn human(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+async fn bench_cmd(
+    query: &str,
+    events: u64,
+    parallelism: usize,
+    reps: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let shapes: Vec<&str> = if query == "all" {
+        bench::SHAPES.to_vec()
+    } else {
+        query.split(',').map(str::trim).collect()
+    };
+    println!(
+        "| shape | p | events | rows out | seconds | events/s | CPU s | events per CPU-s | peak RSS MiB |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for shape in shapes {
+        bench::run(shape, (events / 4).max(1), parallelism)
+            .await
+            .with_context(|| format!("warm-up of {shape}"))?;
+        for _ in 0..reps.max(1) {
+            let r = bench::run(shape, events, parallelism).await?;
+            println!(
+                "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} |",
+                r.shape,
+                r.parallelism,
+                r.events,
+                r.rows_out,
+                r.seconds,
+                r.events_per_s,
+                r.cpu_seconds,
+                r.events_per_cpu_s,
+                r.peak_rss_mib
+            );
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,195 @@
+//! Reads files line by line; subtask `i` of `p` reads the files whose index mod `p` is `i`.
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+use super::config::FileSourceConfig;
+use crate::connectors::format::{Format, RecordDecoder, infer_schema};
+use crate::connectors::{Source, SourceFactory};
+use crate::error::{Result, WeirError};
+use crate::operators::TaskContext;
+use crate::runtime::source_context::SourceContext;
+use crate::storage::{self, Location};
+
+/// A file source.
+pub struct FileSource {
+    node: String,
+    config: FileSourceConfig,
+}
+
+impl FileSource {
+    /// A source named `node` with `config`.
+    pub fn new(node: &str, config: FileSourceConfig) -> Self {
+        FileSource {
+            node: node.to_string(),
+            config,
+        }
+    }
+
+    async fn files(&self) -> Result<(Location, Vec<Path>)> {
+        let loc = storage::resolve(&self.config.path)?;
+        let io = |e: object_store::Error| {
+            WeirError::io(&self.node, format!("{}: {e}", self.config.path))
+        };
+        // A single object?
+        match loc.store.head(&loc.path).await {
+            Ok(meta) => return Ok((loc, vec![meta.location])),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) if std::path::Path::new(&self.config.path).is_dir() => {
+                let _ = e;
+            }
+            Err(e) => return Err(io(e)),
+        }
+        let mut files: Vec<Path> = loc
+            .store
+            .list(Some(&loc.path))
+            .map(|r| r.map(|m| m.location))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(io)?;
+        files.retain(|p| {
+            p.filename()
+                .is_some_and(|f| !f.starts_with('.') && !f.starts_with('_'))
+        });
+        files.sort();
+        if files.is_empty() {
+            return Err(WeirError::io(
+                &self.node,
+                format!(
+                    "{}: no such file or no files in this directory",
+                    self.config.path
+                ),
+            ));
+        }
+        Ok((loc, files))
+    }
+}
+
+#[async_trait]
+impl SourceFactory for FileSource {
+    fn connector(&self) -> &'static str {
+        "file"
+    }
+
+    async fn schema(&self) -> Result<SchemaRef> {
+        if let Some(s) = &self.config.schema {
+            return s
+                .to_schema()
+                .map_err(|e| WeirError::config("file", &self.node, e.to_string()));
+        }
+        let (loc, files) = self.files().await?;
+        let bytes = loc
+            .store
+            .get(&files[0])
+            .await
+            .map_err(|e| WeirError::io(&self.node, e))?
+            .bytes()
+            .await
+            .map_err(|e| WeirError::io(&self.node, e))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let header = if self.config.format == Format::Csv && self.config.header {
+            lines.next()
+        } else {
+            None
+        };
+        let samples: Vec<&str> = lines.take(self.config.infer_records).collect();
+        infer_schema(self.config.format, &samples, header).map_err(|e| {
+            WeirError::config("file", &self.node, format!("{}: {e}", self.config.path))
+        })
+    }
+
+    fn create(&self, schema: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Source>> {
+        Ok(Box::new(FileReader {
+            factory: FileSource::new(&self.node, self.config.clone()),
+            decoder: RecordDecoder::new(self.config.format, schema.clone()),
+            subtask: ctx.subtask,
+            parallelism: ctx.parallelism,
+        }))
+    }
+}
+
+struct FileReader {
+    factory: FileSource,
+    decoder: RecordDecoder,
+    subtask: usize,
+    parallelism: usize,
+}
+
+impl FileReader {
+    async fn flush(&self, lines: &mut Vec<String>, ctx: &mut SourceContext) -> Result<()> {
+        let decoded = self.decoder.decode(lines)?;
+        lines.clear();
+        for (raw, reason) in decoded.bad {
+            ctx.dead_letter(&raw, &reason).await?;
+        }
+        if let Some(b) = decoded.batch {
+            ctx.collect(b).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Source for FileReader {
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+        let (loc, files) = self.factory.files().await?;
+        let node = self.factory.node.clone();
+        let skip_header = self.factory.config.format == Format::Csv && self.factory.config.header;
+        let batch_size = ctx.batch_size();
+        for (i, file) in files.iter().enumerate() {
+            if i % self.parallelism != self.subtask {
+                continue;
+            }
+            let mut stream = loc
+                .store
+                .get(file)
+                .await
+                .map_err(|e| WeirError::io(&node, format!("{file}: {e}")))?
+                .into_stream();
+            let mut pending: Vec<u8> = Vec::new();
+            let mut lines: Vec<String> = Vec::with_capacity(batch_size);
+            let mut first = true;
+            loop {
+                let chunk = stream.next().await;
+                let done = chunk.is_none();
+                match chunk {
+                    Some(c) => pending.extend_from_slice(
+                        &c.map_err(|e| WeirError::io(&node, format!("{file}: {e}")))?,
+                    ),
+                    None if pending.is_empty() => {}
+                    None => pending.push(b'\n'),
+                }
+                let mut start = 0;
+                while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
+                    let raw = &pending[start..start + pos];
+                    start += pos + 1;
+                    let line = String::from_utf8_lossy(raw)
+                        .trim_end_matches('\r')
+                        .to_string();
+                    if std::mem::take(&mut first) && skip_header {
+                        continue;
+                    }
+                    lines.push(line);
+                    if lines.len() >= batch_size {
+                        self.flush(&mut lines, ctx).await?;
+                        if ctx.is_cancelled() {
+                            return Ok(());
+                        }
+                    }
+                }
+                pending.drain(..start);
+                if done {
+                    break;
+                }
+            }
+            self.flush(&mut lines, ctx).await?;
+        }
+        Ok(())
+    }
+}

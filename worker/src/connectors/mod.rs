@@ -1,0 +1,66 @@
+//! Connectors: one folder each (config, source and/or sink, tests).
+//!
+//! A source is a [`SourceFactory`] in the graph and one [`Source`] per subtask; a sink is a
+//! [`SinkFactory`] and one [`Sink`] per subtask. Options from the pipeline form are parsed by
+//! each connector's `config.rs` with unknown fields refused.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::operators::TaskContext;
+use crate::runtime::source_context::SourceContext;
+
+pub mod blackhole;
+pub mod datagen;
+pub mod file;
+pub mod format;
+pub mod http;
+pub mod nexmark;
+pub mod registry;
+pub mod socket;
+pub mod stdout;
+
+/// One running instance of a source.
+#[async_trait]
+pub trait Source: Send {
+    /// Produces batches into `ctx` until the input ends or `ctx` is cancelled.
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()>;
+}
+
+/// Describes a source in the logical graph.
+#[async_trait]
+pub trait SourceFactory: Send + Sync {
+    /// Connector name.
+    fn connector(&self) -> &'static str;
+    /// The schema of what it produces (may read the input to infer it).
+    async fn schema(&self) -> Result<SchemaRef>;
+    /// The most subtasks this source can run as (a socket: 1).
+    fn max_parallelism(&self) -> Option<usize> {
+        None
+    }
+    /// A new instance for one subtask.
+    fn create(&self, schema: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Source>>;
+}
+
+/// One running instance of a sink.
+#[async_trait]
+pub trait Sink: Send {
+    /// Writes one batch.
+    async fn write_batch(&mut self, batch: RecordBatch) -> Result<()>;
+    /// The input ended: flush and close.
+    async fn finish(&mut self) -> Result<()>;
+}
+
+/// Describes a sink in the logical graph.
+pub trait SinkFactory: Send + Sync {
+    /// Connector name.
+    fn connector(&self) -> &'static str;
+    /// Checks that the sink can write this schema.
+    fn check_schema(&self, _input: &SchemaRef) -> Result<()> {
+        Ok(())
+    }
+    /// A new instance for one subtask.
+    fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Sink>>;
+}

@@ -1,0 +1,113 @@
+//! The logical graph: what the user wrote, as nodes (sources, operators, sinks) and edges
+//! that say how a stream is partitioned between them.
+
+use std::sync::Arc;
+
+use crate::connectors::{SinkFactory, SourceFactory};
+use crate::operators::OperatorFactory;
+use crate::partition::Partitioning;
+
+/// Index of a node in [`LogicalGraph::nodes`].
+pub type NodeId = usize;
+
+/// What a node does.
+#[derive(Clone)]
+pub enum NodeKind {
+    /// Produces a stream.
+    Source(Arc<dyn SourceFactory>),
+    /// Transforms streams.
+    Operator(Arc<dyn OperatorFactory>),
+    /// Consumes a stream.
+    Sink(Arc<dyn SinkFactory>),
+}
+
+impl NodeKind {
+    /// Short description for plans.
+    pub fn describe(&self) -> String {
+        match self {
+            NodeKind::Source(s) => format!("source:{}", s.connector()),
+            NodeKind::Operator(o) => o.kind().to_string(),
+            NodeKind::Sink(s) => format!("sink:{}", s.connector()),
+        }
+    }
+}
+
+/// An input of a node: the upstream node and how its stream is partitioned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Edge {
+    /// Upstream node.
+    pub from: NodeId,
+    /// Partitioning.
+    pub partitioning: Partitioning,
+}
+
+/// One node.
+#[derive(Clone)]
+pub struct Node {
+    /// Unique name (the node id of the pipeline form).
+    pub name: String,
+    /// What it does.
+    pub kind: NodeKind,
+    /// Explicit parallelism, if set.
+    pub parallelism: Option<usize>,
+    /// Inputs (several = union).
+    pub inputs: Vec<Edge>,
+}
+
+/// Settings of a job that are not nodes.
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    /// Job name.
+    pub name: String,
+    /// Default parallelism.
+    pub parallelism: usize,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+    /// Dead-letter directory (path or URL); `None` = `.weir/<name>/dead-letter`.
+    pub dead_letter: Option<String>,
+    /// Rows per batch for generating sources.
+    pub batch_size: usize,
+    /// Batches per channel.
+    pub channel_capacity: usize,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            name: "weir-job".into(),
+            parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            max_parallelism: crate::keys::DEFAULT_MAX_PARALLELISM,
+            dead_letter: None,
+            batch_size: 4096,
+            channel_capacity: 8,
+        }
+    }
+}
+
+/// Nodes in creation order: every node's inputs come before it.
+#[derive(Clone, Default)]
+pub struct LogicalGraph {
+    /// The nodes.
+    pub nodes: Vec<Node>,
+}
+
+impl LogicalGraph {
+    /// Adds a node; returns its id.
+    pub fn add(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// A name not used yet, from `base`.
+    pub fn unique_name(&self, base: &str) -> String {
+        if !self.nodes.iter().any(|n| n.name == base) {
+            return base.to_string();
+        }
+        (2..)
+            .map(|i| format!("{base}-{i}"))
+            .find(|c| !self.nodes.iter().any(|n| &n.name == c))
+            .expect("unbounded")
+    }
+}

@@ -1,0 +1,40 @@
+//! Weir: a stream processor in the tradition of Apache Flink, on Arrow batches.
+//!
+//! Build a job with the DataStream API ([`api`]) or load a YAML pipeline ([`pipeline`]); both
+//! make one [`graph::LogicalGraph`], which [`runtime`] plans into chains of operators and runs
+//! as parallel subtasks connected by bounded channels.
+
+pub mod api;
+pub mod bench;
+pub mod connectors;
+pub mod dead_letter;
+pub mod error;
+pub mod graph;
+pub mod keys;
+pub mod message;
+pub mod operators;
+pub mod partition;
+pub mod pipeline;
+pub mod row;
+pub mod runtime;
+pub mod splitmix;
+pub mod storage;
+pub mod throttle;
+
+/// What most jobs need.
+pub mod prelude {
+    pub use crate::api::{DataStream, KeyedStream, StreamExecutionEnvironment};
+    pub use crate::connectors::blackhole::Blackhole;
+    pub use crate::connectors::datagen::{Datagen, DatagenConfig, DatagenField, FieldKind};
+    pub use crate::connectors::file::{FileSink, FileSinkConfig, FileSource, FileSourceConfig};
+    pub use crate::connectors::format::{Format, SchemaSpec};
+    pub use crate::connectors::http::{Http, HttpConfig};
+    pub use crate::connectors::nexmark::config::NexmarkStream;
+    pub use crate::connectors::nexmark::{Nexmark, NexmarkConfig};
+    pub use crate::connectors::socket::{Socket, SocketConfig};
+    pub use crate::connectors::stdout::{Stdout, StdoutConfig};
+    pub use crate::error::{Result, WeirError};
+    pub use crate::operators::{TaskContext, UserResult};
+    pub use crate::row::{Row, RowRef, Value};
+    pub use crate::runtime::executor::JobResult;
+}

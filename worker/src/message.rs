@@ -1,0 +1,25 @@
+//! What flows on a channel between subtasks, in order.
+
+use arrow::record_batch::RecordBatch;
+
+/// A checkpoint barrier. Carried through the graph; snapshots arrive with checkpoints (#4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Barrier {
+    /// Checkpoint id.
+    pub checkpoint_id: u64,
+    /// Trigger time, milliseconds since the epoch.
+    pub timestamp_ms: i64,
+}
+
+/// One element of a stream between two subtasks.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// Rows.
+    Data(RecordBatch),
+    /// Event time has reached this point (milliseconds since the epoch).
+    Watermark(i64),
+    /// A checkpoint barrier.
+    Barrier(Barrier),
+    /// The sender will send nothing more.
+    EndOfStream,
+}

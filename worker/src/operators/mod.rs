@@ -1,0 +1,58 @@
+//! Operators: one file each. Every operator implements [`Operator`]; a per-node
+//! [`OperatorFactory`] checks the input schema at plan time and creates one instance per subtask.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use crate::error::Result;
+
+pub mod expr;
+pub mod filter;
+pub mod flat_map;
+pub mod map;
+pub mod select;
+pub mod split;
+
+/// Error type of user functions and operators; the engine adds the node and subtask.
+pub type UserError = Box<dyn std::error::Error + Send + Sync>;
+/// Result of user functions and operators.
+pub type UserResult<T> = std::result::Result<T, UserError>;
+
+/// Where an operator instance runs.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    /// Node id (operator name).
+    pub node: String,
+    /// Index of this subtask, `0..parallelism`.
+    pub subtask: usize,
+    /// Parallelism of the node.
+    pub parallelism: usize,
+    /// Number of key groups of the job.
+    pub max_parallelism: u32,
+}
+
+/// One running instance of an operator: batches in, batches out.
+pub trait Operator: Send {
+    /// Processes one batch, appending output batches to `out`.
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()>;
+
+    /// Event time advanced to `watermark`; may emit.
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        Ok(())
+    }
+
+    /// All inputs ended; emit what is left.
+    fn on_end(&mut self, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        Ok(())
+    }
+}
+
+/// Describes an operator in the logical graph; makes instances for subtasks.
+pub trait OperatorFactory: Send + Sync {
+    /// Kind of operator, for plans ("filter", "select", …).
+    fn kind(&self) -> &'static str;
+    /// The output schema for this input schema, or a planning error naming what is wrong.
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef>;
+    /// A new instance for one subtask.
+    fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>>;
+}

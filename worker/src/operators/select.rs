@@ -1,0 +1,98 @@
+//! `select`: a projection of SQL expressions, each optionally `AS name`.
+
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
+
+use super::expr::{SelectItemSpec, parse_select_item, plan_expr};
+use super::{Operator, OperatorFactory, TaskContext, UserResult};
+use crate::error::{Result, WeirError};
+
+/// A projection such as `["auction", "price * 0.908 AS euros"]`.
+pub struct Select {
+    items: Vec<SelectItemSpec>,
+}
+
+impl Select {
+    /// Parses the select list (syntax errors are reported here, types at plan time).
+    pub fn new(items: &[impl AsRef<str>]) -> Result<Self> {
+        if items.is_empty() {
+            return Err(WeirError::plan("select: the list of expressions is empty"));
+        }
+        Ok(Select {
+            items: items
+                .iter()
+                .map(|s| parse_select_item(s.as_ref()))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    fn plan(&self, input: &SchemaRef) -> Result<(Vec<Arc<dyn PhysicalExpr>>, SchemaRef)> {
+        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
+        let mut fields: Vec<Field> = Vec::new();
+        for item in &self.items {
+            match item {
+                SelectItemSpec::Wildcard => {
+                    for (i, f) in input.fields().iter().enumerate() {
+                        exprs.push(Arc::new(Column::new(f.name(), i)));
+                        fields.push(f.as_ref().clone());
+                    }
+                }
+                SelectItemSpec::Expr { sql, name } => {
+                    let (e, f) = plan_expr(sql, input)?;
+                    exprs.push(e);
+                    fields.push(f.as_ref().clone().with_name(name.clone()));
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for f in &fields {
+            if !seen.insert(f.name().clone()) {
+                return Err(WeirError::plan(format!(
+                    "select: two output columns are named '{}'; rename one with AS",
+                    f.name()
+                )));
+            }
+        }
+        Ok((exprs, Arc::new(Schema::new(fields))))
+    }
+}
+
+impl OperatorFactory for Select {
+    fn kind(&self) -> &'static str {
+        "select"
+    }
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self.plan(input)?.1)
+    }
+    fn create(&self, input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        let (exprs, output) = self.plan(input)?;
+        Ok(Box::new(SelectOp { exprs, output }))
+    }
+}
+
+struct SelectOp {
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    output: SchemaRef,
+}
+
+impl Operator for SelectOp {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let n = batch.num_rows();
+        let columns = self
+            .exprs
+            .iter()
+            .map(|e| Ok(e.evaluate(&batch)?.into_array(n)?))
+            .collect::<UserResult<Vec<ArrayRef>>>()?;
+        out.push(RecordBatch::try_new_with_options(
+            self.output.clone(),
+            columns,
+            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?);
+        Ok(())
+    }
+}

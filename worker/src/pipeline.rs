@@ -1,0 +1,336 @@
+//! The YAML pipeline form ([`weir_proto::PipelineSpec`]) lowered onto the DataStream API, so
+//! both forms make the same graph. Errors name the file, the line and the field.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use weir_proto::{OperatorSpec, PipelineSpec};
+
+use crate::api::{DataStream, StreamExecutionEnvironment};
+use crate::connectors::registry;
+use crate::error::{Result, WeirError};
+
+/// A job read from a pipeline file: the environment to execute and the job's name.
+pub struct PipelineJob {
+    /// The built job.
+    pub env: StreamExecutionEnvironment,
+    /// Job name from the file.
+    pub name: String,
+    /// The parsed spec.
+    pub spec: PipelineSpec,
+}
+
+/// Reads and builds a pipeline file.
+pub fn load(path: &Path) -> Result<PipelineJob> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| WeirError::plan(format!("{}: {e}", path.display())))?;
+    build(&text, &path.display().to_string())
+}
+
+/// Parses pipeline YAML (`origin` names it in errors).
+pub fn parse(text: &str, origin: &str) -> Result<PipelineSpec> {
+    serde_yaml::from_str(text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(":{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        WeirError::plan(format!("{origin}{at}: {e}"))
+    })
+}
+
+/// Builds the job described by pipeline YAML.
+pub fn build(text: &str, origin: &str) -> Result<PipelineJob> {
+    let spec = parse(text, origin)?;
+    let env = lower(&spec).map_err(|(id, e)| {
+        let at = id
+            .and_then(|id| line_of(text, &id))
+            .map(|l| format!(":{l}"))
+            .unwrap_or_default();
+        WeirError::plan(format!("{origin}{at}: {}", strip(e)))
+    })?;
+    Ok(PipelineJob {
+        env,
+        name: spec.name.clone(),
+        spec,
+    })
+}
+
+fn strip(e: WeirError) -> String {
+    match e {
+        WeirError::Plan(m) => m,
+        other => other.to_string(),
+    }
+}
+
+/// The line (1-based) where node `id` is declared.
+fn line_of(text: &str, id: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            t.strip_prefix("id:")
+                .is_some_and(|rest| rest.trim().trim_matches(['"', '\'']) == id)
+        })
+        .map(|i| i + 1)
+}
+
+type Lowered<T> = std::result::Result<T, (Option<String>, WeirError)>;
+
+fn at<T>(id: &str, r: Result<T>) -> Lowered<T> {
+    r.map_err(|e| (Some(id.to_string()), e))
+}
+
+fn err<T>(id: &str, msg: String) -> Lowered<T> {
+    Err((Some(id.to_string()), WeirError::plan(msg)))
+}
+
+fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
+    let env = StreamExecutionEnvironment::new();
+    if let Some(p) = spec.parallelism {
+        env.set_parallelism(p as usize);
+    }
+    if let Some(m) = spec.max_parallelism {
+        env.set_max_parallelism(m);
+    }
+    if let Some(b) = spec.batch_size {
+        env.set_batch_size(b);
+    }
+    if let Some(c) = spec.channel_capacity {
+        env.set_channel_capacity(c);
+    }
+    if let Some(d) = &spec.dead_letter {
+        env.set_dead_letter(d.clone());
+    }
+    if spec.sources.is_empty() {
+        return Err((
+            None,
+            WeirError::plan("sources: at least one source is needed"),
+        ));
+    }
+    if spec.sinks.is_empty() {
+        return Err((None, WeirError::plan("sinks: at least one sink is needed")));
+    }
+    let mut streams: HashMap<String, DataStream> = HashMap::new();
+    let check_new = |id: &str, streams: &HashMap<String, DataStream>| -> Lowered<()> {
+        if id.is_empty() {
+            return err(id, "a node has an empty id".into());
+        }
+        if streams.contains_key(id) {
+            return err(id, format!("id '{id}' is used by two nodes"));
+        }
+        Ok(())
+    };
+    for s in &spec.sources {
+        check_new(&s.id, &streams)?;
+        let factory = at(&s.id, registry::source(&s.connector, &s.id, &s.options))?;
+        let mut stream = env.add_source_named(&s.id, factory);
+        if let Some(p) = s.parallelism {
+            stream = stream.set_parallelism(p as usize);
+        }
+        streams.insert(s.id.clone(), stream);
+    }
+    // Operators may be listed in any order: build each once its inputs exist.
+    let mut pending: Vec<&OperatorSpec> = spec.operators.iter().collect();
+    for op in &pending {
+        check_new(&op.id, &streams)?;
+    }
+    if let Some(dup) = pending
+        .iter()
+        .enumerate()
+        .find(|(i, o)| pending[..*i].iter().any(|p| p.id == o.id))
+    {
+        return err(&dup.1.id, format!("id '{}' is used by two nodes", dup.1.id));
+    }
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut rest = Vec::new();
+        for op in pending {
+            let inputs = op_inputs(op)?;
+            let known = |i: &&str| streams.contains_key(*i);
+            if inputs.iter().all(known) {
+                let built = lower_operator(op, &inputs, &streams)?;
+                streams.insert(op.id.clone(), built);
+            } else {
+                rest.push(op);
+            }
+        }
+        if rest.len() == before {
+            let op = rest[0];
+            let missing: Vec<String> = op_inputs(op)?
+                .into_iter()
+                .filter(|i| !streams.contains_key(*i))
+                .map(String::from)
+                .collect();
+            let all_ids: Vec<&str> = rest.iter().map(|o| o.id.as_str()).collect();
+            let why = if missing.iter().all(|m| all_ids.contains(&m.as_str())) {
+                "the operators form a cycle".to_string()
+            } else {
+                format!(
+                    "no node has id {}",
+                    missing
+                        .iter()
+                        .map(|m| format!("'{m}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            return err(
+                &op.id,
+                format!("operator '{}': input {}: {why}", op.id, missing.join(", ")),
+            );
+        }
+        pending = rest;
+    }
+    for (i, s) in spec.sinks.iter().enumerate() {
+        let id = s.id.clone().unwrap_or_else(|| format!("sink-{}", i + 1));
+        let inputs = s.input.ids();
+        let stream = union_of(&id, &inputs, &streams)?;
+        let factory = at(&id, registry::sink(&s.connector, &id, &s.options))?;
+        let mut out = stream.add_sink_named(&id, factory);
+        if let Some(p) = s.parallelism {
+            out = out.set_parallelism(p as usize);
+        }
+        let _ = out;
+    }
+    Ok(env)
+}
+
+fn op_inputs(op: &OperatorSpec) -> Lowered<Vec<&str>> {
+    match (&op.union, &op.input) {
+        (Some(_), Some(_)) => err(
+            &op.id,
+            format!(
+                "operator '{}': union lists its inputs; remove 'input'",
+                op.id
+            ),
+        ),
+        (Some(u), None) if u.len() < 2 => err(
+            &op.id,
+            format!("operator '{}': union needs at least two inputs", op.id),
+        ),
+        (Some(u), None) => Ok(u.iter().map(String::as_str).collect()),
+        (None, Some(i)) => Ok(i.ids()),
+        (None, None) => err(
+            &op.id,
+            format!("operator '{}': missing field 'input'", op.id),
+        ),
+    }
+}
+
+fn union_of(
+    id: &str,
+    inputs: &[&str],
+    streams: &HashMap<String, DataStream>,
+) -> Lowered<DataStream> {
+    let get = |i: &str| -> Lowered<&DataStream> {
+        streams.get(i).ok_or_else(|| {
+            (
+                Some(id.to_string()),
+                WeirError::plan(format!("'{id}': input '{i}': no node has this id")),
+            )
+        })
+    };
+    let first = get(inputs.first().copied().unwrap_or_default())?;
+    let others = inputs[1..]
+        .iter()
+        .map(|i| get(i))
+        .collect::<Lowered<Vec<_>>>()?;
+    Ok(if others.is_empty() {
+        first.clone()
+    } else {
+        first.union(&others)
+    })
+}
+
+fn lower_operator(
+    op: &OperatorSpec,
+    inputs: &[&str],
+    streams: &HashMap<String, DataStream>,
+) -> Lowered<DataStream> {
+    let id = op.id.as_str();
+    let input = union_of(id, inputs, streams)?;
+    let mut set: Vec<&str> = Vec::new();
+    let kinds = [
+        ("filter", op.filter.is_some()),
+        ("select", op.select.is_some()),
+        ("flat_map", op.flat_map.is_some()),
+        ("key_by", op.key_by.is_some()),
+        ("rebalance", op.rebalance.unwrap_or(false)),
+        ("shuffle", op.shuffle.unwrap_or(false)),
+        ("broadcast", op.broadcast.unwrap_or(false)),
+        ("partition_by_range", op.partition_by_range.is_some()),
+        ("union", op.union.is_some()),
+    ];
+    for (k, on) in kinds {
+        if on {
+            set.push(k);
+        }
+    }
+    let kind = match set.as_slice() {
+        [one] => *one,
+        [] => {
+            return err(
+                id,
+                format!(
+                    "operator '{id}': say what it does with one of filter, select, flat_map, key_by, rebalance, shuffle, broadcast, partition_by_range, union"
+                ),
+            );
+        }
+        many => {
+            return err(
+                id,
+                format!(
+                    "operator '{id}': has {} — one operation per node",
+                    many.join(" and ")
+                ),
+            );
+        }
+    };
+    let is_node = matches!(kind, "filter" | "select" | "flat_map");
+    if op.parallelism.is_some() && !is_node {
+        return err(
+            id,
+            format!(
+                "operator '{id}': parallelism cannot be set on {kind}; it partitions the stream, set it on the node that reads it"
+            ),
+        );
+    }
+    let out = match kind {
+        "filter" => input.filter_expr(op.filter.as_deref().unwrap_or_default()),
+        "select" => {
+            let items: Vec<&str> = op.select.iter().flatten().map(String::as_str).collect();
+            input.select(&items)
+        }
+        "flat_map" => {
+            let s = op.flat_map.as_ref().expect("checked");
+            input.split(
+                &s.split,
+                s.separator.as_deref(),
+                s.as_field.as_deref().unwrap_or(&s.split),
+            )
+        }
+        "key_by" => {
+            let keys: Vec<String> = op
+                .key_by
+                .as_ref()
+                .expect("checked")
+                .ids()
+                .into_iter()
+                .map(String::from)
+                .collect();
+            return Ok((*input.key_by(keys)).clone());
+        }
+        "rebalance" => return Ok(input.rebalance()),
+        "shuffle" => return Ok(input.shuffle()),
+        "broadcast" => return Ok(input.broadcast()),
+        "partition_by_range" => {
+            let r = op.partition_by_range.as_ref().expect("checked");
+            return Ok(input.partition_by_range(&r.field, r.boundaries.clone()));
+        }
+        _ => return Ok(input),
+    };
+    let mut out = out.name(id);
+    if let Some(p) = op.parallelism {
+        out = out.set_parallelism(p as usize);
+    }
+    Ok(out)
+}

@@ -1,0 +1,159 @@
+//! A chain: forward-connected operators of equal parallelism fused into one task, ending in
+//! outgoing edges or a sink. Batches pass from operator to operator without a channel.
+
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::connectors::Sink;
+use crate::error::{Result, WeirError};
+use crate::message::{Barrier, Message};
+use crate::operators::{Operator, TaskContext, UserError};
+use crate::runtime::metrics::NodeMetrics;
+use crate::runtime::output::{Outputs, SendError};
+
+/// One operator of a chain with its context and counters.
+pub struct ChainedOperator {
+    /// Where it runs.
+    pub ctx: TaskContext,
+    /// The instance.
+    pub operator: Box<dyn Operator>,
+    /// Its counters.
+    pub metrics: Arc<NodeMetrics>,
+}
+
+/// Where a chain's output goes.
+pub enum Tail {
+    /// To other chains.
+    Outputs(Outputs),
+    /// Into a sink.
+    Sink {
+        /// Where it runs.
+        ctx: TaskContext,
+        /// The instance.
+        sink: Box<dyn Sink>,
+        /// Its counters.
+        metrics: Arc<NodeMetrics>,
+    },
+}
+
+/// The operators of one subtask of a chain, and its tail.
+pub struct Chain {
+    operators: Vec<ChainedOperator>,
+    tail: Tail,
+}
+
+fn op_error(ctx: &TaskContext, e: UserError) -> WeirError {
+    WeirError::Operator {
+        node: ctx.node.clone(),
+        subtask: ctx.subtask,
+        message: e.to_string(),
+    }
+}
+
+fn send_error(e: SendError) -> WeirError {
+    match e {
+        SendError::Partition(e) => e,
+        SendError::Gone(_) => WeirError::DownstreamGone,
+    }
+}
+
+impl Chain {
+    /// A chain of these operators into `tail`.
+    pub fn new(operators: Vec<ChainedOperator>, tail: Tail) -> Self {
+        Chain { operators, tail }
+    }
+
+    /// Runs `batches` through operators `start..` and into the tail.
+    async fn run_from(&mut self, start: usize, mut batches: Vec<RecordBatch>) -> Result<()> {
+        for op in &mut self.operators[start..] {
+            if batches.is_empty() {
+                return Ok(());
+            }
+            let mut next = Vec::new();
+            for b in batches {
+                op.metrics.add_in(b.num_rows());
+                op.operator
+                    .process_batch(b, &mut next)
+                    .map_err(|e| op_error(&op.ctx, e))?;
+            }
+            op.metrics
+                .add_out(next.iter().map(RecordBatch::num_rows).sum());
+            batches = next;
+        }
+        for b in batches {
+            if b.num_rows() == 0 {
+                continue;
+            }
+            match &mut self.tail {
+                Tail::Outputs(o) => o.send_data(b).await.map_err(send_error)?,
+                Tail::Sink { sink, metrics, .. } => {
+                    metrics.add_in(b.num_rows());
+                    sink.write_batch(b).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes one batch through the chain.
+    pub async fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        self.run_from(0, vec![batch]).await
+    }
+
+    /// Advances event time through every operator, then downstream.
+    pub async fn watermark(&mut self, watermark: i64) -> Result<()> {
+        for i in 0..self.operators.len() {
+            let mut out = Vec::new();
+            let op = &mut self.operators[i];
+            op.operator
+                .on_watermark(watermark, &mut out)
+                .map_err(|e| op_error(&op.ctx, e))?;
+            op.metrics
+                .add_out(out.iter().map(RecordBatch::num_rows).sum());
+            self.run_from(i + 1, out).await?;
+        }
+        if let Tail::Outputs(o) = &mut self.tail {
+            o.broadcast(Message::Watermark(watermark))
+                .await
+                .map_err(send_error)?;
+        }
+        Ok(())
+    }
+
+    /// Passes a barrier downstream (snapshots arrive with checkpoints).
+    pub async fn barrier(&mut self, barrier: Barrier) -> Result<()> {
+        if let Tail::Outputs(o) = &mut self.tail {
+            o.broadcast(Message::Barrier(barrier))
+                .await
+                .map_err(send_error)?;
+        }
+        Ok(())
+    }
+
+    /// The input ended: lets every operator emit what it holds, then ends the outputs or
+    /// closes the sink.
+    pub async fn finish(&mut self) -> Result<()> {
+        for i in 0..self.operators.len() {
+            let mut out = Vec::new();
+            let op = &mut self.operators[i];
+            op.operator
+                .on_end(&mut out)
+                .map_err(|e| op_error(&op.ctx, e))?;
+            op.metrics
+                .add_out(out.iter().map(RecordBatch::num_rows).sum());
+            self.run_from(i + 1, out).await?;
+        }
+        match &mut self.tail {
+            Tail::Outputs(o) => o
+                .broadcast(Message::EndOfStream)
+                .await
+                .map_err(send_error)?,
+            Tail::Sink { sink, ctx, .. } => sink.finish().await.map_err(|e| match e {
+                WeirError::Io { .. } | WeirError::Config { .. } => e,
+                other => WeirError::io(&ctx.node, other),
+            })?,
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! Runs a physical plan in this process: one tokio task per (chain, subtask), bounded
+//! channels between them, so a slow consumer back-pressures its producers.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::dead_letter::DeadLetterWriter;
+use crate::error::{Result, WeirError};
+use crate::graph::{JobConfig, LogicalGraph, NodeKind};
+use crate::message::Message;
+use crate::operators::TaskContext;
+use crate::runtime::chain::{Chain, ChainedOperator, Tail};
+use crate::runtime::gate::{GateEvent, InputGate};
+use crate::runtime::metrics::{JobMetrics, NodeRole, NodeStats};
+use crate::runtime::output::{OutputEdge, Outputs};
+use crate::runtime::physical::{self, PhysicalPlan, Route};
+use crate::runtime::source_context::SourceContext;
+use crate::storage;
+
+/// What a finished job reports.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// Job name.
+    pub name: String,
+    /// Wall time from start of execution to the end.
+    pub duration: Duration,
+    /// Final counters per node.
+    pub metrics: Vec<NodeStats>,
+    /// Whether the job was stopped by cancellation (Ctrl-C) rather than reaching its end.
+    pub cancelled: bool,
+}
+
+impl JobResult {
+    /// Counters of node `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeStats> {
+        self.metrics.iter().find(|n| n.name == name)
+    }
+
+    /// Total dead-letter records over all sources.
+    pub fn dead_letters(&self) -> u64 {
+        self.metrics.iter().map(|n| n.dead_letters).sum()
+    }
+}
+
+/// Counters for every node of `graph`, in node order (what [`execute`] expects).
+pub fn metrics_for(graph: &LogicalGraph) -> JobMetrics {
+    let mut m = JobMetrics::default();
+    for n in &graph.nodes {
+        let role = match n.kind {
+            NodeKind::Source(_) => NodeRole::Source,
+            NodeKind::Operator(_) => NodeRole::Operator,
+            NodeKind::Sink(_) => NodeRole::Sink,
+        };
+        m.register(&n.name, role);
+    }
+    m
+}
+
+/// Plans and runs `graph` until every sink has seen the end of its input, a task fails, or
+/// `cancel` fires (sources stop, everything in flight drains to the sinks).
+pub async fn execute(
+    graph: &LogicalGraph,
+    config: &JobConfig,
+    metrics: &JobMetrics,
+    cancel: CancellationToken,
+) -> Result<JobResult> {
+    let start = Instant::now();
+    let plan = physical::plan(graph, config).await?;
+    tracing::info!(job = %config.name, tasks = plan.chains.len(), "starting job\n{}", plan.explain(graph));
+    let dead_letter_dir = storage::resolve(
+        &config
+            .dead_letter
+            .clone()
+            .unwrap_or_else(|| format!(".weir/{}/dead-letter", config.name)),
+    )?;
+    let node_metrics = metrics.nodes_in_order();
+    let n = graph.nodes.len();
+    let max_p = config.max_parallelism;
+
+    // Channels: receivers per (head node, subtask); output edges per (tail node, subtask).
+    let mut receivers: Vec<Vec<Vec<mpsc::Receiver<Message>>>> = (0..n)
+        .map(|i| (0..plan.nodes[i].parallelism).map(|_| Vec::new()).collect())
+        .collect();
+    let mut outputs: Vec<Vec<Vec<OutputEdge>>> = (0..n)
+        .map(|i| (0..plan.nodes[i].parallelism).map(|_| Vec::new()).collect())
+        .collect();
+    for chain in &plan.chains {
+        let head = chain[0];
+        for (edge, route) in graph.nodes[head]
+            .inputs
+            .iter()
+            .zip(&plan.nodes[head].routes)
+        {
+            let (pu, pd) = (
+                plan.nodes[edge.from].parallelism,
+                plan.nodes[head].parallelism,
+            );
+            for i in 0..pu {
+                let targets: Vec<usize> = if matches!(route, Route::Forward) {
+                    vec![i]
+                } else {
+                    (0..pd).collect()
+                };
+                let mut senders = Vec::with_capacity(targets.len());
+                for j in targets {
+                    let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
+                    senders.push(tx);
+                    receivers[head][j].push(rx);
+                }
+                outputs[edge.from][i].push(OutputEdge::new(route.partitioner(i, max_p), senders));
+            }
+        }
+    }
+
+    let mut tasks = JoinSet::new();
+    for chain in &plan.chains {
+        let head = chain[0];
+        let p = plan.nodes[head].parallelism;
+        let label = chain
+            .iter()
+            .map(|id| graph.nodes[*id].name.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ");
+        for i in (0..p).rev() {
+            let ctx_of = |id: usize| TaskContext {
+                node: graph.nodes[id].name.clone(),
+                subtask: i,
+                parallelism: p,
+                max_parallelism: max_p,
+            };
+            let mut ops = Vec::new();
+            for &id in chain {
+                if let NodeKind::Operator(f) = &graph.nodes[id].kind {
+                    let ctx = ctx_of(id);
+                    let input = plan.nodes[id]
+                        .input_schema
+                        .clone()
+                        .expect("operators have inputs");
+                    ops.push(ChainedOperator {
+                        operator: f.create(&input, &ctx)?,
+                        ctx,
+                        metrics: node_metrics[id].clone(),
+                    });
+                }
+            }
+            let last = *chain.last().expect("chains are not empty");
+            let tail = match &graph.nodes[last].kind {
+                NodeKind::Sink(f) => {
+                    let ctx = ctx_of(last);
+                    let input = plan.nodes[last].output_schema.clone();
+                    Tail::Sink {
+                        sink: f.create(&input, &ctx)?,
+                        ctx,
+                        metrics: node_metrics[last].clone(),
+                    }
+                }
+                _ => Tail::Outputs(Outputs::new(std::mem::take(&mut outputs[last][i]))),
+            };
+            let mut chain_run = Chain::new(ops, tail);
+            match &graph.nodes[head].kind {
+                NodeKind::Source(f) => {
+                    let ctx = ctx_of(head);
+                    let mut source = f.create(&plan.nodes[head].output_schema, &ctx)?;
+                    let dl = DeadLetterWriter::new(Some(dead_letter_dir.clone()), &ctx.node, i);
+                    let mut sctx = SourceContext::new(
+                        ctx,
+                        chain_run,
+                        node_metrics[head].clone(),
+                        dl,
+                        cancel.clone(),
+                        config.batch_size,
+                    );
+                    tasks.spawn(guard(label.clone(), i, async move {
+                        source.run(&mut sctx).await?;
+                        sctx.finish().await
+                    }));
+                }
+                _ => {
+                    let mut gate = InputGate::new(std::mem::take(&mut receivers[head][i]));
+                    tasks.spawn(guard(label.clone(), i, async move {
+                        loop {
+                            match gate.next().await {
+                                GateEvent::Data(b) => chain_run.push(b).await?,
+                                GateEvent::Watermark(w) => chain_run.watermark(w).await?,
+                                GateEvent::Barrier(b) => chain_run.barrier(b).await?,
+                                GateEvent::End => return chain_run.finish().await,
+                                GateEvent::UpstreamFailed => return Err(WeirError::UpstreamGone),
+                            }
+                        }
+                    }));
+                }
+            }
+        }
+    }
+    drop(receivers);
+    drop(outputs);
+
+    let mut first: Option<WeirError> = None;
+    let mut secondary: Option<WeirError> = None;
+    while let Some(joined) = tasks.join_next().await {
+        let err = match joined {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(e) => WeirError::plan(format!("task ended abnormally: {e}")),
+        };
+        // Stop the sources; the failure unwinds the rest through closed channels.
+        cancel.cancel();
+        if err.is_secondary() {
+            secondary.get_or_insert(err);
+        } else if first.is_none() {
+            tracing::error!(error = %err, "task failed; stopping the job");
+            first = Some(err);
+        }
+    }
+    if let Some(e) = first.or(secondary) {
+        return Err(e);
+    }
+    Ok(JobResult {
+        name: config.name.clone(),
+        duration: start.elapsed(),
+        metrics: metrics.snapshot(),
+        cancelled: cancel.is_cancelled(),
+    })
+}
+
+/// Runs a task, turning a panic into an error that names the task.
+async fn guard(
+    label: String,
+    subtask: usize,
+    task: impl Future<Output = Result<()>>,
+) -> Result<()> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(task).catch_unwind().await {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(WeirError::Operator {
+                node: label,
+                subtask,
+                message: format!("panicked: {msg}"),
+            })
+        }
+    }
+}
+
+/// Plans `graph` without running it and renders the plan.
+pub async fn explain(graph: &LogicalGraph, config: &JobConfig) -> Result<String> {
+    let plan: PhysicalPlan = physical::plan(graph, config).await?;
+    Ok(plan.explain(graph))
+}

@@ -1,0 +1,118 @@
+//! The input side of a subtask: all channels from upstream subtasks, merged fairly.
+//!
+//! The gate turns per-channel control messages into per-subtask events: the watermark is the
+//! minimum over the channels still open, a barrier passes once every open channel delivered it,
+//! and the end comes when every channel ended.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::task::Poll;
+
+use arrow::record_batch::RecordBatch;
+use tokio::sync::mpsc::Receiver;
+
+use crate::message::{Barrier, Message};
+
+/// What the gate hands to the subtask.
+#[derive(Debug)]
+pub enum GateEvent {
+    /// Rows.
+    Data(RecordBatch),
+    /// The combined watermark advanced.
+    Watermark(i64),
+    /// Every open channel delivered this barrier.
+    Barrier(Barrier),
+    /// Every channel ended.
+    End,
+    /// An upstream subtask went away without ending its stream (it failed).
+    UpstreamFailed,
+}
+
+/// Merges the channels into one subtask.
+pub struct InputGate {
+    receivers: Vec<Receiver<Message>>,
+    watermarks: Vec<i64>,
+    ended: Vec<bool>,
+    open: usize,
+    next: usize,
+    current: i64,
+    barriers: HashMap<u64, usize>,
+}
+
+impl InputGate {
+    /// A gate over these channels.
+    pub fn new(receivers: Vec<Receiver<Message>>) -> Self {
+        let n = receivers.len();
+        InputGate {
+            receivers,
+            watermarks: vec![i64::MIN; n],
+            ended: vec![false; n],
+            open: n,
+            next: 0,
+            current: i64::MIN,
+            barriers: HashMap::new(),
+        }
+    }
+
+    /// The next event.
+    pub async fn next(&mut self) -> GateEvent {
+        loop {
+            if self.open == 0 {
+                return GateEvent::End;
+            }
+            let (index, msg) = poll_fn(|cx| {
+                let n = self.receivers.len();
+                for k in 0..n {
+                    let i = (self.next + k) % n;
+                    if self.ended[i] {
+                        continue;
+                    }
+                    if let Poll::Ready(m) = self.receivers[i].poll_recv(cx) {
+                        self.next = (i + 1) % n;
+                        return Poll::Ready((i, m));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            match msg {
+                Some(Message::Data(b)) => return GateEvent::Data(b),
+                Some(Message::Watermark(w)) => {
+                    self.watermarks[index] = self.watermarks[index].max(w);
+                    if let Some(w) = self.advance() {
+                        return GateEvent::Watermark(w);
+                    }
+                }
+                Some(Message::Barrier(b)) => {
+                    let seen = self.barriers.entry(b.checkpoint_id).or_insert(0);
+                    *seen += 1;
+                    if *seen >= self.open {
+                        self.barriers.remove(&b.checkpoint_id);
+                        return GateEvent::Barrier(b);
+                    }
+                }
+                Some(Message::EndOfStream) => {
+                    self.ended[index] = true;
+                    self.open -= 1;
+                    if let Some(w) = self.advance() {
+                        return GateEvent::Watermark(w);
+                    }
+                }
+                None => return GateEvent::UpstreamFailed,
+            }
+        }
+    }
+
+    fn advance(&mut self) -> Option<i64> {
+        let min = (0..self.watermarks.len())
+            .filter(|i| !self.ended[*i])
+            .map(|i| self.watermarks[i])
+            .min()?;
+        if min > self.current {
+            self.current = min;
+            Some(min)
+        } else {
+            None
+        }
+    }
+}

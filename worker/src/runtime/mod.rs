@@ -1,0 +1,9 @@
+//! Running a physical graph: channels, input gates, operator chains, sources, the executor.
+
+pub mod chain;
+pub mod executor;
+pub mod gate;
+pub mod metrics;
+pub mod output;
+pub mod physical;
+pub mod source_context;

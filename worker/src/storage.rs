@@ -1,0 +1,106 @@
+//! Where files live: a local path or an object_store URL (`file://`, `s3://`, `memory://`).
+//!
+//! `s3://bucket/prefix` reads the usual `AWS_*` environment (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL` for S3-compatible servers; plain
+//! `http://` endpoints are allowed). `memory://` is one in-process store shared by the whole
+//! process, for tests.
+
+use std::sync::{Arc, LazyLock};
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use url::Url;
+
+use crate::error::{Result, WeirError};
+
+static MEMORY: LazyLock<Arc<InMemory>> = LazyLock::new(|| Arc::new(InMemory::new()));
+
+/// The process-wide `memory://` store.
+pub fn memory_store() -> Arc<InMemory> {
+    MEMORY.clone()
+}
+
+/// A store and a path inside it.
+#[derive(Clone, Debug)]
+pub struct Location {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// The path inside it.
+    pub path: Path,
+    /// What the user wrote, for messages.
+    pub display: String,
+}
+
+impl Location {
+    /// `self` joined with a child name.
+    pub fn child(&self, name: &str) -> Location {
+        Location {
+            store: self.store.clone(),
+            path: self.path.clone().join(name),
+            display: format!("{}/{name}", self.display.trim_end_matches('/')),
+        }
+    }
+}
+
+/// Resolves a path or URL. Local directories are not created here.
+pub fn resolve(location: &str) -> Result<Location> {
+    let bad = |m: String| WeirError::plan(format!("location '{location}': {m}"));
+    if location.is_empty() {
+        return Err(bad("is empty".into()));
+    }
+    let is_url = location.contains("://");
+    if !is_url {
+        let p = std::path::absolute(location).map_err(|e| bad(e.to_string()))?;
+        return local(&p, location);
+    }
+    let url = Url::parse(location).map_err(|e| bad(e.to_string()))?;
+    match url.scheme() {
+        "file" => {
+            let p = url
+                .to_file_path()
+                .map_err(|_| bad("not a local file path".into()))?;
+            local(&p, location)
+        }
+        "memory" => {
+            let p = format!("{}{}", url.host_str().unwrap_or(""), url.path());
+            Ok(Location {
+                store: memory_store(),
+                path: Path::from(p.trim_matches('/')),
+                display: location.into(),
+            })
+        }
+        "s3" | "s3a" => {
+            let bucket = url.host_str().ok_or_else(|| bad("no bucket".into()))?;
+            let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Ok(endpoint) =
+                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"))
+            {
+                b = b
+                    .with_allow_http(endpoint.starts_with("http://"))
+                    .with_endpoint(endpoint);
+            }
+            let store = b.build().map_err(|e| bad(e.to_string()))?;
+            Ok(Location {
+                store: Arc::new(store),
+                path: Path::from(url.path().trim_matches('/')),
+                display: location.into(),
+            })
+        }
+        other => Err(bad(format!(
+            "unsupported scheme '{other}' (use a path, file://, s3:// or memory://)"
+        ))),
+    }
+}
+
+fn local(p: &std::path::Path, display: &str) -> Result<Location> {
+    let path = Path::from_absolute_path(p)
+        .map_err(|e| WeirError::plan(format!("location '{display}': {e}")))?;
+    Ok(Location {
+        store: Arc::new(LocalFileSystem::new()),
+        path,
+        display: display.into(),
+    })
+}
