@@ -170,12 +170,7 @@ impl StreamExecutionEnvironment {
 
     /// Runs the job, stoppable through `cancel` (sources stop, in-flight data drains), with
     /// counters readable while it runs through `metrics` (see [`Self::metrics`]).
-    pub async fn execute_with(
-        &self,
-        name: &str,
-        metrics: &JobMetrics,
-        cancel: CancellationToken,
-    ) -> Result<JobResult> {
+    pub async fn execute_with(&self, name: &str, metrics: &JobMetrics, cancel: CancellationToken) -> Result<JobResult> {
         let (graph, config) = self.prepare(name)?;
         executor::execute(&graph, &config, metrics, cancel).await
     }
@@ -259,9 +254,7 @@ impl DataStream {
 
     /// Adds an operator reading this stream.
     pub fn transform(&self, name: &str, op: Arc<dyn OperatorFactory>) -> DataStream {
-        let id = self
-            .env
-            .add_node(name, NodeKind::Operator(op), self.inputs.clone());
+        let id = self.env.add_node(name, NodeKind::Operator(op), self.inputs.clone());
         DataStream::of_node(self.env.clone(), id)
     }
 
@@ -286,13 +279,7 @@ impl DataStream {
         output: SchemaRef,
         f: impl Fn(RowRef<'_>) -> UserResult<Row> + Send + Sync + 'static,
     ) -> DataStream {
-        self.transform(
-            "map",
-            Arc::new(MapRows {
-                output,
-                f: Arc::new(f),
-            }),
-        )
+        self.transform("map", Arc::new(MapRows { output, f: Arc::new(f) }))
     }
 
     /// A vectorized map over whole batches, keeping the schema.
@@ -331,12 +318,7 @@ impl DataStream {
 
     /// Keeps the rows for which the SQL condition is true, e.g. `"price > 100"`.
     pub fn filter_expr(&self, sql: &str) -> DataStream {
-        self.transform(
-            "filter",
-            Arc::new(FilterExpr {
-                sql: sql.to_string(),
-            }),
-        )
+        self.transform("filter", Arc::new(FilterExpr { sql: sql.to_string() }))
     }
 
     /// Any number of rows (of `output`) per input row.
@@ -345,13 +327,7 @@ impl DataStream {
         output: SchemaRef,
         f: impl Fn(RowRef<'_>, &mut Vec<Row>) -> UserResult<()> + Send + Sync + 'static,
     ) -> DataStream {
-        self.transform(
-            "flat_map",
-            Arc::new(FlatMapRows {
-                output,
-                f: Arc::new(f),
-            }),
-        )
+        self.transform("flat_map", Arc::new(FlatMapRows { output, f: Arc::new(f) }))
     }
 
     /// Splits a text field into one row per piece (whitespace when `separator` is `None`),
@@ -405,11 +381,7 @@ impl DataStream {
 
     /// Range partitioning on `field`: `boundaries` are sorted exclusive upper bounds; the next
     /// operator runs with `boundaries.len() + 1` subtasks, subtask `i` getting range `i`.
-    pub fn partition_by_range(
-        &self,
-        field: &str,
-        boundaries: Vec<serde_json::Value>,
-    ) -> DataStream {
+    pub fn partition_by_range(&self, field: &str, boundaries: Vec<serde_json::Value>) -> DataStream {
         self.partitioned(Partitioning::Range {
             field: field.into(),
             boundaries,
@@ -436,9 +408,7 @@ impl DataStream {
 
     /// Writes the stream to a sink named `name`.
     pub fn add_sink_named(&self, name: &str, sink: Arc<dyn SinkFactory>) -> DataStream {
-        let id = self
-            .env
-            .add_node(name, NodeKind::Sink(sink), self.inputs.clone());
+        let id = self.env.add_node(name, NodeKind::Sink(sink), self.inputs.clone());
         DataStream::of_node(self.env.clone(), id)
     }
 

@@ -58,24 +58,14 @@ fn bid_field(f: &str) -> String {
 }
 
 /// Builds the job of `shape` over `events` events.
-pub fn build(
-    shape: &str,
-    events: u64,
-    parallelism: usize,
-) -> Result<(StreamExecutionEnvironment, Blackhole)> {
+pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExecutionEnvironment, Blackhole)> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
     let sink = Blackhole::new();
     let f = bid_field;
     let out = match shape {
         "q0" => {
-            let cols = [
-                f("auction"),
-                f("bidder"),
-                f("price"),
-                f("dateTime"),
-                f("extra"),
-            ];
+            let cols = [f("auction"), f("bidder"), f("price"), f("dateTime"), f("extra")];
             bids_of(&env, events)?.select(&cols.iter().map(String::as_str).collect::<Vec<_>>())
         }
         "q1" => {
@@ -96,18 +86,12 @@ pub fn build(
                 rows: Some(events),
                 ..Default::default()
             };
-            let src = env
-                .add_source(Datagen::new("datagen", cfg)?)
-                .name("datagen");
+            let src = env.add_source(Datagen::new("datagen", cfg)?).name("datagen");
             if shape == "passthrough" {
                 src.select(&["auction", "bidder", "price", "ts"])
             } else {
-                src.filter_expr("auction % 123 = 0").select(&[
-                    "auction",
-                    "bidder",
-                    "0.908 * price AS price",
-                    "ts",
-                ])
+                src.filter_expr("auction % 123 = 0")
+                    .select(&["auction", "bidder", "0.908 * price AS price", "ts"])
             }
         }
         other => {
@@ -128,12 +112,7 @@ pub fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Fields after the command: state is index 0, utime is 11, stime is 12.
     let hz = 100.0;
     (ticks(11) + ticks(12)) / hz

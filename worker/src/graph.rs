@@ -75,9 +75,7 @@ impl Default for JobConfig {
     fn default() -> Self {
         JobConfig {
             name: "weir-job".into(),
-            parallelism: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             max_parallelism: crate::keys::DEFAULT_MAX_PARALLELISM,
             dead_letter: None,
             batch_size: 4096,

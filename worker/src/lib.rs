@@ -25,6 +25,7 @@ pub mod throttle;
 pub mod prelude {
     pub use crate::api::{DataStream, KeyedStream, StreamExecutionEnvironment};
     pub use crate::connectors::blackhole::Blackhole;
+    pub use crate::connectors::collect::Collect;
     pub use crate::connectors::datagen::{Datagen, DatagenConfig, DatagenField, FieldKind};
     pub use crate::connectors::file::{FileSink, FileSinkConfig, FileSource, FileSourceConfig};
     pub use crate::connectors::format::{Format, SchemaSpec};

@@ -62,11 +62,7 @@ pub enum RangeBounds {
 
 impl RangeBounds {
     /// Checks `boundaries` against the type of `field` in `schema`.
-    pub fn resolve(
-        schema: &SchemaRef,
-        field: &str,
-        boundaries: &[serde_json::Value],
-    ) -> Result<(usize, Self)> {
+    pub fn resolve(schema: &SchemaRef, field: &str, boundaries: &[serde_json::Value]) -> Result<(usize, Self)> {
         let idx = field_index(schema, field, "partition_by_range")?;
         let dt = schema.field(idx).data_type();
         let bad = |v: &serde_json::Value, want: &str| {
@@ -74,11 +70,8 @@ impl RangeBounds {
                 "partition_by_range: boundary {v} is not {want} (field '{field}' is {dt})"
             ))
         };
-        let bounds = if dt.is_integer()
-            || matches!(
-                dt,
-                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
-            ) {
+        let bounds = if dt.is_integer() || matches!(dt, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64)
+        {
             RangeBounds::Int(
                 boundaries
                     .iter()
@@ -92,18 +85,11 @@ impl RangeBounds {
                     .map(|v| v.as_f64().ok_or_else(|| bad(v, "a number")))
                     .collect::<Result<_>>()?,
             )
-        } else if matches!(
-            dt,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ) {
+        } else if matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
             RangeBounds::Str(
                 boundaries
                     .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_string)
-                            .ok_or_else(|| bad(v, "a string"))
-                    })
+                    .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad(v, "a string")))
                     .collect::<Result<_>>()?,
             )
         } else {
@@ -218,12 +204,7 @@ pub enum Partitioner {
 
 impl Partitioner {
     /// Splits `batch` for `n` receivers into `(receiver, rows)` pairs.
-    pub fn partition(
-        &mut self,
-        batch: &RecordBatch,
-        n: usize,
-        out: &mut Vec<(usize, RecordBatch)>,
-    ) -> Result<()> {
+    pub fn partition(&mut self, batch: &RecordBatch, n: usize, out: &mut Vec<(usize, RecordBatch)>) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -241,23 +222,17 @@ impl Partitioner {
                 out.extend((0..n).map(|i| (i, batch.clone())));
                 return Ok(());
             }
-            Partitioner::Shuffle(rng) => (0..batch.num_rows())
-                .map(|_| rng.random_range(0..n))
-                .collect(),
+            Partitioner::Shuffle(rng) => (0..batch.num_rows()).map(|_| rng.random_range(0..n)).collect(),
             Partitioner::Hash {
                 columns,
                 max_parallelism,
             } => {
-                let cols: Vec<ArrayRef> =
-                    columns.iter().map(|c| batch.column(*c).clone()).collect();
+                let cols: Vec<ArrayRef> = columns.iter().map(|c| batch.column(*c).clone()).collect();
                 let hashes = keys::hash_rows(&cols, batch.num_rows())?;
                 let (m, p) = (*max_parallelism, n as u32);
                 hashes
                     .into_iter()
-                    .map(|h| {
-                        keys::operator_index_for_key_group(keys::key_group_of_hash(h, m), m, p)
-                            as usize
-                    })
+                    .map(|h| keys::operator_index_for_key_group(keys::key_group_of_hash(h, m), m, p) as usize)
                     .collect()
             }
             Partitioner::Range { column, bounds } => bounds.targets(batch.column(*column))?,

@@ -22,8 +22,7 @@ pub struct PipelineJob {
 
 /// Reads and builds a pipeline file.
 pub fn load(path: &Path) -> Result<PipelineJob> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| WeirError::plan(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| WeirError::plan(format!("{}: {e}", path.display())))?;
     build(&text, &path.display().to_string())
 }
 
@@ -101,10 +100,7 @@ fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
         env.set_dead_letter(d.clone());
     }
     if spec.sources.is_empty() {
-        return Err((
-            None,
-            WeirError::plan("sources: at least one source is needed"),
-        ));
+        return Err((None, WeirError::plan("sources: at least one source is needed")));
     }
     if spec.sinks.is_empty() {
         return Err((None, WeirError::plan("sinks: at least one sink is needed")));
@@ -166,11 +162,7 @@ fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
             } else {
                 format!(
                     "no node has id {}",
-                    missing
-                        .iter()
-                        .map(|m| format!("'{m}'"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    missing.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ")
                 )
             };
             return err(
@@ -198,29 +190,16 @@ fn op_inputs(op: &OperatorSpec) -> Lowered<Vec<&str>> {
     match (&op.union, &op.input) {
         (Some(_), Some(_)) => err(
             &op.id,
-            format!(
-                "operator '{}': union lists its inputs; remove 'input'",
-                op.id
-            ),
+            format!("operator '{}': union lists its inputs; remove 'input'", op.id),
         ),
-        (Some(u), None) if u.len() < 2 => err(
-            &op.id,
-            format!("operator '{}': union needs at least two inputs", op.id),
-        ),
+        (Some(u), None) if u.len() < 2 => err(&op.id, format!("operator '{}': union needs at least two inputs", op.id)),
         (Some(u), None) => Ok(u.iter().map(String::as_str).collect()),
         (None, Some(i)) => Ok(i.ids()),
-        (None, None) => err(
-            &op.id,
-            format!("operator '{}': missing field 'input'", op.id),
-        ),
+        (None, None) => err(&op.id, format!("operator '{}': missing field 'input'", op.id)),
     }
 }
 
-fn union_of(
-    id: &str,
-    inputs: &[&str],
-    streams: &HashMap<String, DataStream>,
-) -> Lowered<DataStream> {
+fn union_of(id: &str, inputs: &[&str], streams: &HashMap<String, DataStream>) -> Lowered<DataStream> {
     let get = |i: &str| -> Lowered<&DataStream> {
         streams.get(i).ok_or_else(|| {
             (
@@ -230,10 +209,7 @@ fn union_of(
         })
     };
     let first = get(inputs.first().copied().unwrap_or_default())?;
-    let others = inputs[1..]
-        .iter()
-        .map(|i| get(i))
-        .collect::<Lowered<Vec<_>>>()?;
+    let others = inputs[1..].iter().map(|i| get(i)).collect::<Lowered<Vec<_>>>()?;
     Ok(if others.is_empty() {
         first.clone()
     } else {
@@ -241,11 +217,7 @@ fn union_of(
     })
 }
 
-fn lower_operator(
-    op: &OperatorSpec,
-    inputs: &[&str],
-    streams: &HashMap<String, DataStream>,
-) -> Lowered<DataStream> {
+fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, DataStream>) -> Lowered<DataStream> {
     let id = op.id.as_str();
     let input = union_of(id, inputs, streams)?;
     let mut set: Vec<&str> = Vec::new();
@@ -278,10 +250,7 @@ fn lower_operator(
         many => {
             return err(
                 id,
-                format!(
-                    "operator '{id}': has {} — one operation per node",
-                    many.join(" and ")
-                ),
+                format!("operator '{id}': has {} — one operation per node", many.join(" and ")),
             );
         }
     };

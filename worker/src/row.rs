@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
-    Int64Builder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
 };
 use arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef,
-    TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow::record_batch::RecordBatch;
 
@@ -160,9 +160,7 @@ impl<'a> RowRef<'a> {
 
     /// All values, in schema order.
     pub fn to_row(&self) -> Row {
-        (0..self.batch.num_columns())
-            .map(|i| self.value(i))
-            .collect()
+        (0..self.batch.num_columns()).map(|i| self.value(i)).collect()
     }
 }
 
@@ -189,17 +187,10 @@ pub fn value_at(column: &ArrayRef, row: usize) -> Value {
         DataType::Timestamp(unit, _) => Value::Timestamp(match unit {
             TimeUnit::Second => column.as_primitive::<TimestampSecondType>().value(row) * 1000,
             TimeUnit::Millisecond => column.as_primitive::<TimestampMillisecondType>().value(row),
-            TimeUnit::Microsecond => {
-                column.as_primitive::<TimestampMicrosecondType>().value(row) / 1000
-            }
-            TimeUnit::Nanosecond => {
-                column.as_primitive::<TimestampNanosecondType>().value(row) / 1_000_000
-            }
+            TimeUnit::Microsecond => column.as_primitive::<TimestampMicrosecondType>().value(row) / 1000,
+            TimeUnit::Nanosecond => column.as_primitive::<TimestampNanosecondType>().value(row) / 1_000_000,
         }),
-        _ => Value::Str(
-            arrow::util::display::array_value_to_string(column, row)
-                .unwrap_or_else(|e| format!("<{e}>")),
-        ),
+        _ => Value::Str(arrow::util::display::array_value_to_string(column, row).unwrap_or_else(|e| format!("<{e}>"))),
     }
 }
 
@@ -211,11 +202,7 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[Row]) -> UserResult<RecordBatch
     for (i, field) in schema.fields().iter().enumerate() {
         let name = field.name();
         let bad = |v: &Value| -> crate::operators::UserError {
-            format!(
-                "field '{name}' is {}, but a row has {v:?}",
-                field.data_type()
-            )
-            .into()
+            format!("field '{name}' is {}, but a row has {v:?}", field.data_type()).into()
         };
         macro_rules! build {
             ($builder:expr, $conv:expr) => {{
@@ -246,13 +233,9 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[Row]) -> UserResult<RecordBatch
                 Value::Int(x) => u64::try_from(*x).ok(),
                 _ => None,
             }),
-            DataType::Float32 => build!(Float32Builder::new(), |v: &Value| v
-                .as_f64()
-                .map(|x| x as f32)),
+            DataType::Float32 => build!(Float32Builder::new(), |v: &Value| v.as_f64().map(|x| x as f32)),
             DataType::Float64 => build!(Float64Builder::new(), |v: &Value| v.as_f64()),
-            DataType::Utf8 => build!(StringBuilder::new(), |v: &Value| v
-                .as_str()
-                .map(str::to_string)),
+            DataType::Utf8 => build!(StringBuilder::new(), |v: &Value| v.as_str().map(str::to_string)),
             DataType::Timestamp(TimeUnit::Millisecond, tz) => {
                 let b = TimestampMillisecondBuilder::new().with_timezone_opt(tz.clone());
                 build!(b, |v: &Value| match v {
@@ -261,10 +244,7 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[Row]) -> UserResult<RecordBatch
                 })
             }
             other => {
-                return Err(format!(
-                    "field '{name}': output type {other} is not supported by row functions"
-                )
-                .into());
+                return Err(format!("field '{name}': output type {other} is not supported by row functions").into());
             }
         };
         columns.push(col);

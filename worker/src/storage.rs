@@ -59,9 +59,7 @@ pub fn resolve(location: &str) -> Result<Location> {
     let url = Url::parse(location).map_err(|e| bad(e.to_string()))?;
     match url.scheme() {
         "file" => {
-            let p = url
-                .to_file_path()
-                .map_err(|_| bad("not a local file path".into()))?;
+            let p = url.to_file_path().map_err(|_| bad("not a local file path".into()))?;
             local(&p, location)
         }
         "memory" => {
@@ -75,9 +73,7 @@ pub fn resolve(location: &str) -> Result<Location> {
         "s3" | "s3a" => {
             let bucket = url.host_str().ok_or_else(|| bad("no bucket".into()))?;
             let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-            if let Ok(endpoint) =
-                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"))
-            {
+            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")) {
                 b = b
                     .with_allow_http(endpoint.starts_with("http://"))
                     .with_endpoint(endpoint);
@@ -96,8 +92,7 @@ pub fn resolve(location: &str) -> Result<Location> {
 }
 
 fn local(p: &std::path::Path, display: &str) -> Result<Location> {
-    let path = Path::from_absolute_path(p)
-        .map_err(|e| WeirError::plan(format!("location '{display}': {e}")))?;
+    let path = Path::from_absolute_path(p).map_err(|e| WeirError::plan(format!("location '{display}': {e}")))?;
     Ok(Location {
         store: Arc::new(LocalFileSystem::new()),
         path,

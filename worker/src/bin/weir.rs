@@ -72,17 +72,11 @@ enum Progress {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -117,12 +111,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run(
-    file: PathBuf,
-    parallelism: Option<usize>,
-    explain: bool,
-    progress: Progress,
-) -> anyhow::Result<ExitCode> {
+async fn run(file: PathBuf, parallelism: Option<usize>, explain: bool, progress: Progress) -> anyhow::Result<ExitCode> {
     let job = pipeline::load(&file)?;
     if let Some(p) = parallelism {
         job.env.set_parallelism(p);
@@ -141,9 +130,7 @@ async fn run(
     let stop = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\nstopping: sources stop, data in flight is written (Ctrl-C again to abort)"
-            );
+            eprintln!("\nstopping: sources stop, data in flight is written (Ctrl-C again to abort)");
             stop.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -175,18 +162,13 @@ async fn run(
         r.abort();
         eprintln!();
     }
-    let result =
-        result.with_context(|| format!("job '{}' ({}) failed", job.name, file.display()))?;
+    let result = result.with_context(|| format!("job '{}' ({}) failed", job.name, file.display()))?;
     let (read, written, dead) = totals(&metrics);
     let secs = result.duration.as_secs_f64();
     eprintln!(
         "job '{}' {} in {secs:.2}s: read {read} rows ({}/s), wrote {written} rows, {dead} dead letters",
         result.name,
-        if result.cancelled {
-            "stopped"
-        } else {
-            "finished"
-        },
+        if result.cancelled { "stopped" } else { "finished" },
         human(read as f64 / secs.max(1e-9)),
     );
     if dead > 0 {
@@ -226,21 +208,13 @@ fn human(x: f64) -> String {
     }
 }
 
-async fn bench_cmd(
-    query: &str,
-    events: u64,
-    parallelism: usize,
-    reps: usize,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
+async fn bench_cmd(query: &str, events: u64, parallelism: usize, reps: usize, json: bool) -> anyhow::Result<ExitCode> {
     let shapes: Vec<&str> = if query == "all" {
         bench::SHAPES.to_vec()
     } else {
         query.split(',').map(str::trim).collect()
     };
-    println!(
-        "| shape | p | events | rows out | seconds | events/s | CPU s | events per CPU-s | peak RSS MiB |"
-    );
+    println!("| shape | p | events | rows out | seconds | events/s | CPU s | events per CPU-s | peak RSS MiB |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for shape in shapes {
         bench::run(shape, (events / 4).max(1), parallelism)

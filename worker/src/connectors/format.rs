@@ -75,12 +75,8 @@ pub fn parse_type(name: &str) -> Result<DataType> {
         "float" | "real" | "float32" => DataType::Float32,
         "string" | "varchar" | "text" | "utf8" | "char" => DataType::Utf8,
         "boolean" | "bool" => DataType::Boolean,
-        "timestamp" | "timestamp(3)" | "timestamp_ms" => {
-            DataType::Timestamp(TimeUnit::Millisecond, None)
-        }
-        "timestamp_ltz" | "timestamp_ltz(3)" => {
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-        }
+        "timestamp" | "timestamp(3)" | "timestamp_ms" => DataType::Timestamp(TimeUnit::Millisecond, None),
+        "timestamp_ltz" | "timestamp_ltz(3)" => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
         "date" => DataType::Date32,
         _ => {
             return Err(WeirError::plan(format!(
@@ -103,9 +99,9 @@ impl SchemaSpec {
                 .filter(|p| !p.trim().is_empty())
                 .map(|p| {
                     let p = p.trim();
-                    let (name, ty) = p.split_once(char::is_whitespace).ok_or_else(|| {
-                        WeirError::plan(format!("schema: '{p}' should be 'name TYPE'"))
-                    })?;
+                    let (name, ty) = p
+                        .split_once(char::is_whitespace)
+                        .ok_or_else(|| WeirError::plan(format!("schema: '{p}' should be 'name TYPE'")))?;
                     Ok(Field::new(name, parse_type(ty)?, true))
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -123,11 +119,7 @@ pub fn text_schema() -> SchemaRef {
 }
 
 /// Infers a schema from sample records (malformed ones are skipped).
-pub fn infer_schema(
-    format: Format,
-    samples: &[&str],
-    csv_header: Option<&str>,
-) -> Result<SchemaRef> {
+pub fn infer_schema(format: Format, samples: &[&str], csv_header: Option<&str>) -> Result<SchemaRef> {
     match format {
         Format::Text => Ok(text_schema()),
         Format::Json => {
@@ -197,13 +189,9 @@ impl RecordDecoder {
             });
         }
         if self.format == Format::Text {
-            let arr =
-                arrow::array::StringArray::from_iter_values(records.iter().map(|s| s.as_str()));
+            let arr = arrow::array::StringArray::from_iter_values(records.iter().map(|s| s.as_str()));
             return Ok(Decoded {
-                batch: Some(RecordBatch::try_new(
-                    self.schema.clone(),
-                    vec![Arc::new(arr)],
-                )?),
+                batch: Some(RecordBatch::try_new(self.schema.clone(), vec![Arc::new(arr)])?),
                 bad: vec![],
             });
         }
@@ -267,11 +255,7 @@ impl RecordDecoder {
         };
         match batch {
             Some(b) if b.num_rows() == records.len() => Ok(b),
-            Some(b) => Err(format!(
-                "decoded {} rows from {} records",
-                b.num_rows(),
-                records.len()
-            )),
+            Some(b) => Err(format!("decoded {} rows from {} records", b.num_rows(), records.len())),
             None => Err("no row decoded".into()),
         }
     }
@@ -287,9 +271,7 @@ pub fn encode(format: Format, batch: &RecordBatch, header: bool) -> Result<Vec<u
             w.finish()?;
         }
         Format::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new()
-                .with_header(header)
-                .build(&mut buf);
+            let mut w = arrow::csv::WriterBuilder::new().with_header(header).build(&mut buf);
             w.write(batch)?;
         }
         Format::Text => {

@@ -13,6 +13,7 @@ use crate::operators::TaskContext;
 use crate::runtime::source_context::SourceContext;
 
 pub mod blackhole;
+pub mod collect;
 pub mod datagen;
 pub mod file;
 pub mod format;

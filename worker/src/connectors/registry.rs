@@ -21,63 +21,37 @@ pub const SOURCES: &[&str] = &["datagen", "nexmark", "file", "socket", "http"];
 pub const SINKS: &[&str] = &["stdout", "blackhole", "file"];
 
 /// A source factory for `connector` with `options`.
-pub fn source(
-    connector: &str,
-    node: &str,
-    options: &Map<String, Value>,
-) -> Result<Arc<dyn SourceFactory>> {
+pub fn source(connector: &str, node: &str, options: &Map<String, Value>) -> Result<Arc<dyn SourceFactory>> {
     Ok(match connector {
-        "datagen" => Arc::new(Datagen::new(
-            node,
-            parse_options(connector, node, options)?,
-        )?),
-        "nexmark" => Arc::new(Nexmark::new(
-            node,
-            parse_options(connector, node, options)?,
-        )?),
-        "file" => Arc::new(FileSource::new(
-            node,
-            parse_options(connector, node, options)?,
-        )),
+        "datagen" => Arc::new(Datagen::new(node, parse_options(connector, node, options)?)?),
+        "nexmark" => Arc::new(Nexmark::new(node, parse_options(connector, node, options)?)?),
+        "file" => Arc::new(FileSource::new(node, parse_options(connector, node, options)?)),
         "socket" => Arc::new(Socket::new(node, parse_options(connector, node, options)?)?),
         "http" => Arc::new(Http::new(node, parse_options(connector, node, options)?)?),
         other => {
             return Err(WeirError::config(
                 other,
                 node,
-                format!(
-                    "unknown source connector '{other}' (known: {})",
-                    SOURCES.join(", ")
-                ),
+                format!("unknown source connector '{other}' (known: {})", SOURCES.join(", ")),
             ));
         }
     })
 }
 
 /// A sink factory for `connector` with `options`.
-pub fn sink(
-    connector: &str,
-    node: &str,
-    options: &Map<String, Value>,
-) -> Result<Arc<dyn SinkFactory>> {
+pub fn sink(connector: &str, node: &str, options: &Map<String, Value>) -> Result<Arc<dyn SinkFactory>> {
     Ok(match connector {
         "stdout" => Arc::new(Stdout::new(parse_options(connector, node, options)?)),
         "blackhole" => {
             let _: Empty = parse_options(connector, node, options)?;
             Arc::new(Blackhole::new())
         }
-        "file" => Arc::new(FileSink::new(
-            node,
-            parse_options(connector, node, options)?,
-        )?),
+        "file" => Arc::new(FileSink::new(node, parse_options(connector, node, options)?)?),
         other => {
             return Err(WeirError::config(
                 other,
                 node,
-                format!(
-                    "unknown sink connector '{other}' (known: {})",
-                    SINKS.join(", ")
-                ),
+                format!("unknown sink connector '{other}' (known: {})", SINKS.join(", ")),
             ));
         }
     })

@@ -15,21 +15,18 @@ use crate::error::{Result, WeirError};
 
 /// Identifiers keep their case (`dateTime` is `dateTime`), as in Flink SQL.
 static CONTEXT: LazyLock<SessionContext> = LazyLock::new(|| {
-    let config = datafusion::prelude::SessionConfig::new()
-        .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
+    let config =
+        datafusion::prelude::SessionConfig::new().set_bool("datafusion.sql_parser.enable_ident_normalization", false);
     SessionContext::new_with_config(config)
 });
 
 /// Plans one SQL expression over `schema`: the physical expression and its output field.
 pub fn plan_expr(sql: &str, schema: &SchemaRef) -> Result<(Arc<dyn PhysicalExpr>, FieldRef)> {
-    let df_schema = DFSchema::try_from(schema.as_ref().clone())
-        .map_err(|e| WeirError::plan(format!("expression '{sql}': {e}")))?;
-    let bad =
-        |e: datafusion::error::DataFusionError| WeirError::plan(format!("expression '{sql}': {e}"));
+    let df_schema =
+        DFSchema::try_from(schema.as_ref().clone()).map_err(|e| WeirError::plan(format!("expression '{sql}': {e}")))?;
+    let bad = |e: datafusion::error::DataFusionError| WeirError::plan(format!("expression '{sql}': {e}"));
     let expr = CONTEXT.parse_sql_expr(sql, &df_schema).map_err(bad)?;
-    let physical = CONTEXT
-        .create_physical_expr(expr, &df_schema)
-        .map_err(bad)?;
+    let physical = CONTEXT.create_physical_expr(expr, &df_schema).map_err(bad)?;
     let field = physical.return_field(schema.as_ref()).map_err(bad)?;
     Ok((physical, field))
 }
@@ -57,10 +54,7 @@ pub fn parse_select_item(text: &str) -> Result<SelectItemSpec> {
     let item = parser.parse_select_item().map_err(|e| bad(&e))?;
     let rest = parser.peek_token();
     if rest.token != Token::EOF {
-        return Err(bad(&format!(
-            "unexpected '{}' after the expression",
-            rest.token
-        )));
+        return Err(bad(&format!("unexpected '{}' after the expression", rest.token)));
     }
     Ok(match item {
         SelectItem::UnnamedExpr(e) => {

@@ -94,11 +94,7 @@ impl Operator for FilterExprOp {
     }
 }
 
-fn push_filtered(
-    batch: &RecordBatch,
-    mask: &BooleanArray,
-    out: &mut Vec<RecordBatch>,
-) -> UserResult<()> {
+fn push_filtered(batch: &RecordBatch, mask: &BooleanArray, out: &mut Vec<RecordBatch>) -> UserResult<()> {
     let kept = mask.true_count();
     if kept == batch.num_rows() && mask.null_count() == 0 {
         out.push(batch.clone());

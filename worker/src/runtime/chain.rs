@@ -77,8 +77,7 @@ impl Chain {
                     .process_batch(b, &mut next)
                     .map_err(|e| op_error(&op.ctx, e))?;
             }
-            op.metrics
-                .add_out(next.iter().map(RecordBatch::num_rows).sum());
+            op.metrics.add_out(next.iter().map(RecordBatch::num_rows).sum());
             batches = next;
         }
         for b in batches {
@@ -109,14 +108,11 @@ impl Chain {
             op.operator
                 .on_watermark(watermark, &mut out)
                 .map_err(|e| op_error(&op.ctx, e))?;
-            op.metrics
-                .add_out(out.iter().map(RecordBatch::num_rows).sum());
+            op.metrics.add_out(out.iter().map(RecordBatch::num_rows).sum());
             self.run_from(i + 1, out).await?;
         }
         if let Tail::Outputs(o) = &mut self.tail {
-            o.broadcast(Message::Watermark(watermark))
-                .await
-                .map_err(send_error)?;
+            o.broadcast(Message::Watermark(watermark)).await.map_err(send_error)?;
         }
         Ok(())
     }
@@ -124,9 +120,7 @@ impl Chain {
     /// Passes a barrier downstream (snapshots arrive with checkpoints).
     pub async fn barrier(&mut self, barrier: Barrier) -> Result<()> {
         if let Tail::Outputs(o) = &mut self.tail {
-            o.broadcast(Message::Barrier(barrier))
-                .await
-                .map_err(send_error)?;
+            o.broadcast(Message::Barrier(barrier)).await.map_err(send_error)?;
         }
         Ok(())
     }
@@ -137,18 +131,12 @@ impl Chain {
         for i in 0..self.operators.len() {
             let mut out = Vec::new();
             let op = &mut self.operators[i];
-            op.operator
-                .on_end(&mut out)
-                .map_err(|e| op_error(&op.ctx, e))?;
-            op.metrics
-                .add_out(out.iter().map(RecordBatch::num_rows).sum());
+            op.operator.on_end(&mut out).map_err(|e| op_error(&op.ctx, e))?;
+            op.metrics.add_out(out.iter().map(RecordBatch::num_rows).sum());
             self.run_from(i + 1, out).await?;
         }
         match &mut self.tail {
-            Tail::Outputs(o) => o
-                .broadcast(Message::EndOfStream)
-                .await
-                .map_err(send_error)?,
+            Tail::Outputs(o) => o.broadcast(Message::EndOfStream).await.map_err(send_error)?,
             Tail::Sink { sink, ctx, .. } => sink.finish().await.map_err(|e| match e {
                 WeirError::Io { .. } | WeirError::Config { .. } => e,
                 other => WeirError::io(&ctx.node, other),

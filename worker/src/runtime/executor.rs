@@ -89,15 +89,8 @@ pub async fn execute(
         .collect();
     for chain in &plan.chains {
         let head = chain[0];
-        for (edge, route) in graph.nodes[head]
-            .inputs
-            .iter()
-            .zip(&plan.nodes[head].routes)
-        {
-            let (pu, pd) = (
-                plan.nodes[edge.from].parallelism,
-                plan.nodes[head].parallelism,
-            );
+        for (edge, route) in graph.nodes[head].inputs.iter().zip(&plan.nodes[head].routes) {
+            let (pu, pd) = (plan.nodes[edge.from].parallelism, plan.nodes[head].parallelism);
             for i in 0..pu {
                 let targets: Vec<usize> = if matches!(route, Route::Forward) {
                     vec![i]
@@ -135,10 +128,7 @@ pub async fn execute(
             for &id in chain {
                 if let NodeKind::Operator(f) = &graph.nodes[id].kind {
                     let ctx = ctx_of(id);
-                    let input = plan.nodes[id]
-                        .input_schema
-                        .clone()
-                        .expect("operators have inputs");
+                    let input = plan.nodes[id].input_schema.clone().expect("operators have inputs");
                     ops.push(ChainedOperator {
                         operator: f.create(&input, &ctx)?,
                         ctx,
@@ -227,11 +217,7 @@ pub async fn execute(
 }
 
 /// Runs a task, turning a panic into an error that names the task.
-async fn guard(
-    label: String,
-    subtask: usize,
-    task: impl Future<Output = Result<()>>,
-) -> Result<()> {
+async fn guard(label: String, subtask: usize, task: impl Future<Output = Result<()>>) -> Result<()> {
     use futures::FutureExt;
     match std::panic::AssertUnwindSafe(task).catch_unwind().await {
         Ok(r) => r,

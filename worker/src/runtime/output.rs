@@ -74,9 +74,7 @@ impl Outputs {
     pub async fn broadcast(&mut self, msg: Message) -> SendResult {
         for edge in &self.edges {
             for s in &edge.senders {
-                s.send(msg.clone())
-                    .await
-                    .map_err(|_| SendError::Gone(ReceiverGone))?;
+                s.send(msg.clone()).await.map_err(|_| SendError::Gone(ReceiverGone))?;
             }
         }
         Ok(())

@@ -76,29 +76,13 @@ impl PhysicalPlan {
         for (ci, chain) in self.chains.iter().enumerate() {
             let names: Vec<String> = chain
                 .iter()
-                .map(|n| {
-                    format!(
-                        "{} [{}]",
-                        graph.nodes[*n].name,
-                        graph.nodes[*n].kind.describe()
-                    )
-                })
+                .map(|n| format!("{} [{}]", graph.nodes[*n].name, graph.nodes[*n].kind.describe()))
                 .collect();
             let head = chain[0];
             let p = self.nodes[head].parallelism;
-            s.push_str(&format!(
-                "task {ci} (parallelism {p}): {}\n",
-                names.join(" -> ")
-            ));
-            for (edge, route) in graph.nodes[head]
-                .inputs
-                .iter()
-                .zip(&self.nodes[head].routes)
-            {
-                s.push_str(&format!(
-                    "    <- {} via {route:?}\n",
-                    graph.nodes[edge.from].name
-                ));
+            s.push_str(&format!("task {ci} (parallelism {p}): {}\n", names.join(" -> ")));
+            for (edge, route) in graph.nodes[head].inputs.iter().zip(&self.nodes[head].routes) {
+                s.push_str(&format!("    <- {} via {route:?}\n", graph.nodes[edge.from].name));
             }
         }
         s
@@ -217,17 +201,14 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
             )));
         }
         for (e, r) in node.inputs.iter().zip(routes.iter_mut()) {
-            if e.partitioning == Partitioning::Default && planned[e.from].parallelism != parallelism
-            {
+            if e.partitioning == Partitioning::Default && planned[e.from].parallelism != parallelism {
                 *r = Route::Rebalance;
             }
         }
         let output_schema = match &node.kind {
             NodeKind::Source(s) => {
                 if !node.inputs.is_empty() {
-                    return Err(WeirError::plan(format!(
-                        "source '{name}' cannot have inputs"
-                    )));
+                    return Err(WeirError::plan(format!("source '{name}' cannot have inputs")));
                 }
                 s.schema().await?
             }

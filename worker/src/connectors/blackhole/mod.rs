@@ -41,8 +41,7 @@ impl SinkFactory for Blackhole {
 #[async_trait]
 impl Sink for Blackhole {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
-        self.count
-            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.count.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         Ok(())
     }
     async fn finish(&mut self) -> Result<()> {

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMillisecondBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -103,10 +102,7 @@ fn field_gen(f: &DatagenField, now: i64) -> std::result::Result<(Gen, DataType),
                     span: (max as i64 - min as i64) as u64 + 1,
                     int32: dt == DataType::Int32,
                 },
-                DataType::Float64 => Gen::Float {
-                    min,
-                    width: max - min,
-                },
+                DataType::Float64 => Gen::Float { min, width: max - min },
                 DataType::Utf8 => Gen::Str(f.length.unwrap_or(10)),
                 DataType::Boolean => Gen::Bool,
                 other => {
@@ -135,10 +131,7 @@ impl SourceFactory for Datagen {
             schema: self.schema.clone(),
             seed: self.config.seed,
             rows: self.rows,
-            rate: self
-                .config
-                .rows_per_second
-                .map(|r| r as f64 / ctx.parallelism as f64),
+            rate: self.config.rows_per_second.map(|r| r as f64 / ctx.parallelism as f64),
             subtask: ctx.subtask as u64,
             parallelism: ctx.parallelism as u64,
         }))
@@ -161,9 +154,8 @@ impl DatagenReader {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         // Each field draws from its own stream per row: (seed, row) mixed with the field index.
-        let stream = |row: u64, field: usize| {
-            SplitMix::for_record(self.seed, mix64(row ^ ((field as u64 + 1) << 56)) as i64)
-        };
+        let stream =
+            |row: u64, field: usize| SplitMix::for_record(self.seed, mix64(row ^ ((field as u64 + 1) << 56)) as i64);
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.gens.len());
         for (fi, g) in self.gens.iter().enumerate() {
             let col: ArrayRef = match g {
@@ -175,15 +167,13 @@ impl DatagenReader {
                 Gen::Int { min, span, int32 } => {
                     if *int32 {
                         let mut b = Int32Builder::with_capacity(rows.len());
-                        rows.iter().for_each(|r| {
-                            b.append_value((min + (stream(*r, fi).next64() % span) as i64) as i32)
-                        });
+                        rows.iter()
+                            .for_each(|r| b.append_value((min + (stream(*r, fi).next64() % span) as i64) as i32));
                         Arc::new(b.finish())
                     } else {
                         let mut b = Int64Builder::with_capacity(rows.len());
-                        rows.iter().for_each(|r| {
-                            b.append_value(min + (stream(*r, fi).next64() % span) as i64)
-                        });
+                        rows.iter()
+                            .for_each(|r| b.append_value(min + (stream(*r, fi).next64() % span) as i64));
                         Arc::new(b.finish())
                     }
                 }

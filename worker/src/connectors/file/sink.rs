@@ -23,8 +23,7 @@ pub struct FileSink {
 impl FileSink {
     /// A sink named `node` with `config`.
     pub fn new(node: &str, config: FileSinkConfig) -> Result<Self> {
-        storage::resolve(&config.path)
-            .map_err(|e| WeirError::config("file", node, e.to_string()))?;
+        storage::resolve(&config.path).map_err(|e| WeirError::config("file", node, e.to_string()))?;
         Ok(FileSink {
             node: node.to_string(),
             config,
@@ -51,7 +50,7 @@ impl SinkFactory for FileSink {
     fn create(&self, _input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Sink>> {
         Ok(Box::new(FileWriter {
             dir: storage::resolve(&self.config.path)?,
-            node: self.node.clone(),
+            node: ctx.node.clone(),
             subtask: ctx.subtask,
             format: self.config.format,
             roll_bytes: self.config.roll_bytes.max(1),

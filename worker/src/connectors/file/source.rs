@@ -31,9 +31,7 @@ impl FileSource {
 
     async fn files(&self) -> Result<(Location, Vec<Path>)> {
         let loc = storage::resolve(&self.config.path)?;
-        let io = |e: object_store::Error| {
-            WeirError::io(&self.node, format!("{}: {e}", self.config.path))
-        };
+        let io = |e: object_store::Error| WeirError::io(&self.node, format!("{}: {e}", self.config.path));
         // A single object?
         match loc.store.head(&loc.path).await {
             Ok(meta) => return Ok((loc, vec![meta.location])),
@@ -52,18 +50,12 @@ impl FileSource {
             .into_iter()
             .collect::<std::result::Result<_, _>>()
             .map_err(io)?;
-        files.retain(|p| {
-            p.filename()
-                .is_some_and(|f| !f.starts_with('.') && !f.starts_with('_'))
-        });
+        files.retain(|p| p.filename().is_some_and(|f| !f.starts_with('.') && !f.starts_with('_')));
         files.sort();
         if files.is_empty() {
             return Err(WeirError::io(
                 &self.node,
-                format!(
-                    "{}: no such file or no files in this directory",
-                    self.config.path
-                ),
+                format!("{}: no such file or no files in this directory", self.config.path),
             ));
         }
         Ok((loc, files))
@@ -99,9 +91,8 @@ impl SourceFactory for FileSource {
             None
         };
         let samples: Vec<&str> = lines.take(self.config.infer_records).collect();
-        infer_schema(self.config.format, &samples, header).map_err(|e| {
-            WeirError::config("file", &self.node, format!("{}: {e}", self.config.path))
-        })
+        infer_schema(self.config.format, &samples, header)
+            .map_err(|e| WeirError::config("file", &self.node, format!("{}: {e}", self.config.path)))
     }
 
     fn create(&self, schema: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Source>> {
@@ -159,9 +150,7 @@ impl Source for FileReader {
                 let chunk = stream.next().await;
                 let done = chunk.is_none();
                 match chunk {
-                    Some(c) => pending.extend_from_slice(
-                        &c.map_err(|e| WeirError::io(&node, format!("{file}: {e}")))?,
-                    ),
+                    Some(c) => pending.extend_from_slice(&c.map_err(|e| WeirError::io(&node, format!("{file}: {e}")))?),
                     None if pending.is_empty() => {}
                     None => pending.push(b'\n'),
                 }
@@ -169,9 +158,7 @@ impl Source for FileReader {
                 while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
                     let raw = &pending[start..start + pos];
                     start += pos + 1;
-                    let line = String::from_utf8_lossy(raw)
-                        .trim_end_matches('\r')
-                        .to_string();
+                    let line = String::from_utf8_lossy(raw).trim_end_matches('\r').to_string();
                     if std::mem::take(&mut first) && skip_header {
                         continue;
                     }

@@ -74,15 +74,9 @@ async fn fetch(
     for (k, v) in &config.headers {
         req = req.header(k, v);
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("GET {}: {e}", config.url))?;
+    let resp = req.send().await.map_err(|e| format!("GET {}: {e}", config.url))?;
     let status = resp.status();
-    let body = resp
-        .text()
-        .await
-        .map_err(|e| format!("GET {}: {e}", config.url))?;
+    let body = resp.text().await.map_err(|e| format!("GET {}: {e}", config.url))?;
     if !status.is_success() {
         return Err(format!("GET {}: HTTP {status}", config.url));
     }
@@ -94,10 +88,7 @@ async fn fetch(
         Some(p) => match value.pointer(p) {
             Some(v) => v.clone(),
             None => {
-                return Ok(Err((
-                    body,
-                    format!("response has nothing at pointer '{p}'"),
-                )));
+                return Ok(Err((body, format!("response has nothing at pointer '{p}'"))));
             }
         },
         None => value,
@@ -129,12 +120,9 @@ impl SourceFactory for Http {
         let records = fetch(&client(), &self.config)
             .await
             .map_err(|e| WeirError::io(&self.node, format!("inferring the schema: {e}")))?
-            .map_err(|(_, reason)| {
-                WeirError::io(&self.node, format!("inferring the schema: {reason}"))
-            })?;
+            .map_err(|(_, reason)| WeirError::io(&self.node, format!("inferring the schema: {reason}")))?;
         let samples: Vec<&str> = records.iter().map(String::as_str).collect();
-        infer_schema(Format::Json, &samples, None)
-            .map_err(|e| WeirError::config("http", &self.node, e.to_string()))
+        infer_schema(Format::Json, &samples, None).map_err(|e| WeirError::config("http", &self.node, e.to_string()))
     }
     fn max_parallelism(&self) -> Option<usize> {
         Some(1)

@@ -217,24 +217,14 @@ fn next_extra(rng: &mut SplitMix, current_size: i32, desired_average: i32, ev: &
     let avg = desired_average - current_size;
     let delta = java_round(f64::from(avg) * 0.2) as i32;
     let min_size = avg - delta;
-    let size = min_size
-        + if delta == 0 {
-            0
-        } else {
-            rng.next_int(2 * delta)
-        };
+    let size = min_size + if delta == 0 { 0 } else { rng.next_int(2 * delta) };
     ev.extra_offset = rng.next_int(EXTRA_POOL_BYTES - size) as usize;
     ev.extra_len = size as usize;
 }
 
 impl NexmarkModel {
     /// The model for these settings; builds the URL table and the extra pool from the seed.
-    pub fn new(
-        seed: i64,
-        base_time_ms: i64,
-        events_per_second: i64,
-        bidder_offset_quirk: bool,
-    ) -> Self {
+    pub fn new(seed: i64, base_time_ms: i64, events_per_second: i64, bidder_offset_quirk: bool) -> Self {
         let mut rng = SplitMix::for_record(seed, -1);
         let mut names = Vec::with_capacity(HOT_CHANNELS.len() + NUM_CHANNELS);
         let mut urls = Vec::with_capacity(HOT_CHANNELS.len() + NUM_CHANNELS);
@@ -245,10 +235,7 @@ impl NexmarkModel {
         for c in 0..NUM_CHANNELS {
             let mut url = base_url(&mut rng);
             if rng.next_int(10) > 0 {
-                url.push_str(&format!(
-                    "&channel_id={}",
-                    (c as i32).reverse_bits().wrapping_abs()
-                ));
+                url.push_str(&format!("&channel_id={}", (c as i32).reverse_bits().wrapping_abs()));
             }
             names.push(format!("channel-{c}"));
             urls.push(url);
@@ -297,8 +284,7 @@ impl NexmarkModel {
     }
 
     fn auction_length_ms(&self, n: i64, timestamp: i64, rng: &mut SplitMix) -> i64 {
-        let num_events_for_auctions =
-            (NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION) / AUCTION_PROPORTION;
+        let num_events_for_auctions = (NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION) / AUCTION_PROPORTION;
         let future = self.timestamp(n + num_events_for_auctions);
         let horizon = future - timestamp;
         1 + rng.next_long((horizon * 2).max(1))
@@ -410,12 +396,7 @@ mod tests {
         assert!(m.extra(&ev).starts_with("iudknraiihix"));
         m.fill(1, &mut ev);
         assert_eq!(
-            (
-                ev.auction_id,
-                ev.item_name.as_str(),
-                ev.initial_bid,
-                ev.reserve
-            ),
+            (ev.auction_id, ev.item_name.as_str(), ev.initial_bid, ev.reserve),
             (1000, "linxec", 42629, 1530881)
         );
         assert_eq!(
@@ -424,12 +405,7 @@ mod tests {
         );
         m.fill(4, &mut ev);
         assert_eq!(
-            (
-                ev.auction,
-                ev.bidder,
-                ev.price,
-                m.channel_name(ev.channel_idx)
-            ),
+            (ev.auction, ev.bidder, ev.price, m.channel_name(ev.channel_idx)),
             (1010, 2002, 326, "channel-2283")
         );
         assert_eq!(
@@ -438,12 +414,7 @@ mod tests {
         );
         m.fill(5, &mut ev);
         assert_eq!(
-            (
-                ev.auction,
-                ev.bidder,
-                ev.price,
-                m.channel_name(ev.channel_idx)
-            ),
+            (ev.auction, ev.bidder, ev.price, m.channel_name(ev.channel_idx)),
             (1006, 2001, 4102893, "Apple")
         );
         assert_eq!(

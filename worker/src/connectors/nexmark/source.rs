@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, StringBuilder, StructArray, TimestampMillisecondBuilder,
-};
+use arrow::array::{ArrayRef, Int32Builder, Int64Builder, StringBuilder, StructArray, TimestampMillisecondBuilder};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -152,8 +150,7 @@ struct PersonCols {
 impl PersonCols {
     fn append(&mut self, ev: &Event, m: &NexmarkModel) {
         self.id.append_value(ev.person_id);
-        self.name
-            .append_value(NexmarkModel::person_name(ev.name_idx));
+        self.name.append_value(NexmarkModel::person_name(ev.name_idx));
         self.email.append_value(&ev.email);
         self.card.append_value(&ev.credit_card);
         self.city.append_value(US_CITIES[ev.city_idx]);
@@ -301,8 +298,7 @@ impl Builders {
             NexmarkStream::All => {
                 let mut types = Int32Builder::with_capacity(kinds.len());
                 kinds.iter().for_each(|k| types.append_value(i32::from(*k)));
-                let nulls =
-                    |k: u8| NullBuffer::from(kinds.iter().map(|x| *x == k).collect::<Vec<bool>>());
+                let nulls = |k: u8| NullBuffer::from(kinds.iter().map(|x| *x == k).collect::<Vec<bool>>());
                 vec![
                     Arc::new(types.finish()),
                     Arc::new(StructArray::try_new(
@@ -337,14 +333,8 @@ impl Source for NexmarkReader {
             NexmarkStream::Auction => Some(model::AUCTION),
             NexmarkStream::Bid => Some(model::BID),
         };
-        let limit = self
-            .config
-            .events
-            .map_or(i64::MAX, |e| e.min(i64::MAX as u64) as i64);
-        let rate = self
-            .config
-            .rows_per_second
-            .map(|r| r as f64 / self.parallelism as f64);
+        let limit = self.config.events.map_or(i64::MAX, |e| e.min(i64::MAX as u64) as i64);
+        let rate = self.config.rows_per_second.map(|r| r as f64 / self.parallelism as f64);
         let mut throttle = Throttle::new(rate);
         let batch_size = throttle.batch_size(ctx.batch_size());
         let mut ev = Event::default();

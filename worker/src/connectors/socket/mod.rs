@@ -51,18 +51,10 @@ impl Socket {
     /// Checks `config` and makes the source `node`.
     pub fn new(node: &str, config: SocketConfig) -> Result<Self> {
         if config.format == Format::Csv {
-            return Err(WeirError::config(
-                "socket",
-                node,
-                "format: use text or json",
-            ));
+            return Err(WeirError::config("socket", node, "format: use text or json"));
         }
         if config.format == Format::Json && config.schema.is_none() {
-            return Err(WeirError::config(
-                "socket",
-                node,
-                "schema: required with format json",
-            ));
+            return Err(WeirError::config("socket", node, "schema: required with format json"));
         }
         Ok(Socket {
             node: node.into(),
@@ -142,9 +134,7 @@ impl Source for SocketReader {
                 None => self.flush(&mut lines, ctx).await?,
                 Some(Ok(0)) => break,
                 Some(Ok(_)) => {
-                    let line = String::from_utf8_lossy(&buf)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_string();
+                    let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
                     lines.push(line);
                     if lines.len() >= ctx.batch_size() {
                         self.flush(&mut lines, ctx).await?;

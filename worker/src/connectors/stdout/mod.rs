@@ -66,10 +66,9 @@ impl Sink for StdoutWriter {
         let mut out = std::io::stdout().lock();
         let res = if self.config.prefix {
             let prefix = format!("{}> ", self.subtask + 1);
-            bytes.split_inclusive(|b| *b == b'\n').try_for_each(|line| {
-                out.write_all(prefix.as_bytes())
-                    .and_then(|_| out.write_all(line))
-            })
+            bytes
+                .split_inclusive(|b| *b == b'\n')
+                .try_for_each(|line| out.write_all(prefix.as_bytes()).and_then(|_| out.write_all(line)))
         } else {
             out.write_all(&bytes)
         };
