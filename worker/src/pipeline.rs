@@ -18,6 +18,28 @@ pub struct PipelineJob {
     pub name: String,
     /// The parsed spec.
     pub spec: PipelineSpec,
+    origin: String,
+    text: String,
+}
+
+impl PipelineJob {
+    /// Adds the file and line to a planning error that names a node of this file.
+    pub fn locate(&self, e: WeirError) -> WeirError {
+        match e {
+            WeirError::Plan(m) => {
+                let node = m.strip_prefix("node '").and_then(|r| r.split_once('\'')).map(|(id, _)| id.to_string());
+                let at = node.and_then(|id| line_of(&self.text, &id)).map(|l| format!(":{l}")).unwrap_or_default();
+                WeirError::Plan(format!("{}{at}: {m}", self.origin))
+            }
+            other => other,
+        }
+    }
+
+    /// Runs the job to its end (see [`StreamExecutionEnvironment::execute_async`]), with
+    /// planning errors located in the file.
+    pub async fn execute(&self) -> Result<crate::runtime::executor::JobResult> {
+        self.env.execute_async(&self.name).await.map_err(|e| self.locate(e))
+    }
 }
 
 /// Reads and builds a pipeline file.
@@ -47,11 +69,7 @@ pub fn build(text: &str, origin: &str) -> Result<PipelineJob> {
             .unwrap_or_default();
         WeirError::plan(format!("{origin}{at}: {}", strip(e)))
     })?;
-    Ok(PipelineJob {
-        env,
-        name: spec.name.clone(),
-        spec,
-    })
+    Ok(PipelineJob { env, name: spec.name.clone(), spec, origin: origin.to_string(), text: text.to_string() })
 }
 
 fn strip(e: WeirError) -> String {

@@ -117,7 +117,7 @@ async fn run(file: PathBuf, parallelism: Option<usize>, explain: bool, progress:
         job.env.set_parallelism(p);
     }
     if explain {
-        print!("{}", job.env.explain().await?);
+        print!("{}", job.env.explain().await.map_err(|e| job.locate(e))?);
         return Ok(ExitCode::SUCCESS);
     }
     let metrics = job.env.metrics();
@@ -157,7 +157,7 @@ async fn run(file: PathBuf, parallelism: Option<usize>, explain: bool, progress:
             }
         })
     });
-    let result = job.env.execute_with(&job.name, &metrics, cancel).await;
+    let result = job.env.execute_with(&job.name, &metrics, cancel).await.map_err(|e| job.locate(e));
     if let Some(r) = reporter {
         r.abort();
         eprintln!();
