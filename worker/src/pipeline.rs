@@ -27,8 +27,14 @@ impl PipelineJob {
     pub fn locate(&self, e: WeirError) -> WeirError {
         match e {
             WeirError::Plan(m) => {
-                let node = m.strip_prefix("node '").and_then(|r| r.split_once('\'')).map(|(id, _)| id.to_string());
-                let at = node.and_then(|id| line_of(&self.text, &id)).map(|l| format!(":{l}")).unwrap_or_default();
+                let node = m
+                    .strip_prefix("node '")
+                    .and_then(|r| r.split_once('\''))
+                    .map(|(id, _)| id.to_string());
+                let at = node
+                    .and_then(|id| line_of(&self.text, &id))
+                    .map(|l| format!(":{l}"))
+                    .unwrap_or_default();
                 WeirError::Plan(format!("{}{at}: {m}", self.origin))
             }
             other => other,
@@ -69,7 +75,13 @@ pub fn build(text: &str, origin: &str) -> Result<PipelineJob> {
             .unwrap_or_default();
         WeirError::plan(format!("{origin}{at}: {}", strip(e)))
     })?;
-    Ok(PipelineJob { env, name: spec.name.clone(), spec, origin: origin.to_string(), text: text.to_string() })
+    Ok(PipelineJob {
+        env,
+        name: spec.name.clone(),
+        spec,
+        origin: origin.to_string(),
+        text: text.to_string(),
+    })
 }
 
 fn strip(e: WeirError) -> String {

@@ -28,20 +28,31 @@ fn run_writes_to_stdout_and_exits_zero_when_the_input_ends() {
         "name: small\nparallelism: 2\nsources:\n  - id: n\n    connector: datagen\n    rows: 5\n    fields: [{name: id, kind: sequence}]\nsinks:\n  - input: n\n    connector: stdout\n",
     )
     .unwrap();
-    let out = weir().current_dir(dir.path()).args(["run", "job.yaml"]).output().unwrap();
+    let out = weir()
+        .current_dir(dir.path())
+        .args(["run", "job.yaml"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
     lines.sort();
     assert_eq!(lines, (0..5).map(|i| format!("{{\"id\":{i}}}")).collect::<Vec<_>>());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("job 'small' finished") && err.contains("read 5 rows"), "{err}");
+    assert!(
+        err.contains("job 'small' finished") && err.contains("read 5 rows"),
+        "{err}"
+    );
 }
 
 #[test]
 fn the_readme_example_runs() {
     let dir = tempfile::tempdir().unwrap();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark-expensive-bids.yaml");
-    let out = weir().current_dir(dir.path()).args(["run", example.to_str().unwrap(), "--progress", "always"]).output().unwrap();
+    let out = weir()
+        .current_dir(dir.path())
+        .args(["run", example.to_str().unwrap(), "--progress", "always"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("read 920000 rows"), "{err}");
@@ -51,8 +62,16 @@ fn the_readme_example_runs() {
 #[test]
 fn a_bad_file_exits_nonzero_with_the_location() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bad.yaml"), "name: bad\nsources: []\nsinks: []\nparalelism: 2\n").unwrap();
-    let out = weir().current_dir(dir.path()).args(["run", "bad.yaml"]).output().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "name: bad\nsources: []\nsinks: []\nparalelism: 2\n",
+    )
+    .unwrap();
+    let out = weir()
+        .current_dir(dir.path())
+        .args(["run", "bad.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:4") && err.contains("paralelism"), "{err}");
@@ -65,7 +84,10 @@ fn explain_prints_the_plan() {
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark-expensive-bids.yaml");
     let out = weir().args(["explain", example.to_str().unwrap()]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("task 0 (parallelism 2): bids [source:nexmark] -> expensive [filter]"), "{text}");
+    assert!(
+        text.contains("task 0 (parallelism 2): bids [source:nexmark] -> expensive [filter]"),
+        "{text}"
+    );
     assert!(text.contains("via Hash"), "{text}");
 }
 
@@ -77,9 +99,17 @@ fn ctrl_c_stops_an_unbounded_job_cleanly() {
         "name: forever\nsources:\n  - id: g\n    connector: datagen\n    rows_per_second: 2000\nsinks:\n  - input: g\n    connector: file\n    path: out\n",
     )
     .unwrap();
-    let child = weir().current_dir(dir.path()).args(["run", "job.yaml"]).stderr(Stdio::piped()).spawn().unwrap();
+    let child = weir()
+        .current_dir(dir.path())
+        .args(["run", "job.yaml"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -90,5 +120,8 @@ fn ctrl_c_stops_an_unbounded_job_cleanly() {
         .unwrap()
         .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap().lines().count())
         .sum();
-    assert!(written > 500 && err.contains(&format!("wrote {written} rows")), "{written} {err}");
+    assert!(
+        written > 500 && err.contains(&format!("wrote {written} rows")),
+        "{written} {err}"
+    );
 }

@@ -17,7 +17,10 @@ fn dead_letters(dir: &std::path::Path) -> Vec<serde_json::Value> {
     if !dir.exists() {
         return vec![];
     }
-    common::read_lines(dir).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    common::read_lines(dir)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -25,21 +28,34 @@ fn json_files_with_an_inferred_schema_round_trip_through_the_file_sink() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir(&input).unwrap();
-    write(&input.join("a.jsonl"), "{\"user\":\"ann\",\"n\":1}\n{\"user\":\"bob\",\"n\":2}\n");
-    write(&input.join("b.jsonl"), "{\"user\":\"cid\",\"n\":3}\n\n{\"user\":\"dan\",\"n\":4}");
+    write(
+        &input.join("a.jsonl"),
+        "{\"user\":\"ann\",\"n\":1}\n{\"user\":\"bob\",\"n\":2}\n",
+    );
+    write(
+        &input.join("b.jsonl"),
+        "{\"user\":\"cid\",\"n\":3}\n\n{\"user\":\"dan\",\"n\":4}",
+    );
     write(&input.join(".hidden"), "not read");
     let out = dir.path().join("out");
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
-    env.add_source(FileSource::new("files", FileSourceConfig::new(input.to_str().unwrap(), Format::Json)))
-        .filter_expr("n > 1")
-        .select(&["upper(user) AS user", "n * 10 AS n10"])
-        .add_sink(FileSink::new("out", FileSinkConfig::new(out.to_str().unwrap(), Format::Json)).unwrap());
+    env.add_source(FileSource::new(
+        "files",
+        FileSourceConfig::new(input.to_str().unwrap(), Format::Json),
+    ))
+    .filter_expr("n > 1")
+    .select(&["upper(user) AS user", "n * 10 AS n10"])
+    .add_sink(FileSink::new("out", FileSinkConfig::new(out.to_str().unwrap(), Format::Json)).unwrap());
     let r = env.execute("json-files").unwrap();
     assert_eq!(r.dead_letters(), 0);
     assert_eq!(
         common::read_lines(&out),
-        vec![r#"{"user":"BOB","n10":20}"#, r#"{"user":"CID","n10":30}"#, r#"{"user":"DAN","n10":40}"#]
+        vec![
+            r#"{"user":"BOB","n10":20}"#,
+            r#"{"user":"CID","n10":30}"#,
+            r#"{"user":"DAN","n10":40}"#
+        ]
     );
 }
 
@@ -47,12 +63,16 @@ fn json_files_with_an_inferred_schema_round_trip_through_the_file_sink() {
 fn csv_files_with_a_given_schema_and_csv_output() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("bids.csv");
-    write(&input, "auction,price,channel\n1,100,web\n2,250,app\n3,x,web\n4,400,app\n");
+    write(
+        &input,
+        "auction,price,channel\n1,100,web\n2,250,app\n3,x,web\n4,400,app\n",
+    );
     let out = dir.path().join("out");
     let mut cfg = FileSourceConfig::new(input.to_str().unwrap(), Format::Csv);
     cfg.schema = Some(SchemaSpec::Text("auction BIGINT, price BIGINT, channel STRING".into()));
     let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(1).set_dead_letter(dir.path().join("dlq").to_str().unwrap());
+    env.set_parallelism(1)
+        .set_dead_letter(dir.path().join("dlq").to_str().unwrap());
     env.add_source(FileSource::new("bids", cfg))
         .name("bids")
         .filter_expr("channel = 'app'")
@@ -74,9 +94,9 @@ fn malformed_json_records_reach_the_dead_letter_output_and_the_job_finishes() {
     let mut text = String::new();
     for i in 0..1000 {
         match i % 100 {
-            7 => text.push_str("{\"id\": 7, \"amount\": \n"),             // truncated JSON
+            7 => text.push_str("{\"id\": 7, \"amount\": \n"), // truncated JSON
             8 => text.push_str("{\"id\": \"eight\", \"amount\": 1.5}\n"), // wrong type
-            9 => text.push_str("[1, 2, 3]\n"),                           // not an object
+            9 => text.push_str("[1, 2, 3]\n"),                // not an object
             _ => text.push_str(&format!("{{\"id\": {i}, \"amount\": {i}.5}}\n")),
         }
     }
@@ -87,14 +107,22 @@ fn malformed_json_records_reach_the_dead_letter_output_and_the_job_finishes() {
     let env = StreamExecutionEnvironment::new();
     env.set_batch_size(64).set_dead_letter(dlq.to_str().unwrap());
     let sink = Collect::new();
-    env.add_source(FileSource::new("events", cfg)).name("events").add_sink(sink.clone());
+    env.add_source(FileSource::new("events", cfg))
+        .name("events")
+        .add_sink(sink.clone());
     let r = env.execute("dlq").unwrap();
     assert_eq!(sink.len(), 970, "every good record is kept");
     assert_eq!(r.dead_letters(), 30);
     let dl = dead_letters(&dlq);
     assert_eq!(dl.len(), 30);
-    assert!(dl.iter().all(|d| d["node"] == "events" && !d["reason"].as_str().unwrap().is_empty()));
-    assert!(dl.iter().any(|d| d["raw"] == "[1, 2, 3]" && d["reason"] == "not a JSON object"));
+    assert!(
+        dl.iter()
+            .all(|d| d["node"] == "events" && !d["reason"].as_str().unwrap().is_empty())
+    );
+    assert!(
+        dl.iter()
+            .any(|d| d["raw"] == "[1, 2, 3]" && d["reason"] == "not a JSON object")
+    );
     assert!(dl.iter().any(|d| d["raw"].as_str().unwrap().contains("eight")));
 }
 
@@ -107,7 +135,11 @@ fn memory_urls_work_as_object_store_locations() {
     env.execute("to-memory").unwrap();
     let env = StreamExecutionEnvironment::new();
     let sink = Collect::new();
-    env.add_source(FileSource::new("in", FileSourceConfig::new("memory://tests/numbers", Format::Json))).add_sink(sink.clone());
+    env.add_source(FileSource::new(
+        "in",
+        FileSourceConfig::new("memory://tests/numbers", Format::Json),
+    ))
+    .add_sink(sink.clone());
     env.execute("from-memory").unwrap();
     assert_eq!(sink.len(), 1_000);
 }
@@ -115,7 +147,11 @@ fn memory_urls_work_as_object_store_locations() {
 #[test]
 fn a_missing_input_path_is_a_clear_error() {
     let env = StreamExecutionEnvironment::new();
-    env.add_source(FileSource::new("in", FileSourceConfig::new("/nonexistent/weir/input", Format::Json))).print();
+    env.add_source(FileSource::new(
+        "in",
+        FileSourceConfig::new("/nonexistent/weir/input", Format::Json),
+    ))
+    .print();
     let e = env.execute("missing").unwrap_err().to_string();
     assert!(e.contains("/nonexistent/weir/input"), "{e}");
 }
@@ -126,10 +162,26 @@ fn datagen_is_bounded_deterministic_and_rate_limited() {
         rows: Some(600),
         rows_per_second: Some(1_000),
         fields: vec![
-            DatagenField { start: Some(100), ..DatagenField::new("seq", FieldKind::Sequence) },
-            DatagenField { data_type: Some("string".into()), length: Some(5), ..DatagenField::new("s", FieldKind::Random) },
-            DatagenField { data_type: Some("double".into()), min: Some(1.0), max: Some(2.0), ..DatagenField::new("d", FieldKind::Random) },
-            DatagenField { start: Some(0), rows_per_ms: Some(10), ..DatagenField::new("ts", FieldKind::Timestamp) },
+            DatagenField {
+                start: Some(100),
+                ..DatagenField::new("seq", FieldKind::Sequence)
+            },
+            DatagenField {
+                data_type: Some("string".into()),
+                length: Some(5),
+                ..DatagenField::new("s", FieldKind::Random)
+            },
+            DatagenField {
+                data_type: Some("double".into()),
+                min: Some(1.0),
+                max: Some(2.0),
+                ..DatagenField::new("d", FieldKind::Random)
+            },
+            DatagenField {
+                start: Some(0),
+                rows_per_ms: Some(10),
+                ..DatagenField::new("ts", FieldKind::Timestamp)
+            },
         ],
         ..Default::default()
     };
@@ -137,7 +189,8 @@ fn datagen_is_bounded_deterministic_and_rate_limited() {
         let env = StreamExecutionEnvironment::new();
         env.set_parallelism(p);
         let sink = Collect::new();
-        env.add_source(Datagen::new("gen", cfg.clone()).unwrap()).add_sink(sink.clone());
+        env.add_source(Datagen::new("gen", cfg.clone()).unwrap())
+            .add_sink(sink.clone());
         let t = Instant::now();
         env.execute("gen").unwrap();
         (common::sorted(&sink), t.elapsed())
@@ -152,12 +205,19 @@ fn datagen_is_bounded_deterministic_and_rate_limited() {
     let d = row["d"].as_f64().unwrap();
     assert!((1.0..2.0).contains(&d));
     assert!(a.iter().any(|r| r.contains(r#""seq":699"#)));
-    assert!(a.iter().any(|r| r.contains(r#""seq":150,"#) && r.contains("1970-01-01T00:00:00.005")), "ts = row / 10 ms");
+    assert!(
+        a.iter()
+            .any(|r| r.contains(r#""seq":150,"#) && r.contains("1970-01-01T00:00:00.005")),
+        "ts = row / 10 ms"
+    );
 }
 
 #[test]
 fn datagen_options_are_checked() {
-    let bad = DatagenConfig { fields: vec![DatagenField::random_int("x", 10, 1)], ..Default::default() };
+    let bad = DatagenConfig {
+        fields: vec![DatagenField::random_int("x", 10, 1)],
+        ..Default::default()
+    };
     let e = Datagen::new("gen", bad).err().unwrap().to_string();
     assert!(e.contains("field 'x'") && e.contains("below min"), "{e}");
 }
@@ -174,9 +234,18 @@ async fn socket_source_reads_text_lines_until_the_server_closes() {
     });
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
-    let cfg = SocketConfig { host: "127.0.0.1".into(), port, format: Format::Text, schema: None, linger_ms: 50 };
+    let cfg = SocketConfig {
+        host: "127.0.0.1".into(),
+        port,
+        format: Format::Text,
+        schema: None,
+        linger_ms: 50,
+    };
     let sink = Collect::new();
-    env.add_source(Socket::new("lines", cfg).unwrap()).split("line", None, "word").key_by("word").add_sink(sink.clone());
+    env.add_source(Socket::new("lines", cfg).unwrap())
+        .split("line", None, "word")
+        .key_by("word")
+        .add_sink(sink.clone());
     env.execute_async("socket").await.unwrap();
     server.await.unwrap();
     let words = common::sorted(&sink);
@@ -201,7 +270,8 @@ async fn socket_source_json_and_a_refused_connection() {
         linger_ms: 50,
     };
     let sink = Collect::new();
-    env.add_source(Socket::new("json", cfg.clone()).unwrap()).add_sink(sink.clone());
+    env.add_source(Socket::new("json", cfg.clone()).unwrap())
+        .add_sink(sink.clone());
     let r = env.execute_async("socket-json").await.unwrap();
     assert_eq!((sink.len(), r.dead_letters()), (2, 1));
 
@@ -255,10 +325,18 @@ async fn http_source_polls_json_and_routes_bad_responses_to_dead_letters() {
         max_failures: 3,
     };
     let sink = Collect::new();
-    env.add_source(Http::new("weather", cfg).unwrap()).add_sink(sink.clone());
+    env.add_source(Http::new("weather", cfg).unwrap())
+        .add_sink(sink.clone());
     let r = env.execute_async("http").await.unwrap();
     let rows = common::sorted(&sink);
-    assert_eq!(rows, vec![r#"{"city":"Bend","temp":3.0}"#, r#"{"city":"Boise","temp":20.0}"#, r#"{"city":"Kent","temp":12.5}"#]);
+    assert_eq!(
+        rows,
+        vec![
+            r#"{"city":"Bend","temp":3.0}"#,
+            r#"{"city":"Boise","temp":20.0}"#,
+            r#"{"city":"Kent","temp":12.5}"#
+        ]
+    );
     assert_eq!(r.dead_letters(), 2);
     let dl = dead_letters(dlq.path());
     assert!(dl.iter().any(|d| d["reason"].as_str().unwrap().contains("not JSON")));
@@ -278,7 +356,12 @@ async fn http_source_infers_its_schema_from_the_first_response() {
         max_failures: 3,
     };
     let sink = Collect::new();
-    env.add_source(Http::new("api", cfg).unwrap()).filter_expr("id > 1").add_sink(sink.clone());
+    env.add_source(Http::new("api", cfg).unwrap())
+        .filter_expr("id > 1")
+        .add_sink(sink.clone());
     env.execute_async("http-infer").await.unwrap();
-    assert_eq!(sink.rows_json(), vec![r#"{"id":2,"name":"b"}"#, r#"{"id":2,"name":"b"}"#]);
+    assert_eq!(
+        sink.rows_json(),
+        vec![r#"{"id":2,"name":"b"}"#, r#"{"id":2,"name":"b"}"#]
+    );
 }

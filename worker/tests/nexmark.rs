@@ -52,7 +52,14 @@ fn fingerprint(lines: &[String]) -> serde_json::Value {
             1 => {
                 auctions += 1;
                 let exp = millis(&body["expires"]);
-                ha = ha.wrapping_add(chain(&[u("id"), u("seller"), u("category"), u("initialBid"), u("reserve"), exp]));
+                ha = ha.wrapping_add(chain(&[
+                    u("id"),
+                    u("seller"),
+                    u("category"),
+                    u("initialBid"),
+                    u("reserve"),
+                    exp,
+                ]));
             }
             _ => {
                 prices.push(u("price"));
@@ -88,7 +95,10 @@ fn vector_a() -> serde_json::Value {
 fn generate(parallelism: usize, dir: &Path) -> Vec<String> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
-    let cfg = NexmarkConfig { events: Some(100_000), ..Default::default() };
+    let cfg = NexmarkConfig {
+        events: Some(100_000),
+        ..Default::default()
+    };
     env.add_source(Nexmark::new("nexmark", cfg).unwrap())
         .add_sink(FileSink::new("out", FileSinkConfig::new(dir.to_str().unwrap(), Format::Json)).unwrap());
     env.execute("nexmark").unwrap();
@@ -108,13 +118,25 @@ fn generator_reproduces_vector_a_at_parallelism_1_and_3() {
         // And the peer's own checker agrees, on the files the sink wrote.
         let script = peer_fingerprint_script();
         if !script.exists() {
-            assert!(std::env::var_os("CI").is_none(), "{} is missing in CI", script.display());
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{} is missing in CI",
+                script.display()
+            );
             eprintln!("skipping the peer's fingerprint.py: {} not found", script.display());
             continue;
         }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
-        let out = std::process::Command::new("python3").arg(&script).args(["--check", "A"]).args(&files).output().unwrap();
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .args(["--check", "A"])
+            .args(&files)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success() && stderr.contains("vector A: MATCH"), "{stderr}");
     }
@@ -125,13 +147,26 @@ fn bid_stream_is_flat_and_matches_the_unified_bids() {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
     let flat = Collect::new();
-    let cfg = NexmarkConfig { events: Some(5_000), stream: NexmarkStream::Bid, ..Default::default() };
-    env.add_source(Nexmark::new("bids", cfg).unwrap()).select(&["auction", "bidder", "price"]).add_sink(flat.clone());
+    let cfg = NexmarkConfig {
+        events: Some(5_000),
+        stream: NexmarkStream::Bid,
+        ..Default::default()
+    };
+    env.add_source(Nexmark::new("bids", cfg).unwrap())
+        .select(&["auction", "bidder", "price"])
+        .add_sink(flat.clone());
     let unified = Collect::new();
-    let cfg = NexmarkConfig { events: Some(5_000), ..Default::default() };
+    let cfg = NexmarkConfig {
+        events: Some(5_000),
+        ..Default::default()
+    };
     env.add_source(Nexmark::new("all", cfg).unwrap())
         .filter_expr("event_type = 2")
-        .select(&["bid['auction'] AS auction", "get_field(bid, 'bidder') AS bidder", "bid.price AS price"])
+        .select(&[
+            "bid['auction'] AS auction",
+            "get_field(bid, 'bidder') AS bidder",
+            "bid.price AS price",
+        ])
         .add_sink(unified.clone());
     env.execute("bids").unwrap();
     assert_eq!(flat.len(), 4_600);

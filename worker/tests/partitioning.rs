@@ -12,7 +12,10 @@ use weir::keys;
 use weir::prelude::*;
 
 /// Records, per subtask of a pass-through operator, the values of column `col`.
-fn tap(stream: &DataStream, col: &'static str) -> (DataStream, Arc<Mutex<Vec<(usize, usize, i64)>>>) {
+/// `(subtask, parallelism, value)` per row seen.
+type Seen = Arc<Mutex<Vec<(usize, usize, i64)>>>;
+
+fn tap(stream: &DataStream, col: &'static str) -> (DataStream, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     let out = stream.map_batches(move |ctx, batch| {
@@ -44,7 +47,11 @@ fn hash_partitioning_sends_each_key_to_exactly_its_key_group_owner() {
         let mut buf = vec![0x01];
         buf.extend_from_slice(&k.to_le_bytes());
         let kg = keys::key_group_of_hash(keys::hash_key_bytes(&buf), 64);
-        assert_eq!(keys::operator_index_for_key_group(kg, 64, *p as u32) as usize, *subtask, "key {k}");
+        assert_eq!(
+            keys::operator_index_for_key_group(kg, 64, *p as u32) as usize,
+            *subtask,
+            "key {k}"
+        );
         let (lo, hi) = keys::key_group_range(*subtask as u32, 64, *p as u32);
         assert!((lo..=hi).contains(&kg));
     }
@@ -67,7 +74,13 @@ fn range_partitioning_follows_the_boundaries() {
     assert_eq!(seen.len(), 3_000);
     for (subtask, p, v) in seen.iter() {
         assert_eq!(*p, 3, "downstream parallelism is the number of ranges");
-        let want = if *v < 300 { 0 } else if *v < 700 { 1 } else { 2 };
+        let want = if *v < 300 {
+            0
+        } else if *v < 700 {
+            1
+        } else {
+            2
+        };
         assert_eq!(*subtask, want, "v = {v}");
     }
 }
@@ -75,7 +88,9 @@ fn range_partitioning_follows_the_boundaries() {
 #[test]
 fn range_partitioning_rejects_unsorted_boundaries_and_wrong_parallelism() {
     let env = StreamExecutionEnvironment::new();
-    env.add_source(common::numbers(10, 10)).partition_by_range("v", vec![5.into(), 1.into()]).print();
+    env.add_source(common::numbers(10, 10))
+        .partition_by_range("v", vec![5.into(), 1.into()])
+        .print();
     let e = env.execute("bad").unwrap_err().to_string();
     assert!(e.contains("sorted"), "{e}");
 
@@ -99,7 +114,11 @@ fn broadcast_gives_every_subtask_every_row() {
     env.execute("broadcast").unwrap();
     let seen = seen.lock().unwrap();
     for s in 0..3 {
-        let ids: HashSet<i64> = seen.iter().filter(|(sub, _, _)| *sub == s).map(|(_, _, id)| *id).collect();
+        let ids: HashSet<i64> = seen
+            .iter()
+            .filter(|(sub, _, _)| *sub == s)
+            .map(|(_, _, id)| *id)
+            .collect();
         assert_eq!(ids.len(), 1_000, "subtask {s}");
     }
 }

@@ -14,7 +14,11 @@ fn run_yaml(yaml: &str) -> Result<JobResult> {
 fn err(yaml: &str) -> String {
     match pipeline::build(yaml, "job.yaml") {
         Err(e) => e.to_string(),
-        Ok(job) => tokio::runtime::Runtime::new().unwrap().block_on(job.execute()).unwrap_err().to_string(),
+        Ok(job) => tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(job.execute())
+            .unwrap_err()
+            .to_string(),
     }
 }
 
@@ -143,7 +147,11 @@ sinks:
 
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(3);
-    let cfg = NexmarkConfig { events: Some(20_000), stream: NexmarkStream::Bid, ..Default::default() };
+    let cfg = NexmarkConfig {
+        events: Some(20_000),
+        stream: NexmarkStream::Bid,
+        ..Default::default()
+    };
     env.add_source(Nexmark::new("bids", cfg).unwrap())
         .name("bids")
         .filter_expr("price < 10000")
@@ -156,7 +164,10 @@ sinks:
     let api_plan = rt.block_on(env.explain()).unwrap();
     env.execute("same").unwrap();
     assert_eq!(yaml_plan, api_plan);
-    let (a, b) = (common::read_lines(&dir.path().join("yaml")), common::read_lines(&dir.path().join("api")));
+    let (a, b) = (
+        common::read_lines(&dir.path().join("yaml")),
+        common::read_lines(&dir.path().join("api")),
+    );
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }
@@ -169,28 +180,52 @@ fn errors_name_the_file_the_line_and_the_field() {
     let e = err(&format!("{GOOD_HEAD}sinkz: []\n"));
     assert!(e.contains("job.yaml:6:1") && e.contains("unknown field `sinkz`"), "{e}");
     // Unknown operator field, with its line.
-    let e = err(&format!("{GOOD_HEAD}operators:\n  - id: f\n    input: src\n    fliter: \"x > 1\"\nsinks: []\n"));
+    let e = err(&format!(
+        "{GOOD_HEAD}operators:\n  - id: f\n    input: src\n    fliter: \"x > 1\"\nsinks: []\n"
+    ));
     assert!(e.contains("job.yaml:9") && e.contains("unknown field `fliter`"), "{e}");
     // Unknown connector option: the node, its line, the field.
-    let e = err("name: bad\nsources:\n  - id: gen\n    connector: datagen\n    rowz: 10\nsinks:\n  - input: gen\n    connector: blackhole\n");
-    assert!(e.contains("job.yaml:3") && e.contains("'gen'") && e.contains("unknown field `rowz`"), "{e}");
+    let e = err(
+        "name: bad\nsources:\n  - id: gen\n    connector: datagen\n    rowz: 10\nsinks:\n  - input: gen\n    connector: blackhole\n",
+    );
+    assert!(
+        e.contains("job.yaml:3") && e.contains("'gen'") && e.contains("unknown field `rowz`"),
+        "{e}"
+    );
     // Unknown connector.
-    let e = err("name: bad\nsources:\n  - id: k\n    connector: kafak\nsinks:\n  - input: k\n    connector: blackhole\n");
-    assert!(e.contains("job.yaml:3") && e.contains("unknown source connector 'kafak'"), "{e}");
+    let e =
+        err("name: bad\nsources:\n  - id: k\n    connector: kafak\nsinks:\n  - input: k\n    connector: blackhole\n");
+    assert!(
+        e.contains("job.yaml:3") && e.contains("unknown source connector 'kafak'"),
+        "{e}"
+    );
     // Unknown input id.
-    let e = err(&format!("{GOOD_HEAD}operators:\n  - id: f\n    input: nope\n    filter: \"id > 1\"\nsinks:\n  - input: f\n    connector: blackhole\n"));
+    let e = err(&format!(
+        "{GOOD_HEAD}operators:\n  - id: f\n    input: nope\n    filter: \"id > 1\"\nsinks:\n  - input: f\n    connector: blackhole\n"
+    ));
     assert!(e.contains("job.yaml:7") && e.contains("no node has id 'nope'"), "{e}");
     // Two operations on one node.
-    let e = err(&format!("{GOOD_HEAD}operators:\n  - id: f\n    input: src\n    filter: \"x\"\n    rebalance: true\nsinks:\n  - input: f\n    connector: blackhole\n"));
+    let e = err(&format!(
+        "{GOOD_HEAD}operators:\n  - id: f\n    input: src\n    filter: \"x\"\n    rebalance: true\nsinks:\n  - input: f\n    connector: blackhole\n"
+    ));
     assert!(e.contains("job.yaml:7") && e.contains("filter and rebalance"), "{e}");
     // A bad expression is found at planning and located too.
-    let e = err(&format!("{GOOD_HEAD}operators:\n  - id: f\n    input: src\n    filter: \"nope > 1\"\nsinks:\n  - input: f\n    connector: blackhole\n"));
-    assert!(e.contains("job.yaml:7") && e.contains("node 'f'") && e.contains("nope"), "{e}");
+    let e = err(&format!(
+        "{GOOD_HEAD}operators:\n  - id: f\n    input: src\n    filter: \"nope > 1\"\nsinks:\n  - input: f\n    connector: blackhole\n"
+    ));
+    assert!(
+        e.contains("job.yaml:7") && e.contains("node 'f'") && e.contains("nope"),
+        "{e}"
+    );
     // A cycle.
-    let e = err(&format!("{GOOD_HEAD}operators:\n  - id: a\n    input: b\n    filter: \"true\"\n  - id: b\n    input: a\n    filter: \"true\"\nsinks:\n  - input: a\n    connector: blackhole\n"));
+    let e = err(&format!(
+        "{GOOD_HEAD}operators:\n  - id: a\n    input: b\n    filter: \"true\"\n  - id: b\n    input: a\n    filter: \"true\"\nsinks:\n  - input: a\n    connector: blackhole\n"
+    ));
     assert!(e.contains("cycle"), "{e}");
     // A node nobody reads.
-    let e = err(&format!("{GOOD_HEAD}operators:\n  - id: lost\n    input: src\n    filter: \"true\"\nsinks:\n  - input: src\n    connector: blackhole\n"));
+    let e = err(&format!(
+        "{GOOD_HEAD}operators:\n  - id: lost\n    input: src\n    filter: \"true\"\nsinks:\n  - input: src\n    connector: blackhole\n"
+    ));
     assert!(e.contains("'lost' is not connected to any sink"), "{e}");
     // Not YAML at all.
     let e = err("name: [unclosed\n");

@@ -74,13 +74,21 @@ impl Sink for SlowSink {
 async fn a_slow_sink_slows_a_fast_source_and_bounds_what_is_in_flight() {
     let env = StreamExecutionEnvironment::new();
     let (batch, capacity) = (100u64, 2u64);
-    env.set_parallelism(1).set_batch_size(batch as usize).set_channel_capacity(capacity as usize);
+    env.set_parallelism(1)
+        .set_batch_size(batch as usize)
+        .set_channel_capacity(capacity as usize);
     let rows = Arc::new(AtomicU64::new(0));
-    let unbounded = DatagenConfig { rows: None, ..Default::default() };
+    let unbounded = DatagenConfig {
+        rows: None,
+        ..Default::default()
+    };
     env.add_source(Datagen::new("gen", unbounded).unwrap())
         .name("gen")
         .rebalance()
-        .add_sink(SlowSink { delay: Duration::from_millis(10), rows: rows.clone() });
+        .add_sink(SlowSink {
+            delay: Duration::from_millis(10),
+            rows: rows.clone(),
+        });
     let metrics = env.metrics();
     let cancel = CancellationToken::new();
     let job = tokio::spawn({
@@ -104,7 +112,10 @@ async fn a_slow_sink_slows_a_fast_source_and_bounds_what_is_in_flight() {
     let consumed = rows.load(Ordering::Relaxed);
     assert!(max_gap <= bound, "{max_gap} rows in flight, bound {bound}");
     // The source ran at the sink's pace (~100 batches/s), not at its own (millions of rows/s).
-    assert!(produced < 30_000, "source produced {produced} rows in ~1 s despite the slow sink");
+    assert!(
+        produced < 30_000,
+        "source produced {produced} rows in ~1 s despite the slow sink"
+    );
     // Cancellation drains: what the source emitted reached the sink.
     assert_eq!(produced, consumed);
 }
@@ -169,14 +180,17 @@ fn a_row_of_the_wrong_type_is_an_error_naming_the_field() {
     use arrow::datatypes::{DataType, Field, Schema};
     let env = StreamExecutionEnvironment::new();
     let out: SchemaRef = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-    env.add_source(common::numbers(5, 10)).map(out, |_| Ok(vec![Value::from("text")])).print();
+    env.add_source(common::numbers(5, 10))
+        .map(out, |_| Ok(vec![Value::from("text")]))
+        .print();
     let e = env.execute("types").unwrap_err().to_string();
     assert!(e.contains("field 'n'"), "{e}");
 }
 
 #[test]
 fn select_and_filter_expressions_are_checked_when_planning() {
-    let cases: [(&dyn Fn(&DataStream) -> DataStream, &str); 4] = [
+    type Build = dyn Fn(&DataStream) -> DataStream;
+    let cases: [(&Build, &str); 4] = [
         (&|s| s.select(&["nope + 1"]), "nope"),
         (&|s| s.filter_expr("v + 1"), "expected a boolean"),
         (&|s| s.select(&["v", "k AS v"]), "two output columns are named 'v'"),
@@ -206,6 +220,9 @@ fn select_wildcard_and_chaining_in_the_plan() {
         .add_sink(Blackhole::new());
     let plan = tokio::runtime::Runtime::new().unwrap().block_on(env.explain()).unwrap();
     // Source, select, filter fuse; the hash edge starts a second task.
-    assert!(plan.contains("task 0 (parallelism 2): datagen [source:datagen] -> select [select] -> filter [filter]\n"), "{plan}");
+    assert!(
+        plan.contains("task 0 (parallelism 2): datagen [source:datagen] -> select [select] -> filter [filter]\n"),
+        "{plan}"
+    );
     assert!(plan.contains("via Hash"), "{plan}");
 }

@@ -157,7 +157,11 @@ async fn run(file: PathBuf, parallelism: Option<usize>, explain: bool, progress:
             }
         })
     });
-    let result = job.env.execute_with(&job.name, &metrics, cancel).await.map_err(|e| job.locate(e));
+    let result = job
+        .env
+        .execute_with(&job.name, &metrics, cancel)
+        .await
+        .map_err(|e| job.locate(e));
     if let Some(r) = reporter {
         r.abort();
         eprintln!();

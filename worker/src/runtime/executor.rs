@@ -90,8 +90,8 @@ pub async fn execute(
     for chain in &plan.chains {
         let head = chain[0];
         for (edge, route) in graph.nodes[head].inputs.iter().zip(&plan.nodes[head].routes) {
-            let (pu, pd) = (plan.nodes[edge.from].parallelism, plan.nodes[head].parallelism);
-            for i in 0..pu {
+            let pd = plan.nodes[head].parallelism;
+            for (i, upstream) in outputs[edge.from].iter_mut().enumerate() {
                 let targets: Vec<usize> = if matches!(route, Route::Forward) {
                     vec![i]
                 } else {
@@ -103,7 +103,7 @@ pub async fn execute(
                     senders.push(tx);
                     receivers[head][j].push(rx);
                 }
-                outputs[edge.from][i].push(OutputEdge::new(route.partitioner(i, max_p), senders));
+                upstream.push(OutputEdge::new(route.partitioner(i, max_p), senders));
             }
         }
     }

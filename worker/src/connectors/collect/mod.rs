@@ -54,7 +54,10 @@ impl SinkFactory for Collect {
         "collect"
     }
     fn create(&self, _input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(CollectWriter { target: self.batches.clone(), subtask: ctx.subtask }))
+        Ok(Box::new(CollectWriter {
+            target: self.batches.clone(),
+            subtask: ctx.subtask,
+        }))
     }
 }
 
@@ -66,7 +69,10 @@ struct CollectWriter {
 #[async_trait]
 impl Sink for CollectWriter {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
-        self.target.lock().unwrap_or_else(|e| e.into_inner()).push((self.subtask, batch));
+        self.target
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((self.subtask, batch));
         Ok(())
     }
     async fn finish(&mut self) -> Result<()> {
