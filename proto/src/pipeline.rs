@@ -180,3 +180,40 @@ pub struct RangeSpec {
     /// Sorted boundaries (numbers or strings).
     pub boundaries: Vec<serde_json::Value>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connector_options_sit_beside_the_connector_and_round_trip() {
+        let json = serde_json::json!({
+            "name": "j",
+            "sources": [{"id": "s", "connector": "datagen", "rows": 10, "parallelism": 2}],
+            "operators": [{"id": "k", "input": "s", "key_by": ["a", "b"]}, {"id": "u", "union": ["s", "k"]}],
+            "sinks": [{"input": ["k", "u"], "connector": "blackhole"}]
+        });
+        let spec: PipelineSpec = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(spec.sources[0].parallelism, Some(2));
+        assert_eq!(spec.sources[0].options["rows"], 10);
+        assert_eq!(spec.operators[0].key_by, Some(Inputs::Many(vec!["a".into(), "b".into()])));
+        assert_eq!(spec.sinks[0].input.ids(), vec!["k", "u"]);
+        let back: PipelineSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn unknown_operator_fields_are_refused() {
+        let json = serde_json::json!({"id": "f", "input": "s", "fliter": "x > 1"});
+        let e = serde_json::from_value::<OperatorSpec>(json).unwrap_err().to_string();
+        assert!(e.contains("unknown field `fliter`"), "{e}");
+    }
+
+    #[test]
+    fn the_json_schema_names_every_operation() {
+        let schema = serde_json::to_string(&schemars::schema_for!(PipelineSpec)).unwrap();
+        for field in ["key_by", "partition_by_range", "flat_map", "union", "max_parallelism"] {
+            assert!(schema.contains(field), "{field}");
+        }
+    }
+}

@@ -365,3 +365,56 @@ async fn http_source_infers_its_schema_from_the_first_response() {
         vec![r#"{"id":2,"name":"b"}"#, r#"{"id":2,"name":"b"}"#]
     );
 }
+
+/// The bucket of the S3-compatible server that `scripts/test` starts (moto), or a loud failure
+/// in CI when it is missing.
+fn s3_bucket() -> Option<String> {
+    match std::env::var("WEIR_S3_BUCKET") {
+        Ok(b) => Some(b),
+        Err(_) => {
+            assert!(std::env::var_os("CI").is_none(), "no S3 server: run the tests with scripts/test");
+            eprintln!("skipping: WEIR_S3_BUCKET is not set (scripts/test starts an S3 server)");
+            None
+        }
+    }
+}
+
+#[test]
+fn files_on_s3_round_trip_with_dead_letters_there_too() {
+    let Some(bucket) = s3_bucket() else { return };
+    let run = format!("s3://{bucket}/connectors-{}", std::process::id());
+    // Write JSON lines to S3 from two subtasks…
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.add_source(common::numbers(2_000, 10))
+        .add_sink(FileSink::new("out", FileSinkConfig::new(format!("{run}/numbers"), Format::Json)).unwrap());
+    env.execute("to-s3").unwrap();
+    // …and a file with a bad record, through the sink's text format.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    let src = DatagenConfig {
+        rows: Some(1),
+        fields: vec![DatagenField { data_type: Some("string".into()), length: Some(3), ..DatagenField::new("line", FieldKind::Random) }],
+        ..Default::default()
+    };
+    env.add_source(Datagen::new("bad", src).unwrap())
+        .select(&["'{\"id\": \"x\"}' AS line"])
+        .add_sink(FileSink::new("bad", FileSinkConfig::new(format!("{run}/numbers"), Format::Text)).unwrap());
+    env.execute("bad-to-s3").unwrap();
+    // Read everything back from S3, with the dead letters going to S3 as well.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_dead_letter(format!("{run}/dlq"));
+    let mut cfg = FileSourceConfig::new(format!("{run}/numbers"), Format::Json);
+    cfg.schema = Some(SchemaSpec::Text("id BIGINT, k BIGINT, v BIGINT".into()));
+    let sink = Collect::new();
+    env.add_source(FileSource::new("in", cfg)).name("from_s3").add_sink(sink.clone());
+    let r = env.execute("from-s3").unwrap();
+    assert_eq!((sink.len(), r.dead_letters()), (2_000, 1));
+    let env = StreamExecutionEnvironment::new();
+    let dl = Collect::new();
+    env.add_source(FileSource::new("dlq", FileSourceConfig::new(format!("{run}/dlq"), Format::Json))).add_sink(dl.clone());
+    env.execute("read-dlq").unwrap();
+    let rows = dl.rows_json();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].contains(r#""node":"from_s3""#) && rows[0].contains(r#"\"x\""#), "{rows:?}");
+}
