@@ -15,7 +15,11 @@ fn main() -> anyhow::Result<()> {
     let bids = env
         .add_source(Nexmark::new(
             "bids",
-            NexmarkConfig { events: Some(200_000), stream: NexmarkStream::Bid, ..Default::default() },
+            NexmarkConfig {
+                events: Some(200_000),
+                stream: NexmarkStream::Bid,
+                ..Default::default()
+            },
         )?)
         .name("bids");
 
@@ -33,6 +37,9 @@ fn main() -> anyhow::Result<()> {
         .print();
 
     let result = env.execute("data-partitioning")?;
-    eprintln!("{} very expensive bids", result.node("very_expensive").map_or(0, |n| n.records_out));
+    eprintln!(
+        "{} very expensive bids",
+        result.node("very_expensive").map_or(0, |n| n.records_out)
+    );
     Ok(())
 }

@@ -18,16 +18,22 @@ fn run(parallelism: usize) -> anyhow::Result<(u64, std::time::Duration)> {
         Field::new("band", DataType::Utf8, false),
     ]));
     let sink = Blackhole::new();
-    env.add_source(Datagen::new("gen", DatagenConfig { rows: Some(2_000_000), ..Default::default() })?)
-        .rebalance()
-        // A record-at-a-time function, like Flink's MapFunction.
-        .map(out, |row| {
-            let price = row.get_i64("price").unwrap_or(0);
-            let band = if price > 50_000 { "high" } else { "low" };
-            Ok(vec![Value::Int(row.get_i64("auction").unwrap_or(0)), Value::from(band)])
-        })
-        .filter(|row| row.get_str("band") == Some("high"))
-        .add_sink(sink.clone());
+    env.add_source(Datagen::new(
+        "gen",
+        DatagenConfig {
+            rows: Some(2_000_000),
+            ..Default::default()
+        },
+    )?)
+    .rebalance()
+    // A record-at-a-time function, like Flink's MapFunction.
+    .map(out, |row| {
+        let price = row.get_i64("price").unwrap_or(0);
+        let band = if price > 50_000 { "high" } else { "low" };
+        Ok(vec![Value::Int(row.get_i64("auction").unwrap_or(0)), Value::from(band)])
+    })
+    .filter(|row| row.get_str("band") == Some("high"))
+    .add_sink(sink.clone());
     let result = env.execute("parallel-processing")?;
     Ok((sink.count(), result.duration))
 }

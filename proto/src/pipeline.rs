@@ -196,7 +196,10 @@ mod tests {
         let spec: PipelineSpec = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(spec.sources[0].parallelism, Some(2));
         assert_eq!(spec.sources[0].options["rows"], 10);
-        assert_eq!(spec.operators[0].key_by, Some(Inputs::Many(vec!["a".into(), "b".into()])));
+        assert_eq!(
+            spec.operators[0].key_by,
+            Some(Inputs::Many(vec!["a".into(), "b".into()]))
+        );
         assert_eq!(spec.sinks[0].input.ids(), vec!["k", "u"]);
         let back: PipelineSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
         assert_eq!(back, spec);

@@ -14,8 +14,10 @@ use crate::connectors::nexmark::config::NexmarkStream;
 use crate::connectors::nexmark::{Nexmark, NexmarkConfig};
 use crate::error::{Result, WeirError};
 
-/// The shapes `weir bench` knows.
+/// The shapes `weir bench` runs by default (those the Flink peers measure).
 pub const SHAPES: &[&str] = &["q0", "q1", "q2", "passthrough", "filter_project"];
+/// Extra shapes: the Nexmark generator alone, all events (`nexmark`) or bids only (`nexmark_bid`).
+pub const EXTRA_SHAPES: &[&str] = &["nexmark", "nexmark_bid"];
 
 /// One measured run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -81,6 +83,19 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
         "q2" => bids_of(&env, events)?
             .filter_expr("get_field(bid, 'auction') % 123 = 0")
             .select(&[&f("auction"), &f("price")]),
+        "nexmark" | "nexmark_bid" => {
+            let stream = if shape == "nexmark" {
+                NexmarkStream::All
+            } else {
+                NexmarkStream::Bid
+            };
+            let cfg = NexmarkConfig {
+                events: Some(events),
+                stream,
+                ..Default::default()
+            };
+            env.add_source(Nexmark::new("nexmark", cfg)?).name("nexmark")
+        }
         "passthrough" | "filter_project" => {
             let cfg = DatagenConfig {
                 rows: Some(events),
@@ -95,9 +110,9 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
             }
         }
         other => {
+            let known = [SHAPES, EXTRA_SHAPES].concat().join(", ");
             return Err(WeirError::plan(format!(
-                "unknown bench shape '{other}' (known: {})",
-                SHAPES.join(", ")
+                "unknown bench shape '{other}' (known: {known})"
             )));
         }
     };

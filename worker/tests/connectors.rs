@@ -372,7 +372,10 @@ fn s3_bucket() -> Option<String> {
     match std::env::var("WEIR_S3_BUCKET") {
         Ok(b) => Some(b),
         Err(_) => {
-            assert!(std::env::var_os("CI").is_none(), "no S3 server: run the tests with scripts/test");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no S3 server: run the tests with scripts/test"
+            );
             eprintln!("skipping: WEIR_S3_BUCKET is not set (scripts/test starts an S3 server)");
             None
         }
@@ -394,7 +397,11 @@ fn files_on_s3_round_trip_with_dead_letters_there_too() {
     env.set_parallelism(1);
     let src = DatagenConfig {
         rows: Some(1),
-        fields: vec![DatagenField { data_type: Some("string".into()), length: Some(3), ..DatagenField::new("line", FieldKind::Random) }],
+        fields: vec![DatagenField {
+            data_type: Some("string".into()),
+            length: Some(3),
+            ..DatagenField::new("line", FieldKind::Random)
+        }],
         ..Default::default()
     };
     env.add_source(Datagen::new("bad", src).unwrap())
@@ -407,14 +414,23 @@ fn files_on_s3_round_trip_with_dead_letters_there_too() {
     let mut cfg = FileSourceConfig::new(format!("{run}/numbers"), Format::Json);
     cfg.schema = Some(SchemaSpec::Text("id BIGINT, k BIGINT, v BIGINT".into()));
     let sink = Collect::new();
-    env.add_source(FileSource::new("in", cfg)).name("from_s3").add_sink(sink.clone());
+    env.add_source(FileSource::new("in", cfg))
+        .name("from_s3")
+        .add_sink(sink.clone());
     let r = env.execute("from-s3").unwrap();
     assert_eq!((sink.len(), r.dead_letters()), (2_000, 1));
     let env = StreamExecutionEnvironment::new();
     let dl = Collect::new();
-    env.add_source(FileSource::new("dlq", FileSourceConfig::new(format!("{run}/dlq"), Format::Json))).add_sink(dl.clone());
+    env.add_source(FileSource::new(
+        "dlq",
+        FileSourceConfig::new(format!("{run}/dlq"), Format::Json),
+    ))
+    .add_sink(dl.clone());
     env.execute("read-dlq").unwrap();
     let rows = dl.rows_json();
     assert_eq!(rows.len(), 1);
-    assert!(rows[0].contains(r#""node":"from_s3""#) && rows[0].contains(r#"\"x\""#), "{rows:?}");
+    assert!(
+        rows[0].contains(r#""node":"from_s3""#) && rows[0].contains(r#"\"x\""#),
+        "{rows:?}"
+    );
 }

@@ -231,3 +231,68 @@ fn errors_name_the_file_the_line_and_the_field() {
     let e = err("name: [unclosed\n");
     assert!(e.starts_with("invalid job: job.yaml:"), "{e}");
 }
+
+#[test]
+fn socket_and_http_sources_in_yaml() {
+    use std::io::{Read, Write};
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sport = socket.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut s, _) = socket.accept().unwrap();
+        s.write_all(b"{\"n\": 1}\n{\"n\": 2}\n{\"n\": \"three\"}\n").unwrap();
+    });
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hport = http.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in http.incoming() {
+            let mut s = conn.unwrap();
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let body = r#"[{"n": 10}, {"n": 20}]"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let yaml = format!(
+        r#"
+name: net
+parallelism: 2
+dead_letter: {d}/dlq
+sources:
+  - id: sock
+    connector: socket
+    host: 127.0.0.1
+    port: {sport}
+    format: json
+    schema: "n BIGINT"
+  - id: api
+    connector: http
+    url: http://127.0.0.1:{hport}/
+    interval_ms: 10
+    polls: 2
+sinks:
+  - id: out
+    input: [sock, api]
+    connector: file
+    path: {d}/out
+"#
+    );
+    let r = run_yaml(&yaml).unwrap();
+    let mut got: Vec<i64> = common::read_lines(&dir.path().join("out"))
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![1, 2, 10, 10, 20, 20]);
+    assert_eq!(r.node("sock").unwrap().dead_letters, 1);
+    assert_eq!(common::read_lines(&dir.path().join("dlq")).len(), 1);
+}

@@ -226,3 +226,23 @@ fn select_wildcard_and_chaining_in_the_plan() {
     );
     assert!(plan.contains("via Hash"), "{plan}");
 }
+
+#[test]
+fn a_fused_filter_and_select_keep_their_own_counters() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let sink = Collect::new();
+    env.add_source(common::numbers(10_000, 10))
+        .filter_expr("v < 500")
+        .name("f")
+        .select(&["k * 2 AS k2"])
+        .name("s")
+        .add_sink(sink.clone());
+    let r = env.execute("fused").unwrap();
+    let (f, s) = (r.node("f").unwrap(), r.node("s").unwrap());
+    assert_eq!(f.records_in, 10_000);
+    assert!(f.records_out > 4_000 && f.records_out < 6_000, "{}", f.records_out);
+    assert_eq!((s.records_in, s.records_out), (f.records_out, f.records_out));
+    assert_eq!(sink.len() as u64, f.records_out);
+    assert!(sink.rows_json().iter().all(|r| r.starts_with(r#"{"k2":"#)));
+}

@@ -55,7 +55,8 @@ pub struct FilterExpr {
 }
 
 impl FilterExpr {
-    fn plan(&self, input: &SchemaRef) -> Result<Arc<dyn PhysicalExpr>> {
+    /// Plans the condition against `input`, checking that it is boolean.
+    pub fn plan(&self, input: &SchemaRef) -> Result<Arc<dyn PhysicalExpr>> {
         let (expr, field) = plan_expr(&self.sql, input)?;
         if field.data_type() != &DataType::Boolean {
             return Err(WeirError::plan(format!(

@@ -8,6 +8,7 @@ use crate::error::Result;
 
 pub mod expr;
 pub mod filter;
+pub mod filter_select;
 pub mod flat_map;
 pub mod map;
 pub mod select;
@@ -47,8 +48,9 @@ pub trait Operator: Send {
     }
 }
 
-/// Describes an operator in the logical graph; makes instances for subtasks.
-pub trait OperatorFactory: Send + Sync {
+/// Describes an operator in the logical graph; makes instances for subtasks. (`Any` lets the
+/// planner recognise operators it can fuse.)
+pub trait OperatorFactory: std::any::Any + Send + Sync {
     /// Kind of operator, for plans ("filter", "select", …).
     fn kind(&self) -> &'static str;
     /// The output schema for this input schema, or a planning error naming what is wrong.

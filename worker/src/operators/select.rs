@@ -31,7 +31,8 @@ impl Select {
         })
     }
 
-    fn plan(&self, input: &SchemaRef) -> Result<(Vec<Arc<dyn PhysicalExpr>>, SchemaRef)> {
+    /// Plans the expressions against `input`: the physical expressions and the output schema.
+    pub fn plan(&self, input: &SchemaRef) -> Result<(Vec<Arc<dyn PhysicalExpr>>, SchemaRef)> {
         let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
         let mut fields: Vec<Field> = Vec::new();
         for item in &self.items {
@@ -82,17 +83,21 @@ struct SelectOp {
 
 impl Operator for SelectOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
-        let n = batch.num_rows();
-        let columns = self
-            .exprs
-            .iter()
-            .map(|e| Ok(e.evaluate(&batch)?.into_array(n)?))
-            .collect::<UserResult<Vec<ArrayRef>>>()?;
-        out.push(RecordBatch::try_new_with_options(
-            self.output.clone(),
-            columns,
-            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
-        )?);
+        out.push(project(&self.exprs, &self.output, &batch)?);
         Ok(())
     }
+}
+
+/// Evaluates projection expressions on `batch` into a batch of `output`.
+pub fn project(exprs: &[Arc<dyn PhysicalExpr>], output: &SchemaRef, batch: &RecordBatch) -> UserResult<RecordBatch> {
+    let n = batch.num_rows();
+    let columns = exprs
+        .iter()
+        .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
+        .collect::<UserResult<Vec<ArrayRef>>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        output.clone(),
+        columns,
+        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
 }

@@ -18,8 +18,10 @@ pub struct ChainedOperator {
     pub ctx: TaskContext,
     /// The instance.
     pub operator: Box<dyn Operator>,
-    /// Its counters.
-    pub metrics: Arc<NodeMetrics>,
+    /// Counters of rows in.
+    pub metrics_in: Arc<NodeMetrics>,
+    /// Counters of rows out (another node's when operators were fused).
+    pub metrics_out: Arc<NodeMetrics>,
 }
 
 /// Where a chain's output goes.
@@ -72,12 +74,12 @@ impl Chain {
             }
             let mut next = Vec::new();
             for b in batches {
-                op.metrics.add_in(b.num_rows());
+                op.metrics_in.add_in(b.num_rows());
                 op.operator
                     .process_batch(b, &mut next)
                     .map_err(|e| op_error(&op.ctx, e))?;
             }
-            op.metrics.add_out(next.iter().map(RecordBatch::num_rows).sum());
+            op.metrics_out.add_out(next.iter().map(RecordBatch::num_rows).sum());
             batches = next;
         }
         for b in batches {
@@ -108,7 +110,7 @@ impl Chain {
             op.operator
                 .on_watermark(watermark, &mut out)
                 .map_err(|e| op_error(&op.ctx, e))?;
-            op.metrics.add_out(out.iter().map(RecordBatch::num_rows).sum());
+            op.metrics_out.add_out(out.iter().map(RecordBatch::num_rows).sum());
             self.run_from(i + 1, out).await?;
         }
         if let Tail::Outputs(o) = &mut self.tail {
@@ -132,7 +134,7 @@ impl Chain {
             let mut out = Vec::new();
             let op = &mut self.operators[i];
             op.operator.on_end(&mut out).map_err(|e| op_error(&op.ctx, e))?;
-            op.metrics.add_out(out.iter().map(RecordBatch::num_rows).sum());
+            op.metrics_out.add_out(out.iter().map(RecordBatch::num_rows).sum());
             self.run_from(i + 1, out).await?;
         }
         match &mut self.tail {

@@ -12,6 +12,9 @@ use crate::error::{Result, WeirError};
 use crate::graph::{JobConfig, LogicalGraph, NodeKind};
 use crate::message::Message;
 use crate::operators::TaskContext;
+use crate::operators::filter::FilterExpr;
+use crate::operators::filter_select;
+use crate::operators::select::Select;
 use crate::runtime::chain::{Chain, ChainedOperator, Tail};
 use crate::runtime::gate::{GateEvent, InputGate};
 use crate::runtime::metrics::{JobMetrics, NodeRole, NodeStats};
@@ -125,16 +128,42 @@ pub async fn execute(
                 max_parallelism: max_p,
             };
             let mut ops = Vec::new();
-            for &id in chain {
-                if let NodeKind::Operator(f) = &graph.nodes[id].kind {
-                    let ctx = ctx_of(id);
-                    let input = plan.nodes[id].input_schema.clone().expect("operators have inputs");
+            let mut k = 0;
+            while k < chain.len() {
+                let id = chain[k];
+                k += 1;
+                let NodeKind::Operator(f) = &graph.nodes[id].kind else {
+                    continue;
+                };
+                let ctx = ctx_of(id);
+                let input = plan.nodes[id].input_schema.clone().expect("operators have inputs");
+                // A SQL filter directly followed by a select in the chain runs as one step.
+                let any: &dyn std::any::Any = f.as_ref();
+                let next = chain.get(k).and_then(|n| match &graph.nodes[*n].kind {
+                    NodeKind::Operator(g) => (g.as_ref() as &dyn std::any::Any)
+                        .downcast_ref::<Select>()
+                        .map(|s| (*n, s)),
+                    _ => None,
+                });
+                if let (Some(filter), Some((sid, select))) = (any.downcast_ref::<FilterExpr>(), next) {
+                    let (fm, sm) = (node_metrics[id].clone(), node_metrics[sid].clone());
+                    let operator = filter_select::create(filter, select, &input, &ctx, fm.clone(), sm.clone())?;
                     ops.push(ChainedOperator {
-                        operator: f.create(&input, &ctx)?,
+                        operator,
                         ctx,
-                        metrics: node_metrics[id].clone(),
+                        metrics_in: fm,
+                        metrics_out: sm,
                     });
+                    k += 1;
+                    continue;
                 }
+                let m = node_metrics[id].clone();
+                ops.push(ChainedOperator {
+                    operator: f.create(&input, &ctx)?,
+                    ctx,
+                    metrics_in: m.clone(),
+                    metrics_out: m,
+                });
             }
             let last = *chain.last().expect("chains are not empty");
             let tail = match &graph.nodes[last].kind {

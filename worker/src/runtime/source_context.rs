@@ -76,6 +76,18 @@ impl SourceContext {
         self.dead_letter.write(raw, reason).await
     }
 
+    /// Emits the good rows of a decoded chunk and sends its bad records to the dead-letter
+    /// output, in that order of records lost: none.
+    pub async fn collect_decoded(&mut self, decoded: crate::connectors::format::Decoded) -> Result<()> {
+        for (raw, reason) in decoded.bad {
+            self.dead_letter(&raw, &reason).await?;
+        }
+        match decoded.batch {
+            Some(b) => self.collect(b).await,
+            None => Ok(()),
+        }
+    }
+
     /// Whether the job is stopping; a source returns soon after this turns true.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()

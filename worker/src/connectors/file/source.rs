@@ -116,13 +116,7 @@ impl FileReader {
     async fn flush(&self, lines: &mut Vec<String>, ctx: &mut SourceContext) -> Result<()> {
         let decoded = self.decoder.decode(lines)?;
         lines.clear();
-        for (raw, reason) in decoded.bad {
-            ctx.dead_letter(&raw, &reason).await?;
-        }
-        if let Some(b) = decoded.batch {
-            ctx.collect(b).await?;
-        }
-        Ok(())
+        ctx.collect_decoded(decoded).await
     }
 }
 

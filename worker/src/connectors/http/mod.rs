@@ -175,12 +175,7 @@ impl Source for HttpPoller {
                 Ok(Ok(records)) => {
                     failures = 0;
                     let decoded = self.decoder.decode(&records)?;
-                    for (raw, reason) in decoded.bad {
-                        ctx.dead_letter(&raw, &reason).await?;
-                    }
-                    if let Some(b) = decoded.batch {
-                        ctx.collect(b).await?;
-                    }
+                    ctx.collect_decoded(decoded).await?;
                 }
             }
         }

@@ -190,10 +190,11 @@ fn next_string(rng: &mut SplitMix, max_len: i32, special: char, out: &mut String
         };
         out.push(c);
     }
-    // Java's trim() strips chars <= ' ' at both ends; only ' ' can occur here.
-    let trimmed = out[start..].trim_matches(' ').to_string();
-    out.truncate(start);
-    out.push_str(&trimmed);
+    // Java's trim() strips chars <= ' ' at both ends; only ' ' can occur here. In place.
+    let end = start + out[start..].trim_end_matches(' ').len();
+    out.truncate(end);
+    let lead = out[start..].len() - out[start..].trim_start_matches(' ').len();
+    out.drain(start..start + lead);
 }
 
 fn base_url(rng: &mut SplitMix) -> String {
@@ -260,12 +261,14 @@ impl NexmarkModel {
     }
 
     /// Person name of a name index.
-    pub fn person_name(idx: usize) -> String {
-        format!(
-            "{} {}",
-            FIRST_NAMES[idx / LAST_NAMES.len()],
-            LAST_NAMES[idx % LAST_NAMES.len()]
-        )
+    pub fn person_name(idx: usize) -> &'static str {
+        static NAMES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+            FIRST_NAMES
+                .iter()
+                .flat_map(|f| LAST_NAMES.iter().map(move |l| format!("{f} {l}")))
+                .collect()
+        });
+        &NAMES[idx]
     }
 
     /// Channel name.
@@ -314,7 +317,9 @@ impl NexmarkModel {
                         ev.credit_card.push(' ');
                     }
                     let d = rng.next_int(10000);
-                    ev.credit_card.push_str(&format!("{d:04}"));
+                    for div in [1000, 100, 10, 1] {
+                        ev.credit_card.push((b'0' + (d / div % 10) as u8) as char);
+                    }
                 }
                 ev.city_idx = rng.next_int(US_CITIES.len() as i32) as usize;
                 ev.state_idx = rng.next_int(US_STATES.len() as i32) as usize;
