@@ -246,3 +246,28 @@ fn a_fused_filter_and_select_keep_their_own_counters() {
     assert_eq!(sink.len() as u64, f.records_out);
     assert!(sink.rows_json().iter().all(|r| r.starts_with(r#"{"k2":"#)));
 }
+
+#[test]
+fn fused_filters_run_later_conditions_only_on_rows_that_passed() {
+    let env = StreamExecutionEnvironment::new();
+    let sink = Collect::new();
+    env.add_source(common::numbers(5_000, 10))
+        .filter_expr("v <> 0")
+        .name("nonzero")
+        .filter_expr("1000 / v > 10") // would divide by zero on the rows the first filter drops
+        .name("small")
+        .select(&["v"])
+        .name("project")
+        .add_sink(sink.clone());
+    let r = env.execute("fused-filters").unwrap();
+    let (a, b, c) = (r.node("nonzero").unwrap(), r.node("small").unwrap(), r.node("project").unwrap());
+    assert_eq!(a.records_in, 5_000);
+    assert!(a.records_out < 5_000, "datagen makes some zeros");
+    assert_eq!(b.records_in, a.records_out);
+    assert_eq!((c.records_in, c.records_out), (b.records_out, b.records_out));
+    assert_eq!(sink.len() as u64, c.records_out);
+    assert!(sink.rows_json().iter().all(|row| {
+        let v: i64 = serde_json::from_str::<serde_json::Value>(row).unwrap()["v"].as_i64().unwrap();
+        v > 0 && 1000 / v > 10
+    }));
+}

@@ -6,9 +6,9 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
 
+pub mod calc;
 pub mod expr;
 pub mod filter;
-pub mod filter_select;
 pub mod flat_map;
 pub mod map;
 pub mod select;

@@ -1,6 +1,7 @@
 //! Runs a physical plan in this process: one tokio task per (chain, subtask), bounded
 //! channels between them, so a slow consumer back-pressures its producers.
 
+use std::any::Any;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -12,8 +13,8 @@ use crate::error::{Result, WeirError};
 use crate::graph::{JobConfig, LogicalGraph, NodeKind};
 use crate::message::Message;
 use crate::operators::TaskContext;
+use crate::operators::calc::{self, CalcParts};
 use crate::operators::filter::FilterExpr;
-use crate::operators::filter_select;
 use crate::operators::select::Select;
 use crate::runtime::chain::{Chain, ChainedOperator, Tail};
 use crate::runtime::gate::{GateEvent, InputGate};
@@ -137,25 +138,38 @@ pub async fn execute(
                 };
                 let ctx = ctx_of(id);
                 let input = plan.nodes[id].input_schema.clone().expect("operators have inputs");
-                // A SQL filter directly followed by a select in the chain runs as one step.
-                let any: &dyn std::any::Any = f.as_ref();
-                let next = chain.get(k).and_then(|n| match &graph.nodes[*n].kind {
-                    NodeKind::Operator(g) => (g.as_ref() as &dyn std::any::Any)
-                        .downcast_ref::<Select>()
-                        .map(|s| (*n, s)),
+                // A run of SQL filters, optionally ending in a select, runs as one step.
+                let as_filter = |n: usize| match &graph.nodes[n].kind {
+                    NodeKind::Operator(g) => (g.as_ref() as &dyn Any).downcast_ref::<FilterExpr>(),
                     _ => None,
-                });
-                if let (Some(filter), Some((sid, select))) = (any.downcast_ref::<FilterExpr>(), next) {
-                    let (fm, sm) = (node_metrics[id].clone(), node_metrics[sid].clone());
-                    let operator = filter_select::create(filter, select, &input, &ctx, fm.clone(), sm.clone())?;
-                    ops.push(ChainedOperator {
-                        operator,
-                        ctx,
-                        metrics_in: fm,
-                        metrics_out: sm,
+                };
+                if let Some(first) = as_filter(id) {
+                    let mut filters = vec![(first, node_metrics[id].clone())];
+                    while let Some(f) = chain.get(k).and_then(|n| as_filter(*n)) {
+                        filters.push((f, node_metrics[chain[k]].clone()));
+                        k += 1;
+                    }
+                    let select = chain.get(k).and_then(|n| match &graph.nodes[*n].kind {
+                        NodeKind::Operator(g) => (g.as_ref() as &dyn Any)
+                            .downcast_ref::<Select>()
+                            .map(|s| (s, node_metrics[*n].clone())),
+                        _ => None,
                     });
-                    k += 1;
-                    continue;
+                    if select.is_some() {
+                        k += 1;
+                    }
+                    if filters.len() > 1 || select.is_some() {
+                        let metrics_in = node_metrics[id].clone();
+                        let metrics_out = node_metrics[chain[k - 1]].clone();
+                        let operator = calc::create(CalcParts { filters, select }, &input)?;
+                        ops.push(ChainedOperator {
+                            operator,
+                            ctx,
+                            metrics_in,
+                            metrics_out,
+                        });
+                        continue;
+                    }
                 }
                 let m = node_metrics[id].clone();
                 ops.push(ChainedOperator {

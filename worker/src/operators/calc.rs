@@ -1,0 +1,141 @@
+//! SQL `filter`s and an optional `select` fused into one step (Flink's Calc). The first
+//! condition runs on the whole batch; after it only the columns that later conditions and the
+//! projection read are carried and filtered, so a wide row (the Nexmark `person`, `auction`
+//! and `bid` structs) is not copied to keep one of its fields. Later conditions run only on
+//! rows that passed the earlier ones, as in the unfused plan. The planner fuses runs of SQL
+//! `filter`s, optionally ending in a `select`, within one chain; each node keeps its counters.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::utils::collect_columns;
+
+use super::filter::FilterExpr;
+use super::select::{Select, project};
+use super::{Operator, UserResult};
+use crate::error::Result;
+use crate::runtime::metrics::NodeMetrics;
+
+/// The parts of a fused run, with each node's counters.
+pub struct CalcParts<'a> {
+    /// The filters, in order (at least one), and their counters.
+    pub filters: Vec<(&'a FilterExpr, Arc<NodeMetrics>)>,
+    /// The projection that ends the run, if any, and its counters.
+    pub select: Option<(&'a Select, Arc<NodeMetrics>)>,
+}
+
+/// Creates the fused operator for one subtask. The chain counts rows into the first filter and
+/// out of the last node; the operator counts the edges inside the run.
+pub fn create(parts: CalcParts<'_>, input: &SchemaRef) -> Result<Box<dyn Operator>> {
+    let first = parts.filters[0].0.plan(input)?;
+    let needed: Vec<usize> = match &parts.select {
+        None => (0..input.fields().len()).collect(),
+        Some((select, _)) => {
+            let mut exprs = select.plan(input)?.0;
+            for (f, _) in &parts.filters[1..] {
+                exprs.push(f.plan(input)?);
+            }
+            exprs
+                .iter()
+                .flat_map(collect_columns)
+                .map(|c| c.index())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        }
+    };
+    let narrow = Arc::new(input.project(&needed)?);
+    let rest = parts.filters[1..]
+        .iter()
+        .map(|(f, _)| f.plan(&narrow))
+        .collect::<Result<Vec<_>>>()?;
+    let projection = match &parts.select {
+        Some((select, _)) => Some(select.plan(&narrow)?),
+        None => None,
+    };
+    Ok(Box::new(CalcOp {
+        first,
+        needed,
+        rest,
+        projection,
+        filter_metrics: parts.filters.into_iter().map(|(_, m)| m).collect(),
+        select_metrics: parts.select.map(|(_, m)| m),
+    }))
+}
+
+struct CalcOp {
+    first: Arc<dyn PhysicalExpr>,
+    needed: Vec<usize>,
+    rest: Vec<Arc<dyn PhysicalExpr>>,
+    projection: Option<(Vec<Arc<dyn PhysicalExpr>>, SchemaRef)>,
+    filter_metrics: Vec<Arc<NodeMetrics>>,
+    select_metrics: Option<Arc<NodeMetrics>>,
+}
+
+impl CalcOp {
+    /// Counts `kept` rows out of filter `i` and into whatever follows it inside the run.
+    fn passed(&self, i: usize, kept: usize) {
+        let last = i + 1 == self.filter_metrics.len();
+        match (last, &self.select_metrics) {
+            (false, _) => {
+                self.filter_metrics[i].add_out(kept);
+                self.filter_metrics[i + 1].add_in(kept);
+            }
+            (true, Some(s)) => {
+                self.filter_metrics[i].add_out(kept);
+                s.add_in(kept);
+            }
+            (true, None) => {} // the chain counts the run's output
+        }
+    }
+}
+
+fn apply(expr: &Arc<dyn PhysicalExpr>, batch: RecordBatch) -> UserResult<(RecordBatch, usize)> {
+    let mask = expr.evaluate(&batch)?.into_array(batch.num_rows())?;
+    let mask = mask.as_boolean();
+    let kept = mask.true_count();
+    if kept == batch.num_rows() && mask.null_count() == 0 {
+        return Ok((batch, kept));
+    }
+    Ok((filter_record_batch(&batch, mask)?, kept))
+}
+
+impl Operator for CalcOp {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let mask = self.first.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let mask = mask.as_boolean();
+        let mut kept = mask.true_count();
+        self.passed(0, kept);
+        let narrow = if self.needed.len() == batch.num_columns() {
+            batch.clone()
+        } else {
+            batch.project(&self.needed)?
+        };
+        let mut rows = if kept == batch.num_rows() && mask.null_count() == 0 {
+            narrow
+        } else {
+            filter_record_batch(&narrow, mask)?
+        };
+        for (i, expr) in self.rest.iter().enumerate() {
+            if kept == 0 {
+                self.passed(i + 1, 0);
+                continue;
+            }
+            (rows, kept) = apply(expr, rows)?;
+            self.passed(i + 1, kept);
+        }
+        if kept == 0 {
+            return Ok(());
+        }
+        match &self.projection {
+            Some((exprs, schema)) => out.push(project(exprs, schema, &rows)?),
+            None => out.push(rows),
+        }
+        Ok(())
+    }
+}
