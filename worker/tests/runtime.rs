@@ -260,14 +260,20 @@ fn fused_filters_run_later_conditions_only_on_rows_that_passed() {
         .name("project")
         .add_sink(sink.clone());
     let r = env.execute("fused-filters").unwrap();
-    let (a, b, c) = (r.node("nonzero").unwrap(), r.node("small").unwrap(), r.node("project").unwrap());
+    let (a, b, c) = (
+        r.node("nonzero").unwrap(),
+        r.node("small").unwrap(),
+        r.node("project").unwrap(),
+    );
     assert_eq!(a.records_in, 5_000);
     assert!(a.records_out < 5_000, "datagen makes some zeros");
     assert_eq!(b.records_in, a.records_out);
     assert_eq!((c.records_in, c.records_out), (b.records_out, b.records_out));
     assert_eq!(sink.len() as u64, c.records_out);
     assert!(sink.rows_json().iter().all(|row| {
-        let v: i64 = serde_json::from_str::<serde_json::Value>(row).unwrap()["v"].as_i64().unwrap();
+        let v: i64 = serde_json::from_str::<serde_json::Value>(row).unwrap()["v"]
+            .as_i64()
+            .unwrap();
         v > 0 && 1000 / v > 10
     }));
 }
