@@ -2,6 +2,7 @@
 //! channels between them, so a slow consumer back-pressures its producers.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -18,7 +19,7 @@ use crate::operators::filter::FilterExpr;
 use crate::operators::select::Select;
 use crate::runtime::chain::{Chain, ChainedOperator, Tail};
 use crate::runtime::gate::{GateEvent, InputGate};
-use crate::runtime::metrics::{JobMetrics, NodeRole, NodeStats};
+use crate::runtime::metrics::{JobMetrics, NodeMetrics, NodeRole, NodeStats};
 use crate::runtime::output::{OutputEdge, Outputs};
 use crate::runtime::physical::{self, PhysicalPlan, Route};
 use crate::runtime::source_context::SourceContext;
@@ -128,57 +129,7 @@ pub async fn execute(
                 parallelism: p,
                 max_parallelism: max_p,
             };
-            let mut ops = Vec::new();
-            let mut k = 0;
-            while k < chain.len() {
-                let id = chain[k];
-                k += 1;
-                let NodeKind::Operator(f) = &graph.nodes[id].kind else {
-                    continue;
-                };
-                let ctx = ctx_of(id);
-                let input = plan.nodes[id].input_schema.clone().expect("operators have inputs");
-                // A run of SQL filters, optionally ending in a select, runs as one step.
-                let as_filter = |n: usize| match &graph.nodes[n].kind {
-                    NodeKind::Operator(g) => (g.as_ref() as &dyn Any).downcast_ref::<FilterExpr>(),
-                    _ => None,
-                };
-                if let Some(first) = as_filter(id) {
-                    let mut filters = vec![(first, node_metrics[id].clone())];
-                    while let Some(f) = chain.get(k).and_then(|n| as_filter(*n)) {
-                        filters.push((f, node_metrics[chain[k]].clone()));
-                        k += 1;
-                    }
-                    let select = chain.get(k).and_then(|n| match &graph.nodes[*n].kind {
-                        NodeKind::Operator(g) => (g.as_ref() as &dyn Any)
-                            .downcast_ref::<Select>()
-                            .map(|s| (s, node_metrics[*n].clone())),
-                        _ => None,
-                    });
-                    if select.is_some() {
-                        k += 1;
-                    }
-                    if filters.len() > 1 || select.is_some() {
-                        let metrics_in = node_metrics[id].clone();
-                        let metrics_out = node_metrics[chain[k - 1]].clone();
-                        let operator = calc::create(CalcParts { filters, select }, &input)?;
-                        ops.push(ChainedOperator {
-                            operator,
-                            ctx,
-                            metrics_in,
-                            metrics_out,
-                        });
-                        continue;
-                    }
-                }
-                let m = node_metrics[id].clone();
-                ops.push(ChainedOperator {
-                    operator: f.create(&input, &ctx)?,
-                    ctx,
-                    metrics_in: m.clone(),
-                    metrics_out: m,
-                });
-            }
+            let ops = chain_operators(graph, &plan, chain, &node_metrics, &ctx_of)?;
             let last = *chain.last().expect("chains are not empty");
             let tail = match &graph.nodes[last].kind {
                 NodeKind::Sink(f) => {
@@ -257,6 +208,66 @@ pub async fn execute(
         metrics: metrics.snapshot(),
         cancelled: cancel.is_cancelled(),
     })
+}
+
+/// The operators of one subtask of `chain`, fusing each run of SQL filters (optionally ending
+/// in a select) into one Calc step.
+fn chain_operators(
+    graph: &LogicalGraph,
+    plan: &PhysicalPlan,
+    chain: &[usize],
+    node_metrics: &[Arc<NodeMetrics>],
+    ctx_of: &dyn Fn(usize) -> TaskContext,
+) -> Result<Vec<ChainedOperator>> {
+    let operator_of = |n: usize| match &graph.nodes[n].kind {
+        NodeKind::Operator(g) => Some(g.as_ref() as &dyn Any),
+        _ => None,
+    };
+    let filter_at = |k: usize| chain.get(k).and_then(|n| operator_of(*n)?.downcast_ref::<FilterExpr>());
+    let select_at = |k: usize| chain.get(k).and_then(|n| operator_of(*n)?.downcast_ref::<Select>());
+    let mut ops = Vec::new();
+    let mut k = 0;
+    while k < chain.len() {
+        let id = chain[k];
+        let NodeKind::Operator(f) = &graph.nodes[id].kind else {
+            k += 1;
+            continue;
+        };
+        let ctx = ctx_of(id);
+        let input = plan.nodes[id].input_schema.clone().expect("operators have inputs");
+        let mut filters = Vec::new();
+        while let Some(f) = filter_at(k + filters.len()) {
+            filters.push((f, node_metrics[chain[k + filters.len()]].clone()));
+        }
+        let end = k + filters.len();
+        let select = if filters.is_empty() {
+            None
+        } else {
+            select_at(end).map(|s| (s, node_metrics[chain[end]].clone()))
+        };
+        let run = filters.len() + usize::from(select.is_some());
+        if run > 1 {
+            let (metrics_in, metrics_out) = (node_metrics[id].clone(), node_metrics[chain[k + run - 1]].clone());
+            let operator = calc::create(CalcParts { filters, select }, &input)?;
+            ops.push(ChainedOperator {
+                operator,
+                ctx,
+                metrics_in,
+                metrics_out,
+            });
+            k += run;
+            continue;
+        }
+        let m = node_metrics[id].clone();
+        ops.push(ChainedOperator {
+            operator: f.create(&input, &ctx)?,
+            ctx,
+            metrics_in: m.clone(),
+            metrics_out: m,
+        });
+        k += 1;
+    }
+    Ok(ops)
 }
 
 /// Runs a task, turning a panic into an error that names the task.
