@@ -6,4 +6,4 @@
 
 pub mod pipeline;
 
-pub use pipeline::{Inputs, OperatorSpec, PipelineSpec, RangeSpec, SinkSpec, SourceSpec, SplitSpec};
+pub use pipeline::{Inputs, OperatorSpec, PipelineSpec, RangeSpec, SinkSpec, SourceSpec, SplitSpec, WatermarkSpec};

@@ -70,9 +70,27 @@ pub struct SourceSpec {
     /// Parallelism of this source (default: the job's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u32>,
+    /// Event time: which field holds it and how watermarks follow it. None = processing time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<WatermarkSpec>,
     /// Connector options (checked by the connector).
     #[serde(flatten)]
     pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The watermark strategy of a source (Flink's `WatermarkStrategy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkSpec {
+    /// The event-time field (a timestamp, or integer milliseconds since the epoch).
+    pub field: String,
+    /// How late a record may be relative to the latest seen, in ms (0 = monotonous; default 0).
+    #[serde(default)]
+    pub max_out_of_orderness_ms: u64,
+    /// Mark this source idle after this many ms without data, so it does not hold back
+    /// event time downstream (default: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// A sink node: its input, a connector name and options.

@@ -37,6 +37,7 @@ use crate::partition::Partitioning;
 use crate::row::{Row, RowRef};
 use crate::runtime::executor::{self, JobResult, metrics_for};
 use crate::runtime::metrics::JobMetrics;
+use crate::time::WatermarkStrategy;
 
 struct EnvInner {
     graph: LogicalGraph,
@@ -127,6 +128,7 @@ impl StreamExecutionEnvironment {
             kind,
             parallelism: None,
             inputs,
+            watermark: None,
         })
     }
 
@@ -239,6 +241,24 @@ impl DataStream {
                     .record_error(WeirError::plan(format!("two nodes are named '{name}'")));
             } else {
                 inner.graph.nodes[id].name = name.to_string();
+            }
+        }
+        self
+    }
+
+    /// Event time for this source: records carry their time in a field, and the source emits
+    /// watermarks by `strategy` (Flink's `WatermarkStrategy` given to `fromSource`).
+    pub fn with_watermarks(self, strategy: WatermarkStrategy) -> Self {
+        if let Some(id) = self.single_node("with_watermarks") {
+            let mut inner = self.env.lock();
+            if matches!(inner.graph.nodes[id].kind, NodeKind::Source(_)) {
+                inner.graph.nodes[id].watermark = Some(strategy);
+            } else {
+                let name = inner.graph.nodes[id].name.clone();
+                drop(inner);
+                self.env.record_error(WeirError::plan(format!(
+                    "with_watermarks applies to a source; '{name}' is not one"
+                )));
             }
         }
         self

@@ -52,6 +52,8 @@ pub struct Node {
     pub parallelism: Option<usize>,
     /// Inputs (several = union).
     pub inputs: Vec<Edge>,
+    /// Sources only: how event time and watermarks follow the records (none = processing time).
+    pub watermark: Option<crate::time::WatermarkStrategy>,
 }
 
 /// Settings of a job that are not nodes.

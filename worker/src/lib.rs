@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod splitmix;
 pub mod storage;
 pub mod throttle;
+pub mod time;
 
 /// What most jobs need.
 pub mod prelude {
@@ -38,4 +39,5 @@ pub mod prelude {
     pub use crate::operators::{TaskContext, UserResult};
     pub use crate::row::{Row, RowRef, Value};
     pub use crate::runtime::executor::JobResult;
+    pub use crate::time::WatermarkStrategy;
 }

@@ -20,6 +20,8 @@ pub enum Message {
     Watermark(i64),
     /// A checkpoint barrier.
     Barrier(Barrier),
+    /// The sender is idle: it holds back no watermark until it sends data or a watermark.
+    Idle,
     /// The sender will send nothing more.
     EndOfStream,
 }

@@ -9,6 +9,7 @@ use weir_proto::{OperatorSpec, PipelineSpec};
 use crate::api::{DataStream, StreamExecutionEnvironment};
 use crate::connectors::registry;
 use crate::error::{Result, WeirError};
+use crate::time::WatermarkStrategy;
 
 /// A job read from a pipeline file: the environment to execute and the job's name.
 pub struct PipelineJob {
@@ -151,6 +152,16 @@ fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
         let mut stream = env.add_source_named(&s.id, factory);
         if let Some(p) = s.parallelism {
             stream = stream.set_parallelism(p as usize);
+        }
+        if let Some(w) = &s.watermark {
+            let mut strategy = WatermarkStrategy::bounded_out_of_orderness(
+                &w.field,
+                std::time::Duration::from_millis(w.max_out_of_orderness_ms),
+            );
+            if let Some(idle) = w.idle_timeout_ms {
+                strategy = strategy.with_idleness(std::time::Duration::from_millis(idle));
+            }
+            stream = stream.with_watermarks(strategy);
         }
         streams.insert(s.id.clone(), stream);
     }

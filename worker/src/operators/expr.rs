@@ -13,10 +13,12 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{Result, WeirError};
 
-/// Identifiers keep their case (`dateTime` is `dateTime`), as in Flink SQL.
+/// Identifiers keep their case (`dateTime` is `dateTime`), as in Flink SQL; `VARCHAR` is Arrow
+/// `Utf8`, the type every source produces, so streams from SQL and from sources union.
 static CONTEXT: LazyLock<SessionContext> = LazyLock::new(|| {
-    let config =
-        datafusion::prelude::SessionConfig::new().set_bool("datafusion.sql_parser.enable_ident_normalization", false);
+    let config = datafusion::prelude::SessionConfig::new()
+        .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false);
     SessionContext::new_with_config(config)
 });
 

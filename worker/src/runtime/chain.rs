@@ -119,6 +119,14 @@ impl Chain {
         Ok(())
     }
 
+    /// Tells downstream that this subtask is idle.
+    pub async fn idle(&mut self) -> Result<()> {
+        if let Tail::Outputs(o) = &mut self.tail {
+            o.broadcast(Message::Idle).await.map_err(send_error)?;
+        }
+        Ok(())
+    }
+
     /// Passes a barrier downstream (snapshots arrive with checkpoints).
     pub async fn barrier(&mut self, barrier: Barrier) -> Result<()> {
         if let Tail::Outputs(o) = &mut self.tail {

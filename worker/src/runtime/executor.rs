@@ -149,6 +149,10 @@ pub async fn execute(
                     let ctx = ctx_of(head);
                     let mut source = f.create(&plan.nodes[head].output_schema, &ctx)?;
                     let dl = DeadLetterWriter::new(Some(dead_letter_dir.clone()), &ctx.node, i);
+                    let watermarks = match &graph.nodes[head].watermark {
+                        Some(w) => Some((w.clone(), w.resolve(&plan.nodes[head].output_schema)?)),
+                        None => None,
+                    };
                     let mut sctx = SourceContext::new(
                         ctx,
                         chain_run,
@@ -156,7 +160,8 @@ pub async fn execute(
                         dl,
                         cancel.clone(),
                         config.batch_size,
-                    );
+                    )
+                    .with_watermarks(watermarks);
                     tasks.spawn(guard(label.clone(), i, async move {
                         source.run(&mut sctx).await?;
                         sctx.finish().await
@@ -169,6 +174,7 @@ pub async fn execute(
                             match gate.next().await {
                                 GateEvent::Data(b) => chain_run.push(b).await?,
                                 GateEvent::Watermark(w) => chain_run.watermark(w).await?,
+                                GateEvent::Idle => chain_run.idle().await?,
                                 GateEvent::Barrier(b) => chain_run.barrier(b).await?,
                                 GateEvent::End => return chain_run.finish().await,
                                 GateEvent::UpstreamFailed => return Err(WeirError::UpstreamGone),

@@ -1,7 +1,7 @@
 //! The input side of a subtask: all channels from upstream subtasks, merged fairly.
 //!
 //! The gate turns per-channel control messages into per-subtask events: the watermark is the
-//! minimum over the channels still open, a barrier passes once every open channel delivered it,
+//! minimum over the channels still open and not idle, a barrier passes once every open channel delivered it,
 //! and the end comes when every channel ended.
 
 use std::collections::HashMap;
@@ -22,6 +22,8 @@ pub enum GateEvent {
     Watermark(i64),
     /// Every open channel delivered this barrier.
     Barrier(Barrier),
+    /// Every open channel is idle: downstream should not wait for this subtask's watermark.
+    Idle,
     /// Every channel ended.
     End,
     /// An upstream subtask went away without ending its stream (it failed).
@@ -33,6 +35,8 @@ pub struct InputGate {
     receivers: Vec<Receiver<Message>>,
     watermarks: Vec<i64>,
     ended: Vec<bool>,
+    idle: Vec<bool>,
+    announced_idle: bool,
     open: usize,
     next: usize,
     current: i64,
@@ -47,6 +51,8 @@ impl InputGate {
             receivers,
             watermarks: vec![i64::MIN; n],
             ended: vec![false; n],
+            idle: vec![false; n],
+            announced_idle: false,
             open: n,
             next: 0,
             current: i64::MIN,
@@ -75,8 +81,23 @@ impl InputGate {
                 Poll::Pending
             })
             .await;
+            if matches!(msg, Some(Message::Data(_) | Message::Watermark(_))) && self.idle[index] {
+                self.idle[index] = false;
+                self.announced_idle = false;
+            }
             match msg {
                 Some(Message::Data(b)) => return GateEvent::Data(b),
+                Some(Message::Idle) => {
+                    self.idle[index] = true;
+                    if let Some(w) = self.advance() {
+                        return GateEvent::Watermark(w);
+                    }
+                    let all_idle = (0..self.idle.len()).all(|i| self.ended[i] || self.idle[i]);
+                    if all_idle && !self.announced_idle {
+                        self.announced_idle = true;
+                        return GateEvent::Idle;
+                    }
+                }
                 Some(Message::Watermark(w)) => {
                     self.watermarks[index] = self.watermarks[index].max(w);
                     if let Some(w) = self.advance() {
@@ -104,10 +125,15 @@ impl InputGate {
     }
 
     fn advance(&mut self) -> Option<i64> {
-        let min = (0..self.watermarks.len())
-            .filter(|i| !self.ended[*i])
-            .map(|i| self.watermarks[i])
-            .min()?;
+        // An ended input is at the end of time; when all have ended, so is the gate.
+        let min = if self.open == 0 {
+            i64::MAX
+        } else {
+            (0..self.watermarks.len())
+                .filter(|i| !self.ended[*i] && !self.idle[*i])
+                .map(|i| self.watermarks[i])
+                .min()?
+        };
         if min > self.current {
             self.current = min;
             Some(min)

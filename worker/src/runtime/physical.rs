@@ -116,10 +116,15 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
         let input_schema = match node.inputs.first() {
             None => None,
             Some(first) => {
-                let s = planned[first.from].output_schema.clone();
+                let mut s = planned[first.from].output_schema.clone();
                 for e in &node.inputs[1..] {
                     let other = &planned[e.from].output_schema;
-                    if other.fields() != s.fields() {
+                    let same = |a: &arrow::datatypes::Field, b: &arrow::datatypes::Field| {
+                        a.name() == b.name() && a.data_type() == b.data_type()
+                    };
+                    if other.fields().len() != s.fields().len()
+                        || !other.fields().iter().zip(s.fields()).all(|(a, b)| same(a, b))
+                    {
                         return Err(WeirError::plan(format!(
                             "node '{name}': the union of '{}' and '{}' needs equal schemas, got {} and {}",
                             graph.nodes[first.from].name,
@@ -128,6 +133,14 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
                             fields(other)
                         )));
                     }
+                    // A union column may hold nulls when any input's may.
+                    let widened: Vec<arrow::datatypes::Field> = s
+                        .fields()
+                        .iter()
+                        .zip(other.fields())
+                        .map(|(a, b)| a.as_ref().clone().with_nullable(a.is_nullable() || b.is_nullable()))
+                        .collect();
+                    s = std::sync::Arc::new(arrow::datatypes::Schema::new(widened));
                 }
                 Some(s)
             }
@@ -210,7 +223,11 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
                 if !node.inputs.is_empty() {
                     return Err(WeirError::plan(format!("source '{name}' cannot have inputs")));
                 }
-                s.schema().await?
+                let schema = s.schema().await?;
+                if let Some(w) = &node.watermark {
+                    w.resolve(&schema).map_err(|e| prefix(name, e))?;
+                }
+                schema
             }
             NodeKind::Operator(o) => {
                 let input = input_schema

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arrow::record_batch::RecordBatch;
+use std::time::{Duration, Instant};
+
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::DeadLetterWriter;
@@ -12,6 +14,7 @@ use crate::error::Result;
 use crate::operators::TaskContext;
 use crate::runtime::chain::Chain;
 use crate::runtime::metrics::NodeMetrics;
+use crate::time::{WatermarkGenerator, WatermarkStrategy};
 
 /// Handed to [`crate::connectors::Source::run`].
 pub struct SourceContext {
@@ -21,6 +24,10 @@ pub struct SourceContext {
     dead_letter: DeadLetterWriter,
     cancel: CancellationToken,
     batch_size: usize,
+    watermarks: Option<WatermarkGenerator>,
+    idle_timeout: Option<Duration>,
+    last_data: Instant,
+    idle: bool,
 }
 
 impl SourceContext {
@@ -40,7 +47,20 @@ impl SourceContext {
             dead_letter,
             cancel,
             batch_size,
+            watermarks: None,
+            idle_timeout: None,
+            last_data: Instant::now(),
+            idle: false,
         }
+    }
+
+    /// Emits watermarks by `strategy` from the event-time column (its index in the schema).
+    pub fn with_watermarks(mut self, strategy: Option<(WatermarkStrategy, usize)>) -> Self {
+        if let Some((s, column)) = strategy {
+            self.idle_timeout = s.idle_timeout;
+            self.watermarks = Some(WatermarkGenerator::new(&s, column));
+        }
+        self
     }
 
     /// Where this source runs.
@@ -59,7 +79,49 @@ impl SourceContext {
             return Ok(());
         }
         self.metrics.add_out(batch.num_rows());
-        self.chain.push(batch).await
+        self.last_data = Instant::now();
+        self.idle = false;
+        let watermark = match &mut self.watermarks {
+            Some(g) => g.observe(&batch)?,
+            None => None,
+        };
+        self.chain.push(batch).await?;
+        match watermark {
+            Some(w) => self.chain.watermark(w).await,
+            None => Ok(()),
+        }
+    }
+
+    /// When this source becomes idle if nothing arrives before (none: never, or already idle).
+    pub fn idle_deadline(&self) -> Option<tokio::time::Instant> {
+        match (self.idle, self.idle_timeout) {
+            (false, Some(t)) => Some(tokio::time::Instant::from_std(self.last_data + t)),
+            _ => None,
+        }
+    }
+
+    /// Resolves at the idle deadline (never when there is none); borrows nothing, so it can sit
+    /// in a `select!` beside a read. Call [`Self::mark_idle`] when it fires.
+    pub fn idle_timer(&self) -> impl Future<Output = ()> + Send + 'static {
+        let at = self.idle_deadline();
+        async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Declares this subtask idle: downstream stops waiting for its watermark until it emits
+    /// again. Sources that wait for input (sockets, polling) select on [`Self::idle_deadline`]
+    /// beside their read and call this when it passes.
+    pub async fn mark_idle(&mut self) -> Result<()> {
+        if self.idle {
+            return Ok(());
+        }
+        self.idle = true;
+        tracing::debug!(node = %self.task.node, subtask = self.task.subtask, "source idle");
+        self.chain.idle().await
     }
 
     /// Emits a watermark.
@@ -98,9 +160,12 @@ impl SourceContext {
         self.cancel.clone()
     }
 
-    /// The source ended: closes the dead-letter file and ends the chain.
+    /// The source ended: closes the dead-letter file, advances event time to its end, and ends
+    /// the chain.
     pub(crate) async fn finish(&mut self) -> Result<()> {
         self.dead_letter.close().await?;
+        // The end of the input is the end of event time: whatever waits for time now fires.
+        self.chain.watermark(i64::MAX).await?;
         self.chain.finish().await
     }
 }

@@ -152,8 +152,13 @@ impl Source for HttpPoller {
         let mut tick = tokio::time::interval(Duration::from_millis(self.config.interval_ms.max(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while self.config.polls.is_none_or(|max| polls < max) {
+            let idle = ctx.idle_timer();
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = idle => {
+                    ctx.mark_idle().await?;
+                    continue;
+                }
                 _ = cancel.cancelled() => break,
             }
             polls += 1;

@@ -112,29 +112,41 @@ impl Source for SocketReader {
             .map_err(|e| WeirError::io(&self.node, format!("connect to {addr}: {e}")))?;
         let mut reader = BufReader::new(stream);
         let mut lines: Vec<String> = Vec::new();
+        // Kept across iterations: a read cut short by the linger or idle timer leaves its
+        // partial line here, and the next read completes it.
         let mut buf = Vec::new();
         let linger = Duration::from_millis(self.config.linger_ms.max(1));
+        enum Event {
+            Read(std::io::Result<usize>),
+            Linger,
+            Idle,
+        }
         loop {
-            buf.clear();
-            let read = tokio::select! {
-                r = reader.read_until(b'\n', &mut buf) => Some(r),
-                _ = tokio::time::sleep(linger), if !lines.is_empty() => None,
+            let idle = ctx.idle_timer();
+            let event = tokio::select! {
+                r = reader.read_until(b'\n', &mut buf) => Event::Read(r),
+                _ = tokio::time::sleep(linger), if !lines.is_empty() => Event::Linger,
+                _ = idle, if lines.is_empty() => Event::Idle,
                 _ = cancel.cancelled() => break,
             };
-            match read {
-                None => self.flush(&mut lines, ctx).await?,
-                Some(Ok(0)) => break,
-                Some(Ok(_)) => {
+            match event {
+                Event::Linger => self.flush(&mut lines, ctx).await?,
+                Event::Idle => ctx.mark_idle().await?,
+                Event::Read(Ok(0)) => break,
+                Event::Read(Ok(_)) if buf.last() == Some(&b'\n') => {
                     let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+                    buf.clear();
                     lines.push(line);
                     if lines.len() >= ctx.batch_size() {
                         self.flush(&mut lines, ctx).await?;
                     }
                 }
-                Some(Err(e)) => {
-                    return Err(WeirError::io(&self.node, format!("read from {addr}: {e}")));
-                }
+                Event::Read(Ok(_)) => {} // more of the line to come
+                Event::Read(Err(e)) => return Err(WeirError::io(&self.node, format!("read from {addr}: {e}"))),
             }
+        }
+        if !buf.is_empty() {
+            lines.push(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string());
         }
         self.flush(&mut lines, ctx).await
     }
