@@ -6,4 +6,7 @@
 
 pub mod pipeline;
 
-pub use pipeline::{Inputs, OperatorSpec, PipelineSpec, RangeSpec, SinkSpec, SourceSpec, SplitSpec, WatermarkSpec};
+pub use pipeline::{
+    AggregateSpec, Inputs, OperatorSpec, PipelineSpec, RangeSpec, SinkSpec, SourceSpec, SplitSpec, WatermarkSpec,
+    WindowSpec,
+};

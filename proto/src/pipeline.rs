@@ -171,6 +171,42 @@ pub struct OperatorSpec {
     /// Union of these node ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub union: Option<Vec<String>>,
+    /// Event-time windows with aggregates: per key after `key_by`, else over the whole stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowSpec>,
+}
+
+/// `window` in pipeline form: tumbling (`size_ms`) or sliding (`size_ms` and `slide_ms`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// Window length, ms.
+    pub size_ms: u64,
+    /// Distance between window starts, ms (default: `size_ms`, tumbling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slide_ms: Option<u64>,
+    /// Event-time field (default: the one the source's watermark names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_field: Option<String>,
+    /// Keep windows this long after they fire, re-firing them for late records (default 0).
+    #[serde(default)]
+    pub allowed_lateness_ms: u64,
+    /// The aggregates.
+    pub aggregates: Vec<AggregateSpec>,
+}
+
+/// One aggregate: `count`, `sum`, `min`, `max`, `avg`, `first`, `last`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateSpec {
+    /// Which aggregate.
+    pub kind: String,
+    /// Input field (none for `count` of rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Output column name (default `<kind>_<field>`, or `count`).
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub as_field: Option<String>,
 }
 
 /// `flat_map` in pipeline form: split `field` by `separator`, one output row per non-empty piece,

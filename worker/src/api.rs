@@ -32,12 +32,14 @@ use crate::operators::flat_map::FlatMapRows;
 use crate::operators::map::{MapBatches, MapRows};
 use crate::operators::select::Select;
 use crate::operators::split::Split;
+use crate::operators::window_aggregate::WindowAggregate;
 use crate::operators::{OperatorFactory, TaskContext, UserResult};
 use crate::partition::Partitioning;
 use crate::row::{Row, RowRef};
 use crate::runtime::executor::{self, JobResult, metrics_for};
 use crate::runtime::metrics::JobMetrics;
 use crate::time::WatermarkStrategy;
+use crate::window::{Agg, WindowAssigner};
 
 struct EnvInner {
     graph: LogicalGraph,
@@ -408,6 +410,31 @@ impl DataStream {
         })
     }
 
+    /// The key fields, when every input of this stream is partitioned by the same keys.
+    pub fn key_fields(&self) -> Option<Vec<String>> {
+        match self.inputs.first().map(|e| &e.partitioning) {
+            Some(Partitioning::Hash(k))
+                if self
+                    .inputs
+                    .iter()
+                    .all(|e| e.partitioning == Partitioning::Hash(k.clone())) =>
+            {
+                Some(k.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Windows over the whole stream, not per key (Flink's `windowAll`); runs as one subtask.
+    pub fn window_all(&self, assigner: WindowAssigner) -> WindowedStream {
+        WindowedStream {
+            stream: self.rebalance(),
+            keys: vec![],
+            assigner,
+            allowed_lateness: 0,
+        }
+    }
+
     /// The union of this stream and `others` (equal schemas).
     pub fn union(&self, others: &[&DataStream]) -> DataStream {
         let mut inputs = self.inputs.clone();
@@ -438,8 +465,8 @@ impl DataStream {
     }
 }
 
-/// A stream partitioned by key (`key_by`). Stateful operators on keys arrive with keyed
-/// state; every `DataStream` method is available through deref.
+/// A stream partitioned by key (`key_by`): windows per key; every `DataStream` method is
+/// available through deref.
 #[derive(Clone)]
 pub struct KeyedStream {
     stream: DataStream,
@@ -450,6 +477,50 @@ impl KeyedStream {
     /// The key fields.
     pub fn keys(&self) -> &[String] {
         &self.keys
+    }
+
+    /// Windows per key (Flink's `keyBy(..).window(..)`).
+    pub fn window(&self, assigner: WindowAssigner) -> WindowedStream {
+        WindowedStream {
+            stream: self.stream.clone(),
+            keys: self.keys.clone(),
+            assigner,
+            allowed_lateness: 0,
+        }
+    }
+}
+
+/// A windowed stream, waiting for what to compute per window.
+#[derive(Clone)]
+pub struct WindowedStream {
+    stream: DataStream,
+    keys: Vec<String>,
+    assigner: WindowAssigner,
+    allowed_lateness: i64,
+}
+
+impl WindowedStream {
+    /// Keeps windows this long after they fire; records arriving then update and re-fire them.
+    pub fn allowed_lateness(mut self, lateness: std::time::Duration) -> Self {
+        self.allowed_lateness = lateness.as_millis() as i64;
+        self
+    }
+
+    /// Incremental aggregates per window: rows of key fields, `window_start`, `window_end`,
+    /// then the aggregates.
+    pub fn aggregate(&self, aggs: &[Agg]) -> DataStream {
+        let op = WindowAggregate {
+            keys: self.keys.clone(),
+            assigner: self.assigner.clone(),
+            aggs: aggs.to_vec(),
+            allowed_lateness: self.allowed_lateness,
+        };
+        let out = self.stream.transform("window", Arc::new(op));
+        if self.keys.is_empty() {
+            out.set_parallelism(1)
+        } else {
+            out
+        }
     }
 }
 

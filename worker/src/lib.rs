@@ -21,9 +21,11 @@ pub mod splitmix;
 pub mod storage;
 pub mod throttle;
 pub mod time;
+pub mod window;
 
 /// What most jobs need.
 pub mod prelude {
+    pub use crate::api::WindowedStream;
     pub use crate::api::{DataStream, KeyedStream, StreamExecutionEnvironment};
     pub use crate::connectors::blackhole::Blackhole;
     pub use crate::connectors::collect::Collect;
@@ -40,4 +42,5 @@ pub mod prelude {
     pub use crate::row::{Row, RowRef, Value};
     pub use crate::runtime::executor::JobResult;
     pub use crate::time::WatermarkStrategy;
+    pub use crate::window::{Agg, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowAssigner};
 }

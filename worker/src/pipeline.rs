@@ -10,6 +10,8 @@ use crate::api::{DataStream, StreamExecutionEnvironment};
 use crate::connectors::registry;
 use crate::error::{Result, WeirError};
 use crate::time::WatermarkStrategy;
+use crate::window::{Agg, AggKind, SlidingEventTimeWindows, TumblingEventTimeWindows};
+use std::time::Duration;
 
 /// A job read from a pipeline file: the environment to execute and the job's name.
 pub struct PipelineJob {
@@ -272,6 +274,7 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
         ("broadcast", op.broadcast.unwrap_or(false)),
         ("partition_by_range", op.partition_by_range.is_some()),
         ("union", op.union.is_some()),
+        ("window", op.window.is_some()),
     ];
     for (k, on) in kinds {
         if on {
@@ -295,7 +298,7 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
             );
         }
     };
-    let is_node = matches!(kind, "filter" | "select" | "flat_map");
+    let is_node = matches!(kind, "filter" | "select" | "flat_map" | "window");
     if op.parallelism.is_some() && !is_node {
         return err(
             id,
@@ -317,6 +320,58 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
                 s.separator.as_deref(),
                 s.as_field.as_deref().unwrap_or(&s.split),
             )
+        }
+        "window" => {
+            let w = op.window.as_ref().expect("checked");
+            let size = Duration::from_millis(w.size_ms);
+            let mut assigner = match w.slide_ms {
+                Some(slide) => SlidingEventTimeWindows::of(size, Duration::from_millis(slide)),
+                None => TumblingEventTimeWindows::of(size),
+            };
+            if let Some(f) = &w.time_field {
+                assigner = assigner.on(f);
+            }
+            let mut aggs = Vec::new();
+            for a in &w.aggregates {
+                let kind: AggKind =
+                    serde_json::from_value(serde_json::Value::String(a.kind.clone())).map_err(|_| {
+                        (
+                            Some(id.to_string()),
+                            WeirError::plan(format!(
+                                "operator '{id}': unknown aggregate '{}' (use count, sum, min, max, avg, first, last)",
+                                a.kind
+                            )),
+                        )
+                    })?;
+                let mut agg = match (&a.field, kind) {
+                    (None, AggKind::Count) => Agg::count(),
+                    (None, _) => return err(id, format!("operator '{id}': aggregate '{}' needs a field", a.kind)),
+                    (Some(f), _) => Agg {
+                        kind,
+                        field: Some(f.clone()),
+                        name: format!("{}_{f}", a.kind),
+                    },
+                };
+                if let Some(n) = &a.as_field {
+                    agg = agg.alias(n);
+                }
+                aggs.push(agg);
+            }
+            let windowed = match input.key_fields() {
+                Some(keys) => input.key_by(keys).window(assigner),
+                None if op.parallelism.is_some_and(|p| p != 1) => {
+                    return err(
+                        id,
+                        format!(
+                            "operator '{id}': a window without key_by runs as one subtask; key the stream first or drop parallelism"
+                        ),
+                    );
+                }
+                None => input.window_all(assigner),
+            };
+            windowed
+                .allowed_lateness(Duration::from_millis(w.allowed_lateness_ms))
+                .aggregate(&aggs)
         }
         "key_by" => {
             let keys: Vec<String> = op

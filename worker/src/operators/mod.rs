@@ -13,6 +13,7 @@ pub mod flat_map;
 pub mod map;
 pub mod select;
 pub mod split;
+pub mod window_aggregate;
 
 /// Error type of user functions and operators; the engine adds the node and subtask.
 pub type UserError = Box<dyn std::error::Error + Send + Sync>;
@@ -22,6 +23,8 @@ pub type UserResult<T> = std::result::Result<T, UserError>;
 /// Where an operator instance runs.
 #[derive(Debug, Clone)]
 pub struct TaskContext {
+    /// The node's counters (operators add what they count themselves, e.g. late records).
+    pub metrics: std::sync::Arc<crate::runtime::metrics::NodeMetrics>,
     /// Node id (operator name).
     pub node: String,
     /// Index of this subtask, `0..parallelism`.
@@ -30,6 +33,15 @@ pub struct TaskContext {
     pub parallelism: usize,
     /// Number of key groups of the job.
     pub max_parallelism: u32,
+}
+
+impl TaskContext {
+    /// Counts records that arrived too late for any window.
+    pub fn add_late(&self, n: u64) {
+        self.metrics
+            .late_records
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// One running instance of an operator: batches in, batches out.

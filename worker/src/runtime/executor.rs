@@ -124,6 +124,7 @@ pub async fn execute(
             .join(" -> ");
         for i in (0..p).rev() {
             let ctx_of = |id: usize| TaskContext {
+                metrics: node_metrics[id].clone(),
                 node: graph.nodes[id].name.clone(),
                 subtask: i,
                 parallelism: p,

@@ -12,6 +12,8 @@ pub struct NodeMetrics {
     pub records_out: AtomicU64,
     /// Malformed records sent to the dead-letter output.
     pub dead_letters: AtomicU64,
+    /// Records that arrived after their windows' allowed lateness.
+    pub late_records: AtomicU64,
 }
 
 impl NodeMetrics {
@@ -55,6 +57,8 @@ pub struct NodeStats {
     pub records_out: u64,
     /// Dead letters.
     pub dead_letters: u64,
+    /// Late records.
+    pub late_records: u64,
 }
 
 impl JobMetrics {
@@ -80,6 +84,7 @@ impl JobMetrics {
                 records_in: m.records_in.load(Ordering::Relaxed),
                 records_out: m.records_out.load(Ordering::Relaxed),
                 dead_letters: m.dead_letters.load(Ordering::Relaxed),
+                late_records: m.late_records.load(Ordering::Relaxed),
             })
             .collect()
     }

@@ -224,10 +224,19 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
                     return Err(WeirError::plan(format!("source '{name}' cannot have inputs")));
                 }
                 let schema = s.schema().await?;
-                if let Some(w) = &node.watermark {
-                    w.resolve(&schema).map_err(|e| prefix(name, e))?;
+                match &node.watermark {
+                    // Mark the event-time field, so windows downstream find it.
+                    Some(w) => {
+                        let i = w.resolve(&schema).map_err(|e| prefix(name, e))?;
+                        let mut fields: Vec<arrow::datatypes::Field> =
+                            schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                        let mut meta = fields[i].metadata().clone();
+                        meta.insert(crate::window::EVENT_TIME_METADATA.to_string(), "true".to_string());
+                        fields[i] = fields[i].clone().with_metadata(meta);
+                        std::sync::Arc::new(arrow::datatypes::Schema::new(fields))
+                    }
+                    None => schema,
                 }
-                schema
             }
             NodeKind::Operator(o) => {
                 let input = input_schema

@@ -1,0 +1,299 @@
+//! `window(...).aggregate(...)`: event-time tumbling and sliding windows per key with
+//! incremental built-in aggregates. Output rows: the key fields, `window_start`, `window_end`,
+//! then one column per aggregate.
+//!
+//! State is one map per window start, from the key (Arrow row format bytes) to the
+//! accumulators. A watermark `W` fires every window whose end − 1 ≤ `W` and drops windows past
+//! their allowed lateness. A record for a window that already fired, within the lateness,
+//! updates it and fires it again; a record all of whose windows are past lateness is late: it
+//! is counted in the node's `late_records` and logged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+
+use super::{Operator, OperatorFactory, TaskContext, UserResult};
+use crate::error::{Result, WeirError};
+use crate::partition::field_index;
+use crate::window::aggregate::{Acc, PlannedAgg, Values};
+use crate::window::{Agg, EVENT_TIME_METADATA, WindowAssigner};
+
+/// The window operator's description.
+#[derive(Debug, Clone)]
+pub struct WindowAggregate {
+    /// Key fields (empty: one global key, parallelism 1).
+    pub keys: Vec<String>,
+    /// Window assigner.
+    pub assigner: WindowAssigner,
+    /// Aggregates.
+    pub aggs: Vec<Agg>,
+    /// Allowed lateness, ms.
+    pub allowed_lateness: i64,
+}
+
+struct Planned {
+    key_columns: Vec<usize>,
+    time_column: usize,
+    aggs: Vec<PlannedAgg>,
+    output: SchemaRef,
+}
+
+impl WindowAggregate {
+    fn plan(&self, input: &SchemaRef) -> Result<Planned> {
+        self.assigner.validate()?;
+        if self.aggs.is_empty() {
+            return Err(WeirError::plan("window aggregate: no aggregates given"));
+        }
+        if self.allowed_lateness < 0 {
+            return Err(WeirError::plan("window: allowed lateness must not be negative"));
+        }
+        let time_column = match &self.assigner.time_field {
+            Some(f) => field_index(input, f, "window time field")?,
+            None => input.fields().iter().position(|f| f.metadata().contains_key(EVENT_TIME_METADATA)).ok_or_else(|| {
+                WeirError::plan(
+                    "window: no event time in this stream; give the source a watermark strategy or name the time field",
+                )
+            })?,
+        };
+        let tdt = input.field(time_column).data_type();
+        if !matches!(tdt, DataType::Timestamp(_, _) | DataType::Int64) {
+            return Err(WeirError::plan(format!(
+                "window: time field '{}' is {tdt}; use a timestamp or integer milliseconds",
+                input.field(time_column).name()
+            )));
+        }
+        let key_columns = self
+            .keys
+            .iter()
+            .map(|k| field_index(input, k, "window key"))
+            .collect::<Result<Vec<_>>>()?;
+        let aggs = self
+            .aggs
+            .iter()
+            .map(|a| PlannedAgg::plan(a, input))
+            .collect::<Result<Vec<_>>>()?;
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let mut fields: Vec<Field> = key_columns.iter().map(|c| input.field(*c).clone()).collect();
+        fields.push(Field::new("window_start", ts.clone(), false));
+        fields.push(Field::new("window_end", ts, false));
+        fields.extend(aggs.iter().map(|a| a.output().clone()));
+        let mut seen = std::collections::HashSet::new();
+        for f in &fields {
+            if !seen.insert(f.name().clone()) {
+                return Err(WeirError::plan(format!(
+                    "window aggregate: two output columns are named '{}'",
+                    f.name()
+                )));
+            }
+        }
+        Ok(Planned {
+            key_columns,
+            time_column,
+            aggs,
+            output: Arc::new(Schema::new(fields)),
+        })
+    }
+}
+
+impl OperatorFactory for WindowAggregate {
+    fn kind(&self) -> &'static str {
+        "window"
+    }
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self.plan(input)?.output)
+    }
+    fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        let planned = self.plan(input)?;
+        let converter = if planned.key_columns.is_empty() {
+            None
+        } else {
+            let fields = planned
+                .key_columns
+                .iter()
+                .map(|c| SortField::new(input.field(*c).data_type().clone()))
+                .collect();
+            Some(RowConverter::new(fields)?)
+        };
+        Ok(Box::new(WindowAggregateOp {
+            ctx: ctx.clone(),
+            assigner: self.assigner.clone(),
+            lateness: self.allowed_lateness,
+            planned,
+            converter,
+            windows: BTreeMap::new(),
+            watermark: i64::MIN,
+            late: 0,
+        }))
+    }
+}
+
+struct WindowAggregateOp {
+    ctx: TaskContext,
+    assigner: WindowAssigner,
+    lateness: i64,
+    planned: Planned,
+    converter: Option<RowConverter>,
+    /// Window start → key → accumulators.
+    windows: BTreeMap<i64, HashMap<Box<[u8]>, Vec<Acc>>>,
+    watermark: i64,
+    late: u64,
+}
+
+impl WindowAggregateOp {
+    /// Latest window start whose window has fired by watermark `w` (end − 1 ≤ w).
+    fn fired_by(&self, w: i64) -> i128 {
+        i128::from(w) + 1 - i128::from(self.assigner.size)
+    }
+
+    fn emit(&self, rows: &[(i64, &[u8], &Vec<Acc>)]) -> UserResult<Option<RecordBatch>> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        if let Some(conv) = &self.converter {
+            let parser = conv.parser();
+            columns.extend(conv.convert_rows(rows.iter().map(|(_, k, _)| parser.parse(k)))?);
+        }
+        let size = self.assigner.size;
+        columns.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            rows.iter().map(|r| r.0),
+        )));
+        columns.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            rows.iter().map(|r| r.0 + size),
+        )));
+        for (i, agg) in self.planned.aggs.iter().enumerate() {
+            let accs: Vec<&Acc> = rows.iter().map(|r| &r.2[i]).collect();
+            columns.push(agg.finish(&accs)?);
+        }
+        Ok(Some(RecordBatch::try_new(self.planned.output.clone(), columns)?))
+    }
+
+    fn note_late(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.late += n;
+        self.ctx.add_late(n);
+        if self.late == n {
+            tracing::warn!(node = %self.ctx.node, subtask = self.ctx.subtask, "records arrived after their windows' allowed lateness (counted in late_records)");
+        }
+    }
+}
+
+impl Operator for WindowAggregateOp {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let n = batch.num_rows();
+        let time = batch.column(self.planned.time_column);
+        let time = match time.data_type() {
+            DataType::Timestamp(u, _) if *u != TimeUnit::Millisecond => {
+                cast(time, &DataType::Timestamp(TimeUnit::Millisecond, None))?
+            }
+            _ => time.clone(),
+        };
+        let time = cast(&time, &DataType::Int64)?;
+        let time = time.as_primitive::<Int64Type>();
+        let values: Vec<Values> = self
+            .planned
+            .aggs
+            .iter()
+            .map(|a| a.values(&batch))
+            .collect::<Result<_>>()?;
+        let keys = match &self.converter {
+            Some(c) => {
+                let cols: Vec<ArrayRef> = self
+                    .planned
+                    .key_columns
+                    .iter()
+                    .map(|k| batch.column(*k).clone())
+                    .collect();
+                Some(c.convert_columns(&cols)?)
+            }
+            None => None,
+        };
+        let naggs = self.planned.aggs.len();
+        let fired_by = self.fired_by(self.watermark);
+        let expired_by = fired_by - i128::from(self.lateness);
+        let mut refire: Vec<(i64, Box<[u8]>)> = Vec::new();
+        let mut late = 0;
+        for row in 0..n {
+            if time.is_null(row) {
+                late += 1;
+                continue;
+            }
+            let t = time.value(row);
+            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
+            let mut assigned = false;
+            for start in self.assigner.starts(t) {
+                if i128::from(start) <= expired_by {
+                    continue; // past its allowed lateness
+                }
+                assigned = true;
+                let per_key = self.windows.entry(start).or_default();
+                let accs = match per_key.get_mut(key) {
+                    Some(a) => a,
+                    None => per_key.entry(key.into()).or_insert_with(|| vec![Acc::default(); naggs]),
+                };
+                for (agg, (acc, v)) in self.planned.aggs.iter().zip(accs.iter_mut().zip(&values)) {
+                    agg.update(acc, v, row);
+                }
+                if i128::from(start) <= fired_by {
+                    refire.push((start, key.into()));
+                }
+            }
+            if !assigned {
+                late += 1;
+            }
+        }
+        self.note_late(late);
+        if !refire.is_empty() {
+            refire.sort();
+            refire.dedup();
+            let rows: Vec<(i64, &[u8], &Vec<Acc>)> = refire
+                .iter()
+                .map(|(s, k)| (*s, k.as_ref(), &self.windows[s][k.as_ref()]))
+                .collect();
+            out.extend(self.emit(&rows)?);
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        let (before, after) = (self.fired_by(self.watermark), self.fired_by(watermark));
+        self.watermark = watermark;
+        {
+            let mut rows: Vec<(i64, &[u8], &Vec<Acc>)> = Vec::new();
+            for (start, per_key) in &self.windows {
+                let s = i128::from(*start);
+                if s > after {
+                    break;
+                }
+                if s > before {
+                    rows.extend(per_key.iter().map(|(k, a)| (*start, k.as_ref(), a)));
+                }
+            }
+            out.extend(self.emit(&rows)?);
+        }
+        // Drop windows past their allowed lateness.
+        let expired = after - i128::from(self.lateness);
+        while let Some((&start, _)) = self.windows.first_key_value() {
+            if i128::from(start) > expired {
+                break;
+            }
+            self.windows.pop_first();
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        // The end of input arrives as the final watermark; fire anything left regardless.
+        self.on_watermark(i64::MAX, out)
+    }
+}

@@ -1,0 +1,116 @@
+//! Window assigners: tumbling and sliding windows over event time.
+
+use std::time::Duration;
+
+use crate::error::{Result, WeirError};
+
+/// Which windows a record belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowAssigner {
+    /// Window length, ms.
+    pub size: i64,
+    /// Distance between window starts, ms (`size` for tumbling windows).
+    pub slide: i64,
+    /// Shift of window starts from the epoch, ms.
+    pub offset: i64,
+    /// The event-time field; `None` uses the field the source's watermark strategy named.
+    pub time_field: Option<String>,
+}
+
+/// Tumbling event-time windows (Flink's `TumblingEventTimeWindows`).
+#[derive(Debug)]
+pub struct TumblingEventTimeWindows;
+
+impl TumblingEventTimeWindows {
+    /// Back-to-back windows of `size`.
+    pub fn of(size: Duration) -> WindowAssigner {
+        let size = size.as_millis() as i64;
+        WindowAssigner {
+            size,
+            slide: size,
+            offset: 0,
+            time_field: None,
+        }
+    }
+}
+
+/// Sliding (hopping) event-time windows (Flink's `SlidingEventTimeWindows`).
+#[derive(Debug)]
+pub struct SlidingEventTimeWindows;
+
+impl SlidingEventTimeWindows {
+    /// Windows of `size` starting every `slide`.
+    pub fn of(size: Duration, slide: Duration) -> WindowAssigner {
+        WindowAssigner {
+            size: size.as_millis() as i64,
+            slide: slide.as_millis() as i64,
+            offset: 0,
+            time_field: None,
+        }
+    }
+}
+
+impl WindowAssigner {
+    /// Uses `field` as event time.
+    pub fn on(mut self, field: &str) -> Self {
+        self.time_field = Some(field.to_string());
+        self
+    }
+
+    /// Shifts window starts by `offset` (e.g. time zones for daily windows).
+    pub fn with_offset(mut self, offset: Duration) -> Self {
+        self.offset = offset.as_millis() as i64;
+        self
+    }
+
+    /// Checks the sizes.
+    pub fn validate(&self) -> Result<()> {
+        if self.size <= 0 || self.slide <= 0 {
+            return Err(WeirError::plan(format!(
+                "window: size ({} ms) and slide ({} ms) must be positive",
+                self.size, self.slide
+            )));
+        }
+        if self.slide > self.size {
+            return Err(WeirError::plan(format!(
+                "window: slide ({} ms) larger than size ({} ms) would skip records",
+                self.slide, self.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Start of the last window that contains `ts` (Flink's `TimeWindow.getWindowStartWithOffset`).
+    pub fn last_start(&self, ts: i64) -> i64 {
+        ts - (ts - self.offset).rem_euclid(self.slide)
+    }
+
+    /// Starts of every window containing `ts`, latest first.
+    pub fn starts(&self, ts: i64) -> impl Iterator<Item = i64> + use<> {
+        let (last, slide, size) = (self.last_start(ts), self.slide, self.size);
+        (0..)
+            .map(move |k| last - k * slide)
+            .take_while(move |start| *start > ts - size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tumbling_and_sliding_starts() {
+        let t = TumblingEventTimeWindows::of(Duration::from_secs(10));
+        assert_eq!(t.starts(12_345).collect::<Vec<_>>(), vec![10_000]);
+        assert_eq!(t.starts(-1).collect::<Vec<_>>(), vec![-10_000]);
+        let s = SlidingEventTimeWindows::of(Duration::from_secs(10), Duration::from_secs(2));
+        assert_eq!(
+            s.starts(12_345).collect::<Vec<_>>(),
+            vec![12_000, 10_000, 8_000, 6_000, 4_000]
+        );
+        assert_eq!(
+            s.starts(10_000).collect::<Vec<_>>(),
+            vec![10_000, 8_000, 6_000, 4_000, 2_000]
+        );
+    }
+}

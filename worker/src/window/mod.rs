@@ -1,0 +1,14 @@
+//! Windows: which windows a timestamp belongs to, and the aggregates computed per window.
+//!
+//! Event-time windows fire when the watermark passes their end (`end - 1`, as Flink's
+//! `EventTimeTrigger`); with allowed lateness, a record that arrives after its window fired but
+//! within the lateness updates the window and fires it again; after that it is late.
+
+pub mod aggregate;
+pub mod assigner;
+
+pub use aggregate::{Agg, AggKind};
+pub use assigner::{SlidingEventTimeWindows, TumblingEventTimeWindows, WindowAssigner};
+
+/// Schema metadata key marking the event-time field of a stream.
+pub const EVENT_TIME_METADATA: &str = "weir.event_time";

@@ -1,0 +1,386 @@
+//! Windows through the public API: tumbling and sliding event-time windows with aggregates,
+//! checked against a straightforward reference over random out-of-order input; lateness;
+//! identical results at parallelism 1, 2 and 4.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Int64Array, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use proptest::prelude::*;
+use weir::connectors::{Source, SourceFactory};
+use weir::prelude::*;
+use weir::runtime::source_context::SourceContext;
+
+/// Emits given `(key, ts, value)` rows in order, in batches of `batch` rows.
+#[derive(Clone)]
+struct Rows {
+    rows: Vec<(i64, i64, i64)>,
+    batch: usize,
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        Field::new("v", DataType::Int64, false),
+    ]))
+}
+
+#[async_trait]
+impl SourceFactory for Rows {
+    fn connector(&self) -> &'static str {
+        "rows"
+    }
+    async fn schema(&self) -> Result<SchemaRef> {
+        Ok(schema())
+    }
+    fn max_parallelism(&self) -> Option<usize> {
+        Some(1)
+    }
+    fn create(&self, _schema: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Source>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+#[async_trait]
+impl Source for Rows {
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+        for chunk in self.rows.chunks(self.batch.max(1)) {
+            let b = RecordBatch::try_new(
+                schema(),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.0))),
+                    Arc::new(TimestampMillisecondArray::from_iter_values(chunk.iter().map(|r| r.1))),
+                    Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.2))),
+                ],
+            )
+            .unwrap();
+            ctx.collect(b).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Final values per (key, window start): count, sum, min, max.
+type Results = BTreeMap<(i64, i64), (i64, i64, i64, i64)>;
+
+/// The reference: the same arrival order and watermarks, computed the obvious way.
+fn reference(
+    rows: &[(i64, i64, i64)],
+    batch: usize,
+    delay: i64,
+    size: i64,
+    slide: i64,
+    lateness: i64,
+) -> (Results, u64) {
+    let mut out: Results = BTreeMap::new();
+    let mut late = 0;
+    let mut watermark = i64::MIN;
+    let mut max_ts = i64::MIN;
+    for chunk in rows.chunks(batch.max(1)) {
+        for &(k, ts, v) in chunk {
+            let last = ts - ts.rem_euclid(slide);
+            let starts: Vec<i64> = (0..).map(|i| last - i * slide).take_while(|s| *s > ts - size).collect();
+            let live: Vec<i64> = starts
+                .into_iter()
+                .filter(|s| (*s as i128) + (size as i128) - 1 + (lateness as i128) > watermark as i128)
+                .collect();
+            if live.is_empty() {
+                late += 1;
+            }
+            for s in live {
+                let e = out.entry((k, s)).or_insert((0, 0, i64::MAX, i64::MIN));
+                e.0 += 1;
+                e.1 += v;
+                e.2 = e.2.min(v);
+                e.3 = e.3.max(v);
+            }
+            max_ts = max_ts.max(ts);
+        }
+        watermark = watermark.max(max_ts - delay - 1);
+    }
+    (out, late)
+}
+
+fn run_windows(
+    rows: Vec<(i64, i64, i64)>,
+    batch: usize,
+    delay: i64,
+    assigner: WindowAssigner,
+    lateness: i64,
+) -> (Results, u64) {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    let sink = Collect::new();
+    env.add_source_named("rows", Arc::new(Rows { rows, batch }))
+        .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+            "ts",
+            Duration::from_millis(delay as u64),
+        ))
+        .key_by("k")
+        .window(assigner)
+        .allowed_lateness(Duration::from_millis(lateness as u64))
+        .aggregate(&[Agg::count(), Agg::sum("v"), Agg::min("v"), Agg::max("v")])
+        .name("win")
+        .add_sink(sink.clone());
+    let r = env.execute("windows").unwrap();
+    // The last firing of each window holds its final value.
+    let mut out: Results = BTreeMap::new();
+    for row in sink.rows_json() {
+        let v: serde_json::Value = serde_json::from_str(&row).unwrap();
+        let start = millis(&v["window_start"]);
+        let g = |f: &str| v[f].as_i64().unwrap();
+        out.insert((g("k"), start), (g("count"), g("sum_v"), g("min_v"), g("max_v")));
+    }
+    (out, r.node("win").unwrap().late_records)
+}
+
+/// `"1970-01-01T00:00:01.500"` → 1500 (timestamps as the JSON writer prints them).
+fn millis(v: &serde_json::Value) -> i64 {
+    let s = v.as_str().unwrap();
+    let (date, t) = s.split_once('T').unwrap();
+    // Windows near the epoch may start the day before it.
+    let day = match date {
+        "1970-01-01" => 0,
+        "1969-12-31" => -86_400_000,
+        other => panic!("unexpected date {other}"),
+    };
+    let (hms, frac) = t.split_once('.').unwrap_or((t, "0"));
+    let p: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
+    day + (p[0] * 3600 + p[1] * 60 + p[2]) * 1000 + ms
+}
+
+fn events() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {
+    // Mostly increasing time with jitter, so some records are out of order and some late.
+    prop::collection::vec((0i64..4, 0i64..400, -50i64..50), 1..300).prop_map(|mut v| {
+        for (i, r) in v.iter_mut().enumerate() {
+            r.1 = (i as i64 * 20 + r.1 - 200).max(0);
+        }
+        v
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn tumbling_windows_match_the_reference(rows in events(), batch in 1usize..40, delay in 0i64..300, size in 50i64..500, lateness in prop::sample::select(vec![0i64, 100, 1000])) {
+        let got = run_windows(rows.clone(), batch, delay, TumblingEventTimeWindows::of(Duration::from_millis(size as u64)), lateness);
+        prop_assert_eq!(got, reference(&rows, batch, delay, size, size, lateness));
+    }
+
+    #[test]
+    fn sliding_windows_match_the_reference(rows in events(), batch in 1usize..40, delay in 0i64..300, slide in 20i64..200, factor in 1i64..5, lateness in prop::sample::select(vec![0i64, 150])) {
+        let size = slide * factor;
+        let assigner = SlidingEventTimeWindows::of(Duration::from_millis(size as u64), Duration::from_millis(slide as u64));
+        let got = run_windows(rows.clone(), batch, delay, assigner, lateness);
+        prop_assert_eq!(got, reference(&rows, batch, delay, size, slide, lateness));
+    }
+}
+
+#[test]
+fn lateness_refires_windows_and_counts_what_is_too_late() {
+    // Window [0, 100): fires when the watermark reaches 99 (a record at 100 with delay 0).
+    let rows = vec![(1, 10, 1), (1, 100, 0), (1, 20, 5), (1, 400, 0), (1, 30, 7)];
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    let sink = Collect::new();
+    env.add_source_named("rows", Arc::new(Rows { rows, batch: 1 }))
+        .with_watermarks(WatermarkStrategy::monotonous("ts"))
+        .key_by("k")
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .allowed_lateness(Duration::from_millis(200))
+        .aggregate(&[
+            Agg::sum("v").alias("total"),
+            Agg::avg("v"),
+            Agg::first("v"),
+            Agg::last("v"),
+        ])
+        .name("win")
+        .add_sink(sink.clone());
+    let r = env.execute("late").unwrap();
+    let first_window: Vec<String> = sink
+        .rows_json()
+        .into_iter()
+        .filter(|l| l.contains(r#""window_start":"1970-01-01T00:00:00""#))
+        .collect();
+    // On time: total 1; late but allowed (watermark 99 < 99 + 200): total 6; too late
+    // (watermark 399 ≥ 299): counted, not added.
+    assert_eq!(first_window.len(), 2, "{first_window:?}");
+    assert!(first_window[0].contains(r#""total":1,"#), "{first_window:?}");
+    assert!(
+        first_window[1].contains(r#""total":6,"avg_v":3.0,"first_v":1,"last_v":5"#),
+        "{first_window:?}"
+    );
+    assert_eq!(r.node("win").unwrap().late_records, 1);
+}
+
+fn parallel_job(p: usize) -> Vec<String> {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(p).set_batch_size(256);
+    let cfg = DatagenConfig {
+        rows: Some(40_000),
+        fields: vec![
+            DatagenField {
+                start: Some(0),
+                rows_per_ms: Some(10),
+                ..DatagenField::new("ts", FieldKind::Timestamp)
+            },
+            DatagenField::random_int("k", 0, 99),
+            DatagenField::random_int("price", 1, 1000),
+        ],
+        ..Default::default()
+    };
+    let sink = Collect::new();
+    env.add_source(Datagen::new("gen", cfg).unwrap())
+        .with_watermarks(WatermarkStrategy::monotonous("ts"))
+        .key_by("k")
+        .window(SlidingEventTimeWindows::of(
+            Duration::from_millis(500),
+            Duration::from_millis(100),
+        ))
+        .aggregate(&[Agg::count(), Agg::max("price"), Agg::avg("price")])
+        .add_sink(sink.clone());
+    env.execute("parallel-windows").unwrap();
+    common::sorted(&sink)
+}
+
+#[test]
+fn parallel_runs_give_identical_windowed_results() {
+    let one = parallel_job(1);
+    assert!(one.len() > 3_000, "{}", one.len());
+    assert_eq!(one, parallel_job(2));
+    assert_eq!(one, parallel_job(4));
+}
+
+#[test]
+fn window_all_and_errors() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let sink = Collect::new();
+    let rows: Vec<(i64, i64, i64)> = (0..1000).map(|i| (i % 7, i, 1)).collect();
+    env.add_source_named("rows", Arc::new(Rows { rows, batch: 64 }))
+        .with_watermarks(WatermarkStrategy::monotonous("ts"))
+        .window_all(TumblingEventTimeWindows::of(Duration::from_millis(250)))
+        .aggregate(&[Agg::count()])
+        .add_sink(sink.clone());
+    env.execute("all").unwrap();
+    let windows: Vec<(i64, i64, i64)> = common::sorted(&sink)
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                millis(&v["window_start"]),
+                millis(&v["window_end"]),
+                v["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        windows,
+        vec![(0, 250, 250), (250, 500, 250), (500, 750, 250), (750, 1000, 250)]
+    );
+
+    // No event time anywhere.
+    let env = StreamExecutionEnvironment::new();
+    env.add_source(common::numbers(10, 3))
+        .key_by("k")
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+        .aggregate(&[Agg::count()])
+        .print();
+    let e = env.execute("bad").unwrap_err().to_string();
+    assert!(e.contains("no event time"), "{e}");
+    // A named time field that is not a time, and a bad aggregate field.
+    let env = StreamExecutionEnvironment::new();
+    env.add_source(common::numbers(10, 3))
+        .key_by("k")
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)).on("id"))
+        .aggregate(&[Agg::max("nope")])
+        .print();
+    let e = env.execute("bad").unwrap_err().to_string();
+    assert!(e.contains("no field 'nope'"), "{e}");
+}
+
+#[test]
+fn windows_in_the_pipeline_form_match_the_api() {
+    let yaml = r#"
+name: hot-auctions
+parallelism: 2
+sources:
+  - id: bids
+    connector: nexmark
+    events: 200000
+    stream: bid
+    rate: 10000
+    watermark: {field: dateTime, max_out_of_orderness_ms: 4000}
+operators:
+  - id: by_auction
+    input: bids
+    key_by: auction
+  - id: per_window
+    input: by_auction
+    window:
+      size_ms: 10000
+      slide_ms: 2000
+      aggregates:
+        - {kind: count, as: bids}
+        - {kind: max, field: price}
+        - {kind: avg, field: price, as: mean}
+sinks:
+  - input: per_window
+    connector: blackhole
+"#;
+    let job = weir::pipeline::build(yaml, "hot.yaml").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(job.execute()).unwrap();
+    let yaml_rows = r.node("per_window").unwrap().records_out;
+
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let cfg = NexmarkConfig {
+        events: Some(200_000),
+        stream: NexmarkStream::Bid,
+        rate: 10_000,
+        ..Default::default()
+    };
+    let sink = Collect::new();
+    env.add_source(Nexmark::new("bids", cfg).unwrap())
+        .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+            "dateTime",
+            Duration::from_secs(4),
+        ))
+        .key_by("auction")
+        .window(SlidingEventTimeWindows::of(
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        ))
+        .aggregate(&[
+            Agg::count().alias("bids"),
+            Agg::max("price"),
+            Agg::avg("price").alias("mean"),
+        ])
+        .add_sink(sink.clone());
+    env.execute("hot-auctions").unwrap();
+    assert!(yaml_rows > 1_000);
+    assert_eq!(sink.len() as u64, yaml_rows);
+    let first = &sink.rows_json()[0];
+    for col in ["auction", "window_start", "window_end", "bids", "max_price", "mean"] {
+        assert!(first.contains(&format!("\"{col}\"")), "{first}");
+    }
+
+    let e = match weir::pipeline::build(&yaml.replace("kind: max", "kind: median"), "hot.yaml") {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("median is not an aggregate"),
+    };
+    assert!(
+        e.contains("hot.yaml:15") && e.contains("unknown aggregate 'median'"),
+        "{e}"
+    );
+}
