@@ -9,15 +9,21 @@ use std::time::Instant;
 
 use crate::api::{DataStream, StreamExecutionEnvironment};
 use crate::connectors::blackhole::Blackhole;
-use crate::connectors::datagen::{Datagen, DatagenConfig};
+use crate::connectors::datagen::{Datagen, DatagenConfig, DatagenField, FieldKind};
 use crate::connectors::nexmark::config::NexmarkStream;
 use crate::connectors::nexmark::{Nexmark, NexmarkConfig};
 use crate::error::{Result, WeirError};
+use crate::time::WatermarkStrategy;
+use crate::window::{Agg, SlidingEventTimeWindows, TumblingEventTimeWindows};
+use std::time::Duration;
 
 /// The shapes `weir bench` runs by default (those the Flink peers measure).
 pub const SHAPES: &[&str] = &["q0", "q1", "q2", "passthrough", "filter_project"];
-/// Extra shapes: the Nexmark generator alone, all events (`nexmark`) or bids only (`nexmark_bid`).
-pub const EXTRA_SHAPES: &[&str] = &["nexmark", "nexmark_bid"];
+/// Extra shapes: the Nexmark generator alone, all events (`nexmark`) or bids only
+/// (`nexmark_bid`); windows over the peer's datagen table with `ts` advancing 1 ms per 10 rows:
+/// `tumble_window` (10 s, count and max(price) per auction, as the Flink peer's workload) and
+/// `sliding_window` (10 s every 2 s, avg(price) per auction).
+pub const EXTRA_SHAPES: &[&str] = &["nexmark", "nexmark_bid", "tumble_window", "sliding_window"];
 
 /// One measured run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -95,6 +101,37 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
                 ..Default::default()
             };
             env.add_source(Nexmark::new("nexmark", cfg)?).name("nexmark")
+        }
+        "tumble_window" | "sliding_window" => {
+            let mut cfg = DatagenConfig {
+                rows: Some(events),
+                ..Default::default()
+            };
+            cfg.fields[3] = DatagenField {
+                start: Some(0),
+                rows_per_ms: Some(10),
+                ..DatagenField::new("ts", FieldKind::Timestamp)
+            };
+            let keyed = env
+                .add_source(Datagen::new("datagen", cfg)?)
+                .name("datagen")
+                .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+                    "ts",
+                    Duration::from_secs(1),
+                ))
+                .key_by("auction");
+            if shape == "tumble_window" {
+                keyed
+                    .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
+                    .aggregate(&[Agg::count(), Agg::max("price")])
+            } else {
+                keyed
+                    .window(SlidingEventTimeWindows::of(
+                        Duration::from_secs(10),
+                        Duration::from_secs(2),
+                    ))
+                    .aggregate(&[Agg::avg("price")])
+            }
         }
         "passthrough" | "filter_project" => {
             let cfg = DatagenConfig {
