@@ -176,12 +176,17 @@ pub struct OperatorSpec {
     pub window: Option<WindowSpec>,
 }
 
-/// `window` in pipeline form: tumbling (`size_ms`) or sliding (`size_ms` and `slide_ms`).
+/// `window` in pipeline form: tumbling (`size_ms`), sliding (`size_ms` and `slide_ms`) or
+/// session (`gap_ms`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
-    /// Window length, ms.
-    pub size_ms: u64,
+    /// Window length, ms (tumbling and sliding windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_ms: Option<u64>,
+    /// Session gap, ms (session windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_ms: Option<u64>,
     /// Distance between window starts, ms (default: `size_ms`, tumbling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slide_ms: Option<u64>,

@@ -42,5 +42,7 @@ pub mod prelude {
     pub use crate::row::{Row, RowRef, Value};
     pub use crate::runtime::executor::JobResult;
     pub use crate::time::WatermarkStrategy;
-    pub use crate::window::{Agg, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowAssigner};
+    pub use crate::window::{
+        Agg, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowAssigner,
+    };
 }

@@ -10,7 +10,7 @@ use crate::api::{DataStream, StreamExecutionEnvironment};
 use crate::connectors::registry;
 use crate::error::{Result, WeirError};
 use crate::time::WatermarkStrategy;
-use crate::window::{Agg, AggKind, SlidingEventTimeWindows, TumblingEventTimeWindows};
+use crate::window::{Agg, AggKind, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows};
 use std::time::Duration;
 
 /// A job read from a pipeline file: the environment to execute and the job's name.
@@ -323,10 +323,20 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
         }
         "window" => {
             let w = op.window.as_ref().expect("checked");
-            let size = Duration::from_millis(w.size_ms);
-            let mut assigner = match w.slide_ms {
-                Some(slide) => SlidingEventTimeWindows::of(size, Duration::from_millis(slide)),
-                None => TumblingEventTimeWindows::of(size),
+            let mut assigner = match (w.size_ms, w.slide_ms, w.gap_ms) {
+                (Some(size), None, None) => TumblingEventTimeWindows::of(Duration::from_millis(size)),
+                (Some(size), Some(slide), None) => {
+                    SlidingEventTimeWindows::of(Duration::from_millis(size), Duration::from_millis(slide))
+                }
+                (None, None, Some(gap)) => EventTimeSessionWindows::with_gap(Duration::from_millis(gap)),
+                _ => {
+                    return err(
+                        id,
+                        format!(
+                            "operator '{id}': window needs size_ms (tumbling), size_ms and slide_ms (sliding), or gap_ms (session)"
+                        ),
+                    );
+                }
             };
             if let Some(f) = &w.time_field {
                 assigner = assigner.on(f);

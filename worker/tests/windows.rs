@@ -384,3 +384,109 @@ sinks:
         "{e}"
     );
 }
+
+/// Live sessions per key: (start, end, (count, sum, min, max)).
+type Live = BTreeMap<i64, Vec<(i64, i64, (i64, i64, i64, i64))>>;
+
+/// Sessions the obvious way: same arrival order and watermarks; a session leaves the state
+/// (and its value is final) once the watermark passes its end − 1.
+fn session_reference(rows: &[(i64, i64, i64)], batch: usize, delay: i64, gap: i64) -> (Results, u64) {
+    let mut live: Live = BTreeMap::new();
+    let mut done: Results = BTreeMap::new();
+    let (mut late, mut watermark, mut max_ts) = (0, i64::MIN, i64::MIN);
+    let close = |live: &mut Live, done: &mut Results, w: i64| {
+        for (k, list) in live.iter_mut() {
+            list.retain(|(s, e, v)| {
+                if e - 1 <= w {
+                    done.insert((*k, *s), *v);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    };
+    for chunk in rows.chunks(batch.max(1)) {
+        for &(k, ts, v) in chunk {
+            let list = live.entry(k).or_default();
+            let (mut s, mut e) = (ts, ts + gap);
+            let (touch, keep): (Vec<_>, Vec<_>) = list.drain(..).partition(|(ls, le, _)| *ls <= e && *le >= s);
+            for (ls, le, _) in &touch {
+                s = s.min(*ls);
+                e = e.max(*le);
+            }
+            if e - 1 <= watermark {
+                late += 1;
+                *list = touch.into_iter().chain(keep).collect();
+                continue;
+            }
+            let mut acc = (1, v, v, v);
+            for (_, _, a) in &touch {
+                acc = (acc.0 + a.0, acc.1 + a.1, acc.2.min(a.2), acc.3.max(a.3));
+            }
+            *list = keep;
+            list.push((s, e, acc));
+            max_ts = max_ts.max(ts);
+        }
+        watermark = watermark.max(max_ts - delay - 1);
+        close(&mut live, &mut done, watermark);
+    }
+    close(&mut live, &mut done, i64::MAX);
+    (done, late)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn session_windows_match_the_reference(rows in events(), batch in 1usize..40, delay in 0i64..300, gap in 10i64..400) {
+        let got = run_windows(rows.clone(), batch, delay, EventTimeSessionWindows::with_gap(Duration::from_millis(gap as u64)), 0);
+        prop_assert_eq!(got, session_reference(&rows, batch, delay, gap));
+    }
+}
+
+#[test]
+fn sessions_merge_and_refire_within_lateness() {
+    // Gap 100: 10 and 50 form [10, 150), which fires when 300 moves the watermark to 299. 120
+    // arrives late but within lateness 500: its [120, 220) touches the session, which merges to
+    // [10, 220) and fires again. 2000 fires [300, 400) and moves the watermark to 1999, past
+    // every earlier session's lateness, so 100 is late.
+    let rows = vec![
+        (1, 10, 1),
+        (1, 50, 2),
+        (1, 300, 0),
+        (1, 120, 3),
+        (1, 2000, 0),
+        (1, 100, 9),
+    ];
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    let sink = Collect::new();
+    env.add_source_named("rows", Arc::new(Rows { rows, batch: 1 }))
+        .with_watermarks(WatermarkStrategy::monotonous("ts"))
+        .key_by("k")
+        .window(EventTimeSessionWindows::with_gap(Duration::from_millis(100)))
+        .allowed_lateness(Duration::from_millis(500))
+        .aggregate(&[Agg::count(), Agg::sum("v")])
+        .name("win")
+        .add_sink(sink.clone());
+    let r = env.execute("sessions").unwrap();
+    let got: Vec<(i64, i64, i64, i64)> = sink
+        .rows_json()
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                millis(&v["window_start"]),
+                millis(&v["window_end"]),
+                v["count"].as_i64().unwrap(),
+                v["sum_v"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(10, 150, 2, 3), (10, 220, 3, 6), (300, 400, 1, 0), (2000, 2100, 1, 0)]
+    );
+    assert_eq!(r.node("win").unwrap().late_records, 1, "{got:?}");
+}

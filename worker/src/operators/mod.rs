@@ -12,6 +12,7 @@ pub mod filter;
 pub mod flat_map;
 pub mod map;
 pub mod select;
+pub mod session_window;
 pub mod split;
 pub mod window_aggregate;
 

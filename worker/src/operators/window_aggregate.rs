@@ -21,7 +21,7 @@ use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::error::{Result, WeirError};
 use crate::partition::field_index;
 use crate::window::aggregate::{Acc, PlannedAgg, Values};
-use crate::window::{Agg, EVENT_TIME_METADATA, WindowAssigner};
+use crate::window::{Agg, EVENT_TIME_METADATA, WindowAssigner, WindowKind};
 
 /// The window operator's description.
 #[derive(Debug, Clone)]
@@ -36,11 +36,68 @@ pub struct WindowAggregate {
     pub allowed_lateness: i64,
 }
 
-struct Planned {
-    key_columns: Vec<usize>,
-    time_column: usize,
-    aggs: Vec<PlannedAgg>,
-    output: SchemaRef,
+/// A window operator checked against its input.
+pub(crate) struct Planned {
+    pub(crate) key_columns: Vec<usize>,
+    pub(crate) time_column: usize,
+    pub(crate) aggs: Vec<PlannedAgg>,
+    pub(crate) output: SchemaRef,
+}
+
+impl Planned {
+    /// Output rows for `(start, end, key, accumulators)`.
+    pub(crate) fn emit(
+        &self,
+        converter: Option<&RowConverter>,
+        rows: &[(i64, i64, &[u8], &[Acc])],
+    ) -> UserResult<Option<RecordBatch>> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        if let Some(conv) = converter {
+            let parser = conv.parser();
+            columns.extend(conv.convert_rows(rows.iter().map(|r| parser.parse(r.2)))?);
+        }
+        columns.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            rows.iter().map(|r| r.0),
+        )));
+        columns.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            rows.iter().map(|r| r.1),
+        )));
+        for (i, agg) in self.aggs.iter().enumerate() {
+            let accs: Vec<&Acc> = rows.iter().map(|r| &r.3[i]).collect();
+            columns.push(agg.finish(&accs)?);
+        }
+        Ok(Some(RecordBatch::try_new(self.output.clone(), columns)?))
+    }
+
+    /// Event time of every row as milliseconds.
+    pub(crate) fn times(&self, batch: &RecordBatch) -> UserResult<arrow::array::Int64Array> {
+        let time = batch.column(self.time_column);
+        let time = match time.data_type() {
+            DataType::Timestamp(u, _) if *u != TimeUnit::Millisecond => {
+                cast(time, &DataType::Timestamp(TimeUnit::Millisecond, None))?
+            }
+            _ => time.clone(),
+        };
+        Ok(cast(&time, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+    }
+
+    /// The key of every row in Arrow's row format (none without keys).
+    pub(crate) fn keys(
+        &self,
+        converter: Option<&RowConverter>,
+        batch: &RecordBatch,
+    ) -> UserResult<Option<arrow::row::Rows>> {
+        match converter {
+            Some(c) => {
+                let cols: Vec<ArrayRef> = self.key_columns.iter().map(|k| batch.column(*k).clone()).collect();
+                Ok(Some(c.convert_columns(&cols)?))
+            }
+            None => Ok(None),
+        }
+    }
 }
 
 impl WindowAggregate {
@@ -119,6 +176,15 @@ impl OperatorFactory for WindowAggregate {
                 .collect();
             Some(RowConverter::new(fields)?)
         };
+        if self.assigner.kind == WindowKind::Session {
+            return Ok(Box::new(super::session_window::SessionWindowOp::new(
+                ctx.clone(),
+                self.assigner.size,
+                self.allowed_lateness,
+                planned,
+                converter,
+            )));
+        }
         Ok(Box::new(WindowAggregateOp {
             ctx: ctx.clone(),
             assigner: self.assigner.clone(),
@@ -148,29 +214,6 @@ impl WindowAggregateOp {
     /// Latest window start whose window has fired by watermark `w` (end − 1 ≤ w).
     fn fired_by(&self, w: i64) -> i128 {
         i128::from(w) + 1 - i128::from(self.assigner.size)
-    }
-
-    fn emit(&self, rows: &[(i64, &[u8], &Vec<Acc>)]) -> UserResult<Option<RecordBatch>> {
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut columns: Vec<ArrayRef> = Vec::new();
-        if let Some(conv) = &self.converter {
-            let parser = conv.parser();
-            columns.extend(conv.convert_rows(rows.iter().map(|(_, k, _)| parser.parse(k)))?);
-        }
-        let size = self.assigner.size;
-        columns.push(Arc::new(TimestampMillisecondArray::from_iter_values(
-            rows.iter().map(|r| r.0),
-        )));
-        columns.push(Arc::new(TimestampMillisecondArray::from_iter_values(
-            rows.iter().map(|r| r.0 + size),
-        )));
-        for (i, agg) in self.planned.aggs.iter().enumerate() {
-            let accs: Vec<&Acc> = rows.iter().map(|r| &r.2[i]).collect();
-            columns.push(agg.finish(&accs)?);
-        }
-        Ok(Some(RecordBatch::try_new(self.planned.output.clone(), columns)?))
     }
 
     fn note_late(&mut self, n: u64) {
@@ -253,11 +296,12 @@ impl Operator for WindowAggregateOp {
         if !refire.is_empty() {
             refire.sort();
             refire.dedup();
-            let rows: Vec<(i64, &[u8], &Vec<Acc>)> = refire
+            let size = self.assigner.size;
+            let rows: Vec<(i64, i64, &[u8], &[Acc])> = refire
                 .iter()
-                .map(|(s, k)| (*s, k.as_ref(), &self.windows[s][k.as_ref()]))
+                .map(|(s, k)| (*s, *s + size, k.as_ref(), self.windows[s][k.as_ref()].as_slice()))
                 .collect();
-            out.extend(self.emit(&rows)?);
+            out.extend(self.planned.emit(self.converter.as_ref(), &rows)?);
         }
         Ok(())
     }
@@ -269,17 +313,22 @@ impl Operator for WindowAggregateOp {
         let (before, after) = (self.fired_by(self.watermark), self.fired_by(watermark));
         self.watermark = watermark;
         {
-            let mut rows: Vec<(i64, &[u8], &Vec<Acc>)> = Vec::new();
+            let size = self.assigner.size;
+            let mut rows: Vec<(i64, i64, &[u8], &[Acc])> = Vec::new();
             for (start, per_key) in &self.windows {
                 let s = i128::from(*start);
                 if s > after {
                     break;
                 }
                 if s > before {
-                    rows.extend(per_key.iter().map(|(k, a)| (*start, k.as_ref(), a)));
+                    rows.extend(
+                        per_key
+                            .iter()
+                            .map(|(k, a)| (*start, *start + size, k.as_ref(), a.as_slice())),
+                    );
                 }
             }
-            out.extend(self.emit(&rows)?);
+            out.extend(self.planned.emit(self.converter.as_ref(), &rows)?);
         }
         // Drop windows past their allowed lateness.
         let expired = after - i128::from(self.lateness);

@@ -240,6 +240,48 @@ impl PlannedAgg {
         }
     }
 
+    /// Whether this aggregate can merge two partial results (first/last cannot: they depend on
+    /// arrival order across the merged parts).
+    pub fn mergeable(&self) -> bool {
+        !matches!(self.kind, AggKind::First | AggKind::Last)
+    }
+
+    /// Adds the partial result `other` into `acc` (session windows merging).
+    pub fn merge(&self, acc: &mut Acc, other: &Acc) {
+        if other.n == 0 {
+            return;
+        }
+        if acc.n == 0 {
+            *acc = *other;
+            return;
+        }
+        let is_int = self.input == Input::Int;
+        match self.kind {
+            AggKind::Count | AggKind::First | AggKind::Last => {}
+            AggKind::Sum => {
+                acc.int = acc.int.wrapping_add(other.int);
+                acc.float += other.float;
+            }
+            AggKind::Avg => acc.float += other.float,
+            AggKind::Min => {
+                if (is_int && other.int < acc.int) || (!is_int && other.float < acc.float) {
+                    (acc.int, acc.float) = (other.int, other.float);
+                }
+            }
+            AggKind::Max => {
+                if (is_int && other.int > acc.int) || (!is_int && other.float > acc.float) {
+                    (acc.int, acc.float) = (other.int, other.float);
+                }
+            }
+        }
+        acc.n += other.n;
+    }
+
+    /// The aggregate's kind.
+    pub fn kind(&self) -> AggKind {
+        self.kind
+    }
+
     /// The output column for these accumulators.
     pub fn finish(&self, accs: &[&Acc]) -> Result<ArrayRef> {
         let float_out = matches!(self.output.data_type(), DataType::Float64);

@@ -4,10 +4,21 @@ use std::time::Duration;
 
 use crate::error::{Result, WeirError};
 
+/// Time windows of fixed size, or sessions that merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Fixed windows every `slide` (tumbling when `slide == size`).
+    Sliding,
+    /// Per key, records closer than `size` (the gap) join one window.
+    Session,
+}
+
 /// Which windows a record belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowAssigner {
-    /// Window length, ms.
+    /// Fixed windows or sessions.
+    pub kind: WindowKind,
+    /// Window length, ms (the gap, for sessions).
     pub size: i64,
     /// Distance between window starts, ms (`size` for tumbling windows).
     pub slide: i64,
@@ -17,6 +28,17 @@ pub struct WindowAssigner {
     pub time_field: Option<String>,
 }
 
+fn assigner(kind: WindowKind, size: Duration, slide: Duration) -> WindowAssigner {
+    let (size, slide) = (size.as_millis() as i64, slide.as_millis() as i64);
+    WindowAssigner {
+        kind,
+        size,
+        slide,
+        offset: 0,
+        time_field: None,
+    }
+}
+
 /// Tumbling event-time windows (Flink's `TumblingEventTimeWindows`).
 #[derive(Debug)]
 pub struct TumblingEventTimeWindows;
@@ -24,13 +46,7 @@ pub struct TumblingEventTimeWindows;
 impl TumblingEventTimeWindows {
     /// Back-to-back windows of `size`.
     pub fn of(size: Duration) -> WindowAssigner {
-        let size = size.as_millis() as i64;
-        WindowAssigner {
-            size,
-            slide: size,
-            offset: 0,
-            time_field: None,
-        }
+        assigner(WindowKind::Sliding, size, size)
     }
 }
 
@@ -41,12 +57,19 @@ pub struct SlidingEventTimeWindows;
 impl SlidingEventTimeWindows {
     /// Windows of `size` starting every `slide`.
     pub fn of(size: Duration, slide: Duration) -> WindowAssigner {
-        WindowAssigner {
-            size: size.as_millis() as i64,
-            slide: slide.as_millis() as i64,
-            offset: 0,
-            time_field: None,
-        }
+        assigner(WindowKind::Sliding, size, slide)
+    }
+}
+
+/// Session windows on event time (Flink's `EventTimeSessionWindows`).
+#[derive(Debug)]
+pub struct EventTimeSessionWindows;
+
+impl EventTimeSessionWindows {
+    /// A session closes after `gap` without records for its key. As in Flink, a record at `t`
+    /// opens `[t, t + gap)`, and windows that overlap or touch merge.
+    pub fn with_gap(gap: Duration) -> WindowAssigner {
+        assigner(WindowKind::Session, gap, gap)
     }
 }
 

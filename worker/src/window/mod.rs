@@ -8,7 +8,9 @@ pub mod aggregate;
 pub mod assigner;
 
 pub use aggregate::{Agg, AggKind};
-pub use assigner::{SlidingEventTimeWindows, TumblingEventTimeWindows, WindowAssigner};
+pub use assigner::{
+    EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowAssigner, WindowKind,
+};
 
 /// Schema metadata key marking the event-time field of a stream.
 pub const EVENT_TIME_METADATA: &str = "weir.event_time";

@@ -1,0 +1,222 @@
+//! Session windows per key (Flink's `EventTimeSessionWindows`): a record at `t` opens
+//! `[t, t + gap)`; windows of a key that overlap or touch merge, their aggregates merged.
+//! A session fires when the watermark passes its end − 1; within the allowed lateness a record
+//! that merges into it updates it and fires it again. A record whose (merged) window is past
+//! the lateness is late: counted in `late_records`, the session left as it was.
+
+use std::collections::{BTreeSet, HashMap};
+
+use arrow::array::Array;
+use arrow::record_batch::RecordBatch;
+use arrow::row::RowConverter;
+
+use super::window_aggregate::Planned;
+use super::{Operator, TaskContext, UserResult};
+use crate::error::Result;
+use crate::window::aggregate::{Acc, Values};
+
+#[derive(Debug, Clone)]
+struct Session {
+    start: i64,
+    end: i64,
+    accs: Vec<Acc>,
+    fired: bool,
+}
+
+/// One subtask's sessions.
+pub(crate) struct SessionWindowOp {
+    ctx: TaskContext,
+    gap: i64,
+    lateness: i64,
+    planned: Planned,
+    converter: Option<RowConverter>,
+    /// Key → its sessions, sorted by start, disjoint.
+    sessions: HashMap<Box<[u8]>, Vec<Session>>,
+    /// (time, key): when the watermark reaches `time`, look at the key's sessions.
+    timers: BTreeSet<(i64, Box<[u8]>)>,
+    watermark: i64,
+    late: u64,
+}
+
+fn is_past(t: i64, watermark: i64) -> bool {
+    t <= watermark
+}
+
+impl SessionWindowOp {
+    pub(crate) fn new(
+        ctx: TaskContext,
+        gap: i64,
+        lateness: i64,
+        planned: Planned,
+        converter: Option<RowConverter>,
+    ) -> Self {
+        SessionWindowOp {
+            ctx,
+            gap,
+            lateness,
+            planned,
+            converter,
+            sessions: HashMap::new(),
+            timers: BTreeSet::new(),
+            watermark: i64::MIN,
+            late: 0,
+        }
+    }
+
+    /// Fires the key's sessions that the watermark passed and drops those past lateness.
+    fn visit(&mut self, key: &[u8], out_rows: &mut Vec<(Box<[u8]>, Session)>) {
+        let Some(list) = self.sessions.get_mut(key) else { return };
+        let w = self.watermark;
+        for s in list.iter_mut() {
+            if !s.fired && is_past(s.end - 1, w) {
+                s.fired = true;
+                out_rows.push((key.into(), s.clone()));
+            }
+        }
+        let lateness = self.lateness;
+        list.retain(|s| !is_past((s.end - 1).saturating_add(lateness), w));
+        for s in list.iter() {
+            let at = if s.fired {
+                (s.end - 1).saturating_add(lateness)
+            } else {
+                s.end - 1
+            };
+            self.timers.insert((at, key.into()));
+        }
+        if list.is_empty() {
+            self.sessions.remove(key);
+        }
+    }
+
+    fn emit(&self, rows: &[(Box<[u8]>, Session)]) -> UserResult<Option<RecordBatch>> {
+        let view: Vec<(i64, i64, &[u8], &[Acc])> = rows
+            .iter()
+            .map(|(k, s)| (s.start, s.end, k.as_ref(), s.accs.as_slice()))
+            .collect();
+        self.planned.emit(self.converter.as_ref(), &view)
+    }
+}
+
+impl Operator for SessionWindowOp {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let time = self.planned.times(&batch)?;
+        let values: Vec<Values> = self
+            .planned
+            .aggs
+            .iter()
+            .map(|a| a.values(&batch))
+            .collect::<Result<_>>()?;
+        let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
+        let naggs = self.planned.aggs.len();
+        let mut refire: Vec<Box<[u8]>> = Vec::new();
+        let mut late = 0u64;
+        for row in 0..batch.num_rows() {
+            if time.is_null(row) {
+                late += 1;
+                continue;
+            }
+            let t = time.value(row);
+            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
+            let (mut start, mut end) = (t, t.saturating_add(self.gap));
+            let list = self.sessions.entry(key.into()).or_default();
+            // Sessions that overlap or touch [start, end); merging may chain.
+            let touching: Vec<usize> = list
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.start <= end && s.end >= start)
+                .map(|(i, _)| i)
+                .collect();
+            for i in &touching {
+                start = start.min(list[*i].start);
+                end = end.max(list[*i].end);
+            }
+            if is_past((end - 1).saturating_add(self.lateness), self.watermark) {
+                late += 1;
+                if list.is_empty() {
+                    self.sessions.remove(key);
+                }
+                continue;
+            }
+            let mut merged = Session {
+                start,
+                end,
+                accs: vec![Acc::default(); naggs],
+                fired: false,
+            };
+            for i in touching.iter().rev() {
+                let old = list.remove(*i);
+                merged.fired |= old.fired;
+                for (agg, (into, from)) in self.planned.aggs.iter().zip(merged.accs.iter_mut().zip(&old.accs)) {
+                    agg.merge(into, from);
+                }
+            }
+            for (agg, (acc, v)) in self.planned.aggs.iter().zip(merged.accs.iter_mut().zip(&values)) {
+                agg.update(acc, v, row);
+            }
+            let already_due = is_past(end - 1, self.watermark);
+            if already_due {
+                // Within lateness after firing: fire the updated session again.
+                merged.fired = true;
+                refire.push(key.into());
+            }
+            let at = if merged.fired {
+                (end - 1).saturating_add(self.lateness)
+            } else {
+                end - 1
+            };
+            let pos = list.partition_point(|s| s.start < merged.start);
+            list.insert(pos, merged);
+            self.timers.insert((at, key.into()));
+        }
+        if late > 0 {
+            self.late += late;
+            self.ctx.add_late(late);
+        }
+        if !refire.is_empty() {
+            refire.sort();
+            refire.dedup();
+            let mut rows = Vec::new();
+            for k in refire {
+                let w = self.watermark;
+                if let Some(list) = self.sessions.get(&k) {
+                    rows.extend(
+                        list.iter()
+                            .filter(|s| is_past(s.end - 1, w))
+                            .map(|s| (k.clone(), s.clone())),
+                    );
+                }
+            }
+            out.extend(self.emit(&rows)?);
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        self.watermark = watermark;
+        let mut due: Vec<Box<[u8]>> = Vec::new();
+        while let Some((at, _)) = self.timers.first() {
+            if !is_past(*at, watermark) {
+                break;
+            }
+            let (_, key) = self.timers.pop_first().expect("checked");
+            due.push(key);
+        }
+        due.sort();
+        due.dedup();
+        let mut rows = Vec::new();
+        for key in due {
+            self.visit(&key, &mut rows);
+        }
+        // Deterministic output order: by key, then start.
+        rows.sort_by(|a, b| (&a.0, a.1.start).cmp(&(&b.0, b.1.start)));
+        out.extend(self.emit(&rows)?);
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        self.on_watermark(i64::MAX, out)
+    }
+}
