@@ -29,6 +29,7 @@ use crate::error::{Result, WeirError};
 use crate::graph::{Edge, JobConfig, LogicalGraph, Node, NodeId, NodeKind};
 use crate::operators::filter::{FilterExpr, FilterRows};
 use crate::operators::flat_map::FlatMapRows;
+use crate::operators::keyed_process::{KeyedProcess, KeyedProcessFunction};
 use crate::operators::map::{MapBatches, MapRows};
 use crate::operators::select::Select;
 use crate::operators::split::Split;
@@ -477,6 +478,17 @@ impl KeyedStream {
     /// The key fields.
     pub fn keys(&self) -> &[String] {
         &self.keys
+    }
+
+    /// A function per record with keyed state and timers (Flink's `KeyedProcessFunction`);
+    /// it appends rows of `output` to its output.
+    pub fn process<F: KeyedProcessFunction + Clone>(&self, output: SchemaRef, function: F) -> DataStream {
+        let op = KeyedProcess {
+            keys: self.keys.clone(),
+            output,
+            function: Arc::new(std::sync::Mutex::new(function)),
+        };
+        self.stream.transform("process", Arc::new(op))
     }
 
     /// Windows per key (Flink's `keyBy(..).window(..)`).

@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod row;
 pub mod runtime;
 pub mod splitmix;
+pub mod state;
 pub mod storage;
 pub mod throttle;
 pub mod time;
@@ -38,9 +39,14 @@ pub mod prelude {
     pub use crate::connectors::socket::{Socket, SocketConfig};
     pub use crate::connectors::stdout::{Stdout, StdoutConfig};
     pub use crate::error::{Result, WeirError};
+    pub use crate::operators::keyed_process::{KeyedContext, KeyedProcessFunction, TimeDomain};
     pub use crate::operators::{TaskContext, UserResult};
     pub use crate::row::{Row, RowRef, Value};
     pub use crate::runtime::executor::JobResult;
+    pub use crate::state::{
+        AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
+        ReducingStateDescriptor, ValueStateDescriptor,
+    };
     pub use crate::time::WatermarkStrategy;
     pub use crate::window::{
         Agg, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowAssigner,

@@ -10,6 +10,7 @@ pub mod calc;
 pub mod expr;
 pub mod filter;
 pub mod flat_map;
+pub mod keyed_process;
 pub mod map;
 pub mod select;
 pub mod session_window;
@@ -52,6 +53,17 @@ pub trait Operator: Send {
 
     /// Event time advanced to `watermark`; may emit.
     fn on_watermark(&mut self, _watermark: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        Ok(())
+    }
+
+    /// The earliest wall-clock time (ms) at which this operator wants
+    /// [`Operator::on_processing_time`] called.
+    fn next_processing_timer(&self) -> Option<i64> {
+        None
+    }
+
+    /// The wall clock reached `now` (ms); may emit.
+    fn on_processing_time(&mut self, _now: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
         Ok(())
     }
 

@@ -119,6 +119,28 @@ impl Chain {
         Ok(())
     }
 
+    /// The earliest processing-time timer of any operator in the chain (ms).
+    pub fn next_timer(&self) -> Option<i64> {
+        self.operators
+            .iter()
+            .filter_map(|o| o.operator.next_processing_timer())
+            .min()
+    }
+
+    /// The wall clock reached `now`: operators fire their due timers.
+    pub async fn processing_time(&mut self, now: i64) -> Result<()> {
+        for i in 0..self.operators.len() {
+            let mut out = Vec::new();
+            let op = &mut self.operators[i];
+            op.operator
+                .on_processing_time(now, &mut out)
+                .map_err(|e| op_error(&op.ctx, e))?;
+            op.metrics_out.add_out(out.iter().map(RecordBatch::num_rows).sum());
+            self.run_from(i + 1, out).await?;
+        }
+        Ok(())
+    }
+
     /// Tells downstream that this subtask is idle.
     pub async fn idle(&mut self) -> Result<()> {
         if let Tail::Outputs(o) = &mut self.tail {

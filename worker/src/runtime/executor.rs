@@ -172,7 +172,17 @@ pub async fn execute(
                     let mut gate = InputGate::new(std::mem::take(&mut receivers[head][i]));
                     tasks.spawn(guard(label.clone(), i, async move {
                         loop {
-                            match gate.next().await {
+                            // Processing-time timers of the chain's operators wake the task too.
+                            let timer = chain_run.next_timer();
+                            let event = tokio::select! {
+                                biased;
+                                e = gate.next() => e,
+                                _ = sleep_until_ms(timer), if timer.is_some() => {
+                                    chain_run.processing_time(crate::operators::keyed_process::now_ms()).await?;
+                                    continue;
+                                }
+                            };
+                            match event {
                                 GateEvent::Data(b) => chain_run.push(b).await?,
                                 GateEvent::Watermark(w) => chain_run.watermark(w).await?,
                                 GateEvent::Idle => chain_run.idle().await?,
@@ -275,6 +285,19 @@ fn chain_operators(
         k += 1;
     }
     Ok(ops)
+}
+
+/// Sleeps until wall-clock `at` (ms since the epoch); forever when `None`.
+async fn sleep_until_ms(at: Option<i64>) {
+    match at {
+        Some(at) => {
+            let wait = at - crate::operators::keyed_process::now_ms();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs a task, turning a panic into an error that names the task.

@@ -1,0 +1,266 @@
+//! `key_by(..).process(..)`: a user function per record with keyed state and timers (Flink's
+//! `KeyedProcessFunction`). Event-time timers fire when the watermark passes them;
+//! processing-time timers when the wall clock does.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+
+use super::{Operator, OperatorFactory, TaskContext, UserResult};
+use crate::error::{Result, WeirError};
+use crate::keys;
+use crate::partition::field_index;
+use crate::row::{Row, RowRef, rows_to_batch, value_at};
+use crate::state::{KeyedStateStore, StateHandle};
+
+/// Which clock a timer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeDomain {
+    /// The watermark.
+    EventTime,
+    /// The wall clock.
+    ProcessingTime,
+}
+
+/// What a keyed process function sees: the current key's state, timers and time.
+pub struct KeyedContext<'a> {
+    state: StateHandle<'a>,
+    key_group: u32,
+    key: &'a [u8],
+    key_values: Row,
+    timers: &'a mut Timers,
+    watermark: i64,
+}
+
+#[derive(Default)]
+struct Timers {
+    event: BTreeSet<(i64, u32, Box<[u8]>)>,
+    processing: BTreeSet<(i64, u32, Box<[u8]>)>,
+}
+
+/// Wall-clock time, ms since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl<'a> KeyedContext<'a> {
+    /// The current key's state.
+    pub fn state(&mut self) -> &mut StateHandle<'a> {
+        &mut self.state
+    }
+
+    /// The values of the current key, in `key_by` order.
+    pub fn current_key(&self) -> &Row {
+        &self.key_values
+    }
+
+    /// The current watermark (event time).
+    pub fn current_watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// The wall clock, ms.
+    pub fn current_processing_time(&self) -> i64 {
+        now_ms()
+    }
+
+    /// Calls `on_timer` for this key once the watermark reaches `timestamp`.
+    pub fn register_event_time_timer(&mut self, timestamp: i64) {
+        self.timers.event.insert((timestamp, self.key_group, self.key.into()));
+    }
+
+    /// Calls `on_timer` for this key once the wall clock reaches `timestamp` (ms).
+    pub fn register_processing_time_timer(&mut self, timestamp: i64) {
+        self.timers
+            .processing
+            .insert((timestamp, self.key_group, self.key.into()));
+    }
+
+    /// Cancels an event-time timer of this key.
+    pub fn delete_event_time_timer(&mut self, timestamp: i64) {
+        self.timers.event.remove(&(timestamp, self.key_group, self.key.into()));
+    }
+
+    /// Cancels a processing-time timer of this key.
+    pub fn delete_processing_time_timer(&mut self, timestamp: i64) {
+        self.timers
+            .processing
+            .remove(&(timestamp, self.key_group, self.key.into()));
+    }
+}
+
+/// Flink's `KeyedProcessFunction`: called per record and per timer, with the key's state.
+pub trait KeyedProcessFunction: Send + 'static {
+    /// One record of the current key; append output rows (of the declared schema) to `out`.
+    fn process_element(&mut self, row: RowRef<'_>, ctx: &mut KeyedContext<'_>, out: &mut Vec<Row>) -> UserResult<()>;
+
+    /// A timer of the current key fired.
+    fn on_timer(
+        &mut self,
+        _timestamp: i64,
+        _domain: TimeDomain,
+        _ctx: &mut KeyedContext<'_>,
+        _out: &mut Vec<Row>,
+    ) -> UserResult<()> {
+        Ok(())
+    }
+}
+
+/// The operator: keys, output schema, and a prototype of the function cloned per subtask.
+pub struct KeyedProcess<F> {
+    /// Key fields.
+    pub keys: Vec<String>,
+    /// Output schema.
+    pub output: SchemaRef,
+    /// The function.
+    pub function: Arc<Mutex<F>>,
+}
+
+impl<F: KeyedProcessFunction + Clone> OperatorFactory for KeyedProcess<F> {
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        for k in &self.keys {
+            field_index(input, k, "process key")?;
+        }
+        Ok(self.output.clone())
+    }
+    fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        let columns = self
+            .keys
+            .iter()
+            .map(|k| field_index(input, k, "process key"))
+            .collect::<Result<Vec<_>>>()?;
+        if columns.is_empty() {
+            return Err(WeirError::plan("process needs a keyed stream (key_by first)"));
+        }
+        let converter = RowConverter::new(
+            columns
+                .iter()
+                .map(|c| SortField::new(input.field(*c).data_type().clone()))
+                .collect(),
+        )?;
+        let function = self.function.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(Box::new(KeyedProcessOp {
+            function,
+            columns,
+            converter,
+            output: self.output.clone(),
+            max_parallelism: ctx.max_parallelism,
+            store: KeyedStateStore::new(),
+            timers: Timers::default(),
+            watermark: i64::MIN,
+        }))
+    }
+}
+
+struct KeyedProcessOp<F> {
+    function: F,
+    columns: Vec<usize>,
+    converter: RowConverter,
+    output: SchemaRef,
+    max_parallelism: u32,
+    store: KeyedStateStore,
+    timers: Timers,
+    watermark: i64,
+}
+
+impl<F: KeyedProcessFunction> KeyedProcessOp<F> {
+    fn key_values(&self, key: &[u8]) -> UserResult<Row> {
+        let parser = self.converter.parser();
+        let cols = self.converter.convert_rows([parser.parse(key)])?;
+        Ok(cols.iter().map(|c| value_at(c, 0)).collect())
+    }
+
+    fn fire(
+        &mut self,
+        due: Vec<(i64, u32, Box<[u8]>)>,
+        domain: TimeDomain,
+        out: &mut Vec<RecordBatch>,
+    ) -> UserResult<()> {
+        let mut rows = Vec::new();
+        for (ts, kg, key) in due {
+            let key_values = self.key_values(&key)?;
+            let mut ctx = KeyedContext {
+                state: self.store.handle(kg, &key),
+                key_group: kg,
+                key: &key,
+                key_values,
+                timers: &mut self.timers,
+                watermark: self.watermark,
+            };
+            self.function.on_timer(ts, domain, &mut ctx, &mut rows)?;
+        }
+        if !rows.is_empty() {
+            out.push(rows_to_batch(&self.output, &rows)?);
+        }
+        Ok(())
+    }
+}
+
+impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let cols: Vec<ArrayRef> = self.columns.iter().map(|c| batch.column(*c).clone()).collect();
+        let hashes = keys::hash_rows(&cols, batch.num_rows())?;
+        let rows = self.converter.convert_columns(&cols)?;
+        let mut output = Vec::new();
+        for (i, hash) in hashes.iter().enumerate() {
+            let kg = keys::key_group_of_hash(*hash, self.max_parallelism);
+            let key = rows.row(i);
+            let key = key.data();
+            let key_values = self.columns.iter().map(|c| value_at(batch.column(*c), i)).collect();
+            let mut ctx = KeyedContext {
+                state: self.store.handle(kg, key),
+                key_group: kg,
+                key,
+                key_values,
+                timers: &mut self.timers,
+                watermark: self.watermark,
+            };
+            self.function
+                .process_element(RowRef::new(&batch, i), &mut ctx, &mut output)?;
+        }
+        if !output.is_empty() {
+            out.push(rows_to_batch(&self.output, &output)?);
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        self.watermark = self.watermark.max(watermark);
+        // Timers registered while firing fire too if already due.
+        loop {
+            let mut due = Vec::new();
+            while self.timers.event.first().is_some_and(|t| t.0 <= watermark) {
+                due.push(self.timers.event.pop_first().expect("checked"));
+            }
+            if due.is_empty() {
+                return Ok(());
+            }
+            self.fire(due, TimeDomain::EventTime, out)?;
+        }
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        self.timers.processing.first().map(|t| t.0)
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let mut due = Vec::new();
+        while self.timers.processing.first().is_some_and(|t| t.0 <= now) {
+            due.push(self.timers.processing.pop_first().expect("checked"));
+        }
+        if due.is_empty() {
+            Ok(())
+        } else {
+            self.fire(due, TimeDomain::ProcessingTime, out)
+        }
+    }
+}

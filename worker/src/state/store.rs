@@ -1,0 +1,245 @@
+//! The in-memory keyed state of one operator subtask: key group → key → state name → value.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use super::descriptors::{
+    AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor, ValueStateDescriptor,
+};
+
+struct Cell {
+    value: Box<dyn Any + Send>,
+    written: Instant,
+}
+
+type PerKey = HashMap<String, Cell>;
+
+/// All keyed state of one subtask, grouped by key group.
+#[derive(Default)]
+pub struct KeyedStateStore {
+    groups: HashMap<u32, HashMap<Box<[u8]>, PerKey>>,
+}
+
+impl KeyedStateStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of keys with any state.
+    pub fn keys(&self) -> usize {
+        self.groups.values().map(HashMap::len).sum()
+    }
+
+    /// Key groups that hold state.
+    pub fn key_groups(&self) -> Vec<u32> {
+        let mut g: Vec<u32> = self
+            .groups
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        g.sort_unstable();
+        g
+    }
+
+    /// The state of one key.
+    pub fn handle<'a>(&'a mut self, key_group: u32, key: &'a [u8]) -> StateHandle<'a> {
+        StateHandle {
+            store: self,
+            key_group,
+            key,
+            now: Instant::now(),
+        }
+    }
+}
+
+/// The state of the current key, for the duration of one record or timer.
+pub struct StateHandle<'a> {
+    store: &'a mut KeyedStateStore,
+    key_group: u32,
+    key: &'a [u8],
+    now: Instant,
+}
+
+impl StateHandle<'_> {
+    fn cells(&mut self) -> Option<&mut PerKey> {
+        self.store.groups.get_mut(&self.key_group)?.get_mut(self.key)
+    }
+
+    fn get<S: Any + Send>(&mut self, name: &str, ttl: Option<Duration>) -> Option<&mut S> {
+        let now = self.now;
+        let expired = {
+            let cell = self.cells()?.get(name)?;
+            ttl.is_some_and(|t| now.duration_since(cell.written) >= t)
+        };
+        if expired {
+            self.remove(name);
+            return None;
+        }
+        let cell = self.cells()?.get_mut(name)?;
+        cell.value.downcast_mut::<S>()
+    }
+
+    fn put<S: Any + Send>(&mut self, name: &str, value: S) {
+        let now = self.now;
+        let cells = self
+            .store
+            .groups
+            .entry(self.key_group)
+            .or_default()
+            .entry(self.key.into())
+            .or_default();
+        cells.insert(
+            name.to_string(),
+            Cell {
+                value: Box::new(value),
+                written: now,
+            },
+        );
+    }
+
+    fn touch(&mut self, name: &str) {
+        let now = self.now;
+        if let Some(c) = self.cells().and_then(|c| c.get_mut(name)) {
+            c.written = now;
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        let (kg, key) = (self.key_group, self.key);
+        if let Some(group) = self.store.groups.get_mut(&kg) {
+            if let Some(cells) = group.get_mut(key) {
+                cells.remove(name);
+                if cells.is_empty() {
+                    group.remove(key);
+                }
+            }
+            if group.is_empty() {
+                self.store.groups.remove(&kg);
+            }
+        }
+    }
+
+    /// The value (Flink's `ValueState.value()`).
+    pub fn value<T: Clone + Send + 'static>(&mut self, d: &ValueStateDescriptor<T>) -> Option<T> {
+        self.get::<T>(&d.name, d.ttl).cloned()
+    }
+
+    /// Replaces the value.
+    pub fn update<T: Send + 'static>(&mut self, d: &ValueStateDescriptor<T>, value: T) {
+        self.put(&d.name, value);
+    }
+
+    /// Removes a state of the current key, whatever its kind.
+    pub fn clear(&mut self, name: &str) {
+        self.remove(name);
+    }
+
+    /// Appends to a list.
+    pub fn add<T: Send + 'static>(&mut self, d: &ListStateDescriptor<T>, value: T) {
+        match self.get::<Vec<T>>(&d.name, d.ttl) {
+            Some(list) => {
+                list.push(value);
+                self.touch(&d.name);
+            }
+            None => self.put(&d.name, vec![value]),
+        }
+    }
+
+    /// The list (empty when absent).
+    pub fn list<T: Clone + Send + 'static>(&mut self, d: &ListStateDescriptor<T>) -> Vec<T> {
+        self.get::<Vec<T>>(&d.name, d.ttl).cloned().unwrap_or_default()
+    }
+
+    /// Puts an entry into a map.
+    pub fn put_entry<K: Eq + Hash + Send + 'static, V: Send + 'static>(
+        &mut self,
+        d: &MapStateDescriptor<K, V>,
+        key: K,
+        value: V,
+    ) {
+        match self.get::<HashMap<K, V>>(&d.name, d.ttl) {
+            Some(m) => {
+                m.insert(key, value);
+                self.touch(&d.name);
+            }
+            None => self.put(&d.name, HashMap::from([(key, value)])),
+        }
+    }
+
+    /// An entry of a map.
+    pub fn get_entry<K: Eq + Hash + Send + 'static, V: Clone + Send + 'static>(
+        &mut self,
+        d: &MapStateDescriptor<K, V>,
+        key: &K,
+    ) -> Option<V> {
+        self.get::<HashMap<K, V>>(&d.name, d.ttl)?.get(key).cloned()
+    }
+
+    /// Removes an entry of a map.
+    pub fn remove_entry<K: Eq + Hash + Send + 'static, V: Send + 'static>(
+        &mut self,
+        d: &MapStateDescriptor<K, V>,
+        key: &K,
+    ) {
+        if let Some(m) = self.get::<HashMap<K, V>>(&d.name, d.ttl) {
+            m.remove(key);
+            self.touch(&d.name);
+        }
+    }
+
+    /// All entries of a map.
+    pub fn entries<K: Clone + Eq + Hash + Send + 'static, V: Clone + Send + 'static>(
+        &mut self,
+        d: &MapStateDescriptor<K, V>,
+    ) -> Vec<(K, V)> {
+        self.get::<HashMap<K, V>>(&d.name, d.ttl)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Reduces `value` into a reducing state.
+    pub fn reduce<T: Send + 'static>(&mut self, d: &ReducingStateDescriptor<T>, value: T) {
+        let f = d.reduce.clone();
+        match self.get::<T>(&d.name, d.ttl) {
+            Some(current) => {
+                *current = f(current, &value);
+                self.touch(&d.name);
+            }
+            None => self.put(&d.name, value),
+        }
+    }
+
+    /// The reduced value.
+    pub fn reduced<T: Clone + Send + 'static>(&mut self, d: &ReducingStateDescriptor<T>) -> Option<T> {
+        self.get::<T>(&d.name, d.ttl).cloned()
+    }
+
+    /// Adds `value` to an aggregating state.
+    pub fn aggregate<In, Acc: Send + 'static, Out>(&mut self, d: &AggregatingStateDescriptor<In, Acc, Out>, value: In) {
+        let f = d.function.clone();
+        match self.get::<Acc>(&d.name, d.ttl) {
+            Some(acc) => {
+                f.add(value, acc);
+                self.touch(&d.name);
+            }
+            None => {
+                let mut acc = f.create_accumulator();
+                f.add(value, &mut acc);
+                self.put(&d.name, acc);
+            }
+        }
+    }
+
+    /// The aggregate's result.
+    pub fn aggregated<In, Acc: Send + 'static, Out>(
+        &mut self,
+        d: &AggregatingStateDescriptor<In, Acc, Out>,
+    ) -> Option<Out> {
+        let f = d.function.clone();
+        self.get::<Acc>(&d.name, d.ttl).map(|acc| f.get_result(acc))
+    }
+}
