@@ -13,8 +13,13 @@ use crate::connectors::datagen::{Datagen, DatagenConfig, DatagenField, FieldKind
 use crate::connectors::nexmark::config::NexmarkStream;
 use crate::connectors::nexmark::{Nexmark, NexmarkConfig};
 use crate::error::{Result, WeirError};
+use crate::operators::keyed_process::{KeyedContext, KeyedProcessFunction};
+use crate::row::Value;
+use crate::state::ValueStateDescriptor;
 use crate::time::WatermarkStrategy;
-use crate::window::{Agg, SlidingEventTimeWindows, TumblingEventTimeWindows};
+use crate::window::{Agg, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows};
+use arrow::datatypes::{DataType, Field, Schema};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The shapes `weir bench` runs by default (those the Flink peers measure).
@@ -23,7 +28,41 @@ pub const SHAPES: &[&str] = &["q0", "q1", "q2", "passthrough", "filter_project"]
 /// (`nexmark_bid`); windows over the peer's datagen table with `ts` advancing 1 ms per 10 rows:
 /// `tumble_window` (10 s, count and max(price) per auction, as the Flink peer's workload) and
 /// `sliding_window` (10 s every 2 s, avg(price) per auction).
-pub const EXTRA_SHAPES: &[&str] = &["nexmark", "nexmark_bid", "tumble_window", "sliding_window"];
+/// `keyed_count` keeps a running count and sum of price per auction in keyed state and emits
+/// the updated values per row (the peer's updating `GROUP BY auction`); `session_window` is a
+/// 2 s-gap session per auction with count and max(price).
+pub const EXTRA_SHAPES: &[&str] = &[
+    "nexmark",
+    "nexmark_bid",
+    "tumble_window",
+    "sliding_window",
+    "session_window",
+    "keyed_count",
+];
+
+/// Running count and sum of `price` per key, one updated row per input row.
+#[derive(Clone)]
+struct RunningCountSum;
+
+impl KeyedProcessFunction for RunningCountSum {
+    fn process_element(
+        &mut self,
+        row: crate::row::RowRef<'_>,
+        ctx: &mut KeyedContext<'_>,
+        out: &mut Vec<crate::row::Row>,
+    ) -> crate::operators::UserResult<()> {
+        let d = ValueStateDescriptor::<(i64, i64)>::new("count_sum");
+        let (c, s) = ctx.state().value(&d).unwrap_or((0, 0));
+        let next = (c + 1, s + row.get_i64("price").unwrap_or(0));
+        ctx.state().update(&d, next);
+        out.push(vec![
+            ctx.current_key()[0].clone(),
+            Value::Int(next.0),
+            Value::Int(next.1),
+        ]);
+        Ok(())
+    }
+}
 
 /// One measured run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -102,7 +141,22 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
             };
             env.add_source(Nexmark::new("nexmark", cfg)?).name("nexmark")
         }
-        "tumble_window" | "sliding_window" => {
+        "keyed_count" => {
+            let cfg = DatagenConfig {
+                rows: Some(events),
+                ..Default::default()
+            };
+            let out = Arc::new(Schema::new(vec![
+                Field::new("auction", DataType::Int64, true),
+                Field::new("count", DataType::Int64, true),
+                Field::new("sum_price", DataType::Int64, true),
+            ]));
+            env.add_source(Datagen::new("datagen", cfg)?)
+                .name("datagen")
+                .key_by("auction")
+                .process(out, RunningCountSum)
+        }
+        "tumble_window" | "sliding_window" | "session_window" => {
             let mut cfg = DatagenConfig {
                 rows: Some(events),
                 ..Default::default()
@@ -123,6 +177,10 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
             if shape == "tumble_window" {
                 keyed
                     .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
+                    .aggregate(&[Agg::count(), Agg::max("price")])
+            } else if shape == "session_window" {
+                keyed
+                    .window(EventTimeSessionWindows::with_gap(Duration::from_secs(2)))
                     .aggregate(&[Agg::count(), Agg::max("price")])
             } else {
                 keyed

@@ -118,7 +118,10 @@ impl Operator for SessionWindowOp {
             let t = time.value(row);
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
             let (mut start, mut end) = (t, t.saturating_add(self.gap));
-            let list = self.sessions.entry(key.into()).or_default();
+            if !self.sessions.contains_key(key) {
+                self.sessions.insert(key.into(), Vec::new());
+            }
+            let list = self.sessions.get_mut(key).expect("inserted above");
             // Sessions that overlap or touch [start, end); merging may chain.
             let touching: Vec<usize> = list
                 .iter()
@@ -137,6 +140,8 @@ impl Operator for SessionWindowOp {
                 }
                 continue;
             }
+            // A timer for this end exists already when an unfired merged part had this end.
+            let same_end = touching.iter().any(|i| list[*i].end == end && !list[*i].fired);
             let mut merged = Session {
                 start,
                 end,
@@ -166,7 +171,9 @@ impl Operator for SessionWindowOp {
             };
             let pos = list.partition_point(|s| s.start < merged.start);
             list.insert(pos, merged);
-            self.timers.insert((at, key.into()));
+            if !same_end {
+                self.timers.insert((at, key.into()));
+            }
         }
         if late > 0 {
             self.late += late;

@@ -85,13 +85,19 @@ impl StateHandle<'_> {
 
     fn put<S: Any + Send>(&mut self, name: &str, value: S) {
         let now = self.now;
-        let cells = self
-            .store
-            .groups
-            .entry(self.key_group)
-            .or_default()
-            .entry(self.key.into())
-            .or_default();
+        // Overwrite in place when the cell exists: no allocation for the key or the name.
+        if let Some(cell) = self.cells().and_then(|c| c.get_mut(name))
+            && let Some(slot) = cell.value.downcast_mut::<S>()
+        {
+            *slot = value;
+            cell.written = now;
+            return;
+        }
+        let group = self.store.groups.entry(self.key_group).or_default();
+        if !group.contains_key(self.key) {
+            group.insert(self.key.into(), PerKey::new());
+        }
+        let cells = group.get_mut(self.key).expect("inserted above");
         cells.insert(
             name.to_string(),
             Cell {
