@@ -174,6 +174,12 @@ pub async fn execute(
                         loop {
                             // Processing-time timers of the chain's operators wake the task too.
                             let timer = chain_run.next_timer();
+                            // Due timers first, so a busy input cannot starve them.
+                            let now = crate::operators::keyed_process::now_ms();
+                            if timer.is_some_and(|t| t <= now) {
+                                chain_run.processing_time(now).await?;
+                                continue;
+                            }
                             let event = tokio::select! {
                                 biased;
                                 e = gate.next() => e,
