@@ -231,33 +231,14 @@ impl WindowAggregateOp {
 impl Operator for WindowAggregateOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let n = batch.num_rows();
-        let time = batch.column(self.planned.time_column);
-        let time = match time.data_type() {
-            DataType::Timestamp(u, _) if *u != TimeUnit::Millisecond => {
-                cast(time, &DataType::Timestamp(TimeUnit::Millisecond, None))?
-            }
-            _ => time.clone(),
-        };
-        let time = cast(&time, &DataType::Int64)?;
-        let time = time.as_primitive::<Int64Type>();
+        let time = self.planned.times(&batch)?;
         let values: Vec<Values> = self
             .planned
             .aggs
             .iter()
             .map(|a| a.values(&batch))
             .collect::<Result<_>>()?;
-        let keys = match &self.converter {
-            Some(c) => {
-                let cols: Vec<ArrayRef> = self
-                    .planned
-                    .key_columns
-                    .iter()
-                    .map(|k| batch.column(*k).clone())
-                    .collect();
-                Some(c.convert_columns(&cols)?)
-            }
-            None => None,
-        };
+        let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
         let naggs = self.planned.aggs.len();
         let fired_by = self.fired_by(self.watermark);
         let expired_by = fired_by - i128::from(self.lateness);

@@ -97,6 +97,21 @@ impl Chain {
         Ok(())
     }
 
+    /// Calls `hook` on each operator in order; what one emits flows through the rest.
+    async fn each_operator(
+        &mut self,
+        mut hook: impl FnMut(&mut dyn Operator, &mut Vec<RecordBatch>) -> crate::operators::UserResult<()>,
+    ) -> Result<()> {
+        for i in 0..self.operators.len() {
+            let mut out = Vec::new();
+            let op = &mut self.operators[i];
+            hook(op.operator.as_mut(), &mut out).map_err(|e| op_error(&op.ctx, e))?;
+            op.metrics_out.add_out(out.iter().map(RecordBatch::num_rows).sum());
+            self.run_from(i + 1, out).await?;
+        }
+        Ok(())
+    }
+
     /// Pushes one batch through the chain.
     pub async fn push(&mut self, batch: RecordBatch) -> Result<()> {
         self.run_from(0, vec![batch]).await
@@ -104,15 +119,7 @@ impl Chain {
 
     /// Advances event time through every operator, then downstream.
     pub async fn watermark(&mut self, watermark: i64) -> Result<()> {
-        for i in 0..self.operators.len() {
-            let mut out = Vec::new();
-            let op = &mut self.operators[i];
-            op.operator
-                .on_watermark(watermark, &mut out)
-                .map_err(|e| op_error(&op.ctx, e))?;
-            op.metrics_out.add_out(out.iter().map(RecordBatch::num_rows).sum());
-            self.run_from(i + 1, out).await?;
-        }
+        self.each_operator(|op, out| op.on_watermark(watermark, out)).await?;
         if let Tail::Outputs(o) = &mut self.tail {
             o.broadcast(Message::Watermark(watermark)).await.map_err(send_error)?;
         }
@@ -129,15 +136,7 @@ impl Chain {
 
     /// The wall clock reached `now`: operators fire their due timers.
     pub async fn processing_time(&mut self, now: i64) -> Result<()> {
-        for i in 0..self.operators.len() {
-            let mut out = Vec::new();
-            let op = &mut self.operators[i];
-            op.operator
-                .on_processing_time(now, &mut out)
-                .map_err(|e| op_error(&op.ctx, e))?;
-            op.metrics_out.add_out(out.iter().map(RecordBatch::num_rows).sum());
-            self.run_from(i + 1, out).await?;
-        }
+        self.each_operator(|op, out| op.on_processing_time(now, out)).await?;
         Ok(())
     }
 
@@ -160,13 +159,7 @@ impl Chain {
     /// The input ended: lets every operator emit what it holds, then ends the outputs or
     /// closes the sink.
     pub async fn finish(&mut self) -> Result<()> {
-        for i in 0..self.operators.len() {
-            let mut out = Vec::new();
-            let op = &mut self.operators[i];
-            op.operator.on_end(&mut out).map_err(|e| op_error(&op.ctx, e))?;
-            op.metrics_out.add_out(out.iter().map(RecordBatch::num_rows).sum());
-            self.run_from(i + 1, out).await?;
-        }
+        self.each_operator(|op, out| op.on_end(out)).await?;
         match &mut self.tail {
             Tail::Outputs(o) => o.broadcast(Message::EndOfStream).await.map_err(send_error)?,
             Tail::Sink { sink, ctx, .. } => sink.finish().await.map_err(|e| match e {
