@@ -176,8 +176,8 @@ pub struct OperatorSpec {
     pub window: Option<WindowSpec>,
 }
 
-/// `window` in pipeline form: tumbling (`size_ms`), sliding (`size_ms` and `slide_ms`) or
-/// session (`gap_ms`).
+/// `window` in pipeline form: tumbling (`size_ms`), sliding (`size_ms` and `slide_ms`),
+/// session (`gap_ms`) or count (`count`, optionally `slide_count`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
@@ -187,6 +187,12 @@ pub struct WindowSpec {
     /// Session gap, ms (session windows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap_ms: Option<u64>,
+    /// Records per window (count windows, per key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Records between firings of a count window (default: `count`, tumbling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slide_count: Option<u64>,
     /// Distance between window starts, ms (default: `size_ms`, tumbling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slide_ms: Option<u64>,

@@ -27,6 +27,7 @@ use crate::connectors::stdout::Stdout;
 use crate::connectors::{SinkFactory, SourceFactory};
 use crate::error::{Result, WeirError};
 use crate::graph::{Edge, JobConfig, LogicalGraph, Node, NodeId, NodeKind};
+use crate::operators::count_window::CountWindowAggregate;
 use crate::operators::filter::{FilterExpr, FilterRows};
 use crate::operators::flat_map::FlatMapRows;
 use crate::operators::keyed_process::{KeyedProcess, KeyedProcessFunction};
@@ -491,6 +492,21 @@ impl KeyedStream {
         self.stream.transform("process", Arc::new(op))
     }
 
+    /// Tumbling count windows: every `size` records of a key (Flink's `countWindow(size)`).
+    pub fn count_window(&self, size: u64) -> CountWindowedStream {
+        self.count_window_sliding(size, size)
+    }
+
+    /// Sliding count windows: every `slide` records of a key, over its last `size` records.
+    pub fn count_window_sliding(&self, size: u64, slide: u64) -> CountWindowedStream {
+        CountWindowedStream {
+            stream: self.stream.clone(),
+            keys: self.keys.clone(),
+            size,
+            slide,
+        }
+    }
+
     /// Windows per key (Flink's `keyBy(..).window(..)`).
     pub fn window(&self, assigner: WindowAssigner) -> WindowedStream {
         WindowedStream {
@@ -499,6 +515,29 @@ impl KeyedStream {
             assigner,
             allowed_lateness: 0,
         }
+    }
+}
+
+/// A count-windowed stream, waiting for what to compute per window.
+#[derive(Clone)]
+pub struct CountWindowedStream {
+    stream: DataStream,
+    keys: Vec<String>,
+    size: u64,
+    slide: u64,
+}
+
+impl CountWindowedStream {
+    /// Aggregates per count window: key fields, `window_start`, `window_end` (the event-time
+    /// span of the window's records, when the stream has event time), then the aggregates.
+    pub fn aggregate(&self, aggs: &[Agg]) -> DataStream {
+        let op = CountWindowAggregate {
+            keys: self.keys.clone(),
+            size: self.size,
+            slide: self.slide,
+            aggs: aggs.to_vec(),
+        };
+        self.stream.transform("count_window", Arc::new(op))
     }
 }
 

@@ -26,7 +26,7 @@ pub mod window;
 
 /// What most jobs need.
 pub mod prelude {
-    pub use crate::api::WindowedStream;
+    pub use crate::api::{CountWindowedStream, WindowedStream};
     pub use crate::api::{DataStream, KeyedStream, StreamExecutionEnvironment};
     pub use crate::connectors::blackhole::Blackhole;
     pub use crate::connectors::collect::Collect;

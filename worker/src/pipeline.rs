@@ -329,11 +329,13 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
                     SlidingEventTimeWindows::of(Duration::from_millis(size), Duration::from_millis(slide))
                 }
                 (None, None, Some(gap)) => EventTimeSessionWindows::with_gap(Duration::from_millis(gap)),
+                // Count windows need no time assigner; they are built below.
+                (None, None, None) if w.count.is_some() => TumblingEventTimeWindows::of(Duration::from_millis(1)),
                 _ => {
                     return err(
                         id,
                         format!(
-                            "operator '{id}': window needs size_ms (tumbling), size_ms and slide_ms (sliding), or gap_ms (session)"
+                            "operator '{id}': window needs size_ms (tumbling), size_ms and slide_ms (sliding), gap_ms (session), or count (count windows)"
                         ),
                     );
                 }
@@ -366,6 +368,19 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
                     agg = agg.alias(n);
                 }
                 aggs.push(agg);
+            }
+            if let Some(count) = w.count {
+                let Some(keys) = input.key_fields() else {
+                    return err(
+                        id,
+                        format!("operator '{id}': count windows are per key; key the stream first"),
+                    );
+                };
+                return Ok(input
+                    .key_by(keys)
+                    .count_window_sliding(count, w.slide_count.unwrap_or(count))
+                    .aggregate(&aggs)
+                    .name(id));
             }
             let windowed = match input.key_fields() {
                 Some(keys) => input.key_by(keys).window(assigner),

@@ -490,3 +490,119 @@ fn sessions_merge_and_refire_within_lateness() {
     );
     assert_eq!(r.node("win").unwrap().late_records, 1, "{got:?}");
 }
+
+/// Count windows the obvious way: per key, every `slide` records, the last `size` ones.
+fn count_reference(rows: &[(i64, i64, i64)], size: usize, slide: usize) -> Vec<(i64, i64, i64, i64, i64)> {
+    let mut per_key: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for &(k, _, v) in rows {
+        let seen = per_key.entry(k).or_default();
+        seen.push(v);
+        let n = seen.len();
+        let fire = if slide == size { n % size == 0 } else { n % slide == 0 };
+        if fire {
+            let last = &seen[n.saturating_sub(size)..];
+            out.push((
+                k,
+                last.len() as i64,
+                last.iter().sum(),
+                *last.first().unwrap(),
+                *last.last().unwrap(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn count_windows_match_the_reference(rows in events(), batch in 1usize..40, size in 1u64..12, slide_div in 1u64..4) {
+        let slide = (size / slide_div).max(1);
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(2);
+        let sink = Collect::new();
+        env.add_source_named("rows", Arc::new(Rows { rows: rows.clone(), batch }))
+            .key_by("k")
+            .count_window_sliding(size, slide)
+            .aggregate(&[Agg::count(), Agg::sum("v"), Agg::first("v"), Agg::last("v")])
+            .add_sink(sink.clone());
+        env.execute("count").unwrap();
+        let mut got: Vec<(i64, i64, i64, i64, i64)> = sink.rows_json().iter().map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let g = |f: &str| v[f].as_i64().unwrap();
+            (g("k"), g("count"), g("sum_v"), g("first_v"), g("last_v"))
+        }).collect();
+        got.sort();
+        prop_assert_eq!(got, count_reference(&rows, size as usize, slide as usize));
+    }
+}
+
+#[test]
+fn count_windows_in_the_pipeline_form() {
+    let yaml = r#"
+name: counts
+parallelism: 2
+sources:
+  - id: events
+    connector: datagen
+    rows: 100
+    watermark: {field: ts}
+    fields:
+      - {name: ts, kind: timestamp, start: 0, rows_per_ms: 1}
+      - {name: k, kind: sequence}
+operators:
+  - id: one_key
+    input: events
+    select: ["ts", "k % 1 AS key", "k"]
+  - id: keyed
+    input: one_key
+    key_by: key
+  - id: tens
+    input: keyed
+    window: {count: 10, aggregates: [{kind: sum, field: k}]}
+sinks:
+  - input: tens
+    connector: blackhole
+"#;
+    let job = weir::pipeline::build(yaml, "counts.yaml").unwrap();
+    let r = tokio::runtime::Runtime::new().unwrap().block_on(job.execute()).unwrap();
+    assert_eq!(r.node("tens").unwrap().records_out, 10);
+    let e = match weir::pipeline::build(
+        &yaml.replace("input: keyed\n    window", "input: one_key\n    window"),
+        "counts.yaml",
+    ) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("count windows need keys"),
+    };
+    assert!(e.contains("count windows are per key"), "{e}");
+}
+
+#[test]
+fn count_windows_span_the_event_time_of_their_records() {
+    let rows: Vec<(i64, i64, i64)> = (0..30).map(|i| (1, 100 + i * 10, i)).collect();
+    let env = StreamExecutionEnvironment::new();
+    let sink = Collect::new();
+    env.add_source_named("rows", Arc::new(Rows { rows, batch: 7 }))
+        .with_watermarks(WatermarkStrategy::monotonous("ts"))
+        .key_by("k")
+        .count_window(10)
+        .aggregate(&[Agg::max("v")])
+        .add_sink(sink.clone());
+    env.execute("span").unwrap();
+    let spans: Vec<(i64, i64, i64)> = sink
+        .rows_json()
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                millis(&v["window_start"]),
+                millis(&v["window_end"]),
+                v["max_v"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(spans, vec![(100, 191, 9), (200, 291, 19), (300, 391, 29)]);
+}

@@ -7,6 +7,7 @@ use arrow::record_batch::RecordBatch;
 use crate::error::Result;
 
 pub mod calc;
+pub mod count_window;
 pub mod expr;
 pub mod filter;
 pub mod flat_map;

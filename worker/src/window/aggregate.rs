@@ -277,6 +277,20 @@ impl PlannedAgg {
         acc.n += other.n;
     }
 
+    /// Adds the partial result `later` (of records that arrived after those in `acc`) into `acc`:
+    /// like [`Self::merge`], and well defined for `first` and `last` too.
+    pub fn merge_in_order(&self, acc: &mut Acc, later: &Acc) {
+        match self.kind {
+            AggKind::First if acc.n > 0 => acc.n += later.n,
+            AggKind::Last if later.n > 0 => {
+                let n = acc.n + later.n;
+                *acc = *later;
+                acc.n = n;
+            }
+            _ => self.merge(acc, later),
+        }
+    }
+
     /// The aggregate's kind.
     pub fn kind(&self) -> AggKind {
         self.kind

@@ -1,0 +1,192 @@
+//! Count windows per key (Flink's `countWindow(size)` and `countWindow(size, slide)`): fire
+//! every `slide` records of a key with its last `size` records (tumbling when equal). A window
+//! that never fills does not fire, as in Flink. `window_start` / `window_end` span the event
+//! times of the window's records when the stream has event time, else they are null.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+
+use super::{Operator, OperatorFactory, TaskContext, UserResult};
+use crate::error::{Result, WeirError};
+use crate::partition::field_index;
+use crate::window::aggregate::{Acc, PlannedAgg, Values};
+use crate::window::{Agg, EVENT_TIME_METADATA};
+
+/// The count window operator's description.
+#[derive(Debug, Clone)]
+pub struct CountWindowAggregate {
+    /// Key fields.
+    pub keys: Vec<String>,
+    /// Records per window.
+    pub size: u64,
+    /// Records between firings.
+    pub slide: u64,
+    /// Aggregates.
+    pub aggs: Vec<Agg>,
+}
+
+struct Planned {
+    key_columns: Vec<usize>,
+    time_column: Option<usize>,
+    aggs: Vec<PlannedAgg>,
+    output: SchemaRef,
+}
+
+impl CountWindowAggregate {
+    fn plan(&self, input: &SchemaRef) -> Result<Planned> {
+        if self.size == 0 || self.slide == 0 || self.slide > self.size {
+            return Err(WeirError::plan(format!(
+                "count window: size ({}) and slide ({}) must be positive, slide at most size",
+                self.size, self.slide
+            )));
+        }
+        if self.aggs.is_empty() {
+            return Err(WeirError::plan("count window: no aggregates given"));
+        }
+        let key_columns = self
+            .keys
+            .iter()
+            .map(|k| field_index(input, k, "window key"))
+            .collect::<Result<Vec<_>>>()?;
+        let time_column = input
+            .fields()
+            .iter()
+            .position(|f| f.metadata().contains_key(EVENT_TIME_METADATA));
+        let aggs = self
+            .aggs
+            .iter()
+            .map(|a| PlannedAgg::plan(a, input))
+            .collect::<Result<Vec<_>>>()?;
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let mut fields: Vec<Field> = key_columns.iter().map(|c| input.field(*c).clone()).collect();
+        fields.push(Field::new("window_start", ts.clone(), true));
+        fields.push(Field::new("window_end", ts, true));
+        fields.extend(aggs.iter().map(|a| a.output().clone()));
+        Ok(Planned {
+            key_columns,
+            time_column,
+            aggs,
+            output: Arc::new(Schema::new(fields)),
+        })
+    }
+}
+
+impl OperatorFactory for CountWindowAggregate {
+    fn kind(&self) -> &'static str {
+        "count_window"
+    }
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self.plan(input)?.output)
+    }
+    fn create(&self, input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        let planned = self.plan(input)?;
+        let fields = planned
+            .key_columns
+            .iter()
+            .map(|c| SortField::new(input.field(*c).data_type().clone()))
+            .collect();
+        Ok(Box::new(CountWindowOp {
+            size: self.size as usize,
+            slide: self.slide as usize,
+            planned,
+            converter: RowConverter::new(fields)?,
+            per_key: HashMap::new(),
+        }))
+    }
+}
+
+#[derive(Default)]
+struct KeyWindow {
+    /// The last `size` records: event time and single-record accumulators.
+    recent: VecDeque<(Option<i64>, Vec<Acc>)>,
+    since_fire: usize,
+}
+
+struct CountWindowOp {
+    size: usize,
+    slide: usize,
+    planned: Planned,
+    converter: RowConverter,
+    per_key: HashMap<Box<[u8]>, KeyWindow>,
+}
+
+impl Operator for CountWindowOp {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let values: Vec<Values> = self
+            .planned
+            .aggs
+            .iter()
+            .map(|a| a.values(&batch))
+            .collect::<Result<_>>()?;
+        let cols: Vec<ArrayRef> = self
+            .planned
+            .key_columns
+            .iter()
+            .map(|k| batch.column(*k).clone())
+            .collect();
+        let keys = self.converter.convert_columns(&cols)?;
+        let time = match self.planned.time_column {
+            Some(c) => Some(arrow::compute::cast(batch.column(c), &DataType::Int64)?),
+            None => None,
+        };
+        let time = time
+            .as_ref()
+            .map(|t| arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(t));
+        let mut fired: Vec<(Box<[u8]>, Option<i64>, Option<i64>, Vec<Acc>)> = Vec::new();
+        for row in 0..batch.num_rows() {
+            let key = keys.row(row);
+            let key = key.data();
+            if !self.per_key.contains_key(key) {
+                self.per_key.insert(key.into(), KeyWindow::default());
+            }
+            let w = self.per_key.get_mut(key).expect("inserted above");
+            let mut accs = vec![Acc::default(); self.planned.aggs.len()];
+            for (agg, (acc, v)) in self.planned.aggs.iter().zip(accs.iter_mut().zip(&values)) {
+                agg.update(acc, v, row);
+            }
+            let ts = time.and_then(|t| t.is_valid(row).then(|| t.value(row)));
+            w.recent.push_back((ts, accs));
+            if w.recent.len() > self.size {
+                w.recent.pop_front();
+            }
+            w.since_fire += 1;
+            if w.since_fire == self.slide && (self.slide < self.size || w.recent.len() == self.size) {
+                w.since_fire = 0;
+                let mut total = vec![Acc::default(); self.planned.aggs.len()];
+                for (_, part) in &w.recent {
+                    for (agg, (into, from)) in self.planned.aggs.iter().zip(total.iter_mut().zip(part)) {
+                        agg.merge_in_order(into, from);
+                    }
+                }
+                let start = w.recent.iter().filter_map(|r| r.0).min();
+                let end = w.recent.iter().filter_map(|r| r.0).max().map(|t| t + 1);
+                fired.push((key.into(), start, end, total));
+                if self.slide == self.size {
+                    w.recent.clear();
+                }
+            }
+        }
+        if fired.is_empty() {
+            return Ok(());
+        }
+        let parser = self.converter.parser();
+        let mut columns = self.converter.convert_rows(fired.iter().map(|f| parser.parse(&f.0)))?;
+        columns.push(Arc::new(
+            fired.iter().map(|f| f.1).collect::<TimestampMillisecondArray>(),
+        ));
+        columns.push(Arc::new(
+            fired.iter().map(|f| f.2).collect::<TimestampMillisecondArray>(),
+        ));
+        for (i, agg) in self.planned.aggs.iter().enumerate() {
+            let accs: Vec<&Acc> = fired.iter().map(|f| &f.3[i]).collect();
+            columns.push(agg.finish(&accs)?);
+        }
+        out.push(RecordBatch::try_new(self.planned.output.clone(), columns)?);
+        Ok(())
+    }
+}
