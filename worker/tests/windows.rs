@@ -499,7 +499,11 @@ fn count_reference(rows: &[(i64, i64, i64)], size: usize, slide: usize) -> Vec<(
         let seen = per_key.entry(k).or_default();
         seen.push(v);
         let n = seen.len();
-        let fire = if slide == size { n % size == 0 } else { n % slide == 0 };
+        let fire = if slide == size {
+            n.is_multiple_of(size)
+        } else {
+            n.is_multiple_of(slide)
+        };
         if fire {
             let last = &seen[n.saturating_sub(size)..];
             out.push((

@@ -107,6 +107,9 @@ struct KeyWindow {
     since_fire: usize,
 }
 
+/// A window that fired: key, event-time span, accumulators.
+type Fired = (Box<[u8]>, Option<i64>, Option<i64>, Vec<Acc>);
+
 struct CountWindowOp {
     size: usize,
     slide: usize,
@@ -136,8 +139,8 @@ impl Operator for CountWindowOp {
         };
         let time = time
             .as_ref()
-            .map(|t| arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(t));
-        let mut fired: Vec<(Box<[u8]>, Option<i64>, Option<i64>, Vec<Acc>)> = Vec::new();
+            .map(arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>);
+        let mut fired: Vec<Fired> = Vec::new();
         for row in 0..batch.num_rows() {
             let key = keys.row(row);
             let key = key.data();
