@@ -49,6 +49,7 @@ pub mod prelude {
     };
     pub use crate::time::WatermarkStrategy;
     pub use crate::window::{
-        Agg, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowAssigner,
+        Agg, EventTimeSessionWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows, TumblingEventTimeWindows,
+        TumblingProcessingTimeWindows, WindowAssigner,
     };
 }

@@ -141,16 +141,23 @@ fn run_windows(
     (out, r.node("win").unwrap().late_records)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// `"1970-01-01T00:00:01.500"` → 1500 (timestamps as the JSON writer prints them).
 fn millis(v: &serde_json::Value) -> i64 {
     let s = v.as_str().unwrap();
     let (date, t) = s.split_once('T').unwrap();
     // Windows near the epoch may start the day before it.
-    let day = match date {
-        "1970-01-01" => 0,
-        "1969-12-31" => -86_400_000,
-        other => panic!("unexpected date {other}"),
-    };
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    let day = days_from_civil(d[0], d[1], d[2]) * 86_400_000;
     let (hms, frac) = t.split_once('.').unwrap_or((t, "0"));
     let p: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
     let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
@@ -609,4 +616,48 @@ fn count_windows_span_the_event_time_of_their_records() {
         })
         .collect();
     assert_eq!(spans, vec![(100, 191, 9), (200, 291, 19), (300, 391, 29)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_time_windows_fire_on_the_wall_clock() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let cfg = DatagenConfig {
+        rows: None,
+        rows_per_second: Some(2_000),
+        fields: vec![DatagenField::random_int("k", 0, 1)],
+        ..Default::default()
+    };
+    let sink = Collect::new();
+    env.add_source(Datagen::new("g", cfg).unwrap())
+        .key_by("k")
+        .window(TumblingProcessingTimeWindows::of(Duration::from_millis(200)))
+        .aggregate(&[Agg::count()])
+        .add_sink(sink.clone());
+    let metrics = env.metrics();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let job = tokio::spawn({
+        let (env, metrics, cancel) = (env.clone(), metrics.clone(), cancel.clone());
+        async move { env.execute_with("proc-windows", &metrics, cancel).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let fired = sink.rows_json();
+    cancel.cancel();
+    let r = job.await.unwrap().unwrap();
+    // Two keys, 200 ms windows, ~1.3 s: at least 4 windows per key fired while running.
+    assert!(fired.len() >= 8, "{fired:?}");
+    let counted: i64 = fired
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["count"]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    let produced = r.node("datagen").unwrap().records_out as i64;
+    assert!(counted > 0 && counted <= produced, "{counted} of {produced}");
+    for l in &fired {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(millis(&v["window_end"]) - millis(&v["window_start"]), 200, "{l}");
+    }
 }

@@ -39,7 +39,8 @@ pub struct WindowAggregate {
 /// A window operator checked against its input.
 pub(crate) struct Planned {
     pub(crate) key_columns: Vec<usize>,
-    pub(crate) time_column: usize,
+    /// None: processing time.
+    pub(crate) time_column: Option<usize>,
     pub(crate) aggs: Vec<PlannedAgg>,
     pub(crate) output: SchemaRef,
 }
@@ -74,7 +75,11 @@ impl Planned {
 
     /// Event time of every row as milliseconds.
     pub(crate) fn times(&self, batch: &RecordBatch) -> UserResult<arrow::array::Int64Array> {
-        let time = batch.column(self.time_column);
+        let Some(column) = self.time_column else {
+            let now = super::keyed_process::now_ms();
+            return Ok(arrow::array::Int64Array::from_value(now, batch.num_rows()));
+        };
+        let time = batch.column(column);
         let time = match time.data_type() {
             DataType::Timestamp(u, _) if *u != TimeUnit::Millisecond => {
                 cast(time, &DataType::Timestamp(TimeUnit::Millisecond, None))?
@@ -109,21 +114,33 @@ impl WindowAggregate {
         if self.allowed_lateness < 0 {
             return Err(WeirError::plan("window: allowed lateness must not be negative"));
         }
-        let time_column = match &self.assigner.time_field {
-            Some(f) => field_index(input, f, "window time field")?,
-            None => input.fields().iter().position(|f| f.metadata().contains_key(EVENT_TIME_METADATA)).ok_or_else(|| {
-                WeirError::plan(
-                    "window: no event time in this stream; give the source a watermark strategy or name the time field",
-                )
-            })?,
+        let time_column = if self.assigner.processing_time {
+            if self.assigner.kind == WindowKind::Session {
+                return Err(WeirError::plan(
+                    "window: processing-time session windows are not supported yet",
+                ));
+            }
+            None
+        } else {
+            let column = match &self.assigner.time_field {
+                Some(f) => field_index(input, f, "window time field")?,
+                None => input.fields().iter().position(|f| f.metadata().contains_key(EVENT_TIME_METADATA)).ok_or_else(
+                    || {
+                        WeirError::plan(
+                            "window: no event time in this stream; give the source a watermark strategy or name the time field",
+                        )
+                    },
+                )?,
+            };
+            let tdt = input.field(column).data_type();
+            if !matches!(tdt, DataType::Timestamp(_, _) | DataType::Int64) {
+                return Err(WeirError::plan(format!(
+                    "window: time field '{}' is {tdt}; use a timestamp or integer milliseconds",
+                    input.field(column).name()
+                )));
+            }
+            Some(column)
         };
-        let tdt = input.field(time_column).data_type();
-        if !matches!(tdt, DataType::Timestamp(_, _) | DataType::Int64) {
-            return Err(WeirError::plan(format!(
-                "window: time field '{}' is {tdt}; use a timestamp or integer milliseconds",
-                input.field(time_column).name()
-            )));
-        }
         let key_columns = self
             .keys
             .iter()
@@ -288,6 +305,42 @@ impl Operator for WindowAggregateOp {
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if self.assigner.processing_time {
+            return Ok(()); // the wall clock drives these windows
+        }
+        self.advance(watermark, out)
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        if !self.assigner.processing_time {
+            return None;
+        }
+        self.windows
+            .first_key_value()
+            .map(|(start, _)| start + self.assigner.size - 1)
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if self.assigner.processing_time {
+            self.advance(now, out)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn on_end(&mut self, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if self.assigner.processing_time {
+            return Ok(()); // as in Flink: processing-time windows still open are dropped
+        }
+        // The end of input arrives as the final watermark; fire anything left regardless.
+        self.advance(i64::MAX, out)
+    }
+}
+
+impl WindowAggregateOp {
+    /// Moves this operator's clock (the watermark, or the wall clock for processing time) to
+    /// `watermark`: fires the windows it passed and drops those past their lateness.
+    fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         if watermark <= self.watermark {
             return Ok(());
         }
@@ -320,10 +373,5 @@ impl Operator for WindowAggregateOp {
             self.windows.pop_first();
         }
         Ok(())
-    }
-
-    fn on_end(&mut self, out: &mut Vec<RecordBatch>) -> UserResult<()> {
-        // The end of input arrives as the final watermark; fire anything left regardless.
-        self.on_watermark(i64::MAX, out)
     }
 }

@@ -26,6 +26,8 @@ pub struct WindowAssigner {
     pub offset: i64,
     /// The event-time field; `None` uses the field the source's watermark strategy named.
     pub time_field: Option<String>,
+    /// Windows on the wall clock instead of event time.
+    pub processing_time: bool,
 }
 
 fn assigner(kind: WindowKind, size: Duration, slide: Duration) -> WindowAssigner {
@@ -36,6 +38,7 @@ fn assigner(kind: WindowKind, size: Duration, slide: Duration) -> WindowAssigner
         slide,
         offset: 0,
         time_field: None,
+        processing_time: false,
     }
 }
 
@@ -58,6 +61,36 @@ impl SlidingEventTimeWindows {
     /// Windows of `size` starting every `slide`.
     pub fn of(size: Duration, slide: Duration) -> WindowAssigner {
         assigner(WindowKind::Sliding, size, slide)
+    }
+}
+
+/// Tumbling windows on the wall clock (Flink's `TumblingProcessingTimeWindows`).
+#[derive(Debug)]
+pub struct TumblingProcessingTimeWindows;
+
+impl TumblingProcessingTimeWindows {
+    /// Back-to-back wall-clock windows of `size`. Records belong to the window of the moment
+    /// they are processed; a window fires when the clock passes its end. As in Flink, windows
+    /// still open when a bounded input ends are dropped.
+    pub fn of(size: Duration) -> WindowAssigner {
+        WindowAssigner {
+            processing_time: true,
+            ..assigner(WindowKind::Sliding, size, size)
+        }
+    }
+}
+
+/// Sliding windows on the wall clock (Flink's `SlidingProcessingTimeWindows`).
+#[derive(Debug)]
+pub struct SlidingProcessingTimeWindows;
+
+impl SlidingProcessingTimeWindows {
+    /// Wall-clock windows of `size` starting every `slide`.
+    pub fn of(size: Duration, slide: Duration) -> WindowAssigner {
+        WindowAssigner {
+            processing_time: true,
+            ..assigner(WindowKind::Sliding, size, slide)
+        }
     }
 }
 

@@ -9,7 +9,8 @@ pub mod assigner;
 
 pub use aggregate::{Agg, AggKind};
 pub use assigner::{
-    EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowAssigner, WindowKind,
+    EventTimeSessionWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows, TumblingEventTimeWindows,
+    TumblingProcessingTimeWindows, WindowAssigner, WindowKind,
 };
 
 /// Schema metadata key marking the event-time field of a stream.
