@@ -171,6 +171,9 @@ pub struct OperatorSpec {
     /// Union of these node ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub union: Option<Vec<String>>,
+    /// Running aggregates per key (a row out per row in, with the key's aggregates so far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<Vec<AggregateSpec>>,
     /// Event-time windows with aggregates: per key after `key_by`, else over the whole stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowSpec>,

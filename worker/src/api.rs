@@ -32,6 +32,7 @@ use crate::operators::filter::{FilterExpr, FilterRows};
 use crate::operators::flat_map::FlatMapRows;
 use crate::operators::keyed_process::{KeyedProcess, KeyedProcessFunction};
 use crate::operators::map::{MapBatches, MapRows};
+use crate::operators::running_aggregate::RunningAggregate;
 use crate::operators::select::Select;
 use crate::operators::split::Split;
 use crate::operators::window_aggregate::WindowAggregate;
@@ -490,6 +491,16 @@ impl KeyedStream {
             function: Arc::new(std::sync::Mutex::new(function)),
         };
         self.stream.transform("process", Arc::new(op))
+    }
+
+    /// Running aggregates per key: for every row, its key fields and the key's aggregates so far
+    /// (Flink's keyed `sum`/`max`, or an updating `GROUP BY`).
+    pub fn aggregate(&self, aggs: &[Agg]) -> DataStream {
+        let op = RunningAggregate {
+            keys: self.keys.clone(),
+            aggs: aggs.to_vec(),
+        };
+        self.stream.transform("aggregate", Arc::new(op))
     }
 
     /// Tumbling count windows: every `size` records of a key (Flink's `countWindow(size)`).

@@ -28,8 +28,9 @@ pub const SHAPES: &[&str] = &["q0", "q1", "q2", "passthrough", "filter_project"]
 /// (`nexmark_bid`); windows over the peer's datagen table with `ts` advancing 1 ms per 10 rows:
 /// `tumble_window` (10 s, count and max(price) per auction, as the Flink peer's workload) and
 /// `sliding_window` (10 s every 2 s, avg(price) per auction).
-/// `keyed_count` keeps a running count and sum of price per auction in keyed state and emits
-/// the updated values per row (the peer's updating `GROUP BY auction`); `session_window` is a
+/// `keyed_count` keeps a running count and sum of price per auction in keyed state (a
+/// `KeyedProcessFunction`) and emits the updated values per row; `keyed_aggregate` is the same
+/// with the built-in vectorized running aggregate (the peer's updating `GROUP BY auction`); `session_window` is a
 /// 2 s-gap session per auction with count and max(price).
 pub const EXTRA_SHAPES: &[&str] = &[
     "nexmark",
@@ -140,6 +141,16 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
                 ..Default::default()
             };
             env.add_source(Nexmark::new("nexmark", cfg)?).name("nexmark")
+        }
+        "keyed_aggregate" => {
+            let cfg = DatagenConfig {
+                rows: Some(events),
+                ..Default::default()
+            };
+            env.add_source(Datagen::new("datagen", cfg)?)
+                .name("datagen")
+                .key_by("auction")
+                .aggregate(&[Agg::count(), Agg::sum("price")])
         }
         "keyed_count" => {
             let cfg = DatagenConfig {

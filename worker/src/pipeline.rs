@@ -275,6 +275,7 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
         ("partition_by_range", op.partition_by_range.is_some()),
         ("union", op.union.is_some()),
         ("window", op.window.is_some()),
+        ("aggregate", op.aggregate.is_some()),
     ];
     for (k, on) in kinds {
         if on {
@@ -298,7 +299,7 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
             );
         }
     };
-    let is_node = matches!(kind, "filter" | "select" | "flat_map" | "window");
+    let is_node = matches!(kind, "filter" | "select" | "flat_map" | "window" | "aggregate");
     if op.parallelism.is_some() && !is_node {
         return err(
             id,
@@ -320,6 +321,16 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
                 s.separator.as_deref(),
                 s.as_field.as_deref().unwrap_or(&s.split),
             )
+        }
+        "aggregate" => {
+            let aggs = aggregates(id, op.aggregate.as_deref().unwrap_or_default())?;
+            let Some(keys) = input.key_fields() else {
+                return err(
+                    id,
+                    format!("operator '{id}': a running aggregate is per key; key the stream first"),
+                );
+            };
+            input.key_by(keys).aggregate(&aggs)
         }
         "window" => {
             let w = op.window.as_ref().expect("checked");
@@ -343,32 +354,7 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
             if let Some(f) = &w.time_field {
                 assigner = assigner.on(f);
             }
-            let mut aggs = Vec::new();
-            for a in &w.aggregates {
-                let kind: AggKind =
-                    serde_json::from_value(serde_json::Value::String(a.kind.clone())).map_err(|_| {
-                        (
-                            Some(id.to_string()),
-                            WeirError::plan(format!(
-                                "operator '{id}': unknown aggregate '{}' (use count, sum, min, max, avg, first, last)",
-                                a.kind
-                            )),
-                        )
-                    })?;
-                let mut agg = match (&a.field, kind) {
-                    (None, AggKind::Count) => Agg::count(),
-                    (None, _) => return err(id, format!("operator '{id}': aggregate '{}' needs a field", a.kind)),
-                    (Some(f), _) => Agg {
-                        kind,
-                        field: Some(f.clone()),
-                        name: format!("{}_{f}", a.kind),
-                    },
-                };
-                if let Some(n) = &a.as_field {
-                    agg = agg.alias(n);
-                }
-                aggs.push(agg);
-            }
+            let aggs = aggregates(id, &w.aggregates)?;
             if let Some(count) = w.count {
                 let Some(keys) = input.key_fields() else {
                     return err(
@@ -423,4 +409,34 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
         out = out.set_parallelism(p as usize);
     }
     Ok(out)
+}
+
+/// The aggregates of a `window` or `aggregate` node.
+fn aggregates(id: &str, specs: &[weir_proto::AggregateSpec]) -> Lowered<Vec<Agg>> {
+    let mut aggs = Vec::new();
+    for a in specs {
+        let kind: AggKind = serde_json::from_value(serde_json::Value::String(a.kind.clone())).map_err(|_| {
+            (
+                Some(id.to_string()),
+                WeirError::plan(format!(
+                    "operator '{id}': unknown aggregate '{}' (use count, sum, min, max, avg, first, last)",
+                    a.kind
+                )),
+            )
+        })?;
+        let mut agg = match (&a.field, kind) {
+            (None, AggKind::Count) => Agg::count(),
+            (None, _) => return err(id, format!("operator '{id}': aggregate '{}' needs a field", a.kind)),
+            (Some(f), _) => Agg {
+                kind,
+                field: Some(f.clone()),
+                name: format!("{}_{f}", a.kind),
+            },
+        };
+        if let Some(n) = &a.as_field {
+            agg = agg.alias(n);
+        }
+        aggs.push(agg);
+    }
+    Ok(aggs)
 }

@@ -417,3 +417,69 @@ fn state_ttl_expires_entries_not_written_for_the_ttl() {
     assert_eq!(store.handle(1, b"a").value(&plain).as_deref(), Some("x"));
     assert_eq!(store.key_groups(), vec![1, 2]);
 }
+
+#[test]
+fn running_aggregates_per_key_match_the_process_function_and_yaml() {
+    let run = |p: usize| {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p).set_batch_size(500);
+        let sink = Collect::new();
+        env.add_source(common::numbers(20_000, 300))
+            .key_by("k")
+            .aggregate(&[Agg::count(), Agg::sum("v").alias("sum"), Agg::max("v")])
+            .add_sink(sink.clone());
+        env.execute("running-agg").unwrap();
+        let mut last: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        let mut rows = 0;
+        for l in sink.rows_json() {
+            rows += 1;
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            let (k, c, s) = (
+                v["k"].as_i64().unwrap(),
+                v["count"].as_i64().unwrap(),
+                v["sum"].as_i64().unwrap(),
+            );
+            assert!(v["max_v"].as_i64().unwrap() <= 999);
+            let e = last.entry(k).or_insert((0, 0));
+            if c > e.0 {
+                *e = (c, s);
+            }
+        }
+        assert_eq!(rows, 20_000, "a row out per row in");
+        last
+    };
+    let want = running(1);
+    assert_eq!(run(1), want);
+    assert_eq!(run(3), want);
+
+    let yaml = r#"
+name: agg
+parallelism: 2
+sources:
+  - id: numbers
+    connector: datagen
+    rows: 1000
+    fields: [{name: k, kind: random, min: 0, max: 9}, {name: v, kind: random, min: 0, max: 99}]
+operators:
+  - id: keyed
+    input: numbers
+    key_by: k
+  - id: totals
+    input: keyed
+    aggregate: [{kind: count, as: n}, {kind: sum, field: v}]
+sinks:
+  - input: totals
+    connector: blackhole
+"#;
+    let job = weir::pipeline::build(yaml, "agg.yaml").unwrap();
+    let r = tokio::runtime::Runtime::new().unwrap().block_on(job.execute()).unwrap();
+    assert_eq!(r.node("totals").unwrap().records_out, 1000);
+    let e = match weir::pipeline::build(
+        &yaml.replace("input: keyed\n    aggregate", "input: numbers\n    aggregate"),
+        "agg.yaml",
+    ) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a running aggregate needs keys"),
+    };
+    assert!(e.contains("agg.yaml:13") && e.contains("per key"), "{e}");
+}

@@ -13,6 +13,7 @@ pub mod filter;
 pub mod flat_map;
 pub mod keyed_process;
 pub mod map;
+pub mod running_aggregate;
 pub mod select;
 pub mod session_window;
 pub mod split;

@@ -1,0 +1,121 @@
+//! `key_by(..).aggregate(..)`: running aggregates per key (Flink's keyed `sum`/`min`/`max`, or an
+//! updating SQL `GROUP BY`): for every input row, one output row with its key fields and the
+//! key's aggregates so far. Vectorized: keys are encoded per batch, accumulators live in one map,
+//! and output columns are built column-wise.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+
+use super::{Operator, OperatorFactory, TaskContext, UserResult};
+use crate::error::{Result, WeirError};
+use crate::partition::field_index;
+use crate::window::Agg;
+use crate::window::aggregate::{Acc, PlannedAgg, Values};
+
+/// The running aggregate's description.
+#[derive(Debug, Clone)]
+pub struct RunningAggregate {
+    /// Key fields.
+    pub keys: Vec<String>,
+    /// Aggregates.
+    pub aggs: Vec<Agg>,
+}
+
+impl RunningAggregate {
+    fn plan(&self, input: &SchemaRef) -> Result<(Vec<usize>, Vec<PlannedAgg>, SchemaRef)> {
+        if self.aggs.is_empty() {
+            return Err(WeirError::plan("aggregate: no aggregates given"));
+        }
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| field_index(input, k, "aggregate key"))
+            .collect::<Result<Vec<_>>>()?;
+        let aggs = self
+            .aggs
+            .iter()
+            .map(|a| PlannedAgg::plan(a, input))
+            .collect::<Result<Vec<_>>>()?;
+        let mut fields: Vec<Field> = keys.iter().map(|c| input.field(*c).clone()).collect();
+        fields.extend(aggs.iter().map(|a| a.output().clone()));
+        let mut seen = std::collections::HashSet::new();
+        if let Some(f) = fields.iter().find(|f| !seen.insert(f.name().clone())) {
+            return Err(WeirError::plan(format!(
+                "aggregate: two output columns are named '{}'",
+                f.name()
+            )));
+        }
+        Ok((keys, aggs, Arc::new(Schema::new(fields))))
+    }
+}
+
+impl OperatorFactory for RunningAggregate {
+    fn kind(&self) -> &'static str {
+        "aggregate"
+    }
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self.plan(input)?.2)
+    }
+    fn create(&self, input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        let (keys, aggs, output) = self.plan(input)?;
+        let converter = RowConverter::new(
+            keys.iter()
+                .map(|c| SortField::new(input.field(*c).data_type().clone()))
+                .collect(),
+        )?;
+        Ok(Box::new(RunningAggregateOp {
+            keys,
+            aggs,
+            output,
+            converter,
+            state: HashMap::new(),
+        }))
+    }
+}
+
+struct RunningAggregateOp {
+    keys: Vec<usize>,
+    aggs: Vec<PlannedAgg>,
+    output: SchemaRef,
+    converter: RowConverter,
+    /// Key (Arrow row format) → accumulators.
+    state: HashMap<Box<[u8]>, Vec<Acc>>,
+}
+
+impl Operator for RunningAggregateOp {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let n = batch.num_rows();
+        let key_cols: Vec<ArrayRef> = self.keys.iter().map(|k| batch.column(*k).clone()).collect();
+        let rows = self.converter.convert_columns(&key_cols)?;
+        let values: Vec<Values> = self.aggs.iter().map(|a| a.values(&batch)).collect::<Result<_>>()?;
+        // Per aggregate, the key's accumulator after each row.
+        let mut snapshots: Vec<Vec<Acc>> = vec![Vec::with_capacity(n); self.aggs.len()];
+        for row in 0..n {
+            let key = rows.row(row);
+            let key = key.data();
+            let accs = match self.state.get_mut(key) {
+                Some(a) => a,
+                None => self
+                    .state
+                    .entry(key.into())
+                    .or_insert_with(|| vec![Acc::default(); self.aggs.len()]),
+            };
+            for (i, (agg, acc)) in self.aggs.iter().zip(accs.iter_mut()).enumerate() {
+                agg.update(acc, &values[i], row);
+                snapshots[i].push(*acc);
+            }
+        }
+        let mut columns = key_cols;
+        for (agg, snap) in self.aggs.iter().zip(&snapshots) {
+            let refs: Vec<&Acc> = snap.iter().collect();
+            columns.push(agg.finish(&refs)?);
+        }
+        out.push(RecordBatch::try_new(self.output.clone(), columns)?);
+        Ok(())
+    }
+}
