@@ -171,6 +171,9 @@ pub struct OperatorSpec {
     /// Union of these node ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub union: Option<Vec<String>>,
+    /// The late records of this window node (its side output), as a stream of its input rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_data: Option<String>,
     /// Running aggregates per key (a row out per row in, with the key's aggregates so far).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<Vec<AggregateSpec>>,

@@ -209,6 +209,7 @@ impl DataStream {
             inputs: vec![Edge {
                 from: id,
                 partitioning: Partitioning::Default,
+                side: false,
             }],
         }
     }
@@ -290,6 +291,7 @@ impl DataStream {
             .map(|e| Edge {
                 from: e.from,
                 partitioning: p.clone(),
+                side: e.side,
             })
             .collect();
         DataStream {
@@ -425,6 +427,30 @@ impl DataStream {
                 Some(k.clone())
             }
             _ => None,
+        }
+    }
+
+    /// The records a window operator found too late (past its allowed lateness), as a stream
+    /// of the window's input rows (Flink's `sideOutputLateData` + `getSideOutput`). Call it on
+    /// the stream a window's `aggregate` returned.
+    pub fn late_data(&self) -> DataStream {
+        let Some(id) = self.single_node("late_data") else {
+            return self.clone();
+        };
+        let is_window = matches!(&self.env.lock().graph.nodes[id].kind, NodeKind::Operator(o) if o.kind() == "window");
+        if !is_window {
+            self.env.record_error(WeirError::plan(
+                "late_data applies to the output of a time window's aggregate",
+            ));
+            return self.clone();
+        }
+        DataStream {
+            env: self.env.clone(),
+            inputs: vec![Edge {
+                from: id,
+                partitioning: Partitioning::Default,
+                side: true,
+            }],
         }
     }
 

@@ -39,6 +39,8 @@ pub struct Edge {
     pub from: NodeId,
     /// Partitioning.
     pub partitioning: Partitioning,
+    /// Reads the upstream's side output (a window's late records), not its main output.
+    pub side: bool,
 }
 
 /// One node.

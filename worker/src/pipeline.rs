@@ -230,6 +230,15 @@ fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
 }
 
 fn op_inputs(op: &OperatorSpec) -> Lowered<Vec<&str>> {
+    if let Some(window) = &op.late_data {
+        if op.input.is_some() || op.union.is_some() {
+            return err(
+                &op.id,
+                format!("operator '{}': late_data names its window; remove 'input'", op.id),
+            );
+        }
+        return Ok(vec![window.as_str()]);
+    }
     match (&op.union, &op.input) {
         (Some(_), Some(_)) => err(
             &op.id,
@@ -276,6 +285,7 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
         ("union", op.union.is_some()),
         ("window", op.window.is_some()),
         ("aggregate", op.aggregate.is_some()),
+        ("late_data", op.late_data.is_some()),
     ];
     for (k, on) in kinds {
         if on {
@@ -322,6 +332,7 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
                 s.as_field.as_deref().unwrap_or(&s.split),
             )
         }
+        "late_data" => return Ok(input.late_data()),
         "aggregate" => {
             let aggs = aggregates(id, op.aggregate.as_deref().unwrap_or_default())?;
             let Some(keys) = input.key_fields() else {

@@ -118,7 +118,9 @@ fn run_windows(
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(1);
     let sink = Collect::new();
-    env.add_source_named("rows", Arc::new(Rows { rows, batch }))
+    let late = Collect::new();
+    let windows = env
+        .add_source_named("rows", Arc::new(Rows { rows, batch }))
         .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
             "ts",
             Duration::from_millis(delay as u64),
@@ -127,9 +129,12 @@ fn run_windows(
         .window(assigner)
         .allowed_lateness(Duration::from_millis(lateness as u64))
         .aggregate(&[Agg::count(), Agg::sum("v"), Agg::min("v"), Agg::max("v")])
-        .name("win")
-        .add_sink(sink.clone());
+        .name("win");
+    windows.add_sink(sink.clone());
+    windows.late_data().add_sink(late.clone());
     let r = env.execute("windows").unwrap();
+    // Every late record comes out of the side output: none is dropped silently.
+    assert_eq!(late.len() as u64, r.node("win").unwrap().late_records);
     // The last firing of each window holds its final value.
     let mut out: Results = BTreeMap::new();
     for row in sink.rows_json() {
@@ -199,7 +204,9 @@ fn lateness_refires_windows_and_counts_what_is_too_late() {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(1);
     let sink = Collect::new();
-    env.add_source_named("rows", Arc::new(Rows { rows, batch: 1 }))
+    let late = Collect::new();
+    let windows = env
+        .add_source_named("rows", Arc::new(Rows { rows, batch: 1 }))
         .with_watermarks(WatermarkStrategy::monotonous("ts"))
         .key_by("k")
         .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
@@ -210,9 +217,15 @@ fn lateness_refires_windows_and_counts_what_is_too_late() {
             Agg::first("v"),
             Agg::last("v"),
         ])
-        .name("win")
-        .add_sink(sink.clone());
+        .name("win");
+    windows.add_sink(sink.clone());
+    windows.late_data().add_sink(late.clone());
     let r = env.execute("late").unwrap();
+    // The too-late record is not dropped: it comes out of the side output as it went in.
+    assert_eq!(
+        late.rows_json(),
+        vec![r#"{"k":1,"ts":"1970-01-01T00:00:00.030","v":7}"#]
+    );
     let first_window: Vec<String> = sink
         .rows_json()
         .into_iter()
@@ -660,4 +673,51 @@ async fn processing_time_windows_fire_on_the_wall_clock() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(millis(&v["window_end"]) - millis(&v["window_start"]), 200, "{l}");
     }
+}
+
+#[test]
+fn late_data_in_the_pipeline_form() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("events.jsonl"),
+        "{\"k\": 1, \"ts\": 10}\n{\"k\": 1, \"ts\": 500}\n{\"k\": 1, \"ts\": 20}\n{\"k\": 2, \"ts\": 30}\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        r#"
+name: late
+parallelism: 1
+batch_size: 1
+sources:
+  - id: events
+    connector: file
+    path: {}/events.jsonl
+    schema: "k BIGINT, ts BIGINT"
+    watermark: {{field: ts}}
+operators:
+  - id: keyed
+    input: events
+    key_by: k
+  - id: counts
+    input: keyed
+    window: {{size_ms: 100, aggregates: [{{kind: count}}]}}
+  - id: too_late
+    late_data: counts
+sinks:
+  - input: counts
+    connector: blackhole
+  - input: too_late
+    connector: file
+    path: {}/late
+"#,
+        dir.path().display(),
+        dir.path().display()
+    );
+    let job = weir::pipeline::build(&yaml, "late.yaml").unwrap();
+    let r = tokio::runtime::Runtime::new().unwrap().block_on(job.execute()).unwrap();
+    assert_eq!(r.node("counts").unwrap().late_records, 2);
+    assert_eq!(
+        common::read_lines(&dir.path().join("late")),
+        vec![r#"{"k":1,"ts":20}"#, r#"{"k":2,"ts":30}"#]
+    );
 }

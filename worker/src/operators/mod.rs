@@ -69,6 +69,11 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// Rows put on the side output since the last call (a window's late records).
+    fn take_side_output(&mut self) -> Vec<RecordBatch> {
+        Vec::new()
+    }
+
     /// All inputs ended; emit what is left.
     fn on_end(&mut self, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
         Ok(())

@@ -36,6 +36,8 @@ pub(crate) struct SessionWindowOp {
     timers: BTreeSet<(i64, Box<[u8]>)>,
     watermark: i64,
     late: u64,
+    /// Late records waiting to go to the side output.
+    side: Vec<RecordBatch>,
 }
 
 fn is_past(t: i64, watermark: i64) -> bool {
@@ -60,6 +62,7 @@ impl SessionWindowOp {
             timers: BTreeSet::new(),
             watermark: i64::MIN,
             late: 0,
+            side: Vec::new(),
         }
     }
 
@@ -98,6 +101,10 @@ impl SessionWindowOp {
 }
 
 impl Operator for SessionWindowOp {
+    fn take_side_output(&mut self) -> Vec<RecordBatch> {
+        std::mem::take(&mut self.side)
+    }
+
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let time = self.planned.times(&batch)?;
         let values: Vec<Values> = self
@@ -110,9 +117,11 @@ impl Operator for SessionWindowOp {
         let naggs = self.planned.aggs.len();
         let mut refire: Vec<Box<[u8]>> = Vec::new();
         let mut late = 0u64;
+        let mut late_rows: Vec<u32> = Vec::new();
         for row in 0..batch.num_rows() {
             if time.is_null(row) {
                 late += 1;
+                late_rows.push(row as u32);
                 continue;
             }
             let t = time.value(row);
@@ -135,6 +144,7 @@ impl Operator for SessionWindowOp {
             }
             if is_past((end - 1).saturating_add(self.lateness), self.watermark) {
                 late += 1;
+                late_rows.push(row as u32);
                 if list.is_empty() {
                     self.sessions.remove(key);
                 }
@@ -174,6 +184,10 @@ impl Operator for SessionWindowOp {
             if !same_end {
                 self.timers.insert((at, key.into()));
             }
+        }
+        if !late_rows.is_empty() {
+            let rows = arrow::array::UInt32Array::from(std::mem::take(&mut late_rows));
+            self.side.push(arrow::compute::take_record_batch(&batch, &rows)?);
         }
         if late > 0 {
             self.late += late;

@@ -211,6 +211,7 @@ impl OperatorFactory for WindowAggregate {
             windows: BTreeMap::new(),
             watermark: i64::MIN,
             late: 0,
+            side: Vec::new(),
         }))
     }
 }
@@ -225,6 +226,8 @@ struct WindowAggregateOp {
     windows: BTreeMap<i64, HashMap<Box<[u8]>, Vec<Acc>>>,
     watermark: i64,
     late: u64,
+    /// Late records waiting to go to the side output.
+    side: Vec<RecordBatch>,
 }
 
 impl WindowAggregateOp {
@@ -246,6 +249,10 @@ impl WindowAggregateOp {
 }
 
 impl Operator for WindowAggregateOp {
+    fn take_side_output(&mut self) -> Vec<RecordBatch> {
+        std::mem::take(&mut self.side)
+    }
+
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let n = batch.num_rows();
         let time = self.planned.times(&batch)?;
@@ -261,9 +268,11 @@ impl Operator for WindowAggregateOp {
         let expired_by = fired_by - i128::from(self.lateness);
         let mut refire: Vec<(i64, Box<[u8]>)> = Vec::new();
         let mut late = 0;
+        let mut late_rows: Vec<u32> = Vec::new();
         for row in 0..n {
             if time.is_null(row) {
                 late += 1;
+                late_rows.push(row as u32);
                 continue;
             }
             let t = time.value(row);
@@ -288,7 +297,12 @@ impl Operator for WindowAggregateOp {
             }
             if !assigned {
                 late += 1;
+                late_rows.push(row as u32);
             }
+        }
+        if !late_rows.is_empty() {
+            let rows = arrow::array::UInt32Array::from(std::mem::take(&mut late_rows));
+            self.side.push(arrow::compute::take_record_batch(&batch, &rows)?);
         }
         self.note_late(late);
         if !refire.is_empty() {

@@ -22,6 +22,29 @@ pub struct ChainedOperator {
     pub metrics_in: Arc<NodeMetrics>,
     /// Counters of rows out (another node's when operators were fused).
     pub metrics_out: Arc<NodeMetrics>,
+    /// Where its side output (a window's late records) goes, if anything reads it.
+    pub side: Option<Outputs>,
+}
+
+impl ChainedOperator {
+    /// Sends what the operator put on its side output.
+    async fn drain_side(&mut self) -> Result<()> {
+        let batches = self.operator.take_side_output();
+        if let Some(side) = &mut self.side {
+            for b in batches {
+                side.send_data(b).await.map_err(send_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a control message to the side output's readers.
+    async fn side_broadcast(&mut self, msg: Message) -> Result<()> {
+        if let Some(side) = &mut self.side {
+            side.broadcast(msg).await.map_err(send_error)?;
+        }
+        Ok(())
+    }
 }
 
 /// Where a chain's output goes.
@@ -80,6 +103,7 @@ impl Chain {
                     .map_err(|e| op_error(&op.ctx, e))?;
             }
             op.metrics_out.add_out(next.iter().map(RecordBatch::num_rows).sum());
+            op.drain_side().await?;
             batches = next;
         }
         for b in batches {
@@ -107,6 +131,7 @@ impl Chain {
             let op = &mut self.operators[i];
             hook(op.operator.as_mut(), &mut out).map_err(|e| op_error(&op.ctx, e))?;
             op.metrics_out.add_out(out.iter().map(RecordBatch::num_rows).sum());
+            op.drain_side().await?;
             self.run_from(i + 1, out).await?;
         }
         Ok(())
@@ -120,6 +145,7 @@ impl Chain {
     /// Advances event time through every operator, then downstream.
     pub async fn watermark(&mut self, watermark: i64) -> Result<()> {
         self.each_operator(|op, out| op.on_watermark(watermark, out)).await?;
+        self.side_broadcast(Message::Watermark(watermark)).await?;
         if let Tail::Outputs(o) = &mut self.tail {
             o.broadcast(Message::Watermark(watermark)).await.map_err(send_error)?;
         }
@@ -140,8 +166,17 @@ impl Chain {
         Ok(())
     }
 
+    /// Sends a control message to every operator's side-output readers.
+    async fn side_broadcast(&mut self, msg: Message) -> Result<()> {
+        for op in &mut self.operators {
+            op.side_broadcast(msg.clone()).await?;
+        }
+        Ok(())
+    }
+
     /// Tells downstream that this subtask is idle.
     pub async fn idle(&mut self) -> Result<()> {
+        self.side_broadcast(Message::Idle).await?;
         if let Tail::Outputs(o) = &mut self.tail {
             o.broadcast(Message::Idle).await.map_err(send_error)?;
         }
@@ -150,6 +185,7 @@ impl Chain {
 
     /// Passes a barrier downstream (snapshots arrive with checkpoints).
     pub async fn barrier(&mut self, barrier: Barrier) -> Result<()> {
+        self.side_broadcast(Message::Barrier(barrier)).await?;
         if let Tail::Outputs(o) = &mut self.tail {
             o.broadcast(Message::Barrier(barrier)).await.map_err(send_error)?;
         }
@@ -160,6 +196,7 @@ impl Chain {
     /// closes the sink.
     pub async fn finish(&mut self) -> Result<()> {
         self.each_operator(|op, out| op.on_end(out)).await?;
+        self.side_broadcast(Message::EndOfStream).await?;
         match &mut self.tail {
             Tail::Outputs(o) => o.broadcast(Message::EndOfStream).await.map_err(send_error)?,
             Tail::Sink { sink, ctx, .. } => sink.finish().await.map_err(|e| match e {

@@ -92,11 +92,20 @@ pub async fn execute(
     let mut outputs: Vec<Vec<Vec<OutputEdge>>> = (0..n)
         .map(|i| (0..plan.nodes[i].parallelism).map(|_| Vec::new()).collect())
         .collect();
+    // Side outputs (a window's late records) per (node, subtask).
+    let mut side_outputs: Vec<Vec<Vec<OutputEdge>>> = (0..n)
+        .map(|i| (0..plan.nodes[i].parallelism).map(|_| Vec::new()).collect())
+        .collect();
     for chain in &plan.chains {
         let head = chain[0];
         for (edge, route) in graph.nodes[head].inputs.iter().zip(&plan.nodes[head].routes) {
             let pd = plan.nodes[head].parallelism;
-            for (i, upstream) in outputs[edge.from].iter_mut().enumerate() {
+            let from = if edge.side {
+                &mut side_outputs[edge.from]
+            } else {
+                &mut outputs[edge.from]
+            };
+            for (i, upstream) in from.iter_mut().enumerate() {
                 let targets: Vec<usize> = if matches!(route, Route::Forward) {
                     vec![i]
                 } else {
@@ -130,7 +139,18 @@ pub async fn execute(
                 parallelism: p,
                 max_parallelism: max_p,
             };
-            let ops = chain_operators(graph, &plan, chain, &node_metrics, &ctx_of)?;
+            let mut ops = chain_operators(graph, &plan, chain, &node_metrics, &ctx_of)?;
+            for op in &mut ops {
+                let id = graph
+                    .nodes
+                    .iter()
+                    .position(|n| n.name == op.ctx.node)
+                    .expect("operators are nodes");
+                let side = std::mem::take(&mut side_outputs[id][i]);
+                if !side.is_empty() {
+                    op.side = Some(Outputs::new(side));
+                }
+            }
             let last = *chain.last().expect("chains are not empty");
             let tail = match &graph.nodes[last].kind {
                 NodeKind::Sink(f) => {
@@ -277,6 +297,7 @@ fn chain_operators(
                 ctx,
                 metrics_in,
                 metrics_out,
+                side: None,
             });
             k += run;
             continue;
@@ -287,6 +308,7 @@ fn chain_operators(
             ctx,
             metrics_in: m.clone(),
             metrics_out: m,
+            side: None,
         });
         k += 1;
     }

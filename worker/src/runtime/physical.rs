@@ -116,9 +116,18 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
         let input_schema = match node.inputs.first() {
             None => None,
             Some(first) => {
-                let mut s = planned[first.from].output_schema.clone();
+                // A side edge carries the upstream's input rows (a window's late records).
+                let stream_of = |e: &crate::graph::Edge| -> SchemaRef {
+                    let up = &planned[e.from];
+                    if e.side {
+                        up.input_schema.clone().unwrap_or_else(|| up.output_schema.clone())
+                    } else {
+                        up.output_schema.clone()
+                    }
+                };
+                let mut s = stream_of(first);
                 for e in &node.inputs[1..] {
-                    let other = &planned[e.from].output_schema;
+                    let other = &stream_of(e);
                     let same = |a: &arrow::datatypes::Field, b: &arrow::datatypes::Field| {
                         a.name() == b.name() && a.data_type() == b.data_type()
                     };
@@ -149,7 +158,14 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
         let mut routes = Vec::new();
         let mut range_parallelism = None;
         for e in &node.inputs {
-            let up = &planned[e.from].output_schema;
+            let up = &if e.side {
+                planned[e.from]
+                    .input_schema
+                    .clone()
+                    .unwrap_or_else(|| planned[e.from].output_schema.clone())
+            } else {
+                planned[e.from].output_schema.clone()
+            };
             let route = match &e.partitioning {
                 Partitioning::Default => Route::Forward, // fixed below once parallelism is known
                 Partitioning::Rebalance => Route::Rebalance,
@@ -262,7 +278,7 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
     // Consumers per node.
     let mut consumers = vec![0usize; graph.nodes.len()];
     for node in &graph.nodes {
-        for e in &node.inputs {
+        for e in node.inputs.iter().filter(|e| !e.side) {
             consumers[e.from] += 1;
         }
     }
@@ -281,7 +297,8 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
     for (id, node) in graph.nodes.iter().enumerate() {
         let chained_to = match (node.inputs.as_slice(), planned[id].routes.as_slice()) {
             ([e], [Route::Forward])
-                if consumers[e.from] == 1
+                if !e.side
+                    && consumers[e.from] == 1
                     && planned[e.from].parallelism == planned[id].parallelism
                     && !matches!(graph.nodes[e.from].kind, NodeKind::Sink(_)) =>
             {
