@@ -7,14 +7,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::error::{Result, WeirError};
-use crate::partition::field_index;
-use crate::window::aggregate::{Acc, PlannedAgg, Values};
+use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
 use crate::window::{Agg, EVENT_TIME_METADATA};
 
 /// The count window operator's description.
@@ -45,33 +44,16 @@ impl CountWindowAggregate {
                 self.size, self.slide
             )));
         }
-        if self.aggs.is_empty() {
-            return Err(WeirError::plan("count window: no aggregates given"));
-        }
-        let key_columns = self
-            .keys
-            .iter()
-            .map(|k| field_index(input, k, "window key"))
-            .collect::<Result<Vec<_>>>()?;
+        let (key_columns, aggs, output) = plan_keyed_output(input, &self.keys, &self.aggs, Some(true), "count window")?;
         let time_column = input
             .fields()
             .iter()
             .position(|f| f.metadata().contains_key(EVENT_TIME_METADATA));
-        let aggs = self
-            .aggs
-            .iter()
-            .map(|a| PlannedAgg::plan(a, input))
-            .collect::<Result<Vec<_>>>()?;
-        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-        let mut fields: Vec<Field> = key_columns.iter().map(|c| input.field(*c).clone()).collect();
-        fields.push(Field::new("window_start", ts.clone(), true));
-        fields.push(Field::new("window_end", ts, true));
-        fields.extend(aggs.iter().map(|a| a.output().clone()));
         Ok(Planned {
             key_columns,
             time_column,
             aggs,
-            output: Arc::new(Schema::new(fields)),
+            output,
         })
     }
 }
@@ -85,16 +67,13 @@ impl OperatorFactory for CountWindowAggregate {
     }
     fn create(&self, input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let planned = self.plan(input)?;
-        let fields = planned
-            .key_columns
-            .iter()
-            .map(|c| SortField::new(input.field(*c).data_type().clone()))
-            .collect();
+        let converter = key_converter(input, &planned.key_columns)?
+            .ok_or_else(|| WeirError::plan("count windows need key_by first"))?;
         Ok(Box::new(CountWindowOp {
             size: self.size as usize,
             slide: self.slide as usize,
             planned,
-            converter: RowConverter::new(fields)?,
+            converter,
             per_key: HashMap::new(),
         }))
     }

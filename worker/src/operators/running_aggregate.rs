@@ -4,18 +4,16 @@
 //! and output columns are built column-wise.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use arrow::array::ArrayRef;
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::error::{Result, WeirError};
-use crate::partition::field_index;
 use crate::window::Agg;
-use crate::window::aggregate::{Acc, PlannedAgg, Values};
+use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
 
 /// The running aggregate's description.
 #[derive(Debug, Clone)]
@@ -28,29 +26,7 @@ pub struct RunningAggregate {
 
 impl RunningAggregate {
     fn plan(&self, input: &SchemaRef) -> Result<(Vec<usize>, Vec<PlannedAgg>, SchemaRef)> {
-        if self.aggs.is_empty() {
-            return Err(WeirError::plan("aggregate: no aggregates given"));
-        }
-        let keys = self
-            .keys
-            .iter()
-            .map(|k| field_index(input, k, "aggregate key"))
-            .collect::<Result<Vec<_>>>()?;
-        let aggs = self
-            .aggs
-            .iter()
-            .map(|a| PlannedAgg::plan(a, input))
-            .collect::<Result<Vec<_>>>()?;
-        let mut fields: Vec<Field> = keys.iter().map(|c| input.field(*c).clone()).collect();
-        fields.extend(aggs.iter().map(|a| a.output().clone()));
-        let mut seen = std::collections::HashSet::new();
-        if let Some(f) = fields.iter().find(|f| !seen.insert(f.name().clone())) {
-            return Err(WeirError::plan(format!(
-                "aggregate: two output columns are named '{}'",
-                f.name()
-            )));
-        }
-        Ok((keys, aggs, Arc::new(Schema::new(fields))))
+        plan_keyed_output(input, &self.keys, &self.aggs, None, "aggregate")
     }
 }
 
@@ -63,11 +39,7 @@ impl OperatorFactory for RunningAggregate {
     }
     fn create(&self, input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let (keys, aggs, output) = self.plan(input)?;
-        let converter = RowConverter::new(
-            keys.iter()
-                .map(|c| SortField::new(input.field(*c).data_type().clone()))
-                .collect(),
-        )?;
+        let converter = key_converter(input, &keys)?.ok_or_else(|| WeirError::plan("aggregate needs key_by first"))?;
         Ok(Box::new(RunningAggregateOp {
             keys,
             aggs,

@@ -13,14 +13,14 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::error::{Result, WeirError};
 use crate::partition::field_index;
-use crate::window::aggregate::{Acc, PlannedAgg, Values};
+use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
 use crate::window::{Agg, EVENT_TIME_METADATA, WindowAssigner, WindowKind};
 
 /// The window operator's description.
@@ -141,35 +141,13 @@ impl WindowAggregate {
             }
             Some(column)
         };
-        let key_columns = self
-            .keys
-            .iter()
-            .map(|k| field_index(input, k, "window key"))
-            .collect::<Result<Vec<_>>>()?;
-        let aggs = self
-            .aggs
-            .iter()
-            .map(|a| PlannedAgg::plan(a, input))
-            .collect::<Result<Vec<_>>>()?;
-        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-        let mut fields: Vec<Field> = key_columns.iter().map(|c| input.field(*c).clone()).collect();
-        fields.push(Field::new("window_start", ts.clone(), false));
-        fields.push(Field::new("window_end", ts, false));
-        fields.extend(aggs.iter().map(|a| a.output().clone()));
-        let mut seen = std::collections::HashSet::new();
-        for f in &fields {
-            if !seen.insert(f.name().clone()) {
-                return Err(WeirError::plan(format!(
-                    "window aggregate: two output columns are named '{}'",
-                    f.name()
-                )));
-            }
-        }
+        let (key_columns, aggs, output) =
+            plan_keyed_output(input, &self.keys, &self.aggs, Some(false), "window aggregate")?;
         Ok(Planned {
             key_columns,
             time_column,
             aggs,
-            output: Arc::new(Schema::new(fields)),
+            output,
         })
     }
 }
@@ -183,16 +161,7 @@ impl OperatorFactory for WindowAggregate {
     }
     fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let planned = self.plan(input)?;
-        let converter = if planned.key_columns.is_empty() {
-            None
-        } else {
-            let fields = planned
-                .key_columns
-                .iter()
-                .map(|c| SortField::new(input.field(*c).data_type().clone()))
-                .collect();
-            Some(RowConverter::new(fields)?)
-        };
+        let converter = key_converter(input, &planned.key_columns)?;
         if self.assigner.kind == WindowKind::Session {
             return Ok(Box::new(super::session_window::SessionWindowOp::new(
                 ctx.clone(),

@@ -328,3 +328,53 @@ impl PlannedAgg {
         })
     }
 }
+
+/// What keyed aggregating operators share: key column indices, planned aggregates, and the
+/// output schema `key fields…, [window_start, window_end,] aggregates…` (window columns when
+/// `window` is `Some(nullable)`), with duplicate output names refused.
+pub(crate) fn plan_keyed_output(
+    input: &SchemaRef,
+    keys: &[String],
+    aggs: &[Agg],
+    window: Option<bool>,
+    what: &str,
+) -> Result<(Vec<usize>, Vec<PlannedAgg>, SchemaRef)> {
+    if aggs.is_empty() {
+        return Err(WeirError::plan(format!("{what}: no aggregates given")));
+    }
+    let key_columns = keys
+        .iter()
+        .map(|k| field_index(input, k, &format!("{what} key")))
+        .collect::<Result<Vec<_>>>()?;
+    let planned = aggs
+        .iter()
+        .map(|a| PlannedAgg::plan(a, input))
+        .collect::<Result<Vec<_>>>()?;
+    let mut fields: Vec<Field> = key_columns.iter().map(|c| input.field(*c).clone()).collect();
+    if let Some(nullable) = window {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        fields.push(Field::new("window_start", ts.clone(), nullable));
+        fields.push(Field::new("window_end", ts, nullable));
+    }
+    fields.extend(planned.iter().map(|a| a.output().clone()));
+    let mut seen = std::collections::HashSet::new();
+    if let Some(f) = fields.iter().find(|f| !seen.insert(f.name().clone())) {
+        return Err(WeirError::plan(format!(
+            "{what}: two output columns are named '{}'",
+            f.name()
+        )));
+    }
+    Ok((key_columns, planned, Arc::new(arrow::datatypes::Schema::new(fields))))
+}
+
+/// A converter of the key columns to Arrow's row format (`None` without keys).
+pub(crate) fn key_converter(input: &SchemaRef, key_columns: &[usize]) -> Result<Option<arrow::row::RowConverter>> {
+    if key_columns.is_empty() {
+        return Ok(None);
+    }
+    let fields = key_columns
+        .iter()
+        .map(|c| arrow::row::SortField::new(input.field(*c).data_type().clone()))
+        .collect();
+    Ok(Some(arrow::row::RowConverter::new(fields)?))
+}
