@@ -11,9 +11,10 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
+use super::window_aggregate::Planned;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::error::{Result, WeirError};
-use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
+use crate::window::aggregate::{Acc, Values, key_converter, plan_keyed_output};
 use crate::window::{Agg, EVENT_TIME_METADATA};
 
 /// The count window operator's description.
@@ -27,13 +28,6 @@ pub struct CountWindowAggregate {
     pub slide: u64,
     /// Aggregates.
     pub aggs: Vec<Agg>,
-}
-
-struct Planned {
-    key_columns: Vec<usize>,
-    time_column: Option<usize>,
-    aggs: Vec<PlannedAgg>,
-    output: SchemaRef,
 }
 
 impl CountWindowAggregate {
