@@ -6,15 +6,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{Array, TimestampMillisecondArray};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
 use super::window_aggregate::Planned;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::error::{Result, WeirError};
-use crate::window::aggregate::{Acc, Values, key_converter, plan_keyed_output};
+use crate::window::aggregate::{Acc, key_converter, plan_keyed_output};
 use crate::window::{Agg, EVENT_TIME_METADATA};
 
 /// The count window operator's description.
@@ -93,26 +93,18 @@ struct CountWindowOp {
 
 impl Operator for CountWindowOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
-        let values: Vec<Values> = self
+        let values = self.planned.values(&batch)?;
+        let keys = self
             .planned
-            .aggs
-            .iter()
-            .map(|a| a.values(&batch))
-            .collect::<Result<_>>()?;
-        let cols: Vec<ArrayRef> = self
+            .keys(Some(&self.converter), &batch)?
+            .expect("a converter gives keys");
+        // Event time in ms when the stream has it (the window's span), else none.
+        let time = self
             .planned
-            .key_columns
-            .iter()
-            .map(|k| batch.column(*k).clone())
-            .collect();
-        let keys = self.converter.convert_columns(&cols)?;
-        let time = match self.planned.time_column {
-            Some(c) => Some(arrow::compute::cast(batch.column(c), &DataType::Int64)?),
-            None => None,
-        };
-        let time = time
-            .as_ref()
-            .map(arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>);
+            .time_column
+            .map(|_| self.planned.times(&batch))
+            .transpose()?;
+        let time = time.as_ref();
         let mut fired: Vec<Fired> = Vec::new();
         for row in 0..batch.num_rows() {
             let key = keys.row(row);

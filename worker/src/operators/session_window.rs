@@ -12,8 +12,7 @@ use arrow::row::RowConverter;
 
 use super::window_aggregate::Planned;
 use super::{Operator, TaskContext, UserResult};
-use crate::error::Result;
-use crate::window::aggregate::{Acc, Values};
+use crate::window::aggregate::Acc;
 
 #[derive(Debug, Clone)]
 struct Session {
@@ -107,12 +106,7 @@ impl Operator for SessionWindowOp {
 
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let time = self.planned.times(&batch)?;
-        let values: Vec<Values> = self
-            .planned
-            .aggs
-            .iter()
-            .map(|a| a.values(&batch))
-            .collect::<Result<_>>()?;
+        let values = self.planned.values(&batch)?;
         let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
         let naggs = self.planned.aggs.len();
         let mut refire: Vec<Box<[u8]>> = Vec::new();

@@ -73,6 +73,11 @@ impl Planned {
         Ok(Some(RecordBatch::try_new(self.output.clone(), columns)?))
     }
 
+    /// Every aggregate's input values in `batch`.
+    pub(crate) fn values(&self, batch: &RecordBatch) -> Result<Vec<Values>> {
+        self.aggs.iter().map(|a| a.values(batch)).collect()
+    }
+
     /// Event time of every row as milliseconds.
     pub(crate) fn times(&self, batch: &RecordBatch) -> UserResult<arrow::array::Int64Array> {
         let Some(column) = self.time_column else {
@@ -225,12 +230,7 @@ impl Operator for WindowAggregateOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let n = batch.num_rows();
         let time = self.planned.times(&batch)?;
-        let values: Vec<Values> = self
-            .planned
-            .aggs
-            .iter()
-            .map(|a| a.values(&batch))
-            .collect::<Result<_>>()?;
+        let values = self.planned.values(&batch)?;
         let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
         let naggs = self.planned.aggs.len();
         let fired_by = self.fired_by(self.watermark);
