@@ -208,8 +208,33 @@ pub struct WindowSpec {
     /// Keep windows this long after they fire, re-firing them for late records (default 0).
     #[serde(default)]
     pub allowed_lateness_ms: u64,
+    /// One window per key for all time, fired by `trigger` (Flink's `GlobalWindows`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub global: bool,
+    /// When a global window fires (required with `global`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerSpec>,
     /// The aggregates.
     pub aggregates: Vec<AggregateSpec>,
+}
+
+/// A trigger for global windows: exactly one of `count`, `event_time_interval_ms`,
+/// `processing_time_interval_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSpec {
+    /// Fire every this many records of a key (Flink's `CountTrigger`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Fire every this many ms of event time (Flink's `ContinuousEventTimeTrigger`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time_interval_ms: Option<u64>,
+    /// Fire every this many ms of wall-clock time (Flink's `ContinuousProcessingTimeTrigger`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_time_interval_ms: Option<u64>,
+    /// Drop the window's contents whenever it fires (Flink's `PurgingTrigger`).
+    #[serde(default)]
+    pub purge: bool,
 }
 
 /// One aggregate: `count`, `sum`, `min`, `max`, `avg`, `first`, `last`.

@@ -19,7 +19,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use tokio_util::sync::CancellationToken;
 
@@ -35,14 +35,16 @@ use crate::operators::map::{MapBatches, MapRows};
 use crate::operators::running_aggregate::RunningAggregate;
 use crate::operators::select::Select;
 use crate::operators::split::Split;
-use crate::operators::window_aggregate::WindowAggregate;
+use crate::operators::window_aggregate::{WindowAggregate, WindowFunction};
 use crate::operators::{OperatorFactory, TaskContext, UserResult};
 use crate::partition::Partitioning;
 use crate::row::{Row, RowRef};
 use crate::runtime::executor::{self, JobResult, metrics_for};
 use crate::runtime::metrics::JobMetrics;
+use crate::state::AggregateFunction;
 use crate::time::WatermarkStrategy;
-use crate::window::{Agg, WindowAssigner};
+use crate::window::functions::{Typed, TypedRows, UserWindowFn};
+use crate::window::{Agg, ProcessWindowFunction, Trigger, WindowAssigner};
 
 struct EnvInner {
     graph: LogicalGraph,
@@ -461,6 +463,7 @@ impl DataStream {
             keys: vec![],
             assigner,
             allowed_lateness: 0,
+            trigger: None,
         }
     }
 
@@ -551,6 +554,7 @@ impl KeyedStream {
             keys: self.keys.clone(),
             assigner,
             allowed_lateness: 0,
+            trigger: None,
         }
     }
 }
@@ -585,6 +589,7 @@ pub struct WindowedStream {
     keys: Vec<String>,
     assigner: WindowAssigner,
     allowed_lateness: i64,
+    trigger: Option<Arc<dyn Trigger>>,
 }
 
 impl WindowedStream {
@@ -594,21 +599,82 @@ impl WindowedStream {
         self
     }
 
-    /// Incremental aggregates per window: rows of key fields, `window_start`, `window_end`,
-    /// then the aggregates.
-    pub fn aggregate(&self, aggs: &[Agg]) -> DataStream {
+    /// When a global window fires and purges (e.g. `PurgingTrigger::of(CountTrigger::of(100))`).
+    pub fn trigger(mut self, trigger: Arc<dyn Trigger>) -> Self {
+        self.trigger = Some(trigger);
+        self
+    }
+
+    fn apply(&self, name: &str, function: WindowFunction) -> DataStream {
         let op = WindowAggregate {
             keys: self.keys.clone(),
             assigner: self.assigner.clone(),
-            aggs: aggs.to_vec(),
+            function,
             allowed_lateness: self.allowed_lateness,
+            trigger: self.trigger.clone(),
         };
-        let out = self.stream.transform("window", Arc::new(op));
+        let out = self.stream.transform(name, Arc::new(op));
         if self.keys.is_empty() {
             out.set_parallelism(1)
         } else {
             out
         }
+    }
+
+    /// Incremental built-in aggregates per window: rows of key fields, `window_start`,
+    /// `window_end`, then the aggregates.
+    pub fn aggregate(&self, aggs: &[Agg]) -> DataStream {
+        self.apply("window", WindowFunction::Aggregates(aggs.to_vec()))
+    }
+
+    /// A user [`AggregateFunction`] per window, fed incrementally (Flink's
+    /// `aggregate(AggregateFunction)`): rows of key fields, `window_start`, `window_end`, then the
+    /// function's result, whose values are `fields`.
+    pub fn aggregate_function<F, Acc>(&self, function: F, fields: Vec<Field>) -> DataStream
+    where
+        F: AggregateFunction<Row, Acc, Row> + 'static,
+        Acc: Send + 'static,
+    {
+        self.apply(
+            "window",
+            WindowFunction::User(UserWindowFn::Aggregate {
+                fields,
+                function: Arc::new(Typed(function, std::marker::PhantomData)),
+            }),
+        )
+    }
+
+    /// Like [`WindowedStream::aggregate_function`] for a function whose result is any number of
+    /// rows (each becomes an output row after the key fields and window bounds), e.g. every
+    /// record with the window's highest price.
+    pub fn aggregate_function_rows<F, Acc>(&self, function: F, fields: Vec<Field>) -> DataStream
+    where
+        F: AggregateFunction<Row, Acc, Vec<Row>> + 'static,
+        Acc: Send + 'static,
+    {
+        self.apply(
+            "window",
+            WindowFunction::User(UserWindowFn::Aggregate {
+                fields,
+                function: Arc::new(TypedRows(function, std::marker::PhantomData)),
+            }),
+        )
+    }
+
+    /// Folds each window's records into one (Flink's `reduce`): rows of the input's fields,
+    /// then `window_start`, `window_end`.
+    pub fn reduce(&self, f: impl Fn(Row, Row) -> UserResult<Row> + Send + Sync + 'static) -> DataStream {
+        self.apply("window", WindowFunction::User(UserWindowFn::Reduce(Arc::new(f))))
+    }
+
+    /// All records of each fired window, in arrival order, to `function` (Flink's
+    /// `process(ProcessWindowFunction)`); it appends rows of `output`.
+    pub fn process<F: ProcessWindowFunction + Clone>(&self, output: SchemaRef, function: F) -> DataStream {
+        let prototype = std::sync::Mutex::new(function);
+        let make: Arc<dyn Fn() -> Box<dyn ProcessWindowFunction> + Send + Sync> = Arc::new(move || {
+            Box::new(prototype.lock().unwrap_or_else(|e| e.into_inner()).clone()) as Box<dyn ProcessWindowFunction>
+        });
+        self.apply("window", WindowFunction::User(UserWindowFn::Process { output, make }))
     }
 }
 

@@ -14,10 +14,10 @@ use crate::connectors::nexmark::config::NexmarkStream;
 use crate::connectors::nexmark::{Nexmark, NexmarkConfig};
 use crate::error::{Result, WeirError};
 use crate::operators::keyed_process::{KeyedContext, KeyedProcessFunction};
-use crate::row::Value;
-use crate::state::ValueStateDescriptor;
+use crate::row::{Row, Value};
+use crate::state::{AggregateFunction, ValueStateDescriptor};
 use crate::time::WatermarkStrategy;
-use crate::window::{Agg, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows};
+use crate::window::{Agg, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowContext};
 use arrow::datatypes::{DataType, Field, Schema};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +32,16 @@ pub const SHAPES: &[&str] = &["q0", "q1", "q2", "passthrough", "filter_project"]
 /// `KeyedProcessFunction`) and emits the updated values per row; `keyed_aggregate` is the same
 /// with the built-in vectorized running aggregate (the peer's updating `GROUP BY auction`); `session_window` is a
 /// 2 s-gap session per auction with count and max(price).
+///
+/// `q5` and `q7` are Nexmark's hot items and highest bid over the flat bid stream (all event
+/// types generated, bids emitted) with the peer's 4 s watermark delay: `q5` counts bids per
+/// auction in 10 s windows every 2 s, then a `process` window per hop window keeps the
+/// auctions with the most bids (the peer joins the counts with their maximum); `q7` keeps, with
+/// a user `AggregateFunction` over 10 s tumbling windows, the bids with the highest price (the
+/// peer joins bids with the window maximum).
 pub const EXTRA_SHAPES: &[&str] = &[
+    "q5",
+    "q7",
     "nexmark",
     "nexmark_bid",
     "tumble_window",
@@ -101,6 +110,106 @@ fn bids_of(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> 
         .name("bid"))
 }
 
+/// The flat bid stream with event time on `dateTime` (4 s out of orderness, as the peer).
+fn flat_bids(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> {
+    let cfg = NexmarkConfig {
+        events: Some(events),
+        stream: NexmarkStream::Bid,
+        ..Default::default()
+    };
+    Ok(env
+        .add_source(Nexmark::new("nexmark", cfg)?)
+        .name("nexmark")
+        .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+            "dateTime",
+            Duration::from_secs(4),
+        )))
+}
+
+/// Nexmark q5: auctions with the most bids per sliding window.
+fn q5(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> {
+    let counts = flat_bids(env, events)?
+        .key_by("auction")
+        .window(SlidingEventTimeWindows::of(
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        ))
+        .aggregate(&[Agg::count().alias("num")])
+        .name("counts");
+    let out = Arc::new(Schema::new(vec![
+        Field::new("auction", DataType::Int64, true),
+        Field::new("num", DataType::Int64, true),
+    ]));
+    // Each hop window's counts arrive with time `window_end`; a 2 s tumbling window on it
+    // holds exactly one hop window's counts.
+    Ok(counts
+        .key_by("window_start")
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(2)).on("window_end"))
+        .process(out, |_: &WindowContext<'_>, elements: &[Row], out: &mut Vec<Row>| {
+            let max = elements.iter().filter_map(|r| r[3].as_i64()).max();
+            out.extend(
+                elements
+                    .iter()
+                    .filter(|r| r[3].as_i64() == max)
+                    .map(|r| vec![r[0].clone(), r[3].clone()]),
+            );
+            Ok(())
+        })
+        .name("hot"))
+}
+
+/// The bids with the highest price seen so far in a window.
+struct HighestBids;
+
+impl AggregateFunction<Row, (i64, Vec<Row>), Vec<Row>> for HighestBids {
+    fn create_accumulator(&self) -> (i64, Vec<Row>) {
+        (i64::MIN, Vec::new())
+    }
+    fn add(&self, bid: Row, acc: &mut (i64, Vec<Row>)) {
+        let price = bid[2].as_i64().unwrap_or(i64::MIN);
+        if price > acc.0 {
+            acc.0 = price;
+            acc.1.clear();
+        }
+        if price == acc.0 {
+            // auction, bidder, price, dateTime, extra
+            acc.1.push(vec![
+                bid[0].clone(),
+                bid[1].clone(),
+                bid[2].clone(),
+                bid[5].clone(),
+                bid[6].clone(),
+            ]);
+        }
+    }
+    fn get_result(&self, acc: &(i64, Vec<Row>)) -> Vec<Row> {
+        acc.1.clone()
+    }
+    fn merge(&self, a: (i64, Vec<Row>), b: (i64, Vec<Row>)) -> (i64, Vec<Row>) {
+        match a.0.cmp(&b.0) {
+            std::cmp::Ordering::Less => b,
+            std::cmp::Ordering::Greater => a,
+            std::cmp::Ordering::Equal => (a.0, a.1.into_iter().chain(b.1).collect()),
+        }
+    }
+}
+
+/// Nexmark q7: the highest bids of each 10 s window.
+fn q7(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> {
+    let ts = DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None);
+    let fields = vec![
+        Field::new("auction", DataType::Int64, true),
+        Field::new("bidder", DataType::Int64, true),
+        Field::new("price", DataType::Int64, true),
+        Field::new("dateTime", ts, true),
+        Field::new("extra", DataType::Utf8, true),
+    ];
+    Ok(flat_bids(env, events)?
+        .window_all(TumblingEventTimeWindows::of(Duration::from_secs(10)))
+        .aggregate_function_rows(HighestBids, fields)
+        .name("highest"))
+}
+
 fn bid_field(f: &str) -> String {
     format!("get_field(bid, '{f}') AS {f}")
 }
@@ -126,6 +235,8 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
             ];
             bids_of(&env, events)?.select(&cols.iter().map(String::as_str).collect::<Vec<_>>())
         }
+        "q5" => q5(&env, events)?,
+        "q7" => q7(&env, events)?,
         "q2" => bids_of(&env, events)?
             .filter_expr("get_field(bid, 'auction') % 123 = 0")
             .select(&[&f("auction"), &f("price")]),

@@ -49,7 +49,9 @@ pub mod prelude {
     };
     pub use crate::time::WatermarkStrategy;
     pub use crate::window::{
-        Agg, EventTimeSessionWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows, TumblingEventTimeWindows,
-        TumblingProcessingTimeWindows, WindowAssigner,
+        Agg, ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountTrigger, EventTimeSessionWindows,
+        GlobalWindows, ProcessWindowFunction, PurgingTrigger, SlidingEventTimeWindows, SlidingProcessingTimeWindows,
+        TimeWindow, Trigger, TriggerContext, TriggerResult, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
+        WindowAssigner, WindowContext,
     };
 }

@@ -10,7 +10,10 @@ use crate::api::{DataStream, StreamExecutionEnvironment};
 use crate::connectors::registry;
 use crate::error::{Result, WeirError};
 use crate::time::WatermarkStrategy;
-use crate::window::{Agg, AggKind, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows};
+use crate::window::{
+    Agg, AggKind, ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountTrigger, EventTimeSessionWindows,
+    GlobalWindows, PurgingTrigger, SlidingEventTimeWindows, Trigger, TumblingEventTimeWindows,
+};
 use std::time::Duration;
 
 /// A job read from a pipeline file: the environment to execute and the job's name.
@@ -346,6 +349,7 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
         "window" => {
             let w = op.window.as_ref().expect("checked");
             let mut assigner = match (w.size_ms, w.slide_ms, w.gap_ms) {
+                (None, None, None) if w.global => GlobalWindows::create(),
                 (Some(size), None, None) => TumblingEventTimeWindows::of(Duration::from_millis(size)),
                 (Some(size), Some(slide), None) => {
                     SlidingEventTimeWindows::of(Duration::from_millis(size), Duration::from_millis(slide))
@@ -357,7 +361,7 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
                     return err(
                         id,
                         format!(
-                            "operator '{id}': window needs size_ms (tumbling), size_ms and slide_ms (sliding), gap_ms (session), or count (count windows)"
+                            "operator '{id}': window needs size_ms (tumbling), size_ms and slide_ms (sliding), gap_ms (session), count (count windows), or global with a trigger"
                         ),
                     );
                 }
@@ -391,9 +395,21 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
                 }
                 None => input.window_all(assigner),
             };
-            windowed
-                .allowed_lateness(Duration::from_millis(w.allowed_lateness_ms))
-                .aggregate(&aggs)
+            let mut windowed = windowed.allowed_lateness(Duration::from_millis(w.allowed_lateness_ms));
+            match (&w.trigger, w.global) {
+                (Some(t), true) => windowed = windowed.trigger(trigger(id, t)?),
+                (None, true) => {
+                    return err(id, format!("operator '{id}': window.global needs a trigger"));
+                }
+                (Some(_), false) => {
+                    return err(
+                        id,
+                        format!("operator '{id}': window.trigger is only for global windows (add global: true)"),
+                    );
+                }
+                (None, false) => {}
+            }
+            windowed.aggregate(&aggs)
         }
         "key_by" => {
             let keys: Vec<String> = op
@@ -420,6 +436,25 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
         out = out.set_parallelism(p as usize);
     }
     Ok(out)
+}
+
+/// The trigger of a global window.
+fn trigger(id: &str, t: &weir_proto::TriggerSpec) -> Lowered<std::sync::Arc<dyn Trigger>> {
+    let inner = match (t.count, t.event_time_interval_ms, t.processing_time_interval_ms) {
+        (Some(0), None, None) => return err(id, format!("operator '{id}': window.trigger.count must be at least 1")),
+        (Some(n), None, None) => CountTrigger::of(n),
+        (None, Some(ms), None) if ms > 0 => ContinuousEventTimeTrigger::of(Duration::from_millis(ms)),
+        (None, None, Some(ms)) if ms > 0 => ContinuousProcessingTimeTrigger::of(Duration::from_millis(ms)),
+        _ => {
+            return err(
+                id,
+                format!(
+                    "operator '{id}': window.trigger needs exactly one of count, event_time_interval_ms, processing_time_interval_ms (positive)"
+                ),
+            );
+        }
+    };
+    Ok(if t.purge { PurgingTrigger::of(inner) } else { inner })
 }
 
 /// The aggregates of a `window` or `aggregate` node.

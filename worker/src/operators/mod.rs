@@ -11,6 +11,7 @@ pub mod count_window;
 pub mod expr;
 pub mod filter;
 pub mod flat_map;
+pub mod global_window;
 pub mod keyed_process;
 pub mod map;
 pub mod running_aggregate;

@@ -12,25 +12,25 @@ use arrow::row::RowConverter;
 
 use super::window_aggregate::Planned;
 use super::{Operator, TaskContext, UserResult};
-use crate::window::aggregate::Acc;
+use crate::window::contents::{Fired, TimeWindow, WindowContents};
 
-#[derive(Debug, Clone)]
-struct Session {
+struct Session<S> {
     start: i64,
     end: i64,
-    accs: Vec<Acc>,
+    state: S,
     fired: bool,
 }
 
 /// One subtask's sessions.
-pub(crate) struct SessionWindowOp {
+pub(crate) struct SessionWindowOp<C: WindowContents> {
     ctx: TaskContext,
     gap: i64,
     lateness: i64,
     planned: Planned,
     converter: Option<RowConverter>,
+    contents: C,
     /// Key → its sessions, sorted by start, disjoint.
-    sessions: HashMap<Box<[u8]>, Vec<Session>>,
+    sessions: HashMap<Box<[u8]>, Vec<Session<C::State>>>,
     /// (time, key): when the watermark reaches `time`, look at the key's sessions.
     timers: BTreeSet<(i64, Box<[u8]>)>,
     watermark: i64,
@@ -43,13 +43,14 @@ fn is_past(t: i64, watermark: i64) -> bool {
     t <= watermark
 }
 
-impl SessionWindowOp {
+impl<C: WindowContents> SessionWindowOp<C> {
     pub(crate) fn new(
         ctx: TaskContext,
         gap: i64,
         lateness: i64,
         planned: Planned,
         converter: Option<RowConverter>,
+        contents: C,
     ) -> Self {
         SessionWindowOp {
             ctx,
@@ -57,6 +58,7 @@ impl SessionWindowOp {
             lateness,
             planned,
             converter,
+            contents,
             sessions: HashMap::new(),
             timers: BTreeSet::new(),
             watermark: i64::MIN,
@@ -65,17 +67,22 @@ impl SessionWindowOp {
         }
     }
 
-    /// Fires the key's sessions that the watermark passed and drops those past lateness.
-    fn visit(&mut self, key: &[u8], out_rows: &mut Vec<(Box<[u8]>, Session)>) {
+    /// Marks the key's sessions that the watermark passed as fired; returns their starts.
+    fn fire_due(&mut self, key: &[u8], fired: &mut Vec<(Box<[u8]>, i64)>) {
         let Some(list) = self.sessions.get_mut(key) else { return };
         let w = self.watermark;
         for s in list.iter_mut() {
             if !s.fired && is_past(s.end - 1, w) {
                 s.fired = true;
-                out_rows.push((key.into(), s.clone()));
+                fired.push((key.into(), s.start));
             }
         }
-        let lateness = self.lateness;
+    }
+
+    /// Drops the key's sessions past their lateness and sets timers for the rest.
+    fn expire(&mut self, key: &[u8]) {
+        let Some(list) = self.sessions.get_mut(key) else { return };
+        let (w, lateness) = (self.watermark, self.lateness);
         list.retain(|s| !is_past((s.end - 1).saturating_add(lateness), w));
         for s in list.iter() {
             let at = if s.fired {
@@ -90,25 +97,34 @@ impl SessionWindowOp {
         }
     }
 
-    fn emit(&self, rows: &[(Box<[u8]>, Session)]) -> UserResult<Option<RecordBatch>> {
-        let view: Vec<(i64, i64, &[u8], &[Acc])> = rows
-            .iter()
-            .map(|(k, s)| (s.start, s.end, k.as_ref(), s.accs.as_slice()))
-            .collect();
-        self.planned.emit(self.converter.as_ref(), &view)
+    /// Output for the sessions `(key, start)`, in that order.
+    fn emit(&mut self, which: &[(Box<[u8]>, i64)]) -> UserResult<Option<RecordBatch>> {
+        let mut fired = Vec::with_capacity(which.len());
+        for (key, start) in which {
+            let list = &self.sessions[key.as_ref()];
+            let s = &list[list.partition_point(|s| s.start < *start)];
+            fired.push(Fired {
+                window: TimeWindow {
+                    start: s.start,
+                    end: s.end,
+                },
+                key,
+                state: &s.state,
+            });
+        }
+        self.contents.emit(&fired)
     }
 }
 
-impl Operator for SessionWindowOp {
+impl<C: WindowContents> Operator for SessionWindowOp<C> {
     fn take_side_output(&mut self) -> Vec<RecordBatch> {
         std::mem::take(&mut self.side)
     }
 
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let time = self.planned.times(&batch)?;
-        let values = self.planned.values(&batch)?;
+        self.contents.prepare(&batch)?;
         let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
-        let naggs = self.planned.aggs.len();
         let mut refire: Vec<Box<[u8]>> = Vec::new();
         let mut late = 0u64;
         let mut late_rows: Vec<u32> = Vec::new();
@@ -149,19 +165,18 @@ impl Operator for SessionWindowOp {
             let mut merged = Session {
                 start,
                 end,
-                accs: vec![Acc::default(); naggs],
+                state: self.contents.new_state(),
                 fired: false,
             };
+            // Merged in start order, so order-sensitive contents (elements) stay in time order.
             for i in touching.iter().rev() {
                 let old = list.remove(*i);
                 merged.fired |= old.fired;
-                for (agg, (into, from)) in self.planned.aggs.iter().zip(merged.accs.iter_mut().zip(&old.accs)) {
-                    agg.merge(into, from);
-                }
+                let mut state = old.state;
+                self.contents.merge(&mut state, merged.state)?;
+                merged.state = state;
             }
-            for (agg, (acc, v)) in self.planned.aggs.iter().zip(merged.accs.iter_mut().zip(&values)) {
-                agg.update(acc, v, row);
-            }
+            self.contents.add(&mut merged.state, row)?;
             let already_due = is_past(end - 1, self.watermark);
             if already_due {
                 // Within lateness after firing: fire the updated session again.
@@ -197,7 +212,7 @@ impl Operator for SessionWindowOp {
                     rows.extend(
                         list.iter()
                             .filter(|s| is_past(s.end - 1, w))
-                            .map(|s| (k.clone(), s.clone())),
+                            .map(|s| (k.clone(), s.start)),
                     );
                 }
             }
@@ -222,12 +237,15 @@ impl Operator for SessionWindowOp {
         due.sort();
         due.dedup();
         let mut rows = Vec::new();
-        for key in due {
-            self.visit(&key, &mut rows);
+        for key in &due {
+            self.fire_due(key, &mut rows);
         }
         // Deterministic output order: by key, then start.
-        rows.sort_by(|a, b| (&a.0, a.1.start).cmp(&(&b.0, b.1.start)));
+        rows.sort();
         out.extend(self.emit(&rows)?);
+        for key in &due {
+            self.expire(key);
+        }
         Ok(())
     }
 

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -20,20 +20,34 @@ use arrow::row::RowConverter;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::error::{Result, WeirError};
 use crate::partition::field_index;
-use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
+use crate::window::aggregate::{PlannedAgg, Values, key_converter, plan_keyed_output};
+use crate::window::contents::{Builtin, Fired, TimeWindow, WindowContents};
+use crate::window::functions::UserWindowFn;
+use crate::window::trigger::Trigger;
 use crate::window::{Agg, EVENT_TIME_METADATA, WindowAssigner, WindowKind};
 
-/// The window operator's description.
+/// What a window computes when it fires.
 #[derive(Debug, Clone)]
+pub(crate) enum WindowFunction {
+    /// Built-in incremental aggregates (column-wise, the fast path).
+    Aggregates(Vec<Agg>),
+    /// A user function: process, reduce or `AggregateFunction`.
+    User(UserWindowFn),
+}
+
+/// The window operator's description.
+#[derive(Clone)]
 pub struct WindowAggregate {
     /// Key fields (empty: one global key, parallelism 1).
     pub keys: Vec<String>,
     /// Window assigner.
     pub assigner: WindowAssigner,
-    /// Aggregates.
-    pub aggs: Vec<Agg>,
+    /// What to compute per window.
+    pub(crate) function: WindowFunction,
     /// Allowed lateness, ms.
     pub allowed_lateness: i64,
+    /// When global windows fire (required for them, refused for the others).
+    pub trigger: Option<Arc<dyn Trigger>>,
 }
 
 /// A window operator checked against its input.
@@ -46,33 +60,6 @@ pub(crate) struct Planned {
 }
 
 impl Planned {
-    /// Output rows for `(start, end, key, accumulators)`.
-    pub(crate) fn emit(
-        &self,
-        converter: Option<&RowConverter>,
-        rows: &[(i64, i64, &[u8], &[Acc])],
-    ) -> UserResult<Option<RecordBatch>> {
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut columns: Vec<ArrayRef> = Vec::new();
-        if let Some(conv) = converter {
-            let parser = conv.parser();
-            columns.extend(conv.convert_rows(rows.iter().map(|r| parser.parse(r.2)))?);
-        }
-        columns.push(Arc::new(TimestampMillisecondArray::from_iter_values(
-            rows.iter().map(|r| r.0),
-        )));
-        columns.push(Arc::new(TimestampMillisecondArray::from_iter_values(
-            rows.iter().map(|r| r.1),
-        )));
-        for (i, agg) in self.aggs.iter().enumerate() {
-            let accs: Vec<&Acc> = rows.iter().map(|r| &r.3[i]).collect();
-            columns.push(agg.finish(&accs)?);
-        }
-        Ok(Some(RecordBatch::try_new(self.output.clone(), columns)?))
-    }
-
     /// Every aggregate's input values in `batch`.
     pub(crate) fn values(&self, batch: &RecordBatch) -> Result<Vec<Values>> {
         self.aggs.iter().map(|a| a.values(batch)).collect()
@@ -113,13 +100,27 @@ impl Planned {
 impl WindowAggregate {
     fn plan(&self, input: &SchemaRef) -> Result<Planned> {
         self.assigner.validate()?;
-        if self.aggs.is_empty() {
-            return Err(WeirError::plan("window aggregate: no aggregates given"));
+        let global = self.assigner.kind == WindowKind::Global;
+        if global != self.trigger.is_some() {
+            return Err(WeirError::plan(if global {
+                "window: global windows need a trigger (e.g. CountTrigger::of(100))"
+            } else {
+                "window: custom triggers are only available on global windows"
+            }));
         }
         if self.allowed_lateness < 0 {
             return Err(WeirError::plan("window: allowed lateness must not be negative"));
         }
-        let time_column = if self.assigner.processing_time {
+        let event_time = input
+            .fields()
+            .iter()
+            .position(|f| f.metadata().contains_key(EVENT_TIME_METADATA));
+        let time_column = if global {
+            match &self.assigner.time_field {
+                Some(f) => Some(field_index(input, f, "window time field")?),
+                None => event_time,
+            }
+        } else if self.assigner.processing_time {
             if self.assigner.kind == WindowKind::Session {
                 return Err(WeirError::plan(
                     "window: processing-time session windows are not supported yet",
@@ -129,13 +130,11 @@ impl WindowAggregate {
         } else {
             let column = match &self.assigner.time_field {
                 Some(f) => field_index(input, f, "window time field")?,
-                None => input.fields().iter().position(|f| f.metadata().contains_key(EVENT_TIME_METADATA)).ok_or_else(
-                    || {
-                        WeirError::plan(
-                            "window: no event time in this stream; give the source a watermark strategy or name the time field",
-                        )
-                    },
-                )?,
+                None => event_time.ok_or_else(|| {
+                    WeirError::plan(
+                        "window: no event time in this stream; give the source a watermark strategy or name the time field",
+                    )
+                })?,
             };
             let tdt = input.field(column).data_type();
             if !matches!(tdt, DataType::Timestamp(_, _) | DataType::Int64) {
@@ -146,8 +145,20 @@ impl WindowAggregate {
             }
             Some(column)
         };
-        let (key_columns, aggs, output) =
-            plan_keyed_output(input, &self.keys, &self.aggs, Some(false), "window aggregate")?;
+        let (key_columns, aggs, output) = match &self.function {
+            WindowFunction::Aggregates(aggs) => {
+                plan_keyed_output(input, &self.keys, aggs, Some(global), "window aggregate")?
+            }
+            WindowFunction::User(f) => {
+                let key_columns = self
+                    .keys
+                    .iter()
+                    .map(|k| field_index(input, k, "window key"))
+                    .collect::<Result<Vec<_>>>()?;
+                let output = f.output_schema(input, &key_columns, global)?;
+                (key_columns, Vec::new(), output)
+            }
+        };
         Ok(Planned {
             key_columns,
             time_column,
@@ -167,44 +178,79 @@ impl OperatorFactory for WindowAggregate {
     fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let planned = self.plan(input)?;
         let converter = key_converter(input, &planned.key_columns)?;
-        if self.assigner.kind == WindowKind::Session {
-            return Ok(Box::new(super::session_window::SessionWindowOp::new(
+        match &self.function {
+            WindowFunction::Aggregates(_) => {
+                let contents = Builtin::new(
+                    planned.aggs.clone(),
+                    planned.output.clone(),
+                    key_converter(input, &planned.key_columns)?,
+                );
+                Ok(self.operator(ctx, planned, converter, contents))
+            }
+            WindowFunction::User(f) => {
+                let contents = f.contents(planned.output.clone(), key_converter(input, &planned.key_columns)?);
+                Ok(self.operator(ctx, planned, converter, contents))
+            }
+        }
+    }
+}
+
+impl WindowAggregate {
+    /// The operator for this window kind, holding `contents`.
+    fn operator<C: WindowContents>(
+        &self,
+        ctx: &TaskContext,
+        planned: Planned,
+        converter: Option<RowConverter>,
+        contents: C,
+    ) -> Box<dyn Operator> {
+        match self.assigner.kind {
+            WindowKind::Session => Box::new(super::session_window::SessionWindowOp::new(
                 ctx.clone(),
                 self.assigner.size,
                 self.allowed_lateness,
                 planned,
                 converter,
-            )));
+                contents,
+            )),
+            WindowKind::Global => Box::new(super::global_window::GlobalWindowOp::new(
+                self.trigger.clone().expect("checked by plan"),
+                planned,
+                converter,
+                contents,
+            )),
+            WindowKind::Sliding => Box::new(WindowAggregateOp {
+                ctx: ctx.clone(),
+                assigner: self.assigner.clone(),
+                lateness: self.allowed_lateness,
+                planned,
+                converter,
+                contents,
+                windows: BTreeMap::new(),
+                watermark: i64::MIN,
+                late: 0,
+                side: Vec::new(),
+            }),
         }
-        Ok(Box::new(WindowAggregateOp {
-            ctx: ctx.clone(),
-            assigner: self.assigner.clone(),
-            lateness: self.allowed_lateness,
-            planned,
-            converter,
-            windows: BTreeMap::new(),
-            watermark: i64::MIN,
-            late: 0,
-            side: Vec::new(),
-        }))
     }
 }
 
-struct WindowAggregateOp {
+struct WindowAggregateOp<C: WindowContents> {
     ctx: TaskContext,
     assigner: WindowAssigner,
     lateness: i64,
     planned: Planned,
     converter: Option<RowConverter>,
-    /// Window start → key → accumulators.
-    windows: BTreeMap<i64, HashMap<Box<[u8]>, Vec<Acc>>>,
+    contents: C,
+    /// Window start → key → contents.
+    windows: BTreeMap<i64, HashMap<Box<[u8]>, C::State>>,
     watermark: i64,
     late: u64,
     /// Late records waiting to go to the side output.
     side: Vec<RecordBatch>,
 }
 
-impl WindowAggregateOp {
+impl<C: WindowContents> WindowAggregateOp<C> {
     /// Latest window start whose window has fired by watermark `w` (end − 1 ≤ w).
     fn fired_by(&self, w: i64) -> i128 {
         i128::from(w) + 1 - i128::from(self.assigner.size)
@@ -222,7 +268,7 @@ impl WindowAggregateOp {
     }
 }
 
-impl Operator for WindowAggregateOp {
+impl<C: WindowContents> Operator for WindowAggregateOp<C> {
     fn take_side_output(&mut self) -> Vec<RecordBatch> {
         std::mem::take(&mut self.side)
     }
@@ -230,9 +276,8 @@ impl Operator for WindowAggregateOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let n = batch.num_rows();
         let time = self.planned.times(&batch)?;
-        let values = self.planned.values(&batch)?;
+        self.contents.prepare(&batch)?;
         let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
-        let naggs = self.planned.aggs.len();
         let fired_by = self.fired_by(self.watermark);
         let expired_by = fired_by - i128::from(self.lateness);
         let mut refire: Vec<(i64, Box<[u8]>)> = Vec::new();
@@ -253,13 +298,11 @@ impl Operator for WindowAggregateOp {
                 }
                 assigned = true;
                 let per_key = self.windows.entry(start).or_default();
-                let accs = match per_key.get_mut(key) {
+                let state = match per_key.get_mut(key) {
                     Some(a) => a,
-                    None => per_key.entry(key.into()).or_insert_with(|| vec![Acc::default(); naggs]),
+                    None => per_key.entry(key.into()).or_insert_with(|| self.contents.new_state()),
                 };
-                for (agg, (acc, v)) in self.planned.aggs.iter().zip(accs.iter_mut().zip(&values)) {
-                    agg.update(acc, v, row);
-                }
+                self.contents.add(state, row)?;
                 if i128::from(start) <= fired_by {
                     refire.push((start, key.into()));
                 }
@@ -278,11 +321,18 @@ impl Operator for WindowAggregateOp {
             refire.sort();
             refire.dedup();
             let size = self.assigner.size;
-            let rows: Vec<(i64, i64, &[u8], &[Acc])> = refire
+            let rows: Vec<Fired<'_, C::State>> = refire
                 .iter()
-                .map(|(s, k)| (*s, *s + size, k.as_ref(), self.windows[s][k.as_ref()].as_slice()))
+                .map(|(s, k)| Fired {
+                    window: TimeWindow {
+                        start: *s,
+                        end: *s + size,
+                    },
+                    key: k.as_ref(),
+                    state: &self.windows[s][k.as_ref()],
+                })
                 .collect();
-            out.extend(self.planned.emit(self.converter.as_ref(), &rows)?);
+            out.extend(self.contents.emit(&rows)?);
         }
         Ok(())
     }
@@ -320,7 +370,7 @@ impl Operator for WindowAggregateOp {
     }
 }
 
-impl WindowAggregateOp {
+impl<C: WindowContents> WindowAggregateOp<C> {
     /// Moves this operator's clock (the watermark, or the wall clock for processing time) to
     /// `watermark`: fires the windows it passed and drops those past their lateness.
     fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
@@ -331,21 +381,24 @@ impl WindowAggregateOp {
         self.watermark = watermark;
         {
             let size = self.assigner.size;
-            let mut rows: Vec<(i64, i64, &[u8], &[Acc])> = Vec::new();
+            let mut rows: Vec<Fired<'_, C::State>> = Vec::new();
             for (start, per_key) in &self.windows {
                 let s = i128::from(*start);
                 if s > after {
                     break;
                 }
                 if s > before {
-                    rows.extend(
-                        per_key
-                            .iter()
-                            .map(|(k, a)| (*start, *start + size, k.as_ref(), a.as_slice())),
-                    );
+                    rows.extend(per_key.iter().map(|(k, a)| Fired {
+                        window: TimeWindow {
+                            start: *start,
+                            end: *start + size,
+                        },
+                        key: k.as_ref(),
+                        state: a,
+                    }));
                 }
             }
-            out.extend(self.planned.emit(self.converter.as_ref(), &rows)?);
+            out.extend(self.contents.emit(&rows)?);
         }
         // Drop windows past their allowed lateness.
         let expired = after - i128::from(self.lateness);

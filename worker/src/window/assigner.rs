@@ -11,6 +11,8 @@ pub enum WindowKind {
     Sliding,
     /// Per key, records closer than `size` (the gap) join one window.
     Session,
+    /// One window per key for all time; a [`crate::window::Trigger`] decides when it fires.
+    Global,
 }
 
 /// Which windows a record belongs to.
@@ -103,6 +105,25 @@ impl EventTimeSessionWindows {
     /// opens `[t, t + gap)`, and windows that overlap or touch merge.
     pub fn with_gap(gap: Duration) -> WindowAssigner {
         assigner(WindowKind::Session, gap, gap)
+    }
+}
+
+/// One window per key for all time (Flink's `GlobalWindows`); give it a trigger with
+/// `.trigger(..)`. Output rows have null `window_start` / `window_end`.
+#[derive(Debug)]
+pub struct GlobalWindows;
+
+impl GlobalWindows {
+    /// The global window assigner.
+    pub fn create() -> WindowAssigner {
+        WindowAssigner {
+            kind: WindowKind::Global,
+            size: i64::MAX,
+            slide: i64::MAX,
+            offset: 0,
+            time_field: None,
+            processing_time: false,
+        }
     }
 }
 

@@ -6,11 +6,20 @@
 
 pub mod aggregate;
 pub mod assigner;
+pub mod contents;
+pub mod functions;
+pub mod trigger;
 
 pub use aggregate::{Agg, AggKind};
 pub use assigner::{
-    EventTimeSessionWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows, TumblingEventTimeWindows,
-    TumblingProcessingTimeWindows, WindowAssigner, WindowKind,
+    EventTimeSessionWindows, GlobalWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows,
+    TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner, WindowKind,
+};
+pub use contents::TimeWindow;
+pub use functions::{ProcessWindowFunction, WindowContext};
+pub use trigger::{
+    ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountTrigger, PurgingTrigger, Trigger, TriggerContext,
+    TriggerResult,
 };
 
 /// Schema metadata key marking the event-time field of a stream.
