@@ -52,7 +52,9 @@ pub const EXTRA_SHAPES: &[&str] = &[
 
 /// Running count and sum of `price` per key, one updated row per input row.
 #[derive(Clone)]
-struct RunningCountSum;
+struct RunningCountSum {
+    count_sum: ValueStateDescriptor<(i64, i64)>,
+}
 
 impl KeyedProcessFunction for RunningCountSum {
     fn process_element(
@@ -61,10 +63,9 @@ impl KeyedProcessFunction for RunningCountSum {
         ctx: &mut KeyedContext<'_>,
         out: &mut Vec<crate::row::Row>,
     ) -> crate::operators::UserResult<()> {
-        let d = ValueStateDescriptor::<(i64, i64)>::new("count_sum");
-        let (c, s) = ctx.state().value(&d).unwrap_or((0, 0));
+        let (c, s) = ctx.state().value(&self.count_sum).unwrap_or((0, 0));
         let next = (c + 1, s + row.get_i64("price").unwrap_or(0));
-        ctx.state().update(&d, next);
+        ctx.state().update(&self.count_sum, next);
         out.push(vec![
             ctx.current_key()[0].clone(),
             Value::Int(next.0),
@@ -276,7 +277,12 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
             env.add_source(Datagen::new("datagen", cfg)?)
                 .name("datagen")
                 .key_by("auction")
-                .process(out, RunningCountSum)
+                .process(
+                    out,
+                    RunningCountSum {
+                        count_sum: ValueStateDescriptor::new("count_sum"),
+                    },
+                )
         }
         "tumble_window" | "sliding_window" | "session_window" => {
             let mut cfg = DatagenConfig {

@@ -14,7 +14,7 @@ use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::error::{Result, WeirError};
 use crate::keys;
 use crate::partition::field_index;
-use crate::row::{Row, RowRef, rows_to_batch, value_at};
+use crate::row::{Row, RowRef, Value, rows_to_batch, value_at};
 use crate::state::{KeyedStateStore, StateHandle};
 
 /// Which clock a timer follows.
@@ -31,9 +31,18 @@ pub struct KeyedContext<'a> {
     state: StateHandle<'a>,
     key_group: u32,
     key: &'a [u8],
-    key_values: Row,
+    key_source: KeySource<'a>,
+    key_values: std::cell::OnceCell<Row>,
     timers: &'a mut Timers,
     watermark: i64,
+}
+
+/// Where the current key's values come from, decoded only if the function asks.
+enum KeySource<'a> {
+    /// Row `row` of the key columns of a batch.
+    Batch(&'a RecordBatch, &'a [usize], usize),
+    /// The key bytes, through the row converter.
+    Encoded(&'a RowConverter),
 }
 
 #[derive(Default)]
@@ -57,7 +66,17 @@ impl<'a> KeyedContext<'a> {
 
     /// The values of the current key, in `key_by` order.
     pub fn current_key(&self) -> &Row {
-        &self.key_values
+        self.key_values.get_or_init(|| match self.key_source {
+            KeySource::Batch(batch, columns, row) => columns.iter().map(|c| value_at(batch.column(*c), row)).collect(),
+            KeySource::Encoded(converter) => {
+                let parser = converter.parser();
+                match converter.convert_rows([parser.parse(self.key)]) {
+                    Ok(cols) => cols.iter().map(|c| value_at(c, 0)).collect(),
+                    // Bytes this converter wrote always decode; keep a failure visible anyway.
+                    Err(e) => vec![Value::Str(format!("<key not decodable: {e}>"))],
+                }
+            }
+        })
     }
 
     /// The current watermark (event time).
@@ -173,12 +192,6 @@ struct KeyedProcessOp<F> {
 }
 
 impl<F: KeyedProcessFunction> KeyedProcessOp<F> {
-    fn key_values(&self, key: &[u8]) -> UserResult<Row> {
-        let parser = self.converter.parser();
-        let cols = self.converter.convert_rows([parser.parse(key)])?;
-        Ok(cols.iter().map(|c| value_at(c, 0)).collect())
-    }
-
     fn fire(
         &mut self,
         due: Vec<(i64, u32, Box<[u8]>)>,
@@ -187,12 +200,12 @@ impl<F: KeyedProcessFunction> KeyedProcessOp<F> {
     ) -> UserResult<()> {
         let mut rows = Vec::new();
         for (ts, kg, key) in due {
-            let key_values = self.key_values(&key)?;
             let mut ctx = KeyedContext {
                 state: self.store.handle(kg, &key),
                 key_group: kg,
                 key: &key,
-                key_values,
+                key_source: KeySource::Encoded(&self.converter),
+                key_values: std::cell::OnceCell::new(),
                 timers: &mut self.timers,
                 watermark: self.watermark,
             };
@@ -215,12 +228,12 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
             let kg = keys::key_group_of_hash(*hash, self.max_parallelism);
             let key = rows.row(i);
             let key = key.data();
-            let key_values = self.columns.iter().map(|c| value_at(batch.column(*c), i)).collect();
             let mut ctx = KeyedContext {
                 state: self.store.handle(kg, key),
                 key_group: kg,
                 key,
-                key_values,
+                key_source: KeySource::Batch(&batch, &self.columns, i),
+                key_values: std::cell::OnceCell::new(),
                 timers: &mut self.timers,
                 watermark: self.watermark,
             };

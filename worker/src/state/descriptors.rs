@@ -74,6 +74,36 @@ ttl!(MapStateDescriptor<K, V>);
 ttl!(ReducingStateDescriptor<T>);
 ttl!(AggregatingStateDescriptor<In, Acc, Out>);
 
+impl<T> Clone for ValueStateDescriptor<T> {
+    fn clone(&self) -> Self {
+        ValueStateDescriptor {
+            name: self.name.clone(),
+            ttl: self.ttl,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> Clone for ListStateDescriptor<T> {
+    fn clone(&self) -> Self {
+        ListStateDescriptor {
+            name: self.name.clone(),
+            ttl: self.ttl,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<K, V> Clone for MapStateDescriptor<K, V> {
+    fn clone(&self) -> Self {
+        MapStateDescriptor {
+            name: self.name.clone(),
+            ttl: self.ttl,
+            _t: PhantomData,
+        }
+    }
+}
+
 impl<T> ValueStateDescriptor<T> {
     /// A value state named `name`.
     pub fn new(name: &str) -> Self {

@@ -11,15 +11,23 @@ use super::descriptors::{
 
 struct Cell {
     value: Box<dyn Any + Send>,
-    written: Instant,
+    /// Last write, kept only for states with a TTL (reading the clock costs).
+    written: Option<Instant>,
 }
 
-type PerKey = HashMap<String, Cell>;
+/// A key's states by name: few per key, so a short list beats hashing the name.
+type PerKey = Vec<(Box<str>, Cell)>;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+fn find<'a>(cells: &'a mut PerKey, name: &str) -> Option<&'a mut Cell> {
+    cells.iter_mut().find(|(n, _)| n.as_ref() == name).map(|(_, c)| c)
+}
 
 /// All keyed state of one subtask, grouped by key group.
 #[derive(Default)]
 pub struct KeyedStateStore {
-    groups: HashMap<u32, HashMap<Box<[u8]>, PerKey>>,
+    groups: FastMap<u32, FastMap<Box<[u8]>, PerKey>>,
 }
 
 impl KeyedStateStore {
@@ -51,7 +59,7 @@ impl KeyedStateStore {
             store: self,
             key_group,
             key,
-            now: Instant::now(),
+            now: None,
         }
     }
 }
@@ -61,7 +69,8 @@ pub struct StateHandle<'a> {
     store: &'a mut KeyedStateStore,
     key_group: u32,
     key: &'a [u8],
-    now: Instant,
+    /// The clock, read once per record and only when a TTL needs it.
+    now: Option<Instant>,
 }
 
 impl StateHandle<'_> {
@@ -69,48 +78,53 @@ impl StateHandle<'_> {
         self.store.groups.get_mut(&self.key_group)?.get_mut(self.key)
     }
 
-    fn get<S: Any + Send>(&mut self, name: &str, ttl: Option<Duration>) -> Option<&mut S> {
-        let now = self.now;
-        let expired = {
-            let cell = self.cells()?.get(name)?;
-            ttl.is_some_and(|t| now.duration_since(cell.written) >= t)
-        };
-        if expired {
-            self.remove(name);
-            return None;
-        }
-        let cell = self.cells()?.get_mut(name)?;
-        cell.value.downcast_mut::<S>()
+    fn now(&mut self) -> Instant {
+        *self.now.get_or_insert_with(Instant::now)
     }
 
-    fn put<S: Any + Send>(&mut self, name: &str, value: S) {
-        let now = self.now;
+    fn get<S: Any + Send>(&mut self, name: &str, ttl: Option<Duration>) -> Option<&mut S> {
+        if let Some(t) = ttl {
+            let written = find(self.cells()?, name)?.written;
+            if written.is_some_and(|w| self.now().duration_since(w) >= t) {
+                self.remove(name);
+                return None;
+            }
+        }
+        find(self.cells()?, name)?.value.downcast_mut::<S>()
+    }
+
+    fn put<S: Any + Send>(&mut self, name: &str, value: S, ttl: Option<Duration>) {
+        let written = ttl.map(|_| self.now());
         // Overwrite in place when the cell exists: no allocation for the key or the name.
-        if let Some(cell) = self.cells().and_then(|c| c.get_mut(name))
+        if let Some(cell) = self.cells().and_then(|c| find(c, name))
             && let Some(slot) = cell.value.downcast_mut::<S>()
         {
             *slot = value;
-            cell.written = now;
+            cell.written = written;
             return;
         }
+        self.remove(name);
         let group = self.store.groups.entry(self.key_group).or_default();
         if !group.contains_key(self.key) {
             group.insert(self.key.into(), PerKey::new());
         }
         let cells = group.get_mut(self.key).expect("inserted above");
-        cells.insert(
-            name.to_string(),
+        cells.push((
+            name.into(),
             Cell {
                 value: Box::new(value),
-                written: now,
+                written,
             },
-        );
+        ));
     }
 
-    fn touch(&mut self, name: &str) {
-        let now = self.now;
-        if let Some(c) = self.cells().and_then(|c| c.get_mut(name)) {
-            c.written = now;
+    fn touch(&mut self, name: &str, ttl: Option<Duration>) {
+        if ttl.is_none() {
+            return;
+        }
+        let now = self.now();
+        if let Some(c) = self.cells().and_then(|c| find(c, name)) {
+            c.written = Some(now);
         }
     }
 
@@ -118,7 +132,7 @@ impl StateHandle<'_> {
         let (kg, key) = (self.key_group, self.key);
         if let Some(group) = self.store.groups.get_mut(&kg) {
             if let Some(cells) = group.get_mut(key) {
-                cells.remove(name);
+                cells.retain(|(n, _)| n.as_ref() != name);
                 if cells.is_empty() {
                     group.remove(key);
                 }
@@ -136,7 +150,7 @@ impl StateHandle<'_> {
 
     /// Replaces the value.
     pub fn update<T: Send + 'static>(&mut self, d: &ValueStateDescriptor<T>, value: T) {
-        self.put(&d.name, value);
+        self.put(&d.name, value, d.ttl);
     }
 
     /// Removes a state of the current key, whatever its kind.
@@ -149,9 +163,9 @@ impl StateHandle<'_> {
         match self.get::<Vec<T>>(&d.name, d.ttl) {
             Some(list) => {
                 list.push(value);
-                self.touch(&d.name);
+                self.touch(&d.name, d.ttl);
             }
-            None => self.put(&d.name, vec![value]),
+            None => self.put(&d.name, vec![value], d.ttl),
         }
     }
 
@@ -170,9 +184,9 @@ impl StateHandle<'_> {
         match self.get::<HashMap<K, V>>(&d.name, d.ttl) {
             Some(m) => {
                 m.insert(key, value);
-                self.touch(&d.name);
+                self.touch(&d.name, d.ttl);
             }
-            None => self.put(&d.name, HashMap::from([(key, value)])),
+            None => self.put(&d.name, HashMap::from([(key, value)]), d.ttl),
         }
     }
 
@@ -193,7 +207,7 @@ impl StateHandle<'_> {
     ) {
         if let Some(m) = self.get::<HashMap<K, V>>(&d.name, d.ttl) {
             m.remove(key);
-            self.touch(&d.name);
+            self.touch(&d.name, d.ttl);
         }
     }
 
@@ -213,9 +227,9 @@ impl StateHandle<'_> {
         match self.get::<T>(&d.name, d.ttl) {
             Some(current) => {
                 *current = f(current, &value);
-                self.touch(&d.name);
+                self.touch(&d.name, d.ttl);
             }
-            None => self.put(&d.name, value),
+            None => self.put(&d.name, value, d.ttl),
         }
     }
 
@@ -230,12 +244,12 @@ impl StateHandle<'_> {
         match self.get::<Acc>(&d.name, d.ttl) {
             Some(acc) => {
                 f.add(value, acc);
-                self.touch(&d.name);
+                self.touch(&d.name, d.ttl);
             }
             None => {
                 let mut acc = f.create_accumulator();
                 f.add(value, &mut acc);
-                self.put(&d.name, acc);
+                self.put(&d.name, acc, d.ttl);
             }
         }
     }
