@@ -23,10 +23,11 @@ use arrow::datatypes::{Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::CheckpointConfig;
 use crate::connectors::stdout::Stdout;
 use crate::connectors::{SinkFactory, SourceFactory};
 use crate::error::{Result, WeirError};
-use crate::graph::{Edge, JobConfig, LogicalGraph, Node, NodeId, NodeKind};
+use crate::graph::{Edge, JobConfig, LogicalGraph, Node, NodeId, NodeKind, RestartStrategy, RestoreFrom};
 use crate::operators::count_window::CountWindowAggregate;
 use crate::operators::filter::{FilterExpr, FilterRows};
 use crate::operators::flat_map::FlatMapRows;
@@ -107,6 +108,49 @@ impl StreamExecutionEnvironment {
     /// Directory (path or URL) for malformed records.
     pub fn set_dead_letter(&self, location: impl Into<String>) -> &Self {
         self.lock().config.dead_letter = Some(location.into());
+        self
+    }
+
+    /// Checkpoints every `interval` (Flink's `enableCheckpointing`) to the storage set with
+    /// [`Self::set_checkpoint_storage`] (default `./.weir/checkpoints`).
+    pub fn enable_checkpointing(&self, interval: std::time::Duration) -> &Self {
+        let mut inner = self.lock();
+        let mut c = inner.config.checkpoint.clone().unwrap_or_default();
+        c.interval = interval;
+        inner.config.checkpoint = Some(c);
+        self
+    }
+
+    /// All checkpoint settings at once.
+    pub fn set_checkpoint_config(&self, config: CheckpointConfig) -> &Self {
+        self.lock().config.checkpoint = Some(config);
+        self
+    }
+
+    /// Where checkpoints go: a path, `file://`, `s3://bucket/prefix`, `memory://`.
+    pub fn set_checkpoint_storage(&self, url: impl Into<String>) -> &Self {
+        let mut inner = self.lock();
+        let mut c = inner.config.checkpoint.clone().unwrap_or_default();
+        c.storage = url.into();
+        inner.config.checkpoint = Some(c);
+        self
+    }
+
+    /// Where the job's state comes from: fresh, the newest checkpoint, or a snapshot URL.
+    pub fn set_restore(&self, from: RestoreFrom) -> &Self {
+        self.lock().config.restore = from;
+        self
+    }
+
+    /// Starts from a snapshot even if some of its operator state has no operator in the job.
+    pub fn allow_non_restored_state(&self, allow: bool) -> &Self {
+        self.lock().config.allow_non_restored_state = allow;
+        self
+    }
+
+    /// Restarts after failures (with checkpoints enabled).
+    pub fn set_restart_strategy(&self, strategy: RestartStrategy) -> &Self {
+        self.lock().config.restart = strategy;
         self
     }
 
@@ -633,7 +677,7 @@ impl WindowedStream {
     pub fn aggregate_function<F, Acc>(&self, function: F, fields: Vec<Field>) -> DataStream
     where
         F: AggregateFunction<Row, Acc, Row> + 'static,
-        Acc: Send + 'static,
+        Acc: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
     {
         self.apply(
             "window",
@@ -650,7 +694,7 @@ impl WindowedStream {
     pub fn aggregate_function_rows<F, Acc>(&self, function: F, fields: Vec<Field>) -> DataStream
     where
         F: AggregateFunction<Row, Acc, Vec<Row>> + 'static,
-        Acc: Send + 'static,
+        Acc: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
     {
         self.apply(
             "window",

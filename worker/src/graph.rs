@@ -73,6 +73,58 @@ pub struct JobConfig {
     pub batch_size: usize,
     /// Batches per channel.
     pub channel_capacity: usize,
+    /// Checkpointing (off when `None`).
+    pub checkpoint: Option<crate::checkpoint::CheckpointConfig>,
+    /// Where the job starts from.
+    pub restore: RestoreFrom,
+    /// Start from a snapshot even if it holds state of operators the job no longer has.
+    pub allow_non_restored_state: bool,
+    /// What happens when a task fails while checkpointing.
+    pub restart: RestartStrategy,
+}
+
+/// Where a job's state comes from at start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum RestoreFrom {
+    /// Empty state.
+    #[default]
+    Fresh,
+    /// The newest complete checkpoint of the job, if there is one (`weir run --resume`).
+    Latest,
+    /// A checkpoint or savepoint directory (`--from-savepoint URL`).
+    Snapshot(String),
+}
+
+/// Restarts after a failure, from the newest complete checkpoint (Flink's restart strategies).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartStrategy {
+    /// Restarts before giving up (0: fail at the first error).
+    pub attempts: u32,
+    /// Wait before the first restart.
+    pub delay: std::time::Duration,
+    /// Each further wait is the previous times this (1: fixed delay).
+    pub backoff: f64,
+    /// Longest wait.
+    pub max_delay: std::time::Duration,
+}
+
+impl Default for RestartStrategy {
+    fn default() -> Self {
+        RestartStrategy {
+            attempts: 3,
+            delay: std::time::Duration::from_millis(500),
+            backoff: 2.0,
+            max_delay: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+impl RestartStrategy {
+    /// Wait before restart number `n` (1-based).
+    pub fn delay_before(&self, n: u32) -> std::time::Duration {
+        let factor = self.backoff.max(1.0).powi(n.saturating_sub(1) as i32);
+        self.delay.mul_f64(factor).min(self.max_delay)
+    }
 }
 
 impl Default for JobConfig {
@@ -84,6 +136,10 @@ impl Default for JobConfig {
             dead_letter: None,
             batch_size: 4096,
             channel_capacity: 8,
+            checkpoint: None,
+            restore: RestoreFrom::Fresh,
+            allow_non_restored_state: false,
+            restart: RestartStrategy::default(),
         }
     }
 }

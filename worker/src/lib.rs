@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod checkpoint;
 pub mod connectors;
 pub mod dead_letter;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod window;
 pub mod prelude {
     pub use crate::api::{CountWindowedStream, WindowedStream};
     pub use crate::api::{DataStream, KeyedStream, StreamExecutionEnvironment};
+    pub use crate::checkpoint::CheckpointConfig;
     pub use crate::connectors::blackhole::Blackhole;
     pub use crate::connectors::collect::Collect;
     pub use crate::connectors::datagen::{Datagen, DatagenConfig, DatagenField, FieldKind};
@@ -39,6 +41,7 @@ pub mod prelude {
     pub use crate::connectors::socket::{Socket, SocketConfig};
     pub use crate::connectors::stdout::{Stdout, StdoutConfig};
     pub use crate::error::{Result, WeirError};
+    pub use crate::graph::{RestartStrategy, RestoreFrom};
     pub use crate::operators::keyed_process::{KeyedContext, KeyedProcessFunction, TimeDomain};
     pub use crate::operators::{TaskContext, UserResult};
     pub use crate::row::{Row, RowRef, Value};

@@ -20,7 +20,7 @@ use arrow::record_batch::RecordBatch;
 use crate::operators::UserResult;
 
 /// One value of a row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     /// SQL NULL.
     Null,

@@ -32,6 +32,9 @@ pub struct Location {
     pub path: Path,
     /// What the user wrote, for messages.
     pub display: String,
+    /// The directory on the local disk, for local locations (object stores have no empty
+    /// directories; a disk does, and they must go when a checkpoint is deleted).
+    pub local: Option<std::path::PathBuf>,
 }
 
 impl Location {
@@ -41,6 +44,7 @@ impl Location {
             store: self.store.clone(),
             path: self.path.clone().join(name),
             display: format!("{}/{name}", self.display.trim_end_matches('/')),
+            local: self.local.as_ref().map(|p| p.join(name)),
         }
     }
 }
@@ -68,11 +72,15 @@ pub fn resolve(location: &str) -> Result<Location> {
                 store: memory_store(),
                 path: Path::from(p.trim_matches('/')),
                 display: location.into(),
+                local: None,
             })
         }
         "s3" | "s3a" => {
             let bucket = url.host_str().ok_or_else(|| bad("no bucket".into()))?;
-            let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            // Create-only puts (checkpoint `_metadata`) use `If-None-Match: *`.
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
             if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")) {
                 b = b
                     .with_allow_http(endpoint.starts_with("http://"))
@@ -83,6 +91,7 @@ pub fn resolve(location: &str) -> Result<Location> {
                 store: Arc::new(store),
                 path: Path::from(url.path().trim_matches('/')),
                 display: location.into(),
+                local: None,
             })
         }
         other => Err(bad(format!(
@@ -97,5 +106,6 @@ fn local(p: &std::path::Path, display: &str) -> Result<Location> {
         store: Arc::new(LocalFileSystem::new()),
         path,
         display: display.into(),
+        local: Some(p.to_path_buf()),
     })
 }

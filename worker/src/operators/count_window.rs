@@ -13,6 +13,7 @@ use arrow::row::RowConverter;
 
 use super::window_aggregate::Planned;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
+use crate::checkpoint::{self, OperatorState};
 use crate::error::{Result, WeirError};
 use crate::window::aggregate::{Acc, key_converter, plan_keyed_output};
 use crate::window::{Agg, EVENT_TIME_METADATA};
@@ -59,7 +60,7 @@ impl OperatorFactory for CountWindowAggregate {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
         Ok(self.plan(input)?.output)
     }
-    fn create(&self, input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+    fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let planned = self.plan(input)?;
         let converter = key_converter(input, &planned.key_columns)?
             .ok_or_else(|| WeirError::plan("count windows need key_by first"))?;
@@ -69,6 +70,7 @@ impl OperatorFactory for CountWindowAggregate {
             planned,
             converter,
             per_key: HashMap::new(),
+            max_parallelism: ctx.max_parallelism,
         }))
     }
 }
@@ -89,6 +91,7 @@ struct CountWindowOp {
     planned: Planned,
     converter: RowConverter,
     per_key: HashMap<Box<[u8]>, KeyWindow>,
+    max_parallelism: u32,
 }
 
 impl Operator for CountWindowOp {
@@ -155,6 +158,28 @@ impl Operator for CountWindowOp {
             columns.push(agg.finish(&accs)?);
         }
         out.push(RecordBatch::try_new(self.planned.output.clone(), columns)?);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
+        type Entry<'a> = (&'a [u8], (&'a VecDeque<(Option<i64>, Vec<Acc>)>, usize));
+        let entries: Vec<Entry<'_>> = self
+            .per_key
+            .iter()
+            .map(|(k, w)| (k.as_ref(), (&w.recent, w.since_fire)))
+            .collect();
+        Ok(OperatorState {
+            keyed: checkpoint::keyed_groups(Some(&self.converter), entries, self.max_parallelism)?,
+            ..Default::default()
+        })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> UserResult<()> {
+        type Stored = (VecDeque<(Option<i64>, Vec<Acc>)>, usize);
+        for (key, (recent, since_fire)) in checkpoint::keyed_entries::<Stored>(&state)? {
+            self.per_key
+                .insert(key.into_boxed_slice(), KeyWindow { recent, since_fire });
+        }
         Ok(())
     }
 }

@@ -14,8 +14,12 @@ use arrow::row::RowConverter;
 use super::keyed_process::TimeDomain;
 use super::window_aggregate::Planned;
 use super::{Operator, UserResult};
+use crate::checkpoint::{self, OperatorState};
 use crate::window::contents::{Fired, TimeWindow, WindowContents};
 use crate::window::trigger::{Trigger, TriggerContext, TriggerResult};
+
+/// A key's window in a checkpoint: contents, count, trigger scratch, event and processing timers.
+type StoredWindow = (Vec<u8>, u64, i64, Vec<i64>, Vec<i64>);
 
 struct KeyWindow<S> {
     state: S,
@@ -27,6 +31,7 @@ struct KeyWindow<S> {
 
 /// One subtask's global windows.
 pub(crate) struct GlobalWindowOp<C: WindowContents> {
+    max_parallelism: u32,
     trigger: Arc<dyn Trigger>,
     planned: Planned,
     converter: Option<RowConverter>,
@@ -41,12 +46,14 @@ pub(crate) struct GlobalWindowOp<C: WindowContents> {
 
 impl<C: WindowContents> GlobalWindowOp<C> {
     pub(crate) fn new(
+        max_parallelism: u32,
         trigger: Arc<dyn Trigger>,
         planned: Planned,
         converter: Option<RowConverter>,
         contents: C,
     ) -> Self {
         GlobalWindowOp {
+            max_parallelism,
             trigger,
             planned,
             converter,
@@ -186,6 +193,51 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
             self.on_timer(TimeDomain::ProcessingTime, at, key)?;
         }
         self.flush(out)
+    }
+
+    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
+        let mut timers: HashMap<&[u8], (Vec<i64>, Vec<i64>)> = HashMap::new();
+        for (at, key) in &self.event_timers {
+            timers.entry(key.as_ref()).or_default().0.push(*at);
+        }
+        for (at, key) in &self.processing_timers {
+            timers.entry(key.as_ref()).or_default().1.push(*at);
+        }
+        let mut entries: Vec<(&[u8], StoredWindow)> = Vec::with_capacity(self.windows.len());
+        for (key, w) in &self.windows {
+            let (event, processing) = timers.remove(key.as_ref()).unwrap_or_default();
+            entries.push((
+                key.as_ref(),
+                (
+                    self.contents.encode_state(&w.state)?,
+                    w.count,
+                    w.scratch,
+                    event,
+                    processing,
+                ),
+            ));
+        }
+        Ok(OperatorState {
+            keyed: checkpoint::keyed_groups(self.converter.as_ref(), entries, self.max_parallelism)?,
+            operator: Some(checkpoint::encode(&self.watermark)?),
+            union: Vec::new(),
+        })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> UserResult<()> {
+        for (key, (bytes, count, scratch, event, processing)) in checkpoint::keyed_entries::<StoredWindow>(&state)? {
+            let key: Box<[u8]> = key.into_boxed_slice();
+            for at in event {
+                self.event_timers.insert((at, key.clone()));
+            }
+            for at in processing {
+                self.processing_timers.insert((at, key.clone()));
+            }
+            let state = self.contents.decode_state(&bytes)?;
+            self.windows.insert(key, KeyWindow { state, count, scratch });
+        }
+        self.watermark = checkpoint::least_watermark(&state)?;
+        Ok(())
     }
 
     fn on_end(&mut self, out: &mut Vec<RecordBatch>) -> UserResult<()> {

@@ -265,6 +265,53 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
         self.timers.processing.first().map(|t| t.0)
     }
 
+    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<crate::checkpoint::OperatorState> {
+        // Per key group: the store's bytes and the group's timers (event: true).
+        type Group<'a> = (Vec<u8>, Vec<(bool, i64, &'a [u8])>);
+        let mut groups: std::collections::BTreeMap<u32, Group<'_>> = self
+            .store
+            .snapshot()?
+            .into_iter()
+            .map(|(g, b)| (g, (b, Vec::new())))
+            .collect();
+        for (event, set) in [(true, &self.timers.event), (false, &self.timers.processing)] {
+            for (at, kg, key) in set {
+                groups.entry(*kg).or_default().1.push((event, *at, key.as_ref()));
+            }
+        }
+        let mut keyed = std::collections::BTreeMap::new();
+        for (g, v) in groups {
+            keyed.insert(g, crate::checkpoint::encode(&v)?);
+        }
+        Ok(crate::checkpoint::OperatorState {
+            keyed,
+            operator: Some(crate::checkpoint::encode(&self.watermark)?),
+            union: Vec::new(),
+        })
+    }
+
+    fn restore(&mut self, state: crate::checkpoint::OperatorState) -> UserResult<()> {
+        let mut stores = std::collections::BTreeMap::new();
+        for (g, bytes) in &state.keyed {
+            type Group = (Vec<u8>, Vec<(bool, i64, Vec<u8>)>);
+            let (store, timers): Group = crate::checkpoint::decode(bytes)?;
+            if !store.is_empty() {
+                stores.insert(*g, store);
+            }
+            for (event, at, key) in timers {
+                let t = (at, *g, key.into_boxed_slice());
+                if event {
+                    self.timers.event.insert(t);
+                } else {
+                    self.timers.processing.insert(t);
+                }
+            }
+        }
+        self.store.restore(&stores)?;
+        self.watermark = crate::checkpoint::least_watermark(&state)?;
+        Ok(())
+    }
+
     fn on_processing_time(&mut self, now: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let mut due = Vec::new();
         while self.timers.processing.first().is_some_and(|t| t.0 <= now) {

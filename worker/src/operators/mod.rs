@@ -79,6 +79,23 @@ pub trait Operator: Send {
     fn on_end(&mut self, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
         Ok(())
     }
+
+    /// The state to store for checkpoint `checkpoint_id`, taken when its barrier passes (so it
+    /// holds exactly the effect of the records before the barrier).
+    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<crate::checkpoint::OperatorState> {
+        Ok(Default::default())
+    }
+
+    /// Loads restored state before the first record: the key groups of this subtask's range,
+    /// and the non-keyed state.
+    fn restore(&mut self, _state: crate::checkpoint::OperatorState) -> UserResult<()> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint_id` is complete: everything before its barrier is durable.
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> UserResult<()> {
+        Ok(())
+    }
 }
 
 /// Describes an operator in the logical graph; makes instances for subtasks. (`Any` lets the

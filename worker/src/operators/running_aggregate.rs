@@ -11,6 +11,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
+use crate::checkpoint::{self, OperatorState};
 use crate::error::{Result, WeirError};
 use crate::window::Agg;
 use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
@@ -37,7 +38,7 @@ impl OperatorFactory for RunningAggregate {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
         Ok(self.plan(input)?.2)
     }
-    fn create(&self, input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+    fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let (keys, aggs, output) = self.plan(input)?;
         let converter = key_converter(input, &keys)?.ok_or_else(|| WeirError::plan("aggregate needs key_by first"))?;
         Ok(Box::new(RunningAggregateOp {
@@ -46,6 +47,7 @@ impl OperatorFactory for RunningAggregate {
             output,
             converter,
             state: HashMap::new(),
+            max_parallelism: ctx.max_parallelism,
         }))
     }
 }
@@ -57,6 +59,7 @@ struct RunningAggregateOp {
     converter: RowConverter,
     /// Key (Arrow row format) → accumulators.
     state: HashMap<Box<[u8]>, Vec<Acc>>,
+    max_parallelism: u32,
 }
 
 impl Operator for RunningAggregateOp {
@@ -88,6 +91,21 @@ impl Operator for RunningAggregateOp {
             columns.push(agg.finish(&refs)?);
         }
         out.push(RecordBatch::try_new(self.output.clone(), columns)?);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
+        let entries: Vec<(&[u8], &Vec<Acc>)> = self.state.iter().map(|(k, a)| (k.as_ref(), a)).collect();
+        Ok(OperatorState {
+            keyed: checkpoint::keyed_groups(Some(&self.converter), entries, self.max_parallelism)?,
+            ..Default::default()
+        })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> UserResult<()> {
+        for (key, accs) in checkpoint::keyed_entries::<Vec<Acc>>(&state)? {
+            self.state.insert(key.into_boxed_slice(), accs);
+        }
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ use arrow::row::RowConverter;
 
 use super::window_aggregate::Planned;
 use super::{Operator, TaskContext, UserResult};
+use crate::checkpoint::{self, OperatorState};
 use crate::window::contents::{Fired, TimeWindow, WindowContents};
 
 struct Session<S> {
@@ -251,5 +252,46 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
 
     fn on_end(&mut self, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         self.on_watermark(i64::MAX, out)
+    }
+
+    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
+        type Entry<'a> = (&'a [u8], Vec<(i64, i64, bool, Vec<u8>)>);
+        let mut entries: Vec<Entry<'_>> = Vec::with_capacity(self.sessions.len());
+        for (key, list) in &self.sessions {
+            let mut stored = Vec::with_capacity(list.len());
+            for s in list {
+                stored.push((s.start, s.end, s.fired, self.contents.encode_state(&s.state)?));
+            }
+            entries.push((key.as_ref(), stored));
+        }
+        Ok(OperatorState {
+            keyed: checkpoint::keyed_groups(self.converter.as_ref(), entries, self.ctx.max_parallelism)?,
+            operator: Some(checkpoint::encode(&self.watermark)?),
+            union: Vec::new(),
+        })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> UserResult<()> {
+        for (key, list) in checkpoint::keyed_entries::<Vec<(i64, i64, bool, Vec<u8>)>>(&state)? {
+            let key: Box<[u8]> = key.into_boxed_slice();
+            let mut sessions = Vec::with_capacity(list.len());
+            for (start, end, fired, bytes) in list {
+                let at = if fired {
+                    (end - 1).saturating_add(self.lateness)
+                } else {
+                    end - 1
+                };
+                self.timers.insert((at, key.clone()));
+                sessions.push(Session {
+                    start,
+                    end,
+                    state: self.contents.decode_state(&bytes)?,
+                    fired,
+                });
+            }
+            self.sessions.insert(key, sessions);
+        }
+        self.watermark = checkpoint::least_watermark(&state)?;
+        Ok(())
     }
 }

@@ -18,6 +18,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
+use crate::checkpoint::{self, OperatorState};
 use crate::error::{Result, WeirError};
 use crate::partition::field_index;
 use crate::window::aggregate::{PlannedAgg, Values, key_converter, plan_keyed_output};
@@ -214,6 +215,7 @@ impl WindowAggregate {
                 contents,
             )),
             WindowKind::Global => Box::new(super::global_window::GlobalWindowOp::new(
+                ctx.max_parallelism,
                 self.trigger.clone().expect("checked by plan"),
                 planned,
                 converter,
@@ -359,6 +361,41 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
         } else {
             Ok(())
         }
+    }
+
+    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
+        let mut per_key: HashMap<&[u8], Vec<(i64, Vec<u8>)>> = HashMap::new();
+        for (start, keys) in &self.windows {
+            for (key, state) in keys {
+                per_key
+                    .entry(key.as_ref())
+                    .or_default()
+                    .push((*start, self.contents.encode_state(state)?));
+            }
+        }
+        Ok(OperatorState {
+            keyed: checkpoint::keyed_groups(
+                self.converter.as_ref(),
+                per_key.into_iter().collect(),
+                self.ctx.max_parallelism,
+            )?,
+            operator: Some(checkpoint::encode(&self.watermark)?),
+            union: Vec::new(),
+        })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> UserResult<()> {
+        for (key, windows) in checkpoint::keyed_entries::<Vec<(i64, Vec<u8>)>>(&state)? {
+            for (start, bytes) in windows {
+                let restored = self.contents.decode_state(&bytes)?;
+                self.windows
+                    .entry(start)
+                    .or_default()
+                    .insert(key.clone().into_boxed_slice(), restored);
+            }
+        }
+        self.watermark = checkpoint::least_watermark(&state)?;
+        Ok(())
     }
 
     fn on_end(&mut self, out: &mut Vec<RecordBatch>) -> UserResult<()> {

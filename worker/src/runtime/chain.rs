@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
+use crate::checkpoint::OperatorState;
+use crate::checkpoint::coordinator::TaskCheckpoints;
+use crate::checkpoint::restore::Restore;
 use crate::connectors::Sink;
 use crate::error::{Result, WeirError};
 use crate::message::{Barrier, Message};
@@ -66,6 +69,9 @@ pub enum Tail {
 pub struct Chain {
     operators: Vec<ChainedOperator>,
     tail: Tail,
+    checkpoints: Option<TaskCheckpoints>,
+    /// The newest checkpoint whose completion the chain has passed on.
+    completed: u64,
 }
 
 fn op_error(ctx: &TaskContext, e: UserError) -> WeirError {
@@ -86,7 +92,77 @@ fn send_error(e: SendError) -> WeirError {
 impl Chain {
     /// A chain of these operators into `tail`.
     pub fn new(operators: Vec<ChainedOperator>, tail: Tail) -> Self {
-        Chain { operators, tail }
+        Chain {
+            operators,
+            tail,
+            checkpoints: None,
+            completed: 0,
+        }
+    }
+
+    /// Takes part in checkpoints through `checkpoints`.
+    pub fn with_checkpoints(mut self, checkpoints: Option<TaskCheckpoints>) -> Self {
+        self.checkpoints = checkpoints;
+        self
+    }
+
+    /// Whether this chain takes part in checkpoints.
+    pub fn checkpointing(&self) -> bool {
+        self.checkpoints.is_some()
+    }
+
+    /// Acknowledgements this chain gives per checkpoint (one per operator and sink).
+    pub fn participants(&self) -> usize {
+        self.operators.len() + usize::from(matches!(self.tail, Tail::Sink { .. }))
+    }
+
+    /// Loads every operator's and the sink's state from `restore`.
+    pub async fn restore(&mut self, restore: &Restore) -> Result<()> {
+        for op in &mut self.operators {
+            let state = restore
+                .state_for(&op.ctx.node, op.ctx.subtask, op.ctx.parallelism)
+                .await?;
+            op.operator.restore(state).map_err(|e| op_error(&op.ctx, e))?;
+        }
+        if let Tail::Sink { sink, ctx, .. } = &mut self.tail {
+            let state = restore.state_for(&ctx.node, ctx.subtask, ctx.parallelism).await?;
+            sink.restore(state.operator, state.union).await?;
+        }
+        self.completed = restore.meta.checkpoint_id;
+        Ok(())
+    }
+
+    /// Starts a checkpointing job without restored state: a two-phase-commit sink writes
+    /// in-progress files from the first row and drops what a failed earlier attempt left.
+    pub async fn start_fresh(&mut self) -> Result<()> {
+        if self.checkpoints.is_some()
+            && let Tail::Sink { sink, .. } = &mut self.tail
+        {
+            sink.restore(None, Vec::new()).await?;
+        }
+        Ok(())
+    }
+
+    /// A watch on completed checkpoints, if this chain checkpoints.
+    pub fn completions(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.checkpoints.as_ref().map(|c| c.complete.clone())
+    }
+
+    /// Checkpoint `id` completed: operators and the sink publish what it covers.
+    pub async fn notify_complete(&mut self, id: u64) -> Result<()> {
+        if id <= self.completed {
+            return Ok(());
+        }
+        self.completed = id;
+        for op in &mut self.operators {
+            op.operator
+                .notify_checkpoint_complete(id)
+                .map_err(|e| op_error(&op.ctx, e))?;
+        }
+        if let Tail::Sink { sink, .. } = &mut self.tail {
+            sink.notify_checkpoint_complete(id).await?;
+        }
+        Ok(())
     }
 
     /// Runs `batches` through operators `start..` and into the tail.
@@ -183,13 +259,51 @@ impl Chain {
         Ok(())
     }
 
-    /// Passes a barrier downstream (snapshots arrive with checkpoints).
+    /// Snapshots every operator and the sink for the barrier's checkpoint (uploads go on in
+    /// the background), then passes the barrier downstream.
     pub async fn barrier(&mut self, barrier: Barrier) -> Result<()> {
+        if let Some(cp) = &self.checkpoints {
+            let id = barrier.checkpoint_id;
+            for op in &mut self.operators {
+                let state = op.operator.snapshot(id).map_err(|e| op_error(&op.ctx, e))?;
+                cp.store(id, &op.ctx.node, op.ctx.subtask, op.ctx.parallelism, state);
+            }
+            if let Tail::Sink { sink, ctx, .. } = &mut self.tail {
+                let state = OperatorState {
+                    operator: sink.snapshot(id).await?,
+                    ..Default::default()
+                };
+                cp.store(id, &ctx.node, ctx.subtask, ctx.parallelism, state);
+            }
+        }
         self.side_broadcast(Message::Barrier(barrier)).await?;
         if let Tail::Outputs(o) = &mut self.tail {
             o.broadcast(Message::Barrier(barrier)).await.map_err(send_error)?;
         }
         Ok(())
+    }
+
+    /// The job is being stopped while it checkpoints: what operators hold stays in the last
+    /// checkpoint (no end-of-input firing), the sink publishes nothing new, and the end passes
+    /// downstream. Resuming continues from that checkpoint.
+    pub async fn stop(&mut self) -> Result<()> {
+        self.side_broadcast(Message::EndOfStream).await?;
+        match &mut self.tail {
+            Tail::Outputs(o) => o.broadcast(Message::EndOfStream).await.map_err(send_error)?,
+            Tail::Sink { sink, .. } => sink.stop().await?,
+        }
+        Ok(())
+    }
+
+    /// The input ended (or, when `stopping` a checkpointing job, the job stops: see
+    /// [`Self::stop`]): lets every operator emit what it holds, then ends the outputs or closes
+    /// the sink.
+    pub async fn end(&mut self, stopping: bool) -> Result<()> {
+        if stopping && self.checkpoints.is_some() {
+            self.stop().await
+        } else {
+            self.finish().await
+        }
     }
 
     /// The input ended: lets every operator emit what it holds, then ends the outputs or

@@ -9,9 +9,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::atomic::AtomicBool;
+
+use tokio::sync::watch;
+
+use crate::checkpoint::coordinator::{Coordinator, CoordinatorChannels, TaskCheckpoints};
+use crate::checkpoint::restore::Restore;
+use crate::checkpoint::{CheckpointStore, SnapshotDir};
 use crate::dead_letter::DeadLetterWriter;
 use crate::error::{Result, WeirError};
-use crate::graph::{JobConfig, LogicalGraph, NodeKind};
+use crate::graph::{JobConfig, LogicalGraph, NodeKind, RestoreFrom};
 use crate::message::Message;
 use crate::operators::TaskContext;
 use crate::operators::calc::{self, CalcParts};
@@ -22,7 +29,7 @@ use crate::runtime::gate::{GateEvent, InputGate};
 use crate::runtime::metrics::{JobMetrics, NodeMetrics, NodeRole, NodeStats};
 use crate::runtime::output::{OutputEdge, Outputs};
 use crate::runtime::physical::{self, PhysicalPlan, Route};
-use crate::runtime::source_context::SourceContext;
+use crate::runtime::source_context::{SourceCheckpoints, SourceContext};
 use crate::storage;
 
 /// What a finished job reports.
@@ -36,6 +43,8 @@ pub struct JobResult {
     pub metrics: Vec<NodeStats>,
     /// Whether the job was stopped by cancellation (Ctrl-C) rather than reaching its end.
     pub cancelled: bool,
+    /// Restarts after failures (from the newest checkpoint).
+    pub restarts: u32,
 }
 
 impl JobResult {
@@ -65,7 +74,8 @@ pub fn metrics_for(graph: &LogicalGraph) -> JobMetrics {
 }
 
 /// Plans and runs `graph` until every sink has seen the end of its input, a task fails, or
-/// `cancel` fires (sources stop, everything in flight drains to the sinks).
+/// `cancel` fires (sources stop, everything in flight drains to the sinks). With checkpoints,
+/// a failed run restarts from the newest complete checkpoint by the restart strategy.
 pub async fn execute(
     graph: &LogicalGraph,
     config: &JobConfig,
@@ -73,7 +83,111 @@ pub async fn execute(
     cancel: CancellationToken,
 ) -> Result<JobResult> {
     let start = Instant::now();
+    let store = match &config.checkpoint {
+        Some(c) => {
+            c.validate()?;
+            Some(CheckpointStore::open(&c.storage, &config.name)?)
+        }
+        None => None,
+    };
+    let mut restore = match (&config.restore, &store) {
+        (RestoreFrom::Fresh, _) => None,
+        (RestoreFrom::Snapshot(url), _) => Some(Restore::open(SnapshotDir::at(url)?).await?),
+        (RestoreFrom::Latest, Some(store)) => match store.latest().await? {
+            Some((dir, meta)) => Some(Restore { dir, meta }),
+            None => {
+                tracing::info!(
+                    checkpoints = store.display(),
+                    "no complete checkpoint yet; starting fresh"
+                );
+                None
+            }
+        },
+        (RestoreFrom::Latest, None) => {
+            return Err(WeirError::plan(
+                "resuming needs checkpoints enabled (a checkpoint interval)",
+            ));
+        }
+    };
+    let mut generation = restore.as_ref().map_or(0, |r| r.meta.generation) + 1;
+    let mut restarts = 0;
+    loop {
+        if let Some(r) = &restore {
+            tracing::info!(
+                from = r.dir.display(),
+                checkpoint = r.meta.checkpoint_id,
+                generation,
+                "restoring state"
+            );
+        }
+        // A failing run stops its own tasks through a child token; the caller's token stops all.
+        let attempt = run_once(
+            graph,
+            config,
+            metrics,
+            cancel.child_token(),
+            store.as_ref(),
+            restore.as_ref(),
+            generation,
+        )
+        .await;
+        let err = match attempt {
+            Ok(mut r) => {
+                r.duration = start.elapsed();
+                r.restarts = restarts;
+                return Ok(r);
+            }
+            Err(e) => e,
+        };
+        let recoverable = !matches!(err, WeirError::Plan(_) | WeirError::Config { .. });
+        let Some(store) = &store else { return Err(err) };
+        if !recoverable || cancel.is_cancelled() || restarts >= config.restart.attempts {
+            if restarts > 0 {
+                tracing::error!(restarts, "giving up after the restart strategy's attempts");
+            }
+            return Err(err);
+        }
+        restarts += 1;
+        let wait = config.restart.delay_before(restarts);
+        tracing::warn!(error = %err, restart = restarts, of = config.restart.attempts, wait_ms = wait.as_millis() as u64, "job failed; restarting from the newest checkpoint");
+        tokio::time::sleep(wait).await;
+        if let Some((dir, meta)) = store.latest().await? {
+            generation = generation.max(meta.generation) + 1;
+            restore = Some(Restore { dir, meta });
+        } else {
+            generation += 1;
+        }
+    }
+}
+
+/// One run of the job (a generation): from `restore` if given, checkpointing into `store`.
+async fn run_once(
+    graph: &LogicalGraph,
+    config: &JobConfig,
+    metrics: &JobMetrics,
+    cancel: CancellationToken,
+    store: Option<&CheckpointStore>,
+    restore: Option<&Restore>,
+    generation: u64,
+) -> Result<JobResult> {
+    let start = Instant::now();
     let plan = physical::plan(graph, config).await?;
+    if let Some(r) = restore {
+        let uids: Vec<String> = graph.nodes.iter().map(|n| n.name.clone()).collect();
+        r.check(&uids, config.max_parallelism, config.allow_non_restored_state)?;
+    }
+    // Checkpoint channels: a trigger for the sources, acknowledgements, completions.
+    let (trigger_tx, trigger_rx) = watch::channel::<Option<crate::message::Barrier>>(None);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let (complete_tx, complete_rx) = watch::channel(restore.map_or(0, |r| r.meta.checkpoint_id));
+    let sources_done = Arc::new(AtomicBool::new(false));
+    let task_checkpoints = store.map(|s| TaskCheckpoints {
+        store: s.clone(),
+        generation,
+        acks: ack_tx.clone(),
+        complete: complete_rx.clone(),
+    });
+    let mut participants = 0usize;
     tracing::info!(job = %config.name, tasks = plan.chains.len(), "starting job\n{}", plan.explain(graph));
     let dead_letter_dir = storage::resolve(
         &config
@@ -164,7 +278,12 @@ pub async fn execute(
                 }
                 _ => Tail::Outputs(Outputs::new(std::mem::take(&mut outputs[last][i]))),
             };
-            let mut chain_run = Chain::new(ops, tail);
+            let mut chain_run = Chain::new(ops, tail).with_checkpoints(task_checkpoints.clone());
+            participants += chain_run.participants();
+            match restore {
+                Some(r) => chain_run.restore(r).await?,
+                None => chain_run.start_fresh().await?,
+            }
             match &graph.nodes[head].kind {
                 NodeKind::Source(f) => {
                     let ctx = ctx_of(head);
@@ -183,6 +302,22 @@ pub async fn execute(
                         config.batch_size,
                     )
                     .with_watermarks(watermarks);
+                    if let Some(task) = &task_checkpoints {
+                        participants += 1;
+                        let restored = match restore {
+                            Some(r) => source_position(r, &graph.nodes[head].name, i, p).await?,
+                            None => None,
+                        };
+                        sctx = sctx.with_checkpoints(
+                            Some(SourceCheckpoints {
+                                task: task.clone(),
+                                trigger: trigger_rx.clone(),
+                                done: sources_done.clone(),
+                                last: restore.map_or(0, |r| r.meta.checkpoint_id),
+                            }),
+                            restored,
+                        );
+                    }
                     tasks.spawn(guard(label.clone(), i, async move {
                         source.run(&mut sctx).await?;
                         sctx.finish().await
@@ -190,6 +325,8 @@ pub async fn execute(
                 }
                 _ => {
                     let mut gate = InputGate::new(std::mem::take(&mut receivers[head][i]));
+                    let mut completions = chain_run.completions();
+                    let stopping = cancel.clone();
                     tasks.spawn(guard(label.clone(), i, async move {
                         loop {
                             // Processing-time timers of the chain's operators wake the task too.
@@ -207,13 +344,20 @@ pub async fn execute(
                                     chain_run.processing_time(crate::operators::keyed_process::now_ms()).await?;
                                     continue;
                                 }
+                                Some(id) = completed(&mut completions) => {
+                                    chain_run.notify_complete(id).await?;
+                                    continue;
+                                }
                             };
                             match event {
                                 GateEvent::Data(b) => chain_run.push(b).await?,
+                                // Stopping a checkpointing job is not the end of event time.
+                                GateEvent::Watermark(i64::MAX)
+                                    if stopping.is_cancelled() && chain_run.checkpointing() => {}
                                 GateEvent::Watermark(w) => chain_run.watermark(w).await?,
                                 GateEvent::Idle => chain_run.idle().await?,
                                 GateEvent::Barrier(b) => chain_run.barrier(b).await?,
-                                GateEvent::End => return chain_run.finish().await,
+                                GateEvent::End => return chain_run.end(stopping.is_cancelled()).await,
                                 GateEvent::UpstreamFailed => return Err(WeirError::UpstreamGone),
                             }
                         }
@@ -224,6 +368,38 @@ pub async fn execute(
     }
     drop(receivers);
     drop(outputs);
+    drop(ack_tx);
+    drop(task_checkpoints);
+    let coordinator_stop = CancellationToken::new();
+    let coordinator = match (store, &config.checkpoint) {
+        (Some(store), Some(cfg)) => {
+            let c = Coordinator {
+                config: cfg.clone(),
+                store: store.clone(),
+                job: config.name.clone(),
+                generation,
+                max_parallelism: max_p,
+                expected: participants,
+                first_id: restore.map_or(0, |r| r.meta.checkpoint_id) + 1,
+            };
+            let channels = CoordinatorChannels {
+                trigger: trigger_tx,
+                acks: ack_rx,
+                complete: complete_tx,
+                sources_done: sources_done.clone(),
+                stop: coordinator_stop.clone(),
+            };
+            let job_cancel = cancel.clone();
+            Some(tokio::spawn(async move {
+                let r = c.run(channels).await;
+                if r.is_err() {
+                    job_cancel.cancel();
+                }
+                r
+            }))
+        }
+        _ => None,
+    };
 
     let mut first: Option<WeirError> = None;
     let mut secondary: Option<WeirError> = None;
@@ -242,6 +418,14 @@ pub async fn execute(
             first = Some(err);
         }
     }
+    coordinator_stop.cancel();
+    if let Some(c) = coordinator {
+        match c.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(WeirError::plan(format!("checkpoint coordinator ended abnormally: {e}"))),
+        }
+    }
     if let Some(e) = first.or(secondary) {
         return Err(e);
     }
@@ -250,6 +434,7 @@ pub async fn execute(
         duration: start.elapsed(),
         metrics: metrics.snapshot(),
         cancelled: cancel.is_cancelled(),
+        restarts: 0,
     })
 }
 
@@ -313,6 +498,34 @@ fn chain_operators(
         k += 1;
     }
     Ok(ops)
+}
+
+/// The next completed checkpoint id (pending forever without checkpoints).
+async fn completed(rx: &mut Option<watch::Receiver<u64>>) -> Option<u64> {
+    match rx {
+        Some(rx) => {
+            rx.changed().await.ok()?;
+            Some(*rx.borrow_and_update())
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// A source subtask's restored position. Positions cannot be split or merged, so a source
+/// with a position restores at the parallelism it was checkpointed with.
+async fn source_position(r: &Restore, uid: &str, subtask: usize, parallelism: usize) -> Result<Option<Vec<u8>>> {
+    match r.operator_parallelism(uid) {
+        Some(old) if old != parallelism => {
+            let state = r.state_for(uid, 0, old).await?;
+            if state.union.is_empty() {
+                return Ok(None);
+            }
+            Err(WeirError::plan(format!(
+                "source '{uid}' was checkpointed at parallelism {old} and cannot resume its positions at {parallelism}; keep the source's parallelism (set_parallelism on it) and rescale the operators after it"
+            )))
+        }
+        _ => Ok(r.state_for(uid, subtask, parallelism).await?.operator),
+    }
 }
 
 /// Sleeps until wall-clock `at` (ms since the epoch); forever when `None`.

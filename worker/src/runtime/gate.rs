@@ -1,10 +1,13 @@
 //! The input side of a subtask: all channels from upstream subtasks, merged fairly.
 //!
 //! The gate turns per-channel control messages into per-subtask events: the watermark is the
-//! minimum over the channels still open and not idle, a barrier passes once every open channel delivered it,
-//! and the end comes when every channel ended.
+//! minimum over the channels still open and not idle, a barrier passes once every open channel
+//! delivered it, and the end comes when every channel ended.
+//!
+//! Barriers are aligned (exactly-once): a channel that delivered barrier `n` is not read again
+//! until every other open channel has delivered `n` too, so the snapshot taken when the barrier
+//! passes holds exactly the records before it on every input.
 
-use std::collections::HashMap;
 use std::future::poll_fn;
 use std::task::Poll;
 
@@ -40,7 +43,10 @@ pub struct InputGate {
     open: usize,
     next: usize,
     current: i64,
-    barriers: HashMap<u64, usize>,
+    /// Channels holding back after delivering the barrier being aligned.
+    blocked: Vec<bool>,
+    /// The barrier being aligned and how many channels delivered it.
+    aligning: Option<(Barrier, usize)>,
 }
 
 impl InputGate {
@@ -56,7 +62,8 @@ impl InputGate {
             open: n,
             next: 0,
             current: i64::MIN,
-            barriers: HashMap::new(),
+            blocked: vec![false; n],
+            aligning: None,
         }
     }
 
@@ -70,7 +77,7 @@ impl InputGate {
                 let n = self.receivers.len();
                 for k in 0..n {
                     let i = (self.next + k) % n;
-                    if self.ended[i] {
+                    if self.ended[i] || self.blocked[i] {
                         continue;
                     }
                     if let Poll::Ready(m) = self.receivers[i].poll_recv(cx) {
@@ -105,16 +112,30 @@ impl InputGate {
                     }
                 }
                 Some(Message::Barrier(b)) => {
-                    let seen = self.barriers.entry(b.checkpoint_id).or_insert(0);
-                    *seen += 1;
-                    if *seen >= self.open {
-                        self.barriers.remove(&b.checkpoint_id);
+                    let seen = match &mut self.aligning {
+                        Some((pending, seen)) if pending.checkpoint_id == b.checkpoint_id => {
+                            *seen += 1;
+                            *seen
+                        }
+                        _ => {
+                            self.aligning = Some((b, 1));
+                            1
+                        }
+                    };
+                    self.blocked[index] = true;
+                    if let Some(b) = self.release_if_aligned(seen) {
                         return GateEvent::Barrier(b);
                     }
                 }
                 Some(Message::EndOfStream) => {
                     self.ended[index] = true;
                     self.open -= 1;
+                    // An input that ends no longer holds a pending barrier back.
+                    if let Some((_, seen)) = self.aligning
+                        && let Some(b) = self.release_if_aligned(seen)
+                    {
+                        return GateEvent::Barrier(b);
+                    }
                     if let Some(w) = self.advance() {
                         return GateEvent::Watermark(w);
                     }
@@ -122,6 +143,16 @@ impl InputGate {
                 None => return GateEvent::UpstreamFailed,
             }
         }
+    }
+
+    /// Releases the aligned barrier once every open channel delivered it.
+    fn release_if_aligned(&mut self, seen: usize) -> Option<Barrier> {
+        if seen < self.open {
+            return None;
+        }
+        let (b, _) = self.aligning.take()?;
+        self.blocked.iter_mut().for_each(|x| *x = false);
+        Some(b)
     }
 
     fn advance(&mut self) -> Option<i64> {

@@ -9,12 +9,15 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::coordinator::TaskCheckpoints;
 use crate::dead_letter::DeadLetterWriter;
-use crate::error::Result;
+use crate::error::{Result, WeirError};
+use crate::message::Barrier;
 use crate::operators::TaskContext;
 use crate::runtime::chain::Chain;
 use crate::runtime::metrics::NodeMetrics;
 use crate::time::{WatermarkGenerator, WatermarkStrategy};
+use tokio::sync::watch;
 
 /// Handed to [`crate::connectors::Source::run`].
 pub struct SourceContext {
@@ -28,6 +31,19 @@ pub struct SourceContext {
     idle_timeout: Option<Duration>,
     last_data: Instant,
     idle: bool,
+    checkpoints: Option<SourceCheckpoints>,
+    /// The position after the last batch, as the source last reported it.
+    position: Option<Vec<u8>>,
+    /// The position restored from a checkpoint.
+    restored: Option<Vec<u8>>,
+}
+
+/// A source's part in checkpoints: the trigger and where it acknowledges.
+pub(crate) struct SourceCheckpoints {
+    pub(crate) task: TaskCheckpoints,
+    pub(crate) trigger: watch::Receiver<Option<Barrier>>,
+    pub(crate) done: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) last: u64,
 }
 
 impl SourceContext {
@@ -51,7 +67,75 @@ impl SourceContext {
             idle_timeout: None,
             last_data: Instant::now(),
             idle: false,
+            checkpoints: None,
+            position: None,
+            restored: None,
         }
+    }
+
+    /// Takes part in checkpoints; `restored` is the position to resume from.
+    pub(crate) fn with_checkpoints(
+        mut self,
+        checkpoints: Option<SourceCheckpoints>,
+        restored: Option<Vec<u8>>,
+    ) -> Self {
+        self.checkpoints = checkpoints;
+        self.restored = restored;
+        self
+    }
+
+    /// Records where the source stands after the batches emitted so far (e.g. the next
+    /// sequence number, a file offset); a checkpoint stores the latest. Call it after each
+    /// [`Self::collect`].
+    pub fn set_position<T: serde::Serialize>(&mut self, position: &T) -> Result<()> {
+        if self.checkpoints.is_some() {
+            let bytes = crate::checkpoint::encode(position).map_err(|e| WeirError::io(&self.task.node, e))?;
+            self.position = Some(bytes);
+        }
+        Ok(())
+    }
+
+    /// The position to resume from, when the job was restored from a checkpoint.
+    pub fn restored_position<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>> {
+        match &self.restored {
+            Some(b) => Ok(Some(
+                crate::checkpoint::decode(b).map_err(|e| WeirError::io(&self.task.node, e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes a checkpoint if one was triggered: stores the position, snapshots the chain and
+    /// emits the barrier; passes on completed checkpoints. Called between batches.
+    pub async fn checkpoint_if_due(&mut self) -> Result<()> {
+        let Some(cp) = &mut self.checkpoints else { return Ok(()) };
+        if cp.task.complete.has_changed().unwrap_or(false) {
+            let id = *cp.task.complete.borrow_and_update();
+            self.chain.notify_complete(id).await?;
+        }
+        let Some(cp) = &mut self.checkpoints else { return Ok(()) };
+        if !cp.trigger.has_changed().unwrap_or(false) {
+            return Ok(());
+        }
+        let Some(barrier) = *cp.trigger.borrow_and_update() else {
+            return Ok(());
+        };
+        if barrier.checkpoint_id <= cp.last {
+            return Ok(());
+        }
+        cp.last = barrier.checkpoint_id;
+        let state = crate::checkpoint::OperatorState {
+            operator: self.position.clone(),
+            ..Default::default()
+        };
+        cp.task.store(
+            barrier.checkpoint_id,
+            &self.task.node,
+            self.task.subtask,
+            self.task.parallelism,
+            state,
+        );
+        self.chain.barrier(barrier).await
     }
 
     /// Emits watermarks by `strategy` from the event-time column (its index in the schema).
@@ -78,6 +162,7 @@ impl SourceContext {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.checkpoint_if_due().await?;
         self.metrics.add_out(batch.num_rows());
         self.last_data = Instant::now();
         self.idle = false;
@@ -163,9 +248,16 @@ impl SourceContext {
     /// The source ended: closes the dead-letter file, advances event time to its end, and ends
     /// the chain.
     pub(crate) async fn finish(&mut self) -> Result<()> {
+        if let Some(cp) = &self.checkpoints {
+            // No barrier can pass an ended source: no more checkpoints in this run.
+            cp.done.store(true, std::sync::atomic::Ordering::Release);
+        }
         self.dead_letter.close().await?;
-        // The end of the input is the end of event time: whatever waits for time now fires.
-        self.chain.watermark(i64::MAX).await?;
-        self.chain.finish().await
+        let stopping = self.cancel.is_cancelled() && self.checkpoints.is_some();
+        if !stopping {
+            // The end of the input is the end of event time: whatever waits for time now fires.
+            self.chain.watermark(i64::MAX).await?;
+        }
+        self.chain.end(stopping).await
     }
 }

@@ -5,14 +5,36 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::operators::UserResult;
+
 use super::descriptors::{
     AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor, ValueStateDescriptor,
 };
 
 struct Cell {
     value: Box<dyn Any + Send>,
+    /// Encodes `value` for checkpoints (set by the typed write that made it).
+    encode: Encoder,
     /// Last write, kept only for states with a TTL (reading the clock costs).
     written: Option<Instant>,
+}
+
+type Encoder = fn(&(dyn Any + Send)) -> UserResult<Vec<u8>>;
+
+/// A restored value not read yet: decoded on first typed access.
+struct Raw(Vec<u8>);
+
+fn encoder<S: Any + Send + Serialize>() -> Encoder {
+    |v| match v.downcast_ref::<S>() {
+        Some(v) => crate::checkpoint::encode(v),
+        None => match v.downcast_ref::<Raw>() {
+            Some(raw) => Ok(raw.0.clone()),
+            None => Err("keyed state: a value of an unexpected type".into()),
+        },
+    }
 }
 
 /// A key's states by name: few per key, so a short list beats hashing the name.
@@ -53,6 +75,50 @@ impl KeyedStateStore {
         g
     }
 
+    /// Every key group's state, encoded: `[(key, [(state name, value)])]` per group. Time to
+    /// live restarts at restore (the clock of the writer is gone).
+    pub fn snapshot(&self) -> UserResult<std::collections::BTreeMap<u32, Vec<u8>>> {
+        let mut out = std::collections::BTreeMap::new();
+        for (group, keys) in &self.groups {
+            type Entry<'a> = (&'a [u8], Vec<(&'a str, Vec<u8>)>);
+            let mut entries: Vec<Entry<'_>> = Vec::with_capacity(keys.len());
+            for (key, cells) in keys {
+                let mut values = Vec::with_capacity(cells.len());
+                for (name, cell) in cells {
+                    values.push((name.as_ref(), (cell.encode)(cell.value.as_ref())?));
+                }
+                entries.push((key.as_ref(), values));
+            }
+            out.insert(*group, crate::checkpoint::encode(&entries)?);
+        }
+        Ok(out)
+    }
+
+    /// Loads key groups written by [`KeyedStateStore::snapshot`]; values decode on first read.
+    pub fn restore(&mut self, groups: &std::collections::BTreeMap<u32, Vec<u8>>) -> UserResult<()> {
+        let now = Instant::now();
+        for (group, bytes) in groups {
+            type Entry = (Vec<u8>, Vec<(String, Vec<u8>)>);
+            let entries: Vec<Entry> = crate::checkpoint::decode(bytes)?;
+            let keys = self.groups.entry(*group).or_default();
+            for (key, values) in entries {
+                let cells = values
+                    .into_iter()
+                    .map(|(name, v)| {
+                        let cell = Cell {
+                            value: Box::new(Raw(v)),
+                            encode: encoder::<()>(),
+                            written: Some(now),
+                        };
+                        (name.into_boxed_str(), cell)
+                    })
+                    .collect();
+                keys.insert(key.into_boxed_slice(), cells);
+            }
+        }
+        Ok(())
+    }
+
     /// The state of one key.
     pub fn handle<'a>(&'a mut self, key_group: u32, key: &'a [u8]) -> StateHandle<'a> {
         StateHandle {
@@ -82,7 +148,11 @@ impl StateHandle<'_> {
         *self.now.get_or_insert_with(Instant::now)
     }
 
-    fn get<S: Any + Send>(&mut self, name: &str, ttl: Option<Duration>) -> Option<&mut S> {
+    fn get<S: Any + Send + Serialize + DeserializeOwned>(
+        &mut self,
+        name: &str,
+        ttl: Option<Duration>,
+    ) -> Option<&mut S> {
         if let Some(t) = ttl {
             let written = find(self.cells()?, name)?.written;
             if written.is_some_and(|w| self.now().duration_since(w) >= t) {
@@ -90,10 +160,26 @@ impl StateHandle<'_> {
                 return None;
             }
         }
-        find(self.cells()?, name)?.value.downcast_mut::<S>()
+        let cell = find(self.cells()?, name)?;
+        if let Some(raw) = cell.value.downcast_ref::<Raw>() {
+            // First read after a restore. A value that no longer decodes as this type is a
+            // changed state type: reading it as absent would lose it silently, so it stays raw
+            // and the read fails loudly instead.
+            match crate::checkpoint::decode::<S>(&raw.0) {
+                Ok(v) => {
+                    cell.value = Box::new(v);
+                    cell.encode = encoder::<S>();
+                }
+                Err(e) => panic!(
+                    "keyed state '{name}' cannot be read as {}: {e}",
+                    std::any::type_name::<S>()
+                ),
+            }
+        }
+        cell.value.downcast_mut::<S>()
     }
 
-    fn put<S: Any + Send>(&mut self, name: &str, value: S, ttl: Option<Duration>) {
+    fn put<S: Any + Send + Serialize>(&mut self, name: &str, value: S, ttl: Option<Duration>) {
         let written = ttl.map(|_| self.now());
         // Overwrite in place when the cell exists: no allocation for the key or the name.
         if let Some(cell) = self.cells().and_then(|c| find(c, name))
@@ -103,6 +189,7 @@ impl StateHandle<'_> {
             cell.written = written;
             return;
         }
+        let encode = encoder::<S>();
         self.remove(name);
         let group = self.store.groups.entry(self.key_group).or_default();
         if !group.contains_key(self.key) {
@@ -113,6 +200,7 @@ impl StateHandle<'_> {
             name.into(),
             Cell {
                 value: Box::new(value),
+                encode,
                 written,
             },
         ));
@@ -144,12 +232,15 @@ impl StateHandle<'_> {
     }
 
     /// The value (Flink's `ValueState.value()`).
-    pub fn value<T: Clone + Send + 'static>(&mut self, d: &ValueStateDescriptor<T>) -> Option<T> {
+    pub fn value<T: Clone + Send + Serialize + DeserializeOwned + 'static>(
+        &mut self,
+        d: &ValueStateDescriptor<T>,
+    ) -> Option<T> {
         self.get::<T>(&d.name, d.ttl).cloned()
     }
 
     /// Replaces the value.
-    pub fn update<T: Send + 'static>(&mut self, d: &ValueStateDescriptor<T>, value: T) {
+    pub fn update<T: Send + Serialize + 'static>(&mut self, d: &ValueStateDescriptor<T>, value: T) {
         self.put(&d.name, value, d.ttl);
     }
 
@@ -159,7 +250,7 @@ impl StateHandle<'_> {
     }
 
     /// Appends to a list.
-    pub fn add<T: Send + 'static>(&mut self, d: &ListStateDescriptor<T>, value: T) {
+    pub fn add<T: Send + Serialize + DeserializeOwned + 'static>(&mut self, d: &ListStateDescriptor<T>, value: T) {
         match self.get::<Vec<T>>(&d.name, d.ttl) {
             Some(list) => {
                 list.push(value);
@@ -170,12 +261,18 @@ impl StateHandle<'_> {
     }
 
     /// The list (empty when absent).
-    pub fn list<T: Clone + Send + 'static>(&mut self, d: &ListStateDescriptor<T>) -> Vec<T> {
+    pub fn list<T: Clone + Send + Serialize + DeserializeOwned + 'static>(
+        &mut self,
+        d: &ListStateDescriptor<T>,
+    ) -> Vec<T> {
         self.get::<Vec<T>>(&d.name, d.ttl).cloned().unwrap_or_default()
     }
 
     /// Puts an entry into a map.
-    pub fn put_entry<K: Eq + Hash + Send + 'static, V: Send + 'static>(
+    pub fn put_entry<
+        K: Eq + Hash + Send + Serialize + DeserializeOwned + 'static,
+        V: Send + Serialize + DeserializeOwned + 'static,
+    >(
         &mut self,
         d: &MapStateDescriptor<K, V>,
         key: K,
@@ -191,7 +288,10 @@ impl StateHandle<'_> {
     }
 
     /// An entry of a map.
-    pub fn get_entry<K: Eq + Hash + Send + 'static, V: Clone + Send + 'static>(
+    pub fn get_entry<
+        K: Eq + Hash + Send + Serialize + DeserializeOwned + 'static,
+        V: Clone + Send + Serialize + DeserializeOwned + 'static,
+    >(
         &mut self,
         d: &MapStateDescriptor<K, V>,
         key: &K,
@@ -200,7 +300,10 @@ impl StateHandle<'_> {
     }
 
     /// Removes an entry of a map.
-    pub fn remove_entry<K: Eq + Hash + Send + 'static, V: Send + 'static>(
+    pub fn remove_entry<
+        K: Eq + Hash + Send + Serialize + DeserializeOwned + 'static,
+        V: Send + Serialize + DeserializeOwned + 'static,
+    >(
         &mut self,
         d: &MapStateDescriptor<K, V>,
         key: &K,
@@ -212,7 +315,10 @@ impl StateHandle<'_> {
     }
 
     /// All entries of a map.
-    pub fn entries<K: Clone + Eq + Hash + Send + 'static, V: Clone + Send + 'static>(
+    pub fn entries<
+        K: Clone + Eq + Hash + Send + Serialize + DeserializeOwned + 'static,
+        V: Clone + Send + Serialize + DeserializeOwned + 'static,
+    >(
         &mut self,
         d: &MapStateDescriptor<K, V>,
     ) -> Vec<(K, V)> {
@@ -222,7 +328,11 @@ impl StateHandle<'_> {
     }
 
     /// Reduces `value` into a reducing state.
-    pub fn reduce<T: Send + 'static>(&mut self, d: &ReducingStateDescriptor<T>, value: T) {
+    pub fn reduce<T: Send + Serialize + DeserializeOwned + 'static>(
+        &mut self,
+        d: &ReducingStateDescriptor<T>,
+        value: T,
+    ) {
         let f = d.reduce.clone();
         match self.get::<T>(&d.name, d.ttl) {
             Some(current) => {
@@ -234,12 +344,19 @@ impl StateHandle<'_> {
     }
 
     /// The reduced value.
-    pub fn reduced<T: Clone + Send + 'static>(&mut self, d: &ReducingStateDescriptor<T>) -> Option<T> {
+    pub fn reduced<T: Clone + Send + Serialize + DeserializeOwned + 'static>(
+        &mut self,
+        d: &ReducingStateDescriptor<T>,
+    ) -> Option<T> {
         self.get::<T>(&d.name, d.ttl).cloned()
     }
 
     /// Adds `value` to an aggregating state.
-    pub fn aggregate<In, Acc: Send + 'static, Out>(&mut self, d: &AggregatingStateDescriptor<In, Acc, Out>, value: In) {
+    pub fn aggregate<In, Acc: Send + Serialize + DeserializeOwned + 'static, Out>(
+        &mut self,
+        d: &AggregatingStateDescriptor<In, Acc, Out>,
+        value: In,
+    ) {
         let f = d.function.clone();
         match self.get::<Acc>(&d.name, d.ttl) {
             Some(acc) => {
@@ -255,7 +372,7 @@ impl StateHandle<'_> {
     }
 
     /// The aggregate's result.
-    pub fn aggregated<In, Acc: Send + 'static, Out>(
+    pub fn aggregated<In, Acc: Send + Serialize + DeserializeOwned + 'static, Out>(
         &mut self,
         d: &AggregatingStateDescriptor<In, Acc, Out>,
     ) -> Option<Out> {

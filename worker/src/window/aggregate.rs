@@ -106,7 +106,7 @@ pub struct PlannedAgg {
 }
 
 /// The running value of one aggregate for one key and window.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Acc {
     n: i64,
     int: i64,

@@ -63,6 +63,10 @@ pub(crate) trait WindowContents: Send + 'static {
     fn merge(&mut self, into: &mut Self::State, from: Self::State) -> UserResult<()>;
     /// Output rows of fired windows, in the given order.
     fn emit(&mut self, fired: &[Fired<'_, Self::State>]) -> UserResult<Option<RecordBatch>>;
+    /// The contents as bytes, for checkpoints.
+    fn encode_state(&self, state: &Self::State) -> UserResult<Vec<u8>>;
+    /// Contents from [`WindowContents::encode_state`]'s bytes.
+    fn decode_state(&self, bytes: &[u8]) -> UserResult<Self::State>;
 }
 
 /// `window_start` / `window_end` columns for fired windows (nulls for the global window).
@@ -136,5 +140,13 @@ impl WindowContents for Builtin {
             columns.push(agg.finish(&accs)?);
         }
         Ok(Some(RecordBatch::try_new(self.output.clone(), columns)?))
+    }
+
+    fn encode_state(&self, state: &Vec<Acc>) -> UserResult<Vec<u8>> {
+        crate::checkpoint::encode(state)
+    }
+
+    fn decode_state(&self, bytes: &[u8]) -> UserResult<Vec<Acc>> {
+        crate::checkpoint::decode(bytes)
     }
 }

@@ -24,6 +24,8 @@ use crate::error::{Result, WeirError};
 use crate::operators::UserResult;
 use crate::row::{Row, RowRef, Value, rows_to_batch, value_at};
 use crate::state::AggregateFunction;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// What a window function sees besides the elements: the key and the window.
 #[derive(Debug)]
@@ -71,6 +73,8 @@ pub(crate) trait ErasedAggregate: Send + Sync {
     fn add(&self, acc: &mut Box<dyn Any + Send>, row: Row);
     fn merge(&self, a: Box<dyn Any + Send>, b: Box<dyn Any + Send>) -> Box<dyn Any + Send>;
     fn result(&self, acc: &(dyn Any + Send)) -> Vec<Row>;
+    fn encode(&self, acc: &(dyn Any + Send)) -> UserResult<Vec<u8>>;
+    fn decode(&self, bytes: &[u8]) -> UserResult<Box<dyn Any + Send>>;
 }
 
 /// Wraps a typed [`AggregateFunction`].
@@ -79,8 +83,14 @@ pub(crate) struct Typed<F, Acc>(pub(crate) F, pub(crate) PhantomData<fn() -> Acc
 impl<F, Acc> ErasedAggregate for Typed<F, Acc>
 where
     F: AggregateFunction<Row, Acc, Row>,
-    Acc: Send + 'static,
+    Acc: Send + Serialize + DeserializeOwned + 'static,
 {
+    fn encode(&self, acc: &(dyn Any + Send)) -> UserResult<Vec<u8>> {
+        crate::checkpoint::encode(acc.downcast_ref::<Acc>().expect("accumulator of this function"))
+    }
+    fn decode(&self, bytes: &[u8]) -> UserResult<Box<dyn Any + Send>> {
+        Ok(Box::new(crate::checkpoint::decode::<Acc>(bytes)?))
+    }
     fn create(&self) -> Box<dyn Any + Send> {
         Box::new(self.0.create_accumulator())
     }
@@ -109,8 +119,14 @@ pub(crate) struct TypedRows<F, Acc>(pub(crate) F, pub(crate) PhantomData<fn() ->
 impl<F, Acc> ErasedAggregate for TypedRows<F, Acc>
 where
     F: AggregateFunction<Row, Acc, Vec<Row>>,
-    Acc: Send + 'static,
+    Acc: Send + Serialize + DeserializeOwned + 'static,
 {
+    fn encode(&self, acc: &(dyn Any + Send)) -> UserResult<Vec<u8>> {
+        crate::checkpoint::encode(acc.downcast_ref::<Acc>().expect("accumulator of this function"))
+    }
+    fn decode(&self, bytes: &[u8]) -> UserResult<Box<dyn Any + Send>> {
+        Ok(Box::new(crate::checkpoint::decode::<Acc>(bytes)?))
+    }
     fn create(&self) -> Box<dyn Any + Send> {
         Box::new(self.0.create_accumulator())
     }
@@ -356,4 +372,47 @@ impl WindowContents for UserContents {
         }
         Ok(Some(rows_to_batch(&self.output, &rows)?))
     }
+
+    fn encode_state(&self, state: &UserState) -> UserResult<Vec<u8>> {
+        let stored = match state {
+            UserState::Elements(v) => StoredRef::Elements(v),
+            UserState::Reduced(r) => StoredRef::Reduced(r),
+            UserState::Acc(acc) => {
+                let Kind::Aggregate(f) = &self.kind else {
+                    return Err("window contents: state of another function".into());
+                };
+                StoredRef::Acc(f.encode(acc.as_ref())?)
+            }
+        };
+        crate::checkpoint::encode(&stored)
+    }
+
+    fn decode_state(&self, bytes: &[u8]) -> UserResult<UserState> {
+        Ok(match crate::checkpoint::decode::<Stored>(bytes)? {
+            Stored::Elements(v) => UserState::Elements(v),
+            Stored::Reduced(r) => UserState::Reduced(r),
+            Stored::Acc(b) => {
+                let Kind::Aggregate(f) = &self.kind else {
+                    return Err("restoring a window: the stored state is of an aggregate function".into());
+                };
+                UserState::Acc(f.decode(&b)?)
+            }
+        })
+    }
+}
+
+/// [`UserState`] as stored in checkpoints.
+#[derive(Deserialize)]
+enum Stored {
+    Elements(Vec<Row>),
+    Reduced(Option<Row>),
+    Acc(Vec<u8>),
+}
+
+/// [`Stored`], borrowed for writing (same encoding).
+#[derive(Serialize)]
+enum StoredRef<'a> {
+    Elements(&'a [Row]),
+    Reduced(&'a Option<Row>),
+    Acc(Vec<u8>),
 }

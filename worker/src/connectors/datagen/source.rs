@@ -224,7 +224,8 @@ impl Source for DatagenReader {
         let mut throttle = Throttle::new(self.rate);
         let batch_size = throttle.batch_size(ctx.batch_size());
         let limit = self.rows.unwrap_or(u64::MAX);
-        let mut next = self.subtask;
+        // The next row number this subtask emits (rows subtask, subtask + p, …).
+        let mut next = ctx.restored_position::<u64>()?.unwrap_or(self.subtask);
         let mut rows = Vec::with_capacity(batch_size);
         while next < limit && !ctx.is_cancelled() {
             rows.clear();
@@ -234,6 +235,7 @@ impl Source for DatagenReader {
             }
             let batch = self.batch(&rows)?;
             ctx.collect(batch).await?;
+            ctx.set_position(&next)?;
             throttle.emitted(rows.len()).await;
         }
         Ok(())

@@ -353,7 +353,8 @@ impl Source for NexmarkReader {
         let batch_size = throttle.batch_size(ctx.batch_size());
         let mut ev = Event::default();
         let mut b = Builders::default();
-        let mut n = self.subtask;
+        // The next event number this subtask generates (subtask, subtask + p, …).
+        let mut n = ctx.restored_position::<i64>()?.unwrap_or(self.subtask);
         while n < limit {
             let mut rows = 0;
             while rows < batch_size && n < limit {
@@ -376,6 +377,7 @@ impl Source for NexmarkReader {
             if rows > 0 {
                 let batch = b.finish(stream, &self.schema)?;
                 ctx.collect(batch).await?;
+                ctx.set_position(&n)?;
                 throttle.emitted(rows).await;
             }
             if ctx.is_cancelled() {

@@ -1,0 +1,239 @@
+//! The checkpoint coordinator (in the job master): triggers checkpoint `n` at the sources every
+//! interval, collects one acknowledgement per operator subtask (each carrying the handle of the
+//! state file it uploaded, or nothing when stateless), writes `_metadata` last with a
+//! create-only put, then announces `n` complete so two-phase-commit sinks publish. Older
+//! checkpoints beyond the retention are deleted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::OperatorState;
+use super::config::CheckpointConfig;
+use super::metadata::{FORMAT, OperatorSnapshot, SnapshotKind, SnapshotMetadata, SubtaskSnapshot};
+use super::restore::layout;
+use super::store::CheckpointStore;
+use crate::error::{Result, WeirError};
+use crate::message::Barrier;
+
+/// One operator subtask's answer to a barrier.
+#[derive(Debug)]
+pub struct Ack {
+    /// Checkpoint id.
+    pub checkpoint_id: u64,
+    /// Operator uid.
+    pub uid: String,
+    /// Subtask index.
+    pub subtask: usize,
+    /// Parallelism of the operator.
+    pub parallelism: usize,
+    /// The stored state (none when the subtask has no state), or why it could not be stored.
+    pub result: std::result::Result<Option<SubtaskSnapshot>, String>,
+}
+
+/// What a task needs to take part in checkpoints.
+#[derive(Clone)]
+pub struct TaskCheckpoints {
+    /// Where state goes.
+    pub store: CheckpointStore,
+    /// This run's generation (in state file names).
+    pub generation: u64,
+    /// Acknowledgements to the coordinator.
+    pub acks: mpsc::UnboundedSender<Ack>,
+    /// The latest completed checkpoint.
+    pub complete: watch::Receiver<u64>,
+}
+
+impl TaskCheckpoints {
+    /// Uploads `state` of (`uid`, `subtask`) for checkpoint `id` in the background, then
+    /// acknowledges; processing goes on meanwhile.
+    pub fn store(&self, id: u64, uid: &str, subtask: usize, parallelism: usize, state: OperatorState) {
+        let ack = |result| Ack {
+            checkpoint_id: id,
+            uid: uid.to_string(),
+            subtask,
+            parallelism,
+            result,
+        };
+        if state.is_empty() {
+            let _ = self.acks.send(ack(Ok(None)));
+            return;
+        }
+        let (bytes, key_groups, operator_state) = layout(&state);
+        let file = format!("{uid}/{subtask}-g{}", self.generation);
+        let dir = self.store.checkpoint(id);
+        let acks = self.acks.clone();
+        let mut done = ack(Ok(None));
+        tokio::spawn(async move {
+            done.result = match dir.put_file(&file, Bytes::from(bytes)).await {
+                Ok(size) => Ok(Some(SubtaskSnapshot {
+                    subtask: done.subtask,
+                    file,
+                    size,
+                    key_groups,
+                    operator_state,
+                })),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = acks.send(done);
+        });
+    }
+}
+
+/// The coordinator of one run of a job.
+pub struct Coordinator {
+    /// Settings.
+    pub config: CheckpointConfig,
+    /// Where checkpoints go.
+    pub store: CheckpointStore,
+    /// Job name.
+    pub job: String,
+    /// This run's generation.
+    pub generation: u64,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+    /// Acknowledgements per checkpoint: one per operator subtask.
+    pub expected: usize,
+    /// The id of the first checkpoint this run takes.
+    pub first_id: u64,
+}
+
+/// Channels between the coordinator and the tasks.
+pub struct CoordinatorChannels {
+    /// Trigger for the sources.
+    pub trigger: watch::Sender<Option<Barrier>>,
+    /// Acknowledgements from the tasks.
+    pub acks: mpsc::UnboundedReceiver<Ack>,
+    /// Completion notices to the tasks.
+    pub complete: watch::Sender<u64>,
+    /// Set once any source has ended: no barrier can pass it any more.
+    pub sources_done: Arc<AtomicBool>,
+    /// Stops the coordinator.
+    pub stop: CancellationToken,
+}
+
+impl Coordinator {
+    /// Runs until stopped or until checkpoints fail more often than tolerated in a row.
+    pub async fn run(self, mut ch: CoordinatorChannels) -> Result<()> {
+        let mut id = self.first_id;
+        let mut failures = 0u32;
+        let mut last_done = Instant::now();
+        loop {
+            let wait = self
+                .config
+                .interval
+                .max(self.config.min_pause.saturating_sub(last_done.elapsed()));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ch.stop.cancelled() => return Ok(()),
+            }
+            if ch.sources_done.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let started = Instant::now();
+            let barrier = Barrier {
+                checkpoint_id: id,
+                timestamp_ms: crate::operators::keyed_process::now_ms(),
+            };
+            let _ = ch.trigger.send(Some(barrier));
+            match self.collect(barrier, &mut ch).await? {
+                Ok(meta) => {
+                    failures = 0;
+                    last_done = Instant::now();
+                    let _ = ch.complete.send(id);
+                    tracing::info!(
+                        job = %self.job,
+                        checkpoint = id,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        bytes = meta.size(),
+                        "checkpoint complete"
+                    );
+                    match self.store.retain(self.config.retain).await {
+                        Ok(deleted) if !deleted.is_empty() => {
+                            tracing::debug!(?deleted, "old checkpoints deleted")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "could not delete old checkpoints"),
+                    }
+                }
+                Err(reason) => {
+                    failures += 1;
+                    tracing::warn!(job = %self.job, checkpoint = id, %reason, failures, "checkpoint failed");
+                    if failures > self.config.tolerable_failures {
+                        return Err(WeirError::Io {
+                            node: "checkpoints".into(),
+                            message: format!(
+                                "{failures} checkpoints failed in a row (tolerated: {}); last: {reason}",
+                                self.config.tolerable_failures
+                            ),
+                        });
+                    }
+                }
+            }
+            id += 1;
+        }
+    }
+
+    /// Waits for every acknowledgement of `barrier`, then writes `_metadata`. The outer error
+    /// stops the coordinator; the inner one fails only this checkpoint.
+    async fn collect(
+        &self,
+        barrier: Barrier,
+        ch: &mut CoordinatorChannels,
+    ) -> Result<std::result::Result<SnapshotMetadata, String>> {
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let mut acks: Vec<Ack> = Vec::with_capacity(self.expected);
+        while acks.len() < self.expected {
+            tokio::select! {
+                ack = ch.acks.recv() => match ack {
+                    Some(a) if a.checkpoint_id == barrier.checkpoint_id => acks.push(a),
+                    Some(_) => {} // a late answer to an abandoned checkpoint
+                    None => return Ok(Err("tasks are gone".into())),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Ok(Err(format!(
+                        "timed out after {:?} with {} of {} acknowledgements",
+                        self.config.timeout, acks.len(), self.expected
+                    )));
+                }
+                _ = ch.stop.cancelled() => return Ok(Err("job stopping".into())),
+            }
+        }
+        let mut operators: BTreeMap<String, OperatorSnapshot> = BTreeMap::new();
+        for a in acks {
+            let op = operators.entry(a.uid.clone()).or_insert_with(|| OperatorSnapshot {
+                uid: a.uid.clone(),
+                parallelism: a.parallelism,
+                subtasks: Vec::new(),
+            });
+            match a.result {
+                Ok(Some(s)) => op.subtasks.push(s),
+                Ok(None) => {}
+                Err(e) => return Ok(Err(format!("{} subtask {}: {e}", a.uid, a.subtask))),
+            }
+        }
+        let mut operators: Vec<OperatorSnapshot> = operators.into_values().collect();
+        for op in &mut operators {
+            op.subtasks.sort_by_key(|s| s.subtask);
+        }
+        let meta = SnapshotMetadata {
+            format: FORMAT,
+            job: self.job.clone(),
+            checkpoint_id: barrier.checkpoint_id,
+            generation: self.generation,
+            kind: SnapshotKind::Checkpoint,
+            timestamp_ms: barrier.timestamp_ms,
+            max_parallelism: self.max_parallelism,
+            operators,
+        };
+        match self.store.checkpoint(barrier.checkpoint_id).write_metadata(&meta).await {
+            Ok(()) => Ok(Ok(meta)),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+}

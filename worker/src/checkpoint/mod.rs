@@ -1,0 +1,112 @@
+//! Checkpoints: asynchronous barrier snapshots (Flink's ABS), stored through `object_store`.
+//!
+//! - [`config`]: interval, timeout, pause, retention, storage URL.
+//! - [`coordinator`]: triggers checkpoint `n` at the sources, collects every subtask's
+//!   acknowledgement, writes `_metadata` last (create-only), then tells tasks `n` is complete.
+//! - [`store`] and [`metadata`]: the layout and `_metadata`.
+//! - [`restore`]: what each subtask loads: the key groups of its range (from whichever old
+//!   subtasks held them, reading only those bytes), and its operator state.
+//!
+//! Operators hand their state over as an [`OperatorState`]: keyed state per key group, and
+//! non-keyed operator state (a source's position, a sink's files awaiting commit).
+
+pub mod config;
+pub mod coordinator;
+pub mod metadata;
+pub mod restore;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use arrow::row::RowConverter;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::operators::UserResult;
+
+pub use config::CheckpointConfig;
+pub use metadata::{SnapshotKind, SnapshotMetadata};
+pub use store::{CheckpointStore, SnapshotDir};
+
+/// The state of one operator subtask at a barrier, or what it restores.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OperatorState {
+    /// Keyed state, by key group.
+    pub keyed: BTreeMap<u32, Vec<u8>>,
+    /// Non-keyed state: this subtask's own (on restore: the same subtask's, when the
+    /// parallelism did not change).
+    pub operator: Option<Vec<u8>>,
+    /// On restore only: the non-keyed state of every old subtask (Flink's union
+    /// redistribution), e.g. for the least watermark across them.
+    pub union: Vec<Vec<u8>>,
+}
+
+impl OperatorState {
+    /// Whether there is nothing to store.
+    pub fn is_empty(&self) -> bool {
+        self.keyed.is_empty() && self.operator.is_none()
+    }
+}
+
+/// Encodes a value of state (postcard: compact, schema-less, stable).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> UserResult<Vec<u8>> {
+    Ok(postcard::to_stdvec(value)?)
+}
+
+/// Decodes a value of state.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> UserResult<T> {
+    postcard::from_bytes(bytes).map_err(|e| format!("restoring state: {e}").into())
+}
+
+/// Key groups of keys in Arrow's row format (as the operators keep them), by decoding them and
+/// hashing as the partitioner does: the same key lands in the same key group on every path.
+pub fn key_groups_of(converter: &RowConverter, keys: &[&[u8]], max_parallelism: u32) -> UserResult<Vec<u32>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parser = converter.parser();
+    let columns = converter.convert_rows(keys.iter().map(|k| parser.parse(k)))?;
+    let hashes = crate::keys::hash_rows(&columns, keys.len())?;
+    Ok(hashes
+        .iter()
+        .map(|h| crate::keys::key_group_of_hash(*h, max_parallelism))
+        .collect())
+}
+
+/// Groups `(key, entry)` pairs by key group and encodes each group's entries.
+pub fn keyed_groups<E: Serialize>(
+    converter: Option<&RowConverter>,
+    entries: Vec<(&[u8], E)>,
+    max_parallelism: u32,
+) -> UserResult<BTreeMap<u32, Vec<u8>>> {
+    let groups = match converter {
+        Some(c) => key_groups_of(c, &entries.iter().map(|e| e.0).collect::<Vec<_>>(), max_parallelism)?,
+        // Without keys (window_all) everything is one key in key group 0.
+        None => vec![0; entries.len()],
+    };
+    let mut by_group: BTreeMap<u32, Vec<(&[u8], E)>> = BTreeMap::new();
+    for (g, e) in groups.into_iter().zip(entries) {
+        by_group.entry(g).or_default().push(e);
+    }
+    by_group.into_iter().map(|(g, list)| Ok((g, encode(&list)?))).collect()
+}
+
+/// Decodes every key group's entries written by [`keyed_groups`].
+pub fn keyed_entries<E: DeserializeOwned>(state: &OperatorState) -> UserResult<Vec<(Vec<u8>, E)>> {
+    let mut out = Vec::new();
+    for bytes in state.keyed.values() {
+        out.extend(decode::<Vec<(Vec<u8>, E)>>(bytes)?);
+    }
+    Ok(out)
+}
+
+/// The least watermark over the restored subtasks' non-keyed states (each an encoded `i64`):
+/// where a restored time-based operator resumes, whatever the new parallelism.
+pub fn least_watermark(state: &OperatorState) -> UserResult<i64> {
+    let mut least: Option<i64> = None;
+    for bytes in &state.union {
+        let w: i64 = decode(bytes)?;
+        least = Some(least.map_or(w, |l| l.min(w)));
+    }
+    Ok(least.unwrap_or(i64::MIN))
+}

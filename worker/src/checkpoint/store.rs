@@ -1,0 +1,268 @@
+//! Checkpoint storage through `object_store`, in the design's layout:
+//!
+//! ```text
+//! <root>/<job>/chk-<n>/<operator>/<subtask>-g<generation>   state files
+//! <root>/<job>/chk-<n>/_metadata                            written last, create-only
+//! <root>/<job>/savepoints/<id>/…                            self-contained, kept
+//! ```
+//!
+//! A checkpoint without `_metadata` does not exist. `_metadata` is written with a create-only
+//! put, so two writers of the same checkpoint (a zombie from an older generation and the
+//! current run) cannot both succeed. State files carry the writer's generation in their name,
+//! so the loser's files never overwrite the winner's.
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use super::metadata::SnapshotMetadata;
+use crate::error::{Result, WeirError};
+use crate::storage::{self, Location};
+
+/// Name of the metadata file.
+pub const METADATA: &str = "_metadata";
+
+/// A job's checkpoints and savepoints under a storage URL.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    /// `<root>/<job>`.
+    job_dir: Location,
+}
+
+/// A directory holding one snapshot (a checkpoint's `chk-<n>` or a savepoint's).
+#[derive(Debug, Clone)]
+pub struct SnapshotDir {
+    dir: Location,
+}
+
+fn err(what: &str, loc: &Location, e: impl std::fmt::Display) -> WeirError {
+    WeirError::Io {
+        node: "checkpoints".into(),
+        message: format!("{what} {}: {e}", loc.display),
+    }
+}
+
+impl CheckpointStore {
+    /// The checkpoints of job `job` under `url` (a path, `file://`, `s3://`, `memory://`).
+    pub fn open(url: &str, job: &str) -> Result<Self> {
+        if job.is_empty() || job.contains('/') {
+            return Err(WeirError::plan(format!(
+                "checkpoints: job name '{job}' must be non-empty and without '/'"
+            )));
+        }
+        Ok(CheckpointStore {
+            job_dir: storage::resolve(url)?.child(job),
+        })
+    }
+
+    /// Where the job's snapshots live, for messages.
+    pub fn display(&self) -> &str {
+        &self.job_dir.display
+    }
+
+    /// The directory of checkpoint `n`.
+    pub fn checkpoint(&self, n: u64) -> SnapshotDir {
+        SnapshotDir {
+            dir: self.job_dir.child(&format!("chk-{n}")),
+        }
+    }
+
+    /// The directory of savepoint `id`.
+    pub fn savepoint(&self, id: &str) -> SnapshotDir {
+        SnapshotDir {
+            dir: self.job_dir.child("savepoints").child(id),
+        }
+    }
+
+    /// Ids of the `chk-<n>` directories, complete or not, ascending.
+    async fn checkpoint_dirs(&self) -> Result<Vec<u64>> {
+        let listing = match self.job_dir.store.list_with_delimiter(Some(&self.job_dir.path)).await {
+            Ok(l) => l,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(err("listing", &self.job_dir, e)),
+        };
+        let mut ids: Vec<u64> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix("chk-")?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Ids of complete checkpoints (those with `_metadata`), ascending.
+    pub async fn completed(&self) -> Result<Vec<u64>> {
+        let mut done = Vec::new();
+        for id in self.checkpoint_dirs().await? {
+            if self.checkpoint(id).exists().await? {
+                done.push(id);
+            }
+        }
+        Ok(done)
+    }
+
+    /// The newest complete checkpoint.
+    pub async fn latest(&self) -> Result<Option<(SnapshotDir, SnapshotMetadata)>> {
+        match self.completed().await?.last() {
+            Some(&id) => {
+                let dir = self.checkpoint(id);
+                let meta = dir.read_metadata().await?;
+                Ok(Some((dir, meta)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps the newest `keep` complete checkpoints; deletes older checkpoint directories,
+    /// complete or not. Checkpoints are self-contained, so no kept one references a deleted
+    /// file. Returns the ids deleted.
+    pub async fn retain(&self, keep: usize) -> Result<Vec<u64>> {
+        let complete = self.completed().await?;
+        if complete.len() <= keep.max(1) {
+            return Ok(Vec::new());
+        }
+        let oldest_kept = complete[complete.len() - keep.max(1)];
+        let mut deleted = Vec::new();
+        for id in self.checkpoint_dirs().await? {
+            if id >= oldest_kept {
+                break;
+            }
+            self.checkpoint(id).delete().await?;
+            deleted.push(id);
+        }
+        Ok(deleted)
+    }
+}
+
+impl SnapshotDir {
+    /// A snapshot directory given by URL (e.g. `--from-savepoint`).
+    pub fn at(url: &str) -> Result<Self> {
+        Ok(SnapshotDir {
+            dir: storage::resolve(url)?,
+        })
+    }
+
+    /// Where it is, for messages.
+    pub fn display(&self) -> &str {
+        &self.dir.display
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        rel.split('/').fold(self.dir.path.clone(), |p, part| p.join(part))
+    }
+
+    /// Whether `_metadata` exists (the snapshot is complete).
+    pub async fn exists(&self) -> Result<bool> {
+        match self.dir.store.head(&self.path(METADATA)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(err("reading", &self.dir, e)),
+        }
+    }
+
+    /// Writes a state file (relative name) and returns its size.
+    pub async fn put_file(&self, rel: &str, data: Bytes) -> Result<u64> {
+        let size = data.len() as u64;
+        self.dir
+            .store
+            .put(&self.path(rel), PutPayload::from_bytes(data))
+            .await
+            .map_err(|e| err(&format!("writing {rel} in"), &self.dir, e))?;
+        Ok(size)
+    }
+
+    /// Reads `range` of a state file.
+    pub async fn read_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        self.dir
+            .store
+            .get_range(&self.path(rel), range)
+            .await
+            .map_err(|e| err(&format!("reading {rel} in"), &self.dir, e))
+    }
+
+    /// Writes `_metadata` if no one has: the snapshot is complete from here on. Fails with a
+    /// clear error if another writer completed it first.
+    pub async fn write_metadata(&self, meta: &SnapshotMetadata) -> Result<()> {
+        let json = serde_json::to_vec_pretty(meta).map_err(|e| err("encoding metadata for", &self.dir, e))?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .dir
+            .store
+            .put_opts(&self.path(METADATA), PutPayload::from(json), opts)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(WeirError::Io {
+                node: "checkpoints".into(),
+                message: format!(
+                    "{} was already completed by another writer (an older run of this job?); this one is discarded",
+                    self.dir.display
+                ),
+            }),
+            Err(e) => Err(err("writing metadata of", &self.dir, e)),
+        }
+    }
+
+    /// Reads `_metadata`.
+    pub async fn read_metadata(&self) -> Result<SnapshotMetadata> {
+        let bytes = match self.dir.store.get(&self.path(METADATA)).await {
+            Ok(r) => r.bytes().await.map_err(|e| err("reading", &self.dir, e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(WeirError::plan(format!(
+                    "{} is not a complete checkpoint or savepoint (no {METADATA})",
+                    self.dir.display
+                )));
+            }
+            Err(e) => return Err(err("reading", &self.dir, e)),
+        };
+        let meta: SnapshotMetadata = serde_json::from_slice(&bytes)
+            .map_err(|e| WeirError::plan(format!("{}/{METADATA} is not valid: {e}", self.dir.display)))?;
+        if meta.format != super::metadata::FORMAT {
+            return Err(WeirError::plan(format!(
+                "{}/{METADATA} has format {}, this build reads format {}",
+                self.dir.display,
+                meta.format,
+                super::metadata::FORMAT
+            )));
+        }
+        Ok(meta)
+    }
+
+    /// Deletes everything under the directory, `_metadata` first so a half-deleted snapshot is
+    /// never taken for a complete one.
+    pub async fn delete(&self) -> Result<()> {
+        match self.dir.store.delete(&self.path(METADATA)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(err("deleting", &self.dir, e)),
+        }
+        let files: Vec<Path> = self
+            .dir
+            .store
+            .list(Some(&self.dir.path))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| err("listing", &self.dir, e))?;
+        for f in files {
+            match self.dir.store.delete(&f).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(err("deleting", &self.dir, e)),
+            }
+        }
+        if let Some(local) = &self.dir.local {
+            match std::fs::remove_dir_all(local) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err("deleting", &self.dir, e)),
+            }
+        }
+        Ok(())
+    }
+}
