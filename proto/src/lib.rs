@@ -7,6 +7,6 @@
 pub mod pipeline;
 
 pub use pipeline::{
-    AggregateSpec, Inputs, OperatorSpec, PipelineSpec, RangeSpec, SinkSpec, SourceSpec, SplitSpec, TriggerSpec,
-    WatermarkSpec, WindowSpec,
+    AggregateSpec, CheckpointSpec, Inputs, OperatorSpec, PipelineSpec, RangeSpec, RestartSpec, SinkSpec, SourceSpec,
+    SplitSpec, TriggerSpec, WatermarkSpec, WindowSpec,
 };

@@ -51,6 +51,12 @@ pub struct PipelineSpec {
     /// Capacity of each channel between subtasks, in batches (default 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_capacity: Option<usize>,
+    /// Checkpointing (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointSpec>,
+    /// Restarts after a failure, from the newest checkpoint (with checkpointing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartSpec>,
     /// The sources of the job.
     pub sources: Vec<SourceSpec>,
     /// Operators, in any order; each names its input.
@@ -315,4 +321,45 @@ mod tests {
             assert!(schema.contains(field), "{field}");
         }
     }
+}
+
+/// Checkpoint settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// Time between checkpoints, ms.
+    pub interval_ms: u64,
+    /// Where snapshots go: a path, `file://`, `s3://bucket/prefix` (default `.weir/checkpoints`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// Abandon a checkpoint after this long, ms (default 600000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Least time between the end of one checkpoint and the next, ms (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_pause_ms: Option<u64>,
+    /// Complete checkpoints kept (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<usize>,
+    /// Checkpoints that may fail in a row before the job fails (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerable_failures: Option<u32>,
+}
+
+/// Restart strategy: fixed delay (`backoff: 1`) or exponential backoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartSpec {
+    /// Restarts before giving up (default 3; 0 fails at the first error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Wait before the first restart, ms (default 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Each further wait is the previous one times this (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<f64>,
+    /// Longest wait, ms (default 30000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delay_ms: Option<u64>,
 }

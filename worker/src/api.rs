@@ -40,6 +40,7 @@ use crate::operators::window_aggregate::{WindowAggregate, WindowFunction};
 use crate::operators::{OperatorFactory, TaskContext, UserResult};
 use crate::partition::Partitioning;
 use crate::row::{Row, RowRef};
+use crate::runtime::control::JobControl;
 use crate::runtime::executor::{self, JobResult, metrics_for};
 use crate::runtime::metrics::JobMetrics;
 use crate::state::AggregateFunction;
@@ -226,6 +227,17 @@ impl StreamExecutionEnvironment {
     pub async fn execute_with(&self, name: &str, metrics: &JobMetrics, cancel: CancellationToken) -> Result<JobResult> {
         let (graph, config) = self.prepare(name)?;
         executor::execute(&graph, &config, metrics, cancel).await
+    }
+
+    /// Runs the job with a handle for savepoints and stopping ([`JobControl`]).
+    pub async fn execute_controlled(
+        &self,
+        name: &str,
+        metrics: &JobMetrics,
+        control: &JobControl,
+    ) -> Result<JobResult> {
+        let (graph, config) = self.prepare(name)?;
+        executor::execute_controlled(&graph, &config, metrics, control).await
     }
 
     /// Counters for the job as built so far, to pass to [`Self::execute_with`].

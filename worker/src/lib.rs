@@ -45,6 +45,7 @@ pub mod prelude {
     pub use crate::operators::keyed_process::{KeyedContext, KeyedProcessFunction, TimeDomain};
     pub use crate::operators::{TaskContext, UserResult};
     pub use crate::row::{Row, RowRef, Value};
+    pub use crate::runtime::control::JobControl;
     pub use crate::runtime::executor::JobResult;
     pub use crate::state::{
         AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,

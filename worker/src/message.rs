@@ -2,13 +2,16 @@
 
 use arrow::record_batch::RecordBatch;
 
-/// A checkpoint barrier. Carried through the graph; snapshots arrive with checkpoints (#4).
+/// A checkpoint barrier: every operator snapshots its state when it passes (aligned over its
+/// inputs), so the snapshot holds exactly the effect of the records before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Barrier {
     /// Checkpoint id.
     pub checkpoint_id: u64,
     /// Trigger time, milliseconds since the epoch.
     pub timestamp_ms: i64,
+    /// A savepoint (stored under `savepoints/`, kept) rather than a checkpoint.
+    pub savepoint: bool,
 }
 
 /// One element of a stream between two subtasks.

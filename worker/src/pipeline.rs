@@ -135,6 +135,35 @@ fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
     if let Some(d) = &spec.dead_letter {
         env.set_dead_letter(d.clone());
     }
+    if let Some(c) = &spec.checkpoint {
+        let defaults = crate::checkpoint::CheckpointConfig::default();
+        let ms = Duration::from_millis;
+        let config = crate::checkpoint::CheckpointConfig {
+            interval: ms(c.interval_ms),
+            timeout: c.timeout_ms.map_or(defaults.timeout, ms),
+            min_pause: c.min_pause_ms.map_or(defaults.min_pause, ms),
+            tolerable_failures: c.tolerable_failures.unwrap_or(defaults.tolerable_failures),
+            retain: c.retain.unwrap_or(defaults.retain),
+            storage: c.storage.clone().unwrap_or(defaults.storage),
+        };
+        config
+            .validate()
+            .map_err(|e| (None, WeirError::plan(format!("checkpoint: {e}"))))?;
+        env.set_checkpoint_config(config);
+    }
+    if let Some(r) = &spec.restart {
+        let d = crate::graph::RestartStrategy::default();
+        let ms = Duration::from_millis;
+        if r.backoff.is_some_and(|b| b.is_nan() || b < 1.0) {
+            return Err((None, WeirError::plan("restart.backoff must be at least 1")));
+        }
+        env.set_restart_strategy(crate::graph::RestartStrategy {
+            attempts: r.attempts.unwrap_or(d.attempts),
+            delay: r.delay_ms.map_or(d.delay, ms),
+            backoff: r.backoff.unwrap_or(d.backoff),
+            max_delay: r.max_delay_ms.map_or(d.max_delay, ms),
+        });
+    }
     if spec.sources.is_empty() {
         return Err((None, WeirError::plan("sources: at least one source is needed")));
     }

@@ -240,3 +240,217 @@ fn a_stopped_job_resumes_from_its_newest_checkpoint_at_another_parallelism() {
         "nothing lost, nothing duplicated across stop and resume"
     );
 }
+
+#[test]
+fn failures_at_random_points_never_lose_or_duplicate_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let clean_out = tmp.path().join("clean");
+    windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("clean")
+        .unwrap();
+    let expected = committed(&clean_out);
+    // A fixed seed keeps the points reproducible; they spread over the whole input.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for round in 0..6 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let at = 1_000 + (seed % 38_000) as i64;
+        let out = tmp.path().join(format!("out-{round}"));
+        let failed = Arc::new(AtomicBool::new(false));
+        let r = windowed_job(out.to_str().unwrap(), &chk, Some((at, failed.clone())))
+            .execute(&format!("random-{round}"))
+            .unwrap();
+        assert!(failed.load(Ordering::SeqCst));
+        assert_eq!(r.restarts, 1, "round {round}, failure at row {at}");
+        assert_eq!(committed(&out), expected, "round {round}, failure at row {at}");
+    }
+}
+
+/// Runs `env` for `millis` then stops it (state stays in its newest checkpoint).
+fn run_for(env: &StreamExecutionEnvironment, name: &str, millis: u64) -> JobResult {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let control = JobControl::default();
+    let stopper = control.clone();
+    rt.spawn(async move {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        stopper.cancel();
+    });
+    rt.block_on(env.execute_controlled(name, &env.metrics(), &control))
+        .unwrap()
+}
+
+#[test]
+fn rescaling_1_4_2_3_keeps_keyed_state_and_windows_in_flight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let (clean_out, out) = (tmp.path().join("clean"), tmp.path().join("out"));
+    windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("clean")
+        .unwrap();
+    let expected = committed(&clean_out);
+    let mut generated = 0;
+    for (step, p) in [1usize, 4, 2].into_iter().enumerate() {
+        let env = windowed_job_at(out.to_str().unwrap(), &chk, None, p);
+        if step > 0 {
+            env.set_restore(RestoreFrom::Latest);
+        }
+        let r = run_for(&env, "rescaled", 250);
+        assert!(r.cancelled, "step {step} ran to its end; the input should outlast it");
+        generated += r.node("gen").unwrap().records_out;
+    }
+    let env = windowed_job_at(out.to_str().unwrap(), &chk, None, 3);
+    env.set_restore(RestoreFrom::Latest);
+    let r = env.execute("rescaled").unwrap();
+    generated += r.node("gen").unwrap().records_out;
+    // Each run resumed where the previous one's checkpoint left the source.
+    assert!(
+        generated < 60_000,
+        "the source produced {generated} rows over four runs"
+    );
+    assert_eq!(committed(&out), expected, "1 → 4 → 2 → 3 gives the unscaled output");
+}
+
+#[test]
+fn stop_with_savepoint_then_start_from_it_with_another_job_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let (clean_out, out) = (tmp.path().join("clean"), tmp.path().join("out"));
+    windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("clean")
+        .unwrap();
+    let expected = committed(&clean_out);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = windowed_job(out.to_str().unwrap(), &chk, None);
+    let control = JobControl::default();
+    let asker = control.clone();
+    let savepoint = rt.spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        asker.stop_with_savepoint().await
+    });
+    let r = rt
+        .block_on(env.execute_controlled("saved", &env.metrics(), &control))
+        .unwrap();
+    assert!(r.cancelled);
+    let path = rt.block_on(savepoint).unwrap().unwrap();
+    assert!(path.contains("/saved/savepoints/savepoint-"), "{path}");
+    // Savepoint output is committed at once.
+    let at_savepoint = committed(&out);
+    assert!(!at_savepoint.is_empty() && at_savepoint.len() < expected.len());
+
+    // A job without the savepoint's window (another id) is refused, naming the operator…
+    let other = tmp.path().join("other");
+    let env = StreamExecutionEnvironment::new();
+    env.enable_checkpointing(Duration::from_millis(50));
+    env.set_checkpoint_storage(&chk);
+    env.set_restore(RestoreFrom::Snapshot(path.clone()));
+    let cfg = DatagenConfig {
+        rows: Some(10),
+        seed: 3,
+        fields: vec![DatagenField::new("id", FieldKind::Sequence)],
+        ..Default::default()
+    };
+    env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+        .set_parallelism(2)
+        .add_sink(FileSink::new("other", FileSinkConfig::new(other.to_str().unwrap(), Format::Json)).unwrap())
+        .name("other");
+    let e = env.execute("saved-other").unwrap_err().to_string();
+    assert!(
+        e.contains("no longer has: out, win") || e.contains("no longer has: win, out"),
+        "{e}"
+    );
+    // …unless non-restored state is allowed.
+    env.allow_non_restored_state(true);
+    env.execute("saved-other").unwrap();
+
+    // The same job at parallelism 4 from the savepoint: nothing lost or repeated.
+    let env = windowed_job_at(out.to_str().unwrap(), &chk, None, 4);
+    env.set_restore(RestoreFrom::Snapshot(path.clone()));
+    env.execute("saved").unwrap();
+    assert_eq!(committed(&out), expected, "from the savepoint at parallelism 4");
+}
+
+/// The CLI job of the SIGKILL test: keyed windows over rate-limited data into exactly-once files.
+fn cli_job(out: &std::path::Path, chk: &std::path::Path) -> String {
+    format!(
+        r#"
+name: killed
+parallelism: 2
+checkpoint: {{interval_ms: 100, storage: "{}"}}
+sources:
+  - id: gen
+    connector: datagen
+    rows: 60000
+    rows_per_second: 30000
+    seed: 5
+    watermark: {{field: ts, max_out_of_orderness_ms: 5}}
+    fields:
+      - {{name: ts, kind: timestamp, start: 0, rows_per_ms: 10}}
+      - {{name: k, kind: random, min: 0, max: 19}}
+      - {{name: v, kind: random, min: 0, max: 999}}
+operators:
+  - {{id: keyed, input: gen, key_by: k}}
+  - id: win
+    input: keyed
+    window: {{size_ms: 200, aggregates: [{{kind: count}}, {{kind: sum, field: v}}]}}
+sinks:
+  - {{id: out, input: win, connector: file, path: "{}", format: json}}
+"#,
+        chk.display(),
+        out.display()
+    )
+}
+
+#[test]
+fn the_cli_survives_sigkill_at_random_points_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weir = env!("CARGO_BIN_EXE_weir");
+    let run = |yaml: &str, name: &str, resume: bool| {
+        let file = tmp.path().join(name);
+        std::fs::write(&file, yaml).unwrap();
+        let mut cmd = std::process::Command::new(weir);
+        cmd.arg("run").arg(&file).arg("--progress=never");
+        if resume {
+            cmd.arg("--resume");
+        }
+        cmd.stderr(std::process::Stdio::null());
+        cmd
+    };
+    let clean_out = tmp.path().join("clean-out");
+    let clean = cli_job(&clean_out, &tmp.path().join("clean-chk"));
+    assert!(run(&clean, "clean.yaml", false).status().unwrap().success());
+    let expected = committed(&clean_out);
+    assert_eq!(expected.len(), 30 * 20, "30 windows of 200 ms × 20 keys");
+
+    let out = tmp.path().join("out");
+    let job = cli_job(&out, &tmp.path().join("chk"));
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut kills = 0;
+    for attempt in 0..20 {
+        let mut child = run(&job, "job.yaml", attempt > 0).spawn().unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Kill 3 times at random points of the ~2 s run, then let it finish.
+        if kills < 3 {
+            std::thread::sleep(Duration::from_millis(300 + seed % 700));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+                continue;
+            }
+        }
+        let status = child.wait().unwrap();
+        assert!(status.success(), "the resumed run failed: {status}");
+        break;
+    }
+    assert_eq!(kills, 3, "the job was killed three times");
+    assert_eq!(
+        committed(&out),
+        expected,
+        "SIGKILL three times: nothing lost, nothing duplicated"
+    );
+}

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 use weir::bench;
+use weir::checkpoint::{CheckpointStore, SnapshotDir};
+use weir::graph::RestoreFrom;
 use weir::pipeline;
+use weir::runtime::control::JobControl;
 use weir::runtime::metrics::{JobMetrics, NodeRole};
 
 /// Weir: a stream processor in the tradition of Apache Flink.
@@ -36,6 +38,22 @@ enum Command {
         /// Progress line on stderr every second: auto (when stderr is a terminal), always, never.
         #[arg(long, default_value = "auto")]
         progress: Progress,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Inspect a job's checkpoints and savepoints.
+    Checkpoints {
+        #[command(subcommand)]
+        command: CheckpointsCommand,
+    },
+    /// Take a savepoint of a job running in `weir run` (process PID): it prints the savepoint's
+    /// location on its stderr. With `--stop`, the job stops once the savepoint is complete.
+    Savepoint {
+        /// Process id of the `weir run`.
+        pid: u32,
+        /// Stop the job after the savepoint (stop-with-savepoint).
+        #[arg(long)]
+        stop: bool,
     },
     /// Check a pipeline file and print its plan (same as `run --explain`).
     Explain {
@@ -60,6 +78,40 @@ enum Command {
         /// Also print one JSON object per run.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// Checkpointing and where state comes from.
+#[derive(clap::Args, Clone, Default)]
+struct StateArgs {
+    /// Checkpoint every this many ms (overrides the file's `checkpoint.interval_ms`).
+    #[arg(long, value_name = "MS")]
+    checkpoint_interval: Option<u64>,
+    /// Where checkpoints go (a path, file://, s3://bucket/prefix).
+    #[arg(long, value_name = "URL")]
+    checkpoint_storage: Option<String>,
+    /// Resume from the job's newest complete checkpoint (fresh if there is none).
+    #[arg(long, conflicts_with = "from_savepoint")]
+    resume: bool,
+    /// Start from a savepoint (or a checkpoint directory).
+    #[arg(long, value_name = "URL")]
+    from_savepoint: Option<String>,
+    /// Start even if the snapshot holds state of operators the job no longer has.
+    #[arg(long)]
+    allow_non_restored_state: bool,
+}
+
+#[derive(Subcommand)]
+enum CheckpointsCommand {
+    /// The complete checkpoints and savepoints of a job: `weir checkpoints list .weir/checkpoints/<job>`.
+    List {
+        /// The job's directory under the checkpoint storage.
+        url: String,
+    },
+    /// What a checkpoint or savepoint holds: operators, parallelism, key groups, sizes.
+    Show {
+        /// The snapshot's directory (`…/<job>/chk-<n>` or `…/<job>/savepoints/<name>`).
+        url: String,
     },
 }
 
@@ -99,8 +151,22 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             parallelism,
             explain,
             progress,
-        } => run(file, parallelism, explain, progress).await,
-        Command::Explain { file } => run(file, None, true, Progress::Never).await,
+            state,
+        } => run(file, parallelism, explain, progress, state).await,
+        Command::Explain { file } => run(file, None, true, Progress::Never, StateArgs::default()).await,
+        Command::Checkpoints { command } => checkpoints_cmd(command).await,
+        Command::Savepoint { pid, stop } => {
+            let signal = if stop { "-USR2" } else { "-USR1" };
+            let status = std::process::Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .status()
+                .context("running kill")?;
+            if !status.success() {
+                anyhow::bail!("no job process {pid} to signal");
+            }
+            eprintln!("savepoint requested from process {pid}; it prints the savepoint's location when complete");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             query,
             events,
@@ -111,17 +177,67 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run(file: PathBuf, parallelism: Option<usize>, explain: bool, progress: Progress) -> anyhow::Result<ExitCode> {
+async fn run(
+    file: PathBuf,
+    parallelism: Option<usize>,
+    explain: bool,
+    progress: Progress,
+    state: StateArgs,
+) -> anyhow::Result<ExitCode> {
     let job = pipeline::load(&file)?;
     if let Some(p) = parallelism {
         job.env.set_parallelism(p);
     }
+    if let Some(ms) = state.checkpoint_interval {
+        job.env.enable_checkpointing(Duration::from_millis(ms));
+    }
+    if let Some(url) = &state.checkpoint_storage {
+        job.env.set_checkpoint_storage(url.clone());
+    }
+    let checkpointing = job.env.config().checkpoint.is_some();
+    if state.resume {
+        if !checkpointing {
+            anyhow::bail!(
+                "--resume needs checkpoints: set checkpoint.interval_ms in the file or --checkpoint-interval"
+            );
+        }
+        job.env.set_restore(RestoreFrom::Latest);
+    }
+    if let Some(url) = &state.from_savepoint {
+        job.env.set_restore(RestoreFrom::Snapshot(url.clone()));
+    }
+    job.env.allow_non_restored_state(state.allow_non_restored_state);
     if explain {
         print!("{}", job.env.explain().await.map_err(|e| job.locate(e))?);
         return Ok(ExitCode::SUCCESS);
     }
     let metrics = job.env.metrics();
-    let cancel = CancellationToken::new();
+    let control = JobControl::default();
+    let cancel = control.cancel_token();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        for (kind, stop) in [
+            (SignalKind::user_defined1(), false),
+            (SignalKind::user_defined2(), true),
+        ] {
+            let mut signals = signal(kind).context("installing the savepoint signal handler")?;
+            let control = control.clone();
+            tokio::spawn(async move {
+                while signals.recv().await.is_some() {
+                    let r = if stop {
+                        control.stop_with_savepoint().await
+                    } else {
+                        control.savepoint().await
+                    };
+                    match r {
+                        Ok(path) => eprintln!("\nsavepoint complete: {path}"),
+                        Err(e) => eprintln!("\nsavepoint failed: {e}"),
+                    }
+                }
+            });
+        }
+    }
     let show = match progress {
         Progress::Always => true,
         Progress::Never => false,
@@ -130,7 +246,13 @@ async fn run(file: PathBuf, parallelism: Option<usize>, explain: bool, progress:
     let stop = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping: sources stop, data in flight is written (Ctrl-C again to abort)");
+            if checkpointing {
+                eprintln!(
+                    "\nstopping: state stays in the newest checkpoint; resume with --resume (Ctrl-C again to abort)"
+                );
+            } else {
+                eprintln!("\nstopping: sources stop, data in flight is written (Ctrl-C again to abort)");
+            }
             stop.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -159,7 +281,7 @@ async fn run(file: PathBuf, parallelism: Option<usize>, explain: bool, progress:
     });
     let result = job
         .env
-        .execute_with(&job.name, &metrics, cancel)
+        .execute_controlled(&job.name, &metrics, &control)
         .await
         .map_err(|e| job.locate(e));
     if let Some(r) = reporter {
@@ -182,6 +304,79 @@ async fn run(file: PathBuf, parallelism: Option<usize>, explain: bool, progress:
             .clone()
             .unwrap_or_else(|| format!(".weir/{}/dead-letter", job.name));
         eprintln!("malformed records are in {dir}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn checkpoints_cmd(command: CheckpointsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        CheckpointsCommand::List { url } => {
+            let store = CheckpointStore::at(&url)?;
+            let ids = store.completed().await?;
+            let savepoints = store.savepoints().await?;
+            if ids.is_empty() && savepoints.is_empty() {
+                println!("no complete checkpoints or savepoints in {url}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("| snapshot | kind | generation | taken (UTC ms) | operators | bytes |");
+            println!("| --- | --- | ---: | ---: | ---: | ---: |");
+            let mut dirs: Vec<(String, SnapshotDir)> = ids
+                .iter()
+                .map(|id| (format!("chk-{id}"), store.checkpoint(*id)))
+                .collect();
+            dirs.extend(
+                savepoints
+                    .iter()
+                    .map(|s| (format!("savepoints/{s}"), store.savepoint(s))),
+            );
+            for (name, dir) in dirs {
+                match dir.read_metadata().await {
+                    Ok(m) => println!(
+                        "| {name} | {:?} | {} | {} | {} | {} |",
+                        m.kind,
+                        m.generation,
+                        m.timestamp_ms,
+                        m.operators.len(),
+                        m.size()
+                    ),
+                    Err(_) => println!("| {name} | incomplete | | | | |"),
+                }
+            }
+        }
+        CheckpointsCommand::Show { url } => {
+            let m = SnapshotDir::at(&url)?.read_metadata().await?;
+            println!(
+                "{:?} {} of job '{}' (generation {}), {} key groups, {} bytes",
+                m.kind,
+                m.checkpoint_id,
+                m.job,
+                m.generation,
+                m.max_parallelism,
+                m.size()
+            );
+            println!("| operator | parallelism | subtask | file | bytes | key groups | operator state |");
+            println!("| --- | ---: | ---: | --- | ---: | --- | ---: |");
+            for op in &m.operators {
+                if op.subtasks.is_empty() {
+                    println!("| {} | {} | - | - | 0 | - | - |", op.uid, op.parallelism);
+                }
+                for s in &op.subtasks {
+                    let groups = match (s.key_groups.first(), s.key_groups.last()) {
+                        (Some(a), Some(b)) => format!("{} in {}..={}", s.key_groups.len(), a.0, b.0),
+                        _ => "-".into(),
+                    };
+                    println!(
+                        "| {} | {} | {} | {} | {} | {groups} | {} |",
+                        op.uid,
+                        op.parallelism,
+                        s.subtask,
+                        s.file,
+                        s.size,
+                        s.operator_state.map_or("-".into(), |o| format!("{} B", o.1))
+                    );
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

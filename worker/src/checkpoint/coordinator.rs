@@ -20,6 +20,7 @@ use super::restore::layout;
 use super::store::CheckpointStore;
 use crate::error::{Result, WeirError};
 use crate::message::Barrier;
+use crate::runtime::control::SavepointRequest;
 
 /// One operator subtask's answer to a barrier.
 #[derive(Debug)]
@@ -52,7 +53,8 @@ pub struct TaskCheckpoints {
 impl TaskCheckpoints {
     /// Uploads `state` of (`uid`, `subtask`) for checkpoint `id` in the background, then
     /// acknowledges; processing goes on meanwhile.
-    pub fn store(&self, id: u64, uid: &str, subtask: usize, parallelism: usize, state: OperatorState) {
+    pub fn store(&self, barrier: &Barrier, uid: &str, subtask: usize, parallelism: usize, state: OperatorState) {
+        let id = barrier.checkpoint_id;
         let ack = |result| Ack {
             checkpoint_id: id,
             uid: uid.to_string(),
@@ -66,7 +68,7 @@ impl TaskCheckpoints {
         }
         let (bytes, key_groups, operator_state) = layout(&state);
         let file = format!("{uid}/{subtask}-g{}", self.generation);
-        let dir = self.store.checkpoint(id);
+        let dir = self.store.snapshot_dir(barrier);
         let acks = self.acks.clone();
         let mut done = ack(Ok(None));
         tokio::spawn(async move {
@@ -115,6 +117,10 @@ pub struct CoordinatorChannels {
     pub sources_done: Arc<AtomicBool>,
     /// Stops the coordinator.
     pub stop: CancellationToken,
+    /// Savepoint requests.
+    pub requests: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<SavepointRequest>>>,
+    /// Stops the job (after a stop-with-savepoint).
+    pub job_cancel: CancellationToken,
 }
 
 impl Coordinator {
@@ -123,25 +129,54 @@ impl Coordinator {
         let mut id = self.first_id;
         let mut failures = 0u32;
         let mut last_done = Instant::now();
+        let requests = ch.requests.clone();
+        let mut requests = requests.lock().await;
         loop {
             let wait = self
                 .config
                 .interval
                 .max(self.config.min_pause.saturating_sub(last_done.elapsed()));
+            let mut savepoint = None;
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                Some(request) = requests.recv() => savepoint = Some(request),
                 _ = ch.stop.cancelled() => return Ok(()),
             }
             if ch.sources_done.load(Ordering::Acquire) {
+                if let Some(r) = savepoint {
+                    let _ = r
+                        .reply
+                        .send(Err("the job's input has ended; there is nothing to savepoint".into()));
+                }
                 return Ok(());
             }
             let started = Instant::now();
             let barrier = Barrier {
                 checkpoint_id: id,
                 timestamp_ms: crate::operators::keyed_process::now_ms(),
+                savepoint: savepoint.is_some(),
             };
             let _ = ch.trigger.send(Some(barrier));
-            match self.collect(barrier, &mut ch).await? {
+            let outcome = self.collect(barrier, &mut ch).await?;
+            if let Some(request) = savepoint {
+                id += 1;
+                match outcome {
+                    Ok(_) => {
+                        let _ = ch.complete.send(barrier.checkpoint_id);
+                        let path = self.store.snapshot_dir(&barrier).display().to_string();
+                        tracing::info!(job = %self.job, savepoint = %path, "savepoint complete");
+                        let _ = request.reply.send(Ok(path));
+                        if request.stop {
+                            ch.job_cancel.cancel();
+                        }
+                    }
+                    Err(reason) => {
+                        let _ = request.reply.send(Err(reason));
+                    }
+                }
+                continue;
+            }
+            match outcome {
                 Ok(meta) => {
                     failures = 0;
                     last_done = Instant::now();
@@ -226,12 +261,16 @@ impl Coordinator {
             job: self.job.clone(),
             checkpoint_id: barrier.checkpoint_id,
             generation: self.generation,
-            kind: SnapshotKind::Checkpoint,
+            kind: if barrier.savepoint {
+                SnapshotKind::Savepoint
+            } else {
+                SnapshotKind::Checkpoint
+            },
             timestamp_ms: barrier.timestamp_ms,
             max_parallelism: self.max_parallelism,
             operators,
         };
-        match self.store.checkpoint(barrier.checkpoint_id).write_metadata(&meta).await {
+        match self.store.snapshot_dir(&barrier).write_metadata(&meta).await {
             Ok(()) => Ok(Ok(meta)),
             Err(e) => Ok(Err(e.to_string())),
         }

@@ -56,6 +56,13 @@ impl CheckpointStore {
         })
     }
 
+    /// The snapshots in a job's directory given by URL (`<storage>/<job>`).
+    pub fn at(job_dir: &str) -> Result<Self> {
+        Ok(CheckpointStore {
+            job_dir: storage::resolve(job_dir)?,
+        })
+    }
+
     /// Where the job's snapshots live, for messages.
     pub fn display(&self) -> &str {
         &self.job_dir.display
@@ -65,6 +72,15 @@ impl CheckpointStore {
     pub fn checkpoint(&self, n: u64) -> SnapshotDir {
         SnapshotDir {
             dir: self.job_dir.child(&format!("chk-{n}")),
+        }
+    }
+
+    /// Where the snapshot of `barrier` goes: `chk-<n>`, or `savepoints/savepoint-<n>`.
+    pub fn snapshot_dir(&self, barrier: &crate::message::Barrier) -> SnapshotDir {
+        if barrier.savepoint {
+            self.savepoint(&format!("savepoint-{}", barrier.checkpoint_id))
+        } else {
+            self.checkpoint(barrier.checkpoint_id)
         }
     }
 
@@ -89,6 +105,37 @@ impl CheckpointStore {
             .collect();
         ids.sort_unstable();
         Ok(ids)
+    }
+
+    /// The highest checkpoint id in use (complete or not; 0 when none): a new run numbers its
+    /// checkpoints after it, so it never collides with an earlier run's.
+    pub async fn highest_id(&self) -> Result<u64> {
+        let checkpoints = self.checkpoint_dirs().await?.last().copied().unwrap_or(0);
+        let savepoints = self
+            .savepoints()
+            .await?
+            .iter()
+            .filter_map(|name| name.strip_prefix("savepoint-")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        Ok(checkpoints.max(savepoints))
+    }
+
+    /// Names of the savepoint directories.
+    pub async fn savepoints(&self) -> Result<Vec<String>> {
+        let dir = self.job_dir.child("savepoints");
+        let listing = match dir.store.list_with_delimiter(Some(&dir.path)).await {
+            Ok(l) => l,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(err("listing", &dir, e)),
+        };
+        let mut names: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     /// Ids of complete checkpoints (those with `_metadata`), ascending.

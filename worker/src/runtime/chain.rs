@@ -266,14 +266,14 @@ impl Chain {
             let id = barrier.checkpoint_id;
             for op in &mut self.operators {
                 let state = op.operator.snapshot(id).map_err(|e| op_error(&op.ctx, e))?;
-                cp.store(id, &op.ctx.node, op.ctx.subtask, op.ctx.parallelism, state);
+                cp.store(&barrier, &op.ctx.node, op.ctx.subtask, op.ctx.parallelism, state);
             }
             if let Tail::Sink { sink, ctx, .. } = &mut self.tail {
                 let state = OperatorState {
                     operator: sink.snapshot(id).await?,
                     ..Default::default()
                 };
-                cp.store(id, &ctx.node, ctx.subtask, ctx.parallelism, state);
+                cp.store(&barrier, &ctx.node, ctx.subtask, ctx.parallelism, state);
             }
         }
         self.side_broadcast(Message::Barrier(barrier)).await?;

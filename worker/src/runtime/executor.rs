@@ -25,6 +25,7 @@ use crate::operators::calc::{self, CalcParts};
 use crate::operators::filter::FilterExpr;
 use crate::operators::select::Select;
 use crate::runtime::chain::{Chain, ChainedOperator, Tail};
+use crate::runtime::control::JobControl;
 use crate::runtime::gate::{GateEvent, InputGate};
 use crate::runtime::metrics::{JobMetrics, NodeMetrics, NodeRole, NodeStats};
 use crate::runtime::output::{OutputEdge, Outputs};
@@ -82,6 +83,17 @@ pub async fn execute(
     metrics: &JobMetrics,
     cancel: CancellationToken,
 ) -> Result<JobResult> {
+    execute_controlled(graph, config, metrics, &JobControl::with_cancel(cancel)).await
+}
+
+/// [`execute`] with a handle for savepoints and stopping.
+pub async fn execute_controlled(
+    graph: &LogicalGraph,
+    config: &JobConfig,
+    metrics: &JobMetrics,
+    control: &JobControl,
+) -> Result<JobResult> {
+    let cancel = control.cancel_token();
     let start = Instant::now();
     let store = match &config.checkpoint {
         Some(c) => {
@@ -126,9 +138,12 @@ pub async fn execute(
             config,
             metrics,
             cancel.child_token(),
-            store.as_ref(),
-            restore.as_ref(),
-            generation,
+            control,
+            Attempt {
+                store: store.as_ref(),
+                restore: restore.as_ref(),
+                generation,
+            },
         )
         .await;
         let err = match attempt {
@@ -160,16 +175,27 @@ pub async fn execute(
     }
 }
 
+/// What one run of a job starts from and checkpoints into.
+struct Attempt<'a> {
+    store: Option<&'a CheckpointStore>,
+    restore: Option<&'a Restore>,
+    generation: u64,
+}
+
 /// One run of the job (a generation): from `restore` if given, checkpointing into `store`.
 async fn run_once(
     graph: &LogicalGraph,
     config: &JobConfig,
     metrics: &JobMetrics,
     cancel: CancellationToken,
-    store: Option<&CheckpointStore>,
-    restore: Option<&Restore>,
-    generation: u64,
+    control: &JobControl,
+    attempt: Attempt<'_>,
 ) -> Result<JobResult> {
+    let Attempt {
+        store,
+        restore,
+        generation,
+    } = attempt;
     let start = Instant::now();
     let plan = physical::plan(graph, config).await?;
     if let Some(r) = restore {
@@ -380,7 +406,10 @@ async fn run_once(
                 generation,
                 max_parallelism: max_p,
                 expected: participants,
-                first_id: restore.map_or(0, |r| r.meta.checkpoint_id) + 1,
+                first_id: restore
+                    .map_or(0, |r| r.meta.checkpoint_id)
+                    .max(store.highest_id().await?)
+                    + 1,
             };
             let channels = CoordinatorChannels {
                 trigger: trigger_tx,
@@ -388,6 +417,8 @@ async fn run_once(
                 complete: complete_tx,
                 sources_done: sources_done.clone(),
                 stop: coordinator_stop.clone(),
+                requests: control.requests(),
+                job_cancel: cancel.clone(),
             };
             let job_cancel = cancel.clone();
             Some(tokio::spawn(async move {

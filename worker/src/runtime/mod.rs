@@ -1,6 +1,7 @@
 //! Running a physical graph: channels, input gates, operator chains, sources, the executor.
 
 pub mod chain;
+pub mod control;
 pub mod executor;
 pub mod gate;
 pub mod metrics;

@@ -129,7 +129,7 @@ impl SourceContext {
             ..Default::default()
         };
         cp.task.store(
-            barrier.checkpoint_id,
+            &barrier,
             &self.task.node,
             self.task.subtask,
             self.task.parallelism,

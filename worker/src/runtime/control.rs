@@ -1,0 +1,87 @@
+//! Controlling a running job from outside: cancel, savepoint, stop with a savepoint.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Result, WeirError};
+
+/// A request for a savepoint; `stop` stops the job once it is complete.
+#[derive(Debug)]
+pub struct SavepointRequest {
+    /// Stop the job after the savepoint.
+    pub stop: bool,
+    /// Where the answer goes: the savepoint's location, or why there is none.
+    pub reply: oneshot::Sender<std::result::Result<String, String>>,
+}
+
+/// A handle on a running job (Flink's `JobClient`): clone it, keep one, pass one to
+/// [`crate::api::StreamExecutionEnvironment::execute_controlled`].
+#[derive(Clone)]
+pub struct JobControl {
+    cancel: CancellationToken,
+    requests: mpsc::UnboundedSender<SavepointRequest>,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<SavepointRequest>>>,
+}
+
+impl Default for JobControl {
+    fn default() -> Self {
+        Self::with_cancel(CancellationToken::new())
+    }
+}
+
+impl JobControl {
+    /// A handle whose job stops when `cancel` fires.
+    pub fn with_cancel(cancel: CancellationToken) -> Self {
+        let (requests, receiver) = mpsc::unbounded_channel();
+        JobControl {
+            cancel,
+            requests,
+            receiver: Arc::new(Mutex::new(receiver)),
+        }
+    }
+
+    /// The job's cancellation token.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Stops the job: sources stop; a checkpointing job keeps its state in its last checkpoint
+    /// (resume with `RestoreFrom::Latest`).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    async fn request(&self, stop: bool) -> Result<String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(SavepointRequest { stop, reply })
+            .map_err(|_| WeirError::plan("the job is not running"))?;
+        match answer.await {
+            Ok(Ok(path)) => Ok(path),
+            Ok(Err(reason)) => Err(WeirError::Io {
+                node: "savepoint".into(),
+                message: reason,
+            }),
+            Err(_) => Err(WeirError::plan("the job ended before the savepoint completed")),
+        }
+    }
+
+    /// Takes a savepoint of the running job (it needs checkpointing enabled); returns where it
+    /// is, for `RestoreFrom::Snapshot` / `weir run --from-savepoint`.
+    pub async fn savepoint(&self) -> Result<String> {
+        self.request(false).await
+    }
+
+    /// Takes a savepoint, then stops the job (Flink's stop-with-savepoint): the output up to
+    /// the savepoint is committed; resuming from it loses and repeats nothing.
+    pub async fn stop_with_savepoint(&self) -> Result<String> {
+        self.request(true).await
+    }
+
+    /// The requests, for the coordinator of the current run.
+    pub(crate) fn requests(&self) -> Arc<Mutex<mpsc::UnboundedReceiver<SavepointRequest>>> {
+        self.receiver.clone()
+    }
+}
