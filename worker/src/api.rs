@@ -310,6 +310,12 @@ impl DataStream {
         self
     }
 
+    /// The stable id checkpoints and savepoints map this node's state by (Flink's `uid`): the
+    /// node's name, so the same as [`DataStream::name`].
+    pub fn uid(self, uid: &str) -> Self {
+        self.name(uid)
+    }
+
     /// Event time for this source: records carry their time in a field, and the source emits
     /// watermarks by `strategy` (Flink's `WatermarkStrategy` given to `fromSource`).
     pub fn with_watermarks(self, strategy: WatermarkStrategy) -> Self {

@@ -96,6 +96,32 @@ pub struct BenchResult {
     pub events_per_cpu_s: f64,
     /// Peak resident memory during the job, MiB.
     pub peak_rss_mib: f64,
+    /// Checkpoints completed (with `--checkpoint-interval`).
+    pub checkpoints: u64,
+    /// Longest checkpoint, ms.
+    pub checkpoint_max_ms: u64,
+    /// Size of the last checkpoint, bytes.
+    pub checkpoint_bytes: u64,
+}
+
+/// A scratch directory for a bench run's checkpoints, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Self {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Scratch(std::env::temp_dir().join(format!("weir-bench-{what}-{}-{n}", std::process::id())))
+    }
+    fn url(&self) -> String {
+        format!("file://{}", self.0.display())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn bids_of(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> {
@@ -356,6 +382,18 @@ pub fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
+/// Resident memory now, MiB.
+pub fn current_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 /// Peak RSS (VmHWM) of this process in MiB.
 pub fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -373,12 +411,35 @@ pub fn reset_peak_rss() {
 
 /// Runs one shape once on the current runtime.
 pub async fn run(shape: &str, events: u64, parallelism: usize) -> Result<BenchResult> {
+    run_checkpointed(shape, events, parallelism, None).await
+}
+
+/// [`run`], checkpointing every `checkpoint_interval` to a scratch directory on local disk.
+pub async fn run_checkpointed(
+    shape: &str,
+    events: u64,
+    parallelism: usize,
+    checkpoint_interval: Option<Duration>,
+) -> Result<BenchResult> {
     let (env, sink) = build(shape, events, parallelism)?;
+    let scratch = Scratch::new(shape);
+    if let Some(interval) = checkpoint_interval {
+        env.set_checkpoint_config(crate::checkpoint::CheckpointConfig {
+            interval,
+            storage: scratch.url(),
+            ..Default::default()
+        });
+    }
+    let metrics = env.metrics();
     reset_peak_rss();
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
-    let result = env.execute_async(shape).await?;
+    let result = env
+        .execute_with(shape, &metrics, tokio_util::sync::CancellationToken::new())
+        .await?;
     let seconds = t0.elapsed().as_secs_f64();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let c = &metrics.checkpoints;
     let cpu = (cpu_seconds() - cpu0).max(0.01);
     let generated = result
         .metrics
@@ -396,5 +457,118 @@ pub async fn run(shape: &str, events: u64, parallelism: usize) -> Result<BenchRe
         events_per_s: generated as f64 / seconds,
         events_per_cpu_s: generated as f64 / cpu,
         peak_rss_mib: peak_rss_mib(),
+        checkpoints: load(&c.completed),
+        checkpoint_max_ms: load(&c.max_duration_ms),
+        checkpoint_bytes: load(&c.last_bytes),
+    })
+}
+
+/// What the keyed-state benchmark measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StateBenchResult {
+    /// Distinct keys in state.
+    pub keys: u64,
+    /// Parallelism of the keyed operator.
+    pub parallelism: usize,
+    /// Resident memory of the state (RSS growth while building it), MiB.
+    pub state_rss_mib: f64,
+    /// Savepoint of the whole state: trigger to `_metadata`, ms.
+    pub snapshot_ms: u64,
+    /// Its size on disk, MiB.
+    pub snapshot_mib: f64,
+    /// Restoring it at the same parallelism, ms.
+    pub restore_ms: u64,
+    /// Parallelism of the rescaled restore.
+    pub rescale_to: usize,
+    /// Restoring it at `rescale_to`, ms (each subtask reads only its key groups).
+    pub rescale_ms: u64,
+}
+
+/// A running count and sum per key over `keys` distinct keys (`id % keys`), from an endless
+/// generator; `restore` starts from a snapshot, `rows` bounds the input.
+fn state_job(keys: u64, parallelism: usize, rows: Option<u64>, storage: &str) -> Result<StreamExecutionEnvironment> {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism);
+    env.set_checkpoint_config(crate::checkpoint::CheckpointConfig {
+        interval: Duration::from_secs(3600),
+        storage: storage.to_string(),
+        ..Default::default()
+    });
+    let cfg = DatagenConfig {
+        rows,
+        fields: vec![
+            DatagenField::new("id", FieldKind::Sequence),
+            DatagenField::random_int("v", 0, 999),
+        ],
+        ..Default::default()
+    };
+    env.add_source(Datagen::new("datagen", cfg)?)
+        .name("datagen")
+        .set_parallelism(1)
+        .select(&[&format!("id % {keys} AS k"), "v"])
+        .key_by("k")
+        .aggregate(&[Agg::count(), Agg::sum("v")])
+        .name("state")
+        .add_sink(Blackhole::new())
+        .name("blackhole");
+    Ok(env)
+}
+
+/// Builds keyed state of `keys` keys, savepoints it, restores it at `parallelism` and at
+/// `rescale_to`, timing each step.
+pub async fn state_bench(keys: u64, parallelism: usize, rescale_to: usize) -> Result<StateBenchResult> {
+    let scratch = Scratch::new("state");
+    let env = state_job(keys, parallelism, None, &scratch.url())?;
+    let metrics = env.metrics();
+    let control = crate::runtime::control::JobControl::default();
+    let rss0 = current_rss_mib();
+    let job = {
+        let env = env.clone();
+        let (metrics, control) = (metrics.clone(), control.clone());
+        tokio::spawn(async move { env.execute_controlled("state-bench", &metrics, &control).await })
+    };
+    // Every key once, then the savepoint.
+    let state_in = || {
+        metrics
+            .snapshot()
+            .iter()
+            .find(|n| n.name == "state")
+            .map_or(0, |n| n.records_in)
+    };
+    while state_in() < keys {
+        if job.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let state_rss_mib = current_rss_mib() - rss0;
+    let path = control.stop_with_savepoint().await?;
+    job.await
+        .map_err(|e| WeirError::plan(format!("state bench job: {e}")))??;
+    let c = &metrics.checkpoints;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let (snapshot_ms, snapshot_bytes) = (load(&c.last_duration_ms), load(&c.last_bytes));
+    let restore = |p: usize| {
+        let (path, url) = (path.clone(), scratch.url());
+        async move {
+            let env = state_job(keys, p, Some(1), &url)?;
+            env.set_restore(crate::graph::RestoreFrom::Snapshot(path));
+            let m = env.metrics();
+            env.execute_with("state-bench", &m, tokio_util::sync::CancellationToken::new())
+                .await?;
+            Ok::<u64, WeirError>(load(&m.checkpoints.restore_ms))
+        }
+    };
+    let restore_ms = restore(parallelism).await?;
+    let rescale_ms = restore(rescale_to).await?;
+    Ok(StateBenchResult {
+        keys,
+        parallelism,
+        state_rss_mib,
+        snapshot_ms,
+        snapshot_mib: snapshot_bytes as f64 / (1024.0 * 1024.0),
+        restore_ms,
+        rescale_to,
+        rescale_ms,
     })
 }

@@ -74,11 +74,67 @@ async fn layout_metadata_and_retention_on_local_files_and_memory() {
     layout_and_retention("memory://layout-test").await;
 }
 
+fn s3_bucket() -> String {
+    // scripts/test starts an S3 server (moto) and names the bucket; CI must not skip this.
+    std::env::var("WEIR_S3_BUCKET").expect("WEIR_S3_BUCKET is set by scripts/test (S3 test server)")
+}
+
 #[tokio::test]
 async fn layout_metadata_and_retention_on_s3() {
-    // scripts/test starts an S3 server (moto) and names the bucket; CI must not skip this.
-    let bucket = std::env::var("WEIR_S3_BUCKET").expect("WEIR_S3_BUCKET is set by scripts/test (S3 test server)");
-    layout_and_retention(&format!("s3://{bucket}/checkpoint-layout-{}", std::process::id())).await;
+    layout_and_retention(&format!(
+        "s3://{}/checkpoint-layout-{}",
+        s3_bucket(),
+        std::process::id()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_metadata_writers_on_s3_have_exactly_one_winner() {
+    let url = format!("s3://{}/checkpoint-race-{}", s3_bucket(), std::process::id());
+    let store = CheckpointStore::open(&url, "race").unwrap();
+    for round in 1..=5u64 {
+        let writers: Vec<_> = (0..16)
+            .map(|w| {
+                let dir = store.checkpoint(round);
+                let mut m = meta("race", round);
+                m.generation = w;
+                tokio::spawn(async move { dir.write_metadata(&m).await.map(|_| w) })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for w in writers {
+            if let Ok(id) = w.await.unwrap() {
+                winners.push(id);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        // What is stored is the winner's.
+        let (_, latest) = store.latest().await.unwrap().unwrap();
+        assert_eq!(latest.generation, winners[0]);
+    }
+}
+
+#[test]
+fn checkpoints_on_s3_restore_a_failed_job_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (clean_out, out) = (tmp.path().join("clean"), tmp.path().join("out"));
+    let chk = format!("s3://{}/checkpoint-jobs-{}", s3_bucket(), std::process::id());
+    windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("s3-clean")
+        .unwrap();
+    let expected = committed(&clean_out);
+    let failed = Arc::new(AtomicBool::new(false));
+    let r = windowed_job(out.to_str().unwrap(), &chk, Some((25_000, failed.clone())))
+        .execute("s3-failing")
+        .unwrap();
+    assert!(failed.load(Ordering::SeqCst));
+    assert_eq!(r.restarts, 1);
+    assert!(
+        r.node("gen").unwrap().records_out < 65_000,
+        "restored from S3, not restarted"
+    );
+    assert_eq!(committed(&out), expected);
 }
 
 /// Keyed tumbling windows over a rate-limited datagen into an exactly-once file sink; with
@@ -452,5 +508,28 @@ fn the_cli_survives_sigkill_at_random_points_and_resumes() {
         committed(&out),
         expected,
         "SIGKILL three times: nothing lost, nothing duplicated"
+    );
+    // Inspect what is kept.
+    let list = std::process::Command::new(weir)
+        .args(["checkpoints", "list"])
+        .arg(tmp.path().join("chk").join("killed"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success() && text.contains("| chk-") && text.contains("Checkpoint"),
+        "{text}"
+    );
+    let newest = text.lines().filter_map(|l| l.strip_prefix("| chk-")).last().unwrap();
+    let id = newest.split_whitespace().next().unwrap();
+    let show = std::process::Command::new(weir)
+        .args(["checkpoints", "show"])
+        .arg(tmp.path().join("chk").join("killed").join(format!("chk-{id}")))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.status.success() && text.contains("| win | 2 |") && text.contains("key groups"),
+        "{text}"
     );
 }

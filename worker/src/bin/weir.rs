@@ -78,6 +78,12 @@ enum Command {
         /// Also print one JSON object per run.
         #[arg(long)]
         json: bool,
+        /// Checkpoint every this many ms (to a scratch directory on local disk).
+        #[arg(long, value_name = "MS")]
+        checkpoint_interval: Option<u64>,
+        /// For `--query state`: the parallelism of the rescaled restore.
+        #[arg(long)]
+        rescale_to: Option<usize>,
     },
 }
 
@@ -173,7 +179,21 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             parallelism,
             reps,
             json,
-        } => bench_cmd(&query, events, parallelism, reps, json).await,
+            checkpoint_interval,
+            rescale_to,
+        } if query == "state" => {
+            let _ = (reps, checkpoint_interval);
+            state_bench_cmd(events, parallelism, rescale_to, json).await
+        }
+        Command::Bench {
+            query,
+            events,
+            parallelism,
+            reps,
+            json,
+            checkpoint_interval,
+            ..
+        } => bench_cmd(&query, events, parallelism, reps, json, checkpoint_interval).await,
     }
 }
 
@@ -407,22 +427,56 @@ fn human(x: f64) -> String {
     }
 }
 
-async fn bench_cmd(query: &str, events: u64, parallelism: usize, reps: usize, json: bool) -> anyhow::Result<ExitCode> {
+async fn state_bench_cmd(
+    keys: u64,
+    parallelism: usize,
+    rescale_to: Option<usize>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let rescale_to = rescale_to.unwrap_or(if parallelism == 1 { 2 } else { 1 });
+    eprintln!("building keyed state of {keys} keys at parallelism {parallelism} …");
+    let r = bench::state_bench(keys, parallelism, rescale_to).await?;
+    println!(
+        "| keys | p | state RSS MiB | savepoint ms | savepoint MiB | restore ms (p={}) | restore ms (p={}) |",
+        r.parallelism, r.rescale_to
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {} | {} | {:.0} | {} | {:.0} | {} | {} |",
+        r.keys, r.parallelism, r.state_rss_mib, r.snapshot_ms, r.snapshot_mib, r.restore_ms, r.rescale_ms
+    );
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bench_cmd(
+    query: &str,
+    events: u64,
+    parallelism: usize,
+    reps: usize,
+    json: bool,
+    checkpoint_interval: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let checkpoint = checkpoint_interval.map(Duration::from_millis);
     let shapes: Vec<&str> = if query == "all" {
         bench::SHAPES.to_vec()
     } else {
         query.split(',').map(str::trim).collect()
     };
-    println!("| shape | p | events | rows out | seconds | events/s | CPU s | events per CPU-s | peak RSS MiB |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| shape | p | events | rows out | seconds | events/s | CPU s | events per CPU-s | peak RSS MiB | checkpoints | max ms | bytes |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for shape in shapes {
-        bench::run(shape, (events / 4).max(1), parallelism)
+        bench::run_checkpointed(shape, (events / 4).max(1), parallelism, checkpoint)
             .await
             .with_context(|| format!("warm-up of {shape}"))?;
         for _ in 0..reps.max(1) {
-            let r = bench::run(shape, events, parallelism).await?;
+            let r = bench::run_checkpointed(shape, events, parallelism, checkpoint).await?;
             println!(
-                "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} |",
+                "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {} | {} | {} |",
                 r.shape,
                 r.parallelism,
                 r.events,
@@ -431,7 +485,10 @@ async fn bench_cmd(query: &str, events: u64, parallelism: usize, reps: usize, js
                 r.events_per_s,
                 r.cpu_seconds,
                 r.events_per_cpu_s,
-                r.peak_rss_mib
+                r.peak_rss_mib,
+                r.checkpoints,
+                r.checkpoint_max_ms,
+                r.checkpoint_bytes
             );
             if json {
                 println!("{}", serde_json::to_string(&r)?);

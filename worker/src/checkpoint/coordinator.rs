@@ -103,6 +103,8 @@ pub struct Coordinator {
     pub expected: usize,
     /// The id of the first checkpoint this run takes.
     pub first_id: u64,
+    /// Where durations and sizes are counted.
+    pub metrics: Arc<crate::runtime::metrics::CheckpointMetrics>,
 }
 
 /// Channels between the coordinator and the tasks.
@@ -161,7 +163,9 @@ impl Coordinator {
             if let Some(request) = savepoint {
                 id += 1;
                 match outcome {
-                    Ok(_) => {
+                    Ok(meta) => {
+                        self.metrics
+                            .completed(started.elapsed().as_millis() as u64, meta.size());
                         let _ = ch.complete.send(barrier.checkpoint_id);
                         let path = self.store.snapshot_dir(&barrier).display().to_string();
                         tracing::info!(job = %self.job, savepoint = %path, "savepoint complete");
@@ -180,6 +184,8 @@ impl Coordinator {
                 Ok(meta) => {
                     failures = 0;
                     last_done = Instant::now();
+                    self.metrics
+                        .completed(started.elapsed().as_millis() as u64, meta.size());
                     let _ = ch.complete.send(id);
                     tracing::info!(
                         job = %self.job,
@@ -198,6 +204,7 @@ impl Coordinator {
                 }
                 Err(reason) => {
                     failures += 1;
+                    self.metrics.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(job = %self.job, checkpoint = id, %reason, failures, "checkpoint failed");
                     if failures > self.config.tolerable_failures {
                         return Err(WeirError::Io {

@@ -3,7 +3,7 @@
 //! that never fills does not fire, as in Flink. `window_start` / `window_end` span the event
 //! times of the window's records when the stream has event time, else they are null.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::{Array, TimestampMillisecondArray};
@@ -15,6 +15,7 @@ use super::window_aggregate::Planned;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::{self, OperatorState};
 use crate::error::{Result, WeirError};
+use crate::state::FastMap;
 use crate::window::aggregate::{Acc, key_converter, plan_keyed_output};
 use crate::window::{Agg, EVENT_TIME_METADATA};
 
@@ -69,7 +70,7 @@ impl OperatorFactory for CountWindowAggregate {
             slide: self.slide as usize,
             planned,
             converter,
-            per_key: HashMap::new(),
+            per_key: FastMap::default(),
             max_parallelism: ctx.max_parallelism,
         }))
     }
@@ -90,7 +91,7 @@ struct CountWindowOp {
     slide: usize,
     planned: Planned,
     converter: RowConverter,
-    per_key: HashMap<Box<[u8]>, KeyWindow>,
+    per_key: FastMap<Box<[u8]>, KeyWindow>,
     max_parallelism: u32,
 }
 

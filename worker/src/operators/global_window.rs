@@ -15,6 +15,7 @@ use super::keyed_process::TimeDomain;
 use super::window_aggregate::Planned;
 use super::{Operator, UserResult};
 use crate::checkpoint::{self, OperatorState};
+use crate::state::FastMap;
 use crate::window::contents::{Fired, TimeWindow, WindowContents};
 use crate::window::trigger::{Trigger, TriggerContext, TriggerResult};
 
@@ -36,7 +37,7 @@ pub(crate) struct GlobalWindowOp<C: WindowContents> {
     planned: Planned,
     converter: Option<RowConverter>,
     contents: C,
-    windows: HashMap<Box<[u8]>, KeyWindow<C::State>>,
+    windows: FastMap<Box<[u8]>, KeyWindow<C::State>>,
     event_timers: BTreeSet<(i64, Box<[u8]>)>,
     processing_timers: BTreeSet<(i64, Box<[u8]>)>,
     watermark: i64,
@@ -58,7 +59,7 @@ impl<C: WindowContents> GlobalWindowOp<C> {
             planned,
             converter,
             contents,
-            windows: HashMap::new(),
+            windows: FastMap::default(),
             event_timers: BTreeSet::new(),
             processing_timers: BTreeSet::new(),
             watermark: i64::MIN,

@@ -3,8 +3,6 @@
 //! key's aggregates so far. Vectorized: keys are encoded per batch, accumulators live in one map,
 //! and output columns are built column-wise.
 
-use std::collections::HashMap;
-
 use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -13,6 +11,7 @@ use arrow::row::RowConverter;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::{self, OperatorState};
 use crate::error::{Result, WeirError};
+use crate::state::FastMap;
 use crate::window::Agg;
 use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
 
@@ -46,7 +45,7 @@ impl OperatorFactory for RunningAggregate {
             aggs,
             output,
             converter,
-            state: HashMap::new(),
+            state: FastMap::default(),
             max_parallelism: ctx.max_parallelism,
         }))
     }
@@ -58,7 +57,7 @@ struct RunningAggregateOp {
     output: SchemaRef,
     converter: RowConverter,
     /// Key (Arrow row format) → accumulators.
-    state: HashMap<Box<[u8]>, Vec<Acc>>,
+    state: FastMap<Box<[u8]>, Vec<Acc>>,
     max_parallelism: u32,
 }
 
@@ -103,7 +102,9 @@ impl Operator for RunningAggregateOp {
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        for (key, accs) in checkpoint::keyed_entries::<Vec<Acc>>(&state)? {
+        let entries = checkpoint::keyed_entries::<Vec<Acc>>(&state)?;
+        self.state.reserve(entries.len());
+        for (key, accs) in entries {
             self.state.insert(key.into_boxed_slice(), accs);
         }
         Ok(())

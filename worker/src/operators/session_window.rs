@@ -4,7 +4,7 @@
 //! that merges into it updates it and fires it again. A record whose (merged) window is past
 //! the lateness is late: counted in `late_records`, the session left as it was.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
@@ -13,6 +13,7 @@ use arrow::row::RowConverter;
 use super::window_aggregate::Planned;
 use super::{Operator, TaskContext, UserResult};
 use crate::checkpoint::{self, OperatorState};
+use crate::state::FastMap;
 use crate::window::contents::{Fired, TimeWindow, WindowContents};
 
 struct Session<S> {
@@ -31,7 +32,7 @@ pub(crate) struct SessionWindowOp<C: WindowContents> {
     converter: Option<RowConverter>,
     contents: C,
     /// Key → its sessions, sorted by start, disjoint.
-    sessions: HashMap<Box<[u8]>, Vec<Session<C::State>>>,
+    sessions: FastMap<Box<[u8]>, Vec<Session<C::State>>>,
     /// (time, key): when the watermark reaches `time`, look at the key's sessions.
     timers: BTreeSet<(i64, Box<[u8]>)>,
     watermark: i64,
@@ -60,7 +61,7 @@ impl<C: WindowContents> SessionWindowOp<C> {
             planned,
             converter,
             contents,
-            sessions: HashMap::new(),
+            sessions: FastMap::default(),
             timers: BTreeSet::new(),
             watermark: i64::MIN,
             late: 0,

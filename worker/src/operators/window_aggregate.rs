@@ -21,6 +21,7 @@ use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::{self, OperatorState};
 use crate::error::{Result, WeirError};
 use crate::partition::field_index;
+use crate::state::FastMap;
 use crate::window::aggregate::{PlannedAgg, Values, key_converter, plan_keyed_output};
 use crate::window::contents::{Builtin, Fired, TimeWindow, WindowContents};
 use crate::window::functions::UserWindowFn;
@@ -245,7 +246,7 @@ struct WindowAggregateOp<C: WindowContents> {
     converter: Option<RowConverter>,
     contents: C,
     /// Window start → key → contents.
-    windows: BTreeMap<i64, HashMap<Box<[u8]>, C::State>>,
+    windows: BTreeMap<i64, FastMap<Box<[u8]>, C::State>>,
     watermark: i64,
     late: u64,
     /// Late records waiting to go to the side output.

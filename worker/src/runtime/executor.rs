@@ -214,6 +214,13 @@ async fn run_once(
         complete: complete_rx.clone(),
     });
     let mut participants = 0usize;
+    let shared_restore: Option<Arc<Restore>> = restore.map(|r| Arc::new(r.clone()));
+    if restore.is_some() {
+        metrics
+            .checkpoints
+            .restore_ms
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
     tracing::info!(job = %config.name, tasks = plan.chains.len(), "starting job\n{}", plan.explain(graph));
     let dead_letter_dir = storage::resolve(
         &config
@@ -306,10 +313,9 @@ async fn run_once(
             };
             let mut chain_run = Chain::new(ops, tail).with_checkpoints(task_checkpoints.clone());
             participants += chain_run.participants();
-            match restore {
-                Some(r) => chain_run.restore(r).await?,
-                None => chain_run.start_fresh().await?,
-            }
+            // Each task loads its state itself, so subtasks restore in parallel.
+            let task_restore = shared_restore.clone();
+            let restore_ms = metrics.checkpoints.clone();
             match &graph.nodes[head].kind {
                 NodeKind::Source(f) => {
                     let ctx = ctx_of(head);
@@ -345,6 +351,7 @@ async fn run_once(
                         );
                     }
                     tasks.spawn(guard(label.clone(), i, async move {
+                        sctx.load_state(task_restore.as_deref(), &restore_ms).await?;
                         source.run(&mut sctx).await?;
                         sctx.finish().await
                     }));
@@ -354,6 +361,7 @@ async fn run_once(
                     let mut completions = chain_run.completions();
                     let stopping = cancel.clone();
                     tasks.spawn(guard(label.clone(), i, async move {
+                        load_state(&mut chain_run, task_restore.as_deref(), &restore_ms).await?;
                         loop {
                             // Processing-time timers of the chain's operators wake the task too.
                             let timer = chain_run.next_timer();
@@ -406,6 +414,7 @@ async fn run_once(
                 generation,
                 max_parallelism: max_p,
                 expected: participants,
+                metrics: metrics.checkpoints.clone(),
                 first_id: restore
                     .map_or(0, |r| r.meta.checkpoint_id)
                     .max(store.highest_id().await?)
@@ -529,6 +538,26 @@ fn chain_operators(
         k += 1;
     }
     Ok(ops)
+}
+
+/// Loads a task's restored state (or starts its sink fresh), timing it.
+pub(crate) async fn load_state(
+    chain: &mut Chain,
+    restore: Option<&Restore>,
+    metrics: &crate::runtime::metrics::CheckpointMetrics,
+) -> Result<()> {
+    let started = Instant::now();
+    match restore {
+        Some(r) => chain.restore(r).await?,
+        None => chain.start_fresh().await?,
+    }
+    if restore.is_some() {
+        metrics.restore_ms.fetch_max(
+            started.elapsed().as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+    Ok(())
 }
 
 /// The next completed checkpoint id (pending forever without checkpoints).

@@ -73,6 +73,15 @@ impl SourceContext {
         }
     }
 
+    /// Loads the state of the operators chained after this source (see [`crate::runtime::executor`]).
+    pub(crate) async fn load_state(
+        &mut self,
+        restore: Option<&crate::checkpoint::restore::Restore>,
+        metrics: &crate::runtime::metrics::CheckpointMetrics,
+    ) -> Result<()> {
+        crate::runtime::executor::load_state(&mut self.chain, restore, metrics).await
+    }
+
     /// Takes part in checkpoints; `restored` is the position to resume from.
     pub(crate) fn with_checkpoints(
         mut self,

@@ -9,6 +9,10 @@
 pub mod descriptors;
 pub mod store;
 
+/// A hash map with a fast non-cryptographic hasher (foldhash), for state keyed by key bytes
+/// the engine already partitions by a hash: flooding is not a concern inside one subtask.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 pub use descriptors::{
     AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
     ValueStateDescriptor,

@@ -40,7 +40,7 @@ fn encoder<S: Any + Send + Serialize>() -> Encoder {
 /// A key's states by name: few per key, so a short list beats hashing the name.
 type PerKey = Vec<(Box<str>, Cell)>;
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+use super::FastMap;
 
 fn find<'a>(cells: &'a mut PerKey, name: &str) -> Option<&'a mut Cell> {
     cells.iter_mut().find(|(n, _)| n.as_ref() == name).map(|(_, c)| c)
