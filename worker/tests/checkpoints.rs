@@ -520,7 +520,7 @@ fn the_cli_survives_sigkill_at_random_points_and_resumes() {
         list.status.success() && text.contains("| chk-") && text.contains("Checkpoint"),
         "{text}"
     );
-    let newest = text.lines().filter_map(|l| l.strip_prefix("| chk-")).last().unwrap();
+    let newest = text.lines().rev().find_map(|l| l.strip_prefix("| chk-")).unwrap();
     let id = newest.split_whitespace().next().unwrap();
     let show = std::process::Command::new(weir)
         .args(["checkpoints", "show"])
