@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -48,6 +48,9 @@ pub struct TaskCheckpoints {
     pub acks: mpsc::UnboundedSender<Ack>,
     /// The latest completed checkpoint.
     pub complete: watch::Receiver<u64>,
+    /// Where uploads run: the checkpoint runtime's own thread, so busy operators on every
+    /// worker thread cannot hold a checkpoint back.
+    pub uploads: tokio::runtime::Handle,
 }
 
 impl TaskCheckpoints {
@@ -71,7 +74,7 @@ impl TaskCheckpoints {
         let dir = self.store.snapshot_dir(barrier);
         let acks = self.acks.clone();
         let mut done = ack(Ok(None));
-        tokio::spawn(async move {
+        self.uploads.spawn(async move {
             done.result = match dir.put_file(&file, Bytes::from(bytes)).await {
                 Ok(size) => Ok(Some(SubtaskSnapshot {
                     subtask: done.subtask,
@@ -115,8 +118,8 @@ pub struct CoordinatorChannels {
     pub acks: mpsc::UnboundedReceiver<Ack>,
     /// Completion notices to the tasks.
     pub complete: watch::Sender<u64>,
-    /// Set once any source has ended: no barrier can pass it any more.
-    pub sources_done: Arc<AtomicBool>,
+    /// Source subtasks still reading: no checkpoint is triggered once all have ended.
+    pub sources_remaining: Arc<watch::Sender<usize>>,
     /// Stops the coordinator.
     pub stop: CancellationToken,
     /// Savepoint requests.
@@ -144,7 +147,7 @@ impl Coordinator {
                 Some(request) = requests.recv() => savepoint = Some(request),
                 _ = ch.stop.cancelled() => return Ok(()),
             }
-            if ch.sources_done.load(Ordering::Acquire) {
+            if *ch.sources_remaining.borrow() == 0 {
                 if let Some(r) = savepoint {
                     let _ = r
                         .reply

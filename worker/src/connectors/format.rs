@@ -219,6 +219,58 @@ impl RecordDecoder {
         Ok(Decoded { batch, bad })
     }
 
+    /// Decodes records one per element, keeping every record's place: the indices of the
+    /// records behind the batch's rows (in order) come back beside it. An empty record is
+    /// malformed unless the format is text (where it is an empty line).
+    pub fn decode_indexed(&self, records: &[String]) -> Result<(Decoded, Vec<usize>)> {
+        if self.format == Format::Text {
+            let arr = arrow::array::StringArray::from_iter_values(records.iter().map(|s| s.as_str()));
+            let batch = (!records.is_empty())
+                .then(|| RecordBatch::try_new(self.schema.clone(), vec![Arc::new(arr)]))
+                .transpose()?;
+            return Ok((Decoded { batch, bad: vec![] }, (0..records.len()).collect()));
+        }
+        let mut bad = Vec::new();
+        let mut kept: Vec<usize> = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            if r.trim().is_empty() {
+                bad.push((r.clone(), "empty record".to_string()));
+            } else {
+                kept.push(i);
+            }
+        }
+        let refs: Vec<&String> = kept.iter().map(|i| &records[*i]).collect();
+        if refs.is_empty() {
+            return Ok((Decoded { batch: None, bad }, Vec::new()));
+        }
+        if let Ok(batch) = self.decode_chunk(&refs) {
+            return Ok((
+                Decoded {
+                    batch: Some(batch),
+                    bad,
+                },
+                kept,
+            ));
+        }
+        let mut good = Vec::new();
+        let mut good_index = Vec::new();
+        for (r, i) in refs.iter().zip(&kept) {
+            match self.decode_chunk(&[r]) {
+                Ok(b) => {
+                    good.push(b);
+                    good_index.push(*i);
+                }
+                Err(reason) => bad.push(((*r).clone(), reason)),
+            }
+        }
+        let batch = if good.is_empty() {
+            None
+        } else {
+            Some(arrow::compute::concat_batches(&self.schema, &good)?)
+        };
+        Ok((Decoded { batch, bad }, good_index))
+    }
+
     fn decode_chunk(&self, records: &[&String]) -> std::result::Result<RecordBatch, String> {
         let mut text = String::with_capacity(records.iter().map(|r| r.len() + 1).sum());
         for r in records {

@@ -18,6 +18,7 @@ pub mod datagen;
 pub mod file;
 pub mod format;
 pub mod http;
+pub mod kafka;
 pub mod nexmark;
 pub mod registry;
 pub mod socket;
@@ -40,6 +41,13 @@ pub trait SourceFactory: Send + Sync {
     /// The most subtasks this source can run as (a socket: 1).
     fn max_parallelism(&self) -> Option<usize> {
         None
+    }
+    /// Whether positions from a checkpoint can be handed to a different number of subtasks
+    /// (each subtask then sees every old subtask's position and takes what it now owns, as the
+    /// Kafka source does with partitions). Sources whose positions cannot split (a sequence
+    /// stride) restore at their old parallelism only.
+    fn positions_redistributable(&self) -> bool {
+        false
     }
     /// A new instance for one subtask.
     fn create(&self, schema: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Source>>;
@@ -69,6 +77,12 @@ pub trait Sink: Send {
     /// (when the parallelism is unchanged) and every old subtask's (`union`, for rescaling).
     /// Called with nothing when a checkpointing job starts fresh.
     async fn restore(&mut self, _own: Option<Vec<u8>>, _union: Vec<Vec<u8>>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every task of the job ended well (after [`Sink::finish`]): publish what waited for the
+    /// job's end.
+    async fn commit_final(&mut self) -> Result<()> {
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use super::datagen::Datagen;
 use super::file::{FileSink, FileSource};
 use super::format::parse_options;
 use super::http::Http;
+use super::kafka::{KafkaSink, KafkaSource};
 use super::nexmark::Nexmark;
 use super::socket::Socket;
 use super::stdout::Stdout;
@@ -16,9 +17,9 @@ use super::{SinkFactory, SourceFactory};
 use crate::error::{Result, WeirError};
 
 /// Source connectors.
-pub const SOURCES: &[&str] = &["datagen", "nexmark", "file", "socket", "http"];
+pub const SOURCES: &[&str] = &["datagen", "nexmark", "file", "socket", "http", "kafka"];
 /// Sink connectors.
-pub const SINKS: &[&str] = &["stdout", "blackhole", "file"];
+pub const SINKS: &[&str] = &["stdout", "blackhole", "file", "kafka"];
 
 /// A source factory for `connector` with `options`.
 pub fn source(connector: &str, node: &str, options: &Map<String, Value>) -> Result<Arc<dyn SourceFactory>> {
@@ -28,6 +29,7 @@ pub fn source(connector: &str, node: &str, options: &Map<String, Value>) -> Resu
         "file" => Arc::new(FileSource::new(node, parse_options(connector, node, options)?)),
         "socket" => Arc::new(Socket::new(node, parse_options(connector, node, options)?)?),
         "http" => Arc::new(Http::new(node, parse_options(connector, node, options)?)?),
+        "kafka" => Arc::new(KafkaSource::new(node, parse_options(connector, node, options)?)?),
         other => {
             return Err(WeirError::config(
                 other,
@@ -47,6 +49,7 @@ pub fn sink(connector: &str, node: &str, options: &Map<String, Value>) -> Result
             Arc::new(Blackhole::new())
         }
         "file" => Arc::new(FileSink::new(node, parse_options(connector, node, options)?)?),
+        "kafka" => Arc::new(KafkaSink::new(node, parse_options(connector, node, options)?)?),
         other => {
             return Err(WeirError::config(
                 other,

@@ -143,6 +143,14 @@ impl Chain {
         Ok(())
     }
 
+    /// The whole job ended well: the sink publishes what waited for it.
+    pub async fn commit_final(&mut self) -> Result<()> {
+        if let Tail::Sink { sink, .. } = &mut self.tail {
+            sink.commit_final().await?;
+        }
+        Ok(())
+    }
+
     /// A watch on completed checkpoints, if this chain checkpoints.
     pub fn completions(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.checkpoints.as_ref().map(|c| c.complete.clone())

@@ -9,8 +9,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use std::sync::atomic::AtomicBool;
-
 use tokio::sync::watch;
 
 use crate::checkpoint::coordinator::{Coordinator, CoordinatorChannels, TaskCheckpoints};
@@ -175,6 +173,18 @@ pub async fn execute_controlled(
     }
 }
 
+/// A runtime on threads of its own, shut down without waiting when dropped (dropping a runtime
+/// from async code otherwise panics).
+struct BackgroundRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for BackgroundRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// What one run of a job starts from and checkpoints into.
 struct Attempt<'a> {
     store: Option<&'a CheckpointStore>,
@@ -206,8 +216,28 @@ async fn run_once(
     let (trigger_tx, trigger_rx) = watch::channel::<Option<crate::message::Barrier>>(None);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let (complete_tx, complete_rx) = watch::channel(restore.map_or(0, |r| r.meta.checkpoint_id));
-    let sources_done = Arc::new(AtomicBool::new(false));
-    let task_checkpoints = store.map(|s| TaskCheckpoints {
+    // Source subtasks still reading; an ended one keeps taking checkpoints until all have ended.
+    let source_subtasks: usize = plan
+        .chains
+        .iter()
+        .filter(|c| matches!(graph.nodes[c[0]].kind, NodeKind::Source(_)))
+        .map(|c| plan.nodes[c[0]].parallelism)
+        .sum();
+    let sources_remaining = Arc::new(watch::channel(source_subtasks).0);
+    // The coordinator and the uploads run on a thread of their own.
+    let checkpoint_runtime = BackgroundRuntime(match store {
+        Some(_) => Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("weir-checkpoints")
+                .enable_all()
+                .build()
+                .map_err(|e| WeirError::plan(format!("cannot start the checkpoint runtime: {e}")))?,
+        ),
+        None => None,
+    });
+    let task_checkpoints = store.zip(checkpoint_runtime.0.as_ref()).map(|(s, rt)| TaskCheckpoints {
+        uploads: rt.handle().clone(),
         store: s.clone(),
         generation,
         acks: ack_tx.clone(),
@@ -336,24 +366,29 @@ async fn run_once(
                     .with_watermarks(watermarks);
                     if let Some(task) = &task_checkpoints {
                         participants += 1;
-                        let restored = match restore {
-                            Some(r) => source_position(r, &graph.nodes[head].name, i, p).await?,
-                            None => None,
+                        let (restored, union) = match restore {
+                            Some(r) => {
+                                let name = &graph.nodes[head].name;
+                                source_position(r, name, i, p, f.positions_redistributable()).await?
+                            }
+                            None => (None, Vec::new()),
                         };
                         sctx = sctx.with_checkpoints(
                             Some(SourceCheckpoints {
                                 task: task.clone(),
                                 trigger: trigger_rx.clone(),
-                                done: sources_done.clone(),
+                                remaining: sources_remaining.clone(),
                                 last: restore.map_or(0, |r| r.meta.checkpoint_id),
                             }),
                             restored,
+                            union,
                         );
                     }
                     tasks.spawn(guard(label.clone(), i, async move {
                         sctx.load_state(task_restore.as_deref(), &restore_ms).await?;
                         source.run(&mut sctx).await?;
-                        sctx.finish().await
+                        sctx.finish().await?;
+                        Ok(Some(sctx.into_chain()))
                     }));
                 }
                 _ => {
@@ -391,7 +426,10 @@ async fn run_once(
                                 GateEvent::Watermark(w) => chain_run.watermark(w).await?,
                                 GateEvent::Idle => chain_run.idle().await?,
                                 GateEvent::Barrier(b) => chain_run.barrier(b).await?,
-                                GateEvent::End => return chain_run.end(stopping.is_cancelled()).await,
+                                GateEvent::End => {
+                                    chain_run.end(stopping.is_cancelled()).await?;
+                                    return Ok(Some(chain_run));
+                                }
                                 GateEvent::UpstreamFailed => return Err(WeirError::UpstreamGone),
                             }
                         }
@@ -424,13 +462,14 @@ async fn run_once(
                 trigger: trigger_tx,
                 acks: ack_rx,
                 complete: complete_tx,
-                sources_done: sources_done.clone(),
+                sources_remaining: sources_remaining.clone(),
                 stop: coordinator_stop.clone(),
                 requests: control.requests(),
                 job_cancel: cancel.clone(),
             };
             let job_cancel = cancel.clone();
-            Some(tokio::spawn(async move {
+            let rt = checkpoint_runtime.0.as_ref().expect("created with the store");
+            Some(rt.spawn(async move {
                 let r = c.run(channels).await;
                 if r.is_err() {
                     job_cancel.cancel();
@@ -443,9 +482,14 @@ async fn run_once(
 
     let mut first: Option<WeirError> = None;
     let mut secondary: Option<WeirError> = None;
+    // Chains that reached the end of their input, for the job's final commit.
+    let mut ended: Vec<Chain> = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let err = match joined {
-            Ok(Ok(())) => continue,
+            Ok(Ok(chain)) => {
+                ended.extend(chain);
+                continue;
+            }
             Ok(Err(e)) => e,
             Err(e) => WeirError::plan(format!("task ended abnormally: {e}")),
         };
@@ -459,15 +503,25 @@ async fn run_once(
         }
     }
     coordinator_stop.cancel();
-    if let Some(c) = coordinator {
-        match c.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(WeirError::plan(format!("checkpoint coordinator ended abnormally: {e}"))),
-        }
-    }
+    let coordinator_result = match coordinator {
+        Some(c) => match c.await {
+            Ok(r) => r,
+            Err(e) => Err(WeirError::plan(format!("checkpoint coordinator ended abnormally: {e}"))),
+        },
+        None => Ok(()),
+    };
+    drop(checkpoint_runtime);
+    coordinator_result?;
     if let Some(e) = first.or(secondary) {
         return Err(e);
+    }
+    // Every task ended well: output that waited for the end of the whole job is published now
+    // (a sink that ended early must not publish while another part of the job could still fail
+    // and restore a checkpoint from before its end).
+    if !cancel.is_cancelled() {
+        for chain in &mut ended {
+            chain.commit_final().await?;
+        }
     }
     Ok(JobResult {
         name: config.name.clone(),
@@ -573,18 +627,24 @@ async fn completed(rx: &mut Option<watch::Receiver<u64>>) -> Option<u64> {
 
 /// A source subtask's restored position. Positions cannot be split or merged, so a source
 /// with a position restores at the parallelism it was checkpointed with.
-async fn source_position(r: &Restore, uid: &str, subtask: usize, parallelism: usize) -> Result<Option<Vec<u8>>> {
+async fn source_position(
+    r: &Restore,
+    uid: &str,
+    subtask: usize,
+    parallelism: usize,
+    redistributable: bool,
+) -> Result<(Option<Vec<u8>>, Vec<Vec<u8>>)> {
     match r.operator_parallelism(uid) {
         Some(old) if old != parallelism => {
             let state = r.state_for(uid, 0, old).await?;
-            if state.union.is_empty() {
-                return Ok(None);
+            if state.union.is_empty() || redistributable {
+                return Ok((None, state.union));
             }
             Err(WeirError::plan(format!(
                 "source '{uid}' was checkpointed at parallelism {old} and cannot resume its positions at {parallelism}; keep the source's parallelism (set_parallelism on it) and rescale the operators after it"
             )))
         }
-        _ => Ok(r.state_for(uid, subtask, parallelism).await?.operator),
+        _ => Ok((r.state_for(uid, subtask, parallelism).await?.operator, Vec::new())),
     }
 }
 
@@ -602,7 +662,7 @@ async fn sleep_until_ms(at: Option<i64>) {
 }
 
 /// Runs a task, turning a panic into an error that names the task.
-async fn guard(label: String, subtask: usize, task: impl Future<Output = Result<()>>) -> Result<()> {
+async fn guard<T>(label: String, subtask: usize, task: impl Future<Output = Result<T>>) -> Result<T> {
     use futures::FutureExt;
     match std::panic::AssertUnwindSafe(task).catch_unwind().await {
         Ok(r) => r,

@@ -36,13 +36,15 @@ pub struct SourceContext {
     position: Option<Vec<u8>>,
     /// The position restored from a checkpoint.
     restored: Option<Vec<u8>>,
+    /// Every old subtask's position, when the parallelism changed (redistributable sources).
+    restored_union: Vec<Vec<u8>>,
 }
 
 /// A source's part in checkpoints: the trigger and where it acknowledges.
 pub(crate) struct SourceCheckpoints {
     pub(crate) task: TaskCheckpoints,
     pub(crate) trigger: watch::Receiver<Option<Barrier>>,
-    pub(crate) done: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) remaining: Arc<watch::Sender<usize>>,
     pub(crate) last: u64,
 }
 
@@ -70,6 +72,7 @@ impl SourceContext {
             checkpoints: None,
             position: None,
             restored: None,
+            restored_union: Vec::new(),
         }
     }
 
@@ -87,10 +90,23 @@ impl SourceContext {
         mut self,
         checkpoints: Option<SourceCheckpoints>,
         restored: Option<Vec<u8>>,
+        restored_union: Vec<Vec<u8>>,
     ) -> Self {
         self.checkpoints = checkpoints;
+        // Until the source reports progress, a checkpoint keeps the restored position.
+        self.position = restored.clone();
         self.restored = restored;
+        self.restored_union = restored_union;
         self
+    }
+
+    /// Every old subtask's position, when the job was restored at another parallelism and the
+    /// source's positions are redistributable ([`crate::connectors::SourceFactory::positions_redistributable`]).
+    pub fn restored_positions_union<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.restored_union
+            .iter()
+            .map(|b| crate::checkpoint::decode(b).map_err(|e| WeirError::io(&self.task.node, e)))
+            .collect()
     }
 
     /// Records where the source stands after the batches emitted so far (e.g. the next
@@ -244,6 +260,11 @@ impl SourceContext {
         }
     }
 
+    /// The chain, once the source has ended (for the job's final commit).
+    pub(crate) fn into_chain(self) -> Chain {
+        self.chain
+    }
+
     /// Whether the job is stopping; a source returns soon after this turns true.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
@@ -258,8 +279,24 @@ impl SourceContext {
     /// the chain.
     pub(crate) async fn finish(&mut self) -> Result<()> {
         if let Some(cp) = &self.checkpoints {
-            // No barrier can pass an ended source: no more checkpoints in this run.
-            cp.done.store(true, std::sync::atomic::Ordering::Release);
+            // An ended source keeps taking part in checkpoints (its position is final) until
+            // every source has ended, so a failure elsewhere restores a recent checkpoint rather
+            // than one from before this end.
+            cp.remaining.send_modify(|n| *n = n.saturating_sub(1));
+            let mut remaining = cp.remaining.subscribe();
+            let cancel = self.cancel.clone();
+            while let Some(mut trigger) = self.checkpoints.as_ref().map(|cp| cp.trigger.clone()) {
+                tokio::select! {
+                    _ = async { drop(remaining.wait_for(|n| *n == 0).await) } => break,
+                    _ = cancel.cancelled() => break,
+                    changed = trigger.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        self.checkpoint_if_due().await?;
+                    }
+                }
+            }
         }
         self.dead_letter.close().await?;
         let stopping = self.cancel.is_cancelled() && self.checkpoints.is_some();

@@ -200,7 +200,18 @@ impl Sink for FileWriter {
 
     async fn finish(&mut self) -> Result<()> {
         self.close().await?;
-        // The input ended: the job is complete, so is its output.
+        if self.transactional {
+            // Published when the whole job has ended well (`commit_final`): another subtask
+            // could still fail and restore a checkpoint from before this end.
+            for (tmp, name) in self.closed.drain(..) {
+                self.pending.push((u64::MAX, tmp, name));
+            }
+            return Ok(());
+        }
+        self.commit_final().await
+    }
+
+    async fn commit_final(&mut self) -> Result<()> {
         let files: Vec<(String, String)> = self
             .pending
             .drain(..)

@@ -1,0 +1,26 @@
+//! Apache Kafka: a source whose partitions are splits with offsets in every checkpoint, and a
+//! sink (at-least-once: everything before a barrier is acknowledged by the brokers before the
+//! checkpoint completes).
+//!
+//! Client: librdkafka through `rdkafka`. Any librdkafka property passes through `properties`
+//! (security, SASL/TLS, `isolation.level=read_committed`, …), so an existing client config works.
+
+pub mod config;
+pub mod sink;
+pub mod source;
+
+pub use config::{KafkaSinkConfig, KafkaSourceConfig, StartFrom};
+pub use sink::KafkaSink;
+pub use source::KafkaSource;
+
+use rdkafka::ClientConfig;
+
+/// A client config from the bootstrap servers and pass-through properties.
+pub(crate) fn client_config(bootstrap: &str, properties: &std::collections::BTreeMap<String, String>) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    c
+}

@@ -1,0 +1,401 @@
+//! The Kafka source. Partitions are splits: subtask `i` of `p` reads the partitions with
+//! `(xxh3(topic) + partition) mod p == i`, assigned directly (no consumer-group rebalancing, so
+//! the assignment is stable and the checkpoint owns the offsets). The position in every
+//! checkpoint is `topic → partition → next offset`; on restore each subtask seeks its
+//! partitions there, whatever the parallelism was (positions are merged over all old subtasks).
+//! Partitions added later are found every `partition_discovery_ms`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use super::client_config;
+use super::config::{KafkaSourceConfig, StartFrom};
+use crate::connectors::format::{Format, RecordDecoder};
+use crate::connectors::{Source, SourceFactory};
+use crate::error::{Result, WeirError};
+use crate::operators::TaskContext;
+use crate::runtime::source_context::SourceContext;
+
+/// Offsets to resume from: topic → partition → next offset.
+type Positions = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// The Kafka source factory.
+pub struct KafkaSource {
+    node: String,
+    config: KafkaSourceConfig,
+    topics: Vec<String>,
+    /// Schema of the decoded value.
+    value_schema: SchemaRef,
+    /// The value schema plus metadata columns.
+    schema: SchemaRef,
+}
+
+impl KafkaSource {
+    /// A Kafka source named `node`; the options are checked here.
+    pub fn new(node: &str, config: KafkaSourceConfig) -> Result<Self> {
+        let bad = |m: String| WeirError::config("kafka", node, m);
+        let topics = config.all_topics();
+        if topics.is_empty() {
+            return Err(bad("topics: name at least one topic (topics: [..] or topic: ..)".into()));
+        }
+        if config.bootstrap_servers.trim().is_empty() {
+            return Err(bad("bootstrap_servers: empty".into()));
+        }
+        if config.start_from == StartFrom::Timestamp && config.start_timestamp_ms.is_none() {
+            return Err(bad("start_from: timestamp needs start_timestamp_ms".into()));
+        }
+        let value_schema = match (config.format, &config.schema) {
+            (Format::Text, _) => Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, false)])),
+            (_, Some(s)) => s.to_schema().map_err(|e| bad(format!("schema: {e}")))?,
+            (f, None) => {
+                return Err(bad(format!(
+                    "schema: format {f:?} needs the record schema (schema: {{fields: [..]}})"
+                )));
+            }
+        };
+        let mut fields: Vec<Field> = value_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        if config.metadata {
+            fields.extend([
+                Field::new("kafka_key", DataType::Utf8, true),
+                Field::new("kafka_partition", DataType::Int32, false),
+                Field::new("kafka_offset", DataType::Int64, false),
+                Field::new(
+                    "kafka_timestamp",
+                    DataType::Timestamp(TimeUnit::Millisecond, None),
+                    true,
+                ),
+            ]);
+        }
+        Ok(KafkaSource {
+            node: node.to_string(),
+            config,
+            topics,
+            value_schema,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+}
+
+#[async_trait]
+impl SourceFactory for KafkaSource {
+    fn connector(&self) -> &'static str {
+        "kafka"
+    }
+    async fn schema(&self) -> Result<SchemaRef> {
+        Ok(self.schema.clone())
+    }
+    fn positions_redistributable(&self) -> bool {
+        true
+    }
+    fn create(&self, _schema: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Source>> {
+        Ok(Box::new(Reader {
+            node: self.node.clone(),
+            config: self.config.clone(),
+            topics: self.topics.clone(),
+            decoder: RecordDecoder::new(self.config.format, self.value_schema.clone()),
+            schema: self.schema.clone(),
+            subtask: ctx.subtask,
+            parallelism: ctx.parallelism,
+        }))
+    }
+}
+
+struct Reader {
+    node: String,
+    config: KafkaSourceConfig,
+    topics: Vec<String>,
+    decoder: RecordDecoder,
+    schema: SchemaRef,
+    subtask: usize,
+    parallelism: usize,
+}
+
+/// Records read but not emitted yet.
+#[derive(Default)]
+struct Buffer {
+    values: Vec<String>,
+    keys: Vec<Option<String>>,
+    partitions: Vec<i32>,
+    offsets: Vec<i64>,
+    timestamps: Vec<Option<i64>>,
+    /// Position after these records.
+    next: Vec<(String, i32, i64)>,
+}
+
+/// Which subtask reads a partition (stable for a topic, spread over subtasks).
+fn owner(topic: &str, partition: i32, parallelism: usize) -> usize {
+    let h = xxhash_rust::xxh3::xxh3_64(topic.as_bytes());
+    ((h % parallelism as u64) as usize + partition.max(0) as usize) % parallelism
+}
+
+impl Reader {
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> WeirError {
+        WeirError::io(&self.node, format!("kafka {what}: {e}"))
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut c = client_config(&self.config.bootstrap_servers, &self.config.properties);
+        let group = self
+            .config
+            .group_id
+            .clone()
+            .unwrap_or_else(|| format!("weir-{}", self.node));
+        c.set("group.id", group);
+        c.set("enable.auto.commit", "false");
+        c.set("enable.partition.eof", "false");
+        if self.config.start_from == StartFrom::Group {
+            c.set("auto.offset.reset", "earliest");
+        }
+        c
+    }
+
+    /// This subtask's partitions of every topic (a metadata request, off the runtime threads).
+    async fn my_partitions(&self) -> Result<Vec<(String, i32)>> {
+        let (client, topics, node) = (self.client(), self.topics.clone(), self.node.clone());
+        let all = tokio::task::spawn_blocking(move || -> Result<Vec<(String, i32)>> {
+            let c: BaseConsumer = client
+                .create()
+                .map_err(|e| WeirError::io(&node, format!("kafka client: {e}")))?;
+            let mut out = Vec::new();
+            for t in &topics {
+                let md = c
+                    .fetch_metadata(Some(t), Duration::from_secs(10))
+                    .map_err(|e| WeirError::io(&node, format!("kafka metadata of '{t}': {e}")))?;
+                for topic in md.topics() {
+                    if let Some(e) = topic.error() {
+                        return Err(WeirError::io(&node, format!("kafka topic '{t}': {e:?}")));
+                    }
+                    out.extend(topic.partitions().iter().map(|p| (t.clone(), p.id())));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| self.err("metadata", e))??;
+        Ok(all
+            .into_iter()
+            .filter(|(t, p)| owner(t, *p, self.parallelism) == self.subtask)
+            .collect())
+    }
+
+    /// End offsets of `partitions` (for bounded reading).
+    async fn end_offsets(&self, partitions: &[(String, i32)]) -> Result<BTreeMap<(String, i32), i64>> {
+        let (client, parts, node) = (self.client(), partitions.to_vec(), self.node.clone());
+        tokio::task::spawn_blocking(move || {
+            let c: BaseConsumer = client
+                .create()
+                .map_err(|e| WeirError::io(&node, format!("kafka client: {e}")))?;
+            let mut out = BTreeMap::new();
+            for (t, p) in parts {
+                let (_, high) = c
+                    .fetch_watermarks(&t, p, Duration::from_secs(10))
+                    .map_err(|e| WeirError::io(&node, format!("kafka end offset of {t}/{p}: {e}")))?;
+                out.insert((t, p), high);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| self.err("end offsets", e))?
+    }
+
+    /// Where each new partition starts: the checkpoint's offset, else `start_from`.
+    fn start_offset(&self, restored: &Positions, topic: &str, partition: i32) -> Offset {
+        if let Some(o) = restored.get(topic).and_then(|m| m.get(&partition)) {
+            return Offset::Offset(*o);
+        }
+        match self.config.start_from {
+            StartFrom::Earliest => Offset::Beginning,
+            StartFrom::Latest => Offset::End,
+            StartFrom::Group => Offset::Stored,
+            // Resolved to offsets by `offsets_for_times` at assignment.
+            StartFrom::Timestamp => Offset::Offset(self.config.start_timestamp_ms.unwrap_or(0)),
+        }
+    }
+
+    /// The assignment: partitions being read stay where they are; new ones start at the
+    /// checkpoint's offset, else at `start_from` (a timestamp resolved to offsets here).
+    async fn assignment(
+        &self,
+        restored: &Positions,
+        positions: &Positions,
+        parts: &[(String, i32)],
+    ) -> Result<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::new();
+        let mut by_time = TopicPartitionList::new();
+        for (t, p) in parts {
+            let known = positions.get(t).and_then(|m| m.get(p)).copied();
+            let offset = match known {
+                Some(o) => Offset::Offset(o),
+                None => self.start_offset(restored, t, *p),
+            };
+            let from_time = known.is_none()
+                && self.config.start_from == StartFrom::Timestamp
+                && restored.get(t).and_then(|m| m.get(p)).is_none();
+            let list = if from_time { &mut by_time } else { &mut tpl };
+            list.add_partition_offset(t, *p, offset)
+                .map_err(|e| self.err("assignment", e))?;
+        }
+        if by_time.count() > 0 {
+            let (client, node) = (self.client(), self.node.clone());
+            let resolved = tokio::task::spawn_blocking(move || {
+                let c: BaseConsumer = client
+                    .create()
+                    .map_err(|e| WeirError::io(&node, format!("kafka client: {e}")))?;
+                c.offsets_for_times(by_time, Duration::from_secs(10))
+                    .map_err(|e| WeirError::io(&node, format!("kafka offsets for the start timestamp: {e}")))
+            })
+            .await
+            .map_err(|e| self.err("offsets for times", e))??;
+            for e in resolved.elements() {
+                // No record at or after the time: start at the end.
+                let offset = match e.offset() {
+                    Offset::Offset(o) => Offset::Offset(o),
+                    _ => Offset::End,
+                };
+                tpl.add_partition_offset(e.topic(), e.partition(), offset)
+                    .map_err(|e| self.err("assignment", e))?;
+            }
+        }
+        Ok(tpl)
+    }
+
+    /// Emits the buffered records: decoded rows (with metadata columns) to the job, malformed
+    /// ones to the dead-letter output; then records the position after them.
+    async fn flush(&self, buf: &mut Buffer, positions: &mut Positions, ctx: &mut SourceContext) -> Result<()> {
+        if buf.values.is_empty() {
+            return Ok(());
+        }
+        let (decoded, good) = self.decoder.decode_indexed(&buf.values)?;
+        for (raw, reason) in &decoded.bad {
+            ctx.dead_letter(raw, reason).await?;
+        }
+        if let Some(batch) = decoded.batch {
+            let batch = if self.config.metadata {
+                let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+                columns.push(Arc::new(StringArray::from_iter(
+                    good.iter().map(|i| buf.keys[*i].clone()),
+                )));
+                columns.push(Arc::new(Int32Array::from_iter_values(
+                    good.iter().map(|i| buf.partitions[*i]),
+                )));
+                columns.push(Arc::new(Int64Array::from_iter_values(
+                    good.iter().map(|i| buf.offsets[*i]),
+                )));
+                columns.push(Arc::new(TimestampMillisecondArray::from_iter(
+                    good.iter().map(|i| buf.timestamps[*i]),
+                )));
+                RecordBatch::try_new(self.schema.clone(), columns)?
+            } else {
+                batch
+            };
+            ctx.collect(batch).await?;
+        }
+        for (t, p, next) in buf.next.drain(..) {
+            positions.entry(t).or_default().insert(p, next);
+        }
+        ctx.set_position(positions)?;
+        *buf = Buffer::default();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Source for Reader {
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+        // Offsets from a checkpoint: this subtask's, or all old subtasks' after a rescale.
+        let mut restored: Positions = ctx.restored_position()?.unwrap_or_default();
+        for other in ctx.restored_positions_union::<Positions>()? {
+            for (t, parts) in other {
+                restored.entry(t).or_default().extend(parts);
+            }
+        }
+        let consumer: StreamConsumer = self.client().create().map_err(|e| self.err("consumer", e))?;
+        let mut assigned: BTreeSet<(String, i32)> = BTreeSet::new();
+        let mut positions: Positions = Positions::new();
+        let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let batch_size = ctx.batch_size().clamp(1, 10_000);
+        let linger = Duration::from_millis(50);
+        let discovery = Duration::from_millis(self.config.partition_discovery_ms);
+        let mut next_discovery = tokio::time::Instant::now();
+        let cancel = ctx.cancel_token();
+        let mut buf = Buffer::default();
+        // Rows are emitted at `batch_size` or `linger` after the last emit, whichever comes
+        // first, so positions (and checkpoints) advance even while records keep coming.
+        let mut flush_at = tokio::time::Instant::now() + linger;
+        loop {
+            if tokio::time::Instant::now() >= next_discovery && (assigned.is_empty() || !discovery.is_zero()) {
+                let mine = self.my_partitions().await?;
+                let new: Vec<(String, i32)> = mine.into_iter().filter(|tp| !assigned.contains(tp)).collect();
+                if !new.is_empty() {
+                    if self.config.bounded {
+                        ends.extend(self.end_offsets(&new).await?);
+                    }
+                    for (t, p) in &new {
+                        if let Some(o) = restored.get(t).and_then(|m| m.get(p)) {
+                            positions.entry(t.clone()).or_default().insert(*p, *o);
+                        }
+                    }
+                    assigned.extend(new.iter().cloned());
+                    let all: Vec<(String, i32)> = assigned.iter().cloned().collect();
+                    let tpl = self.assignment(&restored, &positions, &all).await?;
+                    consumer.assign(&tpl).map_err(|e| self.err("assign", e))?;
+                    // Checkpoints from here on carry the restored offsets of these partitions.
+                    ctx.set_position(&positions)?;
+                    tracing::info!(node = %self.node, subtask = self.subtask, partitions = ?new, "reading new partitions");
+                }
+                next_discovery = tokio::time::Instant::now()
+                    + if discovery.is_zero() {
+                        Duration::from_secs(3600 * 24 * 365)
+                    } else {
+                        discovery
+                    };
+            }
+            if self.config.bounded {
+                let done = assigned.iter().all(|(t, p)| {
+                    let end = ends.get(&(t.clone(), *p)).copied().unwrap_or(0);
+                    let at = positions.get(t).and_then(|m| m.get(p)).copied();
+                    end <= 0 || at.is_some_and(|o| o >= end)
+                });
+                if done && buf.values.is_empty() {
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                msg = consumer.recv() => {
+                    let m = msg.map_err(|e| self.err("read", e))?;
+                    let value = match m.payload() {
+                        Some(p) => String::from_utf8_lossy(p).into_owned(),
+                        None => String::new(),
+                    };
+                    buf.values.push(value);
+                    buf.keys.push(m.key().map(|k| String::from_utf8_lossy(k).into_owned()));
+                    buf.partitions.push(m.partition());
+                    buf.offsets.push(m.offset());
+                    buf.timestamps.push(m.timestamp().to_millis());
+                    buf.next.push((m.topic().to_string(), m.partition(), m.offset() + 1));
+                    if buf.values.len() >= batch_size {
+                        self.flush(&mut buf, &mut positions, ctx).await?;
+                        flush_at = tokio::time::Instant::now() + linger;
+                    }
+                }
+                _ = tokio::time::sleep_until(flush_at) => {
+                    self.flush(&mut buf, &mut positions, ctx).await?;
+                    flush_at = tokio::time::Instant::now() + linger;
+                    // Quiet partitions still let checkpoints through.
+                    ctx.checkpoint_if_due().await?;
+                }
+            }
+        }
+        self.flush(&mut buf, &mut positions, ctx).await
+    }
+}

@@ -1,0 +1,285 @@
+//! The Kafka connectors against a real Apache Kafka broker (scripts/test starts one and sets
+//! KAFKA_BOOTSTRAP; without it these tests fail, they do not skip): reading partitions with
+//! metadata and dead letters, writing with keys, and exactly-once reading through checkpoints,
+//! including a restore at another source parallelism.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use weir::prelude::*;
+
+fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").expect("KAFKA_BOOTSTRAP is set by scripts/test (it starts a Kafka broker)")
+}
+
+fn topic(name: &str) -> String {
+    format!("{name}-{}-{}", std::process::id(), rand_suffix())
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        % 1_000_000_007
+}
+
+/// Produces `records` (key, value) to `topic` and waits for every acknowledgement.
+fn produce(topic: &str, records: &[(String, String)]) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .unwrap();
+        let mut pending = Vec::new();
+        for (k, v) in records {
+            let f = producer
+                .send_result(FutureRecord::to(topic).key(k.as_str()).payload(v.as_str()))
+                .map_err(|(e, _)| e)
+                .unwrap();
+            pending.push(f);
+        }
+        for f in pending {
+            f.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    });
+}
+
+fn schema() -> SchemaSpec {
+    SchemaSpec::Text("id BIGINT, k BIGINT, v BIGINT".into())
+}
+
+fn source_config(topic: &str) -> KafkaSourceConfig {
+    let mut c = KafkaSourceConfig::new(&bootstrap(), topic);
+    c.schema = Some(schema());
+    c.bounded = true;
+    c
+}
+
+fn records(n: i64) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            (
+                format!("{}", i % 7),
+                format!(r#"{{"id":{i},"k":{},"v":{}}}"#, i % 13, i * 3),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn reads_every_partition_with_metadata_and_dead_letters() {
+    let t = topic("read");
+    let mut recs = records(2_000);
+    recs.push(("bad".into(), "not json".into()));
+    recs.push(("bad".into(), String::new()));
+    produce(&t, &recs);
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.set_dead_letter(dir.path().join("dead").to_str().unwrap());
+    let mut cfg = source_config(&t);
+    cfg.metadata = true;
+    let sink = Collect::new();
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+        .add_sink(sink.clone());
+    let r = env.execute("kafka-read").unwrap();
+    let rows = sink.rows_json();
+    assert_eq!(rows.len(), 2_000);
+    assert_eq!(r.dead_letters(), 2, "a non-JSON and an empty record");
+    let mut ids: Vec<i64> = Vec::new();
+    let mut partitions = std::collections::BTreeSet::new();
+    for row in &rows {
+        let v: serde_json::Value = serde_json::from_str(row).unwrap();
+        ids.push(v["id"].as_i64().unwrap());
+        assert_eq!(
+            v["kafka_key"].as_str().unwrap(),
+            format!("{}", v["id"].as_i64().unwrap() % 7)
+        );
+        assert!(v["kafka_offset"].as_i64().unwrap() >= 0 && v["kafka_timestamp"].is_string());
+        partitions.insert(v["kafka_partition"].as_i64().unwrap());
+    }
+    ids.sort();
+    assert_eq!(ids, (0..2_000).collect::<Vec<_>>(), "every record once");
+    assert_eq!(partitions.len(), 4, "all four partitions read");
+}
+
+#[test]
+fn writes_keyed_records() {
+    let t = topic("write");
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let cfg = DatagenConfig {
+        rows: Some(1_000),
+        fields: vec![
+            DatagenField::new("id", FieldKind::Sequence),
+            DatagenField::random_int("k", 0, 9),
+        ],
+        ..Default::default()
+    };
+    let mut sink = KafkaSinkConfig::new(&bootstrap(), &t);
+    sink.key_fields = vec!["k".into()];
+    env.add_source(Datagen::new("gen", cfg).unwrap())
+        .add_sink(KafkaSink::new("out", sink).unwrap());
+    env.execute("kafka-write").unwrap();
+    // Read everything back.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("check-{t}"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&t]).unwrap();
+    let mut seen: BTreeMap<i64, String> = BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.len() < 1_000 && std::time::Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+            assert_eq!(key, format!(r#"{{"k":{}}}"#, v["k"]));
+            seen.insert(v["id"].as_i64().unwrap(), key);
+        }
+    }
+    assert_eq!(seen.len(), 1_000, "every row written once");
+}
+
+/// Kafka → keyed windows-free running count → exactly-once files, checkpointing; the filter
+/// fails once at `fail_at` when given.
+fn counting_job(
+    t: &str,
+    out: &str,
+    chk: &str,
+    source_p: usize,
+    fail_at: Option<(i64, Arc<AtomicBool>)>,
+    attempts: u32,
+) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.set_batch_size(500);
+    env.enable_checkpointing(Duration::from_millis(50));
+    env.set_checkpoint_storage(chk);
+    env.set_restart_strategy(RestartStrategy {
+        attempts,
+        delay: Duration::from_millis(10),
+        ..Default::default()
+    });
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", source_config(t)).unwrap()))
+        .set_parallelism(source_p)
+        .filter(move |row| {
+            if let Some((at, failed)) = &fail_at
+                && row.get_i64("id") == Some(*at)
+                && !failed.swap(true, Ordering::SeqCst)
+            {
+                panic!("injected failure at id {at}");
+            }
+            // Slow enough that checkpoints happen while reading.
+            if row.get_i64("id").unwrap_or(0) % 20 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            true
+        })
+        .name("check")
+        .add_sink(FileSink::new("out", FileSinkConfig::new(out, Format::Json)).unwrap())
+        .name("out");
+    env
+}
+
+/// Panics naming how many ids are missing or repeated (not the whole lists).
+fn assert_exactly(got: &[i64], expected: &[i64], what: &str) {
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    for id in got {
+        *counts.entry(*id).or_default() += 1;
+    }
+    let missing: Vec<i64> = expected.iter().filter(|i| !counts.contains_key(i)).copied().collect();
+    let repeated: Vec<i64> = counts.iter().filter(|(_, n)| **n > 1).map(|(i, _)| *i).collect();
+    assert!(
+        missing.is_empty() && repeated.is_empty() && got.len() == expected.len(),
+        "{what}: {} rows, {} missing (first {:?}), {} repeated (first {:?})",
+        got.len(),
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        repeated.len(),
+        &repeated[..repeated.len().min(5)]
+    );
+}
+
+fn committed(dir: &std::path::Path) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        for l in std::fs::read_to_string(&p).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            ids.push(v["id"].as_i64().unwrap());
+        }
+    }
+    ids.sort();
+    ids
+}
+
+#[test]
+fn offsets_in_checkpoints_give_exactly_once_after_failure_and_at_another_parallelism() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("weir=info")
+        .with_test_writer()
+        .try_init(); // DEBUGLOG
+    let t = topic("exactly-once");
+    produce(&t, &records(20_000));
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let expected: Vec<i64> = (0..20_000).collect();
+
+    // A failure, restarted from the checkpoint's offsets.
+    let out = tmp.path().join("restarted");
+    let failed = Arc::new(AtomicBool::new(false));
+    let r = counting_job(&t, out.to_str().unwrap(), &chk, 2, Some((12_345, failed.clone())), 2)
+        .execute("kafka-restarted")
+        .unwrap();
+    assert!(failed.load(Ordering::SeqCst));
+    assert_eq!(r.restarts, 1);
+    let store = weir::checkpoint::CheckpointStore::open(&chk, "kafka-restarted").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let done = rt.block_on(store.completed()).unwrap();
+    assert!(!done.is_empty(), "checkpoints completed");
+    // A fresh restart would read the 12,345 rows before the failure again (32,345 in all).
+    let read = r.node("kafka").unwrap().records_out;
+    assert!(read < 36_000, "resumed from offsets, not re-read: {read}");
+    assert_exactly(&committed(&out), &expected, "after a restart");
+
+    // A failure without restarts, then resumed with the source at parallelism 3: the four
+    // partitions' offsets move to new owners.
+    let out = tmp.path().join("rescaled");
+    let failed = Arc::new(AtomicBool::new(false));
+    let e = counting_job(&t, out.to_str().unwrap(), &chk, 2, Some((9_999, failed)), 0).execute("kafka-rescaled");
+    assert!(e.is_err(), "the job failed");
+    let store = weir::checkpoint::CheckpointStore::open(&chk, "kafka-rescaled").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_, meta) = rt
+        .block_on(store.latest())
+        .unwrap()
+        .expect("a checkpoint completed before the failure");
+    let positions = meta.operator("kafka").map_or(0, |o| o.subtasks.len());
+    assert!(positions > 0, "the source stored offsets: {meta:?}");
+    let env = counting_job(&t, out.to_str().unwrap(), &chk, 3, None, 0);
+    env.set_restore(RestoreFrom::Latest);
+    let r = env.execute("kafka-rescaled").unwrap();
+    let read = r.node("kafka").unwrap().records_out;
+    assert!(read < 19_000, "resumed from offsets: read {read}");
+    assert_eq!(
+        committed(&out),
+        expected,
+        "nothing lost, nothing duplicated across the rescale"
+    );
+}
