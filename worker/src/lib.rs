@@ -36,7 +36,9 @@ pub mod prelude {
     pub use crate::connectors::file::{FileSink, FileSinkConfig, FileSource, FileSourceConfig};
     pub use crate::connectors::format::{Format, SchemaSpec};
     pub use crate::connectors::http::{Http, HttpConfig};
-    pub use crate::connectors::kafka::{KafkaSink, KafkaSinkConfig, KafkaSource, KafkaSourceConfig, StartFrom};
+    pub use crate::connectors::kafka::{
+        Delivery, KafkaSink, KafkaSinkConfig, KafkaSource, KafkaSourceConfig, StartFrom,
+    };
     pub use crate::connectors::nexmark::config::NexmarkStream;
     pub use crate::connectors::nexmark::{Nexmark, NexmarkConfig};
     pub use crate::connectors::socket::{Socket, SocketConfig};

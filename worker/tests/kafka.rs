@@ -283,3 +283,74 @@ fn offsets_in_checkpoints_give_exactly_once_after_failure_and_at_another_paralle
         "nothing lost, nothing duplicated across the rescale"
     );
 }
+
+/// Every record of `topic` a read_committed consumer sees within `wait` (after `want` arrived).
+fn read_committed(topic: &str, want: usize, wait: Duration) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("check-{topic}-{}", rand_suffix()))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut ids = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut quiet_until: Option<std::time::Instant> = None;
+    while std::time::Instant::now() < deadline {
+        if ids.len() >= want {
+            let until = *quiet_until.get_or_insert_with(|| std::time::Instant::now() + wait);
+            if std::time::Instant::now() >= until {
+                break;
+            }
+        }
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            ids.push(v["id"].as_i64().unwrap());
+        }
+    }
+    ids.sort();
+    ids
+}
+
+#[test]
+fn the_exactly_once_sink_writes_every_record_once_across_a_failure() {
+    let t = topic("eos");
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.set_batch_size(250);
+    env.enable_checkpointing(Duration::from_millis(100));
+    env.set_checkpoint_storage(&chk);
+    env.set_restart_strategy(RestartStrategy {
+        attempts: 2,
+        delay: Duration::from_millis(10),
+        ..Default::default()
+    });
+    let cfg = DatagenConfig {
+        rows: Some(20_000),
+        rows_per_second: Some(20_000),
+        fields: vec![DatagenField::new("id", FieldKind::Sequence)],
+        ..Default::default()
+    };
+    let failed = Arc::new(AtomicBool::new(false));
+    let flag = failed.clone();
+    let mut sink = KafkaSinkConfig::new(&bootstrap(), &t);
+    sink.delivery = Delivery::ExactlyOnce;
+    sink.transactional_id_prefix = Some(format!("test-{t}"));
+    env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+        .filter(move |row| {
+            if row.get_i64("id") == Some(13_000) && !flag.swap(true, Ordering::SeqCst) {
+                panic!("injected failure");
+            }
+            true
+        })
+        .add_sink(KafkaSink::new("out", sink).unwrap());
+    let r = env.execute("kafka-eos").unwrap();
+    assert!(failed.load(Ordering::SeqCst));
+    assert_eq!(r.restarts, 1);
+    let ids = read_committed(&t, 20_000, Duration::from_secs(2));
+    assert_exactly(&ids, &(0..20_000).collect::<Vec<_>>(), "read_committed after a failure");
+}

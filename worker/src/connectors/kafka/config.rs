@@ -75,6 +75,19 @@ pub enum SinkPartitioning {
     RoundRobin,
 }
 
+/// Delivery guarantee of the Kafka sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Everything before a checkpoint is acknowledged before it completes; after a failure the
+    /// records since it are sent again.
+    #[default]
+    AtLeastOnce,
+    /// Kafka transactions bound to checkpoints: an epoch's records become visible to
+    /// read_committed consumers when its checkpoint completes, exactly once.
+    ExactlyOnce,
+}
+
 /// Options of the Kafka sink.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +105,13 @@ pub struct KafkaSinkConfig {
     /// `key` (default) or `round_robin`.
     #[serde(default)]
     pub partitioning: SinkPartitioning,
+    /// `at_least_once` (default) or `exactly_once`.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// Prefix of the transactional ids (`<prefix>-<subtask>`), stable for the life of the job
+    /// (default `weir-<node>-<topic>`); two jobs writing at once need different prefixes.
+    #[serde(default)]
+    pub transactional_id_prefix: Option<String>,
     /// librdkafka producer properties passed through.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -140,6 +160,8 @@ impl KafkaSinkConfig {
             format: Format::Json,
             key_fields: Vec::new(),
             partitioning: SinkPartitioning::Key,
+            delivery: Delivery::AtLeastOnce,
+            transactional_id_prefix: None,
             properties: BTreeMap::new(),
         }
     }

@@ -1,6 +1,7 @@
 //! Apache Kafka: a source whose partitions are splits with offsets in every checkpoint, and a
-//! sink (at-least-once: everything before a barrier is acknowledged by the brokers before the
-//! checkpoint completes).
+//! sink, at-least-once (everything before a barrier is acknowledged by the brokers before the
+//! checkpoint completes) or exactly-once (transactions bound to checkpoints, see
+//! `transactional.rs` for how the commit gap is closed).
 //!
 //! Client: librdkafka through `rdkafka`. Any librdkafka property passes through `properties`
 //! (security, SASL/TLS, `isolation.level=read_committed`, …), so an existing client config works.
@@ -8,8 +9,9 @@
 pub mod config;
 pub mod sink;
 pub mod source;
+mod transactional;
 
-pub use config::{KafkaSinkConfig, KafkaSourceConfig, StartFrom};
+pub use config::{Delivery, KafkaSinkConfig, KafkaSourceConfig, StartFrom};
 pub use sink::KafkaSink;
 pub use source::KafkaSource;
 

@@ -1,8 +1,11 @@
-//! The Kafka sink, at-least-once: records are handed to the producer as they arrive; at every
-//! checkpoint barrier the sink waits until the brokers acknowledged every record sent before
-//! it, so a completed checkpoint never covers a record that could be lost. After a failure the
-//! records since the checkpoint are sent again (duplicates are possible; exactly-once with
-//! Kafka transactions bound to checkpoints is the next step).
+//! The Kafka sink.
+//!
+//! - `at_least_once`: records are handed to the producer as they arrive; at every checkpoint
+//!   barrier the sink waits until the brokers acknowledged every record sent before it, so a
+//!   completed checkpoint never covers a record that could be lost. After a failure the records
+//!   since the checkpoint are sent again.
+//! - `exactly_once`: an epoch's records are kept in its checkpoint and written in one Kafka
+//!   transaction, with a commit marker, when the checkpoint completes ([`super::transactional`]).
 
 use std::collections::VecDeque;
 
@@ -11,8 +14,11 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
+use std::sync::Arc;
+
 use super::client_config;
-use super::config::{KafkaSinkConfig, SinkPartitioning};
+use super::config::{Delivery, KafkaSinkConfig, SinkPartitioning};
+use super::transactional::{Rec, Transactional};
 use crate::connectors::format::{Format, encode};
 use crate::connectors::{Sink, SinkFactory};
 use crate::error::{Result, WeirError};
@@ -76,7 +82,28 @@ impl SinkFactory for KafkaSink {
             .iter()
             .map(|k| field_index(input, k, "kafka key field"))
             .collect::<Result<Vec<_>>>()?;
+        let eos = match self.config.delivery {
+            Delivery::AtLeastOnce => None,
+            Delivery::ExactlyOnce => {
+                let prefix = self
+                    .config
+                    .transactional_id_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("weir-{}-{}", self.node, self.config.topic));
+                Some(Eos {
+                    client: client_config(&self.config.bootstrap_servers, &self.config.properties),
+                    prefix,
+                    subtask: ctx.subtask,
+                    parallelism: ctx.parallelism,
+                    txn: None,
+                    epoch: Vec::new(),
+                    pending: Vec::new(),
+                    last_barrier: 0,
+                })
+            }
+        };
         Ok(Box::new(Writer {
+            eos,
             node: ctx.node.clone(),
             topic: self.config.topic.clone(),
             format: self.config.format,
@@ -89,7 +116,71 @@ impl SinkFactory for KafkaSink {
     }
 }
 
+/// The exactly-once part of a sink subtask.
+struct Eos {
+    client: rdkafka::ClientConfig,
+    prefix: String,
+    subtask: usize,
+    parallelism: usize,
+    /// Connected at the first commit (or restore).
+    txn: Option<Arc<Transactional>>,
+    /// Records since the last barrier.
+    epoch: Vec<Rec>,
+    /// Epochs waiting for their checkpoint to complete: (checkpoint id, records).
+    pending: Vec<(u64, Vec<Rec>)>,
+    last_barrier: u64,
+}
+
+/// What an exactly-once sink subtask keeps in a checkpoint.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EosState {
+    /// The old subtask (its transactional id and marker).
+    subtask: usize,
+    pending: Vec<(u64, Vec<Rec>)>,
+}
+
+impl Eos {
+    fn id(&self, subtask: usize) -> String {
+        format!("{}-{subtask}", self.prefix)
+    }
+
+    /// Commits epochs `(id, rows)` in order with subtask `owner`'s transactional id, skipping
+    /// those its marker shows as committed (blocking work off the runtime threads).
+    async fn commit(&mut self, owner: usize, epochs: Vec<(u64, Vec<Rec>)>, topic: &str, node: &str) -> Result<()> {
+        if epochs.is_empty() {
+            return Ok(());
+        }
+        let txn = match (&self.txn, owner == self.subtask) {
+            (Some(t), true) => t.clone(),
+            _ => {
+                let (client, id, t_topic, t_node) =
+                    (self.client.clone(), self.id(owner), topic.to_string(), node.to_string());
+                let t = tokio::task::spawn_blocking(move || Transactional::connect(&client, &id, &t_topic, &t_node))
+                    .await
+                    .map_err(|e| WeirError::io(node, e))??;
+                if owner == self.subtask {
+                    self.txn = Some(t.clone());
+                }
+                t
+            }
+        };
+        tokio::task::spawn_blocking(move || {
+            let done = txn.committed_epoch()?;
+            for (epoch, rows) in epochs {
+                // An empty epoch has nothing to make visible; the marker moves with the next.
+                if epoch > done && !rows.is_empty() {
+                    txn.commit_epoch(epoch, &rows)?;
+                }
+            }
+            Ok::<(), WeirError>(())
+        })
+        .await
+        .map_err(|e| WeirError::io(node, e))?
+    }
+}
+
 struct Writer {
+    eos: Option<Eos>,
     node: String,
     topic: String,
     format: Format,
@@ -154,6 +245,16 @@ impl Sink for Writer {
             Some(lines(Format::Json, &batch.project(&self.key_columns)?)?)
         };
         let partitions = if self.round_robin { self.partitions() } else { 0 };
+        if let Some(eos) = &mut self.eos {
+            for (i, value) in values.into_iter().enumerate() {
+                let partition = self.round_robin.then(|| {
+                    self.next_partition = (self.next_partition + 1) % partitions;
+                    self.next_partition
+                });
+                eos.epoch.push((keys.as_ref().map(|k| k[i].clone()), value, partition));
+            }
+            return Ok(());
+        }
         let topic = self.topic.clone();
         for (i, value) in values.iter().enumerate() {
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).payload(value);
@@ -187,12 +288,81 @@ impl Sink for Writer {
     }
 
     async fn finish(&mut self) -> Result<()> {
+        if let Some(eos) = &mut self.eos {
+            // The rows after the last barrier wait for the end of the whole job (commit_final).
+            let rows = std::mem::take(&mut eos.epoch);
+            let id = eos.last_barrier + 1;
+            eos.pending.push((id, rows));
+            return Ok(());
+        }
         self.settle(0).await
     }
 
-    async fn snapshot(&mut self, _checkpoint_id: u64) -> Result<Option<Vec<u8>>> {
+    async fn stop(&mut self) -> Result<()> {
+        if self.eos.is_some() {
+            return Ok(()); // uncommitted epochs are replayed by the resumed job
+        }
+        self.settle(0).await
+    }
+
+    async fn commit_final(&mut self) -> Result<()> {
+        let (topic, node) = (self.topic.clone(), self.node.clone());
+        if let Some(eos) = &mut self.eos {
+            let epochs = std::mem::take(&mut eos.pending);
+            let me = eos.subtask;
+            eos.commit(me, epochs, &topic, &node).await?;
+        }
+        Ok(())
+    }
+
+    async fn snapshot(&mut self, checkpoint_id: u64) -> Result<Option<Vec<u8>>> {
+        if let Some(eos) = &mut self.eos {
+            let rows = std::mem::take(&mut eos.epoch);
+            eos.pending.push((checkpoint_id, rows));
+            eos.last_barrier = checkpoint_id;
+            let state = EosState {
+                subtask: eos.subtask,
+                pending: eos.pending.clone(),
+            };
+            return Ok(Some(crate::checkpoint::encode(&state).map_err(|e| self.err(e))?));
+        }
         // Everything before the barrier is acknowledged before the checkpoint can complete.
         self.settle(0).await?;
         Ok(None)
+    }
+
+    async fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<()> {
+        let (topic, node) = (self.topic.clone(), self.node.clone());
+        if let Some(eos) = &mut self.eos {
+            let (done, later): (Vec<_>, Vec<_>) = std::mem::take(&mut eos.pending)
+                .into_iter()
+                .partition(|(id, _)| *id <= checkpoint_id);
+            eos.pending = later;
+            let me = eos.subtask;
+            eos.commit(me, done, &topic, &node).await?;
+        }
+        Ok(())
+    }
+
+    async fn restore(&mut self, _own: Option<Vec<u8>>, union: Vec<Vec<u8>>) -> Result<()> {
+        let (topic, node) = (self.topic.clone(), self.node.clone());
+        let Some(eos) = &mut self.eos else { return Ok(()) };
+        // The restored checkpoint is complete: every epoch it holds belongs in Kafka. Each old
+        // subtask's epochs are committed (unless its marker shows them) by one new subtask.
+        for bytes in union {
+            let state: EosState = crate::checkpoint::decode(&bytes).map_err(|e| WeirError::io(&node, e))?;
+            if state.subtask % eos.parallelism == eos.subtask {
+                eos.commit(state.subtask, state.pending, &topic, &node).await?;
+            }
+        }
+        // Fence producers of older runs with this subtask's id.
+        if eos.txn.is_none() {
+            let (client, id, t, n) = (eos.client.clone(), eos.id(eos.subtask), topic.clone(), node.clone());
+            let txn = tokio::task::spawn_blocking(move || Transactional::connect(&client, &id, &t, &n))
+                .await
+                .map_err(|e| WeirError::io(&node, e))??;
+            eos.txn = Some(txn);
+        }
+        Ok(())
     }
 }
