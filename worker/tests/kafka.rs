@@ -77,40 +77,51 @@ fn records(n: i64) -> Vec<(String, String)> {
 }
 
 #[test]
-fn reads_every_partition_with_metadata_and_dead_letters() {
+fn reads_every_partition_with_metadata_and_dead_letters_at_parallelism_1_2_4() {
     let t = topic("read");
     let mut recs = records(2_000);
     recs.push(("bad".into(), "not json".into()));
     recs.push(("bad".into(), String::new()));
     produce(&t, &recs);
-    let dir = tempfile::tempdir().unwrap();
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2);
-    env.set_dead_letter(dir.path().join("dead").to_str().unwrap());
-    let mut cfg = source_config(&t);
-    cfg.metadata = true;
-    let sink = Collect::new();
-    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
-        .add_sink(sink.clone());
-    let r = env.execute("kafka-read").unwrap();
-    let rows = sink.rows_json();
-    assert_eq!(rows.len(), 2_000);
-    assert_eq!(r.dead_letters(), 2, "a non-JSON and an empty record");
-    let mut ids: Vec<i64> = Vec::new();
-    let mut partitions = std::collections::BTreeSet::new();
-    for row in &rows {
-        let v: serde_json::Value = serde_json::from_str(row).unwrap();
-        ids.push(v["id"].as_i64().unwrap());
-        assert_eq!(
-            v["kafka_key"].as_str().unwrap(),
-            format!("{}", v["id"].as_i64().unwrap() % 7)
-        );
-        assert!(v["kafka_offset"].as_i64().unwrap() >= 0 && v["kafka_timestamp"].is_string());
-        partitions.insert(v["kafka_partition"].as_i64().unwrap());
+    let mut results = Vec::new();
+    for p in [1, 2, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        env.set_dead_letter(dir.path().join("dead").to_str().unwrap());
+        let mut cfg = source_config(&t);
+        cfg.metadata = true;
+        let sink = Collect::new();
+        env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+            .add_sink(sink.clone());
+        let r = env.execute("kafka-read").unwrap();
+        let mut rows = sink.rows_json();
+        rows.sort();
+        assert_eq!(rows.len(), 2_000, "p={p}");
+        assert_eq!(r.dead_letters(), 2, "p={p}: a non-JSON and an empty record");
+        let dead = common::read_lines(&dir.path().join("dead"));
+        assert!(dead.iter().any(|l| l.contains("not json")), "{dead:?}");
+        let mut ids: Vec<i64> = Vec::new();
+        let mut partitions = std::collections::BTreeSet::new();
+        for row in &rows {
+            let v: serde_json::Value = serde_json::from_str(row).unwrap();
+            ids.push(v["id"].as_i64().unwrap());
+            assert_eq!(
+                v["kafka_key"].as_str().unwrap(),
+                format!("{}", v["id"].as_i64().unwrap() % 7)
+            );
+            assert!(v["kafka_offset"].as_i64().unwrap() >= 0 && v["kafka_timestamp"].is_string());
+            partitions.insert(v["kafka_partition"].as_i64().unwrap());
+        }
+        ids.sort();
+        assert_eq!(ids, (0..2_000).collect::<Vec<_>>(), "p={p}: every record once");
+        assert_eq!(partitions.len(), 4, "p={p}: all four partitions read");
+        results.push(rows);
     }
-    ids.sort();
-    assert_eq!(ids, (0..2_000).collect::<Vec<_>>(), "every record once");
-    assert_eq!(partitions.len(), 4, "all four partitions read");
+    assert!(
+        results.windows(2).all(|w| w[0] == w[1]),
+        "the same rows at parallelism 1, 2 and 4"
+    );
 }
 
 #[test]
@@ -353,4 +364,65 @@ fn the_exactly_once_sink_writes_every_record_once_across_a_failure() {
     assert_eq!(r.restarts, 1);
     let ids = read_committed(&t, 20_000, Duration::from_secs(2));
     assert_exactly(&ids, &(0..20_000).collect::<Vec<_>>(), "read_committed after a failure");
+}
+
+#[test]
+fn an_idle_partition_does_not_block_event_time_windows() {
+    let t = topic("idle");
+    // Partitions 0, 1 and 2 get 5 s of event time; partition 3 gets nothing.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .unwrap();
+        let mut pending = Vec::new();
+        for i in 0..1_500i64 {
+            let v = format!(r#"{{"id":{i},"k":{},"v":{}}}"#, i % 3, i * 10 / 3);
+            let f = producer
+                .send_result(FutureRecord::<(), str>::to(&t).partition((i % 3) as i32).payload(&v))
+                .map_err(|(e, _)| e)
+                .unwrap();
+            pending.push(f);
+        }
+        for f in pending {
+            f.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    });
+    // The topic has 4 partitions (the broker's default): make sure the fourth exists and is empty.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    let mut cfg = KafkaSourceConfig::new(&bootstrap(), &t);
+    cfg.schema = Some(SchemaSpec::Text("id BIGINT, k BIGINT, v BIGINT".into()));
+    let sink = Collect::new();
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+        .with_watermarks(
+            WatermarkStrategy::bounded_out_of_orderness("v", Duration::ZERO).with_idleness(Duration::from_millis(300)),
+        )
+        .key_by("k")
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+        .aggregate(&[Agg::count()])
+        .add_sink(sink.clone());
+    let control = JobControl::default();
+    let stopper = control.clone();
+    let seen = sink.clone();
+    let watcher = std::thread::spawn(move || {
+        // Windows [0, 1 s) … [3 s, 4 s) of 3 keys fire while the job runs, although partition 3
+        // never has data; the job is stopped only afterwards.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while seen.len() < 12 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let fired = seen.len();
+        stopper.cancel();
+        fired
+    });
+    let metrics = env.metrics();
+    rt.block_on(env.execute_controlled("kafka-idle", &metrics, &control))
+        .unwrap();
+    let fired_while_running = watcher.join().unwrap();
+    assert!(
+        fired_while_running >= 12,
+        "windows fired while running: {fired_while_running}"
+    );
 }

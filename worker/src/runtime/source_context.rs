@@ -32,6 +32,8 @@ pub struct SourceContext {
     last_data: Instant,
     idle: bool,
     checkpoints: Option<SourceCheckpoints>,
+    /// The watermark strategy and its column.
+    strategy: Option<(WatermarkStrategy, usize)>,
     /// The position after the last batch, as the source last reported it.
     position: Option<Vec<u8>>,
     /// The position restored from a checkpoint.
@@ -70,6 +72,7 @@ impl SourceContext {
             last_data: Instant::now(),
             idle: false,
             checkpoints: None,
+            strategy: None,
             position: None,
             restored: None,
             restored_union: Vec::new(),
@@ -165,11 +168,23 @@ impl SourceContext {
 
     /// Emits watermarks by `strategy` from the event-time column (its index in the schema).
     pub fn with_watermarks(mut self, strategy: Option<(WatermarkStrategy, usize)>) -> Self {
-        if let Some((s, column)) = strategy {
+        if let Some((s, column)) = &strategy {
             self.idle_timeout = s.idle_timeout;
-            self.watermarks = Some(WatermarkGenerator::new(&s, column));
+            self.watermarks = Some(WatermarkGenerator::new(s, *column));
         }
+        self.strategy = strategy;
         self
+    }
+
+    /// Hands watermark generation to the source, per split (Kafka partitions): the context
+    /// stops deriving watermarks from whole batches, and the source emits the least over its
+    /// splits with [`Self::emit_watermark`] and marks itself idle when every split is. `None`
+    /// when the stream has no watermark strategy.
+    pub fn take_split_watermarks(&mut self) -> Option<crate::time::watermark::SplitWatermarks> {
+        let (strategy, column) = self.strategy.as_ref()?;
+        self.watermarks = None;
+        self.idle_timeout = None;
+        Some(crate::time::watermark::SplitWatermarks::new(strategy, *column))
     }
 
     /// Where this source runs.

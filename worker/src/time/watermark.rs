@@ -109,8 +109,107 @@ impl WatermarkGenerator {
         Ok(None)
     }
 
+    /// The event-time column.
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
     /// Rows with a null event time (they cannot be placed in time).
     pub fn null_count(&self, batch: &RecordBatch) -> usize {
         batch.column(self.column).null_count()
+    }
+}
+
+/// Event time of every row of `column` as milliseconds (timestamps of any unit, or integers).
+pub fn event_millis(column: &arrow::array::ArrayRef) -> Result<arrow::array::Int64Array> {
+    let millis = match column.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Int64 | DataType::Date64 => {
+            cast(column, &DataType::Int64)?
+        }
+        DataType::Timestamp(_, _) => {
+            let ms = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+            cast(&ms, &DataType::Int64)?
+        }
+        other => {
+            return Err(WeirError::plan(format!(
+                "watermark: column type {other} is not event time"
+            )));
+        }
+    };
+    Ok(millis.as_primitive::<Int64Type>().clone())
+}
+
+/// Watermarks per split (a Kafka partition), as Flink's per-split watermarks: each split
+/// tracks its own largest timestamp; the source subtask's watermark is the least over its
+/// splits that are not idle, so a partition that lags does not have its records made late by
+/// a faster one, and an empty partition (idle after the strategy's timeout) does not hold
+/// event time back.
+#[derive(Debug)]
+pub struct SplitWatermarks {
+    column: usize,
+    delay_ms: i64,
+    idle_timeout: Option<std::time::Duration>,
+    /// Split → (largest timestamp, last time it had data).
+    splits: std::collections::BTreeMap<String, (i64, std::time::Instant)>,
+    emitted: i64,
+}
+
+impl SplitWatermarks {
+    /// Per-split watermarks by `strategy` on column `column`.
+    pub fn new(strategy: &WatermarkStrategy, column: usize) -> Self {
+        SplitWatermarks {
+            column,
+            delay_ms: strategy.max_out_of_orderness.as_millis() as i64,
+            idle_timeout: strategy.idle_timeout,
+            splits: std::collections::BTreeMap::new(),
+            emitted: i64::MIN,
+        }
+    }
+
+    /// The event-time column.
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
+    /// A split starts being read (it holds event time back until it has data or is idle).
+    pub fn add_split(&mut self, split: &str) {
+        self.splits
+            .entry(split.to_string())
+            .or_insert((i64::MIN, std::time::Instant::now()));
+    }
+
+    /// Split `split` had records up to event time `max_ts`.
+    pub fn observe(&mut self, split: &str, max_ts: i64) {
+        let e = self
+            .splits
+            .entry(split.to_string())
+            .or_insert((i64::MIN, std::time::Instant::now()));
+        e.0 = e.0.max(max_ts);
+        e.1 = std::time::Instant::now();
+    }
+
+    fn idle(&self, last: std::time::Instant) -> bool {
+        self.idle_timeout.is_some_and(|t| last.elapsed() >= t)
+    }
+
+    /// Whether every split is idle.
+    pub fn all_idle(&self) -> bool {
+        !self.splits.is_empty() && self.splits.values().all(|(_, last)| self.idle(*last))
+    }
+
+    /// The subtask's watermark when it advanced: the least over active splits.
+    pub fn advance(&mut self) -> Option<i64> {
+        let least = self
+            .splits
+            .values()
+            .filter(|(_, last)| !self.idle(*last))
+            .map(|(max, _)| max.saturating_sub(self.delay_ms).saturating_sub(1))
+            .min()?;
+        if least > self.emitted {
+            self.emitted = least;
+            Some(least)
+        } else {
+            None
+        }
     }
 }

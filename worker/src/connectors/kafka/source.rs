@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::array::{Array, ArrayRef, Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -23,6 +23,7 @@ use crate::connectors::{Source, SourceFactory};
 use crate::error::{Result, WeirError};
 use crate::operators::TaskContext;
 use crate::runtime::source_context::SourceContext;
+use crate::time::watermark::SplitWatermarks;
 
 /// Offsets to resume from: topic → partition → next offset.
 type Positions = BTreeMap<String, BTreeMap<i32, i64>>;
@@ -128,6 +129,11 @@ struct Buffer {
     timestamps: Vec<Option<i64>>,
     /// Position after these records.
     next: Vec<(String, i32, i64)>,
+}
+
+/// A partition's name among a subtask's watermark splits.
+fn split_id(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
 }
 
 /// Which subtask reads a partition (stable for a topic, spread over subtasks).
@@ -269,7 +275,13 @@ impl Reader {
 
     /// Emits the buffered records: decoded rows (with metadata columns) to the job, malformed
     /// ones to the dead-letter output; then records the position after them.
-    async fn flush(&self, buf: &mut Buffer, positions: &mut Positions, ctx: &mut SourceContext) -> Result<()> {
+    async fn flush(
+        &self,
+        buf: &mut Buffer,
+        positions: &mut Positions,
+        watermarks: &mut Option<SplitWatermarks>,
+        ctx: &mut SourceContext,
+    ) -> Result<()> {
         if buf.values.is_empty() {
             return Ok(());
         }
@@ -296,7 +308,27 @@ impl Reader {
             } else {
                 batch
             };
+            // Each partition's largest event time in this batch.
+            let mut per_split: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            if let Some(w) = watermarks.as_ref() {
+                let times = crate::time::watermark::event_millis(batch.column(w.column()))?;
+                for (row, i) in good.iter().enumerate() {
+                    if times.is_valid(row) {
+                        let (topic, partition, _) = &buf.next[*i];
+                        let e = per_split.entry((topic.clone(), *partition)).or_insert(i64::MIN);
+                        *e = (*e).max(times.value(row));
+                    }
+                }
+            }
             ctx.collect(batch).await?;
+            if let Some(w) = watermarks.as_mut() {
+                for ((topic, p), t) in per_split {
+                    w.observe(&split_id(&topic, p), t);
+                }
+                if let Some(wm) = w.advance() {
+                    ctx.emit_watermark(wm).await?;
+                }
+            }
         }
         for (t, p, next) in buf.next.drain(..) {
             positions.entry(t).or_default().insert(p, next);
@@ -327,6 +359,7 @@ impl Source for Reader {
         let mut next_discovery = tokio::time::Instant::now();
         let cancel = ctx.cancel_token();
         let mut buf = Buffer::default();
+        let mut watermarks = ctx.take_split_watermarks();
         // Rows are emitted at `batch_size` or `linger` after the last emit, whichever comes
         // first, so positions (and checkpoints) advance even while records keep coming.
         let mut flush_at = tokio::time::Instant::now() + linger;
@@ -341,6 +374,11 @@ impl Source for Reader {
                     for (t, p) in &new {
                         if let Some(o) = restored.get(t).and_then(|m| m.get(p)) {
                             positions.entry(t.clone()).or_default().insert(*p, *o);
+                        }
+                    }
+                    if let Some(w) = watermarks.as_mut() {
+                        for (t, p) in &new {
+                            w.add_split(&split_id(t, *p));
                         }
                     }
                     assigned.extend(new.iter().cloned());
@@ -384,18 +422,27 @@ impl Source for Reader {
                     buf.timestamps.push(m.timestamp().to_millis());
                     buf.next.push((m.topic().to_string(), m.partition(), m.offset() + 1));
                     if buf.values.len() >= batch_size {
-                        self.flush(&mut buf, &mut positions, ctx).await?;
+                        self.flush(&mut buf, &mut positions, &mut watermarks, ctx).await?;
                         flush_at = tokio::time::Instant::now() + linger;
                     }
                 }
                 _ = tokio::time::sleep_until(flush_at) => {
-                    self.flush(&mut buf, &mut positions, ctx).await?;
+                    self.flush(&mut buf, &mut positions, &mut watermarks, ctx).await?;
                     flush_at = tokio::time::Instant::now() + linger;
+                    // Partitions going idle release event time; all idle: the subtask is idle.
+                    if let Some(w) = watermarks.as_mut() {
+                        if let Some(wm) = w.advance() {
+                            ctx.emit_watermark(wm).await?;
+                        }
+                        if w.all_idle() {
+                            ctx.mark_idle().await?;
+                        }
+                    }
                     // Quiet partitions still let checkpoints through.
                     ctx.checkpoint_if_due().await?;
                 }
             }
         }
-        self.flush(&mut buf, &mut positions, ctx).await
+        self.flush(&mut buf, &mut positions, &mut watermarks, ctx).await
     }
 }
