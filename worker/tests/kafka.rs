@@ -38,6 +38,7 @@ fn produce(topic: &str, records: &[(String, String)]) {
     rt.block_on(async {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap())
+            .set("queue.buffering.max.messages", "1000000")
             .create()
             .unwrap();
         let mut pending = Vec::new();
@@ -425,4 +426,210 @@ fn an_idle_partition_does_not_block_event_time_windows() {
         fired_while_running >= 12,
         "windows fired while running: {fired_while_running}"
     );
+}
+
+#[test]
+fn partitions_added_later_are_discovered_and_read() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+    use rdkafka::client::DefaultClientContext;
+    let t = topic("grow");
+    produce(&t, &records(400));
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let mut cfg = KafkaSourceConfig::new(&bootstrap(), &t);
+    cfg.schema = Some(schema());
+    cfg.partition_discovery_ms = 200;
+    let sink = Collect::new();
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+        .add_sink(sink.clone());
+    let control = JobControl::default();
+    let (stopper, seen, topic_name) = (control.clone(), sink.clone(), t.clone());
+    let grower = std::thread::spawn(move || {
+        let wait_for = |n: usize| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while seen.len() < n && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        wait_for(400);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap())
+                .create()
+                .unwrap();
+            let r = admin
+                .create_partitions(&[NewPartitions::new(&topic_name, 6)], &AdminOptions::new())
+                .await
+                .unwrap();
+            r[0].as_ref().unwrap();
+            let producer: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap())
+                .set("topic.metadata.refresh.interval.ms", "100")
+                .create()
+                .unwrap();
+            for i in 400..600i64 {
+                let v = format!(r#"{{"id":{i},"k":0,"v":0}}"#);
+                let part = 4 + (i % 2) as i32;
+                loop {
+                    let sent = producer
+                        .send(
+                            FutureRecord::<(), str>::to(&topic_name).partition(part).payload(&v),
+                            Duration::from_secs(5),
+                        )
+                        .await;
+                    if sent.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await; // new partition not known yet
+                }
+            }
+        });
+        wait_for(600);
+        stopper.cancel();
+    });
+    let metrics = env.metrics();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(env.execute_controlled("kafka-grow", &metrics, &control))
+        .unwrap();
+    grower.join().unwrap();
+    let mut ids: Vec<i64> = sink
+        .rows_json()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(r).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert_exactly(
+        &ids,
+        &(0..600).collect::<Vec<_>>(),
+        "records of the two new partitions read too",
+    );
+}
+
+/// Kafka → keyed 100 ms windows → Kafka (exactly-once), as a pipeline file for `weir run`.
+fn window_job_yaml(input: &str, output: &str, chk: &std::path::Path) -> String {
+    format!(
+        r#"
+name: kafka-windows
+parallelism: 2
+checkpoint: {{interval_ms: 100, storage: "{chk}"}}
+sources:
+  - id: events
+    connector: kafka
+    bootstrap_servers: "{b}"
+    topic: {input}
+    bounded: true
+    schema: "id BIGINT, k BIGINT, v BIGINT"
+    watermark: {{field: v, max_out_of_orderness_ms: 50}}
+operators:
+  - {{id: keyed, input: events, key_by: k}}
+  - id: win
+    input: keyed
+    window: {{size_ms: 100, aggregates: [{{kind: count}}, {{kind: sum, field: id}}]}}
+sinks:
+  - {{id: out, input: win, connector: kafka, bootstrap_servers: "{b}", topic: {output},
+     key_fields: [k], delivery: exactly_once, transactional_id_prefix: "{output}"}}
+"#,
+        chk = chk.display(),
+        b = bootstrap()
+    )
+}
+
+/// Every committed record of `topic` as text, sorted.
+fn committed_lines(topic: &str, want: usize) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("check-{topic}-{}", rand_suffix()))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut quiet: Option<std::time::Instant> = None;
+    while std::time::Instant::now() < deadline {
+        if lines.len() >= want
+            && *quiet.get_or_insert_with(|| std::time::Instant::now() + Duration::from_secs(2))
+                <= std::time::Instant::now()
+        {
+            break;
+        }
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            lines.push(String::from_utf8(m.unwrap().payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    lines.sort();
+    lines
+}
+
+#[test]
+fn sigkill_of_a_kafka_to_kafka_exactly_once_job_loses_and_repeats_nothing() {
+    let input = topic("win-in");
+    // 200,000 events over 20 s of event time (v = ms), keys 0..9.
+    let recs: Vec<(String, String)> = (0..200_000i64)
+        .map(|i| {
+            (
+                format!("{}", i % 10),
+                format!(r#"{{"id":{i},"k":{},"v":{}}}"#, i % 10, i / 10),
+            )
+        })
+        .collect();
+    produce(&input, &recs);
+    let tmp = tempfile::tempdir().unwrap();
+    let weir = env!("CARGO_BIN_EXE_weir");
+    let run = |yaml: &str, resume: bool| {
+        let file = tmp.path().join(format!("job-{}.yaml", rand_suffix()));
+        std::fs::write(&file, yaml).unwrap();
+        let mut cmd = std::process::Command::new(weir);
+        cmd.arg("run").arg(&file).arg("--progress=never");
+        if resume {
+            cmd.arg("--resume");
+        }
+        cmd.stderr(std::process::Stdio::null());
+        cmd
+    };
+    let clean_out = topic("win-clean");
+    let clean = window_job_yaml(&input, &clean_out, &tmp.path().join("clean-chk"));
+    assert!(run(&clean, false).status().unwrap().success());
+    // 200 windows of 100 ms × 10 keys.
+    let expected = committed_lines(&clean_out, 2_000);
+    assert_eq!(expected.len(), 2_000);
+
+    let out = topic("win-killed");
+    let job = window_job_yaml(&input, &out, &tmp.path().join("chk"));
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut kills = 0;
+    for attempt in 0..20 {
+        let mut child = run(&job, attempt > 0).spawn().unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        if kills < 4 {
+            std::thread::sleep(Duration::from_millis(150 + seed % 900));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+                continue;
+            }
+        }
+        assert!(child.wait().unwrap().success(), "the resumed run failed");
+        break;
+    }
+    assert!(kills >= 1, "the job was killed at least once");
+    // A read_committed consumer sees every window exactly once, and reads to the end: no
+    // transaction was left open.
+    let got = committed_lines(&out, 2_000);
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{kills} kills: as many windows as a failure-free run"
+    );
+    assert!(got == expected, "{kills} kills: the same windows as a failure-free run");
 }
