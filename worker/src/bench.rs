@@ -572,3 +572,167 @@ pub async fn state_bench(keys: u64, parallelism: usize, rescale_to: usize) -> Re
         rescale_ms,
     })
 }
+
+/// One row of the Kafka benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KafkaBenchRow {
+    /// What was measured.
+    pub case: String,
+    /// Records.
+    pub events: u64,
+    /// Wall seconds.
+    pub seconds: f64,
+    /// CPU seconds of the process (librdkafka's threads included).
+    pub cpu_seconds: f64,
+    /// Records per second.
+    pub events_per_s: f64,
+    /// Records per CPU-second.
+    pub events_per_cpu_s: f64,
+}
+
+fn kafka_row(case: &str, events: u64, seconds: f64, cpu: f64) -> KafkaBenchRow {
+    KafkaBenchRow {
+        case: case.to_string(),
+        events,
+        seconds,
+        cpu_seconds: cpu,
+        events_per_s: events as f64 / seconds.max(1e-9),
+        events_per_cpu_s: events as f64 / cpu.max(0.01),
+    }
+}
+
+/// Kafka throughput against the broker at `KAFKA_BOOTSTRAP`: `events` JSON bids are produced
+/// into a fresh 4-partition topic (not measured), then read by the bare client (the limit), by
+/// a Weir job into a blackhole, and by a Weir job that filters into another topic with the
+/// exactly-once sink, checkpointing every second.
+pub async fn kafka_bench(events: u64, parallelism: usize) -> Result<Vec<KafkaBenchRow>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP").map_err(|_| {
+        WeirError::plan("KAFKA_BOOTSTRAP is not set: start a broker with `eval \"$(scripts/kafka-up)\"`")
+    })?;
+    let topic = format!(
+        "weir-bench-{}-{}",
+        std::process::id(),
+        crate::operators::keyed_process::now_ms()
+    );
+    let kerr = |e: rdkafka::error::KafkaError| WeirError::io("bench", e.to_string());
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("queue.buffering.max.messages", "1000000")
+        .set("linger.ms", "20")
+        .create()
+        .map_err(kerr)?;
+    let t0 = Instant::now();
+    let mut pending = std::collections::VecDeque::new();
+    for i in 0..events {
+        let v = format!(
+            r#"{{"auction":{},"bidder":{},"price":{},"ts":{}}}"#,
+            i % 10_000,
+            (i * 7919) % 1_000_000,
+            1 + (i * 31) % 100_000,
+            i / 10
+        );
+        let f = producer
+            .send_result(FutureRecord::<(), str>::to(&topic).payload(&v))
+            .map_err(|(e, _)| kerr(e))?;
+        pending.push_back(f);
+        if pending.len() >= 500_000 {
+            while pending.len() > 250_000 {
+                let f = pending.pop_front().expect("non-empty");
+                f.await
+                    .map_err(|_| WeirError::io("bench", "cancelled"))?
+                    .map_err(|(e, _)| kerr(e))?;
+            }
+        }
+    }
+    for f in pending {
+        f.await
+            .map_err(|_| WeirError::io("bench", "cancelled"))?
+            .map_err(|(e, _)| kerr(e))?;
+    }
+    eprintln!(
+        "produced {events} records into {topic} in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    let mut rows = Vec::new();
+
+    // The bare client: every partition from the beginning until all records are read.
+    let (b, t) = (bootstrap.clone(), topic.clone());
+    let raw = tokio::task::spawn_blocking(move || -> Result<(f64, f64)> {
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", format!("{t}-raw"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(kerr)?;
+        let md = c.fetch_metadata(Some(&t), Duration::from_secs(10)).map_err(kerr)?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition_offset(&t, p.id(), rdkafka::Offset::Beginning)
+                .map_err(kerr)?;
+        }
+        c.assign(&tpl).map_err(kerr)?;
+        let (cpu0, t0) = (cpu_seconds(), Instant::now());
+        let mut n = 0u64;
+        while n < events {
+            if let Some(m) = c.poll(Duration::from_millis(100)) {
+                m.map_err(kerr)?;
+                n += 1;
+            }
+        }
+        Ok((t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0))
+    })
+    .await
+    .map_err(|e| WeirError::io("bench", e.to_string()))??;
+    rows.push(kafka_row("raw client (poll only)", events, raw.0, raw.1));
+
+    let source = |name: &str| -> Result<crate::connectors::kafka::KafkaSource> {
+        let mut cfg = crate::connectors::kafka::KafkaSourceConfig::new(&bootstrap, &topic);
+        cfg.bounded = true;
+        cfg.schema = Some(crate::connectors::format::SchemaSpec::Text(
+            "auction BIGINT, bidder BIGINT, price BIGINT, ts BIGINT".into(),
+        ));
+        cfg.group_id = Some(format!("{topic}-{name}"));
+        crate::connectors::kafka::KafkaSource::new(name, cfg)
+    };
+
+    // Kafka → Weir → blackhole.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism);
+    env.add_source_named("kafka", Arc::new(source("kafka")?))
+        .add_sink(Blackhole::new());
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    env.execute_async("kafka-read").await?;
+    rows.push(kafka_row(
+        &format!("Kafka → Weir (JSON decode) → blackhole, p={parallelism}"),
+        events,
+        t0.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu0,
+    ));
+
+    // Kafka → filter → Kafka, exactly-once, checkpoint every second.
+    let scratch = Scratch::new("kafka");
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism);
+    env.set_checkpoint_config(crate::checkpoint::CheckpointConfig {
+        interval: Duration::from_secs(1),
+        storage: scratch.url(),
+        ..Default::default()
+    });
+    let mut sink = crate::connectors::kafka::KafkaSinkConfig::new(&bootstrap, &format!("{topic}-out"));
+    sink.delivery = crate::connectors::kafka::Delivery::ExactlyOnce;
+    sink.transactional_id_prefix = Some(format!("{topic}-out"));
+    env.add_source_named("kafka", Arc::new(source("kafka-eos")?))
+        .filter_expr("auction % 2 = 0")
+        .add_sink(crate::connectors::kafka::KafkaSink::new("out", sink)?);
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    env.execute_async("kafka-eos").await?;
+    rows.push(kafka_row(
+        &format!("Kafka → filter → Kafka, exactly-once, checkpoint 1 s, p={parallelism}"),
+        events,
+        t0.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu0,
+    ));
+    Ok(rows)
+}

@@ -181,6 +181,30 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             json,
             checkpoint_interval,
             rescale_to,
+        } if query == "kafka" => {
+            let _ = (reps, checkpoint_interval, rescale_to);
+            let rows = bench::kafka_bench(events, parallelism).await?;
+            println!("| case | records | seconds | records/s | CPU s | records per CPU-s |");
+            println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+            for r in &rows {
+                println!(
+                    "| {} | {} | {:.2} | {:.0} | {:.2} | {:.0} |",
+                    r.case, r.events, r.seconds, r.events_per_s, r.cpu_seconds, r.events_per_cpu_s
+                );
+                if json {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            query,
+            events,
+            parallelism,
+            reps,
+            json,
+            checkpoint_interval,
+            rescale_to,
         } if query == "state" => {
             let _ = (reps, checkpoint_interval);
             state_bench_cmd(events, parallelism, rescale_to, json).await
