@@ -633,3 +633,110 @@ fn sigkill_of_a_kafka_to_kafka_exactly_once_job_loses_and_repeats_nothing() {
     );
     assert!(got == expected, "{kills} kills: the same windows as a failure-free run");
 }
+
+#[test]
+fn headers_topic_patterns_start_timestamps_and_group_offsets() {
+    let t = topic("hdr");
+    // Written by Weir with `k` as a header.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let cfg = DatagenConfig {
+        rows: Some(100),
+        fields: vec![
+            DatagenField::new("id", FieldKind::Sequence),
+            DatagenField::random_int("k", 0, 9),
+            DatagenField::random_int("v", 0, 9),
+        ],
+        ..Default::default()
+    };
+    let mut sink = KafkaSinkConfig::new(&bootstrap(), &t);
+    sink.header_fields = vec!["k".into()];
+    env.add_source(Datagen::new("gen", cfg).unwrap())
+        .add_sink(KafkaSink::new("out", sink).unwrap());
+    env.execute("kafka-headers-write").unwrap();
+    // A second batch a moment later, to start from by timestamp.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    std::thread::sleep(Duration::from_millis(100));
+    produce(
+        &t,
+        &(100..150)
+            .map(|i| ("x".to_string(), format!(r#"{{"id":{i},"k":0,"v":0}}"#)))
+            .collect::<Vec<_>>(),
+    );
+
+    // Read by pattern, with headers, committing offsets to a group.
+    let group = format!("{t}-group");
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let mut cfg = KafkaSourceConfig::new(&bootstrap(), "unused");
+    cfg.topics.clear();
+    cfg.topic_pattern = Some(format!("^{t}$"));
+    cfg.schema = Some(schema());
+    cfg.bounded = true;
+    cfg.metadata = true;
+    cfg.group_id = Some(group.clone());
+    let collect = Collect::new();
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+        .add_sink(collect.clone());
+    env.execute("kafka-pattern").unwrap();
+    let rows = collect.rows_json();
+    assert_eq!(rows.len(), 150);
+    for r in &rows {
+        let v: serde_json::Value = serde_json::from_str(r).unwrap();
+        if v["id"].as_i64().unwrap() < 100 {
+            let h: serde_json::Value = serde_json::from_str(v["kafka_headers"].as_str().unwrap()).unwrap();
+            assert_eq!(h["k"].as_str().unwrap(), v["k"].to_string(), "{r}");
+        }
+    }
+    // The group knows where the job got to.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition(&t, p);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    let total: i64 = committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(total, 150, "offsets committed to the group");
+
+    // From a timestamp: only the later records.
+    let env = StreamExecutionEnvironment::new();
+    let mut cfg = source_config(&t);
+    cfg.start_from = StartFrom::Timestamp;
+    cfg.start_timestamp_ms = Some(later);
+    let collect = Collect::new();
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+        .add_sink(collect.clone());
+    env.execute("kafka-from-time").unwrap();
+    let mut ids: Vec<i64> = collect
+        .rows_json()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(r).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (100..150).collect::<Vec<_>>());
+
+    // Bounded from latest is refused, naming the options.
+    let mut cfg = source_config(&t);
+    cfg.start_from = StartFrom::Latest;
+    let e = KafkaSource::new("kafka", cfg).err().unwrap().to_string();
+    assert!(e.contains("start_from: latest"), "{e}");
+}

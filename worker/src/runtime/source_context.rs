@@ -40,6 +40,10 @@ pub struct SourceContext {
     restored: Option<Vec<u8>>,
     /// Every old subtask's position, when the parallelism changed (redistributable sources).
     restored_union: Vec<Vec<u8>>,
+    /// Positions stored in checkpoints not known complete yet.
+    positions_at: std::collections::BTreeMap<u64, Option<Vec<u8>>>,
+    /// The position in the newest completed checkpoint (taken by the source).
+    committed_position: Option<Vec<u8>>,
 }
 
 /// A source's part in checkpoints: the trigger and where it acknowledges.
@@ -76,6 +80,8 @@ impl SourceContext {
             position: None,
             restored: None,
             restored_union: Vec::new(),
+            positions_at: std::collections::BTreeMap::new(),
+            committed_position: None,
         }
     }
 
@@ -123,6 +129,17 @@ impl SourceContext {
         Ok(())
     }
 
+    /// The position stored in the newest checkpoint that completed since the last call (e.g.
+    /// to commit Kafka offsets to the consumer group for monitoring tools).
+    pub fn take_committed_position<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        match self.committed_position.take() {
+            Some(b) => Ok(Some(
+                crate::checkpoint::decode(&b).map_err(|e| WeirError::io(&self.task.node, e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// The position to resume from, when the job was restored from a checkpoint.
     pub fn restored_position<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>> {
         match &self.restored {
@@ -139,6 +156,14 @@ impl SourceContext {
         let Some(cp) = &mut self.checkpoints else { return Ok(()) };
         if cp.task.complete.has_changed().unwrap_or(false) {
             let id = *cp.task.complete.borrow_and_update();
+            // The position of the newest completed checkpoint, for the source to report.
+            while let Some((&n, _)) = self.positions_at.first_key_value() {
+                if n > id {
+                    break;
+                }
+                let (_, p) = self.positions_at.pop_first().expect("checked");
+                self.committed_position = p;
+            }
             self.chain.notify_complete(id).await?;
         }
         let Some(cp) = &mut self.checkpoints else { return Ok(()) };
@@ -152,6 +177,7 @@ impl SourceContext {
             return Ok(());
         }
         cp.last = barrier.checkpoint_id;
+        self.positions_at.insert(barrier.checkpoint_id, self.position.clone());
         let state = crate::checkpoint::OperatorState {
             operator: self.position.clone(),
             ..Default::default()

@@ -33,6 +33,10 @@ pub struct KafkaSourceConfig {
     /// One topic to read.
     #[serde(default)]
     pub topic: Option<String>,
+    /// Read every topic whose name matches this regular expression (checked at every
+    /// partition discovery, so new matching topics are picked up).
+    #[serde(default)]
+    pub topic_pattern: Option<String>,
     /// `json` (default), `csv`, or `text` (one `value` column).
     #[serde(default = "json")]
     pub format: Format,
@@ -49,7 +53,8 @@ pub struct KafkaSourceConfig {
     /// (the checkpoint is the truth); `start_from: group` starts from it. Default `weir-<node>`.
     #[serde(default)]
     pub group_id: Option<String>,
-    /// Add `kafka_key`, `kafka_partition`, `kafka_offset`, `kafka_timestamp` columns.
+    /// Add `kafka_key`, `kafka_partition`, `kafka_offset`, `kafka_timestamp` and `kafka_headers`
+    /// (a JSON object of the headers) columns.
     #[serde(default)]
     pub metadata: bool,
     /// Stop at the end offsets found at start (replays, tests) instead of reading forever.
@@ -105,6 +110,9 @@ pub struct KafkaSinkConfig {
     /// `key` (default) or `round_robin`.
     #[serde(default)]
     pub partitioning: SinkPartitioning,
+    /// Fields written as record headers (name = field name, value = the field as text).
+    #[serde(default)]
+    pub header_fields: Vec<String>,
     /// `at_least_once` (default) or `exactly_once`.
     #[serde(default)]
     pub delivery: Delivery,
@@ -131,6 +139,7 @@ impl KafkaSourceConfig {
             bootstrap_servers: bootstrap_servers.into(),
             topics: vec![topic.into()],
             topic: None,
+            topic_pattern: None,
             format: Format::Json,
             schema: None,
             start_from: StartFrom::Earliest,
@@ -160,6 +169,7 @@ impl KafkaSinkConfig {
             format: Format::Json,
             key_fields: Vec::new(),
             partitioning: SinkPartitioning::Key,
+            header_fields: Vec::new(),
             delivery: Delivery::AtLeastOnce,
             transactional_id_prefix: None,
             properties: BTreeMap::new(),

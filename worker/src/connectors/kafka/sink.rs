@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::client_config;
 use super::config::{Delivery, KafkaSinkConfig, SinkPartitioning};
-use super::transactional::{Rec, Transactional};
+use super::transactional::{Rec, Transactional, owned_headers};
 use crate::connectors::format::{Format, encode};
 use crate::connectors::{Sink, SinkFactory};
 use crate::error::{Result, WeirError};
@@ -53,6 +53,10 @@ impl SinkFactory for KafkaSink {
     }
 
     fn check_schema(&self, input: &SchemaRef) -> Result<()> {
+        for h in &self.config.header_fields {
+            field_index(input, h, "kafka header field")
+                .map_err(|e| WeirError::config("kafka", &self.node, e.to_string()))?;
+        }
         for k in &self.config.key_fields {
             field_index(input, k, "kafka key field")
                 .map_err(|e| WeirError::config("kafka", &self.node, e.to_string()))?;
@@ -82,6 +86,12 @@ impl SinkFactory for KafkaSink {
             .iter()
             .map(|k| field_index(input, k, "kafka key field"))
             .collect::<Result<Vec<_>>>()?;
+        let header_columns = self
+            .config
+            .header_fields
+            .iter()
+            .map(|h| field_index(input, h, "kafka header field").map(|i| (h.clone(), i)))
+            .collect::<Result<Vec<_>>>()?;
         let eos = match self.config.delivery {
             Delivery::AtLeastOnce => None,
             Delivery::ExactlyOnce => {
@@ -108,6 +118,7 @@ impl SinkFactory for KafkaSink {
             topic: self.config.topic.clone(),
             format: self.config.format,
             key_columns,
+            header_columns,
             round_robin: self.config.partitioning == SinkPartitioning::RoundRobin,
             producer,
             in_flight: VecDeque::new(),
@@ -185,6 +196,8 @@ struct Writer {
     topic: String,
     format: Format,
     key_columns: Vec<usize>,
+    /// (header name, column) of the header fields.
+    header_columns: Vec<(String, usize)>,
     round_robin: bool,
     producer: FutureProducer,
     in_flight: VecDeque<DeliveryFuture>,
@@ -245,13 +258,25 @@ impl Sink for Writer {
             Some(lines(Format::Json, &batch.project(&self.key_columns)?)?)
         };
         let partitions = if self.round_robin { self.partitions() } else { 0 };
+        let headers: Vec<Vec<(String, Vec<u8>)>> = (0..batch.num_rows())
+            .map(|row| {
+                self.header_columns
+                    .iter()
+                    .map(|(name, c)| {
+                        let v = arrow::util::display::array_value_to_string(batch.column(*c), row).unwrap_or_default();
+                        (name.clone(), v.into_bytes())
+                    })
+                    .collect()
+            })
+            .collect();
         if let Some(eos) = &mut self.eos {
-            for (i, value) in values.into_iter().enumerate() {
+            for (i, (value, h)) in values.into_iter().zip(headers).enumerate() {
                 let partition = self.round_robin.then(|| {
                     self.next_partition = (self.next_partition + 1) % partitions;
                     self.next_partition
                 });
-                eos.epoch.push((keys.as_ref().map(|k| k[i].clone()), value, partition));
+                eos.epoch
+                    .push((keys.as_ref().map(|k| k[i].clone()), value, partition, h));
             }
             return Ok(());
         }
@@ -264,6 +289,9 @@ impl Sink for Writer {
             if self.round_robin {
                 self.next_partition = (self.next_partition + 1) % partitions;
                 record = record.partition(self.next_partition);
+            }
+            if let Some(h) = owned_headers(&headers[i]) {
+                record = record.headers(h);
             }
             let mut record = Some(record);
             loop {

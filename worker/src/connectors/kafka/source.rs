@@ -33,6 +33,7 @@ pub struct KafkaSource {
     node: String,
     config: KafkaSourceConfig,
     topics: Vec<String>,
+    pattern: Option<regex::Regex>,
     /// Schema of the decoded value.
     value_schema: SchemaRef,
     /// The value schema plus metadata columns.
@@ -44,11 +45,23 @@ impl KafkaSource {
     pub fn new(node: &str, config: KafkaSourceConfig) -> Result<Self> {
         let bad = |m: String| WeirError::config("kafka", node, m);
         let topics = config.all_topics();
-        if topics.is_empty() {
-            return Err(bad("topics: name at least one topic (topics: [..] or topic: ..)".into()));
+        if topics.is_empty() && config.topic_pattern.is_none() {
+            return Err(bad(
+                "topics: name at least one topic (topics: [..], topic: .., or topic_pattern: ..)".into(),
+            ));
         }
+        let pattern = match &config.topic_pattern {
+            Some(p) => Some(regex::Regex::new(p).map_err(|e| bad(format!("topic_pattern: {e}")))?),
+            None => None,
+        };
         if config.bootstrap_servers.trim().is_empty() {
             return Err(bad("bootstrap_servers: empty".into()));
+        }
+        if config.bounded && config.start_from == StartFrom::Latest {
+            return Err(bad(
+                "bounded: true with start_from: latest has nothing to read; start from earliest, group or a timestamp"
+                    .into(),
+            ));
         }
         if config.start_from == StartFrom::Timestamp && config.start_timestamp_ms.is_none() {
             return Err(bad("start_from: timestamp needs start_timestamp_ms".into()));
@@ -73,12 +86,14 @@ impl KafkaSource {
                     DataType::Timestamp(TimeUnit::Millisecond, None),
                     true,
                 ),
+                Field::new("kafka_headers", DataType::Utf8, true),
             ]);
         }
         Ok(KafkaSource {
             node: node.to_string(),
             config,
             topics,
+            pattern,
             value_schema,
             schema: Arc::new(Schema::new(fields)),
         })
@@ -101,6 +116,7 @@ impl SourceFactory for KafkaSource {
             node: self.node.clone(),
             config: self.config.clone(),
             topics: self.topics.clone(),
+            pattern: self.pattern.clone(),
             decoder: RecordDecoder::new(self.config.format, self.value_schema.clone()),
             schema: self.schema.clone(),
             subtask: ctx.subtask,
@@ -113,6 +129,7 @@ struct Reader {
     node: String,
     config: KafkaSourceConfig,
     topics: Vec<String>,
+    pattern: Option<regex::Regex>,
     decoder: RecordDecoder,
     schema: SchemaRef,
     subtask: usize,
@@ -127,8 +144,23 @@ struct Buffer {
     partitions: Vec<i32>,
     offsets: Vec<i64>,
     timestamps: Vec<Option<i64>>,
+    headers: Vec<Option<String>>,
     /// Position after these records.
     next: Vec<(String, i32, i64)>,
+}
+
+/// A record's headers as a JSON object (values as text), or none.
+fn headers_json(m: &rdkafka::message::BorrowedMessage<'_>) -> Option<String> {
+    use rdkafka::message::Headers;
+    let h = m.headers()?;
+    let mut obj = serde_json::Map::new();
+    for header in h.iter() {
+        let value = header.value.map_or(serde_json::Value::Null, |v| {
+            serde_json::Value::String(String::from_utf8_lossy(v).into_owned())
+        });
+        obj.insert(header.key.to_string(), value);
+    }
+    Some(serde_json::Value::Object(obj).to_string())
 }
 
 /// A partition's name among a subtask's watermark splits.
@@ -165,11 +197,22 @@ impl Reader {
 
     /// This subtask's partitions of every topic (a metadata request, off the runtime threads).
     async fn my_partitions(&self) -> Result<Vec<(String, i32)>> {
-        let (client, topics, node) = (self.client(), self.topics.clone(), self.node.clone());
+        let (client, mut topics, node) = (self.client(), self.topics.clone(), self.node.clone());
+        let pattern = self.pattern.clone();
         let all = tokio::task::spawn_blocking(move || -> Result<Vec<(String, i32)>> {
             let c: BaseConsumer = client
                 .create()
                 .map_err(|e| WeirError::io(&node, format!("kafka client: {e}")))?;
+            if let Some(p) = &pattern {
+                let md = c
+                    .fetch_metadata(None, Duration::from_secs(10))
+                    .map_err(|e| WeirError::io(&node, format!("kafka metadata: {e}")))?;
+                for t in md.topics() {
+                    if !t.name().starts_with("__") && p.is_match(t.name()) && !topics.iter().any(|x| x == t.name()) {
+                        topics.push(t.name().to_string());
+                    }
+                }
+            }
             let mut out = Vec::new();
             for t in &topics {
                 let md = c
@@ -193,7 +236,7 @@ impl Reader {
     }
 
     /// End offsets of `partitions` (for bounded reading).
-    async fn end_offsets(&self, partitions: &[(String, i32)]) -> Result<BTreeMap<(String, i32), i64>> {
+    async fn end_offsets(&self, partitions: &[(String, i32)]) -> Result<BTreeMap<(String, i32), (i64, i64)>> {
         let (client, parts, node) = (self.client(), partitions.to_vec(), self.node.clone());
         tokio::task::spawn_blocking(move || {
             let c: BaseConsumer = client
@@ -201,15 +244,37 @@ impl Reader {
                 .map_err(|e| WeirError::io(&node, format!("kafka client: {e}")))?;
             let mut out = BTreeMap::new();
             for (t, p) in parts {
-                let (_, high) = c
+                let (low, high) = c
                     .fetch_watermarks(&t, p, Duration::from_secs(10))
                     .map_err(|e| WeirError::io(&node, format!("kafka end offset of {t}/{p}: {e}")))?;
-                out.insert((t, p), high);
+                out.insert((t, p), (low, high));
             }
             Ok(out)
         })
         .await
         .map_err(|e| self.err("end offsets", e))?
+    }
+
+    /// Commits `positions` to the consumer group (for monitoring; a failure is only logged).
+    fn commit_to_group(
+        &self,
+        consumer: &StreamConsumer,
+        positions: &Positions,
+        mode: rdkafka::consumer::CommitMode,
+    ) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (t, parts) in positions {
+            for (p, o) in parts {
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+                    .map_err(|e| self.err("commit", e))?;
+            }
+        }
+        if tpl.count() > 0
+            && let Err(e) = consumer.commit(&tpl, mode)
+        {
+            tracing::warn!(node = %self.node, error = %e, "could not commit offsets to the consumer group");
+        }
+        Ok(())
     }
 
     /// Where each new partition starts: the checkpoint's offset, else `start_from`.
@@ -304,6 +369,9 @@ impl Reader {
                 columns.push(Arc::new(TimestampMillisecondArray::from_iter(
                     good.iter().map(|i| buf.timestamps[*i]),
                 )));
+                columns.push(Arc::new(StringArray::from_iter(
+                    good.iter().map(|i| buf.headers[*i].clone()),
+                )));
                 RecordBatch::try_new(self.schema.clone(), columns)?
             } else {
                 batch
@@ -352,7 +420,8 @@ impl Source for Reader {
         let consumer: StreamConsumer = self.client().create().map_err(|e| self.err("consumer", e))?;
         let mut assigned: BTreeSet<(String, i32)> = BTreeSet::new();
         let mut positions: Positions = Positions::new();
-        let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        // Bounded reading: (low, high) offsets of each partition at its discovery.
+        let mut ends: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
         let batch_size = ctx.batch_size().clamp(1, 10_000);
         let linger = Duration::from_millis(50);
         let discovery = Duration::from_millis(self.config.partition_discovery_ms);
@@ -385,6 +454,21 @@ impl Source for Reader {
                     let all: Vec<(String, i32)> = assigned.iter().cloned().collect();
                     let tpl = self.assignment(&restored, &positions, &all).await?;
                     consumer.assign(&tpl).map_err(|e| self.err("assign", e))?;
+                    if self.config.bounded {
+                        // Where reading starts is known for explicit offsets and for the end;
+                        // a partition starting at its end has nothing to read.
+                        for e in tpl.elements() {
+                            let (t, p) = (e.topic().to_string(), e.partition());
+                            let start = match e.offset() {
+                                Offset::Offset(o) => Some(o),
+                                Offset::End => ends.get(&(t.clone(), p)).map(|x| x.1),
+                                _ => None,
+                            };
+                            if let Some(o) = start {
+                                positions.entry(t).or_default().entry(p).or_insert(o);
+                            }
+                        }
+                    }
                     // Checkpoints from here on carry the restored offsets of these partitions.
                     ctx.set_position(&positions)?;
                     tracing::info!(node = %self.node, subtask = self.subtask, partitions = ?new, "reading new partitions");
@@ -398,11 +482,13 @@ impl Source for Reader {
             }
             if self.config.bounded {
                 let done = assigned.iter().all(|(t, p)| {
-                    let end = ends.get(&(t.clone(), *p)).copied().unwrap_or(0);
+                    let (low, high) = ends.get(&(t.clone(), *p)).copied().unwrap_or((0, 0));
                     let at = positions.get(t).and_then(|m| m.get(p)).copied();
-                    end <= 0 || at.is_some_and(|o| o >= end)
+                    high <= low || at.is_some_and(|o| o >= high)
                 });
                 if done && buf.values.is_empty() {
+                    // The input is read to its end: tell the group where.
+                    self.commit_to_group(&consumer, &positions, rdkafka::consumer::CommitMode::Sync)?;
                     return Ok(());
                 }
             }
@@ -420,6 +506,7 @@ impl Source for Reader {
                     buf.partitions.push(m.partition());
                     buf.offsets.push(m.offset());
                     buf.timestamps.push(m.timestamp().to_millis());
+                    buf.headers.push(if self.config.metadata { headers_json(&m) } else { None });
                     buf.next.push((m.topic().to_string(), m.partition(), m.offset() + 1));
                     if buf.values.len() >= batch_size {
                         self.flush(&mut buf, &mut positions, &mut watermarks, ctx).await?;
@@ -429,6 +516,11 @@ impl Source for Reader {
                 _ = tokio::time::sleep_until(flush_at) => {
                     self.flush(&mut buf, &mut positions, &mut watermarks, ctx).await?;
                     flush_at = tokio::time::Instant::now() + linger;
+                    // Offsets of completed checkpoints go to the consumer group, for monitoring
+                    // tools (the checkpoint, not the group, is where a restore reads them).
+                    if let Some(done) = ctx.take_committed_position::<Positions>()? {
+                        self.commit_to_group(&consumer, &done, rdkafka::consumer::CommitMode::Async)?;
+                    }
                     // Partitions going idle release event time; all idle: the subtask is idle.
                     if let Some(w) = watermarks.as_mut() {
                         if let Some(wm) = w.advance() {

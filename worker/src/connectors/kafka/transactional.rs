@@ -23,8 +23,20 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::error::{Result, WeirError};
 
-/// One record to write: key, value, explicit partition.
-pub(crate) type Rec = (Option<Vec<u8>>, Vec<u8>, Option<i32>);
+/// One record to write: key, value, explicit partition, headers.
+pub(crate) type Rec = (Option<Vec<u8>>, Vec<u8>, Option<i32>, Vec<(String, Vec<u8>)>);
+
+/// Record headers from `(name, value)` pairs.
+pub(crate) fn owned_headers(headers: &[(String, Vec<u8>)]) -> Option<rdkafka::message::OwnedHeaders> {
+    if headers.is_empty() {
+        return None;
+    }
+    let mut h = rdkafka::message::OwnedHeaders::new_with_capacity(headers.len());
+    for (k, v) in headers {
+        h = h.insert(rdkafka::message::Header { key: k, value: Some(v) });
+    }
+    Some(h)
+}
 
 /// A transactional producer and the marker of what it committed.
 pub(crate) struct Transactional {
@@ -101,13 +113,16 @@ impl Transactional {
         self.producer
             .begin_transaction()
             .map_err(|e| self.err("begin_transaction", e))?;
-        for (key, value, partition) in rows {
+        for (key, value, partition, headers) in rows {
             let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).payload(value);
             if let Some(k) = key {
                 record = record.key(k);
             }
             if let Some(p) = partition {
                 record = record.partition(*p);
+            }
+            if let Some(h) = owned_headers(headers) {
+                record = record.headers(h);
             }
             let mut record = Some(record);
             while let Some(r) = record.take() {
