@@ -740,3 +740,15 @@ fn headers_topic_patterns_start_timestamps_and_group_offsets() {
     let e = KafkaSource::new("kafka", cfg).err().unwrap().to_string();
     assert!(e.contains("start_from: latest"), "{e}");
 }
+
+#[test]
+fn the_kafka_example_pipeline_plans() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kafka-windows.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("BROKER", &bootstrap());
+    let job = weir::pipeline::build(&text, "kafka-windows.yaml").unwrap();
+    let plan = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(job.env.explain())
+        .unwrap();
+    assert!(plan.contains("per_window") && plan.contains("out"), "{plan}");
+}

@@ -49,7 +49,9 @@ fn find<'a>(cells: &'a mut PerKey, name: &str) -> Option<&'a mut Cell> {
 /// All keyed state of one subtask, grouped by key group.
 #[derive(Default)]
 pub struct KeyedStateStore {
-    groups: FastMap<u32, FastMap<Box<[u8]>, PerKey>>,
+    /// Key → its key group and states: one hash lookup per access (the key group is a
+    /// function of the key; snapshots group by it).
+    keys: FastMap<Box<[u8]>, (u32, PerKey)>,
 }
 
 impl KeyedStateStore {
@@ -60,36 +62,32 @@ impl KeyedStateStore {
 
     /// Number of keys with any state.
     pub fn keys(&self) -> usize {
-        self.groups.values().map(HashMap::len).sum()
+        self.keys.len()
     }
 
     /// Key groups that hold state.
     pub fn key_groups(&self) -> Vec<u32> {
-        let mut g: Vec<u32> = self
-            .groups
-            .iter()
-            .filter(|(_, m)| !m.is_empty())
-            .map(|(k, _)| *k)
-            .collect();
+        let mut g: Vec<u32> = self.keys.values().map(|(kg, _)| *kg).collect();
         g.sort_unstable();
+        g.dedup();
         g
     }
 
     /// Every key group's state, encoded: `[(key, [(state name, value)])]` per group. Time to
     /// live restarts at restore (the clock of the writer is gone).
     pub fn snapshot(&self) -> UserResult<std::collections::BTreeMap<u32, Vec<u8>>> {
-        let mut out = std::collections::BTreeMap::new();
-        for (group, keys) in &self.groups {
-            type Entry<'a> = (&'a [u8], Vec<(&'a str, Vec<u8>)>);
-            let mut entries: Vec<Entry<'_>> = Vec::with_capacity(keys.len());
-            for (key, cells) in keys {
-                let mut values = Vec::with_capacity(cells.len());
-                for (name, cell) in cells {
-                    values.push((name.as_ref(), (cell.encode)(cell.value.as_ref())?));
-                }
-                entries.push((key.as_ref(), values));
+        type Entry<'a> = (&'a [u8], Vec<(&'a str, Vec<u8>)>);
+        let mut groups: std::collections::BTreeMap<u32, Vec<Entry<'_>>> = std::collections::BTreeMap::new();
+        for (key, (group, cells)) in &self.keys {
+            let mut values = Vec::with_capacity(cells.len());
+            for (name, cell) in cells {
+                values.push((name.as_ref(), (cell.encode)(cell.value.as_ref())?));
             }
-            out.insert(*group, crate::checkpoint::encode(&entries)?);
+            groups.entry(*group).or_default().push((key.as_ref(), values));
+        }
+        let mut out = std::collections::BTreeMap::new();
+        for (group, entries) in groups {
+            out.insert(group, crate::checkpoint::encode(&entries)?);
         }
         Ok(out)
     }
@@ -100,7 +98,7 @@ impl KeyedStateStore {
         for (group, bytes) in groups {
             type Entry = (Vec<u8>, Vec<(String, Vec<u8>)>);
             let entries: Vec<Entry> = crate::checkpoint::decode(bytes)?;
-            let keys = self.groups.entry(*group).or_default();
+            self.keys.reserve(entries.len());
             for (key, values) in entries {
                 let cells = values
                     .into_iter()
@@ -113,7 +111,7 @@ impl KeyedStateStore {
                         (name.into_boxed_str(), cell)
                     })
                     .collect();
-                keys.insert(key.into_boxed_slice(), cells);
+                self.keys.insert(key.into_boxed_slice(), (*group, cells));
             }
         }
         Ok(())
@@ -141,7 +139,7 @@ pub struct StateHandle<'a> {
 
 impl StateHandle<'_> {
     fn cells(&mut self) -> Option<&mut PerKey> {
-        self.store.groups.get_mut(&self.key_group)?.get_mut(self.key)
+        self.store.keys.get_mut(self.key).map(|(_, cells)| cells)
     }
 
     fn now(&mut self) -> Instant {
@@ -191,11 +189,10 @@ impl StateHandle<'_> {
         }
         let encode = encoder::<S>();
         self.remove(name);
-        let group = self.store.groups.entry(self.key_group).or_default();
-        if !group.contains_key(self.key) {
-            group.insert(self.key.into(), PerKey::new());
+        if !self.store.keys.contains_key(self.key) {
+            self.store.keys.insert(self.key.into(), (self.key_group, PerKey::new()));
         }
-        let cells = group.get_mut(self.key).expect("inserted above");
+        let (_, cells) = self.store.keys.get_mut(self.key).expect("inserted above");
         cells.push((
             name.into(),
             Cell {
@@ -217,16 +214,11 @@ impl StateHandle<'_> {
     }
 
     fn remove(&mut self, name: &str) {
-        let (kg, key) = (self.key_group, self.key);
-        if let Some(group) = self.store.groups.get_mut(&kg) {
-            if let Some(cells) = group.get_mut(key) {
-                cells.retain(|(n, _)| n.as_ref() != name);
-                if cells.is_empty() {
-                    group.remove(key);
-                }
-            }
-            if group.is_empty() {
-                self.store.groups.remove(&kg);
+        let key = self.key;
+        if let Some((_, cells)) = self.store.keys.get_mut(key) {
+            cells.retain(|(n, _)| n.as_ref() != name);
+            if cells.is_empty() {
+                self.store.keys.remove(key);
             }
         }
     }
