@@ -1,0 +1,201 @@
+//! `StreamJob` (`weir.dev/v1alpha1`): a Weir job as a Kubernetes resource.
+//!
+//! The schema carries what the API server can check at admission — CEL rules for
+//! `parallelism <= maxParallelism`, `maxParallelism` immutable, exactly one job source — so a bad
+//! manifest is refused by `kubectl apply` with the field named. The scale subresource maps
+//! `kubectl scale streamjob/x --replicas=N` (and an HPA) to `spec.parallelism`.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// The desired state of a Weir job.
+// kube's `printcolumn(...)` entries repeat the same keys by design.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "weir.dev",
+    version = "v1alpha1",
+    kind = "StreamJob",
+    namespaced,
+    status = "StreamJobStatus",
+    shortname = "sj",
+    derive = "PartialEq",
+    scale(
+        spec_replicas_path = ".spec.parallelism",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Parallelism", type_ = "integer", json_path = ".spec.parallelism"),
+    printcolumn(
+        name = "Last checkpoint",
+        type_ = "string",
+        json_path = ".status.lastCheckpoint.path"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    cel
+)]
+#[x_kube(
+    cel,
+    validation = Rule::new("self.parallelism <= self.maxParallelism").message("parallelism must not exceed maxParallelism")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamJobSpec {
+    /// The `weir-worker` image.
+    pub image: String,
+    /// Subtasks per operator (and worker pods).
+    #[x_kube(validation = Rule::new("self >= 1").message("parallelism must be at least 1"))]
+    pub parallelism: i32,
+    /// Key groups: the most parallelism the job's state can ever be rescaled to. Fixed for the
+    /// life of the job's state.
+    #[serde(default = "default_max_parallelism")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("maxParallelism is immutable"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 32768").message("maxParallelism must be in 1..=32768"))]
+    pub max_parallelism: i32,
+    /// What to run.
+    pub job: JobSource,
+    /// Checkpointing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointSpec>,
+    /// How a changed job is upgraded.
+    #[serde(default)]
+    pub upgrade_mode: UpgradeMode,
+    /// `running`, or `suspended` (stopped with a savepoint, scaled to zero).
+    #[serde(default)]
+    pub state: JobState,
+    /// Change to restart the job from its last checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_nonce: Option<i64>,
+    /// Change to take a savepoint (recorded in the status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_trigger_nonce: Option<i64>,
+    /// Start the job from this savepoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_savepoint_path: Option<String>,
+    /// Resources of each worker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Overrides merged into the worker pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_fields")]
+    pub pod_template: Option<serde_json::Value>,
+}
+
+fn default_max_parallelism() -> i32 {
+    128
+}
+
+fn preserve_unknown_fields(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "nullable": true,
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+/// The job: SQL, a pipeline (the YAML form of the DataStream API), or a job built into the image.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(
+    cel,
+    validation = Rule::new("[has(self.sql), has(self.pipeline), has(self.builtin)].filter(x, x).size() == 1").message("set exactly one of job.sql, job.pipeline, job.builtin")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSource {
+    /// Flink-style SQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// A pipeline file's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// The name of a job compiled into the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<String>,
+}
+
+/// Checkpoint settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointSpec {
+    /// Time between checkpoints, ms.
+    #[x_kube(validation = Rule::new("self >= 10").message("checkpoint.intervalMs must be at least 10"))]
+    pub interval_ms: i64,
+    /// Where snapshots go (`s3://bucket/prefix`).
+    pub storage: String,
+    /// A Secret with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and optionally
+    /// `AWS_ENDPOINT_URL`, `AWS_REGION`) for the storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+/// How a changed job is upgraded (Flink Kubernetes operator's `upgradeMode`).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpgradeMode {
+    /// Start the new job without state.
+    Stateless,
+    /// Stop with a savepoint, start the new job from it.
+    #[default]
+    Savepoint,
+    /// Start the new job from the last checkpoint.
+    LastState,
+}
+
+/// Whether the job should run.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Running.
+    #[default]
+    Running,
+    /// Stopped with a savepoint, scaled to zero.
+    Suspended,
+}
+
+/// A snapshot the operator knows of.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRef {
+    /// Where it is.
+    pub path: String,
+    /// When it completed (RFC 3339).
+    pub time: String,
+}
+
+/// What the operator observed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamJobStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Deploying`, `Running`, `Rescaling`, `Upgrading`, `Suspended`, `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Ready, Progressing, Degraded …, one per type.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Parallelism the running job has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_parallelism: Option<i32>,
+    /// The newest completed checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checkpoint: Option<SnapshotRef>,
+    /// The newest savepoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_savepoint: Option<SnapshotRef>,
+    /// Worker pods (scale subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Label selector of the worker pods (scale subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}
+
+/// The CRD as YAML (what `crdgen` prints and `crds/streamjob.yaml` holds).
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    serde_yaml::to_string(&StreamJob::crd()).expect("a CRD serializes")
+}

@@ -1,0 +1,62 @@
+//! The `StreamJob` CRD: the committed YAML is what `crdgen` prints, and its admission rules (CEL,
+//! evaluated here by kube's CEL interpreter as the API server would) refuse bad specs with the
+//! field named.
+
+use weir_operator::crd::{JobSource, StreamJob, StreamJobSpec};
+
+fn spec(parallelism: i32, max_parallelism: i32) -> StreamJobSpec {
+    StreamJobSpec {
+        image: "weir-worker:dev".into(),
+        parallelism,
+        max_parallelism,
+        job: JobSource {
+            pipeline: Some("name: j".into()),
+            ..Default::default()
+        },
+        checkpoint: None,
+        upgrade_mode: Default::default(),
+        state: Default::default(),
+        restart_nonce: None,
+        savepoint_trigger_nonce: None,
+        initial_savepoint_path: None,
+        resources: None,
+        pod_template: None,
+    }
+}
+
+#[test]
+fn the_committed_crd_is_current() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/streamjob.yaml")).unwrap();
+    assert!(
+        committed == weir_operator::crd::crd_yaml(),
+        "crds/streamjob.yaml is stale: run `cargo run -p weir-operator --bin crdgen > crds/streamjob.yaml`"
+    );
+}
+
+#[test]
+fn admission_rules_name_what_is_wrong() {
+    let ok = StreamJob::new("j", spec(2, 128));
+    ok.validate_cel().unwrap();
+
+    let too_wide = StreamJob::new("j", spec(200, 128));
+    let e = format!("{:?}", too_wide.validate_cel().unwrap_err());
+    assert!(e.contains("parallelism must not exceed maxParallelism"), "{e}");
+
+    let zero = StreamJob::new("j", spec(0, 128));
+    let e = format!("{:?}", zero.validate_cel().unwrap_err());
+    assert!(e.contains("parallelism must be at least 1"), "{e}");
+
+    let mut two_jobs = spec(1, 128);
+    two_jobs.job.sql = Some("SELECT 1".into());
+    let e = format!("{:?}", StreamJob::new("j", two_jobs).validate_cel().unwrap_err());
+    assert!(
+        e.contains("set exactly one of job.sql, job.pipeline, job.builtin"),
+        "{e}"
+    );
+
+    // maxParallelism is fixed for the life of the job's state.
+    let changed = StreamJob::new("j", spec(2, 256));
+    let e = format!("{:?}", changed.validate_cel_update(&ok).unwrap_err());
+    assert!(e.contains("maxParallelism is immutable"), "{e}");
+    StreamJob::new("j", spec(4, 128)).validate_cel_update(&ok).unwrap();
+}
