@@ -122,15 +122,21 @@ impl<'a> RowRef<'a> {
 
     /// The value of field `name` (Null when there is no such field).
     pub fn get(&self, name: &str) -> Value {
-        match self.batch.schema().index_of(name) {
+        match self.batch.schema_ref().index_of(name) {
             Ok(i) => self.value(i),
             Err(_) => Value::Null,
         }
     }
 
-    /// Field `name` as an i64.
+    /// Field `name` as an i64 (read in place for integer columns: no `Value` built).
     pub fn get_i64(&self, name: &str) -> Option<i64> {
-        self.get(name).as_i64()
+        let i = self.batch.schema_ref().index_of(name).ok()?;
+        let c = self.batch.column(i);
+        match c.data_type() {
+            DataType::Int64 if c.is_valid(self.index) => Some(c.as_primitive::<Int64Type>().value(self.index)),
+            DataType::Int64 => None,
+            _ => self.value(i).as_i64(),
+        }
     }
 
     /// Field `name` as an f64.
@@ -140,7 +146,7 @@ impl<'a> RowRef<'a> {
 
     /// Field `name` as text.
     pub fn get_str(&self, name: &str) -> Option<&'a str> {
-        let i = self.batch.schema().index_of(name).ok()?;
+        let i = self.batch.schema_ref().index_of(name).ok()?;
         let c = self.batch.column(i);
         if c.is_null(self.index) {
             return None;
