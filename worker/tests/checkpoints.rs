@@ -533,3 +533,72 @@ fn the_cli_survives_sigkill_at_random_points_and_resumes() {
         "{text}"
     );
 }
+
+#[test]
+fn a_file_source_resumes_from_its_checkpointed_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // Three files of JSON lines, ids 0..15000.
+    for f in 0..3 {
+        let text: String = (f * 5_000..(f + 1) * 5_000)
+            .map(|i| format!("{{\"id\":{i}}}\n"))
+            .collect();
+        std::fs::write(input.join(format!("part-{f}.jsonl")), text).unwrap();
+    }
+    let run = |out: &std::path::Path, fail_at: Option<(i64, Arc<AtomicBool>)>| {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(2);
+        env.set_batch_size(250);
+        env.enable_checkpointing(Duration::from_millis(50));
+        env.set_checkpoint_storage(format!("file://{}", tmp.path().join("chk").display()));
+        env.set_restart_strategy(RestartStrategy {
+            attempts: 2,
+            delay: Duration::from_millis(10),
+            ..Default::default()
+        });
+        let mut cfg = FileSourceConfig::new(input.to_str().unwrap(), Format::Json);
+        cfg.schema = Some(SchemaSpec::Text("id BIGINT".into()));
+        env.add_source_named("files", Arc::new(FileSource::new("files", cfg)))
+            .filter(move |row| {
+                let id = row.get_i64("id").unwrap_or(0);
+                if let Some((at, failed)) = &fail_at
+                    && id == *at
+                    && !failed.swap(true, Ordering::SeqCst)
+                {
+                    panic!("injected failure at {at}");
+                }
+                if id % 20 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                true
+            })
+            .add_sink(FileSink::new("out", FileSinkConfig::new(out.to_str().unwrap(), Format::Json)).unwrap())
+            .name("out");
+        env
+    };
+    let failed = Arc::new(AtomicBool::new(false));
+    let out = tmp.path().join("out");
+    let r = run(&out, Some((7_777, failed.clone())))
+        .execute("files-restarted")
+        .unwrap();
+    assert!(failed.load(Ordering::SeqCst));
+    assert_eq!(r.restarts, 1);
+    // A restart from scratch would read the lines before the failure again.
+    let read = r.node("files").unwrap().records_out;
+    assert!(read < 15_000 + 7_000, "resumed from the checkpointed line: read {read}");
+    let mut ids: Vec<i64> = committed(&out)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert!(
+        ids == (0..15_000).collect::<Vec<_>>(),
+        "every line exactly once ({} rows)",
+        ids.len()
+    );
+}

@@ -127,10 +127,18 @@ impl Source for FileReader {
         let node = self.factory.node.clone();
         let skip_header = self.factory.config.format == Format::Csv && self.factory.config.header;
         let batch_size = ctx.batch_size();
+        // Position: (file index, data lines of it already emitted); files before it are done.
+        let restored: Option<(usize, u64)> = ctx.restored_position()?;
         for (i, file) in files.iter().enumerate() {
             if i % self.parallelism != self.subtask {
                 continue;
             }
+            let skip = match restored {
+                Some((done, _)) if i < done => continue,
+                Some((at, n)) if i == at => n,
+                _ => 0,
+            };
+            let mut line_no: u64 = 0;
             let mut stream = loc
                 .store
                 .get(file)
@@ -156,9 +164,14 @@ impl Source for FileReader {
                     if std::mem::take(&mut first) && skip_header {
                         continue;
                     }
+                    line_no += 1;
+                    if line_no <= skip {
+                        continue; // emitted before the restored checkpoint
+                    }
                     lines.push(line);
                     if lines.len() >= batch_size {
                         self.flush(&mut lines, ctx).await?;
+                        ctx.set_position(&(i, line_no))?;
                         if ctx.is_cancelled() {
                             return Ok(());
                         }
@@ -170,6 +183,7 @@ impl Source for FileReader {
                 }
             }
             self.flush(&mut lines, ctx).await?;
+            ctx.set_position(&(i + 1, 0u64))?;
         }
         Ok(())
     }
