@@ -45,7 +45,7 @@ use crate::runtime::executor::{self, JobResult, metrics_for};
 use crate::runtime::metrics::JobMetrics;
 use crate::state::AggregateFunction;
 use crate::time::WatermarkStrategy;
-use crate::window::functions::{Typed, TypedRows, UserWindowFn};
+use crate::window::functions::{Typed, UserWindowFn};
 use crate::window::{Agg, ProcessWindowFunction, Trigger, WindowAssigner};
 
 struct EnvInner {
@@ -718,7 +718,7 @@ impl WindowedStream {
             "window",
             WindowFunction::User(UserWindowFn::Aggregate {
                 fields,
-                function: Arc::new(TypedRows(function, std::marker::PhantomData)),
+                function: Arc::new(Typed(function, std::marker::PhantomData)),
             }),
         )
     }

@@ -123,7 +123,7 @@ fn checkpoints_on_s3_restore_a_failed_job_exactly_once() {
     windowed_job(clean_out.to_str().unwrap(), &chk, None)
         .execute("s3-clean")
         .unwrap();
-    let expected = committed(&clean_out);
+    let expected = common::committed_lines(&clean_out);
     let failed = Arc::new(AtomicBool::new(false));
     let r = windowed_job(out.to_str().unwrap(), &chk, Some((25_000, failed.clone())))
         .execute("s3-failing")
@@ -134,7 +134,7 @@ fn checkpoints_on_s3_restore_a_failed_job_exactly_once() {
         r.node("gen").unwrap().records_out < 65_000,
         "restored from S3, not restarted"
     );
-    assert_eq!(committed(&out), expected);
+    assert_eq!(common::committed_lines(&out), expected);
 }
 
 /// Keyed tumbling windows over a rate-limited datagen into an exactly-once file sink; with
@@ -204,20 +204,6 @@ fn windowed_job_at(
     env
 }
 
-/// The committed output: every visible line, sorted (hidden in-progress files excluded).
-fn committed(dir: &std::path::Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        lines.extend(std::fs::read_to_string(&p).unwrap().lines().map(str::to_string));
-    }
-    lines.sort();
-    lines
-}
-
 #[test]
 fn a_failed_job_restarts_from_its_checkpoint_with_exactly_once_output() {
     let tmp = tempfile::tempdir().unwrap();
@@ -227,7 +213,7 @@ fn a_failed_job_restarts_from_its_checkpoint_with_exactly_once_output() {
         .execute("clean")
         .unwrap();
     assert_eq!(r.restarts, 0);
-    let expected = committed(&clean_out);
+    let expected = common::committed_lines(&clean_out);
     // 40 windows of 100 ms (4 s of event time) × 10 keys.
     assert_eq!(expected.len(), 400);
 
@@ -249,7 +235,11 @@ fn a_failed_job_restarts_from_its_checkpoint_with_exactly_once_output() {
         generated < 65_000,
         "the source re-read {generated} rows: not resumed from a checkpoint"
     );
-    assert_eq!(committed(&failed_out), expected, "nothing lost, nothing duplicated");
+    assert_eq!(
+        common::committed_lines(&failed_out),
+        expected,
+        "nothing lost, nothing duplicated"
+    );
 }
 
 #[test]
@@ -260,7 +250,7 @@ fn a_stopped_job_resumes_from_its_newest_checkpoint_at_another_parallelism() {
     windowed_job(clean_out.to_str().unwrap(), &chk, None)
         .execute("clean")
         .unwrap();
-    let expected = committed(&clean_out);
+    let expected = common::committed_lines(&clean_out);
 
     // Stop after 0.4 s (of about 1 s): the output so far is what the checkpoints committed.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -274,7 +264,7 @@ fn a_stopped_job_resumes_from_its_newest_checkpoint_at_another_parallelism() {
     let metrics = env.metrics();
     let r = rt.block_on(env.execute_with("resumable", &metrics, cancel)).unwrap();
     assert!(r.cancelled);
-    let partial = committed(&out);
+    let partial = common::committed_lines(&out);
     assert!(
         partial.len() < expected.len(),
         "stopped before the end ({} rows)",
@@ -291,7 +281,7 @@ fn a_stopped_job_resumes_from_its_newest_checkpoint_at_another_parallelism() {
     let r = env.execute("resumable").unwrap();
     assert!(r.node("gen").unwrap().records_out < 40_000, "resumed, not restarted");
     assert_eq!(
-        committed(&out),
+        common::committed_lines(&out),
         expected,
         "nothing lost, nothing duplicated across stop and resume"
     );
@@ -305,14 +295,11 @@ fn failures_at_random_points_never_lose_or_duplicate_output() {
     windowed_job(clean_out.to_str().unwrap(), &chk, None)
         .execute("clean")
         .unwrap();
-    let expected = committed(&clean_out);
+    let expected = common::committed_lines(&clean_out);
     // A fixed seed keeps the points reproducible; they spread over the whole input.
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for round in 0..6 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let at = 1_000 + (seed % 38_000) as i64;
+        let at = 1_000 + (common::cli::next_random(&mut seed) % 38_000) as i64;
         let out = tmp.path().join(format!("out-{round}"));
         let failed = Arc::new(AtomicBool::new(false));
         let r = windowed_job(out.to_str().unwrap(), &chk, Some((at, failed.clone())))
@@ -320,7 +307,11 @@ fn failures_at_random_points_never_lose_or_duplicate_output() {
             .unwrap();
         assert!(failed.load(Ordering::SeqCst));
         assert_eq!(r.restarts, 1, "round {round}, failure at row {at}");
-        assert_eq!(committed(&out), expected, "round {round}, failure at row {at}");
+        assert_eq!(
+            common::committed_lines(&out),
+            expected,
+            "round {round}, failure at row {at}"
+        );
     }
 }
 
@@ -345,7 +336,7 @@ fn rescaling_1_4_2_3_keeps_keyed_state_and_windows_in_flight() {
     windowed_job(clean_out.to_str().unwrap(), &chk, None)
         .execute("clean")
         .unwrap();
-    let expected = committed(&clean_out);
+    let expected = common::committed_lines(&clean_out);
     let mut generated = 0;
     for (step, p) in [1usize, 4, 2].into_iter().enumerate() {
         let env = windowed_job_at(out.to_str().unwrap(), &chk, None, p);
@@ -365,7 +356,11 @@ fn rescaling_1_4_2_3_keeps_keyed_state_and_windows_in_flight() {
         generated < 60_000,
         "the source produced {generated} rows over four runs"
     );
-    assert_eq!(committed(&out), expected, "1 → 4 → 2 → 3 gives the unscaled output");
+    assert_eq!(
+        common::committed_lines(&out),
+        expected,
+        "1 → 4 → 2 → 3 gives the unscaled output"
+    );
 }
 
 #[test]
@@ -376,7 +371,7 @@ fn stop_with_savepoint_then_start_from_it_with_another_job_shape() {
     windowed_job(clean_out.to_str().unwrap(), &chk, None)
         .execute("clean")
         .unwrap();
-    let expected = committed(&clean_out);
+    let expected = common::committed_lines(&clean_out);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let env = windowed_job(out.to_str().unwrap(), &chk, None);
@@ -393,7 +388,7 @@ fn stop_with_savepoint_then_start_from_it_with_another_job_shape() {
     let path = rt.block_on(savepoint).unwrap().unwrap();
     assert!(path.contains("/saved/savepoints/savepoint-"), "{path}");
     // Savepoint output is committed at once.
-    let at_savepoint = committed(&out);
+    let at_savepoint = common::committed_lines(&out);
     assert!(!at_savepoint.is_empty() && at_savepoint.len() < expected.len());
 
     // A job without the savepoint's window (another id) is refused, naming the operator…
@@ -425,7 +420,11 @@ fn stop_with_savepoint_then_start_from_it_with_another_job_shape() {
     let env = windowed_job_at(out.to_str().unwrap(), &chk, None, 4);
     env.set_restore(RestoreFrom::Snapshot(path.clone()));
     env.execute("saved").unwrap();
-    assert_eq!(committed(&out), expected, "from the savepoint at parallelism 4");
+    assert_eq!(
+        common::committed_lines(&out),
+        expected,
+        "from the savepoint at parallelism 4"
+    );
 }
 
 /// The CLI job of the SIGKILL test: keyed windows over rate-limited data into exactly-once files.
@@ -463,49 +462,20 @@ sinks:
 fn the_cli_survives_sigkill_at_random_points_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let weir = env!("CARGO_BIN_EXE_weir");
-    let run = |yaml: &str, name: &str, resume: bool| {
-        let file = tmp.path().join(name);
-        std::fs::write(&file, yaml).unwrap();
-        let mut cmd = std::process::Command::new(weir);
-        cmd.arg("run").arg(&file).arg("--progress=never");
-        if resume {
-            cmd.arg("--resume");
-        }
-        cmd.stderr(std::process::Stdio::null());
-        cmd
-    };
     let clean_out = tmp.path().join("clean-out");
     let clean = cli_job(&clean_out, &tmp.path().join("clean-chk"));
-    assert!(run(&clean, "clean.yaml", false).status().unwrap().success());
-    let expected = committed(&clean_out);
+    let status = common::cli::weir_run(tmp.path(), "clean.yaml", &clean, false).status();
+    assert!(status.unwrap().success());
+    let expected = common::committed_lines(&clean_out);
     assert_eq!(expected.len(), 30 * 20, "30 windows of 200 ms × 20 keys");
 
+    // Kill 3 times at random points of the ~2 s run, then let it finish.
     let out = tmp.path().join("out");
     let job = cli_job(&out, &tmp.path().join("chk"));
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut kills = 0;
-    for attempt in 0..20 {
-        let mut child = run(&job, "job.yaml", attempt > 0).spawn().unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        // Kill 3 times at random points of the ~2 s run, then let it finish.
-        if kills < 3 {
-            std::thread::sleep(Duration::from_millis(300 + seed % 700));
-            if child.try_wait().unwrap().is_none() {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-                continue;
-            }
-        }
-        let status = child.wait().unwrap();
-        assert!(status.success(), "the resumed run failed: {status}");
-        break;
-    }
+    let kills = common::cli::kill_and_resume(tmp.path(), &job, 3, 0x2545_f491_4f6c_dd1d, 300, 700);
     assert_eq!(kills, 3, "the job was killed three times");
     assert_eq!(
-        committed(&out),
+        common::committed_lines(&out),
         expected,
         "SIGKILL three times: nothing lost, nothing duplicated"
     );
@@ -587,7 +557,7 @@ fn a_file_source_resumes_from_its_checkpointed_line() {
     // A restart from scratch would read the lines before the failure again.
     let read = r.node("files").unwrap().records_out;
     assert!(read < 15_000 + 7_000, "resumed from the checkpointed line: read {read}");
-    let mut ids: Vec<i64> = committed(&out)
+    let mut ids: Vec<i64> = common::committed_lines(&out)
         .iter()
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]

@@ -225,18 +225,16 @@ fn assert_exactly(got: &[i64], expected: &[i64], what: &str) {
     );
 }
 
+/// The ids of a sink directory's committed output, sorted.
 fn committed(dir: &std::path::Path) -> Vec<i64> {
-    let mut ids = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        for l in std::fs::read_to_string(&p).unwrap().lines() {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            ids.push(v["id"].as_i64().unwrap());
-        }
-    }
+    let mut ids: Vec<i64> = common::committed_lines(dir)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
     ids.sort();
     ids
 }
@@ -296,32 +294,16 @@ fn offsets_in_checkpoints_give_exactly_once_after_failure_and_at_another_paralle
     );
 }
 
-/// Every record of `topic` a read_committed consumer sees within `wait` (after `want` arrived).
+/// The ids of every record of `topic` a read_committed consumer sees (see [`committed_lines`]).
 fn read_committed(topic: &str, want: usize, wait: Duration) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", format!("check-{topic}-{}", rand_suffix()))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut ids = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut quiet_until: Option<std::time::Instant> = None;
-    while std::time::Instant::now() < deadline {
-        if ids.len() >= want {
-            let until = *quiet_until.get_or_insert_with(|| std::time::Instant::now() + wait);
-            if std::time::Instant::now() >= until {
-                break;
-            }
-        }
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            let m = m.unwrap();
-            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-            ids.push(v["id"].as_i64().unwrap());
-        }
-    }
+    let mut ids: Vec<i64> = committed_lines(topic, want, wait)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
     ids.sort();
     ids
 }
@@ -540,8 +522,9 @@ sinks:
     )
 }
 
-/// Every committed record of `topic` as text, sorted.
-fn committed_lines(topic: &str, want: usize) -> Vec<String> {
+/// Every record of `topic` a read_committed consumer sees within `wait` after `want` arrived,
+/// as text, sorted.
+fn committed_lines(topic: &str, want: usize, wait: Duration) -> Vec<String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("group.id", format!("check-{topic}-{}", rand_suffix()))
@@ -555,8 +538,7 @@ fn committed_lines(topic: &str, want: usize) -> Vec<String> {
     let mut quiet: Option<std::time::Instant> = None;
     while std::time::Instant::now() < deadline {
         if lines.len() >= want
-            && *quiet.get_or_insert_with(|| std::time::Instant::now() + Duration::from_secs(2))
-                <= std::time::Instant::now()
+            && *quiet.get_or_insert_with(|| std::time::Instant::now() + wait) <= std::time::Instant::now()
         {
             break;
         }
@@ -582,50 +564,21 @@ fn sigkill_of_a_kafka_to_kafka_exactly_once_job_loses_and_repeats_nothing() {
         .collect();
     produce(&input, &recs);
     let tmp = tempfile::tempdir().unwrap();
-    let weir = env!("CARGO_BIN_EXE_weir");
-    let run = |yaml: &str, resume: bool| {
-        let file = tmp.path().join(format!("job-{}.yaml", rand_suffix()));
-        std::fs::write(&file, yaml).unwrap();
-        let mut cmd = std::process::Command::new(weir);
-        cmd.arg("run").arg(&file).arg("--progress=never");
-        if resume {
-            cmd.arg("--resume");
-        }
-        cmd.stderr(std::process::Stdio::null());
-        cmd
-    };
     let clean_out = topic("win-clean");
     let clean = window_job_yaml(&input, &clean_out, &tmp.path().join("clean-chk"));
-    assert!(run(&clean, false).status().unwrap().success());
+    let status = common::cli::weir_run(tmp.path(), "clean.yaml", &clean, false).status();
+    assert!(status.unwrap().success());
     // 200 windows of 100 ms × 10 keys.
-    let expected = committed_lines(&clean_out, 2_000);
+    let expected = committed_lines(&clean_out, 2_000, Duration::from_secs(2));
     assert_eq!(expected.len(), 2_000);
 
     let out = topic("win-killed");
     let job = window_job_yaml(&input, &out, &tmp.path().join("chk"));
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut kills = 0;
-    for attempt in 0..20 {
-        let mut child = run(&job, attempt > 0).spawn().unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        if kills < 4 {
-            std::thread::sleep(Duration::from_millis(150 + seed % 900));
-            if child.try_wait().unwrap().is_none() {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-                continue;
-            }
-        }
-        assert!(child.wait().unwrap().success(), "the resumed run failed");
-        break;
-    }
+    let kills = common::cli::kill_and_resume(tmp.path(), &job, 4, 0x9e37_79b9_7f4a_7c15, 150, 900);
     assert!(kills >= 1, "the job was killed at least once");
     // A read_committed consumer sees every window exactly once, and reads to the end: no
     // transaction was left open.
-    let got = committed_lines(&out, 2_000);
+    let got = committed_lines(&out, 2_000, Duration::from_secs(2));
     assert_eq!(
         got.len(),
         expected.len(),

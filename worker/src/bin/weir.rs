@@ -181,43 +181,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             json,
             checkpoint_interval,
             rescale_to,
-        } if query == "kafka" => {
-            let _ = (reps, checkpoint_interval, rescale_to);
-            let rows = bench::kafka_bench(events, parallelism).await?;
-            println!("| case | records | seconds | records/s | CPU s | records per CPU-s |");
-            println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-            for r in &rows {
-                println!(
-                    "| {} | {} | {:.2} | {:.0} | {:.2} | {:.0} |",
-                    r.case, r.events, r.seconds, r.events_per_s, r.cpu_seconds, r.events_per_cpu_s
-                );
-                if json {
-                    println!("{}", serde_json::to_string(r)?);
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Bench {
-            query,
-            events,
-            parallelism,
-            reps,
-            json,
-            checkpoint_interval,
-            rescale_to,
-        } if query == "state" => {
-            let _ = (reps, checkpoint_interval);
-            state_bench_cmd(events, parallelism, rescale_to, json).await
-        }
-        Command::Bench {
-            query,
-            events,
-            parallelism,
-            reps,
-            json,
-            checkpoint_interval,
-            ..
-        } => bench_cmd(&query, events, parallelism, reps, json, checkpoint_interval).await,
+        } => match query.as_str() {
+            "kafka" => kafka_bench_cmd(events, parallelism, json).await,
+            "state" => state_bench_cmd(events, parallelism, rescale_to, json).await,
+            _ => bench_cmd(&query, events, parallelism, reps, json, checkpoint_interval).await,
+        },
     }
 }
 
@@ -449,6 +417,22 @@ fn human(x: f64) -> String {
     } else {
         format!("{x:.0}")
     }
+}
+
+async fn kafka_bench_cmd(events: u64, parallelism: usize, json: bool) -> anyhow::Result<ExitCode> {
+    let rows = bench::kafka_bench(events, parallelism).await?;
+    println!("| case | records | seconds | records/s | CPU s | records per CPU-s |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {:.2} | {:.0} |",
+            r.case, r.events, r.seconds, r.events_per_s, r.cpu_seconds, r.events_per_cpu_s
+        );
+        if json {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn state_bench_cmd(

@@ -77,49 +77,32 @@ pub(crate) trait ErasedAggregate: Send + Sync {
     fn decode(&self, bytes: &[u8]) -> UserResult<Box<dyn Any + Send>>;
 }
 
-/// Wraps a typed [`AggregateFunction`].
-pub(crate) struct Typed<F, Acc>(pub(crate) F, pub(crate) PhantomData<fn() -> Acc>);
+/// What an aggregate function's result becomes: one output row, or any number.
+pub(crate) trait IntoRows {
+    fn into_rows(self) -> Vec<Row>;
+}
 
-impl<F, Acc> ErasedAggregate for Typed<F, Acc>
-where
-    F: AggregateFunction<Row, Acc, Row>,
-    Acc: Send + Serialize + DeserializeOwned + 'static,
-{
-    fn encode(&self, acc: &(dyn Any + Send)) -> UserResult<Vec<u8>> {
-        crate::checkpoint::encode(acc.downcast_ref::<Acc>().expect("accumulator of this function"))
-    }
-    fn decode(&self, bytes: &[u8]) -> UserResult<Box<dyn Any + Send>> {
-        Ok(Box::new(crate::checkpoint::decode::<Acc>(bytes)?))
-    }
-    fn create(&self) -> Box<dyn Any + Send> {
-        Box::new(self.0.create_accumulator())
-    }
-    fn add(&self, acc: &mut Box<dyn Any + Send>, row: Row) {
-        let acc = acc.downcast_mut::<Acc>().expect("accumulator of this function");
-        self.0.add(row, acc);
-    }
-    fn merge(&self, a: Box<dyn Any + Send>, b: Box<dyn Any + Send>) -> Box<dyn Any + Send> {
-        let (a, b) = (
-            *a.downcast::<Acc>().expect("accumulator of this function"),
-            *b.downcast::<Acc>().expect("accumulator of this function"),
-        );
-        Box::new(self.0.merge(a, b))
-    }
-    fn result(&self, acc: &(dyn Any + Send)) -> Vec<Row> {
-        vec![
-            self.0
-                .get_result(acc.downcast_ref::<Acc>().expect("accumulator of this function")),
-        ]
+impl IntoRows for Row {
+    fn into_rows(self) -> Vec<Row> {
+        vec![self]
     }
 }
 
-/// Wraps a typed [`AggregateFunction`] whose result is any number of rows.
-pub(crate) struct TypedRows<F, Acc>(pub(crate) F, pub(crate) PhantomData<fn() -> Acc>);
+impl IntoRows for Vec<Row> {
+    fn into_rows(self) -> Vec<Row> {
+        self
+    }
+}
 
-impl<F, Acc> ErasedAggregate for TypedRows<F, Acc>
+/// Wraps a typed [`AggregateFunction`] whose result is a row (`Out = Row`) or rows
+/// (`Out = Vec<Row>`).
+pub(crate) struct Typed<F, Acc, Out>(pub(crate) F, pub(crate) PhantomData<fn() -> (Acc, Out)>);
+
+impl<F, Acc, Out> ErasedAggregate for Typed<F, Acc, Out>
 where
-    F: AggregateFunction<Row, Acc, Vec<Row>>,
+    F: AggregateFunction<Row, Acc, Out>,
     Acc: Send + Serialize + DeserializeOwned + 'static,
+    Out: IntoRows,
 {
     fn encode(&self, acc: &(dyn Any + Send)) -> UserResult<Vec<u8>> {
         crate::checkpoint::encode(acc.downcast_ref::<Acc>().expect("accumulator of this function"))
@@ -144,6 +127,7 @@ where
     fn result(&self, acc: &(dyn Any + Send)) -> Vec<Row> {
         self.0
             .get_result(acc.downcast_ref::<Acc>().expect("accumulator of this function"))
+            .into_rows()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod timed;
 
 use std::path::Path;
@@ -9,8 +10,22 @@ use weir::prelude::*;
 
 /// Sorted JSON lines of every file under `dir`.
 pub fn read_lines(dir: &Path) -> Vec<String> {
+    lines_of(dir, false)
+}
+
+/// The committed output of a sink directory: sorted lines of its visible files (an
+/// exactly-once file sink's hidden in-progress files left out).
+pub fn committed_lines(dir: &Path) -> Vec<String> {
+    lines_of(dir, true)
+}
+
+fn lines_of(dir: &Path, visible_only: bool) -> Vec<String> {
     let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !visible_only || !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
     files.sort();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
