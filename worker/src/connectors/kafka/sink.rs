@@ -155,6 +155,14 @@ impl Eos {
         format!("{}-{subtask}", self.prefix)
     }
 
+    /// The transactional producer of subtask `owner` (connecting fences its older instances).
+    async fn connect(&self, owner: usize, topic: &str, node: &str) -> Result<Arc<Transactional>> {
+        let (client, id, t, n) = (self.client.clone(), self.id(owner), topic.to_string(), node.to_string());
+        tokio::task::spawn_blocking(move || Transactional::connect(&client, &id, &t, &n))
+            .await
+            .map_err(|e| WeirError::io(node, e))?
+    }
+
     /// Commits epochs `(id, rows)` in order with subtask `owner`'s transactional id, skipping
     /// those its marker shows as committed (blocking work off the runtime threads).
     async fn commit(&mut self, owner: usize, epochs: Vec<(u64, Vec<Rec>)>, topic: &str, node: &str) -> Result<()> {
@@ -164,11 +172,7 @@ impl Eos {
         let txn = match (&self.txn, owner == self.subtask) {
             (Some(t), true) => t.clone(),
             _ => {
-                let (client, id, t_topic, t_node) =
-                    (self.client.clone(), self.id(owner), topic.to_string(), node.to_string());
-                let t = tokio::task::spawn_blocking(move || Transactional::connect(&client, &id, &t_topic, &t_node))
-                    .await
-                    .map_err(|e| WeirError::io(node, e))??;
+                let t = self.connect(owner, topic, node).await?;
                 if owner == self.subtask {
                     self.txn = Some(t.clone());
                 }
@@ -385,11 +389,7 @@ impl Sink for Writer {
         }
         // Fence producers of older runs with this subtask's id.
         if eos.txn.is_none() {
-            let (client, id, t, n) = (eos.client.clone(), eos.id(eos.subtask), topic.clone(), node.clone());
-            let txn = tokio::task::spawn_blocking(move || Transactional::connect(&client, &id, &t, &n))
-                .await
-                .map_err(|e| WeirError::io(&node, e))??;
-            eos.txn = Some(txn);
+            eos.txn = Some(eos.connect(eos.subtask, &topic, &node).await?);
         }
         Ok(())
     }

@@ -195,40 +195,54 @@ impl Reader {
         c
     }
 
-    /// This subtask's partitions of every topic (a metadata request, off the runtime threads).
-    async fn my_partitions(&self) -> Result<Vec<(String, i32)>> {
-        let (client, mut topics, node) = (self.client(), self.topics.clone(), self.node.clone());
-        let pattern = self.pattern.clone();
-        let all = tokio::task::spawn_blocking(move || -> Result<Vec<(String, i32)>> {
+    /// Runs `f` with a fresh client on a blocking thread (metadata and offset requests block).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&BaseConsumer, &str) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (client, node) = (self.client(), self.node.clone());
+        tokio::task::spawn_blocking(move || {
             let c: BaseConsumer = client
                 .create()
                 .map_err(|e| WeirError::io(&node, format!("kafka client: {e}")))?;
-            if let Some(p) = &pattern {
-                let md = c
-                    .fetch_metadata(None, Duration::from_secs(10))
-                    .map_err(|e| WeirError::io(&node, format!("kafka metadata: {e}")))?;
-                for t in md.topics() {
-                    if !t.name().starts_with("__") && p.is_match(t.name()) && !topics.iter().any(|x| x == t.name()) {
-                        topics.push(t.name().to_string());
-                    }
-                }
-            }
-            let mut out = Vec::new();
-            for t in &topics {
-                let md = c
-                    .fetch_metadata(Some(t), Duration::from_secs(10))
-                    .map_err(|e| WeirError::io(&node, format!("kafka metadata of '{t}': {e}")))?;
-                for topic in md.topics() {
-                    if let Some(e) = topic.error() {
-                        return Err(WeirError::io(&node, format!("kafka topic '{t}': {e:?}")));
-                    }
-                    out.extend(topic.partitions().iter().map(|p| (t.clone(), p.id())));
-                }
-            }
-            Ok(out)
+            f(&c, &node)
         })
         .await
-        .map_err(|e| self.err("metadata", e))??;
+        .map_err(|e| self.err(what, e))?
+    }
+
+    /// This subtask's partitions of every topic (a metadata request, off the runtime threads).
+    async fn my_partitions(&self) -> Result<Vec<(String, i32)>> {
+        let (mut topics, pattern) = (self.topics.clone(), self.pattern.clone());
+        let all = self
+            .blocking("metadata", move |c, node| {
+                if let Some(p) = &pattern {
+                    let md = c
+                        .fetch_metadata(None, Duration::from_secs(10))
+                        .map_err(|e| WeirError::io(node, format!("kafka metadata: {e}")))?;
+                    for t in md.topics() {
+                        if !t.name().starts_with("__") && p.is_match(t.name()) && !topics.iter().any(|x| x == t.name())
+                        {
+                            topics.push(t.name().to_string());
+                        }
+                    }
+                }
+                let mut out = Vec::new();
+                for t in &topics {
+                    let md = c
+                        .fetch_metadata(Some(t), Duration::from_secs(10))
+                        .map_err(|e| WeirError::io(node, format!("kafka metadata of '{t}': {e}")))?;
+                    for topic in md.topics() {
+                        if let Some(e) = topic.error() {
+                            return Err(WeirError::io(node, format!("kafka topic '{t}': {e:?}")));
+                        }
+                        out.extend(topic.partitions().iter().map(|p| (t.clone(), p.id())));
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
         Ok(all
             .into_iter()
             .filter(|(t, p)| owner(t, *p, self.parallelism) == self.subtask)
@@ -237,22 +251,18 @@ impl Reader {
 
     /// End offsets of `partitions` (for bounded reading).
     async fn end_offsets(&self, partitions: &[(String, i32)]) -> Result<BTreeMap<(String, i32), (i64, i64)>> {
-        let (client, parts, node) = (self.client(), partitions.to_vec(), self.node.clone());
-        tokio::task::spawn_blocking(move || {
-            let c: BaseConsumer = client
-                .create()
-                .map_err(|e| WeirError::io(&node, format!("kafka client: {e}")))?;
+        let parts = partitions.to_vec();
+        self.blocking("end offsets", move |c, node| {
             let mut out = BTreeMap::new();
             for (t, p) in parts {
                 let (low, high) = c
                     .fetch_watermarks(&t, p, Duration::from_secs(10))
-                    .map_err(|e| WeirError::io(&node, format!("kafka end offset of {t}/{p}: {e}")))?;
+                    .map_err(|e| WeirError::io(node, format!("kafka end offset of {t}/{p}: {e}")))?;
                 out.insert((t, p), (low, high));
             }
             Ok(out)
         })
         .await
-        .map_err(|e| self.err("end offsets", e))?
     }
 
     /// Commits `positions` to the consumer group (for monitoring; a failure is only logged).
@@ -315,16 +325,12 @@ impl Reader {
                 .map_err(|e| self.err("assignment", e))?;
         }
         if by_time.count() > 0 {
-            let (client, node) = (self.client(), self.node.clone());
-            let resolved = tokio::task::spawn_blocking(move || {
-                let c: BaseConsumer = client
-                    .create()
-                    .map_err(|e| WeirError::io(&node, format!("kafka client: {e}")))?;
-                c.offsets_for_times(by_time, Duration::from_secs(10))
-                    .map_err(|e| WeirError::io(&node, format!("kafka offsets for the start timestamp: {e}")))
-            })
-            .await
-            .map_err(|e| self.err("offsets for times", e))??;
+            let resolved = self
+                .blocking("offsets for times", move |c, node| {
+                    c.offsets_for_times(by_time, Duration::from_secs(10))
+                        .map_err(|e| WeirError::io(node, format!("kafka offsets for the start timestamp: {e}")))
+                })
+                .await?;
             for e in resolved.elements() {
                 // No record at or after the time: start at the end.
                 let offset = match e.offset() {
