@@ -10,3 +10,9 @@ pub use pipeline::{
     AggregateSpec, CheckpointSpec, Inputs, OperatorSpec, PipelineSpec, RangeSpec, RestartSpec, SinkSpec, SourceSpec,
     SplitSpec, TriggerSpec, WatermarkSpec, WindowSpec,
 };
+
+/// gRPC messages and services (`proto/weir.proto`): the coordinator and the data exchange.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod rpc {
+    tonic::include_proto!("weir.v1");
+}

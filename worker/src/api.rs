@@ -191,7 +191,9 @@ impl StreamExecutionEnvironment {
         }
     }
 
-    fn prepare(&self, name: &str) -> Result<(LogicalGraph, JobConfig)> {
+    /// The job's graph and configuration under `name`, checked, for a runner other than this
+    /// process (the workers of a cluster).
+    pub fn prepare(&self, name: &str) -> Result<(LogicalGraph, JobConfig)> {
         let mut inner = self.lock();
         if let Some(e) = inner.error.take() {
             return Err(e);

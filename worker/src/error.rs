@@ -48,6 +48,12 @@ pub enum WeirError {
     /// The job was cancelled.
     #[error("job cancelled")]
     Cancelled,
+    /// Data between workers could not be sent or received.
+    #[error("data exchange: {0}")]
+    Exchange(String),
+    /// The cluster (coordinator, workers) failed or refused a request.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// Arrow error outside any one operator.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),

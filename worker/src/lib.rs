@@ -7,6 +7,7 @@
 pub mod api;
 pub mod bench;
 pub mod checkpoint;
+pub mod cluster;
 pub mod connectors;
 pub mod dead_letter;
 pub mod error;

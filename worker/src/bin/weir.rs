@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir::bench;
 use weir::checkpoint::{CheckpointStore, SnapshotDir};
+use weir::cluster::cli::WorkerArgs;
+use weir::cluster::local::LocalCluster;
 use weir::graph::RestoreFrom;
 use weir::pipeline;
 use weir::runtime::control::JobControl;
@@ -54,6 +56,47 @@ enum Command {
         /// Stop the job after the savepoint (stop-with-savepoint).
         #[arg(long)]
         stop: bool,
+    },
+    /// Run one worker of a job spread over several processes (what `weir-worker` runs in a
+    /// pod). Ordinal 0 also runs the coordinator.
+    Worker {
+        #[command(flatten)]
+        worker: WorkerArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Run a job on N worker processes on this machine (restarted when they die, as a
+    /// StatefulSet would), until the job ends. Checkpoints go to `.weir/checkpoints` unless the
+    /// file or --checkpoint-storage say otherwise.
+    Cluster {
+        /// The pipeline YAML file.
+        file: PathBuf,
+        /// Number of worker processes.
+        #[arg(short, long, default_value_t = 2)]
+        workers: usize,
+        /// Override the job's default parallelism.
+        #[arg(short, long)]
+        parallelism: Option<usize>,
+        /// Write each worker's pid to `<dir>/worker-<i>.pid`.
+        #[arg(long)]
+        pid_dir: Option<PathBuf>,
+        /// Port of the status endpoint (default: a free one, printed at start).
+        #[arg(long, default_value_t = 0)]
+        status_port: u16,
+        /// Silence after which a worker counts as gone, ms.
+        #[arg(long, default_value_t = 5000)]
+        heartbeat_timeout_ms: u64,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Print the status of a job running on a cluster: `weir status host:port` (a worker 0's
+    /// gRPC address).
+    Status {
+        /// The coordinator's `host:port`.
+        address: String,
+        /// Print the full JSON (counters per operator, checkpoint figures).
+        #[arg(long)]
+        json: bool,
     },
     /// Check a pipeline file and print its plan (same as `run --explain`).
     Explain {
@@ -107,6 +150,26 @@ struct StateArgs {
     allow_non_restored_state: bool,
 }
 
+impl StateArgs {
+    /// The same options as arguments, for the workers `weir cluster` starts.
+    fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(ms) = self.checkpoint_interval {
+            a.extend(["--checkpoint-interval".to_string(), ms.to_string()]);
+        }
+        if let Some(url) = &self.checkpoint_storage {
+            a.extend(["--checkpoint-storage".to_string(), url.clone()]);
+        }
+        if let Some(url) = &self.from_savepoint {
+            a.extend(["--from-savepoint".to_string(), url.clone()]);
+        }
+        if self.allow_non_restored_state {
+            a.push("--allow-non-restored-state".to_string());
+        }
+        a
+    }
+}
+
 #[derive(Subcommand)]
 enum CheckpointsCommand {
     /// The complete checkpoints and savepoints of a job: `weir checkpoints list .weir/checkpoints/<job>`.
@@ -133,7 +196,16 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // Installed as `weir-worker` (a link to `weir`, what a pod runs), it is `weir worker`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if invoked_as.as_deref() == Some("weir-worker") {
+        args.insert(1, "worker".into());
+    }
+    let cli = Cli::parse_from(args);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -159,6 +231,31 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             progress,
             state,
         } => run(file, parallelism, explain, progress, state).await,
+        Command::Worker { worker, state } => worker_cmd(worker, state).await,
+        Command::Cluster {
+            file,
+            workers,
+            parallelism,
+            pid_dir,
+            status_port,
+            heartbeat_timeout_ms,
+            state,
+        } => {
+            let mut args = state.to_args();
+            if let Some(p) = parallelism {
+                args.extend(["--parallelism".to_string(), p.to_string()]);
+            }
+            args.extend(["--heartbeat-timeout-ms".to_string(), heartbeat_timeout_ms.to_string()]);
+            let cluster = LocalCluster {
+                job: file,
+                workers,
+                worker_args: args,
+                pid_dir,
+                status_port,
+            };
+            Ok(if cluster.run().await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Status { address, json } => status_cmd(&address, json).await,
         Command::Explain { file } => run(file, None, true, Progress::Never, StateArgs::default()).await,
         Command::Checkpoints { command } => checkpoints_cmd(command).await,
         Command::Savepoint { pid, stop } => {
@@ -197,28 +294,7 @@ async fn run(
     state: StateArgs,
 ) -> anyhow::Result<ExitCode> {
     let job = pipeline::load(&file)?;
-    if let Some(p) = parallelism {
-        job.env.set_parallelism(p);
-    }
-    if let Some(ms) = state.checkpoint_interval {
-        job.env.enable_checkpointing(Duration::from_millis(ms));
-    }
-    if let Some(url) = &state.checkpoint_storage {
-        job.env.set_checkpoint_storage(url.clone());
-    }
-    let checkpointing = job.env.config().checkpoint.is_some();
-    if state.resume {
-        if !checkpointing {
-            anyhow::bail!(
-                "--resume needs checkpoints: set checkpoint.interval_ms in the file or --checkpoint-interval"
-            );
-        }
-        job.env.set_restore(RestoreFrom::Latest);
-    }
-    if let Some(url) = &state.from_savepoint {
-        job.env.set_restore(RestoreFrom::Snapshot(url.clone()));
-    }
-    job.env.allow_non_restored_state(state.allow_non_restored_state);
+    let checkpointing = configure(&job, parallelism, &state)?;
     if explain {
         print!("{}", job.env.explain().await.map_err(|e| job.locate(e))?);
         return Ok(ExitCode::SUCCESS);
@@ -504,4 +580,71 @@ async fn bench_cmd(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn worker_cmd(args: WorkerArgs, state: StateArgs) -> anyhow::Result<ExitCode> {
+    let job = pipeline::load(&args.file)?;
+    configure(&job, args.parallelism, &state)?;
+    let options = args.options()?;
+    let (graph, config) = job.env.prepare(&job.name)?;
+    let exit = weir::cluster::worker::run(graph, config, options).await.map_err(|e| job.locate(e))?;
+    if exit.success {
+        eprintln!("worker {}: {}", args.ordinal.unwrap_or(0), exit.message);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: {}", exit.message);
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn status_cmd(address: &str, json: bool) -> anyhow::Result<ExitCode> {
+    use weir_proto::rpc::coordinator_client::CoordinatorClient;
+    let mut client = CoordinatorClient::new(weir::cluster::channel_to(address)?);
+    let status = client
+        .status(weir_proto::rpc::StatusRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("cannot get the status from {address}: {}", s.message()))?
+        .into_inner();
+    if json {
+        println!("{}", String::from_utf8_lossy(&status.details_json));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "job {}: {} (generation {}, {}/{} workers, {} restarts, last checkpoint {})",
+        status.job, status.state, status.generation, status.workers_attached, status.workers, status.restarts, status.last_checkpoint
+    );
+    if let Ok(v) = serde_json::from_slice::<weir::cluster::master::StatusView>(&status.details_json) {
+        for n in v.nodes {
+            println!("  {:<24} in {:>12}  out {:>12}  dead letters {}", n.name, n.records_in, n.records_out, n.dead_letters);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Applies the command line's parallelism and state options to a loaded job; returns whether
+/// it checkpoints.
+fn configure(job: &pipeline::PipelineJob, parallelism: Option<usize>, state: &StateArgs) -> anyhow::Result<bool> {
+    if let Some(p) = parallelism {
+        job.env.set_parallelism(p);
+    }
+    if let Some(ms) = state.checkpoint_interval {
+        job.env.enable_checkpointing(Duration::from_millis(ms));
+    }
+    if let Some(url) = &state.checkpoint_storage {
+        job.env.set_checkpoint_storage(url.clone());
+    }
+    let checkpointing = job.env.config().checkpoint.is_some();
+    if state.resume {
+        if !checkpointing {
+            anyhow::bail!(
+                "--resume needs checkpoints: set checkpoint.interval_ms in the file or --checkpoint-interval"
+            );
+        }
+        job.env.set_restore(RestoreFrom::Latest);
+    }
+    if let Some(url) = &state.from_savepoint {
+        job.env.set_restore(RestoreFrom::Snapshot(url.clone()));
+    }
+    job.env.allow_non_restored_state(state.allow_non_restored_state);
+    Ok(checkpointing)
 }

@@ -91,6 +91,37 @@ impl CheckpointStore {
         }
     }
 
+    /// Claims the lowest run generation above `at_least` that no run has claimed yet, with a
+    /// create-only write of `generations/<n>`: two coordinators (a restarted one and a zombie)
+    /// can never run the same generation, so fencing by generation holds across restarts.
+    pub async fn claim_generation(&self, at_least: u64) -> Result<u64> {
+        let dir = self.job_dir.child("generations");
+        let highest = match dir.store.list_with_delimiter(Some(&dir.path)).await {
+            Ok(l) => l
+                .objects
+                .iter()
+                .filter_map(|o| o.location.filename()?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0),
+            Err(object_store::Error::NotFound { .. }) => 0,
+            Err(e) => return Err(err("listing", &dir, e)),
+        };
+        let mut n = highest.max(at_least.saturating_sub(1)) + 1;
+        loop {
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            let path = dir.path.clone().join(n.to_string());
+            let stamp = crate::operators::keyed_process::now_ms().to_string();
+            match dir.store.put_opts(&path, PutPayload::from(stamp.into_bytes()), opts).await {
+                Ok(_) => return Ok(n),
+                Err(object_store::Error::AlreadyExists { .. }) => n += 1,
+                Err(e) => return Err(err("claiming a generation in", &dir, e)),
+            }
+        }
+    }
+
     /// Ids of the `chk-<n>` directories, complete or not, ascending.
     async fn checkpoint_dirs(&self) -> Result<Vec<u64>> {
         let listing = match self.job_dir.store.list_with_delimiter(Some(&self.job_dir.path)).await {

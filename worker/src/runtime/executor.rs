@@ -2,6 +2,7 @@
 //! channels between them, so a slow consumer back-pressures its producers.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::checkpoint::coordinator::{Coordinator, CoordinatorChannels, TaskCheckpoints};
 use crate::checkpoint::restore::Restore;
+use crate::cluster::exchange::{self, ChannelId, ExchangeMetrics, Outbound};
 use crate::checkpoint::{CheckpointStore, SnapshotDir};
 use crate::dead_letter::DeadLetterWriter;
 use crate::error::{Result, WeirError};
@@ -243,6 +245,138 @@ async fn run_once(
         acks: ack_tx.clone(),
         complete: complete_rx.clone(),
     });
+    let wiring = TaskWiring {
+        checkpoints: task_checkpoints,
+        trigger: trigger_rx,
+        sources_remaining: sources_remaining.clone(),
+    };
+    let Spawned {
+        mut tasks,
+        participants,
+        ..
+    } = spawn_tasks(graph, &plan, config, metrics, &cancel, restore, &wiring, None).await?;
+    drop(wiring);
+    drop(ack_tx);
+    let coordinator_stop = CancellationToken::new();
+    let coordinator = match (store, &config.checkpoint) {
+        (Some(store), Some(cfg)) => {
+            let c = Coordinator {
+                config: cfg.clone(),
+                store: store.clone(),
+                job: config.name.clone(),
+                generation,
+                max_parallelism: config.max_parallelism,
+                expected: participants,
+                metrics: metrics.checkpoints.clone(),
+                first_id: restore
+                    .map_or(0, |r| r.meta.checkpoint_id)
+                    .max(store.highest_id().await?)
+                    + 1,
+            };
+            let channels = CoordinatorChannels {
+                trigger: trigger_tx,
+                acks: ack_rx,
+                complete: complete_tx,
+                sources_remaining: sources_remaining.clone(),
+                stop: coordinator_stop.clone(),
+                requests: control.requests(),
+                job_cancel: cancel.clone(),
+            };
+            let job_cancel = cancel.clone();
+            let rt = checkpoint_runtime.0.as_ref().expect("created with the store");
+            Some(rt.spawn(async move {
+                let r = c.run(channels).await;
+                if r.is_err() {
+                    job_cancel.cancel();
+                }
+                r
+            }))
+        }
+        _ => None,
+    };
+    let (mut ended, failure) = join_tasks(&mut tasks, &cancel).await;
+    coordinator_stop.cancel();
+    let coordinator_result = match coordinator {
+        Some(c) => match c.await {
+            Ok(r) => r,
+            Err(e) => Err(WeirError::plan(format!("checkpoint coordinator ended abnormally: {e}"))),
+        },
+        None => Ok(()),
+    };
+    drop(checkpoint_runtime);
+    coordinator_result?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    // Every task ended well: output that waited for the end of the whole job is published now
+    // (a sink that ended early must not publish while another part of the job could still fail
+    // and restore a checkpoint from before its end).
+    if !cancel.is_cancelled() {
+        for chain in &mut ended {
+            chain.commit_final().await?;
+        }
+    }
+    Ok(JobResult {
+        name: config.name.clone(),
+        duration: start.elapsed(),
+        metrics: metrics.snapshot(),
+        cancelled: cancel.is_cancelled(),
+        restarts: 0,
+    })
+}
+
+/// Checkpoint wiring shared by a run's tasks.
+pub(crate) struct TaskWiring {
+    /// Where tasks store state and acknowledge (none without checkpoints).
+    pub checkpoints: Option<TaskCheckpoints>,
+    /// The coordinator's trigger for the sources.
+    pub trigger: watch::Receiver<Option<crate::message::Barrier>>,
+    /// Source subtasks of the whole job still reading.
+    pub sources_remaining: Arc<watch::Sender<usize>>,
+}
+
+/// The subtasks of a run spawned in this process.
+pub(crate) struct Spawned {
+    /// The tasks; each returns its chain when it reached the end of its input.
+    pub tasks: JoinSet<Result<Option<Chain>>>,
+    /// Checkpoint acknowledgements expected per checkpoint from these tasks.
+    pub participants: usize,
+}
+
+/// Where subtasks run when the job spans several worker processes, and what this worker
+/// learned while wiring its part.
+pub(crate) struct Placement<'a> {
+    /// Workers in the job.
+    pub workers: usize,
+    /// This worker's ordinal.
+    pub me: usize,
+    /// Every worker's exchange address, by ordinal.
+    pub addresses: &'a [String],
+    /// The run's generation (in every channel's opening frame).
+    pub generation: u64,
+    /// Filled in: this worker's input channels that remote subtasks send to.
+    pub inbound: HashMap<ChannelId, mpsc::Sender<Message>>,
+    /// Exchange counters.
+    pub exchange: Arc<ExchangeMetrics>,
+}
+
+/// Builds the channels and spawns the subtasks of one run (all of them, or with `placement`
+/// only this worker's, with network channels to and from the others).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn spawn_tasks(
+    graph: &LogicalGraph,
+    plan: &PhysicalPlan,
+    config: &JobConfig,
+    metrics: &JobMetrics,
+    cancel: &CancellationToken,
+    restore: Option<&Restore>,
+    wiring: &TaskWiring,
+    mut placement: Option<&mut Placement<'_>>,
+) -> Result<Spawned> {
+    let cancel = cancel.clone();
+    let task_checkpoints = &wiring.checkpoints;
+    let trigger_rx = &wiring.trigger;
+    let sources_remaining = &wiring.sources_remaining;
     let mut participants = 0usize;
     let shared_restore: Option<Arc<Restore>> = restore.map(|r| Arc::new(r.clone()));
     if restore.is_some() {
@@ -273,9 +407,12 @@ async fn run_once(
     let mut side_outputs: Vec<Vec<Vec<OutputEdge>>> = (0..n)
         .map(|i| (0..plan.nodes[i].parallelism).map(|_| Vec::new()).collect())
         .collect();
+    let (workers, me) = placement.as_ref().map_or((1, 0), |p| (p.workers, p.me));
+    let worker_of = |node: usize, subtask: usize| plan.worker_of(plan.chain_of[node], subtask, workers);
+    let mut tasks = JoinSet::new();
     for chain in &plan.chains {
         let head = chain[0];
-        for (edge, route) in graph.nodes[head].inputs.iter().zip(&plan.nodes[head].routes) {
+        for (input, (edge, route)) in graph.nodes[head].inputs.iter().zip(&plan.nodes[head].routes).enumerate() {
             let pd = plan.nodes[head].parallelism;
             let from = if edge.side {
                 &mut side_outputs[edge.from]
@@ -288,18 +425,59 @@ async fn run_once(
                 } else {
                     (0..pd).collect()
                 };
+                let sending_here = worker_of(edge.from, i) == me;
                 let mut senders = Vec::with_capacity(targets.len());
                 for j in targets {
+                    let receiving_at = worker_of(head, j);
+                    if !sending_here && receiving_at != me {
+                        continue;
+                    }
                     let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
-                    senders.push(tx);
-                    receivers[head][j].push(rx);
+                    let id = ChannelId {
+                        node: head as u32,
+                        input: input as u32,
+                        from: i as u32,
+                        to: j as u32,
+                    };
+                    match placement.as_deref_mut() {
+                        // Sent from here to another worker: a network sender drains the channel.
+                        Some(p) if receiving_at != me => {
+                            senders.push(tx);
+                            let outbound = Outbound {
+                                address: p.addresses[receiving_at].clone(),
+                                open: weir_proto::rpc::Open {
+                                    job: config.name.clone(),
+                                    generation: p.generation,
+                                    node: id.node,
+                                    input: id.input,
+                                    from_subtask: id.from,
+                                    to_subtask: id.to,
+                                },
+                            };
+                            let exchange = p.exchange.clone();
+                            tasks.spawn(async move {
+                                exchange::send(outbound, rx, exchange).await?;
+                                Ok(None)
+                            });
+                        }
+                        // Sent from another worker to here: the exchange feeds the channel.
+                        Some(p) if !sending_here => {
+                            p.inbound.insert(id, tx);
+                            receivers[head][j].push(rx);
+                        }
+                        _ => {
+                            senders.push(tx);
+                            receivers[head][j].push(rx);
+                        }
+                    }
                 }
-                upstream.push(OutputEdge::new(route.partitioner(i, max_p), senders));
+                if sending_here {
+                    upstream.push(OutputEdge::new(route.partitioner(i, max_p), senders));
+                }
             }
         }
     }
 
-    let mut tasks = JoinSet::new();
     for chain in &plan.chains {
         let head = chain[0];
         let p = plan.nodes[head].parallelism;
@@ -309,6 +487,9 @@ async fn run_once(
             .collect::<Vec<_>>()
             .join(" -> ");
         for i in (0..p).rev() {
+            if worker_of(head, i) != me {
+                continue;
+            }
             let ctx_of = |id: usize| TaskContext {
                 metrics: node_metrics[id].clone(),
                 node: graph.nodes[id].name.clone(),
@@ -438,51 +619,21 @@ async fn run_once(
             }
         }
     }
-    drop(receivers);
-    drop(outputs);
-    drop(ack_tx);
-    drop(task_checkpoints);
-    let coordinator_stop = CancellationToken::new();
-    let coordinator = match (store, &config.checkpoint) {
-        (Some(store), Some(cfg)) => {
-            let c = Coordinator {
-                config: cfg.clone(),
-                store: store.clone(),
-                job: config.name.clone(),
-                generation,
-                max_parallelism: max_p,
-                expected: participants,
-                metrics: metrics.checkpoints.clone(),
-                first_id: restore
-                    .map_or(0, |r| r.meta.checkpoint_id)
-                    .max(store.highest_id().await?)
-                    + 1,
-            };
-            let channels = CoordinatorChannels {
-                trigger: trigger_tx,
-                acks: ack_rx,
-                complete: complete_tx,
-                sources_remaining: sources_remaining.clone(),
-                stop: coordinator_stop.clone(),
-                requests: control.requests(),
-                job_cancel: cancel.clone(),
-            };
-            let job_cancel = cancel.clone();
-            let rt = checkpoint_runtime.0.as_ref().expect("created with the store");
-            Some(rt.spawn(async move {
-                let r = c.run(channels).await;
-                if r.is_err() {
-                    job_cancel.cancel();
-                }
-                r
-            }))
-        }
-        _ => None,
-    };
+    Ok(Spawned {
+        tasks,
+        participants,
+    })
+}
 
+/// Waits for every task; on the first failure stops the rest (sources stop, the failure
+/// unwinds the others through closed channels). Returns the chains that reached their end and
+/// the error that caused the failure (a consequence of another only when there is no cause).
+pub(crate) async fn join_tasks(
+    tasks: &mut JoinSet<Result<Option<Chain>>>,
+    cancel: &CancellationToken,
+) -> (Vec<Chain>, Option<WeirError>) {
     let mut first: Option<WeirError> = None;
     let mut secondary: Option<WeirError> = None;
-    // Chains that reached the end of their input, for the job's final commit.
     let mut ended: Vec<Chain> = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let err = match joined {
@@ -493,7 +644,6 @@ async fn run_once(
             Ok(Err(e)) => e,
             Err(e) => WeirError::plan(format!("task ended abnormally: {e}")),
         };
-        // Stop the sources; the failure unwinds the rest through closed channels.
         cancel.cancel();
         if err.is_secondary() {
             secondary.get_or_insert(err);
@@ -502,34 +652,7 @@ async fn run_once(
             first = Some(err);
         }
     }
-    coordinator_stop.cancel();
-    let coordinator_result = match coordinator {
-        Some(c) => match c.await {
-            Ok(r) => r,
-            Err(e) => Err(WeirError::plan(format!("checkpoint coordinator ended abnormally: {e}"))),
-        },
-        None => Ok(()),
-    };
-    drop(checkpoint_runtime);
-    coordinator_result?;
-    if let Some(e) = first.or(secondary) {
-        return Err(e);
-    }
-    // Every task ended well: output that waited for the end of the whole job is published now
-    // (a sink that ended early must not publish while another part of the job could still fail
-    // and restore a checkpoint from before its end).
-    if !cancel.is_cancelled() {
-        for chain in &mut ended {
-            chain.commit_final().await?;
-        }
-    }
-    Ok(JobResult {
-        name: config.name.clone(),
-        duration: start.elapsed(),
-        metrics: metrics.snapshot(),
-        cancelled: cancel.is_cancelled(),
-        restarts: 0,
-    })
+    (ended, first.or(secondary))
 }
 
 /// The operators of one subtask of `chain`, fusing each run of SQL filters (optionally ending

@@ -28,7 +28,7 @@ impl NodeMetrics {
 }
 
 /// What kind of node a counter belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NodeRole {
     /// A source.
     Source,
@@ -74,7 +74,7 @@ impl CheckpointMetrics {
 }
 
 /// A snapshot of one node's counters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeStats {
     /// Node id.
     pub name: String,

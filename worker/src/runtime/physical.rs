@@ -70,6 +70,17 @@ pub struct PhysicalPlan {
 }
 
 impl PhysicalPlan {
+    /// The worker (of `workers`) that runs subtask `subtask` of chain `chain`: subtasks are
+    /// numbered across chains in order and dealt round robin, so every worker gets an even share
+    /// of every chain. Every worker computes the same answer from the same plan.
+    pub fn worker_of(&self, chain: usize, subtask: usize, workers: usize) -> usize {
+        let before: usize = self.chains[..chain]
+            .iter()
+            .map(|c| self.nodes[c[0]].parallelism)
+            .sum();
+        (before + subtask) % workers.max(1)
+    }
+
     /// A text rendering of the plan (chains, parallelism, edges) for `weir run --explain`.
     pub fn explain(&self, graph: &LogicalGraph) -> String {
         let mut s = String::new();

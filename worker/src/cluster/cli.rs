@@ -1,0 +1,169 @@
+//! Command-line form of a worker, shared by `weir worker` and the `weir-worker` binary (what a
+//! pod runs). Every option has an environment variable, so a StatefulSet can set them all.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Heartbeats;
+use super::worker::WorkerOptions;
+use crate::error::{Result, WeirError};
+
+/// Where a worker is in the job and how it reaches the others.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// The job (pipeline YAML) every worker runs.
+    #[arg(env = "WEIR_JOB")]
+    pub file: PathBuf,
+    /// This worker's ordinal; default: the number at the end of the host name (`weir-2` → 2,
+    /// as in a StatefulSet's pods).
+    #[arg(long, env = "WEIR_ORDINAL")]
+    pub ordinal: Option<usize>,
+    /// Every worker's `host:port`, by ordinal (ordinal 0 runs the coordinator).
+    #[arg(long, env = "WEIR_PEERS", value_delimiter = ',', conflicts_with = "peer_pattern")]
+    pub peers: Vec<String>,
+    /// A `host:port` pattern with `{ordinal}`, e.g. `job-{ordinal}.job.ns.svc:7070` (needs --workers).
+    #[arg(long, env = "WEIR_PEER_PATTERN")]
+    pub peer_pattern: Option<String>,
+    /// Number of workers (default: the number of --peers).
+    #[arg(long, env = "WEIR_WORKERS")]
+    pub workers: Option<usize>,
+    /// Where to listen (default: all interfaces, the port of this worker's peer address).
+    #[arg(long, env = "WEIR_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Ordinal 0: port of the HTTP status endpoint (`/status`, `/metrics`, `/healthz`).
+    #[arg(long, env = "WEIR_STATUS_PORT")]
+    pub status_port: Option<u16>,
+    /// Override the job's default parallelism (every worker must be given the same).
+    #[arg(short, long, env = "WEIR_PARALLELISM")]
+    pub parallelism: Option<usize>,
+    /// Heartbeat interval, ms.
+    #[arg(long, env = "WEIR_HEARTBEAT_INTERVAL_MS", default_value_t = 500)]
+    pub heartbeat_interval_ms: u64,
+    /// Silence after which a worker (or the coordinator) counts as gone, ms.
+    #[arg(long, env = "WEIR_HEARTBEAT_TIMEOUT_MS", default_value_t = 5000)]
+    pub heartbeat_timeout_ms: u64,
+}
+
+impl WorkerArgs {
+    /// The worker's options, with errors naming the option.
+    pub fn options(&self) -> Result<WorkerOptions> {
+        let ordinal = match self.ordinal {
+            Some(o) => o,
+            None => ordinal_from_hostname()?,
+        };
+        let peers: Vec<String> = match (&self.peer_pattern, self.peers.is_empty()) {
+            (Some(pattern), _) => {
+                if !pattern.contains("{ordinal}") {
+                    return Err(WeirError::Cluster(format!(
+                        "--peer-pattern '{pattern}' has no {{ordinal}} placeholder"
+                    )));
+                }
+                let n = self
+                    .workers
+                    .ok_or_else(|| WeirError::Cluster("--peer-pattern needs --workers".into()))?;
+                (0..n).map(|i| pattern.replace("{ordinal}", &i.to_string())).collect()
+            }
+            (None, false) => self.peers.clone(),
+            (None, true) => {
+                return Err(WeirError::Cluster(
+                    "say how to reach the workers: --peers host:port,… or --peer-pattern with --workers".into(),
+                ));
+            }
+        };
+        if let Some(n) = self.workers
+            && n != peers.len()
+        {
+            return Err(WeirError::Cluster(format!(
+                "--workers is {n} but {} peers are given",
+                peers.len()
+            )));
+        }
+        let me = peers.get(ordinal).ok_or_else(|| {
+            WeirError::Cluster(format!(
+                "--ordinal {ordinal} is out of range for {} workers",
+                peers.len()
+            ))
+        })?;
+        let port: u16 = me
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .ok_or_else(|| WeirError::Cluster(format!("peer address '{me}' needs a port (host:port)")))?;
+        let listen = self.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port)));
+        if self.heartbeat_timeout_ms <= self.heartbeat_interval_ms {
+            return Err(WeirError::Cluster(format!(
+                "--heartbeat-timeout-ms ({}) must exceed --heartbeat-interval-ms ({})",
+                self.heartbeat_timeout_ms, self.heartbeat_interval_ms
+            )));
+        }
+        Ok(WorkerOptions {
+            ordinal,
+            workers: peers.len(),
+            listen,
+            advertise: me.clone(),
+            coordinator: peers[0].clone(),
+            heartbeats: Heartbeats {
+                interval: Duration::from_millis(self.heartbeat_interval_ms.max(1)),
+                timeout: Duration::from_millis(self.heartbeat_timeout_ms),
+            },
+            status_listen: match (ordinal, self.status_port) {
+                (0, Some(p)) => Some(SocketAddr::from(([0, 0, 0, 0], p))),
+                _ => None,
+            },
+        })
+    }
+}
+
+fn ordinal_from_hostname() -> Result<usize> {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_default();
+    let host = host.trim();
+    host.rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .ok_or_else(|| {
+            WeirError::Cluster(format!(
+                "no --ordinal given and the host name '{host}' does not end in -<ordinal>"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        w: WorkerArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<WorkerOptions> {
+        let mut v = vec!["t", "job.yaml"];
+        v.extend_from_slice(args);
+        T::try_parse_from(v).map_err(|e| WeirError::Cluster(e.to_string()))?.w.options()
+    }
+
+    #[test]
+    fn peers_and_patterns() {
+        let o = parse(&["--ordinal", "1", "--peers", "a:1,b:2,c:3"]).unwrap();
+        assert_eq!((o.workers, o.advertise.as_str(), o.coordinator.as_str()), (3, "b:2", "a:1"));
+        assert_eq!(o.listen.port(), 2);
+        let o = parse(&["--ordinal", "2", "--workers", "3", "--peer-pattern", "w-{ordinal}.svc:7070"]).unwrap();
+        assert_eq!((o.advertise.as_str(), o.coordinator.as_str()), ("w-2.svc:7070", "w-0.svc:7070"));
+    }
+
+    #[test]
+    fn bad_options_name_the_option() {
+        let e = |args: &[&str]| parse(args).unwrap_err().to_string();
+        assert!(e(&["--ordinal", "3", "--peers", "a:1,b:2"]).contains("--ordinal 3"));
+        assert!(e(&["--ordinal", "0", "--peer-pattern", "w:1", "--workers", "2"]).contains("{ordinal}"));
+        assert!(e(&["--ordinal", "0", "--peer-pattern", "w-{ordinal}:1"]).contains("needs --workers"));
+        assert!(e(&["--ordinal", "0", "--peers", "nohost"]).contains("needs a port"));
+        assert!(e(&["--ordinal", "0"]).contains("--peers"));
+        assert!(e(&["--ordinal", "0", "--peers", "a:1", "--heartbeat-timeout-ms", "10"]).contains("must exceed"));
+    }
+}

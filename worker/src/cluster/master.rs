@@ -1,0 +1,759 @@
+//! The job master, on worker ordinal 0: workers attach to it, it deploys each run of the job
+//! as a new generation, runs the checkpoint coordinator across the workers, watches
+//! heartbeats, and restarts the job from the newest complete checkpoint when a worker fails or
+//! goes silent.
+//!
+//! The job's life as the master sees it ([`Phase`]):
+//! waiting for workers → deploying generation g → running → (finishing → finished) or
+//! (restarting → waiting for workers → deploying g' > g …) or failed after the restart
+//! strategy's attempts.
+//!
+//! Generations are claimed in the checkpoint storage with a create-only write, so even a
+//! restarted master never reuses one; every call from a worker carries its generation and the
+//! master refuses any but the current one, so a zombie of an older run cannot acknowledge a
+//! checkpoint (its state is never referenced) or report progress.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use weir_proto::rpc::{self, command::Kind as Cmd, task_report::Kind as ReportKind};
+
+use super::Heartbeats;
+use crate::checkpoint::coordinator::{Ack, Coordinator, CoordinatorChannels};
+use crate::checkpoint::metadata::SubtaskSnapshot;
+use crate::checkpoint::restore::Restore;
+use crate::checkpoint::{CheckpointStore, SnapshotDir};
+use crate::error::{Result, WeirError};
+use crate::graph::{JobConfig, LogicalGraph, NodeKind, RestoreFrom};
+use crate::message::Barrier;
+use crate::runtime::control::JobControl;
+use crate::runtime::metrics::{CheckpointMetrics, NodeStats};
+use crate::runtime::physical;
+
+/// Where the job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Not every worker has attached yet.
+    WaitingForWorkers,
+    /// Workers are building the generation's subtasks.
+    Deploying,
+    /// Every worker runs its subtasks; checkpoints are taken.
+    Running,
+    /// A failure stopped the run; the job restarts from the newest checkpoint.
+    Restarting,
+    /// Every task ended; output that waited for the end is being published.
+    Finishing,
+    /// The job ended well.
+    Finished,
+    /// The job failed for good.
+    Failed,
+}
+
+impl Phase {
+    /// The name in status output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::WaitingForWorkers => "waiting-for-workers",
+            Phase::Deploying => "deploying",
+            Phase::Running => "running",
+            Phase::Restarting => "restarting",
+            Phase::Finishing => "finishing",
+            Phase::Finished => "finished",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+type CommandSender = mpsc::UnboundedSender<std::result::Result<rpc::Command, Status>>;
+
+struct Attached {
+    commands: CommandSender,
+    last_seen: Instant,
+    metrics: Vec<NodeStats>,
+    address: String,
+}
+
+/// What the gRPC handlers tell the control loop.
+#[derive(Debug)]
+enum Event {
+    Attached,
+    Detached { reason: String },
+    Report(rpc::TaskReport),
+}
+
+struct State {
+    phase: Phase,
+    generation: u64,
+    workers: Vec<Option<Attached>>,
+    restarts: u32,
+    last_checkpoint: u64,
+    last_error: Option<String>,
+    acks: Option<mpsc::UnboundedSender<Ack>>,
+}
+
+struct Shared {
+    job: String,
+    heartbeats: Heartbeats,
+    state: Mutex<State>,
+    events: mpsc::UnboundedSender<Event>,
+    control: JobControl,
+    checkpoints: Arc<CheckpointMetrics>,
+}
+
+/// The master's gRPC service (and a handle for status and control).
+#[derive(Clone)]
+pub struct Master {
+    shared: Arc<Shared>,
+}
+
+/// The master's control loop, run once per job by [`Master::new`]'s caller.
+pub struct MasterLoop {
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedReceiver<Event>,
+    graph: LogicalGraph,
+    config: JobConfig,
+}
+
+/// A snapshot of the job for `weir status` and the HTTP endpoint.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StatusView {
+    /// Job name.
+    pub job: String,
+    /// Phase name.
+    pub state: String,
+    /// Current generation.
+    pub generation: u64,
+    /// Workers the job has.
+    pub workers: usize,
+    /// Workers attached now.
+    pub workers_attached: usize,
+    /// Restarts after failures.
+    pub restarts: u32,
+    /// Newest completed checkpoint id.
+    pub last_checkpoint: u64,
+    /// Completed checkpoints.
+    pub checkpoints_completed: u64,
+    /// Failed checkpoints.
+    pub checkpoints_failed: u64,
+    /// Duration of the newest checkpoint, ms.
+    pub checkpoint_last_duration_ms: u64,
+    /// Size of the newest checkpoint, bytes.
+    pub checkpoint_last_bytes: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Per node, summed over workers.
+    pub nodes: Vec<NodeStats>,
+}
+
+impl Master {
+    /// A master for `workers` workers of this job; run the returned loop to drive it.
+    pub fn new(graph: LogicalGraph, config: JobConfig, workers: usize, heartbeats: Heartbeats) -> (Master, MasterLoop) {
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            job: config.name.clone(),
+            heartbeats,
+            state: Mutex::new(State {
+                phase: Phase::WaitingForWorkers,
+                generation: 0,
+                workers: (0..workers).map(|_| None).collect(),
+                restarts: 0,
+                last_checkpoint: 0,
+                last_error: None,
+                acks: None,
+            }),
+            events,
+            control: JobControl::default(),
+            checkpoints: Arc::default(),
+        });
+        (
+            Master { shared: shared.clone() },
+            MasterLoop {
+                shared,
+                events: events_rx,
+                graph,
+                config,
+            },
+        )
+    }
+
+    /// The job's status now.
+    pub fn status(&self) -> StatusView {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.shared.state.lock().expect("master lock");
+        let mut nodes: Vec<NodeStats> = Vec::new();
+        for w in s.workers.iter().flatten() {
+            for n in &w.metrics {
+                match nodes.iter_mut().find(|m| m.name == n.name) {
+                    Some(m) => {
+                        m.records_in += n.records_in;
+                        m.records_out += n.records_out;
+                        m.dead_letters += n.dead_letters;
+                        m.late_records += n.late_records;
+                    }
+                    None => nodes.push(n.clone()),
+                }
+            }
+        }
+        let c = &self.shared.checkpoints;
+        StatusView {
+            job: self.shared.job.clone(),
+            state: s.phase.name().into(),
+            generation: s.generation,
+            workers: s.workers.len(),
+            workers_attached: s.workers.iter().filter(|w| w.is_some()).count(),
+            restarts: s.restarts,
+            last_checkpoint: s.last_checkpoint,
+            checkpoints_completed: c.completed.load(Relaxed),
+            checkpoints_failed: c.failed.load(Relaxed),
+            checkpoint_last_duration_ms: c.last_duration_ms.load(Relaxed),
+            checkpoint_last_bytes: c.last_bytes.load(Relaxed),
+            last_error: s.last_error.clone(),
+            nodes,
+        }
+    }
+
+    fn check_generation(&self, generation: u64) -> std::result::Result<(), Status> {
+        let current = self.shared.state.lock().expect("master lock").generation;
+        if generation != current {
+            return Err(Status::failed_precondition(format!(
+                "generation {generation} is fenced: the job runs generation {current}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn worker_index(ordinal: u32, workers: usize) -> std::result::Result<usize, Status> {
+    let i = ordinal as usize;
+    if i >= workers {
+        return Err(Status::invalid_argument(format!(
+            "ordinal {ordinal} is out of range: the job has {workers} workers (0..{})",
+            workers - 1
+        )));
+    }
+    Ok(i)
+}
+
+#[tonic::async_trait]
+impl rpc::coordinator_server::Coordinator for Master {
+    type AttachStream = Pin<Box<dyn futures::Stream<Item = std::result::Result<rpc::Command, Status>> + Send>>;
+
+    async fn attach(
+        &self,
+        request: Request<rpc::RegisterRequest>,
+    ) -> std::result::Result<Response<Self::AttachStream>, Status> {
+        let r = request.into_inner();
+        if r.job != self.shared.job {
+            return Err(Status::invalid_argument(format!(
+                "this coordinator runs job '{}', not '{}'",
+                self.shared.job, r.job
+            )));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let mut s = self.shared.state.lock().expect("master lock");
+            let workers = s.workers.len();
+            if r.workers as usize != workers {
+                return Err(Status::invalid_argument(format!(
+                    "worker {} was started for {} workers; the job has {workers}",
+                    r.ordinal, r.workers
+                )));
+            }
+            let i = worker_index(r.ordinal, workers)?;
+            if s.workers[i].is_some() {
+                tracing::warn!(ordinal = i, "worker attached again; its previous attachment is gone");
+                let _ = self.shared.events.send(Event::Detached {
+                    reason: "it attached again (it restarted)".into(),
+                });
+            }
+            s.workers[i] = Some(Attached {
+                commands: tx,
+                last_seen: Instant::now(),
+                metrics: Vec::new(),
+                address: r.address.clone(),
+            });
+            tracing::info!(ordinal = i, address = %r.address, "worker attached");
+        }
+        let _ = self.shared.events.send(Event::Attached);
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<rpc::HeartbeatRequest>,
+    ) -> std::result::Result<Response<rpc::HeartbeatReply>, Status> {
+        let r = request.into_inner();
+        let mut s = self.shared.state.lock().expect("master lock");
+        let workers = s.workers.len();
+        let i = worker_index(r.ordinal, workers)?;
+        let generation = s.generation;
+        match &mut s.workers[i] {
+            Some(w) => {
+                w.last_seen = Instant::now();
+                if r.generation == generation
+                    && let Ok(m) = serde_json::from_slice::<Vec<NodeStats>>(&r.metrics_json)
+                {
+                    w.metrics = m;
+                }
+            }
+            None => return Err(Status::not_found(format!("worker {i} is not attached; attach first"))),
+        }
+        Ok(Response::new(rpc::HeartbeatReply { generation }))
+    }
+
+    async fn acknowledge(&self, request: Request<rpc::CheckpointAck>) -> std::result::Result<Response<rpc::Empty>, Status> {
+        let a = request.into_inner();
+        self.check_generation(a.generation)?;
+        let result = if !a.error.is_empty() {
+            Err(a.error)
+        } else if a.snapshot_json.is_empty() {
+            Ok(None)
+        } else {
+            let snapshot: SubtaskSnapshot = serde_json::from_slice(&a.snapshot_json)
+                .map_err(|e| Status::invalid_argument(format!("snapshot_json: {e}")))?;
+            Ok(Some(snapshot))
+        };
+        let ack = Ack {
+            checkpoint_id: a.checkpoint_id,
+            uid: a.uid,
+            subtask: a.subtask as usize,
+            parallelism: a.parallelism as usize,
+            result,
+        };
+        let s = self.shared.state.lock().expect("master lock");
+        if let Some(acks) = &s.acks {
+            let _ = acks.send(ack);
+        }
+        Ok(Response::new(rpc::Empty {}))
+    }
+
+    async fn report(&self, request: Request<rpc::TaskReport>) -> std::result::Result<Response<rpc::Empty>, Status> {
+        let r = request.into_inner();
+        self.check_generation(r.generation)?;
+        let _ = self.shared.events.send(Event::Report(r));
+        Ok(Response::new(rpc::Empty {}))
+    }
+
+    async fn savepoint(
+        &self,
+        request: Request<rpc::SavepointRequest>,
+    ) -> std::result::Result<Response<rpc::SavepointReply>, Status> {
+        let control = self.shared.control.clone();
+        let result = if request.into_inner().stop {
+            control.stop_with_savepoint().await
+        } else {
+            control.savepoint().await
+        };
+        match result {
+            Ok(path) => Ok(Response::new(rpc::SavepointReply { path })),
+            Err(e) => Err(Status::failed_precondition(e.to_string())),
+        }
+    }
+
+    async fn cancel(&self, _: Request<rpc::CancelRequest>) -> std::result::Result<Response<rpc::Empty>, Status> {
+        self.shared.control.cancel();
+        Ok(Response::new(rpc::Empty {}))
+    }
+
+    async fn status(&self, _: Request<rpc::StatusRequest>) -> std::result::Result<Response<rpc::JobStatus>, Status> {
+        let v = self.status();
+        Ok(Response::new(rpc::JobStatus {
+            job: v.job.clone(),
+            state: v.state.clone(),
+            generation: v.generation,
+            workers: v.workers as u32,
+            workers_attached: v.workers_attached as u32,
+            restarts: v.restarts,
+            last_checkpoint: v.last_checkpoint,
+            details_json: serde_json::to_vec(&v).unwrap_or_default(),
+        }))
+    }
+}
+
+/// How a run of the job ended.
+enum RunEnd {
+    /// Every task ended (drained: stopped on request rather than at the end of the input).
+    Finished { drained: bool },
+    /// Something failed; restart.
+    Failed(String),
+}
+
+impl MasterLoop {
+    fn set_phase(&self, phase: Phase) {
+        let mut s = self.shared.state.lock().expect("master lock");
+        if s.phase != phase {
+            tracing::info!(job = %self.shared.job, phase = phase.name(), generation = s.generation, "job phase");
+        }
+        s.phase = phase;
+    }
+
+    /// Sends `command` to every attached worker.
+    fn broadcast(&self, command: Cmd) {
+        let s = self.shared.state.lock().expect("master lock");
+        for w in s.workers.iter().flatten() {
+            let _ = w.commands.send(Ok(rpc::Command {
+                kind: Some(command.clone()),
+            }));
+        }
+    }
+
+    fn all_attached(&self) -> bool {
+        self.shared.state.lock().expect("master lock").workers.iter().all(Option::is_some)
+    }
+
+    /// Drops workers that have not been heard from within the timeout, reporting them.
+    fn detach_silent(&self) -> Option<String> {
+        let mut s = self.shared.state.lock().expect("master lock");
+        let timeout = self.shared.heartbeats.timeout;
+        let mut reason = None;
+        for (i, slot) in s.workers.iter_mut().enumerate() {
+            let silent = slot.as_ref().is_some_and(|w| w.last_seen.elapsed() > timeout);
+            let gone = slot.as_ref().is_some_and(|w| w.commands.is_closed());
+            if silent || gone {
+                let why = if silent {
+                    format!("worker {i} sent no heartbeat for {timeout:?}")
+                } else {
+                    format!("worker {i} disconnected")
+                };
+                tracing::warn!(ordinal = i, "{why}");
+                *slot = None;
+                reason.get_or_insert(why);
+            }
+        }
+        reason
+    }
+
+    /// Runs the job to its end. Ends with the workers told to shut down.
+    pub async fn run(mut self) -> Result<()> {
+        let outcome = self.run_job().await;
+        let (success, message) = match &outcome {
+            Ok(()) => (true, "the job ended".to_string()),
+            Err(e) => (false, e.to_string()),
+        };
+        self.set_phase(if success { Phase::Finished } else { Phase::Failed });
+        if let Err(e) = &outcome {
+            self.shared.state.lock().expect("master lock").last_error = Some(e.to_string());
+        }
+        self.broadcast(Cmd::Shutdown(rpc::Shutdown { success, message }));
+        outcome
+    }
+
+    async fn run_job(&mut self) -> Result<()> {
+        let store = match &self.config.checkpoint {
+            Some(c) => {
+                c.validate()?;
+                Some(CheckpointStore::open(&c.storage, &self.config.name)?)
+            }
+            None => None,
+        };
+        let plan = physical::plan(&self.graph, &self.config).await?;
+        let total_sources: usize = plan
+            .chains
+            .iter()
+            .filter(|c| matches!(self.graph.nodes[c[0]].kind, NodeKind::Source(_)))
+            .map(|c| plan.nodes[c[0]].parallelism)
+            .sum();
+        let workers = self.shared.state.lock().expect("master lock").workers.len();
+        let savepoint = match &self.config.restore {
+            RestoreFrom::Snapshot(url) => Some(url.clone()),
+            _ => None,
+        };
+        let mut restarts = 0u32;
+        let drain = self.shared.control.cancel_token();
+        let mut tick = tokio::time::interval(self.shared.heartbeats.interval);
+        loop {
+            // 1. Every worker attached.
+            self.set_phase(Phase::WaitingForWorkers);
+            while !self.all_attached() {
+                tokio::select! {
+                    Some(_) = self.events.recv() => {}
+                    _ = tick.tick() => { self.detach_silent(); }
+                }
+                if drain.is_cancelled() {
+                    return Ok(());
+                }
+            }
+            // 2. Find what to restore; claim a generation. A cluster always resumes: from the
+            // newest complete checkpoint, or the start savepoint while none is newer than it
+            // (checkpoint ids continue from the restored one), so a restarted master carries on.
+            let restore = match self.newest_state(store.as_ref(), savepoint.as_deref()).await {
+                Ok(r) => r,
+                Err(e) => return Err(e),
+            };
+            let previous = self.shared.state.lock().expect("master lock").generation;
+            let at_least = previous.max(restore.as_ref().map_or(0, |r| r.meta.generation)) + 1;
+            let generation = match &store {
+                Some(s) => s.claim_generation(at_least).await?,
+                None => at_least,
+            };
+            let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+            let addresses: Vec<String> = {
+                let mut s = self.shared.state.lock().expect("master lock");
+                s.generation = generation;
+                s.acks = Some(ack_tx);
+                s.last_checkpoint = restore.as_ref().map_or(s.last_checkpoint, |r| r.meta.checkpoint_id);
+                s.workers.iter().flatten().map(|w| w.address.clone()).collect()
+            };
+            // 3. Deploy.
+            self.set_phase(Phase::Deploying);
+            tracing::info!(
+                generation,
+                restore = restore.as_ref().map(|r| r.dir.display().to_string()),
+                "deploying"
+            );
+            self.broadcast(Cmd::Deploy(rpc::Deploy {
+                generation,
+                restore: restore.as_ref().map(|r| r.dir.display().to_string()).unwrap_or_default(),
+                addresses,
+            }));
+            let end = self
+                .run_generation(RunArgs {
+                    generation,
+                    workers,
+                    total_sources,
+                    restore: restore.as_ref(),
+                    store: store.as_ref(),
+                    acks: ack_rx,
+                    drain: &drain,
+                    tick: &mut tick,
+                })
+                .await;
+            match end {
+                RunEnd::Finished { drained } => {
+                    if !drained {
+                        self.set_phase(Phase::Finishing);
+                        self.broadcast(Cmd::CommitFinal(rpc::CommitFinal { generation }));
+                        if let Err(reason) = self.wait_reports(generation, ReportKind::Committed, workers, &mut tick).await {
+                            return Err(WeirError::Cluster(format!(
+                                "the final commit did not complete: {reason}"
+                            )));
+                        }
+                    }
+                    return Ok(());
+                }
+                RunEnd::Failed(reason) => {
+                    self.set_phase(Phase::Restarting);
+                    tracing::warn!(job = %self.shared.job, generation, %reason, "run failed; stopping its tasks");
+                    self.shared.state.lock().expect("master lock").last_error = Some(reason.clone());
+                    self.broadcast(Cmd::Stop(rpc::Stop { generation, drain: false }));
+                    let attached = self.shared.state.lock().expect("master lock").workers.iter().flatten().count();
+                    let _ = tokio::time::timeout(
+                        self.shared.heartbeats.timeout,
+                        self.wait_reports(generation, ReportKind::Stopped, attached, &mut tick),
+                    )
+                    .await;
+                    if store.is_none() || drain.is_cancelled() || restarts >= self.config.restart.attempts {
+                        if restarts > 0 {
+                            tracing::error!(restarts, "giving up after the restart strategy's attempts");
+                        }
+                        return Err(WeirError::Cluster(format!(
+                            "the job failed after {restarts} restarts: {reason}"
+                        )));
+                    }
+                    restarts += 1;
+                    self.shared.state.lock().expect("master lock").restarts = restarts;
+                    let wait = self.config.restart.delay_before(restarts);
+                    tracing::warn!(restart = restarts, of = self.config.restart.attempts, wait_ms = wait.as_millis() as u64, "restarting from the newest checkpoint");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// What a new run restores: the newest complete checkpoint, or the start savepoint when no
+    /// checkpoint is newer than it.
+    async fn newest_state(&self, store: Option<&CheckpointStore>, savepoint: Option<&str>) -> Result<Option<Restore>> {
+        let latest = match store {
+            Some(s) => s.latest().await?.map(|(dir, meta)| Restore { dir, meta }),
+            None => None,
+        };
+        let savepoint = match savepoint {
+            Some(url) => Some(Restore::open(SnapshotDir::at(url)?).await?),
+            None => None,
+        };
+        Ok(match (latest, savepoint) {
+            (Some(l), Some(s)) if l.meta.checkpoint_id > s.meta.checkpoint_id => Some(l),
+            (_, Some(s)) => Some(s),
+            (l, None) => l,
+        })
+    }
+
+    /// Waits until `count` workers reported `kind` for `generation`.
+    async fn wait_reports(
+        &mut self,
+        generation: u64,
+        kind: ReportKind,
+        count: usize,
+        tick: &mut tokio::time::Interval,
+    ) -> std::result::Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < count {
+            tokio::select! {
+                Some(e) = self.events.recv() => match e {
+                    Event::Report(r) if r.generation == generation && r.kind() == kind => { seen.insert(r.ordinal); }
+                    Event::Report(r) if r.kind() == ReportKind::Failed => return Err(r.error),
+                    Event::Detached { reason, .. } => return Err(reason),
+                    _ => {}
+                },
+                _ = tick.tick() => if let Some(reason) = self.detach_silent() { return Err(reason) },
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_generation(&mut self, args: RunArgs<'_>) -> RunEnd {
+        let RunArgs {
+            generation,
+            workers,
+            total_sources,
+            restore,
+            store,
+            acks,
+            drain,
+            tick,
+        } = args;
+        // Deployed everywhere: the number of checkpoint participants is known.
+        let mut participants = 0usize;
+        let mut deployed = std::collections::BTreeSet::new();
+        while deployed.len() < workers {
+            tokio::select! {
+                Some(e) = self.events.recv() => match e {
+                    Event::Report(r) if r.generation == generation && r.kind() == ReportKind::Deployed => {
+                        if deployed.insert(r.ordinal) {
+                            participants += r.count as usize;
+                        }
+                    }
+                    Event::Report(r) if r.kind() == ReportKind::Failed => {
+                        return RunEnd::Failed(format!("worker {} could not deploy: {}", r.ordinal, r.error));
+                    }
+                    Event::Detached { reason, .. } => return RunEnd::Failed(reason),
+                    _ => {}
+                },
+                _ = tick.tick() => if let Some(reason) = self.detach_silent() { return RunEnd::Failed(reason) },
+            }
+        }
+        self.set_phase(Phase::Running);
+        // The checkpoint coordinator, bridged to the workers.
+        let (trigger_tx, mut trigger_rx) = watch::channel::<Option<Barrier>>(None);
+        let (complete_tx, mut complete_rx) = watch::channel(restore.map_or(0, |r| r.meta.checkpoint_id));
+        let sources_remaining = Arc::new(watch::channel(total_sources).0);
+        let coordinator_stop = CancellationToken::new();
+        let coordinator = match (store, &self.config.checkpoint) {
+            (Some(store), Some(cfg)) => {
+                let highest = match store.highest_id().await {
+                    Ok(h) => h,
+                    Err(e) => return RunEnd::Failed(e.to_string()),
+                };
+                let c = Coordinator {
+                    config: cfg.clone(),
+                    store: store.clone(),
+                    job: self.config.name.clone(),
+                    generation,
+                    max_parallelism: self.config.max_parallelism,
+                    expected: participants,
+                    metrics: self.shared.checkpoints.clone(),
+                    first_id: restore.map_or(0, |r| r.meta.checkpoint_id).max(highest) + 1,
+                };
+                let channels = CoordinatorChannels {
+                    trigger: trigger_tx,
+                    acks,
+                    complete: complete_tx,
+                    sources_remaining: sources_remaining.clone(),
+                    stop: coordinator_stop.clone(),
+                    requests: self.shared.control.requests(),
+                    job_cancel: drain.clone(),
+                };
+                Some(tokio::spawn(c.run(channels)))
+            }
+            _ => None,
+        };
+        let mut coordinator = coordinator;
+        let mut ended = vec![0u32; workers];
+        let mut finished = std::collections::BTreeSet::new();
+        let mut drain_sent = false;
+        let end = loop {
+            if drain.is_cancelled() && !drain_sent {
+                drain_sent = true;
+                tracing::info!(generation, "stopping the job: sources stop, data in flight drains");
+                self.broadcast(Cmd::Stop(rpc::Stop { generation, drain: true }));
+            }
+            tokio::select! {
+                Some(e) = self.events.recv() => match e {
+                    Event::Report(r) if r.generation != generation => {}
+                    Event::Report(r) => match r.kind() {
+                        ReportKind::Failed => break RunEnd::Failed(format!("worker {}: {}", r.ordinal, r.error)),
+                        ReportKind::Finished => {
+                            finished.insert(r.ordinal);
+                            if finished.len() == workers {
+                                break RunEnd::Finished { drained: drain_sent };
+                            }
+                        }
+                        ReportKind::SourcesEnded => {
+                            if let Some(slot) = ended.get_mut(r.ordinal as usize) {
+                                *slot = (*slot).max(r.count as u32);
+                            }
+                            let sum: usize = ended.iter().map(|n| *n as usize).sum();
+                            sources_remaining.send_replace(total_sources.saturating_sub(sum));
+                            self.broadcast(Cmd::SourcesEnded(rpc::SourcesEnded { generation, ended: ended.clone() }));
+                        }
+                        _ => {}
+                    },
+                    Event::Detached { reason, .. } => break RunEnd::Failed(reason),
+                    Event::Attached => {}
+                },
+                Ok(()) = trigger_rx.changed() => {
+                    if let Some(b) = *trigger_rx.borrow_and_update() {
+                        self.broadcast(Cmd::Trigger(rpc::Trigger {
+                            generation,
+                            checkpoint_id: b.checkpoint_id,
+                            timestamp_ms: b.timestamp_ms,
+                            savepoint: b.savepoint,
+                        }));
+                    }
+                }
+                Ok(()) = complete_rx.changed() => {
+                    let id = *complete_rx.borrow_and_update();
+                    self.shared.state.lock().expect("master lock").last_checkpoint = id;
+                    self.broadcast(Cmd::Complete(rpc::Complete { generation, checkpoint_id: id }));
+                }
+                Some(result) = async { match &mut coordinator { Some(c) => Some(c.await), None => std::future::pending().await } } => {
+                    coordinator = None;
+                    match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => break RunEnd::Failed(e.to_string()),
+                        Err(e) => break RunEnd::Failed(format!("checkpoint coordinator ended abnormally: {e}")),
+                    }
+                }
+                _ = drain.cancelled(), if !drain_sent => {}
+                _ = tick.tick() => {
+                    self.broadcast(Cmd::Ping(rpc::Ping {}));
+                    if let Some(reason) = self.detach_silent() {
+                        break RunEnd::Failed(reason);
+                    }
+                }
+            }
+        };
+        coordinator_stop.cancel();
+        if let Some(c) = coordinator {
+            let _ = c.await;
+        }
+        self.shared.state.lock().expect("master lock").acks = None;
+        end
+    }
+}
+
+struct RunArgs<'a> {
+    generation: u64,
+    workers: usize,
+    total_sources: usize,
+    restore: Option<&'a Restore>,
+    store: Option<&'a CheckpointStore>,
+    acks: mpsc::UnboundedReceiver<Ack>,
+    drain: &'a CancellationToken,
+    tick: &'a mut tokio::time::Interval,
+}
