@@ -47,8 +47,9 @@ impl LocalCluster {
         }
         let exe = std::env::current_exe().map_err(|e| WeirError::Cluster(format!("cannot find this program: {e}")))?;
         let mut ports = free_ports(self.workers + 1)?;
+        let spare = ports.pop().expect("asked for one more");
         let status_port = match self.status_port {
-            0 => ports.pop().expect("asked for one more"),
+            0 => spare,
             p => p,
         };
         let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();

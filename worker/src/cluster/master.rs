@@ -89,6 +89,8 @@ enum Event {
 struct State {
     phase: Phase,
     generation: u64,
+    /// Whether the current generation runs (false while restarting: its calls are refused).
+    live: bool,
     workers: Vec<Option<Attached>>,
     restarts: u32,
     last_checkpoint: u64,
@@ -160,6 +162,7 @@ impl Master {
             state: Mutex::new(State {
                 phase: Phase::WaitingForWorkers,
                 generation: 0,
+                live: false,
                 workers: (0..workers).map(|_| None).collect(),
                 restarts: 0,
                 last_checkpoint: 0,
@@ -217,9 +220,12 @@ impl Master {
         }
     }
 
-    fn check_generation(&self, generation: u64) -> std::result::Result<(), Status> {
-        let current = self.shared.state.lock().expect("master lock").generation;
-        if generation != current {
+    /// Refuses calls from any generation but the running one (`stopping`: also from the one
+    /// being stopped, for its workers' confirmations).
+    fn check_generation(&self, generation: u64, stopping: bool) -> std::result::Result<(), Status> {
+        let s = self.shared.state.lock().expect("master lock");
+        let current = s.generation;
+        if generation != current || !(s.live || stopping) {
             return Err(Status::failed_precondition(format!(
                 "generation {generation} is fenced: the job runs generation {current}"
             )));
@@ -308,7 +314,7 @@ impl rpc::coordinator_server::Coordinator for Master {
 
     async fn acknowledge(&self, request: Request<rpc::CheckpointAck>) -> std::result::Result<Response<rpc::Empty>, Status> {
         let a = request.into_inner();
-        self.check_generation(a.generation)?;
+        self.check_generation(a.generation, false)?;
         let result = if !a.error.is_empty() {
             Err(a.error)
         } else if a.snapshot_json.is_empty() {
@@ -334,7 +340,7 @@ impl rpc::coordinator_server::Coordinator for Master {
 
     async fn report(&self, request: Request<rpc::TaskReport>) -> std::result::Result<Response<rpc::Empty>, Status> {
         let r = request.into_inner();
-        self.check_generation(r.generation)?;
+        self.check_generation(r.generation, r.kind() == ReportKind::Stopped)?;
         let _ = self.shared.events.send(Event::Report(r));
         Ok(Response::new(rpc::Empty {}))
     }
@@ -495,6 +501,7 @@ impl MasterLoop {
             let addresses: Vec<String> = {
                 let mut s = self.shared.state.lock().expect("master lock");
                 s.generation = generation;
+                s.live = true;
                 s.acks = Some(ack_tx);
                 s.last_checkpoint = restore.as_ref().map_or(s.last_checkpoint, |r| r.meta.checkpoint_id);
                 s.workers.iter().flatten().map(|w| w.address.clone()).collect()
@@ -539,7 +546,11 @@ impl MasterLoop {
                 RunEnd::Failed(reason) => {
                     self.set_phase(Phase::Restarting);
                     tracing::warn!(job = %self.shared.job, generation, %reason, "run failed; stopping its tasks");
-                    self.shared.state.lock().expect("master lock").last_error = Some(reason.clone());
+                    {
+                        let mut s = self.shared.state.lock().expect("master lock");
+                        s.last_error = Some(reason.clone());
+                        s.live = false;
+                    }
                     self.broadcast(Cmd::Stop(rpc::Stop { generation, drain: false }));
                     let attached = self.shared.state.lock().expect("master lock").workers.iter().flatten().count();
                     let _ = tokio::time::timeout(
