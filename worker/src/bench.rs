@@ -371,15 +371,24 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
 
 /// CPU seconds (user + system) used by this process so far.
 pub fn cpu_seconds() -> f64 {
+    proc_stat_seconds(11, 12)
+}
+
+/// CPU seconds used by this process's children (and theirs) that have been waited for.
+pub fn children_cpu_seconds() -> f64 {
+    proc_stat_seconds(13, 14)
+}
+
+fn proc_stat_seconds(user: usize, system: usize) -> f64 {
     // From /proc/self/stat (utime and stime in clock ticks, 100 per second on Linux), which
     // keeps `unsafe` FFI out of the crate.
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields after the command: state is index 0, utime is 11, stime is 12.
+    // Fields after the command: state is index 0, utime 11, stime 12, cutime 13, cstime 14.
     let hz = 100.0;
-    (ticks(11) + ticks(12)) / hz
+    (ticks(user) + ticks(system)) / hz
 }
 
 /// Resident memory now, MiB.

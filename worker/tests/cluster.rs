@@ -69,7 +69,10 @@ fn single_process(dir: &Path, yaml: &str) -> (Vec<String>, Vec<String>) {
         .status()
         .unwrap();
     assert!(status.success());
-    (common::committed_lines(&dir.join("out")), common::committed_lines(&dir.join("copies")))
+    (
+        common::committed_lines(&dir.join("out")),
+        common::committed_lines(&dir.join("copies")),
+    )
 }
 
 struct Cluster {
@@ -90,7 +93,12 @@ impl Cluster {
             .args(["--workers", &workers.to_string()])
             .arg("--pid-dir")
             .arg(&pids)
-            .args(["--status-port", &status_port.to_string(), "--heartbeat-timeout-ms", "2000"])
+            .args([
+                "--status-port",
+                &status_port.to_string(),
+                "--heartbeat-timeout-ms",
+                "2000",
+            ])
             .env("WEIR_LOG", "info")
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -121,7 +129,10 @@ impl Cluster {
                 let _ = self.child.kill();
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(60).collect();
-                panic!("the cluster did not finish within {limit:?}; log tail:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                panic!(
+                    "the cluster did not finish within {limit:?}; log tail:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -138,14 +149,21 @@ impl Drop for Cluster {
         // The workers are the cluster's children (killed with it); stop any left over.
         for i in 0..8 {
             if let Some(pid) = self.pid(i) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
             }
         }
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn status(port: u16) -> Option<serde_json::Value> {
@@ -180,8 +198,16 @@ fn three_workers_give_the_output_of_one_process() {
     let port = free_port();
     let cluster = Cluster::start(&three, &mixed_job(&three, false), 3, port);
     let log_path = cluster.log.clone();
-    assert!(cluster.wait(Duration::from_secs(60)), "{}", std::fs::read_to_string(log_path).unwrap_or_default());
-    assert_eq!(common::committed_lines(&three.join("out")), out, "hash and rebalance edges");
+    assert!(
+        cluster.wait(Duration::from_secs(60)),
+        "{}",
+        std::fs::read_to_string(log_path).unwrap_or_default()
+    );
+    assert_eq!(
+        common::committed_lines(&three.join("out")),
+        out,
+        "hash and rebalance edges"
+    );
     assert_eq!(common::committed_lines(&three.join("copies")), copies, "broadcast edge");
 }
 
@@ -244,9 +270,11 @@ fn a_worker_cut_off_and_back_is_fenced_and_the_job_recovers() {
     let before = status(port).unwrap()["generation"].as_u64().unwrap();
     // Cut worker 2 off: it stops answering (and sending) without its connections closing.
     cluster.signal(2, "-STOP");
-    wait_for("the master to move past the silent worker", Duration::from_secs(20), || {
-        status(port).is_some_and(|s| s["generation"].as_u64() > Some(before) || s["state"] == "waiting-for-workers")
-    });
+    wait_for(
+        "the master to move past the silent worker",
+        Duration::from_secs(20),
+        || status(port).is_some_and(|s| s["generation"].as_u64() > Some(before) || s["state"] == "waiting-for-workers"),
+    );
     // A zombie of the old generation: the master refuses its reports and acknowledgements…
     let rt = tokio::runtime::Runtime::new().unwrap();
     let peers = read_peers(&cluster.log());
@@ -304,8 +332,16 @@ fn a_worker_cut_off_and_back_is_fenced_and_the_job_recovers() {
         }
     });
     let log = cluster.log.clone();
-    assert!(cluster.wait(Duration::from_secs(120)), "{}", std::fs::read_to_string(log).unwrap_or_default());
-    assert_eq!(common::committed_lines(&dir.join("out")), out, "after the cut: exactly once");
+    assert!(
+        cluster.wait(Duration::from_secs(120)),
+        "{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    assert_eq!(
+        common::committed_lines(&dir.join("out")),
+        out,
+        "after the cut: exactly once"
+    );
     assert_eq!(common::committed_lines(&dir.join("copies")), copies);
 }
 
@@ -318,4 +354,19 @@ fn read_peers(log: &str) -> Vec<String> {
     let line = log.lines().find(|l| l.contains("workers on ")).expect("cluster banner");
     let list = line.split("workers on ").nth(1).unwrap().split(';').next().unwrap();
     list.split(", ").map(str::to_string).collect()
+}
+
+#[test]
+fn a_cluster_gives_up_after_the_restart_strategy_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = mixed_job(tmp.path(), true).replace("attempts: 100", "attempts: 0");
+    let cluster = Cluster::start(tmp.path(), &yaml, 2, free_port());
+    wait_for("the first checkpoint", Duration::from_secs(30), || {
+        std::fs::read_to_string(tmp.path().join("cluster.log")).is_ok_and(|l| l.contains("checkpoint complete"))
+    });
+    cluster.signal(1, "-9");
+    let log = cluster.log.clone();
+    assert!(!cluster.wait(Duration::from_secs(60)), "the job must fail");
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains("the job failed after 0 restarts"), "{text}");
 }

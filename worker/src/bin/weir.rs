@@ -195,6 +195,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     // Installed as `weir-worker` (a link to `weir`, what a pod runs), it is `weir worker`.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -253,7 +254,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 pid_dir,
                 status_port,
             };
-            Ok(if cluster.run().await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if cluster.run().await? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Status { address, json } => status_cmd(&address, json).await,
         Command::Explain { file } => run(file, None, true, Progress::Never, StateArgs::default()).await,
@@ -280,6 +285,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             rescale_to,
         } => match query.as_str() {
             "kafka" => kafka_bench_cmd(events, parallelism, json).await,
+            "cluster" => cluster_bench_cmd(events, parallelism.max(2), json),
             "state" => state_bench_cmd(events, parallelism, rescale_to, json).await,
             _ => bench_cmd(&query, events, parallelism, reps, json, checkpoint_interval).await,
         },
@@ -535,6 +541,58 @@ async fn state_bench_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Keyed count on 2 worker processes vs one process; then latency at half the cluster's rate.
+fn cluster_bench_cmd(events: u64, parallelism: usize, json: bool) -> anyhow::Result<ExitCode> {
+    use weir::cluster::bench::run_once;
+    let dir = tempfile_dir("weir-cluster-bench")?;
+    println!(
+        "| mode | events | rate limit | seconds | events/s | CPU s | events per CPU-s | bytes on wire | bytes per event | latency p50 ms | p99 ms |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let print = |r: &weir::cluster::bench::ClusterBenchRun| -> anyhow::Result<()> {
+        println!(
+            "| {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.0} | {} | {:.1} | {} | {} |",
+            r.mode,
+            r.events,
+            if r.rate == 0 {
+                "none".to_string()
+            } else {
+                r.rate.to_string()
+            },
+            r.seconds,
+            r.events_per_s,
+            r.cpu_seconds,
+            r.events_per_cpu_s,
+            r.wire_bytes,
+            r.wire_bytes as f64 / r.events as f64,
+            r.latency_p50_ms,
+            r.latency_p99_ms
+        );
+        if json {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        Ok(())
+    };
+    let one = run_once(&dir, 0, events, 0, parallelism)?;
+    print(&one)?;
+    let two = run_once(&dir, 2, events, 0, parallelism)?;
+    print(&two)?;
+    // Half of the maximum rate, for about 10 seconds.
+    let rate = (two.events_per_s / 2.0) as u64;
+    let n = rate * 10;
+    print(&run_once(&dir, 0, n, rate, parallelism)?)?;
+    print(&run_once(&dir, 2, n, rate, parallelism)?)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A scratch directory under the system's temp dir.
+fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
 async fn bench_cmd(
     query: &str,
     events: u64,
@@ -587,7 +645,9 @@ async fn worker_cmd(args: WorkerArgs, state: StateArgs) -> anyhow::Result<ExitCo
     configure(&job, args.parallelism, &state)?;
     let options = args.options()?;
     let (graph, config) = job.env.prepare(&job.name)?;
-    let exit = weir::cluster::worker::run(graph, config, options).await.map_err(|e| job.locate(e))?;
+    let exit = weir::cluster::worker::run(graph, config, options)
+        .await
+        .map_err(|e| job.locate(e))?;
     if exit.success {
         eprintln!("worker {}: {}", args.ordinal.unwrap_or(0), exit.message);
         Ok(ExitCode::SUCCESS)
@@ -611,11 +671,20 @@ async fn status_cmd(address: &str, json: bool) -> anyhow::Result<ExitCode> {
     }
     println!(
         "job {}: {} (generation {}, {}/{} workers, {} restarts, last checkpoint {})",
-        status.job, status.state, status.generation, status.workers_attached, status.workers, status.restarts, status.last_checkpoint
+        status.job,
+        status.state,
+        status.generation,
+        status.workers_attached,
+        status.workers,
+        status.restarts,
+        status.last_checkpoint
     );
     if let Ok(v) = serde_json::from_slice::<weir::cluster::master::StatusView>(&status.details_json) {
         for n in v.nodes {
-            println!("  {:<24} in {:>12}  out {:>12}  dead letters {}", n.name, n.records_in, n.records_out, n.dead_letters);
+            println!(
+                "  {:<24} in {:>12}  out {:>12}  dead letters {}",
+                n.name, n.records_in, n.records_out, n.dead_letters
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -114,7 +114,11 @@ impl CheckpointStore {
             };
             let path = dir.path.clone().join(n.to_string());
             let stamp = crate::operators::keyed_process::now_ms().to_string();
-            match dir.store.put_opts(&path, PutPayload::from(stamp.into_bytes()), opts).await {
+            match dir
+                .store
+                .put_opts(&path, PutPayload::from(stamp.into_bytes()), opts)
+                .await
+            {
                 Ok(_) => return Ok(n),
                 Err(object_store::Error::AlreadyExists { .. }) => n += 1,
                 Err(e) => return Err(err("claiming a generation in", &dir, e)),

@@ -120,13 +120,11 @@ fn ordinal_from_hostname() -> Result<usize> {
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .unwrap_or_default();
     let host = host.trim();
-    host.rsplit_once('-')
-        .and_then(|(_, n)| n.parse().ok())
-        .ok_or_else(|| {
-            WeirError::Cluster(format!(
-                "no --ordinal given and the host name '{host}' does not end in -<ordinal>"
-            ))
-        })
+    host.rsplit_once('-').and_then(|(_, n)| n.parse().ok()).ok_or_else(|| {
+        WeirError::Cluster(format!(
+            "no --ordinal given and the host name '{host}' does not end in -<ordinal>"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -144,16 +142,33 @@ mod tests {
     fn parse(args: &[&str]) -> Result<WorkerOptions> {
         let mut v = vec!["t", "job.yaml"];
         v.extend_from_slice(args);
-        T::try_parse_from(v).map_err(|e| WeirError::Cluster(e.to_string()))?.w.options()
+        T::try_parse_from(v)
+            .map_err(|e| WeirError::Cluster(e.to_string()))?
+            .w
+            .options()
     }
 
     #[test]
     fn peers_and_patterns() {
         let o = parse(&["--ordinal", "1", "--peers", "a:1,b:2,c:3"]).unwrap();
-        assert_eq!((o.workers, o.advertise.as_str(), o.coordinator.as_str()), (3, "b:2", "a:1"));
+        assert_eq!(
+            (o.workers, o.advertise.as_str(), o.coordinator.as_str()),
+            (3, "b:2", "a:1")
+        );
         assert_eq!(o.listen.port(), 2);
-        let o = parse(&["--ordinal", "2", "--workers", "3", "--peer-pattern", "w-{ordinal}.svc:7070"]).unwrap();
-        assert_eq!((o.advertise.as_str(), o.coordinator.as_str()), ("w-2.svc:7070", "w-0.svc:7070"));
+        let o = parse(&[
+            "--ordinal",
+            "2",
+            "--workers",
+            "3",
+            "--peer-pattern",
+            "w-{ordinal}.svc:7070",
+        ])
+        .unwrap();
+        assert_eq!(
+            (o.advertise.as_str(), o.coordinator.as_str()),
+            ("w-2.svc:7070", "w-0.svc:7070")
+        );
     }
 
     #[test]

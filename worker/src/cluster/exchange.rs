@@ -140,7 +140,9 @@ impl rpc::exchange_server::Exchange for Inbound {
     ) -> std::result::Result<Response<Self::ChannelStream>, Status> {
         let mut frames = request.into_inner();
         let open = match frames.message().await? {
-            Some(rpc::Frame { kind: Some(Kind::Open(o)) }) => o,
+            Some(rpc::Frame {
+                kind: Some(Kind::Open(o)),
+            }) => o,
             _ => return Err(Status::invalid_argument("a channel must start with an Open frame")),
         };
         let input = self.take(&open)?;
@@ -197,7 +199,11 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Sends everything from `messages` to the remote receiver until the end of the stream, waiting
 /// for credit before each message. Fails if the receiver refuses or goes away.
-pub async fn send(outbound: Outbound, mut messages: mpsc::Receiver<Message>, metrics: Arc<ExchangeMetrics>) -> Result<()> {
+pub async fn send(
+    outbound: Outbound,
+    mut messages: mpsc::Receiver<Message>,
+    metrics: Arc<ExchangeMetrics>,
+) -> Result<()> {
     use prost::Message as _;
     use std::sync::atomic::Ordering::Relaxed;
     let (mut credits_in, frames) = connect(&outbound).await?;
@@ -247,11 +253,7 @@ pub async fn send(outbound: Outbound, mut messages: mpsc::Receiver<Message>, met
 fn gone(outbound: &Outbound) -> WeirError {
     WeirError::Exchange(format!(
         "the receiver at {} went away (channel {}:{} {}→{})",
-        outbound.address,
-        outbound.open.node,
-        outbound.open.input,
-        outbound.open.from_subtask,
-        outbound.open.to_subtask
+        outbound.address, outbound.open.node, outbound.open.input, outbound.open.from_subtask, outbound.open.to_subtask
     ))
 }
 
@@ -294,5 +296,113 @@ async fn connect(outbound: &Outbound) -> Result<(Streaming<rpc::Credit>, mpsc::S
                 wait = (wait * 2).min(Duration::from_millis(500));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::*;
+
+    async fn serve(inbound: Inbound) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(rpc::exchange_server::ExchangeServer::new(inbound))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        addr
+    }
+
+    fn open(generation: u64) -> rpc::Open {
+        rpc::Open {
+            job: "j".into(),
+            generation,
+            node: 1,
+            input: 0,
+            from_subtask: 0,
+            to_subtask: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_receiver_stops_the_sender_after_its_credit() {
+        let capacity = 3;
+        let inbound = Inbound::new("j", capacity);
+        let (tx, mut rx) = mpsc::channel(capacity);
+        let id = ChannelId {
+            node: 1,
+            input: 0,
+            from: 0,
+            to: 0,
+        };
+        inbound.deploy(7, [(id, tx)].into_iter().collect());
+        let address = serve(inbound.clone()).await;
+        let (producer, messages) = mpsc::channel(1);
+        let metrics = inbound.metrics.clone();
+        let sender = tokio::spawn(send(Outbound { address, open: open(7) }, messages, metrics.clone()));
+        // Nobody reads: at most `capacity` messages wait in the receiver's input and `capacity`
+        // are in flight (its credit), however long the producer tries.
+        let pushed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = pushed.clone();
+        let push = tokio::spawn(async move {
+            for i in 0..1000 {
+                producer.send(Message::Watermark(i)).await.unwrap();
+                counter.fetch_add(1, Relaxed);
+            }
+            producer.send(Message::EndOfStream).await.unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sent = metrics.frames_out.load(Relaxed);
+        // At most `capacity` messages wait in the receiver's input and `capacity` are in flight
+        // (its credit), however long the producer tries…
+        assert!(sent <= 2 * capacity as u64, "{sent} frames sent without credit");
+        // …plus one in the producer's channel and one in the sender's hand.
+        assert!(pushed.load(Relaxed) <= sent + 2, "{} pushed", pushed.load(Relaxed));
+        assert!(metrics.credit_waits.load(Relaxed) > 0);
+        // Reading lets everything through, in order, to the end.
+        for i in 0..1000 {
+            match rx.recv().await {
+                Some(Message::Watermark(w)) => assert_eq!(w, i),
+                other => panic!("expected watermark {i}, got {other:?}"),
+            }
+        }
+        assert!(matches!(rx.recv().await, Some(Message::EndOfStream)));
+        push.await.unwrap();
+        sender.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn older_generations_are_refused_and_newer_ones_wait() {
+        let inbound = Inbound::new("j", 2);
+        let (tx, _rx) = mpsc::channel(2);
+        let id = ChannelId {
+            node: 1,
+            input: 0,
+            from: 0,
+            to: 0,
+        };
+        inbound.deploy(5, [(id, tx)].into_iter().collect());
+        let address = serve(inbound).await;
+        let mut client = ExchangeClient::new(super::super::channel_to(&address).unwrap());
+        let frame = |g| rpc::Frame {
+            kind: Some(Kind::Open(open(g))),
+        };
+        let old = client.channel(futures::stream::iter(vec![frame(4)])).await.unwrap_err();
+        assert_eq!(old.code(), tonic::Code::FailedPrecondition);
+        assert!(old.message().contains("generation 4 is fenced"), "{}", old.message());
+        let ahead = client.channel(futures::stream::iter(vec![frame(6)])).await.unwrap_err();
+        assert_eq!(ahead.code(), tonic::Code::Unavailable);
+        let mut other_job = open(5);
+        other_job.job = "k".into();
+        let wrong = client
+            .channel(futures::stream::iter(vec![rpc::Frame {
+                kind: Some(Kind::Open(other_job)),
+            }]))
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), tonic::Code::InvalidArgument);
     }
 }

@@ -312,7 +312,10 @@ impl rpc::coordinator_server::Coordinator for Master {
         Ok(Response::new(rpc::HeartbeatReply { generation }))
     }
 
-    async fn acknowledge(&self, request: Request<rpc::CheckpointAck>) -> std::result::Result<Response<rpc::Empty>, Status> {
+    async fn acknowledge(
+        &self,
+        request: Request<rpc::CheckpointAck>,
+    ) -> std::result::Result<Response<rpc::Empty>, Status> {
         let a = request.into_inner();
         self.check_generation(a.generation, false)?;
         let result = if !a.error.is_empty() {
@@ -409,7 +412,13 @@ impl MasterLoop {
     }
 
     fn all_attached(&self) -> bool {
-        self.shared.state.lock().expect("master lock").workers.iter().all(Option::is_some)
+        self.shared
+            .state
+            .lock()
+            .expect("master lock")
+            .workers
+            .iter()
+            .all(Option::is_some)
     }
 
     /// Drops workers that have not been heard from within the timeout, reporting them.
@@ -515,7 +524,10 @@ impl MasterLoop {
             );
             self.broadcast(Cmd::Deploy(rpc::Deploy {
                 generation,
-                restore: restore.as_ref().map(|r| r.dir.display().to_string()).unwrap_or_default(),
+                restore: restore
+                    .as_ref()
+                    .map(|r| r.dir.display().to_string())
+                    .unwrap_or_default(),
                 addresses,
             }));
             let end = self
@@ -535,7 +547,10 @@ impl MasterLoop {
                     if !drained {
                         self.set_phase(Phase::Finishing);
                         self.broadcast(Cmd::CommitFinal(rpc::CommitFinal { generation }));
-                        if let Err(reason) = self.wait_reports(generation, ReportKind::Committed, workers, &mut tick).await {
+                        if let Err(reason) = self
+                            .wait_reports(generation, ReportKind::Committed, workers, &mut tick)
+                            .await
+                        {
                             return Err(WeirError::Cluster(format!(
                                 "the final commit did not complete: {reason}"
                             )));
@@ -551,8 +566,19 @@ impl MasterLoop {
                         s.last_error = Some(reason.clone());
                         s.live = false;
                     }
-                    self.broadcast(Cmd::Stop(rpc::Stop { generation, drain: false }));
-                    let attached = self.shared.state.lock().expect("master lock").workers.iter().flatten().count();
+                    self.broadcast(Cmd::Stop(rpc::Stop {
+                        generation,
+                        drain: false,
+                    }));
+                    let attached = self
+                        .shared
+                        .state
+                        .lock()
+                        .expect("master lock")
+                        .workers
+                        .iter()
+                        .flatten()
+                        .count();
                     let _ = tokio::time::timeout(
                         self.shared.heartbeats.timeout,
                         self.wait_reports(generation, ReportKind::Stopped, attached, &mut tick),
@@ -569,7 +595,12 @@ impl MasterLoop {
                     restarts += 1;
                     self.shared.state.lock().expect("master lock").restarts = restarts;
                     let wait = self.config.restart.delay_before(restarts);
-                    tracing::warn!(restart = restarts, of = self.config.restart.attempts, wait_ms = wait.as_millis() as u64, "restarting from the newest checkpoint");
+                    tracing::warn!(
+                        restart = restarts,
+                        of = self.config.restart.attempts,
+                        wait_ms = wait.as_millis() as u64,
+                        "restarting from the newest checkpoint"
+                    );
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -634,10 +665,8 @@ impl MasterLoop {
         while deployed.len() < workers {
             tokio::select! {
                 Some(e) = self.events.recv() => match e {
-                    Event::Report(r) if r.generation == generation && r.kind() == ReportKind::Deployed => {
-                        if deployed.insert(r.ordinal) {
-                            participants += r.count as usize;
-                        }
+                    Event::Report(r) if r.generation == generation && r.kind() == ReportKind::Deployed && deployed.insert(r.ordinal) => {
+                        participants += r.count as usize;
                     }
                     Event::Report(r) if r.kind() == ReportKind::Failed => {
                         return RunEnd::Failed(format!("worker {} could not deploy: {}", r.ordinal, r.error));
@@ -691,7 +720,10 @@ impl MasterLoop {
             if drain.is_cancelled() && !drain_sent {
                 drain_sent = true;
                 tracing::info!(generation, "stopping the job: sources stop, data in flight drains");
-                self.broadcast(Cmd::Stop(rpc::Stop { generation, drain: true }));
+                self.broadcast(Cmd::Stop(rpc::Stop {
+                    generation,
+                    drain: true,
+                }));
             }
             tokio::select! {
                 Some(e) = self.events.recv() => match e {

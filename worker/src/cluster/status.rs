@@ -16,7 +16,9 @@ pub async fn serve(addr: SocketAddr, master: Master) -> Result<()> {
         .map_err(|e| WeirError::Cluster(format!("cannot listen for status on {addr}: {e}")))?;
     tokio::spawn(async move {
         loop {
-            let Ok((mut conn, _)) = listener.accept().await else { continue };
+            let Ok((mut conn, _)) = listener.accept().await else {
+                continue;
+            };
             let master = master.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
@@ -34,7 +36,11 @@ pub async fn serve(addr: SocketAddr, master: Master) -> Result<()> {
                     ),
                     "/metrics" => ("200 OK", "text/plain; version=0.0.4", prometheus(&master.status())),
                     "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-                    _ => ("404 Not Found", "text/plain", "try /status, /metrics or /healthz\n".to_string()),
+                    _ => (
+                        "404 Not Found",
+                        "text/plain",
+                        "try /status, /metrics or /healthz\n".to_string(),
+                    ),
                 };
                 let response = format!(
                     "HTTP/1.1 {code}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -52,25 +58,67 @@ pub fn prometheus(v: &StatusView) -> String {
     let mut s = String::new();
     let job = &v.job;
     let gauge = |s: &mut String, name: &str, help: &str, value: u64| {
-        let _ = writeln!(s, "# HELP weir_{name} {help}\n# TYPE weir_{name} gauge\nweir_{name}{{job=\"{job}\"}} {value}");
+        let _ = writeln!(
+            s,
+            "# HELP weir_{name} {help}\n# TYPE weir_{name} gauge\nweir_{name}{{job=\"{job}\"}} {value}"
+        );
     };
-    gauge(&mut s, "generation", "Current run (generation) of the job.", v.generation);
-    gauge(&mut s, "workers_attached", "Workers attached to the master.", v.workers_attached as u64);
-    gauge(&mut s, "restarts_total", "Restarts after failures.", u64::from(v.restarts));
-    gauge(&mut s, "last_checkpoint", "Newest completed checkpoint id.", v.last_checkpoint);
-    gauge(&mut s, "checkpoints_completed_total", "Completed checkpoints.", v.checkpoints_completed);
-    gauge(&mut s, "checkpoints_failed_total", "Failed checkpoints.", v.checkpoints_failed);
+    gauge(
+        &mut s,
+        "generation",
+        "Current run (generation) of the job.",
+        v.generation,
+    );
+    gauge(
+        &mut s,
+        "workers_attached",
+        "Workers attached to the master.",
+        v.workers_attached as u64,
+    );
+    gauge(
+        &mut s,
+        "restarts_total",
+        "Restarts after failures.",
+        u64::from(v.restarts),
+    );
+    gauge(
+        &mut s,
+        "last_checkpoint",
+        "Newest completed checkpoint id.",
+        v.last_checkpoint,
+    );
+    gauge(
+        &mut s,
+        "checkpoints_completed_total",
+        "Completed checkpoints.",
+        v.checkpoints_completed,
+    );
+    gauge(
+        &mut s,
+        "checkpoints_failed_total",
+        "Failed checkpoints.",
+        v.checkpoints_failed,
+    );
     gauge(
         &mut s,
         "checkpoint_last_duration_ms",
         "Duration of the newest checkpoint.",
         v.checkpoint_last_duration_ms,
     );
-    gauge(&mut s, "checkpoint_last_bytes", "Size of the newest checkpoint.", v.checkpoint_last_bytes);
+    gauge(
+        &mut s,
+        "checkpoint_last_bytes",
+        "Size of the newest checkpoint.",
+        v.checkpoint_last_bytes,
+    );
     for (name, help, pick) in [
         ("records_in_total", "Records into a node.", 0),
         ("records_out_total", "Records out of a node.", 1),
-        ("dead_letters_total", "Malformed records sent to the dead-letter output.", 2),
+        (
+            "dead_letters_total",
+            "Malformed records sent to the dead-letter output.",
+            2,
+        ),
         ("late_records_total", "Records later than the allowed lateness.", 3),
     ] {
         let _ = writeln!(s, "# HELP weir_{name} {help}\n# TYPE weir_{name} counter");

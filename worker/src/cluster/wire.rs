@@ -97,7 +97,9 @@ impl FrameDecoder {
             Some(Kind::Idle(_)) => Message::Idle,
             Some(Kind::End(_)) => Message::EndOfStream,
             Some(Kind::Open(_)) | None => {
-                return Err(WeirError::Exchange("unexpected frame in the middle of a channel".into()));
+                return Err(WeirError::Exchange(
+                    "unexpected frame in the middle of a channel".into(),
+                ));
             }
         })
     }
@@ -170,7 +172,9 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         let mut dec = FrameDecoder::new();
         let frame = rpc::Frame {
-            kind: Some(Kind::Batch(rpc::Batch { ipc: vec![1, 2, 3, 4, 5] })),
+            kind: Some(Kind::Batch(rpc::Batch {
+                ipc: vec![1, 2, 3, 4, 5],
+            })),
         };
         assert!(dec.decode(frame).is_err());
         assert!(dec.decode(rpc::Frame { kind: None }).is_err());

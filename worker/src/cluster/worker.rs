@@ -17,7 +17,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use weir_proto::rpc::{self, command::Kind as Cmd, coordinator_client::CoordinatorClient, task_report::Kind as ReportKind};
+use weir_proto::rpc::{
+    self, command::Kind as Cmd, coordinator_client::CoordinatorClient, task_report::Kind as ReportKind,
+};
 
 use super::exchange::Inbound;
 use super::master::Master;
@@ -74,6 +76,8 @@ pub async fn run(graph: LogicalGraph, config: JobConfig, opts: WorkerOptions) ->
         .map_err(|e| WeirError::Cluster(format!("cannot listen on {}: {e}", opts.listen)))?;
     let mut router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .initial_stream_window_size(super::STREAM_WINDOW)
+        .initial_connection_window_size(super::CONNECTION_WINDOW)
         .add_service(rpc::exchange_server::ExchangeServer::new(inbound.clone()));
     let mut master_loop = None;
     if opts.ordinal == 0 {
@@ -95,6 +99,14 @@ pub async fn run(graph: LogicalGraph, config: JobConfig, opts: WorkerOptions) ->
         deployment: None,
     };
     let exit = worker.attach_loop().await;
+    let m = &worker.inbound.metrics;
+    tracing::info!(
+        ordinal = worker.opts.ordinal,
+        exchange_bytes_out = m.bytes_out.load(Ordering::Relaxed),
+        exchange_frames_out = m.frames_out.load(Ordering::Relaxed),
+        exchange_credit_waits = m.credit_waits.load(Ordering::Relaxed),
+        "exchange totals"
+    );
     if let Some(m) = master_loop {
         // Let the master's last commands reach the other workers.
         let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
@@ -243,11 +255,27 @@ impl Worker {
                 match self.deploy(client.clone(), d).await {
                     Ok((deployment, participants)) => {
                         self.deployment = Some(deployment);
-                        report(client, self.opts.ordinal, generation, ReportKind::Deployed, participants as u64, "").await;
+                        report(
+                            client,
+                            self.opts.ordinal,
+                            generation,
+                            ReportKind::Deployed,
+                            participants as u64,
+                            "",
+                        )
+                        .await;
                     }
                     Err(e) => {
                         tracing::error!(generation, error = %e, "cannot deploy");
-                        report(client, self.opts.ordinal, generation, ReportKind::Failed, 0, &e.to_string()).await;
+                        report(
+                            client,
+                            self.opts.ordinal,
+                            generation,
+                            ReportKind::Failed,
+                            0,
+                            &e.to_string(),
+                        )
+                        .await;
                     }
                 }
             }
@@ -309,7 +337,17 @@ impl Worker {
                     }
                     match result {
                         Ok(()) => report(client, self.opts.ordinal, c.generation, ReportKind::Committed, 0, "").await,
-                        Err(e) => report(client, self.opts.ordinal, c.generation, ReportKind::Failed, 0, &e.to_string()).await,
+                        Err(e) => {
+                            report(
+                                client,
+                                self.opts.ordinal,
+                                c.generation,
+                                ReportKind::Failed,
+                                0,
+                                &e.to_string(),
+                            )
+                            .await
+                        }
                     }
                 }
             }
@@ -451,7 +489,14 @@ impl Worker {
 }
 
 /// Sends a report; a refusal (this worker's generation is fenced) is logged, not retried.
-async fn report(client: &CoordinatorClient<Channel>, ordinal: usize, generation: u64, kind: ReportKind, count: u64, error: &str) {
+async fn report(
+    client: &CoordinatorClient<Channel>,
+    ordinal: usize,
+    generation: u64,
+    kind: ReportKind,
+    count: u64,
+    error: &str,
+) {
     let request = rpc::TaskReport {
         ordinal: ordinal as u32,
         generation,
@@ -500,7 +545,9 @@ async fn report_source_ends(
     let mut reported = 0usize;
     while remaining.changed().await.is_ok() {
         let left = *remaining.borrow_and_update();
-        let local = total.saturating_sub(left).saturating_sub(remote_ended.load(Ordering::SeqCst));
+        let local = total
+            .saturating_sub(left)
+            .saturating_sub(remote_ended.load(Ordering::SeqCst));
         if local > reported {
             reported = local;
             report(&client, ordinal, generation, ReportKind::SourcesEnded, local as u64, "").await;

@@ -44,10 +44,7 @@ pub fn source(connector: &str, node: &str, options: &Map<String, Value>) -> Resu
 pub fn sink(connector: &str, node: &str, options: &Map<String, Value>) -> Result<Arc<dyn SinkFactory>> {
     Ok(match connector {
         "stdout" => Arc::new(Stdout::new(parse_options(connector, node, options)?)),
-        "blackhole" => {
-            let _: Empty = parse_options(connector, node, options)?;
-            Arc::new(Blackhole::new())
-        }
+        "blackhole" => Arc::new(Blackhole::with_config(parse_options(connector, node, options)?)),
         "file" => Arc::new(FileSink::new(node, parse_options(connector, node, options)?)?),
         "kafka" => Arc::new(KafkaSink::new(node, parse_options(connector, node, options)?)?),
         other => {
@@ -59,8 +56,3 @@ pub fn sink(connector: &str, node: &str, options: &Map<String, Value>) -> Result
         }
     })
 }
-
-/// No options allowed.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}

@@ -14,8 +14,8 @@ use tokio::sync::watch;
 
 use crate::checkpoint::coordinator::{Coordinator, CoordinatorChannels, TaskCheckpoints};
 use crate::checkpoint::restore::Restore;
-use crate::cluster::exchange::{self, ChannelId, ExchangeMetrics, Outbound};
 use crate::checkpoint::{CheckpointStore, SnapshotDir};
+use crate::cluster::exchange::{self, ChannelId, ExchangeMetrics, Outbound};
 use crate::dead_letter::DeadLetterWriter;
 use crate::error::{Result, WeirError};
 use crate::graph::{JobConfig, LogicalGraph, NodeKind, RestoreFrom};
@@ -412,7 +412,12 @@ pub(crate) async fn spawn_tasks(
     let mut tasks = JoinSet::new();
     for chain in &plan.chains {
         let head = chain[0];
-        for (input, (edge, route)) in graph.nodes[head].inputs.iter().zip(&plan.nodes[head].routes).enumerate() {
+        for (input, (edge, route)) in graph.nodes[head]
+            .inputs
+            .iter()
+            .zip(&plan.nodes[head].routes)
+            .enumerate()
+        {
             let pd = plan.nodes[head].parallelism;
             let from = if edge.side {
                 &mut side_outputs[edge.from]
@@ -497,7 +502,7 @@ pub(crate) async fn spawn_tasks(
                 parallelism: p,
                 max_parallelism: max_p,
             };
-            let mut ops = chain_operators(graph, &plan, chain, &node_metrics, &ctx_of)?;
+            let mut ops = chain_operators(graph, plan, chain, &node_metrics, &ctx_of)?;
             for op in &mut ops {
                 let id = graph
                     .nodes
@@ -619,10 +624,7 @@ pub(crate) async fn spawn_tasks(
             }
         }
     }
-    Ok(Spawned {
-        tasks,
-        participants,
-    })
+    Ok(Spawned { tasks, participants })
 }
 
 /// Waits for every task; on the first failure stops the rest (sources stop, the failure

@@ -74,10 +74,7 @@ impl PhysicalPlan {
     /// numbered across chains in order and dealt round robin, so every worker gets an even share
     /// of every chain. Every worker computes the same answer from the same plan.
     pub fn worker_of(&self, chain: usize, subtask: usize, workers: usize) -> usize {
-        let before: usize = self.chains[..chain]
-            .iter()
-            .map(|c| self.nodes[c[0]].parallelism)
-            .sum();
+        let before: usize = self.chains[..chain].iter().map(|c| self.nodes[c[0]].parallelism).sum();
         (before + subtask) % workers.max(1)
     }
 
