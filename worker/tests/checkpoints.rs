@@ -125,7 +125,7 @@ fn checkpoints_on_s3_restore_a_failed_job_exactly_once() {
         .unwrap();
     let expected = common::committed_lines(&clean_out);
     let failed = Arc::new(AtomicBool::new(false));
-    let r = windowed_job(out.to_str().unwrap(), &chk, Some((25_000, failed.clone())))
+    let r = windowed_job(out.to_str().unwrap(), &chk, Some((30_000, failed.clone())))
         .execute("s3-failing")
         .unwrap();
     assert!(failed.load(Ordering::SeqCst));

@@ -166,14 +166,22 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn status(port: u16) -> Option<serde_json::Value> {
+fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /status HTTP/1.1\r\nhost: x\r\n\r\n").ok()?;
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes());
     let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+    let _ = s.read_to_string(&mut text);
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+fn status(port: u16) -> Option<serde_json::Value> {
+    serde_json::from_str(&http_get(port, "/status")).ok()
 }
 
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
@@ -268,6 +276,20 @@ fn a_worker_cut_off_and_back_is_fenced_and_the_job_recovers() {
         status(port).is_some_and(|s| s["state"] == "running" && s["last_checkpoint"].as_u64() > Some(2))
     });
     let before = status(port).unwrap()["generation"].as_u64().unwrap();
+    // What an operator or a person sees: `weir status`, and Prometheus text on /metrics.
+    let peers = read_peers(&cluster.log());
+    let shown = weir().args(["status", &peers[0]]).output().unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success() && text.contains("job mixed: running") && text.contains("win"),
+        "{text}"
+    );
+    let metrics = http_get(port, "/metrics");
+    assert!(
+        metrics.contains("weir_records_in_total{job=\"mixed\",node=\"win\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("weir_checkpoints_completed_total"), "{metrics}");
     // Cut worker 2 off: it stops answering (and sending) without its connections closing.
     cluster.signal(2, "-STOP");
     wait_for(
@@ -277,7 +299,6 @@ fn a_worker_cut_off_and_back_is_fenced_and_the_job_recovers() {
     );
     // A zombie of the old generation: the master refuses its reports and acknowledgements…
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let peers = read_peers(&cluster.log());
     rt.block_on(async {
         let channel = weir::cluster::channel_to(&peers[0]).unwrap();
         let mut master = rpc::coordinator_client::CoordinatorClient::new(channel);

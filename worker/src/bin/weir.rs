@@ -134,16 +134,16 @@ enum Command {
 #[derive(clap::Args, Clone, Default)]
 struct StateArgs {
     /// Checkpoint every this many ms (overrides the file's `checkpoint.interval_ms`).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", env = "WEIR_CHECKPOINT_INTERVAL_MS")]
     checkpoint_interval: Option<u64>,
     /// Where checkpoints go (a path, file://, s3://bucket/prefix).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "WEIR_CHECKPOINT_STORAGE")]
     checkpoint_storage: Option<String>,
     /// Resume from the job's newest complete checkpoint (fresh if there is none).
     #[arg(long, conflicts_with = "from_savepoint")]
     resume: bool,
     /// Start from a savepoint (or a checkpoint directory).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "WEIR_FROM_SAVEPOINT")]
     from_savepoint: Option<String>,
     /// Start even if the snapshot holds state of operators the job no longer has.
     #[arg(long)]

@@ -75,6 +75,7 @@ struct Attached {
     commands: CommandSender,
     last_seen: Instant,
     metrics: Vec<NodeStats>,
+    exchange: (u64, u64),
     address: String,
 }
 
@@ -148,6 +149,10 @@ pub struct StatusView {
     pub checkpoint_last_bytes: u64,
     /// The last failure.
     pub last_error: Option<String>,
+    /// Bytes sent between workers (this attachment of each worker).
+    pub exchange_bytes_out: u64,
+    /// Times a sender waited for credit (back-pressure), over workers.
+    pub exchange_credit_waits: u64,
     /// Per node, summed over workers.
     pub nodes: Vec<NodeStats>,
 }
@@ -216,6 +221,8 @@ impl Master {
             checkpoint_last_duration_ms: c.last_duration_ms.load(Relaxed),
             checkpoint_last_bytes: c.last_bytes.load(Relaxed),
             last_error: s.last_error.clone(),
+            exchange_bytes_out: s.workers.iter().flatten().map(|w| w.exchange.0).sum(),
+            exchange_credit_waits: s.workers.iter().flatten().map(|w| w.exchange.1).sum(),
             nodes,
         }
     }
@@ -281,6 +288,7 @@ impl rpc::coordinator_server::Coordinator for Master {
                 commands: tx,
                 last_seen: Instant::now(),
                 metrics: Vec::new(),
+                exchange: (0, 0),
                 address: r.address.clone(),
             });
             tracing::info!(ordinal = i, address = %r.address, "worker attached");
@@ -301,6 +309,7 @@ impl rpc::coordinator_server::Coordinator for Master {
         match &mut s.workers[i] {
             Some(w) => {
                 w.last_seen = Instant::now();
+                w.exchange = (r.exchange_bytes_out, r.exchange_credit_waits);
                 if r.generation == generation
                     && let Ok(m) = serde_json::from_slice::<Vec<NodeStats>>(&r.metrics_json)
                 {

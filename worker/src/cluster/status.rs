@@ -111,6 +111,18 @@ pub fn prometheus(v: &StatusView) -> String {
         "Size of the newest checkpoint.",
         v.checkpoint_last_bytes,
     );
+    gauge(
+        &mut s,
+        "exchange_bytes_out_total",
+        "Bytes sent between workers.",
+        v.exchange_bytes_out,
+    );
+    gauge(
+        &mut s,
+        "exchange_credit_waits_total",
+        "Times a sender waited for credit (back-pressure from a slower receiver).",
+        v.exchange_credit_waits,
+    );
     for (name, help, pick) in [
         ("records_in_total", "Records into a node.", 0),
         ("records_out_total", "Records out of a node.", 1),

@@ -571,6 +571,8 @@ async fn heartbeats(
             ordinal: ordinal as u32,
             generation: inbound.generation(),
             metrics_json: serde_json::to_vec(&metrics.snapshot()).unwrap_or_default(),
+            exchange_bytes_out: inbound.metrics.bytes_out.load(Ordering::Relaxed),
+            exchange_credit_waits: inbound.metrics.credit_waits.load(Ordering::Relaxed),
         };
         let mut client = client.clone();
         if let Ok(Ok(_)) = tokio::time::timeout(timing.timeout, client.heartbeat(request)).await {

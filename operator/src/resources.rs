@@ -1,0 +1,368 @@
+//! What a `StreamJob` should look like in the cluster, as pure functions of the resource: a
+//! ConfigMap with the job, a headless Service (stable DNS names for the workers, so each finds
+//! ordinal 0 as `<job>-0.<job>.<namespace>.svc`), and a StatefulSet of `weir-worker` pods, all
+//! owned by the StreamJob so deleting it removes them. The reconciler applies these by
+//! server-side apply; the unit tests below check them without a cluster.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, EnvVar, PodSecurityContext, PodSpec,
+    PodTemplateSpec, SecretEnvSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+
+use crate::crd::{JobState, StreamJob};
+
+/// Port of the workers' gRPC server (coordinator and data exchange).
+pub const GRPC_PORT: i32 = 7070;
+/// Port of worker 0's HTTP status endpoint (`/status`, `/metrics`, `/healthz`).
+pub const STATUS_PORT: i32 = 8081;
+/// Where the job file is mounted in the worker pods.
+pub const JOB_DIR: &str = "/etc/weir";
+/// Label naming the StreamJob a pod belongs to.
+pub const JOB_LABEL: &str = "weir.dev/job";
+
+/// Why the desired objects cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DesiredError {
+    /// The resource has no name, namespace or uid yet (not read from the API server).
+    #[error("StreamJob has no {0} (it must come from the API server)")]
+    Missing(&'static str),
+}
+
+/// The labels of every object of `job`.
+pub fn labels(job: &StreamJob) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "weir".to_string()),
+        ("app.kubernetes.io/instance".to_string(), job.name_any()),
+        ("app.kubernetes.io/managed-by".to_string(), "weir-operator".to_string()),
+        (JOB_LABEL.to_string(), job.name_any()),
+    ])
+}
+
+/// The label selector of the job's pods, as the scale subresource reports it.
+pub fn selector(job: &StreamJob) -> String {
+    format!("{JOB_LABEL}={}", job.name_any())
+}
+
+fn meta(job: &StreamJob, name: String) -> Result<ObjectMeta, DesiredError> {
+    Ok(ObjectMeta {
+        name: Some(name),
+        namespace: Some(job.namespace().ok_or(DesiredError::Missing("namespace"))?),
+        labels: Some(labels(job)),
+        owner_references: Some(vec![owner(job)?]),
+        ..ObjectMeta::default()
+    })
+}
+
+fn owner(job: &StreamJob) -> Result<OwnerReference, DesiredError> {
+    job.controller_owner_ref(&()).ok_or(DesiredError::Missing("uid"))
+}
+
+/// File name of the job in the ConfigMap (the worker tells SQL from a pipeline by it).
+pub fn job_file(job: &StreamJob) -> &'static str {
+    if job.spec.job.sql.is_some() {
+        "job.sql"
+    } else {
+        "job.yaml"
+    }
+}
+
+/// The ConfigMap holding the job's text.
+pub fn config_map(job: &StreamJob) -> Result<ConfigMap, DesiredError> {
+    let text = job
+        .spec
+        .job
+        .sql
+        .clone()
+        .or_else(|| job.spec.job.pipeline.clone())
+        .unwrap_or_default();
+    Ok(ConfigMap {
+        metadata: meta(job, job.name_any())?,
+        data: Some(BTreeMap::from([(job_file(job).to_string(), text)])),
+        ..ConfigMap::default()
+    })
+}
+
+/// The headless Service that gives each worker pod a stable DNS name.
+pub fn service(job: &StreamJob) -> Result<Service, DesiredError> {
+    Ok(Service {
+        metadata: meta(job, job.name_any())?,
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            // Workers must find each other before they are ready.
+            publish_not_ready_addresses: Some(true),
+            selector: Some(BTreeMap::from([(JOB_LABEL.to_string(), job.name_any())])),
+            ports: Some(vec![
+                ServicePort {
+                    name: Some("grpc".into()),
+                    port: GRPC_PORT,
+                    ..ServicePort::default()
+                },
+                ServicePort {
+                    name: Some("status".into()),
+                    port: STATUS_PORT,
+                    ..ServicePort::default()
+                },
+            ]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    })
+}
+
+/// Worker pods wanted: the parallelism while running, none while suspended.
+pub fn replicas(job: &StreamJob) -> i32 {
+    match job.spec.state {
+        JobState::Running => job.spec.parallelism,
+        JobState::Suspended => 0,
+    }
+}
+
+/// The StatefulSet of `weir-worker` pods (ordinal 0 runs the coordinator).
+pub fn stateful_set(job: &StreamJob) -> Result<StatefulSet, DesiredError> {
+    let name = job.name_any();
+    let namespace = job.namespace().ok_or(DesiredError::Missing("namespace"))?;
+    let spec = &job.spec;
+    let env = |k: &str, v: String| EnvVar {
+        name: k.to_string(),
+        value: Some(v),
+        ..EnvVar::default()
+    };
+    let mut envs = vec![
+        env("WEIR_JOB", format!("{JOB_DIR}/{}", job_file(job))),
+        env("WEIR_WORKERS", spec.parallelism.to_string()),
+        env("WEIR_PARALLELISM", spec.parallelism.to_string()),
+        env(
+            "WEIR_PEER_PATTERN",
+            format!("{name}-{{ordinal}}.{name}.{namespace}.svc.cluster.local:{GRPC_PORT}"),
+        ),
+        env("WEIR_STATUS_PORT", STATUS_PORT.to_string()),
+        env("WEIR_LOG", "info".into()),
+    ];
+    let mut env_from = Vec::new();
+    if let Some(c) = &spec.checkpoint {
+        envs.push(env("WEIR_CHECKPOINT_INTERVAL_MS", c.interval_ms.to_string()));
+        envs.push(env("WEIR_CHECKPOINT_STORAGE", c.storage.clone()));
+        if let Some(secret) = &c.credentials_secret {
+            // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT … for object_store.
+            env_from.push(EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: secret.clone(),
+                    ..SecretEnvSource::default()
+                }),
+                ..EnvFromSource::default()
+            });
+        }
+    }
+    if let Some(path) = &spec.initial_savepoint_path {
+        envs.push(env("WEIR_FROM_SAVEPOINT", path.clone()));
+    }
+    let container = Container {
+        name: "worker".into(),
+        image: Some(spec.image.clone()),
+        args: Some(vec!["worker".into()]),
+        env: Some(envs),
+        env_from: (!env_from.is_empty()).then_some(env_from),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("grpc".into()),
+                container_port: GRPC_PORT,
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("status".into()),
+                container_port: STATUS_PORT,
+                ..ContainerPort::default()
+            },
+        ]),
+        resources: spec.resources.clone(),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "job".into(),
+            mount_path: JOB_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    let mut template = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(job)),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            volumes: Some(vec![Volume {
+                name: "job".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: name.clone(),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            }]),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(65532),
+                ..PodSecurityContext::default()
+            }),
+            termination_grace_period_seconds: Some(10),
+            ..PodSpec::default()
+        }),
+    };
+    if let Some(overrides) = &spec.pod_template {
+        template = merge_template(template, overrides);
+    }
+    Ok(StatefulSet {
+        metadata: meta(job, name.clone())?,
+        spec: Some(StatefulSetSpec {
+            replicas: Some(replicas(job)),
+            service_name: Some(name.clone()),
+            // Workers start and stop together: the job needs all of them.
+            pod_management_policy: Some("Parallel".into()),
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([(JOB_LABEL.to_string(), name)])),
+                ..LabelSelector::default()
+            },
+            template,
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    })
+}
+
+/// Merges a user's pod template override into the generated one (JSON merge: objects merge
+/// key by key, anything else replaces).
+fn merge_template(template: PodTemplateSpec, overrides: &serde_json::Value) -> PodTemplateSpec {
+    fn merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
+        match (base, patch) {
+            (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+                for (k, v) in p {
+                    merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (b, p) => *b = p.clone(),
+        }
+    }
+    let mut value = serde_json::to_value(&template).unwrap_or_default();
+    merge(&mut value, overrides);
+    serde_json::from_value(value).unwrap_or(template)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{CheckpointSpec, JobSource, StreamJobSpec};
+
+    fn job(parallelism: i32) -> StreamJob {
+        let mut j = StreamJob::new(
+            "clicks",
+            StreamJobSpec {
+                image: "weir-worker:dev".into(),
+                parallelism,
+                max_parallelism: 128,
+                job: JobSource {
+                    pipeline: Some("name: clicks\n".into()),
+                    ..JobSource::default()
+                },
+                checkpoint: Some(CheckpointSpec {
+                    interval_ms: 1000,
+                    storage: "s3://chk/weir".into(),
+                    credentials_secret: Some("s3-creds".into()),
+                }),
+                upgrade_mode: Default::default(),
+                state: JobState::Running,
+                restart_nonce: None,
+                savepoint_trigger_nonce: None,
+                initial_savepoint_path: None,
+                resources: None,
+                pod_template: None,
+            },
+        );
+        j.metadata.namespace = Some("streams".into());
+        j.metadata.uid = Some("1234".into());
+        j
+    }
+
+    fn env_of(s: &StatefulSet) -> BTreeMap<String, String> {
+        let c = &s.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+        c.env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn every_object_is_owned_by_the_job_and_labelled() {
+        let j = job(3);
+        let cm = config_map(&j).unwrap();
+        let svc = service(&j).unwrap();
+        let sts = stateful_set(&j).unwrap();
+        for m in [&cm.metadata, &svc.metadata, &sts.metadata] {
+            let owner = &m.owner_references.as_ref().unwrap()[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+                ("StreamJob", "clicks", Some(true))
+            );
+            assert_eq!(m.namespace.as_deref(), Some("streams"));
+            assert_eq!(m.labels.as_ref().unwrap()[JOB_LABEL], "clicks");
+        }
+        assert_eq!(cm.data.unwrap()["job.yaml"], "name: clicks\n");
+        assert_eq!(svc.spec.unwrap().cluster_ip.as_deref(), Some("None"));
+        assert_eq!(selector(&j), "weir.dev/job=clicks");
+    }
+
+    #[test]
+    fn the_stateful_set_runs_one_worker_per_parallel_slot_and_finds_ordinal_zero() {
+        let j = job(3);
+        let sts = stateful_set(&j).unwrap();
+        let spec = sts.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(3));
+        assert_eq!(spec.service_name.as_deref(), Some("clicks"));
+        let env = env_of(&sts);
+        assert_eq!(
+            env["WEIR_PEER_PATTERN"],
+            "clicks-{ordinal}.clicks.streams.svc.cluster.local:7070"
+        );
+        assert_eq!(env["WEIR_WORKERS"], "3");
+        assert_eq!(env["WEIR_CHECKPOINT_STORAGE"], "s3://chk/weir");
+        assert_eq!(env["WEIR_JOB"], "/etc/weir/job.yaml");
+        let pod = spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.security_context.as_ref().unwrap().run_as_non_root, Some(true));
+        let from = pod.containers[0].env_from.as_ref().unwrap();
+        assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "s3-creds");
+    }
+
+    #[test]
+    fn suspended_scales_to_zero_and_overrides_merge() {
+        let mut j = job(2);
+        j.spec.state = JobState::Suspended;
+        j.spec.pod_template = Some(serde_json::json!({"spec": {"nodeSelector": {"disk": "ssd"}}}));
+        let sts = stateful_set(&j).unwrap();
+        let spec = sts.spec.unwrap();
+        assert_eq!(spec.replicas, Some(0));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.node_selector.unwrap()["disk"], "ssd");
+        assert_eq!(
+            pod.containers[0].name, "worker",
+            "the generated container survives the merge"
+        );
+    }
+
+    #[test]
+    fn a_job_not_from_the_api_server_is_an_error() {
+        let mut j = job(1);
+        j.metadata.uid = None;
+        assert!(stateful_set(&j).unwrap_err().to_string().contains("uid"));
+    }
+}
