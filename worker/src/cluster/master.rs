@@ -29,7 +29,7 @@ use crate::checkpoint::metadata::SubtaskSnapshot;
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::{CheckpointStore, SnapshotDir};
 use crate::error::{Result, WeirError};
-use crate::graph::{JobConfig, LogicalGraph, NodeKind, RestoreFrom};
+use crate::graph::{JobConfig, LogicalGraph, RestoreFrom};
 use crate::message::Barrier;
 use crate::runtime::control::JobControl;
 use crate::runtime::metrics::{CheckpointMetrics, NodeStats};
@@ -476,12 +476,7 @@ impl MasterLoop {
             None => None,
         };
         let plan = physical::plan(&self.graph, &self.config).await?;
-        let total_sources: usize = plan
-            .chains
-            .iter()
-            .filter(|c| matches!(self.graph.nodes[c[0]].kind, NodeKind::Source(_)))
-            .map(|c| plan.nodes[c[0]].parallelism)
-            .sum();
+        let total_sources = plan.source_subtasks(&self.graph);
         let workers = self.shared.state.lock().expect("master lock").workers.len();
         let savepoint = match &self.config.restore {
             RestoreFrom::Snapshot(url) => Some(url.clone()),

@@ -28,7 +28,7 @@ use crate::checkpoint::coordinator::{Ack, TaskCheckpoints};
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::{CheckpointStore, SnapshotDir};
 use crate::error::{Result, WeirError};
-use crate::graph::{JobConfig, LogicalGraph, NodeKind};
+use crate::graph::{JobConfig, LogicalGraph};
 use crate::runtime::chain::Chain;
 use crate::runtime::executor::{self, Placement, Spawned, TaskWiring};
 use crate::runtime::metrics::JobMetrics;
@@ -140,7 +140,9 @@ struct Deployment {
 }
 
 impl Deployment {
-    async fn abort(self) {
+    /// Stops accepting this generation's channels and aborts its subtasks.
+    async fn abort(self, inbound: &Inbound) {
+        inbound.retire(self.generation);
         self.abort.cancel();
         let _ = self.handle.await;
         for h in self.helpers {
@@ -189,8 +191,7 @@ impl Worker {
             let outcome = self.follow(client, stream).await;
             if let Some(d) = self.deployment.take() {
                 tracing::warn!(generation = d.generation, "aborting this worker's subtasks");
-                self.inbound.retire(d.generation);
-                d.abort().await;
+                d.abort(&self.inbound).await;
             }
             match outcome {
                 Some(exit) => return Ok(exit),
@@ -248,8 +249,7 @@ impl Worker {
         match kind {
             Cmd::Deploy(d) => {
                 if let Some(old) = self.deployment.take() {
-                    self.inbound.retire(old.generation);
-                    old.abort().await;
+                    old.abort(&self.inbound).await;
                 }
                 let generation = d.generation;
                 match self.deploy(client.clone(), d).await {
@@ -317,8 +317,7 @@ impl Worker {
                             d.drain.cancel();
                         }
                     } else if let Some(d) = self.deployment.take() {
-                        self.inbound.retire(d.generation);
-                        d.abort().await;
+                        d.abort(&self.inbound).await;
                         report(client, self.opts.ordinal, s.generation, ReportKind::Stopped, 0, "").await;
                     }
                 } else {
@@ -354,8 +353,7 @@ impl Worker {
             Cmd::Ping(_) => {}
             Cmd::Shutdown(s) => {
                 if let Some(d) = self.deployment.take() {
-                    self.inbound.retire(d.generation);
-                    d.abort().await;
+                    d.abort(&self.inbound).await;
                 }
                 return Some(WorkerExit {
                     success: s.success,
@@ -393,12 +391,7 @@ impl Worker {
         let (trigger, trigger_rx) = watch::channel(None);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let (complete, complete_rx) = watch::channel(restore.as_ref().map_or(0, |r| r.meta.checkpoint_id));
-        let total_sources: usize = plan
-            .chains
-            .iter()
-            .filter(|c| matches!(graph.nodes[c[0]].kind, NodeKind::Source(_)))
-            .map(|c| plan.nodes[c[0]].parallelism)
-            .sum();
+        let total_sources = plan.source_subtasks(graph);
         let remaining = Arc::new(watch::channel(total_sources).0);
         let wiring = TaskWiring {
             checkpoints: store.map(|store| TaskCheckpoints {

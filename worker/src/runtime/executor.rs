@@ -219,12 +219,7 @@ async fn run_once(
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let (complete_tx, complete_rx) = watch::channel(restore.map_or(0, |r| r.meta.checkpoint_id));
     // Source subtasks still reading; an ended one keeps taking checkpoints until all have ended.
-    let source_subtasks: usize = plan
-        .chains
-        .iter()
-        .filter(|c| matches!(graph.nodes[c[0]].kind, NodeKind::Source(_)))
-        .map(|c| plan.nodes[c[0]].parallelism)
-        .sum();
+    let source_subtasks = plan.source_subtasks(graph);
     let sources_remaining = Arc::new(watch::channel(source_subtasks).0);
     // The coordinator and the uploads run on a thread of their own.
     let checkpoint_runtime = BackgroundRuntime(match store {

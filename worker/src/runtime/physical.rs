@@ -70,6 +70,15 @@ pub struct PhysicalPlan {
 }
 
 impl PhysicalPlan {
+    /// Source subtasks of the whole job (checkpoints continue until all of them have ended).
+    pub fn source_subtasks(&self, graph: &LogicalGraph) -> usize {
+        self.chains
+            .iter()
+            .filter(|c| matches!(graph.nodes[c[0]].kind, NodeKind::Source(_)))
+            .map(|c| self.nodes[c[0]].parallelism)
+            .sum()
+    }
+
     /// The worker (of `workers`) that runs subtask `subtask` of chain `chain`: subtasks are
     /// numbered across chains in order and dealt round robin, so every worker gets an even share
     /// of every chain. Every worker computes the same answer from the same plan.
