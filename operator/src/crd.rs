@@ -163,6 +163,63 @@ pub struct SnapshotRef {
     pub time: String,
 }
 
+/// What the StatefulSet runs now (the operator compares it with the spec to decide what to do).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployed {
+    /// Worker pods (0 while suspended).
+    pub parallelism: i32,
+    /// Hash of what needs a restart to change: job text, image, checkpointing, resources, pod
+    /// template.
+    pub job_hash: String,
+    /// The savepoint the workers restore from when no checkpoint is newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
+    /// Bumped by every deployment; pods carry it as a label, so older pods are found and
+    /// replaced.
+    pub serial: i64,
+    /// Stateless upgrades start the job in a fresh state namespace `<storage>/epoch-<n>`.
+    #[serde(default)]
+    pub state_epoch: i64,
+}
+
+/// A rescale, upgrade, suspend or resume in progress (kept in the status, so an operator
+/// restarted halfway picks it up where it was).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Upgrade {
+    /// `rescale`, `upgrade`, `suspend`, `resume`.
+    pub reason: String,
+    /// `savepoint` (stopping the job with one), `deploy` (updating the StatefulSet), `restore`
+    /// (waiting for the job to run again).
+    pub step: String,
+    /// Worker pods before.
+    pub from_parallelism: i32,
+    /// Worker pods after.
+    pub to_parallelism: i32,
+    /// When it began (RFC 3339).
+    pub started_at: String,
+    /// The savepoint taken on the way, once taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint: Option<String>,
+}
+
+/// How the last rescale, upgrade, suspend or resume went.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeResult {
+    /// `rescale`, `upgrade`, `suspend`, `resume`.
+    pub reason: String,
+    /// Worker pods before.
+    pub from_parallelism: i32,
+    /// Worker pods after.
+    pub to_parallelism: i32,
+    /// From the spec change being seen to the job running again, ms.
+    pub duration_ms: i64,
+    /// When it ended (RFC 3339).
+    pub finished_at: String,
+}
+
 /// What the operator observed.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -170,10 +227,11 @@ pub struct StreamJobStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Deploying`, `Running`, `Rescaling`, `Upgrading`, `Suspended`, `Failed`.
+    /// `Deploying`, `Running`, `Rescaling`, `Upgrading`, `Suspending`, `Suspended`, `Resuming`,
+    /// `Finished`, `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// Ready, Progressing, Degraded …, one per type.
+    /// Ready, Progressing, Degraded, one per type.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -192,6 +250,21 @@ pub struct StreamJobStatus {
     /// Label selector of the worker pods (scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// What the StatefulSet runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed: Option<Deployed>,
+    /// A change in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<Upgrade>,
+    /// The last change completed, and how long it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_upgrade: Option<UpgradeResult>,
+    /// The `savepointTriggerNonce` handled last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_trigger_nonce: Option<i64>,
+    /// The `restartNonce` handled last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_nonce: Option<i64>,
 }
 
 /// The CRD as YAML (what `crdgen` prints and `crds/streamjob.yaml` holds).

@@ -6,15 +6,17 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, EnvVar, PodSecurityContext, PodSpec,
-    PodTemplateSpec, SecretEnvSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretEnvSource, SecurityContext, Service, ServicePort,
+    ServiceSpec, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::{JobState, StreamJob};
+use crate::crd::{Deployed, JobState, StreamJob};
 
 /// Port of the workers' gRPC server (coordinator and data exchange).
 pub const GRPC_PORT: i32 = 7070;
@@ -22,8 +24,14 @@ pub const GRPC_PORT: i32 = 7070;
 pub const STATUS_PORT: i32 = 8081;
 /// Where the job file is mounted in the worker pods.
 pub const JOB_DIR: &str = "/etc/weir";
+/// The worker's working directory, a writable emptyDir (the root filesystem is read-only):
+/// dead letters and other local files of a job go there.
+pub const WORK_DIR: &str = "/var/lib/weir";
 /// Label naming the StreamJob a pod belongs to.
 pub const JOB_LABEL: &str = "weir.dev/job";
+/// Pod label carrying the deployment serial ([`Deployed::serial`]): pods of an older one are
+/// replaced all at once (a job needs all its workers on the same plan).
+pub const SERIAL_LABEL: &str = "weir.dev/deployment";
 
 /// Why the desired objects cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +130,34 @@ pub fn replicas(job: &StreamJob) -> i32 {
     }
 }
 
-/// The StatefulSet of `weir-worker` pods (ordinal 0 runs the coordinator).
-pub fn stateful_set(job: &StreamJob) -> Result<StatefulSet, DesiredError> {
+/// A stable hash (FNV-1a, hex) of what needs the workers restarted to change: the job's text,
+/// the image, checkpointing, resources and the pod template. Parallelism is not in it (a
+/// rescale is told apart from an upgrade).
+pub fn job_hash(job: &StreamJob) -> String {
+    let s = &job.spec;
+    let text = serde_json::json!([s.job, s.image, s.checkpoint, s.resources, s.pod_template]).to_string();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The checkpoint storage of a deployment: the spec's, or a fresh namespace under it after a
+/// stateless upgrade.
+pub fn checkpoint_storage(storage: &str, state_epoch: i64) -> String {
+    if state_epoch == 0 {
+        storage.to_string()
+    } else {
+        format!("{}/epoch-{state_epoch}", storage.trim_end_matches('/'))
+    }
+}
+
+/// The StatefulSet of `weir-worker` pods (ordinal 0 runs the coordinator) for a deployment:
+/// `deployed` says how many pods, the savepoint to restore from and the serial their label
+/// carries. Updates are `OnDelete`: the operator replaces every pod of an older serial at once.
+pub fn stateful_set(job: &StreamJob, deployed: &Deployed) -> Result<StatefulSet, DesiredError> {
     let name = job.name_any();
     let namespace = job.namespace().ok_or(DesiredError::Missing("namespace"))?;
     let spec = &job.spec;
@@ -132,21 +166,32 @@ pub fn stateful_set(job: &StreamJob) -> Result<StatefulSet, DesiredError> {
         value: Some(v),
         ..EnvVar::default()
     };
+    // Suspended: no pods; the template keeps the spec's parallelism.
+    let workers = if deployed.parallelism > 0 {
+        deployed.parallelism
+    } else {
+        spec.parallelism
+    };
     let mut envs = vec![
         env("WEIR_JOB", format!("{JOB_DIR}/{}", job_file(job))),
-        env("WEIR_WORKERS", spec.parallelism.to_string()),
-        env("WEIR_PARALLELISM", spec.parallelism.to_string()),
+        env("WEIR_WORKERS", workers.to_string()),
+        env("WEIR_PARALLELISM", workers.to_string()),
         env(
             "WEIR_PEER_PATTERN",
             format!("{name}-{{ordinal}}.{name}.{namespace}.svc.cluster.local:{GRPC_PORT}"),
         ),
         env("WEIR_STATUS_PORT", STATUS_PORT.to_string()),
         env("WEIR_LOG", "info".into()),
+        // A job that ended stays ended: an exiting pod would be restarted and run it again.
+        env("WEIR_LINGER", "true".into()),
     ];
     let mut env_from = Vec::new();
     if let Some(c) = &spec.checkpoint {
         envs.push(env("WEIR_CHECKPOINT_INTERVAL_MS", c.interval_ms.to_string()));
-        envs.push(env("WEIR_CHECKPOINT_STORAGE", c.storage.clone()));
+        envs.push(env(
+            "WEIR_CHECKPOINT_STORAGE",
+            checkpoint_storage(&c.storage, deployed.state_epoch),
+        ));
         if let Some(secret) = &c.credentials_secret {
             // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT … for object_store.
             env_from.push(EnvFromSource {
@@ -158,7 +203,7 @@ pub fn stateful_set(job: &StreamJob) -> Result<StatefulSet, DesiredError> {
             });
         }
     }
-    if let Some(path) = &spec.initial_savepoint_path {
+    if let Some(path) = &deployed.restore_from {
         envs.push(env("WEIR_FROM_SAVEPOINT", path.clone()));
     }
     let container = Container {
@@ -180,12 +225,29 @@ pub fn stateful_set(job: &StreamJob) -> Result<StatefulSet, DesiredError> {
             },
         ]),
         resources: spec.resources.clone(),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "job".into(),
-            mount_path: JOB_DIR.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        }]),
+        // Ready once the gRPC server listens: peers and the operator can reach it.
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(GRPC_PORT),
+                ..TCPSocketAction::default()
+            }),
+            period_seconds: Some(1),
+            ..Probe::default()
+        }),
+        working_dir: Some(WORK_DIR.into()),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "job".into(),
+                mount_path: JOB_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "work".into(),
+                mount_path: WORK_DIR.into(),
+                ..VolumeMount::default()
+            },
+        ]),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -194,21 +256,30 @@ pub fn stateful_set(job: &StreamJob) -> Result<StatefulSet, DesiredError> {
         }),
         ..Container::default()
     };
+    let mut pod_labels = labels(job);
+    pod_labels.insert(SERIAL_LABEL.to_string(), deployed.serial.to_string());
     let mut template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
-            labels: Some(labels(job)),
+            labels: Some(pod_labels),
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
             containers: vec![container],
-            volumes: Some(vec![Volume {
-                name: "job".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: name.clone(),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            }]),
+            volumes: Some(vec![
+                Volume {
+                    name: "job".into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: name.clone(),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "work".into(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Volume::default()
+                },
+            ]),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(65532),
@@ -223,8 +294,8 @@ pub fn stateful_set(job: &StreamJob) -> Result<StatefulSet, DesiredError> {
     }
     Ok(StatefulSet {
         metadata: meta(job, name.clone())?,
-        spec: Some(StatefulSetSpec {
-            replicas: Some(replicas(job)),
+        spec: StatefulSetSpec {
+            replicas: Some(deployed.parallelism),
             service_name: Some(name.clone()),
             // Workers start and stop together: the job needs all of them.
             pod_management_policy: Some("Parallel".into()),
@@ -233,8 +304,12 @@ pub fn stateful_set(job: &StreamJob) -> Result<StatefulSet, DesiredError> {
                 ..LabelSelector::default()
             },
             template,
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                ..StatefulSetUpdateStrategy::default()
+            }),
             ..StatefulSetSpec::default()
-        }),
+        },
         ..StatefulSet::default()
     })
 }
@@ -292,8 +367,18 @@ mod tests {
         j
     }
 
+    fn deployed(parallelism: i32) -> Deployed {
+        Deployed {
+            parallelism,
+            job_hash: String::new(),
+            restore_from: None,
+            serial: 1,
+            state_epoch: 0,
+        }
+    }
+
     fn env_of(s: &StatefulSet) -> BTreeMap<String, String> {
-        let c = &s.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+        let c = &s.spec.template.spec.as_ref().unwrap().containers[0];
         c.env
             .as_ref()
             .unwrap()
@@ -307,7 +392,7 @@ mod tests {
         let j = job(3);
         let cm = config_map(&j).unwrap();
         let svc = service(&j).unwrap();
-        let sts = stateful_set(&j).unwrap();
+        let sts = stateful_set(&j, &deployed(3)).unwrap();
         for m in [&cm.metadata, &svc.metadata, &sts.metadata] {
             let owner = &m.owner_references.as_ref().unwrap()[0];
             assert_eq!(
@@ -325,8 +410,8 @@ mod tests {
     #[test]
     fn the_stateful_set_runs_one_worker_per_parallel_slot_and_finds_ordinal_zero() {
         let j = job(3);
-        let sts = stateful_set(&j).unwrap();
-        let spec = sts.spec.as_ref().unwrap();
+        let sts = stateful_set(&j, &deployed(3)).unwrap();
+        let spec = &sts.spec;
         assert_eq!(spec.replicas, Some(3));
         assert_eq!(spec.service_name.as_deref(), Some("clicks"));
         let env = env_of(&sts);
@@ -337,6 +422,19 @@ mod tests {
         assert_eq!(env["WEIR_WORKERS"], "3");
         assert_eq!(env["WEIR_CHECKPOINT_STORAGE"], "s3://chk/weir");
         assert_eq!(env["WEIR_JOB"], "/etc/weir/job.yaml");
+        assert_eq!(env["WEIR_LINGER"], "true");
+        assert!(!env.contains_key("WEIR_FROM_SAVEPOINT"));
+        assert_eq!(
+            spec.update_strategy.as_ref().unwrap().type_.as_deref(),
+            Some("OnDelete")
+        );
+        let labels = spec.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        assert_eq!(labels[SERIAL_LABEL], "1");
+        assert_eq!(
+            spec.selector.match_labels.as_ref().unwrap().len(),
+            1,
+            "the serial is not in the selector"
+        );
         let pod = spec.template.spec.as_ref().unwrap();
         assert_eq!(pod.security_context.as_ref().unwrap().run_as_non_root, Some(true));
         let from = pod.containers[0].env_from.as_ref().unwrap();
@@ -347,9 +445,17 @@ mod tests {
     fn suspended_scales_to_zero_and_overrides_merge() {
         let mut j = job(2);
         j.spec.state = JobState::Suspended;
+        assert_eq!(replicas(&j), 0);
         j.spec.pod_template = Some(serde_json::json!({"spec": {"nodeSelector": {"disk": "ssd"}}}));
-        let sts = stateful_set(&j).unwrap();
-        let spec = sts.spec.unwrap();
+        let mut d = deployed(0);
+        d.restore_from = Some("s3://chk/weir/clicks/savepoints/sp-7".into());
+        d.state_epoch = 2;
+        let sts = stateful_set(&j, &d).unwrap();
+        let env = env_of(&sts);
+        assert_eq!(env["WEIR_WORKERS"], "2", "the template keeps the spec's parallelism");
+        assert_eq!(env["WEIR_FROM_SAVEPOINT"], "s3://chk/weir/clicks/savepoints/sp-7");
+        assert_eq!(env["WEIR_CHECKPOINT_STORAGE"], "s3://chk/weir/epoch-2");
+        let spec = sts.spec;
         assert_eq!(spec.replicas, Some(0));
         let pod = spec.template.spec.unwrap();
         assert_eq!(pod.node_selector.unwrap()["disk"], "ssd");
@@ -363,6 +469,16 @@ mod tests {
     fn a_job_not_from_the_api_server_is_an_error() {
         let mut j = job(1);
         j.metadata.uid = None;
-        assert!(stateful_set(&j).unwrap_err().to_string().contains("uid"));
+        assert!(stateful_set(&j, &deployed(1)).unwrap_err().to_string().contains("uid"));
+    }
+
+    #[test]
+    fn the_job_hash_changes_with_the_job_but_not_with_parallelism() {
+        let a = job(2);
+        let mut b = job(4);
+        assert_eq!(job_hash(&a), job_hash(&b));
+        b.spec.job.pipeline = Some("name: clicks\nparallelism: 3\n".into());
+        assert_ne!(job_hash(&a), job_hash(&b));
+        assert_eq!(job_hash(&a).len(), 16);
     }
 }

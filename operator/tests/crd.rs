@@ -26,11 +26,13 @@ fn spec(parallelism: i32, max_parallelism: i32) -> StreamJobSpec {
 
 #[test]
 fn the_committed_crd_is_current() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/streamjob.yaml")).unwrap();
-    assert!(
-        committed == weir_operator::crd::crd_yaml(),
-        "crds/streamjob.yaml is stale: run `cargo run -p weir-operator --bin crdgen > crds/streamjob.yaml`"
-    );
+    for file in ["crds/streamjob.yaml", "charts/weir/crds/streamjob.yaml"] {
+        let committed = std::fs::read_to_string(format!("{}/../{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(
+            committed == weir_operator::crd::crd_yaml(),
+            "{file} is stale: run `cargo run -p weir-operator --bin crdgen > {file}`"
+        );
+    }
 }
 
 #[test]

@@ -641,6 +641,15 @@ async fn bench_cmd(
 }
 
 async fn worker_cmd(args: WorkerArgs, state: StateArgs) -> anyhow::Result<ExitCode> {
+    // A pod's PID 1 ignores SIGTERM unless it handles it: leave at once (the state is in the
+    // checkpoints; the master restarts the run without this worker's subtasks).
+    tokio::spawn(async {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            term.recv().await;
+            eprintln!("worker: terminated");
+            std::process::exit(143);
+        }
+    });
     let job = pipeline::load(&args.file)?;
     configure(&job, args.parallelism, &state)?;
     let options = args.options()?;

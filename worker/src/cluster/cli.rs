@@ -43,6 +43,11 @@ pub struct WorkerArgs {
     /// Silence after which a worker (or the coordinator) counts as gone, ms.
     #[arg(long, env = "WEIR_HEARTBEAT_TIMEOUT_MS", default_value_t = 5000)]
     pub heartbeat_timeout_ms: u64,
+    /// After the job ends (finished, stopped with a savepoint, failed), keep serving status
+    /// until terminated instead of exiting: in a StatefulSet an exit would restart the pod and
+    /// run the job again.
+    #[arg(long, env = "WEIR_LINGER")]
+    pub linger: bool,
 }
 
 impl WorkerArgs {
@@ -110,6 +115,7 @@ impl WorkerArgs {
                 (0, Some(p)) => Some(SocketAddr::from(([0, 0, 0, 0], p))),
                 _ => None,
             },
+            linger: self.linger,
         })
     }
 }

@@ -50,6 +50,9 @@ pub enum Phase {
     Finishing,
     /// The job ended well.
     Finished,
+    /// The job was stopped with a savepoint (`last_savepoint`); it resumes from there when
+    /// started again.
+    Stopped,
     /// The job failed for good.
     Failed,
 }
@@ -64,6 +67,7 @@ impl Phase {
             Phase::Restarting => "restarting",
             Phase::Finishing => "finishing",
             Phase::Finished => "finished",
+            Phase::Stopped => "stopped",
             Phase::Failed => "failed",
         }
     }
@@ -96,6 +100,8 @@ struct State {
     restarts: u32,
     last_checkpoint: u64,
     last_error: Option<String>,
+    /// The newest savepoint taken, and whether it stopped the job.
+    last_savepoint: Option<(String, bool)>,
     acks: Option<mpsc::UnboundedSender<Ack>>,
 }
 
@@ -149,6 +155,9 @@ pub struct StatusView {
     pub checkpoint_last_bytes: u64,
     /// The last failure.
     pub last_error: Option<String>,
+    /// The newest savepoint this master took (so a caller that lost the reply still finds it).
+    #[serde(default)]
+    pub last_savepoint: Option<String>,
     /// Bytes sent between workers (this attachment of each worker).
     pub exchange_bytes_out: u64,
     /// Times a sender waited for credit (back-pressure), over workers.
@@ -172,6 +181,7 @@ impl Master {
                 restarts: 0,
                 last_checkpoint: 0,
                 last_error: None,
+                last_savepoint: None,
                 acks: None,
             }),
             events,
@@ -221,6 +231,7 @@ impl Master {
             checkpoint_last_duration_ms: c.last_duration_ms.load(Relaxed),
             checkpoint_last_bytes: c.last_bytes.load(Relaxed),
             last_error: s.last_error.clone(),
+            last_savepoint: s.last_savepoint.as_ref().map(|(p, _)| p.clone()),
             exchange_bytes_out: s.workers.iter().flatten().map(|w| w.exchange.0).sum(),
             exchange_credit_waits: s.workers.iter().flatten().map(|w| w.exchange.1).sum(),
             nodes,
@@ -362,13 +373,17 @@ impl rpc::coordinator_server::Coordinator for Master {
         request: Request<rpc::SavepointRequest>,
     ) -> std::result::Result<Response<rpc::SavepointReply>, Status> {
         let control = self.shared.control.clone();
-        let result = if request.into_inner().stop {
+        let stop = request.into_inner().stop;
+        let result = if stop {
             control.stop_with_savepoint().await
         } else {
             control.savepoint().await
         };
         match result {
-            Ok(path) => Ok(Response::new(rpc::SavepointReply { path })),
+            Ok(path) => {
+                self.shared.state.lock().expect("master lock").last_savepoint = Some((path.clone(), stop));
+                Ok(Response::new(rpc::SavepointReply { path }))
+            }
             Err(e) => Err(Status::failed_precondition(e.to_string())),
         }
     }
@@ -459,7 +474,15 @@ impl MasterLoop {
             Ok(()) => (true, "the job ended".to_string()),
             Err(e) => (false, e.to_string()),
         };
-        self.set_phase(if success { Phase::Finished } else { Phase::Failed });
+        let stopped = matches!(
+            self.shared.state.lock().expect("master lock").last_savepoint,
+            Some((_, true))
+        );
+        self.set_phase(match (success, stopped) {
+            (true, true) => Phase::Stopped,
+            (true, false) => Phase::Finished,
+            (false, _) => Phase::Failed,
+        });
         if let Err(e) = &outcome {
             self.shared.state.lock().expect("master lock").last_error = Some(e.to_string());
         }

@@ -51,6 +51,8 @@ pub struct WorkerOptions {
     pub heartbeats: Heartbeats,
     /// Ordinal 0: where the HTTP status endpoint (JSON, Prometheus `/metrics`) listens.
     pub status_listen: Option<SocketAddr>,
+    /// Keep serving (status, the coordinator's answers) after the job ended, until SIGTERM.
+    pub linger: bool,
 }
 
 /// What the worker ended with.
@@ -111,6 +113,15 @@ pub async fn run(graph: LogicalGraph, config: JobConfig, opts: WorkerOptions) ->
         // Let the master's last commands reach the other workers.
         let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if worker.opts.linger {
+        match &exit {
+            Ok(e) => {
+                tracing::info!(message = %e.message, success = e.success, "the job is over; lingering until terminated")
+            }
+            Err(e) => tracing::error!(error = %e, "the worker failed; lingering until terminated"),
+        }
+        std::future::pending::<()>().await;
     }
     server.abort();
     exit

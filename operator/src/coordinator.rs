@@ -1,0 +1,120 @@
+//! The operator's line to a job's coordinator (worker ordinal 0): its gRPC `Coordinator`
+//! service, reached at the pod's IP (read from the API server, so the operator needs neither
+//! cluster DNS nor a Service of its own).
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use tonic::transport::{Channel, Endpoint};
+use weir_proto::rpc::{self, coordinator_client::CoordinatorClient};
+
+use crate::resources::GRPC_PORT;
+
+/// Why the coordinator could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// Pod 0 does not exist, or has no IP yet.
+    #[error("the coordinator pod {0} has no IP yet")]
+    NoPod(String),
+    /// Reading pod 0 failed.
+    #[error("reading the coordinator pod {pod}: {source}")]
+    Kube {
+        /// The pod.
+        pod: String,
+        /// What the API server said.
+        source: kube::Error,
+    },
+    /// No connection.
+    #[error("the coordinator at {address} is unreachable: {message}")]
+    Unreachable {
+        /// `ip:port`.
+        address: String,
+        /// The transport's error.
+        message: String,
+    },
+    /// The coordinator answered with an error.
+    #[error("the coordinator refused: {0}")]
+    Refused(String),
+}
+
+/// The job's state as the coordinator reports it.
+#[derive(Debug, Clone, Default)]
+pub struct JobView {
+    /// `waiting-for-workers`, `deploying`, `running`, `restarting`, `finishing`, `finished`,
+    /// `stopped`, `failed`.
+    pub state: String,
+    /// The job's name (its checkpoints live under `<storage>/<job>/`).
+    pub job: String,
+    /// Newest completed checkpoint id (0: none yet).
+    pub last_checkpoint: u64,
+    /// The newest savepoint the coordinator took.
+    pub last_savepoint: Option<String>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Workers attached / expected.
+    pub workers_attached: u32,
+    /// Workers the job has.
+    pub workers: u32,
+}
+
+/// Opens a client to the coordinator of `job` (pod `<job>-0`).
+pub async fn connect(pods: &Api<Pod>, job: &str) -> Result<CoordinatorClient<Channel>, CoordinatorError> {
+    let pod = format!("{job}-0");
+    let found = pods.get_opt(&pod).await.map_err(|source| CoordinatorError::Kube {
+        pod: pod.clone(),
+        source,
+    })?;
+    let ip = found
+        .and_then(|p| p.status)
+        .and_then(|s| s.pod_ip)
+        .ok_or_else(|| CoordinatorError::NoPod(pod.clone()))?;
+    let address = if ip.contains(':') {
+        format!("[{ip}]:{GRPC_PORT}")
+    } else {
+        format!("{ip}:{GRPC_PORT}")
+    };
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| CoordinatorError::Unreachable {
+            address: address.clone(),
+            message: e.to_string(),
+        })?
+        .connect_timeout(Duration::from_secs(2));
+    let channel = endpoint.connect().await.map_err(|e| CoordinatorError::Unreachable {
+        address: address.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(CoordinatorClient::new(channel))
+}
+
+/// The job's state.
+pub async fn status(client: &mut CoordinatorClient<Channel>) -> Result<JobView, CoordinatorError> {
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.status(rpc::StatusRequest {}))
+        .await
+        .map_err(|_| CoordinatorError::Refused("no status reply within 5 s".into()))?
+        .map_err(|s| CoordinatorError::Refused(s.message().to_string()))?
+        .into_inner();
+    let details: serde_json::Value = serde_json::from_slice(&reply.details_json).unwrap_or_default();
+    let text = |k: &str| details.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    Ok(JobView {
+        state: reply.state,
+        job: reply.job,
+        last_checkpoint: reply.last_checkpoint,
+        last_savepoint: text("last_savepoint"),
+        last_error: text("last_error"),
+        workers_attached: reply.workers_attached,
+        workers: reply.workers,
+    })
+}
+
+/// Takes a savepoint (with `stop`, stops the job once it is complete) and returns its path.
+pub async fn savepoint(client: &mut CoordinatorClient<Channel>, stop: bool) -> Result<String, CoordinatorError> {
+    let reply = tokio::time::timeout(
+        Duration::from_secs(300),
+        client.savepoint(rpc::SavepointRequest { stop }),
+    )
+    .await
+    .map_err(|_| CoordinatorError::Refused("the savepoint did not complete within 300 s".into()))?
+    .map_err(|s| CoordinatorError::Refused(s.message().to_string()))?;
+    Ok(reply.into_inner().path)
+}

@@ -1,0 +1,639 @@
+//! The reconciler: brings a `StreamJob`'s ConfigMap, Service and StatefulSet to what its spec
+//! asks (server-side apply, owned by the StreamJob), drives rescales, upgrades, suspend/resume,
+//! savepoints and restarts through the job's coordinator, and reports it all in the status
+//! (server-side apply on the status subresource) and as Kubernetes events.
+//!
+//! Every step of a change is written to the status before the next begins (`status.upgrade`),
+//! and every step is safe to repeat, so an operator restarted at any point carries on where the
+//! last one stopped and creates nothing twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+
+use crate::conditions;
+use crate::coordinator::{self, CoordinatorError, JobView};
+use crate::crd::{Deployed, SnapshotRef, StreamJob, StreamJobStatus, Upgrade, UpgradeMode, UpgradeResult};
+use crate::resources::{self, DesiredError, JOB_LABEL, SERIAL_LABEL};
+
+/// The field manager of everything the operator applies.
+pub const MANAGER: &str = "weir-operator";
+
+/// What the reconciler shares across calls.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Publishes Kubernetes events.
+    pub recorder: Recorder,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per job, for the back-off.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context for `client`, publishing events as `recorder`.
+    pub fn new(client: Client, recorder: Recorder, metrics: Arc<Metrics>) -> Context {
+        Context {
+            client,
+            recorder,
+            metrics,
+            failures: Mutex::default(),
+        }
+    }
+}
+
+/// The operator's counters (Prometheus text at `/metrics`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Reconcile calls.
+    pub reconciles: AtomicU64,
+    /// Reconcile calls that failed.
+    pub failures: AtomicU64,
+    /// Rescales, upgrades, suspends and resumes completed.
+    pub upgrades: AtomicU64,
+    /// Duration of the last completed one, ms.
+    pub last_upgrade_ms: AtomicU64,
+    /// Savepoints taken on request.
+    pub savepoints: AtomicU64,
+}
+
+impl Metrics {
+    /// The counters in Prometheus' text format.
+    pub fn prometheus(&self) -> String {
+        let mut s = String::new();
+        for (name, help, kind, v) in [
+            (
+                "weir_operator_reconciles_total",
+                "Reconcile calls.",
+                "counter",
+                &self.reconciles,
+            ),
+            (
+                "weir_operator_reconcile_failures_total",
+                "Failed reconcile calls.",
+                "counter",
+                &self.failures,
+            ),
+            (
+                "weir_operator_upgrades_total",
+                "Rescales, upgrades, suspends and resumes completed.",
+                "counter",
+                &self.upgrades,
+            ),
+            (
+                "weir_operator_last_upgrade_duration_ms",
+                "Duration of the last completed change.",
+                "gauge",
+                &self.last_upgrade_ms,
+            ),
+            (
+                "weir_operator_savepoints_total",
+                "Savepoints taken on request.",
+                "counter",
+                &self.savepoints,
+            ),
+        ] {
+            s.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        s
+    }
+}
+
+/// Why a reconcile failed (it is retried with back-off).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The desired objects cannot be made.
+    #[error(transparent)]
+    Desired(#[from] DesiredError),
+    /// The API server refused or failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The coordinator could not be asked, or refused.
+    #[error(transparent)]
+    Coordinator(#[from] CoordinatorError),
+    /// The spec asks for something Weir cannot run.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Reconciles one StreamJob.
+pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
+    let mut status = job.status.clone().unwrap_or_default();
+    let outcome = Reconciler::new(&job, &ctx).run(&mut status).await;
+    let key = key(&job);
+    match &outcome {
+        Ok(_) => {
+            ctx.failures.lock().expect("failures lock").remove(&key);
+        }
+        Err(e) => {
+            ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(job = %key, error = %e, "reconcile failed");
+            conditions::set(
+                &mut status,
+                "Degraded",
+                true,
+                reason_of(e),
+                &e.to_string(),
+                Timestamp::now(),
+            );
+            let r = Reconciler::new(&job, &ctx);
+            if let Err(write) = r.write_status(&status).await {
+                tracing::warn!(job = %key, error = %write, "could not record the failure in the status");
+            }
+            r.event(EventType::Warning, reason_of(e), "Reconcile", e.to_string())
+                .await;
+        }
+    }
+    outcome
+}
+
+/// The back-off after a failed reconcile: 1 s, 2 s, 4 s … up to 5 minutes.
+pub fn error_policy(job: Arc<StreamJob>, _error: &Error, ctx: Arc<Context>) -> Action {
+    let mut failures = ctx.failures.lock().expect("failures lock");
+    let n = failures.entry(key(&job)).or_insert(0);
+    *n += 1;
+    Action::requeue(backoff(*n))
+}
+
+/// The wait before retry `n` (1-based).
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64 << n.saturating_sub(1).min(9)).min(Duration::from_secs(300))
+}
+
+fn key(job: &StreamJob) -> String {
+    format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
+}
+
+fn reason_of(e: &Error) -> &'static str {
+    match e {
+        Error::Desired(_) => "InvalidSpec",
+        Error::Kube(_) => "ApiError",
+        Error::Coordinator(CoordinatorError::Refused(_)) => "CoordinatorRefused",
+        Error::Coordinator(_) => "CoordinatorUnreachable",
+        Error::Unsupported(_) => "Unsupported",
+    }
+}
+
+fn now_text() -> String {
+    Timestamp::now().to_string()
+}
+
+/// One reconcile of one job.
+struct Reconciler<'a> {
+    job: &'a StreamJob,
+    ctx: &'a Context,
+    name: String,
+    jobs: Api<StreamJob>,
+    pods: Api<Pod>,
+}
+
+impl<'a> Reconciler<'a> {
+    fn new(job: &'a StreamJob, ctx: &'a Context) -> Reconciler<'a> {
+        let ns = job.namespace().unwrap_or_else(|| "default".into());
+        Reconciler {
+            job,
+            ctx,
+            name: job.name_any(),
+            jobs: Api::namespaced(ctx.client.clone(), &ns),
+            pods: Api::namespaced(ctx.client.clone(), &ns),
+        }
+    }
+
+    async fn run(&self, status: &mut StreamJobStatus) -> Result<Action, Error> {
+        let spec = &self.job.spec;
+        status.observed_generation = self.job.metadata.generation;
+        status.selector = Some(resources::selector(self.job));
+        if spec.job.sql.is_some() || spec.job.builtin.is_some() {
+            return Err(Error::Unsupported(
+                "spec.job: worker pods run pipelines (spec.job.pipeline); SQL and built-in jobs are not wired into `weir worker` yet".into(),
+            ));
+        }
+        let target = resources::replicas(self.job);
+        let hash = resources::job_hash(self.job);
+        let deployed = match status.deployed.clone() {
+            Some(d) => d,
+            None => return self.first_deploy(status, target, hash).await,
+        };
+        let unchanged = deployed.parallelism == target && deployed.job_hash == hash;
+        if unchanged && status.upgrade.as_ref().is_some_and(|u| u.step == "savepoint") {
+            // The spec went back before the job was stopped: nothing to do after all.
+            let u = status.upgrade.take().expect("an upgrade");
+            self.event(
+                EventType::Normal,
+                "ChangeCancelled",
+                "Upgrade",
+                format!(
+                    "{} to {} workers: the spec is back to what runs",
+                    u.reason, u.to_parallelism
+                ),
+            )
+            .await;
+        }
+        if status.upgrade.is_none() {
+            if unchanged {
+                return self.steady(status, &deployed).await;
+            }
+            let reason = if target == 0 {
+                "suspend"
+            } else if deployed.parallelism == 0 {
+                "resume"
+            } else if deployed.job_hash != hash {
+                "upgrade"
+            } else {
+                "rescale"
+            };
+            let needs_savepoint =
+                deployed.parallelism > 0 && spec.upgrade_mode == UpgradeMode::Savepoint && spec.checkpoint.is_some();
+            status.upgrade = Some(Upgrade {
+                reason: reason.into(),
+                step: if needs_savepoint { "savepoint" } else { "deploy" }.into(),
+                from_parallelism: deployed.parallelism,
+                to_parallelism: target,
+                started_at: now_text(),
+                savepoint: None,
+            });
+            self.show(status, Some(deployed.parallelism), None);
+            self.write_status(status).await?;
+            self.event(
+                EventType::Normal,
+                "ChangeStarted",
+                "Upgrade",
+                format!("{reason}: {} → {target} workers", deployed.parallelism),
+            )
+            .await;
+        }
+        self.upgrade(status, deployed, target, hash).await
+    }
+
+    /// The job's first deployment: objects created, nonces in the manifest counted as handled.
+    async fn first_deploy(&self, status: &mut StreamJobStatus, target: i32, hash: String) -> Result<Action, Error> {
+        let d = Deployed {
+            parallelism: target,
+            job_hash: hash,
+            restore_from: self.job.spec.initial_savepoint_path.clone(),
+            serial: 1,
+            state_epoch: 0,
+        };
+        self.apply_all(&d).await?;
+        status.deployed = Some(d);
+        status.current_parallelism = Some(target);
+        status.savepoint_trigger_nonce = self.job.spec.savepoint_trigger_nonce;
+        status.restart_nonce = self.job.spec.restart_nonce;
+        self.show(status, Some(target), None);
+        self.write_status(status).await?;
+        self.event(
+            EventType::Normal,
+            "Deployed",
+            "Deploy",
+            format!("StatefulSet {} with {target} workers", self.name),
+        )
+        .await;
+        Ok(Action::requeue(Duration::from_secs(1)))
+    }
+
+    /// Nothing to change: keep the objects as desired, follow the job, handle the nonces.
+    async fn steady(&self, status: &mut StreamJobStatus, d: &Deployed) -> Result<Action, Error> {
+        self.apply_all(d).await?;
+        let view = if d.parallelism > 0 {
+            self.coordinator_view().await
+        } else {
+            None
+        };
+        if let Some(v) = &view {
+            self.note_checkpoint(status, v, d);
+        }
+        let mut result = Ok(());
+        if d.parallelism > 0
+            && let Some(nonce) = self.job.spec.savepoint_trigger_nonce
+            && status.savepoint_trigger_nonce != Some(nonce)
+        {
+            result = self.triggered_savepoint(status, nonce).await;
+        }
+        if let Some(nonce) = self.job.spec.restart_nonce
+            && status.restart_nonce != Some(nonce)
+        {
+            let deleted = self.delete_pods(None).await?;
+            status.restart_nonce = Some(nonce);
+            self.event(
+                EventType::Normal,
+                "Restarted",
+                "Restart",
+                format!("restartNonce {nonce}: {deleted} pods replaced; the job resumes from its newest checkpoint"),
+            )
+            .await;
+        }
+        self.show(status, Some(d.parallelism), view.as_ref());
+        if result.is_ok() {
+            let error = view.as_ref().and_then(|v| v.last_error.clone());
+            match (&error, view.as_ref().map(|v| v.state.as_str())) {
+                (Some(e), Some("failed" | "restarting")) => {
+                    conditions::set(status, "Degraded", true, "JobFailing", e, Timestamp::now())
+                }
+                _ => conditions::set(status, "Degraded", false, "Healthy", "", Timestamp::now()),
+            }
+        }
+        self.write_status(status).await?;
+        result?;
+        Ok(Action::requeue(Duration::from_secs(if view.is_some() {
+            10
+        } else {
+            3
+        })))
+    }
+
+    async fn triggered_savepoint(&self, status: &mut StreamJobStatus, nonce: i64) -> Result<(), Error> {
+        let mut client = coordinator::connect(&self.pods, &self.name).await?;
+        let path = coordinator::savepoint(&mut client, false).await?;
+        self.ctx.metrics.savepoints.fetch_add(1, Ordering::Relaxed);
+        status.last_savepoint = Some(SnapshotRef {
+            path: path.clone(),
+            time: now_text(),
+        });
+        status.savepoint_trigger_nonce = Some(nonce);
+        self.event(
+            EventType::Normal,
+            "SavepointTaken",
+            "Savepoint",
+            format!("savepointTriggerNonce {nonce}: {path}"),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Carries a change on from the step its status names.
+    async fn upgrade(
+        &self,
+        status: &mut StreamJobStatus,
+        d: Deployed,
+        target: i32,
+        hash: String,
+    ) -> Result<Action, Error> {
+        let spec = &self.job.spec;
+        let mut u = status.upgrade.clone().expect("an upgrade in progress");
+        if u.step == "savepoint" {
+            let mut client = coordinator::connect(&self.pods, &self.name).await?;
+            let view = coordinator::status(&mut client).await?;
+            let path = match view.state.as_str() {
+                // A savepoint that stopped the job was taken already (by an operator that
+                // stopped before it could record it).
+                "stopped" => view.last_savepoint.clone(),
+                "running" => Some(coordinator::savepoint(&mut client, true).await?),
+                "finished" | "failed" => {
+                    self.event(
+                        EventType::Warning,
+                        "NoSavepoint",
+                        "Upgrade",
+                        format!("the job is {}: it resumes from its newest checkpoint", view.state),
+                    )
+                    .await;
+                    None
+                }
+                other => {
+                    return Err(Error::Coordinator(CoordinatorError::Refused(format!(
+                        "the job is {other}; a savepoint is taken once it runs"
+                    ))));
+                }
+            };
+            if let Some(p) = &path {
+                status.last_savepoint = Some(SnapshotRef {
+                    path: p.clone(),
+                    time: now_text(),
+                });
+                self.event(
+                    EventType::Normal,
+                    "SavepointTaken",
+                    "Upgrade",
+                    format!("stopped with savepoint {p}"),
+                )
+                .await;
+            }
+            u.savepoint = path;
+            u.step = "deploy".into();
+            status.upgrade = Some(u.clone());
+            self.write_status(status).await?;
+        }
+        if u.step == "deploy" {
+            let stateless = spec.upgrade_mode == UpgradeMode::Stateless && d.job_hash != hash;
+            let next = Deployed {
+                parallelism: target,
+                job_hash: hash,
+                restore_from: if stateless {
+                    None
+                } else {
+                    u.savepoint.clone().or(d.restore_from.clone())
+                },
+                serial: d.serial + 1,
+                state_epoch: d.state_epoch + i64::from(stateless),
+            };
+            self.apply_all(&next).await?;
+            u.step = "restore".into();
+            u.to_parallelism = target;
+            status.upgrade = Some(u.clone());
+            status.deployed = Some(next);
+            self.write_status(status).await?;
+        }
+        // restore: replace the pods of older deployments, wait for the job to run again.
+        let d = status.deployed.clone().expect("deployed");
+        self.delete_pods(Some(d.serial)).await?;
+        let pods = self
+            .pods
+            .list(&ListParams::default().labels(&resources::selector(self.job)))
+            .await?;
+        let current = pods
+            .items
+            .iter()
+            .filter(|p| p.labels().get(SERIAL_LABEL) == Some(&d.serial.to_string()))
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect::<Vec<_>>();
+        let ready = current.iter().filter(|p| is_ready(p)).count() as i32;
+        let done = if d.parallelism == 0 {
+            pods.items.is_empty()
+        } else if ready < d.parallelism || pods.items.len() as i32 != d.parallelism {
+            false
+        } else {
+            match self.coordinator_view().await {
+                Some(v) => matches!(v.state.as_str(), "running" | "finished"),
+                // Ready pods whose coordinator cannot be reached (a cluster without pod
+                // networking from here): the pods are what can be checked.
+                None => true,
+            }
+        };
+        if !done {
+            self.show(status, Some(d.parallelism), None);
+            self.write_status(status).await?;
+            return Ok(Action::requeue(Duration::from_millis(500)));
+        }
+        let started: Timestamp = u.started_at.parse().unwrap_or_else(|_| Timestamp::now());
+        let took = (Timestamp::now().as_millisecond() - started.as_millisecond()).max(0);
+        status.last_upgrade = Some(UpgradeResult {
+            reason: u.reason.clone(),
+            from_parallelism: u.from_parallelism,
+            to_parallelism: d.parallelism,
+            duration_ms: took,
+            finished_at: now_text(),
+        });
+        status.upgrade = None;
+        status.current_parallelism = Some(d.parallelism);
+        self.ctx.metrics.upgrades.fetch_add(1, Ordering::Relaxed);
+        self.ctx.metrics.last_upgrade_ms.store(took as u64, Ordering::Relaxed);
+        self.show(status, Some(d.parallelism), None);
+        conditions::set(status, "Degraded", false, "Healthy", "", Timestamp::now());
+        self.write_status(status).await?;
+        self.event(
+            EventType::Normal,
+            "ChangeCompleted",
+            "Upgrade",
+            format!(
+                "{}: {} → {} workers in {:.1} s",
+                u.reason,
+                u.from_parallelism,
+                d.parallelism,
+                took as f64 / 1000.0
+            ),
+        )
+        .await;
+        Ok(Action::requeue(Duration::from_secs(1)))
+    }
+
+    /// The coordinator's view, or `None` when it cannot be asked now.
+    async fn coordinator_view(&self) -> Option<JobView> {
+        let mut client = coordinator::connect(&self.pods, &self.name).await.ok()?;
+        coordinator::status(&mut client).await.ok()
+    }
+
+    fn note_checkpoint(&self, status: &mut StreamJobStatus, v: &JobView, d: &Deployed) {
+        let Some(c) = &self.job.spec.checkpoint else { return };
+        if v.last_checkpoint == 0 {
+            return;
+        }
+        let path = format!(
+            "{}/{}/chk-{}",
+            resources::checkpoint_storage(&c.storage, d.state_epoch).trim_end_matches('/'),
+            v.job,
+            v.last_checkpoint
+        );
+        if status.last_checkpoint.as_ref().map(|s| &s.path) != Some(&path) {
+            status.last_checkpoint = Some(SnapshotRef { path, time: now_text() });
+        }
+    }
+
+    /// Phase, Ready/Progressing and the scale subresource's replicas.
+    fn show(&self, status: &mut StreamJobStatus, parallelism: Option<i32>, view: Option<&JobView>) {
+        let p = parallelism.unwrap_or(0);
+        let phase = conditions::phase(
+            p,
+            view.map(|v| v.state.as_str()),
+            status.upgrade.as_ref().map(|u| u.reason.as_str()),
+        );
+        conditions::from_phase(status, phase, Timestamp::now());
+        status.replicas = Some(p);
+    }
+
+    /// ConfigMap, Service and StatefulSet by server-side apply.
+    async fn apply_all(&self, d: &Deployed) -> Result<(), Error> {
+        let ns = self.job.namespace().unwrap_or_else(|| "default".into());
+        let client = &self.ctx.client;
+        let pp = PatchParams::apply(MANAGER).force();
+        let cm = resources::config_map(self.job)?;
+        Api::<ConfigMap>::namespaced(client.clone(), &ns)
+            .patch(&self.name, &pp, &Patch::Apply(typed(cm, "v1", "ConfigMap")))
+            .await?;
+        let svc = resources::service(self.job)?;
+        Api::<Service>::namespaced(client.clone(), &ns)
+            .patch(&self.name, &pp, &Patch::Apply(typed(svc, "v1", "Service")))
+            .await?;
+        let sts = resources::stateful_set(self.job, d)?;
+        Api::<StatefulSet>::namespaced(client.clone(), &ns)
+            .patch(&self.name, &pp, &Patch::Apply(typed(sts, "apps/v1", "StatefulSet")))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the job's pods (of deployments other than `keep`, or all); returns how many.
+    async fn delete_pods(&self, keep: Option<i64>) -> Result<usize, Error> {
+        let mut selector = format!("{JOB_LABEL}={}", self.name);
+        if let Some(serial) = keep {
+            selector.push_str(&format!(",{SERIAL_LABEL}!={serial}"));
+        }
+        let pods = self.pods.list(&ListParams::default().labels(&selector)).await?;
+        let mut n = 0;
+        for p in pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+            match self.pods.delete(&p.name_any(), &DeleteParams::default()).await {
+                Ok(_) => n += 1,
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(n)
+    }
+
+    async fn write_status(&self, status: &StreamJobStatus) -> Result<(), Error> {
+        let patch = serde_json::json!({
+            "apiVersion": "weir.dev/v1alpha1",
+            "kind": "StreamJob",
+            "status": status,
+        });
+        self.jobs
+            .patch_status(&self.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+            .await?;
+        Ok(())
+    }
+
+    async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
+        tracing::info!(job = %self.name, reason, "{note}");
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.ctx.recorder.publish(&event, &self.job.object_ref(&())).await {
+            tracing::warn!(job = %self.name, error = %e, "could not publish an event");
+        }
+    }
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// An object with its `apiVersion` and `kind` set, as server-side apply wants.
+fn typed<T: Serialize>(object: T, api_version: &str, kind: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(object).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.insert("apiVersion".into(), api_version.into());
+        m.insert("kind".into(), kind.into());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_up_to_five_minutes() {
+        let waits: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    }
+}

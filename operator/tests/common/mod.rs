@@ -1,0 +1,266 @@
+//! Helpers for the tests against a real control plane (started by `scripts/kube-up`, which
+//! `scripts/test` runs): kubectl, the operator binary as a child process, waiting.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// The control plane's folder and admin kubeconfig.
+pub struct Cluster {
+    /// `WEIR_KUBE_DIR`.
+    pub dir: PathBuf,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+/// The control plane the test run started; fails loudly when there is none.
+pub fn cluster() -> Cluster {
+    let dir = std::env::var("WEIR_KUBE_DIR").unwrap_or_default();
+    assert!(
+        !dir.is_empty() && Path::new(&dir).join("admin.kubeconfig").exists(),
+        "no Kubernetes control plane: run `eval \"$(scripts/kube-up)\"` first (scripts/test does)"
+    );
+    let dir = PathBuf::from(dir);
+    let kubeconfig = dir.join("admin.kubeconfig");
+    static CRD: Once = Once::new();
+    CRD.call_once(|| {
+        let c = Cluster {
+            dir: dir.clone(),
+            kubeconfig: kubeconfig.clone(),
+        };
+        c.kubectl(&["apply", "--server-side", "-f", &repo("crds/streamjob.yaml")])
+            .expect("install the CRD");
+        c.kubectl(&[
+            "wait",
+            "--for",
+            "condition=Established",
+            "crd/streamjobs.weir.dev",
+            "--timeout=30s",
+        ])
+        .expect("the CRD is established");
+    });
+    Cluster { dir, kubeconfig }
+}
+
+/// A path in the repository.
+pub fn repo(rel: &str) -> String {
+    format!("{}/../{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A namespace name of its own for a test.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{}", std::process::id() % 10000, nanos % 100000)
+}
+
+impl Cluster {
+    /// Runs kubectl; `Ok(stdout)` or `Err(stderr)`.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String, String> {
+        self.kubectl_in(args, None)
+    }
+
+    /// Runs kubectl with `stdin`.
+    pub fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+        run_with(
+            Command::new("kubectl").args(args).env("KUBECONFIG", &self.kubeconfig),
+            stdin,
+        )
+    }
+
+    /// `kubectl apply -f -` of `yaml`.
+    pub fn apply(&self, yaml: &str) -> Result<String, String> {
+        self.kubectl_in(&["apply", "-f", "-"], Some(yaml))
+    }
+
+    /// `kubectl get … -o json`, parsed (`None` when not found).
+    pub fn get(&self, ns: &str, what: &str) -> Option<serde_json::Value> {
+        let mut args = vec!["get", "-n", ns];
+        args.extend(what.split_whitespace());
+        args.extend(["-o", "json"]);
+        let out = self.kubectl(&args).ok()?;
+        serde_json::from_str(&out).ok()
+    }
+
+    /// A StreamJob's status.
+    pub fn status(&self, ns: &str, job: &str) -> serde_json::Value {
+        self.get(ns, &format!("streamjob/{job}"))
+            .and_then(|j| j.get("status").cloned())
+            .unwrap_or_default()
+    }
+
+    /// Pods of a job: (name, deployment serial, ready).
+    pub fn pods(&self, ns: &str, job: &str) -> Vec<(String, String, bool)> {
+        let list = self.get(ns, &format!("pods -l weir.dev/job={job}")).unwrap_or_default();
+        list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| {
+                let ready = p["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+                (
+                    p["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                    p["metadata"]["labels"]["weir.dev/deployment"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    ready,
+                )
+            })
+            .collect()
+    }
+
+    /// Creates a namespace (deleted again on drop).
+    pub fn namespace(&self, prefix: &str) -> Namespace<'_> {
+        let name = unique(prefix);
+        self.kubectl(&["create", "namespace", &name]).expect("create namespace");
+        Namespace { cluster: self, name }
+    }
+
+    /// Starts the operator binary watching `ns` with `kubeconfig` (the admin's by default).
+    pub fn operator(&self, ns: &str, kubeconfig: Option<&Path>) -> Operator {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_weir-operator"))
+            .args(["--namespaces", ns, "--http", "127.0.0.1:0"])
+            .env("KUBECONFIG", kubeconfig.unwrap_or(&self.kubeconfig))
+            .env("WEIR_LOG", "info,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("start weir-operator");
+        Operator { child, log }
+    }
+}
+
+/// A test's namespace.
+pub struct Namespace<'a> {
+    cluster: &'a Cluster,
+    /// Its name.
+    pub name: String,
+}
+
+impl Drop for Namespace<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .cluster
+            .kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}
+
+/// The operator as a child process (killed on drop; its log printed when the test failed).
+pub struct Operator {
+    child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Operator {
+    /// The operator's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Kills it (SIGKILL: no chance to tidy up).
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- operator log\n{}", self.log());
+        }
+    }
+}
+
+/// Runs `cmd` (with `stdin`); `Ok(stdout)` or `Err(stderr)`.
+pub fn run_with(cmd: &mut Command, stdin: Option<&str>) -> Result<String, String> {
+    let mut child = cmd
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ))
+    }
+}
+
+/// Polls `check` until it gives a value; panics naming `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A StreamJob manifest.
+pub fn stream_job(name: &str, parallelism: u32, upgrade_mode: &str, pipeline: &str) -> String {
+    let pipeline = pipeline
+        .lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "apiVersion: weir.dev/v1alpha1
+kind: StreamJob
+metadata:
+  name: {name}
+spec:
+  image: weir-worker:dev
+  parallelism: {parallelism}
+  upgradeMode: {upgrade_mode}
+  checkpoint:
+    intervalMs: 1000
+    storage: s3://weir-test/checkpoints
+  job:
+    pipeline: |
+{pipeline}
+"
+    )
+}
+
+/// A small pipeline.
+pub const PIPELINE: &str = "name: clicks
+sources:
+  - id: numbers
+    connector: datagen
+operators:
+  - id: by_key
+    input: numbers
+    key_by: id
+sinks:
+  - id: out
+    input: by_key
+    connector: blackhole";
