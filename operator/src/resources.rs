@@ -184,6 +184,11 @@ pub fn stateful_set(job: &StreamJob, deployed: &Deployed) -> Result<StatefulSet,
         env("WEIR_LOG", "info".into()),
         // A job that ended stays ended: an exiting pod would be restarted and run it again.
         env("WEIR_LINGER", "true".into()),
+        // Workers of another pod template never join this one's coordinator.
+        env("WEIR_DEPLOYMENT", deployed.serial.to_string()),
+        // Pods come and go in a cluster: keep restarting (with back-off up to 30 s), as Flink
+        // does with checkpointing on Kubernetes.
+        env("WEIR_RESTART_ATTEMPTS", "1000000".into()),
     ];
     let mut env_from = Vec::new();
     if let Some(c) = &spec.checkpoint {
@@ -423,6 +428,7 @@ mod tests {
         assert_eq!(env["WEIR_CHECKPOINT_STORAGE"], "s3://chk/weir");
         assert_eq!(env["WEIR_JOB"], "/etc/weir/job.yaml");
         assert_eq!(env["WEIR_LINGER"], "true");
+        assert_eq!(env["WEIR_DEPLOYMENT"], "1");
         assert!(!env.contains_key("WEIR_FROM_SAVEPOINT"));
         assert_eq!(
             spec.update_strategy.as_ref().unwrap().type_.as_deref(),

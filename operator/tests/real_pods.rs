@@ -23,6 +23,7 @@ fn pipeline(bucket: &str) -> String {
 sources:
   - id: gen
     connector: datagen
+    parallelism: 2
     rows: {ROWS}
     rows_per_second: 800
     watermark: {{field: ts, max_out_of_orderness_ms: 0}}
@@ -200,13 +201,13 @@ spec:
             "import boto3,os\ns3=boto3.client('s3', endpoint_url=os.environ['S3'])\nfor o in s3.list_objects_v2(Bucket='{bucket}', Prefix='out/').get('Contents', []):\n  k=o['Key']\n  if not k.rsplit('/',1)[-1].startswith('.'):\n    print(s3.get_object(Bucket='{bucket}', Key=k)['Body'].read().decode(), end='')"
         ),
     );
-    let mut seen: BTreeMap<(i64, i64), (u64, u64)> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-        let window = v["window_start"].as_i64().or_else(|| v["start"].as_i64()).unwrap_or(-1);
+        let window = v["window_start"].to_string();
         let key = v["k"].as_i64().unwrap();
         let count = v["count"].as_u64().unwrap();
-        let sum = v["sum_id"].as_u64().or_else(|| v["sum"].as_u64()).unwrap();
+        let sum = v["sum_id"].as_u64().unwrap_or_else(|| panic!("no sum_id: {line}"));
         assert!(seen.insert((window, key), (count, sum)).is_none(), "duplicate: {line}");
     }
     let total: u64 = seen.values().map(|v| v.0).sum();

@@ -151,6 +151,10 @@ pub struct Namespace<'a> {
 
 impl Drop for Namespace<'_> {
     fn drop(&mut self) {
+        if std::thread::panicking() && std::env::var_os("WEIR_KEEP_FAILED").is_some() {
+            eprintln!("kept namespace {} (WEIR_KEEP_FAILED)", self.name);
+            return;
+        }
         let _ = self
             .cluster
             .kubectl(&["delete", "namespace", &self.name, "--wait=false"]);

@@ -653,7 +653,10 @@ async fn worker_cmd(args: WorkerArgs, state: StateArgs) -> anyhow::Result<ExitCo
     let job = pipeline::load(&args.file)?;
     configure(&job, args.parallelism, &state)?;
     let options = args.options()?;
-    let (graph, config) = job.env.prepare(&job.name)?;
+    let (graph, mut config) = job.env.prepare(&job.name)?;
+    if let Some(n) = args.restart_attempts {
+        config.restart.attempts = n;
+    }
     let exit = weir::cluster::worker::run(graph, config, options)
         .await
         .map_err(|e| job.locate(e))?;

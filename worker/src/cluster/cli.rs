@@ -48,6 +48,13 @@ pub struct WorkerArgs {
     /// run the job again.
     #[arg(long, env = "WEIR_LINGER")]
     pub linger: bool,
+    /// The deployment this worker belongs to: a coordinator of another deployment refuses it
+    /// (the operator sets it, so a worker of a replaced pod template never joins the new one).
+    #[arg(long, env = "WEIR_DEPLOYMENT", default_value = "")]
+    pub deployment: String,
+    /// Restarts after failures before the job gives up (default: the job's restart strategy).
+    #[arg(long, env = "WEIR_RESTART_ATTEMPTS")]
+    pub restart_attempts: Option<u32>,
 }
 
 impl WorkerArgs {
@@ -116,6 +123,7 @@ impl WorkerArgs {
                 _ => None,
             },
             linger: self.linger,
+            deployment: self.deployment.clone(),
         })
     }
 }

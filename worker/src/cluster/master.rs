@@ -107,6 +107,8 @@ struct State {
 
 struct Shared {
     job: String,
+    /// The deployment this master belongs to (empty: any).
+    deployment: String,
     heartbeats: Heartbeats,
     state: Mutex<State>,
     events: mpsc::UnboundedSender<Event>,
@@ -168,10 +170,18 @@ pub struct StatusView {
 
 impl Master {
     /// A master for `workers` workers of this job; run the returned loop to drive it.
-    pub fn new(graph: LogicalGraph, config: JobConfig, workers: usize, heartbeats: Heartbeats) -> (Master, MasterLoop) {
+    /// Workers of another `deployment` (when both name one) are refused.
+    pub fn new(
+        graph: LogicalGraph,
+        config: JobConfig,
+        workers: usize,
+        heartbeats: Heartbeats,
+        deployment: String,
+    ) -> (Master, MasterLoop) {
         let (events, events_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             job: config.name.clone(),
+            deployment,
             heartbeats,
             state: Mutex::new(State {
                 phase: Phase::WaitingForWorkers,
@@ -278,6 +288,12 @@ impl rpc::coordinator_server::Coordinator for Master {
                 self.shared.job, r.job
             )));
         }
+        if !r.deployment.is_empty() && !self.shared.deployment.is_empty() && r.deployment != self.shared.deployment {
+            return Err(Status::aborted(format!(
+                "worker {} belongs to deployment {}; this coordinator runs deployment {}",
+                r.ordinal, r.deployment, self.shared.deployment
+            )));
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         {
             let mut s = self.shared.state.lock().expect("master lock");
@@ -289,8 +305,13 @@ impl rpc::coordinator_server::Coordinator for Master {
                 )));
             }
             let i = worker_index(r.ordinal, workers)?;
-            if s.workers[i].is_some() {
+            if let Some(previous) = &s.workers[i] {
                 tracing::warn!(ordinal = i, "worker attached again; its previous attachment is gone");
+                // If the previous process still lives (a zombie: a pod deleted by force whose
+                // container still runs), it must stop instead of attaching back in turn.
+                let _ = previous.commands.send(Err(Status::aborted(format!(
+                    "superseded: another worker attached as ordinal {i}"
+                ))));
                 let _ = self.shared.events.send(Event::Detached {
                     reason: "it attached again (it restarted)".into(),
                 });

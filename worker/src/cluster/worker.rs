@@ -53,6 +53,8 @@ pub struct WorkerOptions {
     pub status_listen: Option<SocketAddr>,
     /// Keep serving (status, the coordinator's answers) after the job ended, until SIGTERM.
     pub linger: bool,
+    /// The deployment this worker belongs to (empty: any); see `RegisterRequest.deployment`.
+    pub deployment: String,
 }
 
 /// What the worker ended with.
@@ -83,7 +85,13 @@ pub async fn run(graph: LogicalGraph, config: JobConfig, opts: WorkerOptions) ->
         .add_service(rpc::exchange_server::ExchangeServer::new(inbound.clone()));
     let mut master_loop = None;
     if opts.ordinal == 0 {
-        let (master, looped) = Master::new(graph.clone(), config.clone(), opts.workers, opts.heartbeats);
+        let (master, looped) = Master::new(
+            graph.clone(),
+            config.clone(),
+            opts.workers,
+            opts.heartbeats,
+            opts.deployment.clone(),
+        );
         if let Some(addr) = opts.status_listen {
             super::status::serve(addr, master.clone()).await?;
         }
@@ -99,6 +107,7 @@ pub async fn run(graph: LogicalGraph, config: JobConfig, opts: WorkerOptions) ->
         opts,
         inbound,
         deployment: None,
+        superseded: false,
     };
     let exit = worker.attach_loop().await;
     let m = &worker.inbound.metrics;
@@ -134,6 +143,8 @@ struct Worker {
     opts: WorkerOptions,
     inbound: Inbound,
     deployment: Option<Deployment>,
+    /// Another process attached with this worker's ordinal: this one is the stale one.
+    superseded: bool,
 }
 
 /// This worker's part of one generation.
@@ -176,11 +187,12 @@ impl Worker {
                     address: self.opts.advertise.clone(),
                     job: self.config.name.clone(),
                     workers: self.opts.workers as u32,
+                    deployment: self.opts.deployment.clone(),
                 })
                 .await;
             let stream = match attached {
                 Ok(s) => s.into_inner(),
-                Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                Err(s) if matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::Aborted) => {
                     return Err(WeirError::Cluster(format!(
                         "the coordinator at {} refused this worker: {}",
                         self.opts.coordinator,
@@ -206,6 +218,15 @@ impl Worker {
             }
             match outcome {
                 Some(exit) => return Ok(exit),
+                None if self.superseded => {
+                    return Ok(WorkerExit {
+                        success: false,
+                        message: format!(
+                            "another worker attached as ordinal {}: this one stops",
+                            self.opts.ordinal
+                        ),
+                    });
+                }
                 None => tracing::warn!("lost the coordinator; attaching again"),
             }
         }
@@ -242,6 +263,11 @@ impl Worker {
             let kind = match command {
                 Ok(Some(rpc::Command { kind: Some(k) })) => k,
                 Ok(Some(_)) => continue,
+                Err(s) if s.code() == tonic::Code::Aborted => {
+                    tracing::warn!(reason = %s.message(), "the coordinator dropped this worker");
+                    self.superseded = true;
+                    break None;
+                }
                 Ok(None) | Err(_) => break None,
             };
             if let Some(exit) = self.handle(&client, kind).await {
