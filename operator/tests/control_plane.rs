@@ -20,7 +20,7 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
     let c = cluster();
     let ns = c.namespace("life");
     let ns = ns.name.as_str();
-    let _op = c.operator(ns, None);
+    let op = c.operator(ns, None);
     c.kubectl_in(
         &["apply", "-n", ns, "-f", "-"],
         Some(&stream_job("clicks", 2, "last-state", PIPELINE)),

@@ -3,7 +3,8 @@
 //! and the headless Service, exchange data over gRPC across pod IPs and checkpoint into an S3
 //! server reached by a cluster DNS name. The operator (a host process here) rescales the job
 //! with a savepoint on `kubectl scale`; a worker pod deleted by force mid-run is recovered from
-//! the newest checkpoint; the job's output is complete and has no duplicates.
+//! the newest checkpoint; suspend and resume go through a savepoint (one the operator did not
+//! get to record); the job's output is complete and has no duplicates.
 //! `scripts/node-up` brings the node up (scripts/test does).
 
 mod common;
@@ -25,7 +26,7 @@ sources:
     connector: datagen
     parallelism: 2
     rows: {ROWS}
-    rows_per_second: 800
+    rows_per_second: 700
     watermark: {{field: ts, max_out_of_orderness_ms: 0}}
     fields:
       - {{name: ts, kind: timestamp, start: 0, rows_per_ms: 1}}
@@ -55,7 +56,7 @@ fn s3(cache_python: &str, endpoint: &str, script: &str) -> String {
 }
 
 #[test]
-fn a_stream_job_on_real_pods_rescales_with_a_savepoint_and_survives_a_lost_pod() {
+fn a_stream_job_on_real_pods_rescales_upgrades_suspends_resumes_and_survives_a_lost_pod() {
     let c = cluster();
     let endpoint = std::env::var("WEIR_NODE_S3").unwrap_or_default();
     assert!(
@@ -177,6 +178,92 @@ spec:
         "{s}"
     );
     assert_eq!(c.pods(ns, "counts").len(), 3);
+
+    // Suspend and resume, with the operator stopped right after it stopped the job with a
+    // savepoint and before it could record it (the test takes that savepoint itself through the
+    // coordinator's gRPC): the next operator finds the job stopped, uses that savepoint,
+    // scales to zero, and resumes from it.
+    let _ = op.kill();
+    let ip = c
+        .kubectl(&["get", "pod", "-n", ns, "counts-0", "-o", "jsonpath={.status.podIP}"])
+        .unwrap();
+    let taken = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut client = weir_proto::rpc::coordinator_client::CoordinatorClient::connect(format!("http://{ip}:7070"))
+            .await
+            .expect("the coordinator at pod 0's IP");
+        client
+            .savepoint(weir_proto::rpc::SavepointRequest { stop: true })
+            .await
+            .expect("stop with a savepoint")
+            .into_inner()
+            .path
+    });
+    c.kubectl(&[
+        "patch",
+        "-n",
+        ns,
+        "streamjob/counts",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"state":"suspended"}}"#,
+    ])
+    .unwrap();
+    let op = c.operator(ns, None);
+    let s = wait_for("suspended", long, || {
+        let s = c.status(ns, "counts");
+        (s["phase"] == "Suspended" && c.pods(ns, "counts").is_empty()).then_some(s)
+    });
+    assert_eq!(
+        s["lastSavepoint"]["path"],
+        taken.as_str(),
+        "the savepoint the job stopped with"
+    );
+    assert_eq!(s["deployed"]["restoreFrom"], taken.as_str());
+    let resumed = Instant::now();
+    c.kubectl(&[
+        "patch",
+        "-n",
+        ns,
+        "streamjob/counts",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"state":"running"}}"#,
+    ])
+    .unwrap();
+    wait_for("resumed", long, || {
+        let s = c.status(ns, "counts");
+        (s["lastUpgrade"]["reason"] == "resume" && s["phase"] == "Running").then_some(())
+    });
+    eprintln!(
+        "figure: resume → running at 3 workers: {:.1} s",
+        resumed.elapsed().as_secs_f64()
+    );
+
+    // A changed job (here: only its text) is upgraded through a savepoint too.
+    c.kubectl_in(
+        &["apply", "-n", ns, "-f", "-"],
+        Some(
+            &job.replace("parallelism: 2\n  upgradeMode", "parallelism: 3\n  upgradeMode")
+                .replace(
+                    "      name: counts\n",
+                    "      # v2: same dataflow, new text\n      name: counts\n",
+                ),
+        ),
+    )
+    .unwrap();
+    let s = wait_for("the upgrade", long, || {
+        let s = c.status(ns, "counts");
+        (s["lastUpgrade"]["reason"] == "upgrade" && s["phase"] == "Running").then_some(s)
+    });
+    eprintln!(
+        "figure: job upgrade with a savepoint: {} ms",
+        s["lastUpgrade"]["durationMs"]
+    );
+    assert_ne!(
+        s["lastSavepoint"]["path"],
+        taken.as_str(),
+        "a new savepoint for the upgrade"
+    );
 
     // A worker pod lost mid-run: the job recovers from the newest checkpoint.
     wait_for("a checkpoint after the rescale", long, || {

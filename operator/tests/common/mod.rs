@@ -173,6 +173,21 @@ impl Operator {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
+    /// `GET path` on the operator's HTTP endpoint (its port is in its first log line).
+    pub fn http_get(&self, path: &str) -> String {
+        use std::io::Read;
+        let addr = wait_for("the operator's HTTP address", Duration::from_secs(20), || {
+            let log = self.log();
+            let at = log.find("http=")? + 5;
+            Some(log[at..].split_whitespace().next()?.to_string())
+        });
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        write!(conn, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        conn.read_to_string(&mut out).unwrap();
+        out
+    }
+
     /// Kills it (SIGKILL: no chance to tidy up).
     pub fn kill(mut self) -> String {
         let _ = self.child.kill();
