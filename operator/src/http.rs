@@ -19,11 +19,16 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<S
             };
             let metrics = metrics.clone();
             tokio::spawn(async move {
+                // Read the request head (up to 2 KiB; only the path matters).
                 let mut buf = vec![0u8; 2048];
-                let n = match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf)).await {
-                    Ok(Ok(n)) => n,
-                    _ => return,
-                };
+                let mut n = 0;
+                while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf[n..])).await {
+                        Ok(Ok(0)) => break,
+                        Ok(Ok(k)) => n += k,
+                        _ => return,
+                    }
+                }
                 let request = String::from_utf8_lossy(&buf[..n]);
                 let path = request.split_whitespace().nth(1).unwrap_or("/");
                 let (code, body) = match path {

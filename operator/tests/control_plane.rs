@@ -81,6 +81,10 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
         env.iter().any(|e| e["name"] == "WEIR_WORKERS" && e["value"] == "3"),
         "{env:?}"
     );
+    let metrics = op.http_get("/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("weir_operator_upgrades_total 1"), "{metrics}");
+    assert!(op.http_get("/healthz").ends_with("ok\n"));
 
     // Suspend: no pods; resume: all back.
     c.kubectl(&[

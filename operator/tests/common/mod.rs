@@ -182,7 +182,8 @@ impl Operator {
             Some(log[at..].split_whitespace().next()?.to_string())
         });
         let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        write!(conn, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        conn.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+            .unwrap();
         let mut out = String::new();
         conn.read_to_string(&mut out).unwrap();
         out
