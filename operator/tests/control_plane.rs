@@ -310,3 +310,49 @@ fn savepoint_mode_waits_for_the_coordinator_and_an_operator_restart_carries_on()
     });
     drop(op2);
 }
+
+#[test]
+fn a_stateless_upgrade_starts_in_a_fresh_state_namespace() {
+    let c = cluster();
+    let ns = c.namespace("stateless");
+    let ns = ns.name.as_str();
+    let _op = c.operator(ns, None);
+    c.kubectl_in(
+        &["apply", "-n", ns, "-f", "-"],
+        Some(&stream_job("clicks", 1, "stateless", PIPELINE)),
+    )
+    .unwrap();
+    wait_for("deployed", T, || {
+        (c.status(ns, "clicks")["deployed"]["serial"] == 1).then_some(())
+    });
+    let env_of = || -> Vec<(String, String)> {
+        let sts = c.get(ns, "statefulset/clicks").unwrap();
+        sts["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (str_of(&e["name"]), str_of(&e["value"])))
+            .collect()
+    };
+    assert!(env_of().contains(&("WEIR_CHECKPOINT_STORAGE".into(), "s3://weir-test/checkpoints".into())));
+    let changed = PIPELINE.replace("key_by: id", "key_by: value");
+    c.kubectl_in(
+        &["apply", "-n", ns, "-f", "-"],
+        Some(&stream_job("clicks", 1, "stateless", &changed)),
+    )
+    .unwrap();
+    let s = wait_for("the stateless upgrade", T, || {
+        let s = c.status(ns, "clicks");
+        (s["lastUpgrade"]["reason"] == "upgrade" && s["upgrade"].is_null()).then_some(s)
+    });
+    assert_eq!(s["deployed"]["stateEpoch"], 1);
+    let env = env_of();
+    assert!(
+        env.contains(&(
+            "WEIR_CHECKPOINT_STORAGE".into(),
+            "s3://weir-test/checkpoints/epoch-1".into()
+        )),
+        "{env:?}"
+    );
+    assert!(!env.iter().any(|(k, _)| k == "WEIR_FROM_SAVEPOINT"), "nothing restored");
+}

@@ -302,6 +302,17 @@ spec:
     assert_eq!(total, ROWS, "every row counted once");
     assert_eq!(sum, ROWS * (ROWS - 1) / 2);
     assert_eq!(seen.len() as u64, ROWS / 1000 * KEYS);
+
+    // Deleting the StreamJob keeps its snapshots.
+    c.kubectl(&["delete", "-n", ns, "streamjob/counts"]).unwrap();
+    let kept = s3(
+        &python,
+        &endpoint,
+        &format!(
+            "import boto3,os\nr=boto3.client('s3', endpoint_url=os.environ['S3']).list_objects_v2(Bucket='{bucket}', Prefix='checkpoints/counts/savepoints/')\nprint(len(r.get('Contents', [])))"
+        ),
+    );
+    assert!(kept.trim().parse::<u64>().unwrap_or(0) > 0, "savepoints kept");
     drop(op);
 }
 
