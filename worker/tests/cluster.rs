@@ -391,3 +391,65 @@ fn a_cluster_gives_up_after_the_restart_strategy_with_a_clear_error() {
     let text = std::fs::read_to_string(log).unwrap();
     assert!(text.contains("the job failed after 0 restarts"), "{text}");
 }
+
+/// A worker of another deployment is refused; of two processes with one ordinal, the older one
+/// stops (the newer attached after it) instead of attaching back and forth: what keeps a
+/// replaced pod, or a pod deleted by force whose container still runs, out of the job.
+#[test]
+fn workers_of_another_deployment_and_superseded_workers_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("job.yaml");
+    std::fs::write(
+        &file,
+        "name: fenced
+parallelism: 2
+sources:
+  - {id: gen, connector: datagen, rows_per_second: 100}
+sinks:
+  - {id: out, input: gen, connector: blackhole}
+",
+    )
+    .unwrap();
+    let peers = format!("127.0.0.1:{},127.0.0.1:{}", free_port(), free_port());
+    // Two processes with one ordinal share its advertised address but not a port here (in
+    // Kubernetes they are two pods).
+    let worker = |ordinal: &str, deployment: &str, log: &str| {
+        let mut cmd = weir();
+        cmd.arg("worker")
+            .arg(&file)
+            .args(["--ordinal", ordinal, "--peers", &peers, "--deployment", deployment]);
+        if ordinal != "0" {
+            cmd.args(["--listen", &format!("127.0.0.1:{}", free_port())]);
+        }
+        cmd.env("WEIR_LOG", "info")
+            .stderr(std::fs::File::create(dir.path().join(log)).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut master = worker("0", "7", "w0.log");
+    // Worker 1 of deployment 6 is refused and exits, naming both deployments.
+    let stale = worker("1", "6", "stale.log").wait_with_output().unwrap();
+    assert!(!stale.status.success());
+    let log = std::fs::read_to_string(dir.path().join("stale.log")).unwrap();
+    assert!(
+        log.contains("belongs to deployment 6; this coordinator runs deployment 7"),
+        "{log}"
+    );
+
+    // Two processes with ordinal 1: the first is superseded by the second and stops.
+    let mut first = worker("1", "7", "first.log");
+    wait_for("the first worker attached", Duration::from_secs(20), || {
+        std::fs::read_to_string(dir.path().join("first.log")).is_ok_and(|l| l.contains("attached to the coordinator"))
+    });
+    let mut second = worker("1", "7", "second.log");
+    let status = first.wait().unwrap();
+    assert!(!status.success());
+    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    assert!(log.contains("another worker attached as ordinal 1"), "{log}");
+    let second_log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
+    assert!(!second_log.contains("superseded"), "{second_log}");
+    for c in [&mut second, &mut master] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
