@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::conditions;
 use crate::coordinator::{self, CoordinatorError, JobView};
 use crate::crd::{Deployed, SnapshotRef, StreamJob, StreamJobStatus, Upgrade, UpgradeMode, UpgradeResult};
-use crate::resources::{self, DesiredError, JOB_LABEL, SERIAL_LABEL};
+use crate::resources::{self, DesiredError, SERIAL_LABEL};
 
 /// The field manager of everything the operator applies.
 pub const MANAGER: &str = "weir-operator";
@@ -135,7 +135,8 @@ pub enum Error {
 pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
     let mut status = job.status.clone().unwrap_or_default();
-    let outcome = Reconciler::new(&job, &ctx).run(&mut status).await;
+    let r = Reconciler::new(&job, &ctx);
+    let outcome = r.run(&mut status).await;
     let key = key(&job);
     match &outcome {
         Ok(_) => {
@@ -152,7 +153,6 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Action,
                 &e.to_string(),
                 Timestamp::now(),
             );
-            let r = Reconciler::new(&job, &ctx);
             if let Err(write) = r.write_status(&status).await {
                 tracing::warn!(job = %key, error = %write, "could not record the failure in the status");
             }
@@ -268,7 +268,7 @@ impl<'a> Reconciler<'a> {
                 started_at: now_text(),
                 savepoint: None,
             });
-            self.show(status, Some(deployed.parallelism), None);
+            self.show(status, deployed.parallelism, None);
             self.write_status(status).await?;
             self.event(
                 EventType::Normal,
@@ -295,7 +295,7 @@ impl<'a> Reconciler<'a> {
         status.current_parallelism = Some(target);
         status.savepoint_trigger_nonce = self.job.spec.savepoint_trigger_nonce;
         status.restart_nonce = self.job.spec.restart_nonce;
-        self.show(status, Some(target), None);
+        self.show(status, target, None);
         self.write_status(status).await?;
         self.event(
             EventType::Normal,
@@ -328,7 +328,8 @@ impl<'a> Reconciler<'a> {
         if let Some(nonce) = self.job.spec.restart_nonce
             && status.restart_nonce != Some(nonce)
         {
-            let deleted = self.delete_pods(None).await?;
+            let pods = self.job_pods().await?;
+            let deleted = self.delete_pods(pods.iter()).await?;
             status.restart_nonce = Some(nonce);
             self.event(
                 EventType::Normal,
@@ -338,7 +339,7 @@ impl<'a> Reconciler<'a> {
             )
             .await;
         }
-        self.show(status, Some(d.parallelism), view.as_ref());
+        self.show(status, d.parallelism, view.as_ref());
         if result.is_ok() {
             let error = view.as_ref().and_then(|v| v.last_error.clone());
             match (&error, view.as_ref().map(|v| v.state.as_str())) {
@@ -450,21 +451,19 @@ impl<'a> Reconciler<'a> {
         }
         // restore: replace the pods of older deployments, wait for the job to run again.
         let d = status.deployed.clone().expect("deployed");
-        self.delete_pods(Some(d.serial)).await?;
-        let pods = self
-            .pods
-            .list(&ListParams::default().labels(&resources::selector(self.job)))
-            .await?;
+        let serial = d.serial.to_string();
+        let pods = self.job_pods().await?;
+        let of_this = |p: &&Pod| p.labels().get(SERIAL_LABEL) == Some(&serial);
+        self.delete_pods(pods.iter().filter(|p| !of_this(p))).await?;
         let current = pods
-            .items
             .iter()
-            .filter(|p| p.labels().get(SERIAL_LABEL) == Some(&d.serial.to_string()))
+            .filter(of_this)
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .collect::<Vec<_>>();
         let ready = current.iter().filter(|p| is_ready(p)).count() as i32;
         let done = if d.parallelism == 0 {
-            pods.items.is_empty()
-        } else if ready < d.parallelism || pods.items.len() as i32 != d.parallelism {
+            pods.is_empty()
+        } else if ready < d.parallelism || pods.len() as i32 != d.parallelism {
             false
         } else {
             match self.coordinator_view().await {
@@ -475,7 +474,7 @@ impl<'a> Reconciler<'a> {
             }
         };
         if !done {
-            self.show(status, Some(d.parallelism), None);
+            self.show(status, d.parallelism, None);
             self.write_status(status).await?;
             return Ok(Action::requeue(Duration::from_millis(500)));
         }
@@ -492,7 +491,7 @@ impl<'a> Reconciler<'a> {
         status.current_parallelism = Some(d.parallelism);
         self.ctx.metrics.upgrades.fetch_add(1, Ordering::Relaxed);
         self.ctx.metrics.last_upgrade_ms.store(took as u64, Ordering::Relaxed);
-        self.show(status, Some(d.parallelism), None);
+        self.show(status, d.parallelism, None);
         conditions::set(status, "Degraded", false, "Healthy", "", Timestamp::now());
         self.write_status(status).await?;
         self.event(
@@ -534,8 +533,7 @@ impl<'a> Reconciler<'a> {
     }
 
     /// Phase, Ready/Progressing and the scale subresource's replicas.
-    fn show(&self, status: &mut StreamJobStatus, parallelism: Option<i32>, view: Option<&JobView>) {
-        let p = parallelism.unwrap_or(0);
+    fn show(&self, status: &mut StreamJobStatus, p: i32, view: Option<&JobView>) {
         let phase = conditions::phase(
             p,
             view.map(|v| v.state.as_str()),
@@ -565,15 +563,16 @@ impl<'a> Reconciler<'a> {
         Ok(())
     }
 
-    /// Deletes the job's pods (of deployments other than `keep`, or all); returns how many.
-    async fn delete_pods(&self, keep: Option<i64>) -> Result<usize, Error> {
-        let mut selector = format!("{JOB_LABEL}={}", self.name);
-        if let Some(serial) = keep {
-            selector.push_str(&format!(",{SERIAL_LABEL}!={serial}"));
-        }
-        let pods = self.pods.list(&ListParams::default().labels(&selector)).await?;
+    /// The job's pods.
+    async fn job_pods(&self) -> Result<Vec<Pod>, Error> {
+        let selector = resources::selector(self.job);
+        Ok(self.pods.list(&ListParams::default().labels(&selector)).await?.items)
+    }
+
+    /// Deletes `pods` (those not being deleted already); returns how many.
+    async fn delete_pods<'p>(&self, pods: impl Iterator<Item = &'p Pod>) -> Result<usize, Error> {
         let mut n = 0;
-        for p in pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+        for p in pods.filter(|p| p.metadata.deletion_timestamp.is_none()) {
             match self.pods.delete(&p.name_any(), &DeleteParams::default()).await {
                 Ok(_) => n += 1,
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
