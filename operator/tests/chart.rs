@@ -110,11 +110,8 @@ fn the_chart_installs_and_its_service_account_is_enough_and_no_more() {
     assert_eq!(can("delete", "streamjobs.weir.dev", jobs), "no");
 
     let op = c.operator(jobs, Some(&kubeconfig));
-    c.kubectl_in(
-        &["apply", "-n", jobs, "-f", "-"],
-        Some(&stream_job("clicks", 2, "last-state", PIPELINE)),
-    )
-    .unwrap();
+    c.apply_in(jobs, &stream_job("clicks", 2, "last-state", PIPELINE))
+        .unwrap();
     wait_for(
         "the job deployed by the chart's identity",
         Duration::from_secs(60),

@@ -21,11 +21,8 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
     let ns = c.namespace("life");
     let ns = ns.name.as_str();
     let op = c.operator(ns, None);
-    c.kubectl_in(
-        &["apply", "-n", ns, "-f", "-"],
-        Some(&stream_job("clicks", 2, "last-state", PIPELINE)),
-    )
-    .unwrap();
+    c.apply_in(ns, &stream_job("clicks", 2, "last-state", PIPELINE))
+        .unwrap();
 
     // Created: ConfigMap, headless Service, StatefulSet, all owned by the StreamJob.
     wait_for("2 ready pods", T, || {
@@ -87,31 +84,13 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
     assert!(op.http_get("/healthz").ends_with("ok\n"));
 
     // Suspend: no pods; resume: all back.
-    c.kubectl(&[
-        "patch",
-        "-n",
-        ns,
-        "streamjob/clicks",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"state":"suspended"}}"#,
-    ])
-    .unwrap();
+    c.patch_spec(ns, "clicks", r#"{"state":"suspended"}"#);
     wait_for("suspended", T, || {
         let s = c.status(ns, "clicks");
         (s["phase"] == "Suspended" && c.pods(ns, "clicks").is_empty()).then_some(())
     });
     assert_eq!(c.get(ns, "statefulset/clicks").unwrap()["spec"]["replicas"], 0);
-    c.kubectl(&[
-        "patch",
-        "-n",
-        ns,
-        "streamjob/clicks",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"state":"running"}}"#,
-    ])
-    .unwrap();
+    c.patch_spec(ns, "clicks", r#"{"state":"running"}"#);
     wait_for("resumed", T, || {
         let s = c.status(ns, "clicks");
         let pods = c.pods(ns, "clicks");
@@ -120,16 +99,7 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
 
     // restartNonce: every pod replaced.
     let before: Vec<String> = pod_uids(&c, ns);
-    c.kubectl(&[
-        "patch",
-        "-n",
-        ns,
-        "streamjob/clicks",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"restartNonce":1}}"#,
-    ])
-    .unwrap();
+    c.patch_spec(ns, "clicks", r#"{"restartNonce":1}"#);
     wait_for("the restart", T, || {
         let s = c.status(ns, "clicks");
         let after = pod_uids(&c, ns);
@@ -138,11 +108,8 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
 
     // A changed job (last-state): new ConfigMap, pods of a new deployment.
     let changed = PIPELINE.replace("key_by: id", "key_by: value");
-    c.kubectl_in(
-        &["apply", "-n", ns, "-f", "-"],
-        Some(&stream_job("clicks", 3, "last-state", &changed)),
-    )
-    .unwrap();
+    c.apply_in(ns, &stream_job("clicks", 3, "last-state", &changed))
+        .unwrap();
     wait_for("the upgrade", T, || {
         let s = c.status(ns, "clicks");
         (s["lastUpgrade"]["reason"] == "upgrade" && s["upgrade"].is_null()).then_some(())
@@ -168,13 +135,8 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
 }
 
 fn pod_uids(c: &common::Cluster, ns: &str) -> Vec<String> {
-    let list = c.get(ns, "pods -l weir.dev/job=clicks").unwrap_or_default();
-    list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    c.live_pods(ns, "clicks")
         .iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
         .map(|p| str_of(&p["metadata"]["uid"]))
         .collect()
 }
@@ -185,10 +147,7 @@ fn invalid_manifests_are_refused_with_the_field_named() {
     let ns = c.namespace("bad");
     let ns = ns.name.as_str();
     let good = stream_job("j", 2, "savepoint", PIPELINE);
-    let refused = |yaml: &str| {
-        c.kubectl_in(&["apply", "-n", ns, "-f", "-"], Some(yaml))
-            .expect_err("the API server refuses it")
-    };
+    let refused = |yaml: &str| c.apply_in(ns, yaml).expect_err("the API server refuses it");
     let e = refused(&good.replace("parallelism: 2", "parallelism: 0"));
     assert!(
         e.contains("spec.parallelism") && e.contains("parallelism must be at least 1"),
@@ -220,11 +179,7 @@ fn savepoint_mode_waits_for_the_coordinator_and_an_operator_restart_carries_on()
     let ns = c.namespace("sp");
     let ns = ns.name.as_str();
     let op = c.operator(ns, None);
-    c.kubectl_in(
-        &["apply", "-n", ns, "-f", "-"],
-        Some(&stream_job("clicks", 2, "savepoint", PIPELINE)),
-    )
-    .unwrap();
+    c.apply_in(ns, &stream_job("clicks", 2, "savepoint", PIPELINE)).unwrap();
     wait_for("2 ready pods", T, || {
         let pods = c.pods(ns, "clicks");
         (pods.len() == 2 && pods.iter().all(|p| p.2)).then_some(())
@@ -288,16 +243,7 @@ fn savepoint_mode_waits_for_the_coordinator_and_an_operator_restart_carries_on()
     });
 
     // A savepoint trigger needs the coordinator too: not recorded as handled, the reason shown.
-    c.kubectl(&[
-        "patch",
-        "-n",
-        ns,
-        "streamjob/clicks",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"savepointTriggerNonce":7}}"#,
-    ])
-    .unwrap();
+    c.patch_spec(ns, "clicks", r#"{"savepointTriggerNonce":7}"#);
     wait_for("the savepoint trigger's failure shown", T, || {
         let s = c.status(ns, "clicks");
         let degraded = s["conditions"].as_array().and_then(|cs| {
@@ -317,11 +263,7 @@ fn a_stateless_upgrade_starts_in_a_fresh_state_namespace() {
     let ns = c.namespace("stateless");
     let ns = ns.name.as_str();
     let _op = c.operator(ns, None);
-    c.kubectl_in(
-        &["apply", "-n", ns, "-f", "-"],
-        Some(&stream_job("clicks", 1, "stateless", PIPELINE)),
-    )
-    .unwrap();
+    c.apply_in(ns, &stream_job("clicks", 1, "stateless", PIPELINE)).unwrap();
     wait_for("deployed", T, || {
         (c.status(ns, "clicks")["deployed"]["serial"] == 1).then_some(())
     });
@@ -336,11 +278,7 @@ fn a_stateless_upgrade_starts_in_a_fresh_state_namespace() {
     };
     assert!(env_of().contains(&("WEIR_CHECKPOINT_STORAGE".into(), "s3://weir-test/checkpoints".into())));
     let changed = PIPELINE.replace("key_by: id", "key_by: value");
-    c.kubectl_in(
-        &["apply", "-n", ns, "-f", "-"],
-        Some(&stream_job("clicks", 1, "stateless", &changed)),
-    )
-    .unwrap();
+    c.apply_in(ns, &stream_job("clicks", 1, "stateless", &changed)).unwrap();
     let s = wait_for("the stateless upgrade", T, || {
         let s = c.status(ns, "clicks");
         (s["lastUpgrade"]["reason"] == "upgrade" && s["upgrade"].is_null()).then_some(s)

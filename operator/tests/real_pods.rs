@@ -63,13 +63,10 @@ fn a_stream_job_on_real_pods_rescales_upgrades_suspends_resumes_and_survives_a_l
         !endpoint.is_empty(),
         "no real node: run `eval \"$(scripts/node-up)\"` after kube-up, docker-up and scripts/images (scripts/test does)"
     );
-    let python = format!(
-        "{}/.cache/weir/moto-venv/bin/python",
-        std::env::var("HOME").unwrap_or_default()
-    );
-    let python = std::env::var("WEIR_CACHE")
-        .map(|c| format!("{c}/moto-venv/bin/python"))
-        .unwrap_or(python);
+    // The moto venv of scripts/s3-up and node-up (its boto3 reads and writes the bucket).
+    let cache = std::env::var("WEIR_CACHE")
+        .unwrap_or_else(|_| format!("{}/.cache/weir", std::env::var("HOME").unwrap_or_default()));
+    let python = format!("{cache}/moto-venv/bin/python");
     let ns = c.namespace("e2e");
     let ns = ns.name.as_str();
     let bucket = ns.to_string();
@@ -80,9 +77,9 @@ fn a_stream_job_on_real_pods_rescales_upgrades_suspends_resumes_and_survives_a_l
     );
 
     // The S3 server by a cluster DNS name; its credentials in a Secret.
-    c.kubectl_in(
-        &["apply", "-n", ns, "-f", "-"],
-        Some(&format!(
+    c.apply_in(
+        ns,
+        &format!(
             "apiVersion: v1
 kind: Service
 metadata: {{name: s3}}
@@ -104,7 +101,7 @@ stringData:
   AWS_REGION: us-east-1
   AWS_ENDPOINT_URL: http://s3.{ns}.svc.cluster.local:9000
 "
-        )),
+        ),
     )
     .unwrap();
 
@@ -134,7 +131,7 @@ spec:
             .join("\n")
     );
     let applied = Instant::now();
-    c.kubectl_in(&["apply", "-n", ns, "-f", "-"], Some(&job)).unwrap();
+    c.apply_in(ns, &job).unwrap();
     let long = Duration::from_secs(120);
     wait_for("the job running with a checkpoint in S3", long, || {
         let s = c.status(ns, "counts");
@@ -198,16 +195,7 @@ spec:
             .into_inner()
             .path
     });
-    c.kubectl(&[
-        "patch",
-        "-n",
-        ns,
-        "streamjob/counts",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"state":"suspended"}}"#,
-    ])
-    .unwrap();
+    c.patch_spec(ns, "counts", r#"{"state":"suspended"}"#);
     let op = c.operator(ns, None);
     let s = wait_for("suspended", long, || {
         let s = c.status(ns, "counts");
@@ -220,16 +208,7 @@ spec:
     );
     assert_eq!(s["deployed"]["restoreFrom"], taken.as_str());
     let resumed = Instant::now();
-    c.kubectl(&[
-        "patch",
-        "-n",
-        ns,
-        "streamjob/counts",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"state":"running"}}"#,
-    ])
-    .unwrap();
+    c.patch_spec(ns, "counts", r#"{"state":"running"}"#);
     wait_for("resumed", long, || {
         let s = c.status(ns, "counts");
         (s["lastUpgrade"]["reason"] == "resume" && s["phase"] == "Running").then_some(())
@@ -240,15 +219,13 @@ spec:
     );
 
     // A changed job (here: only its text) is upgraded through a savepoint too.
-    c.kubectl_in(
-        &["apply", "-n", ns, "-f", "-"],
-        Some(
-            &job.replace("parallelism: 2\n  upgradeMode", "parallelism: 3\n  upgradeMode")
-                .replace(
-                    "      name: counts\n",
-                    "      # v2: same dataflow, new text\n      name: counts\n",
-                ),
-        ),
+    c.apply_in(
+        ns,
+        &job.replace("parallelism: 2\n  upgradeMode", "parallelism: 3\n  upgradeMode")
+            .replace(
+                "      name: counts\n",
+                "      # v2: same dataflow, new text\n      name: counts\n",
+            ),
     )
     .unwrap();
     let s = wait_for("the upgrade", long, || {

@@ -95,15 +95,22 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    /// Pods of a job: (name, deployment serial, ready).
-    pub fn pods(&self, ns: &str, job: &str) -> Vec<(String, String, bool)> {
+    /// A job's pods that are not being deleted, as JSON.
+    pub fn live_pods(&self, ns: &str, job: &str) -> Vec<serde_json::Value> {
         let list = self.get(ns, &format!("pods -l weir.dev/job={job}")).unwrap_or_default();
         list["items"]
             .as_array()
             .cloned()
             .unwrap_or_default()
-            .iter()
+            .into_iter()
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect()
+    }
+
+    /// Pods of a job: (name, deployment serial, ready).
+    pub fn pods(&self, ns: &str, job: &str) -> Vec<(String, String, bool)> {
+        self.live_pods(ns, job)
+            .iter()
             .map(|p| {
                 let ready = p["status"]["conditions"]
                     .as_array()
@@ -118,6 +125,25 @@ impl Cluster {
                 )
             })
             .collect()
+    }
+
+    /// `kubectl apply -n ns -f -` of `yaml`.
+    pub fn apply_in(&self, ns: &str, yaml: &str) -> Result<String, String> {
+        self.kubectl_in(&["apply", "-n", ns, "-f", "-"], Some(yaml))
+    }
+
+    /// A merge patch of StreamJob `job`'s spec, e.g. `{"state":"suspended"}`.
+    pub fn patch_spec(&self, ns: &str, job: &str, spec: &str) {
+        self.kubectl(&[
+            "patch",
+            "-n",
+            ns,
+            &format!("streamjob/{job}"),
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{spec}}}"#),
+        ])
+        .unwrap_or_else(|e| panic!("patch {job} with {spec}: {e}"));
     }
 
     /// Creates a namespace (deleted again on drop).
