@@ -1,30 +1,101 @@
 //! The status's conditions and phase as pure functions of what the reconciler saw, so they are
-//! tested without a cluster.
+//! tested without a cluster. Condition types and reasons are enums: their spelling lives here
+//! once.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
+use weir_proto::rpc::JobPhase;
 
-use crate::crd::StreamJobStatus;
+use crate::crd::{Phase, StreamJobStatus, UpgradeReason};
+
+/// The condition types a StreamJob's status carries, one condition each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionType {
+    /// The job runs as the spec asks (or has finished, or is suspended as asked).
+    Ready,
+    /// A change (rescale, upgrade, suspend, resume) is in progress.
+    Progressing,
+    /// Something is wrong: a failing job, an unreachable coordinator, a refused spec.
+    Degraded,
+}
+
+impl ConditionType {
+    /// The `type` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::Progressing => "Progressing",
+            ConditionType::Degraded => "Degraded",
+        }
+    }
+}
+
+/// A condition's `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Ready and Progressing give the phase as their reason.
+    Phase(Phase),
+    /// Progressing: no change in progress.
+    Stable,
+    /// Degraded: nothing wrong.
+    Healthy,
+    /// Degraded: the job fails and restarts (the coordinator's last error is the message).
+    JobFailing,
+    /// Degraded: the spec cannot be turned into objects.
+    InvalidSpec,
+    /// Degraded: the API server refused or failed.
+    ApiError,
+    /// Degraded: the coordinator answered with an error.
+    CoordinatorRefused,
+    /// Degraded: the coordinator could not be reached.
+    CoordinatorUnreachable,
+    /// Degraded: the spec asks for something Weir cannot run.
+    Unsupported,
+}
+
+impl Reason {
+    /// The `reason` field (also an event's reason for failures).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Phase(p) => p.as_str(),
+            Reason::Stable => "Stable",
+            Reason::Healthy => "Healthy",
+            Reason::JobFailing => "JobFailing",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::ApiError => "ApiError",
+            Reason::CoordinatorRefused => "CoordinatorRefused",
+            Reason::CoordinatorUnreachable => "CoordinatorUnreachable",
+            Reason::Unsupported => "Unsupported",
+        }
+    }
+}
 
 /// Sets condition `type_` in `status`, keeping its `lastTransitionTime` when its status did
 /// not change (the Kubernetes convention: the time says when it last flipped).
-pub fn set(status: &mut StreamJobStatus, type_: &str, ok: bool, reason: &str, message: &str, now: Timestamp) {
+pub fn set(
+    status: &mut StreamJobStatus,
+    type_: ConditionType,
+    ok: bool,
+    reason: Reason,
+    message: &str,
+    now: Timestamp,
+) {
     let value = if ok { "True" } else { "False" };
     let generation = status.observed_generation;
-    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+    match status.conditions.iter_mut().find(|c| c.type_ == type_.as_str()) {
         Some(c) => {
             if c.status != value {
                 c.last_transition_time = Time(now);
             }
             c.status = value.into();
-            c.reason = reason.into();
+            c.reason = reason.as_str().into();
             c.message = message.into();
             c.observed_generation = generation;
         }
         None => status.conditions.push(Condition {
-            type_: type_.into(),
+            type_: type_.as_str().into(),
             status: value.into(),
-            reason: reason.into(),
+            reason: reason.as_str().into(),
             message: message.into(),
             last_transition_time: Time(now),
             observed_generation: generation,
@@ -33,57 +104,72 @@ pub fn set(status: &mut StreamJobStatus, type_: &str, ok: bool, reason: &str, me
 }
 
 /// The phase shown for a job whose StatefulSet runs `parallelism` pods, given the
-/// coordinator's state (`None`: not reachable) and the change in progress.
-pub fn phase(parallelism: i32, coordinator: Option<&str>, upgrade: Option<&str>) -> &'static str {
+/// coordinator's phase (`None`: not reachable) and the change in progress.
+pub fn phase(parallelism: i32, coordinator: Option<JobPhase>, upgrade: Option<UpgradeReason>) -> Phase {
     if let Some(reason) = upgrade {
         return match reason {
-            "rescale" => "Rescaling",
-            "suspend" => "Suspending",
-            "resume" => "Resuming",
-            _ => "Upgrading",
+            UpgradeReason::Rescale => Phase::Rescaling,
+            UpgradeReason::Suspend => Phase::Suspending,
+            UpgradeReason::Resume => Phase::Resuming,
+            UpgradeReason::Upgrade => Phase::Upgrading,
         };
     }
     if parallelism == 0 {
-        return "Suspended";
+        return Phase::Suspended;
     }
     match coordinator {
-        Some("running") => "Running",
-        Some("finished") => "Finished",
-        Some("stopped") => "Stopped",
-        Some("failed") => "Failed",
-        Some("restarting") => "Restarting",
-        _ => "Deploying",
+        Some(JobPhase::Running) => Phase::Running,
+        Some(JobPhase::Finished) => Phase::Finished,
+        Some(JobPhase::Stopped) => Phase::Stopped,
+        Some(JobPhase::Failed) => Phase::Failed,
+        Some(JobPhase::Restarting) => Phase::Restarting,
+        Some(JobPhase::Unspecified | JobPhase::WaitingForWorkers | JobPhase::Deploying | JobPhase::Finishing)
+        | None => Phase::Deploying,
     }
 }
 
 /// Sets Ready and Progressing from the phase (Degraded is set where errors are seen).
-pub fn from_phase(status: &mut StreamJobStatus, phase: &str, now: Timestamp) {
-    status.phase = Some(phase.to_string());
-    let ready = matches!(phase, "Running" | "Finished" | "Suspended");
+pub fn from_phase(status: &mut StreamJobStatus, phase: Phase, now: Timestamp) {
+    status.phase = Some(phase);
+    let ready = matches!(phase, Phase::Running | Phase::Finished | Phase::Suspended);
     let why = match phase {
-        "Running" => "the job runs on every worker",
-        "Finished" => "the job ended",
-        "Suspended" => "stopped; resumes from its savepoint or newest checkpoint",
-        "Failed" => "the job failed; see the coordinator's last error",
+        Phase::Running => "the job runs on every worker",
+        Phase::Finished => "the job ended",
+        Phase::Suspended => "stopped; resumes from its savepoint or newest checkpoint",
+        Phase::Failed => "the job failed; see the coordinator's last error",
         _ => "waiting for the job to run",
     };
-    set(status, "Ready", ready, phase, why, now);
+    set(status, ConditionType::Ready, ready, Reason::Phase(phase), why, now);
     match &status.upgrade {
         Some(u) => {
             let message = format!(
                 "{} {} → {} workers: {}",
                 u.reason, u.from_parallelism, u.to_parallelism, u.step
             );
-            set(status, "Progressing", true, phase, &message, now);
+            set(
+                status,
+                ConditionType::Progressing,
+                true,
+                Reason::Phase(phase),
+                &message,
+                now,
+            );
         }
-        None => set(status, "Progressing", false, "Stable", "no change in progress", now),
+        None => set(
+            status,
+            ConditionType::Progressing,
+            false,
+            Reason::Stable,
+            "no change in progress",
+            now,
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::Upgrade;
+    use crate::crd::{Upgrade, UpgradeStep};
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(s).unwrap()
@@ -92,10 +178,18 @@ mod tests {
     #[test]
     fn a_condition_keeps_its_transition_time_until_it_flips() {
         let mut s = StreamJobStatus::default();
-        set(&mut s, "Ready", false, "Deploying", "w", at(10));
-        set(&mut s, "Ready", false, "Deploying", "w", at(20));
+        let deploying = Reason::Phase(Phase::Deploying);
+        set(&mut s, ConditionType::Ready, false, deploying, "w", at(10));
+        set(&mut s, ConditionType::Ready, false, deploying, "w", at(20));
         assert_eq!(s.conditions[0].last_transition_time.0, at(10));
-        set(&mut s, "Ready", true, "Running", "r", at(30));
+        set(
+            &mut s,
+            ConditionType::Ready,
+            true,
+            Reason::Phase(Phase::Running),
+            "r",
+            at(30),
+        );
         assert_eq!(s.conditions.len(), 1);
         assert_eq!(s.conditions[0].last_transition_time.0, at(30));
         assert_eq!(s.conditions[0].reason, "Running");
@@ -103,20 +197,38 @@ mod tests {
 
     #[test]
     fn the_phase_follows_the_upgrade_then_the_coordinator() {
-        assert_eq!(phase(3, Some("running"), Some("rescale")), "Rescaling");
-        assert_eq!(phase(0, None, Some("suspend")), "Suspending");
-        assert_eq!(phase(0, None, None), "Suspended");
-        assert_eq!(phase(2, Some("running"), None), "Running");
-        assert_eq!(phase(2, None, None), "Deploying");
-        assert_eq!(phase(2, Some("failed"), None), "Failed");
+        use JobPhase as J;
+        let cases: &[(i32, Option<J>, Option<UpgradeReason>, Phase)] = &[
+            (3, Some(J::Running), Some(UpgradeReason::Rescale), Phase::Rescaling),
+            (2, Some(J::Running), Some(UpgradeReason::Upgrade), Phase::Upgrading),
+            (0, None, Some(UpgradeReason::Suspend), Phase::Suspending),
+            (2, None, Some(UpgradeReason::Resume), Phase::Resuming),
+            (0, None, None, Phase::Suspended),
+            (2, Some(J::Running), None, Phase::Running),
+            (2, Some(J::Restarting), None, Phase::Restarting),
+            (2, Some(J::Finished), None, Phase::Finished),
+            (2, Some(J::Stopped), None, Phase::Stopped),
+            (2, Some(J::Failed), None, Phase::Failed),
+            (2, Some(J::WaitingForWorkers), None, Phase::Deploying),
+            (2, Some(J::Finishing), None, Phase::Deploying),
+            (2, Some(J::Unspecified), None, Phase::Deploying),
+            (2, None, None, Phase::Deploying),
+        ];
+        for (p, coordinator, upgrade, want) in cases {
+            assert_eq!(
+                phase(*p, *coordinator, *upgrade),
+                *want,
+                "{p} {coordinator:?} {upgrade:?}"
+            );
+        }
     }
 
     #[test]
     fn progressing_names_the_change() {
         let mut s = StreamJobStatus {
             upgrade: Some(Upgrade {
-                reason: "rescale".into(),
-                step: "savepoint".into(),
+                reason: UpgradeReason::Rescale,
+                step: UpgradeStep::Savepoint,
                 from_parallelism: 2,
                 to_parallelism: 3,
                 started_at: "2026-11-25T00:00:00Z".into(),
@@ -124,13 +236,17 @@ mod tests {
             }),
             ..StreamJobStatus::default()
         };
-        from_phase(&mut s, "Rescaling", at(1));
+        from_phase(&mut s, Phase::Rescaling, at(1));
         let p = s.conditions.iter().find(|c| c.type_ == "Progressing").unwrap();
         assert_eq!(
-            (p.status.as_str(), p.message.as_str()),
-            ("True", "rescale 2 → 3 workers: savepoint")
+            (p.status.as_str(), p.message.as_str(), p.reason.as_str()),
+            ("True", "rescale 2 → 3 workers: savepoint", "Rescaling")
         );
         let r = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(r.status, "False");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["phase"], "Rescaling");
+        assert_eq!(json["upgrade"]["reason"], "rescale");
+        assert_eq!(json["upgrade"]["step"], "savepoint");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use tonic::transport::{Channel, Endpoint};
-use weir_proto::rpc::{self, coordinator_client::CoordinatorClient};
+use weir_proto::rpc::{self, JobPhase, coordinator_client::CoordinatorClient};
 
 use crate::resources::GRPC_PORT;
 
@@ -41,9 +41,8 @@ pub enum CoordinatorError {
 /// The job's state as the coordinator reports it.
 #[derive(Debug, Clone, Default)]
 pub struct JobView {
-    /// `waiting-for-workers`, `deploying`, `running`, `restarting`, `finishing`, `finished`,
-    /// `stopped`, `failed`.
-    pub state: String,
+    /// Where the job is.
+    pub phase: JobPhase,
     /// The job's name (its checkpoints live under `<storage>/<job>/`).
     pub job: String,
     /// Newest completed checkpoint id (0: none yet).
@@ -97,7 +96,7 @@ pub async fn status(client: &mut CoordinatorClient<Channel>) -> Result<JobView, 
     let details: serde_json::Value = serde_json::from_slice(&reply.details_json).unwrap_or_default();
     let text = |k: &str| details.get(k).and_then(|v| v.as_str()).map(str::to_string);
     Ok(JobView {
-        state: reply.state,
+        phase: reply.phase(),
         job: reply.job,
         last_checkpoint: reply.last_checkpoint,
         last_savepoint: text("last_savepoint"),

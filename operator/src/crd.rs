@@ -153,6 +153,109 @@ pub enum JobState {
     Suspended,
 }
 
+/// Why a change of what runs was started.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpgradeReason {
+    /// `parallelism` changed.
+    #[default]
+    Rescale,
+    /// The job, image, resources or pod template changed.
+    Upgrade,
+    /// `state: suspended`.
+    Suspend,
+    /// `state: running` after a suspend.
+    Resume,
+}
+
+impl UpgradeReason {
+    /// The name in the status and in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpgradeReason::Rescale => "rescale",
+            UpgradeReason::Upgrade => "upgrade",
+            UpgradeReason::Suspend => "suspend",
+            UpgradeReason::Resume => "resume",
+        }
+    }
+}
+
+impl std::fmt::Display for UpgradeReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The step a change is at. Each is recorded before it begins and is safe to repeat.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpgradeStep {
+    /// Stopping the job with a savepoint.
+    #[default]
+    Savepoint,
+    /// Updating the StatefulSet.
+    Deploy,
+    /// Waiting for the job to run again.
+    Restore,
+}
+
+impl std::fmt::Display for UpgradeStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UpgradeStep::Savepoint => "savepoint",
+            UpgradeStep::Deploy => "deploy",
+            UpgradeStep::Restore => "restore",
+        })
+    }
+}
+
+/// The phase a StreamJob shows (`kubectl get streamjobs`).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Pods are starting, or the coordinator cannot be reached yet.
+    #[default]
+    Deploying,
+    /// The job runs on every worker.
+    Running,
+    /// A failure stopped a run; it restarts from the newest checkpoint.
+    Restarting,
+    /// A rescale is in progress.
+    Rescaling,
+    /// An upgrade is in progress.
+    Upgrading,
+    /// Stopping with a savepoint to scale to zero.
+    Suspending,
+    /// Scaled to zero.
+    Suspended,
+    /// Starting again after a suspend.
+    Resuming,
+    /// The job ended (bounded input).
+    Finished,
+    /// The job was stopped with a savepoint.
+    Stopped,
+    /// The job failed for good.
+    Failed,
+}
+
+impl Phase {
+    /// The name in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Deploying => "Deploying",
+            Phase::Running => "Running",
+            Phase::Restarting => "Restarting",
+            Phase::Rescaling => "Rescaling",
+            Phase::Upgrading => "Upgrading",
+            Phase::Suspending => "Suspending",
+            Phase::Suspended => "Suspended",
+            Phase::Resuming => "Resuming",
+            Phase::Finished => "Finished",
+            Phase::Stopped => "Stopped",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
 /// A snapshot the operator knows of.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -188,11 +291,10 @@ pub struct Deployed {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Upgrade {
-    /// `rescale`, `upgrade`, `suspend`, `resume`.
-    pub reason: String,
-    /// `savepoint` (stopping the job with one), `deploy` (updating the StatefulSet), `restore`
-    /// (waiting for the job to run again).
-    pub step: String,
+    /// Why.
+    pub reason: UpgradeReason,
+    /// Where it is.
+    pub step: UpgradeStep,
     /// Worker pods before.
     pub from_parallelism: i32,
     /// Worker pods after.
@@ -208,8 +310,8 @@ pub struct Upgrade {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct UpgradeResult {
-    /// `rescale`, `upgrade`, `suspend`, `resume`.
-    pub reason: String,
+    /// Why.
+    pub reason: UpgradeReason,
     /// Worker pods before.
     pub from_parallelism: i32,
     /// Worker pods after.
@@ -227,10 +329,9 @@ pub struct StreamJobStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Deploying`, `Running`, `Rescaling`, `Upgrading`, `Suspending`, `Suspended`, `Resuming`,
-    /// `Finished`, `Failed`.
+    /// Where the job is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     /// Ready, Progressing, Degraded, one per type.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

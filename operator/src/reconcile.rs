@@ -22,9 +22,10 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 
-use crate::conditions;
+use crate::conditions::{self, ConditionType, Reason};
 use crate::coordinator::{self, CoordinatorError, JobView};
-use crate::crd::{Deployed, SnapshotRef, StreamJob, StreamJobStatus, Upgrade, UpgradeMode, UpgradeResult};
+use crate::crd::{Deployed, SnapshotRef, StreamJob, StreamJobStatus, Upgrade, UpgradeMode, UpgradeResult, UpgradeStep};
+use crate::decide::{self, Decision, PodCount, SavepointAction, Target};
 use crate::resources::{self, DesiredError, SERIAL_LABEL};
 
 /// The field manager of everything the operator applies.
@@ -147,7 +148,7 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Action,
             tracing::warn!(job = %key, error = %e, "reconcile failed");
             conditions::set(
                 &mut status,
-                "Degraded",
+                ConditionType::Degraded,
                 true,
                 reason_of(e),
                 &e.to_string(),
@@ -156,7 +157,7 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Action,
             if let Err(write) = r.write_status(&status).await {
                 tracing::warn!(job = %key, error = %write, "could not record the failure in the status");
             }
-            r.event(EventType::Warning, reason_of(e), "Reconcile", e.to_string())
+            r.event(EventType::Warning, reason_of(e).as_str(), "Reconcile", e.to_string())
                 .await;
         }
     }
@@ -180,13 +181,13 @@ fn key(job: &StreamJob) -> String {
     format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
 }
 
-fn reason_of(e: &Error) -> &'static str {
+fn reason_of(e: &Error) -> Reason {
     match e {
-        Error::Desired(_) => "InvalidSpec",
-        Error::Kube(_) => "ApiError",
-        Error::Coordinator(CoordinatorError::Refused(_)) => "CoordinatorRefused",
-        Error::Coordinator(_) => "CoordinatorUnreachable",
-        Error::Unsupported(_) => "Unsupported",
+        Error::Desired(_) => Reason::InvalidSpec,
+        Error::Kube(_) => Reason::ApiError,
+        Error::Coordinator(CoordinatorError::Refused(_)) => Reason::CoordinatorRefused,
+        Error::Coordinator(_) => Reason::CoordinatorUnreachable,
+        Error::Unsupported(_) => Reason::Unsupported,
     }
 }
 
@@ -216,69 +217,59 @@ impl<'a> Reconciler<'a> {
     }
 
     async fn run(&self, status: &mut StreamJobStatus) -> Result<Action, Error> {
-        let spec = &self.job.spec;
         status.observed_generation = self.job.metadata.generation;
         status.selector = Some(resources::selector(self.job));
-        if spec.job.sql.is_some() || spec.job.builtin.is_some() {
-            return Err(Error::Unsupported(
-                "spec.job: worker pods run pipelines (spec.job.pipeline); SQL and built-in jobs are not wired into `weir worker` yet".into(),
-            ));
-        }
         let target = resources::replicas(self.job);
         let hash = resources::job_hash(self.job);
-        let deployed = match status.deployed.clone() {
-            Some(d) => d,
-            None => return self.first_deploy(status, target, hash).await,
-        };
-        let unchanged = deployed.parallelism == target && deployed.job_hash == hash;
-        if unchanged && status.upgrade.as_ref().is_some_and(|u| u.step == "savepoint") {
-            // The spec went back before the job was stopped: nothing to do after all.
-            let u = status.upgrade.take().expect("an upgrade");
-            self.event(
-                EventType::Normal,
-                "ChangeCancelled",
-                "Upgrade",
-                format!(
-                    "{} to {} workers: the spec is back to what runs",
-                    u.reason, u.to_parallelism
-                ),
-            )
-            .await;
-        }
-        if status.upgrade.is_none() {
-            if unchanged {
-                return self.steady(status, &deployed).await;
+        let decision = decide::decide(
+            &self.job.spec,
+            status,
+            Target {
+                parallelism: target,
+                hash: &hash,
+            },
+        );
+        let deployed = status.deployed.clone();
+        match (decision, deployed) {
+            (Decision::Unsupported(why), _) => Err(Error::Unsupported(why)),
+            (Decision::FirstDeploy, _) | (_, None) => self.first_deploy(status, target, hash).await,
+            (Decision::Steady, Some(d)) => self.steady(status, &d).await,
+            (Decision::Cancel, Some(d)) => {
+                let u = status.upgrade.take().expect("a change to cancel");
+                self.event(
+                    EventType::Normal,
+                    "ChangeCancelled",
+                    "Upgrade",
+                    format!(
+                        "{} to {} workers: the spec is back to what runs",
+                        u.reason, u.to_parallelism
+                    ),
+                )
+                .await;
+                self.steady(status, &d).await
             }
-            let reason = if target == 0 {
-                "suspend"
-            } else if deployed.parallelism == 0 {
-                "resume"
-            } else if deployed.job_hash != hash {
-                "upgrade"
-            } else {
-                "rescale"
-            };
-            let needs_savepoint =
-                deployed.parallelism > 0 && spec.upgrade_mode == UpgradeMode::Savepoint && spec.checkpoint.is_some();
-            status.upgrade = Some(Upgrade {
-                reason: reason.into(),
-                step: if needs_savepoint { "savepoint" } else { "deploy" }.into(),
-                from_parallelism: deployed.parallelism,
-                to_parallelism: target,
-                started_at: now_text(),
-                savepoint: None,
-            });
-            self.show(status, deployed.parallelism, None);
-            self.write_status(status).await?;
-            self.event(
-                EventType::Normal,
-                "ChangeStarted",
-                "Upgrade",
-                format!("{reason}: {} → {target} workers", deployed.parallelism),
-            )
-            .await;
+            (Decision::Start(reason, step), Some(d)) => {
+                status.upgrade = Some(Upgrade {
+                    reason,
+                    step,
+                    from_parallelism: d.parallelism,
+                    to_parallelism: target,
+                    started_at: now_text(),
+                    savepoint: None,
+                });
+                self.show(status, d.parallelism, None);
+                self.write_status(status).await?;
+                self.event(
+                    EventType::Normal,
+                    "ChangeStarted",
+                    "Upgrade",
+                    format!("{reason}: {} → {target} workers", d.parallelism),
+                )
+                .await;
+                self.upgrade(status, d, target, hash).await
+            }
+            (Decision::Continue(_), Some(d)) => self.upgrade(status, d, target, hash).await,
         }
-        self.upgrade(status, deployed, target, hash).await
     }
 
     /// The job's first deployment: objects created, nonces in the manifest counted as handled.
@@ -341,12 +332,24 @@ impl<'a> Reconciler<'a> {
         }
         self.show(status, d.parallelism, view.as_ref());
         if result.is_ok() {
-            let error = view.as_ref().and_then(|v| v.last_error.clone());
-            match (&error, view.as_ref().map(|v| v.state.as_str())) {
-                (Some(e), Some("failed" | "restarting")) => {
-                    conditions::set(status, "Degraded", true, "JobFailing", e, Timestamp::now())
-                }
-                _ => conditions::set(status, "Degraded", false, "Healthy", "", Timestamp::now()),
+            let seen = view.as_ref().map(|v| (v.phase, v.last_error.as_deref()));
+            match decide::degraded(seen) {
+                Some(e) => conditions::set(
+                    status,
+                    ConditionType::Degraded,
+                    true,
+                    Reason::JobFailing,
+                    &e,
+                    Timestamp::now(),
+                ),
+                None => conditions::set(
+                    status,
+                    ConditionType::Degraded,
+                    false,
+                    Reason::Healthy,
+                    "",
+                    Timestamp::now(),
+                ),
             }
         }
         self.write_status(status).await?;
@@ -387,27 +390,29 @@ impl<'a> Reconciler<'a> {
     ) -> Result<Action, Error> {
         let spec = &self.job.spec;
         let mut u = status.upgrade.clone().expect("an upgrade in progress");
-        if u.step == "savepoint" {
+        if u.step == UpgradeStep::Savepoint {
             let mut client = coordinator::connect(&self.pods, &self.name).await?;
             let view = coordinator::status(&mut client).await?;
-            let path = match view.state.as_str() {
-                // A savepoint that stopped the job was taken already (by an operator that
-                // stopped before it could record it).
-                "stopped" => view.last_savepoint.clone(),
-                "running" => Some(coordinator::savepoint(&mut client, true).await?),
-                "finished" | "failed" => {
+            let path = match decide::savepoint_action(view.phase) {
+                SavepointAction::UseLast => view.last_savepoint.clone(),
+                SavepointAction::Take => Some(coordinator::savepoint(&mut client, true).await?),
+                SavepointAction::ResumeFromCheckpoint => {
                     self.event(
                         EventType::Warning,
                         "NoSavepoint",
                         "Upgrade",
-                        format!("the job is {}: it resumes from its newest checkpoint", view.state),
+                        format!(
+                            "the job is {}: it resumes from its newest checkpoint",
+                            view.phase.name()
+                        ),
                     )
                     .await;
                     None
                 }
-                other => {
+                SavepointAction::Wait => {
                     return Err(Error::Coordinator(CoordinatorError::Refused(format!(
-                        "the job is {other}; a savepoint is taken once it runs"
+                        "the job is {}; a savepoint is taken once it runs",
+                        view.phase.name()
                     ))));
                 }
             };
@@ -425,11 +430,11 @@ impl<'a> Reconciler<'a> {
                 .await;
             }
             u.savepoint = path;
-            u.step = "deploy".into();
+            u.step = UpgradeStep::Deploy;
             status.upgrade = Some(u.clone());
             self.write_status(status).await?;
         }
-        if u.step == "deploy" {
+        if u.step == UpgradeStep::Deploy {
             let stateless = spec.upgrade_mode == UpgradeMode::Stateless && d.job_hash != hash;
             let next = Deployed {
                 parallelism: target,
@@ -443,7 +448,7 @@ impl<'a> Reconciler<'a> {
                 state_epoch: d.state_epoch + i64::from(stateless),
             };
             self.apply_all(&next).await?;
-            u.step = "restore".into();
+            u.step = UpgradeStep::Restore;
             u.to_parallelism = target;
             status.upgrade = Some(u.clone());
             status.deployed = Some(next);
@@ -460,19 +465,17 @@ impl<'a> Reconciler<'a> {
             .filter(of_this)
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .collect::<Vec<_>>();
-        let ready = current.iter().filter(|p| is_ready(p)).count() as i32;
-        let done = if d.parallelism == 0 {
-            pods.is_empty()
-        } else if ready < d.parallelism || pods.len() as i32 != d.parallelism {
-            false
-        } else {
-            match self.coordinator_view().await {
-                Some(v) => matches!(v.state.as_str(), "running" | "finished"),
-                // Ready pods whose coordinator cannot be reached (a cluster without pod
-                // networking from here): the pods are what can be checked.
-                None => true,
-            }
+        let count = PodCount {
+            total: pods.len(),
+            ready_current: current.iter().filter(|p| is_ready(p)).count(),
         };
+        // The coordinator is asked only once the pods are there.
+        let view = if d.parallelism > 0 && decide::restore_done(d.parallelism, count, None) {
+            self.coordinator_view().await
+        } else {
+            None
+        };
+        let done = decide::restore_done(d.parallelism, count, view.map(|v| v.phase));
         if !done {
             self.show(status, d.parallelism, None);
             self.write_status(status).await?;
@@ -481,7 +484,7 @@ impl<'a> Reconciler<'a> {
         let started: Timestamp = u.started_at.parse().unwrap_or_else(|_| Timestamp::now());
         let took = (Timestamp::now().as_millisecond() - started.as_millisecond()).max(0);
         status.last_upgrade = Some(UpgradeResult {
-            reason: u.reason.clone(),
+            reason: u.reason,
             from_parallelism: u.from_parallelism,
             to_parallelism: d.parallelism,
             duration_ms: took,
@@ -492,7 +495,14 @@ impl<'a> Reconciler<'a> {
         self.ctx.metrics.upgrades.fetch_add(1, Ordering::Relaxed);
         self.ctx.metrics.last_upgrade_ms.store(took as u64, Ordering::Relaxed);
         self.show(status, d.parallelism, None);
-        conditions::set(status, "Degraded", false, "Healthy", "", Timestamp::now());
+        conditions::set(
+            status,
+            ConditionType::Degraded,
+            false,
+            Reason::Healthy,
+            "",
+            Timestamp::now(),
+        );
         self.write_status(status).await?;
         self.event(
             EventType::Normal,
@@ -534,11 +544,7 @@ impl<'a> Reconciler<'a> {
 
     /// Phase, Ready/Progressing and the scale subresource's replicas.
     fn show(&self, status: &mut StreamJobStatus, p: i32, view: Option<&JobView>) {
-        let phase = conditions::phase(
-            p,
-            view.map(|v| v.state.as_str()),
-            status.upgrade.as_ref().map(|u| u.reason.as_str()),
-        );
+        let phase = conditions::phase(p, view.map(|v| v.phase), status.upgrade.as_ref().map(|u| u.reason));
         conditions::from_phase(status, phase, Timestamp::now());
         status.replicas = Some(p);
     }

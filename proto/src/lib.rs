@@ -15,4 +15,37 @@ pub use pipeline::{
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod rpc {
     tonic::include_proto!("weir.v1");
+
+    impl JobPhase {
+        /// The phase's name in status output, logs and JSON (`running`, `waiting-for-workers`, …).
+        pub fn name(self) -> &'static str {
+            match self {
+                JobPhase::Unspecified => "unknown",
+                JobPhase::WaitingForWorkers => "waiting-for-workers",
+                JobPhase::Deploying => "deploying",
+                JobPhase::Running => "running",
+                JobPhase::Restarting => "restarting",
+                JobPhase::Finishing => "finishing",
+                JobPhase::Finished => "finished",
+                JobPhase::Stopped => "stopped",
+                JobPhase::Failed => "failed",
+            }
+        }
+
+        /// The phase named `name` (as [`JobPhase::name`] writes it).
+        pub fn from_name(name: &str) -> Option<JobPhase> {
+            [
+                JobPhase::WaitingForWorkers,
+                JobPhase::Deploying,
+                JobPhase::Running,
+                JobPhase::Restarting,
+                JobPhase::Finishing,
+                JobPhase::Finished,
+                JobPhase::Stopped,
+                JobPhase::Failed,
+            ]
+            .into_iter()
+            .find(|p| p.name() == name)
+        }
+    }
 }

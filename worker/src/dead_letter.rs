@@ -7,7 +7,7 @@
 use object_store::buffered::BufWriter;
 use tokio::io::AsyncWriteExt;
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 use crate::storage::Location;
 
 /// The dead-letter writer of one source subtask; opened at the first record.

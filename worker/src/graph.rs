@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::connectors::{SinkFactory, SourceFactory};
-use crate::operators::OperatorFactory;
+use crate::contract::clock::SharedClock;
+use crate::contract::{OperatorFactory, SinkFactory, SourceFactory};
 use crate::partition::Partitioning;
 
 /// Index of a node in [`LogicalGraph::nodes`].
@@ -55,7 +55,7 @@ pub struct Node {
     /// Inputs (several = union).
     pub inputs: Vec<Edge>,
     /// Sources only: how event time and watermarks follow the records (none = processing time).
-    pub watermark: Option<crate::time::WatermarkStrategy>,
+    pub watermark: Option<crate::contract::WatermarkStrategy>,
 }
 
 /// Settings of a job that are not nodes.
@@ -81,6 +81,8 @@ pub struct JobConfig {
     pub allow_non_restored_state: bool,
     /// What happens when a task fails while checkpointing.
     pub restart: RestartStrategy,
+    /// The clock processing time follows (the wall clock; tests set a manual one).
+    pub clock: SharedClock,
 }
 
 /// Where a job's state comes from at start.
@@ -140,6 +142,7 @@ impl Default for JobConfig {
             restore: RestoreFrom::Fresh,
             allow_non_restored_state: false,
             restart: RestartStrategy::default(),
+            clock: crate::contract::clock::system(),
         }
     }
 }

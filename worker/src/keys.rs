@@ -26,7 +26,7 @@ use arrow::datatypes::{
 };
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 /// Default number of key groups.
 pub const DEFAULT_MAX_PARALLELISM: u32 = 128;

@@ -5,25 +5,23 @@
 //! as parallel subtasks connected by bounded channels.
 
 pub mod api;
-pub mod bench;
 pub mod checkpoint;
 pub mod cluster;
 pub mod connectors;
+pub mod contract;
 pub mod dead_letter;
-pub mod error;
 pub mod graph;
 pub mod keys;
-pub mod message;
 pub mod operators;
 pub mod partition;
 pub mod pipeline;
+pub mod plan;
 pub mod row;
 pub mod runtime;
 pub mod splitmix;
 pub mod state;
 pub mod storage;
 pub mod throttle;
-pub mod time;
 pub mod window;
 
 /// What most jobs need.
@@ -44,10 +42,12 @@ pub mod prelude {
     pub use crate::connectors::nexmark::{Nexmark, NexmarkConfig};
     pub use crate::connectors::socket::{Socket, SocketConfig};
     pub use crate::connectors::stdout::{Stdout, StdoutConfig};
-    pub use crate::error::{Result, WeirError};
+    pub use crate::contract::TimeDomain;
+    pub use crate::contract::WatermarkStrategy;
+    pub use crate::contract::{ManualClock, TaskContext, UserResult};
+    pub use crate::contract::{Result, WeirError};
     pub use crate::graph::{RestartStrategy, RestoreFrom};
-    pub use crate::operators::keyed_process::{KeyedContext, KeyedProcessFunction, TimeDomain};
-    pub use crate::operators::{TaskContext, UserResult};
+    pub use crate::operators::keyed_process::{KeyedContext, KeyedProcessFunction};
     pub use crate::row::{Row, RowRef, Value};
     pub use crate::runtime::control::JobControl;
     pub use crate::runtime::executor::JobResult;
@@ -55,7 +55,6 @@ pub mod prelude {
         AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
         ReducingStateDescriptor, ValueStateDescriptor,
     };
-    pub use crate::time::WatermarkStrategy;
     pub use crate::window::{
         Agg, ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountTrigger, EventTimeSessionWindows,
         GlobalWindows, ProcessWindowFunction, PurgingTrigger, SlidingEventTimeWindows, SlidingProcessingTimeWindows,

@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 use crate::keys;
 
 /// The partitioning of an edge, as written by the user.
@@ -161,16 +161,7 @@ impl RangeBounds {
     }
 }
 
-/// Index of `field` in `schema`, or an error listing the fields there are.
-pub fn field_index(schema: &SchemaRef, field: &str, what: &str) -> Result<usize> {
-    schema.index_of(field).map_err(|_| {
-        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        WeirError::plan(format!(
-            "{what}: no field '{field}' in the stream (fields: {})",
-            names.join(", ")
-        ))
-    })
-}
+pub use crate::contract::schema::field_index;
 
 /// A resolved partitioner held by one sending subtask.
 #[derive(Debug)]

@@ -8,8 +8,8 @@ use weir_proto::{OperatorSpec, PipelineSpec};
 
 use crate::api::{DataStream, StreamExecutionEnvironment};
 use crate::connectors::registry;
-use crate::error::{Result, WeirError};
-use crate::time::WatermarkStrategy;
+use crate::contract::error::{Result, WeirError};
+use crate::contract::watermark::WatermarkStrategy;
 use crate::window::{
     Agg, AggKind, ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountTrigger, EventTimeSessionWindows,
     GlobalWindows, PurgingTrigger, SlidingEventTimeWindows, Trigger, TumblingEventTimeWindows,

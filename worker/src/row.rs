@@ -17,7 +17,7 @@ use arrow::datatypes::{
 };
 use arrow::record_batch::RecordBatch;
 
-use crate::operators::UserResult;
+use crate::contract::UserResult;
 
 /// One value of a row.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -207,7 +207,7 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[Row]) -> UserResult<RecordBatch
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (i, field) in schema.fields().iter().enumerate() {
         let name = field.name();
-        let bad = |v: &Value| -> crate::operators::UserError {
+        let bad = |v: &Value| -> crate::contract::UserError {
             format!("field '{name}' is {}, but a row has {v:?}", field.data_type()).into()
         };
         macro_rules! build {

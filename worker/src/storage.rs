@@ -14,7 +14,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use url::Url;
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 static MEMORY: LazyLock<Arc<InMemory>> = LazyLock::new(|| Arc::new(InMemory::new()));
 

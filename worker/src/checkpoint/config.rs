@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 /// How and where a job checkpoints.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::OperatorState;
@@ -18,9 +18,17 @@ use super::config::CheckpointConfig;
 use super::metadata::{FORMAT, OperatorSnapshot, SnapshotKind, SnapshotMetadata, SubtaskSnapshot};
 use super::restore::layout;
 use super::store::CheckpointStore;
-use crate::error::{Result, WeirError};
-use crate::message::Barrier;
-use crate::runtime::control::SavepointRequest;
+use crate::contract::error::{Result, WeirError};
+use crate::contract::message::Barrier;
+
+/// A request for a savepoint; `stop` stops the job once it is complete.
+#[derive(Debug)]
+pub struct SavepointRequest {
+    /// Stop the job after the savepoint.
+    pub stop: bool,
+    /// Where the answer goes: the savepoint's location, or why there is none.
+    pub reply: oneshot::Sender<std::result::Result<String, String>>,
+}
 
 /// One operator subtask's answer to a barrier.
 #[derive(Debug)]
@@ -107,7 +115,7 @@ pub struct Coordinator {
     /// The id of the first checkpoint this run takes.
     pub first_id: u64,
     /// Where durations and sizes are counted.
-    pub metrics: Arc<crate::runtime::metrics::CheckpointMetrics>,
+    pub metrics: Arc<crate::checkpoint::metrics::CheckpointMetrics>,
 }
 
 /// Channels between the coordinator and the tasks.
@@ -158,7 +166,7 @@ impl Coordinator {
             let started = Instant::now();
             let barrier = Barrier {
                 checkpoint_id: id,
-                timestamp_ms: crate::operators::keyed_process::now_ms(),
+                timestamp_ms: crate::contract::clock::wall_ms(),
                 savepoint: savepoint.is_some(),
             };
             let _ = ch.trigger.send(Some(barrier));
@@ -210,13 +218,13 @@ impl Coordinator {
                     self.metrics.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(job = %self.job, checkpoint = id, %reason, failures, "checkpoint failed");
                     if failures > self.config.tolerable_failures {
-                        return Err(WeirError::Io {
-                            node: "checkpoints".into(),
-                            message: format!(
+                        return Err(WeirError::io(
+                            "checkpoints",
+                            format!(
                                 "{failures} checkpoints failed in a row (tolerated: {}); last: {reason}",
                                 self.config.tolerable_failures
                             ),
-                        });
+                        ));
                     }
                 }
             }

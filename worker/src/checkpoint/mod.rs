@@ -13,6 +13,7 @@
 pub mod config;
 pub mod coordinator;
 pub mod metadata;
+pub mod metrics;
 pub mod restore;
 pub mod store;
 
@@ -22,41 +23,12 @@ use arrow::row::RowConverter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::operators::UserResult;
+use crate::contract::UserResult;
+pub use crate::contract::state::{OperatorState, decode, encode};
 
 pub use config::CheckpointConfig;
 pub use metadata::{SnapshotKind, SnapshotMetadata};
 pub use store::{CheckpointStore, SnapshotDir};
-
-/// The state of one operator subtask at a barrier, or what it restores.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct OperatorState {
-    /// Keyed state, by key group.
-    pub keyed: BTreeMap<u32, Vec<u8>>,
-    /// Non-keyed state: this subtask's own (on restore: the same subtask's, when the
-    /// parallelism did not change).
-    pub operator: Option<Vec<u8>>,
-    /// On restore only: the non-keyed state of every old subtask (Flink's union
-    /// redistribution), e.g. for the least watermark across them.
-    pub union: Vec<Vec<u8>>,
-}
-
-impl OperatorState {
-    /// Whether there is nothing to store.
-    pub fn is_empty(&self) -> bool {
-        self.keyed.is_empty() && self.operator.is_none()
-    }
-}
-
-/// Encodes a value of state (postcard: compact, schema-less, stable).
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> UserResult<Vec<u8>> {
-    Ok(postcard::to_stdvec(value)?)
-}
-
-/// Decodes a value of state.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> UserResult<T> {
-    postcard::from_bytes(bytes).map_err(|e| format!("restoring state: {e}").into())
-}
 
 /// Key groups of keys in Arrow's row format (as the operators keep them), by decoding them and
 /// hashing as the partitioner does: the same key lands in the same key group on every path.

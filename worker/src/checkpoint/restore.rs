@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::OperatorState;
 use super::metadata::SnapshotMetadata;
 use super::store::SnapshotDir;
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 use crate::keys;
 
 /// A snapshot to start from.

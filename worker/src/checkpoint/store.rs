@@ -17,7 +17,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::metadata::SnapshotMetadata;
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 use crate::storage::{self, Location};
 
 /// Name of the metadata file.
@@ -36,11 +36,8 @@ pub struct SnapshotDir {
     dir: Location,
 }
 
-fn err(what: &str, loc: &Location, e: impl std::fmt::Display) -> WeirError {
-    WeirError::Io {
-        node: "checkpoints".into(),
-        message: format!("{what} {}: {e}", loc.display),
-    }
+fn err(what: &str, loc: &Location, e: impl Into<crate::contract::error::BoxError>) -> WeirError {
+    WeirError::io_context("checkpoints", format!("{what} {}", loc.display), e)
 }
 
 impl CheckpointStore {
@@ -76,7 +73,7 @@ impl CheckpointStore {
     }
 
     /// Where the snapshot of `barrier` goes: `chk-<n>`, or `savepoints/savepoint-<n>`.
-    pub fn snapshot_dir(&self, barrier: &crate::message::Barrier) -> SnapshotDir {
+    pub fn snapshot_dir(&self, barrier: &crate::contract::message::Barrier) -> SnapshotDir {
         if barrier.savepoint {
             self.savepoint(&format!("savepoint-{}", barrier.checkpoint_id))
         } else {
@@ -113,7 +110,7 @@ impl CheckpointStore {
                 ..Default::default()
             };
             let path = dir.path.clone().join(n.to_string());
-            let stamp = crate::operators::keyed_process::now_ms().to_string();
+            let stamp = crate::contract::clock::wall_ms().to_string();
             match dir
                 .store
                 .put_opts(&path, PutPayload::from(stamp.into_bytes()), opts)
@@ -281,13 +278,13 @@ impl SnapshotDir {
             .await
         {
             Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => Err(WeirError::Io {
-                node: "checkpoints".into(),
-                message: format!(
+            Err(object_store::Error::AlreadyExists { .. }) => Err(WeirError::io(
+                "checkpoints",
+                format!(
                     "{} was already completed by another writer (an older run of this job?); this one is discarded",
                     self.dir.display
                 ),
-            }),
+            )),
             Err(e) => Err(err("writing metadata of", &self.dir, e)),
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::Heartbeats;
 use super::worker::WorkerOptions;
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 /// Where a worker is in the job and how it reaches the others.
 #[derive(Debug, Clone, clap::Args)]

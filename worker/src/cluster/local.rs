@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 /// How to run the workers.
 #[derive(Debug, Clone)]

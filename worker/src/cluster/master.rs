@@ -28,50 +28,14 @@ use crate::checkpoint::coordinator::{Ack, Coordinator, CoordinatorChannels};
 use crate::checkpoint::metadata::SubtaskSnapshot;
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::{CheckpointStore, SnapshotDir};
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
+use crate::contract::message::Barrier;
 use crate::graph::{JobConfig, LogicalGraph, RestoreFrom};
-use crate::message::Barrier;
 use crate::runtime::control::JobControl;
 use crate::runtime::metrics::{CheckpointMetrics, NodeStats};
-use crate::runtime::physical;
 
-/// Where the job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Not every worker has attached yet.
-    WaitingForWorkers,
-    /// Workers are building the generation's subtasks.
-    Deploying,
-    /// Every worker runs its subtasks; checkpoints are taken.
-    Running,
-    /// A failure stopped the run; the job restarts from the newest checkpoint.
-    Restarting,
-    /// Every task ended; output that waited for the end is being published.
-    Finishing,
-    /// The job ended well.
-    Finished,
-    /// The job was stopped with a savepoint (`last_savepoint`); it resumes from there when
-    /// started again.
-    Stopped,
-    /// The job failed for good.
-    Failed,
-}
-
-impl Phase {
-    /// The name in status output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::WaitingForWorkers => "waiting-for-workers",
-            Phase::Deploying => "deploying",
-            Phase::Running => "running",
-            Phase::Restarting => "restarting",
-            Phase::Finishing => "finishing",
-            Phase::Finished => "finished",
-            Phase::Stopped => "stopped",
-            Phase::Failed => "failed",
-        }
-    }
-}
+/// Where the job is: the phase the gRPC status reports (one enum for both sides).
+pub use weir_proto::rpc::JobPhase as Phase;
 
 type CommandSender = mpsc::UnboundedSender<std::result::Result<rpc::Command, Status>>;
 
@@ -418,7 +382,7 @@ impl rpc::coordinator_server::Coordinator for Master {
         let v = self.status();
         Ok(Response::new(rpc::JobStatus {
             job: v.job.clone(),
-            state: v.state.clone(),
+            phase: Phase::from_name(&v.state).unwrap_or(Phase::Unspecified) as i32,
             generation: v.generation,
             workers: v.workers as u32,
             workers_attached: v.workers_attached as u32,
@@ -519,7 +483,7 @@ impl MasterLoop {
             }
             None => None,
         };
-        let plan = physical::plan(&self.graph, &self.config).await?;
+        let plan = crate::plan::plan(&self.graph, &self.config).await?;
         let total_sources = plan.source_subtasks(&self.graph);
         let workers = self.shared.state.lock().expect("master lock").workers.len();
         let savepoint = match &self.config.restore {

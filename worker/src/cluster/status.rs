@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::master::{Master, StatusView};
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 /// Starts serving on `addr` in the background.
 pub async fn serve(addr: SocketAddr, master: Master) -> Result<()> {

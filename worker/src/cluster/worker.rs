@@ -21,18 +21,17 @@ use weir_proto::rpc::{
     self, command::Kind as Cmd, coordinator_client::CoordinatorClient, task_report::Kind as ReportKind,
 };
 
-use super::exchange::Inbound;
 use super::master::Master;
 use super::{Heartbeats, channel_to};
 use crate::checkpoint::coordinator::{Ack, TaskCheckpoints};
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::{CheckpointStore, SnapshotDir};
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 use crate::graph::{JobConfig, LogicalGraph};
 use crate::runtime::chain::Chain;
 use crate::runtime::executor::{self, Placement, Spawned, TaskWiring};
 use crate::runtime::metrics::JobMetrics;
-use crate::runtime::physical;
+use crate::runtime::net::exchange::Inbound;
 
 /// How a worker finds its place in the job.
 #[derive(Debug, Clone)]
@@ -150,7 +149,7 @@ struct Worker {
 /// This worker's part of one generation.
 struct Deployment {
     generation: u64,
-    trigger: watch::Sender<Option<crate::message::Barrier>>,
+    trigger: watch::Sender<Option<crate::contract::message::Barrier>>,
     complete: watch::Sender<u64>,
     remaining: Arc<watch::Sender<usize>>,
     remote_ended: Arc<AtomicUsize>,
@@ -318,7 +317,7 @@ impl Worker {
             }
             Cmd::Trigger(t) => {
                 if let Some(d) = self.current(t.generation) {
-                    let _ = d.trigger.send(Some(crate::message::Barrier {
+                    let _ = d.trigger.send(Some(crate::contract::message::Barrier {
                         checkpoint_id: t.checkpoint_id,
                         timestamp_ms: t.timestamp_ms,
                         savepoint: t.savepoint,
@@ -412,7 +411,7 @@ impl Worker {
                 self.opts.workers
             )));
         }
-        let plan = physical::plan(graph, config).await?;
+        let plan = crate::plan::plan(graph, config).await?;
         let restore = match d.restore.as_str() {
             "" => None,
             url => Some(Restore::open(SnapshotDir::at(url)?).await?),

@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 /// Record format of a file, socket or HTTP body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -166,6 +166,20 @@ pub struct Decoded {
     pub batch: Option<RecordBatch>,
     /// `(record, reason)` for each bad record.
     pub bad: Vec<(String, String)>,
+}
+
+impl Decoded {
+    /// Sends the bad records to the dead-letter output, then emits the good rows: no record
+    /// is lost.
+    pub async fn emit(self, ctx: &mut dyn crate::contract::SourceContext) -> Result<()> {
+        for (raw, reason) in self.bad {
+            ctx.dead_letter(&raw, &reason).await?;
+        }
+        match self.batch {
+            Some(b) => ctx.collect(b).await,
+            None => Ok(()),
+        }
+    }
 }
 
 impl RecordDecoder {

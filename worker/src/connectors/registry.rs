@@ -14,7 +14,7 @@ use super::nexmark::Nexmark;
 use super::socket::Socket;
 use super::stdout::Stdout;
 use super::{SinkFactory, SourceFactory};
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 /// Source connectors.
 pub const SOURCES: &[&str] = &["datagen", "nexmark", "file", "socket", "http", "kafka"];

@@ -15,30 +15,34 @@ use arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::utils::collect_columns;
 
-use super::filter::FilterExpr;
-use super::select::{Select, project};
-use super::{Operator, UserResult};
-use crate::error::Result;
-use crate::runtime::metrics::NodeMetrics;
+use super::select::project;
+use super::{CalcPart, Operator, UserResult};
+use crate::contract::NodeMetrics;
+use crate::contract::error::{Result, WeirError};
 
-/// The parts of a fused run, with each node's counters.
-pub struct CalcParts<'a> {
-    /// The filters, in order (at least one), and their counters.
-    pub filters: Vec<(&'a FilterExpr, Arc<NodeMetrics>)>,
-    /// The projection that ends the run, if any, and its counters.
-    pub select: Option<(&'a Select, Arc<NodeMetrics>)>,
-}
-
-/// Creates the fused operator for one subtask. The chain counts rows into the first filter and
-/// out of the last node; the operator counts the edges inside the run.
-pub fn create(parts: CalcParts<'_>, input: &SchemaRef) -> Result<Box<dyn Operator>> {
-    let first = parts.filters[0].0.plan(input)?;
-    let needed: Vec<usize> = match &parts.select {
+/// Creates the fused operator for one subtask from the run's parts (filters, then optionally
+/// a projection) and each node's counters. The chain counts rows into the first filter and out
+/// of the last node; the operator counts the edges inside the run.
+pub fn create(parts: Vec<(CalcPart, Arc<NodeMetrics>)>, input: &SchemaRef) -> Result<Box<dyn Operator>> {
+    let mut filters = Vec::new();
+    let mut select = None;
+    for (part, metrics) in parts {
+        match part {
+            CalcPart::Filter(f) if select.is_none() => filters.push((f, metrics)),
+            CalcPart::Project(p) if select.is_none() => select = Some((p, metrics)),
+            _ => return Err(WeirError::plan("a fused Calc step ends with its projection")),
+        }
+    }
+    let Some((first, _)) = filters.first() else {
+        return Err(WeirError::plan("a fused Calc step starts with a filter"));
+    };
+    let first = first(input)?;
+    let needed: Vec<usize> = match &select {
         None => (0..input.fields().len()).collect(),
         Some((select, _)) => {
-            let mut exprs = select.plan(input)?.0;
-            for (f, _) in &parts.filters[1..] {
-                exprs.push(f.plan(input)?);
+            let mut exprs = select(input)?.0;
+            for (f, _) in &filters[1..] {
+                exprs.push(f(input)?);
             }
             exprs
                 .iter()
@@ -50,12 +54,12 @@ pub fn create(parts: CalcParts<'_>, input: &SchemaRef) -> Result<Box<dyn Operato
         }
     };
     let narrow = Arc::new(input.project(&needed)?);
-    let rest = parts.filters[1..]
+    let rest = filters[1..]
         .iter()
-        .map(|(f, _)| f.plan(&narrow))
+        .map(|(f, _)| f(&narrow))
         .collect::<Result<Vec<_>>>()?;
-    let projection = match &parts.select {
-        Some((select, _)) => Some(select.plan(&narrow)?),
+    let projection = match &select {
+        Some((select, _)) => Some(select(&narrow)?),
         None => None,
     };
     Ok(Box::new(CalcOp {
@@ -63,8 +67,8 @@ pub fn create(parts: CalcParts<'_>, input: &SchemaRef) -> Result<Box<dyn Operato
         needed,
         rest,
         projection,
-        filter_metrics: parts.filters.into_iter().map(|(_, m)| m).collect(),
-        select_metrics: parts.select.map(|(_, m)| m),
+        filter_metrics: filters.into_iter().map(|(_, m)| m).collect(),
+        select_metrics: select.map(|(_, m)| m),
     }))
 }
 

@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 /// Identifiers keep their case (`dateTime` is `dateTime`), as in Flink SQL; `VARCHAR` is Arrow
 /// `Utf8`, the type every source produces, so streams from SQL and from sources union.

@@ -9,8 +9,8 @@ use arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::expr::plan_expr;
-use super::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::error::{Result, WeirError};
+use super::{CalcPart, Operator, OperatorFactory, TaskContext, UserResult};
+use crate::contract::error::{Result, WeirError};
 use crate::row::RowRef;
 
 /// A record predicate.
@@ -49,6 +49,7 @@ impl Operator for FilterRowsOp {
 }
 
 /// `filter` with a SQL expression such as `price > 100 AND channel = 'Apple'`.
+#[derive(Debug, Clone)]
 pub struct FilterExpr {
     /// The SQL text.
     pub sql: String,
@@ -81,6 +82,10 @@ impl OperatorFactory for FilterExpr {
         Ok(Box::new(FilterExprOp {
             expr: self.plan(input)?,
         }))
+    }
+    fn calc_part(&self) -> Option<CalcPart> {
+        let this = self.clone();
+        Some(CalcPart::Filter(Box::new(move |input| this.plan(input))))
     }
 }
 

@@ -10,21 +10,13 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 
-use super::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::error::{Result, WeirError};
+use super::{Operator, OperatorFactory, TaskContext, TimeDomain, UserResult};
+use crate::contract::error::{Result, WeirError};
+use crate::contract::schema::field_index;
+use crate::contract::{Clock, SharedClock};
 use crate::keys;
-use crate::partition::field_index;
 use crate::row::{Row, RowRef, Value, rows_to_batch, value_at};
 use crate::state::{KeyedStateStore, StateHandle};
-
-/// Which clock a timer follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeDomain {
-    /// The watermark.
-    EventTime,
-    /// The wall clock.
-    ProcessingTime,
-}
 
 /// What a keyed process function sees: the current key's state, timers and time.
 pub struct KeyedContext<'a> {
@@ -35,6 +27,7 @@ pub struct KeyedContext<'a> {
     key_values: std::cell::OnceCell<Row>,
     timers: &'a mut Timers,
     watermark: i64,
+    clock: &'a dyn Clock,
 }
 
 /// Where the current key's values come from, decoded only if the function asks.
@@ -49,13 +42,6 @@ enum KeySource<'a> {
 struct Timers {
     event: BTreeSet<(i64, u32, Box<[u8]>)>,
     processing: BTreeSet<(i64, u32, Box<[u8]>)>,
-}
-
-/// Wall-clock time, ms since the epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl<'a> KeyedContext<'a> {
@@ -84,9 +70,9 @@ impl<'a> KeyedContext<'a> {
         self.watermark
     }
 
-    /// The wall clock, ms.
+    /// Processing time, ms (the job's clock: the wall clock unless a test sets one).
     pub fn current_processing_time(&self) -> i64 {
-        now_ms()
+        self.clock.now_ms()
     }
 
     /// Calls `on_timer` for this key once the watermark reaches `timestamp`.
@@ -176,6 +162,7 @@ impl<F: KeyedProcessFunction + Clone> OperatorFactory for KeyedProcess<F> {
             store: KeyedStateStore::new(),
             timers: Timers::default(),
             watermark: i64::MIN,
+            clock: ctx.clock.clone(),
         }))
     }
 }
@@ -189,6 +176,7 @@ struct KeyedProcessOp<F> {
     store: KeyedStateStore,
     timers: Timers,
     watermark: i64,
+    clock: SharedClock,
 }
 
 impl<F: KeyedProcessFunction> KeyedProcessOp<F> {
@@ -208,6 +196,7 @@ impl<F: KeyedProcessFunction> KeyedProcessOp<F> {
                 key_values: std::cell::OnceCell::new(),
                 timers: &mut self.timers,
                 watermark: self.watermark,
+                clock: self.clock.as_ref(),
             };
             self.function.on_timer(ts, domain, &mut ctx, &mut rows)?;
         }
@@ -236,6 +225,7 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
                 key_values: std::cell::OnceCell::new(),
                 timers: &mut self.timers,
                 watermark: self.watermark,
+                clock: self.clock.as_ref(),
             };
             self.function
                 .process_element(RowRef::new(&batch, i), &mut ctx, &mut output)?;
@@ -265,7 +255,7 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
         self.timers.processing.first().map(|t| t.0)
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<crate::checkpoint::OperatorState> {
+    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<crate::contract::OperatorState> {
         // Per key group: the store's bytes and the group's timers (event: true).
         type Group<'a> = (Vec<u8>, Vec<(bool, i64, &'a [u8])>);
         let mut groups: std::collections::BTreeMap<u32, Group<'_>> = self
@@ -281,20 +271,20 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
         }
         let mut keyed = std::collections::BTreeMap::new();
         for (g, v) in groups {
-            keyed.insert(g, crate::checkpoint::encode(&v)?);
+            keyed.insert(g, crate::contract::state::encode(&v)?);
         }
-        Ok(crate::checkpoint::OperatorState {
+        Ok(crate::contract::OperatorState {
             keyed,
-            operator: Some(crate::checkpoint::encode(&self.watermark)?),
+            operator: Some(crate::contract::state::encode(&self.watermark)?),
             union: Vec::new(),
         })
     }
 
-    fn restore(&mut self, state: crate::checkpoint::OperatorState) -> UserResult<()> {
+    fn restore(&mut self, state: crate::contract::OperatorState) -> UserResult<()> {
         let mut stores = std::collections::BTreeMap::new();
         for (g, bytes) in &state.keyed {
             type Group = (Vec<u8>, Vec<(bool, i64, Vec<u8>)>);
-            let (store, timers): Group = crate::checkpoint::decode(bytes)?;
+            let (store, timers): Group = crate::contract::state::decode(bytes)?;
             if !store.is_empty() {
                 stores.insert(*g, store);
             }

@@ -6,7 +6,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::error::Result;
+use crate::contract::error::Result;
 use crate::row::{Row, RowRef, rows_to_batch};
 
 /// A record function: one row in, one row out.

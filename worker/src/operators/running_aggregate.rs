@@ -10,7 +10,7 @@ use arrow::row::RowConverter;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::{self, OperatorState};
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 use crate::state::FastMap;
 use crate::window::Agg;
 use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};

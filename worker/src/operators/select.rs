@@ -9,10 +9,11 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 
 use super::expr::{SelectItemSpec, parse_select_item, plan_expr};
-use super::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::error::{Result, WeirError};
+use super::{CalcPart, Operator, OperatorFactory, TaskContext, UserResult};
+use crate::contract::error::{Result, WeirError};
 
 /// A projection such as `["auction", "price * 0.908 AS euros"]`.
+#[derive(Debug, Clone)]
 pub struct Select {
     items: Vec<SelectItemSpec>,
 }
@@ -73,6 +74,10 @@ impl OperatorFactory for Select {
     fn create(&self, input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let (exprs, output) = self.plan(input)?;
         Ok(Box::new(SelectOp { exprs, output }))
+    }
+    fn calc_part(&self) -> Option<CalcPart> {
+        let this = self.clone();
+        Some(CalcPart::Project(Box::new(move |input| this.plan(input))))
     }
 }
 

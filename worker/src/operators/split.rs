@@ -8,8 +8,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::error::{Result, WeirError};
-use crate::partition::field_index;
+use crate::contract::error::{Result, WeirError};
+use crate::contract::schema::field_index;
 
 /// Splits `field` by `separator` (whitespace when `None`) into column `output_field`.
 #[derive(Debug, Clone)]

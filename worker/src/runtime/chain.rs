@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
-use crate::checkpoint::OperatorState;
 use crate::checkpoint::coordinator::TaskCheckpoints;
 use crate::checkpoint::restore::Restore;
-use crate::connectors::Sink;
-use crate::error::{Result, WeirError};
-use crate::message::{Barrier, Message};
-use crate::operators::{Operator, TaskContext, UserError};
-use crate::runtime::metrics::NodeMetrics;
+use crate::contract::NodeMetrics;
+use crate::contract::OperatorState;
+use crate::contract::Sink;
+use crate::contract::error::{Result, WeirError};
+use crate::contract::message::{Barrier, Message};
+use crate::contract::{Operator, TaskContext, UserError};
 use crate::runtime::output::{Outputs, SendError};
 
 /// One operator of a chain with its context and counters.
@@ -75,11 +75,7 @@ pub struct Chain {
 }
 
 fn op_error(ctx: &TaskContext, e: UserError) -> WeirError {
-    WeirError::Operator {
-        node: ctx.node.clone(),
-        subtask: ctx.subtask,
-        message: e.to_string(),
-    }
+    WeirError::operator(&ctx.node, ctx.subtask, e)
 }
 
 fn send_error(e: SendError) -> WeirError {
@@ -173,18 +169,22 @@ impl Chain {
         Ok(())
     }
 
-    /// Runs `batches` through operators `start..` and into the tail.
-    async fn run_from(&mut self, start: usize, mut batches: Vec<RecordBatch>) -> Result<()> {
-        for op in &mut self.operators[start..] {
+    /// Runs `batches` through operators `start..` and into the tail; the first operator of the
+    /// chain gets them as from input `input`.
+    async fn run_from(&mut self, start: usize, input: usize, mut batches: Vec<RecordBatch>) -> Result<()> {
+        for (k, op) in self.operators[start..].iter_mut().enumerate() {
             if batches.is_empty() {
                 return Ok(());
             }
             let mut next = Vec::new();
             for b in batches {
                 op.metrics_in.add_in(b.num_rows());
-                op.operator
-                    .process_batch(b, &mut next)
-                    .map_err(|e| op_error(&op.ctx, e))?;
+                let r = if start + k == 0 {
+                    op.operator.process_input(input, b, &mut next)
+                } else {
+                    op.operator.process_batch(b, &mut next)
+                };
+                r.map_err(|e| op_error(&op.ctx, e))?;
             }
             op.metrics_out.add_out(next.iter().map(RecordBatch::num_rows).sum());
             op.drain_side().await?;
@@ -208,7 +208,7 @@ impl Chain {
     /// Calls `hook` on each operator in order; what one emits flows through the rest.
     async fn each_operator(
         &mut self,
-        mut hook: impl FnMut(&mut dyn Operator, &mut Vec<RecordBatch>) -> crate::operators::UserResult<()>,
+        mut hook: impl FnMut(&mut dyn Operator, &mut Vec<RecordBatch>) -> crate::contract::UserResult<()>,
     ) -> Result<()> {
         for i in 0..self.operators.len() {
             let mut out = Vec::new();
@@ -216,14 +216,34 @@ impl Chain {
             hook(op.operator.as_mut(), &mut out).map_err(|e| op_error(&op.ctx, e))?;
             op.metrics_out.add_out(out.iter().map(RecordBatch::num_rows).sum());
             op.drain_side().await?;
-            self.run_from(i + 1, out).await?;
+            self.run_from(i + 1, 0, out).await?;
         }
         Ok(())
     }
 
     /// Pushes one batch through the chain.
     pub async fn push(&mut self, batch: RecordBatch) -> Result<()> {
-        self.run_from(0, vec![batch]).await
+        self.run_from(0, 0, vec![batch]).await
+    }
+
+    /// Pushes one batch from input `input` of the chain's first node through the chain.
+    pub async fn push_from(&mut self, input: usize, batch: RecordBatch) -> Result<()> {
+        self.run_from(0, input, vec![batch]).await
+    }
+
+    /// Input `input` of the chain's first operator reached `watermark` (nodes with several
+    /// inputs; the combined watermark follows through [`Self::watermark`]).
+    pub async fn input_watermark(&mut self, input: usize, watermark: i64) -> Result<()> {
+        let Some(op) = self.operators.first_mut() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        op.operator
+            .on_input_watermark(input, watermark, &mut out)
+            .map_err(|e| op_error(&op.ctx, e))?;
+        op.metrics_out.add_out(out.iter().map(RecordBatch::num_rows).sum());
+        op.drain_side().await?;
+        self.run_from(1, 0, out).await
     }
 
     /// Advances event time through every operator, then downstream.

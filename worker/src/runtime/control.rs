@@ -5,16 +5,9 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
-/// A request for a savepoint; `stop` stops the job once it is complete.
-#[derive(Debug)]
-pub struct SavepointRequest {
-    /// Stop the job after the savepoint.
-    pub stop: bool,
-    /// Where the answer goes: the savepoint's location, or why there is none.
-    pub reply: oneshot::Sender<std::result::Result<String, String>>,
-}
+pub use crate::checkpoint::coordinator::SavepointRequest;
 
 /// A handle on a running job (Flink's `JobClient`): clone it, keep one, pass one to
 /// [`crate::api::StreamExecutionEnvironment::execute_controlled`].
@@ -57,14 +50,11 @@ impl JobControl {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(SavepointRequest { stop, reply })
-            .map_err(|_| WeirError::plan("the job is not running"))?;
+            .map_err(|_| WeirError::internal("the job is not running"))?;
         match answer.await {
             Ok(Ok(path)) => Ok(path),
-            Ok(Err(reason)) => Err(WeirError::Io {
-                node: "savepoint".into(),
-                message: reason,
-            }),
-            Err(_) => Err(WeirError::plan("the job ended before the savepoint completed")),
+            Ok(Err(reason)) => Err(WeirError::io("savepoint", reason)),
+            Err(_) => Err(WeirError::internal("the job ended before the savepoint completed")),
         }
     }
 

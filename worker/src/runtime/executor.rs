@@ -1,7 +1,6 @@
 //! Runs a physical plan in this process: one tokio task per (chain, subtask), bounded
 //! channels between them, so a slow consumer back-pressures its producers.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,22 +14,21 @@ use tokio::sync::watch;
 use crate::checkpoint::coordinator::{Coordinator, CoordinatorChannels, TaskCheckpoints};
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::{CheckpointStore, SnapshotDir};
-use crate::cluster::exchange::{self, ChannelId, ExchangeMetrics, Outbound};
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
+use crate::contract::message::Message;
 use crate::dead_letter::DeadLetterWriter;
-use crate::error::{Result, WeirError};
 use crate::graph::{JobConfig, LogicalGraph, NodeKind, RestoreFrom};
-use crate::message::Message;
-use crate::operators::TaskContext;
-use crate::operators::calc::{self, CalcParts};
-use crate::operators::filter::FilterExpr;
-use crate::operators::select::Select;
+use crate::operators::calc;
+use crate::plan::{PhysicalPlan, Route, Step};
 use crate::runtime::chain::{Chain, ChainedOperator, Tail};
 use crate::runtime::control::JobControl;
-use crate::runtime::gate::{GateEvent, InputGate};
+use crate::runtime::gate::InputGate;
 use crate::runtime::metrics::{JobMetrics, NodeMetrics, NodeRole, NodeStats};
+use crate::runtime::net::exchange::{self, ChannelId, ExchangeMetrics, Outbound};
 use crate::runtime::output::{OutputEdge, Outputs};
-use crate::runtime::physical::{self, PhysicalPlan, Route};
-use crate::runtime::source_context::{SourceCheckpoints, SourceContext};
+use crate::runtime::source_emitter::{SourceCheckpoints, SourceEmitter};
+use crate::runtime::task::{OperatorTask, SourceTask, guard};
 use crate::storage;
 
 /// What a finished job reports.
@@ -154,7 +152,7 @@ pub async fn execute_controlled(
             }
             Err(e) => e,
         };
-        let recoverable = !matches!(err, WeirError::Plan(_) | WeirError::Config { .. });
+        let recoverable = err.is_retryable();
         let Some(store) = &store else { return Err(err) };
         if !recoverable || cancel.is_cancelled() || restarts >= config.restart.attempts {
             if restarts > 0 {
@@ -209,13 +207,13 @@ async fn run_once(
         generation,
     } = attempt;
     let start = Instant::now();
-    let plan = physical::plan(graph, config).await?;
+    let plan = crate::plan::plan(graph, config).await?;
     if let Some(r) = restore {
         let uids: Vec<String> = graph.nodes.iter().map(|n| n.name.clone()).collect();
         r.check(&uids, config.max_parallelism, config.allow_non_restored_state)?;
     }
     // Checkpoint channels: a trigger for the sources, acknowledgements, completions.
-    let (trigger_tx, trigger_rx) = watch::channel::<Option<crate::message::Barrier>>(None);
+    let (trigger_tx, trigger_rx) = watch::channel::<Option<crate::contract::message::Barrier>>(None);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let (complete_tx, complete_rx) = watch::channel(restore.map_or(0, |r| r.meta.checkpoint_id));
     // Source subtasks still reading; an ended one keeps taking checkpoints until all have ended.
@@ -229,7 +227,7 @@ async fn run_once(
                 .thread_name("weir-checkpoints")
                 .enable_all()
                 .build()
-                .map_err(|e| WeirError::plan(format!("cannot start the checkpoint runtime: {e}")))?,
+                .map_err(|e| WeirError::internal(format!("cannot start the checkpoint runtime: {e}")))?,
         ),
         None => None,
     });
@@ -294,7 +292,9 @@ async fn run_once(
     let coordinator_result = match coordinator {
         Some(c) => match c.await {
             Ok(r) => r,
-            Err(e) => Err(WeirError::plan(format!("checkpoint coordinator ended abnormally: {e}"))),
+            Err(e) => Err(WeirError::internal(format!(
+                "checkpoint coordinator ended abnormally: {e}"
+            ))),
         },
         None => Ok(()),
     };
@@ -325,7 +325,7 @@ pub(crate) struct TaskWiring {
     /// Where tasks store state and acknowledge (none without checkpoints).
     pub checkpoints: Option<TaskCheckpoints>,
     /// The coordinator's trigger for the sources.
-    pub trigger: watch::Receiver<Option<crate::message::Barrier>>,
+    pub trigger: watch::Receiver<Option<crate::contract::message::Barrier>>,
     /// Source subtasks of the whole job still reading.
     pub sources_remaining: Arc<watch::Sender<usize>>,
 }
@@ -392,7 +392,7 @@ pub(crate) async fn spawn_tasks(
     let max_p = config.max_parallelism;
 
     // Channels: receivers per (head node, subtask); output edges per (tail node, subtask).
-    let mut receivers: Vec<Vec<Vec<mpsc::Receiver<Message>>>> = (0..n)
+    let mut receivers: Vec<Vec<Vec<(usize, mpsc::Receiver<Message>)>>> = (0..n)
         .map(|i| (0..plan.nodes[i].parallelism).map(|_| Vec::new()).collect())
         .collect();
     let mut outputs: Vec<Vec<Vec<OutputEdge>>> = (0..n)
@@ -407,6 +407,8 @@ pub(crate) async fn spawn_tasks(
     let mut tasks = JoinSet::new();
     for chain in &plan.chains {
         let head = chain[0];
+        // Distinct inputs (a join) keep their index at the gate; a union reads them as one.
+        let distinct = matches!(&graph.nodes[head].kind, NodeKind::Operator(o) if o.distinct_inputs());
         for (input, (edge, route)) in graph.nodes[head]
             .inputs
             .iter()
@@ -463,11 +465,11 @@ pub(crate) async fn spawn_tasks(
                         // Sent from another worker to here: the exchange feeds the channel.
                         Some(p) if !sending_here => {
                             p.inbound.insert(id, tx);
-                            receivers[head][j].push(rx);
+                            receivers[head][j].push((if distinct { input } else { 0 }, rx));
                         }
                         _ => {
                             senders.push(tx);
-                            receivers[head][j].push(rx);
+                            receivers[head][j].push((if distinct { input } else { 0 }, rx));
                         }
                     }
                 }
@@ -478,7 +480,7 @@ pub(crate) async fn spawn_tasks(
         }
     }
 
-    for chain in &plan.chains {
+    for (chain, steps) in plan.chains.iter().zip(&plan.steps) {
         let head = chain[0];
         let p = plan.nodes[head].parallelism;
         let label = chain
@@ -496,8 +498,9 @@ pub(crate) async fn spawn_tasks(
                 subtask: i,
                 parallelism: p,
                 max_parallelism: max_p,
+                clock: config.clock.clone(),
             };
-            let mut ops = chain_operators(graph, plan, chain, &node_metrics, &ctx_of)?;
+            let mut ops = chain_operators(graph, plan, steps, &node_metrics, &ctx_of)?;
             for op in &mut ops {
                 let id = graph
                     .nodes
@@ -522,7 +525,7 @@ pub(crate) async fn spawn_tasks(
                 }
                 _ => Tail::Outputs(Outputs::new(std::mem::take(&mut outputs[last][i]))),
             };
-            let mut chain_run = Chain::new(ops, tail).with_checkpoints(task_checkpoints.clone());
+            let chain_run = Chain::new(ops, tail).with_checkpoints(task_checkpoints.clone());
             participants += chain_run.participants();
             // Each task loads its state itself, so subtasks restore in parallel.
             let task_restore = shared_restore.clone();
@@ -530,13 +533,12 @@ pub(crate) async fn spawn_tasks(
             match &graph.nodes[head].kind {
                 NodeKind::Source(f) => {
                     let ctx = ctx_of(head);
-                    let mut source = f.create(&plan.nodes[head].output_schema, &ctx)?;
                     let dl = DeadLetterWriter::new(Some(dead_letter_dir.clone()), &ctx.node, i);
                     let watermarks = match &graph.nodes[head].watermark {
                         Some(w) => Some((w.clone(), w.resolve(&plan.nodes[head].output_schema)?)),
                         None => None,
                     };
-                    let mut sctx = SourceContext::new(
+                    let mut emitter = SourceEmitter::new(
                         ctx,
                         chain_run,
                         node_metrics[head].clone(),
@@ -554,7 +556,7 @@ pub(crate) async fn spawn_tasks(
                             }
                             None => (None, Vec::new()),
                         };
-                        sctx = sctx.with_checkpoints(
+                        emitter = emitter.with_checkpoints(
                             Some(SourceCheckpoints {
                                 task: task.clone(),
                                 trigger: trigger_rx.clone(),
@@ -565,56 +567,24 @@ pub(crate) async fn spawn_tasks(
                             union,
                         );
                     }
-                    tasks.spawn(guard(label.clone(), i, async move {
-                        sctx.load_state(task_restore.as_deref(), &restore_ms).await?;
-                        source.run(&mut sctx).await?;
-                        sctx.finish().await?;
-                        Ok(Some(sctx.into_chain()))
-                    }));
+                    let task = SourceTask {
+                        source: f.create(&plan.nodes[head].output_schema, &emitter.task_context().clone())?,
+                        emitter,
+                        restore: task_restore,
+                        metrics: restore_ms,
+                    };
+                    tasks.spawn(guard(label.clone(), i, task.run()));
                 }
                 _ => {
-                    let mut gate = InputGate::new(std::mem::take(&mut receivers[head][i]));
-                    let mut completions = chain_run.completions();
-                    let stopping = cancel.clone();
-                    tasks.spawn(guard(label.clone(), i, async move {
-                        load_state(&mut chain_run, task_restore.as_deref(), &restore_ms).await?;
-                        loop {
-                            // Processing-time timers of the chain's operators wake the task too.
-                            let timer = chain_run.next_timer();
-                            // Due timers first, so a busy input cannot starve them.
-                            let now = crate::operators::keyed_process::now_ms();
-                            if timer.is_some_and(|t| t <= now) {
-                                chain_run.processing_time(now).await?;
-                                continue;
-                            }
-                            let event = tokio::select! {
-                                biased;
-                                e = gate.next() => e,
-                                _ = sleep_until_ms(timer), if timer.is_some() => {
-                                    chain_run.processing_time(crate::operators::keyed_process::now_ms()).await?;
-                                    continue;
-                                }
-                                Some(id) = completed(&mut completions) => {
-                                    chain_run.notify_complete(id).await?;
-                                    continue;
-                                }
-                            };
-                            match event {
-                                GateEvent::Data(b) => chain_run.push(b).await?,
-                                // Stopping a checkpointing job is not the end of event time.
-                                GateEvent::Watermark(i64::MAX)
-                                    if stopping.is_cancelled() && chain_run.checkpointing() => {}
-                                GateEvent::Watermark(w) => chain_run.watermark(w).await?,
-                                GateEvent::Idle => chain_run.idle().await?,
-                                GateEvent::Barrier(b) => chain_run.barrier(b).await?,
-                                GateEvent::End => {
-                                    chain_run.end(stopping.is_cancelled()).await?;
-                                    return Ok(Some(chain_run));
-                                }
-                                GateEvent::UpstreamFailed => return Err(WeirError::UpstreamGone),
-                            }
-                        }
-                    }));
+                    let task = OperatorTask {
+                        gate: InputGate::with_inputs(std::mem::take(&mut receivers[head][i])),
+                        chain: chain_run,
+                        restore: task_restore,
+                        metrics: restore_ms,
+                        stopping: cancel.clone(),
+                        clock: config.clock.clone(),
+                    };
+                    tasks.spawn(guard(label.clone(), i, task.run()));
                 }
             }
         }
@@ -639,7 +609,7 @@ pub(crate) async fn join_tasks(
                 continue;
             }
             Ok(Err(e)) => e,
-            Err(e) => WeirError::plan(format!("task ended abnormally: {e}")),
+            Err(e) => WeirError::internal(format!("task ended abnormally: {e}")),
         };
         cancel.cancel();
         if err.is_secondary() {
@@ -652,97 +622,56 @@ pub(crate) async fn join_tasks(
     (ended, first.or(secondary))
 }
 
-/// The operators of one subtask of `chain`, fusing each run of SQL filters (optionally ending
-/// in a select) into one Calc step.
+/// The operators of one subtask of a chain, one per step of the plan (a fused Calc run is one).
 fn chain_operators(
     graph: &LogicalGraph,
     plan: &PhysicalPlan,
-    chain: &[usize],
+    steps: &[Step],
     node_metrics: &[Arc<NodeMetrics>],
     ctx_of: &dyn Fn(usize) -> TaskContext,
 ) -> Result<Vec<ChainedOperator>> {
-    let operator_of = |n: usize| match &graph.nodes[n].kind {
-        NodeKind::Operator(g) => Some(g.as_ref() as &dyn Any),
-        _ => None,
+    let factory = |id: usize| match &graph.nodes[id].kind {
+        NodeKind::Operator(f) => Ok(f),
+        _ => Err(WeirError::internal(format!(
+            "node '{}' is not an operator",
+            graph.nodes[id].name
+        ))),
     };
-    let filter_at = |k: usize| chain.get(k).and_then(|n| operator_of(*n)?.downcast_ref::<FilterExpr>());
-    let select_at = |k: usize| chain.get(k).and_then(|n| operator_of(*n)?.downcast_ref::<Select>());
-    let mut ops = Vec::new();
-    let mut k = 0;
-    while k < chain.len() {
-        let id = chain[k];
-        let NodeKind::Operator(f) = &graph.nodes[id].kind else {
-            k += 1;
-            continue;
+    let mut ops = Vec::with_capacity(steps.len());
+    for step in steps {
+        let (first, last, operator) = match step {
+            Step::Node(id) => {
+                let f = factory(*id)?;
+                let node = &plan.nodes[*id];
+                let operator = if f.distinct_inputs() {
+                    f.create_of(&node.input_schemas, &ctx_of(*id))?
+                } else {
+                    let input = node.input_schema.as_ref().expect("operators have inputs");
+                    f.create(input, &ctx_of(*id))?
+                };
+                (*id, *id, operator)
+            }
+            Step::Calc(ids) => {
+                let mut parts = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let part = factory(*id)?.calc_part().ok_or_else(|| {
+                        WeirError::internal(format!("node '{}' cannot be fused", graph.nodes[*id].name))
+                    })?;
+                    parts.push((part, node_metrics[*id].clone()));
+                }
+                let input = plan.nodes[ids[0]].input_schema.as_ref().expect("operators have inputs");
+                (ids[0], ids[ids.len() - 1], calc::create(parts, input)?)
+            }
         };
-        let ctx = ctx_of(id);
-        let input = plan.nodes[id].input_schema.clone().expect("operators have inputs");
-        let mut filters = Vec::new();
-        while let Some(f) = filter_at(k + filters.len()) {
-            filters.push((f, node_metrics[chain[k + filters.len()]].clone()));
-        }
-        let end = k + filters.len();
-        let select = if filters.is_empty() {
-            None
-        } else {
-            select_at(end).map(|s| (s, node_metrics[chain[end]].clone()))
-        };
-        let run = filters.len() + usize::from(select.is_some());
-        if run > 1 {
-            let (metrics_in, metrics_out) = (node_metrics[id].clone(), node_metrics[chain[k + run - 1]].clone());
-            let operator = calc::create(CalcParts { filters, select }, &input)?;
-            ops.push(ChainedOperator {
-                operator,
-                ctx,
-                metrics_in,
-                metrics_out,
-                side: None,
-            });
-            k += run;
-            continue;
-        }
-        let m = node_metrics[id].clone();
         ops.push(ChainedOperator {
-            operator: f.create(&input, &ctx)?,
-            ctx,
-            metrics_in: m.clone(),
-            metrics_out: m,
+            operator,
+            ctx: ctx_of(first),
+            metrics_in: node_metrics[first].clone(),
+            metrics_out: node_metrics[last].clone(),
             side: None,
         });
-        k += 1;
     }
     Ok(ops)
-}
-
-/// Loads a task's restored state (or starts its sink fresh), timing it.
-pub(crate) async fn load_state(
-    chain: &mut Chain,
-    restore: Option<&Restore>,
-    metrics: &crate::runtime::metrics::CheckpointMetrics,
-) -> Result<()> {
-    let started = Instant::now();
-    match restore {
-        Some(r) => chain.restore(r).await?,
-        None => chain.start_fresh().await?,
-    }
-    if restore.is_some() {
-        metrics.restore_ms.fetch_max(
-            started.elapsed().as_millis() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-    }
-    Ok(())
-}
-
-/// The next completed checkpoint id (pending forever without checkpoints).
-async fn completed(rx: &mut Option<watch::Receiver<u64>>) -> Option<u64> {
-    match rx {
-        Some(rx) => {
-            rx.changed().await.ok()?;
-            Some(*rx.borrow_and_update())
-        }
-        None => std::future::pending().await,
-    }
 }
 
 /// A source subtask's restored position. Positions cannot be split or merged, so a source
@@ -768,41 +697,8 @@ async fn source_position(
     }
 }
 
-/// Sleeps until wall-clock `at` (ms since the epoch); forever when `None`.
-async fn sleep_until_ms(at: Option<i64>) {
-    match at {
-        Some(at) => {
-            let wait = at - crate::operators::keyed_process::now_ms();
-            if wait > 0 {
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-            }
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// Runs a task, turning a panic into an error that names the task.
-async fn guard<T>(label: String, subtask: usize, task: impl Future<Output = Result<T>>) -> Result<T> {
-    use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(task).catch_unwind().await {
-        Ok(r) => r,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(WeirError::Operator {
-                node: label,
-                subtask,
-                message: format!("panicked: {msg}"),
-            })
-        }
-    }
-}
-
 /// Plans `graph` without running it and renders the plan.
 pub async fn explain(graph: &LogicalGraph, config: &JobConfig) -> Result<String> {
-    let plan: PhysicalPlan = physical::plan(graph, config).await?;
+    let plan: PhysicalPlan = crate::plan::plan(graph, config).await?;
     Ok(plan.explain(graph))
 }

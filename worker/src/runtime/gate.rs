@@ -4,23 +4,30 @@
 //! minimum over the channels still open and not idle, a barrier passes once every open channel
 //! delivered it, and the end comes when every channel ended.
 //!
+//! A node with several inputs (a join's sides) has channels per input: data arrives tagged
+//! with its input's index, and each input's own watermark (the least over its channels) is
+//! reported before the combined one moves.
+//!
 //! Barriers are aligned (exactly-once): a channel that delivered barrier `n` is not read again
 //! until every other open channel has delivered `n` too, so the snapshot taken when the barrier
 //! passes holds exactly the records before it on every input.
 
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::task::Poll;
 
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::Receiver;
 
-use crate::message::{Barrier, Message};
+use crate::contract::message::{Barrier, Message};
 
 /// What the gate hands to the subtask.
 #[derive(Debug)]
 pub enum GateEvent {
-    /// Rows.
-    Data(RecordBatch),
+    /// Rows from input `0`.
+    Data(usize, RecordBatch),
+    /// Input `0`'s watermark advanced (only for nodes with several inputs).
+    InputWatermark(usize, i64),
     /// The combined watermark advanced.
     Watermark(i64),
     /// Every open channel delivered this barrier.
@@ -36,6 +43,12 @@ pub enum GateEvent {
 /// Merges the channels into one subtask.
 pub struct InputGate {
     receivers: Vec<Receiver<Message>>,
+    /// The input (edge index) of each channel.
+    input_of: Vec<usize>,
+    /// Each input's watermark as last reported (several inputs only).
+    input_current: Vec<i64>,
+    /// Events computed but not yet handed out.
+    pending: VecDeque<GateEvent>,
     watermarks: Vec<i64>,
     ended: Vec<bool>,
     idle: Vec<bool>,
@@ -50,11 +63,21 @@ pub struct InputGate {
 }
 
 impl InputGate {
-    /// A gate over these channels.
+    /// A gate over these channels, all of one input.
     pub fn new(receivers: Vec<Receiver<Message>>) -> Self {
-        let n = receivers.len();
+        Self::with_inputs(receivers.into_iter().map(|r| (0, r)).collect())
+    }
+
+    /// A gate over channels tagged with the input (edge index) each belongs to.
+    pub fn with_inputs(channels: Vec<(usize, Receiver<Message>)>) -> Self {
+        let n = channels.len();
+        let inputs = channels.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
+        let (input_of, receivers) = channels.into_iter().unzip();
         InputGate {
             receivers,
+            input_of,
+            input_current: vec![i64::MIN; if inputs > 1 { inputs } else { 0 }],
+            pending: VecDeque::new(),
             watermarks: vec![i64::MIN; n],
             ended: vec![false; n],
             idle: vec![false; n],
@@ -70,6 +93,9 @@ impl InputGate {
     /// The next event.
     pub async fn next(&mut self) -> GateEvent {
         loop {
+            if let Some(e) = self.pending.pop_front() {
+                return e;
+            }
             if self.open == 0 {
                 return GateEvent::End;
             }
@@ -93,11 +119,12 @@ impl InputGate {
                 self.announced_idle = false;
             }
             match msg {
-                Some(Message::Data(b)) => return GateEvent::Data(b),
+                Some(Message::Data(b)) => return GateEvent::Data(self.input_of[index], b),
                 Some(Message::Idle) => {
                     self.idle[index] = true;
                     if let Some(w) = self.advance() {
-                        return GateEvent::Watermark(w);
+                        self.pending.push_back(GateEvent::Watermark(w));
+                        continue;
                     }
                     let all_idle = (0..self.idle.len()).all(|i| self.ended[i] || self.idle[i]);
                     if all_idle && !self.announced_idle {
@@ -108,7 +135,7 @@ impl InputGate {
                 Some(Message::Watermark(w)) => {
                     self.watermarks[index] = self.watermarks[index].max(w);
                     if let Some(w) = self.advance() {
-                        return GateEvent::Watermark(w);
+                        self.pending.push_back(GateEvent::Watermark(w));
                     }
                 }
                 Some(Message::Barrier(b)) => {
@@ -137,7 +164,7 @@ impl InputGate {
                         return GateEvent::Barrier(b);
                     }
                     if let Some(w) = self.advance() {
-                        return GateEvent::Watermark(w);
+                        self.pending.push_back(GateEvent::Watermark(w));
                     }
                 }
                 None => return GateEvent::UpstreamFailed,
@@ -155,7 +182,36 @@ impl InputGate {
         Some(b)
     }
 
+    /// The least watermark over channels `of` that are open and not idle (the end of time when
+    /// all have ended; none when every open one is idle).
+    fn least(&self, of: &[usize]) -> Option<i64> {
+        if of.iter().all(|i| self.ended[*i]) {
+            return Some(i64::MAX);
+        }
+        of.iter()
+            .filter(|i| !self.ended[**i] && !self.idle[**i])
+            .map(|i| self.watermarks[*i])
+            .min()
+    }
+
+    /// Queues each input's watermark that moved (several inputs only), then returns the
+    /// combined watermark if it moved.
     fn advance(&mut self) -> Option<i64> {
+        for input in 0..self.input_current.len() {
+            let of: Vec<usize> = (0..self.receivers.len())
+                .filter(|i| self.input_of[*i] == input)
+                .collect();
+            if let Some(w) = self.least(&of)
+                && w > self.input_current[input]
+            {
+                self.input_current[input] = w;
+                self.pending.push_back(GateEvent::InputWatermark(input, w));
+            }
+        }
+        self.combined()
+    }
+
+    fn combined(&mut self) -> Option<i64> {
         // An ended input is at the end of time; when all have ended, so is the gate.
         let min = if self.open == 0 {
             i64::MAX

@@ -1,31 +1,10 @@
 //! Counters per node, shared by its subtasks, read by progress output and the job result.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-/// Counters of one node (all subtasks together).
-#[derive(Debug, Default)]
-pub struct NodeMetrics {
-    /// Rows received.
-    pub records_in: AtomicU64,
-    /// Rows emitted.
-    pub records_out: AtomicU64,
-    /// Malformed records sent to the dead-letter output.
-    pub dead_letters: AtomicU64,
-    /// Records that arrived after their windows' allowed lateness.
-    pub late_records: AtomicU64,
-}
-
-impl NodeMetrics {
-    /// Adds to `records_in`.
-    pub fn add_in(&self, n: usize) {
-        self.records_in.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    /// Adds to `records_out`.
-    pub fn add_out(&self, n: usize) {
-        self.records_out.fetch_add(n as u64, Ordering::Relaxed);
-    }
-}
+pub use crate::checkpoint::metrics::CheckpointMetrics;
+pub use crate::contract::NodeMetrics;
 
 /// What kind of node a counter belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -44,33 +23,6 @@ pub struct JobMetrics {
     nodes: Vec<(String, NodeRole, Arc<NodeMetrics>)>,
     /// Checkpoint counters.
     pub checkpoints: Arc<CheckpointMetrics>,
-}
-
-/// Checkpoint counters of a job (over all its runs).
-#[derive(Debug, Default)]
-pub struct CheckpointMetrics {
-    /// Checkpoints and savepoints completed.
-    pub completed: AtomicU64,
-    /// Checkpoints that failed or timed out.
-    pub failed: AtomicU64,
-    /// Trigger to `_metadata` of the last completed one, ms.
-    pub last_duration_ms: AtomicU64,
-    /// Longest so far, ms.
-    pub max_duration_ms: AtomicU64,
-    /// State bytes of the last completed one.
-    pub last_bytes: AtomicU64,
-    /// Time to load restored state in the last run that restored, ms.
-    pub restore_ms: AtomicU64,
-}
-
-impl CheckpointMetrics {
-    /// Records a completed checkpoint.
-    pub fn completed(&self, duration_ms: u64, bytes: u64) {
-        self.completed.fetch_add(1, Ordering::Relaxed);
-        self.last_duration_ms.store(duration_ms, Ordering::Relaxed);
-        self.max_duration_ms.fetch_max(duration_ms, Ordering::Relaxed);
-        self.last_bytes.store(bytes, Ordering::Relaxed);
-    }
 }
 
 /// A snapshot of one node's counters.

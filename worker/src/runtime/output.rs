@@ -3,8 +3,8 @@
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::Sender;
 
-use crate::error::Result;
-use crate::message::Message;
+use crate::contract::error::Result;
+use crate::contract::message::Message;
 use crate::partition::Partitioner;
 
 /// Returned when a receiver is gone: the job is failing elsewhere.
@@ -42,7 +42,7 @@ pub type SendResult = std::result::Result<(), SendError>;
 #[derive(Debug)]
 pub enum SendError {
     /// Partitioning failed (e.g. an unhashable key value).
-    Partition(crate::error::WeirError),
+    Partition(crate::contract::error::WeirError),
     /// A receiver is gone.
     Gone(ReceiverGone),
 }

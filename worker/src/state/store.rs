@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::operators::UserResult;
+use crate::contract::UserResult;
 
 use super::descriptors::{
     AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor, ValueStateDescriptor,
@@ -29,7 +29,7 @@ struct Raw(Vec<u8>);
 
 fn encoder<S: Any + Send + Serialize>() -> Encoder {
     |v| match v.downcast_ref::<S>() {
-        Some(v) => crate::checkpoint::encode(v),
+        Some(v) => crate::contract::state::encode(v),
         None => match v.downcast_ref::<Raw>() {
             Some(raw) => Ok(raw.0.clone()),
             None => Err("keyed state: a value of an unexpected type".into()),
@@ -87,7 +87,7 @@ impl KeyedStateStore {
         }
         let mut out = std::collections::BTreeMap::new();
         for (group, entries) in groups {
-            out.insert(group, crate::checkpoint::encode(&entries)?);
+            out.insert(group, crate::contract::state::encode(&entries)?);
         }
         Ok(out)
     }
@@ -97,7 +97,7 @@ impl KeyedStateStore {
         let now = Instant::now();
         for (group, bytes) in groups {
             type Entry = (Vec<u8>, Vec<(String, Vec<u8>)>);
-            let entries: Vec<Entry> = crate::checkpoint::decode(bytes)?;
+            let entries: Vec<Entry> = crate::contract::state::decode(bytes)?;
             self.keys.reserve(entries.len());
             for (key, values) in entries {
                 let cells = values
@@ -163,7 +163,7 @@ impl StateHandle<'_> {
             // First read after a restore. A value that no longer decodes as this type is a
             // changed state type: reading it as absent would lose it silently, so it stays raw
             // and the read fails loudly instead.
-            match crate::checkpoint::decode::<S>(&raw.0) {
+            match crate::contract::state::decode::<S>(&raw.0) {
                 Ok(v) => {
                     cell.value = Box::new(v);
                     cell.encode = encoder::<S>();

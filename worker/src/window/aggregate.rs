@@ -7,8 +7,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
-use crate::error::{Result, WeirError};
-use crate::partition::field_index;
+use crate::contract::error::{Result, WeirError};
+use crate::contract::schema::field_index;
 
 /// The kind of an aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

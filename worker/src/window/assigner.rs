@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 /// Time windows of fixed size, or sessions that merge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
-use crate::operators::UserResult;
+use crate::contract::UserResult;
 use crate::window::aggregate::{Acc, PlannedAgg, Values};
 
 /// A window's time span, `[start, end)` in ms; [`TimeWindow::GLOBAL`] for global windows.
@@ -143,10 +143,10 @@ impl WindowContents for Builtin {
     }
 
     fn encode_state(&self, state: &Vec<Acc>) -> UserResult<Vec<u8>> {
-        crate::checkpoint::encode(state)
+        crate::contract::state::encode(state)
     }
 
     fn decode_state(&self, bytes: &[u8]) -> UserResult<Vec<Acc>> {
-        crate::checkpoint::decode(bytes)
+        crate::contract::state::decode(bytes)
     }
 }

@@ -20,8 +20,8 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
 use super::contents::{Fired, TimeWindow, WindowContents};
-use crate::error::{Result, WeirError};
-use crate::operators::UserResult;
+use crate::contract::UserResult;
+use crate::contract::error::{Result, WeirError};
 use crate::row::{Row, RowRef, Value, rows_to_batch, value_at};
 use crate::state::AggregateFunction;
 use serde::de::DeserializeOwned;
@@ -105,10 +105,10 @@ where
     Out: IntoRows,
 {
     fn encode(&self, acc: &(dyn Any + Send)) -> UserResult<Vec<u8>> {
-        crate::checkpoint::encode(acc.downcast_ref::<Acc>().expect("accumulator of this function"))
+        crate::contract::state::encode(acc.downcast_ref::<Acc>().expect("accumulator of this function"))
     }
     fn decode(&self, bytes: &[u8]) -> UserResult<Box<dyn Any + Send>> {
-        Ok(Box::new(crate::checkpoint::decode::<Acc>(bytes)?))
+        Ok(Box::new(crate::contract::state::decode::<Acc>(bytes)?))
     }
     fn create(&self) -> Box<dyn Any + Send> {
         Box::new(self.0.create_accumulator())
@@ -368,11 +368,11 @@ impl WindowContents for UserContents {
                 StoredRef::Acc(f.encode(acc.as_ref())?)
             }
         };
-        crate::checkpoint::encode(&stored)
+        crate::contract::state::encode(&stored)
     }
 
     fn decode_state(&self, bytes: &[u8]) -> UserResult<UserState> {
-        Ok(match crate::checkpoint::decode::<Stored>(bytes)? {
+        Ok(match crate::contract::state::decode::<Stored>(bytes)? {
             Stored::Elements(v) => UserState::Elements(v),
             Stored::Reduced(r) => UserState::Reduced(r),
             Stored::Acc(b) => {

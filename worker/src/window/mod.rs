@@ -22,5 +22,4 @@ pub use trigger::{
     TriggerResult,
 };
 
-/// Schema metadata key marking the event-time field of a stream.
-pub const EVENT_TIME_METADATA: &str = "weir.event_time";
+pub use crate::contract::schema::EVENT_TIME_METADATA;

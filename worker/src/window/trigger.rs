@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::operators::keyed_process::TimeDomain;
+use crate::contract::TimeDomain;
 
 /// What a trigger decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct TriggerContext<'a> {
     pub(crate) count: u64,
     pub(crate) timestamp: Option<i64>,
     pub(crate) watermark: i64,
+    /// Processing time when the trigger is called (the job's clock).
+    pub(crate) now: i64,
     pub(crate) timers: &'a mut Vec<(TimeDomain, i64)>,
 }
 
@@ -56,6 +58,10 @@ impl TriggerContext<'_> {
     /// The current watermark.
     pub fn current_watermark(&self) -> i64 {
         self.watermark
+    }
+    /// Processing time now, ms (the job's clock).
+    pub fn current_processing_time(&self) -> i64 {
+        self.now
     }
     /// Calls `on_event_time` for this key once the watermark reaches `time`.
     pub fn register_event_time_timer(&mut self, time: i64) {
@@ -190,7 +196,7 @@ impl ContinuousProcessingTimeTrigger {
 impl Trigger for ContinuousProcessingTimeTrigger {
     fn on_element(&self, ctx: &mut TriggerContext<'_>) -> TriggerResult {
         if *ctx.state == 0 {
-            let at = next_fire(crate::operators::keyed_process::now_ms(), self.0);
+            let at = next_fire(ctx.now, self.0);
             *ctx.state = at;
             ctx.register_processing_time_timer(at);
         }

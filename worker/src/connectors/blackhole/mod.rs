@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::connectors::{Sink, SinkFactory};
-use crate::error::{Result, WeirError};
-use crate::operators::TaskContext;
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
 
 /// Options of the blackhole sink.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -142,7 +142,7 @@ impl Sink for BlackholeSink {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
         self.count.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         if let Some((column, histogram)) = &mut self.latency {
-            let now = crate::operators::keyed_process::now_ms();
+            let now = crate::contract::clock::wall_ms();
             let col = batch.column(*column);
             let values: Box<dyn Iterator<Item = Option<i64>>> =
                 if let Some(a) = col.as_any().downcast_ref::<TimestampMillisecondArray>() {

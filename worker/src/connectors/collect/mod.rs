@@ -7,8 +7,8 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 
 use crate::connectors::{Sink, SinkFactory};
-use crate::error::Result;
-use crate::operators::TaskContext;
+use crate::contract::TaskContext;
+use crate::contract::error::Result;
 
 /// A sink keeping every batch, tagged with the subtask that wrote it.
 #[derive(Debug, Default, Clone)]

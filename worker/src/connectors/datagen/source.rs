@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use super::config::{DatagenConfig, DatagenField, FieldKind};
 use crate::connectors::format::parse_type;
 use crate::connectors::{Source, SourceFactory};
-use crate::error::{Result, WeirError};
-use crate::operators::TaskContext;
-use crate::runtime::source_context::SourceContext;
+use crate::contract::SourceContext;
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
 use crate::splitmix::{SplitMix, mix64};
 use crate::throttle::Throttle;
 
@@ -220,7 +220,7 @@ impl DatagenReader {
 
 #[async_trait]
 impl Source for DatagenReader {
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<()> {
         let mut throttle = Throttle::new(self.rate);
         let batch_size = throttle.batch_size(ctx.batch_size());
         let limit = self.rows.unwrap_or(u64::MAX);

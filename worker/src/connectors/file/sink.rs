@@ -19,8 +19,8 @@ use tokio::io::AsyncWriteExt;
 use super::config::FileSinkConfig;
 use crate::connectors::format::{Format, encode};
 use crate::connectors::{Sink, SinkFactory};
-use crate::error::{Result, WeirError};
-use crate::operators::TaskContext;
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
 use crate::storage::{self, Location};
 
 /// A file sink.
@@ -252,7 +252,7 @@ impl Sink for FileWriter {
             pending: self.pending.clone(),
         };
         Ok(Some(
-            crate::checkpoint::encode(&state).map_err(|e| WeirError::io(&self.node, e))?,
+            crate::contract::state::encode(&state).map_err(|e| WeirError::io(&self.node, e))?,
         ))
     }
 
@@ -260,7 +260,7 @@ impl Sink for FileWriter {
         self.transactional = true;
         let (dir, node) = (self.dir.clone(), self.node.clone());
         let decode =
-            |b: &[u8]| -> Result<SinkState> { crate::checkpoint::decode(b).map_err(|e| WeirError::io(&node, e)) };
+            |b: &[u8]| -> Result<SinkState> { crate::contract::state::decode(b).map_err(|e| WeirError::io(&node, e)) };
         let states = union.iter().map(|b| decode(b)).collect::<Result<Vec<_>>>()?;
         // The restored checkpoint is complete: publish what it covers, every old subtask's
         // files (renaming twice is harmless), so a changed parallelism loses nothing.

@@ -9,9 +9,9 @@ use object_store::path::Path;
 use super::config::FileSourceConfig;
 use crate::connectors::format::{Format, RecordDecoder, infer_schema};
 use crate::connectors::{Source, SourceFactory};
-use crate::error::{Result, WeirError};
-use crate::operators::TaskContext;
-use crate::runtime::source_context::SourceContext;
+use crate::contract::SourceContext;
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
 use crate::storage::{self, Location};
 
 /// A file source.
@@ -113,16 +113,16 @@ struct FileReader {
 }
 
 impl FileReader {
-    async fn flush(&self, lines: &mut Vec<String>, ctx: &mut SourceContext) -> Result<()> {
+    async fn flush(&self, lines: &mut Vec<String>, ctx: &mut dyn SourceContext) -> Result<()> {
         let decoded = self.decoder.decode(lines)?;
         lines.clear();
-        ctx.collect_decoded(decoded).await
+        decoded.emit(ctx).await
     }
 }
 
 #[async_trait]
 impl Source for FileReader {
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<()> {
         let (loc, files) = self.factory.files().await?;
         let node = self.factory.node.clone();
         let skip_header = self.factory.config.format == Format::Csv && self.factory.config.header;

@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use crate::connectors::format::{Format, RecordDecoder, SchemaSpec, infer_schema};
 use crate::connectors::{Source, SourceFactory};
-use crate::error::{Result, WeirError};
-use crate::operators::TaskContext;
-use crate::runtime::source_context::SourceContext;
+use crate::contract::SourceContext;
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
 
 /// Options of `connector: http`.
 #[derive(Debug, Clone, Deserialize)]
@@ -144,7 +144,7 @@ struct HttpPoller {
 
 #[async_trait]
 impl Source for HttpPoller {
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<()> {
         let cancel = ctx.cancel_token();
         let client = client();
         let mut polls = 0u64;
@@ -180,7 +180,7 @@ impl Source for HttpPoller {
                 Ok(Ok(records)) => {
                     failures = 0;
                     let decoded = self.decoder.decode(&records)?;
-                    ctx.collect_decoded(decoded).await?;
+                    decoded.emit(ctx).await?;
                 }
             }
         }

@@ -21,9 +21,9 @@ use super::config::{Delivery, KafkaSinkConfig, SinkPartitioning};
 use super::transactional::{Rec, Transactional, owned_headers};
 use crate::connectors::format::{Format, encode};
 use crate::connectors::{Sink, SinkFactory};
-use crate::error::{Result, WeirError};
-use crate::operators::TaskContext;
-use crate::partition::field_index;
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
+use crate::contract::schema::field_index;
 
 /// The Kafka sink factory.
 pub struct KafkaSink {
@@ -356,7 +356,7 @@ impl Sink for Writer {
                 subtask: eos.subtask,
                 pending: eos.pending.clone(),
             };
-            return Ok(Some(crate::checkpoint::encode(&state).map_err(|e| self.err(e))?));
+            return Ok(Some(crate::contract::state::encode(&state).map_err(|e| self.err(e))?));
         }
         // Everything before the barrier is acknowledged before the checkpoint can complete.
         self.settle(0).await?;
@@ -382,7 +382,7 @@ impl Sink for Writer {
         // The restored checkpoint is complete: every epoch it holds belongs in Kafka. Each old
         // subtask's epochs are committed (unless its marker shows them) by one new subtask.
         for bytes in union {
-            let state: EosState = crate::checkpoint::decode(&bytes).map_err(|e| WeirError::io(&node, e))?;
+            let state: EosState = crate::contract::state::decode(&bytes).map_err(|e| WeirError::io(&node, e))?;
             if state.subtask % eos.parallelism == eos.subtask {
                 eos.commit(state.subtask, state.pending, &topic, &node).await?;
             }

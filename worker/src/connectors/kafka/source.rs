@@ -20,10 +20,10 @@ use super::client_config;
 use super::config::{KafkaSourceConfig, StartFrom};
 use crate::connectors::format::{Format, RecordDecoder};
 use crate::connectors::{Source, SourceFactory};
-use crate::error::{Result, WeirError};
-use crate::operators::TaskContext;
-use crate::runtime::source_context::SourceContext;
-use crate::time::watermark::SplitWatermarks;
+use crate::contract::SourceContext;
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
+use crate::contract::watermark::SplitWatermarks;
 
 /// Offsets to resume from: topic → partition → next offset.
 type Positions = BTreeMap<String, BTreeMap<i32, i64>>;
@@ -351,7 +351,7 @@ impl Reader {
         buf: &mut Buffer,
         positions: &mut Positions,
         watermarks: &mut Option<SplitWatermarks>,
-        ctx: &mut SourceContext,
+        ctx: &mut dyn SourceContext,
     ) -> Result<()> {
         if buf.values.is_empty() {
             return Ok(());
@@ -385,7 +385,7 @@ impl Reader {
             // Each partition's largest event time in this batch.
             let mut per_split: BTreeMap<(String, i32), i64> = BTreeMap::new();
             if let Some(w) = watermarks.as_ref() {
-                let times = crate::time::watermark::event_millis(batch.column(w.column()))?;
+                let times = crate::contract::watermark::event_millis(batch.column(w.column()))?;
                 for (row, i) in good.iter().enumerate() {
                     if times.is_valid(row) {
                         let (topic, partition, _) = &buf.next[*i];
@@ -415,7 +415,7 @@ impl Reader {
 
 #[async_trait]
 impl Source for Reader {
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<()> {
         // Offsets from a checkpoint: this subtask's, or all old subtasks' after a rescale.
         let mut restored: Positions = ctx.restored_position()?.unwrap_or_default();
         for other in ctx.restored_positions_union::<Positions>()? {

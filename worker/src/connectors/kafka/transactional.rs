@@ -21,7 +21,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::error::{Result, WeirError};
+use crate::contract::error::{Result, WeirError};
 
 /// One record to write: key, value, explicit partition, headers.
 pub(crate) type Rec = (Option<Vec<u8>>, Vec<u8>, Option<i32>, Vec<(String, Vec<u8>)>);

@@ -16,9 +16,9 @@ use async_trait::async_trait;
 use super::config::{NexmarkConfig, NexmarkStream};
 use super::model::{self, Event, NexmarkModel, US_CITIES, US_STATES};
 use crate::connectors::{Source, SourceFactory};
-use crate::error::{Result, WeirError};
-use crate::operators::TaskContext;
-use crate::runtime::source_context::SourceContext;
+use crate::contract::SourceContext;
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
 use crate::throttle::Throttle;
 
 fn ts() -> DataType {
@@ -339,7 +339,7 @@ fn scatter(dense: &ArrayRef, kinds: &[u8], kind: u8, nulls: &NullBuffer) -> Resu
 
 #[async_trait]
 impl Source for NexmarkReader {
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<()> {
         let stream = self.config.stream;
         let wanted = match stream {
             NexmarkStream::All => None,

@@ -11,9 +11,9 @@ use tokio::net::TcpStream;
 
 use crate::connectors::format::{Format, RecordDecoder, SchemaSpec, text_schema};
 use crate::connectors::{Source, SourceFactory};
-use crate::error::{Result, WeirError};
-use crate::operators::TaskContext;
-use crate::runtime::source_context::SourceContext;
+use crate::contract::SourceContext;
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
 
 /// Options of `connector: socket`.
 #[derive(Debug, Clone, Deserialize)]
@@ -95,16 +95,16 @@ struct SocketReader {
 }
 
 impl SocketReader {
-    async fn flush(&self, lines: &mut Vec<String>, ctx: &mut SourceContext) -> Result<()> {
+    async fn flush(&self, lines: &mut Vec<String>, ctx: &mut dyn SourceContext) -> Result<()> {
         let decoded = self.decoder.decode(lines)?;
         lines.clear();
-        ctx.collect_decoded(decoded).await
+        decoded.emit(ctx).await
     }
 }
 
 #[async_trait]
 impl Source for SocketReader {
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<()> {
         let cancel = ctx.cancel_token();
         let addr = format!("{}:{}", self.config.host, self.config.port);
         let stream = TcpStream::connect(&addr)

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::connectors::format::{Format, encode};
 use crate::connectors::{Sink, SinkFactory};
-use crate::error::{Result, WeirError};
-use crate::operators::TaskContext;
+use crate::contract::TaskContext;
+use crate::contract::error::{Result, WeirError};
 
 /// Options of `connector: stdout`.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,0 +1,303 @@
+//! What a reconcile does, decided by pure functions of the spec, the status and what was
+//! observed (pods, the coordinator's phase). The reconciler carries the decisions out against
+//! the API server and the coordinator; the decisions themselves are table-tested here for every
+//! state a job can be in.
+
+use weir_proto::rpc::JobPhase;
+
+use crate::crd::{Deployed, StreamJobSpec, StreamJobStatus, UpgradeMode, UpgradeReason, UpgradeStep};
+
+/// What this reconcile does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The spec asks for something the workers cannot run.
+    Unsupported(String),
+    /// Nothing is deployed yet: create the objects.
+    FirstDeploy,
+    /// The spec went back to what runs before the job was stopped: drop the change, then keep
+    /// things as they are.
+    Cancel,
+    /// Nothing to change: keep the objects, follow the job, handle the nonces.
+    Steady,
+    /// Start a change at its first step.
+    Start(UpgradeReason, UpgradeStep),
+    /// Carry a recorded change on from its step.
+    Continue(UpgradeStep),
+}
+
+/// What the spec asks for, as the reconciler computed it (the StatefulSet size and the hash of
+/// everything that needs new pods).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Worker pods wanted (0 when suspended).
+    pub parallelism: i32,
+    /// Hash of the job, image, checkpointing, resources and pod template.
+    pub hash: &'a str,
+}
+
+/// Decides what this reconcile does.
+pub fn decide(spec: &StreamJobSpec, status: &StreamJobStatus, target: Target<'_>) -> Decision {
+    if spec.job.sql.is_some() || spec.job.builtin.is_some() {
+        return Decision::Unsupported(
+            "spec.job: worker pods run pipelines (spec.job.pipeline); SQL and built-in jobs are not wired into `weir worker` yet".into(),
+        );
+    }
+    let Some(deployed) = &status.deployed else {
+        return Decision::FirstDeploy;
+    };
+    let unchanged = deployed.parallelism == target.parallelism && deployed.job_hash == target.hash;
+    match &status.upgrade {
+        Some(u) if unchanged && u.step == UpgradeStep::Savepoint => Decision::Cancel,
+        Some(u) => Decision::Continue(u.step),
+        None if unchanged => Decision::Steady,
+        None => {
+            let reason = reason(deployed, target);
+            Decision::Start(reason, first_step(spec, deployed))
+        }
+    }
+}
+
+/// Why what runs differs from the spec.
+pub fn reason(deployed: &Deployed, target: Target<'_>) -> UpgradeReason {
+    if target.parallelism == 0 {
+        UpgradeReason::Suspend
+    } else if deployed.parallelism == 0 {
+        UpgradeReason::Resume
+    } else if deployed.job_hash != target.hash {
+        UpgradeReason::Upgrade
+    } else {
+        UpgradeReason::Rescale
+    }
+}
+
+/// A running, checkpointing job in savepoint mode stops with a savepoint first; otherwise the
+/// change deploys at once (last-state resumes from the newest checkpoint; stateless starts
+/// afresh).
+pub fn first_step(spec: &StreamJobSpec, deployed: &Deployed) -> UpgradeStep {
+    if deployed.parallelism > 0 && spec.upgrade_mode == UpgradeMode::Savepoint && spec.checkpoint.is_some() {
+        UpgradeStep::Savepoint
+    } else {
+        UpgradeStep::Deploy
+    }
+}
+
+/// What the savepoint step does, given the coordinator's phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavepointAction {
+    /// The job was stopped with a savepoint already (by an operator that stopped before it
+    /// could record it): use the coordinator's last savepoint.
+    UseLast,
+    /// Stop the job with a savepoint now.
+    Take,
+    /// The job ended or failed: no savepoint can be taken; it resumes from its newest
+    /// checkpoint.
+    ResumeFromCheckpoint,
+    /// The job is between states (deploying, restarting…): try again later.
+    Wait,
+}
+
+/// The savepoint step's action for a job in `phase`.
+pub fn savepoint_action(phase: JobPhase) -> SavepointAction {
+    match phase {
+        JobPhase::Stopped => SavepointAction::UseLast,
+        JobPhase::Running => SavepointAction::Take,
+        JobPhase::Finished | JobPhase::Failed => SavepointAction::ResumeFromCheckpoint,
+        JobPhase::Unspecified
+        | JobPhase::WaitingForWorkers
+        | JobPhase::Deploying
+        | JobPhase::Restarting
+        | JobPhase::Finishing => SavepointAction::Wait,
+    }
+}
+
+/// Pods of a job as the restore step sees them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PodCount {
+    /// Every pod of the job, of any deployment.
+    pub total: usize,
+    /// Ready pods of the current deployment, not being deleted.
+    pub ready_current: usize,
+}
+
+/// Whether the restore step is done: every pod of the new deployment is up and Ready and the
+/// coordinator runs the job (or finished it). A coordinator that cannot be reached from the
+/// operator (`None`; no pod networking from here) leaves the pods as what can be checked.
+pub fn restore_done(parallelism: i32, pods: PodCount, coordinator: Option<JobPhase>) -> bool {
+    let p = parallelism.max(0) as usize;
+    if p == 0 {
+        return pods.total == 0;
+    }
+    if pods.ready_current < p || pods.total != p {
+        return false;
+    }
+    match coordinator {
+        Some(phase) => matches!(phase, JobPhase::Running | JobPhase::Finished),
+        None => true,
+    }
+}
+
+/// The message of a Degraded condition for a steady job: the coordinator's last error while the
+/// job fails or restarts; none when healthy.
+pub fn degraded(coordinator: Option<(JobPhase, Option<&str>)>) -> Option<String> {
+    match coordinator {
+        Some((JobPhase::Failed | JobPhase::Restarting, Some(error))) => Some(error.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{CheckpointSpec, JobSource, JobState, Upgrade};
+
+    fn spec(mode: UpgradeMode, checkpointing: bool) -> StreamJobSpec {
+        StreamJobSpec {
+            image: "weir-worker:dev".into(),
+            parallelism: 2,
+            max_parallelism: 128,
+            job: JobSource {
+                pipeline: Some("name: j".into()),
+                ..JobSource::default()
+            },
+            checkpoint: checkpointing.then(|| CheckpointSpec {
+                interval_ms: 1000,
+                storage: "s3://bucket/jobs".into(),
+                credentials_secret: None,
+            }),
+            upgrade_mode: mode,
+            state: JobState::Running,
+            restart_nonce: None,
+            savepoint_trigger_nonce: None,
+            initial_savepoint_path: None,
+            resources: None,
+            pod_template: None,
+        }
+    }
+
+    fn deployed(parallelism: i32, hash: &str) -> Deployed {
+        Deployed {
+            parallelism,
+            job_hash: hash.into(),
+            serial: 1,
+            ..Deployed::default()
+        }
+    }
+
+    fn status(d: Option<Deployed>, step: Option<UpgradeStep>) -> StreamJobStatus {
+        StreamJobStatus {
+            deployed: d,
+            upgrade: step.map(|step| Upgrade {
+                reason: UpgradeReason::Rescale,
+                step,
+                from_parallelism: 2,
+                to_parallelism: 3,
+                started_at: "2026-12-04T00:00:00Z".into(),
+                savepoint: None,
+            }),
+            ..StreamJobStatus::default()
+        }
+    }
+
+    fn target(parallelism: i32, hash: &str) -> Target<'_> {
+        Target { parallelism, hash }
+    }
+
+    #[test]
+    fn every_state_and_spec_change_has_one_decision() {
+        use Decision as D;
+        use UpgradeMode::{LastState, Savepoint, Stateless};
+        use UpgradeReason::*;
+        use UpgradeStep as S;
+        let running = Some(deployed(2, "h1"));
+        let suspended = Some(deployed(0, "h1"));
+        #[rustfmt::skip]
+        let cases: Vec<(&str, StreamJobSpec, StreamJobStatus, Target<'_>, Decision)> = vec![
+            ("nothing deployed", spec(Savepoint, true), status(None, None), target(2, "h1"), D::FirstDeploy),
+            ("as deployed", spec(Savepoint, true), status(running.clone(), None), target(2, "h1"), D::Steady),
+            ("scaled, savepoint mode", spec(Savepoint, true), status(running.clone(), None), target(3, "h1"), D::Start(Rescale, S::Savepoint)),
+            ("scaled, last-state", spec(LastState, true), status(running.clone(), None), target(3, "h1"), D::Start(Rescale, S::Deploy)),
+            ("scaled, no checkpoints", spec(Savepoint, false), status(running.clone(), None), target(3, "h1"), D::Start(Rescale, S::Deploy)),
+            ("job changed", spec(Savepoint, true), status(running.clone(), None), target(2, "h2"), D::Start(Upgrade, S::Savepoint)),
+            ("job changed, stateless", spec(Stateless, true), status(running.clone(), None), target(2, "h2"), D::Start(Upgrade, S::Deploy)),
+            ("suspended", spec(Savepoint, true), status(running.clone(), None), target(0, "h1"), D::Start(Suspend, S::Savepoint)),
+            ("resumed", spec(Savepoint, true), status(suspended.clone(), None), target(2, "h1"), D::Start(Resume, S::Deploy)),
+            ("still suspended", spec(Savepoint, true), status(suspended, None), target(0, "h1"), D::Steady),
+            ("spec back before the savepoint", spec(Savepoint, true), status(running.clone(), Some(S::Savepoint)), target(2, "h1"), D::Cancel),
+            ("at the savepoint step", spec(Savepoint, true), status(running.clone(), Some(S::Savepoint)), target(3, "h1"), D::Continue(S::Savepoint)),
+            ("at the deploy step", spec(Savepoint, true), status(running.clone(), Some(S::Deploy)), target(3, "h1"), D::Continue(S::Deploy)),
+            ("spec back after the savepoint", spec(Savepoint, true), status(running.clone(), Some(S::Deploy)), target(2, "h1"), D::Continue(S::Deploy)),
+            ("at the restore step", spec(Savepoint, true), status(running, Some(S::Restore)), target(3, "h1"), D::Continue(S::Restore)),
+        ];
+        for (what, spec, status, target, want) in cases {
+            assert_eq!(decide(&spec, &status, target), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn sql_and_builtin_jobs_are_refused_naming_the_field() {
+        let mut s = spec(UpgradeMode::Savepoint, true);
+        s.job = JobSource {
+            sql: Some("SELECT 1".into()),
+            ..JobSource::default()
+        };
+        match decide(&s, &StreamJobStatus::default(), target(2, "h")) {
+            Decision::Unsupported(m) => assert!(m.starts_with("spec.job"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_savepoint_step_follows_the_coordinator() {
+        use JobPhase as J;
+        use SavepointAction as A;
+        let cases = [
+            (J::Running, A::Take),
+            (J::Stopped, A::UseLast),
+            (J::Finished, A::ResumeFromCheckpoint),
+            (J::Failed, A::ResumeFromCheckpoint),
+            (J::Deploying, A::Wait),
+            (J::Restarting, A::Wait),
+            (J::WaitingForWorkers, A::Wait),
+            (J::Finishing, A::Wait),
+            (J::Unspecified, A::Wait),
+        ];
+        for (phase, want) in cases {
+            assert_eq!(savepoint_action(phase), want, "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn the_restore_step_waits_for_every_new_pod_and_a_running_job() {
+        use JobPhase as J;
+        let pods = |total, ready_current| PodCount { total, ready_current };
+        let cases = [
+            (3, pods(3, 3), Some(J::Running), true),
+            (3, pods(3, 3), Some(J::Finished), true),
+            (3, pods(3, 3), Some(J::Deploying), false),
+            (3, pods(3, 3), Some(J::Restarting), false),
+            (3, pods(3, 3), None, true),
+            (3, pods(3, 2), Some(J::Running), false),
+            (3, pods(4, 3), Some(J::Running), false),
+            (3, pods(2, 2), None, false),
+            (0, pods(0, 0), None, true),
+            (0, pods(1, 0), None, false),
+        ];
+        for (p, count, coordinator, want) in cases {
+            assert_eq!(
+                restore_done(p, count, coordinator),
+                want,
+                "{p} {count:?} {coordinator:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_steady_job_is_degraded_only_while_it_fails_with_an_error() {
+        use JobPhase as J;
+        assert_eq!(degraded(Some((J::Failed, Some("boom")))), Some("boom".into()));
+        assert_eq!(degraded(Some((J::Restarting, Some("boom")))), Some("boom".into()));
+        assert_eq!(degraded(Some((J::Running, Some("old error")))), None);
+        assert_eq!(degraded(Some((J::Failed, None))), None);
+        assert_eq!(degraded(None), None);
+    }
+}

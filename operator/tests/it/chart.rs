@@ -1,0 +1,135 @@
+//! The Helm chart (`charts/weir`) with Helm 4 against the real control plane: lint, install,
+//! and the operator running with the chart's own ServiceAccount (its RBAC, not an admin's)
+//! reconciling a StreamJob; what the chart does not grant is refused.
+
+use crate::common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{PIPELINE, cluster, repo, run_with, stream_job, wait_for};
+
+fn helm(c: &common::Cluster, home: &std::path::Path, args: &[&str]) -> Result<String, String> {
+    let tools = std::env::var("WEIR_KUBE_TOOLS").expect("WEIR_KUBE_TOOLS (scripts/kube-up sets it)");
+    run_with(
+        Command::new(PathBuf::from(tools).join("helm"))
+            .args(args)
+            .env("KUBECONFIG", &c.kubeconfig)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data")),
+        None,
+    )
+}
+
+#[test]
+fn the_chart_installs_and_its_service_account_is_enough_and_no_more() {
+    let c = cluster();
+    let home = tempfile::tempdir().unwrap();
+    let chart = repo("charts/weir");
+    let lint = helm(&c, home.path(), &["lint", "--strict", &chart]).unwrap();
+    assert!(lint.contains("0 chart(s) failed"), "{lint}");
+
+    let system = c.namespace("weir-system");
+    let jobs = c.namespace("streams");
+    let (system, jobs) = (system.name.as_str(), jobs.name.as_str());
+    let release = format!("weir-{}", &system[system.len() - 5..]);
+    let out = helm(
+        &c,
+        home.path(),
+        &[
+            "install",
+            &release,
+            &chart,
+            "-n",
+            system,
+            "--set",
+            &format!("watchNamespaces={{{jobs}}}"),
+            "--wait",
+            "--timeout",
+            "90s",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("helm install: {e}"));
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    let deploy = c.get(system, &format!("deployment/{release}-operator")).unwrap();
+    assert_eq!(
+        deploy["status"]["readyReplicas"], 1,
+        "the operator's Deployment is ready (on the fake node)"
+    );
+    assert!(
+        c.get(jobs, &format!("role/{release}-operator")).is_some(),
+        "a Role in the watched namespace"
+    );
+
+    // The operator as the chart's ServiceAccount.
+    let sa = format!("{release}-operator");
+    let token = c
+        .kubectl(&["create", "token", &sa, "-n", system, "--duration=1h"])
+        .unwrap();
+    let admin = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    let kubeconfig = home.path().join("operator.kubeconfig");
+    let token_line = admin.lines().find(|l| l.trim_start().starts_with("token:")).unwrap();
+    std::fs::write(
+        &kubeconfig,
+        admin.replace(token_line, &format!("    token: {}", token.trim())),
+    )
+    .unwrap();
+    let as_sa = format!("system:serviceaccount:{system}:{sa}");
+    let can = |verb: &str, what: &str, ns: &str| {
+        c.kubectl(&["auth", "can-i", verb, what, "-n", ns, "--as", &as_sa])
+            .unwrap_or_else(|e| e)
+            .trim()
+            .to_string()
+    };
+    // The API server's RBAC cache learns of the new bindings within moments.
+    wait_for("the chart's RoleBinding in effect", Duration::from_secs(20), || {
+        (can("patch", "statefulsets", jobs) == "yes").then_some(())
+    });
+    let status = c
+        .kubectl(&[
+            "auth",
+            "can-i",
+            "patch",
+            "streamjobs.weir.dev",
+            "--subresource=status",
+            "-n",
+            jobs,
+            "--as",
+            &as_sa,
+        ])
+        .unwrap_or_else(|e| e);
+    assert_eq!(status.trim(), "yes");
+    assert_eq!(can("get", "secrets", jobs), "no", "the operator never reads secrets");
+    assert_eq!(
+        can("create", "statefulsets", "default"),
+        "no",
+        "only the watched namespace"
+    );
+    assert_eq!(can("delete", "streamjobs.weir.dev", jobs), "no");
+
+    let op = c.operator(jobs, Some(&kubeconfig));
+    c.apply_in(jobs, &stream_job("clicks", 2, "last-state", PIPELINE))
+        .unwrap();
+    wait_for(
+        "the job deployed by the chart's identity",
+        Duration::from_secs(60),
+        || {
+            let s = c.status(jobs, "clicks");
+            let pods = c.pods(jobs, "clicks");
+            (s["deployed"]["parallelism"] == 2 && pods.len() == 2 && pods.iter().all(|p| p.2)).then_some(())
+        },
+    );
+    c.kubectl(&["scale", "-n", jobs, "streamjob/clicks", "--replicas=1"])
+        .unwrap();
+    wait_for("the rescale by the chart's identity", Duration::from_secs(60), || {
+        let s = c.status(jobs, "clicks");
+        (s["lastUpgrade"]["toParallelism"] == 1).then_some(())
+    });
+    let log = op.kill();
+    assert!(!log.contains("Forbidden") && !log.contains("forbidden"), "{log}");
+
+    helm(&c, home.path(), &["uninstall", &release, "-n", system, "--wait"]).unwrap();
+    assert!(c.get(system, &format!("deployment/{release}-operator")).is_none());
+}

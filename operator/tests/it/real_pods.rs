@@ -1,0 +1,313 @@
+//! End to end on real pods: a real kubelet with containerd runs `weir-worker` pods from the
+//! image built by `scripts/images`; they find the coordinator (ordinal 0) through cluster DNS
+//! and the headless Service, exchange data over gRPC across pod IPs and checkpoint into an S3
+//! server reached by a cluster DNS name. The operator (a host process here) rescales the job
+//! with a savepoint on `kubectl scale`; a worker pod deleted by force mid-run is recovered from
+//! the newest checkpoint; suspend and resume go through a savepoint (one the operator did not
+//! get to record); the job's output is complete and has no duplicates.
+//! `scripts/node-up` brings the node up (scripts/test does).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::{cluster, run_with, wait_for};
+
+const ROWS: u64 = 40_000;
+const KEYS: u64 = 20;
+
+fn pipeline(bucket: &str) -> String {
+    format!(
+        "name: counts
+sources:
+  - id: gen
+    connector: datagen
+    parallelism: 2
+    rows: {ROWS}
+    rows_per_second: 700
+    watermark: {{field: ts, max_out_of_orderness_ms: 0}}
+    fields:
+      - {{name: ts, kind: timestamp, start: 0, rows_per_ms: 1}}
+      - {{name: id, kind: sequence}}
+operators:
+  - {{id: keyed_in, input: gen, select: [\"id % {KEYS} AS k\", \"id\", \"ts\"]}}
+  - {{id: keyed, input: keyed_in, key_by: k}}
+  - id: win
+    input: keyed
+    window: {{size_ms: 1000, aggregates: [{{kind: count}}, {{kind: sum, field: id}}]}}
+sinks:
+  - {{id: out, input: win, connector: file, path: \"s3://{bucket}/out\", format: json}}"
+    )
+}
+
+fn s3(cache_python: &str, endpoint: &str, script: &str) -> String {
+    run_with(
+        Command::new(cache_python)
+            .args(["-c", script])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("S3", endpoint),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("S3 script: {e}"))
+}
+
+#[test]
+fn a_stream_job_on_real_pods_rescales_upgrades_suspends_resumes_and_survives_a_lost_pod() {
+    let c = cluster();
+    let endpoint = std::env::var("WEIR_NODE_S3").unwrap_or_default();
+    assert!(
+        !endpoint.is_empty(),
+        "no real node: run `eval \"$(scripts/node-up)\"` after kube-up, docker-up and scripts/images (scripts/test does)"
+    );
+    // The moto venv of scripts/s3-up and node-up (its boto3 reads and writes the bucket).
+    let cache = std::env::var("WEIR_CACHE")
+        .unwrap_or_else(|_| format!("{}/.cache/weir", std::env::var("HOME").unwrap_or_default()));
+    let python = format!("{cache}/moto-venv/bin/python");
+    let ns = c.namespace("e2e");
+    let ns = ns.name.as_str();
+    let bucket = ns.to_string();
+    s3(
+        &python,
+        &endpoint,
+        &format!("import boto3,os; boto3.client('s3', endpoint_url=os.environ['S3']).create_bucket(Bucket='{bucket}')"),
+    );
+
+    // The S3 server by a cluster DNS name; its credentials in a Secret.
+    c.apply_in(
+        ns,
+        &format!(
+            "apiVersion: v1
+kind: Service
+metadata: {{name: s3}}
+spec: {{clusterIP: None, ports: [{{name: http, port: 9000}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: s3-host, labels: {{kubernetes.io/service-name: s3}}}}
+addressType: IPv4
+ports: [{{name: http, port: 9000, protocol: TCP}}]
+endpoints: [{{addresses: [\"10.88.0.1\"]}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: weir-s3}}
+stringData:
+  AWS_ACCESS_KEY_ID: test
+  AWS_SECRET_ACCESS_KEY: test
+  AWS_REGION: us-east-1
+  AWS_ENDPOINT_URL: http://s3.{ns}.svc.cluster.local:9000
+"
+        ),
+    )
+    .unwrap();
+
+    let op = c.operator(ns, None);
+    let job = format!(
+        "apiVersion: weir.dev/v1alpha1
+kind: StreamJob
+metadata: {{name: counts}}
+spec:
+  image: weir-worker:dev
+  parallelism: 2
+  upgradeMode: savepoint
+  checkpoint: {{intervalMs: 1000, storage: \"s3://{bucket}/checkpoints\", credentialsSecret: weir-s3}}
+  podTemplate:
+    spec:
+      nodeSelector: {{weir.dev/node: real}}
+      tolerations: [{{key: weir.dev/node, operator: Exists, effect: NoSchedule}}]
+      terminationGracePeriodSeconds: 5
+  job:
+    pipeline: |
+{}
+",
+        pipeline(&bucket)
+            .lines()
+            .map(|l| format!("      {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let applied = Instant::now();
+    c.apply_in(ns, &job).unwrap();
+    let long = Duration::from_secs(120);
+    wait_for("the job running with a checkpoint in S3", long, || {
+        let s = c.status(ns, "counts");
+        (s["phase"] == "Running" && s["lastCheckpoint"]["path"].is_string()).then_some(())
+    });
+    eprintln!(
+        "figure: apply → running with a checkpoint: {:.1} s",
+        applied.elapsed().as_secs_f64()
+    );
+    let listed = s3(
+        &python,
+        &endpoint,
+        &format!(
+            "import boto3,os\nr=boto3.client('s3', endpoint_url=os.environ['S3']).list_objects_v2(Bucket='{bucket}', Prefix='checkpoints/')\nprint(len(r.get('Contents', [])))"
+        ),
+    );
+    assert!(
+        listed.trim().parse::<u64>().unwrap_or(0) > 0,
+        "checkpoint objects in S3"
+    );
+    eprintln!("figure: idle-ish worker RSS (KiB): {:?}", worker_rss());
+
+    // Rescale 2 → 3: savepoint, new StatefulSet size, restore by key groups.
+    let scaled = Instant::now();
+    c.kubectl(&["scale", "-n", ns, "streamjob/counts", "--replicas=3"])
+        .unwrap();
+    let s = wait_for("the rescale to 3", long, || {
+        let s = c.status(ns, "counts");
+        (s["lastUpgrade"]["toParallelism"] == 3 && s["upgrade"].is_null()).then_some(s)
+    });
+    eprintln!(
+        "figure: kubectl scale → running at 3 workers: {:.1} s (operator measured {} ms)",
+        scaled.elapsed().as_secs_f64(),
+        s["lastUpgrade"]["durationMs"]
+    );
+    assert!(
+        s["lastSavepoint"]["path"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("savepoint"),
+        "{s}"
+    );
+    assert_eq!(c.pods(ns, "counts").len(), 3);
+
+    // Suspend and resume, with the operator stopped right after it stopped the job with a
+    // savepoint and before it could record it (the test takes that savepoint itself through the
+    // coordinator's gRPC): the next operator finds the job stopped, uses that savepoint,
+    // scales to zero, and resumes from it.
+    let _ = op.kill();
+    let ip = c
+        .kubectl(&["get", "pod", "-n", ns, "counts-0", "-o", "jsonpath={.status.podIP}"])
+        .unwrap();
+    let taken = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut client = weir_proto::rpc::coordinator_client::CoordinatorClient::connect(format!("http://{ip}:7070"))
+            .await
+            .expect("the coordinator at pod 0's IP");
+        client
+            .savepoint(weir_proto::rpc::SavepointRequest { stop: true })
+            .await
+            .expect("stop with a savepoint")
+            .into_inner()
+            .path
+    });
+    c.patch_spec(ns, "counts", r#"{"state":"suspended"}"#);
+    let op = c.operator(ns, None);
+    let s = wait_for("suspended", long, || {
+        let s = c.status(ns, "counts");
+        (s["phase"] == "Suspended" && c.pods(ns, "counts").is_empty()).then_some(s)
+    });
+    assert_eq!(
+        s["lastSavepoint"]["path"],
+        taken.as_str(),
+        "the savepoint the job stopped with"
+    );
+    assert_eq!(s["deployed"]["restoreFrom"], taken.as_str());
+    let resumed = Instant::now();
+    c.patch_spec(ns, "counts", r#"{"state":"running"}"#);
+    wait_for("resumed", long, || {
+        let s = c.status(ns, "counts");
+        (s["lastUpgrade"]["reason"] == "resume" && s["phase"] == "Running").then_some(())
+    });
+    eprintln!(
+        "figure: resume → running at 3 workers: {:.1} s",
+        resumed.elapsed().as_secs_f64()
+    );
+
+    // A changed job (here: only its text) is upgraded through a savepoint too.
+    c.apply_in(
+        ns,
+        &job.replace("parallelism: 2\n  upgradeMode", "parallelism: 3\n  upgradeMode")
+            .replace(
+                "      name: counts\n",
+                "      # v2: same dataflow, new text\n      name: counts\n",
+            ),
+    )
+    .unwrap();
+    let s = wait_for("the upgrade", long, || {
+        let s = c.status(ns, "counts");
+        (s["lastUpgrade"]["reason"] == "upgrade" && s["phase"] == "Running").then_some(s)
+    });
+    eprintln!(
+        "figure: job upgrade with a savepoint: {} ms",
+        s["lastUpgrade"]["durationMs"]
+    );
+    assert_ne!(
+        s["lastSavepoint"]["path"],
+        taken.as_str(),
+        "a new savepoint for the upgrade"
+    );
+
+    // A worker pod lost mid-run: the job recovers from the newest checkpoint.
+    wait_for("a checkpoint after the rescale", long, || {
+        let s = c.status(ns, "counts");
+        (s["phase"] == "Running" && s["lastCheckpoint"]["time"].as_str() > s["lastUpgrade"]["finishedAt"].as_str())
+            .then_some(())
+    });
+    c.kubectl(&["delete", "pod", "-n", ns, "counts-1", "--force", "--grace-period=0"])
+        .unwrap();
+    let lost = Instant::now();
+    wait_for("the job finished", Duration::from_secs(240), || {
+        let s = c.status(ns, "counts");
+        (s["phase"] == "Finished").then_some(())
+    });
+    eprintln!("figure: pod lost → job finished: {:.1} s", lost.elapsed().as_secs_f64());
+
+    // Complete, no duplicates: every (window, key) once, counts and sums add up.
+    let text = s3(
+        &python,
+        &endpoint,
+        &format!(
+            "import boto3,os\ns3=boto3.client('s3', endpoint_url=os.environ['S3'])\nfor o in s3.list_objects_v2(Bucket='{bucket}', Prefix='out/').get('Contents', []):\n  k=o['Key']\n  if not k.rsplit('/',1)[-1].startswith('.'):\n    print(s3.get_object(Bucket='{bucket}', Key=k)['Body'].read().decode(), end='')"
+        ),
+    );
+    let mut seen: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let window = v["window_start"].to_string();
+        let key = v["k"].as_i64().unwrap();
+        let count = v["count"].as_u64().unwrap();
+        let sum = v["sum_id"].as_u64().unwrap_or_else(|| panic!("no sum_id: {line}"));
+        assert!(seen.insert((window, key), (count, sum)).is_none(), "duplicate: {line}");
+    }
+    let total: u64 = seen.values().map(|v| v.0).sum();
+    let sum: u64 = seen.values().map(|v| v.1).sum();
+    assert_eq!(total, ROWS, "every row counted once");
+    assert_eq!(sum, ROWS * (ROWS - 1) / 2);
+    assert_eq!(seen.len() as u64, ROWS / 1000 * KEYS);
+
+    // Deleting the StreamJob keeps its snapshots.
+    c.kubectl(&["delete", "-n", ns, "streamjob/counts"]).unwrap();
+    let kept = s3(
+        &python,
+        &endpoint,
+        &format!(
+            "import boto3,os\nr=boto3.client('s3', endpoint_url=os.environ['S3']).list_objects_v2(Bucket='{bucket}', Prefix='checkpoints/counts/savepoints/')\nprint(len(r.get('Contents', [])))"
+        ),
+    );
+    assert!(kept.trim().parse::<u64>().unwrap_or(0) > 0, "savepoints kept");
+    drop(op);
+}
+
+/// RSS of each `weir worker` process on this host (the pods' containers), KiB.
+fn worker_rss() -> Vec<u64> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmd.starts_with("/entrypoint worker") || cmd.starts_with("/usr/local/bin/weir worker") {
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            if let Some(kb) = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+            {
+                out.push(kb);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,30 @@
+//! Checkpoint counters of a job, read by progress output, `/status` and `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Checkpoint counters of a job (over all its runs).
+#[derive(Debug, Default)]
+pub struct CheckpointMetrics {
+    /// Checkpoints and savepoints completed.
+    pub completed: AtomicU64,
+    /// Checkpoints that failed or timed out.
+    pub failed: AtomicU64,
+    /// Trigger to `_metadata` of the last completed one, ms.
+    pub last_duration_ms: AtomicU64,
+    /// Longest so far, ms.
+    pub max_duration_ms: AtomicU64,
+    /// State bytes of the last completed one.
+    pub last_bytes: AtomicU64,
+    /// Time to load restored state in the last run that restored, ms.
+    pub restore_ms: AtomicU64,
+}
+
+impl CheckpointMetrics {
+    /// Records a completed checkpoint.
+    pub fn completed(&self, duration_ms: u64, bytes: u64) {
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        self.last_duration_ms.store(duration_ms, Ordering::Relaxed);
+        self.max_duration_ms.fetch_max(duration_ms, Ordering::Relaxed);
+        self.last_bytes.store(bytes, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,185 @@
+//! Window operators: `window(...)` over a keyed or whole stream. The [`WindowAggregate`]
+//! factory plans a window against its input ([`planned`]) and creates the operator for its kind,
+//! one file each: [`time_window`] (tumbling and sliding), [`session`], [`global`] (with a
+//! trigger), and [`count`] (count windows, their own factory).
+
+pub mod count;
+pub mod global;
+pub mod planned;
+pub mod session;
+pub mod time_window;
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::RowConverter;
+
+use crate::contract::error::{Result, WeirError};
+use crate::contract::schema::field_index;
+use crate::operators::{Operator, OperatorFactory, TaskContext};
+use crate::window::aggregate::{key_converter, plan_keyed_output};
+use crate::window::contents::{Builtin, WindowContents};
+use crate::window::functions::UserWindowFn;
+use crate::window::trigger::Trigger;
+use crate::window::{Agg, EVENT_TIME_METADATA, WindowAssigner, WindowKind};
+
+pub(crate) use planned::Planned;
+
+/// What a window computes when it fires.
+#[derive(Debug, Clone)]
+pub(crate) enum WindowFunction {
+    /// Built-in incremental aggregates (column-wise, the fast path).
+    Aggregates(Vec<Agg>),
+    /// A user function: process, reduce or `AggregateFunction`.
+    User(UserWindowFn),
+}
+
+/// The window operator's description.
+#[derive(Clone)]
+pub struct WindowAggregate {
+    /// Key fields (empty: one global key, parallelism 1).
+    pub keys: Vec<String>,
+    /// Window assigner.
+    pub assigner: WindowAssigner,
+    /// What to compute per window.
+    pub(crate) function: WindowFunction,
+    /// Allowed lateness, ms.
+    pub allowed_lateness: i64,
+    /// When global windows fire (required for them, refused for the others).
+    pub trigger: Option<Arc<dyn Trigger>>,
+}
+
+impl WindowAggregate {
+    fn plan(&self, input: &SchemaRef) -> Result<Planned> {
+        self.assigner.validate()?;
+        let global = self.assigner.kind == WindowKind::Global;
+        if global != self.trigger.is_some() {
+            return Err(WeirError::plan(if global {
+                "window: global windows need a trigger (e.g. CountTrigger::of(100))"
+            } else {
+                "window: custom triggers are only available on global windows"
+            }));
+        }
+        if self.allowed_lateness < 0 {
+            return Err(WeirError::plan("window: allowed lateness must not be negative"));
+        }
+        let event_time = input
+            .fields()
+            .iter()
+            .position(|f| f.metadata().contains_key(EVENT_TIME_METADATA));
+        let time_column = if global {
+            match &self.assigner.time_field {
+                Some(f) => Some(field_index(input, f, "window time field")?),
+                None => event_time,
+            }
+        } else if self.assigner.processing_time {
+            if self.assigner.kind == WindowKind::Session {
+                return Err(WeirError::plan(
+                    "window: processing-time session windows are not supported yet",
+                ));
+            }
+            None
+        } else {
+            let column = match &self.assigner.time_field {
+                Some(f) => field_index(input, f, "window time field")?,
+                None => event_time.ok_or_else(|| {
+                    WeirError::plan(
+                        "window: no event time in this stream; give the source a watermark strategy or name the time field",
+                    )
+                })?,
+            };
+            let tdt = input.field(column).data_type();
+            if !matches!(tdt, DataType::Timestamp(_, _) | DataType::Int64) {
+                return Err(WeirError::plan(format!(
+                    "window: time field '{}' is {tdt}; use a timestamp or integer milliseconds",
+                    input.field(column).name()
+                )));
+            }
+            Some(column)
+        };
+        let (key_columns, aggs, output) = match &self.function {
+            WindowFunction::Aggregates(aggs) => {
+                plan_keyed_output(input, &self.keys, aggs, Some(global), "window aggregate")?
+            }
+            WindowFunction::User(f) => {
+                let key_columns = self
+                    .keys
+                    .iter()
+                    .map(|k| field_index(input, k, "window key"))
+                    .collect::<Result<Vec<_>>>()?;
+                let output = f.output_schema(input, &key_columns, global)?;
+                (key_columns, Vec::new(), output)
+            }
+        };
+        Ok(Planned {
+            key_columns,
+            time_column,
+            aggs,
+            output,
+        })
+    }
+}
+
+impl OperatorFactory for WindowAggregate {
+    fn kind(&self) -> &'static str {
+        "window"
+    }
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self.plan(input)?.output)
+    }
+    fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        let planned = self.plan(input)?;
+        let converter = key_converter(input, &planned.key_columns)?;
+        match &self.function {
+            WindowFunction::Aggregates(_) => {
+                let contents = Builtin::new(
+                    planned.aggs.clone(),
+                    planned.output.clone(),
+                    key_converter(input, &planned.key_columns)?,
+                );
+                Ok(self.operator(ctx, planned, converter, contents))
+            }
+            WindowFunction::User(f) => {
+                let contents = f.contents(planned.output.clone(), key_converter(input, &planned.key_columns)?);
+                Ok(self.operator(ctx, planned, converter, contents))
+            }
+        }
+    }
+}
+
+impl WindowAggregate {
+    /// The operator for this window kind, holding `contents`.
+    fn operator<C: WindowContents>(
+        &self,
+        ctx: &TaskContext,
+        planned: Planned,
+        converter: Option<RowConverter>,
+        contents: C,
+    ) -> Box<dyn Operator> {
+        match self.assigner.kind {
+            WindowKind::Session => Box::new(session::SessionWindowOp::new(
+                ctx.clone(),
+                self.assigner.size,
+                self.allowed_lateness,
+                planned,
+                converter,
+                contents,
+            )),
+            WindowKind::Global => Box::new(global::GlobalWindowOp::new(
+                ctx,
+                self.trigger.clone().expect("checked by plan"),
+                planned,
+                converter,
+                contents,
+            )),
+            WindowKind::Sliding => Box::new(time_window::WindowAggregateOp::new(
+                ctx.clone(),
+                self.assigner.clone(),
+                self.allowed_lateness,
+                planned,
+                converter,
+                contents,
+            )),
+        }
+    }
+}

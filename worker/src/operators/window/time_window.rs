@@ -1,0 +1,258 @@
+//! `window(...).aggregate(...)`: event-time tumbling and sliding windows per key with
+//! incremental built-in aggregates. Output rows: the key fields, `window_start`, `window_end`,
+//! then one column per aggregate.
+//!
+//! State is one map per window start, from the key (Arrow row format bytes) to the
+//! accumulators. A watermark `W` fires every window whose end − 1 ≤ `W` and drops windows past
+//! their allowed lateness. A record for a window that already fired, within the lateness,
+//! updates it and fires it again; a record all of whose windows are past lateness is late: it
+//! is counted in the node's `late_records` and logged.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::array::Array;
+use arrow::record_batch::RecordBatch;
+use arrow::row::RowConverter;
+
+use super::planned::Planned;
+use crate::checkpoint::{self, OperatorState};
+use crate::operators::{Operator, TaskContext, UserResult};
+use crate::state::FastMap;
+use crate::window::WindowAssigner;
+use crate::window::contents::{Fired, TimeWindow, WindowContents};
+
+/// One subtask's tumbling or sliding windows.
+pub(crate) struct WindowAggregateOp<C: WindowContents> {
+    ctx: TaskContext,
+    assigner: WindowAssigner,
+    lateness: i64,
+    planned: Planned,
+    converter: Option<RowConverter>,
+    contents: C,
+    /// Window start → key → contents.
+    windows: BTreeMap<i64, FastMap<Box<[u8]>, C::State>>,
+    watermark: i64,
+    late: u64,
+    /// Late records waiting to go to the side output.
+    side: Vec<RecordBatch>,
+}
+
+impl<C: WindowContents> WindowAggregateOp<C> {
+    /// The operator over `planned`, holding `contents` per window and key.
+    pub(crate) fn new(
+        ctx: TaskContext,
+        assigner: WindowAssigner,
+        lateness: i64,
+        planned: Planned,
+        converter: Option<RowConverter>,
+        contents: C,
+    ) -> Self {
+        WindowAggregateOp {
+            ctx,
+            assigner,
+            lateness,
+            planned,
+            converter,
+            contents,
+            windows: BTreeMap::new(),
+            watermark: i64::MIN,
+            late: 0,
+            side: Vec::new(),
+        }
+    }
+
+    /// Latest window start whose window has fired by watermark `w` (end − 1 ≤ w).
+    fn fired_by(&self, w: i64) -> i128 {
+        i128::from(w) + 1 - i128::from(self.assigner.size)
+    }
+
+    fn note_late(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.late += n;
+        self.ctx.add_late(n);
+        if self.late == n {
+            tracing::warn!(node = %self.ctx.node, subtask = self.ctx.subtask, "records arrived after their windows' allowed lateness (counted in late_records)");
+        }
+    }
+}
+
+impl<C: WindowContents> Operator for WindowAggregateOp<C> {
+    fn take_side_output(&mut self) -> Vec<RecordBatch> {
+        std::mem::take(&mut self.side)
+    }
+
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let n = batch.num_rows();
+        let time = self.planned.times(&batch, self.ctx.clock.as_ref())?;
+        self.contents.prepare(&batch)?;
+        let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
+        let fired_by = self.fired_by(self.watermark);
+        let expired_by = fired_by - i128::from(self.lateness);
+        let mut refire: Vec<(i64, Box<[u8]>)> = Vec::new();
+        let mut late = 0;
+        let mut late_rows: Vec<u32> = Vec::new();
+        for row in 0..n {
+            if time.is_null(row) {
+                late += 1;
+                late_rows.push(row as u32);
+                continue;
+            }
+            let t = time.value(row);
+            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
+            let mut assigned = false;
+            for start in self.assigner.starts(t) {
+                if i128::from(start) <= expired_by {
+                    continue; // past its allowed lateness
+                }
+                assigned = true;
+                let per_key = self.windows.entry(start).or_default();
+                let state = match per_key.get_mut(key) {
+                    Some(a) => a,
+                    None => per_key.entry(key.into()).or_insert_with(|| self.contents.new_state()),
+                };
+                self.contents.add(state, row)?;
+                if i128::from(start) <= fired_by {
+                    refire.push((start, key.into()));
+                }
+            }
+            if !assigned {
+                late += 1;
+                late_rows.push(row as u32);
+            }
+        }
+        if !late_rows.is_empty() {
+            let rows = arrow::array::UInt32Array::from(std::mem::take(&mut late_rows));
+            self.side.push(arrow::compute::take_record_batch(&batch, &rows)?);
+        }
+        self.note_late(late);
+        if !refire.is_empty() {
+            refire.sort();
+            refire.dedup();
+            let size = self.assigner.size;
+            let rows: Vec<Fired<'_, C::State>> = refire
+                .iter()
+                .map(|(s, k)| Fired {
+                    window: TimeWindow {
+                        start: *s,
+                        end: *s + size,
+                    },
+                    key: k.as_ref(),
+                    state: &self.windows[s][k.as_ref()],
+                })
+                .collect();
+            out.extend(self.contents.emit(&rows)?);
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if self.assigner.processing_time {
+            return Ok(()); // the wall clock drives these windows
+        }
+        self.advance(watermark, out)
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        if !self.assigner.processing_time {
+            return None;
+        }
+        self.windows
+            .first_key_value()
+            .map(|(start, _)| start + self.assigner.size - 1)
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if self.assigner.processing_time {
+            self.advance(now, out)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
+        let mut per_key: HashMap<&[u8], Vec<(i64, Vec<u8>)>> = HashMap::new();
+        for (start, keys) in &self.windows {
+            for (key, state) in keys {
+                per_key
+                    .entry(key.as_ref())
+                    .or_default()
+                    .push((*start, self.contents.encode_state(state)?));
+            }
+        }
+        Ok(OperatorState {
+            keyed: checkpoint::keyed_groups(
+                self.converter.as_ref(),
+                per_key.into_iter().collect(),
+                self.ctx.max_parallelism,
+            )?,
+            operator: Some(checkpoint::encode(&self.watermark)?),
+            union: Vec::new(),
+        })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> UserResult<()> {
+        for (key, windows) in checkpoint::keyed_entries::<Vec<(i64, Vec<u8>)>>(&state)? {
+            for (start, bytes) in windows {
+                let restored = self.contents.decode_state(&bytes)?;
+                self.windows
+                    .entry(start)
+                    .or_default()
+                    .insert(key.clone().into_boxed_slice(), restored);
+            }
+        }
+        self.watermark = checkpoint::least_watermark(&state)?;
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if self.assigner.processing_time {
+            return Ok(()); // as in Flink: processing-time windows still open are dropped
+        }
+        // The end of input arrives as the final watermark; fire anything left regardless.
+        self.advance(i64::MAX, out)
+    }
+}
+
+impl<C: WindowContents> WindowAggregateOp<C> {
+    /// Moves this operator's clock (the watermark, or the wall clock for processing time) to
+    /// `watermark`: fires the windows it passed and drops those past their lateness.
+    fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        let (before, after) = (self.fired_by(self.watermark), self.fired_by(watermark));
+        self.watermark = watermark;
+        {
+            let size = self.assigner.size;
+            let mut rows: Vec<Fired<'_, C::State>> = Vec::new();
+            for (start, per_key) in &self.windows {
+                let s = i128::from(*start);
+                if s > after {
+                    break;
+                }
+                if s > before {
+                    rows.extend(per_key.iter().map(|(k, a)| Fired {
+                        window: TimeWindow {
+                            start: *start,
+                            end: *start + size,
+                        },
+                        key: k.as_ref(),
+                        state: a,
+                    }));
+                }
+            }
+            out.extend(self.contents.emit(&rows)?);
+        }
+        // Drop windows past their allowed lateness.
+        let expired = after - i128::from(self.lateness);
+        while let Some((&start, _)) = self.windows.first_key_value() {
+            if i128::from(start) > expired {
+                break;
+            }
+            self.windows.pop_first();
+        }
+        Ok(())
+    }
+}

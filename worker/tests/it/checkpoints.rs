@@ -1,0 +1,574 @@
+//! Checkpoints through the public API: the storage layout and `_metadata` on local files,
+//! memory and S3 (moto); a job that fails mid-way restarts from its newest checkpoint and its
+//! exactly-once file output equals a failure-free run; a stopped job resumes; rescale by key
+//! groups.
+
+use crate::common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use weir::checkpoint::CheckpointStore;
+use weir::checkpoint::metadata::{FORMAT, OperatorSnapshot, SnapshotKind, SnapshotMetadata, SubtaskSnapshot};
+use weir::prelude::*;
+
+fn meta(job: &str, id: u64) -> SnapshotMetadata {
+    SnapshotMetadata {
+        format: FORMAT,
+        job: job.into(),
+        checkpoint_id: id,
+        generation: 1,
+        kind: SnapshotKind::Checkpoint,
+        timestamp_ms: 0,
+        max_parallelism: 128,
+        operators: vec![OperatorSnapshot {
+            uid: "win".into(),
+            parallelism: 1,
+            subtasks: vec![SubtaskSnapshot {
+                subtask: 0,
+                file: "win/0-g1".into(),
+                size: 3,
+                key_groups: vec![(5, 0, 3)],
+                operator_state: None,
+            }],
+        }],
+    }
+}
+
+async fn layout_and_retention(url: &str) {
+    let store = CheckpointStore::open(url, "layout-job").unwrap();
+    assert!(store.latest().await.unwrap().is_none());
+    for id in 1..=4 {
+        let dir = store.checkpoint(id);
+        dir.put_file("win/0-g1", bytes::Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        // Checkpoint 3 never completes: without _metadata it does not exist.
+        if id != 3 {
+            dir.write_metadata(&meta("layout-job", id)).await.unwrap();
+        }
+    }
+    assert_eq!(store.completed().await.unwrap(), vec![1, 2, 4]);
+    let (dir, latest) = store.latest().await.unwrap().unwrap();
+    assert_eq!(latest, meta("layout-job", 4));
+    assert_eq!(&dir.read_range("win/0-g1", 1..3).await.unwrap()[..], b"bc");
+    // A second writer of checkpoint 4 (a zombie of an older run) cannot complete it again.
+    let e = store
+        .checkpoint(4)
+        .write_metadata(&meta("layout-job", 4))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("already completed by another writer"), "{e}");
+    // Keep the newest 2 complete: 1 and the incomplete 3's elder siblings go.
+    assert_eq!(store.retain(2).await.unwrap(), vec![1]);
+    assert_eq!(store.completed().await.unwrap(), vec![2, 4]);
+    assert_eq!(store.retain(1).await.unwrap(), vec![2, 3]);
+    assert_eq!(store.completed().await.unwrap(), vec![4]);
+}
+
+#[tokio::test]
+async fn layout_metadata_and_retention_on_local_files_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    layout_and_retention(&format!("file://{}", dir.path().display())).await;
+    layout_and_retention("memory://layout-test").await;
+}
+
+fn s3_bucket() -> String {
+    // scripts/test starts an S3 server (moto) and names the bucket; CI must not skip this.
+    std::env::var("WEIR_S3_BUCKET").expect("WEIR_S3_BUCKET is set by scripts/test (S3 test server)")
+}
+
+#[tokio::test]
+async fn layout_metadata_and_retention_on_s3() {
+    layout_and_retention(&format!(
+        "s3://{}/checkpoint-layout-{}",
+        s3_bucket(),
+        std::process::id()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_metadata_writers_on_s3_have_exactly_one_winner() {
+    let url = format!("s3://{}/checkpoint-race-{}", s3_bucket(), std::process::id());
+    let store = CheckpointStore::open(&url, "race").unwrap();
+    for round in 1..=5u64 {
+        let writers: Vec<_> = (0..16)
+            .map(|w| {
+                let dir = store.checkpoint(round);
+                let mut m = meta("race", round);
+                m.generation = w;
+                tokio::spawn(async move { dir.write_metadata(&m).await.map(|_| w) })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for w in writers {
+            if let Ok(id) = w.await.unwrap() {
+                winners.push(id);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        // What is stored is the winner's.
+        let (_, latest) = store.latest().await.unwrap().unwrap();
+        assert_eq!(latest.generation, winners[0]);
+    }
+}
+
+#[test]
+fn checkpoints_on_s3_restore_a_failed_job_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (clean_out, out) = (tmp.path().join("clean"), tmp.path().join("out"));
+    let chk = format!("s3://{}/checkpoint-jobs-{}", s3_bucket(), std::process::id());
+    windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("s3-clean")
+        .unwrap();
+    let expected = common::committed_lines(&clean_out);
+    let failed = Arc::new(AtomicBool::new(false));
+    let r = windowed_job(out.to_str().unwrap(), &chk, Some((30_000, failed.clone())))
+        .execute("s3-failing")
+        .unwrap();
+    assert!(failed.load(Ordering::SeqCst));
+    assert_eq!(r.restarts, 1);
+    assert!(
+        r.node("gen").unwrap().records_out < 65_000,
+        "restored from S3, not restarted"
+    );
+    assert_eq!(common::committed_lines(&out), expected);
+}
+
+/// Keyed tumbling windows over a rate-limited datagen into an exactly-once file sink; with
+/// `fail_at`, a map fails once when it sees that row id (after some checkpoints completed).
+fn windowed_job(out: &str, checkpoints: &str, fail_at: Option<(i64, Arc<AtomicBool>)>) -> StreamExecutionEnvironment {
+    windowed_job_at(out, checkpoints, fail_at, 2)
+}
+
+/// [`windowed_job`] with the window and sink at `window_parallelism`.
+fn windowed_job_at(
+    out: &str,
+    checkpoints: &str,
+    fail_at: Option<(i64, Arc<AtomicBool>)>,
+    window_parallelism: usize,
+) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.set_batch_size(500);
+    env.enable_checkpointing(Duration::from_millis(50));
+    env.set_checkpoint_storage(checkpoints);
+    env.set_restart_strategy(RestartStrategy {
+        attempts: 2,
+        delay: Duration::from_millis(10),
+        ..Default::default()
+    });
+    let cfg = DatagenConfig {
+        rows: Some(40_000),
+        rows_per_second: Some(40_000),
+        seed: 3,
+        fields: vec![
+            DatagenField::new("id", FieldKind::Sequence),
+            DatagenField {
+                start: Some(0),
+                rows_per_ms: Some(10),
+                ..DatagenField::new("ts", FieldKind::Timestamp)
+            },
+            DatagenField::random_int("k", 0, 9),
+            DatagenField::random_int("v", 0, 999),
+        ],
+    };
+    let src = env
+        .add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+        .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+            "ts",
+            Duration::from_millis(5),
+        ));
+    let checked = src
+        .filter(move |row| {
+            if let Some((at, failed)) = &fail_at
+                && row.get_i64("id") == Some(*at)
+                && !failed.swap(true, Ordering::SeqCst)
+            {
+                panic!("injected failure at row {at}");
+            }
+            true
+        })
+        .name("check");
+    checked
+        .key_by("k")
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .aggregate(&[Agg::count(), Agg::sum("v")])
+        .name("win")
+        .set_parallelism(window_parallelism)
+        .add_sink(FileSink::new("out", FileSinkConfig::new(out, Format::Json)).unwrap())
+        .name("out")
+        .set_parallelism(window_parallelism);
+    env
+}
+
+#[test]
+fn a_failed_job_restarts_from_its_checkpoint_with_exactly_once_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (clean_out, failed_out) = (tmp.path().join("clean"), tmp.path().join("failed"));
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let r = windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("clean")
+        .unwrap();
+    assert_eq!(r.restarts, 0);
+    let expected = common::committed_lines(&clean_out);
+    // 40 windows of 100 ms (4 s of event time) × 10 keys.
+    assert_eq!(expected.len(), 400);
+
+    let failed = Arc::new(AtomicBool::new(false));
+    let r = windowed_job(failed_out.to_str().unwrap(), &chk, Some((30_000, failed.clone())))
+        .execute("failing")
+        .unwrap();
+    assert!(failed.load(Ordering::SeqCst), "the failure was injected");
+    assert_eq!(r.restarts, 1);
+    let store = CheckpointStore::open(&chk, "failing").unwrap();
+    let newest = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(store.completed())
+        .unwrap();
+    assert!(!newest.is_empty(), "checkpoints completed");
+    // Restored, not restarted from scratch: the source resumed from its checkpointed position.
+    let generated = r.node("gen").unwrap().records_out;
+    assert!(
+        generated < 65_000,
+        "the source re-read {generated} rows: not resumed from a checkpoint"
+    );
+    assert_eq!(
+        common::committed_lines(&failed_out),
+        expected,
+        "nothing lost, nothing duplicated"
+    );
+}
+
+#[test]
+fn a_stopped_job_resumes_from_its_newest_checkpoint_at_another_parallelism() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (clean_out, out) = (tmp.path().join("clean"), tmp.path().join("out"));
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("clean")
+        .unwrap();
+    let expected = common::committed_lines(&clean_out);
+
+    // Stop after 0.4 s (of about 1 s): the output so far is what the checkpoints committed.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = windowed_job(out.to_str().unwrap(), &chk, None);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stopper = cancel.clone();
+    rt.spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        stopper.cancel();
+    });
+    let metrics = env.metrics();
+    let r = rt.block_on(env.execute_with("resumable", &metrics, cancel)).unwrap();
+    assert!(r.cancelled);
+    let partial = common::committed_lines(&out);
+    assert!(
+        partial.len() < expected.len(),
+        "stopped before the end ({} rows)",
+        partial.len()
+    );
+    assert!(
+        partial.iter().all(|l| expected.contains(l)),
+        "committed rows are final rows"
+    );
+
+    // Resume with the windows (and sink) at parallelism 3: key groups move to new subtasks.
+    let env = windowed_job_at(out.to_str().unwrap(), &chk, None, 3);
+    env.set_restore(RestoreFrom::Latest);
+    let r = env.execute("resumable").unwrap();
+    assert!(r.node("gen").unwrap().records_out < 40_000, "resumed, not restarted");
+    assert_eq!(
+        common::committed_lines(&out),
+        expected,
+        "nothing lost, nothing duplicated across stop and resume"
+    );
+}
+
+#[test]
+fn failures_at_random_points_never_lose_or_duplicate_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let clean_out = tmp.path().join("clean");
+    windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("clean")
+        .unwrap();
+    let expected = common::committed_lines(&clean_out);
+    // A fixed seed keeps the points reproducible; they spread over the whole input.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for round in 0..6 {
+        let at = 1_000 + (common::cli::next_random(&mut seed) % 38_000) as i64;
+        let out = tmp.path().join(format!("out-{round}"));
+        let failed = Arc::new(AtomicBool::new(false));
+        let r = windowed_job(out.to_str().unwrap(), &chk, Some((at, failed.clone())))
+            .execute(&format!("random-{round}"))
+            .unwrap();
+        assert!(failed.load(Ordering::SeqCst));
+        assert_eq!(r.restarts, 1, "round {round}, failure at row {at}");
+        assert_eq!(
+            common::committed_lines(&out),
+            expected,
+            "round {round}, failure at row {at}"
+        );
+    }
+}
+
+/// Runs `env` for `millis` then stops it (state stays in its newest checkpoint).
+fn run_for(env: &StreamExecutionEnvironment, name: &str, millis: u64) -> JobResult {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let control = JobControl::default();
+    let stopper = control.clone();
+    rt.spawn(async move {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        stopper.cancel();
+    });
+    rt.block_on(env.execute_controlled(name, &env.metrics(), &control))
+        .unwrap()
+}
+
+#[test]
+fn rescaling_1_4_2_3_keeps_keyed_state_and_windows_in_flight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let (clean_out, out) = (tmp.path().join("clean"), tmp.path().join("out"));
+    windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("clean")
+        .unwrap();
+    let expected = common::committed_lines(&clean_out);
+    let mut generated = 0;
+    for (step, p) in [1usize, 4, 2].into_iter().enumerate() {
+        let env = windowed_job_at(out.to_str().unwrap(), &chk, None, p);
+        if step > 0 {
+            env.set_restore(RestoreFrom::Latest);
+        }
+        let r = run_for(&env, "rescaled", 250);
+        assert!(r.cancelled, "step {step} ran to its end; the input should outlast it");
+        generated += r.node("gen").unwrap().records_out;
+    }
+    let env = windowed_job_at(out.to_str().unwrap(), &chk, None, 3);
+    env.set_restore(RestoreFrom::Latest);
+    let r = env.execute("rescaled").unwrap();
+    generated += r.node("gen").unwrap().records_out;
+    // Each run resumed where the previous one's checkpoint left the source.
+    assert!(
+        generated < 60_000,
+        "the source produced {generated} rows over four runs"
+    );
+    assert_eq!(
+        common::committed_lines(&out),
+        expected,
+        "1 → 4 → 2 → 3 gives the unscaled output"
+    );
+}
+
+#[test]
+fn stop_with_savepoint_then_start_from_it_with_another_job_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let (clean_out, out) = (tmp.path().join("clean"), tmp.path().join("out"));
+    windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("clean")
+        .unwrap();
+    let expected = common::committed_lines(&clean_out);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = windowed_job(out.to_str().unwrap(), &chk, None);
+    let control = JobControl::default();
+    let asker = control.clone();
+    let savepoint = rt.spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        asker.stop_with_savepoint().await
+    });
+    let r = rt
+        .block_on(env.execute_controlled("saved", &env.metrics(), &control))
+        .unwrap();
+    assert!(r.cancelled);
+    let path = rt.block_on(savepoint).unwrap().unwrap();
+    assert!(path.contains("/saved/savepoints/savepoint-"), "{path}");
+    // Savepoint output is committed at once.
+    let at_savepoint = common::committed_lines(&out);
+    assert!(!at_savepoint.is_empty() && at_savepoint.len() < expected.len());
+
+    // A job without the savepoint's window (another id) is refused, naming the operator…
+    let other = tmp.path().join("other");
+    let env = StreamExecutionEnvironment::new();
+    env.enable_checkpointing(Duration::from_millis(50));
+    env.set_checkpoint_storage(&chk);
+    env.set_restore(RestoreFrom::Snapshot(path.clone()));
+    let cfg = DatagenConfig {
+        rows: Some(10),
+        seed: 3,
+        fields: vec![DatagenField::new("id", FieldKind::Sequence)],
+        ..Default::default()
+    };
+    env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+        .set_parallelism(2)
+        .add_sink(FileSink::new("other", FileSinkConfig::new(other.to_str().unwrap(), Format::Json)).unwrap())
+        .name("other");
+    let e = env.execute("saved-other").unwrap_err().to_string();
+    assert!(
+        e.contains("no longer has: out, win") || e.contains("no longer has: win, out"),
+        "{e}"
+    );
+    // …unless non-restored state is allowed.
+    env.allow_non_restored_state(true);
+    env.execute("saved-other").unwrap();
+
+    // The same job at parallelism 4 from the savepoint: nothing lost or repeated.
+    let env = windowed_job_at(out.to_str().unwrap(), &chk, None, 4);
+    env.set_restore(RestoreFrom::Snapshot(path.clone()));
+    env.execute("saved").unwrap();
+    assert_eq!(
+        common::committed_lines(&out),
+        expected,
+        "from the savepoint at parallelism 4"
+    );
+}
+
+/// The CLI job of the SIGKILL test: keyed windows over rate-limited data into exactly-once files.
+fn cli_job(out: &std::path::Path, chk: &std::path::Path) -> String {
+    format!(
+        r#"
+name: killed
+parallelism: 2
+checkpoint: {{interval_ms: 100, storage: "{}"}}
+sources:
+  - id: gen
+    connector: datagen
+    rows: 60000
+    rows_per_second: 30000
+    seed: 5
+    watermark: {{field: ts, max_out_of_orderness_ms: 5}}
+    fields:
+      - {{name: ts, kind: timestamp, start: 0, rows_per_ms: 10}}
+      - {{name: k, kind: random, min: 0, max: 19}}
+      - {{name: v, kind: random, min: 0, max: 999}}
+operators:
+  - {{id: keyed, input: gen, key_by: k}}
+  - id: win
+    input: keyed
+    window: {{size_ms: 200, aggregates: [{{kind: count}}, {{kind: sum, field: v}}]}}
+sinks:
+  - {{id: out, input: win, connector: file, path: "{}", format: json}}
+"#,
+        chk.display(),
+        out.display()
+    )
+}
+
+#[test]
+fn the_cli_survives_sigkill_at_random_points_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weir = env!("CARGO_BIN_EXE_weir");
+    let clean_out = tmp.path().join("clean-out");
+    let clean = cli_job(&clean_out, &tmp.path().join("clean-chk"));
+    let status = common::cli::weir_run(tmp.path(), "clean.yaml", &clean, false).status();
+    assert!(status.unwrap().success());
+    let expected = common::committed_lines(&clean_out);
+    assert_eq!(expected.len(), 30 * 20, "30 windows of 200 ms × 20 keys");
+
+    // Kill 3 times at random points of the ~2 s run, then let it finish.
+    let out = tmp.path().join("out");
+    let job = cli_job(&out, &tmp.path().join("chk"));
+    let kills = common::cli::kill_and_resume(tmp.path(), &job, 3, 0x2545_f491_4f6c_dd1d, 300, 700);
+    assert_eq!(kills, 3, "the job was killed three times");
+    assert_eq!(
+        common::committed_lines(&out),
+        expected,
+        "SIGKILL three times: nothing lost, nothing duplicated"
+    );
+    // Inspect what is kept.
+    let list = std::process::Command::new(weir)
+        .args(["checkpoints", "list"])
+        .arg(tmp.path().join("chk").join("killed"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success() && text.contains("| chk-") && text.contains("Checkpoint"),
+        "{text}"
+    );
+    let newest = text.lines().rev().find_map(|l| l.strip_prefix("| chk-")).unwrap();
+    let id = newest.split_whitespace().next().unwrap();
+    let show = std::process::Command::new(weir)
+        .args(["checkpoints", "show"])
+        .arg(tmp.path().join("chk").join("killed").join(format!("chk-{id}")))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.status.success() && text.contains("| win | 2 |") && text.contains("key groups"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_file_source_resumes_from_its_checkpointed_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // Three files of JSON lines, ids 0..15000.
+    for f in 0..3 {
+        let text: String = (f * 5_000..(f + 1) * 5_000)
+            .map(|i| format!("{{\"id\":{i}}}\n"))
+            .collect();
+        std::fs::write(input.join(format!("part-{f}.jsonl")), text).unwrap();
+    }
+    let run = |out: &std::path::Path, fail_at: Option<(i64, Arc<AtomicBool>)>| {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(2);
+        env.set_batch_size(250);
+        env.enable_checkpointing(Duration::from_millis(50));
+        env.set_checkpoint_storage(format!("file://{}", tmp.path().join("chk").display()));
+        env.set_restart_strategy(RestartStrategy {
+            attempts: 2,
+            delay: Duration::from_millis(10),
+            ..Default::default()
+        });
+        let mut cfg = FileSourceConfig::new(input.to_str().unwrap(), Format::Json);
+        cfg.schema = Some(SchemaSpec::Text("id BIGINT".into()));
+        env.add_source_named("files", Arc::new(FileSource::new("files", cfg)))
+            .filter(move |row| {
+                let id = row.get_i64("id").unwrap_or(0);
+                if let Some((at, failed)) = &fail_at
+                    && id == *at
+                    && !failed.swap(true, Ordering::SeqCst)
+                {
+                    panic!("injected failure at {at}");
+                }
+                if id % 20 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                true
+            })
+            .add_sink(FileSink::new("out", FileSinkConfig::new(out.to_str().unwrap(), Format::Json)).unwrap())
+            .name("out");
+        env
+    };
+    let failed = Arc::new(AtomicBool::new(false));
+    let out = tmp.path().join("out");
+    let r = run(&out, Some((7_777, failed.clone())))
+        .execute("files-restarted")
+        .unwrap();
+    assert!(failed.load(Ordering::SeqCst));
+    assert_eq!(r.restarts, 1);
+    // A restart from scratch would read the lines before the failure again.
+    let read = r.node("files").unwrap().records_out;
+    assert!(read < 15_000 + 7_000, "resumed from the checkpointed line: read {read}");
+    let mut ids: Vec<i64> = common::committed_lines(&out)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert!(
+        ids == (0..15_000).collect::<Vec<_>>(),
+        "every line exactly once ({} rows)",
+        ids.len()
+    );
+}

@@ -1,0 +1,436 @@
+//! Sources and sinks through the public API: files (JSON, CSV, local and memory://), the
+//! dead-letter output, datagen, socket, HTTP.
+
+use crate::common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weir::prelude::*;
+
+fn write(path: &std::path::Path, text: &str) {
+    std::fs::File::create(path).unwrap().write_all(text.as_bytes()).unwrap();
+}
+
+fn dead_letters(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    if !dir.exists() {
+        return vec![];
+    }
+    common::read_lines(dir)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn json_files_with_an_inferred_schema_round_trip_through_the_file_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    write(
+        &input.join("a.jsonl"),
+        "{\"user\":\"ann\",\"n\":1}\n{\"user\":\"bob\",\"n\":2}\n",
+    );
+    write(
+        &input.join("b.jsonl"),
+        "{\"user\":\"cid\",\"n\":3}\n\n{\"user\":\"dan\",\"n\":4}",
+    );
+    write(&input.join(".hidden"), "not read");
+    let out = dir.path().join("out");
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.add_source(FileSource::new(
+        "files",
+        FileSourceConfig::new(input.to_str().unwrap(), Format::Json),
+    ))
+    .filter_expr("n > 1")
+    .select(&["upper(user) AS user", "n * 10 AS n10"])
+    .add_sink(FileSink::new("out", FileSinkConfig::new(out.to_str().unwrap(), Format::Json)).unwrap());
+    let r = env.execute("json-files").unwrap();
+    assert_eq!(r.dead_letters(), 0);
+    assert_eq!(
+        common::read_lines(&out),
+        vec![
+            r#"{"user":"BOB","n10":20}"#,
+            r#"{"user":"CID","n10":30}"#,
+            r#"{"user":"DAN","n10":40}"#
+        ]
+    );
+}
+
+#[test]
+fn csv_files_with_a_given_schema_and_csv_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bids.csv");
+    write(
+        &input,
+        "auction,price,channel\n1,100,web\n2,250,app\n3,x,web\n4,400,app\n",
+    );
+    let out = dir.path().join("out");
+    let mut cfg = FileSourceConfig::new(input.to_str().unwrap(), Format::Csv);
+    cfg.schema = Some(SchemaSpec::Text("auction BIGINT, price BIGINT, channel STRING".into()));
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1)
+        .set_dead_letter(dir.path().join("dlq").to_str().unwrap());
+    env.add_source(FileSource::new("bids", cfg))
+        .name("bids")
+        .filter_expr("channel = 'app'")
+        .add_sink(FileSink::new("out", FileSinkConfig::new(out.to_str().unwrap(), Format::Csv)).unwrap());
+    let r = env.execute("csv").unwrap();
+    let text = std::fs::read_to_string(out.join("part-sink-file-0-0.csv")).unwrap();
+    assert_eq!(text, "auction,price,channel\n2,250,app\n4,400,app\n");
+    assert_eq!(r.dead_letters(), 1);
+    let dl = dead_letters(&dir.path().join("dlq"));
+    assert_eq!(dl.len(), 1);
+    assert_eq!(dl[0]["raw"], "3,x,web");
+    assert_eq!(dl[0]["node"], "bids");
+}
+
+#[test]
+fn malformed_json_records_reach_the_dead_letter_output_and_the_job_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    let mut text = String::new();
+    for i in 0..1000 {
+        match i % 100 {
+            7 => text.push_str("{\"id\": 7, \"amount\": \n"), // truncated JSON
+            8 => text.push_str("{\"id\": \"eight\", \"amount\": 1.5}\n"), // wrong type
+            9 => text.push_str("[1, 2, 3]\n"),                // not an object
+            _ => text.push_str(&format!("{{\"id\": {i}, \"amount\": {i}.5}}\n")),
+        }
+    }
+    write(&input, &text);
+    let mut cfg = FileSourceConfig::new(input.to_str().unwrap(), Format::Json);
+    cfg.schema = Some(SchemaSpec::Text("id BIGINT, amount DOUBLE".into()));
+    let dlq = dir.path().join("dlq");
+    let env = StreamExecutionEnvironment::new();
+    env.set_batch_size(64).set_dead_letter(dlq.to_str().unwrap());
+    let sink = Collect::new();
+    env.add_source(FileSource::new("events", cfg))
+        .name("events")
+        .add_sink(sink.clone());
+    let r = env.execute("dlq").unwrap();
+    assert_eq!(sink.len(), 970, "every good record is kept");
+    assert_eq!(r.dead_letters(), 30);
+    let dl = dead_letters(&dlq);
+    assert_eq!(dl.len(), 30);
+    assert!(
+        dl.iter()
+            .all(|d| d["node"] == "events" && !d["reason"].as_str().unwrap().is_empty())
+    );
+    assert!(
+        dl.iter()
+            .any(|d| d["raw"] == "[1, 2, 3]" && d["reason"] == "not a JSON object")
+    );
+    assert!(dl.iter().any(|d| d["raw"].as_str().unwrap().contains("eight")));
+}
+
+#[test]
+fn memory_urls_work_as_object_store_locations() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.add_source(common::numbers(1_000, 10))
+        .add_sink(FileSink::new("out", FileSinkConfig::new("memory://tests/numbers", Format::Json)).unwrap());
+    env.execute("to-memory").unwrap();
+    let env = StreamExecutionEnvironment::new();
+    let sink = Collect::new();
+    env.add_source(FileSource::new(
+        "in",
+        FileSourceConfig::new("memory://tests/numbers", Format::Json),
+    ))
+    .add_sink(sink.clone());
+    env.execute("from-memory").unwrap();
+    assert_eq!(sink.len(), 1_000);
+}
+
+#[test]
+fn a_missing_input_path_is_a_clear_error() {
+    let env = StreamExecutionEnvironment::new();
+    env.add_source(FileSource::new(
+        "in",
+        FileSourceConfig::new("/nonexistent/weir/input", Format::Json),
+    ))
+    .print();
+    let e = env.execute("missing").unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/weir/input"), "{e}");
+}
+
+#[test]
+fn datagen_is_bounded_deterministic_and_rate_limited() {
+    let cfg = DatagenConfig {
+        rows: Some(600),
+        rows_per_second: Some(1_000),
+        fields: vec![
+            DatagenField {
+                start: Some(100),
+                ..DatagenField::new("seq", FieldKind::Sequence)
+            },
+            DatagenField {
+                data_type: Some("string".into()),
+                length: Some(5),
+                ..DatagenField::new("s", FieldKind::Random)
+            },
+            DatagenField {
+                data_type: Some("double".into()),
+                min: Some(1.0),
+                max: Some(2.0),
+                ..DatagenField::new("d", FieldKind::Random)
+            },
+            DatagenField {
+                start: Some(0),
+                rows_per_ms: Some(10),
+                ..DatagenField::new("ts", FieldKind::Timestamp)
+            },
+        ],
+        ..Default::default()
+    };
+    let run = |p: usize| {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let sink = Collect::new();
+        env.add_source(Datagen::new("gen", cfg.clone()).unwrap())
+            .add_sink(sink.clone());
+        let t = Instant::now();
+        env.execute("gen").unwrap();
+        (common::sorted(&sink), t.elapsed())
+    };
+    let (a, took) = run(1);
+    let (b, _) = run(3);
+    assert_eq!(a.len(), 600);
+    assert_eq!(a, b, "values depend on the row, not the parallelism");
+    assert!(took >= Duration::from_millis(450), "600 rows at 1000/s took {took:?}");
+    let row: serde_json::Value = serde_json::from_str(&a[0]).unwrap();
+    assert_eq!(row["s"].as_str().unwrap().len(), 5);
+    let d = row["d"].as_f64().unwrap();
+    assert!((1.0..2.0).contains(&d));
+    assert!(a.iter().any(|r| r.contains(r#""seq":699"#)));
+    assert!(
+        a.iter()
+            .any(|r| r.contains(r#""seq":150,"#) && r.contains("1970-01-01T00:00:00.005")),
+        "ts = row / 10 ms"
+    );
+}
+
+#[test]
+fn datagen_options_are_checked() {
+    let bad = DatagenConfig {
+        fields: vec![DatagenField::random_int("x", 10, 1)],
+        ..Default::default()
+    };
+    let e = Datagen::new("gen", bad).err().unwrap().to_string();
+    assert!(e.contains("field 'x'") && e.contains("below min"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_source_reads_text_lines_until_the_server_closes() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        s.write_all(b"to be or\nnot to be\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await; // a partial batch is flushed
+        s.write_all(b"that is the question\n").await.unwrap();
+    });
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let cfg = SocketConfig {
+        host: "127.0.0.1".into(),
+        port,
+        format: Format::Text,
+        schema: None,
+        linger_ms: 50,
+    };
+    let sink = Collect::new();
+    env.add_source(Socket::new("lines", cfg).unwrap())
+        .split("line", None, "word")
+        .key_by("word")
+        .add_sink(sink.clone());
+    env.execute_async("socket").await.unwrap();
+    server.await.unwrap();
+    let words = common::sorted(&sink);
+    assert_eq!(words.len(), 10);
+    assert_eq!(words.iter().filter(|w| w.as_str() == r#"{"word":"be"}"#).count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_source_json_and_a_refused_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        s.write_all(b"{\"a\": 1}\nnot json\n{\"a\": 2}\n").await.unwrap();
+    });
+    let env = StreamExecutionEnvironment::new();
+    let cfg = SocketConfig {
+        host: "127.0.0.1".into(),
+        port,
+        format: Format::Json,
+        schema: Some(SchemaSpec::Text("a BIGINT".into())),
+        linger_ms: 50,
+    };
+    let sink = Collect::new();
+    env.add_source(Socket::new("json", cfg.clone()).unwrap())
+        .add_sink(sink.clone());
+    let r = env.execute_async("socket-json").await.unwrap();
+    assert_eq!((sink.len(), r.dead_letters()), (2, 1));
+
+    // Nothing listens on the port any more.
+    let env = StreamExecutionEnvironment::new();
+    env.add_source(Socket::new("json", cfg).unwrap()).print();
+    let e = env.execute_async("refused").await.unwrap_err().to_string();
+    assert!(e.contains(&format!("connect to 127.0.0.1:{port}")), "{e}");
+}
+
+/// Serves `bodies` in turn (the last one forever) as HTTP responses.
+async fn http_server(bodies: Vec<&'static str>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut i = 0;
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let body = bodies[i.min(bodies.len() - 1)];
+            i += 1;
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_source_polls_json_and_routes_bad_responses_to_dead_letters() {
+    let port = http_server(vec![
+        r#"{"data": [{"city": "Kent", "temp": 12.5}, {"city": "Bend", "temp": 3}]}"#,
+        r#"<html>oops</html>"#,
+        r#"{"data": [{"city": "Kent", "temp": "warm"}, {"city": "Boise", "temp": 20}]}"#,
+    ])
+    .await;
+    let dlq = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_dead_letter(dlq.path().to_str().unwrap());
+    let cfg = HttpConfig {
+        url: format!("http://127.0.0.1:{port}/weather"),
+        interval_ms: 20,
+        polls: Some(3),
+        pointer: Some("/data".into()),
+        schema: Some(SchemaSpec::Text("city STRING, temp DOUBLE".into())),
+        headers: Default::default(),
+        max_failures: 3,
+    };
+    let sink = Collect::new();
+    env.add_source(Http::new("weather", cfg).unwrap())
+        .add_sink(sink.clone());
+    let r = env.execute_async("http").await.unwrap();
+    let rows = common::sorted(&sink);
+    assert_eq!(
+        rows,
+        vec![
+            r#"{"city":"Bend","temp":3.0}"#,
+            r#"{"city":"Boise","temp":20.0}"#,
+            r#"{"city":"Kent","temp":12.5}"#
+        ]
+    );
+    assert_eq!(r.dead_letters(), 2);
+    let dl = dead_letters(dlq.path());
+    assert!(dl.iter().any(|d| d["reason"].as_str().unwrap().contains("not JSON")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_source_infers_its_schema_from_the_first_response() {
+    let port = http_server(vec![r#"[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]"#]).await;
+    let env = StreamExecutionEnvironment::new();
+    let cfg = HttpConfig {
+        url: format!("http://127.0.0.1:{port}/"),
+        interval_ms: 10,
+        polls: Some(2),
+        pointer: None,
+        schema: None,
+        headers: Default::default(),
+        max_failures: 3,
+    };
+    let sink = Collect::new();
+    env.add_source(Http::new("api", cfg).unwrap())
+        .filter_expr("id > 1")
+        .add_sink(sink.clone());
+    env.execute_async("http-infer").await.unwrap();
+    assert_eq!(
+        sink.rows_json(),
+        vec![r#"{"id":2,"name":"b"}"#, r#"{"id":2,"name":"b"}"#]
+    );
+}
+
+/// The bucket of the S3-compatible server that `scripts/test` starts (moto), or a loud failure
+/// in CI when it is missing.
+fn s3_bucket() -> Option<String> {
+    match std::env::var("WEIR_S3_BUCKET") {
+        Ok(b) => Some(b),
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no S3 server: run the tests with scripts/test"
+            );
+            eprintln!("skipping: WEIR_S3_BUCKET is not set (scripts/test starts an S3 server)");
+            None
+        }
+    }
+}
+
+#[test]
+fn files_on_s3_round_trip_with_dead_letters_there_too() {
+    let Some(bucket) = s3_bucket() else { return };
+    let run = format!("s3://{bucket}/connectors-{}", std::process::id());
+    // Write JSON lines to S3 from two subtasks…
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.add_source(common::numbers(2_000, 10))
+        .add_sink(FileSink::new("out", FileSinkConfig::new(format!("{run}/numbers"), Format::Json)).unwrap());
+    env.execute("to-s3").unwrap();
+    // …and a file with a bad record, through the sink's text format.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    let src = DatagenConfig {
+        rows: Some(1),
+        fields: vec![DatagenField {
+            data_type: Some("string".into()),
+            length: Some(3),
+            ..DatagenField::new("line", FieldKind::Random)
+        }],
+        ..Default::default()
+    };
+    env.add_source(Datagen::new("bad", src).unwrap())
+        .select(&["'{\"id\": \"x\"}' AS line"])
+        .add_sink(FileSink::new("bad", FileSinkConfig::new(format!("{run}/numbers"), Format::Text)).unwrap());
+    env.execute("bad-to-s3").unwrap();
+    // Read everything back from S3, with the dead letters going to S3 as well.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_dead_letter(format!("{run}/dlq"));
+    let mut cfg = FileSourceConfig::new(format!("{run}/numbers"), Format::Json);
+    cfg.schema = Some(SchemaSpec::Text("id BIGINT, k BIGINT, v BIGINT".into()));
+    let sink = Collect::new();
+    env.add_source(FileSource::new("in", cfg))
+        .name("from_s3")
+        .add_sink(sink.clone());
+    let r = env.execute("from-s3").unwrap();
+    assert_eq!((sink.len(), r.dead_letters()), (2_000, 1));
+    let env = StreamExecutionEnvironment::new();
+    let dl = Collect::new();
+    env.add_source(FileSource::new(
+        "dlq",
+        FileSourceConfig::new(format!("{run}/dlq"), Format::Json),
+    ))
+    .add_sink(dl.clone());
+    env.execute("read-dlq").unwrap();
+    let rows = dl.rows_json();
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows[0].contains(r#""node":"from_s3""#) && rows[0].contains(r#"\"x\""#),
+        "{rows:?}"
+    );
+}

@@ -1,0 +1,717 @@
+//! The Kafka connectors against a real Apache Kafka broker (scripts/test starts one and sets
+//! KAFKA_BOOTSTRAP; without it these tests fail, they do not skip): reading partitions with
+//! metadata and dead letters, writing with keys, and exactly-once reading through checkpoints,
+//! including a restore at another source parallelism.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use weir::prelude::*;
+
+fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").expect("KAFKA_BOOTSTRAP is set by scripts/test (it starts a Kafka broker)")
+}
+
+fn topic(name: &str) -> String {
+    format!("{name}-{}-{}", std::process::id(), rand_suffix())
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        % 1_000_000_007
+}
+
+/// Produces `records` (key, value) to `topic` and waits for every acknowledgement.
+fn produce(topic: &str, records: &[(String, String)]) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("queue.buffering.max.messages", "1000000")
+            .create()
+            .unwrap();
+        let mut pending = Vec::new();
+        for (k, v) in records {
+            let f = producer
+                .send_result(FutureRecord::to(topic).key(k.as_str()).payload(v.as_str()))
+                .map_err(|(e, _)| e)
+                .unwrap();
+            pending.push(f);
+        }
+        for f in pending {
+            f.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    });
+}
+
+fn schema() -> SchemaSpec {
+    SchemaSpec::Text("id BIGINT, k BIGINT, v BIGINT".into())
+}
+
+fn source_config(topic: &str) -> KafkaSourceConfig {
+    let mut c = KafkaSourceConfig::new(&bootstrap(), topic);
+    c.schema = Some(schema());
+    c.bounded = true;
+    c
+}
+
+fn records(n: i64) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            (
+                format!("{}", i % 7),
+                format!(r#"{{"id":{i},"k":{},"v":{}}}"#, i % 13, i * 3),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn reads_every_partition_with_metadata_and_dead_letters_at_parallelism_1_2_4() {
+    let t = topic("read");
+    let mut recs = records(2_000);
+    recs.push(("bad".into(), "not json".into()));
+    recs.push(("bad".into(), String::new()));
+    produce(&t, &recs);
+    let mut results = Vec::new();
+    for p in [1, 2, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        env.set_dead_letter(dir.path().join("dead").to_str().unwrap());
+        let mut cfg = source_config(&t);
+        cfg.metadata = true;
+        let sink = Collect::new();
+        env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+            .add_sink(sink.clone());
+        let r = env.execute("kafka-read").unwrap();
+        let mut rows = sink.rows_json();
+        rows.sort();
+        assert_eq!(rows.len(), 2_000, "p={p}");
+        assert_eq!(r.dead_letters(), 2, "p={p}: a non-JSON and an empty record");
+        let dead = common::read_lines(&dir.path().join("dead"));
+        assert!(dead.iter().any(|l| l.contains("not json")), "{dead:?}");
+        let mut ids: Vec<i64> = Vec::new();
+        let mut partitions = std::collections::BTreeSet::new();
+        for row in &rows {
+            let v: serde_json::Value = serde_json::from_str(row).unwrap();
+            ids.push(v["id"].as_i64().unwrap());
+            assert_eq!(
+                v["kafka_key"].as_str().unwrap(),
+                format!("{}", v["id"].as_i64().unwrap() % 7)
+            );
+            assert!(v["kafka_offset"].as_i64().unwrap() >= 0 && v["kafka_timestamp"].is_string());
+            partitions.insert(v["kafka_partition"].as_i64().unwrap());
+        }
+        ids.sort();
+        assert_eq!(ids, (0..2_000).collect::<Vec<_>>(), "p={p}: every record once");
+        assert_eq!(partitions.len(), 4, "p={p}: all four partitions read");
+        results.push(rows);
+    }
+    assert!(
+        results.windows(2).all(|w| w[0] == w[1]),
+        "the same rows at parallelism 1, 2 and 4"
+    );
+}
+
+#[test]
+fn writes_keyed_records() {
+    let t = topic("write");
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let cfg = DatagenConfig {
+        rows: Some(1_000),
+        fields: vec![
+            DatagenField::new("id", FieldKind::Sequence),
+            DatagenField::random_int("k", 0, 9),
+        ],
+        ..Default::default()
+    };
+    let mut sink = KafkaSinkConfig::new(&bootstrap(), &t);
+    sink.key_fields = vec!["k".into()];
+    env.add_source(Datagen::new("gen", cfg).unwrap())
+        .add_sink(KafkaSink::new("out", sink).unwrap());
+    env.execute("kafka-write").unwrap();
+    // Read everything back.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("check-{t}"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&t]).unwrap();
+    let mut seen: BTreeMap<i64, String> = BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.len() < 1_000 && std::time::Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+            assert_eq!(key, format!(r#"{{"k":{}}}"#, v["k"]));
+            seen.insert(v["id"].as_i64().unwrap(), key);
+        }
+    }
+    assert_eq!(seen.len(), 1_000, "every row written once");
+}
+
+/// Kafka → keyed windows-free running count → exactly-once files, checkpointing; the filter
+/// fails once at `fail_at` when given.
+fn counting_job(
+    t: &str,
+    out: &str,
+    chk: &str,
+    source_p: usize,
+    fail_at: Option<(i64, Arc<AtomicBool>)>,
+    attempts: u32,
+) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.set_batch_size(500);
+    env.enable_checkpointing(Duration::from_millis(50));
+    env.set_checkpoint_storage(chk);
+    env.set_restart_strategy(RestartStrategy {
+        attempts,
+        delay: Duration::from_millis(10),
+        ..Default::default()
+    });
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", source_config(t)).unwrap()))
+        .set_parallelism(source_p)
+        .filter(move |row| {
+            if let Some((at, failed)) = &fail_at
+                && row.get_i64("id") == Some(*at)
+                && !failed.swap(true, Ordering::SeqCst)
+            {
+                panic!("injected failure at id {at}");
+            }
+            // Slow enough that checkpoints happen while reading.
+            if row.get_i64("id").unwrap_or(0) % 20 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            true
+        })
+        .name("check")
+        .add_sink(FileSink::new("out", FileSinkConfig::new(out, Format::Json)).unwrap())
+        .name("out");
+    env
+}
+
+/// Panics naming how many ids are missing or repeated (not the whole lists).
+fn assert_exactly(got: &[i64], expected: &[i64], what: &str) {
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    for id in got {
+        *counts.entry(*id).or_default() += 1;
+    }
+    let missing: Vec<i64> = expected.iter().filter(|i| !counts.contains_key(i)).copied().collect();
+    let repeated: Vec<i64> = counts.iter().filter(|(_, n)| **n > 1).map(|(i, _)| *i).collect();
+    assert!(
+        missing.is_empty() && repeated.is_empty() && got.len() == expected.len(),
+        "{what}: {} rows, {} missing (first {:?}), {} repeated (first {:?})",
+        got.len(),
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        repeated.len(),
+        &repeated[..repeated.len().min(5)]
+    );
+}
+
+/// The ids of a sink directory's committed output, sorted.
+fn committed(dir: &std::path::Path) -> Vec<i64> {
+    let mut ids: Vec<i64> = common::committed_lines(dir)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn offsets_in_checkpoints_give_exactly_once_after_failure_and_at_another_parallelism() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("weir=info")
+        .with_test_writer()
+        .try_init(); // DEBUGLOG
+    let t = topic("exactly-once");
+    produce(&t, &records(20_000));
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let expected: Vec<i64> = (0..20_000).collect();
+
+    // A failure, restarted from the checkpoint's offsets.
+    let out = tmp.path().join("restarted");
+    let failed = Arc::new(AtomicBool::new(false));
+    let r = counting_job(&t, out.to_str().unwrap(), &chk, 2, Some((12_345, failed.clone())), 2)
+        .execute("kafka-restarted")
+        .unwrap();
+    assert!(failed.load(Ordering::SeqCst));
+    assert_eq!(r.restarts, 1);
+    let store = weir::checkpoint::CheckpointStore::open(&chk, "kafka-restarted").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let done = rt.block_on(store.completed()).unwrap();
+    assert!(!done.is_empty(), "checkpoints completed");
+    // A fresh restart would read the 12,345 rows before the failure again (32,345 in all).
+    let read = r.node("kafka").unwrap().records_out;
+    assert!(read < 36_000, "resumed from offsets, not re-read: {read}");
+    assert_exactly(&committed(&out), &expected, "after a restart");
+
+    // A failure without restarts, then resumed with the source at parallelism 3: the four
+    // partitions' offsets move to new owners.
+    let out = tmp.path().join("rescaled");
+    let failed = Arc::new(AtomicBool::new(false));
+    let e = counting_job(&t, out.to_str().unwrap(), &chk, 2, Some((9_999, failed)), 0).execute("kafka-rescaled");
+    assert!(e.is_err(), "the job failed");
+    let store = weir::checkpoint::CheckpointStore::open(&chk, "kafka-rescaled").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (dir, meta) = rt
+        .block_on(store.latest())
+        .unwrap()
+        .expect("a checkpoint completed before the failure");
+    let positions = meta.operator("kafka").map_or(0, |o| o.subtasks.len());
+    assert!(positions > 0, "the source stored offsets: {meta:?}");
+    // Records already consumed in that checkpoint: its offsets (topic → partition → next).
+    let mut consumed = 0i64;
+    for s in &meta.operator("kafka").unwrap().subtasks {
+        let (off, len) = s.operator_state.expect("a source position");
+        let bytes = rt.block_on(dir.read_range(&s.file, off..off + len)).unwrap();
+        let offsets: BTreeMap<String, BTreeMap<i32, i64>> = weir::checkpoint::decode(&bytes).unwrap();
+        consumed += offsets.values().flat_map(|p| p.values()).sum::<i64>();
+    }
+    let env = counting_job(&t, out.to_str().unwrap(), &chk, 3, None, 0);
+    env.set_restore(RestoreFrom::Latest);
+    let r = env.execute("kafka-rescaled").unwrap();
+    // Each partition is read from its checkpointed offset to its end, by its new owner.
+    let read = r.node("kafka").unwrap().records_out as i64;
+    assert!(consumed > 0, "the checkpoint holds offsets");
+    assert_eq!(read, 20_000 - consumed, "resumed from the checkpointed offsets");
+    assert_eq!(
+        committed(&out),
+        expected,
+        "nothing lost, nothing duplicated across the rescale"
+    );
+}
+
+/// The ids of every record of `topic` a read_committed consumer sees (see [`committed_lines`]).
+fn read_committed(topic: &str, want: usize, wait: Duration) -> Vec<i64> {
+    let mut ids: Vec<i64> = committed_lines(topic, want, wait)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn the_exactly_once_sink_writes_every_record_once_across_a_failure() {
+    let t = topic("eos");
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.set_batch_size(250);
+    env.enable_checkpointing(Duration::from_millis(100));
+    env.set_checkpoint_storage(&chk);
+    env.set_restart_strategy(RestartStrategy {
+        attempts: 2,
+        delay: Duration::from_millis(10),
+        ..Default::default()
+    });
+    let cfg = DatagenConfig {
+        rows: Some(20_000),
+        rows_per_second: Some(20_000),
+        fields: vec![DatagenField::new("id", FieldKind::Sequence)],
+        ..Default::default()
+    };
+    let failed = Arc::new(AtomicBool::new(false));
+    let flag = failed.clone();
+    let mut sink = KafkaSinkConfig::new(&bootstrap(), &t);
+    sink.delivery = Delivery::ExactlyOnce;
+    sink.transactional_id_prefix = Some(format!("test-{t}"));
+    env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+        .filter(move |row| {
+            if row.get_i64("id") == Some(13_000) && !flag.swap(true, Ordering::SeqCst) {
+                panic!("injected failure");
+            }
+            true
+        })
+        .add_sink(KafkaSink::new("out", sink).unwrap());
+    let r = env.execute("kafka-eos").unwrap();
+    assert!(failed.load(Ordering::SeqCst));
+    assert_eq!(r.restarts, 1);
+    let ids = read_committed(&t, 20_000, Duration::from_secs(2));
+    assert_exactly(&ids, &(0..20_000).collect::<Vec<_>>(), "read_committed after a failure");
+}
+
+#[test]
+fn an_idle_partition_does_not_block_event_time_windows() {
+    let t = topic("idle");
+    // Partitions 0, 1 and 2 get 5 s of event time; partition 3 gets nothing.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .unwrap();
+        let mut pending = Vec::new();
+        for i in 0..1_500i64 {
+            let v = format!(r#"{{"id":{i},"k":{},"v":{}}}"#, i % 3, i * 10 / 3);
+            let f = producer
+                .send_result(FutureRecord::<(), str>::to(&t).partition((i % 3) as i32).payload(&v))
+                .map_err(|(e, _)| e)
+                .unwrap();
+            pending.push(f);
+        }
+        for f in pending {
+            f.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    });
+    // The topic has 4 partitions (the broker's default): make sure the fourth exists and is empty.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    let mut cfg = KafkaSourceConfig::new(&bootstrap(), &t);
+    cfg.schema = Some(SchemaSpec::Text("id BIGINT, k BIGINT, v BIGINT".into()));
+    let sink = Collect::new();
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+        .with_watermarks(
+            WatermarkStrategy::bounded_out_of_orderness("v", Duration::ZERO).with_idleness(Duration::from_millis(300)),
+        )
+        .key_by("k")
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+        .aggregate(&[Agg::count()])
+        .add_sink(sink.clone());
+    let control = JobControl::default();
+    let stopper = control.clone();
+    let seen = sink.clone();
+    let watcher = std::thread::spawn(move || {
+        // Windows [0, 1 s) … [3 s, 4 s) of 3 keys fire while the job runs, although partition 3
+        // never has data; the job is stopped only afterwards.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while seen.len() < 12 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let fired = seen.len();
+        stopper.cancel();
+        fired
+    });
+    let metrics = env.metrics();
+    rt.block_on(env.execute_controlled("kafka-idle", &metrics, &control))
+        .unwrap();
+    let fired_while_running = watcher.join().unwrap();
+    assert!(
+        fired_while_running >= 12,
+        "windows fired while running: {fired_while_running}"
+    );
+}
+
+#[test]
+fn partitions_added_later_are_discovered_and_read() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+    use rdkafka::client::DefaultClientContext;
+    let t = topic("grow");
+    produce(&t, &records(400));
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let mut cfg = KafkaSourceConfig::new(&bootstrap(), &t);
+    cfg.schema = Some(schema());
+    cfg.partition_discovery_ms = 200;
+    let sink = Collect::new();
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+        .add_sink(sink.clone());
+    let control = JobControl::default();
+    let (stopper, seen, topic_name) = (control.clone(), sink.clone(), t.clone());
+    let grower = std::thread::spawn(move || {
+        let wait_for = |n: usize| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while seen.len() < n && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        wait_for(400);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap())
+                .create()
+                .unwrap();
+            let r = admin
+                .create_partitions(&[NewPartitions::new(&topic_name, 6)], &AdminOptions::new())
+                .await
+                .unwrap();
+            r[0].as_ref().unwrap();
+            let producer: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap())
+                .set("topic.metadata.refresh.interval.ms", "100")
+                .create()
+                .unwrap();
+            for i in 400..600i64 {
+                let v = format!(r#"{{"id":{i},"k":0,"v":0}}"#);
+                let part = 4 + (i % 2) as i32;
+                loop {
+                    let sent = producer
+                        .send(
+                            FutureRecord::<(), str>::to(&topic_name).partition(part).payload(&v),
+                            Duration::from_secs(5),
+                        )
+                        .await;
+                    if sent.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await; // new partition not known yet
+                }
+            }
+        });
+        wait_for(600);
+        stopper.cancel();
+    });
+    let metrics = env.metrics();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(env.execute_controlled("kafka-grow", &metrics, &control))
+        .unwrap();
+    grower.join().unwrap();
+    let mut ids: Vec<i64> = sink
+        .rows_json()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(r).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert_exactly(
+        &ids,
+        &(0..600).collect::<Vec<_>>(),
+        "records of the two new partitions read too",
+    );
+}
+
+/// Kafka → keyed 100 ms windows → Kafka (exactly-once), as a pipeline file for `weir run`.
+fn window_job_yaml(input: &str, output: &str, chk: &std::path::Path) -> String {
+    format!(
+        r#"
+name: kafka-windows
+parallelism: 2
+checkpoint: {{interval_ms: 100, storage: "{chk}"}}
+sources:
+  - id: events
+    connector: kafka
+    bootstrap_servers: "{b}"
+    topic: {input}
+    bounded: true
+    schema: "id BIGINT, k BIGINT, v BIGINT"
+    watermark: {{field: v, max_out_of_orderness_ms: 50}}
+operators:
+  - {{id: keyed, input: events, key_by: k}}
+  - id: win
+    input: keyed
+    window: {{size_ms: 100, aggregates: [{{kind: count}}, {{kind: sum, field: id}}]}}
+sinks:
+  - {{id: out, input: win, connector: kafka, bootstrap_servers: "{b}", topic: {output},
+     key_fields: [k], delivery: exactly_once, transactional_id_prefix: "{output}"}}
+"#,
+        chk = chk.display(),
+        b = bootstrap()
+    )
+}
+
+/// Every record of `topic` a read_committed consumer sees within `wait` after `want` arrived,
+/// as text, sorted.
+fn committed_lines(topic: &str, want: usize, wait: Duration) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("check-{topic}-{}", rand_suffix()))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut quiet: Option<std::time::Instant> = None;
+    while std::time::Instant::now() < deadline {
+        if lines.len() >= want
+            && *quiet.get_or_insert_with(|| std::time::Instant::now() + wait) <= std::time::Instant::now()
+        {
+            break;
+        }
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            lines.push(String::from_utf8(m.unwrap().payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    lines.sort();
+    lines
+}
+
+#[test]
+fn sigkill_of_a_kafka_to_kafka_exactly_once_job_loses_and_repeats_nothing() {
+    let input = topic("win-in");
+    // 200,000 events over 20 s of event time (v = ms), keys 0..9.
+    let recs: Vec<(String, String)> = (0..200_000i64)
+        .map(|i| {
+            (
+                format!("{}", i % 10),
+                format!(r#"{{"id":{i},"k":{},"v":{}}}"#, i % 10, i / 10),
+            )
+        })
+        .collect();
+    produce(&input, &recs);
+    let tmp = tempfile::tempdir().unwrap();
+    let clean_out = topic("win-clean");
+    let clean = window_job_yaml(&input, &clean_out, &tmp.path().join("clean-chk"));
+    let status = common::cli::weir_run(tmp.path(), "clean.yaml", &clean, false).status();
+    assert!(status.unwrap().success());
+    // 200 windows of 100 ms × 10 keys.
+    let expected = committed_lines(&clean_out, 2_000, Duration::from_secs(2));
+    assert_eq!(expected.len(), 2_000);
+
+    let out = topic("win-killed");
+    let job = window_job_yaml(&input, &out, &tmp.path().join("chk"));
+    let kills = common::cli::kill_and_resume(tmp.path(), &job, 4, 0x9e37_79b9_7f4a_7c15, 150, 900);
+    assert!(kills >= 1, "the job was killed at least once");
+    // A read_committed consumer sees every window exactly once, and reads to the end: no
+    // transaction was left open.
+    let got = committed_lines(&out, 2_000, Duration::from_secs(2));
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{kills} kills: as many windows as a failure-free run"
+    );
+    assert!(got == expected, "{kills} kills: the same windows as a failure-free run");
+}
+
+#[test]
+fn headers_topic_patterns_start_timestamps_and_group_offsets() {
+    let t = topic("hdr");
+    // Written by Weir with `k` as a header.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let cfg = DatagenConfig {
+        rows: Some(100),
+        fields: vec![
+            DatagenField::new("id", FieldKind::Sequence),
+            DatagenField::random_int("k", 0, 9),
+            DatagenField::random_int("v", 0, 9),
+        ],
+        ..Default::default()
+    };
+    let mut sink = KafkaSinkConfig::new(&bootstrap(), &t);
+    sink.header_fields = vec!["k".into()];
+    env.add_source(Datagen::new("gen", cfg).unwrap())
+        .add_sink(KafkaSink::new("out", sink).unwrap());
+    env.execute("kafka-headers-write").unwrap();
+    // A second batch a moment later, to start from by timestamp.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    std::thread::sleep(Duration::from_millis(100));
+    produce(
+        &t,
+        &(100..150)
+            .map(|i| ("x".to_string(), format!(r#"{{"id":{i},"k":0,"v":0}}"#)))
+            .collect::<Vec<_>>(),
+    );
+
+    // Read by pattern, with headers, committing offsets to a group.
+    let group = format!("{t}-group");
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let mut cfg = KafkaSourceConfig::new(&bootstrap(), "unused");
+    cfg.topics.clear();
+    cfg.topic_pattern = Some(format!("^{t}$"));
+    cfg.schema = Some(schema());
+    cfg.bounded = true;
+    cfg.metadata = true;
+    cfg.group_id = Some(group.clone());
+    let collect = Collect::new();
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+        .add_sink(collect.clone());
+    env.execute("kafka-pattern").unwrap();
+    let rows = collect.rows_json();
+    assert_eq!(rows.len(), 150);
+    for r in &rows {
+        let v: serde_json::Value = serde_json::from_str(r).unwrap();
+        if v["id"].as_i64().unwrap() < 100 {
+            let h: serde_json::Value = serde_json::from_str(v["kafka_headers"].as_str().unwrap()).unwrap();
+            assert_eq!(h["k"].as_str().unwrap(), v["k"].to_string(), "{r}");
+        }
+    }
+    // The group knows where the job got to.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition(&t, p);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    let total: i64 = committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(total, 150, "offsets committed to the group");
+
+    // From a timestamp: only the later records.
+    let env = StreamExecutionEnvironment::new();
+    let mut cfg = source_config(&t);
+    cfg.start_from = StartFrom::Timestamp;
+    cfg.start_timestamp_ms = Some(later);
+    let collect = Collect::new();
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+        .add_sink(collect.clone());
+    env.execute("kafka-from-time").unwrap();
+    let mut ids: Vec<i64> = collect
+        .rows_json()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(r).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (100..150).collect::<Vec<_>>());
+
+    // Bounded from latest is refused, naming the options.
+    let mut cfg = source_config(&t);
+    cfg.start_from = StartFrom::Latest;
+    let e = KafkaSource::new("kafka", cfg).err().unwrap().to_string();
+    assert!(e.contains("start_from: latest"), "{e}");
+}
+
+#[test]
+fn the_kafka_example_pipeline_plans() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kafka-windows.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("BROKER", &bootstrap());
+    let job = weir::pipeline::build(&text, "kafka-windows.yaml").unwrap();
+    let plan = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(job.env.explain())
+        .unwrap();
+    assert!(plan.contains("per_window") && plan.contains("out"), "{plan}");
+}

@@ -1,0 +1,21 @@
+//! The engine's integration tests, one binary (one link of the engine instead of one per file).
+//! Each module drives Weir through its public interfaces: the DataStream API, pipeline files,
+//! the `weir` binary, real Kafka and S3 servers, worker processes.
+
+mod common;
+
+mod checkpoints;
+mod cli;
+mod cluster;
+mod connectors;
+mod event_time;
+mod kafka;
+mod keyed_state;
+mod layers;
+mod nexmark;
+mod partitioning;
+mod pipeline;
+mod runtime;
+mod two_inputs;
+mod window_functions;
+mod windows;

@@ -1,0 +1,167 @@
+//! Operators with distinct inputs (what joins, `connect` and broadcast state build on): each
+//! batch arrives with its input's index, each input's schema reaches the factory, and each
+//! input's own watermark arrives before the combined one — through the public graph API.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::UInt32Array;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use weir::operators::{Operator, OperatorFactory};
+use weir::prelude::*;
+
+/// What the operator saw.
+#[derive(Default, Debug)]
+struct Seen {
+    /// Input schemas given to the factory.
+    schemas: Vec<SchemaRef>,
+    /// Rows per input.
+    rows: [u64; 2],
+    /// `(input, watermark)` per input watermark, and `(None, w)` per combined one, in order.
+    watermarks: Vec<(Option<usize>, i64)>,
+}
+
+/// Tags every row with the index of the input it came from.
+#[derive(Clone, Default)]
+struct Tagger {
+    seen: Arc<Mutex<Seen>>,
+}
+
+fn output() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("input", DataType::UInt32, false),
+        Field::new("id", DataType::Int64, false),
+    ]))
+}
+
+impl OperatorFactory for Tagger {
+    fn kind(&self) -> &'static str {
+        "tagger"
+    }
+    fn distinct_inputs(&self) -> bool {
+        true
+    }
+    fn output_schema(&self, _input: &SchemaRef) -> Result<SchemaRef> {
+        Err(WeirError::plan("the tagger reads two distinct inputs"))
+    }
+    fn output_schema_of(&self, inputs: &[SchemaRef]) -> Result<SchemaRef> {
+        if inputs.len() != 2 {
+            return Err(WeirError::plan(format!(
+                "the tagger reads 2 inputs, not {}",
+                inputs.len()
+            )));
+        }
+        Ok(output())
+    }
+    fn create(&self, _input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        Err(WeirError::plan("the tagger reads two distinct inputs"))
+    }
+    fn create_of(&self, inputs: &[SchemaRef], _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        self.seen.lock().unwrap().schemas = inputs.to_vec();
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Operator for Tagger {
+    fn process_batch(&mut self, _batch: RecordBatch, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        Err("the tagger needs to know each batch's input".into())
+    }
+    fn process_input(&mut self, input: usize, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        self.seen.lock().unwrap().rows[input] += batch.num_rows() as u64;
+        let ids = batch.column_by_name("id").ok_or("no id column")?.clone();
+        let tags = UInt32Array::from_value(input as u32, batch.num_rows());
+        out.push(RecordBatch::try_new(output(), vec![Arc::new(tags), ids])?);
+        Ok(())
+    }
+    fn on_input_watermark(&mut self, input: usize, watermark: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        self.seen.lock().unwrap().watermarks.push((Some(input), watermark));
+        Ok(())
+    }
+    fn on_watermark(&mut self, watermark: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        self.seen.lock().unwrap().watermarks.push((None, watermark));
+        Ok(())
+    }
+}
+
+/// `rows` rows: event time `start + row` ms, an `id` sequence, and a column only this side has.
+fn side(rows: u64, start: i64, extra: &str) -> Datagen {
+    Datagen::new(
+        "side",
+        DatagenConfig {
+            rows: Some(rows),
+            fields: vec![
+                DatagenField {
+                    start: Some(start),
+                    rows_per_ms: Some(1),
+                    ..DatagenField::new("ts", FieldKind::Timestamp)
+                },
+                DatagenField::new("id", FieldKind::Sequence),
+                DatagenField::new(extra, FieldKind::Sequence),
+            ],
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn each_batch_carries_its_input_and_each_input_has_its_own_watermark() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1).set_batch_size(100);
+    let strategy = WatermarkStrategy::bounded_out_of_orderness("ts", Duration::ZERO);
+    // The left side's event time runs far ahead of the right's.
+    let left = env
+        .add_source_named("left", Arc::new(side(3_000, 1_000_000, "left_only")))
+        .with_watermarks(strategy.clone());
+    let right = env
+        .add_source_named("right", Arc::new(side(1_000, 0, "right_only")))
+        .with_watermarks(strategy);
+    let tagger = Tagger::default();
+    let out = Collect::new();
+    left.union(&[&right])
+        .transform("tagger", Arc::new(tagger.clone()))
+        .add_sink(out.clone());
+    env.execute("two-inputs").unwrap();
+
+    let seen = tagger.seen.lock().unwrap();
+    // The factory saw each input's own schema, not a merged one.
+    let names: Vec<Vec<String>> = seen
+        .schemas
+        .iter()
+        .map(|s| s.fields().iter().map(|f| f.name().clone()).collect())
+        .collect();
+    assert_eq!(names, [["ts", "id", "left_only"], ["ts", "id", "right_only"]]);
+    assert_eq!(seen.rows, [3_000, 1_000]);
+    let rows = out.rows_json();
+    assert_eq!(rows.len(), 4_000);
+    let left_rows = rows.iter().filter(|r| r.contains("\"input\":0")).count();
+    assert_eq!(left_rows, 3_000, "every left row is tagged 0");
+
+    // Each input's watermarks only advance, and the combined one never passes either input's.
+    let of = |i: usize| -> Vec<i64> { seen.watermarks.iter().filter(|w| w.0 == Some(i)).map(|w| w.1).collect() };
+    for i in 0..2 {
+        let w = of(i);
+        assert!(w.len() > 2, "input {i}: {w:?}");
+        assert!(w.windows(2).all(|p| p[0] < p[1]), "input {i}: {w:?}");
+        assert_eq!(*w.last().unwrap(), i64::MAX, "input {i} ends at the end of time");
+    }
+    assert!(
+        of(0).iter().any(|w| *w >= 1_000_000),
+        "the left input's own watermark ran ahead"
+    );
+    let mut latest = [i64::MIN; 2];
+    for (input, w) in &seen.watermarks {
+        match input {
+            Some(i) => latest[*i] = *w,
+            None => assert!(
+                *w <= latest[0].min(latest[1]),
+                "combined {w} passed an input ({latest:?})"
+            ),
+        }
+    }
+    let combined: Vec<i64> = seen.watermarks.iter().filter(|w| w.0.is_none()).map(|w| w.1).collect();
+    // While the right input was open, it held the combined watermark back.
+    assert!(combined.iter().filter(|w| **w < 1_000).count() > 2, "{combined:?}");
+    assert_eq!(combined.last(), Some(&i64::MAX));
+}
