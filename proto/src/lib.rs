@@ -7,8 +7,8 @@
 pub mod pipeline;
 
 pub use pipeline::{
-    AggregateSpec, CheckpointSpec, Inputs, OperatorSpec, PipelineSpec, RangeSpec, RestartSpec, SinkSpec, SourceSpec,
-    SplitSpec, TriggerSpec, WatermarkSpec, WindowSpec,
+    AggregateSpec, CheckpointSpec, Inputs, Operation, OperatorSpec, PipelineSpec, RangeSpec, RestartSpec, SinkSpec,
+    SourceSpec, SplitSpec, TriggerSpec, WatermarkSpec, WindowSpec,
 };
 
 /// gRPC messages and services (`proto/weir.proto`): the coordinator and the data exchange.

@@ -137,56 +137,194 @@ impl Inputs {
     }
 }
 
-/// An operator node. Exactly one of the operation fields (`filter`, `select`, `flat_map`,
-/// `key_by`, `rebalance`, `shuffle`, `broadcast`, `partition_by_range`, `union`) is set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// An operator node: its id, input and parallelism, and exactly one operation (`filter`,
+/// `select`, `flat_map`, `key_by`, …) beside them. "Exactly one" is the type's: a node with
+/// none, two, or an unknown key is refused while the file is read, naming every kind.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct OperatorSpec {
     /// Node id.
     pub id: String,
-    /// Input node id(s); not used by `union`, which lists its own.
+    /// Input node id(s); not used by `union` and `late_data`, which name their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Inputs>,
     /// Parallelism of this operator (default: the job's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u32>,
-    /// Keep rows for which this SQL expression is true.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter: Option<String>,
-    /// Projection: SQL expressions, each optionally `AS name`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub select: Option<Vec<String>>,
-    /// Split a text field into one row per piece.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flat_map: Option<SplitSpec>,
-    /// Partition by the hash of these fields (key groups).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_by: Option<Inputs>,
-    /// Round-robin partitioning.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rebalance: Option<bool>,
-    /// Random partitioning.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shuffle: Option<bool>,
-    /// Every row to every downstream subtask.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub broadcast: Option<bool>,
-    /// Partitioning by ranges of one field.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition_by_range: Option<RangeSpec>,
-    /// Union of these node ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub union: Option<Vec<String>>,
-    /// The late records of this window node (its side output), as a stream of its input rows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub late_data: Option<String>,
-    /// Running aggregates per key (a row out per row in, with the key's aggregates so far).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aggregate: Option<Vec<AggregateSpec>>,
-    /// Event-time windows with aggregates: per key after `key_by`, else over the whole stream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<WindowSpec>,
+    /// What the node does.
+    #[serde(flatten)]
+    pub op: Operation,
 }
+
+/// What an operator node does: one key beside `id` and `input`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// Keep rows for which this SQL expression is true.
+    Filter(String),
+    /// Projection: SQL expressions, each optionally `AS name`.
+    Select(Vec<String>),
+    /// Split a text field into one row per piece.
+    FlatMap(SplitSpec),
+    /// Partition by the hash of these fields (key groups).
+    KeyBy(Inputs),
+    /// Round-robin partitioning (`rebalance: true`).
+    Rebalance(bool),
+    /// Random partitioning (`shuffle: true`).
+    Shuffle(bool),
+    /// Every row to every downstream subtask (`broadcast: true`).
+    Broadcast(bool),
+    /// Partitioning by ranges of one field.
+    PartitionByRange(RangeSpec),
+    /// Union of these node ids.
+    Union(Vec<String>),
+    /// The late records of this window node (its side output), as a stream of its input rows.
+    LateData(String),
+    /// Running aggregates per key (a row out per row in, with the key's aggregates so far).
+    Aggregate(Vec<AggregateSpec>),
+    /// Windows with aggregates: per key after `key_by`, else over the whole stream.
+    Window(WindowSpec),
+}
+
+impl Operation {
+    /// Every operation's key, in the order the docs list them.
+    pub const KINDS: &'static [&'static str] = &[
+        "filter",
+        "select",
+        "flat_map",
+        "key_by",
+        "rebalance",
+        "shuffle",
+        "broadcast",
+        "partition_by_range",
+        "union",
+        "late_data",
+        "aggregate",
+        "window",
+    ];
+
+    /// This operation's key.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Operation::Filter(_) => "filter",
+            Operation::Select(_) => "select",
+            Operation::FlatMap(_) => "flat_map",
+            Operation::KeyBy(_) => "key_by",
+            Operation::Rebalance(_) => "rebalance",
+            Operation::Shuffle(_) => "shuffle",
+            Operation::Broadcast(_) => "broadcast",
+            Operation::PartitionByRange(_) => "partition_by_range",
+            Operation::Union(_) => "union",
+            Operation::LateData(_) => "late_data",
+            Operation::Aggregate(_) => "aggregate",
+            Operation::Window(_) => "window",
+        }
+    }
+
+    /// Whether it makes a node of its own (and so takes a parallelism), rather than saying how
+    /// the stream is partitioned or merged.
+    pub fn is_node(&self) -> bool {
+        matches!(
+            self,
+            Operation::Filter(_)
+                | Operation::Select(_)
+                | Operation::FlatMap(_)
+                | Operation::Aggregate(_)
+                | Operation::Window(_)
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for OperatorSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(OperatorVisitor)
+    }
+}
+
+struct OperatorVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OperatorVisitor {
+    type Value = OperatorSpec;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an operator: id, input, and one operation")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<OperatorSpec, A::Error> {
+        use serde::de::Error;
+        let (mut id, mut input, mut parallelism) = (None, None, None);
+        let mut op: Option<Operation> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let next = match key.as_str() {
+                "id" => {
+                    id = Some(map.next_value()?);
+                    continue;
+                }
+                "input" => {
+                    input = Some(map.next_value()?);
+                    continue;
+                }
+                "parallelism" => {
+                    parallelism = Some(map.next_value()?);
+                    continue;
+                }
+                "filter" => Operation::Filter(map.next_value()?),
+                "select" => Operation::Select(map.next_value()?),
+                "flat_map" => Operation::FlatMap(map.next_value()?),
+                "key_by" => Operation::KeyBy(map.next_value()?),
+                "rebalance" => Operation::Rebalance(map.next_value()?),
+                "shuffle" => Operation::Shuffle(map.next_value()?),
+                "broadcast" => Operation::Broadcast(map.next_value()?),
+                "partition_by_range" => Operation::PartitionByRange(map.next_value()?),
+                "union" => Operation::Union(map.next_value()?),
+                "late_data" => Operation::LateData(map.next_value()?),
+                "aggregate" => Operation::Aggregate(map.next_value()?),
+                "window" => Operation::Window(map.next_value()?),
+                other => return Err(A::Error::unknown_field(other, &OPERATOR_FIELDS)),
+            };
+            if let Some(first) = &op {
+                return Err(A::Error::custom(format!(
+                    "operator{}: has {} and {} — one operation per node",
+                    id.as_ref().map(|i: &String| format!(" '{i}'")).unwrap_or_default(),
+                    first.kind(),
+                    next.kind()
+                )));
+            }
+            op = Some(next);
+        }
+        let id: String = id.ok_or_else(|| A::Error::missing_field("id"))?;
+        let op = op.ok_or_else(|| {
+            A::Error::custom(format!(
+                "operator '{id}': say what it does with one of {}",
+                Operation::KINDS.join(", ")
+            ))
+        })?;
+        Ok(OperatorSpec {
+            id,
+            input,
+            parallelism,
+            op,
+        })
+    }
+}
+
+/// The keys an operator may have (for "unknown field" errors).
+const OPERATOR_FIELDS: [&str; 15] = [
+    "id",
+    "input",
+    "parallelism",
+    "filter",
+    "select",
+    "flat_map",
+    "key_by",
+    "rebalance",
+    "shuffle",
+    "broadcast",
+    "partition_by_range",
+    "union",
+    "late_data",
+    "aggregate",
+    "window",
+];
 
 /// `window` in pipeline form: tumbling (`size_ms`), sliding (`size_ms` and `slide_ms`),
 /// session (`gap_ms`) or count (`count`, optionally `slide_count`).
@@ -299,8 +437,8 @@ mod tests {
         assert_eq!(spec.sources[0].parallelism, Some(2));
         assert_eq!(spec.sources[0].options["rows"], 10);
         assert_eq!(
-            spec.operators[0].key_by,
-            Some(Inputs::Many(vec!["a".into(), "b".into()]))
+            spec.operators[0].op,
+            Operation::KeyBy(Inputs::Many(vec!["a".into(), "b".into()]))
         );
         assert_eq!(spec.sinks[0].input.ids(), vec!["k", "u"]);
         let back: PipelineSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
@@ -312,6 +450,31 @@ mod tests {
         let json = serde_json::json!({"id": "f", "input": "s", "fliter": "x > 1"});
         let e = serde_json::from_value::<OperatorSpec>(json).unwrap_err().to_string();
         assert!(e.contains("unknown field `fliter`"), "{e}");
+    }
+
+    #[test]
+    fn an_operator_has_exactly_one_operation() {
+        let two = serde_json::json!({"id": "f", "input": "s", "filter": "x > 1", "select": ["x"]});
+        let e = serde_json::from_value::<OperatorSpec>(two).unwrap_err().to_string();
+        assert!(
+            e.contains("operator 'f': has filter and select — one operation per node"),
+            "{e}"
+        );
+        let none = serde_json::json!({"id": "f", "input": "s"});
+        let e = serde_json::from_value::<OperatorSpec>(none).unwrap_err().to_string();
+        for kind in Operation::KINDS {
+            assert!(e.contains(kind), "{kind} in {e}");
+        }
+        let yaml = "id: w\ninput: s\nwindow: {size_ms: 10, aggregates: [{kind: count}]}\nparallelism: 2\n";
+        let op: OperatorSpec = serde_yaml::from_str(yaml).unwrap();
+        assert_eq!(
+            (op.op.kind(), op.parallelism, op.op.is_node()),
+            ("window", Some(2), true)
+        );
+        assert_eq!(
+            serde_yaml::from_str::<OperatorSpec>(&serde_yaml::to_string(&op).unwrap()).unwrap(),
+            op
+        );
     }
 
     #[test]

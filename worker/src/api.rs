@@ -155,6 +155,14 @@ impl StreamExecutionEnvironment {
         self
     }
 
+    /// The clock processing time follows: processing-time timers and windows, trigger
+    /// intervals and state TTLs. The wall clock by default; a test passes a
+    /// [`ManualClock`](crate::contract::ManualClock) to move processing time itself.
+    pub fn set_clock(&self, clock: crate::contract::SharedClock) -> &Self {
+        self.lock().config.clock = clock;
+        self
+    }
+
     /// The settings so far.
     pub fn config(&self) -> JobConfig {
         self.lock().config.clone()

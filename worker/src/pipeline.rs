@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use weir_proto::{OperatorSpec, PipelineSpec};
+use weir_proto::{Operation, OperatorSpec, PipelineSpec};
 
 use crate::api::{DataStream, StreamExecutionEnvironment};
 use crate::connectors::registry;
@@ -262,24 +262,22 @@ fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
 }
 
 fn op_inputs(op: &OperatorSpec) -> Lowered<Vec<&str>> {
-    if let Some(window) = &op.late_data {
-        if op.input.is_some() || op.union.is_some() {
-            return err(
-                &op.id,
-                format!("operator '{}': late_data names its window; remove 'input'", op.id),
-            );
-        }
-        return Ok(vec![window.as_str()]);
-    }
-    match (&op.union, &op.input) {
-        (Some(_), Some(_)) => err(
+    match (&op.op, &op.input) {
+        (Operation::LateData(_), Some(_)) => err(
+            &op.id,
+            format!("operator '{}': late_data names its window; remove 'input'", op.id),
+        ),
+        (Operation::LateData(window), None) => Ok(vec![window.as_str()]),
+        (Operation::Union(_), Some(_)) => err(
             &op.id,
             format!("operator '{}': union lists its inputs; remove 'input'", op.id),
         ),
-        (Some(u), None) if u.len() < 2 => err(&op.id, format!("operator '{}': union needs at least two inputs", op.id)),
-        (Some(u), None) => Ok(u.iter().map(String::as_str).collect()),
-        (None, Some(i)) => Ok(i.ids()),
-        (None, None) => err(&op.id, format!("operator '{}': missing field 'input'", op.id)),
+        (Operation::Union(u), None) if u.len() < 2 => {
+            err(&op.id, format!("operator '{}': union needs at least two inputs", op.id))
+        }
+        (Operation::Union(u), None) => Ok(u.iter().map(String::as_str).collect()),
+        (_, Some(i)) => Ok(i.ids()),
+        (_, None) => err(&op.id, format!("operator '{}': missing field 'input'", op.id)),
     }
 }
 
@@ -304,45 +302,8 @@ fn union_of(id: &str, inputs: &[&str], streams: &HashMap<String, DataStream>) ->
 fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, DataStream>) -> Lowered<DataStream> {
     let id = op.id.as_str();
     let input = union_of(id, inputs, streams)?;
-    let mut set: Vec<&str> = Vec::new();
-    let kinds = [
-        ("filter", op.filter.is_some()),
-        ("select", op.select.is_some()),
-        ("flat_map", op.flat_map.is_some()),
-        ("key_by", op.key_by.is_some()),
-        ("rebalance", op.rebalance.unwrap_or(false)),
-        ("shuffle", op.shuffle.unwrap_or(false)),
-        ("broadcast", op.broadcast.unwrap_or(false)),
-        ("partition_by_range", op.partition_by_range.is_some()),
-        ("union", op.union.is_some()),
-        ("window", op.window.is_some()),
-        ("aggregate", op.aggregate.is_some()),
-        ("late_data", op.late_data.is_some()),
-    ];
-    for (k, on) in kinds {
-        if on {
-            set.push(k);
-        }
-    }
-    let kind = match set.as_slice() {
-        [one] => *one,
-        [] => {
-            return err(
-                id,
-                format!(
-                    "operator '{id}': say what it does with one of filter, select, flat_map, key_by, rebalance, shuffle, broadcast, partition_by_range, union"
-                ),
-            );
-        }
-        many => {
-            return err(
-                id,
-                format!("operator '{id}': has {} — one operation per node", many.join(" and ")),
-            );
-        }
-    };
-    let is_node = matches!(kind, "filter" | "select" | "flat_map" | "window" | "aggregate");
-    if op.parallelism.is_some() && !is_node {
+    let kind = op.op.kind();
+    if op.parallelism.is_some() && !op.op.is_node() {
         return err(
             id,
             format!(
@@ -350,23 +311,26 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
             ),
         );
     }
-    let out = match kind {
-        "filter" => input.filter_expr(op.filter.as_deref().unwrap_or_default()),
-        "select" => {
-            let items: Vec<&str> = op.select.iter().flatten().map(String::as_str).collect();
+    let out = match &op.op {
+        Operation::Rebalance(false) | Operation::Shuffle(false) | Operation::Broadcast(false) => {
+            return err(
+                id,
+                format!("operator '{id}': {kind}: false does nothing; remove the node"),
+            );
+        }
+        Operation::Filter(condition) => input.filter_expr(condition),
+        Operation::Select(items) => {
+            let items: Vec<&str> = items.iter().map(String::as_str).collect();
             input.select(&items)
         }
-        "flat_map" => {
-            let s = op.flat_map.as_ref().expect("checked");
-            input.split(
-                &s.split,
-                s.separator.as_deref(),
-                s.as_field.as_deref().unwrap_or(&s.split),
-            )
-        }
-        "late_data" => return Ok(input.late_data()),
-        "aggregate" => {
-            let aggs = aggregates(id, op.aggregate.as_deref().unwrap_or_default())?;
+        Operation::FlatMap(s) => input.split(
+            &s.split,
+            s.separator.as_deref(),
+            s.as_field.as_deref().unwrap_or(&s.split),
+        ),
+        Operation::LateData(_) => return Ok(input.late_data()),
+        Operation::Aggregate(aggs) => {
+            let aggs = aggregates(id, aggs)?;
             let Some(keys) = input.key_fields() else {
                 return err(
                     id,
@@ -375,8 +339,7 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
             };
             input.key_by(keys).aggregate(&aggs)
         }
-        "window" => {
-            let w = op.window.as_ref().expect("checked");
+        Operation::Window(w) => {
             let mut assigner = match (w.size_ms, w.slide_ms, w.gap_ms) {
                 (None, None, None) if w.global => GlobalWindows::create(),
                 (Some(size), None, None) => TumblingEventTimeWindows::of(Duration::from_millis(size)),
@@ -440,25 +403,15 @@ fn lower_operator(op: &OperatorSpec, inputs: &[&str], streams: &HashMap<String, 
             }
             windowed.aggregate(&aggs)
         }
-        "key_by" => {
-            let keys: Vec<String> = op
-                .key_by
-                .as_ref()
-                .expect("checked")
-                .ids()
-                .into_iter()
-                .map(String::from)
-                .collect();
+        Operation::KeyBy(keys) => {
+            let keys: Vec<String> = keys.ids().into_iter().map(String::from).collect();
             return Ok((*input.key_by(keys)).clone());
         }
-        "rebalance" => return Ok(input.rebalance()),
-        "shuffle" => return Ok(input.shuffle()),
-        "broadcast" => return Ok(input.broadcast()),
-        "partition_by_range" => {
-            let r = op.partition_by_range.as_ref().expect("checked");
-            return Ok(input.partition_by_range(&r.field, r.boundaries.clone()));
-        }
-        _ => return Ok(input),
+        Operation::Rebalance(true) => return Ok(input.rebalance()),
+        Operation::Shuffle(true) => return Ok(input.shuffle()),
+        Operation::Broadcast(true) => return Ok(input.broadcast()),
+        Operation::PartitionByRange(r) => return Ok(input.partition_by_range(&r.field, r.boundaries.clone())),
+        Operation::Union(_) => return Ok(input),
     };
     let mut out = out.name(id);
     if let Some(p) = op.parallelism {

@@ -99,7 +99,7 @@ impl TaskCheckpoints {
 }
 
 /// The coordinator of one run of a job.
-pub struct Coordinator {
+pub struct CheckpointCoordinator {
     /// Settings.
     pub config: CheckpointConfig,
     /// Where checkpoints go.
@@ -119,7 +119,7 @@ pub struct Coordinator {
 }
 
 /// Channels between the coordinator and the tasks.
-pub struct CoordinatorChannels {
+pub struct CheckpointChannels {
     /// Trigger for the sources.
     pub trigger: watch::Sender<Option<Barrier>>,
     /// Acknowledgements from the tasks.
@@ -136,9 +136,9 @@ pub struct CoordinatorChannels {
     pub job_cancel: CancellationToken,
 }
 
-impl Coordinator {
+impl CheckpointCoordinator {
     /// Runs until stopped or until checkpoints fail more often than tolerated in a row.
-    pub async fn run(self, mut ch: CoordinatorChannels) -> Result<()> {
+    pub async fn run(self, mut ch: CheckpointChannels) -> Result<()> {
         let mut id = self.first_id;
         let mut failures = 0u32;
         let mut last_done = Instant::now();
@@ -237,7 +237,7 @@ impl Coordinator {
     async fn collect(
         &self,
         barrier: Barrier,
-        ch: &mut CoordinatorChannels,
+        ch: &mut CheckpointChannels,
     ) -> Result<std::result::Result<SnapshotMetadata, String>> {
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         let mut acks: Vec<Ack> = Vec::with_capacity(self.expected);

@@ -24,7 +24,7 @@ use tonic::{Request, Response, Status};
 use weir_proto::rpc::{self, command::Kind as Cmd, task_report::Kind as ReportKind};
 
 use super::Heartbeats;
-use crate::checkpoint::coordinator::{Ack, Coordinator, CoordinatorChannels};
+use crate::checkpoint::coordinator::{Ack, CheckpointChannels, CheckpointCoordinator};
 use crate::checkpoint::metadata::SubtaskSnapshot;
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::{CheckpointStore, SnapshotDir};
@@ -82,12 +82,12 @@ struct Shared {
 
 /// The master's gRPC service (and a handle for status and control).
 #[derive(Clone)]
-pub struct Master {
+pub struct JobMaster {
     shared: Arc<Shared>,
 }
 
-/// The master's control loop, run once per job by [`Master::new`]'s caller.
-pub struct MasterLoop {
+/// The master's control loop, run once per job by [`JobMaster::new`]'s caller.
+pub struct JobMasterLoop {
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<Event>,
     graph: LogicalGraph,
@@ -132,7 +132,7 @@ pub struct StatusView {
     pub nodes: Vec<NodeStats>,
 }
 
-impl Master {
+impl JobMaster {
     /// A master for `workers` workers of this job; run the returned loop to drive it.
     /// Workers of another `deployment` (when both name one) are refused.
     pub fn new(
@@ -141,7 +141,7 @@ impl Master {
         workers: usize,
         heartbeats: Heartbeats,
         deployment: String,
-    ) -> (Master, MasterLoop) {
+    ) -> (JobMaster, JobMasterLoop) {
         let (events, events_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             job: config.name.clone(),
@@ -163,8 +163,8 @@ impl Master {
             checkpoints: Arc::default(),
         });
         (
-            Master { shared: shared.clone() },
-            MasterLoop {
+            JobMaster { shared: shared.clone() },
+            JobMasterLoop {
                 shared,
                 events: events_rx,
                 graph,
@@ -238,7 +238,7 @@ fn worker_index(ordinal: u32, workers: usize) -> std::result::Result<usize, Stat
 }
 
 #[tonic::async_trait]
-impl rpc::coordinator_server::Coordinator for Master {
+impl rpc::coordinator_server::Coordinator for JobMaster {
     type AttachStream = Pin<Box<dyn futures::Stream<Item = std::result::Result<rpc::Command, Status>> + Send>>;
 
     async fn attach(
@@ -401,7 +401,7 @@ enum RunEnd {
     Failed(String),
 }
 
-impl MasterLoop {
+impl JobMasterLoop {
     fn set_phase(&self, phase: Phase) {
         let mut s = self.shared.state.lock().expect("master lock");
         if s.phase != phase {
@@ -701,7 +701,7 @@ impl MasterLoop {
                     Ok(h) => h,
                     Err(e) => return RunEnd::Failed(e.to_string()),
                 };
-                let c = Coordinator {
+                let c = CheckpointCoordinator {
                     config: cfg.clone(),
                     store: store.clone(),
                     job: self.config.name.clone(),
@@ -711,7 +711,7 @@ impl MasterLoop {
                     metrics: self.shared.checkpoints.clone(),
                     first_id: restore.map_or(0, |r| r.meta.checkpoint_id).max(highest) + 1,
                 };
-                let channels = CoordinatorChannels {
+                let channels = CheckpointChannels {
                     trigger: trigger_tx,
                     acks,
                     complete: complete_tx,

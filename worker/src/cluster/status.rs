@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::master::{Master, StatusView};
+use super::master::{JobMaster, StatusView};
 use crate::contract::error::{Result, WeirError};
 
 /// Starts serving on `addr` in the background.
-pub async fn serve(addr: SocketAddr, master: Master) -> Result<()> {
+pub async fn serve(addr: SocketAddr, master: JobMaster) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| WeirError::Cluster(format!("cannot listen for status on {addr}: {e}")))?;

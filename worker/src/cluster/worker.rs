@@ -21,7 +21,7 @@ use weir_proto::rpc::{
     self, command::Kind as Cmd, coordinator_client::CoordinatorClient, task_report::Kind as ReportKind,
 };
 
-use super::master::Master;
+use super::master::JobMaster;
 use super::{Heartbeats, channel_to};
 use crate::checkpoint::coordinator::{Ack, TaskCheckpoints};
 use crate::checkpoint::restore::Restore;
@@ -84,7 +84,7 @@ pub async fn run(graph: LogicalGraph, config: JobConfig, opts: WorkerOptions) ->
         .add_service(rpc::exchange_server::ExchangeServer::new(inbound.clone()));
     let mut master_loop = None;
     if opts.ordinal == 0 {
-        let (master, looped) = Master::new(
+        let (master, looped) = JobMaster::new(
             graph.clone(),
             config.clone(),
             opts.workers,

@@ -62,8 +62,9 @@ pub trait SourceContext: Send {
     /// again. Sources that wait for input select on [`SourceContext::idle_deadline`] beside
     /// their read and call this when it passes.
     async fn mark_idle(&mut self) -> Result<()>;
-    /// When this source becomes idle if nothing arrives before (none: never, or already idle).
-    fn idle_deadline(&self) -> Option<tokio::time::Instant>;
+    /// When this source becomes idle if nothing arrives before (ms on the job's clock; none:
+    /// never, or already idle).
+    fn idle_deadline(&self) -> Option<i64>;
     /// Sends a malformed record to the dead-letter output and counts it.
     async fn dead_letter(&mut self, raw: &str, reason: &str) -> Result<()>;
     /// Takes a checkpoint if one was triggered (stores the position, snapshots what follows the
@@ -137,10 +138,10 @@ impl dyn SourceContext + '_ {
     /// Resolves at the idle deadline (never when there is none); borrows nothing, so it can sit
     /// in a `select!` beside a read. Call [`SourceContext::mark_idle`] when it fires.
     pub fn idle_timer(&self) -> impl Future<Output = ()> + Send + 'static {
-        let at = self.idle_deadline();
+        let wake = self.idle_deadline().map(|at| self.task().clock.sleep_until(at));
         async move {
-            match at {
-                Some(at) => tokio::time::sleep_until(at).await,
+            match wake {
+                Some(wake) => wake.await,
                 None => std::future::pending().await,
             }
         }

@@ -159,7 +159,7 @@ impl<F: KeyedProcessFunction + Clone> OperatorFactory for KeyedProcess<F> {
             converter,
             output: self.output.clone(),
             max_parallelism: ctx.max_parallelism,
-            store: KeyedStateStore::new(),
+            store: KeyedStateStore::with_clock(ctx.clock.clone()),
             timers: Timers::default(),
             watermark: i64::MIN,
             clock: ctx.clock.clone(),

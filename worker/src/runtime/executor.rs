@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::sync::watch;
 
-use crate::checkpoint::coordinator::{Coordinator, CoordinatorChannels, TaskCheckpoints};
+use crate::checkpoint::coordinator::{CheckpointChannels, CheckpointCoordinator, TaskCheckpoints};
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::{CheckpointStore, SnapshotDir};
 use crate::contract::TaskContext;
@@ -253,7 +253,7 @@ async fn run_once(
     let coordinator_stop = CancellationToken::new();
     let coordinator = match (store, &config.checkpoint) {
         (Some(store), Some(cfg)) => {
-            let c = Coordinator {
+            let c = CheckpointCoordinator {
                 config: cfg.clone(),
                 store: store.clone(),
                 job: config.name.clone(),
@@ -266,7 +266,7 @@ async fn run_once(
                     .max(store.highest_id().await?)
                     + 1,
             };
-            let channels = CoordinatorChannels {
+            let channels = CheckpointChannels {
                 trigger: trigger_tx,
                 acks: ack_rx,
                 complete: complete_tx,
@@ -319,6 +319,9 @@ async fn run_once(
         restarts: 0,
     })
 }
+
+/// A channel into a subtask, with the index of the node's input it belongs to.
+type TaggedReceiver = (usize, mpsc::Receiver<Message>);
 
 /// Checkpoint wiring shared by a run's tasks.
 pub(crate) struct TaskWiring {
@@ -391,8 +394,9 @@ pub(crate) async fn spawn_tasks(
     let n = graph.nodes.len();
     let max_p = config.max_parallelism;
 
-    // Channels: receivers per (head node, subtask); output edges per (tail node, subtask).
-    let mut receivers: Vec<Vec<Vec<(usize, mpsc::Receiver<Message>)>>> = (0..n)
+    // Channels: receivers (tagged with their input) per (head node, subtask); output edges per
+    // (tail node, subtask).
+    let mut receivers: Vec<Vec<Vec<TaggedReceiver>>> = (0..n)
         .map(|i| (0..plan.nodes[i].parallelism).map(|_| Vec::new()).collect())
         .collect();
     let mut outputs: Vec<Vec<Vec<OutputEdge>>> = (0..n)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arrow::record_batch::RecordBatch;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +33,8 @@ pub struct SourceEmitter {
     batch_size: usize,
     watermarks: Option<WatermarkGenerator>,
     idle_timeout: Option<Duration>,
-    last_data: Instant,
+    /// When the source last emitted, ms on the job's clock.
+    last_data: i64,
     idle: bool,
     checkpoints: Option<SourceCheckpoints>,
     /// The watermark strategy and its column.
@@ -68,6 +69,7 @@ impl SourceEmitter {
         cancel: CancellationToken,
         batch_size: usize,
     ) -> Self {
+        let last_data = task.clock.now_ms();
         SourceEmitter {
             task,
             chain,
@@ -77,7 +79,7 @@ impl SourceEmitter {
             batch_size,
             watermarks: None,
             idle_timeout: None,
-            last_data: Instant::now(),
+            last_data,
             idle: false,
             checkpoints: None,
             strategy: None,
@@ -245,7 +247,7 @@ impl SourceContext for SourceEmitter {
         }
         self.checkpoint_if_due().await?;
         self.metrics.add_out(batch.num_rows());
-        self.last_data = Instant::now();
+        self.last_data = self.task.clock.now_ms();
         self.idle = false;
         let watermark = match &mut self.watermarks {
             Some(g) => g.observe(&batch)?,
@@ -258,9 +260,9 @@ impl SourceContext for SourceEmitter {
         }
     }
 
-    fn idle_deadline(&self) -> Option<tokio::time::Instant> {
+    fn idle_deadline(&self) -> Option<i64> {
         match (self.idle, self.idle_timeout) {
-            (false, Some(t)) => Some(tokio::time::Instant::from_std(self.last_data + t)),
+            (false, Some(t)) => Some(self.last_data + t.as_millis() as i64),
             _ => None,
         }
     }

@@ -3,12 +3,13 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::contract::UserResult;
+use crate::contract::clock::{self, SharedClock};
 
 use super::descriptors::{
     AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor, ValueStateDescriptor,
@@ -18,8 +19,9 @@ struct Cell {
     value: Box<dyn Any + Send>,
     /// Encodes `value` for checkpoints (set by the typed write that made it).
     encode: Encoder,
-    /// Last write, kept only for states with a TTL (reading the clock costs).
-    written: Option<Instant>,
+    /// Last write (ms on the job's clock), kept only for states with a TTL (reading the clock
+    /// costs).
+    written: Option<i64>,
 }
 
 type Encoder = fn(&(dyn Any + Send)) -> UserResult<Vec<u8>>;
@@ -47,17 +49,32 @@ fn find<'a>(cells: &'a mut PerKey, name: &str) -> Option<&'a mut Cell> {
 }
 
 /// All keyed state of one subtask, grouped by key group.
-#[derive(Default)]
 pub struct KeyedStateStore {
     /// Key → its key group and states: one hash lookup per access (the key group is a
     /// function of the key; snapshots group by it).
     keys: FastMap<Box<[u8]>, (u32, PerKey)>,
+    /// The clock state TTLs follow (processing time).
+    clock: SharedClock,
+}
+
+impl Default for KeyedStateStore {
+    fn default() -> Self {
+        Self::with_clock(clock::system())
+    }
 }
 
 impl KeyedStateStore {
-    /// An empty store.
+    /// An empty store whose TTLs follow the wall clock.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose TTLs follow `clock` (the job's processing-time clock).
+    pub fn with_clock(clock: SharedClock) -> Self {
+        KeyedStateStore {
+            keys: FastMap::default(),
+            clock,
+        }
     }
 
     /// Number of keys with any state.
@@ -94,7 +111,7 @@ impl KeyedStateStore {
 
     /// Loads key groups written by [`KeyedStateStore::snapshot`]; values decode on first read.
     pub fn restore(&mut self, groups: &std::collections::BTreeMap<u32, Vec<u8>>) -> UserResult<()> {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         for (group, bytes) in groups {
             type Entry = (Vec<u8>, Vec<(String, Vec<u8>)>);
             let entries: Vec<Entry> = crate::contract::state::decode(bytes)?;
@@ -134,7 +151,7 @@ pub struct StateHandle<'a> {
     key_group: u32,
     key: &'a [u8],
     /// The clock, read once per record and only when a TTL needs it.
-    now: Option<Instant>,
+    now: Option<i64>,
 }
 
 impl StateHandle<'_> {
@@ -142,8 +159,9 @@ impl StateHandle<'_> {
         self.store.keys.get_mut(self.key).map(|(_, cells)| cells)
     }
 
-    fn now(&mut self) -> Instant {
-        *self.now.get_or_insert_with(Instant::now)
+    fn now(&mut self) -> i64 {
+        let clock = &self.store.clock;
+        *self.now.get_or_insert_with(|| clock.now_ms())
     }
 
     fn get<S: Any + Send + Serialize + DeserializeOwned>(
@@ -153,7 +171,7 @@ impl StateHandle<'_> {
     ) -> Option<&mut S> {
         if let Some(t) = ttl {
             let written = find(self.cells()?, name)?.written;
-            if written.is_some_and(|w| self.now().duration_since(w) >= t) {
+            if written.is_some_and(|w| self.now() - w >= t.as_millis() as i64) {
                 self.remove(name);
                 return None;
             }

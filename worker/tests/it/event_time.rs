@@ -168,8 +168,9 @@ async fn an_idle_source_does_not_hold_back_event_time() {
             tokio::time::sleep(Duration::from_secs(30)).await;
             drop(s);
         });
+        let clock = ManualClock::new(1_000_000);
         let env = StreamExecutionEnvironment::new();
-        env.set_parallelism(1);
+        env.set_parallelism(1).set_clock(clock.shared());
         let busy = env
             .add_source(timed(None, 0, 1, "busy", Some(2_000)))
             .name("busy")
@@ -200,13 +201,28 @@ async fn an_idle_source_does_not_hold_back_event_time() {
             let (env, metrics, cancel) = (env.clone(), metrics.clone(), cancel.clone());
             async move { env.execute_with("idle", &metrics, cancel).await }
         });
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
-        let advanced = probe.seen.lock().unwrap().watermarks.last().map(|w| w.0);
+        let rows = || probe.seen.lock().unwrap().rows;
+        let advanced = || probe.seen.lock().unwrap().watermarks.last().map(|w| w.0);
+        // Processing time has not moved: the silent source is not idle yet, whatever its
+        // timeout, and holds event time back.
+        common::eventually(|| rows() >= 1_000).await;
+        assert_eq!(advanced(), None, "before the idle timeout");
+        clock.advance(199);
+        common::eventually(|| rows() >= 1_500).await;
+        assert_eq!(advanced(), None, "1 ms before the idle timeout");
+        clock.advance(1);
+        if idle {
+            common::eventually(|| advanced().is_some_and(|w| w > 500)).await;
+        } else {
+            clock.advance(10_000);
+            common::eventually(|| rows() >= 3_000).await;
+        }
+        let advanced = advanced();
         cancel.cancel();
         job.await.unwrap().unwrap();
         server.abort();
         if idle {
-            // ~2000 rows/s at 1 row per ms of event time: well past 500 ms of event time.
+            // 1 row per ms of event time: well past 500 ms of event time once the source is idle.
             assert!(
                 advanced.is_some_and(|w| w > 500),
                 "idle source held back event time: {advanced:?}"

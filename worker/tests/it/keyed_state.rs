@@ -365,12 +365,13 @@ impl KeyedProcessFunction for Wake {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processing_time_timers_fire_on_the_wall_clock() {
+async fn processing_time_timers_fire_when_the_clock_passes_them() {
+    let clock = ManualClock::new(1_000_000);
     let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(1);
+    env.set_parallelism(1).set_clock(clock.shared());
     let cfg = DatagenConfig {
         rows: None,
-        rows_per_second: Some(200),
+        rows_per_second: Some(2_000),
         fields: vec![DatagenField::random_int("k", 0, 4)],
         ..Default::default()
     };
@@ -385,29 +386,48 @@ async fn processing_time_timers_fire_on_the_wall_clock() {
         let (env, metrics, cancel) = (env.clone(), metrics.clone(), cancel.clone());
         async move { env.execute_with("wake", &metrics, cancel).await }
     });
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let fired = sink.len();
+    // Every key has registered its timer (at 1_000_100) once hundreds of rows went through;
+    // processing time has not moved, so none fired.
+    let processed = || {
+        metrics
+            .snapshot()
+            .iter()
+            .find(|n| n.name == "process")
+            .map_or(0, |n| n.records_in)
+    };
+    common::eventually(|| processed() >= 500).await;
+    assert_eq!(sink.len(), 0, "no timer fires before its time");
+    clock.advance(99);
+    common::eventually(|| processed() >= 1_000).await;
+    assert_eq!(sink.len(), 0, "nor 1 ms before it");
+    clock.advance(1);
+    common::eventually(|| sink.len() >= 5).await;
+    clock.advance(10_000);
+    common::eventually(|| processed() >= 2_000).await;
     cancel.cancel();
     job.await.unwrap().unwrap();
     // Five keys, each woken once, while the source kept running.
-    assert_eq!(fired, 5, "{:?}", sink.rows_json());
+    assert_eq!(sink.len(), 5, "{:?}", sink.rows_json());
 }
 
 #[test]
 fn state_ttl_expires_entries_not_written_for_the_ttl() {
-    let mut store = KeyedStateStore::new();
+    let clock = ManualClock::new(0);
+    let mut store = KeyedStateStore::with_clock(clock.shared());
     let d = ValueStateDescriptor::<i64>::new("v").with_ttl(Duration::from_millis(100));
     let l = ListStateDescriptor::<i64>::new("l").with_ttl(Duration::from_millis(100));
     store.handle(3, b"key").update(&d, 7);
     store.handle(3, b"key").add(&l, 1);
     assert_eq!(store.handle(3, b"key").value(&d), Some(7));
     assert_eq!(store.key_groups(), vec![3]);
-    std::thread::sleep(Duration::from_millis(60));
+    clock.advance(60);
     store.handle(3, b"key").add(&l, 2); // a write refreshes the list's TTL
-    std::thread::sleep(Duration::from_millis(60));
-    assert_eq!(store.handle(3, b"key").value(&d), None, "expired after 120 ms");
-    assert_eq!(store.handle(3, b"key").list(&l), vec![1, 2], "written 60 ms ago");
-    std::thread::sleep(Duration::from_millis(110));
+    clock.advance(39);
+    assert_eq!(store.handle(3, b"key").value(&d), Some(7), "99 ms: not expired yet");
+    clock.advance(1);
+    assert_eq!(store.handle(3, b"key").value(&d), None, "expired after 100 ms");
+    assert_eq!(store.handle(3, b"key").list(&l), vec![1, 2], "written 40 ms ago");
+    clock.advance(60);
     assert_eq!(store.handle(3, b"key").list(&l), Vec::<i64>::new());
     assert_eq!(store.keys(), 0, "expired state is dropped");
     // Without a TTL nothing expires; other keys are separate.

@@ -544,12 +544,13 @@ fn count_windows_span_the_event_time_of_their_records() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processing_time_windows_fire_on_the_wall_clock() {
+async fn processing_time_windows_fire_when_the_clock_passes_their_end() {
+    let clock = ManualClock::new(1_000_000);
     let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2);
+    env.set_parallelism(2).set_clock(clock.shared());
     let cfg = DatagenConfig {
         rows: None,
-        rows_per_second: Some(2_000),
+        rows_per_second: Some(4_000),
         fields: vec![DatagenField::random_int("k", 0, 1)],
         ..Default::default()
     };
@@ -565,26 +566,65 @@ async fn processing_time_windows_fire_on_the_wall_clock() {
         let (env, metrics, cancel) = (env.clone(), metrics.clone(), cancel.clone());
         async move { env.execute_with("proc-windows", &metrics, cancel).await }
     });
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let fired = sink.rows_json();
+    let windowed = || {
+        metrics
+            .snapshot()
+            .iter()
+            .find(|n| n.name == "window")
+            .map_or(0, |n| n.records_in)
+    };
+    // Rows so far are in the window [1_000_000, 1_000_200): it fires when the clock reaches
+    // its last millisecond (Flink's maxTimestamp), not before.
+    common::eventually(|| windowed() >= 400).await;
+    clock.advance(198);
+    common::eventually(|| windowed() >= 800).await;
+    assert!(sink.is_empty(), "{:?}", sink.rows_json());
+    clock.advance(1);
+    common::eventually(|| sink.len() == 2).await;
+    let first: i64 = counts(&sink.rows_json()).iter().sum();
+    assert!(
+        first >= 800,
+        "the first window holds what arrived before its end: {first}"
+    );
+    // Rows from 1_000_200 on are in the next window, which fires at 1_000_399.
+    clock.advance(1);
+    let seen = windowed();
+    common::eventually(|| windowed() >= seen + 400).await;
+    clock.advance(199);
+    common::eventually(|| sink.len() == 4).await;
     cancel.cancel();
     let r = job.await.unwrap().unwrap();
-    // Two keys, 200 ms windows, ~1.3 s: at least 4 windows per key fired while running.
-    assert!(fired.len() >= 8, "{fired:?}");
-    let counted: i64 = fired
+    let fired = sink.rows_json();
+    let mut bounds: Vec<(i64, i64)> = fired
         .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (millis(&v["window_start"]), millis(&v["window_end"]))
+        })
+        .collect();
+    bounds.sort();
+    assert_eq!(
+        bounds,
+        [
+            (1_000_000, 1_000_200),
+            (1_000_000, 1_000_200),
+            (1_000_200, 1_000_400),
+            (1_000_200, 1_000_400)
+        ]
+    );
+    let counted: i64 = counts(&fired).iter().sum();
+    let produced = r.node("datagen").unwrap().records_out as i64;
+    assert!(counted > 0 && counted <= produced, "{counted} of {produced}");
+}
+
+fn counts(rows: &[String]) -> Vec<i64> {
+    rows.iter()
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["count"]
                 .as_i64()
                 .unwrap()
         })
-        .sum();
-    let produced = r.node("datagen").unwrap().records_out as i64;
-    assert!(counted > 0 && counted <= produced, "{counted} of {produced}");
-    for l in &fired {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        assert_eq!(millis(&v["window_end"]) - millis(&v["window_start"]), 200, "{l}");
-    }
+        .collect()
 }
 
 #[test]

@@ -56,3 +56,17 @@ pub fn sorted(c: &Collect) -> Vec<String> {
     r.sort();
     r
 }
+
+/// Waits until `condition` holds, checking every few milliseconds; fails the test after a
+/// minute. For conditions that a test's own actions make true (a manual clock moved, rows
+/// sent), so no timing is asserted: only that it happens at all.
+pub async fn eventually(mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the condition did not hold within a minute"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
