@@ -5,6 +5,8 @@
 //! with `event_type = 2`, as the peer's `bid` view does. Datagen shapes use the peer's datagen
 //! table (`auction` in [0, 9999], `bidder` in [0, 999999], `price` in [1, 100000], `ts`).
 
+#![deny(missing_docs)]
+
 use std::time::Instant;
 
 pub mod cluster;

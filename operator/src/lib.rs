@@ -6,6 +6,8 @@
 //! own HTTP endpoint ([`http`]). The operator never links the engine: it only needs the job
 //! spec types and the coordinator's gRPC contract.
 
+#![deny(missing_docs)]
+
 pub mod conditions;
 pub mod coordinator;
 pub mod crd;

@@ -4,6 +4,8 @@
 //! ([`PipelineSpec`]). The same types are what a `StreamJob` manifest embeds, so they derive
 //! `schemars::JsonSchema` as well as serde. gRPC services join them with distributed execution.
 
+#![deny(missing_docs)]
+
 pub mod pipeline;
 
 pub use pipeline::{

@@ -1,8 +1,12 @@
 //! Weir: a stream processor in the tradition of Apache Flink, on Arrow batches.
 //!
 //! Build a job with the DataStream API ([`api`]) or load a YAML pipeline ([`pipeline`]); both
-//! make one [`graph::LogicalGraph`], which [`runtime`] plans into chains of operators and runs
-//! as parallel subtasks connected by bounded channels.
+//! make one [`graph::LogicalGraph`], which [`plan`] turns into chains of operators by passes and
+//! [`runtime`] runs as parallel subtasks connected by bounded channels. Every part builds on the
+//! [`contract`] (operators, sources, sinks, messages, state, clock, errors), which depends on
+//! nothing else here; `docs/architecture.md` draws the layers.
+
+#![deny(missing_docs)]
 
 pub mod api;
 pub mod checkpoint;
