@@ -253,33 +253,32 @@ impl<'de> serde::de::Visitor<'de> for OperatorVisitor {
         use serde::de::Error;
         let (mut id, mut input, mut parallelism) = (None, None, None);
         let mut op: Option<Operation> = None;
-        while let Some(key) = map.next_key::<String>()? {
-            let next = match key.as_str() {
-                "id" => {
+        while let Some(key) = map.next_key::<OperatorKey>()? {
+            let next = match key {
+                OperatorKey::Id => {
                     id = Some(map.next_value()?);
                     continue;
                 }
-                "input" => {
+                OperatorKey::Input => {
                     input = Some(map.next_value()?);
                     continue;
                 }
-                "parallelism" => {
+                OperatorKey::Parallelism => {
                     parallelism = Some(map.next_value()?);
                     continue;
                 }
-                "filter" => Operation::Filter(map.next_value()?),
-                "select" => Operation::Select(map.next_value()?),
-                "flat_map" => Operation::FlatMap(map.next_value()?),
-                "key_by" => Operation::KeyBy(map.next_value()?),
-                "rebalance" => Operation::Rebalance(map.next_value()?),
-                "shuffle" => Operation::Shuffle(map.next_value()?),
-                "broadcast" => Operation::Broadcast(map.next_value()?),
-                "partition_by_range" => Operation::PartitionByRange(map.next_value()?),
-                "union" => Operation::Union(map.next_value()?),
-                "late_data" => Operation::LateData(map.next_value()?),
-                "aggregate" => Operation::Aggregate(map.next_value()?),
-                "window" => Operation::Window(map.next_value()?),
-                other => return Err(A::Error::unknown_field(other, &OPERATOR_FIELDS)),
+                OperatorKey::Filter => Operation::Filter(map.next_value()?),
+                OperatorKey::Select => Operation::Select(map.next_value()?),
+                OperatorKey::FlatMap => Operation::FlatMap(map.next_value()?),
+                OperatorKey::KeyBy => Operation::KeyBy(map.next_value()?),
+                OperatorKey::Rebalance => Operation::Rebalance(map.next_value()?),
+                OperatorKey::Shuffle => Operation::Shuffle(map.next_value()?),
+                OperatorKey::Broadcast => Operation::Broadcast(map.next_value()?),
+                OperatorKey::PartitionByRange => Operation::PartitionByRange(map.next_value()?),
+                OperatorKey::Union => Operation::Union(map.next_value()?),
+                OperatorKey::LateData => Operation::LateData(map.next_value()?),
+                OperatorKey::Aggregate => Operation::Aggregate(map.next_value()?),
+                OperatorKey::Window => Operation::Window(map.next_value()?),
             };
             if let Some(first) = &op {
                 return Err(A::Error::custom(format!(
@@ -307,24 +306,26 @@ impl<'de> serde::de::Visitor<'de> for OperatorVisitor {
     }
 }
 
-/// The keys an operator may have (for "unknown field" errors).
-const OPERATOR_FIELDS: [&str; 15] = [
-    "id",
-    "input",
-    "parallelism",
-    "filter",
-    "select",
-    "flat_map",
-    "key_by",
-    "rebalance",
-    "shuffle",
-    "broadcast",
-    "partition_by_range",
-    "union",
-    "late_data",
-    "aggregate",
-    "window",
-];
+/// The keys an operator may have: an unknown one is refused where it stands in the file.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum OperatorKey {
+    Id,
+    Input,
+    Parallelism,
+    Filter,
+    Select,
+    FlatMap,
+    KeyBy,
+    Rebalance,
+    Shuffle,
+    Broadcast,
+    PartitionByRange,
+    Union,
+    LateData,
+    Aggregate,
+    Window,
+}
 
 /// `window` in pipeline form: tumbling (`size_ms`), sliding (`size_ms` and `slide_ms`),
 /// session (`gap_ms`) or count (`count`, optionally `slide_count`).

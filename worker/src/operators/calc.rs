@@ -143,3 +143,53 @@ impl Operator for CalcOp {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::OperatorFactory;
+    use crate::operators::filter::FilterExpr;
+    use crate::operators::select::Select;
+    use crate::operators::testing::{batch_of, ints};
+
+    #[test]
+    fn filters_then_a_projection_run_as_one_step_with_each_nodes_counters() {
+        let parts = [
+            FilterExpr { sql: "v > 1".into() }.calc_part().unwrap(),
+            FilterExpr { sql: "k < 4".into() }.calc_part().unwrap(),
+            Select::new(&["k * 10 AS k10"]).unwrap().calc_part().unwrap(),
+        ];
+        let metrics: Vec<Arc<NodeMetrics>> = (0..3).map(|_| Arc::default()).collect();
+        let input = batch_of(&[
+            ("k", vec![1, 2, 3, 4, 5]),
+            ("v", vec![0, 2, 3, 4, 5]),
+            ("w", vec![0; 5]),
+        ]);
+        let mut op = create(
+            parts.into_iter().zip(metrics.iter().cloned()).collect(),
+            &input.schema(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input, &mut out).unwrap();
+        assert_eq!(ints(&out, "k10"), [20, 30]);
+        let count = |m: &NodeMetrics| {
+            (
+                m.records_in.load(std::sync::atomic::Ordering::Relaxed),
+                m.records_out.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        };
+        // The chain counts into the first filter and out of the projection; the step counts
+        // the edges inside: 4 rows passed the first filter, 2 the second.
+        assert_eq!(count(&metrics[0]), (0, 4));
+        assert_eq!(count(&metrics[1]), (4, 2));
+        assert_eq!(count(&metrics[2]), (2, 0));
+    }
+
+    #[test]
+    fn a_step_must_start_with_a_filter() {
+        let schema = batch_of(&[("k", vec![1])]).schema();
+        let part = Select::new(&["k"]).unwrap().calc_part().unwrap();
+        assert!(create(vec![(part, Arc::default())], &schema).is_err());
+    }
+}

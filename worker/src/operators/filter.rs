@@ -109,3 +109,46 @@ fn push_filtered(batch: &RecordBatch, mask: &BooleanArray, out: &mut Vec<RecordB
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::testing::{batch_of, ctx, ints};
+
+    #[test]
+    fn a_sql_condition_keeps_the_rows_it_holds_for() {
+        let f = FilterExpr {
+            sql: "v > 2 AND k <> 7".into(),
+        };
+        let input = batch_of(&[("k", vec![1, 7, 3, 4]), ("v", vec![5, 9, 1, 3])]);
+        assert_eq!(f.output_schema(&input.schema()).unwrap(), input.schema());
+        let mut op = f.create(&input.schema(), &ctx()).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input, &mut out).unwrap();
+        assert_eq!(ints(&out, "k"), [1, 4]);
+    }
+
+    #[test]
+    fn a_condition_that_is_not_boolean_or_names_no_field_is_refused_when_planning() {
+        let schema = batch_of(&[("k", vec![1])]).schema();
+        let e = FilterExpr { sql: "k + 1".into() }.output_schema(&schema).unwrap_err();
+        assert!(
+            e.to_string().contains("boolean") || e.to_string().contains("Boolean"),
+            "{e}"
+        );
+        assert!(FilterExpr { sql: "nope > 1".into() }.output_schema(&schema).is_err());
+    }
+
+    #[test]
+    fn a_row_predicate_filters_and_fuses_not() {
+        let f = FilterRows {
+            f: Arc::new(|r: RowRef<'_>| r.get_i64("k").unwrap_or(0) % 2 == 0),
+        };
+        assert!(f.calc_part().is_none(), "closures are not fused");
+        let input = batch_of(&[("k", vec![1, 2, 3, 4])]);
+        let mut op = f.create(&input.schema(), &ctx()).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input, &mut out).unwrap();
+        assert_eq!(ints(&out, "k"), [2, 4]);
+    }
+}

@@ -314,3 +314,89 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::ManualClock;
+    use crate::operators::testing::{batch_of, ctx};
+    use crate::state::ValueStateDescriptor;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    /// Counts per key; emits the count when an event-time timer 10 ms after the row fires, and
+    /// a processing-time timer 100 ms after the first row.
+    #[derive(Clone)]
+    struct Counter;
+
+    impl KeyedProcessFunction for Counter {
+        fn process_element(
+            &mut self,
+            row: RowRef<'_>,
+            ctx: &mut KeyedContext<'_>,
+            _out: &mut Vec<Row>,
+        ) -> UserResult<()> {
+            let count = ValueStateDescriptor::<i64>::new("count");
+            let n = ctx.state().value(&count).unwrap_or(0) + 1;
+            ctx.state().update(&count, n);
+            ctx.register_event_time_timer(row.get_i64("ts").unwrap_or(0) + 10);
+            if n == 1 {
+                let at = ctx.current_processing_time() + 100;
+                ctx.register_processing_time_timer(at);
+            }
+            Ok(())
+        }
+        fn on_timer(
+            &mut self,
+            _ts: i64,
+            domain: TimeDomain,
+            ctx: &mut KeyedContext<'_>,
+            out: &mut Vec<Row>,
+        ) -> UserResult<()> {
+            let count = ValueStateDescriptor::<i64>::new("count");
+            let n = ctx.state().value(&count).unwrap_or(0);
+            let tag = if domain == TimeDomain::EventTime { 0 } else { 1 };
+            out.push(vec![ctx.current_key()[0].clone(), Value::Int(n), Value::Int(tag)]);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn event_and_processing_time_timers_fire_with_the_keys_state() {
+        let output = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("n", DataType::Int64, false),
+            Field::new("domain", DataType::Int64, false),
+        ]));
+        let f = KeyedProcess {
+            keys: vec!["k".into()],
+            output,
+            function: Arc::new(Mutex::new(Counter)),
+        };
+        let clock = ManualClock::new(1_000);
+        let ctx = TaskContext {
+            clock: clock.shared(),
+            ..ctx()
+        };
+        let input = batch_of(&[("k", vec![1, 1, 2]), ("ts", vec![0, 5, 7])]);
+        let mut op = f.create(&input.schema(), &ctx).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input, &mut out).unwrap();
+        assert_eq!(op.next_processing_timer(), Some(1_100));
+        op.on_watermark(14, &mut out).unwrap();
+        let rows = |out: &[RecordBatch]| -> Vec<(i64, i64, i64)> {
+            let (k, n, d) = (
+                crate::operators::testing::ints(out, "k"),
+                crate::operators::testing::ints(out, "n"),
+                crate::operators::testing::ints(out, "domain"),
+            );
+            k.into_iter().zip(n).zip(d).map(|((k, n), d)| (k, n, d)).collect()
+        };
+        assert_eq!(rows(&out), [(1, 2, 0)], "key 1's timer at 10 fired; 15 and 17 wait");
+        clock.set(1_100);
+        let mut later = Vec::new();
+        op.on_processing_time(1_100, &mut later).unwrap();
+        let mut fired = rows(&later);
+        fired.sort();
+        assert_eq!(fired, [(1, 2, 1), (2, 1, 1)]);
+    }
+}

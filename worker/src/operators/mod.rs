@@ -10,6 +10,8 @@ pub mod map;
 pub mod running_aggregate;
 pub mod select;
 pub mod split;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod window;
 
 pub use crate::contract::operator::{

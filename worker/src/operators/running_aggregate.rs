@@ -110,3 +110,32 @@ impl Operator for RunningAggregateOp {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::testing::{batch_of, ctx, ints};
+
+    #[test]
+    fn every_row_emits_its_keys_aggregates_so_far_and_they_survive_a_restore() {
+        let agg = RunningAggregate {
+            keys: vec!["k".into()],
+            aggs: vec![Agg::count().alias("n"), Agg::sum("v").alias("total")],
+        };
+        let input = batch_of(&[("k", vec![1, 2, 1, 1]), ("v", vec![10, 5, 1, 2])]);
+        let mut op = agg.create(&input.schema(), &ctx()).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input.clone(), &mut out).unwrap();
+        assert_eq!(ints(&out, "n"), [1, 1, 2, 3]);
+        assert_eq!(ints(&out, "total"), [10, 5, 11, 13]);
+        let state = op.snapshot(1).unwrap();
+        assert!(!state.keyed.is_empty());
+        let mut restored = agg.create(&input.schema(), &ctx()).unwrap();
+        restored.restore(state).unwrap();
+        let mut out = Vec::new();
+        restored
+            .process_batch(batch_of(&[("k", vec![1]), ("v", vec![100])]), &mut out)
+            .unwrap();
+        assert_eq!((ints(&out, "n"), ints(&out, "total")), (vec![4], vec![113]));
+    }
+}

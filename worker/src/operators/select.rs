@@ -106,3 +106,31 @@ pub fn project(exprs: &[Arc<dyn PhysicalExpr>], output: &SchemaRef, batch: &Reco
         &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::testing::{batch_of, ctx, ints};
+
+    #[test]
+    fn expressions_and_aliases_make_the_output() {
+        let s = Select::new(&["k", "v * 2 AS doubled"]).unwrap();
+        let input = batch_of(&[("k", vec![1, 2]), ("v", vec![10, 20])]);
+        let schema = s.output_schema(&input.schema()).unwrap();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["k", "doubled"]);
+        let mut op = s.create(&input.schema(), &ctx()).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input, &mut out).unwrap();
+        assert_eq!(ints(&out, "doubled"), [20, 40]);
+        assert!(matches!(s.calc_part(), Some(CalcPart::Project(_))));
+    }
+
+    #[test]
+    fn an_empty_list_or_an_unknown_field_is_refused() {
+        assert!(Select::new(&[] as &[&str]).is_err());
+        let schema = batch_of(&[("k", vec![1])]).schema();
+        let e = Select::new(&["missing"]).unwrap().output_schema(&schema).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
+}

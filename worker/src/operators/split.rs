@@ -106,3 +106,53 @@ impl Operator for SplitOp {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::testing::ctx;
+    use arrow::array::StringArray;
+
+    #[test]
+    fn a_text_field_becomes_one_row_per_word() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("line", DataType::Utf8, false),
+        ]));
+        let input = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec!["to be  or", "not"])),
+            ],
+        )
+        .unwrap();
+        let split = Split {
+            field: "line".into(),
+            separator: None,
+            output_field: "word".into(),
+        };
+        let out_schema = split.output_schema(&schema).unwrap();
+        let names: Vec<&str> = out_schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["id", "word"]);
+        let mut op = split.create(&schema, &ctx()).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input, &mut out).unwrap();
+        let words: Vec<String> = out
+            .iter()
+            .flat_map(|b| {
+                let w = b.column_by_name("word").unwrap().as_string::<i32>().clone();
+                (0..w.len()).map(move |i| w.value(i).to_string()).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(words, ["to", "be", "or", "not"]);
+        let e = Split {
+            field: "id".into(),
+            separator: None,
+            output_field: "w".into(),
+        }
+        .output_schema(&schema)
+        .unwrap_err();
+        assert!(e.to_string().contains("expected a string"), "{e}");
+    }
+}

@@ -180,3 +180,26 @@ impl Operator for CountWindowOp {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::testing::{batch_of, ctx, ints};
+
+    #[test]
+    fn a_count_window_fires_every_slide_records_of_a_key() {
+        let w = CountWindowAggregate {
+            keys: vec!["k".into()],
+            size: 3,
+            slide: 2,
+            aggs: vec![Agg::sum("v").alias("total")],
+        };
+        let input = batch_of(&[("k", vec![1, 1, 2, 1, 1, 1]), ("v", vec![1, 2, 100, 3, 4, 5])]);
+        let mut op = w.create(&input.schema(), &ctx()).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input, &mut out).unwrap();
+        // Key 1 sees 1, 2, 3, 4, 5: fires after 2 (1+2), 4 (2+3+4: the last 3) records.
+        assert_eq!(ints(&out, "total"), [3, 9]);
+        assert_eq!(ints(&out, "k"), [1, 1]);
+    }
+}

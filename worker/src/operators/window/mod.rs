@@ -183,3 +183,82 @@ impl WindowAggregate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::testing::{batch_of, ctx, ints};
+    use crate::window::{EventTimeSessionWindows, TumblingEventTimeWindows};
+    use std::time::Duration;
+
+    fn window(assigner: WindowAssigner, aggs: Vec<Agg>) -> WindowAggregate {
+        WindowAggregate {
+            keys: vec!["k".into()],
+            assigner: assigner.on("ts"),
+            function: WindowFunction::Aggregates(aggs),
+            allowed_lateness: 0,
+            trigger: None,
+        }
+    }
+
+    #[test]
+    fn tumbling_windows_fire_when_the_watermark_passes_their_end_and_late_rows_go_aside() {
+        let w = window(
+            TumblingEventTimeWindows::of(Duration::from_millis(10)),
+            vec![Agg::count()],
+        );
+        let input = batch_of(&[("k", vec![1, 1, 2, 1]), ("ts", vec![1, 5, 9, 12])]);
+        let ctx = ctx();
+        let mut op = w.create(&input.schema(), &ctx).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input, &mut out).unwrap();
+        op.on_watermark(8, &mut out).unwrap();
+        assert!(out.is_empty(), "[0, 10) is open until the watermark reaches 9");
+        op.on_watermark(9, &mut out).unwrap();
+        let mut fired: Vec<(i64, i64)> = ints(&out, "k").into_iter().zip(ints(&out, "count")).collect();
+        fired.sort();
+        assert_eq!(fired, [(1, 2), (2, 1)]);
+        // A row for [0, 10) now is late: counted and put on the side output.
+        op.process_batch(batch_of(&[("k", vec![1]), ("ts", vec![3])]), &mut out)
+            .unwrap();
+        assert_eq!(ctx.metrics.late_records.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(ints(&op.take_side_output(), "ts"), [3]);
+        let mut rest = Vec::new();
+        op.on_end(&mut rest).unwrap();
+        assert_eq!(ints(&rest, "count"), [1], "[10, 20) fires at the end of input");
+    }
+
+    #[test]
+    fn sessions_merge_rows_closer_than_the_gap() {
+        let w = window(
+            EventTimeSessionWindows::with_gap(Duration::from_millis(5)),
+            vec![Agg::count()],
+        );
+        let input = batch_of(&[("k", vec![1, 1, 1, 1]), ("ts", vec![0, 4, 8, 20])]);
+        let mut op = w.create(&input.schema(), &ctx()).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input, &mut out).unwrap();
+        op.on_watermark(i64::MAX, &mut out).unwrap();
+        let mut counts = ints(&out, "count");
+        counts.sort();
+        assert_eq!(counts, [1, 3]);
+    }
+
+    #[test]
+    fn a_window_without_a_time_field_or_with_a_trigger_is_refused() {
+        let schema = batch_of(&[("k", vec![1]), ("ts", vec![1])]).schema();
+        let mut w = window(
+            TumblingEventTimeWindows::of(Duration::from_millis(10)),
+            vec![Agg::count()],
+        );
+        w.assigner.time_field = None;
+        let e = w.output_schema(&schema).unwrap_err().to_string();
+        assert!(e.contains("no event time"), "{e}");
+        let mut w = window(
+            TumblingEventTimeWindows::of(Duration::from_millis(10)),
+            vec![Agg::count()],
+        );
+        w.trigger = Some(crate::window::CountTrigger::of(2));
+        assert!(w.output_schema(&schema).is_err());
+    }
+}
