@@ -26,7 +26,7 @@ use weir::row::{Row, Value};
 use weir::state::{AggregateFunction, ValueStateDescriptor};
 use weir::window::{Agg, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowContext};
 
-/// The shapes `weir bench` runs by default (those the Flink peers measure).
+/// The shapes `weir-bench` runs by default (those the Flink peers measure).
 pub const SHAPES: &[&str] = &["q0", "q1", "q2", "passthrough", "filter_project"];
 /// Extra shapes: the Nexmark generator alone, all events (`nexmark`) or bids only
 /// (`nexmark_bid`); windows over the peer's datagen table with `ts` advancing 1 ms per 10 rows:

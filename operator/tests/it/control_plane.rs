@@ -1,7 +1,7 @@
 //! The operator against a real control plane: kube-apiserver, controller-manager and scheduler
 //! 1.37 with etcd, and kwok's fake node, so StatefulSets really create Pods that get scheduled
 //! and become Ready (without containers: the coordinator is not reachable here; the real pods
-//! are in `tests/real_pods.rs`). Started once per test run by `scripts/kube-up`.
+//! are in `real_pods.rs`). Started once per test run by `scripts/kube-up`.
 
 use crate::common;
 
