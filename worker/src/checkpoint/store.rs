@@ -23,6 +23,9 @@ use crate::storage::{self, Location};
 /// Name of the metadata file.
 pub const METADATA: &str = "_metadata";
 
+/// Name of the marker a job that ran to its end leaves in its directory.
+pub const FINISHED: &str = "_finished";
+
 /// A job's checkpoints and savepoints under a storage URL.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
@@ -120,6 +123,51 @@ impl CheckpointStore {
                 Err(object_store::Error::AlreadyExists { .. }) => n += 1,
                 Err(e) => return Err(err("claiming a generation in", &dir, e)),
             }
+        }
+    }
+
+    /// Records that the job ran to the end of its input (`<root>/<job>/_finished`, JSON with
+    /// the newest checkpoint and the time): `--resume` then has nothing to resume.
+    pub async fn mark_finished(&self) -> Result<()> {
+        let last = self.completed().await?.last().copied().unwrap_or(0);
+        let body = serde_json::json!({
+            "finished_at_ms": crate::contract::clock::wall_ms(),
+            "last_checkpoint": last,
+        });
+        let path = self.job_dir.path.clone().join(FINISHED);
+        self.job_dir
+            .store
+            .put(&path, PutPayload::from(body.to_string().into_bytes()))
+            .await
+            .map_err(|e| err("writing the finished marker in", &self.job_dir, e))?;
+        Ok(())
+    }
+
+    /// When the job finished (ms since the epoch), if it did and has not been started afresh
+    /// since.
+    pub async fn finished(&self) -> Result<Option<i64>> {
+        let path = self.job_dir.path.clone().join(FINISHED);
+        match self.job_dir.store.get(&path).await {
+            Ok(r) => {
+                let bytes = r
+                    .bytes()
+                    .await
+                    .map_err(|e| err("reading the finished marker in", &self.job_dir, e))?;
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| err("reading the finished marker in", &self.job_dir, e))?;
+                Ok(Some(v["finished_at_ms"].as_i64().unwrap_or(0)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err("reading the finished marker in", &self.job_dir, e)),
+        }
+    }
+
+    /// Forgets that the job finished (a fresh start runs it again).
+    pub async fn clear_finished(&self) -> Result<()> {
+        let path = self.job_dir.path.clone().join(FINISHED);
+        match self.job_dir.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(err("removing the finished marker in", &self.job_dir, e)),
         }
     }
 

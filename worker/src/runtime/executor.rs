@@ -44,6 +44,8 @@ pub struct JobResult {
     pub cancelled: bool,
     /// Restarts after failures (from the newest checkpoint).
     pub restarts: u32,
+    /// When a resumed job had already run to its end (ms since the epoch): nothing ran.
+    pub already_finished: Option<i64>,
 }
 
 impl JobResult {
@@ -100,6 +102,28 @@ pub async fn execute_controlled(
         }
         None => None,
     };
+    // A job that ran to its end has nothing to resume: resuming it again would re-run what
+    // followed its newest checkpoint and repeat that output.
+    if let (RestoreFrom::Latest, Some(store)) = (&config.restore, &store)
+        && let Some(at) = store.finished().await?
+    {
+        tracing::info!(
+            checkpoints = store.display(),
+            "the job already finished; nothing to resume"
+        );
+        return Ok(JobResult {
+            name: config.name.clone(),
+            duration: start.elapsed(),
+            metrics: metrics.snapshot(),
+            cancelled: false,
+            restarts: 0,
+            already_finished: Some(at),
+        });
+    }
+    if let Some(store) = &store {
+        // This run may end otherwise: until it finishes, the job has not.
+        store.clear_finished().await?;
+    }
     let mut restore = match (&config.restore, &store) {
         (RestoreFrom::Fresh, _) => None,
         (RestoreFrom::Snapshot(url), _) => Some(Restore::open(SnapshotDir::at(url)?).await?),
@@ -146,6 +170,11 @@ pub async fn execute_controlled(
         .await;
         let err = match attempt {
             Ok(mut r) => {
+                if let Some(store) = &store
+                    && !r.cancelled
+                {
+                    store.mark_finished().await?;
+                }
                 r.duration = start.elapsed();
                 r.restarts = restarts;
                 return Ok(r);
@@ -317,6 +346,7 @@ async fn run_once(
         metrics: metrics.snapshot(),
         cancelled: cancel.is_cancelled(),
         restarts: 0,
+        already_finished: None,
     })
 }
 

@@ -479,6 +479,30 @@ fn the_cli_survives_sigkill_at_random_points_and_resumes() {
         expected,
         "SIGKILL three times: nothing lost, nothing duplicated"
     );
+    // The job ran to its end: resuming it again has nothing to do and writes nothing.
+    let files = |dir: &std::path::Path| -> Vec<String> {
+        let mut f: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        f.sort();
+        f
+    };
+    let before = files(&out);
+    for _ in 0..2 {
+        let again = common::cli::weir_run(tmp.path(), "job.yaml", &job, true)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&again.stderr);
+        assert!(again.status.success(), "{err}");
+        assert!(
+            err.contains("already ran to the end of its input; nothing to resume"),
+            "{err}"
+        );
+    }
+    assert_eq!(files(&out), before, "no new output files");
+    assert_eq!(common::committed_lines(&out), expected);
     // Inspect what is kept.
     let list = std::process::Command::new(weir)
         .args(["checkpoints", "list"])

@@ -106,6 +106,13 @@ pub async fn run(
         eprintln!();
     }
     let result = result.with_context(|| format!("job '{}' ({}) failed", job.name, file.display()))?;
+    if result.already_finished.is_some() {
+        eprintln!(
+            "job '{}' already ran to the end of its input; nothing to resume (run it without --resume to start afresh)",
+            result.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let (read, written, dead) = totals(&metrics);
     let secs = result.duration.as_secs_f64();
     eprintln!(
