@@ -514,16 +514,21 @@ pub struct CheckpointSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestartSpec {
-    /// Restarts before giving up (default 3; 0 fails at the first error).
+    /// Restarts in a row before giving up (default: no limit, as Flink 2 with checkpointing;
+    /// 0 fails at the first error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
-    /// Wait before the first restart, ms (default 500).
+    /// Wait before the first restart, ms (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
-    /// Each further wait is the previous one times this (default 2).
+    /// Each further wait is the previous one times this (default 1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<f64>,
-    /// Longest wait, ms (default 30000).
+    /// Longest wait, ms (default 60000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delay_ms: Option<u64>,
+    /// A run that lasted this long before failing starts the backoff and the attempts over, ms
+    /// (default 3600000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_after_ms: Option<u64>,
 }

@@ -98,9 +98,12 @@ pub enum RestoreFrom {
 }
 
 /// Restarts after a failure, from the newest complete checkpoint (Flink's restart strategies).
+/// The default is Flink 2's with checkpointing: exponential delay (1 s, ×1.5, at most 1 min)
+/// with no limit on attempts, the backoff starting over after a run that lasted an hour.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestartStrategy {
-    /// Restarts before giving up (0: fail at the first error).
+    /// Restarts in a row (since the backoff last started over) before giving up (0: fail at
+    /// the first error; `u32::MAX`: never give up).
     pub attempts: u32,
     /// Wait before the first restart.
     pub delay: std::time::Duration,
@@ -108,20 +111,45 @@ pub struct RestartStrategy {
     pub backoff: f64,
     /// Longest wait.
     pub max_delay: std::time::Duration,
+    /// A run that lasted this long before failing starts the backoff (and the attempts) over.
+    pub reset_after: std::time::Duration,
 }
 
 impl Default for RestartStrategy {
     fn default() -> Self {
         RestartStrategy {
-            attempts: 3,
-            delay: std::time::Duration::from_millis(500),
-            backoff: 2.0,
-            max_delay: std::time::Duration::from_secs(30),
+            attempts: u32::MAX,
+            delay: std::time::Duration::from_secs(1),
+            backoff: 1.5,
+            max_delay: std::time::Duration::from_secs(60),
+            reset_after: std::time::Duration::from_secs(3600),
         }
     }
 }
 
 impl RestartStrategy {
+    /// After a failure of a run that lasted `ran`: the wait before restarting, or `None` to give
+    /// up. `in_a_row` counts the restarts since the backoff last started over.
+    pub fn next_restart(&self, in_a_row: &mut u32, ran: std::time::Duration) -> Option<std::time::Duration> {
+        if ran >= self.reset_after {
+            *in_a_row = 0;
+        }
+        if *in_a_row >= self.attempts {
+            return None;
+        }
+        *in_a_row += 1;
+        Some(self.delay_before(*in_a_row))
+    }
+
+    /// The attempts as text for logs (`unlimited` for `u32::MAX`).
+    pub fn attempts_text(&self) -> String {
+        if self.attempts == u32::MAX {
+            "unlimited".into()
+        } else {
+            self.attempts.to_string()
+        }
+    }
+
     /// Wait before restart number `n` (1-based).
     pub fn delay_before(&self, n: u32) -> std::time::Duration {
         let factor = self.backoff.max(1.0).powi(n.saturating_sub(1) as i32);
@@ -170,5 +198,37 @@ impl LogicalGraph {
             .map(|i| format!("{base}-{i}"))
             .find(|c| !self.nodes.iter().any(|n| &n.name == c))
             .expect("unbounded")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn restarts_back_off_without_a_limit_and_start_over_after_a_long_run() {
+        let s = RestartStrategy::default();
+        let short = Duration::from_secs(1);
+        let mut in_a_row = 0;
+        let waits: Vec<u64> = (0..12)
+            .map(|_| s.next_restart(&mut in_a_row, short).unwrap().as_millis() as u64)
+            .collect();
+        assert_eq!(waits[..4], [1_000, 1_500, 2_250, 3_375]);
+        assert_eq!(*waits.last().unwrap(), 60_000, "capped at a minute");
+        // A run that lasted an hour starts the backoff over.
+        assert_eq!(
+            s.next_restart(&mut in_a_row, Duration::from_secs(3_600)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(in_a_row, 1);
+        // An explicit cap gives up after that many restarts in a row.
+        let capped = RestartStrategy { attempts: 2, ..s };
+        let mut n = 0;
+        assert!(capped.next_restart(&mut n, short).is_some());
+        assert!(capped.next_restart(&mut n, short).is_some());
+        assert_eq!(capped.next_restart(&mut n, short), None);
+        assert_eq!(capped.attempts_text(), "2");
+        assert_eq!(RestartStrategy::default().attempts_text(), "unlimited");
     }
 }

@@ -162,6 +162,7 @@ fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
             delay: r.delay_ms.map_or(d.delay, ms),
             backoff: r.backoff.unwrap_or(d.backoff),
             max_delay: r.max_delay_ms.map_or(d.max_delay, ms),
+            reset_after: r.reset_after_ms.map_or(d.reset_after, ms),
         });
     }
     if spec.sources.is_empty() {

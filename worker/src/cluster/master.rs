@@ -491,6 +491,7 @@ impl JobMasterLoop {
             _ => None,
         };
         let mut restarts = 0u32;
+        let mut in_a_row = 0u32;
         let drain = self.shared.control.cancel_token();
         let mut tick = tokio::time::interval(self.shared.heartbeats.interval);
         loop {
@@ -528,6 +529,7 @@ impl JobMasterLoop {
                 s.workers.iter().flatten().map(|w| w.address.clone()).collect()
             };
             // 3. Deploy.
+            let run_started = Instant::now();
             self.set_phase(Phase::Deploying);
             tracing::info!(
                 generation,
@@ -596,20 +598,26 @@ impl JobMasterLoop {
                         self.wait_reports(generation, ReportKind::Stopped, attached, &mut tick),
                     )
                     .await;
-                    if store.is_none() || drain.is_cancelled() || restarts >= self.config.restart.attempts {
-                        if restarts > 0 {
-                            tracing::error!(restarts, "giving up after the restart strategy's attempts");
+                    let wait = match (store.is_some() && !drain.is_cancelled())
+                        .then(|| self.config.restart.next_restart(&mut in_a_row, run_started.elapsed()))
+                        .flatten()
+                    {
+                        Some(wait) => wait,
+                        None => {
+                            if restarts > 0 {
+                                tracing::error!(restarts, "giving up after the restart strategy's attempts");
+                            }
+                            return Err(WeirError::Cluster(format!(
+                                "the job failed after {restarts} restarts: {reason}"
+                            )));
                         }
-                        return Err(WeirError::Cluster(format!(
-                            "the job failed after {restarts} restarts: {reason}"
-                        )));
-                    }
+                    };
                     restarts += 1;
                     self.shared.state.lock().expect("master lock").restarts = restarts;
-                    let wait = self.config.restart.delay_before(restarts);
                     tracing::warn!(
                         restart = restarts,
-                        of = self.config.restart.attempts,
+                        in_a_row,
+                        of = %self.config.restart.attempts_text(),
                         wait_ms = wait.as_millis() as u64,
                         "restarting from the newest checkpoint"
                     );

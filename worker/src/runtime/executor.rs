@@ -145,7 +145,9 @@ pub async fn execute_controlled(
     };
     let mut generation = restore.as_ref().map_or(0, |r| r.meta.generation) + 1;
     let mut restarts = 0;
+    let mut in_a_row = 0;
     loop {
+        let run_started = Instant::now();
         if let Some(r) = &restore {
             tracing::info!(
                 from = r.dir.display(),
@@ -183,15 +185,18 @@ pub async fn execute_controlled(
         };
         let recoverable = err.is_retryable();
         let Some(store) = &store else { return Err(err) };
-        if !recoverable || cancel.is_cancelled() || restarts >= config.restart.attempts {
-            if restarts > 0 {
-                tracing::error!(restarts, "giving up after the restart strategy's attempts");
-            }
+        if !recoverable || cancel.is_cancelled() {
             return Err(err);
         }
+        let Some(wait) = config.restart.next_restart(&mut in_a_row, run_started.elapsed()) else {
+            tracing::error!(restarts, "giving up after the restart strategy's attempts");
+            return Err(err);
+        };
         restarts += 1;
-        let wait = config.restart.delay_before(restarts);
-        tracing::warn!(error = %err, restart = restarts, of = config.restart.attempts, wait_ms = wait.as_millis() as u64, "job failed; restarting from the newest checkpoint");
+        metrics
+            .restarts
+            .store(u64::from(restarts), std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(error = %err, restart = restarts, in_a_row, of = %config.restart.attempts_text(), wait_ms = wait.as_millis() as u64, "job failed; restarting from the newest checkpoint");
         tokio::time::sleep(wait).await;
         if let Some((dir, meta)) = store.latest().await? {
             generation = generation.max(meta.generation) + 1;

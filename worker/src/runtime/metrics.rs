@@ -23,6 +23,8 @@ pub struct JobMetrics {
     nodes: Vec<(String, NodeRole, Arc<NodeMetrics>)>,
     /// Checkpoint counters.
     pub checkpoints: Arc<CheckpointMetrics>,
+    /// Restarts after failures so far (shown in the progress line).
+    pub restarts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A snapshot of one node's counters.

@@ -205,6 +205,38 @@ fn windowed_job_at(
 }
 
 #[test]
+fn the_default_restart_strategy_does_not_give_up() {
+    // Flink 2's default with checkpointing: restarts without a limit on attempts. A job whose
+    // operator fails five times in a row (more than the old default of 3) still completes.
+    assert_eq!(RestartStrategy::default().attempts, u32::MAX);
+    let tmp = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    env.enable_checkpointing(Duration::from_millis(20));
+    env.set_checkpoint_storage(format!("file://{}", tmp.path().join("chk").display()));
+    env.set_restart_strategy(RestartStrategy {
+        delay: Duration::from_millis(5),
+        backoff: 1.0,
+        ..Default::default()
+    });
+    let failures = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = failures.clone();
+    let sink = Collect::new();
+    env.add_source(common::numbers(2_000, 10))
+        .filter(move |_| {
+            if seen.load(Ordering::SeqCst) < 5 {
+                seen.fetch_add(1, Ordering::SeqCst);
+                panic!("injected failure");
+            }
+            true
+        })
+        .add_sink(sink.clone());
+    let r = env.execute("stubborn").unwrap();
+    assert_eq!(r.restarts, 5);
+    assert_eq!(failures.load(Ordering::SeqCst), 5);
+}
+
+#[test]
 fn a_failed_job_restarts_from_its_checkpoint_with_exactly_once_output() {
     let tmp = tempfile::tempdir().unwrap();
     let (clean_out, failed_out) = (tmp.path().join("clean"), tmp.path().join("failed"));

@@ -88,8 +88,14 @@ pub async fn run(
                 let (read, written, dead) = totals(&m);
                 let rate = (read - last.0) as f64 / last.1.elapsed().as_secs_f64();
                 last = (read, Instant::now());
+                let restarts = m.restarts.load(std::sync::atomic::Ordering::Relaxed);
+                let restarted = if restarts > 0 {
+                    format!(", restarts {restarts}")
+                } else {
+                    String::new()
+                };
                 eprint!(
-                    "\r[{:>5.0}s] read {read} rows ({}/s), written {written}, dead letters {dead}   ",
+                    "\r[{:>5.0}s] read {read} rows ({}/s), written {written}, dead letters {dead}{restarted}   ",
                     start.elapsed().as_secs_f64(),
                     human(rate)
                 );
