@@ -125,3 +125,43 @@ fn ctrl_c_stops_an_unbounded_job_cleanly() {
         "{written} {err}"
     );
 }
+
+#[test]
+fn the_socket_word_count_example_counts_words() {
+    // The example as shipped, pointed at a socket this test serves: two lines, then the end.
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/socket-word-count.yaml");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let yaml = std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("port: 9999", &format!("port: {port}"));
+    assert!(yaml.contains(&format!("port: {port}")));
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut s, _) = listener.accept().unwrap();
+        s.write_all(b"To be or\nnot to BE\n").unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("words.yaml"), yaml).unwrap();
+    let out = weir()
+        .current_dir(dir.path())
+        .args(["run", "words.yaml", "--progress=never"])
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut counts: Vec<(String, i64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (_, json) = l.split_once("> ").expect("a subtask prefix");
+            let v: serde_json::Value = serde_json::from_str(json).unwrap();
+            (v["word"].as_str().unwrap().to_string(), v["count"].as_i64().unwrap())
+        })
+        .collect();
+    counts.sort();
+    let expected: Vec<(String, i64)> = [("be", 1), ("be", 2), ("not", 1), ("or", 1), ("to", 1), ("to", 2)]
+        .into_iter()
+        .map(|(w, n)| (w.to_string(), n))
+        .collect();
+    assert_eq!(counts, expected);
+}
