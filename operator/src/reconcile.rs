@@ -41,6 +41,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per job, for the back-off.
     failures: Mutex<HashMap<String, u32>>,
+    /// Per job, the start time of the last change this process completed: a reconcile that
+    /// still sees that change in progress reads a cache the completion's status write has not
+    /// reached yet, and waits for it instead of completing the change twice.
+    completed: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -51,6 +55,7 @@ impl Context {
             recorder,
             metrics,
             failures: Mutex::default(),
+            completed: Mutex::default(),
         }
     }
 }
@@ -268,7 +273,21 @@ impl<'a> Reconciler<'a> {
                 .await;
                 self.upgrade(status, d, target, hash).await
             }
-            (Decision::Continue(_), Some(d)) => self.upgrade(status, d, target, hash).await,
+            (Decision::Continue(_), Some(d)) => {
+                let started = status.upgrade.as_ref().map(|u| u.started_at.clone());
+                let done = self
+                    .ctx
+                    .completed
+                    .lock()
+                    .expect("completed lock")
+                    .get(&key(self.job))
+                    .cloned();
+                if started.is_some() && started == done {
+                    // A stale view of a change completed here: wait for the cache to catch up.
+                    return Ok(Action::requeue(Duration::from_millis(200)));
+                }
+                self.upgrade(status, d, target, hash).await
+            }
         }
     }
 
@@ -492,8 +511,6 @@ impl<'a> Reconciler<'a> {
         });
         status.upgrade = None;
         status.current_parallelism = Some(d.parallelism);
-        self.ctx.metrics.upgrades.fetch_add(1, Ordering::Relaxed);
-        self.ctx.metrics.last_upgrade_ms.store(took as u64, Ordering::Relaxed);
         self.show(status, d.parallelism, None);
         conditions::set(
             status,
@@ -504,6 +521,13 @@ impl<'a> Reconciler<'a> {
             Timestamp::now(),
         );
         self.write_status(status).await?;
+        self.ctx
+            .completed
+            .lock()
+            .expect("completed lock")
+            .insert(key(self.job), u.started_at.clone());
+        self.ctx.metrics.upgrades.fetch_add(1, Ordering::Relaxed);
+        self.ctx.metrics.last_upgrade_ms.store(took as u64, Ordering::Relaxed);
         self.event(
             EventType::Normal,
             "ChangeCompleted",

@@ -110,12 +110,10 @@ async fn a_slow_sink_slows_a_fast_source_and_bounds_what_is_in_flight() {
     assert!(result.cancelled);
     let produced = result.node("gen").unwrap().records_out;
     let consumed = rows.load(Ordering::Relaxed);
+    // The source ran at the sink's pace, not at its own (millions of rows/s): at no point was
+    // more in flight than the channels hold — whatever the machine's speed, so no wall-clock
+    // bound on the rows produced is needed.
     assert!(max_gap <= bound, "{max_gap} rows in flight, bound {bound}");
-    // The source ran at the sink's pace (~100 batches/s), not at its own (millions of rows/s).
-    assert!(
-        produced < 30_000,
-        "source produced {produced} rows in ~1 s despite the slow sink"
-    );
     // Cancellation drains: what the source emitted reached the sink.
     assert_eq!(produced, consumed);
 }
