@@ -598,19 +598,18 @@ impl JobMasterLoop {
                         self.wait_reports(generation, ReportKind::Stopped, attached, &mut tick),
                     )
                     .await;
-                    let wait = match (store.is_some() && !drain.is_cancelled())
-                        .then(|| self.config.restart.next_restart(&mut in_a_row, run_started.elapsed()))
-                        .flatten()
-                    {
-                        Some(wait) => wait,
-                        None => {
-                            if restarts > 0 {
-                                tracing::error!(restarts, "giving up after the restart strategy's attempts");
-                            }
-                            return Err(WeirError::Cluster(format!(
-                                "the job failed after {restarts} restarts: {reason}"
-                            )));
+                    let next = if store.is_some() && !drain.is_cancelled() {
+                        self.config.restart.next_restart(&mut in_a_row, run_started.elapsed())
+                    } else {
+                        None
+                    };
+                    let Some(wait) = next else {
+                        if restarts > 0 {
+                            tracing::error!(restarts, "giving up after the restart strategy's attempts");
                         }
+                        return Err(WeirError::Cluster(format!(
+                            "the job failed after {restarts} restarts: {reason}"
+                        )));
                     };
                     restarts += 1;
                     self.shared.state.lock().expect("master lock").restarts = restarts;

@@ -136,7 +136,7 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
     let schemas = schema::infer(graph).await?;
     let routes = routes::resolve(graph, &schemas)?;
     let parallelism = parallelism::assign(graph, config, &routes)?;
-    let nodes: Vec<PlannedNode> = schemas
+    let mut nodes: Vec<PlannedNode> = schemas
         .into_iter()
         .zip(routes)
         .zip(parallelism)
@@ -148,7 +148,6 @@ pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<PhysicalPl
             routes: r.routes,
         })
         .collect();
-    let mut nodes = nodes;
     parallelism::rebalance_unequal_forwards(graph, &mut nodes);
     let (chains, chain_of) = chaining::chain(graph, &nodes)?;
     let steps = chains.iter().map(|c| fuse::fuse(graph, c)).collect();

@@ -30,7 +30,7 @@ pub async fn infer(graph: &LogicalGraph) -> Result<Vec<NodeSchemas>> {
         let input = match inputs.first() {
             None => None,
             Some(_) if distinct => Some(inputs[0].clone()),
-            Some(first) => Some(union(graph, node.inputs.as_slice(), &inputs, first, name)?),
+            Some(_) => Some(union(graph, &node.inputs, &inputs, name)?),
         };
         let output = match &node.kind {
             NodeKind::Source(s) => {
@@ -78,14 +78,8 @@ pub fn stream_of(planned: &[NodeSchemas], e: &Edge) -> SchemaRef {
 }
 
 /// The merged schema of a union: names and types must agree; nullability widens.
-fn union(
-    graph: &LogicalGraph,
-    edges: &[Edge],
-    inputs: &[SchemaRef],
-    first: &SchemaRef,
-    name: &str,
-) -> Result<SchemaRef> {
-    let mut s = first.clone();
+fn union(graph: &LogicalGraph, edges: &[Edge], inputs: &[SchemaRef], name: &str) -> Result<SchemaRef> {
+    let mut s = inputs[0].clone();
     for (e, other) in edges.iter().zip(inputs).skip(1) {
         let same = |a: &Field, b: &Field| a.name() == b.name() && a.data_type() == b.data_type();
         if other.fields().len() != s.fields().len() || !other.fields().iter().zip(s.fields()).all(|(a, b)| same(a, b)) {

@@ -572,6 +572,7 @@ pub(crate) async fn spawn_tasks(
             match &graph.nodes[head].kind {
                 NodeKind::Source(f) => {
                     let ctx = ctx_of(head);
+                    let source = f.create(&plan.nodes[head].output_schema, &ctx)?;
                     let dl = DeadLetterWriter::new(Some(dead_letter_dir.clone()), &ctx.node, i);
                     let watermarks = match &graph.nodes[head].watermark {
                         Some(w) => Some((w.clone(), w.resolve(&plan.nodes[head].output_schema)?)),
@@ -607,7 +608,7 @@ pub(crate) async fn spawn_tasks(
                         );
                     }
                     let task = SourceTask {
-                        source: f.create(&plan.nodes[head].output_schema, &emitter.task_context().clone())?,
+                        source,
                         emitter,
                         restore: task_restore,
                         metrics: restore_ms,

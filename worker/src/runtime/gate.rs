@@ -45,6 +45,8 @@ pub struct InputGate {
     receivers: Vec<Receiver<Message>>,
     /// The input (edge index) of each channel.
     input_of: Vec<usize>,
+    /// The channels of each input (several inputs only).
+    channels_of: Vec<Vec<usize>>,
     /// Each input's watermark as last reported (several inputs only).
     input_current: Vec<i64>,
     /// Events computed but not yet handed out.
@@ -72,11 +74,16 @@ impl InputGate {
     pub fn with_inputs(channels: Vec<(usize, Receiver<Message>)>) -> Self {
         let n = channels.len();
         let inputs = channels.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
-        let (input_of, receivers) = channels.into_iter().unzip();
+        let (input_of, receivers): (Vec<usize>, _) = channels.into_iter().unzip();
+        let tracked = if inputs > 1 { inputs } else { 0 };
+        let channels_of = (0..tracked)
+            .map(|input| (0..n).filter(|c| input_of[*c] == input).collect())
+            .collect();
         InputGate {
             receivers,
             input_of,
-            input_current: vec![i64::MIN; if inputs > 1 { inputs } else { 0 }],
+            channels_of,
+            input_current: vec![i64::MIN; tracked],
             pending: VecDeque::new(),
             watermarks: vec![i64::MIN; n],
             ended: vec![false; n],
@@ -197,11 +204,8 @@ impl InputGate {
     /// Queues each input's watermark that moved (several inputs only), then returns the
     /// combined watermark if it moved.
     fn advance(&mut self) -> Option<i64> {
-        for input in 0..self.input_current.len() {
-            let of: Vec<usize> = (0..self.receivers.len())
-                .filter(|i| self.input_of[*i] == input)
-                .collect();
-            if let Some(w) = self.least(&of)
+        for input in 0..self.channels_of.len() {
+            if let Some(w) = self.least(&self.channels_of[input])
                 && w > self.input_current[input]
             {
                 self.input_current[input] = w;

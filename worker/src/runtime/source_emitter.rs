@@ -153,11 +153,6 @@ impl SourceEmitter {
         self.chain.end(stopping).await
     }
 
-    /// Where the source runs.
-    pub(crate) fn task_context(&self) -> &TaskContext {
-        &self.task
-    }
-
     /// The chain after the source (to load its restored state).
     pub(crate) fn chain_mut(&mut self) -> &mut Chain {
         &mut self.chain
