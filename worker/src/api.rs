@@ -419,7 +419,7 @@ impl DataStream {
 
     /// Keeps the rows for which the SQL condition is true, e.g. `"price > 100"`.
     pub fn filter_expr(&self, sql: &str) -> DataStream {
-        self.transform("filter", Arc::new(FilterExpr { sql: sql.to_string() }))
+        self.transform("filter", Arc::new(FilterExpr::new(sql)))
     }
 
     /// Any number of rows (of `output`) per input row.
@@ -600,6 +600,19 @@ impl KeyedStream {
         let op = RunningAggregate {
             keys: self.keys.clone(),
             aggs: aggs.to_vec(),
+            changelog: false,
+        };
+        self.stream.transform("aggregate", Arc::new(op))
+    }
+
+    /// An updating aggregate per key, as a changelog (Flink's `toChangelogStream` of a
+    /// `GROUP BY`): a key's first row is an insert (`+I`); each later row retracts the key's
+    /// previous result (`-U`) and emits the new one (`+U`), in the trailing `__op` column.
+    pub fn changelog_aggregate(&self, aggs: &[Agg]) -> DataStream {
+        let op = RunningAggregate {
+            keys: self.keys.clone(),
+            aggs: aggs.to_vec(),
+            changelog: true,
         };
         self.stream.transform("aggregate", Arc::new(op))
     }

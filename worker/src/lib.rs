@@ -23,6 +23,7 @@ pub mod plan;
 pub mod row;
 pub mod runtime;
 pub mod splitmix;
+pub mod sql;
 pub mod state;
 pub mod storage;
 pub mod throttle;

@@ -16,14 +16,19 @@ use crate::window::{
 };
 use std::time::Duration;
 
-/// A job read from a pipeline file: the environment to execute and the job's name.
+/// A job read from a file — a YAML pipeline or a SQL script: the environment to execute and
+/// the job's name.
 pub struct PipelineJob {
     /// The built job.
     pub env: StreamExecutionEnvironment,
     /// Job name from the file.
     pub name: String,
-    /// The parsed spec.
-    pub spec: PipelineSpec,
+    /// The parsed spec (pipeline files).
+    pub spec: Option<PipelineSpec>,
+    /// SQL scripts: each statement's optimized plan (what `weir explain` shows first).
+    pub sql_plans: Vec<String>,
+    /// The SQL script asked for `EXPLAIN` only.
+    pub explain_only: bool,
     origin: String,
     text: String,
 }
@@ -47,6 +52,14 @@ impl PipelineJob {
         }
     }
 
+    /// The dead-letter directory the job writes malformed records to.
+    pub fn dead_letter_dir(&self) -> String {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.dead_letter.clone())
+            .unwrap_or_else(|| format!(".weir/{}/dead-letter", self.name))
+    }
+
     /// Runs the job to its end (see [`StreamExecutionEnvironment::execute_async`]), with
     /// planning errors located in the file.
     pub async fn execute(&self) -> Result<crate::runtime::executor::JobResult> {
@@ -54,10 +67,32 @@ impl PipelineJob {
     }
 }
 
-/// Reads and builds a pipeline file.
+/// Reads and builds a job file: a SQL script (`.sql`) or a YAML pipeline (anything else).
 pub fn load(path: &Path) -> Result<PipelineJob> {
     let text = std::fs::read_to_string(path).map_err(|e| WeirError::plan(format!("{}: {e}", path.display())))?;
-    build(&text, &path.display().to_string())
+    let origin = path.display().to_string();
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("sql")) {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "sql-job".into());
+        return build_sql(&text, &origin, &name);
+    }
+    build(&text, &origin)
+}
+
+/// Builds the job a SQL script describes (named `name` unless it sets `pipeline.name`).
+pub fn build_sql(text: &str, origin: &str, name: &str) -> Result<PipelineJob> {
+    let job = crate::sql::build(text, origin, name)?;
+    Ok(PipelineJob {
+        env: job.env,
+        name: job.name,
+        spec: None,
+        sql_plans: job.plans,
+        explain_only: job.explain_only,
+        origin: origin.to_string(),
+        text: String::new(),
+    })
 }
 
 /// Parses pipeline YAML (`origin` names it in errors).
@@ -84,7 +119,9 @@ pub fn build(text: &str, origin: &str) -> Result<PipelineJob> {
     Ok(PipelineJob {
         env,
         name: spec.name.clone(),
-        spec,
+        spec: Some(spec),
+        sql_plans: Vec::new(),
+        explain_only: false,
         origin: origin.to_string(),
         text: text.to_string(),
     })

@@ -43,6 +43,8 @@ pub enum SchemaSpec {
     Text(String),
     /// `[{name: auction, type: bigint}]`.
     Fields(Vec<FieldSpec>),
+    /// An Arrow schema in its JSON form (what SQL tables pass: nested types included).
+    Arrow(arrow::datatypes::Schema),
 }
 
 /// One field of a [`SchemaSpec`].
@@ -90,6 +92,7 @@ impl SchemaSpec {
     /// The Arrow schema.
     pub fn to_schema(&self) -> Result<SchemaRef> {
         let fields = match self {
+            SchemaSpec::Arrow(s) => s.fields().iter().map(|f| f.as_ref().clone()).collect(),
             SchemaSpec::Fields(fs) => fs
                 .iter()
                 .map(|f| Ok(Field::new(&f.name, parse_type(&f.data_type)?, f.nullable)))

@@ -155,8 +155,8 @@ mod tests {
     #[test]
     fn filters_then_a_projection_run_as_one_step_with_each_nodes_counters() {
         let parts = [
-            FilterExpr { sql: "v > 1".into() }.calc_part().unwrap(),
-            FilterExpr { sql: "k < 4".into() }.calc_part().unwrap(),
+            FilterExpr::new("v > 1").calc_part().unwrap(),
+            FilterExpr::new("k < 4").calc_part().unwrap(),
             Select::new(&["k * 10 AS k10"]).unwrap().calc_part().unwrap(),
         ];
         let metrics: Vec<Arc<NodeMetrics>> = (0..3).map(|_| Arc::default()).collect();

@@ -4,6 +4,7 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{FieldRef, SchemaRef};
 use datafusion::common::DFSchema;
+use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::SelectItem;
@@ -22,6 +23,11 @@ static CONTEXT: LazyLock<SessionContext> = LazyLock::new(|| {
     SessionContext::new_with_config(config)
 });
 
+/// The session expressions are planned with (case-preserving identifiers, `VARCHAR` as Utf8).
+pub fn planning_context() -> &'static SessionContext {
+    &CONTEXT
+}
+
 /// Plans one SQL expression over `schema`: the physical expression and its output field.
 pub fn plan_expr(sql: &str, schema: &SchemaRef) -> Result<(Arc<dyn PhysicalExpr>, FieldRef)> {
     let df_schema =
@@ -33,11 +39,44 @@ pub fn plan_expr(sql: &str, schema: &SchemaRef) -> Result<(Arc<dyn PhysicalExpr>
     Ok((physical, field))
 }
 
+/// Plans an expression the SQL planner made over `schema` (columns are matched by name; their
+/// table qualifiers are dropped).
+pub fn plan_logical(expr: &Expr, schema: &SchemaRef) -> Result<(Arc<dyn PhysicalExpr>, FieldRef)> {
+    let bad = |e: datafusion::error::DataFusionError| WeirError::plan(format!("expression '{expr}': {e}"));
+    let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(bad)?;
+    let expr = unqualified(expr.clone());
+    let physical = CONTEXT.create_physical_expr(expr, &df_schema).map_err(bad)?;
+    let field = physical.return_field(schema.as_ref()).map_err(bad)?;
+    Ok((physical, field))
+}
+
+/// `expr` with the table qualifiers of its columns dropped.
+pub fn unqualified(expr: Expr) -> Expr {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    expr.transform(|e| {
+        Ok(match e {
+            Expr::Column(c) if c.relation.is_some() => {
+                Transformed::yes(Expr::Column(datafusion::common::Column::new_unqualified(c.name)))
+            }
+            other => Transformed::no(other),
+        })
+    })
+    .map(|t| t.data)
+    .expect("renaming columns cannot fail")
+}
+
 /// One item of a select list: `*`, `expr` or `expr AS name`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SelectItemSpec {
     /// Every input column.
     Wildcard,
+    /// An expression the SQL planner made, and its output name.
+    Planned {
+        /// The expression.
+        expr: Expr,
+        /// Output column name.
+        name: String,
+    },
     /// An expression and its output name.
     Expr {
         /// SQL text of the expression.

@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::expr::plan_expr;
+use super::expr::{plan_expr, plan_logical};
 use super::{CalcPart, Operator, OperatorFactory, TaskContext, UserResult};
 use crate::contract::error::{Result, WeirError};
 use crate::row::RowRef;
@@ -51,14 +51,33 @@ impl Operator for FilterRowsOp {
 /// `filter` with a SQL expression such as `price > 100 AND channel = 'Apple'`.
 #[derive(Debug, Clone)]
 pub struct FilterExpr {
-    /// The SQL text.
-    pub sql: String,
+    sql: String,
+    planned: Option<datafusion::logical_expr::Expr>,
 }
 
 impl FilterExpr {
+    /// A condition in SQL text.
+    pub fn new(sql: impl Into<String>) -> Self {
+        FilterExpr {
+            sql: sql.into(),
+            planned: None,
+        }
+    }
+
+    /// A condition the SQL planner already made (columns by name).
+    pub fn planned(expr: datafusion::logical_expr::Expr) -> Self {
+        FilterExpr {
+            sql: expr.to_string(),
+            planned: Some(expr),
+        }
+    }
+
     /// Plans the condition against `input`, checking that it is boolean.
     pub fn plan(&self, input: &SchemaRef) -> Result<Arc<dyn PhysicalExpr>> {
-        let (expr, field) = plan_expr(&self.sql, input)?;
+        let (expr, field) = match &self.planned {
+            Some(e) => plan_logical(e, input)?,
+            None => plan_expr(&self.sql, input)?,
+        };
         if field.data_type() != &DataType::Boolean {
             return Err(WeirError::plan(format!(
                 "filter '{}' has type {}, expected a boolean condition",
@@ -117,9 +136,7 @@ mod tests {
 
     #[test]
     fn a_sql_condition_keeps_the_rows_it_holds_for() {
-        let f = FilterExpr {
-            sql: "v > 2 AND k <> 7".into(),
-        };
+        let f = FilterExpr::new("v > 2 AND k <> 7");
         let input = batch_of(&[("k", vec![1, 7, 3, 4]), ("v", vec![5, 9, 1, 3])]);
         assert_eq!(f.output_schema(&input.schema()).unwrap(), input.schema());
         let mut op = f.create(&input.schema(), &ctx()).unwrap();
@@ -131,12 +148,12 @@ mod tests {
     #[test]
     fn a_condition_that_is_not_boolean_or_names_no_field_is_refused_when_planning() {
         let schema = batch_of(&[("k", vec![1])]).schema();
-        let e = FilterExpr { sql: "k + 1".into() }.output_schema(&schema).unwrap_err();
+        let e = FilterExpr::new("k + 1").output_schema(&schema).unwrap_err();
         assert!(
             e.to_string().contains("boolean") || e.to_string().contains("Boolean"),
             "{e}"
         );
-        assert!(FilterExpr { sql: "nope > 1".into() }.output_schema(&schema).is_err());
+        assert!(FilterExpr::new("nope > 1").output_schema(&schema).is_err());
     }
 
     #[test]

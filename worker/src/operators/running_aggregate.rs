@@ -22,11 +22,29 @@ pub struct RunningAggregate {
     pub keys: Vec<String>,
     /// Aggregates.
     pub aggs: Vec<Agg>,
+    /// Emit a changelog (an updating SQL `GROUP BY`): a key's first row is an insert (`+I`),
+    /// each later one retracts the key's previous result (`-U`) before the new one (`+U`), in
+    /// a trailing [`OP_COLUMN`]. Without it every row is the key's result so far.
+    pub changelog: bool,
 }
+
+/// The changelog column of updating streams: `+I`, `-U`, `+U` or `-D` per row (Flink's
+/// `RowKind`), always the last column.
+pub const OP_COLUMN: &str = "__op";
 
 impl RunningAggregate {
     fn plan(&self, input: &SchemaRef) -> Result<(Vec<usize>, Vec<PlannedAgg>, SchemaRef)> {
-        plan_keyed_output(input, &self.keys, &self.aggs, None, "aggregate")
+        let (keys, aggs, output) = plan_keyed_output(input, &self.keys, &self.aggs, None, "aggregate")?;
+        if !self.changelog {
+            return Ok((keys, aggs, output));
+        }
+        let mut fields: Vec<arrow::datatypes::FieldRef> = output.fields().iter().cloned().collect();
+        fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(
+            OP_COLUMN,
+            arrow::datatypes::DataType::Utf8,
+            false,
+        )));
+        Ok((keys, aggs, std::sync::Arc::new(arrow::datatypes::Schema::new(fields))))
     }
 }
 
@@ -47,6 +65,7 @@ impl OperatorFactory for RunningAggregate {
             converter,
             state: FastMap::default(),
             max_parallelism: ctx.max_parallelism,
+            changelog: self.changelog,
         }))
     }
 }
@@ -59,6 +78,7 @@ struct RunningAggregateOp {
     /// Key (Arrow row format) → accumulators.
     state: FastMap<Box<[u8]>, Vec<Acc>>,
     max_parallelism: u32,
+    changelog: bool,
 }
 
 impl Operator for RunningAggregateOp {
@@ -67,27 +87,54 @@ impl Operator for RunningAggregateOp {
         let key_cols: Vec<ArrayRef> = self.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let rows = self.converter.convert_columns(&key_cols)?;
         let values: Vec<Values> = self.aggs.iter().map(|a| a.values(&batch)).collect::<Result<_>>()?;
-        // Per aggregate, the key's accumulator after each row.
+        // Per aggregate, the key's accumulator after each row (and before it, for a changelog's
+        // retraction): output row i shows input row `taken[i]`'s key.
         let mut snapshots: Vec<Vec<Acc>> = vec![Vec::with_capacity(n); self.aggs.len()];
+        let mut taken: Vec<u32> = Vec::new();
+        let mut ops: Vec<&'static str> = Vec::new();
         for row in 0..n {
             let key = rows.row(row);
             let key = key.data();
-            let accs = match self.state.get_mut(key) {
-                Some(a) => a,
-                None => self
-                    .state
-                    .entry(key.into())
-                    .or_insert_with(|| vec![Acc::default(); self.aggs.len()]),
+            let (accs, existed) = match self.state.get_mut(key) {
+                Some(a) => (a, true),
+                None => (
+                    self.state
+                        .entry(key.into())
+                        .or_insert_with(|| vec![Acc::default(); self.aggs.len()]),
+                    false,
+                ),
             };
+            if self.changelog {
+                if existed {
+                    for (i, acc) in accs.iter().enumerate() {
+                        snapshots[i].push(*acc);
+                    }
+                    taken.push(row as u32);
+                    ops.push("-U");
+                }
+                taken.push(row as u32);
+                ops.push(if existed { "+U" } else { "+I" });
+            }
             for (i, (agg, acc)) in self.aggs.iter().zip(accs.iter_mut()).enumerate() {
                 agg.update(acc, &values[i], row);
                 snapshots[i].push(*acc);
             }
         }
-        let mut columns = key_cols;
+        let mut columns = if self.changelog {
+            let indices = arrow::array::UInt32Array::from(taken);
+            key_cols
+                .iter()
+                .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?
+        } else {
+            key_cols
+        };
         for (agg, snap) in self.aggs.iter().zip(&snapshots) {
             let refs: Vec<&Acc> = snap.iter().collect();
             columns.push(agg.finish(&refs)?);
+        }
+        if self.changelog {
+            columns.push(std::sync::Arc::new(arrow::array::StringArray::from(ops)));
         }
         out.push(RecordBatch::try_new(self.output.clone(), columns)?);
         Ok(())
@@ -121,6 +168,7 @@ mod tests {
         let agg = RunningAggregate {
             keys: vec!["k".into()],
             aggs: vec![Agg::count().alias("n"), Agg::sum("v").alias("total")],
+            changelog: false,
         };
         let input = batch_of(&[("k", vec![1, 2, 1, 1]), ("v", vec![10, 5, 1, 2])]);
         let mut op = agg.create(&input.schema(), &ctx()).unwrap();
@@ -137,5 +185,30 @@ mod tests {
             .process_batch(batch_of(&[("k", vec![1]), ("v", vec![100])]), &mut out)
             .unwrap();
         assert_eq!((ints(&out, "n"), ints(&out, "total")), (vec![4], vec![113]));
+    }
+
+    #[test]
+    fn a_changelog_retracts_a_keys_previous_result_before_the_new_one() {
+        let agg = RunningAggregate {
+            keys: vec!["k".into()],
+            aggs: vec![Agg::sum("v").alias("total")],
+            changelog: true,
+        };
+        let input = batch_of(&[("k", vec![1, 2, 1]), ("v", vec![10, 5, 1])]);
+        let mut op = agg.create(&input.schema(), &ctx()).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(input, &mut out).unwrap();
+        assert_eq!(ints(&out, "k"), [1, 2, 1, 1]);
+        assert_eq!(ints(&out, "total"), [10, 5, 10, 11]);
+        let ops: Vec<String> = out[0]
+            .column_by_name(OP_COLUMN)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap()
+            .iter()
+            .map(|s| s.unwrap().to_string())
+            .collect();
+        assert_eq!(ops, ["+I", "+I", "-U", "+U"]);
     }
 }

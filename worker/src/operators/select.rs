@@ -8,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 
-use super::expr::{SelectItemSpec, parse_select_item, plan_expr};
+use super::expr::{SelectItemSpec, parse_select_item, plan_expr, plan_logical};
 use super::{CalcPart, Operator, OperatorFactory, TaskContext, UserResult};
 use crate::contract::error::{Result, WeirError};
 
@@ -32,6 +32,19 @@ impl Select {
         })
     }
 
+    /// A projection the SQL planner made: each expression with its output name.
+    pub fn planned(items: Vec<(datafusion::logical_expr::Expr, String)>) -> Result<Self> {
+        if items.is_empty() {
+            return Err(WeirError::plan("select: the list of expressions is empty"));
+        }
+        Ok(Select {
+            items: items
+                .into_iter()
+                .map(|(expr, name)| SelectItemSpec::Planned { expr, name })
+                .collect(),
+        })
+    }
+
     /// Plans the expressions against `input`: the physical expressions and the output schema.
     pub fn plan(&self, input: &SchemaRef) -> Result<(Vec<Arc<dyn PhysicalExpr>>, SchemaRef)> {
         let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
@@ -43,6 +56,11 @@ impl Select {
                         exprs.push(Arc::new(Column::new(f.name(), i)));
                         fields.push(f.as_ref().clone());
                     }
+                }
+                SelectItemSpec::Planned { expr, name } => {
+                    let (e, f) = plan_logical(expr, input)?;
+                    exprs.push(e);
+                    fields.push(f.as_ref().clone().with_name(name.clone()));
                 }
                 SelectItemSpec::Expr { sql, name } => {
                     let (e, f) = plan_expr(sql, input)?;

@@ -16,6 +16,7 @@ mod nexmark;
 mod partitioning;
 mod pipeline;
 mod runtime;
+mod sql;
 mod two_inputs;
 mod window_functions;
 mod windows;

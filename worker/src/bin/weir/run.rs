@@ -24,7 +24,13 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let job = pipeline::load(&file)?;
     let checkpointing = configure(&job, parallelism, &state)?;
-    if explain {
+    if explain || job.explain_only {
+        for (i, plan) in job.sql_plans.iter().enumerate() {
+            println!("== optimized logical plan of statement {} ==\n{plan}\n", i + 1);
+        }
+        if !job.sql_plans.is_empty() {
+            println!("== Weir graph ==");
+        }
         print!("{}", job.env.explain().await.map_err(|e| job.locate(e))?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -128,11 +134,7 @@ pub async fn run(
         human(read as f64 / secs.max(1e-9)),
     );
     if dead > 0 {
-        let dir = job
-            .spec
-            .dead_letter
-            .clone()
-            .unwrap_or_else(|| format!(".weir/{}/dead-letter", job.name));
+        let dir = job.dead_letter_dir();
         eprintln!("malformed records are in {dir}");
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,481 @@
+//! The connectors of `CREATE TABLE … WITH ('connector' = …)`, by Flink's names and option
+//! names, mapped onto Weir's connectors (the pipeline form's names and options). Unknown
+//! connectors and options are errors naming them and listing the known ones.
+
+use std::collections::BTreeMap;
+
+use arrow::datatypes::{DataType, Schema};
+use serde_json::{Map, Value, json};
+
+use super::ddl::TableDef;
+use crate::contract::error::{Result, WeirError};
+
+/// What a sink accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkMode {
+    /// Inserts only.
+    Append,
+    /// Inserts, updates and deletes (the `op` column is written or ignored).
+    Changelog,
+}
+
+/// A connector of the pipeline form with its options.
+#[derive(Debug, Clone)]
+pub struct Mapped {
+    /// Weir's connector name.
+    pub connector: &'static str,
+    /// Its options.
+    pub options: Map<String, Value>,
+}
+
+/// Source connectors SQL tables may name.
+pub const SOURCES: &[&str] = &[
+    "nexmark",
+    "nexmark-peer",
+    "datagen",
+    "filesystem",
+    "kafka",
+    "socket",
+    "http",
+];
+/// Sink connectors SQL tables may name.
+pub const SINKS: &[&str] = &["blackhole", "print", "filesystem", "kafka", "upsert-kafka"];
+
+struct Options<'a> {
+    table: &'a TableDef,
+    left: BTreeMap<String, String>,
+    known: Vec<&'static str>,
+}
+
+impl<'a> Options<'a> {
+    fn new(table: &'a TableDef) -> Self {
+        let mut left = table.options.clone();
+        left.remove("connector");
+        Options {
+            table,
+            left,
+            known: vec!["connector"],
+        }
+    }
+    fn take(&mut self, key: &'static str) -> Option<String> {
+        self.known.push(key);
+        self.left.remove(key)
+    }
+    fn required(&mut self, key: &'static str) -> Result<String> {
+        self.take(key)
+            .ok_or_else(|| self.error(format!("option '{key}' is required")))
+    }
+    fn parsed<T: std::str::FromStr>(&mut self, key: &'static str) -> Result<Option<T>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| self.error(format!("option '{key}' = '{v}' is not a valid value"))),
+        }
+    }
+    fn bool(&mut self, key: &'static str) -> Result<Option<bool>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                _ => Err(self.error(format!("option '{key}' = '{v}' should be 'true' or 'false'"))),
+            },
+        }
+    }
+    /// Options starting with `prefix`, removed and returned without it.
+    fn prefixed(&mut self, prefix: &str) -> BTreeMap<String, String> {
+        let keys: Vec<String> = self.left.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        keys.into_iter()
+            .map(|k| {
+                let v = self.left.remove(&k).expect("listed");
+                (k[prefix.len()..].to_string(), v)
+            })
+            .collect()
+    }
+    fn error(&self, message: String) -> WeirError {
+        WeirError::plan(format!(
+            "table '{}' ('connector' = '{}'): {message}",
+            self.table.name,
+            self.table.options.get("connector").map(String::as_str).unwrap_or("")
+        ))
+    }
+    fn finish(self) -> Result<()> {
+        if let Some(k) = self.left.keys().next() {
+            let mut known = self.known.clone();
+            known.sort();
+            known.dedup();
+            return Err(self.error(format!("unknown option '{k}' (known: {})", known.join(", "))));
+        }
+        Ok(())
+    }
+}
+
+fn connector(table: &TableDef) -> Result<&str> {
+    table
+        .options
+        .get("connector")
+        .map(String::as_str)
+        .ok_or_else(|| WeirError::plan(format!("table '{}': the WITH options name no 'connector'", table.name)))
+}
+
+fn format(o: &mut Options, formats: &[&str]) -> Result<String> {
+    let f = o
+        .take("format")
+        .or_else(|| o.take("value.format"))
+        .unwrap_or_else(|| "json".into());
+    if !formats.contains(&f.as_str()) {
+        return Err(o.error(format!(
+            "format '{f}' is not supported here (supported: {})",
+            formats.join(", ")
+        )));
+    }
+    // Flink's JSON options that match Weir's behaviour.
+    o.take("json.fail-on-missing-field");
+    o.take("json.ignore-parse-errors");
+    o.take("csv.ignore-parse-errors");
+    Ok(f)
+}
+
+fn schema_value(schema: &Schema) -> Value {
+    serde_json::to_value(schema).expect("a schema serializes")
+}
+
+/// The Nexmark stream a source reads: `all` (the unified table) unless the planner narrows it.
+pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>) -> Result<Mapped> {
+    let mut o = Options::new(table);
+    let mapped = match connector(table)? {
+        "nexmark" | "nexmark-peer" => {
+            let mut m = Map::new();
+            m.insert(
+                "events".into(),
+                json!(
+                    o.required("events.num")?
+                        .trim()
+                        .parse::<u64>()
+                        .map_err(|_| o.error("option 'events.num' is not a number".into()))?
+                ),
+            );
+            if let Some(r) = o.parsed::<i64>("first-event.rate")? {
+                m.insert("rate".into(), json!(r));
+            }
+            if let Some(r) = o.parsed::<i64>("base-time")? {
+                m.insert("base_time".into(), json!(r));
+            }
+            if let Some(r) = o.parsed::<i64>("seed")? {
+                m.insert("seed".into(), json!(r));
+            }
+            if let Some(q) = o.bool("bidder-offset-quirk")? {
+                m.insert("bidder_offset_quirk".into(), json!(q));
+            }
+            if let Some(r) = o.parsed::<u64>("rows-per-second")? {
+                m.insert("rows_per_second".into(), json!(r));
+            }
+            m.insert("stream".into(), json!(nexmark_stream.unwrap_or("all")));
+            Mapped {
+                connector: "nexmark",
+                options: m,
+            }
+        }
+        "datagen" => {
+            let mut m = Map::new();
+            if let Some(n) = o.parsed::<u64>("number-of-rows")? {
+                m.insert("rows".into(), json!(n));
+            }
+            if let Some(n) = o.parsed::<u64>("rows-per-second")? {
+                m.insert("rows_per_second".into(), json!(n));
+            }
+            if let Some(n) = o.parsed::<i64>("seed")? {
+                m.insert("seed".into(), json!(n));
+            }
+            let mut per_field: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+            for (k, v) in o.prefixed("fields.") {
+                let Some((field, opt)) = k.split_once('.') else {
+                    return Err(o.error(format!("option 'fields.{k}' should be 'fields.<column>.<option>'")));
+                };
+                per_field
+                    .entry(field.to_string())
+                    .or_default()
+                    .insert(opt.to_string(), v);
+            }
+            let mut fields = Vec::new();
+            for f in physical.fields() {
+                let opts = per_field.remove(f.name()).unwrap_or_default();
+                let mut d = Map::new();
+                d.insert("name".into(), json!(f.name()));
+                let ty = match f.data_type() {
+                    DataType::Int64 => "bigint",
+                    DataType::Int32 | DataType::Int16 | DataType::Int8 => "int",
+                    DataType::Float64 | DataType::Float32 => "double",
+                    DataType::Utf8 => "string",
+                    DataType::Boolean => "boolean",
+                    DataType::Timestamp(..) => "timestamp",
+                    other => return Err(o.error(format!("column '{}': datagen makes no {other} values", f.name()))),
+                };
+                let kind = match (opts.get("kind").map(String::as_str), ty) {
+                    (Some("sequence"), _) => "sequence",
+                    (Some("random") | None, "timestamp") => "timestamp",
+                    (Some("random") | None, _) => "random",
+                    (Some(other), _) => {
+                        return Err(o.error(format!(
+                            "option 'fields.{}.kind' = '{other}' (known: random, sequence)",
+                            f.name()
+                        )));
+                    }
+                };
+                d.insert("kind".into(), json!(kind));
+                if kind == "random" {
+                    d.insert("type".into(), json!(ty));
+                }
+                for (opt, v) in opts {
+                    match opt.as_str() {
+                        "kind" => {}
+                        "start" | "end" => {
+                            d.insert(
+                                opt.clone(),
+                                json!(v.parse::<i64>().map_err(|_| {
+                                    o.error(format!("option 'fields.{}.{opt}' is not an integer", f.name()))
+                                })?),
+                            );
+                        }
+                        "min" | "max" => {
+                            d.insert(
+                                opt.clone(),
+                                json!(v.parse::<f64>().map_err(|_| {
+                                    o.error(format!("option 'fields.{}.{opt}' is not a number", f.name()))
+                                })?),
+                            );
+                        }
+                        "length" => {
+                            d.insert(
+                                opt.clone(),
+                                json!(v.parse::<usize>().map_err(|_| {
+                                    o.error(format!("option 'fields.{}.length' is not a number", f.name()))
+                                })?),
+                            );
+                        }
+                        other => {
+                            return Err(o.error(format!(
+                                "unknown option 'fields.{}.{other}' (known: kind, start, end, min, max, length)",
+                                f.name()
+                            )));
+                        }
+                    }
+                }
+                fields.push(Value::Object(d));
+            }
+            if let Some(f) = per_field.keys().next() {
+                return Err(o.error(format!("options 'fields.{f}.*' name no column of the table")));
+            }
+            m.insert("fields".into(), Value::Array(fields));
+            Mapped {
+                connector: "datagen",
+                options: m,
+            }
+        }
+        "filesystem" => {
+            let path = o.required("path")?;
+            let f = format(&mut o, &["json", "csv"])?;
+            o.take("source.monitor-interval");
+            let mut m = Map::new();
+            m.insert("path".into(), json!(path.strip_prefix("file://").unwrap_or(&path)));
+            m.insert("format".into(), json!(f));
+            m.insert("schema".into(), schema_value(physical));
+            Mapped {
+                connector: "file",
+                options: m,
+            }
+        }
+        "kafka" => {
+            let mut m = kafka_common(&mut o)?;
+            let f = format(&mut o, &["json", "csv"])?;
+            m.insert("format".into(), json!(f));
+            m.insert("schema".into(), schema_value(physical));
+            if let Some(g) = o.take("properties.group.id") {
+                m.insert("group_id".into(), json!(g));
+            }
+            let start = match o.take("scan.startup.mode").as_deref() {
+                None | Some("earliest-offset") => "earliest",
+                Some("latest-offset") => "latest",
+                Some("group-offsets") => "group",
+                Some("timestamp") => "timestamp",
+                Some(other) => {
+                    return Err(o.error(format!(
+                        "option 'scan.startup.mode' = '{other}' (known: earliest-offset, latest-offset, group-offsets, timestamp)"
+                    )));
+                }
+            };
+            m.insert("start_from".into(), json!(start));
+            if let Some(ts) = o.parsed::<i64>("scan.startup.timestamp-millis")? {
+                m.insert("start_timestamp_ms".into(), json!(ts));
+            }
+            if let Some(b) = o.take("scan.bounded.mode") {
+                m.insert("bounded".into(), json!(b == "latest-offset"));
+            }
+            let props = properties(&mut o);
+            m.insert("properties".into(), json!(props));
+            Mapped {
+                connector: "kafka",
+                options: m,
+            }
+        }
+        "socket" => {
+            let mut m = Map::new();
+            m.insert("host".into(), json!(o.required("hostname")?));
+            m.insert(
+                "port".into(),
+                json!(
+                    o.parsed::<u16>("port")?
+                        .ok_or_else(|| o.error("option 'port' is required".into()))?
+                ),
+            );
+            let f = format(&mut o, &["json", "csv", "text"])?;
+            m.insert("format".into(), json!(f));
+            m.insert("schema".into(), schema_value(physical));
+            Mapped {
+                connector: "socket",
+                options: m,
+            }
+        }
+        "http" => {
+            let mut m = Map::new();
+            m.insert("url".into(), json!(o.required("url")?));
+            if let Some(i) = o.parsed::<u64>("interval-ms")? {
+                m.insert("interval_ms".into(), json!(i));
+            }
+            if let Some(i) = o.parsed::<u64>("polls")? {
+                m.insert("polls".into(), json!(i));
+            }
+            if let Some(p) = o.take("json-pointer") {
+                m.insert("pointer".into(), json!(p));
+            }
+            format(&mut o, &["json"])?;
+            m.insert("schema".into(), schema_value(physical));
+            Mapped {
+                connector: "http",
+                options: m,
+            }
+        }
+        other => {
+            return Err(WeirError::plan(format!(
+                "table '{}': unknown source connector '{other}' (known: {})",
+                table.name,
+                SOURCES.join(", ")
+            )));
+        }
+    };
+    o.finish()?;
+    Ok(mapped)
+}
+
+fn kafka_common(o: &mut Options) -> Result<Map<String, Value>> {
+    let mut m = Map::new();
+    m.insert(
+        "bootstrap_servers".into(),
+        json!(o.required("properties.bootstrap.servers")?),
+    );
+    m.insert("topic".into(), json!(o.required("topic")?));
+    Ok(m)
+}
+
+fn properties(o: &mut Options) -> BTreeMap<String, String> {
+    o.prefixed("properties.")
+}
+
+/// The sink for `table`, whose rows have `schema`; and what it accepts.
+pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
+    let mut o = Options::new(table);
+    let (mapped, mode) = match connector(table)? {
+        "blackhole" => (
+            Mapped {
+                connector: "blackhole",
+                options: Map::new(),
+            },
+            SinkMode::Changelog,
+        ),
+        "print" => {
+            o.take("print-identifier");
+            o.take("standard-error");
+            (
+                Mapped {
+                    connector: "stdout",
+                    options: Map::new(),
+                },
+                SinkMode::Changelog,
+            )
+        }
+        "filesystem" => {
+            let path = o.required("path")?;
+            let f = format(&mut o, &["json", "csv"])?;
+            o.take("sink.rolling-policy.file-size");
+            let mut m = Map::new();
+            m.insert("path".into(), json!(path.strip_prefix("file://").unwrap_or(&path)));
+            m.insert("format".into(), json!(f));
+            (
+                Mapped {
+                    connector: "file",
+                    options: m,
+                },
+                SinkMode::Append,
+            )
+        }
+        c @ ("kafka" | "upsert-kafka") => {
+            let mut m = kafka_common(&mut o)?;
+            let f = format(&mut o, &["json", "csv"])?;
+            m.insert("format".into(), json!(f));
+            o.take("key.format");
+            if let Some(key) = o.take("key.fields") {
+                m.insert(
+                    "key_fields".into(),
+                    json!(key.split(';').map(str::trim).collect::<Vec<_>>()),
+                );
+            } else if !table.primary_key.is_empty() {
+                m.insert("key_fields".into(), json!(table.primary_key));
+            }
+            if let Some(d) = o.take("sink.delivery-guarantee") {
+                let d = match d.as_str() {
+                    "exactly-once" => "exactly_once",
+                    "at-least-once" | "none" => "at_least_once",
+                    other => {
+                        return Err(o.error(format!(
+                            "option 'sink.delivery-guarantee' = '{other}' (known: exactly-once, at-least-once, none)"
+                        )));
+                    }
+                };
+                m.insert("delivery".into(), json!(d));
+            }
+            if let Some(p) = o.take("sink.transactional-id-prefix") {
+                m.insert("transactional_id_prefix".into(), json!(p));
+            }
+            let props = properties(&mut o);
+            m.insert("properties".into(), json!(props));
+            let mode = if c == "upsert-kafka" {
+                if table.primary_key.is_empty() {
+                    return Err(o.error("upsert-kafka needs a PRIMARY KEY (.. ) NOT ENFORCED".into()));
+                }
+                SinkMode::Changelog
+            } else {
+                SinkMode::Append
+            };
+            (
+                Mapped {
+                    connector: "kafka",
+                    options: m,
+                },
+                mode,
+            )
+        }
+        other => {
+            return Err(WeirError::plan(format!(
+                "table '{}': unknown sink connector '{other}' (known: {})",
+                table.name,
+                SINKS.join(", ")
+            )));
+        }
+    };
+    let _ = schema;
+    o.finish()?;
+    Ok((mapped, mode))
+}

@@ -1,0 +1,1013 @@
+//! The lowering pass: an optimized DataFusion logical plan becomes Weir's graph, through the
+//! DataStream API, so a SQL job runs on the same operators as a DataStream or pipeline job.
+//! Scans become sources (with their computed columns and watermarks), projections and filters
+//! Calc steps on Arrow batches, aggregates over window columns window operators keyed by the
+//! `GROUP BY` columns, other aggregates updating (changelog) aggregates, and `INSERT INTO` a
+//! sink. Node names come from the statement and the plan's shape, so they are stable: a
+//! savepoint of a query restores into the same query.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int32Array, RecordBatch, StructArray, new_null_array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::logical_expr::expr::{AggregateFunction, ScalarFunction};
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, TableScan, WriteOp, lit};
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::catalog::{Catalog, Table};
+use super::connectors::{self, SinkMode};
+use super::functions::{self, Bound, PROCTIME};
+use super::script::TvfKind;
+use super::source_calc::SourceCalc;
+use crate::api::{DataStream, StreamExecutionEnvironment};
+use crate::connectors::nexmark::config::NexmarkStream;
+use crate::connectors::registry;
+use crate::contract::error::{Result, WeirError};
+use crate::contract::watermark::WatermarkStrategy;
+use crate::operators::expr::unqualified;
+use crate::operators::filter::FilterExpr;
+use crate::operators::running_aggregate::OP_COLUMN;
+use crate::operators::select::Select;
+use crate::window::{
+    Agg, AggKind, EventTimeSessionWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows,
+    TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner,
+};
+
+/// A lowered relation: its stream (columns named as the plan's, plus [`OP_COLUMN`] last when
+/// it updates) and whether it is a changelog.
+pub struct Lowered {
+    /// The stream.
+    pub stream: DataStream,
+    /// Whether rows carry a changelog kind.
+    pub updating: bool,
+    /// A projection not made yet: consecutive projections compose into one step, and filters
+    /// above one run below it (so a filter and the projection after it fuse into one Calc).
+    pub pending: Option<Vec<(Expr, String)>>,
+}
+
+impl Lowered {
+    fn of(stream: DataStream, updating: bool) -> Self {
+        Lowered {
+            stream,
+            updating,
+            pending: None,
+        }
+    }
+}
+
+/// `e` with each column named in `items` replaced by its expression there.
+fn substitute(e: Expr, items: &[(Expr, String)]) -> Result<Expr> {
+    e.transform(|x| {
+        Ok(match &x {
+            Expr::Column(c) => match items.iter().find(|(_, n)| *n == c.name) {
+                Some((d, _)) => Transformed::yes(d.clone()),
+                None => Transformed::no(x),
+            },
+            _ => Transformed::no(x),
+        })
+    })
+    .map(|t| t.data)
+    .map_err(|e| WeirError::plan(e.to_string()))
+}
+
+/// Lowers the plans of one statement into `env`.
+pub struct Lowering<'a> {
+    env: &'a StreamExecutionEnvironment,
+    catalog: &'a Catalog,
+    prefix: String,
+    nodes: usize,
+}
+
+impl<'a> Lowering<'a> {
+    /// Lowering for the statement named `prefix` (e.g. `insert-1`).
+    pub fn new(env: &'a StreamExecutionEnvironment, catalog: &'a Catalog, prefix: &str) -> Self {
+        Lowering {
+            env,
+            catalog,
+            prefix: prefix.to_string(),
+            nodes: 0,
+        }
+    }
+
+    fn name(&mut self, what: &str) -> String {
+        self.nodes += 1;
+        format!("{}.{}-{what}", self.prefix, self.nodes)
+    }
+
+    /// Lowers `INSERT INTO … SELECT …` (the plan's root is the insert).
+    pub fn insert(&mut self, plan: &LogicalPlan) -> Result<DataStream> {
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(WeirError::plan(format!("expected an INSERT, found {}", plan.display())));
+        };
+        if !matches!(dml.op, WriteOp::Insert(_)) {
+            return Err(WeirError::plan(format!(
+                "{} is not supported; a job writes with INSERT INTO",
+                dml.op
+            )));
+        }
+        let table_name = dml.table_name.table().to_string();
+        let table = self
+            .catalog
+            .table(&table_name)
+            .ok_or_else(|| WeirError::plan(format!("'{table_name}' is not a table (a view cannot be written to)")))?
+            .clone();
+        if !table.computed.is_empty() {
+            return Err(WeirError::plan(format!(
+                "table '{table_name}' has computed columns; a sink table has physical columns only"
+            )));
+        }
+        let input = self.lower(&dml.input)?;
+        self.sink(
+            input,
+            &table,
+            &dml.input
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Lowers a bare query into a `print` sink.
+    pub fn print(&mut self, plan: &LogicalPlan) -> Result<DataStream> {
+        let input = self.lower(plan)?;
+        let mut items: Vec<(Expr, String)> = Vec::new();
+        if input.updating {
+            items.push((col(OP_COLUMN), "op".into()));
+        }
+        items.extend(plain_columns(plan.schema().as_arrow()));
+        let projected = self.project(input, items)?;
+        let stream = self.flush(projected, "calc")?;
+        let factory = registry::sink("stdout", "print", &serde_json::Map::new())?;
+        let name = self.name("sink-print");
+        Ok(stream.add_sink_named(&name, factory))
+    }
+
+    fn sink(&mut self, input: Lowered, table: &Table, columns: &[String]) -> Result<DataStream> {
+        let (mapped, mode) = connectors::sink(&table.def, &table.physical)?;
+        let connector = table.def.options.get("connector").cloned().unwrap_or_default();
+        // The query's columns take the table's names and types, in its order.
+        let mut items: Vec<(Expr, String)> = Vec::new();
+        if input.updating {
+            if mode == SinkMode::Append {
+                return Err(WeirError::plan(format!(
+                    "table '{}' ('connector' = '{connector}') takes inserts only, but the query's GROUP BY without a \
+                     window updates its results (a changelog); write it to 'upsert-kafka' (with a PRIMARY KEY), \
+                     'print' or 'blackhole', or aggregate over a window (TUMBLE, HOP, SESSION)",
+                    table.def.name
+                )));
+            }
+            if connector == "print" {
+                items.push((col(OP_COLUMN), "op".into()));
+            }
+        }
+        for (i, f) in table.physical.fields().iter().enumerate() {
+            let source = columns.get(i).ok_or_else(|| {
+                WeirError::plan(format!(
+                    "INSERT INTO {}: the query gives {} columns, the table has {}",
+                    table.def.name,
+                    columns.len(),
+                    table.physical.fields().len()
+                ))
+            })?;
+            items.push((
+                Expr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(col(source)),
+                    f.data_type().clone(),
+                )),
+                f.name().clone(),
+            ));
+        }
+        let mut input = input;
+        if input.updating && connector == "upsert-kafka" {
+            // Upserts by key: the retraction before an update is implied by the update.
+            input = self.restrict(input, col(OP_COLUMN).not_eq(lit("-U")), "upsert")?;
+        }
+        let projected = self.project(input, items)?;
+        let stream = self.flush(projected, "calc")?;
+        let factory = registry::sink(mapped.connector, &table.def.name, &mapped.options)?;
+        let name = self.name(&format!("sink-{}", table.def.name));
+        Ok(stream.add_sink_named(&name, factory))
+    }
+
+    /// `input` projected to `items` (composed with its pending projection; made later).
+    fn project(&mut self, input: Lowered, items: Vec<(Expr, String)>) -> Result<Lowered> {
+        let items = match &input.pending {
+            None => items,
+            Some(below) => items
+                .into_iter()
+                .map(|(e, n)| Ok((substitute(e, below)?, n)))
+                .collect::<Result<_>>()?,
+        };
+        Ok(Lowered {
+            stream: input.stream,
+            updating: input.updating,
+            pending: Some(items),
+        })
+    }
+
+    /// `input` filtered by `predicate` (below its pending projection).
+    fn restrict(&mut self, input: Lowered, predicate: Expr, what: &str) -> Result<Lowered> {
+        let predicate = match &input.pending {
+            None => predicate,
+            Some(below) => substitute(predicate, below)?,
+        };
+        let name = self.name(what);
+        let stream = input.stream.transform(&name, Arc::new(FilterExpr::planned(predicate)));
+        Ok(Lowered { stream, ..input })
+    }
+
+    /// The stream of `input` with its pending projection made.
+    fn flush(&mut self, input: Lowered, what: &str) -> Result<DataStream> {
+        match input.pending {
+            None => Ok(input.stream),
+            Some(items) => {
+                let name = self.name(what);
+                Ok(input.stream.transform(&name, Arc::new(Select::planned(items)?)))
+            }
+        }
+    }
+
+    /// Lowers a relation.
+    pub fn lower(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
+        match plan {
+            LogicalPlan::TableScan(scan) => self.scan(scan, None),
+            LogicalPlan::Filter(f) => {
+                if let Some(kind) = nexmark_event_type(self.catalog, &f.input, &f.predicate) {
+                    return self.lower_narrowed(&f.input, kind);
+                }
+                let input = self.lower(&f.input)?;
+                self.restrict(input, unqualified(f.predicate.clone()), "filter")
+            }
+            LogicalPlan::Projection(p) => {
+                let input = self.lower(&p.input)?;
+                let mut items = Vec::new();
+                for (e, (_, field)) in p.expr.iter().zip(p.schema.iter()) {
+                    check_no_window_markers(e)?;
+                    items.push((unqualified(e.clone().unalias()), field.name().clone()));
+                }
+                if input.updating {
+                    items.push((col(OP_COLUMN), OP_COLUMN.into()));
+                }
+                self.project(input, items)
+            }
+            LogicalPlan::SubqueryAlias(s) => self.lower(&s.input),
+            LogicalPlan::Aggregate(a) => self.aggregate(a),
+            LogicalPlan::Union(u) => {
+                let mut parts = Vec::new();
+                let mut updating = Vec::new();
+                for i in &u.inputs {
+                    let part = self.lower(i)?;
+                    updating.push(part.updating);
+                    parts.push(self.flush(part, "calc")?);
+                }
+                if updating.iter().any(|u| *u) && !updating.iter().all(|u| *u) {
+                    return Err(WeirError::plan(
+                        "UNION ALL of an updating and an append-only query is not supported yet",
+                    ));
+                }
+                let first = parts.remove(0);
+                let others: Vec<&DataStream> = parts.iter().collect();
+                Ok(Lowered::of(first.union(&others), updating[0]))
+            }
+            LogicalPlan::Join(j) => Err(WeirError::plan(format!(
+                "joins arrive with the join operators (regular, interval, window, temporal and lookup joins are \
+                 the next step); this query joins {} with {}",
+                relation_names(&j.left),
+                relation_names(&j.right)
+            ))),
+            LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => Err(WeirError::plan(
+                "ORDER BY and LIMIT on a stream need Top-N (ROW_NUMBER() OVER …), which arrives with the joins",
+            )),
+            LogicalPlan::Window(_) => Err(WeirError::plan(
+                "OVER windows (ROW_NUMBER, running aggregates over ordered rows) arrive with Top-N and deduplication",
+            )),
+            other => Err(WeirError::plan(format!(
+                "a streaming job cannot run this part of the plan yet: {}",
+                other.display()
+            ))),
+        }
+    }
+
+    /// Lowers projections over a Nexmark scan narrowed to one event kind.
+    fn lower_narrowed(&mut self, plan: &LogicalPlan, kind: i32) -> Result<Lowered> {
+        match plan {
+            LogicalPlan::TableScan(scan) => self.scan(scan, Some(kind)),
+            LogicalPlan::Projection(p) => {
+                let input = self.lower_narrowed(&p.input, kind)?;
+                let items = p
+                    .expr
+                    .iter()
+                    .zip(p.schema.iter())
+                    .map(|(e, (_, f))| (unqualified(e.clone().unalias()), f.name().clone()))
+                    .collect();
+                self.project(input, items)
+            }
+            other => self.lower(other),
+        }
+    }
+
+    /// A table's source: the connector, computed columns, the watermark. `event_type` narrows a
+    /// Nexmark table to one event kind (the filter `event_type = k` the planner found above it).
+    fn scan(&mut self, scan: &TableScan, event_type: Option<i32>) -> Result<Lowered> {
+        let table_name = scan.table_name.table();
+        let table = self
+            .catalog
+            .table(table_name)
+            .ok_or_else(|| WeirError::plan(format!("no table '{table_name}'")))?
+            .clone();
+        // The columns the query reads, and the rowtime column (the watermark needs it).
+        let mut wanted: Vec<String> = match &scan.projection {
+            Some(p) => p.iter().map(|i| table.schema.field(*i).name().clone()).collect(),
+            None => table.schema.fields().iter().map(|f| f.name().clone()).collect(),
+        };
+        if let Some((w, _)) = &table.watermark
+            && !wanted.contains(w)
+        {
+            wanted.push(w.clone());
+        }
+        let stream_kind = event_type.map(|k| match k {
+            0 => ("person", NexmarkStream::Person),
+            1 => ("auction", NexmarkStream::Auction),
+            _ => ("bid", NexmarkStream::Bid),
+        });
+        let mapped = connectors::source(&table.def, &table.physical, stream_kind.map(|(s, _)| s))?;
+        let factory = registry::source(mapped.connector, table_name, &mapped.options)?;
+        let all_physical = wanted.iter().all(|w| table.physical.field_with_name(w).is_ok());
+        let factory: Arc<dyn crate::contract::SourceFactory> = if stream_kind.is_none() && all_physical {
+            factory
+        } else {
+            let (inner_schema, reshape) = match stream_kind {
+                Some((_, kind)) => {
+                    let flat = crate::connectors::nexmark::source::schema_of(kind);
+                    (flat, Some(event_type.expect("set with the kind")))
+                }
+                None => (table.physical.clone(), None),
+            };
+            let (output, calc) = table_calc(&table, &wanted, reshape)?;
+            Arc::new(SourceCalc {
+                inner: factory,
+                inner_schema,
+                output,
+                calc,
+            })
+        };
+        let name = self.name(&format!("source-{table_name}"));
+        let mut stream = self.env.add_source_named(&name, factory);
+        if let Some((column, delay)) = &table.watermark {
+            stream = stream.with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+                column,
+                std::time::Duration::from_millis(*delay as u64),
+            ));
+        }
+        Ok(Lowered::of(stream, false))
+    }
+
+    fn aggregate(&mut self, a: &Aggregate) -> Result<Lowered> {
+        let window = find_window(a)?;
+        let input = self.lower_allowing_markers(&a.input)?;
+        if input.updating {
+            return Err(WeirError::plan(
+                "an aggregate over an updating query (a GROUP BY of a GROUP BY) is not supported yet",
+            ));
+        }
+        // Keys, aggregate arguments and the window's time as named columns.
+        let mut pre: Vec<(Expr, String)> = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
+        let mut group_roles: Vec<GroupRole> = Vec::new();
+        for e in &a.group_expr {
+            let role = match &window {
+                Some(w) => w.role_of(e, &a.input),
+                None => None,
+            };
+            match role {
+                Some(b) => group_roles.push(GroupRole::Window(b)),
+                None => {
+                    let k = format!("__k{}", keys.len());
+                    pre.push((unqualified(e.clone()), k.clone()));
+                    keys.push(k.clone());
+                    group_roles.push(GroupRole::Key(k));
+                }
+            }
+        }
+        let mut aggs: Vec<Agg> = Vec::new();
+        let mut agg_roles: Vec<GroupRole> = Vec::new();
+        for e in &a.aggr_expr {
+            let Expr::AggregateFunction(AggregateFunction { func, params }) = strip_alias(e) else {
+                return Err(WeirError::plan(format!("unsupported aggregate {e}")));
+            };
+            if let Some((_, bound)) = functions::auxiliary(func.name()) {
+                if window.is_none() {
+                    return Err(WeirError::plan(format!(
+                        "{}(..) needs the query grouped by its window ({}(..) in GROUP BY)",
+                        func.name().to_uppercase(),
+                        func.name()
+                            .rsplit_once('_')
+                            .map(|(k, _)| k)
+                            .unwrap_or("")
+                            .to_uppercase()
+                    )));
+                }
+                agg_roles.push(GroupRole::Window(bound));
+                continue;
+            }
+            if params.distinct {
+                return Err(WeirError::plan(format!(
+                    "{e}: DISTINCT aggregates are not supported yet"
+                )));
+            }
+            if params.filter.is_some() {
+                return Err(WeirError::plan(format!(
+                    "{e}: FILTER (WHERE …) on an aggregate is not supported yet"
+                )));
+            }
+            let kind = match func.name().to_ascii_lowercase().as_str() {
+                "count" => AggKind::Count,
+                "sum" => AggKind::Sum,
+                "min" => AggKind::Min,
+                "max" => AggKind::Max,
+                "avg" | "mean" => AggKind::Avg,
+                "first_value" => AggKind::First,
+                "last_value" => AggKind::Last,
+                other => {
+                    return Err(WeirError::plan(format!(
+                        "aggregate function {}(..) is not supported (supported: COUNT, SUM, MIN, MAX, AVG, \
+                         FIRST_VALUE, LAST_VALUE)",
+                        other.to_uppercase()
+                    )));
+                }
+            };
+            let name = format!("__a{}", aggs.len());
+            let field = match params.args.first() {
+                Some(Expr::Literal(..)) | None if kind == AggKind::Count => None,
+                Some(arg) => {
+                    pre.push((unqualified(arg.clone()), name.clone()));
+                    Some(name.clone())
+                }
+                None => return Err(WeirError::plan(format!("{e} takes an argument"))),
+            };
+            aggs.push(Agg {
+                kind,
+                field,
+                name: name.clone(),
+            });
+            agg_roles.push(GroupRole::Key(name));
+        }
+        if aggs.is_empty() {
+            // SELECT DISTINCT or a GROUP BY without aggregates: count rows, show none.
+            pre.push((lit(1i64), "__a0".into()));
+            aggs.push(Agg {
+                kind: AggKind::Count,
+                field: None,
+                name: "__a0".into(),
+            });
+        }
+        let output_names: Vec<String> = a.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let output_types: Vec<DataType> = a.schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        let roles: Vec<GroupRole> = group_roles.into_iter().chain(agg_roles).collect();
+        match window {
+            Some(w) => {
+                pre.push((unqualified(w.time.clone()), "__t".into()));
+                let projected = self.project(input, pre)?;
+                let pre_stream = self.flush(projected, "window-input")?;
+                let assigner = w.assigner()?.on("__t");
+                let name = self.name(&format!("window-{}", w.kind_name()));
+                let windowed = if keys.is_empty() {
+                    pre_stream.window_all(assigner)
+                } else {
+                    pre_stream.key_by(keys.clone()).window(assigner)
+                };
+                let out = windowed.aggregate(&aggs).name(&name);
+                let items = post_items(&roles, &output_names, &output_types);
+                self.project(Lowered::of(out, false), items)
+            }
+            None => {
+                if keys.is_empty() {
+                    pre.push((lit(0i32), "__k0".into()));
+                    keys.push("__k0".into());
+                }
+                let projected = self.project(input, pre)?;
+                let pre_stream = self.flush(projected, "group-input")?;
+                let name = self.name("group-aggregate");
+                let out = pre_stream.key_by(keys).changelog_aggregate(&aggs).name(&name);
+                let mut items = post_items(&roles, &output_names, &output_types);
+                items.push((col(OP_COLUMN), OP_COLUMN.into()));
+                self.project(Lowered::of(out, true), items)
+            }
+        }
+    }
+
+    /// Lowers the input of a windowed aggregate, whose projections may compute window markers.
+    fn lower_allowing_markers(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
+        match plan {
+            LogicalPlan::Projection(p) if p.expr.iter().any(has_marker) => {
+                let input = self.lower_allowing_markers(&p.input)?;
+                let items: Vec<(Expr, String)> = p
+                    .expr
+                    .iter()
+                    .zip(p.schema.iter())
+                    .map(|(e, (_, f))| (unqualified(e.clone().unalias()), f.name().clone()))
+                    .collect();
+                self.project(input, items)
+            }
+            LogicalPlan::SubqueryAlias(s) => self.lower_allowing_markers(&s.input),
+            LogicalPlan::Filter(f) if !matches!(f.input.as_ref(), LogicalPlan::TableScan(_)) => {
+                let input = self.lower_allowing_markers(&f.input)?;
+                self.restrict(input, unqualified(f.predicate.clone()), "filter")
+            }
+            other => self.lower(other),
+        }
+    }
+}
+
+/// What an output column of an aggregate is.
+enum GroupRole {
+    /// A window bound.
+    Window(Bound),
+    /// A named column of the operator's output.
+    Key(String),
+}
+
+fn post_items(roles: &[GroupRole], names: &[String], types: &[DataType]) -> Vec<(Expr, String)> {
+    roles
+        .iter()
+        .zip(names.iter().zip(types))
+        .map(|(role, (name, ty))| {
+            let e = match role {
+                GroupRole::Window(Bound::Start) => col("window_start"),
+                GroupRole::Window(Bound::End) => col("window_end"),
+                GroupRole::Window(Bound::Time) => {
+                    col("window_end") - lit(ScalarValue::new_interval_mdn(0, 0, 1_000_000))
+                }
+                GroupRole::Key(k) => col(k),
+            };
+            (
+                Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(e), ty.clone())),
+                name.clone(),
+            )
+        })
+        .collect()
+}
+
+fn col(name: &str) -> Expr {
+    Expr::Column(Column::new_unqualified(name))
+}
+
+fn plain_columns(schema: &Schema) -> Vec<(Expr, String)> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| (col(f.name()), f.name().clone()))
+        .collect()
+}
+
+fn strip_alias(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => strip_alias(&a.expr),
+        other => other,
+    }
+}
+
+fn relation_names(plan: &LogicalPlan) -> String {
+    let mut names = Vec::new();
+    plan.apply(|p| {
+        match p {
+            LogicalPlan::TableScan(s) => names.push(format!("'{}'", s.table_name.table())),
+            LogicalPlan::SubqueryAlias(s) => {
+                names.push(format!("'{}'", s.alias.table()));
+                return Ok(datafusion::common::tree_node::TreeNodeRecursion::Jump);
+            }
+            _ => {}
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })
+    .expect("walking a plan cannot fail");
+    names.join(", ")
+}
+
+fn is_marker_name(name: &str) -> bool {
+    [functions::WINDOW_START, functions::WINDOW_END, functions::WINDOW_TIME].contains(&name)
+}
+
+fn has_marker(e: &Expr) -> bool {
+    e.exists(|e| {
+        Ok(matches!(e, Expr::ScalarFunction(ScalarFunction { func, args })
+            if is_marker_name(func.name())
+                && matches!(args.get(1), Some(Expr::Literal(ScalarValue::Int64(Some(k)), _)) if *k != functions::kind_code(TvfKind::Tumble))))
+    })
+    .expect("cannot fail")
+}
+
+fn check_no_window_markers(e: &Expr) -> Result<()> {
+    if has_marker(e) {
+        return Err(WeirError::plan(
+            "the window_start / window_end / window_time of HOP, CUMULATE and SESSION windows are known only \
+             per group: use them in GROUP BY window_start, window_end, …",
+        ));
+    }
+    Ok(())
+}
+
+/// A window found in an aggregate's `GROUP BY`.
+struct WindowFound {
+    kind: TvfKind,
+    size_ms: i64,
+    slide_ms: i64,
+    /// The expression the window operator assigns windows by (over the aggregate's input).
+    time: Expr,
+    /// Whether the time is processing time.
+    processing_time: bool,
+}
+
+impl WindowFound {
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            TvfKind::Tumble => "tumble",
+            TvfKind::Hop => "hop",
+            TvfKind::Cumulate => "cumulate",
+            TvfKind::Session => "session",
+        }
+    }
+
+    /// Which window bound a `GROUP BY` item is, if it is one.
+    fn role_of(&self, e: &Expr, input: &LogicalPlan) -> Option<Bound> {
+        match window_call(&definition(e, input))? {
+            Call::Marker { bound, .. } => Some(bound),
+            Call::Legacy { .. } => Some(Bound::Start),
+        }
+    }
+
+    fn assigner(&self) -> Result<WindowAssigner> {
+        let ms = |v: i64| std::time::Duration::from_millis(v as u64);
+        Ok(match (self.kind, self.processing_time) {
+            (TvfKind::Tumble, false) => TumblingEventTimeWindows::of(ms(self.size_ms)),
+            (TvfKind::Tumble, true) => TumblingProcessingTimeWindows::of(ms(self.size_ms)),
+            (TvfKind::Hop, false) => SlidingEventTimeWindows::of(ms(self.size_ms), ms(self.slide_ms)),
+            (TvfKind::Hop, true) => SlidingProcessingTimeWindows::of(ms(self.size_ms), ms(self.slide_ms)),
+            (TvfKind::Session, false) => EventTimeSessionWindows::with_gap(ms(self.size_ms)),
+            (TvfKind::Session, true) => {
+                return Err(WeirError::plan(
+                    "SESSION windows on processing time are not supported yet",
+                ));
+            }
+            (TvfKind::Cumulate, _) => {
+                return Err(WeirError::plan(
+                    "CUMULATE windows are not supported yet (TUMBLE, HOP and SESSION are)",
+                ));
+            }
+        })
+    }
+}
+
+enum Call {
+    Marker {
+        bound: Bound,
+        kind: TvfKind,
+        size: i64,
+        slide: i64,
+        time: Expr,
+    },
+    Legacy {
+        kind: TvfKind,
+        size: i64,
+        slide: i64,
+        time: Expr,
+    },
+}
+
+fn window_call(e: &Expr) -> Option<Call> {
+    let Expr::ScalarFunction(ScalarFunction { func, args }) = strip_alias(e) else {
+        return None;
+    };
+    let name = func.name();
+    if is_marker_name(name) {
+        let int = |i: usize| match args.get(i) {
+            Some(Expr::Literal(ScalarValue::Int64(Some(v)), _)) => Some(*v),
+            _ => None,
+        };
+        let bound = match name {
+            functions::WINDOW_START => Bound::Start,
+            functions::WINDOW_END => Bound::End,
+            _ => Bound::Time,
+        };
+        return Some(Call::Marker {
+            bound,
+            kind: functions::kind_of_code(int(1)?)?,
+            size: int(2)?,
+            slide: int(3)?,
+            time: args[0].clone(),
+        });
+    }
+    let kind = functions::GROUP_WINDOWS.iter().find(|(n, _)| *n == name)?.1;
+    let ms: Vec<i64> = args[1..]
+        .iter()
+        .map(functions::interval_literal_ms)
+        .collect::<Option<_>>()?;
+    let (size, slide) = match (kind, ms.as_slice()) {
+        (TvfKind::Hop, [slide, size]) => (*size, *slide),
+        (_, [size]) => (*size, *size),
+        _ => return None,
+    };
+    Some(Call::Legacy {
+        kind,
+        size,
+        slide,
+        time: args[0].clone(),
+    })
+}
+
+fn find_window(a: &Aggregate) -> Result<Option<WindowFound>> {
+    let mut found: Option<WindowFound> = None;
+    for e in &a.group_expr {
+        let d = definition(e, &a.input);
+        let Some(call) = window_call(&d) else {
+            continue;
+        };
+        let (kind, size, slide, time_def, group_time) = match call {
+            Call::Marker {
+                kind,
+                size,
+                slide,
+                time,
+                ..
+            } => (kind, size, slide, time, e.clone()),
+            Call::Legacy {
+                kind,
+                size,
+                slide,
+                time,
+            } => (kind, size, slide, time, e.clone()),
+        };
+        if let Some(f) = &found {
+            if (f.kind, f.size_ms, f.slide_ms) != (kind, size, slide) {
+                return Err(WeirError::plan(
+                    "a GROUP BY has one window; this one groups by two different windows",
+                ));
+            }
+            continue;
+        }
+        let processing_time = time_def
+            .exists(|x| Ok(matches!(x, Expr::ScalarFunction(ScalarFunction { func, .. }) if func.name() == PROCTIME)))
+            .expect("cannot fail");
+        // The window operator assigns by the group item itself: for a tumbling window its
+        // start (in the same window as the row's time), else the row's time.
+        found = Some(WindowFound {
+            kind,
+            size_ms: size,
+            slide_ms: slide,
+            time: group_time,
+            processing_time,
+        });
+    }
+    if let Some(f) = &found {
+        let starts = a
+            .group_expr
+            .iter()
+            .filter(|e| matches!(f.role_of(e, &a.input), Some(Bound::Start)))
+            .count();
+        if starts == 0 {
+            return Err(WeirError::plan(
+                "a windowed GROUP BY needs window_start (with window_end)",
+            ));
+        }
+        // The operator needs the time expression evaluated on the aggregate's input: the
+        // group item that is the window's start.
+        let start = a
+            .group_expr
+            .iter()
+            .find(|e| matches!(f.role_of(e, &a.input), Some(Bound::Start)))
+            .expect("counted")
+            .clone();
+        return Ok(Some(WindowFound {
+            time: start,
+            ..found.expect("some")
+        }));
+    }
+    Ok(None)
+}
+
+/// `e` with columns replaced by their definitions through projections and aliases below.
+fn definition(e: &Expr, plan: &LogicalPlan) -> Expr {
+    e.clone()
+        .transform(|x| {
+            let Expr::Column(c) = &x else {
+                return Ok(Transformed::no(x));
+            };
+            Ok(match column_definition(c, plan) {
+                Some(d) => Transformed::yes(d),
+                None => Transformed::no(x),
+            })
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone())
+}
+
+fn column_definition(c: &Column, plan: &LogicalPlan) -> Option<Expr> {
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let i = p.schema.index_of_column(c).ok()?;
+            Some(definition(&p.expr[i].clone().unalias(), &p.input))
+        }
+        LogicalPlan::SubqueryAlias(s) => {
+            let i = s.schema.index_of_column(c).ok()?;
+            let (q, f) = s.input.schema().qualified_field(i);
+            let inner = Column::new(q.cloned(), f.name());
+            Some(definition(&Expr::Column(inner), &s.input))
+        }
+        LogicalPlan::Filter(f) => column_definition(c, &f.input),
+        _ => None,
+    }
+}
+
+/// `k` when `predicate` is `event_type = k` over a Nexmark table's scan (through projections
+/// that keep `event_type`).
+fn nexmark_event_type(catalog: &Catalog, input: &LogicalPlan, predicate: &Expr) -> Option<i32> {
+    let mut below = input;
+    while let LogicalPlan::Projection(p) = below {
+        below = &p.input;
+    }
+    let LogicalPlan::TableScan(scan) = below else {
+        return None;
+    };
+    let resolved = definition(predicate, input);
+    let predicate = &resolved;
+    let table = catalog.table(scan.table_name.table())?;
+    let connector = table.def.options.get("connector")?;
+    if connector != "nexmark" && connector != "nexmark-peer" {
+        return None;
+    }
+    let Expr::BinaryExpr(b) = predicate else {
+        return None;
+    };
+    if b.op != datafusion::logical_expr::Operator::Eq {
+        return None;
+    }
+    let (Expr::Column(c), Expr::Literal(v, _)) = (strip_cast(&b.left), strip_cast(&b.right)) else {
+        return None;
+    };
+    if c.name != "event_type" {
+        return None;
+    }
+    let k = match v {
+        ScalarValue::Int32(Some(k)) => *k,
+        ScalarValue::Int64(Some(k)) => *k as i32,
+        _ => return None,
+    };
+    (0..=2).contains(&k).then_some(k)
+}
+
+fn strip_cast(e: &Expr) -> &Expr {
+    match e {
+        Expr::Cast(c) => strip_cast(&c.expr),
+        other => other,
+    }
+}
+
+/// The step that turns the connector's batches into the table's `wanted` columns: computed
+/// columns evaluated, and with `event_type` the unified Nexmark layout rebuilt around the flat
+/// stream of that kind (the other kinds' columns null, `event_type` constant).
+fn table_calc(
+    table: &Table,
+    wanted: &[String],
+    event_type: Option<i32>,
+) -> Result<(SchemaRef, super::source_calc::BatchFn)> {
+    let bad = |e: datafusion::error::DataFusionError| WeirError::plan(format!("table '{}': {e}", table.def.name));
+    let full = DFSchema::try_from(table.physical.as_ref().clone()).map_err(bad)?;
+    let simplifier = datafusion::optimizer::simplify_expressions::ExprSimplifier::new(
+        datafusion::logical_expr::simplify::SimplifyContext::builder()
+            .with_schema(Arc::new(full))
+            .build(),
+    );
+    // Each wanted column: physical, or a computed expression (with a narrowed Nexmark source's
+    // event type folded in, so the other kinds' branches fall away).
+    let mut exprs: Vec<(String, Option<Expr>)> = Vec::new();
+    for w in wanted {
+        if table.physical.field_with_name(w).is_ok() {
+            exprs.push((w.clone(), None));
+            continue;
+        }
+        let (_, expr) = table
+            .computed
+            .iter()
+            .find(|(n, _)| n == w)
+            .ok_or_else(|| WeirError::plan(format!("table '{}' has no column '{w}'", table.def.name)))?;
+        let mut expr = expr.clone();
+        if let Some(k) = event_type {
+            expr = expr
+                .transform(|x| {
+                    Ok(match &x {
+                        Expr::Column(c) if c.name == "event_type" => Transformed::yes(lit(k)),
+                        _ => Transformed::no(x),
+                    })
+                })
+                .map(|t| t.data)
+                .map_err(bad)?;
+        }
+        exprs.push((w.clone(), Some(simplifier.simplify(expr).map_err(bad)?)));
+    }
+    // The physical columns those need, in declared order: the batch the step builds first.
+    let mut needed = std::collections::BTreeSet::new();
+    for (name, e) in &exprs {
+        match e {
+            None => {
+                needed.insert(name.clone());
+            }
+            Some(e) => {
+                for c in e.column_refs() {
+                    needed.insert(c.name.clone());
+                }
+            }
+        }
+    }
+    let base_schema = Arc::new(Schema::new(
+        table
+            .physical
+            .fields()
+            .iter()
+            .filter(|f| needed.contains(f.name()))
+            .map(|f| f.as_ref().clone())
+            .collect::<Vec<_>>(),
+    ));
+    let df_schema = DFSchema::try_from(base_schema.as_ref().clone()).map_err(bad)?;
+    let ctx = crate::operators::expr::planning_context();
+    let mut columns: Vec<(Field, Option<Arc<dyn PhysicalExpr>>)> = Vec::new();
+    for (name, e) in exprs {
+        match e {
+            None => columns.push((base_schema.field_with_name(&name).expect("needed").clone(), None)),
+            Some(e) => {
+                let physical = ctx.create_physical_expr(e, &df_schema).map_err(bad)?;
+                let field = physical.return_field(base_schema.as_ref()).map_err(bad)?;
+                columns.push((field.as_ref().clone().with_name(name), Some(physical)));
+            }
+        }
+    }
+    let output = Arc::new(Schema::new(columns.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>()));
+    let out = output.clone();
+    let table_name = table.def.name.clone();
+    let calc = move |batch: RecordBatch| -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let base = match event_type {
+            Some(k) => unified(&base_schema, &batch, k)?,
+            None => batch.project(
+                &base_schema
+                    .fields()
+                    .iter()
+                    .map(|f| batch.schema().index_of(f.name()))
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+            )?,
+        };
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+        for (f, expr) in &columns {
+            arrays.push(match expr {
+                None => base.column_by_name(f.name()).cloned().ok_or_else(|| {
+                    WeirError::plan(format!(
+                        "table '{table_name}': the connector gave no column '{}'",
+                        f.name()
+                    ))
+                })?,
+                Some(e) => e
+                    .evaluate(&base)
+                    .and_then(|v| v.into_array(n))
+                    .map_err(|e| WeirError::plan(format!("table '{table_name}', column '{}': {e}", f.name())))?,
+            });
+        }
+        Ok(RecordBatch::try_new_with_options(
+            out.clone(),
+            arrays,
+            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?)
+    };
+    Ok((output, Arc::new(calc)))
+}
+
+/// A flat Nexmark batch of event kind `k` in the unified layout `schema`.
+fn unified(schema: &SchemaRef, flat: &RecordBatch, k: i32) -> Result<RecordBatch> {
+    let n = flat.num_rows();
+    let own = ["person", "auction", "bid"][k as usize];
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        arrays.push(match (f.name().as_str(), f.data_type()) {
+            ("event_type", _) => Arc::new(Int32Array::from_value(k, n)),
+            (name, DataType::Struct(fields)) if name == own => {
+                let children: Vec<ArrayRef> = fields
+                    .iter()
+                    .map(|cf| {
+                        flat.column_by_name(cf.name())
+                            .cloned()
+                            .ok_or_else(|| WeirError::plan(format!("nexmark {own} has no field '{}'", cf.name())))
+                    })
+                    .collect::<Result<_>>()?;
+                Arc::new(StructArray::try_new(fields.clone(), children, None)?)
+            }
+            (_, t) => new_null_array(t, n),
+        });
+    }
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        arrays,
+        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
+}

@@ -1,0 +1,151 @@
+//! A SQL table's source: the connector's source with a step inside its task that turns the
+//! connector's batches into the table's rows — computed columns (`x AS expr`), and for a
+//! narrowed Nexmark source the unified layout rebuilt from the flat stream. It runs before
+//! the source's watermarks are generated, so `WATERMARK FOR` a computed column works as in
+//! Flink.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::contract::error::{Result, WeirError};
+use crate::contract::watermark::SplitWatermarks;
+use crate::contract::{Source, SourceContext, SourceFactory, TaskContext};
+
+/// Turns one connector batch into one table batch.
+pub type BatchFn = Arc<dyn Fn(RecordBatch) -> Result<RecordBatch> + Send + Sync>;
+
+/// A source factory whose batches pass through `calc`.
+pub struct SourceCalc {
+    /// The connector's source.
+    pub inner: Arc<dyn SourceFactory>,
+    /// The connector's schema (what `calc` takes).
+    pub inner_schema: SchemaRef,
+    /// The table's rows.
+    pub output: SchemaRef,
+    /// The step.
+    pub calc: BatchFn,
+}
+
+#[async_trait]
+impl SourceFactory for SourceCalc {
+    fn connector(&self) -> &'static str {
+        self.inner.connector()
+    }
+    async fn schema(&self) -> Result<SchemaRef> {
+        let actual = self.inner.schema().await?;
+        let shape = |s: &SchemaRef| -> Vec<(String, arrow::datatypes::DataType)> {
+            s.fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect()
+        };
+        if shape(&actual) != shape(&self.inner_schema) {
+            let show = |s: &SchemaRef| {
+                s.fields()
+                    .iter()
+                    .map(|f| format!("{} {}", f.name(), f.data_type()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(WeirError::plan(format!(
+                "the {} connector reads rows of ({}), but the table declares ({})",
+                self.inner.connector(),
+                show(&actual),
+                show(&self.inner_schema)
+            )));
+        }
+        Ok(self.output.clone())
+    }
+    fn max_parallelism(&self) -> Option<usize> {
+        self.inner.max_parallelism()
+    }
+    fn positions_redistributable(&self) -> bool {
+        self.inner.positions_redistributable()
+    }
+    fn create(&self, _schema: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Source>> {
+        Ok(Box::new(CalcSource {
+            inner: self.inner.create(&self.inner_schema, ctx)?,
+            calc: self.calc.clone(),
+        }))
+    }
+}
+
+struct CalcSource {
+    inner: Box<dyn Source>,
+    calc: BatchFn,
+}
+
+#[async_trait]
+impl Source for CalcSource {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<()> {
+        let mut wrapped = CalcContext {
+            inner: ctx,
+            calc: self.calc.clone(),
+        };
+        self.inner.run(&mut wrapped).await
+    }
+}
+
+struct CalcContext<'a> {
+    inner: &'a mut dyn SourceContext,
+    calc: BatchFn,
+}
+
+#[async_trait]
+impl SourceContext for CalcContext<'_> {
+    fn task(&self) -> &TaskContext {
+        self.inner.task()
+    }
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size()
+    }
+    fn checkpointing(&self) -> bool {
+        self.inner.checkpointing()
+    }
+    async fn collect(&mut self, batch: RecordBatch) -> Result<()> {
+        let batch = (self.calc)(batch)?;
+        self.inner.collect(batch).await
+    }
+    async fn emit_watermark(&mut self, watermark: i64) -> Result<()> {
+        self.inner.emit_watermark(watermark).await
+    }
+    async fn mark_idle(&mut self) -> Result<()> {
+        self.inner.mark_idle().await
+    }
+    fn idle_deadline(&self) -> Option<i64> {
+        self.inner.idle_deadline()
+    }
+    async fn dead_letter(&mut self, raw: &str, reason: &str) -> Result<()> {
+        self.inner.dead_letter(raw, reason).await
+    }
+    async fn checkpoint_if_due(&mut self) -> Result<()> {
+        self.inner.checkpoint_if_due().await
+    }
+    fn take_split_watermarks(&mut self) -> Option<SplitWatermarks> {
+        // The watermark column may be one this step computes, which the connector's batches
+        // lack: the subtask's watermark follows the computed rows instead of per-split ones.
+        None
+    }
+    fn set_position_bytes(&mut self, position: Vec<u8>) {
+        self.inner.set_position_bytes(position)
+    }
+    fn restored_position_bytes(&self) -> Option<&[u8]> {
+        self.inner.restored_position_bytes()
+    }
+    fn restored_positions_union_bytes(&self) -> &[Vec<u8>] {
+        self.inner.restored_positions_union_bytes()
+    }
+    fn take_committed_position_bytes(&mut self) -> Option<Vec<u8>> {
+        self.inner.take_committed_position_bytes()
+    }
+    fn is_cancelled(&self) -> bool {
+        self.inner.is_cancelled()
+    }
+    fn cancel_token(&self) -> CancellationToken {
+        self.inner.cancel_token()
+    }
+}
