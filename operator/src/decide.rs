@@ -37,9 +37,9 @@ pub struct Target<'a> {
 
 /// Decides what this reconcile does.
 pub fn decide(spec: &StreamJobSpec, status: &StreamJobStatus, target: Target<'_>) -> Decision {
-    if spec.job.sql.is_some() || spec.job.builtin.is_some() {
+    if spec.job.builtin.is_some() {
         return Decision::Unsupported(
-            "spec.job: worker pods run pipelines (spec.job.pipeline); SQL and built-in jobs are not wired into `weir worker` yet".into(),
+            "spec.job.builtin: worker pods run SQL (spec.job.sql) and pipelines (spec.job.pipeline); built-in jobs are not wired into `weir worker` yet".into(),
         );
     }
     let Some(deployed) = &status.deployed else {
@@ -234,14 +234,22 @@ mod tests {
     }
 
     #[test]
-    fn sql_and_builtin_jobs_are_refused_naming_the_field() {
+    fn sql_jobs_deploy_and_builtin_jobs_are_refused_naming_the_field() {
         let mut s = spec(UpgradeMode::Savepoint, true);
         s.job = JobSource {
             sql: Some("SELECT 1".into()),
             ..JobSource::default()
         };
+        assert_eq!(
+            decide(&s, &StreamJobStatus::default(), target(2, "h")),
+            Decision::FirstDeploy
+        );
+        s.job = JobSource {
+            builtin: Some("wordcount".into()),
+            ..JobSource::default()
+        };
         match decide(&s, &StreamJobStatus::default(), target(2, "h")) {
-            Decision::Unsupported(m) => assert!(m.starts_with("spec.job"), "{m}"),
+            Decision::Unsupported(m) => assert!(m.starts_with("spec.job.builtin"), "{m}"),
             other => panic!("{other:?}"),
         }
     }

@@ -79,6 +79,17 @@ pub fn job_file(job: &StreamJob) -> &'static str {
     }
 }
 
+/// The name the workers run the job under: a pipeline's own `name`, else the StreamJob's.
+pub fn job_name(job: &StreamJob) -> String {
+    job.spec
+        .job
+        .pipeline
+        .as_deref()
+        .and_then(|p| serde_yaml::from_str::<serde_yaml::Value>(p).ok())
+        .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(String::from))
+        .unwrap_or_else(|| job.name_any())
+}
+
 /// The ConfigMap holding the job's text.
 pub fn config_map(job: &StreamJob) -> Result<ConfigMap, DesiredError> {
     let text = job
@@ -174,6 +185,8 @@ pub fn stateful_set(job: &StreamJob, deployed: &Deployed) -> Result<StatefulSet,
     };
     let mut envs = vec![
         env("WEIR_JOB", format!("{JOB_DIR}/{}", job_file(job))),
+        // SQL jobs are named after the StreamJob (a pipeline names itself).
+        env("WEIR_JOB_NAME", job_name(job)),
         env("WEIR_WORKERS", workers.to_string()),
         env("WEIR_PARALLELISM", workers.to_string()),
         env(
@@ -427,6 +440,7 @@ mod tests {
         assert_eq!(env["WEIR_WORKERS"], "3");
         assert_eq!(env["WEIR_CHECKPOINT_STORAGE"], "s3://chk/weir");
         assert_eq!(env["WEIR_JOB"], "/etc/weir/job.yaml");
+        assert_eq!(env["WEIR_JOB_NAME"], "clicks", "a pipeline names itself");
         assert_eq!(env["WEIR_LINGER"], "true");
         assert_eq!(env["WEIR_DEPLOYMENT"], "1");
         assert!(!env.contains_key("WEIR_FROM_SAVEPOINT"));

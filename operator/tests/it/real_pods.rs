@@ -53,28 +53,8 @@ fn s3(cache_python: &str, endpoint: &str, script: &str) -> String {
     .unwrap_or_else(|e| panic!("S3 script: {e}"))
 }
 
-#[test]
-fn a_stream_job_on_real_pods_rescales_upgrades_suspends_resumes_and_survives_a_lost_pod() {
-    let c = cluster();
-    let endpoint = std::env::var("WEIR_NODE_S3").unwrap_or_default();
-    assert!(
-        !endpoint.is_empty(),
-        "no real node: run `eval \"$(scripts/node-up)\"` after kube-up, docker-up and scripts/images (scripts/test does)"
-    );
-    // The moto venv of scripts/s3-up and node-up (its boto3 reads and writes the bucket).
-    let cache = std::env::var("WEIR_CACHE")
-        .unwrap_or_else(|_| format!("{}/.cache/weir", std::env::var("HOME").unwrap_or_default()));
-    let python = format!("{cache}/moto-venv/bin/python");
-    let ns = c.namespace("e2e");
-    let ns = ns.name.as_str();
-    let bucket = ns.to_string();
-    s3(
-        &python,
-        &endpoint,
-        &format!("import boto3,os; boto3.client('s3', endpoint_url=os.environ['S3']).create_bucket(Bucket='{bucket}')"),
-    );
-
-    // The S3 server by a cluster DNS name; its credentials in a Secret.
+/// The S3 server by a cluster DNS name in `ns`; its credentials in the Secret `weir-s3`.
+fn s3_in_cluster(c: &crate::common::Cluster, ns: &str) {
     c.apply_in(
         ns,
         &format!(
@@ -102,6 +82,30 @@ stringData:
         ),
     )
     .unwrap();
+}
+
+#[test]
+fn a_stream_job_on_real_pods_rescales_upgrades_suspends_resumes_and_survives_a_lost_pod() {
+    let c = cluster();
+    let endpoint = std::env::var("WEIR_NODE_S3").unwrap_or_default();
+    assert!(
+        !endpoint.is_empty(),
+        "no real node: run `eval \"$(scripts/node-up)\"` after kube-up, docker-up and scripts/images (scripts/test does)"
+    );
+    // The moto venv of scripts/s3-up and node-up (its boto3 reads and writes the bucket).
+    let cache = std::env::var("WEIR_CACHE")
+        .unwrap_or_else(|_| format!("{}/.cache/weir", std::env::var("HOME").unwrap_or_default()));
+    let python = format!("{cache}/moto-venv/bin/python");
+    let ns = c.namespace("e2e");
+    let ns = ns.name.as_str();
+    let bucket = ns.to_string();
+    s3(
+        &python,
+        &endpoint,
+        &format!("import boto3,os; boto3.client('s3', endpoint_url=os.environ['S3']).create_bucket(Bucket='{bucket}')"),
+    );
+
+    s3_in_cluster(&c, ns);
 
     let op = c.operator(ns, None);
     let job = format!(
@@ -310,4 +314,112 @@ fn worker_rss() -> Vec<u64> {
         }
     }
     out
+}
+
+/// A StreamJob whose job is Flink SQL: the same ConfigMap path as pipelines, the workers plan
+/// the script, checkpoint into S3, rescale with `kubectl scale` and write every window once.
+#[test]
+fn a_sql_stream_job_on_real_pods_scales_and_writes_every_window_once() {
+    let c = cluster();
+    let endpoint = std::env::var("WEIR_NODE_S3").unwrap_or_default();
+    assert!(
+        !endpoint.is_empty(),
+        "no real node: run `eval \"$(scripts/node-up)\"` after kube-up, docker-up and scripts/images (scripts/test does)"
+    );
+    let cache = std::env::var("WEIR_CACHE")
+        .unwrap_or_else(|_| format!("{}/.cache/weir", std::env::var("HOME").unwrap_or_default()));
+    let python = format!("{cache}/moto-venv/bin/python");
+    let ns = c.namespace("sql");
+    let ns = ns.name.as_str();
+    let bucket = ns.to_string();
+    s3(
+        &python,
+        &endpoint,
+        &format!("import boto3,os; boto3.client('s3', endpoint_url=os.environ['S3']).create_bucket(Bucket='{bucket}')"),
+    );
+    s3_in_cluster(&c, ns);
+    let rows = 30_000u64;
+    let sql = format!(
+        "CREATE TABLE gen (
+  id BIGINT,
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '0' SECOND
+) WITH (
+  'connector' = 'datagen',
+  'rows-per-second' = '600',
+  'fields.id.kind' = 'sequence',
+  'fields.id.start' = '0',
+  'fields.id.end' = '{}'
+);
+CREATE TABLE counts (k BIGINT, window_start TIMESTAMP(3), n BIGINT, total BIGINT)
+WITH ('connector' = 'filesystem', 'path' = 's3://{bucket}/out', 'format' = 'json');
+INSERT INTO counts
+SELECT id % {KEYS} AS k, window_start, COUNT(*) AS n, SUM(id) AS total
+FROM TABLE(TUMBLE(TABLE gen, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY id % {KEYS}, window_start, window_end;
+",
+        rows - 1
+    );
+    let op = c.operator(ns, None);
+    let job = format!(
+        "apiVersion: weir.dev/v1alpha1
+kind: StreamJob
+metadata: {{name: sql-counts}}
+spec:
+  image: weir-worker:dev
+  parallelism: 2
+  upgradeMode: savepoint
+  checkpoint: {{intervalMs: 1000, storage: \"s3://{bucket}/checkpoints\", credentialsSecret: weir-s3}}
+  podTemplate:
+    spec:
+      nodeSelector: {{weir.dev/node: real}}
+      tolerations: [{{key: weir.dev/node, operator: Exists, effect: NoSchedule}}]
+      terminationGracePeriodSeconds: 5
+  job:
+    sql: |
+{}
+",
+        sql.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
+    );
+    c.apply_in(ns, &job).unwrap();
+    let long = Duration::from_secs(120);
+    wait_for("the SQL job running with a checkpoint in S3", long, || {
+        let s = c.status(ns, "sql-counts");
+        (s["phase"] == "Running" && s["lastCheckpoint"]["path"].is_string()).then_some(())
+    });
+    let s = c.status(ns, "sql-counts");
+    assert!(
+        s["lastCheckpoint"]["path"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/sql-counts/"),
+        "state under the StreamJob's name: {s}"
+    );
+    c.kubectl(&["scale", "-n", ns, "streamjob/sql-counts", "--replicas=3"])
+        .unwrap();
+    wait_for("the rescale to 3", long, || {
+        let s = c.status(ns, "sql-counts");
+        (s["lastUpgrade"]["toParallelism"] == 3 && s["upgrade"].is_null()).then_some(())
+    });
+    assert_eq!(c.pods(ns, "sql-counts").len(), 3);
+    wait_for("the job finished", Duration::from_secs(240), || {
+        (c.status(ns, "sql-counts")["phase"] == "Finished").then_some(())
+    });
+    let text = s3(
+        &python,
+        &endpoint,
+        &format!(
+            "import boto3,os\ns3=boto3.client('s3', endpoint_url=os.environ['S3'])\nfor o in s3.list_objects_v2(Bucket='{bucket}', Prefix='out/').get('Contents', []):\n  k=o['Key']\n  if not k.rsplit('/',1)[-1].startswith('.'):\n    print(s3.get_object(Bucket='{bucket}', Key=k)['Body'].read().decode(), end='')"
+        ),
+    );
+    let mut seen: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let key = (v["window_start"].to_string(), v["k"].as_i64().unwrap());
+        let counts = (v["n"].as_u64().unwrap(), v["total"].as_u64().unwrap());
+        assert!(seen.insert(key, counts).is_none(), "duplicate: {line}");
+    }
+    assert_eq!(seen.values().map(|v| v.0).sum::<u64>(), rows, "every row counted once");
+    assert_eq!(seen.values().map(|v| v.1).sum::<u64>(), rows * (rows - 1) / 2);
+    drop(op);
 }

@@ -15,6 +15,10 @@ pub struct WorkerArgs {
     /// The job (pipeline YAML) every worker runs.
     #[arg(env = "WEIR_JOB")]
     pub file: PathBuf,
+    /// Job name (names its state directory); default: a pipeline's `name`, a SQL file's stem
+    /// or its `SET 'pipeline.name'`.
+    #[arg(long, env = "WEIR_JOB_NAME")]
+    pub job_name: Option<String>,
     /// This worker's ordinal; default: the number at the end of the host name (`weir-2` → 2,
     /// as in a StatefulSet's pods).
     #[arg(long, env = "WEIR_ORDINAL")]

@@ -90,6 +90,9 @@ pub struct JobMaster {
 pub struct JobMasterLoop {
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<Event>,
+    /// Reports of the running generation that came while the loop waited for others (a fast
+    /// job's `Finished` before every worker's `Deployed`): handled before new events.
+    backlog: std::collections::VecDeque<Event>,
     graph: LogicalGraph,
     config: JobConfig,
 }
@@ -167,6 +170,7 @@ impl JobMaster {
             JobMasterLoop {
                 shared,
                 events: events_rx,
+                backlog: Default::default(),
                 graph,
                 config,
             },
@@ -223,6 +227,17 @@ impl JobMaster {
             )));
         }
         Ok(())
+    }
+}
+
+/// The next event: the backlog's first, else the next to arrive.
+async fn next_event(
+    backlog: &mut std::collections::VecDeque<Event>,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+) -> Option<Event> {
+    match backlog.pop_front() {
+        Some(e) => Some(e),
+        None => events.recv().await,
     }
 }
 
@@ -691,6 +706,7 @@ impl JobMasterLoop {
                         return RunEnd::Failed(format!("worker {} could not deploy: {}", r.ordinal, r.error));
                     }
                     Event::Detached { reason, .. } => return RunEnd::Failed(reason),
+                    Event::Report(r) if r.generation == generation => self.backlog.push_back(Event::Report(r)),
                     _ => {}
                 },
                 _ = tick.tick() => if let Some(reason) = self.detach_silent() { return RunEnd::Failed(reason) },
@@ -745,7 +761,7 @@ impl JobMasterLoop {
                 }));
             }
             tokio::select! {
-                Some(e) = self.events.recv() => match e {
+                Some(e) = next_event(&mut self.backlog, &mut self.events) => match e {
                     Event::Report(r) if r.generation != generation => {}
                     Event::Report(r) => match r.kind() {
                         ReportKind::Failed => break RunEnd::Failed(format!("worker {}: {}", r.ordinal, r.error)),

@@ -449,6 +449,9 @@ impl Worker {
             exchange: self.inbound.metrics.clone(),
         };
         let drain = CancellationToken::new();
+        // Subscribed before the tasks start: a source that ends at once is still reported.
+        let mut source_ends = remaining.subscribe();
+        source_ends.mark_changed();
         let Spawned {
             mut tasks,
             participants,
@@ -495,7 +498,7 @@ impl Worker {
                 ordinal,
                 generation,
                 total_sources,
-                remaining.subscribe(),
+                source_ends,
                 remote_ended.clone(),
             )),
         ];

@@ -22,7 +22,8 @@ pub async fn run(args: WorkerArgs, state: StateArgs) -> anyhow::Result<ExitCode>
     let job = pipeline::load(&args.file)?;
     configure(&job, args.parallelism, &state)?;
     let options = args.options()?;
-    let (graph, mut config) = job.env.prepare(&job.name)?;
+    let name = args.job_name.clone().unwrap_or_else(|| job.name.clone());
+    let (graph, mut config) = job.env.prepare(&name)?;
     if let Some(n) = args.restart_attempts {
         config.restart.attempts = n;
     }
