@@ -476,6 +476,80 @@ pub async fn run_checkpointed(
     })
 }
 
+/// The Nexmark queries of the Flink peer kit, as Flink SQL (`examples/sql/nexmark/`), built in.
+pub const SQL_QUERIES: &[(&str, &str)] = &[
+    ("q0", include_str!("../../examples/sql/nexmark/q0.sql")),
+    ("q1", include_str!("../../examples/sql/nexmark/q1.sql")),
+    ("q2", include_str!("../../examples/sql/nexmark/q2.sql")),
+    ("q11", include_str!("../../examples/sql/nexmark/q11.sql")),
+    ("q12", include_str!("../../examples/sql/nexmark/q12.sql")),
+];
+const SQL_DDL: &str = include_str!("../../examples/sql/nexmark/ddl.sql");
+
+/// The peer's job for `query`: `ddl.sql` then the query, `${…}` filled in as its runner does;
+/// without `pushdown` the Nexmark source generates every event kind and the plan filters them,
+/// as Flink's source does.
+pub fn sql_job(query: &str, events: u64, rate: u64, pushdown: bool) -> Result<String> {
+    let (_, q) = SQL_QUERIES.iter().find(|(name, _)| *name == query).ok_or_else(|| {
+        let known: Vec<&str> = SQL_QUERIES.iter().map(|(n, _)| *n).collect();
+        WeirError::plan(format!("no SQL query '{query}' (known: {})", known.join(", ")))
+    })?;
+    let set = if pushdown {
+        ""
+    } else {
+        "SET 'table.optimizer.source.predicate-pushdown-enabled' = 'false';\n"
+    };
+    Ok(format!("{set}{SQL_DDL}\n{q}")
+        .replace("${EVENTS}", &events.to_string())
+        .replace("${RATE}", &rate.to_string())
+        .replace("${BASE_TIME}", "1704067200000")
+        .replace("${SEED}", "0")
+        .replace("${BIDDER_QUIRK}", "true"))
+}
+
+/// Runs a Nexmark query from its Flink SQL text ([`sql_job`]); `events` counts every generated
+/// event (all kinds), as the Flink peer does.
+pub async fn run_sql(query: &str, events: u64, parallelism: usize, pushdown: bool) -> Result<BenchResult> {
+    let text = sql_job(query, events, 10_000_000, pushdown)?;
+    let job = weir::pipeline::build_sql(&text, &format!("{query}.sql"), query)?;
+    job.env.set_parallelism(parallelism);
+    let metrics = job.env.metrics();
+    reset_peak_rss();
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let result = job
+        .env
+        .execute_with(&job.name, &metrics, tokio_util::sync::CancellationToken::new())
+        .await?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds() - cpu0).max(0.01);
+    let rows_out = result
+        .metrics
+        .iter()
+        .filter(|n| n.role == weir::runtime::metrics::NodeRole::Sink)
+        .map(|n| n.records_in)
+        .sum();
+    let shape = if pushdown {
+        format!("sql-{query}")
+    } else {
+        format!("sql-{query}-no-pushdown")
+    };
+    Ok(BenchResult {
+        shape,
+        parallelism,
+        events,
+        rows_out,
+        seconds,
+        cpu_seconds: cpu,
+        events_per_s: events as f64 / seconds,
+        events_per_cpu_s: events as f64 / cpu,
+        peak_rss_mib: peak_rss_mib(),
+        checkpoints: 0,
+        checkpoint_max_ms: 0,
+        checkpoint_bytes: 0,
+    })
+}
+
 /// What the keyed-state benchmark measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StateBenchResult {

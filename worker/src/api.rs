@@ -287,6 +287,18 @@ impl DataStream {
         &self.env
     }
 
+    /// The schema of this stream's rows (planning the graph up to it; sources may read a
+    /// sample to infer theirs).
+    pub async fn schema(&self) -> Result<SchemaRef> {
+        let graph = self.env.lock().graph.clone();
+        let planned = crate::plan::schema::infer(&graph).await?;
+        let edge = self
+            .inputs
+            .first()
+            .ok_or_else(|| WeirError::plan("a stream with no input"))?;
+        Ok(crate::plan::schema::stream_of(&planned, edge))
+    }
+
     fn single_node(&self, what: &str) -> Option<NodeId> {
         match self.inputs.as_slice() {
             [e] => Some(e.from),

@@ -56,6 +56,7 @@ pub mod prelude {
     pub use crate::row::{Row, RowRef, Value};
     pub use crate::runtime::control::JobControl;
     pub use crate::runtime::executor::JobResult;
+    pub use crate::sql::table_env::{Table, TableEnvironment};
     pub use crate::state::{
         AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
         ReducingStateDescriptor, ValueStateDescriptor,

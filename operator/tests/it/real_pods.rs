@@ -397,10 +397,23 @@ spec:
     );
     c.kubectl(&["scale", "-n", ns, "streamjob/sql-counts", "--replicas=3"])
         .unwrap();
-    wait_for("the rescale to 3", long, || {
-        let s = c.status(ns, "sql-counts");
-        (s["lastUpgrade"]["toParallelism"] == 3 && s["upgrade"].is_null()).then_some(())
-    });
+    let last = std::cell::RefCell::new(serde_json::Value::Null);
+    let rescaled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("the rescale to 3", long, || {
+            let s = c.status(ns, "sql-counts");
+            *last.borrow_mut() = s.clone();
+            (s["lastUpgrade"]["toParallelism"] == 3 && s["upgrade"].is_null()).then_some(())
+        })
+    }));
+    if rescaled.is_err() {
+        let logs = c
+            .kubectl(&["logs", "-n", ns, "sql-counts-0", "--tail=40"])
+            .unwrap_or_default();
+        panic!(
+            "the rescale to 3 did not complete; status: {}\npod 0: {logs}",
+            last.borrow()
+        );
+    }
     assert_eq!(c.pods(ns, "sql-counts").len(), 3);
     wait_for("the job finished", Duration::from_secs(240), || {
         (c.status(ns, "sql-counts")["phase"] == "Finished").then_some(())

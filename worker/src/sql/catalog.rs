@@ -68,7 +68,7 @@ pub struct Catalog {
     ctx: SessionContext,
     tables: HashMap<String, Arc<Table>>,
     views: HashMap<String, ()>,
-    windows_done: usize,
+    streams: HashMap<String, crate::api::DataStream>,
     origin: String,
 }
 
@@ -92,7 +92,7 @@ impl Catalog {
             ctx,
             tables: HashMap::new(),
             views: HashMap::new(),
-            windows_done: 0,
+            streams: HashMap::new(),
             origin: origin.to_string(),
         }
     }
@@ -108,7 +108,25 @@ impl Catalog {
     }
 
     fn known(&self, name: &str) -> bool {
-        self.tables.contains_key(name) || self.views.contains_key(name)
+        self.tables.contains_key(name) || self.views.contains_key(name) || self.streams.contains_key(name)
+    }
+
+    /// The stream a table registered from the DataStream API reads, if `name` is one.
+    pub fn stream(&self, name: &str) -> Option<&crate::api::DataStream> {
+        self.streams.get(name)
+    }
+
+    /// Registers `stream` (rows of `schema`) as the table `name` (Flink's
+    /// `createTemporaryView(name, dataStream)`).
+    pub fn add_stream(&mut self, name: &str, schema: SchemaRef, stream: crate::api::DataStream) -> Result<()> {
+        if self.known(name) {
+            return Err(WeirError::plan(format!("table or view '{name}' already exists")));
+        }
+        self.ctx
+            .register_table(name, Arc::new(Described { schema }))
+            .map_err(|e| WeirError::plan(e.to_string()))?;
+        self.streams.insert(name.to_string(), stream);
+        Ok(())
     }
 
     /// Declares a table.
@@ -232,9 +250,9 @@ impl Catalog {
 
     /// Defines the placeholder tables of window functions whose input is declared by now.
     pub fn add_windows(&mut self, windows: &[WindowTvf]) -> Result<()> {
-        while let Some(w) = windows.get(self.windows_done) {
-            if !self.known(&w.table) {
-                return Ok(());
+        for w in windows {
+            if self.known(&w.name) || !self.known(&w.table) {
+                continue;
             }
             let code = functions::kind_code(w.kind);
             let args = format!("`{}`, {code}, {}, {}", w.time_column, w.size_ms, w.slide_ms);
@@ -258,7 +276,6 @@ impl Catalog {
                 .register_table(w.name.as_str(), Arc::new(ViewTable::new(plan, None)))
                 .map_err(|e| WeirError::plan(e.to_string()))?;
             self.views.insert(w.name.clone(), ());
-            self.windows_done += 1;
         }
         Ok(())
     }

@@ -90,6 +90,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(Proctime::default()),
         ScalarUDF::from(Mod::default()),
         ScalarUDF::from(SplitIndex::default()),
+        ScalarUDF::from(ToTimestampLtz::default()),
     ];
     for (name, _) in GROUP_WINDOWS {
         out.push(ScalarUDF::from(GroupWindow::new(name)));
@@ -304,6 +305,48 @@ impl ScalarUDFImpl for Mod {
         let a = args.args[0].to_array(n)?;
         let b = cast(&args.args[1].to_array(n)?, a.data_type())?;
         Ok(ColumnarValue::Array(arrow::compute::kernels::numeric::rem(&a, &b)?))
+    }
+}
+
+/// `TO_TIMESTAMP_LTZ(epoch, precision)`: seconds (precision 0) or milliseconds (3) since the
+/// epoch as a timestamp (milliseconds, no zone: Weir's event-time type).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToTimestampLtz {
+    signature: Signature,
+}
+
+impl Default for ToTimestampLtz {
+    fn default() -> Self {
+        ToTimestampLtz {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for ToTimestampLtz {
+    fn name(&self) -> &str {
+        "to_timestamp_ltz"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(ts_ms())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        let scale = match &args.args[1] {
+            ColumnarValue::Scalar(v) => match v.cast_to(&DataType::Int64)? {
+                ScalarValue::Int64(Some(0)) => 1_000,
+                ScalarValue::Int64(Some(3)) => 1,
+                other => return exec_err!("TO_TIMESTAMP_LTZ: precision {other} (supported: 0, 3)"),
+            },
+            _ => return exec_err!("TO_TIMESTAMP_LTZ: the precision must be a constant"),
+        };
+        let v = cast(&args.args[0].to_array(n)?, &DataType::Int64)?;
+        let v = v.as_primitive::<arrow::datatypes::Int64Type>();
+        let out: TimestampMillisecondArray = v.unary(|x| x.saturating_mul(scale));
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
 

@@ -78,16 +78,19 @@ pub struct Lowering<'a> {
     catalog: &'a Catalog,
     prefix: String,
     nodes: usize,
+    pushdown: bool,
 }
 
 impl<'a> Lowering<'a> {
-    /// Lowering for the statement named `prefix` (e.g. `insert-1`).
-    pub fn new(env: &'a StreamExecutionEnvironment, catalog: &'a Catalog, prefix: &str) -> Self {
+    /// Lowering for the statement named `prefix` (e.g. `insert-1`); `pushdown` lets sources
+    /// apply the filters they can (a Nexmark table narrowed to one event kind).
+    pub fn new(env: &'a StreamExecutionEnvironment, catalog: &'a Catalog, prefix: &str, pushdown: bool) -> Self {
         Lowering {
             env,
             catalog,
             prefix: prefix.to_string(),
             nodes: 0,
+            pushdown,
         }
     }
 
@@ -129,6 +132,19 @@ impl<'a> Lowering<'a> {
                 .map(|f| f.name().clone())
                 .collect::<Vec<_>>(),
         )
+    }
+
+    /// Lowers a query into a stream (for the Table API): its columns, and whether it updates
+    /// (then `__op` is its last column).
+    pub fn stream(&mut self, plan: &LogicalPlan) -> Result<(DataStream, bool)> {
+        let input = self.lower(plan)?;
+        let updating = input.updating;
+        let mut items = plain_columns(plan.schema().as_arrow());
+        if updating {
+            items.push((col(OP_COLUMN), OP_COLUMN.into()));
+        }
+        let projected = self.project(input, items)?;
+        Ok((self.flush(projected, "calc")?, updating))
     }
 
     /// Lowers a bare query into a `print` sink.
@@ -236,7 +252,9 @@ impl<'a> Lowering<'a> {
         match plan {
             LogicalPlan::TableScan(scan) => self.scan(scan, None),
             LogicalPlan::Filter(f) => {
-                if let Some(kind) = nexmark_event_type(self.catalog, &f.input, &f.predicate) {
+                if self.pushdown
+                    && let Some(kind) = nexmark_event_type(self.catalog, &f.input, &f.predicate)
+                {
                     return self.lower_narrowed(&f.input, kind);
                 }
                 let input = self.lower(&f.input)?;
@@ -314,6 +332,11 @@ impl<'a> Lowering<'a> {
     /// Nexmark table to one event kind (the filter `event_type = k` the planner found above it).
     fn scan(&mut self, scan: &TableScan, event_type: Option<i32>) -> Result<Lowered> {
         let table_name = scan.table_name.table();
+        if let Some(stream) = self.catalog.stream(table_name) {
+            // A DataStream registered as a table: its columns by name.
+            let items = plain_columns(scan.projected_schema.as_arrow());
+            return self.project(Lowered::of(stream.clone(), false), items);
+        }
         let table = self
             .catalog
             .table(table_name)
@@ -521,6 +544,12 @@ impl<'a> Lowering<'a> {
             other => self.lower(other),
         }
     }
+}
+
+/// Whether a plan's results update (it aggregates without a window somewhere).
+pub fn is_updating(plan: &LogicalPlan) -> bool {
+    plan.exists(|p| Ok(matches!(p, LogicalPlan::Aggregate(a) if matches!(find_window(a), Ok(None)))))
+        .unwrap_or(false)
 }
 
 /// What an output column of an aggregate is.

@@ -10,6 +10,7 @@ pub mod functions;
 pub mod lower;
 pub mod script;
 pub mod source_calc;
+pub mod table_env;
 pub mod tokens;
 pub mod types;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use datafusion::logical_expr::LogicalPlan;
 
-use crate::api::{DataStream, StreamExecutionEnvironment};
+use crate::api::StreamExecutionEnvironment;
 use crate::contract::error::{Result, WeirError};
 use catalog::Catalog;
 use script::{Located, Statement};
@@ -33,6 +34,9 @@ pub struct SqlJob {
     pub plans: Vec<String>,
     /// The script asked for `EXPLAIN` only.
     pub explain_only: bool,
+    /// `table.optimizer.source.predicate-pushdown-enabled`: filters the source can apply itself
+    /// go into it (a Nexmark table filtered by `event_type` generates only that kind).
+    pub pushdown: bool,
 }
 
 /// Options `SET` accepts.
@@ -49,64 +53,125 @@ pub const OPTIONS: &[&str] = &[
     "table.exec.mini-batch.allow-latency",
     "table.exec.mini-batch.size",
     "table.optimizer.distinct-agg.split.enabled",
+    "table.optimizer.source.predicate-pushdown-enabled",
 ];
 
 /// Builds the job a SQL script describes; `origin` names it in errors, `name` is the job's
 /// name unless the script sets `pipeline.name`.
 pub fn build(text: &str, origin: &str, name: &str) -> Result<SqlJob> {
-    let script = script::parse(text, origin)?;
-    let env = StreamExecutionEnvironment::new();
-    let mut catalog = Catalog::new(origin);
-    let mut job = SqlJob {
-        env,
-        name: name.to_string(),
-        plans: Vec::new(),
-        explain_only: false,
-    };
-    let mut sinks: Vec<DataStream> = Vec::new();
-    let mut in_set = false;
-    let mut writes = 0usize;
-    for located_statement in &script.statements {
-        catalog.add_windows(&script.windows)?;
+    let mut session = Session::new(StreamExecutionEnvironment::new(), origin, name);
+    session.execute(text)?;
+    if session.writes == 0 && !session.job.explain_only {
+        return Err(WeirError::plan(format!(
+            "{origin}: the script has no INSERT INTO or SELECT, so there is nothing to run"
+        )));
+    }
+    Ok(session.job)
+}
+
+/// The state of SQL planning across statements (and across calls, for a
+/// [`table_env::TableEnvironment`]): the catalog, the job being built, the statement set.
+pub(crate) struct Session {
+    pub(crate) job: SqlJob,
+    pub(crate) catalog: Catalog,
+    origin: String,
+    writes: usize,
+    in_set: bool,
+    windows: usize,
+}
+
+impl Session {
+    pub(crate) fn new(env: StreamExecutionEnvironment, origin: &str, name: &str) -> Self {
+        Session {
+            job: SqlJob {
+                env,
+                name: name.to_string(),
+                plans: Vec::new(),
+                explain_only: false,
+                pushdown: true,
+            },
+            catalog: Catalog::new(origin),
+            origin: origin.to_string(),
+            writes: 0,
+            in_set: false,
+            windows: 0,
+        }
+    }
+
+    /// Parses and carries out a script's statements.
+    pub(crate) fn execute(&mut self, text: &str) -> Result<()> {
+        let script = script::parse_numbered(text, &self.origin, self.windows)?;
+        self.windows += script.windows.len();
+        for statement in &script.statements {
+            self.catalog.add_windows(&script.windows)?;
+            self.statement(statement)?;
+        }
+        if self.in_set {
+            return Err(WeirError::plan(format!(
+                "{}: the statement set is not closed with END",
+                self.origin
+            )));
+        }
+        Ok(())
+    }
+
+    /// Plans a single query (for `sql_query`): parsed, planned and optimized, not lowered.
+    pub(crate) fn query(&mut self, text: &str) -> Result<LogicalPlan> {
+        let script = script::parse_numbered(text, &self.origin, self.windows)?;
+        self.windows += script.windows.len();
+        self.catalog.add_windows(&script.windows)?;
+        match script.statements.as_slice() {
+            [
+                Located {
+                    statement: statement @ Statement::Query(_),
+                    at,
+                },
+            ] => plan_statement(&self.catalog, statement, *at),
+            _ => Err(WeirError::plan(format!("{}: expected one SELECT query", self.origin))),
+        }
+    }
+
+    fn statement(&mut self, located_statement: &Located) -> Result<()> {
+        let origin = self.origin.clone();
+        let origin = origin.as_str();
         let Located { statement, at } = located_statement;
         let at = *at;
         match statement {
-            Statement::CreateTable(def) => catalog.add_table(def.clone())?,
-            Statement::CreateView { name, query } => catalog.add_view(name, (**query).clone(), at)?,
-            Statement::Set { key, value } => set(&mut job, key, value).map_err(|m| located(origin, at, m))?,
+            Statement::CreateTable(def) => self.catalog.add_table(def.clone())?,
+            Statement::CreateView { name, query } => self.catalog.add_view(name, (**query).clone(), at)?,
+            Statement::Set { key, value } => set(&mut self.job, key, value).map_err(|m| located(origin, at, m))?,
             Statement::BeginSet => {
-                if in_set {
+                if self.in_set {
                     return Err(located(origin, at, "a statement set is already open"));
                 }
-                in_set = true;
+                self.in_set = true;
             }
             Statement::EndSet => {
-                if !in_set {
+                if !self.in_set {
                     return Err(located(origin, at, "END without BEGIN STATEMENT SET"));
                 }
-                in_set = false;
+                self.in_set = false;
             }
             Statement::Insert(_) | Statement::Query(_) => {
-                writes += 1;
-                let plan = plan_statement(&catalog, statement, at)?;
-                job.plans.push(plan.display_indent().to_string());
+                self.writes += 1;
+                let plan = plan_statement(&self.catalog, statement, at)?;
+                self.job.plans.push(plan.display_indent().to_string());
                 let prefix = match statement {
-                    Statement::Insert(_) => format!("insert-{writes}"),
-                    _ => format!("query-{writes}"),
+                    Statement::Insert(_) => format!("insert-{}", self.writes),
+                    _ => format!("query-{}", self.writes),
                 };
-                let mut lowering = lower::Lowering::new(&job.env, &catalog, &prefix);
-                let sink = match statement {
+                let mut lowering = lower::Lowering::new(&self.job.env, &self.catalog, &prefix, self.job.pushdown);
+                match statement {
                     Statement::Insert(_) => lowering.insert(&plan),
                     _ => lowering.print(&plan),
                 }
                 .map_err(|e| locate(origin, at, e))?;
-                sinks.push(sink);
             }
             Statement::Explain(inner) => {
-                job.explain_only = true;
-                let plan = plan_statement(&catalog, &inner.statement, inner.at)?;
-                job.plans.push(plan.display_indent().to_string());
-                let mut lowering = lower::Lowering::new(&job.env, &catalog, "explain");
+                self.job.explain_only = true;
+                let plan = plan_statement(&self.catalog, &inner.statement, inner.at)?;
+                self.job.plans.push(plan.display_indent().to_string());
+                let mut lowering = lower::Lowering::new(&self.job.env, &self.catalog, "explain", self.job.pushdown);
                 match &inner.statement {
                     Statement::Insert(_) => lowering.insert(&plan),
                     _ => lowering.print(&plan),
@@ -114,18 +179,8 @@ pub fn build(text: &str, origin: &str, name: &str) -> Result<SqlJob> {
                 .map_err(|e| locate(origin, inner.at, e))?;
             }
         }
+        Ok(())
     }
-    if in_set {
-        return Err(WeirError::plan(format!(
-            "{origin}: the statement set is not closed with END"
-        )));
-    }
-    if sinks.is_empty() && !job.explain_only {
-        return Err(WeirError::plan(format!(
-            "{origin}: the script has no INSERT INTO or SELECT, so there is nothing to run"
-        )));
-    }
-    Ok(job)
 }
 
 fn plan_statement(
@@ -190,6 +245,13 @@ fn set(job: &mut SqlJob, key: &str, value: &str) -> std::result::Result<(), Stri
                     "SET '{key}': Weir runs streaming jobs ('{value}' is not supported)"
                 ));
             }
+        }
+        "table.optimizer.source.predicate-pushdown-enabled" => {
+            job.pushdown = match value.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(format!("SET '{key}': '{value}' should be 'true' or 'false'")),
+            };
         }
         k if k.starts_with("table.exec.mini-batch.") || k.starts_with("table.optimizer.") => {
             tracing::info!(option = k, value, "accepted; Weir's operators already work on batches");

@@ -91,12 +91,23 @@ pub struct Script {
     pub statements: Vec<Located>,
     /// Window table functions the queries use.
     pub windows: Vec<WindowTvf>,
+    /// The number of the first window function's placeholder table.
+    pub first_window: usize,
 }
 
 /// Splits and parses `text`; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Script> {
+    parse_numbered(text, origin, 0)
+}
+
+/// [`parse`], numbering window functions' placeholder tables from `first_window` (a session
+/// parsing several scripts keeps the names apart).
+pub fn parse_numbered(text: &str, origin: &str, first_window: usize) -> Result<Script> {
     let tokens = tokenize(text).map_err(|e| WeirError::plan(format!("{origin}:{e}")))?;
-    let mut script = Script::default();
+    let mut script = Script {
+        first_window,
+        ..Script::default()
+    };
     let mut start = 0;
     for (i, t) in tokens.iter().enumerate().chain(std::iter::once((tokens.len(), &EOF))) {
         if t.token == Token::SemiColon || i == tokens.len() {
@@ -137,7 +148,10 @@ fn parse_statement(tokens: &[TokenWithSpan], origin: &str, script: &mut Script) 
         return Ok(());
     }
     if kw(0, "EXPLAIN") {
-        let mut inner = Script::default();
+        let mut inner = Script {
+            first_window: script.first_window + script.windows.len(),
+            ..Script::default()
+        };
         let mut rest = &tokens[1..];
         // `EXPLAIN PLAN FOR`, and Flink's detail words, are accepted and ignored.
         while rest.first().is_some_and(|t| {
@@ -189,7 +203,7 @@ fn parse_statement_rest(tokens: &[TokenWithSpan], origin: &str, script: &mut Scr
         }
         let name = c.object_name("a view name")?;
         c.expect_keyword("AS")?;
-        let rest = rewrite_windows(&c.rest(), origin, &mut script.windows)?;
+        let rest = rewrite_windows(&c.rest(), origin, &mut script.windows, script.first_window)?;
         let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(rest);
         let mut query = parser.parse_query().map_err(|e| sql_error(origin, e))?;
         flink_names(&mut query);
@@ -226,7 +240,7 @@ fn parse_statement_rest(tokens: &[TokenWithSpan], origin: &str, script: &mut Scr
         push(script, Statement::Set { key, value });
         return Ok(());
     }
-    let rewritten = rewrite_windows(tokens, origin, &mut script.windows)?;
+    let rewritten = rewrite_windows(tokens, origin, &mut script.windows, script.first_window)?;
     let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(rewritten);
     let mut statement = parser.parse_statement().map_err(|e| sql_error(origin, e))?;
     let statement = match &mut statement {
@@ -319,7 +333,12 @@ pub fn sql_error(origin: &str, e: impl std::fmt::Display) -> WeirError {
 
 /// Replaces each `TABLE(KIND(TABLE t, DESCRIPTOR(c), INTERVAL …))` with a placeholder table
 /// name, recording the function in `windows`.
-fn rewrite_windows(tokens: &[TokenWithSpan], origin: &str, windows: &mut Vec<WindowTvf>) -> Result<Vec<TokenWithSpan>> {
+fn rewrite_windows(
+    tokens: &[TokenWithSpan],
+    origin: &str,
+    windows: &mut Vec<WindowTvf>,
+    first: usize,
+) -> Result<Vec<TokenWithSpan>> {
     let mut out = Vec::with_capacity(tokens.len());
     let mut i = 0;
     while i < tokens.len() {
@@ -389,7 +408,7 @@ fn rewrite_windows(tokens: &[TokenWithSpan], origin: &str, windows: &mut Vec<Win
                 ),
             ));
         }
-        let name = format!("__weir_window_{}", windows.len());
+        let name = format!("__weir_window_{}", first + windows.len());
         windows.push(WindowTvf {
             name: name.clone(),
             kind,

@@ -504,7 +504,7 @@ fn the_cli_survives_sigkill_at_random_points_and_resumes() {
     // Kill 3 times at random points of the ~2 s run, then let it finish.
     let out = tmp.path().join("out");
     let job = cli_job(&out, &tmp.path().join("chk"));
-    let kills = common::cli::kill_and_resume(tmp.path(), &job, 3, 0x2545_f491_4f6c_dd1d, 300, 700);
+    let kills = common::cli::kill_and_resume(tmp.path(), "job.yaml", &job, 3, 0x2545_f491_4f6c_dd1d, 300, 700);
     assert_eq!(kills, 3, "the job was killed three times");
     assert_eq!(
         common::committed_lines(&out),

@@ -584,7 +584,7 @@ fn sigkill_of_a_kafka_to_kafka_exactly_once_job_loses_and_repeats_nothing() {
 
     let out = topic("win-killed");
     let job = window_job_yaml(&input, &out, &tmp.path().join("chk"));
-    let kills = common::cli::kill_and_resume(tmp.path(), &job, 4, 0x9e37_79b9_7f4a_7c15, 150, 900);
+    let kills = common::cli::kill_and_resume(tmp.path(), "job.yaml", &job, 4, 0x9e37_79b9_7f4a_7c15, 150, 900);
     assert!(kills >= 1, "the job was killed at least once");
     // A read_committed consumer sees every window exactly once, and reads to the end: no
     // transaction was left open.
@@ -714,4 +714,60 @@ fn the_kafka_example_pipeline_plans() {
         .block_on(job.env.explain())
         .unwrap();
     assert!(plan.contains("per_window") && plan.contains("out"), "{plan}");
+}
+
+/// The README's SQL job as written (only the broker, topics and an end for the input changed):
+/// Kafka → 10 s tumbling windows per auction → upsert-kafka, exactly once; the topic read back
+/// (last value per key) is the reference's table.
+#[test]
+fn the_sql_example_upserts_window_counts_into_kafka() {
+    let (input, output) = (topic("sql-bids"), topic("sql-counts"));
+    let mut seed = 11u64;
+    let mut want: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
+    let mut records = Vec::new();
+    for i in 0..600i64 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let (auction, price, ts) = (
+            (seed >> 33) as i64 % 7,
+            (seed >> 40) as i64 % 1000,
+            1_700_000_000_000 + i * 97,
+        );
+        let w = want.entry((auction, ts - ts.rem_euclid(10_000))).or_insert((0, 0));
+        w.0 += 1;
+        w.1 = w.1.max(price);
+        records.push((
+            auction.to_string(),
+            format!(r#"{{"auction":{auction},"bidder":{i},"price":{price},"ts_ms":{ts}}}"#),
+        ));
+    }
+    produce(&input, &records);
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql/kafka-bids-per-auction.sql");
+    let text = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("localhost:9092", &bootstrap())
+        .replace("'topic' = 'bids'", &format!("'topic' = '{input}'"))
+        .replace("'topic' = 'bids-per-auction'", &format!("'topic' = '{output}'"))
+        .replace(
+            "'scan.startup.mode' = 'earliest-offset',",
+            "'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',",
+        )
+        .replace(
+            "'sink.transactional-id-prefix' = 'bids-per-auction'",
+            &format!("'sink.transactional-id-prefix' = '{output}'"),
+        );
+    let state = tempfile::tempdir().unwrap();
+    let job = weir::pipeline::build_sql(&text, "kafka-bids-per-auction.sql", "sql-kafka").unwrap();
+    job.env.set_checkpoint_storage(state.path().display().to_string());
+    job.env.execute(&job.name).unwrap();
+    // Last value per key, as a compacted topic keeps it.
+    let mut table: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
+    for line in committed_lines(&output, want.len(), Duration::from_secs(2)) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let key = (
+            v["auction"].as_i64().unwrap(),
+            common::timed::millis(&v["window_start"]),
+        );
+        table.insert(key, (v["bids"].as_i64().unwrap(), v["top_price"].as_i64().unwrap()));
+    }
+    assert_eq!(table, want);
 }

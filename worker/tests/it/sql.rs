@@ -430,3 +430,191 @@ fn weir_run_and_explain_take_a_sql_file() {
     let want = bids().iter().filter(|b| b.0 % 123 == 0).count();
     assert!(err.contains(&format!("wrote {want} rows")), "{err}");
 }
+
+#[test]
+fn a_sql_job_killed_with_sigkill_resumes_from_its_checkpoint_with_exactly_once_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (rows, out, chk) = (6_000u64, tmp.path().join("out"), tmp.path().join("chk"));
+    let sql = format!(
+        "SET 'execution.checkpointing.interval' = '200ms';
+SET 'execution.checkpointing.dir' = '{}';
+SET 'parallelism.default' = '2';
+CREATE TABLE gen (id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH (
+  'connector' = 'datagen', 'rows-per-second' = '2000',
+  'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');
+CREATE TABLE counts (k BIGINT, ws TIMESTAMP(3), n BIGINT, total BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO counts
+SELECT id % 5, window_start, COUNT(*), SUM(id)
+FROM TABLE(TUMBLE(TABLE gen, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY id % 5, window_start, window_end;",
+        chk.display(),
+        rows - 1,
+        out.display()
+    );
+    let kills = crate::common::cli::kill_and_resume(tmp.path(), "job.sql", &sql, 3, 0x51_7cc1_b727_220a, 400, 800);
+    assert!(kills >= 2, "the job was killed mid-run ({kills} kills landed)");
+    let mut seen = std::collections::BTreeSet::new();
+    let (mut n, mut total) = (0u64, 0u64);
+    for line in crate::common::committed_lines(&out) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(
+            seen.insert((v["k"].to_string(), v["ws"].to_string())),
+            "a window written twice: {line}"
+        );
+        n += v["n"].as_u64().unwrap();
+        total += v["total"].as_u64().unwrap();
+    }
+    assert_eq!(
+        (n, total),
+        (rows, rows * (rows - 1) / 2),
+        "every row counted exactly once"
+    );
+}
+
+/// Nexmark q12 as written (bids per bidder per 10 s tumbling window of processing time), over
+/// bids arriving on a socket in three bursts, the job's clock moved 10 s between them: each
+/// burst is one window per bidder; the last window is still open when the input ends and is
+/// dropped, as in Flink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q12_counts_each_bidders_bids_per_processing_time_window_of_their_arrival() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let q12 = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql/nexmark/q12.sql"))
+        .unwrap()
+        .replace(
+            "WITH ('connector' = 'blackhole')",
+            &format!(
+                "WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json')",
+                out.display()
+            ),
+        );
+    let text = format!(
+        "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3), extra VARCHAR)
+         WITH ('connector' = 'socket', 'hostname' = '127.0.0.1', 'port' = '{port}', 'format' = 'json');\n{q12}"
+    );
+    let job = weir::pipeline::build_sql(&text, "q12.sql", "q12").unwrap();
+    let t0 = 1_700_000_000_000i64;
+    let clock = weir::contract::clock::ManualClock::new(t0);
+    job.env.set_parallelism(2).set_clock(clock.shared());
+    let metrics = job.env.metrics();
+    let run = tokio::spawn({
+        let (env, metrics) = (job.env.clone(), metrics.clone());
+        async move { env.execute_with("q12", &metrics, Default::default()).await }
+    });
+    let (mut socket, _) = listener.accept().await.unwrap();
+    let window_in = || -> u64 {
+        metrics
+            .snapshot()
+            .iter()
+            .filter(|n| n.name.contains("window-tumble"))
+            .map(|n| n.records_in)
+            .sum()
+    };
+    let mut want: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    let mut sent = 0u64;
+    for burst in 0..3i64 {
+        let mut lines = String::new();
+        for i in 0..(40 + burst * 10) {
+            let bidder = (i * 7 + burst) % 9;
+            lines.push_str(&format!(
+                "{{\"auction\":{i},\"bidder\":{bidder},\"price\":{},\"dateTime\":{},\"extra\":\"\"}}\n",
+                i * 3,
+                t0 + i
+            ));
+            if burst < 2 {
+                *want.entry((bidder, t0 + burst * 10_000)).or_default() += 1;
+            }
+            sent += 1;
+        }
+        socket.write_all(lines.as_bytes()).await.unwrap();
+        socket.flush().await.unwrap();
+        crate::common::eventually(|| window_in() >= sent).await;
+        if burst < 2 {
+            clock.advance(10_000);
+        }
+    }
+    drop(socket);
+    run.await.unwrap().unwrap();
+    let mut got: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for line in read_lines(&out) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let start = crate::common::timed::millis(&v["starttime"]);
+        assert_eq!(crate::common::timed::millis(&v["endtime"]), start + 10_000);
+        got.insert((v["bidder"].as_i64().unwrap(), start), v["bid_count"].as_i64().unwrap());
+    }
+    assert_eq!(got, want);
+}
+
+/// The Table API in Rust: a DataStream registered as a table, queried with SQL, and the results
+/// back as streams — append-only as rows, the updating one as a changelog — beside an INSERT, all
+/// in one job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_api_mixes_sql_with_data_streams() {
+    use weir::prelude::*;
+    use weir::sql::table_env::TableEnvironment;
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let numbers = env.add_source(crate::common::numbers(1_000, 7)).name("numbers");
+    let tenv = TableEnvironment::create(&env);
+    tenv.create_temporary_view("numbers", &numbers).await.unwrap();
+    let evens = tenv.sql_query("SELECT id, k FROM numbers WHERE id % 2 = 0").unwrap();
+    assert_eq!(evens.columns(), ["id", "k"]);
+    let rows = Collect::new();
+    tenv.to_data_stream(&evens).unwrap().add_sink(rows.clone());
+    let totals = tenv
+        .sql_query("SELECT k, COUNT(*) AS n, SUM(v) AS total FROM numbers GROUP BY k")
+        .unwrap();
+    let e = tenv.to_data_stream(&totals).err().unwrap().to_string();
+    assert!(e.contains("to_changelog_stream"), "{e}");
+    let changes = Collect::new();
+    tenv.to_changelog_stream(&totals).unwrap().add_sink(changes.clone());
+    let big = Collect::new();
+    let from_stream = tenv.from_data_stream(&numbers).await.unwrap();
+    tenv.to_data_stream(&from_stream)
+        .unwrap()
+        .filter_expr("v >= 500")
+        .add_sink(big.clone());
+    env.execute_async("table-api").await.unwrap();
+
+    assert_eq!(rows.len(), 500);
+    let all: Vec<serde_json::Value> = big
+        .rows_json()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(all.iter().all(|v| v["v"].as_i64().unwrap() >= 500));
+    // The changelog applied gives the table.
+    let mut table: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for line in changes.rows_json() {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let row = (v["n"].as_i64().unwrap(), v["total"].as_i64().unwrap());
+        match v["op"].as_str().unwrap() {
+            "+I" | "+U" => {
+                table.insert(v["k"].as_i64().unwrap(), row);
+            }
+            _ => {
+                table.remove(&v["k"].as_i64().unwrap());
+            }
+        }
+    }
+    let mut want: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    let source_rows = {
+        // The same rows again, straight from the generator, for the reference.
+        let env = StreamExecutionEnvironment::new();
+        let c = Collect::new();
+        env.add_source(crate::common::numbers(1_000, 7)).add_sink(c.clone());
+        env.execute_async("reference").await.unwrap();
+        c.rows_json()
+    };
+    for line in source_rows {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let e = want.entry(v["k"].as_i64().unwrap()).or_default();
+        e.0 += 1;
+        e.1 += v["v"].as_i64().unwrap();
+    }
+    assert_eq!(table, want);
+}

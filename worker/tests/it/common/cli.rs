@@ -12,10 +12,11 @@ pub fn next_random(seed: &mut u64) -> u64 {
     *seed
 }
 
-/// `weir run dir/name --progress=never [--resume]`, with `yaml` written to `dir/name` first.
-pub fn weir_run(dir: &Path, name: &str, yaml: &str, resume: bool) -> Command {
+/// `weir run dir/name --progress=never [--resume]`, with `text` (a pipeline or a SQL script)
+/// written to `dir/name` first.
+pub fn weir_run(dir: &Path, name: &str, text: &str, resume: bool) -> Command {
     let file = dir.join(name);
-    std::fs::write(&file, yaml).unwrap();
+    std::fs::write(&file, text).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
     cmd.arg("run").arg(&file).arg("--progress=never");
     if resume {
@@ -25,13 +26,21 @@ pub fn weir_run(dir: &Path, name: &str, yaml: &str, resume: bool) -> Command {
     cmd
 }
 
-/// Runs the job (resuming after the first attempt) and SIGKILLs it up to `kills` times, each
-/// after `min_ms + random % spread_ms`, then lets the last run finish and asserts it succeeded.
-/// Returns how many kills landed (a run that already ended is not killed).
-pub fn kill_and_resume(dir: &Path, yaml: &str, kills: usize, mut seed: u64, min_ms: u64, spread_ms: u64) -> usize {
+/// Runs the job in file `name` (resuming after the first attempt) and SIGKILLs it up to `kills`
+/// times, each after `min_ms + random % spread_ms`, then lets the last run finish and asserts it
+/// succeeded. Returns how many kills landed (a run that already ended is not killed).
+pub fn kill_and_resume(
+    dir: &Path,
+    name: &str,
+    text: &str,
+    kills: usize,
+    mut seed: u64,
+    min_ms: u64,
+    spread_ms: u64,
+) -> usize {
     let mut landed = 0;
     for attempt in 0..20 {
-        let mut child = weir_run(dir, "job.yaml", yaml, attempt > 0).spawn().unwrap();
+        let mut child = weir_run(dir, name, text, attempt > 0).spawn().unwrap();
         let pause = min_ms + next_random(&mut seed) % spread_ms;
         if landed < kills {
             std::thread::sleep(Duration::from_millis(pause));
