@@ -339,6 +339,8 @@ fn a_sql_stream_job_on_real_pods_scales_and_writes_every_window_once() {
     );
     s3_in_cluster(&c, ns);
     let rows = 30_000u64;
+    // The generator keeps its parallelism (its sequence positions do not redistribute); the
+    // window operator and the sink rescale.
     let sql = format!(
         "CREATE TABLE gen (
   id BIGINT,
@@ -346,6 +348,7 @@ fn a_sql_stream_job_on_real_pods_scales_and_writes_every_window_once() {
   WATERMARK FOR ts AS ts - INTERVAL '0' SECOND
 ) WITH (
   'connector' = 'datagen',
+  'scan.parallelism' = '2',
   'rows-per-second' = '600',
   'fields.id.kind' = 'sequence',
   'fields.id.start' = '0',

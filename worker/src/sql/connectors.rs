@@ -26,6 +26,8 @@ pub struct Mapped {
     pub connector: &'static str,
     /// Its options.
     pub options: Map<String, Value>,
+    /// `scan.parallelism` / `sink.parallelism`: the node's own parallelism.
+    pub parallelism: Option<usize>,
 }
 
 /// Source connectors SQL tables may name.
@@ -146,6 +148,7 @@ fn schema_value(schema: &Schema) -> Value {
 /// The Nexmark stream a source reads: `all` (the unified table) unless the planner narrows it.
 pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>) -> Result<Mapped> {
     let mut o = Options::new(table);
+    let parallelism = node_parallelism(&mut o, "scan.parallelism")?;
     let mapped = match connector(table)? {
         "nexmark" | "nexmark-peer" => {
             let mut m = Map::new();
@@ -177,6 +180,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             Mapped {
                 connector: "nexmark",
                 options: m,
+                parallelism: None,
             }
         }
         "datagen" => {
@@ -273,6 +277,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             Mapped {
                 connector: "datagen",
                 options: m,
+                parallelism: None,
             }
         }
         "filesystem" => {
@@ -286,6 +291,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             Mapped {
                 connector: "file",
                 options: m,
+                parallelism: None,
             }
         }
         "kafka" => {
@@ -319,6 +325,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             Mapped {
                 connector: "kafka",
                 options: m,
+                parallelism: None,
             }
         }
         "socket" => {
@@ -337,6 +344,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             Mapped {
                 connector: "socket",
                 options: m,
+                parallelism: None,
             }
         }
         "http" => {
@@ -356,6 +364,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             Mapped {
                 connector: "http",
                 options: m,
+                parallelism: None,
             }
         }
         other => {
@@ -367,7 +376,14 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
         }
     };
     o.finish()?;
-    Ok(mapped)
+    Ok(Mapped { parallelism, ..mapped })
+}
+
+fn node_parallelism(o: &mut Options, key: &'static str) -> Result<Option<usize>> {
+    match o.parsed::<usize>(key)? {
+        Some(0) => Err(o.error(format!("option '{key}' must be at least 1"))),
+        p => Ok(p),
+    }
 }
 
 fn kafka_common(o: &mut Options) -> Result<Map<String, Value>> {
@@ -387,11 +403,13 @@ fn properties(o: &mut Options) -> BTreeMap<String, String> {
 /// The sink for `table`, whose rows have `schema`; and what it accepts.
 pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
     let mut o = Options::new(table);
+    let parallelism = node_parallelism(&mut o, "sink.parallelism")?;
     let (mapped, mode) = match connector(table)? {
         "blackhole" => (
             Mapped {
                 connector: "blackhole",
                 options: Map::new(),
+                parallelism: None,
             },
             SinkMode::Changelog,
         ),
@@ -402,6 +420,7 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
                 Mapped {
                     connector: "stdout",
                     options: Map::new(),
+                    parallelism: None,
                 },
                 SinkMode::Changelog,
             )
@@ -417,6 +436,7 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
                 Mapped {
                     connector: "file",
                     options: m,
+                    parallelism: None,
                 },
                 SinkMode::Append,
             )
@@ -463,6 +483,7 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
                 Mapped {
                     connector: "kafka",
                     options: m,
+                    parallelism: None,
                 },
                 mode,
             )
@@ -477,5 +498,5 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
     };
     let _ = schema;
     o.finish()?;
-    Ok((mapped, mode))
+    Ok((Mapped { parallelism, ..mapped }, mode))
 }

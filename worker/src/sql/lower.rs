@@ -206,7 +206,11 @@ impl<'a> Lowering<'a> {
         let stream = self.flush(projected, "calc")?;
         let factory = registry::sink(mapped.connector, &table.def.name, &mapped.options)?;
         let name = self.name(&format!("sink-{}", table.def.name));
-        Ok(stream.add_sink_named(&name, factory))
+        let sink = stream.add_sink_named(&name, factory);
+        Ok(match mapped.parallelism {
+            Some(p) => sink.set_parallelism(p),
+            None => sink,
+        })
     }
 
     /// `input` projected to `items` (composed with its pending projection; made later).
@@ -380,6 +384,9 @@ impl<'a> Lowering<'a> {
         };
         let name = self.name(&format!("source-{table_name}"));
         let mut stream = self.env.add_source_named(&name, factory);
+        if let Some(p) = mapped.parallelism {
+            stream = stream.set_parallelism(p);
+        }
         if let Some((column, delay)) = &table.watermark {
             stream = stream.with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
                 column,
