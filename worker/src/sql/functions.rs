@@ -91,6 +91,8 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(Mod::default()),
         ScalarUDF::from(SplitIndex::default()),
         ScalarUDF::from(ToTimestampLtz::default()),
+        ScalarUDF::from(DateFormat::default()),
+        ScalarUDF::from(RegexpExtract::default()),
     ];
     for (name, _) in GROUP_WINDOWS {
         out.push(ScalarUDF::from(GroupWindow::new(name)));
@@ -350,6 +352,141 @@ impl ScalarUDFImpl for ToTimestampLtz {
     }
 }
 
+/// `DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm:ss')`: Flink's (Java's) pattern letters, planned as
+/// DataFusion's `to_char` with the pattern translated.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DateFormat {
+    signature: Signature,
+}
+
+impl Default for DateFormat {
+    fn default() -> Self {
+        DateFormat {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+/// A Java date pattern (`yyyy-MM-dd HH:mm:ss.SSS`) as a chrono one (`%Y-%m-%d %H:%M:%S%.3f`).
+pub fn java_date_pattern(p: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let run = chars[i..].iter().take_while(|x| **x == c).count();
+        let piece = match (c, run) {
+            ('y', 2) => "%y".to_string(),
+            ('y', _) => "%Y".to_string(),
+            ('M', 1 | 2) => "%m".to_string(),
+            ('M', 3) => "%b".to_string(),
+            ('M', _) => "%B".to_string(),
+            ('d', _) => "%d".to_string(),
+            ('H', _) => "%H".to_string(),
+            ('h', _) => "%I".to_string(),
+            ('m', _) => "%M".to_string(),
+            ('s', _) => "%S".to_string(),
+            ('S', n) => {
+                // `.SSS` after seconds: chrono's fraction carries its own dot.
+                if out.ends_with('.') {
+                    out.pop();
+                }
+                format!("%.{}f", n.min(9))
+            }
+            ('a', _) => "%p".to_string(),
+            ('E', _) => "%a".to_string(),
+            ('%', _) => "%%".repeat(run),
+            (c, n) => std::iter::repeat_n(c, n).collect(),
+        };
+        out.push_str(&piece);
+        i += run;
+    }
+    out
+}
+
+impl ScalarUDFImpl for DateFormat {
+    fn name(&self) -> &str {
+        "date_format"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> DfResult<ExprSimplifyResult> {
+        match args.as_slice() {
+            [ts, Expr::Literal(ScalarValue::Utf8(Some(p)), _)] => Ok(ExprSimplifyResult::Simplified(
+                datafusion::functions::datetime::expr_fn::to_char(
+                    ts.clone(),
+                    datafusion::logical_expr::lit(java_date_pattern(p)),
+                ),
+            )),
+            _ => Ok(ExprSimplifyResult::Original(args)),
+        }
+    }
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        exec_err!("DATE_FORMAT takes a constant pattern")
+    }
+}
+
+/// `REGEXP_EXTRACT(text, regex[, group])`: the group's match (default the first), or null.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RegexpExtract {
+    signature: Signature,
+}
+
+impl Default for RegexpExtract {
+    fn default() -> Self {
+        RegexpExtract {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for RegexpExtract {
+    fn name(&self) -> &str {
+        "regexp_extract"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        let Some(ColumnarValue::Scalar(pattern)) = args.args.get(1) else {
+            return exec_err!("REGEXP_EXTRACT takes a constant pattern");
+        };
+        let pattern = pattern.to_string();
+        let group = match args.args.get(2) {
+            None => 1,
+            Some(ColumnarValue::Scalar(v)) => match v.cast_to(&DataType::Int64)? {
+                ScalarValue::Int64(Some(g)) if g >= 0 => g as usize,
+                other => return exec_err!("REGEXP_EXTRACT: group {other}"),
+            },
+            Some(_) => return exec_err!("REGEXP_EXTRACT takes a constant group"),
+        };
+        let re = regex::Regex::new(&pattern)
+            .map_err(|e| datafusion::error::DataFusionError::Execution(format!("REGEXP_EXTRACT: {e}")))?;
+        let text = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        let mut b = StringBuilder::with_capacity(n, n * 8);
+        for i in 0..n {
+            let m = (!text.is_null(i))
+                .then(|| re.captures(text.value(i)))
+                .flatten()
+                .and_then(|c| c.get(group));
+            match m {
+                Some(m) => b.append_value(m.as_str()),
+                None => b.append_null(),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(b.finish())))
+    }
+}
+
 /// `SPLIT_INDEX(text, separator, index)`: the index-th (0-based) piece, or null.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct SplitIndex {
@@ -399,5 +536,17 @@ impl ScalarUDFImpl for SplitIndex {
             }
         }
         Ok(ColumnarValue::Array(Arc::new(b.finish())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_date_patterns_become_chrono_ones() {
+        assert_eq!(java_date_pattern("yyyy-MM-dd HH:mm:ss"), "%Y-%m-%d %H:%M:%S");
+        assert_eq!(java_date_pattern("yyyy-MM-dd HH:mm:ss.SSS"), "%Y-%m-%d %H:%M:%S%.3f");
+        assert_eq!(java_date_pattern("yyMMdd"), "%y%m%d");
     }
 }

@@ -205,7 +205,8 @@ fn parse_statement_rest(tokens: &[TokenWithSpan], origin: &str, script: &mut Scr
         c.expect_keyword("AS")?;
         let rest = rewrite_windows(&c.rest(), origin, &mut script.windows, script.first_window)?;
         let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(rest);
-        let mut query = parser.parse_query().map_err(|e| sql_error(origin, e))?;
+        let end = tokens.last().map(|t| t.span.end).unwrap_or(at);
+        let mut query = parser.parse_query().map_err(|e| sql_error(origin, e, end))?;
         flink_names(&mut query);
         push(script, Statement::CreateView { name, query });
         return Ok(());
@@ -242,7 +243,8 @@ fn parse_statement_rest(tokens: &[TokenWithSpan], origin: &str, script: &mut Scr
     }
     let rewritten = rewrite_windows(tokens, origin, &mut script.windows, script.first_window)?;
     let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(rewritten);
-    let mut statement = parser.parse_statement().map_err(|e| sql_error(origin, e))?;
+    let end = tokens.last().map(|t| t.span.end).unwrap_or(at);
+    let mut statement = parser.parse_statement().map_err(|e| sql_error(origin, e, end))?;
     let statement = match &mut statement {
         ast::Statement::Insert(insert) => {
             if let Some(q) = insert.source.as_mut() {
@@ -318,8 +320,9 @@ fn table_names(t: &mut ast::TableFactor) {
     }
 }
 
-/// A sqlparser error with the file name in front (its message has the line and column).
-pub fn sql_error(origin: &str, e: impl std::fmt::Display) -> WeirError {
+/// A sqlparser error with the file name in front (its message has the line and column; at the
+/// end of the input it has none, and `end` is used).
+pub fn sql_error(origin: &str, e: impl std::fmt::Display, end: Location) -> WeirError {
     let m = e.to_string();
     let m = m.strip_prefix("sql parser error: ").unwrap_or(&m);
     // "… at Line: 7, Column: 12" → "origin:7:12: …"
@@ -328,7 +331,7 @@ pub fn sql_error(origin: &str, e: impl std::fmt::Display) -> WeirError {
     {
         return WeirError::plan(format!("{origin}:{line}:{col}: {msg}"));
     }
-    WeirError::plan(format!("{origin}: {m}"))
+    located(origin, end, m)
 }
 
 /// Replaces each `TABLE(KIND(TABLE t, DESCRIPTOR(c), INTERVAL …))` with a placeholder table
@@ -524,8 +527,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_the_file_line_and_column() {
-        let e = parse("SELECT a FROM t;\nSELECT a FROM WHERE x", "job.sql").unwrap_err();
-        assert!(e.to_string().starts_with("job.sql:2:"), "{e}");
+        let e = parse("SELECT a FROM t;\nSELECT a FROM t WHERE", "job.sql").unwrap_err();
+        assert!(e.to_string().contains("job.sql:2:22: Expected: an expression"), "{e}");
         let e = parse("DROP TABLE t", "job.sql").unwrap_err();
         assert!(e.to_string().contains("is not supported"), "{e}");
     }

@@ -771,3 +771,65 @@ fn the_sql_example_upserts_window_counts_into_kafka() {
     }
     assert_eq!(table, want);
 }
+
+/// An updating `GROUP BY` into `upsert-kafka`: each key's record is replaced as its result
+/// changes; the topic read back (the last value per key, as compaction keeps it) is the final
+/// table.
+#[test]
+fn an_updating_sql_query_upserts_its_final_table_into_kafka() {
+    let (input, output) = (topic("sql-updates-in"), topic("sql-updates-out"));
+    let mut want: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    let mut records = Vec::new();
+    for i in 0..500i64 {
+        let (auction, price) = (i * 7 % 11, (i * 37) % 1000);
+        let w = want.entry(auction).or_insert((0, 0));
+        w.0 += 1;
+        w.1 = w.1.max(price);
+        records.push((
+            auction.to_string(),
+            format!(r#"{{"auction":{auction},"price":{price}}}"#),
+        ));
+    }
+    produce(&input, &records);
+    let text = format!(
+        "SET 'parallelism.default' = '2';
+CREATE TABLE bids (auction BIGINT, price BIGINT) WITH (
+  'connector' = 'kafka', 'topic' = '{input}', 'properties.bootstrap.servers' = '{b}',
+  'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
+CREATE TABLE top (auction BIGINT, bids BIGINT, top_price BIGINT, PRIMARY KEY (auction) NOT ENFORCED) WITH (
+  'connector' = 'upsert-kafka', 'topic' = '{output}', 'properties.bootstrap.servers' = '{b}',
+  'key.format' = 'json', 'value.format' = 'json');
+INSERT INTO top SELECT auction, COUNT(*), MAX(price) FROM bids GROUP BY auction;",
+        b = bootstrap()
+    );
+    let job = weir::pipeline::build_sql(&text, "updates.sql", "sql-updates").unwrap();
+    job.env.execute(&job.name).unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("check-{output}"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&output]).unwrap();
+    let mut table: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    let mut records = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while table != want && std::time::Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            let key: serde_json::Value = serde_json::from_slice(m.key().unwrap()).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            assert_eq!(key["auction"], v["auction"], "keyed by the primary key");
+            table.insert(
+                v["auction"].as_i64().unwrap(),
+                (v["bids"].as_i64().unwrap(), v["top_price"].as_i64().unwrap()),
+            );
+            records += 1;
+        }
+    }
+    assert_eq!(table, want);
+    assert!(
+        records > want.len(),
+        "each key was updated, not written once: {records} records"
+    );
+}
