@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Array, RecordBatch, StructArray, new_null_array};
+use arrow::array::{Array, ArrayRef, Int32Array, RecordBatch, StructArray, new_null_array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, ScalarValue};
@@ -944,16 +944,49 @@ fn table_calc(
         }
         exprs.push((w.clone(), Some(simplifier.simplify(expr).map_err(bad)?)));
     }
-    // The physical columns those need, in declared order: the batch the step builds first.
+    // Struct fields the expressions read (`person.dateTime`) become columns of their own, so
+    // an expression is evaluated on the few columns it reads, never on whole rows (a CASE
+    // filters its input per branch: copying wide structs of strings would dominate).
+    let mut exprs_flat: Vec<(String, Option<(Expr, Vec<Inner>)>)> = Vec::new();
+    for (name, e) in exprs {
+        match e {
+            None => exprs_flat.push((name, None)),
+            Some(e) => {
+                let mut inputs: Vec<Inner> = Vec::new();
+                let e = e
+                    .transform(|x| {
+                        if let Some((c, f)) = struct_field(&x, &table.physical) {
+                            let inner = Inner::Field(c, f);
+                            let col_name = inner.column_name();
+                            if !inputs.contains(&inner) {
+                                inputs.push(inner);
+                            }
+                            return Ok(Transformed::yes(col(&col_name)));
+                        }
+                        Ok(Transformed::no(x))
+                    })
+                    .map(|t| t.data)
+                    .map_err(bad)?;
+                for c in e.column_refs() {
+                    let inner = Inner::Column(c.name.clone());
+                    if !c.name.starts_with(FIELD_PREFIX) && !inputs.contains(&inner) {
+                        inputs.push(inner);
+                    }
+                }
+                exprs_flat.push((name, Some((e, inputs))));
+            }
+        }
+    }
+    // The physical columns all of that needs, in declared order: the batch the step builds first.
     let mut needed = std::collections::BTreeSet::new();
-    for (name, e) in &exprs {
+    for (name, e) in &exprs_flat {
         match e {
             None => {
                 needed.insert(name.clone());
             }
-            Some(e) => {
-                for c in e.column_refs() {
-                    needed.insert(c.name.clone());
+            Some((_, inputs)) => {
+                for i in inputs {
+                    needed.insert(i.physical().to_string());
                 }
             }
         }
@@ -967,16 +1000,21 @@ fn table_calc(
             .map(|f| f.as_ref().clone())
             .collect::<Vec<_>>(),
     ));
-    let df_schema = DFSchema::try_from(base_schema.as_ref().clone()).map_err(bad)?;
     let ctx = crate::operators::expr::planning_context();
-    let mut columns: Vec<(Field, Option<Arc<dyn PhysicalExpr>>)> = Vec::new();
-    for (name, e) in exprs {
+    let mut columns: Vec<(Field, Option<(Arc<dyn PhysicalExpr>, Vec<Inner>, SchemaRef)>)> = Vec::new();
+    for (name, e) in exprs_flat {
         match e {
             None => columns.push((base_schema.field_with_name(&name).expect("needed").clone(), None)),
-            Some(e) => {
+            Some((e, inputs)) => {
+                let fields: Vec<Field> = inputs.iter().map(|i| i.field(&base_schema)).collect::<Result<_>>()?;
+                let eval_schema = Arc::new(Schema::new(fields));
+                let df_schema = DFSchema::try_from(eval_schema.as_ref().clone()).map_err(bad)?;
                 let physical = ctx.create_physical_expr(e, &df_schema).map_err(bad)?;
-                let field = physical.return_field(base_schema.as_ref()).map_err(bad)?;
-                columns.push((field.as_ref().clone().with_name(name), Some(physical)));
+                let field = physical.return_field(eval_schema.as_ref()).map_err(bad)?;
+                columns.push((
+                    field.as_ref().clone().with_name(name),
+                    Some((physical, inputs, eval_schema)),
+                ));
             }
         }
     }
@@ -995,19 +1033,29 @@ fn table_calc(
                     .collect::<std::result::Result<Vec<_>, _>>()?,
             )?,
         };
+        let missing =
+            |name: &str| WeirError::plan(format!("table '{table_name}': the connector gave no column '{name}'"));
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
         for (f, expr) in &columns {
             arrays.push(match expr {
-                None => base.column_by_name(f.name()).cloned().ok_or_else(|| {
-                    WeirError::plan(format!(
-                        "table '{table_name}': the connector gave no column '{}'",
-                        f.name()
-                    ))
-                })?,
-                Some(e) => e
-                    .evaluate(&base)
-                    .and_then(|v| v.into_array(n))
-                    .map_err(|e| WeirError::plan(format!("table '{table_name}', column '{}': {e}", f.name())))?,
+                None => base
+                    .column_by_name(f.name())
+                    .cloned()
+                    .ok_or_else(|| missing(f.name()))?,
+                Some((e, inputs, eval_schema)) => {
+                    let cols = inputs
+                        .iter()
+                        .map(|i| i.array(&base).ok_or_else(|| missing(i.physical())))
+                        .collect::<Result<Vec<_>>>()?;
+                    let small = RecordBatch::try_new_with_options(
+                        eval_schema.clone(),
+                        cols,
+                        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+                    )?;
+                    e.evaluate(&small)
+                        .and_then(|v| v.into_array(n))
+                        .map_err(|e| WeirError::plan(format!("table '{table_name}', column '{}': {e}", f.name())))?
+                }
             });
         }
         Ok(RecordBatch::try_new_with_options(
@@ -1017,6 +1065,85 @@ fn table_calc(
         )?)
     };
     Ok((output, Arc::new(calc)))
+}
+
+const FIELD_PREFIX: &str = "__field.";
+
+/// A column a computed expression reads: a physical column, or one field of a struct column.
+#[derive(Debug, Clone, PartialEq)]
+enum Inner {
+    Column(String),
+    Field(String, String),
+}
+
+impl Inner {
+    fn column_name(&self) -> String {
+        match self {
+            Inner::Column(c) => c.clone(),
+            Inner::Field(c, f) => format!("{FIELD_PREFIX}{c}.{f}"),
+        }
+    }
+
+    fn physical(&self) -> &str {
+        match self {
+            Inner::Column(c) | Inner::Field(c, _) => c,
+        }
+    }
+
+    fn field(&self, base: &Schema) -> Result<Field> {
+        let parent = base
+            .field_with_name(self.physical())
+            .map_err(|_| WeirError::plan(format!("no column '{}'", self.physical())))?;
+        Ok(match (self, parent.data_type()) {
+            (Inner::Column(_), _) => parent.clone(),
+            (Inner::Field(_, f), DataType::Struct(fields)) => {
+                let child = fields
+                    .iter()
+                    .find(|x| x.name() == f)
+                    .ok_or_else(|| WeirError::plan(format!("no field '{f}' in '{}'", self.physical())))?;
+                Field::new(self.column_name(), child.data_type().clone(), true)
+            }
+            (Inner::Field(..), other) => {
+                return Err(WeirError::plan(format!("'{}' is {other}, not a ROW", self.physical())));
+            }
+        })
+    }
+
+    /// The column's values in `batch`: a struct field with its parent's nulls.
+    fn array(&self, batch: &RecordBatch) -> Option<ArrayRef> {
+        let parent = batch.column_by_name(self.physical())?;
+        match self {
+            Inner::Column(_) => Some(parent.clone()),
+            Inner::Field(_, f) => {
+                let s = parent.as_any().downcast_ref::<StructArray>()?;
+                let child = s.column_by_name(f)?;
+                let nulls = arrow::buffer::NullBuffer::union(s.nulls(), child.nulls());
+                let data = child.to_data().into_builder().nulls(nulls).build().ok()?;
+                Some(arrow::array::make_array(data))
+            }
+        }
+    }
+}
+
+/// `(column, field)` when `e` is `get_field(column, 'field')` on a struct column of `physical`.
+fn struct_field(e: &Expr, physical: &Schema) -> Option<(String, String)> {
+    let Expr::ScalarFunction(ScalarFunction { func, args }) = e else {
+        return None;
+    };
+    if func.name() != "get_field" {
+        return None;
+    }
+    match args.as_slice() {
+        [Expr::Column(c), Expr::Literal(ScalarValue::Utf8(Some(f)), _)]
+            if matches!(
+                physical.field_with_name(&c.name).map(|x| x.data_type()),
+                Ok(DataType::Struct(_))
+            ) =>
+        {
+            Some((c.name.clone(), f.clone()))
+        }
+        _ => None,
+    }
 }
 
 /// A flat Nexmark batch of event kind `k` in the unified layout `schema`.
