@@ -947,7 +947,7 @@ fn table_calc(
     // Struct fields the expressions read (`person.dateTime`) become columns of their own, so
     // an expression is evaluated on the few columns it reads, never on whole rows (a CASE
     // filters its input per branch: copying wide structs of strings would dominate).
-    let mut exprs_flat: Vec<(String, Option<(Expr, Vec<Inner>)>)> = Vec::new();
+    let mut exprs_flat: Vec<(String, Option<Computed>)> = Vec::new();
     for (name, e) in exprs {
         match e {
             None => exprs_flat.push((name, None)),
@@ -1001,7 +1001,7 @@ fn table_calc(
             .collect::<Vec<_>>(),
     ));
     let ctx = crate::operators::expr::planning_context();
-    let mut columns: Vec<(Field, Option<(Arc<dyn PhysicalExpr>, Vec<Inner>, SchemaRef)>)> = Vec::new();
+    let mut columns: Vec<(Field, Option<Evaluated>)> = Vec::new();
     for (name, e) in exprs_flat {
         match e {
             None => columns.push((base_schema.field_with_name(&name).expect("needed").clone(), None)),
@@ -1068,6 +1068,12 @@ fn table_calc(
 }
 
 const FIELD_PREFIX: &str = "__field.";
+
+/// A computed column's expression over the columns it reads.
+type Computed = (Expr, Vec<Inner>);
+
+/// A computed column's physical expression, the columns it reads and their schema.
+type Evaluated = (Arc<dyn PhysicalExpr>, Vec<Inner>, SchemaRef);
 
 /// A column a computed expression reads: a physical column, or one field of a struct column.
 #[derive(Debug, Clone, PartialEq)]
