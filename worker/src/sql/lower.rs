@@ -31,8 +31,8 @@ use crate::operators::filter::FilterExpr;
 use crate::operators::running_aggregate::OP_COLUMN;
 use crate::operators::select::Select;
 use crate::window::{
-    Agg, AggKind, EventTimeSessionWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows,
-    TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner,
+    Agg, AggKind, CumulativeEventTimeWindows, EventTimeSessionWindows, SlidingEventTimeWindows,
+    SlidingProcessingTimeWindows, TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner,
 };
 
 /// A lowered relation: its stream (columns named as the plan's, plus [`OP_COLUMN`] last when
@@ -689,10 +689,10 @@ impl WindowFound {
                     "SESSION windows on processing time are not supported yet",
                 ));
             }
-            (TvfKind::Cumulate, _) => {
-                return Err(WeirError::plan(
-                    "CUMULATE windows are not supported yet (TUMBLE, HOP and SESSION are)",
-                ));
+            (TvfKind::Cumulate, processing_time) => {
+                let mut a = CumulativeEventTimeWindows::of(ms(self.size_ms), ms(self.slide_ms));
+                a.processing_time = processing_time;
+                a
             }
         })
     }

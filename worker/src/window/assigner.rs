@@ -11,6 +11,10 @@ pub enum WindowKind {
     Sliding,
     /// Per key, records closer than `size` (the gap) join one window.
     Session,
+    /// Windows that grow by `slide` from a common start up to `size` (SQL's `CUMULATE`): a
+    /// record at `t` is in `[s, s + slide·k)` for every `k` whose window reaches past `t`,
+    /// where `s` is `t` floored to `size`.
+    Cumulate,
     /// One window per key for all time; a [`crate::window::Trigger`] decides when it fires.
     Global,
 }
@@ -63,6 +67,18 @@ impl SlidingEventTimeWindows {
     /// Windows of `size` starting every `slide`.
     pub fn of(size: Duration, slide: Duration) -> WindowAssigner {
         assigner(WindowKind::Sliding, size, slide)
+    }
+}
+
+/// Cumulating event-time windows (SQL's `CUMULATE`): windows of `step`, `2·step`, … up to
+/// `size`, all starting where the `size` window starts.
+#[derive(Debug)]
+pub struct CumulativeEventTimeWindows;
+
+impl CumulativeEventTimeWindows {
+    /// Windows growing by `step` up to `size` (a multiple of `step`).
+    pub fn of(size: Duration, step: Duration) -> WindowAssigner {
+        assigner(WindowKind::Cumulate, size, step)
     }
 }
 
@@ -154,7 +170,50 @@ impl WindowAssigner {
                 self.slide, self.size
             )));
         }
+        if self.kind == WindowKind::Cumulate && self.size % self.slide != 0 {
+            return Err(WeirError::plan(format!(
+                "window: a cumulating window's size ({} ms) must be a multiple of its step ({} ms)",
+                self.size, self.slide
+            )));
+        }
         Ok(())
+    }
+
+    /// The keys the time-window operator files a record at `ts` under: window starts for
+    /// fixed windows, window ends for cumulating ones (which share their start).
+    pub fn keys(&self, ts: i64) -> Box<dyn Iterator<Item = i64>> {
+        match self.kind {
+            WindowKind::Cumulate => {
+                let start = ts - (ts - self.offset).rem_euclid(self.size);
+                let step = self.slide;
+                Box::new(
+                    (1..=self.size / step)
+                        .map(move |k| start + k * step)
+                        .filter(move |end| *end > ts),
+                )
+            }
+            _ => Box::new(self.starts(ts)),
+        }
+    }
+
+    /// The window a key of [`WindowAssigner::keys`] stands for: `(start, end)`.
+    pub fn window_of(&self, key: i64) -> (i64, i64) {
+        match self.kind {
+            WindowKind::Cumulate => {
+                let last = key - 1;
+                (last - (last - self.offset).rem_euclid(self.size), key)
+            }
+            _ => (key, key + self.size),
+        }
+    }
+
+    /// How far a key lies before its window's end (the window fires when `key + this − 1`
+    /// is reached).
+    pub fn key_to_end(&self) -> i64 {
+        match self.kind {
+            WindowKind::Cumulate => 0,
+            _ => self.size,
+        }
     }
 
     /// Start of the last window that contains `ts` (Flink's `TimeWindow.getWindowStartWithOffset`).
@@ -188,6 +247,21 @@ mod tests {
         assert_eq!(
             s.starts(10_000).collect::<Vec<_>>(),
             vec![10_000, 8_000, 6_000, 4_000, 2_000]
+        );
+    }
+
+    #[test]
+    fn cumulating_windows_share_their_start_and_grow_by_the_step() {
+        let c = CumulativeEventTimeWindows::of(Duration::from_secs(10), Duration::from_secs(2));
+        let keys: Vec<i64> = c.keys(13_500).collect();
+        assert_eq!(keys, vec![14_000, 16_000, 18_000, 20_000]);
+        assert_eq!(c.window_of(14_000), (10_000, 14_000));
+        assert_eq!(c.window_of(20_000), (10_000, 20_000));
+        assert_eq!(c.keys(14_000).next(), Some(16_000), "an end is exclusive");
+        assert!(
+            CumulativeEventTimeWindows::of(Duration::from_secs(10), Duration::from_secs(3))
+                .validate()
+                .is_err()
         );
     }
 }

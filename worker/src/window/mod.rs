@@ -12,8 +12,8 @@ pub mod trigger;
 
 pub use aggregate::{Agg, AggKind};
 pub use assigner::{
-    EventTimeSessionWindows, GlobalWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows,
-    TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner, WindowKind,
+    CumulativeEventTimeWindows, EventTimeSessionWindows, GlobalWindows, SlidingEventTimeWindows,
+    SlidingProcessingTimeWindows, TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner, WindowKind,
 };
 pub use contents::TimeWindow;
 pub use functions::{ProcessWindowFunction, WindowContext};

@@ -261,6 +261,14 @@ fn window_table_functions_and_legacy_group_windows_match_a_reference() {
             reference(&events, hop),
         ),
         (
+            "cumulate",
+            "SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TABLE(CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) GROUP BY k, window_start, window_end".into(),
+            reference(&events, |t: i64| {
+                let start = t - t % 10_000;
+                (1..=5).map(|k| (start, start + k * 2_000)).filter(|(_, e)| *e > t).collect()
+            }),
+        ),
+        (
             "session",
             "SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TABLE(SESSION(TABLE events PARTITION BY k, DESCRIPTOR(ts), INTERVAL '2' SECOND)) GROUP BY k, window_start, window_end".into(),
             session_reference(&events, 2_000),

@@ -172,7 +172,7 @@ impl WindowAggregate {
                 converter,
                 contents,
             )),
-            WindowKind::Sliding => Box::new(time_window::WindowAggregateOp::new(
+            WindowKind::Sliding | WindowKind::Cumulate => Box::new(time_window::WindowAggregateOp::new(
                 ctx.clone(),
                 self.assigner.clone(),
                 self.allowed_lateness,

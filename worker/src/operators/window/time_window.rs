@@ -2,7 +2,9 @@
 //! incremental built-in aggregates. Output rows: the key fields, `window_start`, `window_end`,
 //! then one column per aggregate.
 //!
-//! State is one map per window start, from the key (Arrow row format bytes) to the
+//! Cumulating windows (SQL's `CUMULATE`) share their start, so they are filed by their end.
+//!
+//! State is one map per window start (end, when cumulating), from the key (Arrow row format bytes) to the
 //! accumulators. A watermark `W` fires every window whose end − 1 ≤ `W` and drops windows past
 //! their allowed lateness. A record for a window that already fired, within the lateness,
 //! updates it and fires it again; a record all of whose windows are past lateness is late: it
@@ -61,9 +63,10 @@ impl<C: WindowContents> WindowAggregateOp<C> {
         }
     }
 
-    /// Latest window start whose window has fired by watermark `w` (end − 1 ≤ w).
+    /// Latest window key (start, or end for cumulating windows) whose window has fired by
+    /// watermark `w` (end − 1 ≤ w).
     fn fired_by(&self, w: i64) -> i128 {
-        i128::from(w) + 1 - i128::from(self.assigner.size)
+        i128::from(w) + 1 - i128::from(self.assigner.key_to_end())
     }
 
     fn note_late(&mut self, n: u64) {
@@ -102,7 +105,7 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
             let t = time.value(row);
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
             let mut assigned = false;
-            for start in self.assigner.starts(t) {
+            for start in self.assigner.keys(t) {
                 if i128::from(start) <= expired_by {
                     continue; // past its allowed lateness
                 }
@@ -130,14 +133,11 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
         if !refire.is_empty() {
             refire.sort();
             refire.dedup();
-            let size = self.assigner.size;
+            let assigner = &self.assigner;
             let rows: Vec<Fired<'_, C::State>> = refire
                 .iter()
                 .map(|(s, k)| Fired {
-                    window: TimeWindow {
-                        start: *s,
-                        end: *s + size,
-                    },
+                    window: time_window(assigner, *s),
                     key: k.as_ref(),
                     state: &self.windows[s][k.as_ref()],
                 })
@@ -160,7 +160,7 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
         }
         self.windows
             .first_key_value()
-            .map(|(start, _)| start + self.assigner.size - 1)
+            .map(|(key, _)| key + self.assigner.key_to_end() - 1)
     }
 
     fn on_processing_time(&mut self, now: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
@@ -225,7 +225,7 @@ impl<C: WindowContents> WindowAggregateOp<C> {
         let (before, after) = (self.fired_by(self.watermark), self.fired_by(watermark));
         self.watermark = watermark;
         {
-            let size = self.assigner.size;
+            let assigner = &self.assigner;
             let mut rows: Vec<Fired<'_, C::State>> = Vec::new();
             for (start, per_key) in &self.windows {
                 let s = i128::from(*start);
@@ -234,10 +234,7 @@ impl<C: WindowContents> WindowAggregateOp<C> {
                 }
                 if s > before {
                     rows.extend(per_key.iter().map(|(k, a)| Fired {
-                        window: TimeWindow {
-                            start: *start,
-                            end: *start + size,
-                        },
+                        window: time_window(assigner, *start),
                         key: k.as_ref(),
                         state: a,
                     }));
@@ -255,4 +252,10 @@ impl<C: WindowContents> WindowAggregateOp<C> {
         }
         Ok(())
     }
+}
+
+/// The window a key of the assigner's stands for.
+fn time_window(assigner: &WindowAssigner, key: i64) -> TimeWindow {
+    let (start, end) = assigner.window_of(key);
+    TimeWindow { start, end }
 }
