@@ -617,6 +617,11 @@ impl KeyedStream {
         self.stream.transform("aggregate", Arc::new(op))
     }
 
+    /// The partitioned stream (to add an operator of one's own that works per key).
+    pub fn stream(&self) -> &DataStream {
+        &self.stream
+    }
+
     /// An updating aggregate per key, as a changelog (Flink's `toChangelogStream` of a
     /// `GROUP BY`): a key's first row is an insert (`+I`); each later row retracts the key's
     /// previous result (`-U`) and emits the new one (`+U`), in the trailing `__op` column.

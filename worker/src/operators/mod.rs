@@ -2,6 +2,7 @@
 //! [`OperatorFactory`] checks the input schema at plan time and creates one instance per subtask.
 
 pub mod calc;
+pub mod changelog_aggregate;
 pub mod expr;
 pub mod filter;
 pub mod flat_map;

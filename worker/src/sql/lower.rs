@@ -26,6 +26,7 @@ use crate::connectors::nexmark::config::NexmarkStream;
 use crate::connectors::registry;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::watermark::WatermarkStrategy;
+use crate::operators::changelog_aggregate::{ChangelogAggregate, RetractAgg, RetractKind};
 use crate::operators::expr::unqualified;
 use crate::operators::filter::FilterExpr;
 use crate::operators::running_aggregate::OP_COLUMN;
@@ -399,9 +400,9 @@ impl<'a> Lowering<'a> {
     fn aggregate(&mut self, a: &Aggregate) -> Result<Lowered> {
         let window = find_window(a)?;
         let input = self.lower_allowing_markers(&a.input)?;
-        if input.updating {
+        if input.updating && window.is_some() {
             return Err(WeirError::plan(
-                "an aggregate over an updating query (a GROUP BY of a GROUP BY) is not supported yet",
+                "a window over an updating query (a GROUP BY without a window below it) is not supported",
             ));
         }
         // Keys, aggregate arguments and the window's time as named columns.
@@ -520,9 +521,30 @@ impl<'a> Lowering<'a> {
                     keys.push("__k0".into());
                 }
                 let projected = self.project(input, pre)?;
+                let updating_input = projected.updating;
+                let projected = if updating_input {
+                    let mut items = projected.pending.clone().unwrap_or_default();
+                    items.push((col(OP_COLUMN), OP_COLUMN.into()));
+                    Lowered {
+                        pending: Some(items),
+                        ..projected
+                    }
+                } else {
+                    projected
+                };
                 let pre_stream = self.flush(projected, "group-input")?;
                 let name = self.name("group-aggregate");
-                let out = pre_stream.key_by(keys).changelog_aggregate(&aggs).name(&name);
+                let keyed = pre_stream.key_by(keys.clone());
+                let out = if updating_input {
+                    // Retractions in, retractions out.
+                    let op = ChangelogAggregate {
+                        keys,
+                        aggs: aggs.iter().map(retracting).collect::<Result<_>>()?,
+                    };
+                    keyed.stream().transform(&name, Arc::new(op))
+                } else {
+                    keyed.changelog_aggregate(&aggs).name(&name)
+                };
                 let mut items = post_items(&roles, &output_names, &output_types);
                 items.push((col(OP_COLUMN), OP_COLUMN.into()));
                 self.project(Lowered::of(out, true), items)
@@ -557,6 +579,27 @@ impl<'a> Lowering<'a> {
 pub fn is_updating(plan: &LogicalPlan) -> bool {
     plan.exists(|p| Ok(matches!(p, LogicalPlan::Aggregate(a) if matches!(find_window(a), Ok(None)))))
         .unwrap_or(false)
+}
+
+/// The retracting form of an aggregate (over an updating input).
+fn retracting(a: &Agg) -> Result<RetractAgg> {
+    let kind = match a.kind {
+        AggKind::Count => RetractKind::Count,
+        AggKind::Sum => RetractKind::Sum,
+        AggKind::Avg => RetractKind::Avg,
+        AggKind::Min => RetractKind::Min,
+        AggKind::Max => RetractKind::Max,
+        other => {
+            return Err(WeirError::plan(format!(
+                "{other:?} over an updating query is not supported (COUNT, SUM, AVG, MIN and MAX are)"
+            )));
+        }
+    };
+    Ok(RetractAgg {
+        kind,
+        field: a.field.clone(),
+        name: a.name.clone(),
+    })
 }
 
 /// What an output column of an aggregate is.
