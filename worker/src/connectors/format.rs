@@ -22,6 +22,8 @@ pub enum Format {
     Csv,
     /// Plain text: one row per line in a `line` column.
     Text,
+    /// Apache Parquet files (the file connector only; snappy-compressed when written).
+    Parquet,
 }
 
 impl Format {
@@ -31,6 +33,7 @@ impl Format {
             Format::Json => "jsonl",
             Format::Csv => "csv",
             Format::Text => "txt",
+            Format::Parquet => "parquet",
         }
     }
 }
@@ -125,6 +128,9 @@ pub fn text_schema() -> SchemaRef {
 pub fn infer_schema(format: Format, samples: &[&str], csv_header: Option<&str>) -> Result<SchemaRef> {
     match format {
         Format::Text => Ok(text_schema()),
+        Format::Parquet => Err(WeirError::plan(
+            "a Parquet file carries its schema; records are not sampled",
+        )),
         Format::Json => {
             let values = samples
                 .iter()
@@ -321,6 +327,7 @@ impl RecordDecoder {
                 d.flush().map_err(|e| e.to_string())?
             }
             Format::Text => unreachable!("handled above"),
+            Format::Parquet => return Err("Parquet is read by files, not by records".into()),
         };
         match batch {
             Some(b) if b.num_rows() == records.len() => Ok(b),
@@ -342,6 +349,13 @@ pub fn encode(format: Format, batch: &RecordBatch, header: bool) -> Result<Vec<u
         Format::Csv => {
             let mut w = arrow::csv::WriterBuilder::new().with_header(header).build(&mut buf);
             w.write(batch)?;
+        }
+        Format::Parquet => {
+            // A whole file: what the file sink writes per part (see `ParquetPart`).
+            let bad = |e: parquet::errors::ParquetError| WeirError::internal(format!("parquet: {e}"));
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).map_err(bad)?;
+            w.write(batch).map_err(bad)?;
+            w.close().map_err(bad)?;
         }
         Format::Text => {
             let col = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;

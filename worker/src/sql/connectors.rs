@@ -282,7 +282,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
         }
         "filesystem" => {
             let path = o.required("path")?;
-            let f = format(&mut o, &["json", "csv"])?;
+            let f = format(&mut o, &["json", "csv", "parquet"])?;
             o.take("source.monitor-interval");
             let mut m = Map::new();
             m.insert("path".into(), json!(path.strip_prefix("file://").unwrap_or(&path)));
@@ -427,8 +427,9 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
         }
         "filesystem" => {
             let path = o.required("path")?;
-            let f = format(&mut o, &["json", "csv"])?;
+            let f = format(&mut o, &["json", "csv", "parquet"])?;
             o.take("sink.rolling-policy.file-size");
+            o.take("parquet.compression");
             let mut m = Map::new();
             m.insert("path".into(), json!(path.strip_prefix("file://").unwrap_or(&path)));
             m.insert("format".into(), json!(f));

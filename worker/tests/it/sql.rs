@@ -704,3 +704,59 @@ GROUP BY n;",
     assert_eq!(table, want);
     assert!(deletes > 0, "buckets a count left were deleted");
 }
+
+/// Parquet through the filesystem connector: a SQL job writes events as Parquet (exactly-once
+/// part files), a second reads them back into JSON — on local disk and on the S3 server.
+#[test]
+fn parquet_files_are_written_and_read_back_locally_and_on_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, events) = events_file(dir.path());
+    let bucket = std::env::var("WEIR_S3_BUCKET").expect("WEIR_S3_BUCKET is set by scripts/test (S3 test server)");
+    let places = [
+        dir.path().join("parquet").display().to_string(),
+        format!("s3://{bucket}/sql-parquet-{}", std::process::id()),
+    ];
+    for place in places {
+        let write = format!(
+            "SET 'execution.checkpointing.interval' = '100ms';
+SET 'execution.checkpointing.dir' = '{chk}';
+CREATE TABLE events (k BIGINT, v BIGINT, ts TIMESTAMP(3)) WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'json');
+CREATE TABLE stored (k BIGINT, v BIGINT, ts TIMESTAMP(3), label STRING, price DECIMAL(10, 2))
+  WITH ('connector' = 'filesystem', 'path' = '{place}', 'format' = 'parquet');
+INSERT INTO stored SELECT k, v, ts, CONCAT('k', CAST(k AS STRING)), CAST(v AS DECIMAL(10, 2)) / 4 FROM events;",
+            chk = dir.path().join("chk").display(),
+            input = input.display(),
+        );
+        run_sql(&write, 2);
+        let out = dir.path().join(format!("back-{}", place.len()));
+        let read = format!(
+            "CREATE TABLE stored (k BIGINT, v BIGINT, ts TIMESTAMP(3), label STRING, price DECIMAL(10, 2))
+  WITH ('connector' = 'filesystem', 'path' = '{place}', 'format' = 'parquet');
+CREATE TABLE back (k BIGINT, v BIGINT, ts BIGINT, label STRING, price DOUBLE)
+  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO back SELECT k, v, CAST(ts AS BIGINT), label, CAST(price AS DOUBLE) FROM stored;",
+            out.display()
+        );
+        run_sql(&read, 3);
+        let mut got: Vec<(i64, i64, i64, String, f64)> = read_lines(&out)
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["k"].as_i64().unwrap(),
+                    v["v"].as_i64().unwrap(),
+                    v["ts"].as_i64().unwrap(),
+                    v["label"].as_str().unwrap().to_string(),
+                    v["price"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let mut want: Vec<(i64, i64, i64, String, f64)> = events
+            .iter()
+            .map(|(k, v, t)| (*k, *v, *t, format!("k{k}"), (*v as f64 / 4.0 * 100.0).round() / 100.0))
+            .collect();
+        want.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(got, want, "{place}");
+    }
+}

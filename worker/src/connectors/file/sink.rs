@@ -65,6 +65,7 @@ impl SinkFactory for FileSink {
             roll_bytes: self.config.roll_bytes.max(1),
             part: 0,
             writer: None,
+            parquet: None,
             written: 0,
             current: None,
             closed: Vec::new(),
@@ -82,6 +83,9 @@ struct FileWriter {
     roll_bytes: usize,
     part: usize,
     writer: Option<BufWriter>,
+    /// Parquet: the open part, built in memory and written whole when it closes (a Parquet
+    /// file ends with its footer).
+    parquet: Option<parquet::arrow::ArrowWriter<Vec<u8>>>,
     written: usize,
     /// The open file's (in-progress, final) names, when transactional.
     current: Option<(String, String)>,
@@ -104,6 +108,16 @@ struct SinkState {
 
 impl FileWriter {
     async fn close(&mut self) -> Result<()> {
+        if let Some(p) = self.parquet.take() {
+            let bytes = p
+                .into_inner()
+                .map_err(|e| WeirError::io(&self.node, format!("{}: parquet: {e}", self.dir.display)))?;
+            if let Some(w) = self.writer.as_mut() {
+                w.write_all(&bytes)
+                    .await
+                    .map_err(|e| WeirError::io(&self.node, format!("{}: {e}", self.dir.display)))?;
+            }
+        }
         if let Some(mut w) = self.writer.take() {
             w.shutdown()
                 .await
@@ -185,6 +199,23 @@ impl Sink for FileWriter {
             self.writer = Some(BufWriter::new(loc.store, loc.path));
             self.part += 1;
             self.written = 0;
+        }
+        if self.format == Format::Parquet {
+            let bad = |e: parquet::errors::ParquetError| WeirError::io(&self.node, format!("parquet: {e}"));
+            if self.parquet.is_none() {
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::SNAPPY)
+                    .build();
+                self.parquet =
+                    Some(parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(bad)?);
+            }
+            let p = self.parquet.as_mut().expect("opened above");
+            p.write(&batch).map_err(bad)?;
+            self.written = p.bytes_written() + p.in_progress_size();
+            if self.written >= self.roll_bytes {
+                self.close().await?;
+            }
+            return Ok(());
         }
         let bytes = encode(self.format, &batch, header)?;
         self.written += bytes.len();

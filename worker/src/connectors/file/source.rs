@@ -62,6 +62,18 @@ impl FileSource {
     }
 }
 
+impl FileSource {
+    async fn read(&self, loc: &Location, file: &Path) -> Result<bytes::Bytes> {
+        loc.store
+            .get(file)
+            .await
+            .map_err(|e| WeirError::io(&self.node, format!("{file}: {e}")))?
+            .bytes()
+            .await
+            .map_err(|e| WeirError::io(&self.node, format!("{file}: {e}")))
+    }
+}
+
 #[async_trait]
 impl SourceFactory for FileSource {
     fn connector(&self) -> &'static str {
@@ -75,6 +87,13 @@ impl SourceFactory for FileSource {
                 .map_err(|e| WeirError::config("file", &self.node, e.to_string()));
         }
         let (loc, files) = self.files().await?;
+        if self.config.format == Format::Parquet {
+            // The schema is in the file's footer.
+            let bytes = self.read(&loc, &files[0]).await?;
+            let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .map_err(|e| WeirError::io(&self.node, format!("{}: {e}", files[0])))?;
+            return Ok(builder.schema().clone());
+        }
         let bytes = loc
             .store
             .get(&files[0])
@@ -113,6 +132,61 @@ struct FileReader {
 }
 
 impl FileReader {
+    /// Emits Parquet file `i` from row `skip` (rows emitted before the restored checkpoint);
+    /// false when the job was cancelled meanwhile.
+    async fn parquet_file(
+        &self,
+        loc: &Location,
+        file: &Path,
+        i: usize,
+        skip: u64,
+        ctx: &mut dyn SourceContext,
+    ) -> Result<bool> {
+        let node = &self.factory.node;
+        let bad = |e: &dyn std::fmt::Display| WeirError::io(node, format!("{file}: {e}"));
+        let bytes = self.factory.read(loc, file).await?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| bad(&e))?
+            .with_batch_size(ctx.batch_size())
+            .build()
+            .map_err(|e| bad(&e))?;
+        let schema = self.decoder.schema().clone();
+        let mut row: u64 = 0;
+        for batch in reader {
+            let batch = batch.map_err(|e| bad(&e))?;
+            let n = batch.num_rows() as u64;
+            let from = skip.saturating_sub(row).min(n);
+            row += n;
+            if from == n {
+                continue;
+            }
+            let batch = batch.slice(from as usize, (n - from) as usize);
+            // The table's columns, by name, in its types.
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let c = batch
+                        .column_by_name(f.name())
+                        .ok_or_else(|| bad(&format!("no column '{}' in the file", f.name())))?;
+                    Ok(arrow::compute::cast(c, f.data_type())?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let batch = arrow::record_batch::RecordBatch::try_new_with_options(
+                schema.clone(),
+                columns,
+                &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )?;
+            ctx.collect(batch).await?;
+            ctx.set_position(&(i, row))?;
+            if ctx.is_cancelled() {
+                return Ok(false);
+            }
+        }
+        ctx.set_position(&(i + 1, 0u64))?;
+        Ok(true)
+    }
+
     async fn flush(&self, lines: &mut Vec<String>, ctx: &mut dyn SourceContext) -> Result<()> {
         let decoded = self.decoder.decode(lines)?;
         lines.clear();
@@ -138,6 +212,12 @@ impl Source for FileReader {
                 Some((at, n)) if i == at => n,
                 _ => 0,
             };
+            if self.factory.config.format == Format::Parquet {
+                if !self.parquet_file(&loc, file, i, skip, ctx).await? {
+                    return Ok(());
+                }
+                continue;
+            }
             let mut line_no: u64 = 0;
             let mut stream = loc
                 .store
