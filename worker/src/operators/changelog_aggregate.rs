@@ -1,7 +1,8 @@
 //! An updating `GROUP BY` over an updating input (a changelog): each input row's kind (`+I`,
 //! `+U` add it; `-U`, `-D` take it back) changes its key's aggregates, which support
 //! retraction — `COUNT`, `SUM`, `AVG`, and `MIN` / `MAX` keeping every value's multiplicity (a
-//! retracted minimum gives way to the next). Output is a changelog too: a key's first row
+//! retracted minimum gives way to the next), and `COUNT(DISTINCT …)` the same way. An input
+//! without the changelog column is all inserts. Output is a changelog too: a key's first row
 //! `+I`; later changes `-U` (the previous result) then `+U`; a key whose last row was
 //! retracted `-D`.
 
@@ -35,6 +36,8 @@ pub enum RetractKind {
     Min,
     /// Largest value.
     Max,
+    /// Distinct non-null values (`COUNT(DISTINCT x)`).
+    CountDistinct,
 }
 
 /// One aggregate: what, over which field, named how.
@@ -68,13 +71,13 @@ struct Planned {
 }
 
 impl ChangelogAggregate {
-    fn plan(&self, input: &SchemaRef) -> Result<(Vec<usize>, Vec<Planned>, usize, SchemaRef)> {
+    fn plan(&self, input: &SchemaRef) -> Result<(Vec<usize>, Vec<Planned>, Option<usize>, SchemaRef)> {
         let keys = self
             .keys
             .iter()
             .map(|k| field_index(input, k, "aggregate key"))
             .collect::<Result<Vec<_>>>()?;
-        let op = field_index(input, OP_COLUMN, "changelog aggregate")?;
+        let op = input.index_of(OP_COLUMN).ok();
         let mut planned = Vec::new();
         for a in &self.aggs {
             let column = a
@@ -91,6 +94,7 @@ impl ChangelogAggregate {
                 (RetractKind::Sum, Some(t)) if t.is_integer() => (DataType::Int64, DataType::Int64),
                 (RetractKind::Avg, Some(t)) if t.is_numeric() => (DataType::Float64, DataType::Float64),
                 (RetractKind::Min | RetractKind::Max, Some(t)) => (t.clone(), t.clone()),
+                (RetractKind::CountDistinct, Some(t)) => (t.clone(), DataType::Int64),
                 (kind, t) => {
                     return Err(WeirError::plan(format!(
                         "aggregate '{}': {kind:?} over {} is not supported on an updating input",
@@ -165,7 +169,7 @@ struct Acc {
 struct ChangelogAggregateOp {
     keys: Vec<usize>,
     aggs: Vec<Planned>,
-    op: usize,
+    op: Option<usize>,
     output: SchemaRef,
     converter: RowConverter,
     /// Per aggregate: the row format of its values (min/max).
@@ -190,6 +194,7 @@ impl ChangelogAggregateOp {
             .zip(&state.accs)
             .map(|(p, a)| match p.kind {
                 RetractKind::Count => Out::Int(a.count),
+                RetractKind::CountDistinct => Out::Int(a.values.len() as i64),
                 _ if a.count == 0 => Out::Null,
                 RetractKind::Sum if p.read_as == DataType::Int64 => Out::Int(a.int_sum as i64),
                 RetractKind::Sum => Out::Float(a.float_sum),
@@ -252,14 +257,14 @@ impl Operator for ChangelogAggregateOp {
         let n = batch.num_rows();
         let key_cols: Vec<ArrayRef> = self.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let rows = self.converter.convert_columns(&key_cols)?;
-        let ops = batch.column(self.op).as_string::<i32>().clone();
+        let ops = self.op.map(|c| batch.column(c).as_string::<i32>().clone());
         // Each aggregate's input, read as its accumulating type.
         let mut inputs: Vec<Option<ArrayRef>> = Vec::with_capacity(self.aggs.len());
         let mut encoded: Vec<Option<arrow::row::Rows>> = Vec::with_capacity(self.aggs.len());
         for (i, p) in self.aggs.iter().enumerate() {
             let col = p.column.map(|c| cast(batch.column(c), &p.read_as)).transpose()?;
             encoded.push(match (&col, p.kind) {
-                (Some(c), RetractKind::Min | RetractKind::Max) => {
+                (Some(c), RetractKind::Min | RetractKind::Max | RetractKind::CountDistinct) => {
                     Some(self.values[i].convert_columns(std::slice::from_ref(c))?)
                 }
                 _ => None,
@@ -270,7 +275,7 @@ impl Operator for ChangelogAggregateOp {
         let mut kinds: Vec<&'static str> = Vec::new();
         let mut results: Vec<Vec<Out>> = vec![Vec::new(); self.aggs.len()];
         for row in 0..n {
-            let retract = match ops.value(row) {
+            let retract = match ops.as_ref().map_or("+I", |o| o.value(row)) {
                 "+I" | "+U" => false,
                 "-U" | "-D" => true,
                 other => {
@@ -308,7 +313,7 @@ impl Operator for ChangelogAggregateOp {
                             acc.float_sum += v * sign as f64;
                         }
                     }
-                    RetractKind::Min | RetractKind::Max => {
+                    RetractKind::Min | RetractKind::Max | RetractKind::CountDistinct => {
                         let bytes = encoded[i].as_ref().expect("encoded").row(row).data().to_vec();
                         let c = acc.values.entry(bytes.clone()).or_insert(0);
                         *c += sign;

@@ -426,6 +426,8 @@ impl<'a> Lowering<'a> {
         }
         let mut aggs: Vec<Agg> = Vec::new();
         let mut agg_roles: Vec<GroupRole> = Vec::new();
+        // Which of `aggs` count distinct values.
+        let mut distinct: Vec<usize> = Vec::new();
         for e in &a.aggr_expr {
             let Expr::AggregateFunction(AggregateFunction { func, params }) = strip_alias(e) else {
                 return Err(WeirError::plan(format!("unsupported aggregate {e}")));
@@ -446,9 +448,12 @@ impl<'a> Lowering<'a> {
                 continue;
             }
             if params.distinct {
-                return Err(WeirError::plan(format!(
-                    "{e}: DISTINCT aggregates are not supported yet"
-                )));
+                if window.is_some() || func.name().to_ascii_lowercase() != "count" {
+                    return Err(WeirError::plan(format!(
+                        "{e}: DISTINCT is supported in COUNT(DISTINCT …) of a GROUP BY without a window"
+                    )));
+                }
+                distinct.push(aggs.len());
             }
             if params.filter.is_some() {
                 return Err(WeirError::plan(format!(
@@ -522,6 +527,7 @@ impl<'a> Lowering<'a> {
                 }
                 let projected = self.project(input, pre)?;
                 let updating_input = projected.updating;
+                let retracting_op = updating_input || !distinct.is_empty();
                 let projected = if updating_input {
                     let mut items = projected.pending.clone().unwrap_or_default();
                     items.push((col(OP_COLUMN), OP_COLUMN.into()));
@@ -535,12 +541,13 @@ impl<'a> Lowering<'a> {
                 let pre_stream = self.flush(projected, "group-input")?;
                 let name = self.name("group-aggregate");
                 let keyed = pre_stream.key_by(keys.clone());
-                let out = if updating_input {
-                    // Retractions in, retractions out.
-                    let op = ChangelogAggregate {
-                        keys,
-                        aggs: aggs.iter().map(retracting).collect::<Result<_>>()?,
-                    };
+                let out = if retracting_op {
+                    // Retractions in (or distinct values counted), retractions out.
+                    let mut retract = aggs.iter().map(retracting).collect::<Result<Vec<_>>>()?;
+                    for i in &distinct {
+                        retract[*i].kind = RetractKind::CountDistinct;
+                    }
+                    let op = ChangelogAggregate { keys, aggs: retract };
                     keyed.stream().transform(&name, Arc::new(op))
                 } else {
                     keyed.changelog_aggregate(&aggs).name(&name)

@@ -315,8 +315,8 @@ fn an_updating_group_by_is_a_changelog_that_applies_to_the_reference() {
         format!(
             "SET 'parallelism.default' = '2';\n\
              CREATE TABLE events (k BIGINT, v BIGINT, ts TIMESTAMP(3)) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n\
-             CREATE TABLE totals (k BIGINT, n BIGINT, total BIGINT, lo BIGINT, hi BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ('connector' = 'print');\n\
-             INSERT INTO totals SELECT k, COUNT(*), SUM(v), MIN(v), MAX(v) FROM events GROUP BY k HAVING COUNT(*) > 3;",
+             CREATE TABLE totals (k BIGINT, n BIGINT, total BIGINT, lo BIGINT, hi BIGINT, dv BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ('connector' = 'print');\n\
+             INSERT INTO totals SELECT k, COUNT(*), SUM(v), MIN(v), MAX(v), COUNT(DISTINCT v) FROM events GROUP BY k HAVING COUNT(*) > 3;",
             input.display()
         ),
     )
@@ -328,7 +328,7 @@ fn an_updating_group_by_is_a_changelog_that_applies_to_the_reference() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Apply the changelog.
-    let mut table: BTreeMap<i64, (i64, i64, i64, i64)> = BTreeMap::new();
+    let mut table: BTreeMap<i64, (i64, i64, i64, i64, i64)> = BTreeMap::new();
     let mut kinds = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -339,6 +339,7 @@ fn an_updating_group_by_is_a_changelog_that_applies_to_the_reference() {
             v["total"].as_i64().unwrap(),
             v["lo"].as_i64().unwrap(),
             v["hi"].as_i64().unwrap(),
+            v["dv"].as_i64().unwrap(),
         );
         *kinds.entry(op.clone()).or_insert(0) += 1;
         match op.as_str() {
@@ -349,13 +350,18 @@ fn an_updating_group_by_is_a_changelog_that_applies_to_the_reference() {
             other => panic!("op {other}"),
         }
     }
-    let mut want: BTreeMap<i64, (i64, i64, i64, i64)> = BTreeMap::new();
+    let mut want: BTreeMap<i64, (i64, i64, i64, i64, i64)> = BTreeMap::new();
+    let mut seen: BTreeMap<i64, std::collections::BTreeSet<i64>> = BTreeMap::new();
     for (k, v, _) in &events {
-        let e = want.entry(*k).or_insert((0, 0, i64::MAX, i64::MIN));
+        let e = want.entry(*k).or_insert((0, 0, i64::MAX, i64::MIN, 0));
         e.0 += 1;
         e.1 += v;
         e.2 = e.2.min(*v);
         e.3 = e.3.max(*v);
+        seen.entry(*k).or_default().insert(*v);
+    }
+    for (k, vs) in seen {
+        want.get_mut(&k).unwrap().4 = vs.len() as i64;
     }
     want.retain(|_, r| r.0 > 3);
     assert_eq!(table, want);
