@@ -60,6 +60,15 @@ pub struct ChangelogAggregate {
     pub aggs: Vec<RetractAgg>,
 }
 
+/// The operator planned against its input: key columns, aggregates, the changelog column (if
+/// the input has one) and the output schema.
+struct Plan {
+    keys: Vec<usize>,
+    aggs: Vec<Planned>,
+    op: Option<usize>,
+    output: SchemaRef,
+}
+
 /// How an aggregate reads its input column and writes its output.
 #[derive(Debug, Clone)]
 struct Planned {
@@ -71,7 +80,7 @@ struct Planned {
 }
 
 impl ChangelogAggregate {
-    fn plan(&self, input: &SchemaRef) -> Result<(Vec<usize>, Vec<Planned>, Option<usize>, SchemaRef)> {
+    fn plan(&self, input: &SchemaRef) -> Result<Plan> {
         let keys = self
             .keys
             .iter()
@@ -113,7 +122,12 @@ impl ChangelogAggregate {
         let mut fields: Vec<Field> = keys.iter().map(|k| input.field(*k).clone()).collect();
         fields.extend(planned.iter().map(|p| p.output.clone()));
         fields.push(Field::new(OP_COLUMN, DataType::Utf8, false));
-        Ok((keys, planned, op, Arc::new(Schema::new(fields))))
+        Ok(Plan {
+            keys,
+            aggs: planned,
+            op,
+            output: Arc::new(Schema::new(fields)),
+        })
     }
 }
 
@@ -122,10 +136,10 @@ impl OperatorFactory for ChangelogAggregate {
         "aggregate"
     }
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
-        Ok(self.plan(input)?.3)
+        Ok(self.plan(input)?.output)
     }
     fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
-        let (keys, aggs, op, output) = self.plan(input)?;
+        let Plan { keys, aggs, op, output } = self.plan(input)?;
         let key_fields = keys
             .iter()
             .map(|k| SortField::new(input.field(*k).data_type().clone()))

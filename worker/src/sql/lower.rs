@@ -448,7 +448,7 @@ impl<'a> Lowering<'a> {
                 continue;
             }
             if params.distinct {
-                if window.is_some() || func.name().to_ascii_lowercase() != "count" {
+                if window.is_some() || !func.name().eq_ignore_ascii_case("count") {
                     return Err(WeirError::plan(format!(
                         "{e}: DISTINCT is supported in COUNT(DISTINCT …) of a GROUP BY without a window"
                     )));
