@@ -28,6 +28,8 @@ pub struct Mapped {
     pub options: Map<String, Value>,
     /// `scan.parallelism` / `sink.parallelism`: the node's own parallelism.
     pub parallelism: Option<usize>,
+    /// Sinks: write Debezium JSON (`{"before", "after", "op"}` per row) for a changelog.
+    pub debezium: bool,
 }
 
 /// Source connectors SQL tables may name.
@@ -181,6 +183,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
                 connector: "nexmark",
                 options: m,
                 parallelism: None,
+                debezium: false,
             }
         }
         "datagen" => {
@@ -278,6 +281,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
                 connector: "datagen",
                 options: m,
                 parallelism: None,
+                debezium: false,
             }
         }
         "filesystem" => {
@@ -292,6 +296,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
                 connector: "file",
                 options: m,
                 parallelism: None,
+                debezium: false,
             }
         }
         "kafka" => {
@@ -326,6 +331,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
                 connector: "kafka",
                 options: m,
                 parallelism: None,
+                debezium: false,
             }
         }
         "socket" => {
@@ -345,6 +351,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
                 connector: "socket",
                 options: m,
                 parallelism: None,
+                debezium: false,
             }
         }
         "http" => {
@@ -365,6 +372,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
                 connector: "http",
                 options: m,
                 parallelism: None,
+                debezium: false,
             }
         }
         other => {
@@ -410,6 +418,7 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
                 connector: "blackhole",
                 options: Map::new(),
                 parallelism: None,
+                debezium: false,
             },
             SinkMode::Changelog,
         ),
@@ -421,15 +430,18 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
                     connector: "stdout",
                     options: Map::new(),
                     parallelism: None,
+                    debezium: false,
                 },
                 SinkMode::Changelog,
             )
         }
         "filesystem" => {
             let path = o.required("path")?;
-            let f = format(&mut o, &["json", "csv", "parquet"])?;
+            let f = format(&mut o, &["json", "csv", "parquet", "debezium-json"])?;
             o.take("sink.rolling-policy.file-size");
             o.take("parquet.compression");
+            let debezium = f == "debezium-json";
+            let f = if debezium { "json".to_string() } else { f };
             let mut m = Map::new();
             m.insert("path".into(), json!(path.strip_prefix("file://").unwrap_or(&path)));
             m.insert("format".into(), json!(f));
@@ -438,8 +450,13 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
                     connector: "file",
                     options: m,
                     parallelism: None,
+                    debezium,
                 },
-                SinkMode::Append,
+                if debezium {
+                    SinkMode::Changelog
+                } else {
+                    SinkMode::Append
+                },
             )
         }
         c @ ("kafka" | "upsert-kafka") => {
@@ -485,6 +502,7 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
                     connector: "kafka",
                     options: m,
                     parallelism: None,
+                    debezium: false,
                 },
                 mode,
             )

@@ -198,6 +198,37 @@ impl<'a> Lowering<'a> {
                 f.name().clone(),
             ));
         }
+        if mapped.debezium {
+            // Debezium JSON: inserts and update-afters as `after` with op `c`, retractions as
+            // `before` with op `d` (what Flink's debezium-json writes).
+            let row = datafusion::functions::core::expr_fn::named_struct(
+                items
+                    .iter()
+                    .filter(|(_, name)| name != "op")
+                    .flat_map(|(e, name)| [lit(name.as_str()), e.clone()])
+                    .collect(),
+            );
+            let adds = if input.updating {
+                col(OP_COLUMN).eq(lit("+I")).or(col(OP_COLUMN).eq(lit("+U")))
+            } else {
+                lit(true)
+            };
+            let when = |cond: Expr| -> Result<Expr> {
+                datafusion::logical_expr::when(cond, row.clone())
+                    .end()
+                    .map_err(|e| WeirError::plan(e.to_string()))
+            };
+            items = vec![
+                (when(Expr::Not(Box::new(adds.clone())))?, "before".into()),
+                (when(adds.clone())?, "after".into()),
+                (
+                    datafusion::logical_expr::when(adds, lit("c"))
+                        .otherwise(lit("d"))
+                        .map_err(|e| WeirError::plan(e.to_string()))?,
+                    "op".into(),
+                ),
+            ];
+        }
         let mut input = input;
         if input.updating && connector == "upsert-kafka" {
             // Upserts by key: the retraction before an update is implied by the update.
