@@ -53,6 +53,38 @@ fn s3(cache_python: &str, endpoint: &str, script: &str) -> String {
     .unwrap_or_else(|e| panic!("S3 script: {e}"))
 }
 
+/// The moto venv's python (its boto3 reads and writes buckets) and the S3 endpoint of the real
+/// node, which the pods reach too.
+fn node_s3() -> (String, String) {
+    let endpoint = std::env::var("WEIR_NODE_S3").unwrap_or_default();
+    assert!(
+        !endpoint.is_empty(),
+        "no real node: run `eval \"$(scripts/node-up)\"` after kube-up, docker-up and scripts/images (scripts/test does)"
+    );
+    let cache = std::env::var("WEIR_CACHE")
+        .unwrap_or_else(|_| format!("{}/.cache/weir", std::env::var("HOME").unwrap_or_default()));
+    (format!("{cache}/moto-venv/bin/python"), endpoint)
+}
+
+fn create_bucket(python: &str, endpoint: &str, bucket: &str) {
+    s3(
+        python,
+        endpoint,
+        &format!("import boto3,os; boto3.client('s3', endpoint_url=os.environ['S3']).create_bucket(Bucket='{bucket}')"),
+    );
+}
+
+/// The lines of the visible (committed) files under `out/` in `bucket`.
+fn committed_output(python: &str, endpoint: &str, bucket: &str) -> String {
+    s3(
+        python,
+        endpoint,
+        &format!(
+            "import boto3,os\ns3=boto3.client('s3', endpoint_url=os.environ['S3'])\nfor o in s3.list_objects_v2(Bucket='{bucket}', Prefix='out/').get('Contents', []):\n  k=o['Key']\n  if not k.rsplit('/',1)[-1].startswith('.'):\n    print(s3.get_object(Bucket='{bucket}', Key=k)['Body'].read().decode(), end='')"
+        ),
+    )
+}
+
 /// The S3 server by a cluster DNS name in `ns`; its credentials in the Secret `weir-s3`.
 fn s3_in_cluster(c: &crate::common::Cluster, ns: &str) {
     c.apply_in(
@@ -87,23 +119,11 @@ stringData:
 #[test]
 fn a_stream_job_on_real_pods_rescales_upgrades_suspends_resumes_and_survives_a_lost_pod() {
     let c = cluster();
-    let endpoint = std::env::var("WEIR_NODE_S3").unwrap_or_default();
-    assert!(
-        !endpoint.is_empty(),
-        "no real node: run `eval \"$(scripts/node-up)\"` after kube-up, docker-up and scripts/images (scripts/test does)"
-    );
-    // The moto venv of scripts/s3-up and node-up (its boto3 reads and writes the bucket).
-    let cache = std::env::var("WEIR_CACHE")
-        .unwrap_or_else(|_| format!("{}/.cache/weir", std::env::var("HOME").unwrap_or_default()));
-    let python = format!("{cache}/moto-venv/bin/python");
+    let (python, endpoint) = node_s3();
     let ns = c.namespace("e2e");
     let ns = ns.name.as_str();
     let bucket = ns.to_string();
-    s3(
-        &python,
-        &endpoint,
-        &format!("import boto3,os; boto3.client('s3', endpoint_url=os.environ['S3']).create_bucket(Bucket='{bucket}')"),
-    );
+    create_bucket(&python, &endpoint, &bucket);
 
     s3_in_cluster(&c, ns);
 
@@ -260,13 +280,7 @@ spec:
     eprintln!("figure: pod lost → job finished: {:.1} s", lost.elapsed().as_secs_f64());
 
     // Complete, no duplicates: every (window, key) once, counts and sums add up.
-    let text = s3(
-        &python,
-        &endpoint,
-        &format!(
-            "import boto3,os\ns3=boto3.client('s3', endpoint_url=os.environ['S3'])\nfor o in s3.list_objects_v2(Bucket='{bucket}', Prefix='out/').get('Contents', []):\n  k=o['Key']\n  if not k.rsplit('/',1)[-1].startswith('.'):\n    print(s3.get_object(Bucket='{bucket}', Key=k)['Body'].read().decode(), end='')"
-        ),
-    );
+    let text = committed_output(&python, &endpoint, &bucket);
     let mut seen: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
@@ -321,22 +335,11 @@ fn worker_rss() -> Vec<u64> {
 #[test]
 fn a_sql_stream_job_on_real_pods_scales_and_writes_every_window_once() {
     let c = cluster();
-    let endpoint = std::env::var("WEIR_NODE_S3").unwrap_or_default();
-    assert!(
-        !endpoint.is_empty(),
-        "no real node: run `eval \"$(scripts/node-up)\"` after kube-up, docker-up and scripts/images (scripts/test does)"
-    );
-    let cache = std::env::var("WEIR_CACHE")
-        .unwrap_or_else(|_| format!("{}/.cache/weir", std::env::var("HOME").unwrap_or_default()));
-    let python = format!("{cache}/moto-venv/bin/python");
+    let (python, endpoint) = node_s3();
     let ns = c.namespace("sql");
     let ns = ns.name.as_str();
     let bucket = ns.to_string();
-    s3(
-        &python,
-        &endpoint,
-        &format!("import boto3,os; boto3.client('s3', endpoint_url=os.environ['S3']).create_bucket(Bucket='{bucket}')"),
-    );
+    create_bucket(&python, &endpoint, &bucket);
     s3_in_cluster(&c, ns);
     let rows = 30_000u64;
     // The generator keeps its parallelism (its sequence positions do not redistribute); the
@@ -421,13 +424,7 @@ spec:
     wait_for("the job finished", Duration::from_secs(240), || {
         (c.status(ns, "sql-counts")["phase"] == "Finished").then_some(())
     });
-    let text = s3(
-        &python,
-        &endpoint,
-        &format!(
-            "import boto3,os\ns3=boto3.client('s3', endpoint_url=os.environ['S3'])\nfor o in s3.list_objects_v2(Bucket='{bucket}', Prefix='out/').get('Contents', []):\n  k=o['Key']\n  if not k.rsplit('/',1)[-1].startswith('.'):\n    print(s3.get_object(Bucket='{bucket}', Key=k)['Body'].read().decode(), end='')"
-        ),
-    );
+    let text = committed_output(&python, &endpoint, &bucket);
     let mut seen: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));

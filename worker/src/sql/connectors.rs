@@ -32,6 +32,17 @@ pub struct Mapped {
     pub debezium: bool,
 }
 
+impl Mapped {
+    fn new(connector: &'static str, options: Map<String, Value>) -> Self {
+        Mapped {
+            connector,
+            options,
+            parallelism: None,
+            debezium: false,
+        }
+    }
+}
+
 /// Source connectors SQL tables may name.
 pub const SOURCES: &[&str] = &[
     "nexmark",
@@ -179,12 +190,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
                 m.insert("rows_per_second".into(), json!(r));
             }
             m.insert("stream".into(), json!(nexmark_stream.unwrap_or("all")));
-            Mapped {
-                connector: "nexmark",
-                options: m,
-                parallelism: None,
-                debezium: false,
-            }
+            Mapped::new("nexmark", m)
         }
         "datagen" => {
             let mut m = Map::new();
@@ -277,12 +283,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
                 return Err(o.error(format!("options 'fields.{f}.*' name no column of the table")));
             }
             m.insert("fields".into(), Value::Array(fields));
-            Mapped {
-                connector: "datagen",
-                options: m,
-                parallelism: None,
-                debezium: false,
-            }
+            Mapped::new("datagen", m)
         }
         "filesystem" => {
             let path = o.required("path")?;
@@ -292,12 +293,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             m.insert("path".into(), json!(path.strip_prefix("file://").unwrap_or(&path)));
             m.insert("format".into(), json!(f));
             m.insert("schema".into(), schema_value(physical));
-            Mapped {
-                connector: "file",
-                options: m,
-                parallelism: None,
-                debezium: false,
-            }
+            Mapped::new("file", m)
         }
         "kafka" => {
             let mut m = kafka_common(&mut o)?;
@@ -327,12 +323,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             }
             let props = properties(&mut o);
             m.insert("properties".into(), json!(props));
-            Mapped {
-                connector: "kafka",
-                options: m,
-                parallelism: None,
-                debezium: false,
-            }
+            Mapped::new("kafka", m)
         }
         "socket" => {
             let mut m = Map::new();
@@ -347,12 +338,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             let f = format(&mut o, &["json", "csv", "text"])?;
             m.insert("format".into(), json!(f));
             m.insert("schema".into(), schema_value(physical));
-            Mapped {
-                connector: "socket",
-                options: m,
-                parallelism: None,
-                debezium: false,
-            }
+            Mapped::new("socket", m)
         }
         "http" => {
             let mut m = Map::new();
@@ -368,12 +354,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             }
             format(&mut o, &["json"])?;
             m.insert("schema".into(), schema_value(physical));
-            Mapped {
-                connector: "http",
-                options: m,
-                parallelism: None,
-                debezium: false,
-            }
+            Mapped::new("http", m)
         }
         other => {
             return Err(WeirError::plan(format!(
@@ -408,32 +389,16 @@ fn properties(o: &mut Options) -> BTreeMap<String, String> {
     o.prefixed("properties.")
 }
 
-/// The sink for `table`, whose rows have `schema`; and what it accepts.
-pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
+/// The sink for `table`, and what it accepts.
+pub fn sink(table: &TableDef) -> Result<(Mapped, SinkMode)> {
     let mut o = Options::new(table);
     let parallelism = node_parallelism(&mut o, "sink.parallelism")?;
     let (mapped, mode) = match connector(table)? {
-        "blackhole" => (
-            Mapped {
-                connector: "blackhole",
-                options: Map::new(),
-                parallelism: None,
-                debezium: false,
-            },
-            SinkMode::Changelog,
-        ),
+        "blackhole" => (Mapped::new("blackhole", Map::new()), SinkMode::Changelog),
         "print" => {
             o.take("print-identifier");
             o.take("standard-error");
-            (
-                Mapped {
-                    connector: "stdout",
-                    options: Map::new(),
-                    parallelism: None,
-                    debezium: false,
-                },
-                SinkMode::Changelog,
-            )
+            (Mapped::new("stdout", Map::new()), SinkMode::Changelog)
         }
         "filesystem" => {
             let path = o.required("path")?;
@@ -447,10 +412,8 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
             m.insert("format".into(), json!(f));
             (
                 Mapped {
-                    connector: "file",
-                    options: m,
-                    parallelism: None,
                     debezium,
+                    ..Mapped::new("file", m)
                 },
                 if debezium {
                     SinkMode::Changelog
@@ -497,15 +460,7 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
             } else {
                 SinkMode::Append
             };
-            (
-                Mapped {
-                    connector: "kafka",
-                    options: m,
-                    parallelism: None,
-                    debezium: false,
-                },
-                mode,
-            )
+            (Mapped::new("kafka", m), mode)
         }
         other => {
             return Err(WeirError::plan(format!(
@@ -515,7 +470,6 @@ pub fn sink(table: &TableDef, schema: &Schema) -> Result<(Mapped, SinkMode)> {
             )));
         }
     };
-    let _ = schema;
     o.finish()?;
     Ok((Mapped { parallelism, ..mapped }, mode))
 }

@@ -164,7 +164,7 @@ impl<'a> Lowering<'a> {
     }
 
     fn sink(&mut self, input: Lowered, table: &Table, columns: &[String]) -> Result<DataStream> {
-        let (mapped, mode) = connectors::sink(&table.def, &table.physical)?;
+        let (mapped, mode) = connectors::sink(&table.def)?;
         let connector = table.def.options.get("connector").cloned().unwrap_or_default();
         // The query's columns take the table's names and types, in its order.
         let mut items: Vec<(Expr, String)> = Vec::new();
@@ -298,11 +298,10 @@ impl<'a> Lowering<'a> {
             }
             LogicalPlan::Projection(p) => {
                 let input = self.lower(&p.input)?;
-                let mut items = Vec::new();
-                for (e, (_, field)) in p.expr.iter().zip(p.schema.iter()) {
+                for e in &p.expr {
                     check_no_window_markers(e)?;
-                    items.push((unqualified(e.clone().unalias()), field.name().clone()));
                 }
+                let mut items = projection_items(p);
                 if input.updating {
                     items.push((col(OP_COLUMN), OP_COLUMN.into()));
                 }
@@ -352,13 +351,7 @@ impl<'a> Lowering<'a> {
             LogicalPlan::TableScan(scan) => self.scan(scan, Some(kind)),
             LogicalPlan::Projection(p) => {
                 let input = self.lower_narrowed(&p.input, kind)?;
-                let items = p
-                    .expr
-                    .iter()
-                    .zip(p.schema.iter())
-                    .map(|(e, (_, f))| (unqualified(e.clone().unalias()), f.name().clone()))
-                    .collect();
-                self.project(input, items)
+                self.project(input, projection_items(p))
             }
             other => self.lower(other),
         }
@@ -442,7 +435,7 @@ impl<'a> Lowering<'a> {
         let mut group_roles: Vec<GroupRole> = Vec::new();
         for e in &a.group_expr {
             let role = match &window {
-                Some(w) => w.role_of(e, &a.input),
+                Some(_) => window_role(e, &a.input),
                 None => None,
             };
             match role {
@@ -595,13 +588,7 @@ impl<'a> Lowering<'a> {
         match plan {
             LogicalPlan::Projection(p) if p.expr.iter().any(has_marker) => {
                 let input = self.lower_allowing_markers(&p.input)?;
-                let items: Vec<(Expr, String)> = p
-                    .expr
-                    .iter()
-                    .zip(p.schema.iter())
-                    .map(|(e, (_, f))| (unqualified(e.clone().unalias()), f.name().clone()))
-                    .collect();
-                self.project(input, items)
+                self.project(input, projection_items(p))
             }
             LogicalPlan::SubqueryAlias(s) => self.lower_allowing_markers(&s.input),
             LogicalPlan::Filter(f) if !matches!(f.input.as_ref(), LogicalPlan::TableScan(_)) => {
@@ -666,6 +653,15 @@ fn post_items(roles: &[GroupRole], names: &[String], types: &[DataType]) -> Vec<
                 name.clone(),
             )
         })
+        .collect()
+}
+
+/// A projection's expressions (columns by name) and output names.
+fn projection_items(p: &datafusion::logical_expr::Projection) -> Vec<(Expr, String)> {
+    p.expr
+        .iter()
+        .zip(p.schema.iter())
+        .map(|(e, (_, f))| (unqualified(e.clone().unalias()), f.name().clone()))
         .collect()
 }
 
@@ -749,14 +745,6 @@ impl WindowFound {
         }
     }
 
-    /// Which window bound a `GROUP BY` item is, if it is one.
-    fn role_of(&self, e: &Expr, input: &LogicalPlan) -> Option<Bound> {
-        match window_call(&definition(e, input))? {
-            Call::Marker { bound, .. } => Some(bound),
-            Call::Legacy { .. } => Some(Bound::Start),
-        }
-    }
-
     fn assigner(&self) -> Result<WindowAssigner> {
         let ms = |v: i64| std::time::Duration::from_millis(v as u64);
         Ok(match (self.kind, self.processing_time) {
@@ -779,23 +767,22 @@ impl WindowFound {
     }
 }
 
-enum Call {
-    Marker {
-        bound: Bound,
-        kind: TvfKind,
-        size: i64,
-        slide: i64,
-        time: Expr,
-    },
-    Legacy {
-        kind: TvfKind,
-        size: i64,
-        slide: i64,
-        time: Expr,
-    },
+/// Which window bound a `GROUP BY` item is, if it is one.
+fn window_role(e: &Expr, input: &LogicalPlan) -> Option<Bound> {
+    window_call(&definition(e, input)).map(|c| c.bound)
 }
 
-fn window_call(e: &Expr) -> Option<Call> {
+/// A window function call: which bound it gives (a legacy `TUMBLE(..)` in `GROUP BY` is the
+/// window's start), the window, and the time it is computed from.
+struct WindowCall {
+    bound: Bound,
+    kind: TvfKind,
+    size: i64,
+    slide: i64,
+    time: Expr,
+}
+
+fn window_call(e: &Expr) -> Option<WindowCall> {
     let Expr::ScalarFunction(ScalarFunction { func, args }) = strip_alias(e) else {
         return None;
     };
@@ -810,7 +797,7 @@ fn window_call(e: &Expr) -> Option<Call> {
             functions::WINDOW_END => Bound::End,
             _ => Bound::Time,
         };
-        return Some(Call::Marker {
+        return Some(WindowCall {
             bound,
             kind: functions::kind_of_code(int(1)?)?,
             size: int(2)?,
@@ -828,7 +815,8 @@ fn window_call(e: &Expr) -> Option<Call> {
         (_, [size]) => (*size, *size),
         _ => return None,
     };
-    Some(Call::Legacy {
+    Some(WindowCall {
+        bound: Bound::Start,
         kind,
         size,
         slide,
@@ -837,73 +825,44 @@ fn window_call(e: &Expr) -> Option<Call> {
 }
 
 fn find_window(a: &Aggregate) -> Result<Option<WindowFound>> {
-    let mut found: Option<WindowFound> = None;
+    let mut found: Option<WindowCall> = None;
     for e in &a.group_expr {
-        let d = definition(e, &a.input);
-        let Some(call) = window_call(&d) else {
+        let Some(call) = window_call(&definition(e, &a.input)) else {
             continue;
         };
-        let (kind, size, slide, time_def, group_time) = match call {
-            Call::Marker {
-                kind,
-                size,
-                slide,
-                time,
-                ..
-            } => (kind, size, slide, time, e.clone()),
-            Call::Legacy {
-                kind,
-                size,
-                slide,
-                time,
-            } => (kind, size, slide, time, e.clone()),
-        };
-        if let Some(f) = &found {
-            if (f.kind, f.size_ms, f.slide_ms) != (kind, size, slide) {
+        match &found {
+            Some(f) if (f.kind, f.size, f.slide) != (call.kind, call.size, call.slide) => {
                 return Err(WeirError::plan(
                     "a GROUP BY has one window; this one groups by two different windows",
                 ));
             }
-            continue;
+            Some(_) => {}
+            None => found = Some(call),
         }
-        let processing_time = time_def
-            .exists(|x| Ok(matches!(x, Expr::ScalarFunction(ScalarFunction { func, .. }) if func.name() == PROCTIME)))
-            .expect("cannot fail");
-        // The window operator assigns by the group item itself: for a tumbling window its
-        // start (in the same window as the row's time), else the row's time.
-        found = Some(WindowFound {
-            kind,
-            size_ms: size,
-            slide_ms: slide,
-            time: group_time,
-            processing_time,
-        });
     }
-    if let Some(f) = &found {
-        let starts = a
-            .group_expr
-            .iter()
-            .filter(|e| matches!(f.role_of(e, &a.input), Some(Bound::Start)))
-            .count();
-        if starts == 0 {
-            return Err(WeirError::plan(
-                "a windowed GROUP BY needs window_start (with window_end)",
-            ));
-        }
-        // The operator needs the time expression evaluated on the aggregate's input: the
-        // group item that is the window's start.
-        let start = a
-            .group_expr
-            .iter()
-            .find(|e| matches!(f.role_of(e, &a.input), Some(Bound::Start)))
-            .expect("counted")
-            .clone();
-        return Ok(Some(WindowFound {
-            time: start,
-            ..found.expect("some")
-        }));
-    }
-    Ok(None)
+    let Some(call) = found else {
+        return Ok(None);
+    };
+    // The window operator assigns by the group item that is the window's start, evaluated on
+    // the aggregate's input: for a tumbling window the start itself (in the same window as
+    // the row's time), else the row's time.
+    let start = a
+        .group_expr
+        .iter()
+        .find(|e| window_role(e, &a.input) == Some(Bound::Start))
+        .ok_or_else(|| WeirError::plan("a windowed GROUP BY needs window_start (with window_end)"))?
+        .clone();
+    let processing_time = call
+        .time
+        .exists(|x| Ok(matches!(x, Expr::ScalarFunction(ScalarFunction { func, .. }) if func.name() == PROCTIME)))
+        .expect("cannot fail");
+    Ok(Some(WindowFound {
+        kind: call.kind,
+        size_ms: call.size,
+        slide_ms: call.slide,
+        time: start,
+        processing_time,
+    }))
 }
 
 /// `e` with columns replaced by their definitions through projections and aliases below.

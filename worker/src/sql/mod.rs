@@ -17,6 +17,7 @@ pub mod types;
 use std::time::Duration;
 
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::tokenizer::Location;
 
 use crate::api::StreamExecutionEnvironment;
 use crate::contract::error::{Result, WeirError};
@@ -131,6 +132,20 @@ impl Session {
         }
     }
 
+    /// Plans an `INSERT` or a query, keeps its plan for `EXPLAIN`, and lowers it into the job
+    /// (nodes named after `prefix`).
+    fn write(&mut self, statement: &Statement, at: Location, prefix: &str) -> Result<()> {
+        let plan = plan_statement(&self.catalog, statement, at)?;
+        self.job.plans.push(plan.display_indent().to_string());
+        let mut lowering = lower::Lowering::new(&self.job.env, &self.catalog, prefix, self.job.pushdown);
+        match statement {
+            Statement::Insert(_) => lowering.insert(&plan),
+            _ => lowering.print(&plan),
+        }
+        .map_err(|e| locate(&self.origin, at, e))?;
+        Ok(())
+    }
+
     fn statement(&mut self, located_statement: &Located) -> Result<()> {
         let origin = self.origin.clone();
         let origin = origin.as_str();
@@ -154,40 +169,22 @@ impl Session {
             }
             Statement::Insert(_) | Statement::Query(_) => {
                 self.writes += 1;
-                let plan = plan_statement(&self.catalog, statement, at)?;
-                self.job.plans.push(plan.display_indent().to_string());
                 let prefix = match statement {
                     Statement::Insert(_) => format!("insert-{}", self.writes),
                     _ => format!("query-{}", self.writes),
                 };
-                let mut lowering = lower::Lowering::new(&self.job.env, &self.catalog, &prefix, self.job.pushdown);
-                match statement {
-                    Statement::Insert(_) => lowering.insert(&plan),
-                    _ => lowering.print(&plan),
-                }
-                .map_err(|e| locate(origin, at, e))?;
+                self.write(statement, at, &prefix)?;
             }
             Statement::Explain(inner) => {
                 self.job.explain_only = true;
-                let plan = plan_statement(&self.catalog, &inner.statement, inner.at)?;
-                self.job.plans.push(plan.display_indent().to_string());
-                let mut lowering = lower::Lowering::new(&self.job.env, &self.catalog, "explain", self.job.pushdown);
-                match &inner.statement {
-                    Statement::Insert(_) => lowering.insert(&plan),
-                    _ => lowering.print(&plan),
-                }
-                .map_err(|e| locate(origin, inner.at, e))?;
+                self.write(&inner.statement, inner.at, "explain")?;
             }
         }
         Ok(())
     }
 }
 
-fn plan_statement(
-    catalog: &Catalog,
-    statement: &Statement,
-    at: datafusion::sql::sqlparser::tokenizer::Location,
-) -> Result<LogicalPlan> {
+fn plan_statement(catalog: &Catalog, statement: &Statement, at: Location) -> Result<LogicalPlan> {
     use datafusion::sql::sqlparser::ast;
     let ast = match statement {
         Statement::Insert(s) => (**s).clone(),
@@ -199,7 +196,7 @@ fn plan_statement(
 }
 
 /// A lowering error with the statement's position, unless it has one.
-fn locate(origin: &str, at: datafusion::sql::sqlparser::tokenizer::Location, e: WeirError) -> WeirError {
+fn locate(origin: &str, at: Location, e: WeirError) -> WeirError {
     match e {
         WeirError::Plan(m) if !m.starts_with(origin) => located(origin, at, m),
         other => other,

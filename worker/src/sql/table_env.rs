@@ -106,16 +106,14 @@ impl TableEnvironment {
     /// `RowKind`). An append-only table's rows are all `+I`.
     pub fn to_changelog_stream(&self, table: &Table) -> Result<DataStream> {
         let (stream, updating) = self.lower(table)?;
-        if updating {
-            let mut items = vec![format!("`{OP_COLUMN}` AS op")];
-            items.extend(table.columns().iter().map(|c| format!("`{c}`")));
-            let refs: Vec<&str> = items.iter().map(String::as_str).collect();
-            Ok(stream.select(&refs))
+        let op = if updating {
+            format!("`{OP_COLUMN}` AS op")
         } else {
-            let mut items = vec!["'+I' AS op".to_string()];
-            items.extend(table.columns().iter().map(|c| format!("`{c}`")));
-            let refs: Vec<&str> = items.iter().map(String::as_str).collect();
-            Ok(stream.select(&refs))
-        }
+            "'+I' AS op".to_string()
+        };
+        let mut items = vec![op];
+        items.extend(table.columns().iter().map(|c| format!("`{c}`")));
+        let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+        Ok(stream.select(&refs))
     }
 }

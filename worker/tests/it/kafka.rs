@@ -55,6 +55,18 @@ fn produce(topic: &str, records: &[(String, String)]) {
     });
 }
 
+/// A consumer of every record of `topic` from the start, in a group of its own.
+fn reader(topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("check-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
 fn schema() -> SchemaSpec {
     SchemaSpec::Text("id BIGINT, k BIGINT, v BIGINT".into())
 }
@@ -144,13 +156,7 @@ fn writes_keyed_records() {
         .add_sink(KafkaSink::new("out", sink).unwrap());
     env.execute("kafka-write").unwrap();
     // Read everything back.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", format!("check-{t}"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&t]).unwrap();
+    let consumer = reader(&t);
     let mut seen: BTreeMap<i64, String> = BTreeMap::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while seen.len() < 1_000 && std::time::Instant::now() < deadline {
@@ -804,13 +810,7 @@ INSERT INTO top SELECT auction, COUNT(*), MAX(price) FROM bids GROUP BY auction;
     );
     let job = weir::pipeline::build_sql(&text, "updates.sql", "sql-updates").unwrap();
     job.env.execute(&job.name).unwrap();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", format!("check-{output}"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&output]).unwrap();
+    let consumer = reader(&output);
     let mut table: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     let mut records = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
