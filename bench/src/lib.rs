@@ -11,18 +11,22 @@ use std::time::Instant;
 
 pub mod cluster;
 
+use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
 use std::sync::Arc;
 use std::time::Duration;
 use weir::api::{DataStream, StreamExecutionEnvironment};
 use weir::connectors::blackhole::Blackhole;
 use weir::connectors::datagen::{Datagen, DatagenConfig, DatagenField, FieldKind};
 use weir::connectors::nexmark::config::NexmarkStream;
+use weir::connectors::nexmark::source::schema_of;
 use weir::connectors::nexmark::{Nexmark, NexmarkConfig};
 use weir::contract::error::{Result, WeirError};
 use weir::contract::watermark::WatermarkStrategy;
 use weir::operators::keyed_process::{KeyedContext, KeyedProcessFunction};
 use weir::row::{Row, Value};
+use weir::sql::source_calc::{BatchFn, SourceCalc};
 use weir::state::{AggregateFunction, ValueStateDescriptor};
 use weir::window::{Agg, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowContext};
 
@@ -141,15 +145,34 @@ fn bids_of(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> 
         .name("bid"))
 }
 
-/// The flat bid stream with event time on `dateTime` (4 s out of orderness, as the peer).
+/// The flat bid stream with event time on `dateTime` (4 s out of orderness, as the peer): the
+/// generator builds every event kind (as the peer's source does) and a step inside the source
+/// task keeps the bids, flat, before watermarks are generated (as SQL's `bid` view over the
+/// `nexmark` table with its computed `dateTime`).
 fn flat_bids(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> {
     let cfg = NexmarkConfig {
         events: Some(events),
-        stream: NexmarkStream::Bid,
+        stream: NexmarkStream::All,
         ..Default::default()
     };
+    let calc: BatchFn = Arc::new(|batch: RecordBatch| {
+        let kinds = batch.column(0).as_primitive::<arrow::datatypes::Int32Type>();
+        let is_bid = arrow::compute::kernels::cmp::eq(kinds, &arrow::array::Int32Array::new_scalar(2))?;
+        let bids = arrow::compute::filter(batch.column(3), &is_bid)?;
+        let bids = bids.as_struct();
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(bids.fields().clone())),
+            bids.columns().to_vec(),
+        )?)
+    });
+    let source = SourceCalc {
+        inner: Arc::new(Nexmark::new("nexmark", cfg)?),
+        inner_schema: schema_of(NexmarkStream::All),
+        output: schema_of(NexmarkStream::Bid),
+        calc,
+    };
     Ok(env
-        .add_source(Nexmark::new("nexmark", cfg)?)
+        .add_source(source)
         .name("nexmark")
         .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
             "dateTime",

@@ -103,6 +103,12 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// A checkpoint barrier is about to pass: emit what is buffered only to save work (Flink's
+    /// `prepareSnapshotPreBarrier`), so the snapshot that follows need not hold it.
+    fn before_barrier(&mut self, _checkpoint_id: u64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        Ok(())
+    }
+
     /// The state to store for checkpoint `checkpoint_id`, taken when its barrier passes (so it
     /// holds exactly the effect of the records before the barrier).
     fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {

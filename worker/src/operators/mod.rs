@@ -8,6 +8,7 @@ pub mod filter;
 pub mod flat_map;
 pub mod keyed_process;
 pub mod map;
+pub mod mini_batch;
 pub mod running_aggregate;
 pub mod select;
 pub mod split;

@@ -287,11 +287,13 @@ impl Chain {
         Ok(())
     }
 
-    /// Snapshots every operator and the sink for the barrier's checkpoint (uploads go on in
-    /// the background), then passes the barrier downstream.
+    /// Lets operators emit what they buffer, snapshots every operator and the sink for the
+    /// barrier's checkpoint (uploads go on in the background), then passes the barrier
+    /// downstream.
     pub async fn barrier(&mut self, barrier: Barrier) -> Result<()> {
+        let id = barrier.checkpoint_id;
+        self.each_operator(|op, out| op.before_barrier(id, out)).await?;
         if let Some(cp) = &self.checkpoints {
-            let id = barrier.checkpoint_id;
             for op in &mut self.operators {
                 let state = op.operator.snapshot(id).map_err(|e| op_error(&op.ctx, e))?;
                 cp.store(&barrier, &op.ctx.node, op.ctx.subtask, op.ctx.parallelism, state);

@@ -29,6 +29,7 @@ use crate::contract::watermark::WatermarkStrategy;
 use crate::operators::changelog_aggregate::{ChangelogAggregate, RetractAgg, RetractKind};
 use crate::operators::expr::unqualified;
 use crate::operators::filter::FilterExpr;
+use crate::operators::mini_batch::MiniBatch;
 use crate::operators::running_aggregate::OP_COLUMN;
 use crate::operators::select::Select;
 use crate::window::{
@@ -80,19 +81,28 @@ pub struct Lowering<'a> {
     prefix: String,
     nodes: usize,
     pushdown: bool,
+    /// Fold updating aggregates' changelogs in mini-batches (latency ms, rows).
+    mini_batch: Option<(i64, usize)>,
 }
 
 impl<'a> Lowering<'a> {
-    /// Lowering for the statement named `prefix` (e.g. `insert-1`); `pushdown` lets sources
-    /// apply the filters they can (a Nexmark table narrowed to one event kind).
-    pub fn new(env: &'a StreamExecutionEnvironment, catalog: &'a Catalog, prefix: &str, pushdown: bool) -> Self {
-        Lowering {
+    /// Lowering for the statement named `prefix` (e.g. `insert-1`) with the session's options:
+    /// push-down lets sources apply the filters they can (a Nexmark table narrowed to one event
+    /// kind); mini-batch folds updating aggregates' output.
+    pub fn new(
+        env: &'a StreamExecutionEnvironment,
+        catalog: &'a Catalog,
+        prefix: &str,
+        options: &super::PlanOptions,
+    ) -> Result<Self> {
+        Ok(Lowering {
             env,
             catalog,
             prefix: prefix.to_string(),
             nodes: 0,
-            pushdown,
-        }
+            pushdown: options.pushdown,
+            mini_batch: options.mini_batch()?,
+        })
     }
 
     fn name(&mut self, what: &str) -> String {
@@ -571,10 +581,25 @@ impl<'a> Lowering<'a> {
                     for i in &distinct {
                         retract[*i].kind = RetractKind::CountDistinct;
                     }
-                    let op = ChangelogAggregate { keys, aggs: retract };
+                    let op = ChangelogAggregate {
+                        keys: keys.clone(),
+                        aggs: retract,
+                    };
                     keyed.stream().transform(&name, Arc::new(op))
                 } else {
                     keyed.changelog_aggregate(&aggs).name(&name)
+                };
+                let out = match self.mini_batch {
+                    Some((allow_latency_ms, size)) => {
+                        let fold = MiniBatch {
+                            keys,
+                            allow_latency_ms,
+                            size,
+                        };
+                        let name = self.name("mini-batch");
+                        out.transform(&name, Arc::new(fold))
+                    }
+                    None => out,
                 };
                 let mut items = post_items(&roles, &output_names, &output_types);
                 items.push((col(OP_COLUMN), OP_COLUMN.into()));

@@ -35,9 +35,55 @@ pub struct SqlJob {
     pub plans: Vec<String>,
     /// The script asked for `EXPLAIN` only.
     pub explain_only: bool,
+    /// What `SET` chose for the planner.
+    pub options: PlanOptions,
+}
+
+/// Planner options `SET` chooses.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
     /// `table.optimizer.source.predicate-pushdown-enabled`: filters the source can apply itself
     /// go into it (a Nexmark table filtered by `event_type` generates only that kind).
     pub pushdown: bool,
+    /// `table.exec.mini-batch.enabled`.
+    pub mini_batch: bool,
+    /// `table.exec.mini-batch.allow-latency`.
+    pub mini_batch_latency: Option<Duration>,
+    /// `table.exec.mini-batch.size`.
+    pub mini_batch_size: Option<usize>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            pushdown: true,
+            mini_batch: false,
+            mini_batch_latency: None,
+            mini_batch_size: None,
+        }
+    }
+}
+
+impl PlanOptions {
+    /// The mini-batch an updating aggregate's changelog is folded in (latency ms, rows), if
+    /// enabled; enabled without a positive latency and size is an error naming the option, as
+    /// in Flink.
+    pub fn mini_batch(&self) -> Result<Option<(i64, usize)>> {
+        if !self.mini_batch {
+            return Ok(None);
+        }
+        let latency = self.mini_batch_latency.filter(|d| !d.is_zero()).ok_or_else(|| {
+            WeirError::plan(
+                "'table.exec.mini-batch.enabled' is true, so 'table.exec.mini-batch.allow-latency' must be set to a positive duration",
+            )
+        })?;
+        let size = self.mini_batch_size.ok_or_else(|| {
+            WeirError::plan(
+                "'table.exec.mini-batch.enabled' is true, so 'table.exec.mini-batch.size' must be set to a positive number of rows",
+            )
+        })?;
+        Ok(Some((latency.as_millis() as i64, size)))
+    }
 }
 
 /// Options `SET` accepts.
@@ -89,7 +135,7 @@ impl Session {
                 name: name.to_string(),
                 plans: Vec::new(),
                 explain_only: false,
-                pushdown: true,
+                options: PlanOptions::default(),
             },
             catalog: Catalog::new(origin),
             origin: origin.to_string(),
@@ -137,7 +183,7 @@ impl Session {
     fn write(&mut self, statement: &Statement, at: Location, prefix: &str) -> Result<()> {
         let plan = plan_statement(&self.catalog, statement, at)?;
         self.job.plans.push(plan.display_indent().to_string());
-        let mut lowering = lower::Lowering::new(&self.job.env, &self.catalog, prefix, self.job.pushdown);
+        let mut lowering = lower::Lowering::new(&self.job.env, &self.catalog, prefix, &self.job.options)?;
         match statement {
             Statement::Insert(_) => lowering.insert(&plan),
             _ => lowering.print(&plan),
@@ -244,18 +290,37 @@ fn set(job: &mut SqlJob, key: &str, value: &str) -> std::result::Result<(), Stri
             }
         }
         "table.optimizer.source.predicate-pushdown-enabled" => {
-            job.pushdown = match value.to_ascii_lowercase().as_str() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(format!("SET '{key}': '{value}' should be 'true' or 'false'")),
-            };
+            job.options.pushdown = boolean(key, value)?;
         }
-        k if k.starts_with("table.exec.mini-batch.") || k.starts_with("table.optimizer.") => {
-            tracing::info!(option = k, value, "accepted; Weir's operators already work on batches");
+        "table.exec.mini-batch.enabled" => job.options.mini_batch = boolean(key, value)?,
+        "table.exec.mini-batch.allow-latency" => {
+            let d =
+                duration(value).ok_or_else(|| format!("SET '{key}': '{value}' is not a duration (e.g. 5s, 500ms)"))?;
+            job.options.mini_batch_latency = Some(d);
+        }
+        "table.exec.mini-batch.size" => {
+            let n: usize = value
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("SET '{key}': '{value}' is not a positive number of rows"))?;
+            job.options.mini_batch_size = Some(n);
+        }
+        k if k.starts_with("table.optimizer.") => {
+            tracing::info!(option = k, value, "accepted; it does not change Weir's plans");
         }
         other => return Err(format!("unknown option '{other}' (known: {})", OPTIONS.join(", "))),
     }
     Ok(())
+}
+
+/// `true` or `false`.
+fn boolean(key: &str, value: &str) -> std::result::Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("SET '{key}': '{value}' should be 'true' or 'false'")),
+    }
 }
 
 /// `10s`, `1 min`, `500ms`, `2h` or plain milliseconds.

@@ -86,8 +86,8 @@ impl TableEnvironment {
             &session.job.env,
             &session.catalog,
             &format!("table-{n}"),
-            session.job.pushdown,
-        );
+            &session.job.options,
+        )?;
         lowering.stream(&table.plan)
     }
 

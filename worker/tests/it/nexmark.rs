@@ -172,3 +172,74 @@ fn bid_stream_is_flat_and_matches_the_unified_bids() {
     assert_eq!(flat.len(), 4_600);
     assert_eq!(common::sorted(&flat), common::sorted(&unified));
 }
+
+/// FNV-1a 64 of a string's bytes and a 0x01 separator, continuing from `h` (as the fixture
+/// `tests/fixtures/NexmarkStrings.java`).
+fn fnv(mut h: u64, s: &str) -> u64 {
+    for b in s.bytes().chain([1u8]) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// The string-field hash per kind of the unified JSON lines (see the fixture for the layout).
+fn string_hashes(lines: &[String]) -> serde_json::Value {
+    let fields: [&[&str]; 3] = [
+        &["name", "emailAddress", "creditCard", "city", "state", "extra"],
+        &["itemName", "description", "extra"],
+        &["channel", "url", "extra"],
+    ];
+    let mut sums = [0u64; 3];
+    for l in lines {
+        let ev: serde_json::Value = serde_json::from_str(l).unwrap();
+        let kind = ev["event_type"].as_i64().unwrap() as usize;
+        let body = &ev[["person", "auction", "bid"][kind]];
+        let h = fields[kind].iter().fold(0xcbf29ce484222325u64, |h, f| {
+            fnv(h, body[*f].as_str().unwrap_or_else(|| panic!("{f} in {l}")))
+        });
+        sums[kind] = sums[kind].wrapping_add(mix64(h));
+    }
+    serde_json::json!({
+        "person": format!("{:016x}", sums[0]),
+        "auction": format!("{:016x}", sums[1]),
+        "bid": format!("{:016x}", sums[2]),
+    })
+}
+
+/// Every string field of 100,000 events equals the peer model's: the peer's `NexmarkModel`
+/// (plain Java, no Flink) is compiled with the fixture that hashes its strings.
+#[test]
+fn string_fields_match_the_peer_model() {
+    let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/flink-nexmark/src/peer/nexmark");
+    assert!(
+        kit.exists() || std::env::var_os("CI").is_none(),
+        "{} is missing in CI (the Flink Nexmark peer kit)",
+        kit.display()
+    );
+    if !kit.exists() {
+        eprintln!("skipping: {} not found", kit.display());
+        return;
+    }
+    let classes = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/NexmarkStrings.java");
+    let javac = std::process::Command::new("javac")
+        .arg("-d")
+        .arg(classes.path())
+        .arg(kit.join("NexmarkModel.java"))
+        .arg(kit.join("SplitMix.java"))
+        .arg(&fixture)
+        .output()
+        .expect("javac (Java 17) runs");
+    assert!(javac.status.success(), "{}", String::from_utf8_lossy(&javac.stderr));
+    let java = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(classes.path())
+        .args(["peer.nexmark.NexmarkStrings", "100000"])
+        .output()
+        .unwrap();
+    assert!(java.status.success(), "{}", String::from_utf8_lossy(&java.stderr));
+    let peer: serde_json::Value = serde_json::from_slice(&java.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(string_hashes(&generate(2, dir.path())), peer);
+}

@@ -305,15 +305,18 @@ fn weir() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weir"))
 }
 
-#[test]
-fn an_updating_group_by_is_a_changelog_that_applies_to_the_reference() {
+type Totals = BTreeMap<i64, (i64, i64, i64, i64, i64)>;
+
+/// Runs an updating `GROUP BY` over the events with `settings` and applies its printed
+/// changelog: the final table and how many rows of each kind came out.
+fn printed_changelog(settings: &str) -> (Totals, Totals, BTreeMap<String, usize>) {
     let dir = tempfile::tempdir().unwrap();
     let (input, events) = events_file(dir.path());
     let job = dir.path().join("job.sql");
     std::fs::write(
         &job,
         format!(
-            "SET 'parallelism.default' = '2';\n\
+            "SET 'parallelism.default' = '2';\n{settings}\n\
              CREATE TABLE events (k BIGINT, v BIGINT, ts TIMESTAMP(3)) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n\
              CREATE TABLE totals (k BIGINT, n BIGINT, total BIGINT, lo BIGINT, hi BIGINT, dv BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ('connector' = 'print');\n\
              INSERT INTO totals SELECT k, COUNT(*), SUM(v), MIN(v), MAX(v), COUNT(DISTINCT v) FROM events GROUP BY k HAVING COUNT(*) > 3;",
@@ -328,7 +331,7 @@ fn an_updating_group_by_is_a_changelog_that_applies_to_the_reference() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Apply the changelog.
-    let mut table: BTreeMap<i64, (i64, i64, i64, i64, i64)> = BTreeMap::new();
+    let mut table: Totals = BTreeMap::new();
     let mut kinds = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -350,7 +353,7 @@ fn an_updating_group_by_is_a_changelog_that_applies_to_the_reference() {
             other => panic!("op {other}"),
         }
     }
-    let mut want: BTreeMap<i64, (i64, i64, i64, i64, i64)> = BTreeMap::new();
+    let mut want: Totals = BTreeMap::new();
     let mut seen: BTreeMap<i64, std::collections::BTreeSet<i64>> = BTreeMap::new();
     for (k, v, _) in &events {
         let e = want.entry(*k).or_insert((0, 0, i64::MAX, i64::MIN, 0));
@@ -364,8 +367,44 @@ fn an_updating_group_by_is_a_changelog_that_applies_to_the_reference() {
         want.get_mut(&k).unwrap().4 = vs.len() as i64;
     }
     want.retain(|_, r| r.0 > 3);
+    (table, want, kinds)
+}
+
+#[test]
+fn an_updating_group_by_is_a_changelog_that_applies_to_the_reference() {
+    let (table, want, kinds) = printed_changelog("");
     assert_eq!(table, want);
     assert!(kinds["-U"] > 0 && kinds["+U"] > 0, "{kinds:?}");
+}
+
+#[test]
+fn mini_batch_folds_the_changelog_to_fewer_rows_with_the_same_table() {
+    let (_, _, plain) = printed_changelog("");
+    let (table, want, folded) = printed_changelog(
+        "SET 'table.exec.mini-batch.enabled' = 'true';\n\
+         SET 'table.exec.mini-batch.allow-latency' = '1 min';\n\
+         SET 'table.exec.mini-batch.size' = '50';",
+    );
+    assert_eq!(table, want);
+    let rows = |k: &BTreeMap<String, usize>| k.values().sum::<usize>();
+    // 400 events over 5 keys: every event changes its key's row without folding; folded, a
+    // key changes at most once per batch of at least 50 rows.
+    assert!(rows(&plain) > 400, "{plain:?}");
+    assert!(rows(&folded) * 10 < rows(&plain), "folded {folded:?}, plain {plain:?}");
+
+    // Enabled without its latency: an error naming the option.
+    let err = weir::pipeline::build_sql(
+        "SET 'table.exec.mini-batch.enabled' = 'true';\n\
+         CREATE TABLE t (k BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '10');\n\
+         CREATE TABLE o (k BIGINT, n BIGINT) WITH ('connector' = 'print');\n\
+         INSERT INTO o SELECT k, COUNT(*) FROM t GROUP BY k;",
+        "job.sql",
+        "job",
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("table.exec.mini-batch.allow-latency"), "{err}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
+use super::bounds::{MillisBounds, integer_time, millis_schema};
 use super::planned::Planned;
 use crate::checkpoint::{self, OperatorState};
 use crate::contract::error::{Result, WeirError};
@@ -59,20 +60,32 @@ impl OperatorFactory for CountWindowAggregate {
         "count_window"
     }
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
-        Ok(self.plan(input)?.output)
+        let planned = self.plan(input)?;
+        Ok(if integer_time(input, planned.time_column) {
+            millis_schema(&planned.output)
+        } else {
+            planned.output
+        })
     }
     fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let planned = self.plan(input)?;
+        let integer = integer_time(input, planned.time_column);
+        let output = planned.output.clone();
         let converter = key_converter(input, &planned.key_columns)?
             .ok_or_else(|| WeirError::plan("count windows need key_by first"))?;
-        Ok(Box::new(CountWindowOp {
+        let op = Box::new(CountWindowOp {
             size: self.size as usize,
             slide: self.slide as usize,
             planned,
             converter,
             per_key: FastMap::default(),
             max_parallelism: ctx.max_parallelism,
-        }))
+        });
+        Ok(if integer {
+            Box::new(MillisBounds::new(op, &output))
+        } else {
+            op
+        })
     }
 }
 

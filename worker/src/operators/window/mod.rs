@@ -3,6 +3,7 @@
 //! one file each: [`time_window`] (tumbling and sliding), [`session`], [`global`] (with a
 //! trigger), and [`count`] (count windows, their own factory).
 
+mod bounds;
 pub mod count;
 pub mod global;
 pub mod planned;
@@ -125,10 +126,27 @@ impl OperatorFactory for WindowAggregate {
         "window"
     }
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
-        Ok(self.plan(input)?.output)
+        let planned = self.plan(input)?;
+        Ok(if bounds::integer_time(input, planned.time_column) {
+            bounds::millis_schema(&planned.output)
+        } else {
+            planned.output
+        })
     }
     fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let planned = self.plan(input)?;
+        if bounds::integer_time(input, planned.time_column) {
+            let output = planned.output.clone();
+            let inner = self.create_planned(input, ctx, planned)?;
+            return Ok(Box::new(bounds::MillisBounds::new(inner, &output)));
+        }
+        self.create_planned(input, ctx, planned)
+    }
+}
+
+impl WindowAggregate {
+    /// The operator for a planned window (bounds as timestamps).
+    fn create_planned(&self, input: &SchemaRef, ctx: &TaskContext, planned: Planned) -> Result<Box<dyn Operator>> {
         let converter = key_converter(input, &planned.key_columns)?;
         match &self.function {
             WindowFunction::Aggregates(_) => {
@@ -145,9 +163,7 @@ impl OperatorFactory for WindowAggregate {
             }
         }
     }
-}
 
-impl WindowAggregate {
     /// The operator for this window kind, holding `contents`.
     fn operator<C: WindowContents>(
         &self,
@@ -218,6 +234,17 @@ mod tests {
         let mut fired: Vec<(i64, i64)> = ints(&out, "k").into_iter().zip(ints(&out, "count")).collect();
         fired.sort();
         assert_eq!(fired, [(1, 2), (2, 1)]);
+        // Integer milliseconds in, integer milliseconds out (the schema says so too).
+        assert_eq!(
+            out[0].schema(),
+            w.output_schema(&batch_of(&[("k", vec![]), ("ts", vec![])]).schema())
+                .unwrap()
+        );
+        assert_eq!(
+            out[0].column_by_name("window_start").unwrap().data_type(),
+            &DataType::Int64
+        );
+        assert_eq!(ints(&out, "window_end"), [10, 10]);
         // A row for [0, 10) now is late: counted and put on the side output.
         op.process_batch(batch_of(&[("k", vec![1]), ("ts", vec![3])]), &mut out)
             .unwrap();
