@@ -132,9 +132,10 @@ impl Drop for Scratch {
     }
 }
 
-fn bids_of(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> {
+fn bids_of(env: &StreamExecutionEnvironment, events: u64, rate: i64) -> Result<DataStream> {
     let cfg = NexmarkConfig {
         events: Some(events),
+        rate,
         stream: NexmarkStream::All,
         ..Default::default()
     };
@@ -149,9 +150,10 @@ fn bids_of(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> 
 /// generator builds every event kind (as the peer's source does) and a step inside the source
 /// task keeps the bids, flat, before watermarks are generated (as SQL's `bid` view over the
 /// `nexmark` table with its computed `dateTime`).
-fn flat_bids(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> {
+fn flat_bids(env: &StreamExecutionEnvironment, events: u64, rate: i64) -> Result<DataStream> {
     let cfg = NexmarkConfig {
         events: Some(events),
+        rate,
         stream: NexmarkStream::All,
         ..Default::default()
     };
@@ -181,8 +183,8 @@ fn flat_bids(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream
 }
 
 /// Nexmark q5: auctions with the most bids per sliding window.
-fn q5(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> {
-    let counts = flat_bids(env, events)?
+fn q5(env: &StreamExecutionEnvironment, events: u64, rate: i64) -> Result<DataStream> {
+    let counts = flat_bids(env, events, rate)?
         .key_by("auction")
         .window(SlidingEventTimeWindows::of(
             Duration::from_secs(10),
@@ -249,7 +251,7 @@ impl AggregateFunction<Row, (i64, Vec<Row>), Vec<Row>> for HighestBids {
 }
 
 /// Nexmark q7: the highest bids of each 10 s window.
-fn q7(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> {
+fn q7(env: &StreamExecutionEnvironment, events: u64, rate: i64) -> Result<DataStream> {
     let ts = DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None);
     let fields = vec![
         Field::new("auction", DataType::Int64, true),
@@ -258,7 +260,7 @@ fn q7(env: &StreamExecutionEnvironment, events: u64) -> Result<DataStream> {
         Field::new("dateTime", ts, true),
         Field::new("extra", DataType::Utf8, true),
     ];
-    Ok(flat_bids(env, events)?
+    Ok(flat_bids(env, events, rate)?
         .window_all(TumblingEventTimeWindows::of(Duration::from_secs(10)))
         .aggregate_function_rows(HighestBids, fields)
         .name("highest"))
@@ -270,6 +272,17 @@ fn bid_field(f: &str) -> String {
 
 /// Builds the job of `shape` over `events` events.
 pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExecutionEnvironment, Blackhole)> {
+    build_at_rate(shape, events, parallelism, 10_000_000)
+}
+
+/// Builds the job of `shape` over `events` events, Nexmark events `rate` per second of event
+/// time (the peer's `--rate`; the benchmarks use its default, 10M).
+pub fn build_at_rate(
+    shape: &str,
+    events: u64,
+    parallelism: usize,
+    rate: i64,
+) -> Result<(StreamExecutionEnvironment, Blackhole)> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
     let sink = Blackhole::new();
@@ -277,7 +290,7 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
     let out = match shape {
         "q0" => {
             let cols = [f("auction"), f("bidder"), f("price"), f("dateTime"), f("extra")];
-            bids_of(&env, events)?.select(&cols.iter().map(String::as_str).collect::<Vec<_>>())
+            bids_of(&env, events, rate)?.select(&cols.iter().map(String::as_str).collect::<Vec<_>>())
         }
         "q1" => {
             let cols = [
@@ -287,11 +300,11 @@ pub fn build(shape: &str, events: u64, parallelism: usize) -> Result<(StreamExec
                 f("dateTime"),
                 f("extra"),
             ];
-            bids_of(&env, events)?.select(&cols.iter().map(String::as_str).collect::<Vec<_>>())
+            bids_of(&env, events, rate)?.select(&cols.iter().map(String::as_str).collect::<Vec<_>>())
         }
-        "q5" => q5(&env, events)?,
-        "q7" => q7(&env, events)?,
-        "q2" => bids_of(&env, events)?
+        "q5" => q5(&env, events, rate)?,
+        "q7" => q7(&env, events, rate)?,
+        "q2" => bids_of(&env, events, rate)?
             .filter_expr("get_field(bid, 'auction') % 123 = 0")
             .select(&[&f("auction"), &f("price")]),
         "nexmark" | "nexmark_bid" => {
