@@ -852,3 +852,35 @@ INSERT INTO cdc SELECT k, COUNT(*), SUM(v) FROM events GROUP BY k;",
     }
     assert_eq!(table, want);
 }
+
+/// `0.908 * price` (Nexmark q1) is `DECIMAL(23, 3)` as in Flink: printed exactly, without
+/// float noise (a double would print `54575766.760000005`).
+#[test]
+fn decimal_literals_multiply_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("in")).unwrap();
+    std::fs::write(
+        dir.path().join("in/bids.jsonl"),
+        "{\"price\":60105470}\n{\"price\":1}\n{\"price\":999}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("job.sql"),
+        "CREATE TABLE bids (price BIGINT) WITH ('connector' = 'filesystem', 'path' = 'in', 'format' = 'json');\n\
+         CREATE TABLE out (price DECIMAL(23, 3)) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT 0.908 * price FROM bids;\n",
+    )
+    .unwrap();
+    let out = weir()
+        .current_dir(dir.path())
+        .args(["run", "job.sql"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["{\"price\":0.908}", "{\"price\":54575766.760}", "{\"price\":907.092}"]
+    );
+}
