@@ -489,11 +489,6 @@ impl<'a> Lowering<'a> {
                 }
                 distinct.push(aggs.len());
             }
-            if params.filter.is_some() {
-                return Err(WeirError::plan(format!(
-                    "{e}: FILTER (WHERE …) on an aggregate is not supported yet"
-                )));
-            }
             let kind = match func.name().to_ascii_lowercase().as_str() {
                 "count" => AggKind::Count,
                 "sum" => AggKind::Sum,
@@ -510,11 +505,31 @@ impl<'a> Lowering<'a> {
                     )));
                 }
             };
+            // `agg(x) FILTER (WHERE c)` aggregates `CASE WHEN c THEN x END`: the aggregates skip
+            // nulls, so rows where `c` is not true count for nothing (Flink's semantics).
+            let filter = params.filter.as_ref().map(|f| unqualified((**f).clone()));
+            if filter.is_some() && matches!(kind, AggKind::First | AggKind::Last) {
+                return Err(WeirError::plan(format!(
+                    "{e}: FILTER (WHERE …) is supported on COUNT, SUM, MIN, MAX and AVG"
+                )));
+            }
+            let only_where = |x: Expr| -> Result<Expr> {
+                match &filter {
+                    Some(c) => datafusion::logical_expr::when(c.clone(), x)
+                        .end()
+                        .map_err(|err| WeirError::plan(format!("{e}: {err}"))),
+                    None => Ok(x),
+                }
+            };
             let name = format!("__a{}", aggs.len());
             let field = match params.args.first() {
-                Some(Expr::Literal(..)) | None if kind == AggKind::Count => None,
+                Some(Expr::Literal(..)) | None if kind == AggKind::Count && filter.is_none() => None,
+                Some(Expr::Literal(..)) | None if kind == AggKind::Count => {
+                    pre.push((only_where(lit(1i64))?, name.clone()));
+                    Some(name.clone())
+                }
                 Some(arg) => {
-                    pre.push((unqualified(arg.clone()), name.clone()));
+                    pre.push((only_where(unqualified(arg.clone()))?, name.clone()));
                     Some(name.clone())
                 }
                 None => return Err(WeirError::plan(format!("{e} takes an argument"))),

@@ -256,6 +256,23 @@ fn window_table_functions_and_legacy_group_windows_match_a_reference() {
             reference(&events, tumble),
         ),
         (
+            "tumble with FILTER (WHERE …)",
+            "SELECT k, window_start, window_end, COUNT(*) FILTER (WHERE v >= 50), COALESCE(SUM(v) FILTER (WHERE v >= 50), 0) FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY k, window_start, window_end".into(),
+            {
+                let mut acc: BTreeMap<(i64, i64, i64), (i64, i64)> = BTreeMap::new();
+                for (k, v, t) in &events {
+                    for (s, e) in tumble(*t) {
+                        let a = acc.entry((*k, s, e)).or_default();
+                        if *v >= 50 {
+                            a.0 += 1;
+                            a.1 += v;
+                        }
+                    }
+                }
+                acc.into_iter().map(|((k, s, e), (n, sum))| (k, s, e, n, sum)).collect()
+            },
+        ),
+        (
             "hop",
             "SELECT k, window_start, window_end, COUNT(*) AS n, SUM(v) AS total FROM TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) GROUP BY window_start, window_end, k".into(),
             reference(&events, hop),
