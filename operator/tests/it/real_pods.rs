@@ -250,8 +250,16 @@ spec:
             ),
     )
     .unwrap();
+    let upgrade_started = Instant::now();
+    let mut diagnosed = false;
     let s = wait_for("the upgrade", long, || {
         let s = c.status(ns, "counts");
+        // Seen once: the upgrade never finished. Say what the pods were doing before the wait
+        // gives up.
+        if !diagnosed && upgrade_started.elapsed() > long - Duration::from_secs(5) {
+            diagnosed = true;
+            eprintln!("--- the upgrade is late:\n{s}\n{}", c.diagnose(ns));
+        }
         (s["lastUpgrade"]["reason"] == "upgrade" && s["phase"] == "Running").then_some(s)
     });
     eprintln!(

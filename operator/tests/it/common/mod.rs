@@ -95,6 +95,21 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// What a failed wait on real pods needs to be understood: the namespace's pods, their
+    /// events and the last lines of each pod's log.
+    pub fn diagnose(&self, ns: &str) -> String {
+        let mut out = String::new();
+        let show = |r: Result<String, String>| r.unwrap_or_else(|e| e);
+        out += &show(self.kubectl(&["get", "pods", "-o", "wide", "-n", ns]));
+        out += &show(self.kubectl(&["get", "events", "-n", ns, "--sort-by=.lastTimestamp"]));
+        let names = show(self.kubectl(&["get", "pods", "-n", ns, "-o", "name"]));
+        for pod in names.lines().filter(|l| !l.is_empty()) {
+            out += &format!("--- {pod}\n");
+            out += &show(self.kubectl(&["logs", "--tail=40", "-n", ns, pod]));
+        }
+        out
+    }
+
     /// A job's pods that are not being deleted, as JSON.
     pub fn live_pods(&self, ns: &str, job: &str) -> Vec<serde_json::Value> {
         let list = self.get(ns, &format!("pods -l weir.dev/job={job}")).unwrap_or_default();
