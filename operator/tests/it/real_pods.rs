@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{cluster, run_with, wait_for};
+use crate::common::{cluster, run_with, wait_for_in};
 
 const ROWS: u64 = 40_000;
 const KEYS: u64 = 20;
@@ -155,7 +155,7 @@ spec:
     let applied = Instant::now();
     c.apply_in(ns, &job).unwrap();
     let long = Duration::from_secs(120);
-    wait_for("the job running with a checkpoint in S3", long, || {
+    wait_for_in(&c, ns, "the job running with a checkpoint in S3", long, || {
         let s = c.status(ns, "counts");
         (s["phase"] == "Running" && s["lastCheckpoint"]["path"].is_string()).then_some(())
     });
@@ -180,7 +180,7 @@ spec:
     let scaled = Instant::now();
     c.kubectl(&["scale", "-n", ns, "streamjob/counts", "--replicas=3"])
         .unwrap();
-    let s = wait_for("the rescale to 3", long, || {
+    let s = wait_for_in(&c, ns, "the rescale to 3", long, || {
         let s = c.status(ns, "counts");
         (s["lastUpgrade"]["toParallelism"] == 3 && s["upgrade"].is_null()).then_some(s)
     });
@@ -219,7 +219,7 @@ spec:
     });
     c.patch_spec(ns, "counts", r#"{"state":"suspended"}"#);
     let op = c.operator(ns, None);
-    let s = wait_for("suspended", long, || {
+    let s = wait_for_in(&c, ns, "suspended", long, || {
         let s = c.status(ns, "counts");
         (s["phase"] == "Suspended" && c.pods(ns, "counts").is_empty()).then_some(s)
     });
@@ -231,7 +231,7 @@ spec:
     assert_eq!(s["deployed"]["restoreFrom"], taken.as_str());
     let resumed = Instant::now();
     c.patch_spec(ns, "counts", r#"{"state":"running"}"#);
-    wait_for("resumed", long, || {
+    wait_for_in(&c, ns, "resumed", long, || {
         let s = c.status(ns, "counts");
         (s["lastUpgrade"]["reason"] == "resume" && s["phase"] == "Running").then_some(())
     });
@@ -250,16 +250,8 @@ spec:
             ),
     )
     .unwrap();
-    let upgrade_started = Instant::now();
-    let mut diagnosed = false;
-    let s = wait_for("the upgrade", long, || {
+    let s = wait_for_in(&c, ns, "the upgrade", long, || {
         let s = c.status(ns, "counts");
-        // Seen once: the upgrade never finished. Say what the pods were doing before the wait
-        // gives up.
-        if !diagnosed && upgrade_started.elapsed() > long - Duration::from_secs(5) {
-            diagnosed = true;
-            eprintln!("--- the upgrade is late:\n{s}\n{}", c.diagnose(ns));
-        }
         (s["lastUpgrade"]["reason"] == "upgrade" && s["phase"] == "Running").then_some(s)
     });
     eprintln!(
@@ -273,7 +265,7 @@ spec:
     );
 
     // A worker pod lost mid-run: the job recovers from the newest checkpoint.
-    wait_for("a checkpoint after the rescale", long, || {
+    wait_for_in(&c, ns, "a checkpoint after the rescale", long, || {
         let s = c.status(ns, "counts");
         (s["phase"] == "Running" && s["lastCheckpoint"]["time"].as_str() > s["lastUpgrade"]["finishedAt"].as_str())
             .then_some(())
@@ -281,7 +273,7 @@ spec:
     c.kubectl(&["delete", "pod", "-n", ns, "counts-1", "--force", "--grace-period=0"])
         .unwrap();
     let lost = Instant::now();
-    wait_for("the job finished", Duration::from_secs(240), || {
+    wait_for_in(&c, ns, "the job finished", Duration::from_secs(240), || {
         let s = c.status(ns, "counts");
         (s["phase"] == "Finished").then_some(())
     });
@@ -397,7 +389,7 @@ spec:
     );
     c.apply_in(ns, &job).unwrap();
     let long = Duration::from_secs(120);
-    wait_for("the SQL job running with a checkpoint in S3", long, || {
+    wait_for_in(&c, ns, "the SQL job running with a checkpoint in S3", long, || {
         let s = c.status(ns, "sql-counts");
         (s["phase"] == "Running" && s["lastCheckpoint"]["path"].is_string()).then_some(())
     });
@@ -413,7 +405,7 @@ spec:
         .unwrap();
     let last = std::cell::RefCell::new(serde_json::Value::Null);
     let rescaled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        wait_for("the rescale to 3", long, || {
+        wait_for_in(&c, ns, "the rescale to 3", long, || {
             let s = c.status(ns, "sql-counts");
             *last.borrow_mut() = s.clone();
             (s["lastUpgrade"]["toParallelism"] == 3 && s["upgrade"].is_null()).then_some(())
@@ -429,7 +421,7 @@ spec:
         );
     }
     assert_eq!(c.pods(ns, "sql-counts").len(), 3);
-    wait_for("the job finished", Duration::from_secs(240), || {
+    wait_for_in(&c, ns, "the job finished", Duration::from_secs(240), || {
         (c.status(ns, "sql-counts")["phase"] == "Finished").then_some(())
     });
     let text = committed_output(&python, &endpoint, &bucket);

@@ -286,6 +286,22 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
+/// [`wait_for`] on real pods: when it gives up, it first prints what the namespace's pods,
+/// events and pod logs say (a pod that never starts leaves no log of its own).
+pub fn wait_for_in<T>(c: &Cluster, ns: &str, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if start.elapsed() >= timeout {
+            eprintln!("--- waiting for {what} timed out; namespace {ns}:\n{}", c.diagnose(ns));
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A StreamJob manifest.
 pub fn stream_job(name: &str, parallelism: u32, upgrade_mode: &str, pipeline: &str) -> String {
     let pipeline = pipeline
