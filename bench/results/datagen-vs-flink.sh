@@ -7,19 +7,10 @@
 # then the table of medians is printed (Flink per CPU-second = its net rows/s over the cores it
 # used, as its runner reports them).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-out="$here/2026-12-04-datagen-vs-flink.jsonl"
 bench="${WEIR_BENCH:-$HOME/.cache/weir/target-bench/release/weir-bench}"
 peer="${FLINK_PEER:-$HOME/flink-peer}"
-{ nproc; lscpu | grep -E "Model name|Flags" | cut -c1-200; free -g | head -2; } > "$here/2026-12-04-datagen-vs-flink.machine.txt"
-: > "$out"
-tag() { python3 -c "
-import json,sys
-for l in sys.stdin:
-    l=l.strip()
-    if l.startswith('JSON '): l=l[5:]
-    if not l.startswith('{'): continue
-    d=json.loads(l); d['side']='$1'; d['round']=$2; print(json.dumps(d))" >> "$out"; }
+source "$(dirname "$0")/rounds.sh"
+results 2026-12-04-datagen-vs-flink
 for round in 1 2 3; do
   for p in 1 2; do
     "$bench" --query passthrough,filter_project -n 20000000 -p "$p" --reps 1 --json | tag weir "$round"

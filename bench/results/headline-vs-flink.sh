@@ -6,19 +6,10 @@
 # to 2026-12-04-headline-vs-flink.jsonl (`side`, `round` added), the machine's facts to
 # 2026-12-04-headline-vs-flink.machine.txt, then the table of medians is printed.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-out="$here/2026-12-04-headline-vs-flink.jsonl"
 bench="${WEIR_BENCH:-$HOME/.cache/weir/target-bench/release/weir-bench}"
 peer="${NEXMARK_PEER:-$HOME/nexmark-peer}"
-{ nproc; lscpu | grep -E "Model name|Flags" | cut -c1-200; free -g | head -2; } > "$here/2026-12-04-headline-vs-flink.machine.txt"
-: > "$out"
-tag() { python3 -c "
-import json,sys
-for l in sys.stdin:
-    l=l.strip()
-    if l.startswith('JSON '): l=l[5:]
-    if not l.startswith('{'): continue
-    d=json.loads(l); d['side']='$1'; d['round']=$2; print(json.dumps(d))" >> "$out"; }
+source "$(dirname "$0")/rounds.sh"
+results 2026-12-04-headline-vs-flink
 for round in 1 2 3; do
   for p in 1 2; do
     "$bench" --query q0,q1,q2 -n 10000000 -p "$p" --reps 1 --json | tag weir-datastream "$round"

@@ -6,18 +6,9 @@
 # 2026-12-04-sql-vs-datastream.jsonl (`side` and `round` added), the machine's facts to
 # 2026-12-04-sql-vs-datastream.machine.txt, then the table of medians is printed.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-out="$here/2026-12-04-sql-vs-datastream.jsonl"
 bench="${WEIR_BENCH:-$HOME/.cache/weir/target-bench/release/weir-bench}"
-{ nproc; lscpu | grep -E "Model name|Flags" | cut -c1-200; free -g | head -2; } > "$here/2026-12-04-sql-vs-datastream.machine.txt"
-: > "$out"
-tag() { python3 -c "
-import json,sys
-for l in sys.stdin:
-    l=l.strip()
-    if l.startswith('JSON '): l=l[5:]
-    if not l.startswith('{'): continue
-    d=json.loads(l); d['side']='$1'; d['round']=$2; print(json.dumps(d))" >> "$out"; }
+source "$(dirname "$0")/rounds.sh"
+results 2026-12-04-sql-vs-datastream
 for round in 1 2 3 4 5; do
   "$bench" --sql q0,q1,q2 --no-pushdown -n 10000000 -p 1 --reps 1 --json | tag weir-sql "$round"
   "$bench" --query q0,q1,q2 -n 10000000 -p 1 --reps 1 --json | tag weir-datastream "$round"

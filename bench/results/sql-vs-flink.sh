@@ -8,17 +8,10 @@
 # Events per job: 10M for q0, q1, q2, q12; 3M for q11 (the peer's matrix). Machine: 2 cores,
 # 24 GiB (this project's `polyglot` kind).
 set -euo pipefail
-out=/work/main/bench/results/2026-12-04-sql-vs-flink.jsonl
 bench="$HOME/.cache/weir/target-bench/release/weir-bench"
 peer="$HOME/nexmark-peer"
-: > "$out"
-tag() { python3 -c "
-import json,sys
-for l in sys.stdin:
-    l=l.strip()
-    if l.startswith('JSON '): l=l[5:]
-    if not l.startswith('{'): continue
-    d=json.loads(l); d['side']='$1'; d['round']=$2; print(json.dumps(d))" >> "$out"; }
+source "$(dirname "$0")/rounds.sh"
+results 2026-12-04-sql-vs-flink
 for round in 1 2 3; do
   for events in 10000000 3000000; do
     if [[ $events == 10000000 ]]; then queries=q0,q1,q2,q12; else queries=q11; fi

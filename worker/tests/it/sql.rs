@@ -322,6 +322,14 @@ fn weir() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weir"))
 }
 
+/// Writes `job` to `dir/job.sql`, runs `weir run job.sql` there and returns what it printed.
+fn run_printed(dir: &Path, job: &str) -> String {
+    std::fs::write(dir.join("job.sql"), job).unwrap();
+    let out = weir().current_dir(dir).args(["run", "job.sql"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 type Totals = BTreeMap<i64, (i64, i64, i64, i64, i64)>;
 
 /// Runs an updating `GROUP BY` over the events with `settings` and applies its printed
@@ -329,28 +337,20 @@ type Totals = BTreeMap<i64, (i64, i64, i64, i64, i64)>;
 fn printed_changelog(settings: &str) -> (Totals, Totals, BTreeMap<String, usize>) {
     let dir = tempfile::tempdir().unwrap();
     let (input, events) = events_file(dir.path());
-    let job = dir.path().join("job.sql");
-    std::fs::write(
-        &job,
-        format!(
+    let stdout = run_printed(
+        dir.path(),
+        &format!(
             "SET 'parallelism.default' = '2';\n{settings}\n\
              CREATE TABLE events (k BIGINT, v BIGINT, ts TIMESTAMP(3)) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n\
              CREATE TABLE totals (k BIGINT, n BIGINT, total BIGINT, lo BIGINT, hi BIGINT, dv BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ('connector' = 'print');\n\
              INSERT INTO totals SELECT k, COUNT(*), SUM(v), MIN(v), MAX(v), COUNT(DISTINCT v) FROM events GROUP BY k HAVING COUNT(*) > 3;",
             input.display()
         ),
-    )
-    .unwrap();
-    let out = weir()
-        .current_dir(dir.path())
-        .args(["run", "job.sql"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    );
     // Apply the changelog.
     let mut table: Totals = BTreeMap::new();
     let mut kinds = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let op = v["op"].as_str().unwrap().to_string();
         let k = v["k"].as_i64().unwrap();
@@ -708,9 +708,9 @@ fn an_aggregate_over_an_updating_query_retracts_and_ends_at_the_reference() {
         .map(|(k, v)| format!("{{\"k\":{k},\"v\":{v}}}\n"))
         .collect();
     std::fs::write(input.join("events.jsonl"), text).unwrap();
-    std::fs::write(
-        dir.path().join("job.sql"),
-        format!(
+    let stdout = run_printed(
+        dir.path(),
+        &format!(
             "SET 'parallelism.default' = '2';
 CREATE TABLE events (k BIGINT, v BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
 CREATE TABLE hist (n BIGINT, keys BIGINT, total BIGINT, lo BIGINT, hi BIGINT) WITH ('connector' = 'print');
@@ -720,17 +720,10 @@ FROM (SELECT k, COUNT(*) AS n, SUM(v) AS total FROM events GROUP BY k)
 GROUP BY n;",
             input.display()
         ),
-    )
-    .unwrap();
-    let out = weir()
-        .current_dir(dir.path())
-        .args(["run", "job.sql"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    );
     let mut table: BTreeMap<i64, (i64, i64, i64, i64)> = BTreeMap::new();
     let mut deletes = 0;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let n = v["n"].as_i64().unwrap();
         let row = (
@@ -881,20 +874,13 @@ fn decimal_literals_multiply_exactly() {
         "{\"price\":60105470}\n{\"price\":1}\n{\"price\":999}\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("job.sql"),
+    let stdout = run_printed(
+        dir.path(),
         "CREATE TABLE bids (price BIGINT) WITH ('connector' = 'filesystem', 'path' = 'in', 'format' = 'json');\n\
          CREATE TABLE out (price DECIMAL(23, 3)) WITH ('connector' = 'print');\n\
          INSERT INTO out SELECT 0.908 * price FROM bids;\n",
-    )
-    .unwrap();
-    let out = weir()
-        .current_dir(dir.path())
-        .args(["run", "job.sql"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    );
+    let mut lines: Vec<String> = stdout.lines().map(String::from).collect();
     lines.sort();
     assert_eq!(
         lines,

@@ -272,34 +272,38 @@ pub fn run_with(cmd: &mut Command, stdin: Option<&str>) -> Result<String, String
 }
 
 /// Polls `check` until it gives a value; panics naming `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+pub fn wait_for<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    wait_or_report(what, timeout, check, || None)
 }
 
-/// [`wait_for`] on real pods: when it gives up, it first prints what the namespace's pods,
-/// events and pod logs say (a pod that never starts leaves no log of its own).
-pub fn wait_for_in<T>(c: &Cluster, ns: &str, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+/// [`wait_for`], printing what `report` says before it gives up.
+fn wait_or_report<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+    report: impl Fn() -> Option<String>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = check() {
             return v;
         }
         if start.elapsed() >= timeout {
-            eprintln!("--- waiting for {what} timed out; namespace {ns}:\n{}", c.diagnose(ns));
+            if let Some(r) = report() {
+                eprintln!("--- waiting for {what} timed out:\n{r}");
+            }
             panic!("timed out after {timeout:?} waiting for {what}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// [`wait_for`] on real pods: when it gives up, it first prints what the namespace's pods,
+/// events and pod logs say (a pod that never starts leaves no log of its own).
+pub fn wait_for_in<T>(c: &Cluster, ns: &str, what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    wait_or_report(what, timeout, check, || {
+        Some(format!("namespace {ns}:\n{}", c.diagnose(ns)))
+    })
 }
 
 /// A StreamJob manifest.

@@ -16,12 +16,37 @@ use crate::operators::{Operator, UserResult};
 const BOUNDS: [&str; 2] = ["window_start", "window_end"];
 
 /// Whether a window over `input`'s column `time_column` writes its bounds as integers.
-pub(crate) fn integer_time(input: &SchemaRef, time_column: Option<usize>) -> bool {
+fn integer_time(input: &SchemaRef, time_column: Option<usize>) -> bool {
     time_column.is_some_and(|c| input.field(c).data_type() == &DataType::Int64)
 }
 
+/// The schema a window over `input` (time in `time_column`) shows, its operator building
+/// `output` (timestamp bounds).
+pub(crate) fn shown_schema(input: &SchemaRef, time_column: Option<usize>, output: &SchemaRef) -> SchemaRef {
+    if integer_time(input, time_column) {
+        millis_schema(output)
+    } else {
+        output.clone()
+    }
+}
+
+/// The window operator `op` (building `output`, with timestamp bounds) as a window over
+/// `input` shows it.
+pub(crate) fn shown(
+    input: &SchemaRef,
+    time_column: Option<usize>,
+    output: &SchemaRef,
+    op: Box<dyn Operator>,
+) -> Box<dyn Operator> {
+    if integer_time(input, time_column) {
+        Box::new(MillisBounds::new(op, output))
+    } else {
+        op
+    }
+}
+
 /// `output` with `window_start` / `window_end` as `Int64` milliseconds.
-pub(crate) fn millis_schema(output: &SchemaRef) -> SchemaRef {
+fn millis_schema(output: &SchemaRef) -> SchemaRef {
     let fields: Vec<Field> = output
         .fields()
         .iter()
@@ -37,14 +62,14 @@ pub(crate) fn millis_schema(output: &SchemaRef) -> SchemaRef {
 }
 
 /// A window operator whose bounds leave as integer milliseconds.
-pub(crate) struct MillisBounds {
+struct MillisBounds {
     inner: Box<dyn Operator>,
     output: SchemaRef,
 }
 
 impl MillisBounds {
     /// Wraps `inner`, whose output has timestamp bounds.
-    pub(crate) fn new(inner: Box<dyn Operator>, timestamp_output: &SchemaRef) -> Self {
+    fn new(inner: Box<dyn Operator>, timestamp_output: &SchemaRef) -> Self {
         MillisBounds {
             inner,
             output: millis_schema(timestamp_output),

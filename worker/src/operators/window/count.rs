@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
-use super::bounds::{MillisBounds, integer_time, millis_schema};
+use super::bounds::{shown, shown_schema};
 use super::planned::Planned;
 use crate::checkpoint::{self, OperatorState};
 use crate::contract::error::{Result, WeirError};
@@ -61,16 +61,11 @@ impl OperatorFactory for CountWindowAggregate {
     }
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
         let planned = self.plan(input)?;
-        Ok(if integer_time(input, planned.time_column) {
-            millis_schema(&planned.output)
-        } else {
-            planned.output
-        })
+        Ok(shown_schema(input, planned.time_column, &planned.output))
     }
     fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let planned = self.plan(input)?;
-        let integer = integer_time(input, planned.time_column);
-        let output = planned.output.clone();
+        let (time_column, output) = (planned.time_column, planned.output.clone());
         let converter = key_converter(input, &planned.key_columns)?
             .ok_or_else(|| WeirError::plan("count windows need key_by first"))?;
         let op = Box::new(CountWindowOp {
@@ -81,11 +76,7 @@ impl OperatorFactory for CountWindowAggregate {
             per_key: FastMap::default(),
             max_parallelism: ctx.max_parallelism,
         });
-        Ok(if integer {
-            Box::new(MillisBounds::new(op, &output))
-        } else {
-            op
-        })
+        Ok(shown(input, time_column, &output, op))
     }
 }
 

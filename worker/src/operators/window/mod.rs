@@ -127,20 +127,13 @@ impl OperatorFactory for WindowAggregate {
     }
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
         let planned = self.plan(input)?;
-        Ok(if bounds::integer_time(input, planned.time_column) {
-            bounds::millis_schema(&planned.output)
-        } else {
-            planned.output
-        })
+        Ok(bounds::shown_schema(input, planned.time_column, &planned.output))
     }
     fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let planned = self.plan(input)?;
-        if bounds::integer_time(input, planned.time_column) {
-            let output = planned.output.clone();
-            let inner = self.create_planned(input, ctx, planned)?;
-            return Ok(Box::new(bounds::MillisBounds::new(inner, &output)));
-        }
-        self.create_planned(input, ctx, planned)
+        let (time_column, output) = (planned.time_column, planned.output.clone());
+        let op = self.create_planned(input, ctx, planned)?;
+        Ok(bounds::shown(input, time_column, &output, op))
     }
 }
 
