@@ -26,7 +26,7 @@ use weir::contract::error::{Result, WeirError};
 use weir::contract::watermark::WatermarkStrategy;
 use weir::operators::keyed_process::{KeyedContext, KeyedProcessFunction};
 use weir::row::{Row, Value};
-use weir::sql::source_calc::{BatchFn, SourceCalc};
+use weir::sql::source_calc::{BatchFn, Rejects, SourceCalc};
 use weir::state::{AggregateFunction, ValueStateDescriptor};
 use weir::window::{Agg, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowContext};
 
@@ -157,7 +157,7 @@ fn flat_bids(env: &StreamExecutionEnvironment, events: u64, rate: i64) -> Result
         stream: NexmarkStream::All,
         ..Default::default()
     };
-    let calc: BatchFn = Arc::new(|batch: RecordBatch| {
+    let calc: BatchFn = Arc::new(|batch: RecordBatch, _: &mut Rejects| {
         let kinds = batch.column(0).as_primitive::<arrow::datatypes::Int32Type>();
         let is_bid = arrow::compute::kernels::cmp::eq(kinds, &arrow::array::Int32Array::new_scalar(2))?;
         let bids = arrow::compute::filter(batch.column(3), &is_bid)?;

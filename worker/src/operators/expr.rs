@@ -35,6 +35,7 @@ pub fn plan_expr(sql: &str, schema: &SchemaRef) -> Result<(Arc<dyn PhysicalExpr>
     let bad = |e: datafusion::error::DataFusionError| WeirError::plan(format!("expression '{sql}': {e}"));
     let expr = CONTEXT.parse_sql_expr(sql, &df_schema).map_err(bad)?;
     let physical = CONTEXT.create_physical_expr(expr, &df_schema).map_err(bad)?;
+    let physical = super::expr_kernels::specialize(physical, schema);
     let field = physical.return_field(schema.as_ref()).map_err(bad)?;
     Ok((physical, field))
 }
@@ -46,6 +47,7 @@ pub fn plan_logical(expr: &Expr, schema: &SchemaRef) -> Result<(Arc<dyn Physical
     let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(bad)?;
     let expr = unqualified(expr.clone());
     let physical = CONTEXT.create_physical_expr(expr, &df_schema).map_err(bad)?;
+    let physical = super::expr_kernels::specialize(physical, schema);
     let field = physical.return_field(schema.as_ref()).map_err(bad)?;
     Ok((physical, field))
 }

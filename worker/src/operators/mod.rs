@@ -4,6 +4,7 @@
 pub mod calc;
 pub mod changelog_aggregate;
 pub mod expr;
+pub mod expr_kernels;
 pub mod filter;
 pub mod flat_map;
 pub mod keyed_process;

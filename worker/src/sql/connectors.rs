@@ -29,7 +29,11 @@ pub struct Mapped {
     /// `scan.parallelism` / `sink.parallelism`: the node's own parallelism.
     pub parallelism: Option<usize>,
     /// Sinks: write Debezium JSON (`{"before", "after", "op"}` per row) for a changelog.
+    /// Sources: read it (the connector decodes the message layout, see [`Mapped::changes`]).
     pub debezium: bool,
+    /// Sources reading Debezium JSON: the message layout the connector decodes (with
+    /// `'debezium-json.schema-include' = 'true'`, the change is under `payload`).
+    pub changes: Option<arrow::datatypes::SchemaRef>,
 }
 
 impl Mapped {
@@ -39,6 +43,7 @@ impl Mapped {
             options,
             parallelism: None,
             debezium: false,
+            changes: None,
         }
     }
 }
@@ -152,6 +157,26 @@ fn format(o: &mut Options, formats: &[&str]) -> Result<String> {
     o.take("json.ignore-parse-errors");
     o.take("csv.ignore-parse-errors");
     Ok(f)
+}
+
+/// The connector's `format` and `schema` for a source in format `f`: the table's rows, or for
+/// `debezium-json` the message layout (returned: the planner turns changes into rows).
+fn read_changes(
+    o: &mut Options,
+    f: &str,
+    physical: &Schema,
+    m: &mut Map<String, Value>,
+) -> Result<Option<arrow::datatypes::SchemaRef>> {
+    if f != "debezium-json" {
+        m.insert("format".into(), json!(f));
+        m.insert("schema".into(), schema_value(physical));
+        return Ok(None);
+    }
+    let schema_include = o.bool("debezium-json.schema-include")?.unwrap_or(false);
+    let layout = super::debezium::envelope(physical, schema_include);
+    m.insert("format".into(), json!("json"));
+    m.insert("schema".into(), schema_value(&layout));
+    Ok(Some(layout))
 }
 
 fn schema_value(schema: &Schema) -> Value {
@@ -287,19 +312,20 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
         }
         "filesystem" => {
             let path = o.required("path")?;
-            let f = format(&mut o, &["json", "csv", "parquet"])?;
+            let f = format(&mut o, &["json", "csv", "parquet", "debezium-json"])?;
             o.take("source.monitor-interval");
             let mut m = Map::new();
             m.insert("path".into(), json!(path.strip_prefix("file://").unwrap_or(&path)));
-            m.insert("format".into(), json!(f));
-            m.insert("schema".into(), schema_value(physical));
-            Mapped::new("file", m)
+            let changes = read_changes(&mut o, &f, physical, &mut m)?;
+            Mapped {
+                changes,
+                ..Mapped::new("file", m)
+            }
         }
         "kafka" => {
             let mut m = kafka_common(&mut o)?;
-            let f = format(&mut o, &["json", "csv"])?;
-            m.insert("format".into(), json!(f));
-            m.insert("schema".into(), schema_value(physical));
+            let f = format(&mut o, &["json", "csv", "debezium-json"])?;
+            let changes = read_changes(&mut o, &f, physical, &mut m)?;
             if let Some(g) = o.take("properties.group.id") {
                 m.insert("group_id".into(), json!(g));
             }
@@ -323,7 +349,10 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             }
             let props = properties(&mut o);
             m.insert("properties".into(), json!(props));
-            Mapped::new("kafka", m)
+            Mapped {
+                changes,
+                ..Mapped::new("kafka", m)
+            }
         }
         "socket" => {
             let mut m = Map::new();
@@ -424,8 +453,14 @@ pub fn sink(table: &TableDef) -> Result<(Mapped, SinkMode)> {
         }
         c @ ("kafka" | "upsert-kafka") => {
             let mut m = kafka_common(&mut o)?;
-            let f = format(&mut o, &["json", "csv"])?;
-            m.insert("format".into(), json!(f));
+            let known: &[&str] = if c == "kafka" {
+                &["json", "csv", "debezium-json"]
+            } else {
+                &["json", "csv"]
+            };
+            let f = format(&mut o, known)?;
+            let debezium = f == "debezium-json";
+            m.insert("format".into(), json!(if debezium { "json" } else { f.as_str() }));
             o.take("key.format");
             if let Some(key) = o.take("key.fields") {
                 m.insert(
@@ -435,6 +470,21 @@ pub fn sink(table: &TableDef) -> Result<(Mapped, SinkMode)> {
             } else if !table.primary_key.is_empty() {
                 m.insert("key_fields".into(), json!(table.primary_key));
             }
+            let value_fields = match o
+                .take("value.fields-include")
+                .map(|v| v.to_ascii_uppercase())
+                .as_deref()
+            {
+                None | Some("ALL") if !debezium => "all",
+                // Debezium JSON values are the change envelope; the key lives in the key.
+                None | Some("ALL") | Some("EXCEPT_KEY") => "except_key",
+                Some(other) => {
+                    return Err(o.error(format!(
+                        "option 'value.fields-include' = '{other}' (known: ALL, EXCEPT_KEY)"
+                    )));
+                }
+            };
+            m.insert("value_fields".into(), json!(value_fields));
             if let Some(d) = o.take("sink.delivery-guarantee") {
                 let d = match d.as_str() {
                     "exactly-once" => "exactly_once",
@@ -457,10 +507,18 @@ pub fn sink(table: &TableDef) -> Result<(Mapped, SinkMode)> {
                     return Err(o.error("upsert-kafka needs a PRIMARY KEY (.. ) NOT ENFORCED".into()));
                 }
                 SinkMode::Changelog
+            } else if debezium {
+                SinkMode::Changelog
             } else {
                 SinkMode::Append
             };
-            (Mapped::new("kafka", m), mode)
+            (
+                Mapped {
+                    debezium,
+                    ..Mapped::new("kafka", m)
+                },
+                mode,
+            )
         }
         other => {
             return Err(WeirError::plan(format!(

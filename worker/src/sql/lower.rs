@@ -228,7 +228,16 @@ impl<'a> Lowering<'a> {
                     .end()
                     .map_err(|e| WeirError::plan(e.to_string()))
             };
-            items = vec![
+            // A keyed sink (Kafka) keeps the key columns beside the envelope, for the key.
+            let keys: Vec<String> = mapped
+                .options
+                .get("key_fields")
+                .and_then(|k| k.as_array())
+                .map(|k| k.iter().filter_map(|n| n.as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            let key_items: Vec<(Expr, String)> = items.iter().filter(|(_, n)| keys.contains(n)).cloned().collect();
+            items = key_items;
+            items.extend([
                 (when(Expr::Not(Box::new(adds.clone())))?, "before".into()),
                 (when(adds.clone())?, "after".into()),
                 (
@@ -237,7 +246,7 @@ impl<'a> Lowering<'a> {
                         .map_err(|e| WeirError::plan(e.to_string()))?,
                     "op".into(),
                 ),
-            ];
+            ]);
         }
         let mut input = input;
         if input.updating && connector == "upsert-kafka" {
@@ -399,24 +408,33 @@ impl<'a> Lowering<'a> {
         let mapped = connectors::source(&table.def, &table.physical, stream_kind.map(|(s, _)| s))?;
         let factory = registry::source(mapped.connector, table_name, &mapped.options)?;
         let all_physical = wanted.iter().all(|w| table.physical.field_with_name(w).is_ok());
-        let factory: Arc<dyn crate::contract::SourceFactory> = if stream_kind.is_none() && all_physical {
-            factory
-        } else {
-            let (inner_schema, reshape) = match stream_kind {
-                Some((_, kind)) => {
-                    let flat = crate::connectors::nexmark::source::schema_of(kind);
-                    (flat, Some(event_type.expect("set with the kind")))
-                }
-                None => (table.physical.clone(), None),
+        let changes = mapped.changes.clone();
+        let factory: Arc<dyn crate::contract::SourceFactory> =
+            if stream_kind.is_none() && all_physical && changes.is_none() {
+                factory
+            } else {
+                let (inner_schema, reshape) = match stream_kind {
+                    Some((_, kind)) => {
+                        let flat = crate::connectors::nexmark::source::schema_of(kind);
+                        (flat, Some(event_type.expect("set with the kind")))
+                    }
+                    None => (table.physical.clone(), None),
+                };
+                let (output, calc) = table_calc(&table, &wanted, reshape)?;
+                let (inner_schema, output, calc) = match &changes {
+                    Some(layout) => {
+                        let (output, calc) = changelog_calc(&table.physical, output, calc);
+                        (layout.clone(), output, calc)
+                    }
+                    None => (inner_schema, output, calc),
+                };
+                Arc::new(SourceCalc {
+                    inner: factory,
+                    inner_schema,
+                    output,
+                    calc,
+                })
             };
-            let (output, calc) = table_calc(&table, &wanted, reshape)?;
-            Arc::new(SourceCalc {
-                inner: factory,
-                inner_schema,
-                output,
-                calc,
-            })
-        };
         let name = self.name(&format!("source-{table_name}"));
         let mut stream = self.env.add_source_named(&name, factory);
         if let Some(p) = mapped.parallelism {
@@ -428,7 +446,8 @@ impl<'a> Lowering<'a> {
                 std::time::Duration::from_millis(*delay as u64),
             ));
         }
-        Ok(Lowered::of(stream, false))
+        // A Debezium JSON source is a changelog: its rows carry their kind in `__op`, last.
+        Ok(Lowered::of(stream, changes.is_some()))
     }
 
     fn aggregate(&mut self, a: &Aggregate) -> Result<Lowered> {
@@ -985,6 +1004,31 @@ fn strip_cast(e: &Expr) -> &Expr {
 /// The step that turns the connector's batches into the table's `wanted` columns: computed
 /// columns evaluated, and with `event_type` the unified Nexmark layout rebuilt around the flat
 /// stream of that kind (the other kinds' columns null, `event_type` constant).
+/// A Debezium JSON source's step: the changes become changelog rows (rejects for the
+/// dead-letter output), then `calc` computes the table's columns; [`OP_COLUMN`] stays last.
+fn changelog_calc(
+    physical: &SchemaRef,
+    output: SchemaRef,
+    calc: super::source_calc::BatchFn,
+) -> (SchemaRef, super::source_calc::BatchFn) {
+    let mut fields: Vec<arrow::datatypes::FieldRef> = output.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(OP_COLUMN, DataType::Utf8, false)));
+    let with_op = Arc::new(Schema::new(fields));
+    let physical = physical.clone();
+    let out = with_op.clone();
+    let step = move |batch: RecordBatch, rejects: &mut super::source_calc::Rejects| -> Result<RecordBatch> {
+        let (rows, rejected) = super::debezium::changelog(&batch, &physical)?;
+        rejects.extend(rejected);
+        let last = rows.num_columns() - 1;
+        let ops = rows.column(last).clone();
+        let table = calc(rows.project(&(0..last).collect::<Vec<_>>())?, rejects)?;
+        let mut columns = table.columns().to_vec();
+        columns.push(ops);
+        Ok(RecordBatch::try_new(out.clone(), columns)?)
+    };
+    (with_op, Arc::new(step))
+}
+
 fn table_calc(
     table: &Table,
     wanted: &[String],
@@ -1090,6 +1134,7 @@ fn table_calc(
                 let eval_schema = Arc::new(Schema::new(fields));
                 let df_schema = DFSchema::try_from(eval_schema.as_ref().clone()).map_err(bad)?;
                 let physical = ctx.create_physical_expr(e, &df_schema).map_err(bad)?;
+                let physical = crate::operators::expr_kernels::specialize(physical, &eval_schema);
                 let field = physical.return_field(eval_schema.as_ref()).map_err(bad)?;
                 columns.push((
                     field.as_ref().clone().with_name(name),
@@ -1101,7 +1146,7 @@ fn table_calc(
     let output = Arc::new(Schema::new(columns.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>()));
     let out = output.clone();
     let table_name = table.def.name.clone();
-    let calc = move |batch: RecordBatch| -> Result<RecordBatch> {
+    let calc = move |batch: RecordBatch, _: &mut super::source_calc::Rejects| -> Result<RecordBatch> {
         let n = batch.num_rows();
         let base = match event_type {
             Some(k) => unified(&base_schema, &batch, k)?,

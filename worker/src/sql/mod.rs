@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod connectors;
 pub mod ddl;
+pub mod debezium;
 pub mod functions;
 pub mod lower;
 pub mod script;

@@ -15,8 +15,12 @@ use crate::contract::error::{Result, WeirError};
 use crate::contract::watermark::SplitWatermarks;
 use crate::contract::{Source, SourceContext, SourceFactory, TaskContext};
 
-/// Turns one connector batch into one table batch.
-pub type BatchFn = Arc<dyn Fn(RecordBatch) -> Result<RecordBatch> + Send + Sync>;
+/// Turns one connector batch into one table batch; rows it cannot turn (a malformed change)
+/// are pushed to the rejects, each rendered as text with the reason, for the dead-letter output.
+pub type BatchFn = Arc<dyn Fn(RecordBatch, &mut Rejects) -> Result<RecordBatch> + Send + Sync>;
+
+/// Rows a [`BatchFn`] rejected: (the row as text, why).
+pub type Rejects = Vec<(String, String)>;
 
 /// A source factory whose batches pass through `calc`.
 pub struct SourceCalc {
@@ -107,7 +111,14 @@ impl SourceContext for CalcContext<'_> {
         self.inner.checkpointing()
     }
     async fn collect(&mut self, batch: RecordBatch) -> Result<()> {
-        let batch = (self.calc)(batch)?;
+        let mut rejects = Rejects::new();
+        let batch = (self.calc)(batch, &mut rejects)?;
+        for (raw, reason) in rejects {
+            self.inner.dead_letter(&raw, &reason).await?;
+        }
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         self.inner.collect(batch).await
     }
     async fn emit_watermark(&mut self, watermark: i64) -> Result<()> {

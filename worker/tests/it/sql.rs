@@ -863,6 +863,87 @@ INSERT INTO cdc SELECT k, COUNT(*), SUM(v) FROM events GROUP BY k;",
     assert_eq!(table, want);
 }
 
+/// A table in `'format' = 'debezium-json'` is a changelog source (as Flink reads a CDC topic):
+/// creates and snapshot reads insert, updates retract and re-insert, deletes retract. An
+/// aggregate over it ends at the table its changes describe; changes that cannot be read go to
+/// the dead-letter output with the reason, and the job goes on.
+#[test]
+fn a_debezium_json_source_is_a_changelog_that_aggregates_to_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("cdc")).unwrap();
+    let change = |before: Option<(i64, &str, i64)>, after: Option<(i64, &str, i64)>, op: &str| {
+        let row = |r: Option<(i64, &str, i64)>| match r {
+            Some((id, owner, amount)) => serde_json::json!({"id": id, "owner": owner, "amount": amount}),
+            None => serde_json::Value::Null,
+        };
+        serde_json::json!({"before": row(before), "after": row(after), "op": op, "ts_ms": 0}).to_string()
+    };
+    // Accounts 1..=40 created for owners o0..o4, every third updated (amount doubled), every
+    // fifth deleted; then one update without its `before` image and one line that is not JSON.
+    let mut lines = Vec::new();
+    let mut live: BTreeMap<i64, (String, i64)> = BTreeMap::new();
+    for id in 1..=40i64 {
+        let owner = format!("o{}", id % 5);
+        let op = if id % 2 == 0 { "r" } else { "c" };
+        lines.push(change(None, Some((id, &owner, id * 10)), op));
+        live.insert(id, (owner, id * 10));
+    }
+    for id in (3..=40i64).step_by(3) {
+        let (owner, amount) = live[&id].clone();
+        lines.push(change(Some((id, &owner, amount)), Some((id, &owner, amount * 2)), "u"));
+        live.insert(id, (owner, amount * 2));
+    }
+    for id in (5..=40i64).step_by(5) {
+        let (owner, amount) = live.remove(&id).unwrap();
+        lines.push(change(Some((id, &owner, amount)), None, "d"));
+    }
+    lines.push(change(None, Some((1, "o1", 999)), "u"));
+    lines.push("not json".into());
+    std::fs::write(dir.path().join("cdc/accounts.jsonl"), lines.join("\n") + "\n").unwrap();
+
+    let stdout = run_printed(
+        dir.path(),
+        "CREATE TABLE accounts (id BIGINT, owner VARCHAR, amount BIGINT) WITH (\n\
+           'connector' = 'filesystem', 'path' = 'cdc', 'format' = 'debezium-json');\n\
+         CREATE TABLE totals (owner VARCHAR, n BIGINT, total BIGINT, top BIGINT) WITH ('connector' = 'print');\n\
+         INSERT INTO totals SELECT owner, COUNT(*), SUM(amount), MAX(amount) FROM accounts GROUP BY owner;\n",
+    );
+    let mut table: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let owner = v["owner"].as_str().unwrap().to_string();
+        let row = (
+            v["n"].as_i64().unwrap(),
+            v["total"].as_i64().unwrap(),
+            v["top"].as_i64().unwrap(),
+        );
+        match v["op"].as_str().unwrap() {
+            "+I" | "+U" => {
+                table.insert(owner, row);
+            }
+            "-U" | "-D" => assert_eq!(table.remove(&owner), Some(row), "{line}"),
+            other => panic!("op {other}"),
+        }
+    }
+    let mut want: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    for (owner, amount) in live.values() {
+        let e = want.entry(owner.clone()).or_insert((0, 0, i64::MIN));
+        e.0 += 1;
+        e.1 += amount;
+        e.2 = e.2.max(*amount);
+    }
+    assert_eq!(table, want);
+    // Both bad changes are in the dead-letter output, with their reasons.
+    let dead: Vec<String> = std::fs::read_dir(dir.path().join(".weir"))
+        .unwrap()
+        .flat_map(|job| read_lines(&job.unwrap().path().join("dead-letter")))
+        .collect();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let all = dead.join("\n");
+    assert!(all.contains("op 'u' without 'before'"), "{all}");
+    assert!(all.contains("not json"), "{all}");
+}
+
 /// `0.908 * price` (Nexmark q1) is `DECIMAL(23, 3)` as in Flink: printed exactly, without
 /// float noise (a double would print `54575766.760000005`).
 #[test]

@@ -80,6 +80,17 @@ pub enum SinkPartitioning {
     RoundRobin,
 }
 
+/// Which fields the Kafka sink writes into a record's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueFields {
+    /// Every field, the key fields too.
+    #[default]
+    All,
+    /// Every field but the key fields.
+    ExceptKey,
+}
+
 /// Delivery guarantee of the Kafka sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -113,6 +124,10 @@ pub struct KafkaSinkConfig {
     /// Fields written as record headers (name = field name, value = the field as text).
     #[serde(default)]
     pub header_fields: Vec<String>,
+    /// `all` (default): the value holds every field; `except_key`: the key fields are in the
+    /// key only (Flink's `value.fields-include`).
+    #[serde(default)]
+    pub value_fields: ValueFields,
     /// `at_least_once` (default) or `exactly_once`.
     #[serde(default)]
     pub delivery: Delivery,
@@ -170,6 +185,7 @@ impl KafkaSinkConfig {
             key_fields: Vec::new(),
             partitioning: SinkPartitioning::Key,
             header_fields: Vec::new(),
+            value_fields: ValueFields::All,
             delivery: Delivery::AtLeastOnce,
             transactional_id_prefix: None,
             properties: BTreeMap::new(),

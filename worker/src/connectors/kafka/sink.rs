@@ -17,7 +17,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use std::sync::Arc;
 
 use super::client_config;
-use super::config::{Delivery, KafkaSinkConfig, SinkPartitioning};
+use super::config::{Delivery, KafkaSinkConfig, SinkPartitioning, ValueFields};
 use super::transactional::{Rec, Transactional, owned_headers};
 use crate::connectors::format::{Format, encode};
 use crate::connectors::{Sink, SinkFactory};
@@ -112,8 +112,17 @@ impl SinkFactory for KafkaSink {
                 })
             }
         };
+        let value_columns = match self.config.value_fields {
+            ValueFields::All => None,
+            ValueFields::ExceptKey => Some(
+                (0..input.fields().len())
+                    .filter(|c| !key_columns.contains(c))
+                    .collect::<Vec<_>>(),
+            ),
+        };
         Ok(Box::new(Writer {
             eos,
+            value_columns,
             node: ctx.node.clone(),
             topic: self.config.topic.clone(),
             format: self.config.format,
@@ -200,6 +209,8 @@ struct Writer {
     topic: String,
     format: Format,
     key_columns: Vec<usize>,
+    /// The columns of a record's value (all when `None`).
+    value_columns: Option<Vec<usize>>,
     /// (header name, column) of the header fields.
     header_columns: Vec<(String, usize)>,
     round_robin: bool,
@@ -255,7 +266,10 @@ fn lines(format: Format, batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
 #[async_trait]
 impl Sink for Writer {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
-        let values = lines(self.format, &batch)?;
+        let values = match &self.value_columns {
+            None => lines(self.format, &batch)?,
+            Some(c) => lines(self.format, &batch.project(c)?)?,
+        };
         let keys = if self.key_columns.is_empty() {
             None
         } else {
