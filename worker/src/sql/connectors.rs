@@ -167,8 +167,11 @@ fn read_changes(
     physical: &Schema,
     m: &mut Map<String, Value>,
 ) -> Result<Option<arrow::datatypes::SchemaRef>> {
+    if f == "raw" {
+        raw_column(o, physical)?;
+    }
     if f != "debezium-json" {
-        m.insert("format".into(), json!(f));
+        m.insert("format".into(), json!(if f == "raw" { "text" } else { f }));
         m.insert("schema".into(), schema_value(physical));
         return Ok(None);
     }
@@ -177,6 +180,22 @@ fn read_changes(
     m.insert("format".into(), json!("json"));
     m.insert("schema".into(), schema_value(&layout));
     Ok(Some(layout))
+}
+
+/// Flink's `raw` format: the table is one text column, a record's value as it is.
+fn raw_column(o: &Options, physical: &Schema) -> Result<()> {
+    match physical.fields().iter().collect::<Vec<_>>().as_slice() {
+        [f] if *f.data_type() == DataType::Utf8 => Ok(()),
+        [f] => Err(o.error(format!(
+            "format 'raw' reads one STRING column; column '{}' is {} (BYTES is not supported yet)",
+            f.name(),
+            f.data_type()
+        ))),
+        fields => Err(o.error(format!(
+            "format 'raw' reads one STRING column; the table has {}",
+            fields.len()
+        ))),
+    }
 }
 
 fn schema_value(schema: &Schema) -> Value {
@@ -324,7 +343,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
         }
         "kafka" => {
             let mut m = kafka_common(&mut o)?;
-            let f = format(&mut o, &["json", "csv", "debezium-json"])?;
+            let f = format(&mut o, &["json", "csv", "raw", "debezium-json"])?;
             let changes = read_changes(&mut o, &f, physical, &mut m)?;
             if let Some(g) = o.take("properties.group.id") {
                 m.insert("group_id".into(), json!(g));
@@ -419,7 +438,7 @@ fn properties(o: &mut Options) -> BTreeMap<String, String> {
 }
 
 /// The sink for `table`, and what it accepts.
-pub fn sink(table: &TableDef) -> Result<(Mapped, SinkMode)> {
+pub fn sink(table: &TableDef, physical: &Schema) -> Result<(Mapped, SinkMode)> {
     let mut o = Options::new(table);
     let parallelism = node_parallelism(&mut o, "sink.parallelism")?;
     let (mapped, mode) = match connector(table)? {
@@ -454,13 +473,21 @@ pub fn sink(table: &TableDef) -> Result<(Mapped, SinkMode)> {
         c @ ("kafka" | "upsert-kafka") => {
             let mut m = kafka_common(&mut o)?;
             let known: &[&str] = if c == "kafka" {
-                &["json", "csv", "debezium-json"]
+                &["json", "csv", "raw", "debezium-json"]
             } else {
                 &["json", "csv"]
             };
             let f = format(&mut o, known)?;
             let debezium = f == "debezium-json";
-            m.insert("format".into(), json!(if debezium { "json" } else { f.as_str() }));
+            if f == "raw" {
+                raw_column(&o, physical)?;
+            }
+            let weir_format = match f.as_str() {
+                "debezium-json" => "json",
+                "raw" => "text",
+                other => other,
+            };
+            m.insert("format".into(), json!(weir_format));
             o.take("key.format");
             if let Some(key) = o.take("key.fields") {
                 m.insert(

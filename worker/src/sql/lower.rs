@@ -174,7 +174,7 @@ impl<'a> Lowering<'a> {
     }
 
     fn sink(&mut self, input: Lowered, table: &Table, columns: &[String]) -> Result<DataStream> {
-        let (mapped, mode) = connectors::sink(&table.def)?;
+        let (mapped, mode) = connectors::sink(&table.def, &table.physical)?;
         let connector = table.def.options.get("connector").cloned().unwrap_or_default();
         // The query's columns take the table's names and types, in its order.
         let mut items: Vec<(Expr, String)> = Vec::new();

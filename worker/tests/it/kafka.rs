@@ -918,3 +918,57 @@ INSERT INTO replica SELECT * FROM totals;",
         "updates were replayed, not only inserts: {changes} changes"
     );
 }
+
+/// Flink's `raw` format: a table of one STRING column is each record's value as it is, read
+/// and written unchanged (log lines that are not JSON); a table of other columns is refused.
+#[test]
+fn raw_records_are_read_and_written_as_one_text_column() {
+    let (input, output) = (topic("sql-raw-in"), topic("sql-raw-out"));
+    let lines: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                "{} GET /item/{i} {{not json}}",
+                if i % 5 == 0 { "ERROR" } else { "INFO" }
+            )
+        })
+        .collect();
+    produce(
+        &input,
+        &lines.iter().map(|l| (String::new(), l.clone())).collect::<Vec<_>>(),
+    );
+    let b = bootstrap();
+    let text = format!(
+        "CREATE TABLE logs (line STRING) WITH (
+  'connector' = 'kafka', 'topic' = '{input}', 'properties.bootstrap.servers' = '{b}',
+  'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'raw');
+CREATE TABLE errors (line STRING) WITH (
+  'connector' = 'kafka', 'topic' = '{output}', 'properties.bootstrap.servers' = '{b}', 'format' = 'raw');
+INSERT INTO errors SELECT LOWER(line) FROM logs WHERE line LIKE 'ERROR%';"
+    );
+    let job = weir::pipeline::build_sql(&text, "raw.sql", "sql-raw").unwrap();
+    job.env.execute(&job.name).unwrap();
+    let want: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("ERROR"))
+        .map(|l| l.to_lowercase())
+        .collect();
+    let consumer = reader(&output);
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < want.len() && std::time::Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            got.push(String::from_utf8(m.unwrap().payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    got.sort();
+    let mut want = want;
+    want.sort();
+    assert_eq!(got, want);
+
+    let bad = text.replacen("(line STRING)", "(line STRING, n BIGINT)", 1);
+    let err = weir::pipeline::build_sql(&bad, "raw.sql", "sql-raw")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("format 'raw' reads one STRING column"), "{err}");
+}

@@ -67,7 +67,15 @@ impl KafkaSource {
             return Err(bad("start_from: timestamp needs start_timestamp_ms".into()));
         }
         let value_schema = match (config.format, &config.schema) {
-            (Format::Text, _) => Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, false)])),
+            (Format::Text, None) => Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, false)])),
+            (Format::Text, Some(s)) => {
+                // The one text column under the name the schema gives it (SQL's `raw` format).
+                let s = s.to_schema().map_err(|e| bad(format!("schema: {e}")))?;
+                match s.fields().iter().collect::<Vec<_>>().as_slice() {
+                    [f] if *f.data_type() == DataType::Utf8 => s.clone(),
+                    _ => return Err(bad("schema: format text reads one text column".into())),
+                }
+            }
             (_, Some(s)) => s.to_schema().map_err(|e| bad(format!("schema: {e}")))?,
             (f, None) => {
                 return Err(bad(format!(
