@@ -31,6 +31,7 @@ use crate::contract::watermark::WatermarkStrategy;
 use crate::graph::{Edge, JobConfig, LogicalGraph, Node, NodeId, NodeKind, RestartStrategy, RestoreFrom};
 use crate::operators::filter::{FilterExpr, FilterRows};
 use crate::operators::flat_map::FlatMapRows;
+use crate::operators::join::{JoinType, RegularJoin};
 use crate::operators::keyed_process::{KeyedProcess, KeyedProcessFunction};
 use crate::operators::map::{MapBatches, MapRows};
 use crate::operators::running_aggregate::RunningAggregate;
@@ -615,6 +616,20 @@ impl KeyedStream {
             changelog: false,
         };
         self.stream.transform("aggregate", Arc::new(op))
+    }
+
+    /// A regular join with `other` on this stream's keys = `other`'s keys (equal types, in
+    /// order): every pair of rows with equal keys, kept in keyed state on both sides (Flink
+    /// SQL's regular join, usable here on changelogs too). Output: this stream's columns, then
+    /// `other`'s (names must differ), then `__op` when the result updates (an updating input
+    /// or an outer join). See [`crate::operators::join`].
+    pub fn join(&self, other: &KeyedStream, join_type: JoinType) -> DataStream {
+        let op = RegularJoin {
+            join_type,
+            left_keys: self.keys.clone(),
+            right_keys: other.keys.clone(),
+        };
+        self.stream.union(&[&other.stream]).transform("join", Arc::new(op))
     }
 
     /// The partitioned stream (to add an operator of one's own that works per key).

@@ -52,6 +52,7 @@ pub mod prelude {
     pub use crate::contract::{ManualClock, TaskContext, UserResult};
     pub use crate::contract::{Result, WeirError};
     pub use crate::graph::{RestartStrategy, RestoreFrom};
+    pub use crate::operators::join::JoinType;
     pub use crate::operators::keyed_process::{KeyedContext, KeyedProcessFunction};
     pub use crate::row::{Row, RowRef, Value};
     pub use crate::runtime::control::JobControl;

@@ -7,6 +7,7 @@ pub mod expr;
 pub mod expr_kernels;
 pub mod filter;
 pub mod flat_map;
+pub mod join;
 pub mod keyed_process;
 pub mod map;
 pub mod mini_batch;

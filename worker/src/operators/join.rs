@@ -1,0 +1,533 @@
+//! A regular (unbounded) equi-join of two keyed inputs — inner, left, right or full outer —
+//! over changelogs, as Flink's streaming join: each key keeps every row of both sides (with its
+//! multiplicity) in keyed state, so checkpoints, restore and rescale by key groups work as for
+//! every other keyed operator. A row added on one side joins each row the other side has for
+//! its key; a row taken back (`-U`, `-D`) retracts what it joined. Outer joins emit a row
+//! padded with nulls while the other side has nothing for the key, and retract it when the
+//! first match arrives (and emit it again when the last match goes).
+//!
+//! Output: the left input's columns, the right's, then [`OP_COLUMN`] when the result updates
+//! (an updating input, or an outer join); an inner join of two append-only inputs appends.
+//! Additions are `+I`, retractions `-D`.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use serde::{Deserialize, Serialize};
+
+use super::running_aggregate::OP_COLUMN;
+use super::{Operator, OperatorFactory, TaskContext, UserResult};
+use crate::checkpoint::{self, OperatorState};
+use crate::contract::error::{Result, WeirError};
+use crate::contract::schema::field_index;
+use crate::state::FastMap;
+
+/// Which rows a join keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JoinType {
+    /// Matching pairs only.
+    Inner,
+    /// Every left row; nulls on the right when nothing matches.
+    Left,
+    /// Every right row; nulls on the left when nothing matches.
+    Right,
+    /// Every row of both sides.
+    Full,
+}
+
+impl JoinType {
+    fn pads(self, side: usize) -> bool {
+        match self {
+            JoinType::Inner => false,
+            JoinType::Left => side == 0,
+            JoinType::Right => side == 1,
+            JoinType::Full => true,
+        }
+    }
+}
+
+/// The join's description: its type and each input's key columns (equal types, in order).
+#[derive(Debug, Clone)]
+pub struct RegularJoin {
+    /// Which rows it keeps.
+    pub join_type: JoinType,
+    /// Key columns of the left input.
+    pub left_keys: Vec<String>,
+    /// Key columns of the right input.
+    pub right_keys: Vec<String>,
+}
+
+/// One input, planned: key columns, the changelog column, the columns it contributes.
+struct SidePlan {
+    keys: Vec<usize>,
+    op: Option<usize>,
+    columns: Vec<usize>,
+}
+
+impl RegularJoin {
+    fn plan(&self, inputs: &[SchemaRef]) -> Result<(SidePlan, SidePlan, SchemaRef)> {
+        let [left, right] = inputs else {
+            return Err(WeirError::plan(format!("a join reads 2 inputs, not {}", inputs.len())));
+        };
+        if self.left_keys.len() != self.right_keys.len() || self.left_keys.is_empty() {
+            return Err(WeirError::plan(format!(
+                "a join needs as many key columns on each side, at least one ({:?} and {:?})",
+                self.left_keys, self.right_keys
+            )));
+        }
+        let side = |schema: &SchemaRef, keys: &[String], what: &str| -> Result<SidePlan> {
+            Ok(SidePlan {
+                keys: keys
+                    .iter()
+                    .map(|k| field_index(schema, k, what))
+                    .collect::<Result<_>>()?,
+                op: schema.index_of(OP_COLUMN).ok(),
+                columns: (0..schema.fields().len())
+                    .filter(|i| schema.field(*i).name() != OP_COLUMN)
+                    .collect(),
+            })
+        };
+        let (l, r) = (
+            side(left, &self.left_keys, "left join key")?,
+            side(right, &self.right_keys, "right join key")?,
+        );
+        for (a, b) in l.keys.iter().zip(&r.keys) {
+            let (fa, fb) = (left.field(*a), right.field(*b));
+            if fa.data_type() != fb.data_type() {
+                return Err(WeirError::plan(format!(
+                    "join keys '{}' ({}) and '{}' ({}) differ in type; cast one side to the other's",
+                    fa.name(),
+                    fa.data_type(),
+                    fb.name(),
+                    fb.data_type()
+                )));
+            }
+        }
+        let mut fields: Vec<Field> = Vec::new();
+        for (side, (schema, plan)) in [(left, &l), (right, &r)].into_iter().enumerate() {
+            // The side padded with nulls is the one the other side may lack.
+            let nullable = self.join_type.pads(1 - side);
+            for c in &plan.columns {
+                let f = schema.field(*c);
+                if let Some(same) = fields.iter().find(|x| x.name() == f.name()) {
+                    return Err(WeirError::plan(format!(
+                        "both join inputs have a column '{}'; rename one side's (select … AS …)",
+                        same.name()
+                    )));
+                }
+                fields.push(f.clone().with_nullable(f.is_nullable() || nullable));
+            }
+        }
+        let updating = l.op.is_some() || r.op.is_some() || self.join_type != JoinType::Inner;
+        if updating {
+            fields.push(Field::new(OP_COLUMN, DataType::Utf8, false));
+        }
+        Ok((l, r, Arc::new(Schema::new(fields))))
+    }
+}
+
+impl OperatorFactory for RegularJoin {
+    fn kind(&self) -> &'static str {
+        "join"
+    }
+    fn distinct_inputs(&self) -> bool {
+        true
+    }
+    fn output_schema(&self, _input: &SchemaRef) -> Result<SchemaRef> {
+        Err(WeirError::plan("a join reads two distinct inputs"))
+    }
+    fn output_schema_of(&self, inputs: &[SchemaRef]) -> Result<SchemaRef> {
+        Ok(self.plan(inputs)?.2)
+    }
+    fn create(&self, _input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        Err(WeirError::plan("a join reads two distinct inputs"))
+    }
+    fn create_of(&self, inputs: &[SchemaRef], ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        let (l, r, output) = self.plan(inputs)?;
+        let key_fields = l
+            .keys
+            .iter()
+            .map(|k| SortField::new(inputs[0].field(*k).data_type().clone()))
+            .collect();
+        let row_converter = |schema: &SchemaRef, plan: &SidePlan| -> Result<(RowConverter, Vec<u8>)> {
+            let converter = RowConverter::new(
+                plan.columns
+                    .iter()
+                    .map(|c| SortField::new(schema.field(*c).data_type().clone()))
+                    .collect(),
+            )?;
+            // The row of nulls an outer join pads with.
+            let nulls: Vec<ArrayRef> = plan
+                .columns
+                .iter()
+                .map(|c| new_null_array(schema.field(*c).data_type(), 1))
+                .collect();
+            let null_row = converter.convert_columns(&nulls)?.row(0).as_ref().to_vec();
+            Ok((converter, null_row))
+        };
+        let (left_rows, left_null) = row_converter(&inputs[0], &l)?;
+        let (right_rows, right_null) = row_converter(&inputs[1], &r)?;
+        let updating = output.index_of(OP_COLUMN).is_ok();
+        Ok(Box::new(JoinOp {
+            join_type: self.join_type,
+            sides: [
+                Side {
+                    plan: l,
+                    rows: left_rows,
+                    null_row: left_null,
+                },
+                Side {
+                    plan: r,
+                    rows: right_rows,
+                    null_row: right_null,
+                },
+            ],
+            keys: RowConverter::new(key_fields)?,
+            output,
+            updating,
+            state: FastMap::default(),
+            max_parallelism: ctx.max_parallelism,
+        }))
+    }
+}
+
+/// One input at run time: its plan, the row format of its columns, its row of nulls.
+struct Side {
+    plan: SidePlan,
+    rows: RowConverter,
+    null_row: Vec<u8>,
+}
+
+/// One key's rows on both sides: each row (in the side's row format) and its multiplicity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct KeyState {
+    sides: [Vec<(Vec<u8>, i64)>; 2],
+}
+
+impl KeyState {
+    fn count(&self, side: usize) -> i64 {
+        self.sides[side].iter().map(|(_, n)| n).sum()
+    }
+
+    /// Adds `n` (negative: takes back) of `row` on `side`; false when taking back a row the
+    /// side does not have.
+    fn add(&mut self, side: usize, row: &[u8], n: i64) -> bool {
+        let rows = &mut self.sides[side];
+        match rows.iter().position(|(r, _)| r == row) {
+            Some(i) => {
+                rows[i].1 += n;
+                if rows[i].1 <= 0 {
+                    rows.swap_remove(i);
+                }
+                true
+            }
+            None if n > 0 => {
+                rows.push((row.to_vec(), n));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+struct JoinOp {
+    join_type: JoinType,
+    sides: [Side; 2],
+    keys: RowConverter,
+    output: SchemaRef,
+    updating: bool,
+    state: FastMap<Box<[u8]>, KeyState>,
+    max_parallelism: u32,
+}
+
+/// Output rows being gathered: each one's left and right row (row format) and its kind.
+#[derive(Default)]
+struct Pending {
+    left: Vec<Vec<u8>>,
+    right: Vec<Vec<u8>>,
+    ops: Vec<&'static str>,
+}
+
+impl Pending {
+    fn push(&mut self, left: &[u8], right: &[u8], op: &'static str, times: i64) {
+        for _ in 0..times {
+            self.left.push(left.to_vec());
+            self.right.push(right.to_vec());
+            self.ops.push(op);
+        }
+    }
+}
+
+impl JoinOp {
+    /// Emits `row` of `side` against `others` (rows of the other side) as `op`.
+    fn pair(&self, pending: &mut Pending, side: usize, row: &[u8], other: &[u8], op: &'static str, times: i64) {
+        if side == 0 {
+            pending.push(row, other, op, times);
+        } else {
+            pending.push(other, row, op, times);
+        }
+    }
+
+    fn finish(&self, pending: Pending, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if pending.ops.is_empty() {
+            return Ok(());
+        }
+        let decode = |side: &Side, rows: &[Vec<u8>]| -> UserResult<Vec<ArrayRef>> {
+            let parser = side.rows.parser();
+            Ok(side.rows.convert_rows(rows.iter().map(|r| parser.parse(r)))?)
+        };
+        let mut columns = decode(&self.sides[0], &pending.left)?;
+        columns.extend(decode(&self.sides[1], &pending.right)?);
+        if self.updating {
+            columns.push(Arc::new(StringArray::from(pending.ops)));
+        }
+        out.push(RecordBatch::try_new(self.output.clone(), columns)?);
+        Ok(())
+    }
+}
+
+impl Operator for JoinOp {
+    fn process_batch(&mut self, _batch: RecordBatch, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        Err("a join needs to know each batch's input".into())
+    }
+
+    fn process_input(&mut self, input: usize, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let this = &self.sides[input];
+        let key_columns: Vec<ArrayRef> = this.plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
+        let keys = self.keys.convert_columns(&key_columns)?;
+        let row_columns: Vec<ArrayRef> = this.plan.columns.iter().map(|c| batch.column(*c).clone()).collect();
+        let rows = this.rows.convert_columns(&row_columns)?;
+        let ops = this.plan.op.map(|c| batch.column(c).as_string::<i32>().clone());
+        let other = 1 - input;
+        let (pads_self, pads_other) = (self.join_type.pads(input), self.join_type.pads(other));
+        let mut pending = Pending::default();
+        for i in 0..batch.num_rows() {
+            // A key with a null never matches (SQL's `=`); an outer side still shows its row.
+            let null_key = key_columns.iter().any(|c| c.is_null(i));
+            let adds = ops.as_ref().is_none_or(|o| matches!(o.value(i), "+I" | "+U"));
+            let row = rows.row(i);
+            let row: &[u8] = row.as_ref();
+            if null_key {
+                if pads_self {
+                    let op = if adds { "+I" } else { "-D" };
+                    self.pair(&mut pending, input, row, &self.sides[other].null_row, op, 1);
+                }
+                continue;
+            }
+            let key: Box<[u8]> = keys.row(i).as_ref().into();
+            let state = self.state.entry(key.clone()).or_default();
+            let before = state.count(input);
+            if !state.add(input, row, if adds { 1 } else { -1 }) {
+                if state.sides.iter().all(Vec::is_empty) {
+                    self.state.remove(&key);
+                }
+                tracing::warn!("join: a retraction of a row the join never had; ignored");
+                continue;
+            }
+            let state = self.state.get(&key).expect("present");
+            let after = state.count(input);
+            let others = &state.sides[other];
+            let op = if adds { "+I" } else { "-D" };
+            if others.is_empty() {
+                if pads_self {
+                    self.pair(&mut pending, input, row, &self.sides[other].null_row, op, 1);
+                }
+            } else {
+                // The other side's rows lose their null padding when this side gets its first
+                // row for the key (retracted before the first pair), and regain it when this
+                // side loses its last (after the last pair's retraction).
+                let unpad = pads_other && before == 0 && after > 0;
+                let repad = pads_other && before > 0 && after == 0;
+                if unpad {
+                    for (o, n) in others {
+                        self.pair(&mut pending, other, o, &self.sides[input].null_row, "-D", *n);
+                    }
+                }
+                for (o, n) in others {
+                    self.pair(&mut pending, input, row, o, op, *n);
+                }
+                if repad {
+                    for (o, n) in others {
+                        self.pair(&mut pending, other, o, &self.sides[input].null_row, "+I", *n);
+                    }
+                }
+            }
+            if state.sides.iter().all(Vec::is_empty) {
+                self.state.remove(&key);
+            }
+        }
+        self.finish(pending, out)
+    }
+
+    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
+        let entries: Vec<(&[u8], &KeyState)> = self.state.iter().map(|(k, s)| (k.as_ref(), s)).collect();
+        Ok(OperatorState {
+            keyed: checkpoint::keyed_groups(Some(&self.keys), entries, self.max_parallelism)?,
+            ..Default::default()
+        })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> UserResult<()> {
+        for (key, s) in checkpoint::keyed_entries::<KeyState>(&state)? {
+            self.state.insert(key.into_boxed_slice(), s);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::testing::{batch_of, ctx};
+    use arrow::array::Int64Array;
+
+    fn with_ops(batch: RecordBatch, ops: &[&str]) -> RecordBatch {
+        let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(OP_COLUMN, DataType::Utf8, false));
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(StringArray::from(ops.to_vec())));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    fn join(join_type: JoinType, left: &RecordBatch, right: &RecordBatch) -> Box<dyn Operator> {
+        RegularJoin {
+            join_type,
+            left_keys: vec!["k".into()],
+            right_keys: vec!["rk".into()],
+        }
+        .create_of(&[left.schema(), right.schema()], &ctx())
+        .unwrap()
+    }
+
+    /// Each output row as `op l r` (`_` for a null), in order.
+    fn shown(out: &[RecordBatch]) -> Vec<String> {
+        let mut rows = Vec::new();
+        for b in out {
+            let l = b
+                .column_by_name("l")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            let r = b
+                .column_by_name("r")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            let ops = b.column_by_name(OP_COLUMN).map(|c| c.as_string::<i32>().clone());
+            for i in 0..b.num_rows() {
+                let v = |a: &Int64Array| {
+                    if a.is_null(i) {
+                        "_".to_string()
+                    } else {
+                        a.value(i).to_string()
+                    }
+                };
+                let op = ops.as_ref().map_or("+I", |o| o.value(i));
+                rows.push(format!("{op} {} {}", v(l), v(r)));
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn an_inner_join_of_appends_pairs_equal_keys_whichever_side_comes_first() {
+        let left = batch_of(&[("k", vec![1, 2, 2]), ("l", vec![10, 20, 21])]);
+        let right = batch_of(&[("rk", vec![2, 3]), ("r", vec![200, 300])]);
+        let mut op = join(JoinType::Inner, &left, &right);
+        let mut out = Vec::new();
+        op.process_input(0, left.clone(), &mut out).unwrap();
+        assert!(out.is_empty());
+        op.process_input(1, right.clone(), &mut out).unwrap();
+        let later = batch_of(&[("k", vec![3, 4]), ("l", vec![30, 40])]);
+        op.process_input(0, later, &mut out).unwrap();
+        assert_eq!(shown(&out), ["+I 20 200", "+I 21 200", "+I 30 300"]);
+        assert!(out[0].column_by_name(OP_COLUMN).is_none(), "appends only");
+    }
+
+    #[test]
+    fn a_left_join_pads_then_retracts_the_padding_when_a_match_comes_and_goes() {
+        let left = with_ops(batch_of(&[("k", vec![1]), ("l", vec![10])]), &["+I"]);
+        let right = with_ops(batch_of(&[("rk", vec![1]), ("r", vec![100])]), &["+I"]);
+        let mut op = join(JoinType::Left, &left, &right);
+        let mut out = Vec::new();
+        op.process_input(0, left.clone(), &mut out).unwrap();
+        op.process_input(1, right.clone(), &mut out).unwrap();
+        op.process_input(
+            1,
+            with_ops(batch_of(&[("rk", vec![1]), ("r", vec![100])]), &["-D"]),
+            &mut out,
+        )
+        .unwrap();
+        op.process_input(
+            0,
+            with_ops(batch_of(&[("k", vec![1]), ("l", vec![10])]), &["-U"]),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            shown(&out),
+            ["+I 10 _", "-D 10 _", "+I 10 100", "-D 10 100", "+I 10 _", "-D 10 _"]
+        );
+    }
+
+    #[test]
+    fn a_full_join_shows_each_sides_unmatched_rows_and_counts_duplicates() {
+        let left = batch_of(&[("k", vec![1, 1]), ("l", vec![10, 10])]);
+        let right = batch_of(&[("rk", vec![2, 1]), ("r", vec![200, 100])]);
+        let mut op = join(JoinType::Full, &left, &right);
+        let mut out = Vec::new();
+        op.process_input(1, right.clone(), &mut out).unwrap();
+        op.process_input(0, left.clone(), &mut out).unwrap();
+        // A left row twice: the first unpads the right row, both pair with it.
+        assert_eq!(
+            shown(&out),
+            ["+I _ 200", "+I _ 100", "-D _ 100", "+I 10 100", "+I 10 100"]
+        );
+    }
+
+    #[test]
+    fn the_state_restores_into_a_new_instance_and_joins_on() {
+        let left = batch_of(&[("k", vec![1, 2]), ("l", vec![10, 20])]);
+        let right = batch_of(&[("rk", vec![2]), ("r", vec![200])]);
+        let mut op = join(JoinType::Inner, &left, &right);
+        let mut out = Vec::new();
+        op.process_input(0, left.clone(), &mut out).unwrap();
+        let state = op.snapshot(1).unwrap();
+        assert!(!state.keyed.is_empty());
+        let mut restored = join(JoinType::Inner, &left, &right);
+        restored.restore(state).unwrap();
+        restored.process_input(1, right, &mut out).unwrap();
+        assert_eq!(shown(&out), ["+I 20 200"]);
+    }
+
+    #[test]
+    fn keys_of_different_types_and_clashing_columns_are_refused_by_name() {
+        let left = batch_of(&[("k", vec![1]), ("l", vec![1])]);
+        let strings =
+            RecordBatch::try_from_iter(vec![("rk", Arc::new(StringArray::from(vec!["1"])) as ArrayRef)]).unwrap();
+        let j = RegularJoin {
+            join_type: JoinType::Inner,
+            left_keys: vec!["k".into()],
+            right_keys: vec!["rk".into()],
+        };
+        let err = j
+            .output_schema_of(&[left.schema(), strings.schema()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("join keys 'k' (Int64) and 'rk' (Utf8) differ in type"),
+            "{err}"
+        );
+        let clash = batch_of(&[("rk", vec![1]), ("l", vec![1])]);
+        let err = j
+            .output_schema_of(&[left.schema(), clash.schema()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("both join inputs have a column 'l'"), "{err}");
+    }
+}
