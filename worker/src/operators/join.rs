@@ -1,4 +1,5 @@
-//! A regular (unbounded) equi-join of two keyed inputs — inner, left, right or full outer —
+//! A regular (unbounded) equi-join of two keyed inputs — inner, left, right, full outer, semi
+//! or anti —
 //! over changelogs, as Flink's streaming join: each key keeps every row of both sides (with its
 //! multiplicity) in keyed state, so checkpoints, restore and rescale by key groups work as for
 //! every other keyed operator. A row added on one side joins each row the other side has for
@@ -6,9 +7,12 @@
 //! padded with nulls while the other side has nothing for the key, and retract it when the
 //! first match arrives (and emit it again when the last match goes).
 //!
-//! Output: the left input's columns, the right's, then [`OP_COLUMN`] when the result updates
-//! (an updating input, or an outer join); an inner join of two append-only inputs appends.
-//! Additions are `+I`, retractions `-D`.
+//! A semi join shows a left row while its key has a right row, an anti join while it has none
+//! (each left row once, whatever the number of matches).
+//!
+//! Output: the left input's columns, the right's (not for semi and anti joins), then
+//! [`OP_COLUMN`] when the result updates (an updating input, an outer or an anti join); inner
+//! and semi joins of append-only inputs append. Additions are `+I`, retractions `-D`.
 
 use std::sync::Arc;
 
@@ -36,6 +40,10 @@ pub enum JoinType {
     Right,
     /// Every row of both sides.
     Full,
+    /// Left rows that have a match (`EXISTS`, `IN`), each once, without right columns.
+    LeftSemi,
+    /// Left rows that have no match (`NOT EXISTS`), without right columns.
+    LeftAnti,
 }
 
 impl JoinType {
@@ -45,7 +53,13 @@ impl JoinType {
             JoinType::Left => side == 0,
             JoinType::Right => side == 1,
             JoinType::Full => true,
+            JoinType::LeftSemi | JoinType::LeftAnti => false,
         }
+    }
+
+    /// Whether the output holds the left rows alone (semi and anti joins).
+    fn left_only(self) -> bool {
+        matches!(self, JoinType::LeftSemi | JoinType::LeftAnti)
     }
 }
 
@@ -107,7 +121,12 @@ impl RegularJoin {
             }
         }
         let mut fields: Vec<Field> = Vec::new();
-        for (side, (schema, plan)) in [(left, &l), (right, &r)].into_iter().enumerate() {
+        let shown: &[(&SchemaRef, &SidePlan)] = if self.join_type.left_only() {
+            &[(left, &l)]
+        } else {
+            &[(left, &l), (right, &r)]
+        };
+        for (side, (schema, plan)) in shown.iter().enumerate() {
             // The side padded with nulls is the one the other side may lack.
             let nullable = self.join_type.pads(1 - side);
             for c in &plan.columns {
@@ -121,7 +140,10 @@ impl RegularJoin {
                 fields.push(f.clone().with_nullable(f.is_nullable() || nullable));
             }
         }
-        let updating = l.op.is_some() || r.op.is_some() || self.join_type != JoinType::Inner;
+        // A semi join of appends only ever adds rows (a left row shows once its first match
+        // arrives, and matches never leave); an anti join retracts a row when a match arrives.
+        let updating =
+            l.op.is_some() || r.op.is_some() || !matches!(self.join_type, JoinType::Inner | JoinType::LeftSemi);
         if updating {
             fields.push(Field::new(OP_COLUMN, DataType::Utf8, false));
         }
@@ -271,6 +293,39 @@ impl JoinOp {
         }
     }
 
+    /// A semi or anti join's output for one input row: a left row shows while its key has a
+    /// right row (semi) or none (anti); a right row's arrival or departure shows or withdraws
+    /// the key's left rows when it changes whether the key has any.
+    #[allow(clippy::too_many_arguments)]
+    fn semi(
+        &self,
+        pending: &mut Pending,
+        input: usize,
+        row: &[u8],
+        op: &'static str,
+        before: i64,
+        after: i64,
+        state: &KeyState,
+    ) {
+        let semi = self.join_type == JoinType::LeftSemi;
+        let none: &[u8] = &[];
+        if input == 0 {
+            if (state.count(1) > 0) == semi {
+                pending.push(row, none, op, 1);
+            }
+            return;
+        }
+        let (was, is) = (before > 0, after > 0);
+        if was == is {
+            return;
+        }
+        // The key's left rows appear (semi: first match; anti: last match gone) or go.
+        let appear = is == semi;
+        for (l, n) in &state.sides[0] {
+            pending.push(l, none, if appear { "+I" } else { "-D" }, *n);
+        }
+    }
+
     fn finish(&self, pending: Pending, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         if pending.ops.is_empty() {
             return Ok(());
@@ -280,7 +335,9 @@ impl JoinOp {
             Ok(side.rows.convert_rows(rows.iter().map(|r| parser.parse(r)))?)
         };
         let mut columns = decode(&self.sides[0], &pending.left)?;
-        columns.extend(decode(&self.sides[1], &pending.right)?);
+        if !self.join_type.left_only() {
+            columns.extend(decode(&self.sides[1], &pending.right)?);
+        }
         if self.updating {
             columns.push(Arc::new(StringArray::from(pending.ops)));
         }
@@ -311,7 +368,8 @@ impl Operator for JoinOp {
             let row = rows.row(i);
             let row: &[u8] = row.as_ref();
             if null_key {
-                if pads_self {
+                // No match: shown padded by an outer side, and by an anti join's left side.
+                if pads_self || (input == 0 && self.join_type == JoinType::LeftAnti) {
                     let op = if adds { "+I" } else { "-D" };
                     self.pair(&mut pending, input, row, &self.sides[other].null_row, op, 1);
                 }
@@ -331,6 +389,13 @@ impl Operator for JoinOp {
             let after = state.count(input);
             let others = &state.sides[other];
             let op = if adds { "+I" } else { "-D" };
+            if self.join_type.left_only() {
+                self.semi(&mut pending, input, row, op, before, after, state);
+                if state.sides.iter().all(Vec::is_empty) {
+                    self.state.remove(&key);
+                }
+                continue;
+            }
             if others.is_empty() {
                 if pads_self {
                     self.pair(&mut pending, input, row, &self.sides[other].null_row, op, 1);
@@ -488,6 +553,44 @@ mod tests {
             shown(&out),
             ["+I _ 200", "+I _ 100", "-D _ 100", "+I 10 100", "+I 10 100"]
         );
+    }
+
+    /// Left rows alone, each `op l`, in order (semi and anti joins).
+    fn shown_left(out: &[RecordBatch]) -> Vec<String> {
+        let mut rows = Vec::new();
+        for b in out {
+            let l = b
+                .column_by_name("l")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            assert!(b.column_by_name("r").is_none(), "no right columns");
+            let ops = b.column_by_name(OP_COLUMN).map(|c| c.as_string::<i32>().clone());
+            for i in 0..b.num_rows() {
+                rows.push(format!("{} {}", ops.as_ref().map_or("+I", |o| o.value(i)), l.value(i)));
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn a_semi_join_shows_each_left_row_once_its_key_has_a_match_and_an_anti_join_until_then() {
+        let left = batch_of(&[("k", vec![1, 1, 2]), ("l", vec![10, 11, 20])]);
+        let right = batch_of(&[("rk", vec![1, 1, 3]), ("r", vec![100, 101, 300])]);
+        let mut semi = join(JoinType::LeftSemi, &left, &right);
+        let mut out = Vec::new();
+        semi.process_input(0, left.clone(), &mut out).unwrap();
+        semi.process_input(1, right.clone(), &mut out).unwrap();
+        // Two matches for key 1 still show each left row once; key 2 never matches.
+        assert_eq!(shown_left(&out), ["+I 10", "+I 11"]);
+        assert!(out[0].column_by_name(OP_COLUMN).is_none(), "appends only");
+
+        let mut anti = join(JoinType::LeftAnti, &left, &right);
+        let mut out = Vec::new();
+        anti.process_input(0, left.clone(), &mut out).unwrap();
+        anti.process_input(1, right, &mut out).unwrap();
+        assert_eq!(shown_left(&out), ["+I 10", "+I 11", "+I 20", "-D 10", "-D 11"]);
     }
 
     #[test]

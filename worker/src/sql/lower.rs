@@ -27,8 +27,8 @@ use crate::connectors::registry;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::watermark::WatermarkStrategy;
 use crate::operators::changelog_aggregate::{ChangelogAggregate, RetractAgg, RetractKind};
-use crate::operators::expr::unqualified;
 use crate::operators::filter::FilterExpr;
+use crate::operators::join::{JoinType, RegularJoin};
 use crate::operators::mini_batch::MiniBatch;
 use crate::operators::running_aggregate::OP_COLUMN;
 use crate::operators::select::Select;
@@ -133,16 +133,7 @@ impl<'a> Lowering<'a> {
             )));
         }
         let input = self.lower(&dml.input)?;
-        self.sink(
-            input,
-            &table,
-            &dml.input
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect::<Vec<_>>(),
-        )
+        self.sink(input, &table, &stream_names(dml.input.schema()))
     }
 
     /// Lowers a query into a stream (for the Table API): its columns, and whether it updates
@@ -150,7 +141,7 @@ impl<'a> Lowering<'a> {
     pub fn stream(&mut self, plan: &LogicalPlan) -> Result<(DataStream, bool)> {
         let input = self.lower(plan)?;
         let updating = input.updating;
-        let mut items = plain_columns(plan.schema().as_arrow());
+        let mut items = named_columns(plan.schema());
         if updating {
             items.push((col(OP_COLUMN), OP_COLUMN.into()));
         }
@@ -165,7 +156,7 @@ impl<'a> Lowering<'a> {
         if input.updating {
             items.push((col(OP_COLUMN), "op".into()));
         }
-        items.extend(plain_columns(plan.schema().as_arrow()));
+        items.extend(named_columns(plan.schema()));
         let projected = self.project(input, items)?;
         let stream = self.flush(projected, "calc")?;
         let factory = registry::sink("stdout", "print", &serde_json::Map::new())?;
@@ -313,7 +304,7 @@ impl<'a> Lowering<'a> {
                     return self.lower_narrowed(&f.input, kind);
                 }
                 let input = self.lower(&f.input)?;
-                self.restrict(input, unqualified(f.predicate.clone()), "filter")
+                self.restrict(input, resolve(f.predicate.clone(), f.input.schema()), "filter")
             }
             LogicalPlan::Projection(p) => {
                 let input = self.lower(&p.input)?;
@@ -345,12 +336,7 @@ impl<'a> Lowering<'a> {
                 let others: Vec<&DataStream> = parts.iter().collect();
                 Ok(Lowered::of(first.union(&others), updating[0]))
             }
-            LogicalPlan::Join(j) => Err(WeirError::plan(format!(
-                "joins arrive with the join operators (regular, interval, window, temporal and lookup joins are \
-                 the next step); this query joins {} with {}",
-                relation_names(&j.left),
-                relation_names(&j.right)
-            ))),
+            LogicalPlan::Join(j) => self.join(j),
             LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => Err(WeirError::plan(
                 "ORDER BY and LIMIT on a stream need Top-N (ROW_NUMBER() OVER …), which arrives with the joins",
             )),
@@ -382,7 +368,7 @@ impl<'a> Lowering<'a> {
         let table_name = scan.table_name.table();
         if let Some(stream) = self.catalog.stream(table_name) {
             // A DataStream registered as a table: its columns by name.
-            let items = plain_columns(scan.projected_schema.as_arrow());
+            let items = named_columns(&scan.projected_schema);
             return self.project(Lowered::of(stream.clone(), false), items);
         }
         let table = self
@@ -471,7 +457,7 @@ impl<'a> Lowering<'a> {
                 Some(b) => group_roles.push(GroupRole::Window(b)),
                 None => {
                     let k = format!("__k{}", keys.len());
-                    pre.push((unqualified(e.clone()), k.clone()));
+                    pre.push((resolve(e.clone(), a.input.schema()), k.clone()));
                     keys.push(k.clone());
                     group_roles.push(GroupRole::Key(k));
                 }
@@ -526,7 +512,7 @@ impl<'a> Lowering<'a> {
             };
             // `agg(x) FILTER (WHERE c)` aggregates `CASE WHEN c THEN x END`: the aggregates skip
             // nulls, so rows where `c` is not true count for nothing (Flink's semantics).
-            let filter = params.filter.as_ref().map(|f| unqualified((**f).clone()));
+            let filter = params.filter.as_ref().map(|f| resolve((**f).clone(), a.input.schema()));
             if filter.is_some() && matches!(kind, AggKind::First | AggKind::Last) {
                 return Err(WeirError::plan(format!(
                     "{e}: FILTER (WHERE …) is supported on COUNT, SUM, MIN, MAX and AVG"
@@ -548,7 +534,7 @@ impl<'a> Lowering<'a> {
                     Some(name.clone())
                 }
                 Some(arg) => {
-                    pre.push((only_where(unqualified(arg.clone()))?, name.clone()));
+                    pre.push((only_where(resolve(arg.clone(), a.input.schema()))?, name.clone()));
                     Some(name.clone())
                 }
                 None => return Err(WeirError::plan(format!("{e} takes an argument"))),
@@ -569,12 +555,12 @@ impl<'a> Lowering<'a> {
                 name: "__a0".into(),
             });
         }
-        let output_names: Vec<String> = a.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let output_names: Vec<String> = stream_names(&a.schema);
         let output_types: Vec<DataType> = a.schema.fields().iter().map(|f| f.data_type().clone()).collect();
         let roles: Vec<GroupRole> = group_roles.into_iter().chain(agg_roles).collect();
         match window {
             Some(w) => {
-                pre.push((unqualified(w.time.clone()), "__t".into()));
+                pre.push((resolve(w.time.clone(), a.input.schema()), "__t".into()));
                 let projected = self.project(input, pre)?;
                 let pre_stream = self.flush(projected, "window-input")?;
                 let assigner = w.assigner()?.on("__t");
@@ -642,6 +628,145 @@ impl<'a> Lowering<'a> {
         }
     }
 
+    /// A regular join: each side projected to its columns (named as the join's output names
+    /// them) and its equi-join keys (`__lk*` / `__rk*`, cast to one type), keyed by them, into
+    /// the join operator; the other conditions of an inner join filter its output.
+    fn join(&mut self, j: &datafusion::logical_expr::Join) -> Result<Lowered> {
+        use datafusion::common::NullEquality;
+        use datafusion::logical_expr::JoinType as Sql;
+        // Semi and anti joins keep one side's rows: that side goes left.
+        let (join_type, swap) = match j.join_type {
+            Sql::Inner => (JoinType::Inner, false),
+            Sql::Left => (JoinType::Left, false),
+            Sql::Right => (JoinType::Right, false),
+            Sql::Full => (JoinType::Full, false),
+            Sql::LeftSemi => (JoinType::LeftSemi, false),
+            Sql::RightSemi => (JoinType::LeftSemi, true),
+            Sql::LeftAnti | Sql::RightAnti if j.null_aware => {
+                return Err(WeirError::plan(
+                    "NOT IN over a subquery (null-aware anti join) is not supported yet; write NOT EXISTS",
+                ));
+            }
+            Sql::LeftAnti => (JoinType::LeftAnti, false),
+            Sql::RightAnti => (JoinType::LeftAnti, true),
+            other => {
+                return Err(WeirError::plan(format!(
+                    "{other} joins are not supported yet; this query joins {} with {}",
+                    relation_names(&j.left),
+                    relation_names(&j.right)
+                )));
+            }
+        };
+        if j.on.is_empty() {
+            return Err(WeirError::plan(format!(
+                "a join of {} with {} needs an equality between the two sides (a streaming join keeps \
+                 each side's rows per key; a cross join would keep and pair them all)",
+                relation_names(&j.left),
+                relation_names(&j.right)
+            )));
+        }
+        if j.null_equality == NullEquality::NullEqualsNull {
+            return Err(WeirError::plan(
+                "joins on IS NOT DISTINCT FROM (nulls equal) are not supported yet",
+            ));
+        }
+        if let Some(f) = &j.filter
+            && join_type != JoinType::Inner
+        {
+            let what = match join_type {
+                JoinType::LeftSemi => "a semi join (EXISTS, IN, or a join with a side unique on its keys)",
+                JoinType::LeftAnti => "an anti join (NOT EXISTS)",
+                _ => "an outer join",
+            };
+            return Err(WeirError::plan(format!(
+                "{what} may only compare the two sides' columns with '=' so far (this one also has {f}); \
+                 conditions inside such joins arrive with the interval and window joins"
+            )));
+        }
+        let out_names = stream_names(&j.schema);
+        let (left_plan, right_plan) = if swap {
+            (j.right.as_ref(), j.left.as_ref())
+        } else {
+            (j.left.as_ref(), j.right.as_ref())
+        };
+        let on: Vec<(Expr, Expr)> =
+            j.on.iter()
+                .map(|(l, r)| {
+                    if swap {
+                        (r.clone(), l.clone())
+                    } else {
+                        (l.clone(), r.clone())
+                    }
+                })
+                .collect();
+        let split = left_plan.schema().fields().len();
+        let mut sides = Vec::new();
+        for (index, plan) in [left_plan, right_plan].into_iter().enumerate() {
+            let input = self.lower(plan)?;
+            let names = &out_names[if index == 0 { 0..split } else { split..out_names.len() }];
+            let mut items: Vec<(Expr, String)> = stream_names(plan.schema())
+                .into_iter()
+                .zip(names)
+                .map(|(from, to)| (col(&from), to.clone()))
+                .collect();
+            let mut keys = Vec::new();
+            for (k, (l, r)) in on.iter().enumerate() {
+                let ty = |e: &Expr, p: &LogicalPlan| {
+                    datafusion::logical_expr::ExprSchemable::get_type(e, p.schema().as_ref())
+                        .map_err(|e| WeirError::plan(e.to_string()))
+                };
+                let (lt, rt) = (ty(l, left_plan)?, ty(r, right_plan)?);
+                let common = datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt)
+                    .ok_or_else(|| {
+                        WeirError::plan(format!("join keys {l} ({lt}) and {r} ({rt}) cannot be compared"))
+                    })?;
+                let (e, name) = if index == 0 {
+                    (l, format!("__lk{k}"))
+                } else {
+                    (r, format!("__rk{k}"))
+                };
+                items.push((
+                    Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(resolve(e.clone(), plan.schema())),
+                        common,
+                    )),
+                    name.clone(),
+                ));
+                keys.push(name);
+            }
+            if input.updating {
+                items.push((col(OP_COLUMN), OP_COLUMN.into()));
+            }
+            let updating = input.updating;
+            let projected = self.project(input, items)?;
+            let stream = self.flush(projected, if index == 0 { "join-left" } else { "join-right" })?;
+            sides.push((stream.key_by(keys.clone()), keys, updating));
+        }
+        let (right, right_keys, right_updating) = sides.pop().expect("two sides");
+        let (left, left_keys, left_updating) = sides.pop().expect("two sides");
+        let op = RegularJoin {
+            join_type,
+            left_keys,
+            right_keys,
+        };
+        let name = self.name("join");
+        let joined = left.stream().union(&[right.stream()]).transform(&name, Arc::new(op));
+        let updating = left_updating || right_updating || !matches!(join_type, JoinType::Inner | JoinType::LeftSemi);
+        let mut items = out_names.iter().map(|n| (col(n), n.clone())).collect::<Vec<_>>();
+        if updating {
+            items.push((col(OP_COLUMN), OP_COLUMN.into()));
+        }
+        let lowered = Lowered {
+            stream: joined,
+            updating,
+            pending: Some(items),
+        };
+        match &j.filter {
+            Some(f) => self.restrict(lowered, resolve(f.clone(), &j.schema), "join-filter"),
+            None => Ok(lowered),
+        }
+    }
+
     /// Lowers the input of a windowed aggregate, whose projections may compute window markers.
     fn lower_allowing_markers(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
         match plan {
@@ -652,7 +777,7 @@ impl<'a> Lowering<'a> {
             LogicalPlan::SubqueryAlias(s) => self.lower_allowing_markers(&s.input),
             LogicalPlan::Filter(f) if !matches!(f.input.as_ref(), LogicalPlan::TableScan(_)) => {
                 let input = self.lower_allowing_markers(&f.input)?;
-                self.restrict(input, unqualified(f.predicate.clone()), "filter")
+                self.restrict(input, resolve(f.predicate.clone(), f.input.schema()), "filter")
             }
             other => self.lower(other),
         }
@@ -719,21 +844,55 @@ fn post_items(roles: &[GroupRole], names: &[String], types: &[DataType]) -> Vec<
 fn projection_items(p: &datafusion::logical_expr::Projection) -> Vec<(Expr, String)> {
     p.expr
         .iter()
-        .zip(p.schema.iter())
-        .map(|(e, (_, f))| (unqualified(e.clone().unalias()), f.name().clone()))
+        .zip(stream_names(&p.schema))
+        .map(|(e, name)| (resolve(e.clone().unalias(), p.input.schema()), name))
         .collect()
+}
+
+/// The stream column of each field of a relation with `schema`: the field's name, or
+/// `qualifier.name` when another field has the same name (a join's two `id`s). Each lowered
+/// relation names its columns so, and [`resolve`] finds them so.
+fn stream_names(schema: &DFSchema) -> Vec<String> {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (_, f) in schema.iter() {
+        *seen.entry(f.name().as_str()).or_default() += 1;
+    }
+    schema
+        .iter()
+        .map(|(q, f)| match q {
+            Some(q) if seen[f.name().as_str()] > 1 => format!("{q}.{}", f.name()),
+            _ => f.name().clone(),
+        })
+        .collect()
+}
+
+/// `e`, an expression over a relation with `schema`, with its columns named as that relation's
+/// stream columns ([`stream_names`]); a column the schema lacks (a window marker, `__op`) keeps
+/// its bare name.
+fn resolve(e: Expr, schema: &DFSchema) -> Expr {
+    let names = stream_names(schema);
+    e.transform(|x| {
+        Ok(match &x {
+            Expr::Column(c) => {
+                let name = schema
+                    .maybe_index_of_column(c)
+                    .map_or_else(|| c.name.clone(), |i| names[i].clone());
+                Transformed::yes(col(&name))
+            }
+            _ => Transformed::no(x),
+        })
+    })
+    .map(|t| t.data)
+    .expect("renaming columns cannot fail")
+}
+
+/// Every column of a relation with `schema`, by its stream name.
+fn named_columns(schema: &DFSchema) -> Vec<(Expr, String)> {
+    stream_names(schema).into_iter().map(|n| (col(&n), n)).collect()
 }
 
 fn col(name: &str) -> Expr {
     Expr::Column(Column::new_unqualified(name))
-}
-
-fn plain_columns(schema: &Schema) -> Vec<(Expr, String)> {
-    schema
-        .fields()
-        .iter()
-        .map(|f| (col(f.name()), f.name().clone()))
-        .collect()
 }
 
 fn strip_alias(e: &Expr) -> &Expr {
