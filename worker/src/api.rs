@@ -628,6 +628,7 @@ impl KeyedStream {
             join_type,
             left_keys: self.keys.clone(),
             right_keys: other.keys.clone(),
+            condition: None,
         };
         self.stream.union(&[&other.stream]).transform("join", Arc::new(op))
     }

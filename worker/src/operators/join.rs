@@ -72,6 +72,9 @@ pub struct RegularJoin {
     pub left_keys: Vec<String>,
     /// Key columns of the right input.
     pub right_keys: Vec<String>,
+    /// Semi and anti joins: a further condition a match must meet (SQL over the left input's
+    /// columns then the right's, which must be named apart; `None`: equal keys suffice).
+    pub condition: Option<datafusion::logical_expr::Expr>,
 }
 
 /// One input, planned: key columns, the changelog column, the columns it contributes.
@@ -142,6 +145,11 @@ impl RegularJoin {
         }
         // A semi join of appends only ever adds rows (a left row shows once its first match
         // arrives, and matches never leave); an anti join retracts a row when a match arrives.
+        if self.condition.is_some() && !self.join_type.left_only() {
+            return Err(WeirError::plan(
+                "a join condition besides the keys is supported on semi and anti joins (filter an inner join's output)",
+            ));
+        }
         let updating =
             l.op.is_some() || r.op.is_some() || !matches!(self.join_type, JoinType::Inner | JoinType::LeftSemi);
         if updating {
@@ -193,7 +201,25 @@ impl OperatorFactory for RegularJoin {
         let (left_rows, left_null) = row_converter(&inputs[0], &l)?;
         let (right_rows, right_null) = row_converter(&inputs[1], &r)?;
         let updating = output.index_of(OP_COLUMN).is_ok();
+        let condition = match &self.condition {
+            None => None,
+            Some(c) => {
+                let fields: Vec<Field> = l
+                    .columns
+                    .iter()
+                    .map(|i| inputs[0].field(*i).clone().with_nullable(true))
+                    .chain(
+                        r.columns
+                            .iter()
+                            .map(|i| inputs[1].field(*i).clone().with_nullable(true)),
+                    )
+                    .collect();
+                let pairs = Arc::new(Schema::new(fields));
+                Some((crate::operators::expr::plan_logical(c, &pairs)?.0, pairs))
+            }
+        };
         Ok(Box::new(JoinOp {
+            condition,
             join_type: self.join_type,
             sides: [
                 Side {
@@ -257,6 +283,8 @@ impl KeyState {
 
 struct JoinOp {
     join_type: JoinType,
+    /// The condition and the schema of the pairs it is evaluated on (left then right columns).
+    condition: Option<(Arc<dyn datafusion::physical_expr::PhysicalExpr>, SchemaRef)>,
     sides: [Side; 2],
     keys: RowConverter,
     output: SchemaRef,
@@ -306,24 +334,98 @@ impl JoinOp {
         before: i64,
         after: i64,
         state: &KeyState,
-    ) {
+    ) -> UserResult<()> {
         let semi = self.join_type == JoinType::LeftSemi;
         let none: &[u8] = &[];
+        let Some(condition) = &self.condition else {
+            if input == 0 {
+                if (state.count(1) > 0) == semi {
+                    pending.push(row, none, op, 1);
+                }
+                return Ok(());
+            }
+            let (was, is) = (before > 0, after > 0);
+            if was != is {
+                // The key's left rows appear (semi: first match; anti: last match gone) or go.
+                let appear = is == semi;
+                for (l, n) in &state.sides[0] {
+                    pending.push(l, none, if appear { "+I" } else { "-D" }, *n);
+                }
+            }
+            return Ok(());
+        };
         if input == 0 {
-            if (state.count(1) > 0) == semi {
+            let rights: Vec<&[u8]> = state.sides[1].iter().map(|(r, _)| r.as_slice()).collect();
+            let matched = self.meets(condition, &[row], &rights)?[0].iter().any(|m| *m);
+            if matched == semi {
                 pending.push(row, none, op, 1);
             }
-            return;
+            return Ok(());
         }
-        let (was, is) = (before > 0, after > 0);
-        if was == is {
-            return;
+        // Whether each left row has a match before and after the right row `row` changed: the
+        // condition over every right row of the key, `row` among them even if it just left.
+        let mut rights: Vec<(&[u8], i64)> = state.sides[1].iter().map(|(r, n)| (r.as_slice(), *n)).collect();
+        if !rights.iter().any(|(r, _)| *r == row) {
+            rights.push((row, 0));
         }
-        // The key's left rows appear (semi: first match; anti: last match gone) or go.
-        let appear = is == semi;
-        for (l, n) in &state.sides[0] {
-            pending.push(l, none, if appear { "+I" } else { "-D" }, *n);
+        let lefts: Vec<&[u8]> = state.sides[0].iter().map(|(l, _)| l.as_slice()).collect();
+        let rows: Vec<&[u8]> = rights.iter().map(|(r, _)| *r).collect();
+        let m = self.meets(condition, &lefts, &rows)?;
+        let changed = after - before;
+        for (i, (l, n)) in state.sides[0].iter().enumerate() {
+            // Counts now, or before the change (`row`'s count less what changed).
+            let any = |undo: i64| {
+                rights
+                    .iter()
+                    .zip(&m[i])
+                    .any(|((r, count), ok)| *ok && count - if *r == row { undo } else { 0 } > 0)
+            };
+            let (was, is) = (any(changed), any(0));
+            if was != is {
+                let appear = is == semi;
+                pending.push(l, none, if appear { "+I" } else { "-D" }, *n);
+            }
         }
+        Ok(())
+    }
+
+    /// The condition over every pair of `lefts` × `rights` (rows in their sides' row format):
+    /// per left row, per right row, whether it holds (a null counts as false).
+    fn meets(
+        &self,
+        (condition, schema): &(Arc<dyn datafusion::physical_expr::PhysicalExpr>, SchemaRef),
+        lefts: &[&[u8]],
+        rights: &[&[u8]],
+    ) -> UserResult<Vec<Vec<bool>>> {
+        if lefts.is_empty() || rights.is_empty() {
+            return Ok(vec![vec![false; rights.len()]; lefts.len()]);
+        }
+        let (lp, rp) = (self.sides[0].rows.parser(), self.sides[1].rows.parser());
+        let pairs: Vec<(&[u8], &[u8])> = lefts
+            .iter()
+            .flat_map(|l| rights.iter().map(move |r| (*l, *r)))
+            .collect();
+        let mut columns = self.sides[0]
+            .rows
+            .convert_rows(pairs.iter().map(|(l, _)| lp.parse(l)))?;
+        columns.extend(
+            self.sides[1]
+                .rows
+                .convert_rows(pairs.iter().map(|(_, r)| rp.parse(r)))?,
+        );
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let mask = condition.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let mask = mask.as_boolean();
+        Ok((0..lefts.len())
+            .map(|i| {
+                (0..rights.len())
+                    .map(|j| {
+                        let k = i * rights.len() + j;
+                        mask.is_valid(k) && mask.value(k)
+                    })
+                    .collect()
+            })
+            .collect())
     }
 
     fn finish(&self, pending: Pending, out: &mut Vec<RecordBatch>) -> UserResult<()> {
@@ -390,7 +492,7 @@ impl Operator for JoinOp {
             let others = &state.sides[other];
             let op = if adds { "+I" } else { "-D" };
             if self.join_type.left_only() {
-                self.semi(&mut pending, input, row, op, before, after, state);
+                self.semi(&mut pending, input, row, op, before, after, state)?;
                 if state.sides.iter().all(Vec::is_empty) {
                     self.state.remove(&key);
                 }
@@ -462,6 +564,7 @@ mod tests {
             join_type,
             left_keys: vec!["k".into()],
             right_keys: vec!["rk".into()],
+            condition: None,
         }
         .create_of(&[left.schema(), right.schema()], &ctx())
         .unwrap()
@@ -594,6 +697,29 @@ mod tests {
     }
 
     #[test]
+    fn a_semi_join_with_a_condition_shows_a_left_row_while_a_match_meets_it() {
+        let left = batch_of(&[("k", vec![1, 1]), ("l", vec![5, 50])]);
+        let right = |r: i64, op: &str| with_ops(batch_of(&[("rk", vec![1]), ("r", vec![r])]), &[op]);
+        let mut op = RegularJoin {
+            join_type: JoinType::LeftSemi,
+            left_keys: vec!["k".into()],
+            right_keys: vec!["rk".into()],
+            condition: Some(datafusion::prelude::col("l").gt_eq(datafusion::prelude::col("r"))),
+        }
+        .create_of(&[left.schema(), right(0, "+I").schema()], &ctx())
+        .unwrap();
+        let mut out = Vec::new();
+        op.process_input(0, left.clone(), &mut out).unwrap();
+        // r = 10 meets l = 50 only; r = 3 then meets l = 5 as well; taking r = 10 back leaves
+        // both matched by r = 3; taking r = 3 back leaves neither.
+        op.process_input(1, right(10, "+I"), &mut out).unwrap();
+        op.process_input(1, right(3, "+I"), &mut out).unwrap();
+        op.process_input(1, right(10, "-U"), &mut out).unwrap();
+        op.process_input(1, right(3, "-D"), &mut out).unwrap();
+        assert_eq!(shown_left(&out), ["+I 50", "+I 5", "-D 5", "-D 50"]);
+    }
+
+    #[test]
     fn the_state_restores_into_a_new_instance_and_joins_on() {
         let left = batch_of(&[("k", vec![1, 2]), ("l", vec![10, 20])]);
         let right = batch_of(&[("rk", vec![2]), ("r", vec![200])]);
@@ -617,6 +743,7 @@ mod tests {
             join_type: JoinType::Inner,
             left_keys: vec!["k".into()],
             right_keys: vec!["rk".into()],
+            condition: None,
         };
         let err = j
             .output_schema_of(&[left.schema(), strings.schema()])

@@ -671,18 +671,16 @@ impl<'a> Lowering<'a> {
             ));
         }
         if let Some(f) = &j.filter
-            && join_type != JoinType::Inner
+            && matches!(join_type, JoinType::Left | JoinType::Right | JoinType::Full)
         {
-            let what = match join_type {
-                JoinType::LeftSemi => "a semi join (EXISTS, IN, or a join with a side unique on its keys)",
-                JoinType::LeftAnti => "an anti join (NOT EXISTS)",
-                _ => "an outer join",
-            };
             return Err(WeirError::plan(format!(
-                "{what} may only compare the two sides' columns with '=' so far (this one also has {f}); \
-                 conditions inside such joins arrive with the interval and window joins"
+                "an outer join may only compare the two sides' columns with '=' so far (this one also has {f}); \
+                 filter the inputs, or join inner and filter the result"
             )));
         }
+        // A semi or anti join's condition runs inside the join, on its inputs' columns: the kept
+        // side's under their output names, the other side's as `__r<i>`.
+        let in_join = j.filter.is_some() && join_type != JoinType::Inner;
         let out_names = stream_names(&j.schema);
         let (left_plan, right_plan) = if swap {
             (j.right.as_ref(), j.left.as_ref())
@@ -709,6 +707,13 @@ impl<'a> Lowering<'a> {
                 .zip(names)
                 .map(|(from, to)| (col(&from), to.clone()))
                 .collect();
+            if index == 1 && in_join {
+                items = stream_names(plan.schema())
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, from)| (col(&from), format!("__r{i}")))
+                    .collect();
+            }
             let mut keys = Vec::new();
             for (k, (l, r)) in on.iter().enumerate() {
                 let ty = |e: &Expr, p: &LogicalPlan| {
@@ -744,10 +749,36 @@ impl<'a> Lowering<'a> {
         }
         let (right, right_keys, right_updating) = sides.pop().expect("two sides");
         let (left, left_keys, left_updating) = sides.pop().expect("two sides");
+        let condition = match &j.filter {
+            Some(f) if in_join => {
+                let (kept, other) = (left_plan.schema(), right_plan.schema());
+                let kept_names = &out_names[0..split];
+                let renamed = f
+                    .clone()
+                    .transform(|x| {
+                        Ok(match &x {
+                            Expr::Column(c) => {
+                                let name = match (kept.maybe_index_of_column(c), other.maybe_index_of_column(c)) {
+                                    (Some(i), _) => kept_names[i].clone(),
+                                    (None, Some(i)) => format!("__r{i}"),
+                                    (None, None) => c.name.clone(),
+                                };
+                                Transformed::yes(col(&name))
+                            }
+                            _ => Transformed::no(x),
+                        })
+                    })
+                    .map(|t| t.data)
+                    .map_err(|e| WeirError::plan(e.to_string()))?;
+                Some(renamed)
+            }
+            _ => None,
+        };
         let op = RegularJoin {
             join_type,
             left_keys,
             right_keys,
+            condition,
         };
         let name = self.name("join");
         let joined = left.stream().union(&[right.stream()]).transform(&name, Arc::new(op));
@@ -762,8 +793,8 @@ impl<'a> Lowering<'a> {
             pending: Some(items),
         };
         match &j.filter {
-            Some(f) => self.restrict(lowered, resolve(f.clone(), &j.schema), "join-filter"),
-            None => Ok(lowered),
+            Some(f) if !in_join => self.restrict(lowered, resolve(f.clone(), &j.schema), "join-filter"),
+            _ => Ok(lowered),
         }
     }
 
