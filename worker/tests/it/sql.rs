@@ -205,17 +205,12 @@ fn join_queries_run_unchanged_and_end_at_flinks_rows() {
             assert_eq!(got, q4_reference(), "q4: average closing price per category");
         }
     }
-    for (q, says) in [("q9", "arrive with Top-N")] {
-        let e = match weir::pipeline::build_sql(&nexmark_job(q), &format!("{q}.sql"), q) {
-            Ok(_) => panic!("{q} should not build yet"),
-            Err(e) => e.to_string(),
-        };
-        assert!(e.contains(says), "{q}: {e}");
-        assert!(
-            e.contains(&format!("{q}.sql:")),
-            "{q}: the error names the file and line: {e}"
-        );
-    }
+    let e = match weir::pipeline::build_sql(&nexmark_job("q9"), "q9.sql", "q9") {
+        Ok(_) => panic!("q9 should not build yet"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("arrive with Top-N"), "q9: {e}");
+    assert!(e.contains("q9.sql:"), "q9: the error names the file and line: {e}");
 }
 
 /// Events (k, v, ts ms) written as JSON lines, for file-backed tables.
