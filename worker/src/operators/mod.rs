@@ -16,6 +16,7 @@ pub mod select;
 pub mod split;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod top_n;
 pub mod window;
 
 pub use crate::contract::operator::{

@@ -298,6 +298,9 @@ impl<'a> Lowering<'a> {
         match plan {
             LogicalPlan::TableScan(scan) => self.scan(scan, None),
             LogicalPlan::Filter(f) => {
+                if let LogicalPlan::Window(w) = f.input.as_ref() {
+                    return self.top_n(w, &f.predicate);
+                }
                 if self.pushdown
                     && let Some(kind) = nexmark_event_type(self.catalog, &f.input, &f.predicate)
                 {
@@ -796,6 +799,93 @@ impl<'a> Lowering<'a> {
             Some(f) if !in_join => self.restrict(lowered, resolve(f.clone(), &j.schema), "join-filter"),
             _ => Ok(lowered),
         }
+    }
+
+    /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` filtered to its first `N` rows: the
+    /// Top-N operator keyed by the partition, its rank column named as the window's output.
+    fn top_n(&mut self, w: &datafusion::logical_expr::Window, predicate: &Expr) -> Result<Lowered> {
+        use datafusion::logical_expr::{BinaryExpr, Operator as Op};
+        let refuse = |why: &str| {
+            WeirError::plan(format!(
+                "{why}: Weir runs OVER windows as Top-N — ROW_NUMBER() OVER (PARTITION BY … ORDER BY …) in a \
+                 subquery, filtered by rownum <= N (or = 1) outside it"
+            ))
+        };
+        let [Expr::WindowFunction(wf)] = w.window_expr.as_slice() else {
+            return Err(refuse("one window function over one OVER clause is supported"));
+        };
+        if !wf.fun.name().eq_ignore_ascii_case("row_number") {
+            return Err(refuse(&format!(
+                "{}() OVER (…) is not supported yet",
+                wf.fun.name().to_uppercase()
+            )));
+        }
+        let names = stream_names(&w.schema);
+        let rank = names.last().expect("the window's column").clone();
+        let rank_field = w.schema.fields().len() - 1;
+        let is_rank = |e: &Expr| matches!(e, Expr::Column(c) if w.schema.maybe_index_of_column(c) == Some(rank_field));
+        let n = match predicate {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_rank(left) => match (op, right.as_ref()) {
+                (Op::LtEq, Expr::Literal(v, _)) => v.to_string().parse::<i64>().ok(),
+                (Op::Lt, Expr::Literal(v, _)) => v.to_string().parse::<i64>().ok().map(|n| n - 1),
+                (Op::Eq, Expr::Literal(v, _)) if v.to_string() == "1" => Some(1),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(n) = n.filter(|n| *n >= 1) else {
+            return Err(refuse(&format!(
+                "the filter on the row number ({predicate}) is not rownum <= N"
+            )));
+        };
+        let input = self.lower(&w.input)?;
+        if input.updating {
+            return Err(refuse("Top-N over an updating input is not supported yet"));
+        }
+        let in_schema = w.input.schema();
+        let mut items = named_columns(in_schema);
+        let mut keys = Vec::new();
+        for (i, e) in wf.params.partition_by.iter().enumerate() {
+            items.push((resolve(e.clone(), in_schema), format!("__pk{i}")));
+            keys.push(format!("__pk{i}"));
+        }
+        if keys.is_empty() {
+            items.push((lit(0i32), "__pk0".into()));
+            keys.push("__pk0".into());
+        }
+        let mut order = Vec::new();
+        for (i, sort) in wf.params.order_by.iter().enumerate() {
+            items.push((resolve(sort.expr.clone(), in_schema), format!("__sk{i}")));
+            order.push(crate::operators::top_n::SortColumn {
+                name: format!("__sk{i}"),
+                descending: !sort.asc,
+                nulls_first: sort.nulls_first,
+            });
+        }
+        let projected = self.project(input, items)?;
+        let stream = self.flush(projected, "top-n-input")?;
+        let op = crate::operators::top_n::TopN {
+            keys: keys.clone(),
+            order,
+            n: n as usize,
+            rank: "__rank".into(),
+        };
+        let name = self.name("top-n");
+        let ranked = stream.key_by(keys).stream().transform(&name, Arc::new(op));
+        let mut out: Vec<(Expr, String)> = names[..names.len() - 1].iter().map(|c| (col(c), c.clone())).collect();
+        out.push((
+            Expr::Cast(datafusion::logical_expr::Cast::new(
+                Box::new(col("__rank")),
+                w.schema.field(rank_field).data_type().clone(),
+            )),
+            rank,
+        ));
+        out.push((col(OP_COLUMN), OP_COLUMN.into()));
+        Ok(Lowered {
+            stream: ranked,
+            updating: true,
+            pending: Some(out),
+        })
     }
 
     /// Lowers the input of a windowed aggregate, whose projections may compute window markers.
