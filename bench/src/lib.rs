@@ -520,6 +520,12 @@ pub const SQL_QUERIES: &[(&str, &str)] = &[
     ("q0", include_str!("../../examples/sql/nexmark/q0.sql")),
     ("q1", include_str!("../../examples/sql/nexmark/q1.sql")),
     ("q2", include_str!("../../examples/sql/nexmark/q2.sql")),
+    ("q3", include_str!("../../examples/sql/nexmark/q3.sql")),
+    ("q4", include_str!("../../examples/sql/nexmark/q4.sql")),
+    ("q5", include_str!("../../examples/sql/nexmark/q5.sql")),
+    ("q7", include_str!("../../examples/sql/nexmark/q7.sql")),
+    ("q8", include_str!("../../examples/sql/nexmark/q8.sql")),
+    ("q9", include_str!("../../examples/sql/nexmark/q9.sql")),
     ("q11", include_str!("../../examples/sql/nexmark/q11.sql")),
     ("q12", include_str!("../../examples/sql/nexmark/q12.sql")),
 ];
