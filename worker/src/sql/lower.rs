@@ -561,6 +561,33 @@ impl<'a> Lowering<'a> {
         let output_names: Vec<String> = stream_names(&a.schema);
         let output_types: Vec<DataType> = a.schema.fields().iter().map(|f| f.data_type().clone()).collect();
         let roles: Vec<GroupRole> = group_roles.into_iter().chain(agg_roles).collect();
+        // A GROUP BY of a window aggregate's output by its window's start and end (q5's
+        // `MaxBids`): Flink carries the window attributes through and aggregates per window, once,
+        // when the watermark passes its end. Here: the bounds are keys, and a tumbling window as
+        // long as the inner window's step, over `window_end - 1 ms`, fires each window once.
+        let windowed_input = match &window {
+            None if !input.updating => windowed_input(a),
+            _ => None,
+        };
+        if let Some((step, end, end_type)) = windowed_input {
+            let end = resolve(end, a.input.schema());
+            let before_end = match end_type {
+                DataType::Timestamp(..) => end - lit(ScalarValue::new_interval_mdn(0, 0, 1_000_000)),
+                _ => end - lit(1i64),
+            };
+            pre.push((before_end, "__t".into()));
+            let projected = self.project(input, pre)?;
+            let pre_stream = self.flush(projected, "window-input")?;
+            let assigner = TumblingEventTimeWindows::of(std::time::Duration::from_millis(step as u64)).on("__t");
+            let name = self.name("window-of-windows");
+            let out = pre_stream
+                .key_by(keys.clone())
+                .window(assigner)
+                .aggregate(&aggs)
+                .name(&name);
+            let items = post_items(&roles, &output_names, &output_types);
+            return self.project(Lowered::of(out, false), items);
+        }
         match window {
             Some(w) => {
                 pre.push((resolve(w.time.clone(), a.input.schema()), "__t".into()));
@@ -1205,6 +1232,62 @@ fn find_window(a: &Aggregate) -> Result<Option<WindowFound>> {
 }
 
 /// `e` with columns replaced by their definitions through projections and aliases below.
+/// Whether `a` groups a window aggregate's output by that window's start and end (through
+/// projections, aliases and filters): the inner window's step (a tumble's size, a hop's slide,
+/// a cumulate's step), the end expression over `a`'s input and its type. Session windows have
+/// no fixed step and are not recognised.
+fn windowed_input(a: &Aggregate) -> Option<(i64, Expr, DataType)> {
+    let mut start = None;
+    let mut end = None;
+    for e in &a.group_expr {
+        if let Some(call) = window_of_input(e, &a.input) {
+            match call.bound {
+                Bound::Start => start = Some(call),
+                Bound::End => end = Some((call, e.clone())),
+                _ => {}
+            }
+        }
+    }
+    let (start, (end, end_expr)) = (start?, end?);
+    if (start.kind, start.size, start.slide) != (end.kind, end.size, end.slide) || start.kind == TvfKind::Session {
+        return None;
+    }
+    let step = if start.kind == TvfKind::Tumble {
+        start.size
+    } else {
+        start.slide
+    };
+    let ty = datafusion::logical_expr::ExprSchemable::get_type(&end_expr, a.input.schema().as_ref()).ok()?;
+    Some((step, end_expr, ty))
+}
+
+/// The window bound column `e` of `plan` stands for, when it is a window aggregate's group
+/// item (its `window_start` / `window_end`) carried up through projections, aliases and filters.
+fn window_of_input(e: &Expr, plan: &LogicalPlan) -> Option<WindowCall> {
+    let Expr::Column(c) = strip_alias(e) else {
+        return None;
+    };
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let i = p.schema.index_of_column(c).ok()?;
+            window_of_input(&p.expr[i].clone().unalias(), &p.input)
+        }
+        LogicalPlan::SubqueryAlias(s) => {
+            let i = s.schema.index_of_column(c).ok()?;
+            let (q, f) = s.input.schema().qualified_field(i);
+            window_of_input(&Expr::Column(Column::new(q.cloned(), f.name())), &s.input)
+        }
+        LogicalPlan::Filter(f) => window_of_input(e, &f.input),
+        LogicalPlan::Aggregate(inner) => {
+            let i = inner.schema.index_of_column(c).ok()?;
+            let group = inner.group_expr.get(i)?;
+            find_window(inner).ok()??;
+            window_call(&definition(group, &inner.input))
+        }
+        _ => None,
+    }
+}
+
 fn definition(e: &Expr, plan: &LogicalPlan) -> Expr {
     e.clone()
         .transform(|x| {

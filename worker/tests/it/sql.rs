@@ -203,17 +203,20 @@ fn join_and_top_n_queries_run_unchanged_and_end_at_flinks_rows() {
         let text = nexmark_job(q).replace("'connector' = 'blackhole'", "'connector' = 'print'");
         let table = final_table(&run_printed(dir.path(), &text));
         assert_eq!(table.values().sum::<i64>(), want as i64, "{q}");
-        // The same final table with one subtask per operator and with four (q5's changelog is
-        // slow to produce; it runs at the default only).
-        if q != "q5" {
-            for p in [1, 4] {
-                let text = format!("SET 'parallelism.default' = '{p}';\n{text}");
-                assert_eq!(
-                    final_table(&run_printed(dir.path(), &text)),
-                    table,
-                    "{q} at parallelism {p}"
-                );
-            }
+        // The same final table with one subtask per operator and with four.
+        for p in [1, 4] {
+            let text = format!("SET 'parallelism.default' = '{p}';\n{text}");
+            assert_eq!(
+                final_table(&run_printed(dir.path(), &text)),
+                table,
+                "{q} at parallelism {p}"
+            );
+        }
+        if q == "q5" {
+            // The per-window maximum is a window aggregate of the window aggregate's output, as
+            // in Flink: one row per window, so the semi join only appends.
+            let printed = run_printed(dir.path(), &text);
+            assert_eq!(printed.lines().count(), want, "q5 appends its rows once");
         }
         if q == "q4" {
             let got: BTreeMap<i64, i64> = table
