@@ -366,7 +366,7 @@ impl JoinOp {
             return Ok(());
         };
         if input == 0 {
-            let rights: Vec<&[u8]> = state.sides[1].iter().map(|(r, _)| r.as_slice()).collect();
+            let rights: Vec<&[u8]> = state.sides[1].keys().map(|r| r.as_slice()).collect();
             let matched = self.meets(condition, &[row], &rights)?[0].iter().any(|m| *m);
             if matched == semi {
                 pending.push(row, none, op, 1);
@@ -379,7 +379,7 @@ impl JoinOp {
         if !rights.iter().any(|(r, _)| *r == row) {
             rights.push((row, 0));
         }
-        let lefts: Vec<&[u8]> = state.sides[0].iter().map(|(l, _)| l.as_slice()).collect();
+        let lefts: Vec<&[u8]> = state.sides[0].keys().map(|l| l.as_slice()).collect();
         let rows: Vec<&[u8]> = rights.iter().map(|(r, _)| *r).collect();
         let m = self.meets(condition, &lefts, &rows)?;
         let changed = after - before;
