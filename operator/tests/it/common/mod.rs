@@ -107,6 +107,7 @@ impl Cluster {
             out += &format!("--- {pod}\n");
             out += &show(self.kubectl(&["logs", "--tail=40", "-n", ns, pod]));
         }
+        out += &node_pod_logs(ns);
         out
     }
 
@@ -345,3 +346,40 @@ sinks:
   - id: out
     input: by_key
     connector: blackhole";
+
+/// The last lines of every container log the node kept for `ns`'s pods, replaced ones included
+/// (`$WEIR_NODE_DIR/pod-logs/<ns>_<pod>_<uid>/<container>/<n>.log`, the kubelet's
+/// `podLogsDir`): read from disk, as the API server cannot fetch logs from this node.
+fn node_pod_logs(ns: &str) -> String {
+    let Ok(node) = std::env::var("WEIR_NODE_DIR") else {
+        return String::new();
+    };
+    let root = std::path::Path::new(&node).join("pod-logs");
+    let mut pods: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    pods.retain(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{ns}_")))
+    });
+    pods.sort();
+    let mut out = String::new();
+    for pod in pods {
+        for container in std::fs::read_dir(&pod).into_iter().flatten().flatten() {
+            let mut logs: Vec<_> = std::fs::read_dir(container.path())
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            logs.sort();
+            for log in logs {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                out += &format!("--- node log {}\n", log.display());
+                for l in &lines[lines.len().saturating_sub(40)..] {
+                    out += l;
+                    out += "\n";
+                }
+            }
+        }
+    }
+    out
+}
