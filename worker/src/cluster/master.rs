@@ -268,6 +268,18 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
             )));
         }
         if !r.deployment.is_empty() && !self.shared.deployment.is_empty() && r.deployment != self.shared.deployment {
+            let newer = matches!(
+                (r.deployment.parse::<u64>(), self.shared.deployment.parse::<u64>()),
+                (Ok(worker), Ok(coordinator)) if worker > coordinator
+            );
+            if newer {
+                // A rolling change started this worker before the coordinator's pod was replaced:
+                // the worker waits for its own deployment's coordinator instead of leaving the job.
+                return Err(Status::unavailable(format!(
+                    "worker {} belongs to deployment {}, newer than this coordinator's {}; it waits for its own",
+                    r.ordinal, r.deployment, self.shared.deployment
+                )));
+            }
             return Err(Status::aborted(format!(
                 "worker {} belongs to deployment {}; this coordinator runs deployment {}",
                 r.ordinal, r.deployment, self.shared.deployment

@@ -176,7 +176,7 @@ impl Worker {
     /// Attaches (again and again, while the master is away) until the job is over.
     async fn attach_loop(&mut self) -> Result<WorkerExit> {
         let mut wait = Duration::from_millis(50);
-        let mut last_warning = Instant::now();
+        let mut last_warning: Option<Instant> = None;
         loop {
             let client = CoordinatorClient::new(channel_to(&self.opts.coordinator)?);
             let attached = client
@@ -199,9 +199,10 @@ impl Worker {
                     )));
                 }
                 Err(s) => {
-                    if last_warning.elapsed() > Duration::from_secs(10) {
+                    // The first failure and then one every 10 s.
+                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                         tracing::warn!(coordinator = %self.opts.coordinator, error = %s.message(), "cannot reach the coordinator; retrying");
-                        last_warning = Instant::now();
+                        last_warning = Some(Instant::now());
                     }
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(1));

@@ -392,7 +392,8 @@ fn a_cluster_gives_up_after_the_restart_strategy_with_a_clear_error() {
     assert!(text.contains("the job failed after 0 restarts"), "{text}");
 }
 
-/// A worker of another deployment is refused; of two processes with one ordinal, the older one
+/// A worker of an older deployment is refused; one of a newer deployment waits for its own
+/// coordinator (a rolling change may start it first); of two processes with one ordinal, the older one
 /// stops (the newer attached after it) instead of attaching back and forth: what keeps a
 /// replaced pod, or a pod deleted by force whose container still runs, out of the job.
 #[test]
@@ -448,7 +449,35 @@ sinks:
     assert!(log.contains("another worker attached as ordinal 1"), "{log}");
     let second_log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
     assert!(!second_log.contains("superseded"), "{second_log}");
-    for c in [&mut second, &mut master] {
+    let _ = second.kill();
+    let _ = second.wait();
+
+    // Worker 1 of deployment 8, started before its coordinator replaced deployment 7's (a
+    // rolling change starts new pods before it replaces old ones): told to wait, it stays, and
+    // attaches once deployment 8's coordinator is up.
+    let mut early = worker("1", "8", "early.log");
+    wait_for(
+        "deployment 7 told the newer worker to wait",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(dir.path().join("early.log"))
+                .is_ok_and(|l| l.contains("newer than this coordinator's 7; it waits for its own"))
+        },
+    );
+    assert!(matches!(early.try_wait(), Ok(None)), "the newer worker did not leave");
+    let _ = master.kill();
+    let _ = master.wait();
+    master = worker("0", "8", "w0-new.log");
+    wait_for(
+        "the newer worker attached to its coordinator",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(dir.path().join("early.log"))
+                .is_ok_and(|l| l.contains("attached to the coordinator"))
+        },
+    );
+
+    for c in [&mut early, &mut master] {
         let _ = c.kill();
         let _ = c.wait();
     }
