@@ -72,6 +72,33 @@ pub fn keyed_entries<E: DeserializeOwned>(state: &OperatorState) -> UserResult<V
     Ok(out)
 }
 
+/// The snapshot of keyed state held as one entry per key (in the row format of `converter`),
+/// as the SQL operators keep it: entries grouped by key group, no operator state.
+pub fn keyed_map_snapshot<'a, E: Serialize + 'a>(
+    converter: &RowConverter,
+    entries: impl IntoIterator<Item = (&'a Box<[u8]>, &'a E)>,
+    max_parallelism: u32,
+) -> UserResult<OperatorState> {
+    let entries: Vec<(&[u8], &E)> = entries.into_iter().map(|(k, e)| (k.as_ref(), e)).collect();
+    Ok(OperatorState {
+        keyed: keyed_groups(Some(converter), entries, max_parallelism)?,
+        ..Default::default()
+    })
+}
+
+/// Restores what [`keyed_map_snapshot`] wrote into `map`.
+pub fn keyed_map_restore<E: DeserializeOwned>(
+    state: &OperatorState,
+    map: &mut impl Extend<(Box<[u8]>, E)>,
+) -> UserResult<()> {
+    map.extend(
+        keyed_entries::<E>(state)?
+            .into_iter()
+            .map(|(k, e)| (k.into_boxed_slice(), e)),
+    );
+    Ok(())
+}
+
 /// The least watermark over the restored subtasks' non-keyed states (each an encoded `i64`):
 /// where a restored time-based operator resumes, whatever the new parallelism.
 pub fn least_watermark(state: &OperatorState) -> UserResult<i64> {

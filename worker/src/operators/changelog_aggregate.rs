@@ -382,18 +382,11 @@ impl Operator for ChangelogAggregateOp {
     }
 
     fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
-        let entries: Vec<(&[u8], &KeyState)> = self.state.iter().map(|(k, s)| (k.as_ref(), s)).collect();
-        Ok(OperatorState {
-            keyed: checkpoint::keyed_groups(Some(&self.converter), entries, self.max_parallelism)?,
-            ..Default::default()
-        })
+        checkpoint::keyed_map_snapshot(&self.converter, &self.state, self.max_parallelism)
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        for (key, s) in checkpoint::keyed_entries::<KeyState>(&state)? {
-            self.state.insert(key.into_boxed_slice(), s);
-        }
-        Ok(())
+        checkpoint::keyed_map_restore(&state, &mut self.state)
     }
 }
 

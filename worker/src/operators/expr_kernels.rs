@@ -109,14 +109,8 @@ impl ColumnCase {
             planned: e.clone(),
         })
     }
-}
 
-impl PhysicalExpr for ColumnCase {
-    fn return_field(&self, input_schema: &Schema) -> DfResult<arrow::datatypes::FieldRef> {
-        self.planned.return_field(input_schema)
-    }
-
-    fn evaluate(&self, batch: &RecordBatch) -> DfResult<ColumnarValue> {
+    fn run(&self, batch: &RecordBatch) -> DfResult<ColumnarValue> {
         let rows = batch.num_rows();
         let mut acc: ArrayRef = match &self.otherwise {
             Some(e) => array_of(e.evaluate(batch)?, rows)?,
@@ -139,24 +133,38 @@ impl PhysicalExpr for ColumnCase {
         }
         Ok(ColumnarValue::Array(acc))
     }
-
-    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        self.planned.children()
-    }
-
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn PhysicalExpr>>) -> DfResult<Arc<dyn PhysicalExpr>> {
-        // Rebuilt from the general form: the kernel only applies to what it was checked on.
-        self.planned.clone().with_new_children(children)
-    }
-
-    fn fmt_sql(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        self.planned.fmt_sql(f)
-    }
 }
 
-/// A kernel is equal to, and hashes as, the expression it stands for (the general form).
-macro_rules! same_as_planned {
+/// A kernel stands for the expression DataFusion planned (`planned`): it has its type, children,
+/// display, equality and hash, and rebuilding it with new children gives back the general form
+/// (the kernel only applies to what it was checked on); only `evaluate` is its own (`run`).
+macro_rules! stands_for_planned {
     ($t:ty) => {
+        impl PhysicalExpr for $t {
+            fn return_field(&self, input_schema: &Schema) -> DfResult<arrow::datatypes::FieldRef> {
+                self.planned.return_field(input_schema)
+            }
+            fn evaluate(&self, batch: &RecordBatch) -> DfResult<ColumnarValue> {
+                self.run(batch)
+            }
+            fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+                self.planned.children()
+            }
+            fn with_new_children(
+                self: Arc<Self>,
+                children: Vec<Arc<dyn PhysicalExpr>>,
+            ) -> DfResult<Arc<dyn PhysicalExpr>> {
+                self.planned.clone().with_new_children(children)
+            }
+            fn fmt_sql(&self, f: &mut Formatter<'_>) -> fmt::Result {
+                self.planned.fmt_sql(f)
+            }
+        }
+        impl Display for $t {
+            fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+                Display::fmt(&self.planned, f)
+            }
+        }
         impl PartialEq for $t {
             fn eq(&self, other: &Self) -> bool {
                 self.planned.eq(&other.planned)
@@ -170,14 +178,8 @@ macro_rules! same_as_planned {
         }
     };
 }
-same_as_planned!(ColumnCase);
-same_as_planned!(IntTimesDecimal);
-
-impl Display for ColumnCase {
-    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        Display::fmt(&self.planned, f)
-    }
-}
+stands_for_planned!(ColumnCase);
+stands_for_planned!(IntTimesDecimal);
 
 /// `mask ? a : b` row by row for primitive arrays of one type (a null mask picks `b`), in one
 /// pass without per-row branches; arrow's general `zip` copies runs through `MutableArrayData`.
@@ -285,14 +287,8 @@ impl IntTimesDecimal {
             _ => None,
         }
     }
-}
 
-impl PhysicalExpr for IntTimesDecimal {
-    fn return_field(&self, input_schema: &Schema) -> DfResult<arrow::datatypes::FieldRef> {
-        self.planned.return_field(input_schema)
-    }
-
-    fn evaluate(&self, batch: &RecordBatch) -> DfResult<ColumnarValue> {
+    fn run(&self, batch: &RecordBatch) -> DfResult<ColumnarValue> {
         let k = self.factor;
         let ints = array_of(self.int.evaluate(batch)?, batch.num_rows())?;
         let out: Decimal128Array = match ints.data_type() {
@@ -304,24 +300,6 @@ impl PhysicalExpr for IntTimesDecimal {
         Ok(ColumnarValue::Array(Arc::new(
             out.with_precision_and_scale(self.precision, self.scale)?,
         )))
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        self.planned.children()
-    }
-
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn PhysicalExpr>>) -> DfResult<Arc<dyn PhysicalExpr>> {
-        self.planned.clone().with_new_children(children)
-    }
-
-    fn fmt_sql(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        self.planned.fmt_sql(f)
-    }
-}
-
-impl Display for IntTimesDecimal {
-    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        Display::fmt(&self.planned, f)
     }
 }
 
