@@ -747,11 +747,12 @@ impl WindowedStream {
 
     /// A user [`AggregateFunction`] per window, fed incrementally (Flink's
     /// `aggregate(AggregateFunction)`): rows of key fields, `window_start`, `window_end`, then the
-    /// function's result, whose values are `fields`.
+    /// function's result, whose values are `fields`. The accumulator is `Clone + Sync`: a
+    /// checkpoint freezes window contents and copies an accumulator only when it next changes.
     pub fn aggregate_function<F, Acc>(&self, function: F, fields: Vec<Field>) -> DataStream
     where
         F: AggregateFunction<Row, Acc, Row> + 'static,
-        Acc: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+        Acc: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
     {
         self.apply(
             "window",
@@ -768,7 +769,7 @@ impl WindowedStream {
     pub fn aggregate_function_rows<F, Acc>(&self, function: F, fields: Vec<Field>) -> DataStream
     where
         F: AggregateFunction<Row, Acc, Vec<Row>> + 'static,
-        Acc: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+        Acc: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
     {
         self.apply(
             "window",

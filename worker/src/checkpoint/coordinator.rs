@@ -13,13 +13,13 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::OperatorState;
 use super::config::CheckpointConfig;
 use super::metadata::{FORMAT, OperatorSnapshot, SnapshotKind, SnapshotMetadata, SubtaskSnapshot};
 use super::restore::layout;
 use super::store::CheckpointStore;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::message::Barrier;
+use crate::contract::state::Snapshot;
 
 /// A request for a savepoint; `stop` stops the job once it is complete.
 #[derive(Debug)]
@@ -62,9 +62,9 @@ pub struct TaskCheckpoints {
 }
 
 impl TaskCheckpoints {
-    /// Uploads `state` of (`uid`, `subtask`) for checkpoint `id` in the background, then
-    /// acknowledges; processing goes on meanwhile.
-    pub fn store(&self, barrier: &Barrier, uid: &str, subtask: usize, parallelism: usize, state: OperatorState) {
+    /// Encodes (when deferred) and uploads `state` of (`uid`, `subtask`) for checkpoint `id` in
+    /// the background, then acknowledges; processing goes on meanwhile.
+    pub fn store(&self, barrier: &Barrier, uid: &str, subtask: usize, parallelism: usize, state: Snapshot) {
         let id = barrier.checkpoint_id;
         let ack = |result| Ack {
             checkpoint_id: id,
@@ -77,22 +77,35 @@ impl TaskCheckpoints {
             let _ = self.acks.send(ack(Ok(None)));
             return;
         }
-        let (bytes, key_groups, operator_state) = layout(&state);
         let file = format!("{uid}/{subtask}-g{}", self.generation);
         let dir = self.store.snapshot_dir(barrier);
         let acks = self.acks.clone();
         let mut done = ack(Ok(None));
+        let uploads = self.uploads.clone();
         self.uploads.spawn(async move {
-            done.result = match dir.put_file(&file, Bytes::from(bytes)).await {
-                Ok(size) => Ok(Some(SubtaskSnapshot {
+            done.result = async {
+                // Encoding (of a frozen view) is CPU work: off the upload thread's reactor.
+                let (bytes, key_groups, operator_state) = uploads
+                    .spawn_blocking(move || state.into_state().map(|s| layout(&s)))
+                    .await
+                    .map_err(|e| format!("encoding state: {e}"))?
+                    .map_err(|e| format!("encoding state: {e}"))?;
+                if key_groups.is_empty() && operator_state.is_none() {
+                    return Ok(None);
+                }
+                let size = dir
+                    .put_file(&file, Bytes::from(bytes))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(SubtaskSnapshot {
                     subtask: done.subtask,
                     file,
                     size,
                     key_groups,
                     operator_state,
-                })),
-                Err(e) => Err(e.to_string()),
-            };
+                }))
+            }
+            .await;
             let _ = acks.send(done);
         });
     }

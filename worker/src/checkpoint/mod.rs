@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::contract::UserResult;
-pub use crate::contract::state::{OperatorState, decode, encode};
+pub use crate::contract::state::{OperatorState, decode, encode, encode_into, put_frame, take, take_frame};
 
 pub use config::CheckpointConfig;
 pub use metadata::{SnapshotKind, SnapshotMetadata};

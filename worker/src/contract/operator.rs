@@ -11,7 +11,7 @@ use super::clock::SharedClock;
 use super::error::Result;
 pub use super::error::{UserError, UserResult};
 use super::metrics::NodeMetrics;
-use super::state::OperatorState;
+use super::state::{OperatorState, Snapshot};
 
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +113,13 @@ pub trait Operator: Send {
     /// holds exactly the effect of the records before the barrier).
     fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
         Ok(Default::default())
+    }
+
+    /// The state for checkpoint `checkpoint_id` as [`Operator::snapshot`] takes it, or a view
+    /// frozen at the barrier that the checkpoint thread encodes while the task goes on
+    /// (operators with copy-on-write state override this). The runtime calls this one.
+    fn snapshot_async(&mut self, checkpoint_id: u64) -> UserResult<Snapshot> {
+        self.snapshot(checkpoint_id).map(Snapshot::from)
     }
 
     /// Loads restored state before the first record: the key groups of this subtask's range,

@@ -28,9 +28,91 @@ impl OperatorState {
     }
 }
 
+/// What an operator hands over at a barrier: its state encoded, or a frozen view of it that is
+/// encoded on the checkpoint thread while the task goes on processing (copy-on-write state:
+/// the task is held only for the freeze).
+pub struct Snapshot(Taken);
+
+enum Taken {
+    Ready(OperatorState),
+    Deferred(Box<dyn FnOnce() -> UserResult<OperatorState> + Send>),
+}
+
+impl Snapshot {
+    /// State encoded at the barrier.
+    pub fn ready(state: OperatorState) -> Self {
+        Snapshot(Taken::Ready(state))
+    }
+
+    /// State that `encode` produces later, off the task, from a view frozen at the barrier.
+    pub fn deferred(encode: impl FnOnce() -> UserResult<OperatorState> + Send + 'static) -> Self {
+        Snapshot(Taken::Deferred(Box::new(encode)))
+    }
+
+    /// Whether nothing needs encoding or storing.
+    pub fn is_empty(&self) -> bool {
+        matches!(&self.0, Taken::Ready(s) if s.is_empty())
+    }
+
+    /// The encoded state (encoding it now if deferred).
+    pub fn into_state(self) -> UserResult<OperatorState> {
+        match self.0 {
+            Taken::Ready(s) => Ok(s),
+            Taken::Deferred(f) => f(),
+        }
+    }
+}
+
+impl From<OperatorState> for Snapshot {
+    fn from(state: OperatorState) -> Self {
+        Snapshot::ready(state)
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Taken::Ready(s) => f.debug_tuple("Snapshot::Ready").field(s).finish(),
+            Taken::Deferred(_) => f.write_str("Snapshot::Deferred"),
+        }
+    }
+}
+
 /// Encodes a value of state (postcard: compact, schema-less, stable).
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> UserResult<Vec<u8>> {
     Ok(postcard::to_stdvec(value)?)
+}
+
+/// Appends the encoding of `value` to `buf` (no allocation of its own).
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> UserResult<()> {
+    *buf = postcard::to_extend(value, std::mem::take(buf))?;
+    Ok(())
+}
+
+/// Appends `bytes` to `buf` with their length in front (a varint), for records of several
+/// variable-length parts read back with [`take_frame`].
+pub fn put_frame(bytes: &[u8], buf: &mut Vec<u8>) -> UserResult<()> {
+    encode_into(&(bytes.len() as u64), buf)?;
+    buf.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// Takes one value written by [`encode_into`] from the front of `bytes`.
+pub fn take<'a, T: serde::Deserialize<'a>>(bytes: &mut &'a [u8]) -> UserResult<T> {
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| format!("restoring state: {e}"))?;
+    *bytes = rest;
+    Ok(value)
+}
+
+/// Takes one frame written by [`put_frame`] from the front of `bytes`.
+pub fn take_frame<'a>(bytes: &mut &'a [u8]) -> UserResult<&'a [u8]> {
+    let len = take::<u64>(bytes)? as usize;
+    if len > bytes.len() {
+        return Err(format!("restoring state: a frame of {len} bytes with {} left", bytes.len()).into());
+    }
+    let (frame, rest) = bytes.split_at(len);
+    *bytes = rest;
+    Ok(frame)
 }
 
 /// Decodes a value of state.

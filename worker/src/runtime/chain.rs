@@ -295,7 +295,7 @@ impl Chain {
         self.each_operator(|op, out| op.before_barrier(id, out)).await?;
         if let Some(cp) = &self.checkpoints {
             for op in &mut self.operators {
-                let state = op.operator.snapshot(id).map_err(|e| op_error(&op.ctx, e))?;
+                let state = op.operator.snapshot_async(id).map_err(|e| op_error(&op.ctx, e))?;
                 cp.store(&barrier, &op.ctx.node, op.ctx.subtask, op.ctx.parallelism, state);
             }
             if let Tail::Sink { sink, ctx, .. } = &mut self.tail {
@@ -303,7 +303,7 @@ impl Chain {
                     operator: sink.snapshot(id).await?,
                     ..Default::default()
                 };
-                cp.store(&barrier, &ctx.node, ctx.subtask, ctx.parallelism, state);
+                cp.store(&barrier, &ctx.node, ctx.subtask, ctx.parallelism, state.into());
             }
         }
         self.side_broadcast(Message::Barrier(barrier)).await?;

@@ -216,7 +216,7 @@ impl SourceContext for SourceEmitter {
             &self.task.node,
             self.task.subtask,
             self.task.parallelism,
-            state,
+            state.into(),
         );
         self.chain.barrier(barrier).await
     }

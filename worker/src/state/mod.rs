@@ -8,6 +8,7 @@
 
 pub mod descriptors;
 pub mod store;
+pub mod table;
 
 /// A hash map with a fast non-cryptographic hasher (foldhash), for state keyed by key bytes
 /// the engine already partitions by a hash: flooding is not a concern inside one subtask.
@@ -18,3 +19,4 @@ pub use descriptors::{
     ValueStateDescriptor,
 };
 pub use store::{KeyedStateStore, StateHandle};
+pub use table::{KeyedTable, TableView};

@@ -49,10 +49,14 @@ pub(crate) struct Fired<'a, S> {
     pub(crate) state: &'a S,
 }
 
+/// Appends the encoding of one (key, window)'s contents to a buffer, for checkpoints, from any
+/// thread.
+pub(crate) type StateEncoder<S> = Arc<dyn Fn(&S, &mut Vec<u8>) -> UserResult<()> + Send + Sync>;
+
 /// Per-window contents: created empty, fed rows of a batch, merged (sessions), emitted.
 pub(crate) trait WindowContents: Send + 'static {
-    /// What one (key, window) holds.
-    type State: Send;
+    /// What one (key, window) holds: shared with the checkpoint thread and copied on write.
+    type State: Clone + Send + Sync + 'static;
     /// Called once per input batch, before [`WindowContents::add`] for its rows.
     fn prepare(&mut self, batch: &RecordBatch) -> UserResult<()>;
     /// Empty contents.
@@ -63,9 +67,9 @@ pub(crate) trait WindowContents: Send + 'static {
     fn merge(&mut self, into: &mut Self::State, from: Self::State) -> UserResult<()>;
     /// Output rows of fired windows, in the given order.
     fn emit(&mut self, fired: &[Fired<'_, Self::State>]) -> UserResult<Option<RecordBatch>>;
-    /// The contents as bytes, for checkpoints.
-    fn encode_state(&self, state: &Self::State) -> UserResult<Vec<u8>>;
-    /// Contents from [`WindowContents::encode_state`]'s bytes.
+    /// What encodes contents as bytes for checkpoints, on any thread.
+    fn encoder(&self) -> StateEncoder<Self::State>;
+    /// Contents from the bytes of [`WindowContents::encoder`].
     fn decode_state(&self, bytes: &[u8]) -> UserResult<Self::State>;
 }
 
@@ -142,8 +146,8 @@ impl WindowContents for Builtin {
         Ok(Some(RecordBatch::try_new(self.output.clone(), columns)?))
     }
 
-    fn encode_state(&self, state: &Vec<Acc>) -> UserResult<Vec<u8>> {
-        crate::contract::state::encode(state)
+    fn encoder(&self) -> StateEncoder<Vec<Acc>> {
+        Arc::new(|state: &Vec<Acc>, buf: &mut Vec<u8>| crate::contract::state::encode_into(state, buf))
     }
 
     fn decode_state(&self, bytes: &[u8]) -> UserResult<Vec<Acc>> {

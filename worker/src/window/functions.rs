@@ -19,7 +19,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
-use super::contents::{Fired, TimeWindow, WindowContents};
+use super::contents::{Fired, StateEncoder, TimeWindow, WindowContents};
 use crate::contract::UserResult;
 use crate::contract::error::{Result, WeirError};
 use crate::row::{Row, RowRef, Value, rows_to_batch, value_at};
@@ -69,12 +69,42 @@ pub(crate) type RowReduce = Arc<dyn Fn(Row, Row) -> UserResult<Row> + Send + Syn
 
 /// An [`AggregateFunction`] over rows with its accumulator type erased.
 pub(crate) trait ErasedAggregate: Send + Sync {
-    fn create(&self) -> Box<dyn Any + Send>;
-    fn add(&self, acc: &mut Box<dyn Any + Send>, row: Row);
-    fn merge(&self, a: Box<dyn Any + Send>, b: Box<dyn Any + Send>) -> Box<dyn Any + Send>;
-    fn result(&self, acc: &(dyn Any + Send)) -> Vec<Row>;
-    fn encode(&self, acc: &(dyn Any + Send)) -> UserResult<Vec<u8>>;
-    fn decode(&self, bytes: &[u8]) -> UserResult<Box<dyn Any + Send>>;
+    fn create(&self) -> Box<dyn AccValue>;
+    fn add(&self, acc: &mut Box<dyn AccValue>, row: Row);
+    fn merge(&self, a: Box<dyn AccValue>, b: Box<dyn AccValue>) -> Box<dyn AccValue>;
+    fn result(&self, acc: &dyn AccValue) -> Vec<Row>;
+    fn encode(&self, acc: &dyn AccValue) -> UserResult<Vec<u8>>;
+    fn decode(&self, bytes: &[u8]) -> UserResult<Box<dyn AccValue>>;
+}
+
+/// A user accumulator behind an erased function: shared with the checkpoint thread and copied
+/// on write, so it is `Clone + Sync` like every value of copy-on-write state.
+pub(crate) trait AccValue: Any + Send + Sync {
+    fn clone_box(&self) -> Box<dyn AccValue>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<T: Any + Clone + Send + Sync> AccValue for T {
+    fn clone_box(&self) -> Box<dyn AccValue> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+impl Clone for Box<dyn AccValue> {
+    fn clone(&self) -> Self {
+        self.as_ref().clone_box()
+    }
 }
 
 /// What an aggregate function's result becomes: one output row, or any number.
@@ -101,34 +131,39 @@ pub(crate) struct Typed<F, Acc, Out>(pub(crate) F, pub(crate) PhantomData<fn() -
 impl<F, Acc, Out> ErasedAggregate for Typed<F, Acc, Out>
 where
     F: AggregateFunction<Row, Acc, Out>,
-    Acc: Send + Serialize + DeserializeOwned + 'static,
+    Acc: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     Out: IntoRows,
 {
-    fn encode(&self, acc: &(dyn Any + Send)) -> UserResult<Vec<u8>> {
-        crate::contract::state::encode(acc.downcast_ref::<Acc>().expect("accumulator of this function"))
+    fn encode(&self, acc: &dyn AccValue) -> UserResult<Vec<u8>> {
+        crate::contract::state::encode(typed::<Acc>(acc))
     }
-    fn decode(&self, bytes: &[u8]) -> UserResult<Box<dyn Any + Send>> {
+    fn decode(&self, bytes: &[u8]) -> UserResult<Box<dyn AccValue>> {
         Ok(Box::new(crate::contract::state::decode::<Acc>(bytes)?))
     }
-    fn create(&self) -> Box<dyn Any + Send> {
+    fn create(&self) -> Box<dyn AccValue> {
         Box::new(self.0.create_accumulator())
     }
-    fn add(&self, acc: &mut Box<dyn Any + Send>, row: Row) {
-        let acc = acc.downcast_mut::<Acc>().expect("accumulator of this function");
+    fn add(&self, acc: &mut Box<dyn AccValue>, row: Row) {
+        // `**acc`: the boxed value, not the box (a box is an `AccValue` too).
+        let acc = (**acc)
+            .as_any_mut()
+            .downcast_mut::<Acc>()
+            .expect("accumulator of this function");
         self.0.add(row, acc);
     }
-    fn merge(&self, a: Box<dyn Any + Send>, b: Box<dyn Any + Send>) -> Box<dyn Any + Send> {
-        let (a, b) = (
-            *a.downcast::<Acc>().expect("accumulator of this function"),
-            *b.downcast::<Acc>().expect("accumulator of this function"),
-        );
-        Box::new(self.0.merge(a, b))
+    fn merge(&self, a: Box<dyn AccValue>, b: Box<dyn AccValue>) -> Box<dyn AccValue> {
+        let take = |x: Box<dyn AccValue>| *x.into_any().downcast::<Acc>().expect("accumulator of this function");
+        Box::new(self.0.merge(take(a), take(b)))
     }
-    fn result(&self, acc: &(dyn Any + Send)) -> Vec<Row> {
-        self.0
-            .get_result(acc.downcast_ref::<Acc>().expect("accumulator of this function"))
-            .into_rows()
+    fn result(&self, acc: &dyn AccValue) -> Vec<Row> {
+        self.0.get_result(typed::<Acc>(acc)).into_rows()
     }
+}
+
+fn typed<Acc: 'static>(acc: &dyn AccValue) -> &Acc {
+    acc.as_any()
+        .downcast_ref::<Acc>()
+        .expect("accumulator of this function")
 }
 
 /// A user window function as a window operator's description holds it.
@@ -224,13 +259,14 @@ enum Kind {
 }
 
 /// What a window holds for a user function.
+#[derive(Clone)]
 pub(crate) enum UserState {
     /// Every element (process).
     Elements(Vec<Row>),
     /// The reduced row so far (reduce).
     Reduced(Option<Row>),
     /// The accumulator (aggregate).
-    Acc(Box<dyn Any + Send>),
+    Acc(Box<dyn AccValue>),
 }
 
 /// [`WindowContents`] of a user function.
@@ -357,18 +393,22 @@ impl WindowContents for UserContents {
         Ok(Some(rows_to_batch(&self.output, &rows)?))
     }
 
-    fn encode_state(&self, state: &UserState) -> UserResult<Vec<u8>> {
-        let stored = match state {
-            UserState::Elements(v) => StoredRef::Elements(v),
-            UserState::Reduced(r) => StoredRef::Reduced(r),
-            UserState::Acc(acc) => {
-                let Kind::Aggregate(f) = &self.kind else {
-                    return Err("window contents: state of another function".into());
-                };
-                StoredRef::Acc(f.encode(acc.as_ref())?)
-            }
+    fn encoder(&self) -> StateEncoder<UserState> {
+        let function = match &self.kind {
+            Kind::Aggregate(f) => Some(f.clone()),
+            _ => None,
         };
-        crate::contract::state::encode(&stored)
+        Arc::new(move |state: &UserState, buf: &mut Vec<u8>| {
+            let stored = match state {
+                UserState::Elements(v) => StoredRef::Elements(v),
+                UserState::Reduced(r) => StoredRef::Reduced(r),
+                UserState::Acc(acc) => {
+                    let f = function.as_ref().ok_or("window contents: state of another function")?;
+                    StoredRef::Acc(f.encode(acc.as_ref())?)
+                }
+            };
+            crate::contract::state::encode_into(&stored, buf)
+        })
     }
 
     fn decode_state(&self, bytes: &[u8]) -> UserResult<UserState> {

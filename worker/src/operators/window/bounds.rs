@@ -133,6 +133,10 @@ impl Operator for MillisBounds {
     fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
         self.inner.snapshot(checkpoint_id)
     }
+
+    fn snapshot_async(&mut self, checkpoint_id: u64) -> UserResult<crate::contract::state::Snapshot> {
+        self.inner.snapshot_async(checkpoint_id)
+    }
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
         self.inner.restore(state)
     }

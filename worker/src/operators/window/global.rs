@@ -209,13 +209,18 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
         for (at, key) in &self.processing_timers {
             timers.entry(key.as_ref()).or_default().1.push(*at);
         }
+        let encode = self.contents.encoder();
         let mut entries: Vec<(&[u8], StoredWindow)> = Vec::with_capacity(self.windows.len());
         for (key, w) in &self.windows {
             let (event, processing) = timers.remove(key.as_ref()).unwrap_or_default();
             entries.push((
                 key.as_ref(),
                 (
-                    self.contents.encode_state(&w.state)?,
+                    {
+                        let mut b = Vec::new();
+                        encode(&w.state, &mut b)?;
+                        b
+                    },
                     w.count,
                     w.scratch,
                     event,

@@ -258,10 +258,15 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
     fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
         type Entry<'a> = (&'a [u8], Vec<(i64, i64, bool, Vec<u8>)>);
         let mut entries: Vec<Entry<'_>> = Vec::with_capacity(self.sessions.len());
+        let encode = self.contents.encoder();
         for (key, list) in &self.sessions {
             let mut stored = Vec::with_capacity(list.len());
             for s in list {
-                stored.push((s.start, s.end, s.fired, self.contents.encode_state(&s.state)?));
+                stored.push((s.start, s.end, s.fired, {
+                    let mut b = Vec::new();
+                    encode(&s.state, &mut b)?;
+                    b
+                }));
             }
             entries.push((key.as_ref(), stored));
         }

@@ -4,13 +4,14 @@
 //!
 //! Cumulating windows (SQL's `CUMULATE`) share their start, so they are filed by their end.
 //!
-//! State is one map per window start (end, when cumulating), from the key (Arrow row format bytes) to the
-//! accumulators. A watermark `W` fires every window whose end − 1 ≤ `W` and drops windows past
+//! State is one [`KeyedTable`] per window start (end, when cumulating), from the key (Arrow row
+//! format bytes) to the accumulators: a checkpoint freezes the tables and encodes them on the
+//! checkpoint thread while the windows go on filling (copy-on-write). A watermark `W` fires every window whose end − 1 ≤ `W` and drops windows past
 //! their allowed lateness. A record for a window that already fired, within the lateness,
 //! updates it and fires it again; a record all of whose windows are past lateness is late: it
 //! is counted in the node's `late_records` and logged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
@@ -18,8 +19,9 @@ use arrow::row::RowConverter;
 
 use super::planned::Planned;
 use crate::checkpoint::{self, OperatorState};
+use crate::contract::state::Snapshot;
 use crate::operators::{Operator, TaskContext, UserResult};
-use crate::state::FastMap;
+use crate::state::{FastMap, KeyedTable};
 use crate::window::WindowAssigner;
 use crate::window::contents::{Fired, TimeWindow, WindowContents};
 
@@ -32,7 +34,7 @@ pub(crate) struct WindowAggregateOp<C: WindowContents> {
     converter: Option<RowConverter>,
     contents: C,
     /// Window start → key → contents.
-    windows: BTreeMap<i64, FastMap<Box<[u8]>, C::State>>,
+    windows: BTreeMap<i64, KeyedTable<C::State>>,
     watermark: i64,
     late: u64,
     /// Late records waiting to go to the side output.
@@ -69,6 +71,28 @@ impl<C: WindowContents> WindowAggregateOp<C> {
         i128::from(w) + 1 - i128::from(self.assigner.key_to_end())
     }
 
+    /// The key group of every row's key (none without keys): stored with new entries so a
+    /// snapshot groups them without hashing again.
+    fn key_groups(&self, batch: &RecordBatch) -> UserResult<Option<Vec<u32>>> {
+        if self.converter.is_none() {
+            return Ok(None);
+        }
+        let columns: Vec<_> = self
+            .planned
+            .key_columns
+            .iter()
+            .map(|c| batch.column(*c).clone())
+            .collect();
+        let hashes = crate::keys::hash_rows(&columns, batch.num_rows())?;
+        let m = self.ctx.max_parallelism;
+        Ok(Some(
+            hashes
+                .into_iter()
+                .map(|h| crate::keys::key_group_of_hash(h, m))
+                .collect(),
+        ))
+    }
+
     fn note_late(&mut self, n: u64) {
         if n == 0 {
             return;
@@ -91,6 +115,7 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
         let time = self.planned.times(&batch, self.ctx.clock.as_ref())?;
         self.contents.prepare(&batch)?;
         let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
+        let groups = self.key_groups(&batch)?;
         let fired_by = self.fired_by(self.watermark);
         let expired_by = fired_by - i128::from(self.lateness);
         let mut refire: Vec<(i64, Box<[u8]>)> = Vec::new();
@@ -110,12 +135,14 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
                     continue; // past its allowed lateness
                 }
                 assigned = true;
-                let per_key = self.windows.entry(start).or_default();
-                let state = match per_key.get_mut(key) {
-                    Some(a) => a,
-                    None => per_key.entry(key.into()).or_insert_with(|| self.contents.new_state()),
-                };
-                self.contents.add(state, row)?;
+                let group = groups.as_ref().map_or(0, |g| g[row]);
+                let contents = &mut self.contents;
+                let state = self
+                    .windows
+                    .entry(start)
+                    .or_default()
+                    .get_or_insert_with(group, key, || contents.new_state());
+                contents.add(state, row)?;
                 if i128::from(start) <= fired_by {
                     refire.push((start, key.into()));
                 }
@@ -139,7 +166,7 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
                 .map(|(s, k)| Fired {
                     window: time_window(assigner, *s),
                     key: k.as_ref(),
-                    state: &self.windows[s][k.as_ref()],
+                    state: self.windows[s].get(k).expect("a window just added to"),
                 })
                 .collect();
             out.extend(self.contents.emit(&rows)?);
@@ -171,35 +198,45 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
         }
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
-        let mut per_key: HashMap<&[u8], Vec<(i64, Vec<u8>)>> = HashMap::new();
-        for (start, keys) in &self.windows {
-            for (key, state) in keys {
-                per_key
-                    .entry(key.as_ref())
-                    .or_default()
-                    .push((*start, self.contents.encode_state(state)?));
+    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
+        self.snapshot_async(checkpoint_id)?.into_state()
+    }
+
+    fn snapshot_async(&mut self, _checkpoint_id: u64) -> UserResult<Snapshot> {
+        let views: Vec<_> = self.windows.iter_mut().map(|(start, t)| (*start, t.freeze())).collect();
+        let encode = self.contents.encoder();
+        let watermark = self.watermark;
+        Ok(Snapshot::deferred(move || {
+            // Per key group, records of (window, key, contents), appended without allocating
+            // per entry.
+            let mut groups: FastMap<u32, Vec<u8>> = FastMap::default();
+            let mut scratch = Vec::new();
+            for (start, view) in &views {
+                for (group, key, state) in view.iter() {
+                    let buf = groups.entry(group).or_default();
+                    checkpoint::encode_into(start, buf)?;
+                    checkpoint::put_frame(key, buf)?;
+                    scratch.clear();
+                    encode(state, &mut scratch)?;
+                    checkpoint::put_frame(&scratch, buf)?;
+                }
             }
-        }
-        Ok(OperatorState {
-            keyed: checkpoint::keyed_groups(
-                self.converter.as_ref(),
-                per_key.into_iter().collect(),
-                self.ctx.max_parallelism,
-            )?,
-            operator: Some(checkpoint::encode(&self.watermark)?),
-            union: Vec::new(),
-        })
+            Ok(OperatorState {
+                keyed: groups.into_iter().collect(),
+                operator: Some(checkpoint::encode(&watermark)?),
+                union: Vec::new(),
+            })
+        }))
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        for (key, windows) in checkpoint::keyed_entries::<Vec<(i64, Vec<u8>)>>(&state)? {
-            for (start, bytes) in windows {
-                let restored = self.contents.decode_state(&bytes)?;
-                self.windows
-                    .entry(start)
-                    .or_default()
-                    .insert(key.clone().into_boxed_slice(), restored);
+        for (group, bytes) in &state.keyed {
+            let mut rest = bytes.as_slice();
+            while !rest.is_empty() {
+                let start: i64 = checkpoint::take(&mut rest)?;
+                let key = checkpoint::take_frame(&mut rest)?;
+                let restored = self.contents.decode_state(checkpoint::take_frame(&mut rest)?)?;
+                self.windows.entry(start).or_default().insert(*group, key, restored);
             }
         }
         self.watermark = checkpoint::least_watermark(&state)?;
@@ -224,6 +261,8 @@ impl<C: WindowContents> WindowAggregateOp<C> {
         }
         let (before, after) = (self.fired_by(self.watermark), self.fired_by(watermark));
         self.watermark = watermark;
+        // Fold what finished snapshots froze back into each window's base.
+        self.windows.values_mut().for_each(KeyedTable::settle);
         {
             let assigner = &self.assigner;
             let mut rows: Vec<Fired<'_, C::State>> = Vec::new();
@@ -235,7 +274,7 @@ impl<C: WindowContents> WindowAggregateOp<C> {
                 if s > before {
                     rows.extend(per_key.iter().map(|(k, a)| Fired {
                         window: time_window(assigner, *start),
-                        key: k.as_ref(),
+                        key: k,
                         state: a,
                     }));
                 }
