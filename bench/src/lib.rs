@@ -108,8 +108,12 @@ pub struct BenchResult {
     pub checkpoints: u64,
     /// Longest checkpoint, ms.
     pub checkpoint_max_ms: u64,
-    /// Size of the last checkpoint, bytes.
+    /// Mean checkpoint duration, ms.
+    pub checkpoint_mean_ms: u64,
+    /// Size of the last checkpoint, bytes (an incremental one: what it wrote).
     pub checkpoint_bytes: u64,
+    /// `none`, `incremental` or `full`.
+    pub checkpoint_mode: String,
 }
 
 /// A scratch directory for a bench run's checkpoints, removed when dropped.
@@ -463,18 +467,28 @@ pub async fn run(shape: &str, events: u64, parallelism: usize) -> Result<BenchRe
     run_checkpointed(shape, events, parallelism, None).await
 }
 
-/// [`run`], checkpointing every `checkpoint_interval` to a scratch directory on local disk.
+/// How a benchmark run checkpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpointing {
+    /// Time between checkpoints.
+    pub interval: Duration,
+    /// Incremental checkpoints (only what changed) or every one full.
+    pub incremental: bool,
+}
+
+/// [`run`], checkpointing as `checkpoint` says to a scratch directory on local disk.
 pub async fn run_checkpointed(
     shape: &str,
     events: u64,
     parallelism: usize,
-    checkpoint_interval: Option<Duration>,
+    checkpoint: Option<Checkpointing>,
 ) -> Result<BenchResult> {
     let (env, sink) = build(shape, events, parallelism)?;
     let scratch = Scratch::new(shape);
-    if let Some(interval) = checkpoint_interval {
+    if let Some(c) = checkpoint {
         env.set_checkpoint_config(weir::checkpoint::CheckpointConfig {
-            interval,
+            interval: c.interval,
+            incremental: c.incremental,
             storage: scratch.url(),
             ..Default::default()
         });
@@ -511,7 +525,14 @@ pub async fn run_checkpointed(
         peak_rss_mib: peak_rss_mib(),
         checkpoints: load(&c.completed),
         checkpoint_max_ms: load(&c.max_duration_ms),
+        checkpoint_mean_ms: load(&c.total_duration_ms) / load(&c.completed).max(1),
         checkpoint_bytes: load(&c.last_bytes),
+        checkpoint_mode: match checkpoint {
+            None => "none",
+            Some(c) if c.incremental => "incremental",
+            Some(_) => "full",
+        }
+        .to_string(),
     })
 }
 
@@ -591,7 +612,9 @@ pub async fn run_sql(query: &str, events: u64, parallelism: usize, pushdown: boo
         peak_rss_mib: peak_rss_mib(),
         checkpoints: 0,
         checkpoint_max_ms: 0,
+        checkpoint_mean_ms: 0,
         checkpoint_bytes: 0,
+        checkpoint_mode: "none".to_string(),
     })
 }
 

@@ -32,6 +32,9 @@ struct Args {
     /// Checkpoint every this many ms (to a scratch directory on local disk).
     #[arg(long, value_name = "MS")]
     checkpoint_interval: Option<u64>,
+    /// With `--checkpoint-interval`: every checkpoint full (incremental checkpoints off).
+    #[arg(long)]
+    full_checkpoints: bool,
     /// For `--query state`: the parallelism of the rescaled restore.
     #[arg(long)]
     rescale_to: Option<usize>,
@@ -79,16 +82,19 @@ fn main() -> ExitCode {
 }
 
 async fn shapes(args: &Args) -> anyhow::Result<()> {
-    let checkpoint = args.checkpoint_interval.map(Duration::from_millis);
+    let checkpoint = args.checkpoint_interval.map(|ms| weir_bench::Checkpointing {
+        interval: Duration::from_millis(ms),
+        incremental: !args.full_checkpoints,
+    });
     let shapes: Vec<&str> = if args.query == "all" {
         weir_bench::SHAPES.to_vec()
     } else {
         args.query.split(',').map(str::trim).collect()
     };
     println!(
-        "| shape | p | events | rows out | seconds | events/s | CPU s | events per CPU-s | peak RSS MiB | checkpoints | max ms | bytes |"
+        "| shape | p | events | rows out | seconds | events/s | CPU s | events per CPU-s | peak RSS MiB | checkpoints | mean ms | max ms | bytes |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for shape in shapes {
         weir_bench::run_checkpointed(shape, (args.events / 4).max(1), args.parallelism, checkpoint)
             .await
@@ -96,7 +102,7 @@ async fn shapes(args: &Args) -> anyhow::Result<()> {
         for _ in 0..args.reps.max(1) {
             let r = weir_bench::run_checkpointed(shape, args.events, args.parallelism, checkpoint).await?;
             println!(
-                "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {} | {} | {} | {} |",
                 r.shape,
                 r.parallelism,
                 r.events,
@@ -107,6 +113,7 @@ async fn shapes(args: &Args) -> anyhow::Result<()> {
                 r.events_per_cpu_s,
                 r.peak_rss_mib,
                 r.checkpoints,
+                r.checkpoint_mean_ms,
                 r.checkpoint_max_ms,
                 r.checkpoint_bytes
             );

@@ -508,6 +508,12 @@ pub struct CheckpointSpec {
     /// Checkpoints that may fail in a row before the job fails (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerable_failures: Option<u32>,
+    /// Upload only the state that changed since the previous checkpoint (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<bool>,
+    /// With `incremental`: a full snapshot at least every this many checkpoints (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_every: Option<u32>,
 }
 
 /// Restart strategy: fixed delay (`backoff: 1`) or exponential backoff.

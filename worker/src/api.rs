@@ -138,6 +138,16 @@ impl StreamExecutionEnvironment {
         self
     }
 
+    /// Incremental checkpoints on or off (on by default): operators whose state can tell upload
+    /// only what changed since the previous checkpoint, with a full one every `full_every`.
+    pub fn set_incremental_checkpoints(&self, on: bool) -> &Self {
+        let mut inner = self.lock();
+        let mut c = inner.config.checkpoint.clone().unwrap_or_default();
+        c.incremental = on;
+        inner.config.checkpoint = Some(c);
+        self
+    }
+
     /// Where the job's state comes from: fresh, the newest checkpoint, or a snapshot URL.
     pub fn set_restore(&self, from: RestoreFrom) -> &Self {
         self.lock().config.restore = from;

@@ -181,6 +181,8 @@ fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
             min_pause: c.min_pause_ms.map_or(defaults.min_pause, ms),
             tolerable_failures: c.tolerable_failures.unwrap_or(defaults.tolerable_failures),
             retain: c.retain.unwrap_or(defaults.retain),
+            incremental: c.incremental.unwrap_or(defaults.incremental),
+            full_every: c.full_every.unwrap_or(defaults.full_every),
             storage: c.storage.clone().unwrap_or(defaults.storage),
         };
         config

@@ -47,6 +47,29 @@ impl Location {
             local: self.local.as_ref().map(|p| p.join(name)),
         }
     }
+
+    /// The directory holding `self` (itself at the root of its store).
+    pub fn parent(&self) -> Location {
+        let parts: Vec<_> = self.path.parts().collect();
+        let path = match parts.split_last() {
+            Some((_, rest)) => Path::from_iter(rest.iter().cloned()),
+            None => self.path.clone(),
+        };
+        let display = match self.display.trim_end_matches('/').rsplit_once('/') {
+            Some((head, _)) => head.to_string(),
+            None => self.display.clone(),
+        };
+        let local = self
+            .local
+            .as_ref()
+            .map(|p| p.parent().map_or_else(|| p.clone(), |p| p.to_path_buf()));
+        Location {
+            store: self.store.clone(),
+            path,
+            display,
+            local,
+        }
+    }
 }
 
 /// Resolves a path or URL. Local directories are not created here.

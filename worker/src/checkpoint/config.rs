@@ -18,6 +18,12 @@ pub struct CheckpointConfig {
     pub tolerable_failures: u32,
     /// Complete checkpoints kept (Flink: 1).
     pub retain: usize,
+    /// Upload only what changed since the previous checkpoint, for operators whose state can
+    /// tell (Flink's `execution.checkpointing.incremental`; on by default here).
+    pub incremental: bool,
+    /// With `incremental`: a full snapshot at least every this many checkpoints, which bounds
+    /// how many files a restore reads.
+    pub full_every: u32,
     /// Where snapshots go: a path, `file://`, `s3://bucket/prefix`, `memory://` (default
     /// `./.weir/checkpoints`, the embedded default).
     pub storage: String,
@@ -31,6 +37,8 @@ impl Default for CheckpointConfig {
             min_pause: Duration::ZERO,
             tolerable_failures: 3,
             retain: 1,
+            incremental: true,
+            full_every: 10,
             storage: ".weir/checkpoints".into(),
         }
     }
@@ -45,6 +53,11 @@ impl CheckpointConfig {
         }
     }
 
+    /// `full_every` when incremental checkpoints are on.
+    pub fn incremental_every(&self) -> Option<u32> {
+        self.incremental.then_some(self.full_every)
+    }
+
     /// Checks the values.
     pub fn validate(&self) -> Result<()> {
         if self.interval < Duration::from_millis(10) {
@@ -55,6 +68,9 @@ impl CheckpointConfig {
         }
         if self.timeout.is_zero() {
             return Err(WeirError::plan("checkpoint timeout must be positive"));
+        }
+        if self.full_every == 0 {
+            return Err(WeirError::plan("checkpoint full_every must be at least 1"));
         }
         if self.retain == 0 {
             return Err(WeirError::plan("checkpoint retention must keep at least 1"));

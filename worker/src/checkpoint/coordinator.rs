@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::config::CheckpointConfig;
-use super::metadata::{FORMAT, OperatorSnapshot, SnapshotKind, SnapshotMetadata, SubtaskSnapshot};
+use super::incremental::ChainLink;
+use super::metadata::{ChainedFile, FORMAT, OperatorSnapshot, SnapshotKind, SnapshotMetadata, SubtaskSnapshot};
 use super::restore::layout;
 use super::store::CheckpointStore;
 use crate::contract::error::{Result, WeirError};
@@ -59,12 +60,23 @@ pub struct TaskCheckpoints {
     /// Where uploads run: the checkpoint runtime's own thread, so busy operators on every
     /// worker thread cannot hold a checkpoint back.
     pub uploads: tokio::runtime::Handle,
+    /// Incremental checkpoints: a full snapshot at least every this many (`None`: off).
+    pub full_every: Option<u32>,
 }
 
 impl TaskCheckpoints {
     /// Encodes (when deferred) and uploads `state` of (`uid`, `subtask`) for checkpoint `id` in
-    /// the background, then acknowledges; processing goes on meanwhile.
-    pub fn store(&self, barrier: &Barrier, uid: &str, subtask: usize, parallelism: usize, state: Snapshot) {
+    /// the background, then acknowledges; processing goes on meanwhile. `link` ties the upload
+    /// into the subtask's chain of incremental snapshots (see [`super::incremental`]).
+    pub fn store(
+        &self,
+        barrier: &Barrier,
+        uid: &str,
+        subtask: usize,
+        parallelism: usize,
+        state: Snapshot,
+        link: Option<ChainLink>,
+    ) {
         let id = barrier.checkpoint_id;
         let ack = |result| Ack {
             checkpoint_id: id,
@@ -74,6 +86,9 @@ impl TaskCheckpoints {
             result,
         };
         if state.is_empty() {
+            if let Some(link) = link {
+                let _ = link.outcome.send(Some(Vec::new()));
+            }
             let _ = self.acks.send(ack(Ok(None)));
             return;
         }
@@ -83,29 +98,70 @@ impl TaskCheckpoints {
         let mut done = ack(Ok(None));
         let uploads = self.uploads.clone();
         self.uploads.spawn(async move {
-            done.result = async {
+            let changes = state.is_changes();
+            let (previous, outcome, broken) = match link {
+                Some(l) => (l.previous, Some(l.outcome), Some(l.broken)),
+                None => (None, None, None),
+            };
+            let stored = async {
                 // Encoding (of a frozen view) is CPU work: off the upload thread's reactor.
-                let (bytes, key_groups, operator_state) = uploads
-                    .spawn_blocking(move || state.into_state().map(|s| layout(&s)))
+                let encoded = uploads.spawn_blocking(move || state.into_state().map(|s| layout(&s)));
+                // A change file builds on the previous file of the chain: it must be stored.
+                let chain = match (changes, previous) {
+                    (false, _) => Vec::new(),
+                    (true, Some(previous)) => previous
+                        .await
+                        .ok()
+                        .flatten()
+                        .ok_or("the previous snapshot of this subtask was not stored; the next one is full")?,
+                    (true, None) => return Err("changes without a snapshot to apply them to".to_string()),
+                };
+                let (bytes, key_groups, operator_state) = encoded
                     .await
                     .map_err(|e| format!("encoding state: {e}"))?
                     .map_err(|e| format!("encoding state: {e}"))?;
-                if key_groups.is_empty() && operator_state.is_none() {
-                    return Ok(None);
+                if !changes && key_groups.is_empty() && operator_state.is_none() {
+                    return Ok((None, chain));
                 }
                 let size = dir
                     .put_file(&file, Bytes::from(bytes))
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok(Some(SubtaskSnapshot {
+                let mut after = chain.clone();
+                after.push(ChainedFile {
+                    checkpoint: id,
+                    file: file.clone(),
+                    size,
+                    key_groups: key_groups.clone(),
+                });
+                let snapshot = SubtaskSnapshot {
                     subtask: done.subtask,
                     file,
                     size,
                     key_groups,
                     operator_state,
-                }))
+                    chain,
+                };
+                Ok((Some(snapshot), after))
             }
             .await;
+            done.result = match stored {
+                Ok((snapshot, chain)) => {
+                    if let Some(o) = outcome {
+                        let _ = o.send(Some(chain));
+                    }
+                    Ok(snapshot)
+                }
+                Err(e) => {
+                    if let Some(b) = broken {
+                        b.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if let Some(o) = outcome {
+                        let _ = o.send(None);
+                    }
+                    Err(e)
+                }
+            };
             let _ = acks.send(done);
         });
     }

@@ -66,6 +66,24 @@ pub struct SubtaskSnapshot {
     /// Operator (non-keyed) state, e.g. a source's position: `(offset, length)`.
     #[serde(default)]
     pub operator_state: Option<(u64, u64)>,
+    /// For an incremental snapshot (whose file holds only the keyed state's changes): the
+    /// earlier files of this subtask it builds on, oldest first (a full file, then changes).
+    /// Empty for a self-contained file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<ChainedFile>,
+}
+
+/// An earlier checkpoint's state file that an incremental snapshot builds on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainedFile {
+    /// The checkpoint whose directory holds it (`chk-<checkpoint>`).
+    pub checkpoint: u64,
+    /// File name relative to that directory.
+    pub file: String,
+    /// File size, bytes.
+    pub size: u64,
+    /// Keyed state: `(key group, offset, length)` within the file.
+    pub key_groups: Vec<(u32, u64, u64)>,
 }
 
 impl SnapshotMetadata {
@@ -74,8 +92,29 @@ impl SnapshotMetadata {
         self.operators.iter().find(|o| o.uid == uid)
     }
 
-    /// Total bytes of state.
+    /// Bytes this snapshot wrote (for an incremental checkpoint: its changes).
     pub fn size(&self) -> u64 {
         self.operators.iter().flat_map(|o| &o.subtasks).map(|s| s.size).sum()
+    }
+
+    /// Bytes of state a restore from it reads: its files and the earlier files they build on.
+    pub fn full_size(&self) -> u64 {
+        let chained: u64 = self
+            .operators
+            .iter()
+            .flat_map(|o| &o.subtasks)
+            .flat_map(|s| &s.chain)
+            .map(|c| c.size)
+            .sum();
+        self.size() + chained
+    }
+
+    /// Every earlier checkpoint's file it builds on, as `(checkpoint, file)`.
+    pub fn chained_files(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.operators
+            .iter()
+            .flat_map(|o| &o.subtasks)
+            .flat_map(|s| &s.chain)
+            .map(|c| (c.checkpoint, c.file.as_str()))
     }
 }

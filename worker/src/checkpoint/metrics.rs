@@ -13,7 +13,9 @@ pub struct CheckpointMetrics {
     pub last_duration_ms: AtomicU64,
     /// Longest so far, ms.
     pub max_duration_ms: AtomicU64,
-    /// State bytes of the last completed one.
+    /// Sum of the durations of all completed ones, ms (for their mean).
+    pub total_duration_ms: AtomicU64,
+    /// State bytes the last completed one wrote (an incremental one: its changes).
     pub last_bytes: AtomicU64,
     /// Time to load restored state in the last run that restored, ms.
     pub restore_ms: AtomicU64,
@@ -25,6 +27,7 @@ impl CheckpointMetrics {
         self.completed.fetch_add(1, Ordering::Relaxed);
         self.last_duration_ms.store(duration_ms, Ordering::Relaxed);
         self.max_duration_ms.fetch_max(duration_ms, Ordering::Relaxed);
+        self.total_duration_ms.fetch_add(duration_ms, Ordering::Relaxed);
         self.last_bytes.store(bytes, Ordering::Relaxed);
     }
 }

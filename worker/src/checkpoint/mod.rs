@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod coordinator;
+pub mod incremental;
 pub mod metadata;
 pub mod metrics;
 pub mod restore;

@@ -54,7 +54,10 @@ impl Restore {
         Ok(())
     }
 
-    /// The state of subtask `subtask` of `parallelism` of operator `uid`.
+    /// The state of subtask `subtask` of `parallelism` of operator `uid`. For incremental
+    /// snapshots, the full file of each old subtask's chain gives `keyed` and its change files
+    /// give `deltas` in order (old subtasks hold disjoint key groups, so their chains interleave
+    /// freely).
     pub async fn state_for(&self, uid: &str, subtask: usize, parallelism: usize) -> Result<OperatorState> {
         let Some(op) = self.meta.operator(uid) else {
             return Ok(OperatorState::default());
@@ -62,15 +65,19 @@ impl Restore {
         let (lo, hi) = keys::key_group_range(subtask as u32, self.meta.max_parallelism, parallelism as u32);
         let mut state = OperatorState::default();
         for s in &op.subtasks {
-            // The key groups of this range in this file: one contiguous read.
-            let mine: Vec<&(u32, u64, u64)> = s.key_groups.iter().filter(|g| g.0 >= lo && g.0 <= hi).collect();
-            if let (Some(first), Some(last)) = (mine.first(), mine.last()) {
-                let (start, end) = (first.1, last.1 + last.2);
-                let bytes = self.dir.read_range(&s.file, start..end).await?;
-                for (g, off, len) in mine {
-                    let at = (off - start) as usize;
-                    state.keyed.insert(*g, bytes[at..at + *len as usize].to_vec());
+            let mut layers = Vec::with_capacity(s.chain.len() + 1);
+            for c in &s.chain {
+                let dir = self.dir.checkpoint_sibling(c.checkpoint);
+                layers.push(read_groups(&dir, &c.file, &c.key_groups, lo, hi).await?);
+            }
+            layers.push(read_groups(&self.dir, &s.file, &s.key_groups, lo, hi).await?);
+            let mut layers = layers.into_iter();
+            state.keyed.extend(layers.next().unwrap_or_default());
+            for (i, delta) in layers.enumerate() {
+                if state.deltas.len() <= i {
+                    state.deltas.push(BTreeMap::new());
                 }
+                state.deltas[i].extend(delta);
             }
             if let Some((off, len)) = s.operator_state {
                 let bytes = self.dir.read_range(&s.file, off..off + len).await?.to_vec();
@@ -88,6 +95,27 @@ impl Restore {
     pub fn operator_parallelism(&self, uid: &str) -> Option<usize> {
         self.meta.operator(uid).map(|o| o.parallelism)
     }
+}
+
+/// The key groups `lo..=hi` of a state file (one contiguous read).
+async fn read_groups(
+    dir: &SnapshotDir,
+    file: &str,
+    index: &[(u32, u64, u64)],
+    lo: u32,
+    hi: u32,
+) -> Result<BTreeMap<u32, Vec<u8>>> {
+    let mine: Vec<&(u32, u64, u64)> = index.iter().filter(|g| g.0 >= lo && g.0 <= hi).collect();
+    let mut out = BTreeMap::new();
+    if let (Some(first), Some(last)) = (mine.first(), mine.last()) {
+        let (start, end) = (first.1, last.1 + last.2);
+        let bytes = dir.read_range(file, start..end).await?;
+        for (g, off, len) in mine {
+            let at = (off - start) as usize;
+            out.insert(*g, bytes[at..at + *len as usize].to_vec());
+        }
+    }
+    Ok(out)
 }
 
 /// A state file's bytes, its key groups' `(group, offset, length)` and its operator state's

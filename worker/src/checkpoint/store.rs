@@ -242,21 +242,35 @@ impl CheckpointStore {
     }
 
     /// Keeps the newest `keep` complete checkpoints; deletes older checkpoint directories,
-    /// complete or not. Checkpoints are self-contained, so no kept one references a deleted
-    /// file. Returns the ids deleted.
+    /// complete or not, except the files a kept incremental checkpoint builds on (their
+    /// directories lose `_metadata` and every other file, and go once nothing kept refers to
+    /// them). Returns the ids of the directories deleted whole.
     pub async fn retain(&self, keep: usize) -> Result<Vec<u64>> {
         let complete = self.completed().await?;
         if complete.len() <= keep.max(1) {
             return Ok(Vec::new());
         }
-        let oldest_kept = complete[complete.len() - keep.max(1)];
+        let kept = &complete[complete.len() - keep.max(1)..];
+        let oldest_kept = kept[0];
+        let mut referenced: std::collections::BTreeMap<u64, std::collections::HashSet<String>> = Default::default();
+        for id in kept {
+            let meta = self.checkpoint(*id).read_metadata().await?;
+            for (chk, file) in meta.chained_files() {
+                referenced.entry(chk).or_default().insert(file.to_string());
+            }
+        }
         let mut deleted = Vec::new();
         for id in self.checkpoint_dirs().await? {
             if id >= oldest_kept {
                 break;
             }
-            self.checkpoint(id).delete().await?;
-            deleted.push(id);
+            match referenced.get(&id) {
+                Some(files) => self.checkpoint(id).delete_except(files).await?,
+                None => {
+                    self.checkpoint(id).delete().await?;
+                    deleted.push(id);
+                }
+            }
         }
         Ok(deleted)
     }
@@ -273,6 +287,14 @@ impl SnapshotDir {
     /// Where it is, for messages.
     pub fn display(&self) -> &str {
         &self.dir.display
+    }
+
+    /// The directory of checkpoint `n` of the same job (`../chk-<n>`): where the earlier files
+    /// of an incremental checkpoint are.
+    pub fn checkpoint_sibling(&self, n: u64) -> SnapshotDir {
+        SnapshotDir {
+            dir: self.dir.parent().child(&format!("chk-{n}")),
+        }
     }
 
     fn path(&self, rel: &str) -> Path {
@@ -360,6 +382,36 @@ impl SnapshotDir {
             )));
         }
         Ok(meta)
+    }
+
+    /// Deletes `_metadata` and every file but `keep` (names relative to the directory).
+    pub async fn delete_except(&self, keep: &std::collections::HashSet<String>) -> Result<()> {
+        match self.dir.store.delete(&self.path(METADATA)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(err("deleting", &self.dir, e)),
+        }
+        let files: Vec<Path> = self
+            .dir
+            .store
+            .list(Some(&self.dir.path))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| err("listing", &self.dir, e))?;
+        for f in files {
+            let rel = f
+                .prefix_match(&self.dir.path)
+                .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"))
+                .unwrap_or_default();
+            if keep.contains(&rel) {
+                continue;
+            }
+            match self.dir.store.delete(&f).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(err("deleting", &self.dir, e)),
+            }
+        }
+        Ok(())
     }
 
     /// Deletes everything under the directory, `_metadata` first so a half-deleted snapshot is

@@ -425,6 +425,7 @@ impl Worker {
             Some(c) => Some(CheckpointStore::open(&c.storage, &config.name)?),
             None => None,
         };
+        let full_every = config.checkpoint.as_ref().and_then(|c| c.incremental_every());
         let (trigger, trigger_rx) = watch::channel(None);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let (complete, complete_rx) = watch::channel(restore.as_ref().map_or(0, |r| r.meta.checkpoint_id));
@@ -437,6 +438,7 @@ impl Worker {
                 acks: ack_tx,
                 complete: complete_rx,
                 uploads: tokio::runtime::Handle::current(),
+                full_every,
             }),
             trigger: trigger_rx,
             sources_remaining: remaining.clone(),

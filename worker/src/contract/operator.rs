@@ -117,8 +117,10 @@ pub trait Operator: Send {
 
     /// The state for checkpoint `checkpoint_id` as [`Operator::snapshot`] takes it, or a view
     /// frozen at the barrier that the checkpoint thread encodes while the task goes on
-    /// (operators with copy-on-write state override this). The runtime calls this one.
-    fn snapshot_async(&mut self, checkpoint_id: u64) -> UserResult<Snapshot> {
+    /// (operators with copy-on-write state override this). The runtime calls this one. When
+    /// `changes_only`, the operator may return just what changed since its previous snapshot
+    /// ([`Snapshot::changes`]); the runtime asks only when that snapshot was stored.
+    fn snapshot_async(&mut self, checkpoint_id: u64, _changes_only: bool) -> UserResult<Snapshot> {
         self.snapshot(checkpoint_id).map(Snapshot::from)
     }
 

@@ -19,6 +19,9 @@ pub struct OperatorState {
     /// On restore only: the non-keyed state of every old subtask (Flink's union
     /// redistribution), e.g. for the least watermark across them.
     pub union: Vec<Vec<u8>>,
+    /// On restore only: changes to apply over `keyed`, oldest first, by key group, from
+    /// incremental checkpoints (only operators that snapshot [`Snapshot::changes`] get any).
+    pub deltas: Vec<BTreeMap<u32, Vec<u8>>>,
 }
 
 impl OperatorState {
@@ -31,7 +34,10 @@ impl OperatorState {
 /// What an operator hands over at a barrier: its state encoded, or a frozen view of it that is
 /// encoded on the checkpoint thread while the task goes on processing (copy-on-write state:
 /// the task is held only for the freeze).
-pub struct Snapshot(Taken);
+pub struct Snapshot {
+    taken: Taken,
+    changes: bool,
+}
 
 enum Taken {
     Ready(OperatorState),
@@ -41,22 +47,43 @@ enum Taken {
 impl Snapshot {
     /// State encoded at the barrier.
     pub fn ready(state: OperatorState) -> Self {
-        Snapshot(Taken::Ready(state))
+        Snapshot {
+            taken: Taken::Ready(state),
+            changes: false,
+        }
     }
 
     /// State that `encode` produces later, off the task, from a view frozen at the barrier.
     pub fn deferred(encode: impl FnOnce() -> UserResult<OperatorState> + Send + 'static) -> Self {
-        Snapshot(Taken::Deferred(Box::new(encode)))
+        Snapshot {
+            taken: Taken::Deferred(Box::new(encode)),
+            changes: false,
+        }
+    }
+
+    /// Like [`Snapshot::deferred`], but its keyed state holds only the changes since this
+    /// subtask's previous snapshot (an incremental checkpoint); restore hands them back in
+    /// [`OperatorState::deltas`] after the state they change. Its non-keyed state is whole.
+    pub fn changes(encode: impl FnOnce() -> UserResult<OperatorState> + Send + 'static) -> Self {
+        Snapshot {
+            taken: Taken::Deferred(Box::new(encode)),
+            changes: true,
+        }
+    }
+
+    /// Whether this holds only the changes since the previous snapshot.
+    pub fn is_changes(&self) -> bool {
+        self.changes
     }
 
     /// Whether nothing needs encoding or storing.
     pub fn is_empty(&self) -> bool {
-        matches!(&self.0, Taken::Ready(s) if s.is_empty())
+        !self.changes && matches!(&self.taken, Taken::Ready(s) if s.is_empty())
     }
 
     /// The encoded state (encoding it now if deferred).
     pub fn into_state(self) -> UserResult<OperatorState> {
-        match self.0 {
+        match self.taken {
             Taken::Ready(s) => Ok(s),
             Taken::Deferred(f) => f(),
         }
@@ -71,8 +98,9 @@ impl From<OperatorState> for Snapshot {
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
+        match &self.taken {
             Taken::Ready(s) => f.debug_tuple("Snapshot::Ready").field(s).finish(),
+            Taken::Deferred(_) if self.changes => f.write_str("Snapshot::Changes"),
             Taken::Deferred(_) => f.write_str("Snapshot::Deferred"),
         }
     }

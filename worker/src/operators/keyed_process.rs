@@ -276,7 +276,7 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
         Ok(crate::contract::OperatorState {
             keyed,
             operator: Some(crate::contract::state::encode(&self.watermark)?),
-            union: Vec::new(),
+            ..Default::default()
         })
     }
 

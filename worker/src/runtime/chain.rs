@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 
 use crate::checkpoint::coordinator::TaskCheckpoints;
+use crate::checkpoint::incremental::StateChain;
 use crate::checkpoint::restore::Restore;
 use crate::contract::NodeMetrics;
 use crate::contract::OperatorState;
@@ -27,6 +28,8 @@ pub struct ChainedOperator {
     pub metrics_out: Arc<NodeMetrics>,
     /// Where its side output (a window's late records) goes, if anything reads it.
     pub side: Option<Outputs>,
+    /// Its chain of incremental snapshots.
+    pub state_chain: StateChain,
 }
 
 impl ChainedOperator {
@@ -295,15 +298,21 @@ impl Chain {
         self.each_operator(|op, out| op.before_barrier(id, out)).await?;
         if let Some(cp) = &self.checkpoints {
             for op in &mut self.operators {
-                let state = op.operator.snapshot_async(id).map_err(|e| op_error(&op.ctx, e))?;
-                cp.store(&barrier, &op.ctx.node, op.ctx.subtask, op.ctx.parallelism, state);
+                let changes = op.state_chain.wants_changes(&barrier, cp.full_every);
+                let state = op
+                    .operator
+                    .snapshot_async(id, changes)
+                    .map_err(|e| op_error(&op.ctx, e))?;
+                let link = op.state_chain.link(&barrier, state.is_changes());
+                let (node, subtask, parallelism) = (&op.ctx.node, op.ctx.subtask, op.ctx.parallelism);
+                cp.store(&barrier, node, subtask, parallelism, state, Some(link));
             }
             if let Tail::Sink { sink, ctx, .. } = &mut self.tail {
                 let state = OperatorState {
                     operator: sink.snapshot(id).await?,
                     ..Default::default()
                 };
-                cp.store(&barrier, &ctx.node, ctx.subtask, ctx.parallelism, state.into());
+                cp.store(&barrier, &ctx.node, ctx.subtask, ctx.parallelism, state.into(), None);
             }
         }
         self.side_broadcast(Message::Barrier(barrier)).await?;

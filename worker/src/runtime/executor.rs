@@ -271,6 +271,7 @@ async fn run_once(
         generation,
         acks: ack_tx.clone(),
         complete: complete_rx.clone(),
+        full_every: config.checkpoint.as_ref().and_then(|c| c.incremental_every()),
     });
     let wiring = TaskWiring {
         checkpoints: task_checkpoints,
@@ -709,6 +710,7 @@ fn chain_operators(
             metrics_in: node_metrics[first].clone(),
             metrics_out: node_metrics[last].clone(),
             side: None,
+            state_chain: Default::default(),
         });
     }
     Ok(ops)

@@ -217,6 +217,7 @@ impl SourceContext for SourceEmitter {
             self.task.subtask,
             self.task.parallelism,
             state.into(),
+            None,
         );
         self.chain.barrier(barrier).await
     }

@@ -96,6 +96,8 @@ pub const OPTIONS: &[&str] = &[
     "execution.checkpointing.dir",
     "state.checkpoints.dir",
     "execution.checkpointing.mode",
+    "execution.checkpointing.incremental",
+    "state.backend.incremental",
     "execution.runtime-mode",
     "table.exec.mini-batch.enabled",
     "table.exec.mini-batch.allow-latency",
@@ -277,6 +279,9 @@ fn set(job: &mut SqlJob, key: &str, value: &str) -> std::result::Result<(), Stri
         }
         "execution.checkpointing.dir" | "state.checkpoints.dir" => {
             env.set_checkpoint_storage(value.to_string());
+        }
+        "execution.checkpointing.incremental" | "state.backend.incremental" => {
+            env.set_incremental_checkpoints(boolean(key, value)?);
         }
         "execution.checkpointing.mode" => {
             if !value.eq_ignore_ascii_case("EXACTLY_ONCE") && !value.eq_ignore_ascii_case("AT_LEAST_ONCE") {

@@ -148,14 +148,23 @@ impl<V: Clone> KeyedTable<V> {
     }
 
     /// Freezes the table as it is now for a snapshot: O(1) here; later changes copy values up.
+    /// The view also tells what changed since the previous freeze (for incremental snapshots).
     pub fn freeze(&mut self) -> TableView<V> {
         self.settle();
+        let mut changed = None;
         if !self.live.is_empty() {
-            self.frozen.push(Arc::new(std::mem::take(&mut self.live)));
+            let capacity = self.live.len();
+            let layer = Arc::new(std::mem::replace(
+                &mut self.live,
+                Map::with_capacity_and_hasher(capacity, Default::default()),
+            ));
+            changed = Some(layer.clone());
+            self.frozen.push(layer);
         }
         TableView {
             frozen: self.frozen.clone(),
             base: self.base.clone(),
+            changed,
         }
     }
 
@@ -195,12 +204,22 @@ impl<V: Clone> KeyedTable<V> {
 pub struct TableView<V> {
     frozen: Vec<Arc<Layer<V>>>,
     base: Arc<Base<V>>,
+    /// The changes since the previous freeze.
+    changed: Option<Arc<Layer<V>>>,
 }
 
 impl<V> TableView<V> {
     /// Every key with its key group and value, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &[u8], &V)> {
         merged(None, &self.frozen, &self.base)
+    }
+
+    /// What changed between the previous freeze and this one: each key written since, with its
+    /// key group and value, or `None` when it was removed.
+    pub fn changes(&self) -> impl Iterator<Item = (u32, &[u8], Option<&V>)> {
+        self.changed
+            .iter()
+            .flat_map(|layer| layer.iter().map(|(k, (g, v))| (*g, k.as_ref(), v.as_ref())))
     }
 }
 
@@ -282,6 +301,23 @@ mod tests {
         assert!(t.frozen.is_empty() && t.live.is_empty());
         assert_eq!(t.base.len(), 3);
         assert_eq!(t.get(b"b"), Some(&5));
+    }
+
+    #[test]
+    fn a_view_tells_what_changed_since_the_previous_freeze() {
+        let mut t = KeyedTable::new();
+        t.insert(1, b"a", 1);
+        t.insert(2, b"b", 2);
+        let first = t.freeze();
+        assert_eq!(first.changes().count(), 2);
+        *t.get_mut(b"a").unwrap() += 1;
+        t.remove(b"b");
+        let second = t.freeze();
+        let mut changes: Vec<(u32, Vec<u8>, Option<i64>)> =
+            second.changes().map(|(g, k, v)| (g, k.to_vec(), v.copied())).collect();
+        changes.sort();
+        assert_eq!(changes, vec![(1, b"a".to_vec(), Some(2)), (2, b"b".to_vec(), None)]);
+        assert_eq!(t.freeze().changes().count(), 0, "nothing changed since");
     }
 
     /// Random operations against a plain map, with freezes and settles in between.

@@ -31,6 +31,7 @@ fn meta(job: &str, id: u64) -> SnapshotMetadata {
                 size: 3,
                 key_groups: vec![(5, 0, 3)],
                 operator_state: None,
+                chain: Vec::new(),
             }],
         }],
     }

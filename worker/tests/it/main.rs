@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod connectors;
 mod event_time;
+mod incremental;
 mod kafka;
 mod keyed_state;
 mod layers;

@@ -134,8 +134,12 @@ impl Operator for MillisBounds {
         self.inner.snapshot(checkpoint_id)
     }
 
-    fn snapshot_async(&mut self, checkpoint_id: u64) -> UserResult<crate::contract::state::Snapshot> {
-        self.inner.snapshot_async(checkpoint_id)
+    fn snapshot_async(
+        &mut self,
+        checkpoint_id: u64,
+        changes_only: bool,
+    ) -> UserResult<crate::contract::state::Snapshot> {
+        self.inner.snapshot_async(checkpoint_id, changes_only)
     }
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
         self.inner.restore(state)

@@ -231,7 +231,7 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
         Ok(OperatorState {
             keyed: checkpoint::keyed_groups(self.converter.as_ref(), entries, self.max_parallelism)?,
             operator: Some(checkpoint::encode(&self.watermark)?),
-            union: Vec::new(),
+            ..Default::default()
         })
     }
 

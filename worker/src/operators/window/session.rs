@@ -273,7 +273,7 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
         Ok(OperatorState {
             keyed: checkpoint::keyed_groups(self.converter.as_ref(), entries, self.ctx.max_parallelism)?,
             operator: Some(checkpoint::encode(&self.watermark)?),
-            union: Vec::new(),
+            ..Default::default()
         })
     }
 

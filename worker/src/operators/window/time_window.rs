@@ -35,6 +35,8 @@ pub(crate) struct WindowAggregateOp<C: WindowContents> {
     contents: C,
     /// Window start → key → contents.
     windows: BTreeMap<i64, KeyedTable<C::State>>,
+    /// Windows dropped since the last snapshot (an incremental snapshot records them).
+    dropped: Vec<i64>,
     watermark: i64,
     late: u64,
     /// Late records waiting to go to the side output.
@@ -59,6 +61,7 @@ impl<C: WindowContents> WindowAggregateOp<C> {
             converter,
             contents,
             windows: BTreeMap::new(),
+            dropped: Vec::new(),
             watermark: i64::MIN,
             late: 0,
             side: Vec::new(),
@@ -199,44 +202,114 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
     }
 
     fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
-        self.snapshot_async(checkpoint_id)?.into_state()
+        self.snapshot_async(checkpoint_id, false)?.into_state()
     }
 
-    fn snapshot_async(&mut self, _checkpoint_id: u64) -> UserResult<Snapshot> {
+    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
         let views: Vec<_> = self.windows.iter_mut().map(|(start, t)| (*start, t.freeze())).collect();
+        let dropped = std::mem::take(&mut self.dropped);
         let encode = self.contents.encoder();
         let watermark = self.watermark;
-        Ok(Snapshot::deferred(move || {
+        // Window drops go to every key group of this subtask (any may have held the window).
+        let (lo, hi) = if self.converter.is_some() {
+            crate::keys::key_group_range(
+                self.ctx.subtask as u32,
+                self.ctx.max_parallelism,
+                self.ctx.parallelism as u32,
+            )
+        } else {
+            (0, 0)
+        };
+        let write = move || {
             // Per key group, records of (window, key, contents), appended without allocating
             // per entry.
             let mut groups: FastMap<u32, Vec<u8>> = FastMap::default();
             let mut scratch = Vec::new();
-            for (start, view) in &views {
-                for (group, key, state) in view.iter() {
-                    let buf = groups.entry(group).or_default();
-                    checkpoint::encode_into(start, buf)?;
-                    checkpoint::put_frame(key, buf)?;
-                    scratch.clear();
-                    encode(state, &mut scratch)?;
-                    checkpoint::put_frame(&scratch, buf)?;
+            let mut put = |group: u32, start: i64, key: &[u8], state: Option<&C::State>| -> UserResult<()> {
+                let buf = groups.entry(group).or_default();
+                match state {
+                    Some(state) => {
+                        checkpoint::encode_into(&(Record::Put as u8, start), buf)?;
+                        checkpoint::put_frame(key, buf)?;
+                        scratch.clear();
+                        encode(state, &mut scratch)?;
+                        checkpoint::put_frame(&scratch, buf)
+                    }
+                    None => {
+                        checkpoint::encode_into(&(Record::Delete as u8, start), buf)?;
+                        checkpoint::put_frame(key, buf)
+                    }
+                }
+            };
+            if changes_only {
+                for (start, view) in &views {
+                    for (group, key, state) in view.changes() {
+                        put(group, *start, key, state)?;
+                    }
+                }
+                for start in &dropped {
+                    for group in lo..=hi {
+                        let buf = groups.entry(group).or_default();
+                        checkpoint::encode_into(&(Record::DropWindow as u8, *start), buf)?;
+                    }
+                }
+            } else {
+                for (start, view) in &views {
+                    for (group, key, state) in view.iter() {
+                        put(group, *start, key, Some(state))?;
+                    }
                 }
             }
             Ok(OperatorState {
                 keyed: groups.into_iter().collect(),
                 operator: Some(checkpoint::encode(&watermark)?),
-                union: Vec::new(),
+                ..Default::default()
             })
-        }))
+        };
+        Ok(if changes_only {
+            Snapshot::changes(write)
+        } else {
+            Snapshot::deferred(write)
+        })
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        for (group, bytes) in &state.keyed {
-            let mut rest = bytes.as_slice();
-            while !rest.is_empty() {
-                let start: i64 = checkpoint::take(&mut rest)?;
-                let key = checkpoint::take_frame(&mut rest)?;
-                let restored = self.contents.decode_state(checkpoint::take_frame(&mut rest)?)?;
-                self.windows.entry(start).or_default().insert(*group, key, restored);
+        // Per key group: the full records, then each incremental checkpoint's changes.
+        let mut groups: Vec<u32> = state.keyed.keys().copied().collect();
+        groups.extend(state.deltas.iter().flat_map(|d| d.keys().copied()));
+        groups.sort_unstable();
+        groups.dedup();
+        for group in &groups {
+            let mut windows: BTreeMap<i64, FastMap<&[u8], &[u8]>> = BTreeMap::new();
+            let layers = std::iter::once(&state.keyed).chain(&state.deltas);
+            for bytes in layers.filter_map(|layer| layer.get(group)) {
+                let mut rest = bytes.as_slice();
+                while !rest.is_empty() {
+                    let (tag, start): (u8, i64) = checkpoint::take(&mut rest)?;
+                    match tag {
+                        t if t == Record::Put as u8 => {
+                            let key = checkpoint::take_frame(&mut rest)?;
+                            let value = checkpoint::take_frame(&mut rest)?;
+                            windows.entry(start).or_default().insert(key, value);
+                        }
+                        t if t == Record::Delete as u8 => {
+                            let key = checkpoint::take_frame(&mut rest)?;
+                            if let Some(w) = windows.get_mut(&start) {
+                                w.remove(key);
+                            }
+                        }
+                        t if t == Record::DropWindow as u8 => {
+                            windows.remove(&start);
+                        }
+                        other => return Err(format!("restoring a window: unknown record {other}").into()),
+                    }
+                }
+            }
+            for (start, entries) in windows {
+                let table = self.windows.entry(start).or_default();
+                for (key, value) in entries {
+                    table.insert(*group, key, self.contents.decode_state(value)?);
+                }
             }
         }
         self.watermark = checkpoint::least_watermark(&state)?;
@@ -288,9 +361,19 @@ impl<C: WindowContents> WindowAggregateOp<C> {
                 break;
             }
             self.windows.pop_first();
+            self.dropped.push(start);
         }
         Ok(())
     }
+}
+
+/// A record of a window operator's checkpointed state: a key's contents in a window, a key
+/// removed from a window, a whole window dropped (changes only).
+#[repr(u8)]
+enum Record {
+    Put = 0,
+    Delete = 1,
+    DropWindow = 2,
 }
 
 /// The window a key of the assigner's stands for.

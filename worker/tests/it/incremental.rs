@@ -1,0 +1,183 @@
+//! Incremental checkpoints through the public API: a windowed job checkpoints every 20 ms with
+//! incremental checkpoints (a full one every 4th), retention 2; runs are stopped after a number
+//! of completed checkpoints, resumed at another parallelism (2 → 3 → 1), and the exactly-once
+//! output equals a failure-free run. Storage holds nothing that no kept checkpoint needs.
+
+use crate::common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use weir::checkpoint::{CheckpointConfig, CheckpointStore};
+use weir::prelude::*;
+use weir::runtime::control::JobControl;
+
+const ROWS: u64 = 200_000;
+
+/// Sliding windows over 1,000 keys whose contents outlive many checkpoints, so each
+/// incremental checkpoint holds a part of the state.
+fn job(out: &str, storage: &str, parallelism: usize, throttled: bool) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.set_batch_size(500);
+    env.set_checkpoint_config(CheckpointConfig {
+        interval: Duration::from_millis(20),
+        retain: 2,
+        incremental: true,
+        full_every: 4,
+        storage: storage.to_string(),
+        ..Default::default()
+    });
+    let cfg = DatagenConfig {
+        rows: Some(ROWS),
+        rows_per_second: throttled.then_some(40_000),
+        seed: 11,
+        fields: vec![
+            DatagenField::new("id", FieldKind::Sequence),
+            DatagenField {
+                start: Some(0),
+                rows_per_ms: Some(20),
+                ..DatagenField::new("ts", FieldKind::Timestamp)
+            },
+            DatagenField::random_int("k", 0, 999),
+            DatagenField::random_int("v", 0, 999),
+        ],
+    };
+    env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+        .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+            "ts",
+            Duration::from_millis(5),
+        ))
+        .key_by("k")
+        .window(SlidingEventTimeWindows::of(
+            Duration::from_millis(2000),
+            Duration::from_millis(500),
+        ))
+        .aggregate(&[Agg::count(), Agg::sum("v"), Agg::max("v")])
+        .name("win")
+        .set_parallelism(parallelism)
+        .add_sink(FileSink::new("out", FileSinkConfig::new(out, Format::Json)).unwrap())
+        .name("out")
+        .set_parallelism(parallelism);
+    env
+}
+
+/// Runs `env` until `checkpoints` more checkpoints completed, then stops it (cancel: its state
+/// stays in its newest checkpoint).
+fn run_for_checkpoints(env: &StreamExecutionEnvironment, checkpoints: u64) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let control = JobControl::default();
+    let stopper = control.clone();
+    let metrics = env.metrics();
+    let watched = metrics.checkpoints.clone();
+    rt.spawn(async move {
+        while watched.completed.load(Ordering::Relaxed) < checkpoints {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stopper.cancel();
+    });
+    let r = rt
+        .block_on(env.execute_controlled("incremental", &metrics, &control))
+        .unwrap();
+    assert!(
+        r.cancelled,
+        "the input ended before {checkpoints} checkpoints completed"
+    );
+}
+
+/// Every file under `dir`, relative to it.
+fn files(dir: &std::path::Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The kept checkpoints build on files that exist, and every other file of older checkpoints
+/// is gone.
+fn check_storage(job_dir: &std::path::Path, store: &CheckpointStore) -> usize {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kept = rt.block_on(store.completed()).unwrap();
+    assert_eq!(kept.len(), 2, "retention 2 keeps two complete checkpoints: {kept:?}");
+    let mut needed: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    let mut chained = 0;
+    for id in &kept {
+        let meta = rt.block_on(store.checkpoint(*id).read_metadata()).unwrap();
+        for s in meta.operators.iter().flat_map(|o| &o.subtasks) {
+            needed.entry(*id).or_default().insert(s.file.clone());
+            chained += s.chain.len();
+            for c in &s.chain {
+                needed.entry(c.checkpoint).or_default().insert(c.file.clone());
+            }
+        }
+    }
+    let all = files(job_dir);
+    for (chk, names) in &needed {
+        for name in names {
+            assert!(
+                all.contains(&format!("chk-{chk}/{name}")),
+                "chk-{chk}/{name} is referenced but missing"
+            );
+        }
+    }
+    let oldest_kept = kept[0];
+    for f in &all {
+        let Some(rest) = f.strip_prefix("chk-") else {
+            assert!(f.starts_with("generations/"), "unexpected file {f}");
+            continue;
+        };
+        let (id, name) = rest.split_once('/').unwrap();
+        let id: u64 = id.parse().unwrap();
+        if id < oldest_kept {
+            assert!(
+                needed.get(&id).is_some_and(|n| n.contains(name)),
+                "{f} is older than every kept checkpoint and no kept checkpoint needs it"
+            );
+        }
+    }
+    chained
+}
+
+#[test]
+fn incremental_checkpoint_chains_rescale_2_3_1_exactly_once_and_leave_no_orphaned_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("chk");
+    let storage = format!("file://{}", root.display());
+    let (clean_out, out) = (tmp.path().join("clean"), tmp.path().join("out"));
+    job(clean_out.to_str().unwrap(), &storage, 2, false)
+        .execute("clean")
+        .unwrap();
+    let expected = common::committed_lines(&clean_out);
+    assert!(expected.len() > 1_000, "{} windows", expected.len());
+
+    let store = CheckpointStore::open(&storage, "incremental").unwrap();
+    let job_dir = root.join("incremental");
+    // 2 → 3: at least ten checkpoints each, chains of up to four files.
+    run_for_checkpoints(&job(out.to_str().unwrap(), &storage, 2, true), 10);
+    let chained = check_storage(&job_dir, &store);
+    assert!(chained > 0, "no kept checkpoint is incremental");
+    let env = job(out.to_str().unwrap(), &storage, 3, true);
+    env.set_restore(RestoreFrom::Latest);
+    run_for_checkpoints(&env, 10);
+    check_storage(&job_dir, &store);
+    // 3 → 1, to the end of the input.
+    let env = job(out.to_str().unwrap(), &storage, 1, false);
+    env.set_restore(RestoreFrom::Latest);
+    env.execute("incremental").unwrap();
+    assert_eq!(
+        common::committed_lines(&out),
+        expected,
+        "2 → 3 → 1 through incremental checkpoints gives the failure-free output"
+    );
+}
