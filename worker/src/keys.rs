@@ -38,6 +38,15 @@ pub fn key_group_of_hash(hash: u64, max_parallelism: u32) -> u32 {
     (hash % u64::from(max_parallelism)) as u32
 }
 
+/// The key group of every row whose key is `columns` (the partitioner's hash): operators store it
+/// with their state so snapshots group by key group without hashing again.
+pub fn key_groups(columns: &[ArrayRef], num_rows: usize, max_parallelism: u32) -> Result<Vec<u32>> {
+    Ok(hash_rows(columns, num_rows)?
+        .into_iter()
+        .map(|h| key_group_of_hash(h, max_parallelism))
+        .collect())
+}
+
 /// The subtask (of `parallelism`) that owns key group `kg`.
 pub fn operator_index_for_key_group(kg: u32, max_parallelism: u32, parallelism: u32) -> u32 {
     (u64::from(kg) * u64::from(parallelism) / u64::from(max_parallelism)) as u32

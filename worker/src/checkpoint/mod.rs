@@ -25,7 +25,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::contract::UserResult;
+use crate::contract::state::Snapshot;
 pub use crate::contract::state::{OperatorState, decode, encode, encode_into, put_frame, take, take_frame};
+use crate::state::KeyedTable;
 
 pub use config::CheckpointConfig;
 pub use metadata::{SnapshotKind, SnapshotMetadata};
@@ -73,30 +75,68 @@ pub fn keyed_entries<E: DeserializeOwned>(state: &OperatorState) -> UserResult<V
     Ok(out)
 }
 
-/// The snapshot of keyed state held as one entry per key (in the row format of `converter`),
-/// as the SQL operators keep it: entries grouped by key group, no operator state.
-pub fn keyed_map_snapshot<'a, E: Serialize + 'a>(
-    converter: &RowConverter,
-    entries: impl IntoIterator<Item = (&'a Box<[u8]>, &'a E)>,
-    max_parallelism: u32,
-) -> UserResult<OperatorState> {
-    let entries: Vec<(&[u8], &E)> = entries.into_iter().map(|(k, e)| (k.as_ref(), e)).collect();
-    Ok(OperatorState {
-        keyed: keyed_groups(Some(converter), entries, max_parallelism)?,
-        ..Default::default()
-    })
+/// The snapshot of keyed state held as one entry per key in a [`KeyedTable`] (as the SQL
+/// operators and running aggregates keep it): frozen now, encoded on the checkpoint thread; all
+/// entries, or with `changes_only` the puts and removals since the previous snapshot. Per key
+/// group, records of `(removed?, key, entry)`; `operator` is the non-keyed state.
+pub fn table_snapshot<E>(table: &mut KeyedTable<E>, changes_only: bool, operator: Option<Vec<u8>>) -> Snapshot
+where
+    E: Clone + Send + Sync + Serialize + 'static,
+{
+    let view = table.freeze();
+    let write = move || {
+        let mut groups: crate::state::FastMap<u32, Vec<u8>> = Default::default();
+        let mut put = |group: u32, key: &[u8], entry: Option<&E>| -> UserResult<()> {
+            let buf = groups.entry(group).or_default();
+            encode_into(&entry.is_none(), buf)?;
+            put_frame(key, buf)?;
+            match entry {
+                Some(e) => encode_into(e, buf),
+                None => Ok(()),
+            }
+        };
+        if changes_only {
+            for (group, key, entry) in view.changes() {
+                put(group, key, entry)?;
+            }
+        } else {
+            for (group, key, entry) in view.iter() {
+                put(group, key, Some(entry))?;
+            }
+        }
+        Ok(OperatorState {
+            keyed: groups.into_iter().collect(),
+            operator,
+            ..Default::default()
+        })
+    };
+    if changes_only {
+        Snapshot::changes(write)
+    } else {
+        Snapshot::deferred(write)
+    }
 }
 
-/// Restores what [`keyed_map_snapshot`] wrote into `map`.
-pub fn keyed_map_restore<E: DeserializeOwned>(
-    state: &OperatorState,
-    map: &mut impl Extend<(Box<[u8]>, E)>,
-) -> UserResult<()> {
-    map.extend(
-        keyed_entries::<E>(state)?
-            .into_iter()
-            .map(|(k, e)| (k.into_boxed_slice(), e)),
-    );
+/// Restores what [`table_snapshot`] wrote (the full records, then every incremental
+/// checkpoint's changes in order) into `table`.
+pub fn table_restore<E>(state: &OperatorState, table: &mut KeyedTable<E>) -> UserResult<()>
+where
+    E: Clone + DeserializeOwned,
+{
+    for layer in std::iter::once(&state.keyed).chain(&state.deltas) {
+        for (group, bytes) in layer {
+            let mut rest = bytes.as_slice();
+            while !rest.is_empty() {
+                let removed: bool = take(&mut rest)?;
+                let key = take_frame(&mut rest)?;
+                if removed {
+                    table.remove(key);
+                } else {
+                    table.insert(*group, key, take::<E>(&mut rest)?);
+                }
+            }
+        }
+    }
     Ok(())
 }
 

@@ -21,7 +21,8 @@ use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::{self, OperatorState};
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
-use crate::state::FastMap;
+use crate::contract::state::Snapshot;
+use crate::state::KeyedTable;
 
 /// What an aggregate computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +156,7 @@ impl OperatorFactory for ChangelogAggregate {
             output,
             converter: RowConverter::new(key_fields)?,
             values,
-            state: FastMap::default(),
+            state: KeyedTable::new(),
             max_parallelism: ctx.max_parallelism,
         }))
     }
@@ -188,7 +189,7 @@ struct ChangelogAggregateOp {
     converter: RowConverter,
     /// Per aggregate: the row format of its values (min/max).
     values: Vec<RowConverter>,
-    state: FastMap<Box<[u8]>, KeyState>,
+    state: KeyedTable<KeyState>,
     max_parallelism: u32,
 }
 
@@ -271,6 +272,7 @@ impl Operator for ChangelogAggregateOp {
         let n = batch.num_rows();
         let key_cols: Vec<ArrayRef> = self.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let rows = self.converter.convert_columns(&key_cols)?;
+        let groups = crate::keys::key_groups(&key_cols, n, self.max_parallelism)?;
         let ops = self.op.map(|c| batch.column(c).as_string::<i32>().clone());
         // Each aggregate's input, read as its accumulating type.
         let mut inputs: Vec<Option<ArrayRef>> = Vec::with_capacity(self.aggs.len());
@@ -288,7 +290,7 @@ impl Operator for ChangelogAggregateOp {
         let mut taken: Vec<u32> = Vec::new();
         let mut kinds: Vec<&'static str> = Vec::new();
         let mut results: Vec<Vec<Out>> = vec![Vec::new(); self.aggs.len()];
-        for row in 0..n {
+        for (row, &group) in groups.iter().enumerate() {
             let retract = match ops.as_ref().map_or("+I", |o| o.value(row)) {
                 "+I" | "+U" => false,
                 "-U" | "-D" => true,
@@ -301,9 +303,10 @@ impl Operator for ChangelogAggregateOp {
                 Some(s) if s.rows > 0 => (Some(self.results(s)), true),
                 _ => (None, false),
             };
-            let state = self.state.entry(key.data().into()).or_insert_with(|| KeyState {
+            let width = self.aggs.len();
+            let state = self.state.get_or_insert_with(group, key.data(), || KeyState {
                 rows: 0,
-                accs: vec![Acc::default(); self.aggs.len()],
+                accs: vec![Acc::default(); width],
             });
             let sign: i64 = if retract { -1 } else { 1 };
             state.rows += sign;
@@ -381,12 +384,16 @@ impl Operator for ChangelogAggregateOp {
         Ok(())
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
-        checkpoint::keyed_map_snapshot(&self.converter, &self.state, self.max_parallelism)
+    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
+        self.snapshot_async(checkpoint_id, false)?.into_state()
+    }
+
+    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+        Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        checkpoint::keyed_map_restore(&state, &mut self.state)
+        checkpoint::table_restore(&state, &mut self.state)
     }
 }
 

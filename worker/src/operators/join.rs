@@ -27,7 +27,8 @@ use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::{self, OperatorState};
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
-use crate::state::FastMap;
+use crate::contract::state::Snapshot;
+use crate::state::KeyedTable;
 
 /// Which rows a join keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,7 +238,7 @@ impl OperatorFactory for RegularJoin {
             keys: RowConverter::new(key_fields)?,
             output,
             updating,
-            state: FastMap::default(),
+            state: KeyedTable::new(),
             max_parallelism: ctx.max_parallelism,
         }))
     }
@@ -300,7 +301,7 @@ struct JoinOp {
     keys: RowConverter,
     output: SchemaRef,
     updating: bool,
-    state: FastMap<Box<[u8]>, KeyState>,
+    state: KeyedTable<KeyState>,
     max_parallelism: u32,
 }
 
@@ -468,13 +469,14 @@ impl Operator for JoinOp {
         let this = &self.sides[input];
         let key_columns: Vec<ArrayRef> = this.plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let keys = self.keys.convert_columns(&key_columns)?;
+        let groups = crate::keys::key_groups(&key_columns, batch.num_rows(), self.max_parallelism)?;
         let row_columns: Vec<ArrayRef> = this.plan.columns.iter().map(|c| batch.column(*c).clone()).collect();
         let rows = this.rows.convert_columns(&row_columns)?;
         let ops = this.plan.op.map(|c| batch.column(c).as_string::<i32>().clone());
         let other = 1 - input;
         let (pads_self, pads_other) = (self.join_type.pads(input), self.join_type.pads(other));
         let mut pending = Pending::default();
-        for i in 0..batch.num_rows() {
+        for (i, &group) in groups.iter().enumerate() {
             // A key with a null never matches (SQL's `=`); an outer side still shows its row.
             let null_key = key_columns.iter().any(|c| c.is_null(i));
             let adds = ops.as_ref().is_none_or(|o| matches!(o.value(i), "+I" | "+U"));
@@ -489,7 +491,7 @@ impl Operator for JoinOp {
                 continue;
             }
             let key: Box<[u8]> = keys.row(i).as_ref().into();
-            let state = self.state.entry(key.clone()).or_default();
+            let state = self.state.get_or_insert_with(group, &key, KeyState::default);
             let before = state.count(input);
             if !state.add(input, row, if adds { 1 } else { -1 }) {
                 if state.is_empty() {
@@ -540,12 +542,16 @@ impl Operator for JoinOp {
         self.finish(pending, out)
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
-        checkpoint::keyed_map_snapshot(&self.keys, &self.state, self.max_parallelism)
+    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
+        self.snapshot_async(checkpoint_id, false)?.into_state()
+    }
+
+    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+        Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        checkpoint::keyed_map_restore(&state, &mut self.state)
+        checkpoint::table_restore(&state, &mut self.state)
     }
 }
 

@@ -11,7 +11,8 @@ use arrow::row::RowConverter;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::{self, OperatorState};
 use crate::contract::error::{Result, WeirError};
-use crate::state::FastMap;
+use crate::contract::state::Snapshot;
+use crate::state::KeyedTable;
 use crate::window::Agg;
 use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
 
@@ -63,7 +64,7 @@ impl OperatorFactory for RunningAggregate {
             aggs,
             output,
             converter,
-            state: FastMap::default(),
+            state: KeyedTable::new(),
             max_parallelism: ctx.max_parallelism,
             changelog: self.changelog,
         }))
@@ -76,7 +77,7 @@ struct RunningAggregateOp {
     output: SchemaRef,
     converter: RowConverter,
     /// Key (Arrow row format) → accumulators.
-    state: FastMap<Box<[u8]>, Vec<Acc>>,
+    state: KeyedTable<Vec<Acc>>,
     max_parallelism: u32,
     changelog: bool,
 }
@@ -86,24 +87,18 @@ impl Operator for RunningAggregateOp {
         let n = batch.num_rows();
         let key_cols: Vec<ArrayRef> = self.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let rows = self.converter.convert_columns(&key_cols)?;
+        let groups = crate::keys::key_groups(&key_cols, n, self.max_parallelism)?;
         let values: Vec<Values> = self.aggs.iter().map(|a| a.values(&batch)).collect::<Result<_>>()?;
         // Per aggregate, the key's accumulator after each row (and before it, for a changelog's
         // retraction): output row i shows input row `taken[i]`'s key.
         let mut snapshots: Vec<Vec<Acc>> = vec![Vec::with_capacity(n); self.aggs.len()];
         let mut taken: Vec<u32> = Vec::new();
         let mut ops: Vec<&'static str> = Vec::new();
-        for row in 0..n {
+        for (row, &group) in groups.iter().enumerate() {
             let key = rows.row(row);
             let key = key.data();
-            let (accs, existed) = match self.state.get_mut(key) {
-                Some(a) => (a, true),
-                None => (
-                    self.state
-                        .entry(key.into())
-                        .or_insert_with(|| vec![Acc::default(); self.aggs.len()]),
-                    false,
-                ),
-            };
+            let width = self.aggs.len();
+            let (accs, existed) = self.state.entry(group, key, || vec![Acc::default(); width]);
             if self.changelog {
                 if existed {
                     for (i, acc) in accs.iter().enumerate() {
@@ -140,21 +135,16 @@ impl Operator for RunningAggregateOp {
         Ok(())
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
-        let entries: Vec<(&[u8], &Vec<Acc>)> = self.state.iter().map(|(k, a)| (k.as_ref(), a)).collect();
-        Ok(OperatorState {
-            keyed: checkpoint::keyed_groups(Some(&self.converter), entries, self.max_parallelism)?,
-            ..Default::default()
-        })
+    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
+        self.snapshot_async(checkpoint_id, false)?.into_state()
+    }
+
+    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+        Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        let entries = checkpoint::keyed_entries::<Vec<Acc>>(&state)?;
-        self.state.reserve(entries.len());
-        for (key, accs) in entries {
-            self.state.insert(key.into_boxed_slice(), accs);
-        }
-        Ok(())
+        checkpoint::table_restore(&state, &mut self.state)
     }
 }
 

@@ -18,7 +18,8 @@ use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::{self, OperatorState};
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
-use crate::state::FastMap;
+use crate::contract::state::Snapshot;
+use crate::state::KeyedTable;
 
 /// One sort column: its name, descending or not, nulls first or not.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +116,7 @@ impl OperatorFactory for TopN {
             sort_converter,
             rows,
             output,
-            state: FastMap::default(),
+            state: KeyedTable::new(),
             max_parallelism: ctx.max_parallelism,
         }))
     }
@@ -135,27 +136,34 @@ struct TopNOp {
     sort_converter: RowConverter,
     rows: RowConverter,
     output: SchemaRef,
-    state: FastMap<Box<[u8]>, KeyState>,
+    state: KeyedTable<KeyState>,
     max_parallelism: u32,
 }
 
 impl Operator for TopNOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let columns = |idx: &[usize]| idx.iter().map(|i| batch.column(*i).clone()).collect::<Vec<ArrayRef>>();
-        let keys = self.key_converter.convert_columns(&columns(&self.keys))?;
+        let key_columns = columns(&self.keys);
+        let keys = self.key_converter.convert_columns(&key_columns)?;
+        let groups = crate::keys::key_groups(&key_columns, batch.num_rows(), self.max_parallelism)?;
         let sorts = self.sort_converter.convert_columns(&columns(&self.order))?;
         let rows = self.rows.convert_columns(batch.columns())?;
         // Output rows: (row, rank, op).
         let mut emitted: Vec<(Vec<u8>, u64, &'static str)> = Vec::new();
-        for i in 0..batch.num_rows() {
+        for (i, &group) in groups.iter().enumerate() {
             let sort = sorts.row(i);
             let sort: &[u8] = sort.as_ref();
-            let state = self.state.entry(keys.row(i).as_ref().into()).or_default();
+            let key = keys.row(i);
+            let key: &[u8] = key.as_ref();
             // After every row that sorts before or equal to it: ties keep the earlier first.
-            let at = state.rows.partition_point(|(k, _)| k.as_slice() <= sort);
-            if at >= self.n {
+            let place = |state: &KeyState| state.rows.partition_point(|(k, _)| k.as_slice() <= sort);
+            // A row that does not make the top N leaves the key's state untouched (no copy for
+            // the next checkpoint).
+            if self.state.get(key).is_some_and(|s| place(s) >= self.n) {
                 continue;
             }
+            let state = self.state.get_or_insert_with(group, key, KeyState::default);
+            let at = place(state);
             state.rows.insert(at, (sort.to_vec(), rows.row(i).as_ref().to_vec()));
             if state.rows.len() > self.n {
                 let (_, gone) = state.rows.pop().expect("more than n");
@@ -184,12 +192,16 @@ impl Operator for TopNOp {
         Ok(())
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
-        checkpoint::keyed_map_snapshot(&self.key_converter, &self.state, self.max_parallelism)
+    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
+        self.snapshot_async(checkpoint_id, false)?.into_state()
+    }
+
+    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+        Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        checkpoint::keyed_map_restore(&state, &mut self.state)
+        checkpoint::table_restore(&state, &mut self.state)
     }
 }
 

@@ -92,6 +92,11 @@ impl<V: Clone> KeyedTable<V> {
     /// The value of `key` (in key group `group`) to change in place, made with `make` when the
     /// key has none.
     pub fn get_or_insert_with(&mut self, group: u32, key: &[u8], make: impl FnOnce() -> V) -> &mut V {
+        self.entry(group, key, make).0
+    }
+
+    /// Like [`KeyedTable::get_or_insert_with`], also telling whether the key had a value.
+    pub fn entry(&mut self, group: u32, key: &[u8], make: impl FnOnce() -> V) -> (&mut V, bool) {
         let KeyedTable {
             live,
             frozen,
@@ -102,11 +107,12 @@ impl<V: Clone> KeyedTable<V> {
             Some((g, v)) => (g, Some(v.clone())),
             None => (group, None),
         });
-        if slot.1.is_none() {
+        let existed = slot.1.is_some();
+        if !existed {
             *len += 1;
             slot.0 = group;
         }
-        slot.1.get_or_insert_with(make)
+        (slot.1.get_or_insert_with(make), existed)
     }
 
     /// Sets the value of `key` (in key group `group`).
