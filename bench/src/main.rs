@@ -11,6 +11,10 @@ use weir_bench::cluster::{ClusterBenchRun, run_once};
 /// Benchmark shapes (Nexmark q0, q1, q2 and the datagen passthrough / filter_project by
 /// default): events/s, events per CPU-second, peak RSS. `--query kafka|state|cluster` run the
 /// Kafka, keyed-state and two-worker benchmarks.
+/// The same allocator as the `weir` binary (mimalloc): keyed state is many small allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "weir-bench", version, about)]
 struct Args {

@@ -78,16 +78,18 @@ pub fn keyed_entries<E: DeserializeOwned>(state: &OperatorState) -> UserResult<V
 /// The snapshot of keyed state held as one entry per key in a [`KeyedTable`] (as the SQL
 /// operators and running aggregates keep it): frozen now, encoded on the checkpoint thread; all
 /// entries, or with `changes_only` the puts and removals since the previous snapshot. Per key
-/// group, records of `(removed?, key, entry)`; `operator` is the non-keyed state.
+/// group: the number of records, then records of `(removed?, key, entry)`; `operator` is the
+/// non-keyed state.
 pub fn table_snapshot<E>(table: &mut KeyedTable<E>, changes_only: bool, operator: Option<Vec<u8>>) -> Snapshot
 where
     E: Clone + Send + Sync + Serialize + 'static,
 {
     let view = table.freeze();
     let write = move || {
-        let mut groups: crate::state::FastMap<u32, Vec<u8>> = Default::default();
+        let mut groups: crate::state::FastMap<u32, (u64, Vec<u8>)> = Default::default();
         let mut put = |group: u32, key: &[u8], entry: Option<&E>| -> UserResult<()> {
-            let buf = groups.entry(group).or_default();
+            let (count, buf) = groups.entry(group).or_default();
+            *count += 1;
             encode_into(&entry.is_none(), buf)?;
             put_frame(key, buf)?;
             match entry {
@@ -104,8 +106,15 @@ where
                 put(group, key, Some(entry))?;
             }
         }
+        let mut keyed = BTreeMap::new();
+        for (group, (count, records)) in groups {
+            let mut bytes = Vec::with_capacity(records.len() + 10);
+            encode_into(&count, &mut bytes)?;
+            bytes.extend_from_slice(&records);
+            keyed.insert(group, bytes);
+        }
         Ok(OperatorState {
-            keyed: groups.into_iter().collect(),
+            keyed,
             operator,
             ..Default::default()
         })
@@ -118,15 +127,21 @@ where
 }
 
 /// Restores what [`table_snapshot`] wrote (the full records, then every incremental
-/// checkpoint's changes in order) into `table`.
+/// checkpoint's changes in order) into `table`, room made for all entries at once.
 pub fn table_restore<E>(state: &OperatorState, table: &mut KeyedTable<E>) -> UserResult<()>
 where
     E: Clone + DeserializeOwned,
 {
+    let mut total = 0;
+    for bytes in state.keyed.values() {
+        total += take::<u64>(&mut bytes.as_slice())?;
+    }
+    table.reserve(total as usize);
     for layer in std::iter::once(&state.keyed).chain(&state.deltas) {
         for (group, bytes) in layer {
             let mut rest = bytes.as_slice();
-            while !rest.is_empty() {
+            let count: u64 = take(&mut rest)?;
+            for _ in 0..count {
                 let removed: bool = take(&mut rest)?;
                 let key = take_frame(&mut rest)?;
                 if removed {
@@ -134,6 +149,9 @@ where
                 } else {
                     table.insert(*group, key, take::<E>(&mut rest)?);
                 }
+            }
+            if !rest.is_empty() {
+                return Err(format!("restoring key group {group}: {} bytes after its records", rest.len()).into());
             }
         }
     }

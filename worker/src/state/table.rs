@@ -70,6 +70,11 @@ impl<V: Clone> KeyedTable<V> {
         self.len == 0
     }
 
+    /// Makes room for `additional` more keys (before a restore).
+    pub fn reserve(&mut self, additional: usize) {
+        self.live.reserve(additional);
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&V> {
         match self.live.get(key) {

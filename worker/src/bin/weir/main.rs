@@ -15,6 +15,11 @@ use clap::Parser;
 use cli::{Cli, Command, Progress, StateArgs};
 use weir::cluster::local::LocalCluster;
 
+/// mimalloc: keyed state is many small allocations, and glibc's allocator spends a large share
+/// of a restore consolidating its free lists (measured: a restore of 8M keys 9.0 s → 2.9 s).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into()))
