@@ -1,6 +1,6 @@
-//! Incremental checkpoints through the public API: a windowed job checkpoints every 20 ms with
-//! incremental checkpoints (a full one every 4th), retention 2; runs are stopped after a number
-//! of completed checkpoints, resumed at another parallelism (2 → 3 → 1), and the exactly-once
+//! Incremental checkpoints through the public API: windowed jobs (sliding, session, count
+//! windows) and a join checkpoint every 20 ms with incremental checkpoints (a full one every
+//! 4th), retention 2; runs are stopped after a number of completed checkpoints, resumed at another parallelism (2 → 3 → 1), and the exactly-once
 //! output equals a failure-free run. Storage holds nothing that no kept checkpoint needs.
 
 use crate::common;
@@ -20,6 +20,19 @@ const JOINED: u64 = 30_000;
 /// Sliding windows over 1,000 keys whose contents outlive many checkpoints, so each
 /// incremental checkpoint holds a part of the state.
 fn job(out: &str, storage: &str, parallelism: usize, throttled: bool) -> StreamExecutionEnvironment {
+    windowed(out, storage, parallelism, throttled, Kind::Sliding)
+}
+
+/// The windows of [`windowed`].
+#[derive(Clone, Copy)]
+enum Kind {
+    Sliding,
+    Session,
+    Count,
+}
+
+/// Windows of `kind` over 1,000 keys: count, sum and max per window.
+fn windowed(out: &str, storage: &str, parallelism: usize, throttled: bool, kind: Kind) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
     env.set_batch_size(500);
@@ -46,22 +59,34 @@ fn job(out: &str, storage: &str, parallelism: usize, throttled: bool) -> StreamE
             DatagenField::random_int("v", 0, 999),
         ],
     };
-    env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+    // Count windows follow arrival order: one source subtask keeps it the same in every run.
+    let source_parallelism = if matches!(kind, Kind::Count) { 1 } else { 2 };
+    let keyed = env
+        .add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+        .set_parallelism(source_parallelism)
         .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
             "ts",
             Duration::from_millis(5),
         ))
-        .key_by("k")
-        .window(SlidingEventTimeWindows::of(
-            Duration::from_millis(2000),
-            Duration::from_millis(500),
-        ))
-        .aggregate(&[Agg::count(), Agg::sum("v"), Agg::max("v")])
-        .name("win")
-        .set_parallelism(parallelism)
-        .add_sink(FileSink::new("out", FileSinkConfig::new(out, Format::Json)).unwrap())
-        .name("out")
-        .set_parallelism(parallelism);
+        .key_by("k");
+    let aggs = [Agg::count(), Agg::sum("v"), Agg::max("v")];
+    match kind {
+        Kind::Sliding => keyed
+            .window(SlidingEventTimeWindows::of(
+                Duration::from_millis(2000),
+                Duration::from_millis(500),
+            ))
+            .aggregate(&aggs),
+        Kind::Session => keyed
+            .window(EventTimeSessionWindows::with_gap(Duration::from_millis(60)))
+            .aggregate(&aggs),
+        Kind::Count => keyed.count_window_sliding(40, 7).aggregate(&aggs),
+    }
+    .name("win")
+    .set_parallelism(parallelism)
+    .add_sink(FileSink::new("out", FileSinkConfig::new(out, Format::Json)).unwrap())
+    .name("out")
+    .set_parallelism(parallelism);
     env
 }
 
@@ -181,6 +206,41 @@ fn incremental_checkpoint_chains_rescale_2_3_1_exactly_once_and_leave_no_orphane
         expected,
         "2 → 3 → 1 through incremental checkpoints gives the failure-free output"
     );
+}
+
+#[test]
+fn session_windows_rescaled_2_3_1_through_incremental_checkpoints_give_the_failure_free_output() {
+    rescale_windows(Kind::Session);
+}
+
+#[test]
+fn count_windows_rescaled_2_3_1_through_incremental_checkpoints_give_the_failure_free_output() {
+    rescale_windows(Kind::Count);
+}
+
+fn rescale_windows(kind: Kind) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("chk");
+    let storage = format!("file://{}", root.display());
+    let (clean_out, out) = (tmp.path().join("clean"), tmp.path().join("out"));
+    windowed(clean_out.to_str().unwrap(), &storage, 2, false, kind)
+        .execute("clean")
+        .unwrap();
+    let expected = common::committed_lines(&clean_out);
+    assert!(expected.len() > 1_000, "{} windows", expected.len());
+    let store = CheckpointStore::open(&storage, "incremental").unwrap();
+    run_for_checkpoints(&windowed(out.to_str().unwrap(), &storage, 2, true, kind), 10);
+    assert!(
+        check_storage(&root.join("incremental"), &store) > 0,
+        "no kept checkpoint is incremental"
+    );
+    let env = windowed(out.to_str().unwrap(), &storage, 3, true, kind);
+    env.set_restore(RestoreFrom::Latest);
+    run_for_checkpoints(&env, 10);
+    let env = windowed(out.to_str().unwrap(), &storage, 1, false, kind);
+    env.set_restore(RestoreFrom::Latest);
+    env.execute("incremental").unwrap();
+    assert_eq!(common::committed_lines(&out), expected);
 }
 
 /// A regular inner join of two generated streams (ids on both sides, one pair per id), its

@@ -15,8 +15,9 @@ use super::bounds::{shown, shown_schema};
 use super::planned::Planned;
 use crate::checkpoint::{self, OperatorState};
 use crate::contract::error::{Result, WeirError};
+use crate::contract::state::Snapshot;
 use crate::operators::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::state::FastMap;
+use crate::state::KeyedTable;
 use crate::window::aggregate::{Acc, key_converter, plan_keyed_output};
 use crate::window::{Agg, EVENT_TIME_METADATA};
 
@@ -73,14 +74,14 @@ impl OperatorFactory for CountWindowAggregate {
             slide: self.slide as usize,
             planned,
             converter,
-            per_key: FastMap::default(),
+            per_key: KeyedTable::new(),
             max_parallelism: ctx.max_parallelism,
         });
         Ok(shown(input, time_column, &output, op))
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
 struct KeyWindow {
     /// The last `size` records: event time and single-record accumulators.
     recent: VecDeque<(Option<i64>, Vec<Acc>)>,
@@ -95,7 +96,7 @@ struct CountWindowOp {
     slide: usize,
     planned: Planned,
     converter: RowConverter,
-    per_key: FastMap<Box<[u8]>, KeyWindow>,
+    per_key: KeyedTable<KeyWindow>,
     max_parallelism: u32,
 }
 
@@ -109,14 +110,15 @@ impl Operator for CountWindowOp {
         // Event time in ms when the stream has it (the window's span), else none.
         let time = self.planned.event_times(&batch)?;
         let time = time.as_ref();
+        let groups = self
+            .planned
+            .key_groups(true, &batch, self.max_parallelism)?
+            .expect("keyed");
         let mut fired: Vec<Fired> = Vec::new();
-        for row in 0..batch.num_rows() {
+        for (row, &group) in groups.iter().enumerate() {
             let key = keys.row(row);
             let key = key.data();
-            if !self.per_key.contains_key(key) {
-                self.per_key.insert(key.into(), KeyWindow::default());
-            }
-            let w = self.per_key.get_mut(key).expect("inserted above");
+            let w = self.per_key.get_or_insert_with(group, key, KeyWindow::default);
             let mut accs = vec![Acc::default(); self.planned.aggs.len()];
             for (agg, (acc, v)) in self.planned.aggs.iter().zip(accs.iter_mut().zip(&values)) {
                 agg.update(acc, v, row);
@@ -162,26 +164,16 @@ impl Operator for CountWindowOp {
         Ok(())
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
-        type Entry<'a> = (&'a [u8], (&'a VecDeque<(Option<i64>, Vec<Acc>)>, usize));
-        let entries: Vec<Entry<'_>> = self
-            .per_key
-            .iter()
-            .map(|(k, w)| (k.as_ref(), (&w.recent, w.since_fire)))
-            .collect();
-        Ok(OperatorState {
-            keyed: checkpoint::keyed_groups(Some(&self.converter), entries, self.max_parallelism)?,
-            ..Default::default()
-        })
+    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
+        self.snapshot_async(checkpoint_id, false)?.into_state()
+    }
+
+    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+        Ok(checkpoint::table_snapshot(&mut self.per_key, changes_only, None))
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        type Stored = (VecDeque<(Option<i64>, Vec<Acc>)>, usize);
-        for (key, (recent, since_fire)) in checkpoint::keyed_entries::<Stored>(&state)? {
-            self.per_key
-                .insert(key.into_boxed_slice(), KeyWindow { recent, since_fire });
-        }
-        Ok(())
+        checkpoint::table_restore(&state, &mut self.per_key)
     }
 }
 

@@ -51,6 +51,25 @@ impl Planned {
         Ok(Some(cast(&time, &DataType::Int64)?.as_primitive::<Int64Type>().clone()))
     }
 
+    /// The key group of every row's key (none without keys): stored with new state entries so
+    /// a snapshot groups them without hashing again.
+    pub(crate) fn key_groups(
+        &self,
+        keyed: bool,
+        batch: &RecordBatch,
+        max_parallelism: u32,
+    ) -> UserResult<Option<Vec<u32>>> {
+        if !keyed {
+            return Ok(None);
+        }
+        let columns: Vec<ArrayRef> = self.key_columns.iter().map(|c| batch.column(*c).clone()).collect();
+        Ok(Some(crate::keys::key_groups(
+            &columns,
+            batch.num_rows(),
+            max_parallelism,
+        )?))
+    }
+
     /// The key of every row in Arrow's row format (none without keys).
     pub(crate) fn keys(
         &self,

@@ -12,10 +12,12 @@ use arrow::row::RowConverter;
 
 use super::planned::Planned;
 use crate::checkpoint::{self, OperatorState};
+use crate::contract::state::Snapshot;
 use crate::operators::{Operator, TaskContext, UserResult};
-use crate::state::FastMap;
+use crate::state::{FastMap, KeyedTable};
 use crate::window::contents::{Fired, TimeWindow, WindowContents};
 
+#[derive(Clone)]
 struct Session<S> {
     start: i64,
     end: i64,
@@ -31,8 +33,8 @@ pub(crate) struct SessionWindowOp<C: WindowContents> {
     planned: Planned,
     converter: Option<RowConverter>,
     contents: C,
-    /// Key → its sessions, sorted by start, disjoint.
-    sessions: FastMap<Box<[u8]>, Vec<Session<C::State>>>,
+    /// Key → its sessions, sorted by start, disjoint (copy-on-write for snapshots).
+    sessions: KeyedTable<Vec<Session<C::State>>>,
     /// (time, key): when the watermark reaches `time`, look at the key's sessions.
     timers: BTreeSet<(i64, Box<[u8]>)>,
     watermark: i64,
@@ -61,7 +63,7 @@ impl<C: WindowContents> SessionWindowOp<C> {
             planned,
             converter,
             contents,
-            sessions: FastMap::default(),
+            sessions: KeyedTable::new(),
             timers: BTreeSet::new(),
             watermark: i64::MIN,
             late: 0,
@@ -103,7 +105,7 @@ impl<C: WindowContents> SessionWindowOp<C> {
     fn emit(&mut self, which: &[(Box<[u8]>, i64)]) -> UserResult<Option<RecordBatch>> {
         let mut fired = Vec::with_capacity(which.len());
         for (key, start) in which {
-            let list = &self.sessions[key.as_ref()];
+            let list = self.sessions.get(key).expect("a session just fired");
             let s = &list[list.partition_point(|s| s.start < *start)];
             fired.push(Fired {
                 window: TimeWindow {
@@ -127,6 +129,9 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
         let time = self.planned.times(&batch, self.ctx.clock.as_ref())?;
         self.contents.prepare(&batch)?;
         let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
+        let groups = self
+            .planned
+            .key_groups(self.converter.is_some(), &batch, self.ctx.max_parallelism)?;
         let mut refire: Vec<Box<[u8]>> = Vec::new();
         let mut late = 0u64;
         let mut late_rows: Vec<u32> = Vec::new();
@@ -139,10 +144,8 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
             let t = time.value(row);
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
             let (mut start, mut end) = (t, t.saturating_add(self.gap));
-            if !self.sessions.contains_key(key) {
-                self.sessions.insert(key.into(), Vec::new());
-            }
-            let list = self.sessions.get_mut(key).expect("inserted above");
+            let group = groups.as_ref().map_or(0, |g| g[row]);
+            let list = self.sessions.get_or_insert_with(group, key, Vec::new);
             // Sessions that overlap or touch [start, end); merging may chain.
             let touching: Vec<usize> = list
                 .iter()
@@ -255,47 +258,100 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
         self.on_watermark(i64::MAX, out)
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
-        type Entry<'a> = (&'a [u8], Vec<(i64, i64, bool, Vec<u8>)>);
-        let mut entries: Vec<Entry<'_>> = Vec::with_capacity(self.sessions.len());
+    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
+        self.snapshot_async(checkpoint_id, false)?.into_state()
+    }
+
+    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+        let view = self.sessions.freeze();
         let encode = self.contents.encoder();
-        for (key, list) in &self.sessions {
-            let mut stored = Vec::with_capacity(list.len());
-            for s in list {
-                stored.push((s.start, s.end, s.fired, {
-                    let mut b = Vec::new();
-                    encode(&s.state, &mut b)?;
-                    b
-                }));
+        let watermark = self.watermark;
+        let write = move || {
+            // Per key group: the number of records, then (removed?, key, sessions).
+            let mut groups: FastMap<u32, (u64, Vec<u8>)> = FastMap::default();
+            let mut scratch = Vec::new();
+            let mut put = |group: u32, key: &[u8], list: Option<&Vec<Session<C::State>>>| -> UserResult<()> {
+                let (count, buf) = groups.entry(group).or_default();
+                *count += 1;
+                checkpoint::encode_into(&list.is_none(), buf)?;
+                checkpoint::put_frame(key, buf)?;
+                let Some(list) = list else { return Ok(()) };
+                checkpoint::encode_into(&(list.len() as u64), buf)?;
+                for s in list {
+                    checkpoint::encode_into(&(s.start, s.end, s.fired), buf)?;
+                    scratch.clear();
+                    encode(&s.state, &mut scratch)?;
+                    checkpoint::put_frame(&scratch, buf)?;
+                }
+                Ok(())
+            };
+            if changes_only {
+                for (group, key, list) in view.changes() {
+                    put(group, key, list)?;
+                }
+            } else {
+                for (group, key, list) in view.iter() {
+                    put(group, key, Some(list))?;
+                }
             }
-            entries.push((key.as_ref(), stored));
-        }
-        Ok(OperatorState {
-            keyed: checkpoint::keyed_groups(self.converter.as_ref(), entries, self.ctx.max_parallelism)?,
-            operator: Some(checkpoint::encode(&self.watermark)?),
-            ..Default::default()
+            let mut keyed = std::collections::BTreeMap::new();
+            for (group, (count, records)) in groups {
+                let mut bytes = Vec::with_capacity(records.len() + 10);
+                checkpoint::encode_into(&count, &mut bytes)?;
+                bytes.extend_from_slice(&records);
+                keyed.insert(group, bytes);
+            }
+            Ok(OperatorState {
+                keyed,
+                operator: Some(checkpoint::encode(&watermark)?),
+                ..Default::default()
+            })
+        };
+        Ok(if changes_only {
+            Snapshot::changes(write)
+        } else {
+            Snapshot::deferred(write)
         })
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        for (key, list) in checkpoint::keyed_entries::<Vec<(i64, i64, bool, Vec<u8>)>>(&state)? {
-            let key: Box<[u8]> = key.into_boxed_slice();
-            let mut sessions = Vec::with_capacity(list.len());
-            for (start, end, fired, bytes) in list {
-                let at = if fired {
-                    (end - 1).saturating_add(self.lateness)
-                } else {
-                    end - 1
-                };
-                self.timers.insert((at, key.clone()));
-                sessions.push(Session {
-                    start,
-                    end,
-                    state: self.contents.decode_state(&bytes)?,
-                    fired,
-                });
+        // The full records, then each incremental checkpoint's changes, in order.
+        for layer in std::iter::once(&state.keyed).chain(&state.deltas) {
+            for (group, bytes) in layer {
+                let mut rest = bytes.as_slice();
+                let count: u64 = checkpoint::take(&mut rest)?;
+                for _ in 0..count {
+                    let removed: bool = checkpoint::take(&mut rest)?;
+                    let key = checkpoint::take_frame(&mut rest)?;
+                    if removed {
+                        self.sessions.remove(key);
+                        continue;
+                    }
+                    let n: u64 = checkpoint::take(&mut rest)?;
+                    let mut list = Vec::with_capacity(n as usize);
+                    for _ in 0..n {
+                        let (start, end, fired): (i64, i64, bool) = checkpoint::take(&mut rest)?;
+                        let state = self.contents.decode_state(checkpoint::take_frame(&mut rest)?)?;
+                        list.push(Session {
+                            start,
+                            end,
+                            state,
+                            fired,
+                        });
+                    }
+                    self.sessions.insert(*group, key, list);
+                }
             }
-            self.sessions.insert(key, sessions);
+        }
+        for (key, list) in self.sessions.iter() {
+            for s in list {
+                let at = if s.fired {
+                    (s.end - 1).saturating_add(self.lateness)
+                } else {
+                    s.end - 1
+                };
+                self.timers.insert((at, key.into()));
+            }
         }
         self.watermark = checkpoint::least_watermark(&state)?;
         Ok(())

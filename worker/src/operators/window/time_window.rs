@@ -74,28 +74,6 @@ impl<C: WindowContents> WindowAggregateOp<C> {
         i128::from(w) + 1 - i128::from(self.assigner.key_to_end())
     }
 
-    /// The key group of every row's key (none without keys): stored with new entries so a
-    /// snapshot groups them without hashing again.
-    fn key_groups(&self, batch: &RecordBatch) -> UserResult<Option<Vec<u32>>> {
-        if self.converter.is_none() {
-            return Ok(None);
-        }
-        let columns: Vec<_> = self
-            .planned
-            .key_columns
-            .iter()
-            .map(|c| batch.column(*c).clone())
-            .collect();
-        let hashes = crate::keys::hash_rows(&columns, batch.num_rows())?;
-        let m = self.ctx.max_parallelism;
-        Ok(Some(
-            hashes
-                .into_iter()
-                .map(|h| crate::keys::key_group_of_hash(h, m))
-                .collect(),
-        ))
-    }
-
     fn note_late(&mut self, n: u64) {
         if n == 0 {
             return;
@@ -118,7 +96,9 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
         let time = self.planned.times(&batch, self.ctx.clock.as_ref())?;
         self.contents.prepare(&batch)?;
         let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
-        let groups = self.key_groups(&batch)?;
+        let groups = self
+            .planned
+            .key_groups(self.converter.is_some(), &batch, self.ctx.max_parallelism)?;
         let fired_by = self.fired_by(self.watermark);
         let expired_by = fired_by - i128::from(self.lateness);
         let mut refire: Vec<(i64, Box<[u8]>)> = Vec::new();
