@@ -76,13 +76,30 @@ pub fn keyed_entries<E: DeserializeOwned>(state: &OperatorState) -> UserResult<V
 }
 
 /// The snapshot of keyed state held as one entry per key in a [`KeyedTable`] (as the SQL
-/// operators and running aggregates keep it): frozen now, encoded on the checkpoint thread; all
-/// entries, or with `changes_only` the puts and removals since the previous snapshot. Per key
-/// group: the number of records, then records of `(removed?, key, entry)`; `operator` is the
-/// non-keyed state.
+/// operators, running aggregates and count windows keep it): frozen now, encoded on the
+/// checkpoint thread; all entries, or with `changes_only` the puts and removals since the
+/// previous snapshot. `operator` is the non-keyed state.
 pub fn table_snapshot<E>(table: &mut KeyedTable<E>, changes_only: bool, operator: Option<Vec<u8>>) -> Snapshot
 where
     E: Clone + Send + Sync + Serialize + 'static,
+{
+    table_snapshot_with(table, changes_only, operator, |e: &E, buf: &mut Vec<u8>| {
+        encode_into(e, buf)
+    })
+}
+
+/// [`table_snapshot`] with entries encoded by `encode` (for entries that are not `Serialize`
+/// themselves, e.g. window contents). Per key group: the number of records, then records of
+/// `(removed?, key, entry)`.
+pub fn table_snapshot_with<E, F>(
+    table: &mut KeyedTable<E>,
+    changes_only: bool,
+    operator: Option<Vec<u8>>,
+    encode: F,
+) -> Snapshot
+where
+    E: Clone + Send + Sync + 'static,
+    F: Fn(&E, &mut Vec<u8>) -> UserResult<()> + Send + 'static,
 {
     let view = table.freeze();
     let write = move || {
@@ -93,7 +110,7 @@ where
             encode_into(&entry.is_none(), buf)?;
             put_frame(key, buf)?;
             match entry {
-                Some(e) => encode_into(e, buf),
+                Some(e) => encode(e, buf),
                 None => Ok(()),
             }
         };
@@ -119,11 +136,7 @@ where
             ..Default::default()
         })
     };
-    if changes_only {
-        Snapshot::changes(write)
-    } else {
-        Snapshot::deferred(write)
-    }
+    Snapshot::taken(changes_only, write)
 }
 
 /// Restores what [`table_snapshot`] wrote (the full records, then every incremental
@@ -131,6 +144,16 @@ where
 pub fn table_restore<E>(state: &OperatorState, table: &mut KeyedTable<E>) -> UserResult<()>
 where
     E: Clone + DeserializeOwned,
+{
+    table_restore_with(state, table, |bytes| take::<E>(bytes))
+}
+
+/// Restores what [`table_snapshot_with`] wrote, each entry read by `decode` from the front of
+/// the bytes it is given.
+pub fn table_restore_with<E, F>(state: &OperatorState, table: &mut KeyedTable<E>, mut decode: F) -> UserResult<()>
+where
+    E: Clone,
+    F: FnMut(&mut &[u8]) -> UserResult<E>,
 {
     let mut total = 0;
     for bytes in state.keyed.values() {
@@ -147,7 +170,7 @@ where
                 if removed {
                     table.remove(key);
                 } else {
-                    table.insert(*group, key, take::<E>(&mut rest)?);
+                    table.insert(*group, key, decode(&mut rest)?);
                 }
             }
             if !rest.is_empty() {

@@ -384,7 +384,8 @@ impl SnapshotDir {
         Ok(meta)
     }
 
-    /// Deletes `_metadata` and every file but `keep` (names relative to the directory).
+    /// Deletes `_metadata` first (a half-deleted snapshot is never taken for a complete one),
+    /// then every file but `keep` (names relative to the directory).
     pub async fn delete_except(&self, keep: &std::collections::HashSet<String>) -> Result<()> {
         match self.dir.store.delete(&self.path(METADATA)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -417,24 +418,7 @@ impl SnapshotDir {
     /// Deletes everything under the directory, `_metadata` first so a half-deleted snapshot is
     /// never taken for a complete one.
     pub async fn delete(&self) -> Result<()> {
-        match self.dir.store.delete(&self.path(METADATA)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(err("deleting", &self.dir, e)),
-        }
-        let files: Vec<Path> = self
-            .dir
-            .store
-            .list(Some(&self.dir.path))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await
-            .map_err(|e| err("listing", &self.dir, e))?;
-        for f in files {
-            match self.dir.store.delete(&f).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(err("deleting", &self.dir, e)),
-            }
-        }
+        self.delete_except(&Default::default()).await?;
         if let Some(local) = &self.dir.local {
             match std::fs::remove_dir_all(local) {
                 Ok(()) => {}

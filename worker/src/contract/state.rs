@@ -71,6 +71,14 @@ impl Snapshot {
         }
     }
 
+    /// [`Snapshot::changes`] when `changes_only`, else [`Snapshot::deferred`].
+    pub fn taken(changes_only: bool, encode: impl FnOnce() -> UserResult<OperatorState> + Send + 'static) -> Self {
+        Snapshot {
+            taken: Taken::Deferred(Box::new(encode)),
+            changes: changes_only,
+        }
+    }
+
     /// Whether this holds only the changes since the previous snapshot.
     pub fn is_changes(&self) -> bool {
         self.changes

@@ -17,6 +17,23 @@ use weir::runtime::control::JobControl;
 const ROWS: u64 = 200_000;
 const JOINED: u64 = 30_000;
 
+/// An environment at parallelism 2 checkpointing every 20 ms into `storage`, incrementally with
+/// a full checkpoint every 4th, keeping 2.
+fn checkpointing_env(storage: &str) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.set_batch_size(500);
+    env.set_checkpoint_config(CheckpointConfig {
+        interval: Duration::from_millis(20),
+        retain: 2,
+        incremental: true,
+        full_every: 4,
+        storage: storage.to_string(),
+        ..Default::default()
+    });
+    env
+}
+
 /// Sliding windows over 1,000 keys whose contents outlive many checkpoints, so each
 /// incremental checkpoint holds a part of the state.
 fn job(out: &str, storage: &str, parallelism: usize, throttled: bool) -> StreamExecutionEnvironment {
@@ -33,17 +50,7 @@ enum Kind {
 
 /// Windows of `kind` over 1,000 keys: count, sum and max per window.
 fn windowed(out: &str, storage: &str, parallelism: usize, throttled: bool, kind: Kind) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2);
-    env.set_batch_size(500);
-    env.set_checkpoint_config(CheckpointConfig {
-        interval: Duration::from_millis(20),
-        retain: 2,
-        incremental: true,
-        full_every: 4,
-        storage: storage.to_string(),
-        ..Default::default()
-    });
+    let env = checkpointing_env(storage);
     let cfg = DatagenConfig {
         rows: Some(ROWS),
         rows_per_second: throttled.then_some(40_000),
@@ -247,17 +254,7 @@ fn rescale_windows(kind: Kind) {
 /// sources fixed at parallelism 2 and the join at `parallelism`. The right side runs a quarter
 /// as fast, so the left rows wait in join state across many checkpoints.
 fn join_job(out: &str, storage: &str, parallelism: usize, throttled: bool) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2);
-    env.set_batch_size(500);
-    env.set_checkpoint_config(CheckpointConfig {
-        interval: Duration::from_millis(20),
-        retain: 2,
-        incremental: true,
-        full_every: 4,
-        storage: storage.to_string(),
-        ..Default::default()
-    });
+    let env = checkpointing_env(storage);
     let side = |name: &str, id: &str, seed, rate| {
         let cfg = DatagenConfig {
             rows: Some(JOINED),

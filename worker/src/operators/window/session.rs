@@ -14,7 +14,7 @@ use super::planned::Planned;
 use crate::checkpoint::{self, OperatorState};
 use crate::contract::state::Snapshot;
 use crate::operators::{Operator, TaskContext, UserResult};
-use crate::state::{FastMap, KeyedTable};
+use crate::state::KeyedTable;
 use crate::window::contents::{Fired, TimeWindow, WindowContents};
 
 #[derive(Clone)]
@@ -263,86 +263,45 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
     }
 
     fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
-        let view = self.sessions.freeze();
+        // Per key: its sessions, each (start, end, fired) and its contents.
         let encode = self.contents.encoder();
-        let watermark = self.watermark;
-        let write = move || {
-            // Per key group: the number of records, then (removed?, key, sessions).
-            let mut groups: FastMap<u32, (u64, Vec<u8>)> = FastMap::default();
-            let mut scratch = Vec::new();
-            let mut put = |group: u32, key: &[u8], list: Option<&Vec<Session<C::State>>>| -> UserResult<()> {
-                let (count, buf) = groups.entry(group).or_default();
-                *count += 1;
-                checkpoint::encode_into(&list.is_none(), buf)?;
-                checkpoint::put_frame(key, buf)?;
-                let Some(list) = list else { return Ok(()) };
-                checkpoint::encode_into(&(list.len() as u64), buf)?;
-                for s in list {
-                    checkpoint::encode_into(&(s.start, s.end, s.fired), buf)?;
-                    scratch.clear();
-                    encode(&s.state, &mut scratch)?;
-                    checkpoint::put_frame(&scratch, buf)?;
-                }
-                Ok(())
-            };
-            if changes_only {
-                for (group, key, list) in view.changes() {
-                    put(group, key, list)?;
-                }
-            } else {
-                for (group, key, list) in view.iter() {
-                    put(group, key, Some(list))?;
-                }
+        let write_list = move |list: &Vec<Session<C::State>>, buf: &mut Vec<u8>| -> UserResult<()> {
+            checkpoint::encode_into(&(list.len() as u64), buf)?;
+            let mut contents = Vec::new();
+            for s in list {
+                checkpoint::encode_into(&(s.start, s.end, s.fired), buf)?;
+                contents.clear();
+                encode(&s.state, &mut contents)?;
+                checkpoint::put_frame(&contents, buf)?;
             }
-            let mut keyed = std::collections::BTreeMap::new();
-            for (group, (count, records)) in groups {
-                let mut bytes = Vec::with_capacity(records.len() + 10);
-                checkpoint::encode_into(&count, &mut bytes)?;
-                bytes.extend_from_slice(&records);
-                keyed.insert(group, bytes);
-            }
-            Ok(OperatorState {
-                keyed,
-                operator: Some(checkpoint::encode(&watermark)?),
-                ..Default::default()
-            })
+            Ok(())
         };
-        Ok(if changes_only {
-            Snapshot::changes(write)
-        } else {
-            Snapshot::deferred(write)
-        })
+        let watermark = Some(checkpoint::encode(&self.watermark)?);
+        Ok(checkpoint::table_snapshot_with(
+            &mut self.sessions,
+            changes_only,
+            watermark,
+            write_list,
+        ))
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        // The full records, then each incremental checkpoint's changes, in order.
-        for layer in std::iter::once(&state.keyed).chain(&state.deltas) {
-            for (group, bytes) in layer {
-                let mut rest = bytes.as_slice();
-                let count: u64 = checkpoint::take(&mut rest)?;
-                for _ in 0..count {
-                    let removed: bool = checkpoint::take(&mut rest)?;
-                    let key = checkpoint::take_frame(&mut rest)?;
-                    if removed {
-                        self.sessions.remove(key);
-                        continue;
-                    }
-                    let n: u64 = checkpoint::take(&mut rest)?;
-                    let mut list = Vec::with_capacity(n as usize);
-                    for _ in 0..n {
-                        let (start, end, fired): (i64, i64, bool) = checkpoint::take(&mut rest)?;
-                        let state = self.contents.decode_state(checkpoint::take_frame(&mut rest)?)?;
-                        list.push(Session {
-                            start,
-                            end,
-                            state,
-                            fired,
-                        });
-                    }
-                    self.sessions.insert(*group, key, list);
-                }
+        let contents = &self.contents;
+        checkpoint::table_restore_with(&state, &mut self.sessions, |rest| {
+            let n: u64 = checkpoint::take(rest)?;
+            let mut list = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let (start, end, fired): (i64, i64, bool) = checkpoint::take(rest)?;
+                let state = contents.decode_state(checkpoint::take_frame(rest)?)?;
+                list.push(Session {
+                    start,
+                    end,
+                    state,
+                    fired,
+                });
             }
-        }
+            Ok(list)
+        })?;
         for (key, list) in self.sessions.iter() {
             for s in list {
                 let at = if s.fired {

@@ -246,11 +246,7 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
                 ..Default::default()
             })
         };
-        Ok(if changes_only {
-            Snapshot::changes(write)
-        } else {
-            Snapshot::deferred(write)
-        })
+        Ok(Snapshot::taken(changes_only, write))
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
