@@ -110,18 +110,14 @@ pub trait Operator: Send {
     }
 
     /// The state to store for checkpoint `checkpoint_id`, taken when its barrier passes (so it
-    /// holds exactly the effect of the records before the barrier).
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
-        Ok(Default::default())
-    }
-
-    /// The state for checkpoint `checkpoint_id` as [`Operator::snapshot`] takes it, or a view
-    /// frozen at the barrier that the checkpoint thread encodes while the task goes on
-    /// (operators with copy-on-write state override this). The runtime calls this one. When
-    /// `changes_only`, the operator may return just what changed since its previous snapshot
-    /// ([`Snapshot::changes`]); the runtime asks only when that snapshot was stored.
-    fn snapshot_async(&mut self, checkpoint_id: u64, _changes_only: bool) -> UserResult<Snapshot> {
-        self.snapshot(checkpoint_id).map(Snapshot::from)
+    /// holds exactly the effect of the records before the barrier): encoded now (an
+    /// [`OperatorState`] `.into()` a [`Snapshot`]), or a view frozen at the barrier that the
+    /// checkpoint thread encodes while the task goes on ([`Snapshot::deferred`], for
+    /// copy-on-write state). When `changes_only`, the operator may return just what changed since
+    /// its previous snapshot ([`Snapshot::changes`]); the runtime asks only when that snapshot
+    /// was stored.
+    fn snapshot(&mut self, _checkpoint_id: u64, _changes_only: bool) -> UserResult<Snapshot> {
+        Ok(OperatorState::default().into())
     }
 
     /// Loads restored state before the first record: the key groups of this subtask's range,

@@ -384,11 +384,7 @@ impl Operator for ChangelogAggregateOp {
         Ok(())
     }
 
-    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
-        self.snapshot_async(checkpoint_id, false)?.into_state()
-    }
-
-    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+    fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
         Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
     }
 
@@ -470,7 +466,7 @@ mod tests {
             [Some(5), Some(5), Some(3), Some(3), Some(5), Some(5), Some(3)]
         );
         // State survives a restore.
-        let state = op.snapshot(1).unwrap();
+        let state = op.snapshot(1, false).unwrap().into_state().unwrap();
         let mut restored = agg.create(&b.schema().clone(), &ctx());
         assert!(restored.is_err(), "the output is not an input");
         restored = agg.create(&changelog(vec![], vec![], vec![]).schema(), &ctx());

@@ -542,11 +542,7 @@ impl Operator for JoinOp {
         self.finish(pending, out)
     }
 
-    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
-        self.snapshot_async(checkpoint_id, false)?.into_state()
-    }
-
-    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+    fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
         Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
     }
 
@@ -580,22 +576,19 @@ mod tests {
         .unwrap()
     }
 
+    /// `Int64` column `name` of `b`.
+    fn int64<'a>(b: &'a RecordBatch, name: &str) -> &'a Int64Array {
+        b.column_by_name(name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+            .as_primitive::<arrow::datatypes::Int64Type>()
+    }
+
     /// Each output row as `op l r` (`_` for a null), in order.
     fn shown(out: &[RecordBatch]) -> Vec<String> {
         let mut rows = Vec::new();
         for b in out {
-            let l = b
-                .column_by_name("l")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap();
-            let r = b
-                .column_by_name("r")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap();
+            let l = int64(b, "l");
+            let r = int64(b, "r");
             let ops = b.column_by_name(OP_COLUMN).map(|c| c.as_string::<i32>().clone());
             for i in 0..b.num_rows() {
                 let v = |a: &Int64Array| {
@@ -672,12 +665,7 @@ mod tests {
     fn shown_left(out: &[RecordBatch]) -> Vec<String> {
         let mut rows = Vec::new();
         for b in out {
-            let l = b
-                .column_by_name("l")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap();
+            let l = int64(b, "l");
             assert!(b.column_by_name("r").is_none(), "no right columns");
             let ops = b.column_by_name(OP_COLUMN).map(|c| c.as_string::<i32>().clone());
             for i in 0..b.num_rows() {
@@ -736,7 +724,7 @@ mod tests {
         let mut op = join(JoinType::Inner, &left, &right);
         let mut out = Vec::new();
         op.process_input(0, left.clone(), &mut out).unwrap();
-        let state = op.snapshot(1).unwrap();
+        let state = op.snapshot(1, false).unwrap().into_state().unwrap();
         assert!(!state.keyed.is_empty());
         let mut restored = join(JoinType::Inner, &left, &right);
         restored.restore(state).unwrap();

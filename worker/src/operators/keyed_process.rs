@@ -255,7 +255,7 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
         self.timers.processing.first().map(|t| t.0)
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<crate::contract::OperatorState> {
+    fn snapshot(&mut self, _checkpoint_id: u64, _changes_only: bool) -> UserResult<crate::contract::state::Snapshot> {
         // Per key group: the store's bytes and the group's timers (event: true).
         type Group<'a> = (Vec<u8>, Vec<(bool, i64, &'a [u8])>);
         let mut groups: std::collections::BTreeMap<u32, Group<'_>> = self
@@ -277,7 +277,8 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
             keyed,
             operator: Some(crate::contract::state::encode(&self.watermark)?),
             ..Default::default()
-        })
+        }
+        .into())
     }
 
     fn restore(&mut self, state: crate::contract::OperatorState) -> UserResult<()> {

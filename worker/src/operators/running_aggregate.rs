@@ -135,11 +135,7 @@ impl Operator for RunningAggregateOp {
         Ok(())
     }
 
-    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
-        self.snapshot_async(checkpoint_id, false)?.into_state()
-    }
-
-    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+    fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
         Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
     }
 
@@ -166,7 +162,7 @@ mod tests {
         op.process_batch(input.clone(), &mut out).unwrap();
         assert_eq!(ints(&out, "n"), [1, 1, 2, 3]);
         assert_eq!(ints(&out, "total"), [10, 5, 11, 13]);
-        let state = op.snapshot(1).unwrap();
+        let state = op.snapshot(1, false).unwrap().into_state().unwrap();
         assert!(!state.keyed.is_empty());
         let mut restored = agg.create(&input.schema(), &ctx()).unwrap();
         restored.restore(state).unwrap();

@@ -192,11 +192,7 @@ impl Operator for TopNOp {
         Ok(())
     }
 
-    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
-        self.snapshot_async(checkpoint_id, false)?.into_state()
-    }
-
-    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+    fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
         Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
     }
 
@@ -275,7 +271,7 @@ mod tests {
         op.process_batch(batch_of(&[("k", vec![1, 1]), ("v", vec![4, 4])]), &mut out)
             .unwrap();
         assert_eq!(shown(&out), ["+I 4 #1"], "a tie keeps the earlier row");
-        let state = op.snapshot(1).unwrap();
+        let state = op.snapshot(1, false).unwrap().into_state().unwrap();
         let mut restored = top(1, false);
         restored.restore(state).unwrap();
         let mut out = Vec::new();

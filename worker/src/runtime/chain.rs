@@ -299,10 +299,7 @@ impl Chain {
         if let Some(cp) = &self.checkpoints {
             for op in &mut self.operators {
                 let changes = op.state_chain.wants_changes(&barrier, cp.full_every);
-                let state = op
-                    .operator
-                    .snapshot_async(id, changes)
-                    .map_err(|e| op_error(&op.ctx, e))?;
+                let state = op.operator.snapshot(id, changes).map_err(|e| op_error(&op.ctx, e))?;
                 let link = op.state_chain.link(&barrier, state.is_changes());
                 let (node, subtask, parallelism) = (&op.ctx.node, op.ctx.subtask, op.ctx.parallelism);
                 cp.store(&barrier, node, subtask, parallelism, state, Some(link));

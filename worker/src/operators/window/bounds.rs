@@ -130,16 +130,8 @@ impl Operator for MillisBounds {
     fn before_barrier(&mut self, checkpoint_id: u64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         self.emitting(out, |op, out| op.before_barrier(checkpoint_id, out))
     }
-    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
-        self.inner.snapshot(checkpoint_id)
-    }
-
-    fn snapshot_async(
-        &mut self,
-        checkpoint_id: u64,
-        changes_only: bool,
-    ) -> UserResult<crate::contract::state::Snapshot> {
-        self.inner.snapshot_async(checkpoint_id, changes_only)
+    fn snapshot(&mut self, checkpoint_id: u64, changes_only: bool) -> UserResult<crate::contract::state::Snapshot> {
+        self.inner.snapshot(checkpoint_id, changes_only)
     }
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
         self.inner.restore(state)

@@ -13,6 +13,7 @@ use arrow::row::RowConverter;
 
 use super::planned::Planned;
 use crate::checkpoint::{self, OperatorState};
+use crate::contract::state::Snapshot;
 use crate::contract::{SharedClock, TimeDomain};
 use crate::operators::{Operator, TaskContext, UserResult};
 use crate::state::FastMap;
@@ -201,7 +202,7 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
         self.flush(out)
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64) -> UserResult<OperatorState> {
+    fn snapshot(&mut self, _checkpoint_id: u64, _changes_only: bool) -> UserResult<Snapshot> {
         let mut timers: HashMap<&[u8], (Vec<i64>, Vec<i64>)> = HashMap::new();
         for (at, key) in &self.event_timers {
             timers.entry(key.as_ref()).or_default().0.push(*at);
@@ -232,7 +233,8 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
             keyed: checkpoint::keyed_groups(self.converter.as_ref(), entries, self.max_parallelism)?,
             operator: Some(checkpoint::encode(&self.watermark)?),
             ..Default::default()
-        })
+        }
+        .into())
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {

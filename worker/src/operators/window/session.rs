@@ -258,11 +258,7 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
         self.on_watermark(i64::MAX, out)
     }
 
-    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
-        self.snapshot_async(checkpoint_id, false)?.into_state()
-    }
-
-    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+    fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
         // Per key: its sessions, each (start, end, fired) and its contents.
         let encode = self.contents.encoder();
         let write_list = move |list: &Vec<Session<C::State>>, buf: &mut Vec<u8>| -> UserResult<()> {

@@ -181,11 +181,7 @@ impl<C: WindowContents> Operator for WindowAggregateOp<C> {
         }
     }
 
-    fn snapshot(&mut self, checkpoint_id: u64) -> UserResult<OperatorState> {
-        self.snapshot_async(checkpoint_id, false)?.into_state()
-    }
-
-    fn snapshot_async(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+    fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
         let views: Vec<_> = self.windows.iter_mut().map(|(start, t)| (*start, t.freeze())).collect();
         let dropped = std::mem::take(&mut self.dropped);
         let encode = self.contents.encoder();
