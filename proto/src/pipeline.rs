@@ -57,6 +57,9 @@ pub struct PipelineSpec {
     /// Restarts after a failure, from the newest checkpoint (with checkpointing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartSpec>,
+    /// Where keyed state lives (default: in memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateSpec>,
     /// The sources of the job.
     pub sources: Vec<SourceSpec>,
     /// Operators, in any order; each names its input.
@@ -514,6 +517,21 @@ pub struct CheckpointSpec {
     /// With `incremental`: a full snapshot at least every this many checkpoints (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_every: Option<u32>,
+}
+
+/// State backend settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    /// `memory` (default: hash maps, fastest) or `disk` (an LSM tree per operator subtask on
+    /// local disk, for state larger than memory).
+    pub backend: String,
+    /// With `disk`: the directory state files go under (default: the system's temp directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// With `disk`: memory the backend may use per worker, as `512m` or `1Gi` (default 512m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
 }
 
 /// Restart strategy: fixed delay (`backoff: 1`) or exponential backoff.

@@ -148,6 +148,13 @@ impl StreamExecutionEnvironment {
         self
     }
 
+    /// Where keyed state lives: [`StateBackend::Memory`](crate::state::StateBackend) (default)
+    /// or on local disk for state larger than memory (Flink's `state.backend.type`).
+    pub fn set_state_backend(&self, backend: crate::state::StateBackend) -> &Self {
+        self.lock().config.state = backend;
+        self
+    }
+
     /// Where the job's state comes from: fresh, the newest checkpoint, or a snapshot URL.
     pub fn set_restore(&self, from: RestoreFrom) -> &Self {
         self.lock().config.restore = from;

@@ -83,6 +83,8 @@ pub struct JobConfig {
     pub restart: RestartStrategy,
     /// The clock processing time follows (the wall clock; tests set a manual one).
     pub clock: SharedClock,
+    /// Where keyed state lives.
+    pub state: crate::state::StateBackend,
 }
 
 /// Where a job's state comes from at start.
@@ -171,6 +173,7 @@ impl Default for JobConfig {
             allow_non_restored_state: false,
             restart: RestartStrategy::default(),
             clock: crate::contract::clock::system(),
+            state: Default::default(),
         }
     }
 }

@@ -190,6 +190,11 @@ fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
             .map_err(|e| (None, WeirError::plan(format!("checkpoint: {e}"))))?;
         env.set_checkpoint_config(config);
     }
+    if let Some(st) = &spec.state {
+        let backend = crate::state::StateBackend::from_settings(&st.backend, st.dir.as_deref(), st.memory.as_deref())
+            .map_err(|e| (None, e))?;
+        env.set_state_backend(backend);
+    }
     if let Some(r) = &spec.restart {
         let d = crate::graph::RestartStrategy::default();
         let ms = Duration::from_millis;

@@ -25,9 +25,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::contract::UserResult;
-use crate::contract::state::Snapshot;
-pub use crate::contract::state::{OperatorState, decode, encode, encode_into, put_frame, take, take_frame};
-use crate::state::KeyedTable;
+pub use crate::contract::state::{
+    KeyedRecords, OperatorState, decode, encode, encode_into, put_frame, read_records, record_count, take, take_frame,
+};
+pub use crate::state::table_snapshot::{table_restore, table_restore_with, table_snapshot, table_snapshot_with};
 
 pub use config::CheckpointConfig;
 pub use metadata::{SnapshotKind, SnapshotMetadata};
@@ -73,112 +74,6 @@ pub fn keyed_entries<E: DeserializeOwned>(state: &OperatorState) -> UserResult<V
         out.extend(decode::<Vec<(Vec<u8>, E)>>(bytes)?);
     }
     Ok(out)
-}
-
-/// The snapshot of keyed state held as one entry per key in a [`KeyedTable`] (as the SQL
-/// operators, running aggregates and count windows keep it): frozen now, encoded on the
-/// checkpoint thread; all entries, or with `changes_only` the puts and removals since the
-/// previous snapshot. `operator` is the non-keyed state.
-pub fn table_snapshot<E>(table: &mut KeyedTable<E>, changes_only: bool, operator: Option<Vec<u8>>) -> Snapshot
-where
-    E: Clone + Send + Sync + Serialize + 'static,
-{
-    table_snapshot_with(table, changes_only, operator, |e: &E, buf: &mut Vec<u8>| {
-        encode_into(e, buf)
-    })
-}
-
-/// [`table_snapshot`] with entries encoded by `encode` (for entries that are not `Serialize`
-/// themselves, e.g. window contents). Per key group: the number of records, then records of
-/// `(removed?, key, entry)`.
-pub fn table_snapshot_with<E, F>(
-    table: &mut KeyedTable<E>,
-    changes_only: bool,
-    operator: Option<Vec<u8>>,
-    encode: F,
-) -> Snapshot
-where
-    E: Clone + Send + Sync + 'static,
-    F: Fn(&E, &mut Vec<u8>) -> UserResult<()> + Send + 'static,
-{
-    let view = table.freeze();
-    let write = move || {
-        let mut groups: crate::state::FastMap<u32, (u64, Vec<u8>)> = Default::default();
-        let mut put = |group: u32, key: &[u8], entry: Option<&E>| -> UserResult<()> {
-            let (count, buf) = groups.entry(group).or_default();
-            *count += 1;
-            encode_into(&entry.is_none(), buf)?;
-            put_frame(key, buf)?;
-            match entry {
-                Some(e) => encode(e, buf),
-                None => Ok(()),
-            }
-        };
-        if changes_only {
-            for (group, key, entry) in view.changes() {
-                put(group, key, entry)?;
-            }
-        } else {
-            for (group, key, entry) in view.iter() {
-                put(group, key, Some(entry))?;
-            }
-        }
-        let mut keyed = BTreeMap::new();
-        for (group, (count, records)) in groups {
-            let mut bytes = Vec::with_capacity(records.len() + 10);
-            encode_into(&count, &mut bytes)?;
-            bytes.extend_from_slice(&records);
-            keyed.insert(group, bytes);
-        }
-        Ok(OperatorState {
-            keyed,
-            operator,
-            ..Default::default()
-        })
-    };
-    Snapshot::taken(changes_only, write)
-}
-
-/// Restores what [`table_snapshot`] wrote (the full records, then every incremental
-/// checkpoint's changes in order) into `table`, room made for all entries at once.
-pub fn table_restore<E>(state: &OperatorState, table: &mut KeyedTable<E>) -> UserResult<()>
-where
-    E: Clone + DeserializeOwned,
-{
-    table_restore_with(state, table, |bytes| take::<E>(bytes))
-}
-
-/// Restores what [`table_snapshot_with`] wrote, each entry read by `decode` from the front of
-/// the bytes it is given.
-pub fn table_restore_with<E, F>(state: &OperatorState, table: &mut KeyedTable<E>, mut decode: F) -> UserResult<()>
-where
-    E: Clone,
-    F: FnMut(&mut &[u8]) -> UserResult<E>,
-{
-    let mut total = 0;
-    for bytes in state.keyed.values() {
-        total += take::<u64>(&mut bytes.as_slice())?;
-    }
-    table.reserve(total as usize);
-    for layer in std::iter::once(&state.keyed).chain(&state.deltas) {
-        for (group, bytes) in layer {
-            let mut rest = bytes.as_slice();
-            let count: u64 = take(&mut rest)?;
-            for _ in 0..count {
-                let removed: bool = take(&mut rest)?;
-                let key = take_frame(&mut rest)?;
-                if removed {
-                    table.remove(key);
-                } else {
-                    table.insert(*group, key, decode(&mut rest)?);
-                }
-            }
-            if !rest.is_empty() {
-                return Err(format!("restoring key group {group}: {} bytes after its records", rest.len()).into());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The least watermark over the restored subtasks' non-keyed states (each an encoded `i64`):

@@ -19,6 +19,7 @@ pub mod schema;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod state_backend;
 pub mod watermark;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};

@@ -37,6 +37,8 @@ pub struct TaskContext {
     pub max_parallelism: u32,
     /// The clock processing time follows.
     pub clock: SharedClock,
+    /// Where keyed state lives (the job's `state.backend`).
+    pub state: super::state_backend::StateBackend,
 }
 
 impl TaskContext {

@@ -155,3 +155,81 @@ pub fn take_frame<'a>(bytes: &mut &'a [u8]) -> UserResult<&'a [u8]> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> UserResult<T> {
     postcard::from_bytes(bytes).map_err(|e| format!("restoring state: {e}").into())
 }
+
+/// The per-key-group records of a keyed table's snapshot, as they are built: per key group,
+/// the number of records, then records of `(removed?, key, entry)`. The memory and the disk
+/// backends write the same records, so a snapshot of either restores into either.
+#[derive(Default)]
+pub struct KeyedRecords {
+    groups: std::collections::HashMap<u32, (u64, Vec<u8>)>,
+}
+
+impl KeyedRecords {
+    /// Adds a record of `key` in `group`: its entry, written by `entry`, or its removal.
+    pub fn put<F>(&mut self, group: u32, key: &[u8], entry: Option<F>) -> UserResult<()>
+    where
+        F: FnOnce(&mut Vec<u8>) -> UserResult<()>,
+    {
+        let (count, buf) = self.groups.entry(group).or_default();
+        *count += 1;
+        encode_into(&entry.is_none(), buf)?;
+        put_frame(key, buf)?;
+        match entry {
+            Some(write) => write(buf),
+            None => Ok(()),
+        }
+    }
+
+    /// The records as keyed state, with `operator` as the non-keyed state.
+    pub fn into_state(self, operator: Option<Vec<u8>>) -> UserResult<OperatorState> {
+        let mut keyed = BTreeMap::new();
+        for (group, (count, records)) in self.groups {
+            let mut bytes = Vec::with_capacity(records.len() + 10);
+            encode_into(&count, &mut bytes)?;
+            bytes.extend_from_slice(&records);
+            keyed.insert(group, bytes);
+        }
+        Ok(OperatorState {
+            keyed,
+            operator,
+            ..Default::default()
+        })
+    }
+}
+
+/// The number of records in the full part of a restored keyed table (to make room first).
+pub fn record_count(state: &OperatorState) -> UserResult<u64> {
+    let mut total = 0;
+    for bytes in state.keyed.values() {
+        total += take::<u64>(&mut bytes.as_slice())?;
+    }
+    Ok(total)
+}
+
+/// Reads back what [`KeyedRecords`] wrote: the full records, then each change set in order.
+/// `apply` gets each record's key group and key, and for a put the bytes its entry starts
+/// (it must take exactly the entry from their front); `None` for a removal.
+pub fn read_records<F>(state: &OperatorState, mut apply: F) -> UserResult<()>
+where
+    F: FnMut(u32, &[u8], Option<&mut &[u8]>) -> UserResult<()>,
+{
+    for layer in std::iter::once(&state.keyed).chain(&state.deltas) {
+        for (group, bytes) in layer {
+            let mut rest = bytes.as_slice();
+            let count: u64 = take(&mut rest)?;
+            for _ in 0..count {
+                let removed: bool = take(&mut rest)?;
+                let key = take_frame(&mut rest)?;
+                if removed {
+                    apply(*group, key, None)?;
+                } else {
+                    apply(*group, key, Some(&mut rest))?;
+                }
+            }
+            if !rest.is_empty() {
+                return Err(format!("restoring key group {group}: {} bytes after its records", rest.len()).into());
+            }
+        }
+    }
+    Ok(())
+}

@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::checkpoint::{self, OperatorState};
+use crate::checkpoint::OperatorState;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
-use crate::state::KeyedTable;
+use crate::state::StateTable;
 
 /// What an aggregate computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +156,7 @@ impl OperatorFactory for ChangelogAggregate {
             output,
             converter: RowConverter::new(key_fields)?,
             values,
-            state: KeyedTable::new(),
+            state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
         }))
     }
@@ -189,7 +189,7 @@ struct ChangelogAggregateOp {
     converter: RowConverter,
     /// Per aggregate: the row format of its values (min/max).
     values: Vec<RowConverter>,
-    state: KeyedTable<KeyState>,
+    state: StateTable<KeyState>,
     max_parallelism: u32,
 }
 
@@ -299,7 +299,8 @@ impl Operator for ChangelogAggregateOp {
                 }
             };
             let key = rows.row(row);
-            let (before, existed) = match self.state.get(key.data()) {
+            self.state.get(group, key.data())?;
+            let (before, existed) = match self.state.cached(key.data()) {
                 Some(s) if s.rows > 0 => (Some(self.results(s)), true),
                 _ => (None, false),
             };
@@ -307,7 +308,7 @@ impl Operator for ChangelogAggregateOp {
             let state = self.state.get_or_insert_with(group, key.data(), || KeyState {
                 rows: 0,
                 accs: vec![Acc::default(); width],
-            });
+            })?;
             let sign: i64 = if retract { -1 } else { 1 };
             state.rows += sign;
             for (i, (p, acc)) in self.aggs.iter().zip(state.accs.iter_mut()).enumerate() {
@@ -341,9 +342,9 @@ impl Operator for ChangelogAggregateOp {
                 }
             }
             let after = if state.rows > 0 {
-                Some(self.results(self.state.get(key.data()).expect("just updated")))
+                Some(self.results(self.state.cached(key.data()).expect("just updated")))
             } else {
-                self.state.remove(key.data());
+                self.state.remove(group, key.data())?;
                 None
             };
             let mut emit = |kind: &'static str, outs: Vec<Out>| {
@@ -385,11 +386,11 @@ impl Operator for ChangelogAggregateOp {
     }
 
     fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
-        Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
+        self.state.snapshot(changes_only, None)
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        checkpoint::table_restore(&state, &mut self.state)
+        self.state.restore(&state)
     }
 }
 

@@ -24,11 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::checkpoint::{self, OperatorState};
+use crate::checkpoint::OperatorState;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
-use crate::state::KeyedTable;
+use crate::state::StateTable;
 
 /// Which rows a join keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,7 +238,7 @@ impl OperatorFactory for RegularJoin {
             keys: RowConverter::new(key_fields)?,
             output,
             updating,
-            state: KeyedTable::new(),
+            state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
         }))
     }
@@ -301,7 +301,7 @@ struct JoinOp {
     keys: RowConverter,
     output: SchemaRef,
     updating: bool,
-    state: KeyedTable<KeyState>,
+    state: StateTable<KeyState>,
     max_parallelism: u32,
 }
 
@@ -491,23 +491,23 @@ impl Operator for JoinOp {
                 continue;
             }
             let key: Box<[u8]> = keys.row(i).as_ref().into();
-            let state = self.state.get_or_insert_with(group, &key, KeyState::default);
+            let state = self.state.get_or_insert_with(group, &key, KeyState::default)?;
             let before = state.count(input);
             if !state.add(input, row, if adds { 1 } else { -1 }) {
                 if state.is_empty() {
-                    self.state.remove(&key);
+                    self.state.remove(group, &key)?;
                 }
                 tracing::warn!("join: a retraction of a row the join never had; ignored");
                 continue;
             }
-            let state = self.state.get(&key).expect("present");
+            let state = self.state.cached(&key).expect("present");
             let after = state.count(input);
             let others = &state.sides[other];
             let op = if adds { "+I" } else { "-D" };
             if self.join_type.left_only() {
                 self.semi(&mut pending, input, row, op, before, after, state)?;
                 if state.is_empty() {
-                    self.state.remove(&key);
+                    self.state.remove(group, &key)?;
                 }
                 continue;
             }
@@ -536,18 +536,18 @@ impl Operator for JoinOp {
                 }
             }
             if state.is_empty() {
-                self.state.remove(&key);
+                self.state.remove(group, &key)?;
             }
         }
         self.finish(pending, out)
     }
 
     fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
-        Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
+        self.state.snapshot(changes_only, None)
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        checkpoint::table_restore(&state, &mut self.state)
+        self.state.restore(&state)
     }
 }
 

@@ -15,6 +15,8 @@ pub mod running_aggregate;
 pub mod select;
 pub mod split;
 #[cfg(test)]
+mod state_backends;
+#[cfg(test)]
 pub(crate) mod testing;
 pub mod top_n;
 pub mod window;

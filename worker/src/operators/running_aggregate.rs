@@ -9,10 +9,10 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::checkpoint::{self, OperatorState};
+use crate::checkpoint::OperatorState;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::state::Snapshot;
-use crate::state::KeyedTable;
+use crate::state::StateTable;
 use crate::window::Agg;
 use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
 
@@ -64,7 +64,7 @@ impl OperatorFactory for RunningAggregate {
             aggs,
             output,
             converter,
-            state: KeyedTable::new(),
+            state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
             changelog: self.changelog,
         }))
@@ -77,7 +77,7 @@ struct RunningAggregateOp {
     output: SchemaRef,
     converter: RowConverter,
     /// Key (Arrow row format) → accumulators.
-    state: KeyedTable<Vec<Acc>>,
+    state: StateTable<Vec<Acc>>,
     max_parallelism: u32,
     changelog: bool,
 }
@@ -98,7 +98,7 @@ impl Operator for RunningAggregateOp {
             let key = rows.row(row);
             let key = key.data();
             let width = self.aggs.len();
-            let (accs, existed) = self.state.entry(group, key, || vec![Acc::default(); width]);
+            let (accs, existed) = self.state.entry(group, key, || vec![Acc::default(); width])?;
             if self.changelog {
                 if existed {
                     for (i, acc) in accs.iter().enumerate() {
@@ -136,11 +136,11 @@ impl Operator for RunningAggregateOp {
     }
 
     fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
-        Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
+        self.state.snapshot(changes_only, None)
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        checkpoint::table_restore(&state, &mut self.state)
+        self.state.restore(&state)
     }
 }
 

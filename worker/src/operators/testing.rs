@@ -18,6 +18,7 @@ pub fn ctx() -> TaskContext {
         parallelism: 1,
         max_parallelism: 128,
         clock: ManualClock::new(0).shared(),
+        state: Default::default(),
     }
 }
 

@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::checkpoint::{self, OperatorState};
+use crate::checkpoint::OperatorState;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
-use crate::state::KeyedTable;
+use crate::state::StateTable;
 
 /// One sort column: its name, descending or not, nulls first or not.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +116,7 @@ impl OperatorFactory for TopN {
             sort_converter,
             rows,
             output,
-            state: KeyedTable::new(),
+            state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
         }))
     }
@@ -136,7 +136,7 @@ struct TopNOp {
     sort_converter: RowConverter,
     rows: RowConverter,
     output: SchemaRef,
-    state: KeyedTable<KeyState>,
+    state: StateTable<KeyState>,
     max_parallelism: u32,
 }
 
@@ -159,10 +159,10 @@ impl Operator for TopNOp {
             let place = |state: &KeyState| state.rows.partition_point(|(k, _)| k.as_slice() <= sort);
             // A row that does not make the top N leaves the key's state untouched (no copy for
             // the next checkpoint).
-            if self.state.get(key).is_some_and(|s| place(s) >= self.n) {
+            if self.state.get(group, key)?.is_some_and(|s| place(s) >= self.n) {
                 continue;
             }
-            let state = self.state.get_or_insert_with(group, key, KeyState::default);
+            let state = self.state.get_or_insert_with(group, key, KeyState::default)?;
             let at = place(state);
             state.rows.insert(at, (sort.to_vec(), rows.row(i).as_ref().to_vec()));
             if state.rows.len() > self.n {
@@ -193,11 +193,11 @@ impl Operator for TopNOp {
     }
 
     fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
-        Ok(checkpoint::table_snapshot(&mut self.state, changes_only, None))
+        self.state.snapshot(changes_only, None)
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        checkpoint::table_restore(&state, &mut self.state)
+        self.state.restore(&state)
     }
 }
 

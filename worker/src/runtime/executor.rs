@@ -539,6 +539,7 @@ pub(crate) async fn spawn_tasks(
                 parallelism: p,
                 max_parallelism: max_p,
                 clock: config.clock.clone(),
+                state: config.state.clone(),
             };
             let mut ops = chain_operators(graph, plan, steps, &node_metrics, &ctx_of)?;
             for op in &mut ops {

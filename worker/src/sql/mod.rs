@@ -98,6 +98,11 @@ pub const OPTIONS: &[&str] = &[
     "execution.checkpointing.mode",
     "execution.checkpointing.incremental",
     "state.backend.incremental",
+    "state.backend.type",
+    "state.backend",
+    "state.backend.local-dir",
+    "state.backend.rocksdb.localdir",
+    "state.backend.memory",
     "execution.runtime-mode",
     "table.exec.mini-batch.enabled",
     "table.exec.mini-batch.allow-latency",
@@ -282,6 +287,28 @@ fn set(job: &mut SqlJob, key: &str, value: &str) -> std::result::Result<(), Stri
         }
         "execution.checkpointing.incremental" | "state.backend.incremental" => {
             env.set_incremental_checkpoints(boolean(key, value)?);
+        }
+        "state.backend.type" | "state.backend" => {
+            let mut backend = crate::state::StateBackend::parse(key, value).map_err(|e| e.to_string())?;
+            if let (crate::state::StateBackend::Disk(now), crate::state::StateBackend::Disk(new)) =
+                (env.config().state, &mut backend)
+            {
+                *new = now; // keep a directory or budget set before
+            }
+            env.set_state_backend(backend);
+        }
+        "state.backend.local-dir" | "state.backend.rocksdb.localdir" | "state.backend.memory" => {
+            let crate::state::StateBackend::Disk(mut disk) = env.config().state else {
+                return Err(format!(
+                    "SET '{key}': applies to the disk backend; SET 'state.backend.type' = 'disk' first"
+                ));
+            };
+            if key == "state.backend.memory" {
+                disk.memory = crate::state::backend::parse_bytes(key, value).map_err(|e| e.to_string())?;
+            } else {
+                disk.dir = value.into();
+            }
+            env.set_state_backend(crate::state::StateBackend::Disk(disk));
         }
         "execution.checkpointing.mode" => {
             if !value.eq_ignore_ascii_case("EXACTLY_ONCE") && !value.eq_ignore_ascii_case("AT_LEAST_ONCE") {

@@ -6,14 +6,18 @@
 //! while a record or timer of that key is processed. With a TTL, an entry not written for that
 //! long reads as absent (Flink's `OnCreateAndWrite` update type).
 
+pub mod backend;
 pub mod descriptors;
+pub mod disk;
 pub mod store;
 pub mod table;
+pub mod table_snapshot;
 
 /// A hash map with a fast non-cryptographic hasher (foldhash), for state keyed by key bytes
 /// the engine already partitions by a hash: flooding is not a concern inside one subtask.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+pub use backend::{DiskSettings, StateBackend, StateTable};
 pub use descriptors::{
     AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
     ValueStateDescriptor,

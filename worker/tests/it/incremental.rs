@@ -13,6 +13,7 @@ use std::time::Duration;
 use weir::checkpoint::{CheckpointConfig, CheckpointStore};
 use weir::prelude::*;
 use weir::runtime::control::JobControl;
+use weir::state::{DiskSettings, StateBackend};
 
 const ROWS: u64 = 200_000;
 const JOINED: u64 = 30_000;
@@ -254,7 +255,18 @@ fn rescale_windows(kind: Kind) {
 /// sources fixed at parallelism 2 and the join at `parallelism`. The right side runs a quarter
 /// as fast, so the left rows wait in join state across many checkpoints.
 fn join_job(out: &str, storage: &str, parallelism: usize, throttled: bool) -> StreamExecutionEnvironment {
+    join_job_on(out, storage, parallelism, throttled, StateBackend::Memory)
+}
+
+fn join_job_on(
+    out: &str,
+    storage: &str,
+    parallelism: usize,
+    throttled: bool,
+    backend: StateBackend,
+) -> StreamExecutionEnvironment {
     let env = checkpointing_env(storage);
+    env.set_state_backend(backend);
     let side = |name: &str, id: &str, seed, rate| {
         let cfg = DatagenConfig {
             rows: Some(JOINED),
@@ -300,4 +312,40 @@ fn a_join_rescaled_2_3_1_through_incremental_checkpoints_pairs_each_id_once() {
         assert!(seen.insert(v["id"].as_i64().unwrap()), "a pair written twice: {line}");
     }
     assert_eq!(seen.len() as u64, JOINED, "every id paired once");
+}
+
+/// The join moved between backends at each rescale (disk at 2, memory at 3, disk at 1, with a
+/// 1 MiB budget so its state spills): a snapshot of either backend restores into the other, and
+/// every id is still paired once.
+#[test]
+fn a_join_moved_between_disk_and_memory_backends_while_rescaling_2_3_1_pairs_each_id_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("chk");
+    let storage = format!("file://{}", root.display());
+    let out = tmp.path().join("out");
+    let disk = StateBackend::Disk(DiskSettings {
+        dir: tmp.path().join("state"),
+        memory: 1 << 20,
+    });
+    let store = CheckpointStore::open(&storage, "incremental").unwrap();
+    run_for_checkpoints(&join_job_on(out.to_str().unwrap(), &storage, 2, true, disk.clone()), 10);
+    assert!(
+        check_storage(&root.join("incremental"), &store) > 0,
+        "no kept checkpoint is incremental"
+    );
+    let env = join_job_on(out.to_str().unwrap(), &storage, 3, true, StateBackend::Memory);
+    env.set_restore(RestoreFrom::Latest);
+    run_for_checkpoints(&env, 10);
+    let env = join_job_on(out.to_str().unwrap(), &storage, 1, false, disk);
+    env.set_restore(RestoreFrom::Latest);
+    env.execute("incremental").unwrap();
+    let mut seen = BTreeSet::new();
+    for line in common::committed_lines(&out) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["id"], v["rid"], "{line}");
+        assert!(seen.insert(v["id"].as_i64().unwrap()), "a pair written twice: {line}");
+    }
+    assert_eq!(seen.len() as u64, JOINED, "every id paired once");
+    let left: Vec<_> = std::fs::read_dir(tmp.path().join("state")).unwrap().flatten().collect();
+    assert!(left.is_empty(), "the state files go with the job: {left:?}");
 }

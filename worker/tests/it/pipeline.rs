@@ -296,3 +296,57 @@ sinks:
     assert_eq!(r.node("sock").unwrap().dead_letters, 1);
     assert_eq!(common::read_lines(&dir.path().join("dlq")).len(), 1);
 }
+
+/// `state.backend: disk` in a pipeline file keeps a running count per key on disk (a 1 MiB
+/// budget, so it spills) with the same output as in memory; a bad setting names its field.
+#[test]
+fn the_state_backend_is_chosen_in_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |state: &str, out: &str| {
+        let yaml = format!(
+            r#"
+name: counts
+parallelism: 2
+{state}
+sources:
+  - id: gen
+    connector: datagen
+    rows: 40000
+    fields:
+      - {{name: k, kind: random, min: 0, max: 19999}}
+operators:
+  - id: by_k
+    input: gen
+    key_by: k
+  - id: counts
+    input: by_k
+    aggregate: [{{kind: count}}]
+sinks:
+  - input: counts
+    connector: file
+    path: {out}
+"#,
+            out = dir.path().join(out).display()
+        );
+        run_yaml(&yaml).unwrap();
+        let mut lines = common::read_lines(&dir.path().join(out));
+        lines.sort();
+        lines
+    };
+    let state = dir.path().join("state");
+    let on_disk = run(
+        &format!("state: {{backend: disk, dir: {}, memory: 1m}}", state.display()),
+        "disk",
+    );
+    assert_eq!(on_disk.len(), 40_000);
+    assert_eq!(on_disk, run("", "memory"), "disk and memory give the same counts");
+    assert!(state.exists(), "the disk backend kept its files under state.dir");
+    let e = err(&format!(
+        "{GOOD_HEAD}state: {{backend: disk, memory: lots}}\nsinks:\n  - input: src\n    connector: blackhole\n"
+    ));
+    assert!(e.contains("state.memory") && e.contains("`lots` is not a size"), "{e}");
+    let e = err(&format!(
+        "{GOOD_HEAD}state: {{backend: ram}}\nsinks:\n  - input: src\n    connector: blackhole\n"
+    ));
+    assert!(e.contains("state.backend") && e.contains("`ram`"), "{e}");
+}

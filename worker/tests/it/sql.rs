@@ -641,9 +641,38 @@ GROUP BY id % 5, window_start, window_end;",
 #[test]
 fn a_join_killed_with_sigkill_writes_each_pair_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let (rows, out, chk) = (6_000u64, tmp.path().join("out"), tmp.path().join("chk"));
+    sigkilled_join(tmp.path(), "");
+}
+
+/// The same on the disk state backend with a 1 MiB budget (state spills to disk all the time):
+/// exactly once, and the state files of killed runs are gone at the end.
+#[test]
+fn a_join_on_the_disk_backend_killed_with_sigkill_writes_each_pair_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    sigkilled_join(
+        tmp.path(),
+        &format!(
+            "SET 'state.backend.type' = 'disk';
+SET 'state.backend.memory' = '1m';
+SET 'state.backend.local-dir' = '{}';\n",
+            state.display()
+        ),
+    );
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "state files left behind: {left:?}");
+}
+
+/// Runs the join of [`a_join_killed_with_sigkill_writes_each_pair_exactly_once`] with `settings`
+/// (SQL `SET`s) in `dir`, killing it three times.
+fn sigkilled_join(dir: &Path, settings: &str) {
+    let (rows, out, chk) = (6_000u64, dir.join("out"), dir.join("chk"));
     let sql = format!(
-        "SET 'execution.checkpointing.interval' = '100ms';
+        "{settings}SET 'execution.checkpointing.interval' = '100ms';
 SET 'execution.checkpointing.dir' = '{chk}';
 SET 'parallelism.default' = '2';
 CREATE TABLE a (id BIGINT) WITH (
@@ -660,7 +689,7 @@ INSERT INTO pairs SELECT a.id, b.v FROM a JOIN b ON a.id = b.id;",
         last = rows - 1,
         out = out.display()
     );
-    let kills = crate::common::cli::kill_and_resume(tmp.path(), "join.sql", &sql, 3, 0x7f4a_7c15_9e37_79b9, 400, 700);
+    let kills = crate::common::cli::kill_and_resume(dir, "join.sql", &sql, 3, 0x7f4a_7c15_9e37_79b9, 400, 700);
     assert!(kills >= 2, "the job was killed mid-run ({kills} kills landed)");
     let mut ids = std::collections::BTreeMap::new();
     for line in crate::common::committed_lines(&out) {

@@ -112,6 +112,15 @@ pub struct StateArgs {
     /// Start even if the snapshot holds state of operators the job no longer has.
     #[arg(long)]
     pub allow_non_restored_state: bool,
+    /// Where keyed state lives: `memory` or `disk` (overrides the file's `state.backend`).
+    #[arg(long, value_name = "BACKEND", env = "WEIR_STATE_BACKEND")]
+    pub state_backend: Option<String>,
+    /// With the disk backend: the directory state files go under.
+    #[arg(long, value_name = "DIR", env = "WEIR_STATE_DIR")]
+    pub state_dir: Option<String>,
+    /// With the disk backend: memory it may use per worker (`512m`, `1Gi`).
+    #[arg(long, value_name = "SIZE", env = "WEIR_STATE_MEMORY")]
+    pub state_memory: Option<String>,
 }
 
 impl StateArgs {
@@ -129,6 +138,15 @@ impl StateArgs {
         }
         if self.allow_non_restored_state {
             a.push("--allow-non-restored-state".to_string());
+        }
+        for (flag, value) in [
+            ("--state-backend", &self.state_backend),
+            ("--state-dir", &self.state_dir),
+            ("--state-memory", &self.state_memory),
+        ] {
+            if let Some(v) = value {
+                a.extend([flag.to_string(), v.clone()]);
+            }
         }
         a
     }

@@ -191,5 +191,19 @@ pub fn configure(job: &pipeline::PipelineJob, parallelism: Option<usize>, state:
         job.env.set_restore(RestoreFrom::Snapshot(url.clone()));
     }
     job.env.allow_non_restored_state(state.allow_non_restored_state);
+    if state.state_backend.is_some() || state.state_dir.is_some() || state.state_memory.is_some() {
+        let now = job.env.config().state;
+        let backend = state.state_backend.as_deref().unwrap_or(now.name());
+        let (dir, memory) = match &now {
+            weir::state::StateBackend::Disk(d) => (Some(d.dir.display().to_string()), Some(d.memory.to_string())),
+            weir::state::StateBackend::Memory => (None, None),
+        };
+        let backend = weir::state::StateBackend::from_settings(
+            backend,
+            state.state_dir.as_deref().or(dir.as_deref()),
+            state.state_memory.as_deref().or(memory.as_deref()),
+        )?;
+        job.env.set_state_backend(backend);
+    }
     Ok(checkpointing)
 }

@@ -1,0 +1,237 @@
+//! Property test: every operator keeping its keyed state in a [`StateTable`] gives the same
+//! output on the disk backend as in memory, over random input, through full and incremental
+//! snapshots and restores — each backend restoring the other's snapshots.
+//!
+//! [`StateTable`]: crate::state::StateTable
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use proptest::prelude::*;
+
+use super::changelog_aggregate::{ChangelogAggregate, RetractAgg, RetractKind};
+use super::join::{JoinType, RegularJoin};
+use super::running_aggregate::{OP_COLUMN, RunningAggregate};
+use super::testing::ctx;
+use super::top_n::{SortColumn, TopN};
+use super::{Operator, OperatorFactory, TaskContext};
+use crate::checkpoint::OperatorState;
+use crate::state::{DiskSettings, StateBackend};
+use crate::window::Agg;
+
+/// A batch of `(key, value)` rows with the given column names; with `changelog`, each row an
+/// insert or (when its flag is set) a retraction in the changelog column.
+fn batch(names: (&str, &str), rows: &[(i64, i64, bool)], changelog: bool) -> RecordBatch {
+    let mut fields = vec![
+        Field::new(names.0, DataType::Int64, false),
+        Field::new(names.1, DataType::Int64, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+    ];
+    if changelog {
+        fields.push(Field::new(OP_COLUMN, DataType::Utf8, false));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| if r.2 { "-D" } else { "+I" }),
+        )));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// One operator subtask on one backend, with its chain of snapshots since the last full one.
+struct Run {
+    op: Box<dyn Operator>,
+    chain: Vec<OperatorState>,
+    out: Vec<RecordBatch>,
+}
+
+impl Run {
+    fn snapshot(&mut self, changes: bool) {
+        let changes = changes && !self.chain.is_empty();
+        let snap = self.op.snapshot(1, changes).unwrap();
+        assert_eq!(snap.is_changes(), changes, "asked for changes: {changes}");
+        let state = snap.into_state().unwrap();
+        if !changes {
+            self.chain.clear();
+        }
+        self.chain.push(state);
+    }
+
+    /// What a restore from the chain hands the operator.
+    fn restored(&self) -> OperatorState {
+        let (full, changes) = self.chain.split_first().expect("a snapshot");
+        OperatorState {
+            deltas: changes.iter().map(|c| c.keyed.clone()).collect(),
+            operator: self.chain.last().and_then(|s| s.operator.clone()),
+            ..full.clone()
+        }
+    }
+}
+
+/// A way to make the operator under test on a context.
+type Make = Box<dyn Fn(&TaskContext) -> Box<dyn Operator>>;
+
+/// The operators under test: a name, whether its input is a changelog, and how to make one (two
+/// inputs for the join).
+fn operators() -> Vec<(&'static str, bool, Make)> {
+    let one = |f: Box<dyn OperatorFactory>, changelog: bool| -> Make {
+        let schema: SchemaRef = batch(("k", "v"), &[], changelog).schema();
+        Box::new(move |c: &TaskContext| f.create(&schema, c).unwrap())
+    };
+    let (l, r) = (
+        batch(("k", "v"), &[], true).schema(),
+        batch(("rk", "rv"), &[], true).schema(),
+    );
+    vec![
+        (
+            "running aggregate",
+            false,
+            one(
+                Box::new(RunningAggregate {
+                    keys: vec!["k".into()],
+                    aggs: vec![
+                        Agg::count().alias("n"),
+                        Agg::sum("v").alias("s"),
+                        Agg::max("v").alias("m"),
+                    ],
+                    changelog: true,
+                }),
+                false,
+            ),
+        ),
+        (
+            "changelog aggregate",
+            true,
+            one(
+                Box::new(ChangelogAggregate {
+                    keys: vec!["k".into()],
+                    aggs: vec![
+                        RetractAgg {
+                            kind: RetractKind::Sum,
+                            field: Some("v".into()),
+                            name: "s".into(),
+                        },
+                        RetractAgg {
+                            kind: RetractKind::Min,
+                            field: Some("v".into()),
+                            name: "lo".into(),
+                        },
+                    ],
+                }),
+                true,
+            ),
+        ),
+        (
+            "top-n",
+            false,
+            one(
+                Box::new(TopN {
+                    keys: vec!["k".into()],
+                    order: vec![SortColumn {
+                        name: "v".into(),
+                        descending: true,
+                        nulls_first: false,
+                    }],
+                    n: 3,
+                    rank: "rn".into(),
+                }),
+                false,
+            ),
+        ),
+        (
+            "join",
+            true,
+            Box::new(move |c: &TaskContext| {
+                RegularJoin {
+                    join_type: JoinType::Full,
+                    left_keys: vec!["k".into()],
+                    right_keys: vec!["rk".into()],
+                    condition: None,
+                }
+                .create_of(&[l.clone(), r.clone()], c)
+                .unwrap()
+            }),
+        ),
+    ]
+}
+
+/// After a batch: nothing, a full snapshot, an incremental one, or a restore of each backend
+/// from the other's snapshots.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Go,
+    Full,
+    Changes,
+    Swap,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::Go),
+        1 => Just(Step::Full),
+        2 => Just(Step::Changes),
+        1 => Just(Step::Swap),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn keyed_operators_give_the_same_output_on_disk_as_in_memory(
+        batches in prop::collection::vec(
+            (prop::collection::vec((0i64..30, -6i64..6, prop::bool::weighted(0.3)), 1..50), step()),
+            1..14,
+        )
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = TaskContext {
+            // 4 KiB: the entry cache holds about a dozen of the 30 keys, so state goes to disk and
+            // back all the time.
+            state: StateBackend::Disk(DiskSettings { dir: tmp.path().to_path_buf(), memory: 4 << 10 }),
+            ..ctx()
+        };
+        let memory = ctx();
+        for (name, changelog, make) in operators() {
+            let mut runs = [
+                Run { op: make(&memory), chain: Vec::new(), out: Vec::new() },
+                Run { op: make(&disk), chain: Vec::new(), out: Vec::new() },
+            ];
+            for (i, (rows, step)) in batches.iter().enumerate() {
+                // The join takes even batches on the left, odd ones on the right.
+                let (input, names) = if name == "join" && i % 2 == 1 { (1, ("rk", "rv")) } else { (0, ("k", "v")) };
+                let b = batch(names, rows, changelog);
+                for run in &mut runs {
+                    run.op.process_input(input, b.clone(), &mut run.out).unwrap();
+                }
+                match step {
+                    Step::Go => {}
+                    Step::Full | Step::Changes => {
+                        for run in &mut runs {
+                            run.snapshot(matches!(step, Step::Changes));
+                        }
+                    }
+                    Step::Swap if !runs[0].chain.is_empty() => {
+                        let (from_disk, from_memory) = (runs[1].restored(), runs[0].restored());
+                        runs[0].op = make(&memory);
+                        runs[0].op.restore(from_disk).unwrap();
+                        runs[1].op = make(&disk);
+                        runs[1].op.restore(from_memory).unwrap();
+                        for run in &mut runs {
+                            run.chain.clear();
+                        }
+                    }
+                    Step::Swap => {}
+                }
+            }
+            let [m, d] = &runs;
+            prop_assert_eq!(m.out.len(), d.out.len(), "{}: output batches", name);
+            for (a, b) in m.out.iter().zip(&d.out) {
+                prop_assert_eq!(a, b, "{}", name);
+            }
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! Keyed state on local disk, for state larger than memory: an LSM tree (fjall) per operator
+//! subtask with decoded entries cached in front.
+//!
+//! Keys on disk are the key group (2 bytes, big-endian) followed by the key, so a key-group
+//! range is a contiguous key range and a full snapshot reads the groups in order. Values are
+//! the entry in the checkpoint encoding (postcard), so a snapshot copies bytes from disk into
+//! the checkpoint records without decoding them, and the records are the same the memory
+//! backend writes: a checkpoint of one backend restores into the other.
+//!
+//! Reads and writes go to the cache; a miss reads the entry from disk. When the cache grows
+//! past its share of the memory budget, the changed entries are written to the tree in one
+//! batch and the entries not used since the previous spill leave the cache. A snapshot writes
+//! the changed entries, takes the tree's MVCC snapshot (O(1)) and encodes from it on the
+//! checkpoint thread; an incremental one reads only the keys changed since the previous
+//! snapshot (kept as a set of keys, not values). The tree itself is scratch space: durability
+//! comes from checkpoints, so its journal is never synced.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use hashbrown::HashMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::contract::UserResult;
+use crate::contract::state::{KeyedRecords, OperatorState, Snapshot, encode_into, read_records, take};
+use crate::contract::state_backend::DiskSettings;
+
+type Map<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
+
+/// Shares of the memory budget: fjall's block cache, the memtables (write buffers), and the
+/// decoded entries cached in front of the tables.
+const BLOCK_CACHE_SHARE: f64 = 0.3;
+const WRITE_BUFFER_SHARE: f64 = 0.2;
+const ENTRY_CACHE_SHARE: f64 = 0.5;
+/// Entries written to the tree per batch on restore.
+const RESTORE_BATCH: usize = 16_384;
+
+/// One cached entry.
+struct Slot<V> {
+    group: u32,
+    /// `None`: the key has no value (removed, or looked up and absent).
+    value: Option<V>,
+    /// Changed since it was last written to the tree.
+    dirty: bool,
+    /// Used since the previous spill.
+    hot: bool,
+    /// Approximate bytes the entry holds in memory.
+    size: u32,
+}
+
+/// Keyed state of one operator subtask on local disk, from key (bytes) to `V`.
+pub struct DiskTable<V> {
+    db: Arc<Database>,
+    tree: fjall::Keyspace,
+    cache: Map<Slot<V>>,
+    cached_bytes: usize,
+    /// Keys changed since the previous snapshot (with their key group), once a snapshot was
+    /// taken: what an incremental snapshot reads.
+    changed: Option<Map<u32>>,
+}
+
+/// A fjall database shared by the disk tables of one process and state directory, removed
+/// when the last table goes.
+pub struct Database {
+    db: fjall::Database,
+    /// Bytes the tables' entry caches may hold together.
+    entry_cache: usize,
+    /// Bytes of a table's memtable (it may hold two: one being written, one being flushed).
+    memtable: u64,
+    tables: AtomicU64,
+    open: AtomicU64,
+}
+
+static DATABASES: Mutex<Vec<(std::path::PathBuf, Weak<Database>)>> = Mutex::new(Vec::new());
+
+impl Database {
+    /// The database of this process under `settings.dir`, opened on first use.
+    fn shared(settings: &DiskSettings) -> UserResult<Arc<Database>> {
+        let mut open = DATABASES.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|(_, db)| db.strong_count() > 0);
+        if let Some(db) = open
+            .iter()
+            .find(|(dir, _)| *dir == settings.dir)
+            .and_then(|(_, db)| db.upgrade())
+        {
+            return Ok(db);
+        }
+        let path = settings.dir.join(format!("weir-{}", std::process::id()));
+        remove_stale(&settings.dir, &path);
+        let budget = settings.memory as f64;
+        let db = fjall::Database::builder(&path)
+            .cache_size((budget * BLOCK_CACHE_SHARE) as u64)
+            .manual_journal_persist(true)
+            .temporary(true)
+            .open()
+            .map_err(|e| format!("state.backend disk: opening {}: {e}", path.display()))?;
+        tracing::info!(dir = %path.display(), memory = settings.memory, "disk state backend opened");
+        let db = Arc::new(Database {
+            db,
+            entry_cache: (budget * ENTRY_CACHE_SHARE) as usize,
+            memtable: ((budget * WRITE_BUFFER_SHARE / 2.0) as u64).clamp(1 << 20, 64 << 20),
+            tables: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+        });
+        open.push((settings.dir.clone(), Arc::downgrade(&db)));
+        Ok(db)
+    }
+
+    /// Bytes one table's entry cache may hold: the share of the budget split over the tables
+    /// open now.
+    fn entry_cache_per_table(&self) -> usize {
+        self.entry_cache / self.open.load(Ordering::Relaxed).max(1) as usize
+    }
+}
+
+/// Removes what earlier processes left under `dir` (killed before they could remove it): the
+/// directory this process is about to use (a process that had the same pid, as a container's
+/// first process always does) and those of processes no longer running.
+fn remove_stale(dir: &std::path::Path, mine: &std::path::Path) {
+    let alive = |pid: &str| !std::path::Path::new("/proc").exists() || std::path::Path::new("/proc").join(pid).exists();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("weir-") else {
+            continue;
+        };
+        if path == mine || (pid.bytes().all(|b| b.is_ascii_digit()) && !alive(pid)) {
+            tracing::info!(dir = %path.display(), "removing the state files of an earlier process");
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(dir = %path.display(), "could not remove stale state files: {e}");
+            }
+        }
+    }
+}
+
+/// The tree key of `key` in key group `group`.
+fn tree_key(group: u32, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 2);
+    k.extend_from_slice(&(group as u16).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+fn io_error(what: &str, e: fjall::Error) -> crate::contract::UserError {
+    format!("disk state: {what}: {e}").into()
+}
+
+impl<V> DiskTable<V>
+where
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    /// An empty table in the process's state database under `settings.dir`.
+    pub fn open(settings: &DiskSettings) -> UserResult<Self> {
+        let db = Database::shared(settings)?;
+        let name = format!("t{}", db.tables.fetch_add(1, Ordering::Relaxed));
+        let tree = db
+            .db
+            .keyspace(&name, || {
+                fjall::KeyspaceCreateOptions::default()
+                    .max_memtable_size(db.memtable)
+                    .manual_journal_persist(true)
+            })
+            .map_err(|e| io_error("creating a table", e))?;
+        db.open.fetch_add(1, Ordering::Relaxed);
+        Ok(DiskTable {
+            db,
+            tree,
+            cache: Map::default(),
+            cached_bytes: 0,
+            changed: None,
+        })
+    }
+
+    /// The cached slot of `key`, read from the tree on a miss.
+    fn slot(&mut self, group: u32, key: &[u8]) -> UserResult<&mut Slot<V>> {
+        if !self.cache.contains_key(key) {
+            if self.cached_bytes > self.db.entry_cache_per_table() {
+                self.spill()?;
+            }
+            let stored = self
+                .tree
+                .get(tree_key(group, key))
+                .map_err(|e| io_error("reading an entry", e))?;
+            let size = key.len() + std::mem::size_of::<Slot<V>>() + 48 + stored.as_ref().map_or(0, |v| v.len());
+            let value = match stored {
+                Some(bytes) => Some(take::<V>(&mut bytes.as_ref())?),
+                None => None,
+            };
+            self.cached_bytes += size;
+            self.cache.insert(
+                key.into(),
+                Slot {
+                    group,
+                    value,
+                    dirty: false,
+                    hot: true,
+                    size: size as u32,
+                },
+            );
+        }
+        let slot = self.cache.get_mut(key).expect("cached above");
+        slot.hot = true;
+        Ok(slot)
+    }
+
+    fn changed(&mut self, group: u32, key: &[u8]) {
+        if let Some(changed) = &mut self.changed
+            && !changed.contains_key(key)
+        {
+            changed.insert(key.into(), group);
+        }
+    }
+
+    /// The value of `key` (in key group `group`).
+    pub fn get(&mut self, group: u32, key: &[u8]) -> UserResult<Option<&V>> {
+        Ok(self.slot(group, key)?.value.as_ref())
+    }
+
+    /// The value of `key` if it is in the cache: after a [`DiskTable::get`] or
+    /// [`DiskTable::entry`] of it with no other call since.
+    pub fn cached(&self, key: &[u8]) -> Option<&V> {
+        self.cache.get(key).and_then(|s| s.value.as_ref())
+    }
+
+    /// The value of `key` to change in place, made with `make` when the key has none; also
+    /// whether it had one.
+    pub fn entry(&mut self, group: u32, key: &[u8], make: impl FnOnce() -> V) -> UserResult<(&mut V, bool)> {
+        self.changed(group, key);
+        let slot = self.slot(group, key)?;
+        slot.dirty = true;
+        let existed = slot.value.is_some();
+        Ok((slot.value.get_or_insert_with(make), existed))
+    }
+
+    /// Sets the value of `key`.
+    pub fn insert(&mut self, group: u32, key: &[u8], value: V) -> UserResult<()> {
+        self.changed(group, key);
+        let slot = self.slot(group, key)?;
+        slot.dirty = true;
+        slot.value = Some(value);
+        Ok(())
+    }
+
+    /// Removes `key`; returns whether it had a value.
+    pub fn remove(&mut self, group: u32, key: &[u8]) -> UserResult<bool> {
+        self.changed(group, key);
+        let slot = self.slot(group, key)?;
+        let had = slot.value.take().is_some();
+        slot.dirty |= had;
+        Ok(had)
+    }
+
+    /// Writes the changed cached entries to the tree (values, or removals).
+    fn write_dirty(&mut self) -> UserResult<()> {
+        let mut batch = self.db.db.batch().durability(None);
+        let mut buf = Vec::new();
+        for (key, slot) in self.cache.iter_mut().filter(|(_, s)| s.dirty) {
+            slot.dirty = false;
+            match &slot.value {
+                Some(v) => {
+                    buf.clear();
+                    encode_into(v, &mut buf)?;
+                    batch.insert(&self.tree, tree_key(slot.group, key), buf.as_slice());
+                }
+                None => batch.remove(&self.tree, tree_key(slot.group, key)),
+            }
+        }
+        if !batch.is_empty() {
+            batch.commit().map_err(|e| io_error("writing entries", e))?;
+        }
+        Ok(())
+    }
+
+    /// Makes room in the cache: writes what changed, then drops the entries not used since the
+    /// previous spill (all of them when that frees less than half).
+    fn spill(&mut self) -> UserResult<()> {
+        self.write_dirty()?;
+        let before = self.cached_bytes;
+        let mut left = 0;
+        self.cache.retain(|_, s| {
+            let keep = std::mem::take(&mut s.hot);
+            if keep {
+                left += s.size as usize;
+            }
+            keep
+        });
+        if left > before / 2 {
+            self.cache.clear();
+            left = 0;
+        }
+        self.cached_bytes = left;
+        Ok(())
+    }
+
+    /// A snapshot: the changed entries are written to the tree, whose MVCC snapshot is then
+    /// read on the checkpoint thread; all entries, or with `changes_only` those changed since
+    /// the previous snapshot. Records as [`super::table_snapshot::table_snapshot`] writes them.
+    pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
+        self.write_dirty()?;
+        let view = self.db.db.snapshot();
+        let tree = self.tree.clone();
+        let changed = self.changed.replace(Map::default()).unwrap_or_default();
+        Ok(Snapshot::taken(changes_only, move || {
+            use fjall::Readable;
+            let mut records = KeyedRecords::default();
+            if changes_only {
+                for (key, group) in changed {
+                    let value = view
+                        .get(&tree, tree_key(group, &key))
+                        .map_err(|e| io_error("reading a snapshot", e))?;
+                    let write = value.map(|v| {
+                        move |buf: &mut Vec<u8>| -> UserResult<()> {
+                            buf.extend_from_slice(&v);
+                            Ok(())
+                        }
+                    });
+                    records.put(group, &key, write)?;
+                }
+            } else {
+                for guard in view.iter(&tree) {
+                    let (key, value) = guard.into_inner().map_err(|e| io_error("reading a snapshot", e))?;
+                    let group = u16::from_be_bytes([key[0], key[1]]) as u32;
+                    records.put(
+                        group,
+                        &key[2..],
+                        Some(|buf: &mut Vec<u8>| -> UserResult<()> {
+                            buf.extend_from_slice(&value);
+                            Ok(())
+                        }),
+                    )?;
+                }
+            }
+            records.into_state(operator)
+        }))
+    }
+
+    /// Restores what a snapshot of either backend wrote into this empty table, writing the
+    /// entries' bytes to the tree as they are (each is decoded once, to find where it ends).
+    pub fn restore(&mut self, state: &OperatorState) -> UserResult<()> {
+        let mut batch = self.db.db.batch().durability(None);
+        let mut pending = 0;
+        read_records(state, |group, key, entry| {
+            match entry {
+                Some(rest) => {
+                    let start = *rest;
+                    take::<V>(rest)?;
+                    let bytes = &start[..start.len() - rest.len()];
+                    batch.insert(&self.tree, tree_key(group, key), bytes);
+                }
+                None => batch.remove(&self.tree, tree_key(group, key)),
+            }
+            pending += 1;
+            if pending >= RESTORE_BATCH {
+                let full = std::mem::replace(&mut batch, self.db.db.batch().durability(None));
+                full.commit().map_err(|e| io_error("restoring entries", e))?;
+                pending = 0;
+            }
+            Ok(())
+        })?;
+        batch.commit().map_err(|e| io_error("restoring entries", e))
+    }
+}
+
+impl<V> Drop for DiskTable<V> {
+    fn drop(&mut self) {
+        self.db.open.fetch_sub(1, Ordering::Relaxed);
+        if let Err(e) = self.db.db.delete_keyspace(self.tree.clone()) {
+            tracing::warn!("disk state: dropping a table: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::KeyedTable;
+
+    fn settings(dir: &std::path::Path, memory: u64) -> DiskSettings {
+        DiskSettings {
+            dir: dir.to_path_buf(),
+            memory,
+        }
+    }
+
+    #[test]
+    fn entries_survive_spills_and_removals_read_back_absent() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A budget of 64 KiB: the entry cache holds a few hundred entries, so most go to disk.
+        let mut t: DiskTable<u64> = DiskTable::open(&settings(tmp.path(), 64 << 10)).unwrap();
+        for i in 0..20_000u64 {
+            let key = i.to_be_bytes();
+            let (v, existed) = t.entry((i % 128) as u32, &key, || 0).unwrap();
+            assert!(!existed);
+            *v += i;
+        }
+        for i in (0..20_000u64).step_by(3) {
+            assert!(t.remove((i % 128) as u32, &i.to_be_bytes()).unwrap());
+        }
+        assert!(t.cache.len() < 20_000, "the cache spilled");
+        for i in 0..20_000u64 {
+            let got = t.get((i % 128) as u32, &i.to_be_bytes()).unwrap().copied();
+            assert_eq!(got, (i % 3 != 0).then_some(i), "key {i}");
+        }
+        assert!(!t.remove(0, &0u64.to_be_bytes()).unwrap(), "removed twice");
+    }
+
+    #[test]
+    fn snapshots_restore_into_either_backend_and_changes_hold_only_what_changed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = settings(tmp.path(), 64 << 10);
+        let mut t: DiskTable<String> = DiskTable::open(&s).unwrap();
+        for i in 0..5_000u32 {
+            t.insert(i % 128, &i.to_be_bytes(), format!("v{i}")).unwrap();
+        }
+        let full = t.snapshot(false, None).unwrap().into_state().unwrap();
+        t.insert(1, &1u32.to_be_bytes(), "changed".into()).unwrap();
+        t.remove(2, &2u32.to_be_bytes()).unwrap();
+        t.insert(9_999 % 128, &9_999u32.to_be_bytes(), "new".into()).unwrap();
+        let changes = t.snapshot(true, None).unwrap();
+        assert!(changes.is_changes());
+        let changes = changes.into_state().unwrap();
+        assert_eq!(
+            crate::contract::state::record_count(&changes).unwrap(),
+            3,
+            "three keys changed"
+        );
+        let restored = OperatorState {
+            deltas: vec![changes.keyed.clone()],
+            ..full.clone()
+        };
+        // Into memory.
+        let mut mem: KeyedTable<String> = KeyedTable::new();
+        crate::state::table_snapshot::table_restore(&restored, &mut mem).unwrap();
+        assert_eq!(mem.len(), 5_000);
+        assert_eq!(mem.get(&1u32.to_be_bytes()).map(String::as_str), Some("changed"));
+        assert_eq!(mem.get(&2u32.to_be_bytes()), None);
+        assert_eq!(mem.get(&9_999u32.to_be_bytes()).map(String::as_str), Some("new"));
+        // Into disk, and a memory snapshot into disk gives the same entries.
+        let mut disk: DiskTable<String> = DiskTable::open(&s).unwrap();
+        disk.restore(&restored).unwrap();
+        let mem_full = crate::state::table_snapshot::table_snapshot(&mut mem, false, None)
+            .into_state()
+            .unwrap();
+        let mut from_mem: DiskTable<String> = DiskTable::open(&s).unwrap();
+        from_mem.restore(&mem_full).unwrap();
+        for i in (0..5_000u32).chain([9_999]) {
+            let key = i.to_be_bytes();
+            let want = mem.get(&key).cloned();
+            assert_eq!(disk.get(i % 128, &key).unwrap().cloned(), want, "key {i}");
+            assert_eq!(from_mem.get(i % 128, &key).unwrap().cloned(), want, "key {i}");
+        }
+    }
+
+    #[test]
+    fn the_state_directory_goes_when_the_last_table_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = settings(tmp.path(), 1 << 20);
+        let a: DiskTable<u8> = DiskTable::open(&s).unwrap();
+        let b: DiskTable<u8> = DiskTable::open(&s).unwrap();
+        let dir = tmp.path().join(format!("weir-{}", std::process::id()));
+        assert!(dir.exists());
+        drop(a);
+        assert!(dir.exists(), "b still uses it");
+        drop(b);
+        assert!(!dir.exists(), "removed with the last table");
+    }
+}
