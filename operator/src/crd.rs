@@ -6,6 +6,7 @@
 //! `kubectl scale streamjob/x --replicas=N` (and an HPA) to `spec.parallelism`.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,9 @@ pub struct StreamJobSpec {
     /// Start the job from this savepoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_savepoint_path: Option<String>,
+    /// Where keyed state lives (default: in memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_backend: Option<StateBackendSpec>,
     /// Resources of each worker container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -127,6 +131,34 @@ pub struct CheckpointSpec {
     /// `AWS_ENDPOINT_URL`, `AWS_REGION`) for the storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
+}
+
+/// Where keyed state lives: in memory, or on each worker's local disk for state larger than
+/// memory.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StateBackendSpec {
+    /// `memory` (default, fastest) or `disk`.
+    #[serde(rename = "type", default)]
+    pub kind: StateBackendKind,
+    /// With `disk`: memory the backend may use per worker (block cache, write buffers, cached
+    /// entries), e.g. `512Mi` (default 512Mi). Leave room for it in `resources`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+    /// With `disk`: size limit of each worker's state volume (an `emptyDir`), e.g. `20Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_size: Option<Quantity>,
+}
+
+/// A state backend.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateBackendKind {
+    /// Hash maps in memory.
+    #[default]
+    Memory,
+    /// An LSM tree per operator subtask on the worker's local volume.
+    Disk,
 }
 
 /// How a changed job is upgraded (Flink Kubernetes operator's `upgradeMode`).

@@ -169,6 +169,7 @@ mod tests {
             restart_nonce: None,
             savepoint_trigger_nonce: None,
             initial_savepoint_path: None,
+            state_backend: None,
             resources: None,
             pod_template: None,
         }

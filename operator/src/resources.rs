@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::{Deployed, JobState, StreamJob};
+use crate::crd::{Deployed, JobState, StateBackendKind, StreamJob};
 
 /// Port of the workers' gRPC server (coordinator and data exchange).
 pub const GRPC_PORT: i32 = 7070;
@@ -27,6 +27,8 @@ pub const JOB_DIR: &str = "/etc/weir";
 /// The worker's working directory, a writable emptyDir (the root filesystem is read-only):
 /// dead letters and other local files of a job go there.
 pub const WORK_DIR: &str = "/var/lib/weir";
+/// Where the disk state backend keeps its files (a volume of its own).
+pub const STATE_DIR: &str = "/var/lib/weir-state";
 /// Label naming the StreamJob a pod belongs to.
 pub const JOB_LABEL: &str = "weir.dev/job";
 /// Pod label carrying the deployment serial ([`Deployed::serial`]): pods of an older one are
@@ -146,7 +148,15 @@ pub fn replicas(job: &StreamJob) -> i32 {
 /// rescale is told apart from an upgrade).
 pub fn job_hash(job: &StreamJob) -> String {
     let s = &job.spec;
-    let text = serde_json::json!([s.job, s.image, s.checkpoint, s.resources, s.pod_template]).to_string();
+    let text = serde_json::json!([
+        s.job,
+        s.image,
+        s.checkpoint,
+        s.resources,
+        s.pod_template,
+        s.state_backend
+    ])
+    .to_string();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
@@ -224,6 +234,58 @@ pub fn stateful_set(job: &StreamJob, deployed: &Deployed) -> Result<StatefulSet,
     if let Some(path) = &deployed.restore_from {
         envs.push(env("WEIR_FROM_SAVEPOINT", path.clone()));
     }
+    // The disk state backend keeps its files on a volume of its own.
+    let disk = spec.state_backend.as_ref().filter(|b| b.kind == StateBackendKind::Disk);
+    if let Some(b) = disk {
+        envs.push(env("WEIR_STATE_BACKEND", "disk".into()));
+        envs.push(env("WEIR_STATE_DIR", STATE_DIR.into()));
+        if let Some(m) = &b.memory {
+            envs.push(env("WEIR_STATE_MEMORY", m.0.clone()));
+        }
+    }
+    let mut mounts = vec![
+        VolumeMount {
+            name: "job".into(),
+            mount_path: JOB_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "work".into(),
+            mount_path: WORK_DIR.into(),
+            ..VolumeMount::default()
+        },
+    ];
+    let mut volumes = vec![
+        Volume {
+            name: "job".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: name.clone(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "work".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    if let Some(b) = disk {
+        mounts.push(VolumeMount {
+            name: "state".into(),
+            mount_path: STATE_DIR.into(),
+            ..VolumeMount::default()
+        });
+        volumes.push(Volume {
+            name: "state".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: b.volume_size.clone(),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     let container = Container {
         name: "worker".into(),
         image: Some(spec.image.clone()),
@@ -253,19 +315,7 @@ pub fn stateful_set(job: &StreamJob, deployed: &Deployed) -> Result<StatefulSet,
             ..Probe::default()
         }),
         working_dir: Some(WORK_DIR.into()),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "job".into(),
-                mount_path: JOB_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "work".into(),
-                mount_path: WORK_DIR.into(),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(mounts),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -283,21 +333,7 @@ pub fn stateful_set(job: &StreamJob, deployed: &Deployed) -> Result<StatefulSet,
         }),
         spec: Some(PodSpec {
             containers: vec![container],
-            volumes: Some(vec![
-                Volume {
-                    name: "job".into(),
-                    config_map: Some(ConfigMapVolumeSource {
-                        name: name.clone(),
-                        ..ConfigMapVolumeSource::default()
-                    }),
-                    ..Volume::default()
-                },
-                Volume {
-                    name: "work".into(),
-                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                    ..Volume::default()
-                },
-            ]),
+            volumes: Some(volumes),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(65532),
@@ -376,6 +412,7 @@ mod tests {
                 restart_nonce: None,
                 savepoint_trigger_nonce: None,
                 initial_savepoint_path: None,
+                state_backend: None,
                 resources: None,
                 pod_template: None,
             },
@@ -459,6 +496,53 @@ mod tests {
         assert_eq!(pod.security_context.as_ref().unwrap().run_as_non_root, Some(true));
         let from = pod.containers[0].env_from.as_ref().unwrap();
         assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "s3-creds");
+    }
+
+    #[test]
+    fn the_disk_state_backend_gets_a_volume_its_budget_and_a_restart() {
+        use crate::crd::StateBackendSpec;
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let memory = job(2);
+        let sts = stateful_set(&memory, &deployed(2)).unwrap();
+        assert!(
+            !env_of(&sts).contains_key("WEIR_STATE_BACKEND"),
+            "memory is the default"
+        );
+        let mut disk = job(2);
+        disk.spec.state_backend = Some(StateBackendSpec {
+            kind: StateBackendKind::Disk,
+            memory: Some(Quantity("1Gi".into())),
+            volume_size: Some(Quantity("20Gi".into())),
+        });
+        let sts = stateful_set(&disk, &deployed(2)).unwrap();
+        let env = env_of(&sts);
+        assert_eq!(
+            (
+                env["WEIR_STATE_BACKEND"].as_str(),
+                env["WEIR_STATE_DIR"].as_str(),
+                env["WEIR_STATE_MEMORY"].as_str()
+            ),
+            ("disk", STATE_DIR, "1Gi")
+        );
+        let pod = sts.spec.template.spec.as_ref().unwrap();
+        let volume = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "state")
+            .unwrap();
+        assert_eq!(
+            volume.empty_dir.as_ref().unwrap().size_limit,
+            Some(Quantity("20Gi".into()))
+        );
+        let mounts = pod.containers[0].volume_mounts.as_ref().unwrap();
+        assert!(mounts.iter().any(|m| m.name == "state" && m.mount_path == STATE_DIR));
+        assert_ne!(
+            job_hash(&memory),
+            job_hash(&disk),
+            "changing the backend restarts the workers"
+        );
     }
 
     #[test]

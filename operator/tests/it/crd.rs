@@ -19,6 +19,7 @@ fn spec(parallelism: i32, max_parallelism: i32) -> StreamJobSpec {
         restart_nonce: None,
         savepoint_trigger_nonce: None,
         initial_savepoint_path: None,
+        state_backend: None,
         resources: None,
         pod_template: None,
     }

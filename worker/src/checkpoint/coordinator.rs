@@ -105,7 +105,10 @@ impl TaskCheckpoints {
             };
             let stored = async {
                 // Encoding (of a frozen view) is CPU work: off the upload thread's reactor.
-                let encoded = uploads.spawn_blocking(move || state.into_state().map(|s| layout(&s)));
+                let encoded = uploads.spawn_blocking(move || match state.into_file() {
+                    Ok(file) => file.map(Encoded::File),
+                    Err(state) => state.into_state().map(|s| Encoded::Bytes(layout(&s))),
+                });
                 // A change file builds on the previous file of the chain: it must be stored.
                 let chain = match (changes, previous) {
                     (false, _) => Vec::new(),
@@ -116,17 +119,32 @@ impl TaskCheckpoints {
                         .ok_or("the previous snapshot of this subtask was not stored; the next one is full")?,
                     (true, None) => return Err("changes without a snapshot to apply them to".to_string()),
                 };
-                let (bytes, key_groups, operator_state) = encoded
+                let encoded = encoded
                     .await
                     .map_err(|e| format!("encoding state: {e}"))?
                     .map_err(|e| format!("encoding state: {e}"))?;
-                if !changes && key_groups.is_empty() && operator_state.is_none() {
-                    return Ok((None, chain));
-                }
-                let size = dir
-                    .put_file(&file, Bytes::from(bytes))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (size, key_groups, operator_state) = match encoded {
+                    Encoded::Bytes((bytes, key_groups, operator_state)) => {
+                        if !changes && key_groups.is_empty() && operator_state.is_none() {
+                            return Ok((None, chain));
+                        }
+                        let size = dir
+                            .put_file(&file, Bytes::from(bytes))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        (size, key_groups, operator_state)
+                    }
+                    Encoded::File(f) => {
+                        if !changes && f.index.is_empty() && f.operator.is_none() {
+                            return Ok((None, chain));
+                        }
+                        let size = dir
+                            .put_local_file(&file, f.file, f.size)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        (size, f.index, f.operator)
+                    }
+                };
                 let mut after = chain.clone();
                 after.push(ChainedFile {
                     checkpoint: id,
@@ -165,6 +183,12 @@ impl TaskCheckpoints {
             let _ = acks.send(done);
         });
     }
+}
+
+/// A snapshot encoded for upload: laid out in memory, or a file the operator wrote.
+enum Encoded {
+    Bytes(super::restore::Layout),
+    File(crate::contract::state::StateFile),
 }
 
 /// The coordinator of one run of a job.

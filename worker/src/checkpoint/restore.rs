@@ -59,10 +59,56 @@ impl Restore {
     /// give `deltas` in order (old subtasks hold disjoint key groups, so their chains interleave
     /// freely).
     pub async fn state_for(&self, uid: &str, subtask: usize, parallelism: usize) -> Result<OperatorState> {
+        let (lo, hi) = keys::key_group_range(subtask as u32, self.meta.max_parallelism, parallelism as u32);
+        self.state_for_groups(uid, subtask, parallelism, lo, hi).await
+    }
+
+    /// The key-group ranges that split subtask `subtask` of `parallelism`'s share of `uid`'s
+    /// keyed state into parts of at most about `max_bytes` stored bytes each (full files and
+    /// changes together; a key group larger than that is a part of its own), ascending.
+    pub fn parts(&self, uid: &str, subtask: usize, parallelism: usize, max_bytes: u64) -> Vec<(u32, u32)> {
+        let (lo, hi) = keys::key_group_range(subtask as u32, self.meta.max_parallelism, parallelism as u32);
+        let Some(op) = self.meta.operator(uid) else {
+            return vec![(lo, hi)];
+        };
+        let mut sizes: BTreeMap<u32, u64> = BTreeMap::new();
+        for s in &op.subtasks {
+            let indexes = s
+                .chain
+                .iter()
+                .map(|c| &c.key_groups)
+                .chain(std::iter::once(&s.key_groups));
+            for (g, _, len) in indexes.flatten() {
+                if (lo..=hi).contains(g) {
+                    *sizes.entry(*g).or_default() += len;
+                }
+            }
+        }
+        let mut parts = Vec::new();
+        let (mut start, mut bytes) = (lo, 0u64);
+        for (g, len) in sizes {
+            if bytes > 0 && bytes + len > max_bytes {
+                parts.push((start, g - 1));
+                (start, bytes) = (g, 0);
+            }
+            bytes += len;
+        }
+        parts.push((start, hi));
+        parts
+    }
+
+    /// [`Restore::state_for`], of the key groups `lo..=hi` only (within the subtask's range).
+    pub async fn state_for_groups(
+        &self,
+        uid: &str,
+        subtask: usize,
+        parallelism: usize,
+        lo: u32,
+        hi: u32,
+    ) -> Result<OperatorState> {
         let Some(op) = self.meta.operator(uid) else {
             return Ok(OperatorState::default());
         };
-        let (lo, hi) = keys::key_group_range(subtask as u32, self.meta.max_parallelism, parallelism as u32);
         let mut state = OperatorState::default();
         for s in &op.subtasks {
             let mut layers = Vec::with_capacity(s.chain.len() + 1);
@@ -138,4 +184,60 @@ pub fn layout(state: &OperatorState) -> Layout {
         (at, b.len() as u64)
     });
     (bytes, index, operator)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::metadata::{ChainedFile, OperatorSnapshot, SnapshotKind, SubtaskSnapshot};
+
+    #[test]
+    fn parts_cut_a_subtasks_range_by_stored_bytes_over_whole_chains() {
+        // Two old subtasks over 8 key groups: a full file and a change file each.
+        let index = |groups: std::ops::Range<u32>, len: u64| -> Vec<(u32, u64, u64)> {
+            groups.map(|g| (g, g as u64 * len, len)).collect()
+        };
+        let subtask = |i: usize, groups: std::ops::Range<u32>| SubtaskSnapshot {
+            subtask: i,
+            file: format!("op/{i}"),
+            size: 0,
+            key_groups: index(groups.clone(), 10),
+            operator_state: None,
+            chain: vec![ChainedFile {
+                checkpoint: 1,
+                file: format!("op/{i}-full"),
+                size: 0,
+                key_groups: index(groups, 30),
+            }],
+        };
+        let meta = SnapshotMetadata {
+            operators: vec![OperatorSnapshot {
+                uid: "op".into(),
+                parallelism: 2,
+                subtasks: vec![subtask(0, 0..4), subtask(1, 4..8)],
+            }],
+            max_parallelism: 8,
+            kind: SnapshotKind::Checkpoint,
+            format: crate::checkpoint::metadata::FORMAT,
+            job: "j".into(),
+            checkpoint_id: 2,
+            generation: 1,
+            timestamp_ms: 0,
+        };
+        let restore = Restore {
+            dir: crate::checkpoint::CheckpointStore::open("memory://parts", "j")
+                .unwrap()
+                .checkpoint(2),
+            meta,
+        };
+        // 40 stored bytes per key group: 100 bytes fit two.
+        assert_eq!(restore.parts("op", 0, 1, 100), vec![(0, 1), (2, 3), (4, 5), (6, 7)]);
+        assert_eq!(restore.parts("op", 1, 2, 1_000), vec![(4, 7)]);
+        assert_eq!(restore.parts("op", 0, 2, 1), vec![(0, 0), (1, 1), (2, 2), (3, 3)]);
+        assert_eq!(
+            restore.parts("other", 0, 1, 1),
+            vec![(0, 7)],
+            "no state: the whole range"
+        );
+    }
 }

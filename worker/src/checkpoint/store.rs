@@ -321,6 +321,53 @@ impl SnapshotDir {
         Ok(size)
     }
 
+    /// Uploads a local file of `size` bytes as state file `rel`: in one request when small, else
+    /// in parts (multipart on S3), never holding more than a part in memory.
+    pub async fn put_local_file(&self, rel: &str, file: std::fs::File, size: u64) -> Result<u64> {
+        use std::io::{Read, Seek};
+        const PART: u64 = 16 << 20;
+        let read = |mut file: std::fs::File, at: u64, len: u64| async move {
+            tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, Vec<u8>)> {
+                let mut buf = vec![0; len as usize];
+                file.seek(std::io::SeekFrom::Start(at))?;
+                file.read_exact(&mut buf)?;
+                Ok((file, buf))
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        };
+        let io = |e: std::io::Error| err(&format!("reading the local copy of {rel} for"), &self.dir, e);
+        if size <= PART {
+            let (_, bytes) = read(file, 0, size).await.map_err(io)?;
+            return self.put_file(rel, Bytes::from(bytes)).await;
+        }
+        let path = self.path(rel);
+        let upload = self
+            .dir
+            .store
+            .put_multipart(&path)
+            .await
+            .map_err(|e| err(&format!("starting the upload of {rel} in"), &self.dir, e))?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART as usize);
+        let (mut file, mut at) = (file, 0);
+        while at < size {
+            let len = PART.min(size - at);
+            let (f, bytes) = read(file, at, len).await.map_err(io)?;
+            file = f;
+            writer
+                .wait_for_capacity(2)
+                .await
+                .map_err(|e| err(&format!("uploading {rel} in"), &self.dir, e))?;
+            writer.write(&bytes);
+            at += len;
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| err(&format!("completing the upload of {rel} in"), &self.dir, e))?;
+        Ok(size)
+    }
+
     /// Reads `range` of a state file.
     pub async fn read_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
         if range.is_empty() {

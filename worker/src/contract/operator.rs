@@ -128,6 +128,14 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// Whether [`Operator::restore`] may be called several times, each with the key groups of
+    /// one part of this subtask's range (their full state and changes together, the non-keyed
+    /// state each time), so that large keyed state is never read whole into memory. Operators
+    /// whose restore only adds entries say yes.
+    fn restores_in_parts(&self) -> bool {
+        false
+    }
+
     /// Checkpoint `checkpoint_id` is complete: everything before its barrier is durable.
     fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> UserResult<()> {
         Ok(())

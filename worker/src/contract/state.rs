@@ -42,6 +42,46 @@ pub struct Snapshot {
 enum Taken {
     Ready(OperatorState),
     Deferred(Box<dyn FnOnce() -> UserResult<OperatorState> + Send>),
+    File(Box<dyn FnOnce() -> UserResult<StateFile> + Send>),
+}
+
+/// A subtask's state file written by the operator itself, for state too large to hold encoded
+/// in memory at once: key groups in ascending order, then the non-keyed state, as the
+/// checkpoint layout has them. The file is anonymous (gone when closed).
+#[derive(Debug)]
+pub struct StateFile {
+    /// The file, at any position.
+    pub file: std::fs::File,
+    /// Its length in bytes.
+    pub size: u64,
+    /// `(key group, offset, length)` of each key group, ascending.
+    pub index: Vec<(u32, u64, u64)>,
+    /// `(offset, length)` of the non-keyed state.
+    pub operator: Option<(u64, u64)>,
+}
+
+impl StateFile {
+    /// Reads the whole file back as an [`OperatorState`] (small states, tests).
+    pub fn into_state(mut self) -> UserResult<OperatorState> {
+        use std::io::{Read, Seek};
+        let mut bytes = Vec::with_capacity(self.size as usize);
+        self.file.seek(std::io::SeekFrom::Start(0))?;
+        self.file.read_to_end(&mut bytes)?;
+        let slice = |off: u64, len: u64| -> UserResult<Vec<u8>> {
+            bytes
+                .get(off as usize..(off + len) as usize)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| "a state file shorter than its index".into())
+        };
+        let mut state = OperatorState::default();
+        for (group, off, len) in &self.index {
+            state.keyed.insert(*group, slice(*off, *len)?);
+        }
+        if let Some((off, len)) = self.operator {
+            state.operator = Some(slice(off, len)?);
+        }
+        Ok(state)
+    }
 }
 
 impl Snapshot {
@@ -79,6 +119,23 @@ impl Snapshot {
         }
     }
 
+    /// A full snapshot the operator writes into a [`StateFile`] itself, off the task (state
+    /// larger than memory: the file is streamed to storage, never held whole).
+    pub fn file(write: impl FnOnce() -> UserResult<StateFile> + Send + 'static) -> Self {
+        Snapshot {
+            taken: Taken::File(Box::new(write)),
+            changes: false,
+        }
+    }
+
+    /// The state as a file when the operator writes one ([`Snapshot::file`]), else `Err(self)`.
+    pub fn into_file(self) -> Result<UserResult<StateFile>, Self> {
+        match self.taken {
+            Taken::File(f) => Ok(f()),
+            taken => Err(Snapshot { taken, ..self }),
+        }
+    }
+
     /// Whether this holds only the changes since the previous snapshot.
     pub fn is_changes(&self) -> bool {
         self.changes
@@ -94,6 +151,7 @@ impl Snapshot {
         match self.taken {
             Taken::Ready(s) => Ok(s),
             Taken::Deferred(f) => f(),
+            Taken::File(f) => f()?.into_state(),
         }
     }
 }
@@ -110,6 +168,7 @@ impl std::fmt::Debug for Snapshot {
             Taken::Ready(s) => f.debug_tuple("Snapshot::Ready").field(s).finish(),
             Taken::Deferred(_) if self.changes => f.write_str("Snapshot::Changes"),
             Taken::Deferred(_) => f.write_str("Snapshot::Deferred"),
+            Taken::File(_) => f.write_str("Snapshot::File"),
         }
     }
 }

@@ -392,6 +392,10 @@ impl Operator for ChangelogAggregateOp {
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
         self.state.restore(&state)
     }
+
+    fn restores_in_parts(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

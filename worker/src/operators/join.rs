@@ -549,6 +549,10 @@ impl Operator for JoinOp {
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
         self.state.restore(&state)
     }
+
+    fn restores_in_parts(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -142,6 +142,10 @@ impl Operator for RunningAggregateOp {
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
         self.state.restore(&state)
     }
+
+    fn restores_in_parts(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -199,6 +199,10 @@ impl Operator for TopNOp {
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
         self.state.restore(&state)
     }
+
+    fn restores_in_parts(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

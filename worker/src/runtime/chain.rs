@@ -16,6 +16,8 @@ use crate::contract::message::{Barrier, Message};
 use crate::contract::{Operator, TaskContext, UserError};
 use crate::runtime::output::{Outputs, SendError};
 
+/// Stored bytes of keyed state read per part when an operator restores in parts.
+pub const RESTORE_PART_BYTES: u64 = 64 << 20;
 /// One operator of a chain with its context and counters.
 pub struct ChainedOperator {
     /// Where it runs.
@@ -115,13 +117,20 @@ impl Chain {
         self.operators.len() + usize::from(matches!(self.tail, Tail::Sink { .. }))
     }
 
-    /// Loads every operator's and the sink's state from `restore`.
+    /// Loads every operator's and the sink's state from `restore` (in parts of about
+    /// [`RESTORE_PART_BYTES`] for operators that can take their keyed state so).
     pub async fn restore(&mut self, restore: &Restore) -> Result<()> {
         for op in &mut self.operators {
-            let state = restore
-                .state_for(&op.ctx.node, op.ctx.subtask, op.ctx.parallelism)
-                .await?;
-            op.operator.restore(state).map_err(|e| op_error(&op.ctx, e))?;
+            let (uid, subtask, p) = (&op.ctx.node, op.ctx.subtask, op.ctx.parallelism);
+            if !op.operator.restores_in_parts() {
+                let state = restore.state_for(uid, subtask, p).await?;
+                op.operator.restore(state).map_err(|e| op_error(&op.ctx, e))?;
+                continue;
+            }
+            for (lo, hi) in restore.parts(uid, subtask, p, RESTORE_PART_BYTES) {
+                let state = restore.state_for_groups(uid, subtask, p, lo, hi).await?;
+                op.operator.restore(state).map_err(|e| op_error(&op.ctx, e))?;
+            }
         }
         if let Tail::Sink { sink, ctx, .. } = &mut self.tail {
             let state = restore.state_for(&ctx.node, ctx.subtask, ctx.parallelism).await?;

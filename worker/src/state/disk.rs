@@ -23,7 +23,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::contract::UserResult;
-use crate::contract::state::{KeyedRecords, OperatorState, Snapshot, encode_into, read_records, take};
+use crate::contract::state::{
+    KeyedRecords, OperatorState, Snapshot, StateFile, encode_into, put_frame, read_records, take,
+};
 use crate::contract::state_backend::DiskSettings;
 
 type Map<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
@@ -64,6 +66,8 @@ pub struct DiskTable<V> {
 /// when the last table goes.
 pub struct Database {
     db: fjall::Database,
+    /// Its directory (full snapshots are written here before they are uploaded).
+    path: std::path::PathBuf,
     /// Bytes the tables' entry caches may hold together.
     entry_cache: usize,
     /// Bytes of a table's memtable (it may hold two: one being written, one being flushed).
@@ -98,6 +102,7 @@ impl Database {
         tracing::info!(dir = %path.display(), memory = settings.memory, "disk state backend opened");
         let db = Arc::new(Database {
             db,
+            path: path.clone(),
             entry_cache: (budget * ENTRY_CACHE_SHARE) as usize,
             memtable: ((budget * WRITE_BUFFER_SHARE / 2.0) as u64).clamp(1 << 20, 64 << 20),
             tables: AtomicU64::new(0),
@@ -297,42 +302,33 @@ where
     }
 
     /// A snapshot: the changed entries are written to the tree, whose MVCC snapshot is then
-    /// read on the checkpoint thread; all entries, or with `changes_only` those changed since
-    /// the previous snapshot. Records as [`super::table_snapshot::table_snapshot`] writes them.
+    /// read on the checkpoint thread. A full one is streamed key group by key group into a
+    /// state file beside the tree (never whole in memory); with `changes_only`, the entries of
+    /// the keys changed since the previous snapshot. Records as
+    /// [`super::table_snapshot::table_snapshot`] writes them.
     pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
         self.write_dirty()?;
         let view = self.db.db.snapshot();
         let tree = self.tree.clone();
         let changed = self.changed.replace(Map::default()).unwrap_or_default();
-        Ok(Snapshot::taken(changes_only, move || {
+        if !changes_only {
+            let dir = self.db.path.clone();
+            return Ok(Snapshot::file(move || write_full(&dir, &view, &tree, operator)));
+        }
+        Ok(Snapshot::changes(move || {
             use fjall::Readable;
             let mut records = KeyedRecords::default();
-            if changes_only {
-                for (key, group) in changed {
-                    let value = view
-                        .get(&tree, tree_key(group, &key))
-                        .map_err(|e| io_error("reading a snapshot", e))?;
-                    let write = value.map(|v| {
-                        move |buf: &mut Vec<u8>| -> UserResult<()> {
-                            buf.extend_from_slice(&v);
-                            Ok(())
-                        }
-                    });
-                    records.put(group, &key, write)?;
-                }
-            } else {
-                for guard in view.iter(&tree) {
-                    let (key, value) = guard.into_inner().map_err(|e| io_error("reading a snapshot", e))?;
-                    let group = u16::from_be_bytes([key[0], key[1]]) as u32;
-                    records.put(
-                        group,
-                        &key[2..],
-                        Some(|buf: &mut Vec<u8>| -> UserResult<()> {
-                            buf.extend_from_slice(&value);
-                            Ok(())
-                        }),
-                    )?;
-                }
+            for (key, group) in changed {
+                let value = view
+                    .get(&tree, tree_key(group, &key))
+                    .map_err(|e| io_error("reading a snapshot", e))?;
+                let write = value.map(|v| {
+                    move |buf: &mut Vec<u8>| -> UserResult<()> {
+                        buf.extend_from_slice(&v);
+                        Ok(())
+                    }
+                });
+                records.put(group, &key, write)?;
             }
             records.into_state(operator)
         }))
@@ -363,6 +359,69 @@ where
         })?;
         batch.commit().map_err(|e| io_error("restoring entries", e))
     }
+}
+
+/// Writes every entry of `tree` as `view` sees it into an anonymous file under `dir`: per key
+/// group (ascending, as the tree keys sort), the number of records then the records, then the
+/// non-keyed state. One key group's records are in memory at a time.
+fn write_full(
+    dir: &std::path::Path,
+    view: &fjall::Snapshot,
+    tree: &fjall::Keyspace,
+    operator: Option<Vec<u8>>,
+) -> UserResult<StateFile> {
+    use fjall::Readable;
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile_in(dir)?);
+    let mut index = Vec::new();
+    let mut at = 0u64;
+    let mut block = Vec::new();
+    let mut records = Vec::new();
+    let mut current: Option<(u32, u64)> = None;
+    let mut flush = |group: u32, count: u64, records: &mut Vec<u8>, out: &mut std::io::BufWriter<std::fs::File>| {
+        block.clear();
+        encode_into(&count, &mut block)?;
+        block.extend_from_slice(records);
+        out.write_all(&block)?;
+        index.push((group, at, block.len() as u64));
+        at += block.len() as u64;
+        records.clear();
+        UserResult::Ok(())
+    };
+    for guard in view.iter(tree) {
+        let (key, value) = guard.into_inner().map_err(|e| io_error("reading a snapshot", e))?;
+        let group = u16::from_be_bytes([key[0], key[1]]) as u32;
+        match current {
+            Some((g, n)) if g == group => current = Some((g, n + 1)),
+            Some((g, n)) => {
+                flush(g, n, &mut records, &mut out)?;
+                current = Some((group, 1));
+            }
+            None => current = Some((group, 1)),
+        }
+        encode_into(&false, &mut records)?;
+        put_frame(&key[2..], &mut records)?;
+        records.extend_from_slice(&value);
+    }
+    if let Some((g, n)) = current {
+        flush(g, n, &mut records, &mut out)?;
+    }
+    let operator = match operator {
+        Some(bytes) => {
+            out.write_all(&bytes)?;
+            let place = (at, bytes.len() as u64);
+            at += bytes.len() as u64;
+            Some(place)
+        }
+        None => None,
+    };
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(StateFile {
+        file,
+        size: at,
+        index,
+        operator,
+    })
 }
 
 impl<V> Drop for DiskTable<V> {
