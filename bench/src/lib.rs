@@ -618,15 +618,54 @@ pub async fn run_sql(query: &str, events: u64, parallelism: usize, pushdown: boo
     })
 }
 
+/// What the keyed-state benchmark runs.
+#[derive(Debug, Clone)]
+pub struct StateBenchConfig {
+    /// Distinct keys.
+    pub keys: u64,
+    /// Times every key is updated while the state is built (the first inserts it).
+    pub passes: u64,
+    /// Parallelism of the keyed operator.
+    pub parallelism: usize,
+    /// Parallelism of the rescaled restore.
+    pub rescale_to: usize,
+    /// Where the state lives.
+    pub backend: weir::state::StateBackend,
+    /// Checkpoints while the state is built (incremental), if any.
+    pub checkpoint_interval: Option<Duration>,
+}
+
 /// What the keyed-state benchmark measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StateBenchResult {
+    /// State backend.
+    pub backend: String,
     /// Distinct keys in state.
     pub keys: u64,
+    /// Updates per key while building.
+    pub passes: u64,
     /// Parallelism of the keyed operator.
     pub parallelism: usize,
+    /// Events processed while building the state (`keys × passes`).
+    pub build_events: u64,
+    /// Wall seconds of the build.
+    pub build_seconds: f64,
+    /// CPU seconds of the process during the build (every thread).
+    pub build_cpu_seconds: f64,
+    /// Build throughput per CPU-second.
+    pub build_events_per_cpu_s: f64,
     /// Resident memory of the state (RSS growth while building it), MiB.
     pub state_rss_mib: f64,
+    /// Peak resident memory of the process, MiB.
+    pub peak_rss_mib: f64,
+    /// Checkpoint interval while building, ms (0: none).
+    pub checkpoint_interval_ms: u64,
+    /// Checkpoints completed while building.
+    pub checkpoints: u64,
+    /// Their durations' median, ms.
+    pub checkpoint_p50_ms: u64,
+    /// Their durations' 99th percentile, ms.
+    pub checkpoint_p99_ms: u64,
     /// Savepoint of the whole state: trigger to `_metadata`, ms.
     pub snapshot_ms: u64,
     /// Its size on disk, MiB.
@@ -640,12 +679,18 @@ pub struct StateBenchResult {
 }
 
 /// A running count and sum per key over `keys` distinct keys (`id % keys`), from an endless
-/// generator; `restore` starts from a snapshot, `rows` bounds the input.
-fn state_job(keys: u64, parallelism: usize, rows: Option<u64>, storage: &str) -> Result<StreamExecutionEnvironment> {
+/// generator (or `rows` rows) on `backend`.
+fn state_job(
+    c: &StateBenchConfig,
+    parallelism: usize,
+    rows: Option<u64>,
+    storage: &str,
+) -> Result<StreamExecutionEnvironment> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
+    env.set_state_backend(c.backend.clone());
     env.set_checkpoint_config(weir::checkpoint::CheckpointConfig {
-        interval: Duration::from_secs(3600),
+        interval: c.checkpoint_interval.unwrap_or(Duration::from_secs(3600)),
         storage: storage.to_string(),
         ..Default::default()
     });
@@ -660,7 +705,7 @@ fn state_job(keys: u64, parallelism: usize, rows: Option<u64>, storage: &str) ->
     env.add_source(Datagen::new("datagen", cfg)?)
         .name("datagen")
         .set_parallelism(1)
-        .select(&[&format!("id % {keys} AS k"), "v"])
+        .select(&[&format!("id % {} AS k", c.keys), "v"])
         .key_by("k")
         .aggregate(&[Agg::count(), Agg::sum("v")])
         .name("state")
@@ -669,20 +714,20 @@ fn state_job(keys: u64, parallelism: usize, rows: Option<u64>, storage: &str) ->
     Ok(env)
 }
 
-/// Builds keyed state of `keys` keys, savepoints it, restores it at `parallelism` and at
-/// `rescale_to`, timing each step.
-pub async fn state_bench(keys: u64, parallelism: usize, rescale_to: usize) -> Result<StateBenchResult> {
+/// Builds keyed state of `keys` keys (each updated `passes` times, checkpointing if asked),
+/// savepoints it, restores it at `parallelism` and at `rescale_to`, timing each step.
+pub async fn state_bench(c: &StateBenchConfig) -> Result<StateBenchResult> {
     let scratch = Scratch::new("state");
-    let env = state_job(keys, parallelism, None, &scratch.url())?;
+    let env = state_job(c, c.parallelism, None, &scratch.url())?;
     let metrics = env.metrics();
     let control = weir::runtime::control::JobControl::default();
     let rss0 = current_rss_mib();
+    let (t0, cpu0) = (Instant::now(), cpu_seconds());
     let job = {
         let env = env.clone();
         let (metrics, control) = (metrics.clone(), control.clone());
         tokio::spawn(async move { env.execute_controlled("state-bench", &metrics, &control).await })
     };
-    // Every key once, then the savepoint.
     let state_in = || {
         metrics
             .snapshot()
@@ -690,23 +735,44 @@ pub async fn state_bench(keys: u64, parallelism: usize, rescale_to: usize) -> Re
             .find(|n| n.name == "state")
             .map_or(0, |n| n.records_in)
     };
-    while state_in() < keys {
+    let c_metrics = &metrics.checkpoints;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    // Every key `passes` times, noting each checkpoint's duration as it completes.
+    let build_events = c.keys * c.passes.max(1);
+    let (mut seen, mut durations) = (0, Vec::new());
+    let mut next_report = Instant::now() + Duration::from_secs(10);
+    while state_in() < build_events {
         if job.is_finished() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let completed = load(&c_metrics.completed);
+        if completed > seen {
+            seen = completed;
+            durations.push(load(&c_metrics.last_duration_ms));
+        }
+        if Instant::now() >= next_report {
+            eprintln!(
+                "  {} of {build_events} events, {:.0} s, RSS {:.0} MiB, {seen} checkpoints",
+                state_in(),
+                t0.elapsed().as_secs_f64(),
+                current_rss_mib()
+            );
+            next_report += Duration::from_secs(10);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let (build_seconds, build_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
     let state_rss_mib = current_rss_mib() - rss0;
+    eprintln!("  built in {build_seconds:.1} s; savepoint …");
     let path = control.stop_with_savepoint().await?;
     job.await
         .map_err(|e| WeirError::plan(format!("state bench job: {e}")))??;
-    let c = &metrics.checkpoints;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    let (snapshot_ms, snapshot_bytes) = (load(&c.last_duration_ms), load(&c.last_bytes));
+    let (snapshot_ms, snapshot_bytes) = (load(&c_metrics.last_duration_ms), load(&c_metrics.last_bytes));
     let restore = |p: usize| {
         let (path, url) = (path.clone(), scratch.url());
         async move {
-            let env = state_job(keys, p, Some(1), &url)?;
+            eprintln!("  restore at parallelism {p} …");
+            let env = state_job(c, p, Some(1), &url)?;
             env.set_restore(weir::graph::RestoreFrom::Snapshot(path));
             let m = env.metrics();
             env.execute_with("state-bench", &m, tokio_util::sync::CancellationToken::new())
@@ -714,16 +780,34 @@ pub async fn state_bench(keys: u64, parallelism: usize, rescale_to: usize) -> Re
             Ok::<u64, WeirError>(load(&m.checkpoints.restore_ms))
         }
     };
-    let restore_ms = restore(parallelism).await?;
-    let rescale_ms = restore(rescale_to).await?;
+    let restore_ms = restore(c.parallelism).await?;
+    let rescale_ms = restore(c.rescale_to).await?;
+    durations.sort_unstable();
+    let pct = |q: f64| -> u64 {
+        if durations.is_empty() {
+            return 0;
+        }
+        durations[((durations.len() as f64 * q).ceil() as usize).clamp(1, durations.len()) - 1]
+    };
     Ok(StateBenchResult {
-        keys,
-        parallelism,
+        backend: c.backend.name().to_string(),
+        keys: c.keys,
+        passes: c.passes,
+        parallelism: c.parallelism,
+        build_events,
+        build_seconds,
+        build_cpu_seconds: build_cpu,
+        build_events_per_cpu_s: build_events as f64 / build_cpu.max(0.01),
         state_rss_mib,
+        peak_rss_mib: peak_rss_mib(),
+        checkpoint_interval_ms: c.checkpoint_interval.map_or(0, |d| d.as_millis() as u64),
+        checkpoints: durations.len() as u64,
+        checkpoint_p50_ms: pct(0.5),
+        checkpoint_p99_ms: pct(0.99),
         snapshot_ms,
         snapshot_mib: snapshot_bytes as f64 / (1024.0 * 1024.0),
         restore_ms,
-        rescale_to,
+        rescale_to: c.rescale_to,
         rescale_ms,
     })
 }

@@ -46,6 +46,18 @@ struct Args {
     /// comma-separated.
     #[arg(long, value_name = "QUERIES")]
     sql: Option<String>,
+    /// For `--query state`: where keyed state lives, `memory` or `disk`.
+    #[arg(long, default_value = "memory")]
+    state_backend: String,
+    /// For `--query state` on disk: the backend's memory budget (`512m`, `1g`).
+    #[arg(long)]
+    state_memory: Option<String>,
+    /// For `--query state` on disk: the directory of its files.
+    #[arg(long)]
+    state_dir: Option<String>,
+    /// For `--query state`: times each key is updated while the state is built.
+    #[arg(long, default_value_t = 1)]
+    passes: u64,
     /// With `--sql`: keep filters out of the source (Flink's Nexmark source generates every
     /// event kind; Weir's, told `event_type = 2`, generates bids only).
     #[arg(long)]
@@ -72,7 +84,7 @@ fn main() -> ExitCode {
         match args.query.as_str() {
             "kafka" => kafka(args.events, args.parallelism, args.json).await,
             "cluster" => cluster(args.events, args.parallelism.max(2), args.json),
-            "state" => state(args.events, args.parallelism, args.rescale_to, args.json).await,
+            "state" => state(&args).await,
             _ => shapes(&args).await,
         }
     });
@@ -175,20 +187,48 @@ async fn kafka(events: u64, parallelism: usize, json: bool) -> anyhow::Result<()
     Ok(())
 }
 
-async fn state(keys: u64, parallelism: usize, rescale_to: Option<usize>, json: bool) -> anyhow::Result<()> {
-    let rescale_to = rescale_to.unwrap_or(if parallelism == 1 { 2 } else { 1 });
-    eprintln!("building keyed state of {keys} keys at parallelism {parallelism} …");
-    let r = weir_bench::state_bench(keys, parallelism, rescale_to).await?;
+async fn state(args: &Args) -> anyhow::Result<()> {
+    let parallelism = args.parallelism;
+    let c = weir_bench::StateBenchConfig {
+        keys: args.events,
+        passes: args.passes,
+        parallelism,
+        rescale_to: args.rescale_to.unwrap_or(if parallelism == 1 { 2 } else { 1 }),
+        backend: weir::state::StateBackend::from_settings(
+            &args.state_backend,
+            args.state_dir.as_deref(),
+            args.state_memory.as_deref(),
+        )?,
+        checkpoint_interval: args.checkpoint_interval.map(Duration::from_millis),
+    };
+    eprintln!(
+        "building keyed state of {} keys ({} passes) at parallelism {parallelism} on {:?} …",
+        c.keys, c.passes, c.backend
+    );
+    let r = weir_bench::state_bench(&c).await?;
     println!(
-        "| keys | p | state RSS MiB | savepoint ms | savepoint MiB | restore ms (p={}) | restore ms (p={}) |",
+        "| backend | keys | passes | p | build events/CPU-s | state RSS MiB | peak RSS MiB | checkpoints | p50 ms | p99 ms | savepoint ms | savepoint MiB | restore ms (p={}) | restore ms (p={}) |",
         r.parallelism, r.rescale_to
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
-        "| {} | {} | {:.0} | {} | {:.0} | {} | {} |",
-        r.keys, r.parallelism, r.state_rss_mib, r.snapshot_ms, r.snapshot_mib, r.restore_ms, r.rescale_ms
+        "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {:.0} | {} | {} |",
+        r.backend,
+        r.keys,
+        r.passes,
+        r.parallelism,
+        r.build_events_per_cpu_s,
+        r.state_rss_mib,
+        r.peak_rss_mib,
+        r.checkpoints,
+        r.checkpoint_p50_ms,
+        r.checkpoint_p99_ms,
+        r.snapshot_ms,
+        r.snapshot_mib,
+        r.restore_ms,
+        r.rescale_ms
     );
-    if json {
+    if args.json {
         println!("{}", serde_json::to_string(&r)?);
     }
     Ok(())

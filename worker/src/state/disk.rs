@@ -22,6 +22,7 @@ use hashbrown::HashMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::bloom::KeyFilter;
 use crate::contract::UserResult;
 use crate::contract::state::{
     KeyedRecords, OperatorState, Snapshot, StateFile, encode_into, put_frame, read_records, take,
@@ -32,11 +33,14 @@ type Map<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
 
 /// Shares of the memory budget: fjall's block cache, the memtables (write buffers), and the
 /// decoded entries cached in front of the tables.
-const BLOCK_CACHE_SHARE: f64 = 0.3;
-const WRITE_BUFFER_SHARE: f64 = 0.2;
-const ENTRY_CACHE_SHARE: f64 = 0.5;
-/// Entries written to the tree per batch on restore.
-const RESTORE_BATCH: usize = 16_384;
+const BLOCK_CACHE_SHARE: f64 = 0.25;
+const WRITE_BUFFER_SHARE: f64 = 0.15;
+const ENTRY_CACHE_SHARE: f64 = 0.6;
+/// Entries written to the tree per batch (spills, snapshots, restore).
+const WRITE_BATCH: usize = 16_384;
+/// Bytes a cached entry takes beyond its key, slot and stored bytes: the hash table's share
+/// and the value's allocations (an estimate; the budget is approximate).
+const ENTRY_OVERHEAD: usize = 112;
 
 /// One cached entry.
 struct Slot<V> {
@@ -57,6 +61,8 @@ pub struct DiskTable<V> {
     tree: fjall::Keyspace,
     cache: Map<Slot<V>>,
     cached_bytes: usize,
+    /// Every key ever written to the tree (approximately): a key it has not seen is not read.
+    stored: KeyFilter,
     /// Keys changed since the previous snapshot (with their key group), once a snapshot was
     /// taken: what an incremental snapshot reads.
     changed: Option<Map<u32>>,
@@ -165,9 +171,13 @@ where
         let tree = db
             .db
             .keyspace(&name, || {
+                // Filter and index blocks stay in memory (about 1.3 bytes a key): a point read
+                // never loads them, which with a small block cache would dominate.
                 fjall::KeyspaceCreateOptions::default()
                     .max_memtable_size(db.memtable)
                     .manual_journal_persist(true)
+                    .filter_block_pinning_policy(fjall::config::PinningPolicy::all(true))
+                    .index_block_pinning_policy(fjall::config::PinningPolicy::all(true))
             })
             .map_err(|e| io_error("creating a table", e))?;
         db.open.fetch_add(1, Ordering::Relaxed);
@@ -176,6 +186,7 @@ where
             tree,
             cache: Map::default(),
             cached_bytes: 0,
+            stored: KeyFilter::default(),
             changed: None,
         })
     }
@@ -183,14 +194,18 @@ where
     /// The cached slot of `key`, read from the tree on a miss.
     fn slot(&mut self, group: u32, key: &[u8]) -> UserResult<&mut Slot<V>> {
         if !self.cache.contains_key(key) {
-            if self.cached_bytes > self.db.entry_cache_per_table() {
+            if self.cached_bytes + self.stored.bytes() > self.db.entry_cache_per_table() {
                 self.spill()?;
             }
-            let stored = self
-                .tree
-                .get(tree_key(group, key))
-                .map_err(|e| io_error("reading an entry", e))?;
-            let size = key.len() + std::mem::size_of::<Slot<V>>() + 48 + stored.as_ref().map_or(0, |v| v.len());
+            let stored = if self.stored.may_contain(key) {
+                self.tree
+                    .get(tree_key(group, key))
+                    .map_err(|e| io_error("reading an entry", e))?
+            } else {
+                None
+            };
+            let size =
+                key.len() + std::mem::size_of::<Slot<V>>() + ENTRY_OVERHEAD + stored.as_ref().map_or(0, |v| v.len());
             let value = match stored {
                 Some(bytes) => Some(take::<V>(&mut bytes.as_ref())?),
                 None => None,
@@ -259,7 +274,8 @@ where
         Ok(had)
     }
 
-    /// Writes the changed cached entries to the tree (values, or removals).
+    /// Writes the changed cached entries to the tree (values, or removals), in batches of
+    /// [`WRITE_BATCH`].
     fn write_dirty(&mut self) -> UserResult<()> {
         let mut batch = self.db.db.batch().durability(None);
         let mut buf = Vec::new();
@@ -270,8 +286,13 @@ where
                     buf.clear();
                     encode_into(v, &mut buf)?;
                     batch.insert(&self.tree, tree_key(slot.group, key), buf.as_slice());
+                    self.stored.insert(key);
                 }
                 None => batch.remove(&self.tree, tree_key(slot.group, key)),
+            }
+            if batch.len() >= WRITE_BATCH {
+                let full = std::mem::replace(&mut batch, self.db.db.batch().durability(None));
+                full.commit().map_err(|e| io_error("writing entries", e))?;
             }
         }
         if !batch.is_empty() {
@@ -346,11 +367,12 @@ where
                     take::<V>(rest)?;
                     let bytes = &start[..start.len() - rest.len()];
                     batch.insert(&self.tree, tree_key(group, key), bytes);
+                    self.stored.insert(key);
                 }
                 None => batch.remove(&self.tree, tree_key(group, key)),
             }
             pending += 1;
-            if pending >= RESTORE_BATCH {
+            if pending >= WRITE_BATCH {
                 let full = std::mem::replace(&mut batch, self.db.db.batch().durability(None));
                 full.commit().map_err(|e| io_error("restoring entries", e))?;
                 pending = 0;

@@ -7,6 +7,7 @@
 //! long reads as absent (Flink's `OnCreateAndWrite` update type).
 
 pub mod backend;
+pub mod bloom;
 pub mod descriptors;
 pub mod disk;
 pub mod store;
