@@ -254,10 +254,6 @@ fn rescale_windows(kind: Kind) {
 /// A regular inner join of two generated streams (ids on both sides, one pair per id), its
 /// sources fixed at parallelism 2 and the join at `parallelism`. The right side runs a quarter
 /// as fast, so the left rows wait in join state across many checkpoints.
-fn join_job(out: &str, storage: &str, parallelism: usize, throttled: bool) -> StreamExecutionEnvironment {
-    join_job_on(out, storage, parallelism, throttled, StateBackend::Memory)
-}
-
 fn join_job_on(
     out: &str,
     storage: &str,
@@ -290,28 +286,10 @@ fn join_job_on(
 #[test]
 fn a_join_rescaled_2_3_1_through_incremental_checkpoints_pairs_each_id_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("chk");
-    let storage = format!("file://{}", root.display());
-    let out = tmp.path().join("out");
-    let store = CheckpointStore::open(&storage, "incremental").unwrap();
-    run_for_checkpoints(&join_job(out.to_str().unwrap(), &storage, 2, true), 10);
-    assert!(
-        check_storage(&root.join("incremental"), &store) > 0,
-        "no kept checkpoint is incremental"
+    rescale_join(
+        tmp.path(),
+        [StateBackend::Memory, StateBackend::Memory, StateBackend::Memory],
     );
-    let env = join_job(out.to_str().unwrap(), &storage, 3, true);
-    env.set_restore(RestoreFrom::Latest);
-    run_for_checkpoints(&env, 10);
-    let env = join_job(out.to_str().unwrap(), &storage, 1, false);
-    env.set_restore(RestoreFrom::Latest);
-    env.execute("incremental").unwrap();
-    let mut seen = BTreeSet::new();
-    for line in common::committed_lines(&out) {
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["id"], v["rid"], "{line}");
-        assert!(seen.insert(v["id"].as_i64().unwrap()), "a pair written twice: {line}");
-    }
-    assert_eq!(seen.len() as u64, JOINED, "every id paired once");
 }
 
 /// The join moved between backends at each rescale (disk at 2, memory at 3, disk at 1, with a
@@ -320,32 +298,40 @@ fn a_join_rescaled_2_3_1_through_incremental_checkpoints_pairs_each_id_once() {
 #[test]
 fn a_join_moved_between_disk_and_memory_backends_while_rescaling_2_3_1_pairs_each_id_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("chk");
-    let storage = format!("file://{}", root.display());
-    let out = tmp.path().join("out");
     let disk = StateBackend::Disk(DiskSettings {
         dir: tmp.path().join("state"),
         memory: 1 << 20,
     });
+    rescale_join(tmp.path(), [disk.clone(), StateBackend::Memory, disk]);
+    let left: Vec<_> = std::fs::read_dir(tmp.path().join("state")).unwrap().flatten().collect();
+    assert!(left.is_empty(), "the state files go with the job: {left:?}");
+}
+
+/// Runs the join at parallelism 2, 3 and 1 on `backends`, each run resuming the previous one's
+/// incremental checkpoints; every id is paired exactly once.
+fn rescale_join(dir: &std::path::Path, backends: [StateBackend; 3]) {
+    let root = dir.join("chk");
+    let storage = format!("file://{}", root.display());
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
     let store = CheckpointStore::open(&storage, "incremental").unwrap();
-    run_for_checkpoints(&join_job_on(out.to_str().unwrap(), &storage, 2, true, disk.clone()), 10);
+    let [first, second, third] = backends;
+    run_for_checkpoints(&join_job_on(out, &storage, 2, true, first), 10);
     assert!(
         check_storage(&root.join("incremental"), &store) > 0,
         "no kept checkpoint is incremental"
     );
-    let env = join_job_on(out.to_str().unwrap(), &storage, 3, true, StateBackend::Memory);
+    let env = join_job_on(out, &storage, 3, true, second);
     env.set_restore(RestoreFrom::Latest);
     run_for_checkpoints(&env, 10);
-    let env = join_job_on(out.to_str().unwrap(), &storage, 1, false, disk);
+    let env = join_job_on(out, &storage, 1, false, third);
     env.set_restore(RestoreFrom::Latest);
     env.execute("incremental").unwrap();
     let mut seen = BTreeSet::new();
-    for line in common::committed_lines(&out) {
+    for line in common::committed_lines(std::path::Path::new(out)) {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["id"], v["rid"], "{line}");
         assert!(seen.insert(v["id"].as_i64().unwrap()), "a pair written twice: {line}");
     }
     assert_eq!(seen.len() as u64, JOINED, "every id paired once");
-    let left: Vec<_> = std::fs::read_dir(tmp.path().join("state")).unwrap().flatten().collect();
-    assert!(left.is_empty(), "the state files go with the job: {left:?}");
 }
