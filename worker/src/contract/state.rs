@@ -119,12 +119,13 @@ impl Snapshot {
         }
     }
 
-    /// A full snapshot the operator writes into a [`StateFile`] itself, off the task (state
-    /// larger than memory: the file is streamed to storage, never held whole).
-    pub fn file(write: impl FnOnce() -> UserResult<StateFile> + Send + 'static) -> Self {
+    /// A snapshot the operator writes into a [`StateFile`] itself, off the task (state larger
+    /// than memory: the file is streamed to storage, never held whole); the changes since the
+    /// previous snapshot when `changes`, else all of it.
+    pub fn file(changes: bool, write: impl FnOnce() -> UserResult<StateFile> + Send + 'static) -> Self {
         Snapshot {
             taken: Taken::File(Box::new(write)),
-            changes: false,
+            changes,
         }
     }
 
@@ -273,21 +274,30 @@ where
     F: FnMut(u32, &[u8], Option<&mut &[u8]>) -> UserResult<()>,
 {
     for layer in std::iter::once(&state.keyed).chain(&state.deltas) {
-        for (group, bytes) in layer {
-            let mut rest = bytes.as_slice();
-            let count: u64 = take(&mut rest)?;
-            for _ in 0..count {
-                let removed: bool = take(&mut rest)?;
-                let key = take_frame(&mut rest)?;
-                if removed {
-                    apply(*group, key, None)?;
-                } else {
-                    apply(*group, key, Some(&mut rest))?;
-                }
+        read_layer(layer, &mut apply)?;
+    }
+    Ok(())
+}
+
+/// [`read_records`] of one layer (the full records, or one change set).
+pub fn read_layer<F>(layer: &BTreeMap<u32, Vec<u8>>, mut apply: F) -> UserResult<()>
+where
+    F: FnMut(u32, &[u8], Option<&mut &[u8]>) -> UserResult<()>,
+{
+    for (group, bytes) in layer {
+        let mut rest = bytes.as_slice();
+        let count: u64 = take(&mut rest)?;
+        for _ in 0..count {
+            let removed: bool = take(&mut rest)?;
+            let key = take_frame(&mut rest)?;
+            if removed {
+                apply(*group, key, None)?;
+            } else {
+                apply(*group, key, Some(&mut rest))?;
             }
-            if !rest.is_empty() {
-                return Err(format!("restoring key group {group}: {} bytes after its records", rest.len()).into());
-            }
+        }
+        if !rest.is_empty() {
+            return Err(format!("restoring key group {group}: {} bytes after its records", rest.len()).into());
         }
     }
     Ok(())

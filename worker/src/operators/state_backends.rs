@@ -50,9 +50,12 @@ struct Run {
 
 impl Run {
     fn snapshot(&mut self, changes: bool) {
-        let changes = changes && !self.chain.is_empty();
-        let snap = self.op.snapshot(1, changes).unwrap();
-        assert_eq!(snap.is_changes(), changes, "asked for changes: {changes}");
+        let asked = changes && !self.chain.is_empty();
+        let snap = self.op.snapshot(1, asked).unwrap();
+        // Asked for changes, a table may answer with everything (the disk backend does when
+        // much changed); never the other way round.
+        let changes = snap.is_changes();
+        assert!(asked || !changes, "changes it was not asked for");
         let state = snap.into_state().unwrap();
         if !changes {
             self.chain.clear();

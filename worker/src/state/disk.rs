@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use super::bloom::KeyFilter;
 use crate::contract::UserResult;
 use crate::contract::state::{
-    KeyedRecords, OperatorState, Snapshot, StateFile, encode_into, put_frame, read_records, take,
+    OperatorState, Snapshot, StateFile, encode_into, put_frame, read_layer, take, take_frame,
 };
 use crate::contract::state_backend::DiskSettings;
 
@@ -323,69 +323,109 @@ where
     }
 
     /// A snapshot: the changed entries are written to the tree, whose MVCC snapshot is then
-    /// read on the checkpoint thread. A full one is streamed key group by key group into a
-    /// state file beside the tree (never whole in memory); with `changes_only`, the entries of
-    /// the keys changed since the previous snapshot. Records as
-    /// [`super::table_snapshot::table_snapshot`] writes them.
+    /// read on the checkpoint thread and streamed key group by key group into a state file
+    /// beside the tree (never whole in memory). With `changes_only`, the entries of the keys
+    /// changed since the previous snapshot, read in key order; when more than a quarter of the
+    /// table changed, a full snapshot instead (a scan is cheaper than that many reads). Records
+    /// as [`super::table_snapshot::table_snapshot`] writes them.
     pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
         self.write_dirty()?;
         let view = self.db.db.snapshot();
         let tree = self.tree.clone();
         let changed = self.changed.replace(Map::default()).unwrap_or_default();
-        if !changes_only {
-            let dir = self.db.path.clone();
-            return Ok(Snapshot::file(move || write_full(&dir, &view, &tree, operator)));
+        let dir = self.db.path.clone();
+        let changes = changes_only && changed.len() <= tree.approximate_len() / 4;
+        if !changes {
+            return Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, operator)));
         }
-        Ok(Snapshot::changes(move || {
+        Ok(Snapshot::file(true, move || {
             use fjall::Readable;
-            let mut records = KeyedRecords::default();
-            for (key, group) in changed {
+            let mut keys: Vec<(u32, Box<[u8]>)> = changed.into_iter().map(|(k, g)| (g, k)).collect();
+            keys.sort_unstable();
+            let mut out = GroupWriter::new(&dir)?;
+            for (group, key) in keys {
                 let value = view
                     .get(&tree, tree_key(group, &key))
                     .map_err(|e| io_error("reading a snapshot", e))?;
-                let write = value.map(|v| {
-                    move |buf: &mut Vec<u8>| -> UserResult<()> {
-                        buf.extend_from_slice(&v);
-                        Ok(())
-                    }
-                });
-                records.put(group, &key, write)?;
+                out.put(group, &key, value.as_deref())?;
             }
-            records.into_state(operator)
+            out.finish(operator)
         }))
     }
 
-    /// Restores what a snapshot of either backend wrote into this empty table, writing the
-    /// entries' bytes to the tree as they are (each is decoded once, to find where it ends).
+    /// Restores what a snapshot of either backend wrote into this table (or one part of its
+    /// key-group range, see [`crate::contract::operator::Operator::restores_in_parts`]). The
+    /// full records are ingested as sorted tables (no memtable, no journal; a disk snapshot's
+    /// records are already in key order, a memory one's are sorted per key group first), the
+    /// changes after them go through write batches. Entry bytes are stored as they are; each
+    /// is decoded once, to find where it ends.
     pub fn restore(&mut self, state: &OperatorState) -> UserResult<()> {
-        let mut batch = self.db.db.batch().durability(None);
-        let mut pending = 0;
-        read_records(state, |group, key, entry| {
-            match entry {
-                Some(rest) => {
-                    let start = *rest;
-                    take::<V>(rest)?;
-                    let bytes = &start[..start.len() - rest.len()];
-                    batch.insert(&self.tree, tree_key(group, key), bytes);
-                    self.stored.insert(key);
+        let (tree, stored) = (&self.tree, &mut self.stored);
+        let mut ingestion = None;
+        let mut entries: Vec<(&[u8], &[u8])> = Vec::new();
+        for (group, bytes) in &state.keyed {
+            entries.clear();
+            let mut rest = bytes.as_slice();
+            let count: u64 = take(&mut rest)?;
+            for _ in 0..count {
+                let removed: bool = take(&mut rest)?;
+                let key = take_frame(&mut rest)?;
+                if removed {
+                    continue; // nothing to remove from an empty range
                 }
-                None => batch.remove(&self.tree, tree_key(group, key)),
+                let start = rest;
+                take::<V>(&mut rest)?;
+                entries.push((key, &start[..start.len() - rest.len()]));
             }
-            pending += 1;
-            if pending >= WRITE_BATCH {
-                let full = std::mem::replace(&mut batch, self.db.db.batch().durability(None));
-                full.commit().map_err(|e| io_error("restoring entries", e))?;
-                pending = 0;
+            if !rest.is_empty() {
+                return Err(format!("restoring key group {group}: {} bytes after its records", rest.len()).into());
             }
-            Ok(())
-        })?;
+            if !entries.is_sorted_by_key(|e| e.0) {
+                entries.sort_unstable_by_key(|e| e.0);
+            }
+            entries.dedup_by_key(|e| e.0);
+            if entries.is_empty() {
+                continue;
+            }
+            if ingestion.is_none() {
+                ingestion = Some(tree.start_ingestion().map_err(|e| io_error("restoring entries", e))?);
+            }
+            let ingest = ingestion.as_mut().expect("started above");
+            for (key, value) in &entries {
+                ingest
+                    .write(tree_key(*group, key), *value)
+                    .map_err(|e| io_error("restoring entries", e))?;
+                stored.insert(key);
+            }
+        }
+        if let Some(ingest) = ingestion {
+            ingest.finish().map_err(|e| io_error("restoring entries", e))?;
+        }
+        let mut batch = self.db.db.batch().durability(None);
+        for layer in &state.deltas {
+            read_layer(layer, |group, key, entry| {
+                match entry {
+                    Some(rest) => {
+                        let start = *rest;
+                        take::<V>(rest)?;
+                        let bytes = &start[..start.len() - rest.len()];
+                        batch.insert(&self.tree, tree_key(group, key), bytes);
+                        self.stored.insert(key);
+                    }
+                    None => batch.remove(&self.tree, tree_key(group, key)),
+                }
+                if batch.len() >= WRITE_BATCH {
+                    let full = std::mem::replace(&mut batch, self.db.db.batch().durability(None));
+                    full.commit().map_err(|e| io_error("restoring entries", e))?;
+                }
+                Ok(())
+            })?;
+        }
         batch.commit().map_err(|e| io_error("restoring entries", e))
     }
 }
 
-/// Writes every entry of `tree` as `view` sees it into an anonymous file under `dir`: per key
-/// group (ascending, as the tree keys sort), the number of records then the records, then the
-/// non-keyed state. One key group's records are in memory at a time.
+/// Writes every entry of `tree` as `view` sees it into a state file under `dir`.
 fn write_full(
     dir: &std::path::Path,
     view: &fjall::Snapshot,
@@ -393,57 +433,93 @@ fn write_full(
     operator: Option<Vec<u8>>,
 ) -> UserResult<StateFile> {
     use fjall::Readable;
-    use std::io::Write;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile_in(dir)?);
-    let mut index = Vec::new();
-    let mut at = 0u64;
-    let mut block = Vec::new();
-    let mut records = Vec::new();
-    let mut current: Option<(u32, u64)> = None;
-    let mut flush = |group: u32, count: u64, records: &mut Vec<u8>, out: &mut std::io::BufWriter<std::fs::File>| {
-        block.clear();
-        encode_into(&count, &mut block)?;
-        block.extend_from_slice(records);
-        out.write_all(&block)?;
-        index.push((group, at, block.len() as u64));
-        at += block.len() as u64;
-        records.clear();
-        UserResult::Ok(())
-    };
+    let mut out = GroupWriter::new(dir)?;
     for guard in view.iter(tree) {
         let (key, value) = guard.into_inner().map_err(|e| io_error("reading a snapshot", e))?;
         let group = u16::from_be_bytes([key[0], key[1]]) as u32;
-        match current {
-            Some((g, n)) if g == group => current = Some((g, n + 1)),
-            Some((g, n)) => {
-                flush(g, n, &mut records, &mut out)?;
-                current = Some((group, 1));
+        out.put(group, &key[2..], Some(&value))?;
+    }
+    out.finish(operator)
+}
+
+/// Writes records into an anonymous state file, key group by key group in ascending order: per
+/// group the number of records, then the records (`KeyedRecords`' format); then the non-keyed
+/// state. One key group's records are in memory at a time.
+struct GroupWriter {
+    out: std::io::BufWriter<std::fs::File>,
+    index: Vec<(u32, u64, u64)>,
+    at: u64,
+    /// The group being written, its record count and records.
+    current: Option<(u32, u64)>,
+    records: Vec<u8>,
+    block: Vec<u8>,
+}
+
+impl GroupWriter {
+    fn new(dir: &std::path::Path) -> UserResult<Self> {
+        Ok(GroupWriter {
+            out: std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile_in(dir)?),
+            index: Vec::new(),
+            at: 0,
+            current: None,
+            records: Vec::new(),
+            block: Vec::new(),
+        })
+    }
+
+    /// A record of `key` in `group` (not before the previous record's group): its stored
+    /// entry, or its removal.
+    fn put(&mut self, group: u32, key: &[u8], value: Option<&[u8]>) -> UserResult<()> {
+        match self.current {
+            Some((g, n)) if g == group => self.current = Some((g, n + 1)),
+            _ => {
+                self.flush()?;
+                self.current = Some((group, 1));
             }
-            None => current = Some((group, 1)),
         }
-        encode_into(&false, &mut records)?;
-        put_frame(&key[2..], &mut records)?;
-        records.extend_from_slice(&value);
-    }
-    if let Some((g, n)) = current {
-        flush(g, n, &mut records, &mut out)?;
-    }
-    let operator = match operator {
-        Some(bytes) => {
-            out.write_all(&bytes)?;
-            let place = (at, bytes.len() as u64);
-            at += bytes.len() as u64;
-            Some(place)
+        encode_into(&value.is_none(), &mut self.records)?;
+        put_frame(key, &mut self.records)?;
+        if let Some(v) = value {
+            self.records.extend_from_slice(v);
         }
-        None => None,
-    };
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    Ok(StateFile {
-        file,
-        size: at,
-        index,
-        operator,
-    })
+        Ok(())
+    }
+
+    fn flush(&mut self) -> UserResult<()> {
+        use std::io::Write;
+        let Some((group, count)) = self.current.take() else {
+            return Ok(());
+        };
+        self.block.clear();
+        encode_into(&count, &mut self.block)?;
+        self.block.extend_from_slice(&self.records);
+        self.out.write_all(&self.block)?;
+        self.index.push((group, self.at, self.block.len() as u64));
+        self.at += self.block.len() as u64;
+        self.records.clear();
+        Ok(())
+    }
+
+    fn finish(mut self, operator: Option<Vec<u8>>) -> UserResult<StateFile> {
+        use std::io::Write;
+        self.flush()?;
+        let operator = match operator {
+            Some(bytes) => {
+                self.out.write_all(&bytes)?;
+                let place = (self.at, bytes.len() as u64);
+                self.at += bytes.len() as u64;
+                Some(place)
+            }
+            None => None,
+        };
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        Ok(StateFile {
+            file,
+            size: self.at,
+            index: self.index,
+            operator,
+        })
+    }
 }
 
 impl<V> Drop for DiskTable<V> {
