@@ -280,9 +280,9 @@ where
 }
 
 /// [`read_records`] of one layer (the full records, or one change set).
-pub fn read_layer<F>(layer: &BTreeMap<u32, Vec<u8>>, mut apply: F) -> UserResult<()>
+pub fn read_layer<'a, F>(layer: &'a BTreeMap<u32, Vec<u8>>, mut apply: F) -> UserResult<()>
 where
-    F: FnMut(u32, &[u8], Option<&mut &[u8]>) -> UserResult<()>,
+    F: FnMut(u32, &'a [u8], Option<&mut &'a [u8]>) -> UserResult<()>,
 {
     for (group, bytes) in layer {
         let mut rest = bytes.as_slice();

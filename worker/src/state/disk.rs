@@ -24,9 +24,7 @@ use serde::de::DeserializeOwned;
 
 use super::bloom::KeyFilter;
 use crate::contract::UserResult;
-use crate::contract::state::{
-    OperatorState, Snapshot, StateFile, encode_into, put_frame, read_layer, take, take_frame,
-};
+use crate::contract::state::{OperatorState, Snapshot, StateFile, encode_into, put_frame, read_layer, take};
 use crate::contract::state_backend::DiskSettings;
 
 type Map<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
@@ -362,44 +360,49 @@ where
     pub fn restore(&mut self, state: &OperatorState) -> UserResult<()> {
         let (tree, stored) = (&self.tree, &mut self.stored);
         let mut ingestion = None;
-        let mut entries: Vec<(&[u8], &[u8])> = Vec::new();
-        for (group, bytes) in &state.keyed {
-            entries.clear();
-            let mut rest = bytes.as_slice();
-            let count: u64 = take(&mut rest)?;
-            for _ in 0..count {
-                let removed: bool = take(&mut rest)?;
-                let key = take_frame(&mut rest)?;
-                if removed {
-                    continue; // nothing to remove from an empty range
-                }
-                let start = rest;
-                take::<V>(&mut rest)?;
-                entries.push((key, &start[..start.len() - rest.len()]));
-            }
-            if !rest.is_empty() {
-                return Err(format!("restoring key group {group}: {} bytes after its records", rest.len()).into());
-            }
+        // One key group's entries at a time, sorted, then ingested.
+        let mut ingest = |group: u32, entries: &mut Vec<(&[u8], &[u8])>| -> UserResult<()> {
             if !entries.is_sorted_by_key(|e| e.0) {
                 entries.sort_unstable_by_key(|e| e.0);
             }
             entries.dedup_by_key(|e| e.0);
             if entries.is_empty() {
-                continue;
+                return Ok(());
             }
             if ingestion.is_none() {
                 ingestion = Some(tree.start_ingestion().map_err(|e| io_error("restoring entries", e))?);
             }
-            let ingest = ingestion.as_mut().expect("started above");
-            for (key, value) in &entries {
-                ingest
-                    .write(tree_key(*group, key), *value)
+            let ingestion = ingestion.as_mut().expect("started above");
+            for (key, value) in entries.drain(..) {
+                ingestion
+                    .write(tree_key(group, key), value)
                     .map_err(|e| io_error("restoring entries", e))?;
                 stored.insert(key);
             }
+            Ok(())
+        };
+        let mut entries: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut current = None;
+        read_layer(&state.keyed, |group, key, entry| {
+            if current != Some(group) {
+                if let Some(done) = current {
+                    ingest(done, &mut entries)?;
+                }
+                current = Some(group);
+            }
+            // A full snapshot holds no removals; there would be nothing to remove anyway.
+            if let Some(rest) = entry {
+                let start = *rest;
+                take::<V>(rest)?;
+                entries.push((key, &start[..start.len() - rest.len()]));
+            }
+            Ok(())
+        })?;
+        if let Some(last) = current {
+            ingest(last, &mut entries)?;
         }
-        if let Some(ingest) = ingestion {
-            ingest.finish().map_err(|e| io_error("restoring entries", e))?;
+        if let Some(ingestion) = ingestion {
+            ingestion.finish().map_err(|e| io_error("restoring entries", e))?;
         }
         let mut batch = self.db.db.batch().durability(None);
         for layer in &state.deltas {
