@@ -16,6 +16,7 @@ use super::join::{JoinType, RegularJoin};
 use super::running_aggregate::{OP_COLUMN, RunningAggregate};
 use super::testing::ctx;
 use super::top_n::{SortColumn, TopN};
+use super::window::count::CountWindowAggregate;
 use super::{Operator, OperatorFactory, TaskContext};
 use crate::checkpoint::OperatorState;
 use crate::state::{DiskSettings, StateBackend};
@@ -125,6 +126,19 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
                     ],
                 }),
                 true,
+            ),
+        ),
+        (
+            "count windows",
+            false,
+            one(
+                Box::new(CountWindowAggregate {
+                    keys: vec!["k".into()],
+                    size: 3,
+                    slide: 2,
+                    aggs: vec![Agg::count().alias("n"), Agg::sum("v").alias("s")],
+                }),
+                false,
             ),
         ),
         (

@@ -136,6 +136,9 @@ impl Operator for MillisBounds {
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
         self.inner.restore(state)
     }
+    fn restores_in_parts(&self) -> bool {
+        self.inner.restores_in_parts()
+    }
     fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> UserResult<()> {
         self.inner.notify_checkpoint_complete(checkpoint_id)
     }

@@ -13,11 +13,11 @@ use arrow::row::RowConverter;
 
 use super::bounds::{shown, shown_schema};
 use super::planned::Planned;
-use crate::checkpoint::{self, OperatorState};
+use crate::checkpoint::OperatorState;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::state::Snapshot;
 use crate::operators::{Operator, OperatorFactory, TaskContext, UserResult};
-use crate::state::KeyedTable;
+use crate::state::StateTable;
 use crate::window::aggregate::{Acc, key_converter, plan_keyed_output};
 use crate::window::{Agg, EVENT_TIME_METADATA};
 
@@ -74,7 +74,7 @@ impl OperatorFactory for CountWindowAggregate {
             slide: self.slide as usize,
             planned,
             converter,
-            per_key: KeyedTable::new(),
+            per_key: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
         });
         Ok(shown(input, time_column, &output, op))
@@ -96,7 +96,7 @@ struct CountWindowOp {
     slide: usize,
     planned: Planned,
     converter: RowConverter,
-    per_key: KeyedTable<KeyWindow>,
+    per_key: StateTable<KeyWindow>,
     max_parallelism: u32,
 }
 
@@ -118,7 +118,7 @@ impl Operator for CountWindowOp {
         for (row, &group) in groups.iter().enumerate() {
             let key = keys.row(row);
             let key = key.data();
-            let w = self.per_key.get_or_insert_with(group, key, KeyWindow::default);
+            let w = self.per_key.get_or_insert_with(group, key, KeyWindow::default)?;
             let mut accs = vec![Acc::default(); self.planned.aggs.len()];
             for (agg, (acc, v)) in self.planned.aggs.iter().zip(accs.iter_mut().zip(&values)) {
                 agg.update(acc, v, row);
@@ -165,11 +165,15 @@ impl Operator for CountWindowOp {
     }
 
     fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
-        Ok(checkpoint::table_snapshot(&mut self.per_key, changes_only, None))
+        self.per_key.snapshot(changes_only, None)
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        checkpoint::table_restore(&state, &mut self.per_key)
+        self.per_key.restore(&state)
+    }
+
+    fn restores_in_parts(&self) -> bool {
+        true
     }
 }
 
