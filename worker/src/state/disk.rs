@@ -23,8 +23,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::bloom::KeyFilter;
+use super::codec::Codec;
 use crate::contract::UserResult;
-use crate::contract::state::{OperatorState, Snapshot, StateFile, encode_into, put_frame, read_layer, take};
+use crate::contract::state::{OperatorState, Snapshot, StateFile, encode_into, put_frame, read_layer};
 use crate::contract::state_backend::DiskSettings;
 
 type Map<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
@@ -64,6 +65,7 @@ pub struct DiskTable<V> {
     /// Keys changed since the previous snapshot (with their key group), once a snapshot was
     /// taken: what an incremental snapshot reads.
     changed: Option<Map<u32>>,
+    codec: Codec<V>,
 }
 
 /// A fjall database shared by the disk tables of one process and state directory, removed
@@ -162,8 +164,20 @@ impl<V> DiskTable<V>
 where
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
 {
-    /// An empty table in the process's state database under `settings.dir`.
+    /// An empty table in the process's state database under `settings.dir`, its entries
+    /// stored as postcard.
     pub fn open(settings: &DiskSettings) -> UserResult<Self> {
+        Self::open_with(settings, Codec::serde())
+    }
+}
+
+impl<V> DiskTable<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    /// An empty table in the process's state database under `settings.dir`, its entries
+    /// stored through `codec`.
+    pub fn open_with(settings: &DiskSettings, codec: Codec<V>) -> UserResult<Self> {
         let db = Database::shared(settings)?;
         let name = format!("t{}", db.tables.fetch_add(1, Ordering::Relaxed));
         let tree = db
@@ -186,6 +200,7 @@ where
             cached_bytes: 0,
             stored: KeyFilter::default(),
             changed: None,
+            codec,
         })
     }
 
@@ -205,7 +220,7 @@ where
             let size =
                 key.len() + std::mem::size_of::<Slot<V>>() + ENTRY_OVERHEAD + stored.as_ref().map_or(0, |v| v.len());
             let value = match stored {
-                Some(bytes) => Some(take::<V>(&mut bytes.as_ref())?),
+                Some(bytes) => Some(self.codec.decode(&mut bytes.as_ref())?),
                 None => None,
             };
             self.cached_bytes += size;
@@ -272,6 +287,76 @@ where
         Ok(had)
     }
 
+    /// The value of `key` to change in place, if it has one.
+    pub fn get_mut(&mut self, group: u32, key: &[u8]) -> UserResult<Option<&mut V>> {
+        if self.slot(group, key)?.value.is_none() {
+            return Ok(None);
+        }
+        self.changed(group, key);
+        let slot = self.cache.get_mut(key).expect("cached by slot");
+        slot.dirty = true;
+        Ok(slot.value.as_mut())
+    }
+
+    /// Every entry whose key starts with `prefix`, in the key groups `groups`, in key order:
+    /// handed to `each` in chunks of at most `chunk` (never all in memory at once).
+    pub fn for_each_prefixed(
+        &mut self,
+        groups: std::ops::RangeInclusive<u32>,
+        prefix: &[u8],
+        chunk: usize,
+        mut each: impl FnMut(&[(u32, Box<[u8]>, V)]) -> UserResult<()>,
+    ) -> UserResult<()> {
+        self.write_dirty()?;
+        let mut entries: Vec<(u32, Box<[u8]>, V)> = Vec::with_capacity(chunk.min(4096));
+        for group in groups {
+            for guard in self.tree.prefix(tree_key(group, prefix)) {
+                let (key, value) = guard.into_inner().map_err(|e| io_error("reading entries", e))?;
+                let key: Box<[u8]> = key[2..].into();
+                let value = match self.cache.get(&key).and_then(|s| s.value.as_ref()) {
+                    Some(v) => v.clone(),
+                    None => self.codec.decode(&mut value.as_ref())?,
+                };
+                entries.push((group, key, value));
+                if entries.len() >= chunk {
+                    each(&entries)?;
+                    entries.clear();
+                }
+            }
+        }
+        if !entries.is_empty() {
+            each(&entries)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every entry whose key starts with `prefix`, in the key groups `groups` (an
+    /// incremental snapshot records each removal).
+    pub fn remove_prefixed(&mut self, groups: std::ops::RangeInclusive<u32>, prefix: &[u8]) -> UserResult<()> {
+        self.write_dirty()?;
+        let mut batch = self.db.db.batch().durability(None);
+        for group in groups {
+            for guard in self.tree.prefix(tree_key(group, prefix)) {
+                let key = guard.key().map_err(|e| io_error("reading entries", e))?;
+                if let Some(slot) = self.cache.remove(&key[2..]) {
+                    self.cached_bytes -= slot.size as usize;
+                }
+                if let Some(changed) = &mut self.changed {
+                    changed.insert(key[2..].into(), group);
+                }
+                batch.remove(&self.tree, key);
+                if batch.len() >= WRITE_BATCH {
+                    let full = std::mem::replace(&mut batch, self.db.db.batch().durability(None));
+                    full.commit().map_err(|e| io_error("removing entries", e))?;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            batch.commit().map_err(|e| io_error("removing entries", e))?;
+        }
+        Ok(())
+    }
+
     /// Writes the changed cached entries to the tree (values, or removals), in batches of
     /// [`WRITE_BATCH`].
     fn write_dirty(&mut self) -> UserResult<()> {
@@ -282,7 +367,7 @@ where
             match &slot.value {
                 Some(v) => {
                     buf.clear();
-                    encode_into(v, &mut buf)?;
+                    self.codec.encode(v, &mut buf)?;
                     batch.insert(&self.tree, tree_key(slot.group, key), buf.as_slice());
                     self.stored.insert(key);
                 }
@@ -358,7 +443,17 @@ where
     /// changes after them go through write batches. Entry bytes are stored as they are; each
     /// is decoded once, to find where it ends.
     pub fn restore(&mut self, state: &OperatorState) -> UserResult<()> {
-        let (tree, stored) = (&self.tree, &mut self.stored);
+        self.restore_observing(state, |_, _, _| Ok(()))
+    }
+
+    /// [`DiskTable::restore`], showing `observe` every entry the records put (also those a
+    /// later change set replaces or removes), as it is decoded anyway.
+    pub fn restore_observing(
+        &mut self,
+        state: &OperatorState,
+        mut observe: impl FnMut(u32, &[u8], &V) -> UserResult<()>,
+    ) -> UserResult<()> {
+        let (tree, stored, codec) = (&self.tree, &mut self.stored, &self.codec);
         let mut ingestion = None;
         // One key group's entries at a time, sorted, then ingested.
         let mut ingest = |group: u32, entries: &mut Vec<(&[u8], &[u8])>| -> UserResult<()> {
@@ -393,7 +488,7 @@ where
             // A full snapshot holds no removals; there would be nothing to remove anyway.
             if let Some(rest) = entry {
                 let start = *rest;
-                take::<V>(rest)?;
+                observe(group, key, &codec.decode(rest)?)?;
                 entries.push((key, &start[..start.len() - rest.len()]));
             }
             Ok(())
@@ -410,7 +505,7 @@ where
                 match entry {
                     Some(rest) => {
                         let start = *rest;
-                        take::<V>(rest)?;
+                        observe(group, key, &self.codec.decode(rest)?)?;
                         let bytes = &start[..start.len() - rest.len()];
                         batch.insert(&self.tree, tree_key(group, key), bytes);
                         self.stored.insert(key);

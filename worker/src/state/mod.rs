@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod bloom;
+pub mod codec;
 pub mod descriptors;
 pub mod disk;
 pub mod store;
@@ -19,6 +20,7 @@ pub mod table_snapshot;
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 pub use backend::{DiskSettings, StateBackend, StateTable};
+pub use codec::Codec;
 pub use descriptors::{
     AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
     ValueStateDescriptor,

@@ -158,6 +158,11 @@ impl<V: Clone> KeyedTable<V> {
         merged(Some(&self.live), &self.frozen, &self.base).map(|(_, k, v)| (k, v))
     }
 
+    /// Every key with its key group and value, in no particular order.
+    pub fn iter_grouped(&self) -> impl Iterator<Item = (u32, &[u8], &V)> {
+        merged(Some(&self.live), &self.frozen, &self.base)
+    }
+
     /// Freezes the table as it is now for a snapshot: O(1) here; later changes copy values up.
     /// The view also tells what changed since the previous freeze (for incremental snapshots).
     pub fn freeze(&mut self) -> TableView<V> {

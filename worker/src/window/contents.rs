@@ -13,6 +13,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
 use crate::contract::UserResult;
+use crate::state::Codec;
 use crate::window::aggregate::{Acc, PlannedAgg, Values};
 
 /// A window's time span, `[start, end)` in ms; [`TimeWindow::GLOBAL`] for global windows.
@@ -49,10 +50,6 @@ pub(crate) struct Fired<'a, S> {
     pub(crate) state: &'a S,
 }
 
-/// Appends the encoding of one (key, window)'s contents to a buffer, for checkpoints, from any
-/// thread.
-pub(crate) type StateEncoder<S> = Arc<dyn Fn(&S, &mut Vec<u8>) -> UserResult<()> + Send + Sync>;
-
 /// Per-window contents: created empty, fed rows of a batch, merged (sessions), emitted.
 pub(crate) trait WindowContents: Send + 'static {
     /// What one (key, window) holds: shared with the checkpoint thread and copied on write.
@@ -67,10 +64,8 @@ pub(crate) trait WindowContents: Send + 'static {
     fn merge(&mut self, into: &mut Self::State, from: Self::State) -> UserResult<()>;
     /// Output rows of fired windows, in the given order.
     fn emit(&mut self, fired: &[Fired<'_, Self::State>]) -> UserResult<Option<RecordBatch>>;
-    /// What encodes contents as bytes for checkpoints, on any thread.
-    fn encoder(&self) -> StateEncoder<Self::State>;
-    /// Contents from the bytes of [`WindowContents::encoder`].
-    fn decode_state(&self, bytes: &[u8]) -> UserResult<Self::State>;
+    /// How contents become checkpoint (and disk) bytes and back, on any thread.
+    fn codec(&self) -> Codec<Self::State>;
 }
 
 /// `window_start` / `window_end` columns for fired windows (nulls for the global window).
@@ -146,11 +141,7 @@ impl WindowContents for Builtin {
         Ok(Some(RecordBatch::try_new(self.output.clone(), columns)?))
     }
 
-    fn encoder(&self) -> StateEncoder<Vec<Acc>> {
-        Arc::new(|state: &Vec<Acc>, buf: &mut Vec<u8>| crate::contract::state::encode_into(state, buf))
-    }
-
-    fn decode_state(&self, bytes: &[u8]) -> UserResult<Vec<Acc>> {
-        crate::contract::state::decode(bytes)
+    fn codec(&self) -> Codec<Vec<Acc>> {
+        Codec::serde()
     }
 }

@@ -19,11 +19,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow::row::RowConverter;
 
-use super::contents::{Fired, StateEncoder, TimeWindow, WindowContents};
+use super::contents::{Fired, TimeWindow, WindowContents};
 use crate::contract::UserResult;
 use crate::contract::error::{Result, WeirError};
 use crate::row::{Row, RowRef, Value, rows_to_batch, value_at};
-use crate::state::AggregateFunction;
+use crate::state::{AggregateFunction, Codec};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -393,12 +393,13 @@ impl WindowContents for UserContents {
         Ok(Some(rows_to_batch(&self.output, &rows)?))
     }
 
-    fn encoder(&self) -> StateEncoder<UserState> {
+    fn codec(&self) -> Codec<UserState> {
         let function = match &self.kind {
             Kind::Aggregate(f) => Some(f.clone()),
             _ => None,
         };
-        Arc::new(move |state: &UserState, buf: &mut Vec<u8>| {
+        let decoder = function.clone();
+        let encode = move |state: &UserState, buf: &mut Vec<u8>| {
             let stored = match state {
                 UserState::Elements(v) => StoredRef::Elements(v),
                 UserState::Reduced(r) => StoredRef::Reduced(r),
@@ -408,20 +409,20 @@ impl WindowContents for UserContents {
                 }
             };
             crate::contract::state::encode_into(&stored, buf)
-        })
-    }
-
-    fn decode_state(&self, bytes: &[u8]) -> UserResult<UserState> {
-        Ok(match crate::contract::state::decode::<Stored>(bytes)? {
-            Stored::Elements(v) => UserState::Elements(v),
-            Stored::Reduced(r) => UserState::Reduced(r),
-            Stored::Acc(b) => {
-                let Kind::Aggregate(f) = &self.kind else {
-                    return Err("restoring a window: the stored state is of an aggregate function".into());
-                };
-                UserState::Acc(f.decode(&b)?)
-            }
-        })
+        };
+        let decode = move |bytes: &mut &[u8]| -> UserResult<UserState> {
+            Ok(match crate::contract::state::take::<Stored>(bytes)? {
+                Stored::Elements(v) => UserState::Elements(v),
+                Stored::Reduced(r) => UserState::Reduced(r),
+                Stored::Acc(b) => {
+                    let f = decoder
+                        .as_ref()
+                        .ok_or("restoring a window: the stored state is of an aggregate function")?;
+                    UserState::Acc(f.decode(&b)?)
+                }
+            })
+        };
+        Codec::new(encode, decode)
     }
 }
 

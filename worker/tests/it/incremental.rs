@@ -38,7 +38,14 @@ fn checkpointing_env(storage: &str) -> StreamExecutionEnvironment {
 /// Sliding windows over 1,000 keys whose contents outlive many checkpoints, so each
 /// incremental checkpoint holds a part of the state.
 fn job(out: &str, storage: &str, parallelism: usize, throttled: bool) -> StreamExecutionEnvironment {
-    windowed(out, storage, parallelism, throttled, Kind::Sliding)
+    windowed(
+        out,
+        storage,
+        parallelism,
+        throttled,
+        Kind::Sliding,
+        StateBackend::Memory,
+    )
 }
 
 /// The windows of [`windowed`].
@@ -50,8 +57,16 @@ enum Kind {
 }
 
 /// Windows of `kind` over 1,000 keys: count, sum and max per window.
-fn windowed(out: &str, storage: &str, parallelism: usize, throttled: bool, kind: Kind) -> StreamExecutionEnvironment {
+fn windowed(
+    out: &str,
+    storage: &str,
+    parallelism: usize,
+    throttled: bool,
+    kind: Kind,
+    backend: StateBackend,
+) -> StreamExecutionEnvironment {
     let env = checkpointing_env(storage);
+    env.set_state_backend(backend);
     let cfg = DatagenConfig {
         rows: Some(ROWS),
         rows_per_second: throttled.then_some(40_000),
@@ -218,34 +233,65 @@ fn incremental_checkpoint_chains_rescale_2_3_1_exactly_once_and_leave_no_orphane
 
 #[test]
 fn session_windows_rescaled_2_3_1_through_incremental_checkpoints_give_the_failure_free_output() {
-    rescale_windows(Kind::Session);
+    rescale_windows(
+        Kind::Session,
+        [StateBackend::Memory, StateBackend::Memory, StateBackend::Memory],
+    );
 }
 
 #[test]
 fn count_windows_rescaled_2_3_1_through_incremental_checkpoints_give_the_failure_free_output() {
-    rescale_windows(Kind::Count);
+    rescale_windows(
+        Kind::Count,
+        [StateBackend::Memory, StateBackend::Memory, StateBackend::Memory],
+    );
 }
 
-fn rescale_windows(kind: Kind) {
+/// Sliding and session windows moved between backends at each rescale (disk at 2, memory at
+/// 3, disk at 1, with a 1 MiB budget so their state spills): the output is the failure-free
+/// one.
+#[test]
+fn windows_moved_between_disk_and_memory_backends_while_rescaling_2_3_1_give_the_failure_free_output() {
+    for kind in [Kind::Sliding, Kind::Session] {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = StateBackend::Disk(DiskSettings {
+            dir: tmp.path().join("state"),
+            memory: 1 << 20,
+        });
+        rescale_windows(kind, [disk.clone(), StateBackend::Memory, disk]);
+    }
+}
+
+/// Runs the windows of `kind` at parallelism 2, 3 and 1 on `backends`, each run resuming the
+/// previous one's incremental checkpoints; the output equals a failure-free run's.
+fn rescale_windows(kind: Kind, backends: [StateBackend; 3]) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("chk");
     let storage = format!("file://{}", root.display());
     let (clean_out, out) = (tmp.path().join("clean"), tmp.path().join("out"));
-    windowed(clean_out.to_str().unwrap(), &storage, 2, false, kind)
-        .execute("clean")
-        .unwrap();
+    windowed(
+        clean_out.to_str().unwrap(),
+        &storage,
+        2,
+        false,
+        kind,
+        StateBackend::Memory,
+    )
+    .execute("clean")
+    .unwrap();
     let expected = common::committed_lines(&clean_out);
     assert!(expected.len() > 1_000, "{} windows", expected.len());
     let store = CheckpointStore::open(&storage, "incremental").unwrap();
-    run_for_checkpoints(&windowed(out.to_str().unwrap(), &storage, 2, true, kind), 10);
+    let [first, second, third] = backends;
+    run_for_checkpoints(&windowed(out.to_str().unwrap(), &storage, 2, true, kind, first), 10);
     assert!(
         check_storage(&root.join("incremental"), &store) > 0,
         "no kept checkpoint is incremental"
     );
-    let env = windowed(out.to_str().unwrap(), &storage, 3, true, kind);
+    let env = windowed(out.to_str().unwrap(), &storage, 3, true, kind, second);
     env.set_restore(RestoreFrom::Latest);
     run_for_checkpoints(&env, 10);
-    let env = windowed(out.to_str().unwrap(), &storage, 1, false, kind);
+    let env = windowed(out.to_str().unwrap(), &storage, 1, false, kind, third);
     env.set_restore(RestoreFrom::Latest);
     env.execute("incremental").unwrap();
     assert_eq!(common::committed_lines(&out), expected);

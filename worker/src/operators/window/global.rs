@@ -210,7 +210,7 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
         for (at, key) in &self.processing_timers {
             timers.entry(key.as_ref()).or_default().1.push(*at);
         }
-        let encode = self.contents.encoder();
+        let codec = self.contents.codec();
         let mut entries: Vec<(&[u8], StoredWindow)> = Vec::with_capacity(self.windows.len());
         for (key, w) in &self.windows {
             let (event, processing) = timers.remove(key.as_ref()).unwrap_or_default();
@@ -219,7 +219,7 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
                 (
                     {
                         let mut b = Vec::new();
-                        encode(&w.state, &mut b)?;
+                        codec.encode(&w.state, &mut b)?;
                         b
                     },
                     w.count,
@@ -246,7 +246,7 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
             for at in processing {
                 self.processing_timers.insert((at, key.clone()));
             }
-            let state = self.contents.decode_state(&bytes)?;
+            let state = self.contents.codec().decode(&mut bytes.as_slice())?;
             self.windows.insert(key, KeyWindow { state, count, scratch });
         }
         self.watermark = checkpoint::least_watermark(&state)?;

@@ -6,6 +6,7 @@
 mod bounds;
 pub mod count;
 pub mod global;
+mod panes;
 pub mod planned;
 pub mod session;
 pub mod time_window;
@@ -148,11 +149,11 @@ impl WindowAggregate {
                     planned.output.clone(),
                     key_converter(input, &planned.key_columns)?,
                 );
-                Ok(self.operator(ctx, planned, converter, contents))
+                self.operator(ctx, planned, converter, contents)
             }
             WindowFunction::User(f) => {
                 let contents = f.contents(planned.output.clone(), key_converter(input, &planned.key_columns)?);
-                Ok(self.operator(ctx, planned, converter, contents))
+                self.operator(ctx, planned, converter, contents)
             }
         }
     }
@@ -164,8 +165,8 @@ impl WindowAggregate {
         planned: Planned,
         converter: Option<RowConverter>,
         contents: C,
-    ) -> Box<dyn Operator> {
-        match self.assigner.kind {
+    ) -> Result<Box<dyn Operator>> {
+        Ok(match self.assigner.kind {
             WindowKind::Session => Box::new(session::SessionWindowOp::new(
                 ctx.clone(),
                 self.assigner.size,
@@ -173,7 +174,7 @@ impl WindowAggregate {
                 planned,
                 converter,
                 contents,
-            )),
+            )?),
             WindowKind::Global => Box::new(global::GlobalWindowOp::new(
                 ctx,
                 self.trigger.clone().expect("checked by plan"),
@@ -188,8 +189,8 @@ impl WindowAggregate {
                 planned,
                 converter,
                 contents,
-            )),
-        }
+            )?),
+        })
     }
 }
 

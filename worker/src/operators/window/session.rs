@@ -3,6 +3,9 @@
 //! A session fires when the watermark passes its end − 1; within the allowed lateness a record
 //! that merges into it updates it and fires it again. A record whose (merged) window is past
 //! the lateness is late: counted in `late_records`, the session left as it was.
+//!
+//! A key's sessions are one entry of a [`StateTable`] (memory or disk); the timers that say
+//! when to look at a key stay in memory, rebuilt from the sessions on restore.
 
 use std::collections::BTreeSet;
 
@@ -12,9 +15,10 @@ use arrow::row::RowConverter;
 
 use super::planned::Planned;
 use crate::checkpoint::{self, OperatorState};
+use crate::contract::error::Result;
 use crate::contract::state::Snapshot;
 use crate::operators::{Operator, TaskContext, UserResult};
-use crate::state::KeyedTable;
+use crate::state::{Codec, StateTable};
 use crate::window::contents::{Fired, TimeWindow, WindowContents};
 
 #[derive(Clone)]
@@ -33,10 +37,10 @@ pub(crate) struct SessionWindowOp<C: WindowContents> {
     planned: Planned,
     converter: Option<RowConverter>,
     contents: C,
-    /// Key → its sessions, sorted by start, disjoint (copy-on-write for snapshots).
-    sessions: KeyedTable<Vec<Session<C::State>>>,
-    /// (time, key): when the watermark reaches `time`, look at the key's sessions.
-    timers: BTreeSet<(i64, Box<[u8]>)>,
+    /// Key → its sessions, sorted by start, disjoint.
+    sessions: StateTable<Vec<Session<C::State>>>,
+    /// (time, key, key group): when the watermark reaches `time`, look at the key's sessions.
+    timers: BTreeSet<(i64, Box<[u8]>, u32)>,
     watermark: i64,
     late: u64,
     /// Late records waiting to go to the side output.
@@ -47,6 +51,37 @@ fn is_past(t: i64, watermark: i64) -> bool {
     t <= watermark
 }
 
+/// A key's sessions in checkpoints: their number, then each `(start, end, fired)` and its
+/// contents.
+fn sessions_codec<S: Clone + Send + Sync + 'static>(contents: Codec<S>) -> Codec<Vec<Session<S>>> {
+    let decode_contents = contents.clone();
+    Codec::new(
+        move |list: &Vec<Session<S>>, buf: &mut Vec<u8>| {
+            checkpoint::encode_into(&(list.len() as u64), buf)?;
+            for s in list {
+                checkpoint::encode_into(&(s.start, s.end, s.fired), buf)?;
+                contents.encode(&s.state, buf)?;
+            }
+            Ok(())
+        },
+        move |bytes: &mut &[u8]| {
+            let n: u64 = checkpoint::take(bytes)?;
+            let mut list = Vec::with_capacity(n.min(1024) as usize);
+            for _ in 0..n {
+                let (start, end, fired): (i64, i64, bool) = checkpoint::take(bytes)?;
+                let state = decode_contents.decode(bytes)?;
+                list.push(Session {
+                    start,
+                    end,
+                    state,
+                    fired,
+                });
+            }
+            Ok(list)
+        },
+    )
+}
+
 impl<C: WindowContents> SessionWindowOp<C> {
     pub(crate) fn new(
         ctx: TaskContext,
@@ -55,38 +90,44 @@ impl<C: WindowContents> SessionWindowOp<C> {
         planned: Planned,
         converter: Option<RowConverter>,
         contents: C,
-    ) -> Self {
-        SessionWindowOp {
+    ) -> Result<Self> {
+        let sessions = StateTable::with_codec(&ctx.state, sessions_codec(contents.codec()))?;
+        Ok(SessionWindowOp {
             ctx,
             gap,
             lateness,
             planned,
             converter,
             contents,
-            sessions: KeyedTable::new(),
+            sessions,
             timers: BTreeSet::new(),
             watermark: i64::MIN,
             late: 0,
             side: Vec::new(),
-        }
+        })
     }
 
     /// Marks the key's sessions that the watermark passed as fired; returns their starts.
-    fn fire_due(&mut self, key: &[u8], fired: &mut Vec<(Box<[u8]>, i64)>) {
-        let Some(list) = self.sessions.get_mut(key) else { return };
+    fn fire_due(&mut self, key: &[u8], group: u32, fired: &mut Vec<(Box<[u8]>, i64, u32)>) -> UserResult<()> {
         let w = self.watermark;
+        let Some(list) = self.sessions.get_mut(group, key)? else {
+            return Ok(());
+        };
         for s in list.iter_mut() {
             if !s.fired && is_past(s.end - 1, w) {
                 s.fired = true;
-                fired.push((key.into(), s.start));
+                fired.push((key.into(), s.start, group));
             }
         }
+        Ok(())
     }
 
     /// Drops the key's sessions past their lateness and sets timers for the rest.
-    fn expire(&mut self, key: &[u8]) {
-        let Some(list) = self.sessions.get_mut(key) else { return };
+    fn expire(&mut self, key: &[u8], group: u32) -> UserResult<()> {
         let (w, lateness) = (self.watermark, self.lateness);
+        let Some(list) = self.sessions.get_mut(group, key)? else {
+            return Ok(());
+        };
         list.retain(|s| !is_past((s.end - 1).saturating_add(lateness), w));
         for s in list.iter() {
             let at = if s.fired {
@@ -94,18 +135,21 @@ impl<C: WindowContents> SessionWindowOp<C> {
             } else {
                 s.end - 1
             };
-            self.timers.insert((at, key.into()));
+            self.timers.insert((at, key.into(), group));
         }
         if list.is_empty() {
-            self.sessions.remove(key);
+            self.sessions.remove(group, key)?;
         }
+        Ok(())
     }
 
     /// Output for the sessions `(key, start)`, in that order.
-    fn emit(&mut self, which: &[(Box<[u8]>, i64)]) -> UserResult<Option<RecordBatch>> {
+    fn emit(&mut self, which: &[(Box<[u8]>, i64, u32)]) -> UserResult<Option<RecordBatch>> {
+        let keys: Vec<(u32, &[u8])> = which.iter().map(|(k, _, g)| (*g, k.as_ref())).collect();
+        let lists = self.sessions.get_many(&keys)?;
         let mut fired = Vec::with_capacity(which.len());
-        for (key, start) in which {
-            let list = self.sessions.get(key).expect("a session just fired");
+        for ((key, start, _), list) in which.iter().zip(&lists) {
+            let list = list.as_ref().ok_or("a session just fired is gone")?;
             let s = &list[list.partition_point(|s| s.start < *start)];
             fired.push(Fired {
                 window: TimeWindow {
@@ -132,7 +176,7 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
         let groups = self
             .planned
             .key_groups(self.converter.is_some(), &batch, self.ctx.max_parallelism)?;
-        let mut refire: Vec<Box<[u8]>> = Vec::new();
+        let mut refire: Vec<(Box<[u8]>, u32)> = Vec::new();
         let mut late = 0u64;
         let mut late_rows: Vec<u32> = Vec::new();
         for row in 0..batch.num_rows() {
@@ -145,7 +189,7 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
             let (mut start, mut end) = (t, t.saturating_add(self.gap));
             let group = groups.as_ref().map_or(0, |g| g[row]);
-            let list = self.sessions.get_or_insert_with(group, key, Vec::new);
+            let list = self.sessions.get_or_insert_with(group, key, Vec::new)?;
             // Sessions that overlap or touch [start, end); merging may chain.
             let touching: Vec<usize> = list
                 .iter()
@@ -161,7 +205,7 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
                 late += 1;
                 late_rows.push(row as u32);
                 if list.is_empty() {
-                    self.sessions.remove(key);
+                    self.sessions.remove(group, key)?;
                 }
                 continue;
             }
@@ -186,7 +230,7 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
             if already_due {
                 // Within lateness after firing: fire the updated session again.
                 merged.fired = true;
-                refire.push(key.into());
+                refire.push((key.into(), group));
             }
             let at = if merged.fired {
                 (end - 1).saturating_add(self.lateness)
@@ -196,7 +240,7 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
             let pos = list.partition_point(|s| s.start < merged.start);
             list.insert(pos, merged);
             if !same_end {
-                self.timers.insert((at, key.into()));
+                self.timers.insert((at, key.into(), group));
             }
         }
         if !late_rows.is_empty() {
@@ -211,13 +255,13 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
             refire.sort();
             refire.dedup();
             let mut rows = Vec::new();
-            for k in refire {
+            for (k, group) in refire {
                 let w = self.watermark;
-                if let Some(list) = self.sessions.get(&k) {
+                if let Some(list) = self.sessions.get(group, &k)? {
                     rows.extend(
                         list.iter()
                             .filter(|s| is_past(s.end - 1, w))
-                            .map(|s| (k.clone(), s.start)),
+                            .map(|s| (k.clone(), s.start, group)),
                     );
                 }
             }
@@ -231,25 +275,25 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
             return Ok(());
         }
         self.watermark = watermark;
-        let mut due: Vec<Box<[u8]>> = Vec::new();
-        while let Some((at, _)) = self.timers.first() {
+        let mut due: Vec<(Box<[u8]>, u32)> = Vec::new();
+        while let Some((at, _, _)) = self.timers.first() {
             if !is_past(*at, watermark) {
                 break;
             }
-            let (_, key) = self.timers.pop_first().expect("checked");
-            due.push(key);
+            let (_, key, group) = self.timers.pop_first().expect("checked");
+            due.push((key, group));
         }
         due.sort();
         due.dedup();
         let mut rows = Vec::new();
-        for key in &due {
-            self.fire_due(key, &mut rows);
+        for (key, group) in &due {
+            self.fire_due(key, *group, &mut rows)?;
         }
         // Deterministic output order: by key, then start.
         rows.sort();
         out.extend(self.emit(&rows)?);
-        for key in &due {
-            self.expire(key);
+        for (key, group) in &due {
+            self.expire(key, *group)?;
         }
         Ok(())
     }
@@ -259,56 +303,28 @@ impl<C: WindowContents> Operator for SessionWindowOp<C> {
     }
 
     fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
-        // Per key: its sessions, each (start, end, fired) and its contents.
-        let encode = self.contents.encoder();
-        let write_list = move |list: &Vec<Session<C::State>>, buf: &mut Vec<u8>| -> UserResult<()> {
-            checkpoint::encode_into(&(list.len() as u64), buf)?;
-            let mut contents = Vec::new();
-            for s in list {
-                checkpoint::encode_into(&(s.start, s.end, s.fired), buf)?;
-                contents.clear();
-                encode(&s.state, &mut contents)?;
-                checkpoint::put_frame(&contents, buf)?;
-            }
-            Ok(())
-        };
         let watermark = Some(checkpoint::encode(&self.watermark)?);
-        Ok(checkpoint::table_snapshot_with(
-            &mut self.sessions,
-            changes_only,
-            watermark,
-            write_list,
-        ))
+        self.sessions.snapshot(changes_only, watermark)
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        let contents = &self.contents;
-        checkpoint::table_restore_with(&state, &mut self.sessions, |rest| {
-            let n: u64 = checkpoint::take(rest)?;
-            let mut list = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                let (start, end, fired): (i64, i64, bool) = checkpoint::take(rest)?;
-                let state = contents.decode_state(checkpoint::take_frame(rest)?)?;
-                list.push(Session {
-                    start,
-                    end,
-                    state,
-                    fired,
-                });
-            }
-            Ok(list)
-        })?;
-        for (key, list) in self.sessions.iter() {
+        let (timers, lateness) = (&mut self.timers, self.lateness);
+        self.sessions.restore_observing(&state, |group, key, list| {
             for s in list {
                 let at = if s.fired {
-                    (s.end - 1).saturating_add(self.lateness)
+                    (s.end - 1).saturating_add(lateness)
                 } else {
                     s.end - 1
                 };
-                self.timers.insert((at, key.into()));
+                timers.insert((at, key.into(), group));
             }
-        }
+            Ok(())
+        })?;
         self.watermark = checkpoint::least_watermark(&state)?;
         Ok(())
+    }
+
+    fn restores_in_parts(&self) -> bool {
+        true
     }
 }
