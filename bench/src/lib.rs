@@ -114,6 +114,8 @@ pub struct BenchResult {
     pub checkpoint_bytes: u64,
     /// `none`, `incremental` or `full`.
     pub checkpoint_mode: String,
+    /// Where keyed state lived (`memory` or `disk`).
+    pub state_backend: String,
 }
 
 /// A scratch directory for a bench run's checkpoints, removed when dropped.
@@ -464,7 +466,7 @@ pub fn reset_peak_rss() {
 
 /// Runs one shape once on the current runtime.
 pub async fn run(shape: &str, events: u64, parallelism: usize) -> Result<BenchResult> {
-    run_checkpointed(shape, events, parallelism, None).await
+    run_checkpointed(shape, events, parallelism, None, &weir::state::StateBackend::Memory).await
 }
 
 /// How a benchmark run checkpoints.
@@ -476,14 +478,17 @@ pub struct Checkpointing {
     pub incremental: bool,
 }
 
-/// [`run`], checkpointing as `checkpoint` says to a scratch directory on local disk.
+/// [`run`], checkpointing as `checkpoint` says to a scratch directory on local disk, keyed
+/// state on `backend`.
 pub async fn run_checkpointed(
     shape: &str,
     events: u64,
     parallelism: usize,
     checkpoint: Option<Checkpointing>,
+    backend: &weir::state::StateBackend,
 ) -> Result<BenchResult> {
     let (env, sink) = build(shape, events, parallelism)?;
+    env.set_state_backend(backend.clone());
     let scratch = Scratch::new(shape);
     if let Some(c) = checkpoint {
         env.set_checkpoint_config(weir::checkpoint::CheckpointConfig {
@@ -533,6 +538,7 @@ pub async fn run_checkpointed(
             Some(_) => "full",
         }
         .to_string(),
+        state_backend: backend.name().to_string(),
     })
 }
 
@@ -574,11 +580,18 @@ pub fn sql_job(query: &str, events: u64, rate: u64, pushdown: bool) -> Result<St
 }
 
 /// Runs a Nexmark query from its Flink SQL text ([`sql_job`]); `events` counts every generated
-/// event (all kinds), as the Flink peer does.
-pub async fn run_sql(query: &str, events: u64, parallelism: usize, pushdown: bool) -> Result<BenchResult> {
+/// event (all kinds), as the Flink peer does. Keyed state lives on `backend`.
+pub async fn run_sql(
+    query: &str,
+    events: u64,
+    parallelism: usize,
+    pushdown: bool,
+    backend: &weir::state::StateBackend,
+) -> Result<BenchResult> {
     let text = sql_job(query, events, 10_000_000, pushdown)?;
     let job = weir::pipeline::build_sql(&text, &format!("{query}.sql"), query)?;
     job.env.set_parallelism(parallelism);
+    job.env.set_state_backend(backend.clone());
     let metrics = job.env.metrics();
     reset_peak_rss();
     let cpu0 = cpu_seconds();
@@ -615,6 +628,7 @@ pub async fn run_sql(query: &str, events: u64, parallelism: usize, pushdown: boo
         checkpoint_mean_ms: 0,
         checkpoint_bytes: 0,
         checkpoint_mode: "none".to_string(),
+        state_backend: backend.name().to_string(),
     })
 }
 

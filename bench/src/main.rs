@@ -46,13 +46,14 @@ struct Args {
     /// comma-separated.
     #[arg(long, value_name = "QUERIES")]
     sql: Option<String>,
-    /// For `--query state`: where keyed state lives, `memory` or `disk`.
+    /// Where keyed state lives, `memory` or `disk` (Nexmark shapes, `--sql` and `--query
+    /// state`).
     #[arg(long, default_value = "memory")]
     state_backend: String,
-    /// For `--query state` on disk: the backend's memory budget (`512m`, `1g`).
+    /// On disk: the backend's memory budget (`512m`, `1g`).
     #[arg(long)]
     state_memory: Option<String>,
-    /// For `--query state` on disk: the directory of its files.
+    /// On disk: the directory of its files.
     #[arg(long)]
     state_dir: Option<String>,
     /// For `--query state`: times each key is updated while the state is built.
@@ -102,6 +103,7 @@ async fn shapes(args: &Args) -> anyhow::Result<()> {
         interval: Duration::from_millis(ms),
         incremental: !args.full_checkpoints,
     });
+    let backend = backend(args)?;
     let shapes: Vec<&str> = if args.query == "all" {
         weir_bench::SHAPES.to_vec()
     } else {
@@ -112,11 +114,11 @@ async fn shapes(args: &Args) -> anyhow::Result<()> {
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for shape in shapes {
-        weir_bench::run_checkpointed(shape, (args.events / 4).max(1), args.parallelism, checkpoint)
+        weir_bench::run_checkpointed(shape, (args.events / 4).max(1), args.parallelism, checkpoint, &backend)
             .await
             .with_context(|| format!("warm-up of {shape}"))?;
         for _ in 0..args.reps.max(1) {
-            let r = weir_bench::run_checkpointed(shape, args.events, args.parallelism, checkpoint).await?;
+            let r = weir_bench::run_checkpointed(shape, args.events, args.parallelism, checkpoint, &backend).await?;
             println!(
                 "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {} | {} | {} | {} |",
                 r.shape,
@@ -141,16 +143,26 @@ async fn shapes(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The state backend the flags name.
+fn backend(args: &Args) -> anyhow::Result<weir::state::StateBackend> {
+    Ok(weir::state::StateBackend::from_settings(
+        &args.state_backend,
+        args.state_dir.as_deref(),
+        args.state_memory.as_deref(),
+    )?)
+}
+
 async fn sql(args: &Args, queries: &str) -> anyhow::Result<()> {
+    let backend = backend(args)?;
     println!("| query | p | events | rows out | seconds | events/s | CPU s | events per CPU-s | peak RSS MiB |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for q in queries.split(',').map(str::trim) {
         let pushdown = !args.no_pushdown;
-        weir_bench::run_sql(q, (args.events / 4).max(1), args.parallelism, pushdown)
+        weir_bench::run_sql(q, (args.events / 4).max(1), args.parallelism, pushdown, &backend)
             .await
             .with_context(|| format!("warm-up of {q}"))?;
         for _ in 0..args.reps.max(1) {
-            let r = weir_bench::run_sql(q, args.events, args.parallelism, pushdown).await?;
+            let r = weir_bench::run_sql(q, args.events, args.parallelism, pushdown, &backend).await?;
             println!(
                 "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} |",
                 r.shape,
@@ -194,11 +206,7 @@ async fn state(args: &Args) -> anyhow::Result<()> {
         passes: args.passes,
         parallelism,
         rescale_to: args.rescale_to.unwrap_or(if parallelism == 1 { 2 } else { 1 }),
-        backend: weir::state::StateBackend::from_settings(
-            &args.state_backend,
-            args.state_dir.as_deref(),
-            args.state_memory.as_deref(),
-        )?,
+        backend: backend(args)?,
         checkpoint_interval: args.checkpoint_interval.map(Duration::from_millis),
     };
     eprintln!(
