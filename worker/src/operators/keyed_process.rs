@@ -159,7 +159,8 @@ impl<F: KeyedProcessFunction + Clone> OperatorFactory for KeyedProcess<F> {
             converter,
             output: self.output.clone(),
             max_parallelism: ctx.max_parallelism,
-            store: KeyedStateStore::with_clock(ctx.clock.clone()),
+            store: KeyedStateStore::on_backend(&ctx.state, ctx.clock.clone())?,
+            key_groups: crate::keys::key_group_range(ctx.subtask as u32, ctx.max_parallelism, ctx.parallelism as u32),
             timers: Timers::default(),
             watermark: i64::MIN,
             clock: ctx.clock.clone(),
@@ -174,6 +175,8 @@ struct KeyedProcessOp<F> {
     output: SchemaRef,
     max_parallelism: u32,
     store: KeyedStateStore,
+    /// This subtask's key groups (the timers it restores).
+    key_groups: (u32, u32),
     timers: Timers,
     watermark: i64,
     clock: SharedClock,
@@ -188,6 +191,7 @@ impl<F: KeyedProcessFunction> KeyedProcessOp<F> {
     ) -> UserResult<()> {
         let mut rows = Vec::new();
         for (ts, kg, key) in due {
+            self.store.load(kg, &key)?;
             let mut ctx = KeyedContext {
                 state: self.store.handle(kg, &key),
                 key_group: kg,
@@ -217,6 +221,7 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
             let kg = keys::key_group_of_hash(*hash, self.max_parallelism);
             let key = rows.row(i);
             let key = key.data();
+            self.store.load(kg, key)?;
             let mut ctx = KeyedContext {
                 state: self.store.handle(kg, key),
                 key_group: kg,
@@ -255,42 +260,27 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
         self.timers.processing.first().map(|t| t.0)
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64, _changes_only: bool) -> UserResult<crate::contract::state::Snapshot> {
-        // Per key group: the store's bytes and the group's timers (event: true).
-        type Group<'a> = (Vec<u8>, Vec<(bool, i64, &'a [u8])>);
-        let mut groups: std::collections::BTreeMap<u32, Group<'_>> = self
-            .store
-            .snapshot()?
+    fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<crate::contract::state::Snapshot> {
+        // Keyed: the store's records. Non-keyed: the watermark and every timer (event: true)
+        // with its key group, which a restore filters by its own key groups.
+        let timers: Vec<(bool, i64, u32, &[u8])> = [(true, &self.timers.event), (false, &self.timers.processing)]
             .into_iter()
-            .map(|(g, b)| (g, (b, Vec::new())))
+            .flat_map(|(event, set)| set.iter().map(move |(at, kg, key)| (event, *at, *kg, key.as_ref())))
             .collect();
-        for (event, set) in [(true, &self.timers.event), (false, &self.timers.processing)] {
-            for (at, kg, key) in set {
-                groups.entry(*kg).or_default().1.push((event, *at, key.as_ref()));
-            }
-        }
-        let mut keyed = std::collections::BTreeMap::new();
-        for (g, v) in groups {
-            keyed.insert(g, crate::contract::state::encode(&v)?);
-        }
-        Ok(crate::contract::OperatorState {
-            keyed,
-            operator: Some(crate::contract::state::encode(&self.watermark)?),
-            ..Default::default()
-        }
-        .into())
+        let operator = crate::contract::state::encode(&(self.watermark, timers))?;
+        self.store.snapshot(changes_only, Some(operator))
     }
 
     fn restore(&mut self, state: crate::contract::OperatorState) -> UserResult<()> {
-        let mut stores = std::collections::BTreeMap::new();
-        for (g, bytes) in &state.keyed {
-            type Group = (Vec<u8>, Vec<(bool, i64, Vec<u8>)>);
-            let (store, timers): Group = crate::contract::state::decode(bytes)?;
-            if !store.is_empty() {
-                stores.insert(*g, store);
-            }
-            for (event, at, key) in timers {
-                let t = (at, *g, key.into_boxed_slice());
+        self.store.restore(&state)?;
+        let (lo, hi) = self.key_groups;
+        let mut least: Option<i64> = None;
+        for bytes in &state.union {
+            type Stored = (i64, Vec<(bool, i64, u32, Vec<u8>)>);
+            let (watermark, timers): Stored = crate::contract::state::decode(bytes)?;
+            least = Some(least.map_or(watermark, |l| l.min(watermark)));
+            for (event, at, kg, key) in timers.into_iter().filter(|t| (lo..=hi).contains(&t.2)) {
+                let t = (at, kg, key.into_boxed_slice());
                 if event {
                     self.timers.event.insert(t);
                 } else {
@@ -298,8 +288,7 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
                 }
             }
         }
-        self.store.restore(&stores)?;
-        self.watermark = crate::checkpoint::least_watermark(&state)?;
+        self.watermark = least.unwrap_or(i64::MIN);
         Ok(())
     }
 

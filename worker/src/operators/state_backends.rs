@@ -13,6 +13,7 @@ use proptest::prelude::*;
 
 use super::changelog_aggregate::{ChangelogAggregate, RetractAgg, RetractKind};
 use super::join::{JoinType, RegularJoin};
+use super::keyed_process::{KeyedContext, KeyedProcess, KeyedProcessFunction};
 use super::running_aggregate::{OP_COLUMN, RunningAggregate};
 use super::testing::ctx;
 use super::top_n::{SortColumn, TopN};
@@ -20,7 +21,11 @@ use super::window::count::CountWindowAggregate;
 use super::window::{WindowAggregate, WindowFunction};
 use super::{Operator, OperatorFactory, TaskContext};
 use crate::checkpoint::OperatorState;
+use crate::contract::UserResult;
+use crate::contract::operator::TimeDomain;
+use crate::row::{Row, RowRef, Value};
 use crate::state::{DiskSettings, StateBackend};
+use crate::state::{ListStateDescriptor, ValueStateDescriptor};
 use crate::window::{Agg, EventTimeSessionWindows, SlidingEventTimeWindows, WindowAssigner};
 
 /// A batch of `(key, value)` rows with the given column names; with `changelog`, each row an
@@ -41,6 +46,40 @@ fn batch(names: (&str, &str), rows: &[(i64, i64, bool)], changelog: bool) -> Rec
         )));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// A keyed process function with value and list state and event-time timers: sums `v` per
+/// key, keeps the values, and at a timer (at time `v`) emits the key's sum and number of values,
+/// clearing the key when its sum is negative.
+#[derive(Clone)]
+struct SumAndList;
+
+impl KeyedProcessFunction for SumAndList {
+    fn process_element(&mut self, row: RowRef<'_>, ctx: &mut KeyedContext<'_>, _out: &mut Vec<Row>) -> UserResult<()> {
+        let v = row.get_i64("v").unwrap_or(0);
+        let sum = ValueStateDescriptor::<i64>::new("sum");
+        let s = ctx.state().value(&sum).unwrap_or(0) + v;
+        ctx.state().update(&sum, s);
+        ctx.state().add(&ListStateDescriptor::<i64>::new("values"), v);
+        ctx.register_event_time_timer(v);
+        Ok(())
+    }
+
+    fn on_timer(&mut self, at: i64, _: TimeDomain, ctx: &mut KeyedContext<'_>, out: &mut Vec<Row>) -> UserResult<()> {
+        let s = ctx.state().value(&ValueStateDescriptor::<i64>::new("sum")).unwrap_or(0);
+        let n = ctx.state().list(&ListStateDescriptor::<i64>::new("values")).len() as i64;
+        out.push(vec![
+            ctx.current_key()[0].clone(),
+            Value::Int(at),
+            Value::Int(s),
+            Value::Int(n),
+        ]);
+        if s < 0 {
+            ctx.state().clear("sum");
+            ctx.state().clear("values");
+        }
+        Ok(())
+    }
 }
 
 /// The rows of a batch, printed and sorted.
@@ -91,6 +130,7 @@ impl Run {
         OperatorState {
             deltas: changes.iter().map(|c| c.keyed.clone()).collect(),
             operator: self.chain.last().and_then(|s| s.operator.clone()),
+            union: self.chain.last().and_then(|s| s.operator.clone()).into_iter().collect(),
             ..full.clone()
         }
     }
@@ -121,7 +161,24 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
         })
     };
     let ms = std::time::Duration::from_millis;
+    let process_output: SchemaRef = Arc::new(Schema::new(
+        ["k", "at", "sum", "n"]
+            .map(|n| Field::new(n, DataType::Int64, false))
+            .to_vec(),
+    ));
     vec![
+        (
+            "keyed process",
+            false,
+            one(
+                Box::new(KeyedProcess {
+                    keys: vec!["k".into()],
+                    output: process_output,
+                    function: Arc::new(std::sync::Mutex::new(SumAndList)),
+                }),
+                false,
+            ),
+        ),
         (
             "sliding windows",
             false,
@@ -287,7 +344,7 @@ proptest! {
                 let b = batch(names, rows, changelog);
                 for run in &mut runs {
                     run.op.process_input(input, b.clone(), &mut run.out).unwrap();
-                    if name.ends_with("windows") {
+                    if name.ends_with("windows") || name == "keyed process" {
                         run.op.on_watermark(i as i64 - 6, &mut run.out).unwrap();
                     }
                 }

@@ -1,4 +1,11 @@
-//! The in-memory keyed state of one operator subtask: key group → key → state name → value.
+//! The keyed state of one operator subtask (keyed process functions): key → state name →
+//! value, with each key's key group.
+//!
+//! Values are typed (`Box<dyn Any>`) while in use. On the disk backend the store is a cache in
+//! front of a [`DiskTable`] of each key's states as bytes: a key not in the cache is loaded
+//! before its record or timer ([`KeyedStateStore::load`]), and when the cache is full, or at a
+//! snapshot, every cached key is written to the table. Checkpoints hold, per key, its states
+//! as `(name, value bytes, last write)`, the same on both backends.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -10,6 +17,11 @@ use serde::de::DeserializeOwned;
 
 use crate::contract::UserResult;
 use crate::contract::clock::{self, SharedClock};
+use crate::contract::error::{Result, WeirError};
+use crate::contract::state::{KeyedRecords, OperatorState, Snapshot, read_records, record_count};
+
+use super::StateBackend;
+use super::disk::DiskTable;
 
 use super::descriptors::{
     AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor, ValueStateDescriptor,
@@ -48,6 +60,24 @@ fn find<'a>(cells: &'a mut PerKey, name: &str) -> Option<&'a mut Cell> {
     cells.iter_mut().find(|(n, _)| n.as_ref() == name).map(|(_, c)| c)
 }
 
+/// A key's states as checkpoints and the disk backend hold them: name, value bytes, and the
+/// last write (ms on the job's clock) for states with a TTL.
+type Stored = Vec<(String, Vec<u8>, Option<i64>)>;
+
+/// Keys a disk-backed store caches per byte of its memory budget's share (an estimate of a
+/// cached key with a few small states).
+const CACHED_KEY_BYTES: u64 = 256;
+
+/// The disk behind a store.
+struct Spill {
+    table: DiskTable<Stored>,
+    /// Keys whose last state went since the cache was last written, with their key groups
+    /// (their entries on disk are stale).
+    removed: FastMap<Box<[u8]>, u32>,
+    /// Keys the cache holds at most.
+    capacity: usize,
+}
+
 /// All keyed state of one subtask, grouped by key group.
 pub struct KeyedStateStore {
     /// Key → its key group and states: one hash lookup per access (the key group is a
@@ -55,6 +85,29 @@ pub struct KeyedStateStore {
     keys: FastMap<Box<[u8]>, (u32, PerKey)>,
     /// The clock state TTLs follow (processing time).
     clock: SharedClock,
+    /// On the disk backend: where keys go when the cache is full.
+    spill: Option<Spill>,
+}
+
+fn stored(cells: &PerKey) -> UserResult<Stored> {
+    cells
+        .iter()
+        .map(|(name, cell)| Ok((name.to_string(), (cell.encode)(cell.value.as_ref())?, cell.written)))
+        .collect()
+}
+
+fn cells(stored: Stored) -> PerKey {
+    stored
+        .into_iter()
+        .map(|(name, bytes, written)| {
+            let cell = Cell {
+                value: Box::new(Raw(bytes)),
+                encode: encoder::<()>(),
+                written,
+            };
+            (name.into_boxed_str(), cell)
+        })
+        .collect()
 }
 
 impl Default for KeyedStateStore {
@@ -74,7 +127,60 @@ impl KeyedStateStore {
         KeyedStateStore {
             keys: FastMap::default(),
             clock,
+            spill: None,
         }
+    }
+
+    /// An empty store on `backend` whose TTLs follow `clock`.
+    pub fn on_backend(backend: &StateBackend, clock: SharedClock) -> Result<Self> {
+        let mut store = Self::with_clock(clock);
+        if let StateBackend::Disk(settings) = backend {
+            store.spill = Some(Spill {
+                table: DiskTable::open(settings).map_err(|e| WeirError::io("state.backend", e))?,
+                removed: FastMap::default(),
+                capacity: (settings.memory / 4 / CACHED_KEY_BYTES).max(8) as usize,
+            });
+        }
+        Ok(store)
+    }
+
+    /// Makes `key`'s state ready for [`KeyedStateStore::handle`]: on the disk backend, reads
+    /// it from disk when it is not cached (writing the cache out first when it is full). Does
+    /// nothing in memory.
+    pub fn load(&mut self, key_group: u32, key: &[u8]) -> UserResult<()> {
+        if self.spill.is_none() || self.keys.contains_key(key) {
+            return Ok(());
+        }
+        let spill = self.spill.as_mut().expect("checked");
+        if self.keys.len() >= spill.capacity {
+            self.write_out()?;
+            self.keys.clear();
+        }
+        let spill = self.spill.as_mut().expect("checked");
+        if spill.removed.contains_key(key) {
+            return Ok(());
+        }
+        if let Some(stored) = spill.table.get(key_group, key)? {
+            let cells = cells(stored.clone());
+            self.keys.insert(key.into(), (key_group, cells));
+        }
+        Ok(())
+    }
+
+    /// Writes every cached key to disk (and the removals since the previous time).
+    fn write_out(&mut self) -> UserResult<()> {
+        let Some(spill) = &mut self.spill else {
+            return Ok(());
+        };
+        for (key, group) in std::mem::take(&mut spill.removed) {
+            if !self.keys.contains_key(&key) {
+                spill.table.remove(group, &key)?;
+            }
+        }
+        for (key, (group, cells)) in &self.keys {
+            spill.table.insert(*group, key, stored(cells)?)?;
+        }
+        Ok(())
     }
 
     /// Number of keys with any state.
@@ -90,48 +196,46 @@ impl KeyedStateStore {
         g
     }
 
-    /// Every key group's state, encoded: `[(key, [(state name, value)])]` per group. Time to
-    /// live restarts at restore (the clock of the writer is gone).
-    pub fn snapshot(&self) -> UserResult<std::collections::BTreeMap<u32, Vec<u8>>> {
-        type Entry<'a> = (&'a [u8], Vec<(&'a str, Vec<u8>)>);
-        let mut groups: std::collections::BTreeMap<u32, Vec<Entry<'_>>> = std::collections::BTreeMap::new();
+    /// The snapshot at a barrier, `operator` its non-keyed state: every key's states (in
+    /// memory, encoded now), or on disk the table's snapshot after the cache is written to it
+    /// (with `changes_only`, what changed since the previous one).
+    pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
+        if self.spill.is_some() {
+            self.write_out()?;
+            let spill = self.spill.as_mut().expect("checked");
+            return spill.table.snapshot(changes_only, operator);
+        }
+        let mut records = KeyedRecords::default();
         for (key, (group, cells)) in &self.keys {
-            let mut values = Vec::with_capacity(cells.len());
-            for (name, cell) in cells {
-                values.push((name.as_ref(), (cell.encode)(cell.value.as_ref())?));
-            }
-            groups.entry(*group).or_default().push((key.as_ref(), values));
+            let entry = stored(cells)?;
+            records.put(
+                *group,
+                key,
+                Some(|buf: &mut Vec<u8>| crate::contract::state::encode_into(&entry, buf)),
+            )?;
         }
-        let mut out = std::collections::BTreeMap::new();
-        for (group, entries) in groups {
-            out.insert(group, crate::contract::state::encode(&entries)?);
-        }
-        Ok(out)
+        Ok(Snapshot::ready(records.into_state(operator)?))
     }
 
-    /// Loads key groups written by [`KeyedStateStore::snapshot`]; values decode on first read.
-    pub fn restore(&mut self, groups: &std::collections::BTreeMap<u32, Vec<u8>>) -> UserResult<()> {
-        let now = self.clock.now_ms();
-        for (group, bytes) in groups {
-            type Entry = (Vec<u8>, Vec<(String, Vec<u8>)>);
-            let entries: Vec<Entry> = crate::contract::state::decode(bytes)?;
-            self.keys.reserve(entries.len());
-            for (key, values) in entries {
-                let cells = values
-                    .into_iter()
-                    .map(|(name, v)| {
-                        let cell = Cell {
-                            value: Box::new(Raw(v)),
-                            encode: encoder::<()>(),
-                            written: Some(now),
-                        };
-                        (name.into_boxed_str(), cell)
-                    })
-                    .collect();
-                self.keys.insert(key.into_boxed_slice(), (*group, cells));
-            }
+    /// Loads what [`KeyedStateStore::snapshot`] wrote (of either backend) into this empty
+    /// store; values decode on first read. Times to live go on from the last writes recorded.
+    pub fn restore(&mut self, state: &OperatorState) -> UserResult<()> {
+        if let Some(spill) = &mut self.spill {
+            return spill.table.restore(state);
         }
-        Ok(())
+        self.keys.reserve(record_count(state)? as usize);
+        read_records(state, |group, key, entry| {
+            match entry {
+                Some(bytes) => {
+                    let stored: Stored = crate::contract::state::take(bytes)?;
+                    self.keys.insert(key.into(), (group, cells(stored)));
+                }
+                None => {
+                    self.keys.remove(key);
+                }
+            }
+            Ok(())
+        })
     }
 
     /// The state of one key.
@@ -233,9 +337,12 @@ impl StateHandle<'_> {
 
     fn remove(&mut self, name: &str) {
         let key = self.key;
-        if let Some((_, cells)) = self.store.keys.get_mut(key) {
+        if let Some((group, cells)) = self.store.keys.get_mut(key) {
             cells.retain(|(n, _)| n.as_ref() != name);
             if cells.is_empty() {
+                if let Some(spill) = &mut self.store.spill {
+                    spill.removed.insert(key.into(), *group);
+                }
                 self.store.keys.remove(key);
             }
         }
