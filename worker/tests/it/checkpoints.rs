@@ -125,11 +125,12 @@ fn checkpoints_on_s3_restore_a_failed_job_exactly_once() {
         .execute("s3-clean")
         .unwrap();
     let expected = common::committed_lines(&clean_out);
-    let failed = Arc::new(AtomicBool::new(false));
-    let r = windowed_job(out.to_str().unwrap(), &chk, Some((30_000, failed.clone())))
-        .execute("s3-failing")
-        .unwrap();
-    assert!(failed.load(Ordering::SeqCst));
+    let failure = Failure::at(30_000);
+    let r = failure.execute(
+        &windowed_job(out.to_str().unwrap(), &chk, Some(failure.clone())),
+        "s3-failing",
+    );
+    assert!(failure.happened());
     assert_eq!(r.restarts, 1);
     assert!(
         r.node("gen").unwrap().records_out < 65_000,
@@ -138,9 +139,53 @@ fn checkpoints_on_s3_restore_a_failed_job_exactly_once() {
     assert_eq!(common::committed_lines(&out), expected);
 }
 
+/// A failure injected once: at the first row from id `at` on that a task sees after a checkpoint
+/// of the job completed, so the restart restores (however slow the machine) instead of starting
+/// over. Run the job with [`Failure::execute`], which lets it see the job's checkpoints.
+#[derive(Clone)]
+struct Failure {
+    at: i64,
+    failed: Arc<AtomicBool>,
+    checkpoints: Arc<std::sync::OnceLock<Arc<weir::runtime::metrics::CheckpointMetrics>>>,
+}
+
+impl Failure {
+    fn at(at: i64) -> Self {
+        Failure {
+            at,
+            failed: Arc::new(AtomicBool::new(false)),
+            checkpoints: Arc::default(),
+        }
+    }
+
+    /// Whether the row with `id` fails (once).
+    fn strikes(&self, id: Option<i64>) -> bool {
+        id.is_some_and(|id| id >= self.at)
+            && self
+                .checkpoints
+                .get()
+                .is_some_and(|c| c.completed.load(Ordering::SeqCst) > 0)
+            && !self.failed.swap(true, Ordering::SeqCst)
+    }
+
+    fn happened(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Runs `env` (built with this failure) to its end.
+    fn execute(&self, env: &StreamExecutionEnvironment, name: &str) -> JobResult {
+        let metrics = env.metrics();
+        let _ = self.checkpoints.set(metrics.checkpoints.clone());
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(env.execute_with(name, &metrics, tokio_util::sync::CancellationToken::new()))
+            .unwrap()
+    }
+}
+
 /// Keyed tumbling windows over a rate-limited datagen into an exactly-once file sink; with
-/// `fail_at`, a map fails once when it sees that row id (after some checkpoints completed).
-fn windowed_job(out: &str, checkpoints: &str, fail_at: Option<(i64, Arc<AtomicBool>)>) -> StreamExecutionEnvironment {
+/// `fail_at`, a map fails once (see [`Failure`]).
+fn windowed_job(out: &str, checkpoints: &str, fail_at: Option<Failure>) -> StreamExecutionEnvironment {
     windowed_job_at(out, checkpoints, fail_at, 2)
 }
 
@@ -148,7 +193,7 @@ fn windowed_job(out: &str, checkpoints: &str, fail_at: Option<(i64, Arc<AtomicBo
 fn windowed_job_at(
     out: &str,
     checkpoints: &str,
-    fail_at: Option<(i64, Arc<AtomicBool>)>,
+    fail_at: Option<Failure>,
     window_parallelism: usize,
 ) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
@@ -184,11 +229,10 @@ fn windowed_job_at(
         ));
     let checked = src
         .filter(move |row| {
-            if let Some((at, failed)) = &fail_at
-                && row.get_i64("id") == Some(*at)
-                && !failed.swap(true, Ordering::SeqCst)
+            if let Some(f) = &fail_at
+                && f.strikes(row.get_i64("id"))
             {
-                panic!("injected failure at row {at}");
+                panic!("injected failure from row {} on", f.at);
             }
             true
         })
@@ -250,11 +294,12 @@ fn a_failed_job_restarts_from_its_checkpoint_with_exactly_once_output() {
     // 40 windows of 100 ms (4 s of event time) × 10 keys.
     assert_eq!(expected.len(), 400);
 
-    let failed = Arc::new(AtomicBool::new(false));
-    let r = windowed_job(failed_out.to_str().unwrap(), &chk, Some((30_000, failed.clone())))
-        .execute("failing")
-        .unwrap();
-    assert!(failed.load(Ordering::SeqCst), "the failure was injected");
+    let failure = Failure::at(30_000);
+    let r = failure.execute(
+        &windowed_job(failed_out.to_str().unwrap(), &chk, Some(failure.clone())),
+        "failing",
+    );
+    assert!(failure.happened(), "the failure was injected");
     assert_eq!(r.restarts, 1);
     let store = CheckpointStore::open(&chk, "failing").unwrap();
     let newest = tokio::runtime::Runtime::new()
@@ -334,11 +379,12 @@ fn failures_at_random_points_never_lose_or_duplicate_output() {
     for round in 0..6 {
         let at = 1_000 + (common::cli::next_random(&mut seed) % 38_000) as i64;
         let out = tmp.path().join(format!("out-{round}"));
-        let failed = Arc::new(AtomicBool::new(false));
-        let r = windowed_job(out.to_str().unwrap(), &chk, Some((at, failed.clone())))
-            .execute(&format!("random-{round}"))
-            .unwrap();
-        assert!(failed.load(Ordering::SeqCst));
+        let failure = Failure::at(at);
+        let r = failure.execute(
+            &windowed_job(out.to_str().unwrap(), &chk, Some(failure.clone())),
+            &format!("random-{round}"),
+        );
+        assert!(failure.happened());
         assert_eq!(r.restarts, 1, "round {round}, failure at row {at}");
         assert_eq!(
             common::committed_lines(&out),
@@ -573,7 +619,7 @@ fn a_file_source_resumes_from_its_checkpointed_line() {
             .collect();
         std::fs::write(input.join(format!("part-{f}.jsonl")), text).unwrap();
     }
-    let run = |out: &std::path::Path, fail_at: Option<(i64, Arc<AtomicBool>)>| {
+    let run = |out: &std::path::Path, fail_at: Option<Failure>| {
         let env = StreamExecutionEnvironment::new();
         env.set_parallelism(2);
         env.set_batch_size(250);
@@ -589,11 +635,10 @@ fn a_file_source_resumes_from_its_checkpointed_line() {
         env.add_source_named("files", Arc::new(FileSource::new("files", cfg)))
             .filter(move |row| {
                 let id = row.get_i64("id").unwrap_or(0);
-                if let Some((at, failed)) = &fail_at
-                    && id == *at
-                    && !failed.swap(true, Ordering::SeqCst)
+                if let Some(f) = &fail_at
+                    && f.strikes(Some(id))
                 {
-                    panic!("injected failure at {at}");
+                    panic!("injected failure from {} on", f.at);
                 }
                 if id % 20 == 0 {
                     std::thread::sleep(Duration::from_millis(1));
@@ -604,12 +649,10 @@ fn a_file_source_resumes_from_its_checkpointed_line() {
             .name("out");
         env
     };
-    let failed = Arc::new(AtomicBool::new(false));
+    let failure = Failure::at(7_777);
     let out = tmp.path().join("out");
-    let r = run(&out, Some((7_777, failed.clone())))
-        .execute("files-restarted")
-        .unwrap();
-    assert!(failed.load(Ordering::SeqCst));
+    let r = failure.execute(&run(&out, Some(failure.clone())), "files-restarted");
+    assert!(failure.happened());
     assert_eq!(r.restarts, 1);
     // A restart from scratch would read the lines before the failure again.
     let read = r.node("files").unwrap().records_out;
