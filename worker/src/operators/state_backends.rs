@@ -1,6 +1,6 @@
-//! Property test: every operator keeping its keyed state in a [`StateTable`] gives the same
-//! output on the disk backend as in memory, over random input, through full and incremental
-//! snapshots and restores — each backend restoring the other's snapshots.
+//! Property test: every operator keeping keyed state gives the same output on the disk backend
+//! as in memory, over random input, through full and incremental snapshots and restores — each
+//! backend restoring the other's snapshots — and the same as a run that is never restored.
 //!
 //! [`StateTable`]: crate::state::StateTable
 
@@ -26,7 +26,8 @@ use crate::contract::operator::TimeDomain;
 use crate::row::{Row, RowRef, Value};
 use crate::state::{DiskSettings, StateBackend};
 use crate::state::{ListStateDescriptor, ValueStateDescriptor};
-use crate::window::{Agg, EventTimeSessionWindows, SlidingEventTimeWindows, WindowAssigner};
+use crate::window::trigger::{ContinuousEventTimeTrigger, CountTrigger, PurgingTrigger, Trigger};
+use crate::window::{Agg, EventTimeSessionWindows, GlobalWindows, SlidingEventTimeWindows, WindowAssigner};
 
 /// A batch of `(key, value)` rows with the given column names; with `changelog`, each row an
 /// insert or (when its flag is set) a retraction in the changelog column.
@@ -166,7 +167,26 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
             .map(|n| Field::new(n, DataType::Int64, false))
             .to_vec(),
     ));
+    let global = |trigger: Arc<dyn Trigger>| -> Box<dyn OperatorFactory> {
+        Box::new(WindowAggregate {
+            keys: vec!["k".into()],
+            assigner: GlobalWindows::create().on("v"),
+            function: WindowFunction::Aggregates(vec![Agg::count().alias("n"), Agg::sum("v").alias("s")]),
+            allowed_lateness: 0,
+            trigger: Some(trigger),
+        })
+    };
     vec![
+        (
+            "global count windows",
+            false,
+            one(global(PurgingTrigger::of(CountTrigger::of(3))), false),
+        ),
+        (
+            "global event-time windows",
+            false,
+            one(global(ContinuousEventTimeTrigger::of(ms(3))), false),
+        ),
         (
             "keyed process",
             false,
@@ -296,8 +316,8 @@ fn restore(op: &mut dyn Operator, state: OperatorState) {
     }
 }
 
-/// After a batch: nothing, a full snapshot, an incremental one, or a restore of each backend
-/// from the other's snapshots.
+/// After a batch: nothing, a full snapshot, an incremental one, or a snapshot and a restore of
+/// each backend from the other's chain.
 #[derive(Debug, Clone, Copy)]
 enum Step {
     Go,
@@ -334,9 +354,12 @@ proptest! {
         };
         let memory = ctx();
         for (name, changelog, make) in operators() {
+            // Memory and disk, snapshotted and restored from each other; and a reference in
+            // memory that never is (a correct restore changes no output).
             let mut runs = [
                 Run { op: make(&memory), chain: Vec::new(), out: Vec::new() },
                 Run { op: make(&disk), chain: Vec::new(), out: Vec::new() },
+                Run { op: make(&memory), chain: Vec::new(), out: Vec::new() },
             ];
             for (i, (rows, step)) in batches.iter().enumerate() {
                 // The join takes even batches on the left, odd ones on the right.
@@ -351,31 +374,37 @@ proptest! {
                 match step {
                     Step::Go => {}
                     Step::Full | Step::Changes => {
-                        for run in &mut runs {
+                        for run in &mut runs[..2] {
                             run.snapshot(matches!(step, Step::Changes));
                         }
                     }
-                    Step::Swap if !runs[0].chain.is_empty() => {
+                    Step::Swap => {
+                        // A snapshot now (incremental when there is a chain), then each backend
+                        // restores the other's.
+                        for run in &mut runs[..2] {
+                            run.snapshot(true);
+                        }
                         let (from_disk, from_memory) = (runs[1].restored(), runs[0].restored());
                         runs[0].op = make(&memory);
                         restore(runs[0].op.as_mut(), from_disk);
                         runs[1].op = make(&disk);
                         restore(runs[1].op.as_mut(), from_memory);
-                        for run in &mut runs {
+                        for run in &mut runs[..2] {
                             run.chain.clear();
                         }
                     }
-                    Step::Swap => {}
                 }
             }
             for run in &mut runs {
                 run.op.on_end(&mut run.out).unwrap();
             }
-            let [m, d] = &runs;
-            prop_assert_eq!(m.out.len(), d.out.len(), "{}: output batches", name);
-            for (a, b) in m.out.iter().zip(&d.out) {
-                // A window's keys come in hash order from memory, in key order from disk.
-                prop_assert_eq!(sorted_rows(a), sorted_rows(b), "{}", name);
+            let [m, d, reference] = &runs;
+            for (run, what) in [(m, "restored in memory"), (d, "restored on disk")] {
+                prop_assert_eq!(run.out.len(), reference.out.len(), "{} {}: output batches", name, what);
+                for (a, b) in run.out.iter().zip(&reference.out) {
+                    // A window's keys come in hash order from memory, in key order from disk.
+                    prop_assert_eq!(sorted_rows(a), sorted_rows(b), "{} {}", name, what);
+                }
             }
         }
     }

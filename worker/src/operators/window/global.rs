@@ -3,8 +3,12 @@
 //! fires and when its contents are purged. Event-time timers fire as the watermark passes them;
 //! at the end of input, the timers set by then fire once (a continuous trigger does not loop to
 //! the end of time); processing-time timers still pending at the end are dropped, as in Flink.
+//!
+//! Each key's window is an entry of a [`StateTable`] (memory or disk); the timers stay in
+//! memory with their key groups and go to checkpoints as non-keyed state, which a restore
+//! filters by its own key groups.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::array::Array;
@@ -13,16 +17,18 @@ use arrow::row::RowConverter;
 
 use super::planned::Planned;
 use crate::checkpoint::{self, OperatorState};
+use crate::contract::error::Result;
 use crate::contract::state::Snapshot;
 use crate::contract::{SharedClock, TimeDomain};
 use crate::operators::{Operator, TaskContext, UserResult};
-use crate::state::FastMap;
+use crate::state::{Codec, StateTable};
 use crate::window::contents::{Fired, TimeWindow, WindowContents};
 use crate::window::trigger::{Trigger, TriggerContext, TriggerResult};
 
-/// A key's window in a checkpoint: contents, count, trigger scratch, event and processing timers.
-type StoredWindow = (Vec<u8>, u64, i64, Vec<i64>, Vec<i64>);
+/// A timer: when, the key, its key group.
+type Timer = (i64, Box<[u8]>, u32);
 
+#[derive(Clone)]
 struct KeyWindow<S> {
     state: S,
     /// Elements since the last purge.
@@ -31,17 +37,35 @@ struct KeyWindow<S> {
     scratch: i64,
 }
 
+/// A key's window in checkpoints: count and trigger scratch, then the contents.
+fn window_codec<S: Clone + Send + Sync + 'static>(contents: Codec<S>) -> Codec<KeyWindow<S>> {
+    let decode_contents = contents.clone();
+    Codec::new(
+        move |w: &KeyWindow<S>, buf: &mut Vec<u8>| {
+            checkpoint::encode_into(&(w.count, w.scratch), buf)?;
+            contents.encode(&w.state, buf)
+        },
+        move |bytes: &mut &[u8]| {
+            let (count, scratch): (u64, i64) = checkpoint::take(bytes)?;
+            let state = decode_contents.decode(bytes)?;
+            Ok(KeyWindow { state, count, scratch })
+        },
+    )
+}
+
 /// One subtask's global windows.
 pub(crate) struct GlobalWindowOp<C: WindowContents> {
     max_parallelism: u32,
+    /// This subtask's key groups (the timers it restores).
+    key_groups: (u32, u32),
     clock: SharedClock,
     trigger: Arc<dyn Trigger>,
     planned: Planned,
     converter: Option<RowConverter>,
     contents: C,
-    windows: FastMap<Box<[u8]>, KeyWindow<C::State>>,
-    event_timers: BTreeSet<(i64, Box<[u8]>)>,
-    processing_timers: BTreeSet<(i64, Box<[u8]>)>,
+    windows: StateTable<KeyWindow<C::State>>,
+    event_timers: BTreeSet<Timer>,
+    processing_timers: BTreeSet<Timer>,
     watermark: i64,
     /// Output of firings, concatenated per call.
     pending: Vec<RecordBatch>,
@@ -54,31 +78,36 @@ impl<C: WindowContents> GlobalWindowOp<C> {
         planned: Planned,
         converter: Option<RowConverter>,
         contents: C,
-    ) -> Self {
-        GlobalWindowOp {
+    ) -> Result<Self> {
+        let windows = StateTable::with_codec(&ctx.state, window_codec(contents.codec()))?;
+        Ok(GlobalWindowOp {
             max_parallelism: ctx.max_parallelism,
+            key_groups: crate::keys::key_group_range(ctx.subtask as u32, ctx.max_parallelism, ctx.parallelism as u32),
             clock: ctx.clock.clone(),
             trigger,
             planned,
             converter,
             contents,
-            windows: FastMap::default(),
+            windows,
             event_timers: BTreeSet::new(),
             processing_timers: BTreeSet::new(),
             watermark: i64::MIN,
             pending: Vec::new(),
-        }
+        })
     }
 
     /// Carries out `result` for `key`'s window and records the timers the trigger set.
-    fn act(&mut self, key: &[u8], result: TriggerResult, timers: Vec<(TimeDomain, i64)>) -> UserResult<()> {
+    fn act(&mut self, key: &[u8], group: u32, result: TriggerResult, timers: Vec<(TimeDomain, i64)>) -> UserResult<()> {
         for (domain, at) in timers {
             match domain {
-                TimeDomain::EventTime => self.event_timers.insert((at, key.into())),
-                TimeDomain::ProcessingTime => self.processing_timers.insert((at, key.into())),
+                TimeDomain::EventTime => self.event_timers.insert((at, key.into(), group)),
+                TimeDomain::ProcessingTime => self.processing_timers.insert((at, key.into(), group)),
             };
         }
-        let Some(w) = self.windows.get_mut(key) else {
+        if result == TriggerResult::Continue {
+            return Ok(());
+        }
+        let Some(w) = self.windows.get_mut(group, key)? else {
             return Ok(());
         };
         if result.fires() && w.count > 0 {
@@ -109,8 +138,8 @@ impl<C: WindowContents> GlobalWindowOp<C> {
         Ok(())
     }
 
-    fn on_timer(&mut self, domain: TimeDomain, time: i64, key: Box<[u8]>) -> UserResult<()> {
-        let Some(w) = self.windows.get_mut(key.as_ref()) else {
+    fn on_timer(&mut self, domain: TimeDomain, (time, key, group): Timer) -> UserResult<()> {
+        let Some(w) = self.windows.get_mut(group, &key)? else {
             return Ok(());
         };
         let mut timers = Vec::new();
@@ -126,7 +155,7 @@ impl<C: WindowContents> GlobalWindowOp<C> {
             TimeDomain::EventTime => self.trigger.on_event_time(time, &mut ctx),
             TimeDomain::ProcessingTime => self.trigger.on_processing_time(time, &mut ctx),
         };
-        self.act(&key, result, timers)
+        self.act(&key, group, result, timers)
     }
 }
 
@@ -140,21 +169,19 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
             .flatten();
         self.contents.prepare(&batch)?;
         let keys = self.planned.keys(self.converter.as_ref(), &batch)?;
+        let groups = self
+            .planned
+            .key_groups(self.converter.is_some(), &batch, self.max_parallelism)?;
         for row in 0..batch.num_rows() {
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
-            if !self.windows.contains_key(key) {
-                let state = self.contents.new_state();
-                self.windows.insert(
-                    key.into(),
-                    KeyWindow {
-                        state,
-                        count: 0,
-                        scratch: 0,
-                    },
-                );
-            }
-            let w = self.windows.get_mut(key).expect("inserted above");
-            self.contents.add(&mut w.state, row)?;
+            let group = groups.as_ref().map_or(0, |g| g[row]);
+            let contents = &mut self.contents;
+            let w = self.windows.get_or_insert_with(group, key, || KeyWindow {
+                state: contents.new_state(),
+                count: 0,
+                scratch: 0,
+            })?;
+            contents.add(&mut w.state, row)?;
             w.count += 1;
             let mut timers = Vec::new();
             let mut ctx = TriggerContext {
@@ -168,7 +195,7 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
             let result = self.trigger.on_element(&mut ctx);
             if result != TriggerResult::Continue || !timers.is_empty() {
                 let key: Box<[u8]> = key.into();
-                self.act(&key, result, timers)?;
+                self.act(&key, group, result, timers)?;
             }
         }
         self.flush(out)
@@ -184,8 +211,8 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
         self.watermark = watermark;
         // Timers set while firing fire too when already due (bounded: the watermark is finite).
         while self.event_timers.first().is_some_and(|t| t.0 <= watermark) {
-            let (at, key) = self.event_timers.pop_first().expect("checked");
-            self.on_timer(TimeDomain::EventTime, at, key)?;
+            let timer = self.event_timers.pop_first().expect("checked");
+            self.on_timer(TimeDomain::EventTime, timer)?;
         }
         self.flush(out)
     }
@@ -196,61 +223,45 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
 
     fn on_processing_time(&mut self, now: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         while self.processing_timers.first().is_some_and(|t| t.0 <= now) {
-            let (at, key) = self.processing_timers.pop_first().expect("checked");
-            self.on_timer(TimeDomain::ProcessingTime, at, key)?;
+            let timer = self.processing_timers.pop_first().expect("checked");
+            self.on_timer(TimeDomain::ProcessingTime, timer)?;
         }
         self.flush(out)
     }
 
-    fn snapshot(&mut self, _checkpoint_id: u64, _changes_only: bool) -> UserResult<Snapshot> {
-        let mut timers: HashMap<&[u8], (Vec<i64>, Vec<i64>)> = HashMap::new();
-        for (at, key) in &self.event_timers {
-            timers.entry(key.as_ref()).or_default().0.push(*at);
-        }
-        for (at, key) in &self.processing_timers {
-            timers.entry(key.as_ref()).or_default().1.push(*at);
-        }
-        let codec = self.contents.codec();
-        let mut entries: Vec<(&[u8], StoredWindow)> = Vec::with_capacity(self.windows.len());
-        for (key, w) in &self.windows {
-            let (event, processing) = timers.remove(key.as_ref()).unwrap_or_default();
-            entries.push((
-                key.as_ref(),
-                (
-                    {
-                        let mut b = Vec::new();
-                        codec.encode(&w.state, &mut b)?;
-                        b
-                    },
-                    w.count,
-                    w.scratch,
-                    event,
-                    processing,
-                ),
-            ));
-        }
-        Ok(OperatorState {
-            keyed: checkpoint::keyed_groups(self.converter.as_ref(), entries, self.max_parallelism)?,
-            operator: Some(checkpoint::encode(&self.watermark)?),
-            ..Default::default()
-        }
-        .into())
+    fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+        // Non-keyed: the watermark and every timer (event: true) with its key group.
+        let timers: Vec<(bool, i64, &[u8], u32)> = [(true, &self.event_timers), (false, &self.processing_timers)]
+            .into_iter()
+            .flat_map(|(event, set)| set.iter().map(move |(at, key, g)| (event, *at, key.as_ref(), *g)))
+            .collect();
+        let operator = checkpoint::encode(&(self.watermark, timers))?;
+        self.windows.snapshot(changes_only, Some(operator))
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        for (key, (bytes, count, scratch, event, processing)) in checkpoint::keyed_entries::<StoredWindow>(&state)? {
-            let key: Box<[u8]> = key.into_boxed_slice();
-            for at in event {
-                self.event_timers.insert((at, key.clone()));
+        self.windows.restore(&state)?;
+        let (lo, hi) = self.key_groups;
+        let mut least: Option<i64> = None;
+        for bytes in &state.union {
+            type Stored = (i64, Vec<(bool, i64, Vec<u8>, u32)>);
+            let (watermark, timers): Stored = crate::contract::state::decode(bytes)?;
+            least = Some(least.map_or(watermark, |l| l.min(watermark)));
+            for (event, at, key, g) in timers.into_iter().filter(|t| (lo..=hi).contains(&t.3)) {
+                let timer = (at, key.into_boxed_slice(), g);
+                if event {
+                    self.event_timers.insert(timer);
+                } else {
+                    self.processing_timers.insert(timer);
+                }
             }
-            for at in processing {
-                self.processing_timers.insert((at, key.clone()));
-            }
-            let state = self.contents.codec().decode(&mut bytes.as_slice())?;
-            self.windows.insert(key, KeyWindow { state, count, scratch });
         }
-        self.watermark = checkpoint::least_watermark(&state)?;
+        self.watermark = least.unwrap_or(i64::MIN);
         Ok(())
+    }
+
+    fn restores_in_parts(&self) -> bool {
+        true
     }
 
     fn on_end(&mut self, out: &mut Vec<RecordBatch>) -> UserResult<()> {
@@ -258,8 +269,8 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
             return Ok(());
         }
         self.watermark = i64::MAX;
-        for (at, key) in std::mem::take(&mut self.event_timers) {
-            self.on_timer(TimeDomain::EventTime, at, key)?;
+        for timer in std::mem::take(&mut self.event_timers) {
+            self.on_timer(TimeDomain::EventTime, timer)?;
         }
         self.event_timers.clear();
         self.flush(out)

@@ -181,7 +181,7 @@ impl WindowAggregate {
                 planned,
                 converter,
                 contents,
-            )),
+            )?),
             WindowKind::Sliding | WindowKind::Cumulate => Box::new(time_window::WindowAggregateOp::new(
                 ctx.clone(),
                 self.assigner.clone(),
