@@ -4,7 +4,7 @@
 //! Values are typed (`Box<dyn Any>`) while in use. On the disk backend the store is a cache in
 //! front of a [`DiskTable`] of each key's states as bytes: a key not in the cache is loaded
 //! before its record or timer ([`KeyedStateStore::load`]), and when the cache is full, or at a
-//! snapshot, every cached key is written to the table. Checkpoints hold, per key, its states
+//! snapshot, the keys used since the previous time are written to the table. Checkpoints hold, per key, its states
 //! as `(name, value bytes, last write)`, the same on both backends.
 
 use std::any::Any;
@@ -74,6 +74,8 @@ struct Spill {
     /// Keys whose last state went since the cache was last written, with their key groups
     /// (their entries on disk are stale).
     removed: FastMap<Box<[u8]>, u32>,
+    /// Keys used since the cache was last written (the others are as on disk).
+    dirty: FastMap<Box<[u8]>, ()>,
     /// Keys the cache holds at most.
     capacity: usize,
 }
@@ -138,6 +140,7 @@ impl KeyedStateStore {
             store.spill = Some(Spill {
                 table: DiskTable::open(settings).map_err(|e| WeirError::io("state.backend", e))?,
                 removed: FastMap::default(),
+                dirty: FastMap::default(),
                 capacity: (settings.memory / 4 / CACHED_KEY_BYTES).max(8) as usize,
             });
         }
@@ -148,26 +151,31 @@ impl KeyedStateStore {
     /// it from disk when it is not cached (writing the cache out first when it is full). Does
     /// nothing in memory.
     pub fn load(&mut self, key_group: u32, key: &[u8]) -> UserResult<()> {
-        if self.spill.is_none() || self.keys.contains_key(key) {
+        let Some(spill) = &self.spill else {
             return Ok(());
+        };
+        if !self.keys.contains_key(key) {
+            if self.keys.len() >= spill.capacity {
+                self.write_out()?;
+                self.keys.clear();
+            }
+            let spill = self.spill.as_mut().expect("checked");
+            if !spill.removed.contains_key(key)
+                && let Some(stored) = spill.table.get(key_group, key)?
+            {
+                let cells = cells(stored.clone());
+                self.keys.insert(key.into(), (key_group, cells));
+            }
         }
+        // Whatever the record or timer does with it, the key is written out next time.
         let spill = self.spill.as_mut().expect("checked");
-        if self.keys.len() >= spill.capacity {
-            self.write_out()?;
-            self.keys.clear();
-        }
-        let spill = self.spill.as_mut().expect("checked");
-        if spill.removed.contains_key(key) {
-            return Ok(());
-        }
-        if let Some(stored) = spill.table.get(key_group, key)? {
-            let cells = cells(stored.clone());
-            self.keys.insert(key.into(), (key_group, cells));
+        if !spill.dirty.contains_key(key) {
+            spill.dirty.insert(key.into(), ());
         }
         Ok(())
     }
 
-    /// Writes every cached key to disk (and the removals since the previous time).
+    /// Writes the keys used since the previous time to disk, and the removals.
     fn write_out(&mut self) -> UserResult<()> {
         let Some(spill) = &mut self.spill else {
             return Ok(());
@@ -177,8 +185,10 @@ impl KeyedStateStore {
                 spill.table.remove(group, &key)?;
             }
         }
-        for (key, (group, cells)) in &self.keys {
-            spill.table.insert(*group, key, stored(cells)?)?;
+        for (key, ()) in std::mem::take(&mut spill.dirty) {
+            if let Some((group, cells)) = self.keys.get(&key) {
+                spill.table.insert(*group, &key, stored(cells)?)?;
+            }
         }
         Ok(())
     }
