@@ -69,7 +69,9 @@ fn windowed(
     env.set_state_backend(backend);
     let cfg = DatagenConfig {
         rows: Some(ROWS),
-        rows_per_second: throttled.then_some(40_000),
+        // Slow enough that ten checkpoints complete long before the input ends, even on a busy
+        // machine (a throttled run is stopped after its checkpoints, not at the end).
+        rows_per_second: throttled.then_some(10_000),
         seed: 11,
         fields: vec![
             DatagenField::new("id", FieldKind::Sequence),
@@ -319,8 +321,8 @@ fn join_job_on(
         env.add_source_named(name, Arc::new(Datagen::new(name, cfg).unwrap()))
             .key_by(id)
     };
-    side("left", "id", 1, 40_000)
-        .join(&side("right", "rid", 2, 10_000), JoinType::Inner)
+    side("left", "id", 1, 10_000)
+        .join(&side("right", "rid", 2, 2_500), JoinType::Inner)
         .name("join")
         .set_parallelism(parallelism)
         .add_sink(FileSink::new("out", FileSinkConfig::new(out, Format::Json)).unwrap())
