@@ -76,6 +76,35 @@ pub fn keyed_entries<E: DeserializeOwned>(state: &OperatorState) -> UserResult<V
     Ok(out)
 }
 
+/// The non-keyed state of an operator with timers: its watermark and every timer as
+/// `(event time?, at, key group, key)`. Timers carry their key groups so that a restore at any
+/// parallelism keeps those of its own range ([`restore_timers`]).
+pub fn encode_timers<'a>(
+    watermark: i64,
+    timers: impl Iterator<Item = (bool, i64, u32, &'a [u8])>,
+) -> UserResult<Vec<u8>> {
+    encode(&(watermark, timers.collect::<Vec<_>>()))
+}
+
+/// Reads back what [`encode_timers`] wrote in every restored subtask: hands `keep` each timer of
+/// the key groups `lo..=hi` and returns the least watermark (`i64::MIN` when there is none).
+pub fn restore_timers(
+    state: &OperatorState,
+    (lo, hi): (u32, u32),
+    mut keep: impl FnMut(bool, i64, u32, Box<[u8]>),
+) -> UserResult<i64> {
+    let mut least: Option<i64> = None;
+    for bytes in &state.union {
+        type Stored = (i64, Vec<(bool, i64, u32, Vec<u8>)>);
+        let (watermark, timers): Stored = decode(bytes)?;
+        least = Some(least.map_or(watermark, |l| l.min(watermark)));
+        for (event, at, group, key) in timers.into_iter().filter(|t| (lo..=hi).contains(&t.2)) {
+            keep(event, at, group, key.into_boxed_slice());
+        }
+    }
+    Ok(least.unwrap_or(i64::MIN))
+}
+
 /// The least watermark over the restored subtasks' non-keyed states (each an encoded `i64`):
 /// where a restored time-based operator resumes, whatever the new parallelism.
 pub fn least_watermark(state: &OperatorState) -> UserResult<i64> {

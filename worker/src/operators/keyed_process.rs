@@ -263,32 +263,24 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
     fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<crate::contract::state::Snapshot> {
         // Keyed: the store's records. Non-keyed: the watermark and every timer (event: true)
         // with its key group, which a restore filters by its own key groups.
-        let timers: Vec<(bool, i64, u32, &[u8])> = [(true, &self.timers.event), (false, &self.timers.processing)]
+        let timers = [(true, &self.timers.event), (false, &self.timers.processing)]
             .into_iter()
-            .flat_map(|(event, set)| set.iter().map(move |(at, kg, key)| (event, *at, *kg, key.as_ref())))
-            .collect();
-        let operator = crate::contract::state::encode(&(self.watermark, timers))?;
+            .flat_map(|(event, set)| set.iter().map(move |(at, kg, key)| (event, *at, *kg, key.as_ref())));
+        let operator = crate::checkpoint::encode_timers(self.watermark, timers)?;
         self.store.snapshot(changes_only, Some(operator))
     }
 
     fn restore(&mut self, state: crate::contract::OperatorState) -> UserResult<()> {
         self.store.restore(&state)?;
-        let (lo, hi) = self.key_groups;
-        let mut least: Option<i64> = None;
-        for bytes in &state.union {
-            type Stored = (i64, Vec<(bool, i64, u32, Vec<u8>)>);
-            let (watermark, timers): Stored = crate::contract::state::decode(bytes)?;
-            least = Some(least.map_or(watermark, |l| l.min(watermark)));
-            for (event, at, kg, key) in timers.into_iter().filter(|t| (lo..=hi).contains(&t.2)) {
-                let t = (at, kg, key.into_boxed_slice());
-                if event {
-                    self.timers.event.insert(t);
-                } else {
-                    self.timers.processing.insert(t);
-                }
-            }
-        }
-        self.watermark = least.unwrap_or(i64::MIN);
+        let timers = &mut self.timers;
+        self.watermark = crate::checkpoint::restore_timers(&state, self.key_groups, |event, at, kg, key| {
+            let set = if event {
+                &mut timers.event
+            } else {
+                &mut timers.processing
+            };
+            set.insert((at, kg, key));
+        })?;
         Ok(())
     }
 

@@ -9,10 +9,10 @@ use serde::de::DeserializeOwned;
 use super::KeyedTable;
 use super::codec::Codec;
 use super::disk::DiskTable;
-use super::table_snapshot::table_snapshot_with;
+use super::table_snapshot::{table_restore_with, table_snapshot_with};
 use crate::contract::UserResult;
 use crate::contract::error::{Result, WeirError};
-use crate::contract::state::{OperatorState, Snapshot, read_records, record_count};
+use crate::contract::state::{OperatorState, Snapshot};
 pub use crate::contract::state_backend::{DEFAULT_DISK_MEMORY, DiskSettings, StateBackend, parse_bytes};
 
 /// Keyed state of one operator subtask, from key (bytes, in a key group) to `V`, on the job's
@@ -150,22 +150,11 @@ where
         mut observe: impl FnMut(u32, &[u8], &V) -> UserResult<()>,
     ) -> UserResult<()> {
         match self {
-            StateTable::Memory(t, codec) => {
-                t.reserve(record_count(state)? as usize);
-                read_records(state, |group, key, entry| {
-                    match entry {
-                        Some(bytes) => {
-                            let value = codec.decode(bytes)?;
-                            observe(group, key, &value)?;
-                            t.insert(group, key, value);
-                        }
-                        None => {
-                            t.remove(key);
-                        }
-                    }
-                    Ok(())
-                })
-            }
+            StateTable::Memory(t, codec) => table_restore_with(state, t, |group, key, bytes| {
+                let value = codec.decode(bytes)?;
+                observe(group, key, &value)?;
+                Ok(value)
+            }),
             StateTable::Disk(t) => t.restore_observing(state, observe),
         }
     }

@@ -56,20 +56,20 @@ pub fn table_restore<E>(state: &OperatorState, table: &mut KeyedTable<E>) -> Use
 where
     E: Clone + DeserializeOwned,
 {
-    table_restore_with(state, table, |bytes| take::<E>(bytes))
+    table_restore_with(state, table, |_, _, bytes| take::<E>(bytes))
 }
 
 /// Restores what [`table_snapshot_with`] wrote, each entry read by `decode` from the front of
-/// the bytes it is given.
+/// the bytes it is given (with the entry's key group and key).
 pub fn table_restore_with<E, F>(state: &OperatorState, table: &mut KeyedTable<E>, mut decode: F) -> UserResult<()>
 where
     E: Clone,
-    F: FnMut(&mut &[u8]) -> UserResult<E>,
+    F: FnMut(u32, &[u8], &mut &[u8]) -> UserResult<E>,
 {
     table.reserve(record_count(state)? as usize);
     read_records(state, |group, key, entry| {
         match entry {
-            Some(rest) => table.insert(group, key, decode(rest)?),
+            Some(rest) => table.insert(group, key, decode(group, key, rest)?),
             None => {
                 table.remove(key);
             }

@@ -231,32 +231,24 @@ impl<C: WindowContents> Operator for GlobalWindowOp<C> {
 
     fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
         // Non-keyed: the watermark and every timer (event: true) with its key group.
-        let timers: Vec<(bool, i64, &[u8], u32)> = [(true, &self.event_timers), (false, &self.processing_timers)]
+        let timers = [(true, &self.event_timers), (false, &self.processing_timers)]
             .into_iter()
-            .flat_map(|(event, set)| set.iter().map(move |(at, key, g)| (event, *at, key.as_ref(), *g)))
-            .collect();
-        let operator = checkpoint::encode(&(self.watermark, timers))?;
+            .flat_map(|(event, set)| set.iter().map(move |(at, key, g)| (event, *at, *g, key.as_ref())));
+        let operator = checkpoint::encode_timers(self.watermark, timers)?;
         self.windows.snapshot(changes_only, Some(operator))
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
         self.windows.restore(&state)?;
-        let (lo, hi) = self.key_groups;
-        let mut least: Option<i64> = None;
-        for bytes in &state.union {
-            type Stored = (i64, Vec<(bool, i64, Vec<u8>, u32)>);
-            let (watermark, timers): Stored = crate::contract::state::decode(bytes)?;
-            least = Some(least.map_or(watermark, |l| l.min(watermark)));
-            for (event, at, key, g) in timers.into_iter().filter(|t| (lo..=hi).contains(&t.3)) {
-                let timer = (at, key.into_boxed_slice(), g);
-                if event {
-                    self.event_timers.insert(timer);
-                } else {
-                    self.processing_timers.insert(timer);
-                }
-            }
-        }
-        self.watermark = least.unwrap_or(i64::MIN);
+        let (event_timers, processing_timers) = (&mut self.event_timers, &mut self.processing_timers);
+        self.watermark = checkpoint::restore_timers(&state, self.key_groups, |event, at, g, key| {
+            let set = if event {
+                &mut *event_timers
+            } else {
+                &mut *processing_timers
+            };
+            set.insert((at, key, g));
+        })?;
         Ok(())
     }
 
