@@ -647,6 +647,8 @@ pub struct StateBenchConfig {
     pub backend: weir::state::StateBackend,
     /// Checkpoints while the state is built (incremental), if any.
     pub checkpoint_interval: Option<Duration>,
+    /// Where checkpoints and the savepoint go (default: a scratch directory on local disk).
+    pub storage: Option<String>,
 }
 
 /// What the keyed-state benchmark measured.
@@ -690,6 +692,13 @@ pub struct StateBenchResult {
     pub rescale_to: usize,
     /// Restoring it at `rescale_to`, ms (each subtask reads only its key groups).
     pub rescale_ms: u64,
+    /// With checkpoints on the disk backend: restoring the newest checkpoint at the same
+    /// parallelism downloading every file from checkpoint storage, ms.
+    pub checkpoint_download_restore_ms: Option<u64>,
+    /// The same restore reading the local copies of local recovery, ms.
+    pub checkpoint_local_restore_ms: Option<u64>,
+    /// Bytes that restore read from local copies, MiB.
+    pub checkpoint_local_restore_mib: Option<f64>,
 }
 
 /// A running count and sum per key over `keys` distinct keys (`id % keys`), from an endless
@@ -732,7 +741,8 @@ fn state_job(
 /// savepoints it, restores it at `parallelism` and at `rescale_to`, timing each step.
 pub async fn state_bench(c: &StateBenchConfig) -> Result<StateBenchResult> {
     let scratch = Scratch::new("state");
-    let env = state_job(c, c.parallelism, None, &scratch.url())?;
+    let storage = c.storage.clone().unwrap_or_else(|| scratch.url());
+    let env = state_job(c, c.parallelism, None, &storage)?;
     let metrics = env.metrics();
     let control = weir::runtime::control::JobControl::default();
     let rss0 = current_rss_mib();
@@ -782,20 +792,38 @@ pub async fn state_bench(c: &StateBenchConfig) -> Result<StateBenchResult> {
     job.await
         .map_err(|e| WeirError::plan(format!("state bench job: {e}")))??;
     let (snapshot_ms, snapshot_bytes) = (load(&c_metrics.last_duration_ms), load(&c_metrics.last_bytes));
-    let restore = |p: usize| {
-        let (path, url) = (path.clone(), scratch.url());
+    let restore = |p: usize, path: String, local_recovery: Option<bool>| {
+        let url = storage.clone();
         async move {
-            eprintln!("  restore at parallelism {p} …");
+            eprintln!("  restore of {path} at parallelism {p} …");
             let env = state_job(c, p, Some(1), &url)?;
+            if let Some(on) = local_recovery {
+                let mut backend = c.backend.clone();
+                backend.set_local_recovery(on);
+                env.set_state_backend(backend);
+            }
             env.set_restore(weir::graph::RestoreFrom::Snapshot(path));
             let m = env.metrics();
             env.execute_with("state-bench", &m, tokio_util::sync::CancellationToken::new())
                 .await?;
-            Ok::<u64, WeirError>(load(&m.checkpoints.restore_ms))
+            let local = load(&m.checkpoints.restore_reads.local);
+            Ok::<(u64, u64), WeirError>((load(&m.checkpoints.restore_ms), local))
         }
     };
-    let restore_ms = restore(c.parallelism).await?;
-    let rescale_ms = restore(c.rescale_to).await?;
+    // Local recovery: the newest checkpoint (with local copies) restored downloading every
+    // file, then from the local copies (that run ends the job, which drops the copies).
+    let (mut download_ms, mut local_ms, mut local_mib) = (None, None, None);
+    if let (weir::state::StateBackend::Disk(_), false) = (&c.backend, durations.is_empty()) {
+        let store = weir::checkpoint::CheckpointStore::open(&storage, "state-bench")?;
+        if let Some((dir, _)) = store.latest().await? {
+            let chk = dir.display().to_string();
+            download_ms = Some(restore(c.parallelism, chk.clone(), Some(false)).await?.0);
+            let (ms, bytes) = restore(c.parallelism, chk, Some(true)).await?;
+            (local_ms, local_mib) = (Some(ms), Some(bytes as f64 / (1024.0 * 1024.0)));
+        }
+    }
+    let restore_ms = restore(c.parallelism, path.clone(), None).await?.0;
+    let rescale_ms = restore(c.rescale_to, path.clone(), None).await?.0;
     durations.sort_unstable();
     let pct = |q: f64| -> u64 {
         if durations.is_empty() {
@@ -823,6 +851,9 @@ pub async fn state_bench(c: &StateBenchConfig) -> Result<StateBenchResult> {
         restore_ms,
         rescale_to: c.rescale_to,
         rescale_ms,
+        checkpoint_download_restore_ms: download_ms,
+        checkpoint_local_restore_ms: local_ms,
+        checkpoint_local_restore_mib: local_mib,
     })
 }
 

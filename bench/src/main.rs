@@ -36,6 +36,10 @@ struct Args {
     /// Checkpoint every this many ms (to a scratch directory on local disk).
     #[arg(long, value_name = "MS")]
     checkpoint_interval: Option<u64>,
+    /// For `--query state`: where checkpoints and the savepoint go (`s3://bucket/prefix`;
+    /// default a scratch directory on local disk).
+    #[arg(long, value_name = "URL")]
+    checkpoint_storage: Option<String>,
     /// With `--checkpoint-interval`: every checkpoint full (incremental checkpoints off).
     #[arg(long)]
     full_checkpoints: bool,
@@ -208,6 +212,7 @@ async fn state(args: &Args) -> anyhow::Result<()> {
         rescale_to: args.rescale_to.unwrap_or(if parallelism == 1 { 2 } else { 1 }),
         backend: backend(args)?,
         checkpoint_interval: args.checkpoint_interval.map(Duration::from_millis),
+        storage: args.checkpoint_storage.clone(),
     };
     eprintln!(
         "building keyed state of {} keys ({} passes) at parallelism {parallelism} on {:?} …",
@@ -236,6 +241,13 @@ async fn state(args: &Args) -> anyhow::Result<()> {
         r.restore_ms,
         r.rescale_ms
     );
+    if let (Some(download), Some(local)) = (r.checkpoint_download_restore_ms, r.checkpoint_local_restore_ms) {
+        println!(
+            "newest checkpoint restored at p={}: {download} ms downloading it, {local} ms from local copies ({:.0} MiB read locally)",
+            r.parallelism,
+            r.checkpoint_local_restore_mib.unwrap_or(0.0)
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     }

@@ -148,6 +148,11 @@ pub struct StateBackendSpec {
     /// With `disk`: size limit of each worker's state volume (an `emptyDir`), e.g. `20Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_size: Option<Quantity>,
+    /// With `disk`: keep a copy of each checkpoint's state files on the state volume, so a
+    /// worker container that restarts reads them from there instead of checkpoint storage
+    /// (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_recovery: Option<bool>,
 }
 
 /// A state backend.

@@ -242,6 +242,9 @@ pub fn stateful_set(job: &StreamJob, deployed: &Deployed) -> Result<StatefulSet,
         if let Some(m) = &b.memory {
             envs.push(env("WEIR_STATE_MEMORY", m.0.clone()));
         }
+        if let Some(on) = b.local_recovery {
+            envs.push(env("WEIR_STATE_LOCAL_RECOVERY", on.to_string()));
+        }
     }
     let mut mounts = vec![
         VolumeMount {
@@ -513,6 +516,7 @@ mod tests {
             kind: StateBackendKind::Disk,
             memory: Some(Quantity("1Gi".into())),
             volume_size: Some(Quantity("20Gi".into())),
+            local_recovery: Some(false),
         });
         let sts = stateful_set(&disk, &deployed(2)).unwrap();
         let env = env_of(&sts);
@@ -520,9 +524,10 @@ mod tests {
             (
                 env["WEIR_STATE_BACKEND"].as_str(),
                 env["WEIR_STATE_DIR"].as_str(),
-                env["WEIR_STATE_MEMORY"].as_str()
+                env["WEIR_STATE_MEMORY"].as_str(),
+                env["WEIR_STATE_LOCAL_RECOVERY"].as_str()
             ),
-            ("disk", STATE_DIR, "1Gi")
+            ("disk", STATE_DIR, "1Gi", "false")
         );
         let pod = sts.spec.template.spec.as_ref().unwrap();
         let volume = pod

@@ -532,6 +532,11 @@ pub struct StateSpec {
     /// With `disk`: memory the backend may use per worker, as `512m` or `1Gi` (default 512m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    /// With `disk`: keep a local copy of each checkpoint's state files beside the state, so a
+    /// worker restarted on the same machine reads them from there instead of checkpoint
+    /// storage (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_recovery: Option<bool>,
 }
 
 /// Restart strategy: fixed delay (`backoff: 1`) or exponential backoff.

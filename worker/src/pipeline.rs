@@ -191,8 +191,12 @@ fn lower(spec: &PipelineSpec) -> Lowered<StreamExecutionEnvironment> {
         env.set_checkpoint_config(config);
     }
     if let Some(st) = &spec.state {
-        let backend = crate::state::StateBackend::from_settings(&st.backend, st.dir.as_deref(), st.memory.as_deref())
-            .map_err(|e| (None, e))?;
+        let mut backend =
+            crate::state::StateBackend::from_settings(&st.backend, st.dir.as_deref(), st.memory.as_deref())
+                .map_err(|e| (None, e))?;
+        if let Some(on) = st.local_recovery {
+            backend.set_local_recovery(on);
+        }
         env.set_state_backend(backend);
     }
     if let Some(r) = &spec.restart {

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::CheckpointConfig;
 use super::incremental::ChainLink;
+use super::local::LocalCopies;
 use super::metadata::{ChainedFile, FORMAT, OperatorSnapshot, SnapshotKind, SnapshotMetadata, SubtaskSnapshot};
 use super::restore::layout;
 use super::store::CheckpointStore;
@@ -62,6 +63,8 @@ pub struct TaskCheckpoints {
     pub uploads: tokio::runtime::Handle,
     /// Incremental checkpoints: a full snapshot at least every this many (`None`: off).
     pub full_every: Option<u32>,
+    /// Local recovery: where copies of the uploaded state files stay on this machine.
+    pub local: Option<LocalCopies>,
 }
 
 impl TaskCheckpoints {
@@ -97,6 +100,10 @@ impl TaskCheckpoints {
         let acks = self.acks.clone();
         let mut done = ack(Ok(None));
         let uploads = self.uploads.clone();
+        // Checkpoints (not savepoints, which are self-contained and kept) leave a local copy.
+        let local = self.local.clone().filter(|_| !barrier.savepoint);
+        let mut completions = self.complete.clone();
+        let (uid_owned, local_copy) = (uid.to_string(), local.clone());
         self.uploads.spawn(async move {
             let changes = state.is_changes();
             let (previous, outcome, broken) = match link {
@@ -128,15 +135,23 @@ impl TaskCheckpoints {
                         if !changes && key_groups.is_empty() && operator_state.is_none() {
                             return Ok((None, chain));
                         }
-                        let size = dir
-                            .put_file(&file, Bytes::from(bytes))
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        let bytes = Bytes::from(bytes);
+                        let size = dir.put_file(&file, bytes.clone()).await.map_err(|e| e.to_string())?;
+                        if let Some(local) = local.clone() {
+                            let rel = file.clone();
+                            let kept = uploads.spawn_blocking(move || local.keep_bytes(id, &rel, &bytes));
+                            warn_unkept(&file, kept.await);
+                        }
                         (size, key_groups, operator_state)
                     }
                     Encoded::File(f) => {
                         if !changes && f.index.is_empty() && f.operator.is_none() {
                             return Ok((None, chain));
+                        }
+                        if let Some(local) = local.clone() {
+                            let (rel, copy, size) = (file.clone(), f.file.try_clone(), f.size);
+                            let kept = uploads.spawn_blocking(move || local.keep_file(id, &rel, &copy?, size));
+                            warn_unkept(&file, kept.await);
                         }
                         let size = dir
                             .put_local_file(&file, f.file, f.size)
@@ -163,8 +178,10 @@ impl TaskCheckpoints {
                 Ok((Some(snapshot), after))
             }
             .await;
+            let mut prune = None;
             done.result = match stored {
                 Ok((snapshot, chain)) => {
+                    prune = local_copy.map(|l| (l, chain.iter().map(|c| c.checkpoint).collect::<Vec<_>>()));
                     if let Some(o) = outcome {
                         let _ = o.send(Some(chain));
                     }
@@ -180,9 +197,31 @@ impl TaskCheckpoints {
                     Err(e)
                 }
             };
+            let subtask = done.subtask;
             let _ = acks.send(done);
+            // Once this checkpoint (or a later one) completes, older copies this chain does not
+            // build on are not needed any more.
+            if let Some((local, keep)) = prune
+                && completions.wait_for(|c| *c >= id).await.is_ok()
+            {
+                let _ = tokio::task::spawn_blocking(move || local.prune(&uid_owned, subtask, id, &keep)).await;
+            }
         });
     }
+}
+
+/// Logs a local copy that could not be written (the checkpoint goes on without it).
+fn warn_unkept(file: &str, kept: std::result::Result<std::io::Result<()>, tokio::task::JoinError>) {
+    let error = match kept {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(
+        file,
+        error,
+        "could not keep a local copy of a state file; a restart here downloads it"
+    );
 }
 
 /// A snapshot encoded for upload: laid out in memory, or a file the operator wrote.

@@ -1,5 +1,6 @@
 //! Checkpoint counters of a job, read by progress output, `/status` and `/metrics`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Checkpoint counters of a job (over all its runs).
@@ -19,6 +20,25 @@ pub struct CheckpointMetrics {
     pub last_bytes: AtomicU64,
     /// Time to load restored state in the last run that restored, ms.
     pub restore_ms: AtomicU64,
+    /// State bytes restores read, from local copies and from storage (over all runs).
+    pub restore_reads: Arc<RestoreReads>,
+}
+
+/// Bytes restores read from local copies (local recovery) and from checkpoint storage.
+#[derive(Debug, Default)]
+pub struct RestoreReads {
+    /// From local copies.
+    pub local: AtomicU64,
+    /// From checkpoint storage.
+    pub remote: AtomicU64,
+}
+
+impl RestoreReads {
+    /// Counts `bytes` read locally or from storage.
+    pub fn add(&self, local: bool, bytes: u64) {
+        let counter = if local { &self.local } else { &self.remote };
+        counter.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 impl CheckpointMetrics {

@@ -6,6 +6,8 @@
 //! - [`store`] and [`metadata`]: the layout and `_metadata`.
 //! - [`restore`]: what each subtask loads: the key groups of its range (from whichever old
 //!   subtasks held them, reading only those bytes), and its operator state.
+//! - [`local`]: local recovery, a copy of each uploaded state file on the worker's disk that a
+//!   restart on the same machine reads instead of checkpoint storage.
 //!
 //! Operators hand their state over as an [`OperatorState`]: keyed state per key group, and
 //! non-keyed operator state (a source's position, a sink's files awaiting commit).
@@ -13,6 +15,7 @@
 pub mod config;
 pub mod coordinator;
 pub mod incremental;
+pub mod local;
 pub mod metadata;
 pub mod metrics;
 pub mod restore;

@@ -3,9 +3,12 @@
 //! its non-keyed state.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::OperatorState;
-use super::metadata::SnapshotMetadata;
+use super::local::LocalCopies;
+use super::metadata::{SnapshotKind, SnapshotMetadata};
+use super::metrics::RestoreReads;
 use super::store::SnapshotDir;
 use crate::contract::error::{Result, WeirError};
 use crate::keys;
@@ -17,13 +20,35 @@ pub struct Restore {
     pub dir: SnapshotDir,
     /// Its `_metadata`.
     pub meta: SnapshotMetadata,
+    /// Local copies of its files on this machine, read instead of storage where they match.
+    pub local: Option<LocalCopies>,
+    /// Bytes read so far, locally and from storage.
+    pub reads: Arc<RestoreReads>,
 }
 
 impl Restore {
+    /// The snapshot `meta` at `dir`, read from storage only.
+    pub fn new(dir: SnapshotDir, meta: SnapshotMetadata) -> Self {
+        Restore {
+            dir,
+            meta,
+            local: None,
+            reads: Arc::default(),
+        }
+    }
+
     /// Opens the snapshot at `dir` (it must be complete).
     pub async fn open(dir: SnapshotDir) -> Result<Self> {
         let meta = dir.read_metadata().await?;
-        Ok(Restore { dir, meta })
+        Ok(Restore::new(dir, meta))
+    }
+
+    /// Reads local copies in `local` where they match (local recovery; copies of the same
+    /// job only), counting bytes read in `reads`.
+    pub fn with_local(mut self, local: Option<LocalCopies>, reads: Arc<RestoreReads>) -> Self {
+        self.local = local.filter(|l| l.job() == self.meta.job);
+        self.reads = reads;
+        self
     }
 
     /// Checks that the snapshot fits a job: the same number of key groups, and (unless
@@ -113,10 +138,16 @@ impl Restore {
         for s in &op.subtasks {
             let mut layers = Vec::with_capacity(s.chain.len() + 1);
             for c in &s.chain {
-                let dir = self.dir.checkpoint_sibling(c.checkpoint);
-                layers.push(read_groups(&dir, &c.file, &c.key_groups, lo, hi).await?);
+                let file = StoredFile {
+                    dir: &self.dir.checkpoint_sibling(c.checkpoint),
+                    checkpoint: Some(c.checkpoint),
+                    name: &c.file,
+                    size: c.size,
+                };
+                layers.push(self.read_groups(file, &c.key_groups, lo, hi).await?);
             }
-            layers.push(read_groups(&self.dir, &s.file, &s.key_groups, lo, hi).await?);
+            let file = self.own_file(&s.file, s.size);
+            layers.push(self.read_groups(file, &s.key_groups, lo, hi).await?);
             let mut layers = layers.into_iter();
             state.keyed.extend(layers.next().unwrap_or_default());
             for (i, delta) in layers.enumerate() {
@@ -126,7 +157,7 @@ impl Restore {
                 state.deltas[i].extend(delta);
             }
             if let Some((off, len)) = s.operator_state {
-                let bytes = self.dir.read_range(&s.file, off..off + len).await?.to_vec();
+                let bytes = self.read(self.own_file(&s.file, s.size), off..off + len).await?;
                 if s.subtask == subtask && op.parallelism == parallelism {
                     state.operator = Some(bytes.clone());
                 }
@@ -143,25 +174,68 @@ impl Restore {
     }
 }
 
-/// The key groups `lo..=hi` of a state file (one contiguous read).
-async fn read_groups(
-    dir: &SnapshotDir,
-    file: &str,
-    index: &[(u32, u64, u64)],
-    lo: u32,
-    hi: u32,
-) -> Result<BTreeMap<u32, Vec<u8>>> {
-    let mine: Vec<&(u32, u64, u64)> = index.iter().filter(|g| g.0 >= lo && g.0 <= hi).collect();
-    let mut out = BTreeMap::new();
-    if let (Some(first), Some(last)) = (mine.first(), mine.last()) {
-        let (start, end) = (first.1, last.1 + last.2);
-        let bytes = dir.read_range(file, start..end).await?;
-        for (g, off, len) in mine {
-            let at = (off - start) as usize;
-            out.insert(*g, bytes[at..at + *len as usize].to_vec());
+/// A state file a snapshot names.
+#[derive(Clone, Copy)]
+struct StoredFile<'a> {
+    /// The snapshot directory it is in.
+    dir: &'a SnapshotDir,
+    /// The checkpoint that wrote it (`None` for a savepoint's own files, never copied locally).
+    checkpoint: Option<u64>,
+    /// Its name relative to `dir`.
+    name: &'a str,
+    /// Its size per `_metadata`.
+    size: u64,
+}
+
+impl Restore {
+    /// A file of this snapshot itself (not of an earlier checkpoint it builds on).
+    fn own_file<'a>(&'a self, name: &'a str, size: u64) -> StoredFile<'a> {
+        StoredFile {
+            dir: &self.dir,
+            checkpoint: (self.meta.kind == SnapshotKind::Checkpoint).then_some(self.meta.checkpoint_id),
+            name,
+            size,
         }
     }
-    Ok(out)
+
+    /// `range` of `file`: from its local copy when there is a whole one, else from storage.
+    async fn read(&self, file: StoredFile<'_>, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+        if let (Some(local), Some(checkpoint)) = (&self.local, file.checkpoint) {
+            let (local, name, size, r) = (local.clone(), file.name.to_string(), file.size, range.clone());
+            let copy = tokio::task::spawn_blocking(move || local.read(checkpoint, &name, size, r))
+                .await
+                .ok()
+                .flatten();
+            if let Some(bytes) = copy {
+                self.reads.add(true, bytes.len() as u64);
+                return Ok(bytes);
+            }
+        }
+        let bytes = file.dir.read_range(file.name, range).await?.to_vec();
+        self.reads.add(false, bytes.len() as u64);
+        Ok(bytes)
+    }
+
+    /// The key groups `lo..=hi` of a state file (one contiguous read).
+    async fn read_groups(
+        &self,
+        file: StoredFile<'_>,
+        index: &[(u32, u64, u64)],
+        lo: u32,
+        hi: u32,
+    ) -> Result<BTreeMap<u32, Vec<u8>>> {
+        let mine: Vec<&(u32, u64, u64)> = index.iter().filter(|g| g.0 >= lo && g.0 <= hi).collect();
+        let mut out = BTreeMap::new();
+        if let (Some(first), Some(last)) = (mine.first(), mine.last()) {
+            let (start, end) = (first.1, last.1 + last.2);
+            let bytes = self.read(file, start..end).await?;
+            for (g, off, len) in mine {
+                let at = (off - start) as usize;
+                out.insert(*g, bytes[at..at + *len as usize].to_vec());
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A state file's bytes, its key groups' `(group, offset, length)` and its operator state's
@@ -224,12 +298,12 @@ mod tests {
             generation: 1,
             timestamp_ms: 0,
         };
-        let restore = Restore {
-            dir: crate::checkpoint::CheckpointStore::open("memory://parts", "j")
+        let restore = Restore::new(
+            crate::checkpoint::CheckpointStore::open("memory://parts", "j")
                 .unwrap()
                 .checkpoint(2),
             meta,
-        };
+        );
         // 40 stored bytes per key group: 100 bytes fit two.
         assert_eq!(restore.parts("op", 0, 1, 100), vec![(0, 1), (2, 3), (4, 5), (6, 7)]);
         assert_eq!(restore.parts("op", 1, 2, 1_000), vec![(4, 7)]);

@@ -657,7 +657,7 @@ impl JobMasterLoop {
     /// checkpoint is newer than it.
     async fn newest_state(&self, store: Option<&CheckpointStore>, savepoint: Option<&str>) -> Result<Option<Restore>> {
         let latest = match store {
-            Some(s) => s.latest().await?.map(|(dir, meta)| Restore { dir, meta }),
+            Some(s) => s.latest().await?.map(|(dir, meta)| Restore::new(dir, meta)),
             None => None,
         };
         let savepoint = match savepoint {

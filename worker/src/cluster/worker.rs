@@ -439,6 +439,7 @@ impl Worker {
                 complete: complete_rx,
                 uploads: tokio::runtime::Handle::current(),
                 full_every,
+                local: crate::checkpoint::local::LocalCopies::for_job(&config.state, &config.name),
             }),
             trigger: trigger_rx,
             sources_remaining: remaining.clone(),

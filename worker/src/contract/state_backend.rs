@@ -26,6 +26,10 @@ pub struct DiskSettings {
     /// Bytes of memory the backend may use per worker: block cache, write buffers and the
     /// decoded entries cached in front (approximate).
     pub memory: u64,
+    /// Keep a local copy of each checkpoint's state files beside the state, so a worker that
+    /// restarts on the same machine reads them from there rather than from checkpoint storage
+    /// (Flink's local recovery; on by default).
+    pub local_recovery: bool,
 }
 
 impl Default for DiskSettings {
@@ -33,6 +37,7 @@ impl Default for DiskSettings {
         DiskSettings {
             dir: std::env::temp_dir().join("weir-state"),
             memory: DEFAULT_DISK_MEMORY,
+            local_recovery: true,
         }
     }
 }
@@ -62,6 +67,13 @@ impl StateBackend {
             other => Err(WeirError::plan(format!(
                 "{field}: unknown state backend `{other}` (expected `memory` or `disk`)"
             ))),
+        }
+    }
+
+    /// Turns local recovery on or off (disk backend; the memory backend keeps no local copies).
+    pub fn set_local_recovery(&mut self, on: bool) {
+        if let StateBackend::Disk(d) = self {
+            d.local_recovery = on;
         }
     }
 
@@ -142,7 +154,8 @@ mod tests {
             b,
             StateBackend::Disk(DiskSettings {
                 dir: "/data".into(),
-                memory: 1 << 30
+                memory: 1 << 30,
+                local_recovery: true,
             })
         );
         let e = StateBackend::parse("state.backend", "ram").unwrap_err().to_string();

@@ -349,7 +349,7 @@ proptest! {
         let disk = TaskContext {
             // 4 KiB: the entry cache holds about a dozen of the 30 keys, so state goes to disk and
             // back all the time.
-            state: StateBackend::Disk(DiskSettings { dir: tmp.path().to_path_buf(), memory: 4 << 10 }),
+            state: StateBackend::Disk(DiskSettings { dir: tmp.path().to_path_buf(), memory: 4 << 10, local_recovery: true }),
             ..ctx()
         };
         let memory = ctx();

@@ -128,7 +128,7 @@ pub async fn execute_controlled(
         (RestoreFrom::Fresh, _) => None,
         (RestoreFrom::Snapshot(url), _) => Some(Restore::open(SnapshotDir::at(url)?).await?),
         (RestoreFrom::Latest, Some(store)) => match store.latest().await? {
-            Some((dir, meta)) => Some(Restore { dir, meta }),
+            Some((dir, meta)) => Some(Restore::new(dir, meta)),
             None => {
                 tracing::info!(
                     checkpoints = store.display(),
@@ -176,6 +176,10 @@ pub async fn execute_controlled(
                     && !r.cancelled
                 {
                     store.mark_finished().await?;
+                    // Nothing will restore this job's local copies any more.
+                    if let Some(local) = crate::checkpoint::local::LocalCopies::for_job(&config.state, &config.name) {
+                        local.clear();
+                    }
                 }
                 r.duration = start.elapsed();
                 r.restarts = restarts;
@@ -200,7 +204,7 @@ pub async fn execute_controlled(
         tokio::time::sleep(wait).await;
         if let Some((dir, meta)) = store.latest().await? {
             generation = generation.max(meta.generation) + 1;
-            restore = Some(Restore { dir, meta });
+            restore = Some(Restore::new(dir, meta));
         } else {
             generation += 1;
         }
@@ -272,6 +276,7 @@ async fn run_once(
         acks: ack_tx.clone(),
         complete: complete_rx.clone(),
         full_every: config.checkpoint.as_ref().and_then(|c| c.incremental_every()),
+        local: crate::checkpoint::local::LocalCopies::for_job(&config.state, &config.name),
     });
     let wiring = TaskWiring {
         checkpoints: task_checkpoints,
@@ -412,7 +417,15 @@ pub(crate) async fn spawn_tasks(
     let trigger_rx = &wiring.trigger;
     let sources_remaining = &wiring.sources_remaining;
     let mut participants = 0usize;
-    let shared_restore: Option<Arc<Restore>> = restore.map(|r| Arc::new(r.clone()));
+    // Local recovery: a restore reads this machine's copies of its files where they match.
+    let local = crate::checkpoint::local::LocalCopies::for_job(&config.state, &config.name);
+    let shared_restore: Option<Arc<Restore>> = restore.map(|r| {
+        Arc::new(
+            r.clone()
+                .with_local(local.clone(), metrics.checkpoints.restore_reads.clone()),
+        )
+    });
+    let restore = shared_restore.as_deref();
     if restore.is_some() {
         metrics
             .checkpoints

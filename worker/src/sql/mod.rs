@@ -103,6 +103,8 @@ pub const OPTIONS: &[&str] = &[
     "state.backend.local-dir",
     "state.backend.rocksdb.localdir",
     "state.backend.memory",
+    "state.backend.local-recovery",
+    "execution.checkpointing.local-backup.enabled",
     "execution.runtime-mode",
     "table.exec.mini-batch.enabled",
     "table.exec.mini-batch.allow-latency",
@@ -297,6 +299,15 @@ fn set(job: &mut SqlJob, key: &str, value: &str) -> std::result::Result<(), Stri
             }
             env.set_state_backend(backend);
         }
+        "state.backend.local-recovery" | "execution.checkpointing.local-backup.enabled" => {
+            let crate::state::StateBackend::Disk(mut disk) = env.config().state else {
+                return Err(format!(
+                    "SET '{key}': local recovery is kept by the disk backend; SET 'state.backend.type' = 'disk' first"
+                ));
+            };
+            disk.local_recovery = boolean(key, value)?;
+            env.set_state_backend(crate::state::StateBackend::Disk(disk));
+        }
         "state.backend.local-dir" | "state.backend.rocksdb.localdir" | "state.backend.memory" => {
             let crate::state::StateBackend::Disk(mut disk) = env.config().state else {
                 return Err(format!(
@@ -382,5 +393,30 @@ mod tests {
         assert_eq!(duration("1 min"), Some(Duration::from_secs(60)));
         assert_eq!(duration("500"), Some(Duration::from_millis(500)));
         assert_eq!(duration("ten"), None);
+    }
+
+    #[test]
+    fn local_recovery_is_set_on_the_disk_backend_in_flinks_spelling() {
+        let mut job = SqlJob {
+            env: StreamExecutionEnvironment::new(),
+            name: "j".into(),
+            plans: Vec::new(),
+            explain_only: false,
+            options: PlanOptions::default(),
+        };
+        let key = "execution.checkpointing.local-backup.enabled";
+        let e = set(&mut job, key, "false").unwrap_err();
+        assert!(e.contains(key) && e.contains("disk"), "{e}");
+        set(&mut job, "state.backend.type", "rocksdb").unwrap();
+        set(&mut job, key, "false").unwrap();
+        set(&mut job, "state.backend.memory", "1g").unwrap();
+        let crate::state::StateBackend::Disk(d) = job.env.config().state else {
+            panic!("disk backend expected")
+        };
+        assert!(!d.local_recovery, "kept across later settings");
+        assert_eq!(d.memory, 1 << 30);
+        set(&mut job, "state.backend.local-recovery", "true").unwrap();
+        assert!(matches!(job.env.config().state, crate::state::StateBackend::Disk(d) if d.local_recovery));
+        assert!(set(&mut job, key, "maybe").unwrap_err().contains(key));
     }
 }

@@ -638,6 +638,7 @@ mod tests {
         DiskSettings {
             dir: dir.to_path_buf(),
             memory,
+            ..DiskSettings::default()
         }
     }
 

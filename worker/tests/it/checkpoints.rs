@@ -139,6 +139,59 @@ fn checkpoints_on_s3_restore_a_failed_job_exactly_once() {
     assert_eq!(common::committed_lines(&out), expected);
 }
 
+#[test]
+fn a_job_on_the_disk_backend_restarted_on_the_same_machine_restores_from_local_copies() {
+    // Local recovery (on by default with the disk backend): the restart reads every state
+    // file from the copies kept beside the state, none from S3, and the output is the
+    // failure-free output. Without local recovery the same restart downloads everything.
+    let tmp = tempfile::tempdir().unwrap();
+    let clean_out = tmp.path().join("clean");
+    let chk = format!("s3://{}/local-recovery-{}", s3_bucket(), std::process::id());
+    windowed_job(clean_out.to_str().unwrap(), &chk, None)
+        .execute("local-clean")
+        .unwrap();
+    let expected = common::committed_lines(&clean_out);
+    for local_recovery in [true, false] {
+        let out = tmp.path().join(format!("out-{local_recovery}"));
+        let state = tmp.path().join(format!("state-{local_recovery}"));
+        let failure = Failure::at(30_000);
+        let env = windowed_job(out.to_str().unwrap(), &chk, Some(failure.clone()));
+        env.set_state_backend(weir::state::StateBackend::Disk(weir::state::DiskSettings {
+            dir: state.clone(),
+            local_recovery,
+            ..Default::default()
+        }));
+        let job = format!("local-{local_recovery}");
+        let metrics = env.metrics();
+        let r = failure.execute_with_metrics(&env, &job, &metrics);
+        assert!(failure.happened());
+        assert_eq!(r.restarts, 1);
+        assert_eq!(
+            common::committed_lines(&out),
+            expected,
+            "local recovery {local_recovery}"
+        );
+        let reads = &metrics.checkpoints.restore_reads;
+        let (local, remote) = (reads.local.load(Ordering::SeqCst), reads.remote.load(Ordering::SeqCst));
+        eprintln!(
+            "local recovery {local_recovery}: restored {local} bytes locally, {remote} from S3 in {} ms",
+            metrics.checkpoints.restore_ms.load(Ordering::SeqCst)
+        );
+        if local_recovery {
+            assert!(local > 0, "nothing read from local copies");
+            assert_eq!(remote, 0, "local copies cover the whole checkpoint");
+            assert!(
+                !state.join("local-recovery").join(&job).exists(),
+                "a finished job leaves no local copies"
+            );
+        } else {
+            assert_eq!(local, 0);
+            assert!(remote > 0);
+            assert!(!state.join("local-recovery").exists(), "no copies were kept");
+        }
+    }
+}
+
 /// A failure injected once: at the first row from id `at` on that a task sees after a checkpoint
 /// of the job completed, so the restart restores (however slow the machine) instead of starting
 /// over. Run the job with [`Failure::execute`], which lets it see the job's checkpoints.
@@ -174,11 +227,20 @@ impl Failure {
 
     /// Runs `env` (built with this failure) to its end.
     fn execute(&self, env: &StreamExecutionEnvironment, name: &str) -> JobResult {
-        let metrics = env.metrics();
+        self.execute_with_metrics(env, name, &env.metrics())
+    }
+
+    /// [`Failure::execute`], counting into `metrics`.
+    fn execute_with_metrics(
+        &self,
+        env: &StreamExecutionEnvironment,
+        name: &str,
+        metrics: &weir::runtime::metrics::JobMetrics,
+    ) -> JobResult {
         let _ = self.checkpoints.set(metrics.checkpoints.clone());
         tokio::runtime::Runtime::new()
             .unwrap()
-            .block_on(env.execute_with(name, &metrics, tokio_util::sync::CancellationToken::new()))
+            .block_on(env.execute_with(name, metrics, tokio_util::sync::CancellationToken::new()))
             .unwrap()
     }
 }

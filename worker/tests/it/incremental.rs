@@ -259,6 +259,7 @@ fn windows_moved_between_disk_and_memory_backends_while_rescaling_2_3_1_give_the
         let disk = StateBackend::Disk(DiskSettings {
             dir: tmp.path().join("state"),
             memory: 1 << 20,
+            ..Default::default()
         });
         rescale_windows(kind, [disk.clone(), StateBackend::Memory, disk]);
     }
@@ -349,6 +350,7 @@ fn a_join_moved_between_disk_and_memory_backends_while_rescaling_2_3_1_pairs_eac
     let disk = StateBackend::Disk(DiskSettings {
         dir: tmp.path().join("state"),
         memory: 1 << 20,
+        ..Default::default()
     });
     rescale_join(tmp.path(), [disk.clone(), StateBackend::Memory, disk]);
     let left: Vec<_> = std::fs::read_dir(tmp.path().join("state")).unwrap().flatten().collect();

@@ -335,7 +335,10 @@ sinks:
     };
     let state = dir.path().join("state");
     let on_disk = run(
-        &format!("state: {{backend: disk, dir: {}, memory: 1m}}", state.display()),
+        &format!(
+            "state: {{backend: disk, dir: {}, memory: 1m, local_recovery: false}}",
+            state.display()
+        ),
         "disk",
     );
     assert_eq!(on_disk.len(), 40_000);
@@ -349,4 +352,8 @@ sinks:
         "{GOOD_HEAD}state: {{backend: ram}}\nsinks:\n  - input: src\n    connector: blackhole\n"
     ));
     assert!(e.contains("state.backend") && e.contains("`ram`"), "{e}");
+    let e = err(&format!(
+        "{GOOD_HEAD}state: {{backend: disk, local_recovery: maybe}}\nsinks:\n  - input: src\n    connector: blackhole\n"
+    ));
+    assert!(e.contains("local_recovery"), "{e}");
 }

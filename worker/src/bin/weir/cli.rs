@@ -121,6 +121,10 @@ pub struct StateArgs {
     /// With the disk backend: memory it may use per worker (`512m`, `1Gi`).
     #[arg(long, value_name = "SIZE", env = "WEIR_STATE_MEMORY")]
     pub state_memory: Option<String>,
+    /// With the disk backend: keep local copies of checkpoint files so a restart on this
+    /// machine reads them instead of checkpoint storage (default true).
+    #[arg(long, value_name = "BOOL", env = "WEIR_STATE_LOCAL_RECOVERY")]
+    pub state_local_recovery: Option<bool>,
 }
 
 impl StateArgs {
@@ -147,6 +151,9 @@ impl StateArgs {
             if let Some(v) = value {
                 a.extend([flag.to_string(), v.clone()]);
             }
+        }
+        if let Some(on) = self.state_local_recovery {
+            a.extend(["--state-local-recovery".to_string(), on.to_string()]);
         }
         a
     }

@@ -205,5 +205,10 @@ pub fn configure(job: &pipeline::PipelineJob, parallelism: Option<usize>, state:
         )?;
         job.env.set_state_backend(backend);
     }
+    if let Some(on) = state.state_local_recovery {
+        let mut backend = job.env.config().state;
+        backend.set_local_recovery(on);
+        job.env.set_state_backend(backend);
+    }
     Ok(checkpointing)
 }
