@@ -3,13 +3,13 @@
 # auctions of each window) with keyed state in memory and on disk, without and with a
 # checkpoint every second (incremental), interleaved, ROUNDS rounds (issue 19). The disk
 # backend gets a 256 MiB budget. Raw JSON lines go to 2026-12-05-q5-backends.jsonl (`side`,
-# `round` added); the table printed at the end takes the medians.
+# `round` added; RESULTS names another file); the table printed at the end takes the medians.
 set -euo pipefail
 bench="${WEIR_BENCH:-$HOME/.cache/weir/target-bench/release/weir-bench}"
 rounds="${ROUNDS:-3}"
 events="${EVENTS:-10000000}"
 source "$(dirname "$0")/rounds.sh"
-results 2026-12-05-q5-backends
+results "${RESULTS:-2026-12-05-q5-backends}"
 state_dir="${STATE_DIR:-${TMPDIR:-/tmp}/weir-bench-state}"
 mkdir -p "$state_dir"
 disk=(--state-backend disk --state-memory 256m --state-dir "$state_dir")

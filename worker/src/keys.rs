@@ -21,8 +21,11 @@
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Date32Type, Date64Type, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType,
+    DurationSecondType, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    Time32MillisecondType, Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
 };
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -101,16 +104,20 @@ pub fn encode_value(column: &ArrayRef, row: usize, buf: &mut Vec<u8>) -> Result<
         DataType::Int64 => signed!(Int64Type),
         DataType::Date32 => signed!(Date32Type),
         DataType::Date64 => signed!(Date64Type),
-        DataType::Timestamp(_, _) | DataType::Duration(_) | DataType::Time64(_) => {
-            let c = arrow::compute::cast(&column.slice(row, 1), &DataType::Int64)?;
-            buf.push(0x01);
-            buf.extend_from_slice(&c.as_primitive::<Int64Type>().value(0).to_le_bytes());
-        }
-        DataType::Time32(_) => {
-            let c = arrow::compute::cast(&column.slice(row, 1), &DataType::Int32)?;
-            buf.push(0x01);
-            buf.extend_from_slice(&i64::from(c.as_primitive::<Int32Type>().value(0)).to_le_bytes());
-        }
+        // Times and durations encode as their stored integer (what a cast to Int64 or Int32
+        // gives), read in place: no per-row cast.
+        DataType::Timestamp(TimeUnit::Second, _) => signed!(TimestampSecondType),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => signed!(TimestampMillisecondType),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => signed!(TimestampMicrosecondType),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => signed!(TimestampNanosecondType),
+        DataType::Duration(TimeUnit::Second) => signed!(DurationSecondType),
+        DataType::Duration(TimeUnit::Millisecond) => signed!(DurationMillisecondType),
+        DataType::Duration(TimeUnit::Microsecond) => signed!(DurationMicrosecondType),
+        DataType::Duration(TimeUnit::Nanosecond) => signed!(DurationNanosecondType),
+        DataType::Time64(TimeUnit::Nanosecond) => signed!(Time64NanosecondType),
+        DataType::Time64(_) => signed!(Time64MicrosecondType),
+        DataType::Time32(TimeUnit::Second) => signed!(Time32SecondType),
+        DataType::Time32(_) => signed!(Time32MillisecondType),
         DataType::UInt8 => unsigned!(UInt8Type),
         DataType::UInt16 => unsigned!(UInt16Type),
         DataType::UInt32 => unsigned!(UInt32Type),
@@ -175,14 +182,23 @@ pub fn is_key_type(dt: &DataType) -> bool {
 /// Hashes of the keys of every row (columns are the key columns, in key order).
 pub fn hash_rows(columns: &[ArrayRef], num_rows: usize) -> Result<Vec<u64>> {
     let mut out = Vec::with_capacity(num_rows);
-    // Fast path: one Int64 column without nulls, the most common key.
+    // Fast path: one 64-bit integer column (Int64, or a time stored as one) without nulls,
+    // the most common key.
+    let wide = |t: &DataType| {
+        matches!(
+            t,
+            DataType::Int64 | DataType::Date64 | DataType::Timestamp(..) | DataType::Duration(_) | DataType::Time64(_)
+        )
+    };
     if let [c] = columns
-        && c.data_type() == &DataType::Int64
+        && wide(c.data_type())
         && c.null_count() == 0
     {
+        let data = c.to_data();
+        let values = &data.buffers()[0].typed_data::<i64>()[data.offset()..data.offset() + data.len()];
         let mut buf = [0u8; 9];
         buf[0] = 0x01;
-        for v in c.as_primitive::<Int64Type>().values().iter() {
+        for v in values {
             buf[1..].copy_from_slice(&v.to_le_bytes());
             out.push(xxh3_64(&buf));
         }
@@ -230,6 +246,26 @@ mod tests {
         let ha = hash_rows(&[a], 3).unwrap();
         let hb = hash_rows(&[b], 3).unwrap();
         assert_eq!(ha, hb);
+    }
+
+    #[test]
+    fn times_and_durations_hash_as_their_stored_integers() {
+        use arrow::array::{DurationSecondArray, Time32MillisecondArray, TimestampMillisecondArray};
+        let values = vec![0i64, -7, 1_700_000_000_000];
+        let ints: ArrayRef = Arc::new(Int64Array::from(values.clone()));
+        let expected = hash_rows(&[ints], 3).unwrap();
+        let ts: ArrayRef = Arc::new(TimestampMillisecondArray::from(values.clone()).with_timezone("UTC"));
+        let dur: ArrayRef = Arc::new(DurationSecondArray::from(values));
+        assert_eq!(
+            hash_rows(&[ts.slice(1, 2)], 2).unwrap(),
+            expected[1..],
+            "a slice reads its own rows"
+        );
+        assert_eq!(hash_rows(&[ts], 3).unwrap(), expected);
+        assert_eq!(hash_rows(&[dur], 3).unwrap(), expected);
+        let t32: ArrayRef = Arc::new(Time32MillisecondArray::from(vec![0, -7, 86_399_999]));
+        let i32s: ArrayRef = Arc::new(Int32Array::from(vec![0, -7, 86_399_999]));
+        assert_eq!(hash_rows(&[t32], 3).unwrap(), hash_rows(&[i32s], 3).unwrap());
     }
 
     const PINNED_AB: u64 = 16753793908218020872;

@@ -19,8 +19,10 @@ use hashbrown::HashMap;
 type Map<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
 /// Changes: key → (key group, value, or `None` when removed).
 type Layer<V> = Map<(u32, Option<V>)>;
-/// Settled state: key → (key group, value).
-type Base<V> = Map<(u32, V)>;
+/// Settled state: key → (key group, value), always `Some` once settled. The same type as a
+/// layer, so a layer larger than the base becomes the base as it is (see
+/// [`KeyedTable::settle`]).
+type Base<V> = Layer<V>;
 
 /// Keyed state of one operator subtask, from key (bytes) to `V`, with copy-on-write snapshots.
 pub struct KeyedTable<V> {
@@ -51,7 +53,7 @@ fn lower<'a, V>(frozen: &'a [Arc<Layer<V>>], base: &'a Base<V>, key: &[u8]) -> O
             return v.as_ref().map(|v| (*g, v));
         }
     }
-    base.get(key).map(|(g, v)| (*g, v))
+    base.get(key).and_then(|(g, v)| v.as_ref().map(|v| (*g, v)))
 }
 
 impl<V: Clone> KeyedTable<V> {
@@ -195,10 +197,28 @@ impl<V: Clone> KeyedTable<V> {
         };
         for layer in self.frozen.drain(..) {
             match Arc::try_unwrap(layer) {
+                // A layer larger than the base becomes the base, and the older base goes in
+                // under it: the fold hashes the smaller of the two, and the larger table is
+                // kept rather than grown (rehashing and fresh pages are most of its cost).
+                Ok(mut layer) if layer.len() > base.len() => {
+                    std::mem::swap(base, &mut layer);
+                    let mut removed = false;
+                    for (key, older) in layer {
+                        match base.entry(key) {
+                            hashbrown::hash_map::Entry::Occupied(e) => removed |= e.get().1.is_none(),
+                            hashbrown::hash_map::Entry::Vacant(e) => {
+                                e.insert(older);
+                            }
+                        }
+                    }
+                    if removed || base.values().any(|(_, v)| v.is_none()) {
+                        base.retain(|_, (_, v)| v.is_some());
+                    }
+                }
                 Ok(layer) => {
                     for (key, (g, v)) in layer {
                         match v {
-                            Some(v) => base.insert(key, (g, v)),
+                            Some(v) => base.insert(key, (g, Some(v))),
                             None => base.remove(&key),
                         };
                     }
@@ -206,7 +226,7 @@ impl<V: Clone> KeyedTable<V> {
                 Err(shared) => {
                     for (key, (g, v)) in shared.iter() {
                         match v {
-                            Some(v) => base.insert(key.clone(), (*g, v.clone())),
+                            Some(v) => base.insert(key.clone(), (*g, Some(v.clone()))),
                             None => base.remove(key),
                         };
                     }
@@ -264,7 +284,7 @@ fn merged<'a, V>(
     let settled = base
         .iter()
         .filter(move |(k, _)| !layers.iter().any(|l| l.contains_key(k.as_ref())))
-        .map(|(k, (g, v))| (*g, k.as_ref(), v));
+        .filter_map(|(k, (g, v))| v.as_ref().map(|v| (*g, k.as_ref(), v)));
     changed.chain(settled)
 }
 
@@ -317,6 +337,36 @@ mod tests {
         assert!(t.frozen.is_empty() && t.live.is_empty());
         assert_eq!(t.base.len(), 3);
         assert_eq!(t.get(b"b"), Some(&5));
+    }
+
+    #[test]
+    fn a_layer_larger_than_the_base_becomes_the_base_with_its_removals_applied() {
+        let mut t = KeyedTable::new();
+        t.insert(1, b"a", 1);
+        t.insert(2, b"b", 2);
+        drop(t.freeze());
+        drop(t.freeze()); // folds the first layer into the empty base: it becomes the base
+        assert_eq!((t.base.len(), t.frozen.len()), (2, 0));
+        t.remove(b"a");
+        for (g, k) in [(3, b"c"), (4, b"d"), (5, b"e")] {
+            t.insert(g, k, i64::from(g));
+        }
+        drop(t.freeze());
+        t.settle(); // four changes over a base of two: the changes become the base
+        assert!(t.frozen.is_empty());
+        assert_eq!(t.get(b"a"), None);
+        assert_eq!(t.len(), 4);
+        assert_eq!(
+            contents(&t),
+            BTreeMap::from([
+                (b"b".to_vec(), 2),
+                (b"c".to_vec(), 3),
+                (b"d".to_vec(), 4),
+                (b"e".to_vec(), 5)
+            ])
+        );
+        assert!(t.base.values().all(|(_, v)| v.is_some()), "no removal left in the base");
+        assert_eq!(t.iter_grouped().map(|(g, _, _)| g).sum::<u32>(), 2 + 3 + 4 + 5);
     }
 
     #[test]

@@ -46,9 +46,10 @@ fn stored_key(window: i64, key: &[u8]) -> Vec<u8> {
 pub(crate) enum Panes<V> {
     Memory {
         windows: BTreeMap<i64, KeyedTable<V>>,
-        /// Stored keys (with key group) of the windows dropped since the previous snapshot,
-        /// once snapshots are taken: an incremental snapshot records their removal.
-        dropped: Vec<(u32, Box<[u8]>)>,
+        /// The windows dropped since the previous snapshot, once snapshots are taken: an
+        /// incremental snapshot records the removal of their keys. Kept whole until then, so
+        /// listing (and freeing) their keys happens on the checkpoint thread, not the task's.
+        dropped: Vec<(i64, KeyedTable<V>)>,
         snapshotted: bool,
         codec: Codec<V>,
     },
@@ -181,11 +182,7 @@ impl<V: Clone + Send + Sync + 'static> Panes<V> {
                     }
                     let (window, table) = entry.remove_entry();
                     if *snapshotted {
-                        dropped.extend(
-                            table
-                                .iter_grouped()
-                                .map(|(g, k, _)| (g, stored_key(window, k).into_boxed_slice())),
-                        );
+                        dropped.push((window, table));
                     }
                 }
             }
@@ -237,8 +234,13 @@ impl<V: Clone + Send + Sync + 'static> Panes<V> {
                         }
                     }
                     if changes_only {
-                        for (group, key) in &dropped {
-                            records.put(*group, key, None::<fn(&mut Vec<u8>) -> UserResult<()>>)?;
+                        for (window, table) in &dropped {
+                            for (group, key, _) in table.iter_grouped() {
+                                stored.clear();
+                                stored.extend_from_slice(&window_prefix(*window));
+                                stored.extend_from_slice(key);
+                                records.put(group, &stored, None::<fn(&mut Vec<u8>) -> UserResult<()>>)?;
+                            }
                         }
                     }
                     records.into_state(operator)
