@@ -409,3 +409,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sliding_windows_refuse_a_snapshot_kept_per_window() {
+    // A snapshot of sliding windows written before they were kept per slice has the bare
+    // watermark as its operator state: read as slices it would count records several times.
+    let (_, _, make) = operators()
+        .into_iter()
+        .find(|(name, _, _)| *name == "sliding windows")
+        .unwrap();
+    let mut op = make(&ctx());
+    let mut out = Vec::new();
+    op.process_input(0, batch(("k", "v"), &[(1, 3, false), (2, 4, false)], false), &mut out)
+        .unwrap();
+    let mut state = op.snapshot(1, false).unwrap().into_state().unwrap();
+    assert!(!state.keyed.is_empty());
+    let sliced = state.operator.clone().unwrap();
+    let mut fresh = make(&ctx());
+    fresh
+        .restore(OperatorState {
+            union: vec![sliced],
+            ..state.clone()
+        })
+        .unwrap();
+    let per_window = crate::checkpoint::encode(&i64::MIN).unwrap();
+    state.union = vec![per_window];
+    let e = make(&ctx()).restore(state).unwrap_err().to_string();
+    assert!(e.contains("per window") && e.contains("per slice"), "{e}");
+}

@@ -617,6 +617,82 @@ async fn processing_time_windows_fire_when_the_clock_passes_their_end() {
     assert!(counted > 0 && counted <= produced, "{counted} of {produced}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_processing_time_windows_merge_their_slices_when_the_clock_passes_their_end() {
+    // Windows of 400 ms every 200 ms, kept as 200 ms slices: the window [999_800, 1_000_200)
+    // fires at 1_000_199 with the first slice; [1_000_000, 1_000_400) at 1_000_399 with both.
+    let clock = ManualClock::new(1_000_000);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_clock(clock.shared());
+    let cfg = DatagenConfig {
+        rows: None,
+        rows_per_second: Some(4_000),
+        fields: vec![DatagenField::random_int("k", 0, 1)],
+        ..Default::default()
+    };
+    let sink = Collect::new();
+    env.add_source(Datagen::new("g", cfg).unwrap())
+        .key_by("k")
+        .window(SlidingProcessingTimeWindows::of(
+            Duration::from_millis(400),
+            Duration::from_millis(200),
+        ))
+        .aggregate(&[Agg::count()])
+        .add_sink(sink.clone());
+    let metrics = env.metrics();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let job = tokio::spawn({
+        let (env, metrics, cancel) = (env.clone(), metrics.clone(), cancel.clone());
+        async move { env.execute_with("sliding-proc", &metrics, cancel).await }
+    });
+    let windowed = || {
+        metrics
+            .snapshot()
+            .iter()
+            .find(|n| n.name == "window")
+            .map_or(0, |n| n.records_in)
+    };
+    common::eventually(|| windowed() >= 400).await;
+    clock.advance(199);
+    common::eventually(|| sink.len() == 2).await;
+    let first: i64 = counts(&sink.rows_json()).iter().sum();
+    clock.advance(1);
+    let seen = windowed();
+    common::eventually(|| windowed() >= seen + 400).await;
+    clock.advance(199);
+    common::eventually(|| sink.len() == 4).await;
+    cancel.cancel();
+    job.await.unwrap().unwrap();
+    let mut fired: Vec<(i64, i64, i64)> = sink
+        .rows_json()
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                millis(&v["window_start"]),
+                millis(&v["window_end"]),
+                v["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    fired.sort();
+    let bounds: Vec<(i64, i64)> = fired.iter().map(|f| (f.0, f.1)).collect();
+    assert_eq!(
+        bounds,
+        [
+            (999_800, 1_000_200),
+            (999_800, 1_000_200),
+            (1_000_000, 1_000_400),
+            (1_000_000, 1_000_400)
+        ]
+    );
+    let second: i64 = fired[2..].iter().map(|f| f.2).sum();
+    assert!(
+        second >= first + 400,
+        "the second window holds the first slice and the next: {first} then {second}"
+    );
+}
+
 fn counts(rows: &[String]) -> Vec<i64> {
     rows.iter()
         .map(|l| {

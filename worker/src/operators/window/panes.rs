@@ -109,26 +109,38 @@ impl<V: Clone + Send + Sync + 'static> Panes<V> {
     /// The contents of each `(window, key group, key)`, which must have some.
     pub(crate) fn get_many<'a>(&'a mut self, which: &[(i64, u32, Box<[u8]>)]) -> UserResult<Vec<Cow<'a, V>>> {
         let missing = || -> crate::contract::UserError { "a window lost the contents just added to it".into() };
+        self.get_each(which)?
+            .into_iter()
+            .map(|v| v.ok_or_else(missing))
+            .collect()
+    }
+
+    /// The contents of each `(window, key group, key)`, `None` where it has none.
+    pub(crate) fn get_each<'a>(&'a mut self, which: &[(i64, u32, Box<[u8]>)]) -> UserResult<Vec<Option<Cow<'a, V>>>> {
         match self {
-            Panes::Memory { windows, .. } => which
+            Panes::Memory { windows, .. } => Ok(which
                 .iter()
-                .map(|(w, _, k)| {
-                    windows
-                        .get(w)
-                        .and_then(|t| t.get(k))
-                        .map(Cow::Borrowed)
-                        .ok_or_else(missing)
-                })
-                .collect(),
+                .map(|(w, _, k)| windows.get(w).and_then(|t| t.get(k)).map(Cow::Borrowed))
+                .collect()),
             Panes::Disk { table, .. } => which
                 .iter()
-                .map(|(w, g, k)| {
-                    Ok(Cow::Owned(
-                        table.get(*g, &stored_key(*w, k))?.ok_or_else(missing)?.clone(),
-                    ))
-                })
+                .map(|(w, g, k)| Ok(table.get(*g, &stored_key(*w, k))?.map(|v| Cow::Owned(v.clone()))))
                 .collect(),
         }
+    }
+
+    /// Every open window (or slice), ascending.
+    pub(crate) fn keys(&self) -> Vec<i64> {
+        match self {
+            Panes::Memory { windows, .. } => windows.keys().copied().collect(),
+            Panes::Disk { windows, .. } => windows.iter().copied().collect(),
+        }
+    }
+
+    /// Whether the contents are on disk (where firing goes one key group at a time, so what
+    /// is merged in memory stays small).
+    pub(crate) fn on_disk(&self) -> bool {
+        matches!(self, Panes::Disk { .. })
     }
 
     /// Folds what finished snapshots froze back into the in-memory windows.
