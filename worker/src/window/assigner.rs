@@ -181,19 +181,20 @@ impl WindowAssigner {
 
     /// The keys the time-window operator files a record at `ts` under: window starts for
     /// fixed windows, window ends for cumulating ones (which share their start).
-    pub fn keys(&self, ts: i64) -> Box<dyn Iterator<Item = i64>> {
-        match self.kind {
+    pub fn keys(&self, ts: i64) -> impl Iterator<Item = i64> + use<> {
+        // No boxing: this runs for every record.
+        let (cumulate, starts) = match self.kind {
             WindowKind::Cumulate => {
                 let start = ts - (ts - self.offset).rem_euclid(self.size);
                 let step = self.slide;
-                Box::new(
-                    (1..=self.size / step)
-                        .map(move |k| start + k * step)
-                        .filter(move |end| *end > ts),
-                )
+                let ends = (1..=self.size / step)
+                    .map(move |k| start + k * step)
+                    .filter(move |end| *end > ts);
+                (Some(ends), None)
             }
-            _ => Box::new(self.starts(ts)),
-        }
+            _ => (None, Some(self.starts(ts))),
+        };
+        cumulate.into_iter().flatten().chain(starts.into_iter().flatten())
     }
 
     /// The window a key of [`WindowAssigner::keys`] stands for: `(start, end)`.

@@ -137,6 +137,15 @@ impl<V: Clone + Send + Sync + 'static> Panes<V> {
         }
     }
 
+    /// In memory: the tables of the windows (or slices) in `first..=last`, to read several at
+    /// once without copying; `None` on disk.
+    pub(crate) fn memory_tables(&self, first: i64, last: i64) -> Option<Vec<&KeyedTable<V>>> {
+        match self {
+            Panes::Memory { windows, .. } => Some(windows.range(first..=last).map(|(_, t)| t).collect()),
+            Panes::Disk { .. } => None,
+        }
+    }
+
     /// Whether the contents are on disk (where firing goes one key group at a time, so what
     /// is merged in memory stays small).
     pub(crate) fn on_disk(&self) -> bool {

@@ -360,8 +360,42 @@ impl<C: WindowContents> WindowAggregateOp<C> {
         };
         type Merged<S> = hashbrown::HashMap<Box<[u8]>, S, foldhash::fast::RandomState>;
         for window in due {
-            let (first, last) = (i128::from(window), i128::from(window + (k - 1) * slide));
             let span = time_window(&self.assigner, window);
+            // In memory the slices are read in place: a key's contents are copied only when a
+            // second slice has some to merge.
+            if let Some(tables) = self.windows.memory_tables(window, window + (k - 1) * slide) {
+                let mut merged: hashbrown::HashMap<&[u8], Cow<'_, C::State>, foldhash::fast::RandomState> =
+                    hashbrown::HashMap::with_capacity_and_hasher(
+                        tables.iter().map(|t| t.len()).max().unwrap_or(0),
+                        Default::default(),
+                    );
+                for table in &tables {
+                    for (key, state) in table.iter() {
+                        match merged.entry(key) {
+                            hashbrown::hash_map::Entry::Vacant(e) => {
+                                e.insert(Cow::Borrowed(state));
+                            }
+                            hashbrown::hash_map::Entry::Occupied(mut e) => {
+                                self.contents.merge(e.get_mut().to_mut(), state.clone())?;
+                            }
+                        }
+                    }
+                }
+                if merged.is_empty() {
+                    continue;
+                }
+                let rows: Vec<Fired<'_, C::State>> = merged
+                    .iter()
+                    .map(|(key, state)| Fired {
+                        window: span,
+                        key,
+                        state: state.as_ref(),
+                    })
+                    .collect();
+                out.extend(self.contents.emit(&rows)?);
+                continue;
+            }
+            let (first, last) = (i128::from(window), i128::from(window + (k - 1) * slide));
             let mut merged: Merged<C::State> = Merged::default();
             for (i, part) in parts.iter().enumerate() {
                 let contents = &mut self.contents;
