@@ -7,14 +7,14 @@
 # warm-up job of a quarter first), no checkpoints (issue 19). Raw JSON lines go to
 # 2026-12-05-backends-vs-flink-rocksdb.jsonl, the machine's facts beside them, then the table of
 # medians. QUERIES=q5 runs only q5 (Flink's q9 on RocksDB did not finish a 2M-event job in 13
-# CPU-minutes here).
+# CPU-minutes here). RESULTS names another results file.
 set -euo pipefail
 bench="${WEIR_BENCH:-$HOME/.cache/weir/target-bench/release/weir-bench}"
 peer="${NEXMARK_PEER:-$HOME/nexmark-peer}"
 rounds="${ROUNDS:-3}"
 queries="${QUERIES:-q5,q9}"
 source "$(dirname "$0")/rounds.sh"
-results 2026-12-05-backends-vs-flink-rocksdb
+results "${RESULTS:-2026-12-05-backends-vs-flink-rocksdb}"
 state_dir="${STATE_DIR:-${TMPDIR:-/tmp}/weir-bench-state}"
 mkdir -p "$state_dir"
 for round in $(seq "$rounds"); do
