@@ -528,51 +528,76 @@ fn count_windows_span_the_event_time_of_their_records() {
         .aggregate(&[Agg::max("v")])
         .add_sink(sink.clone());
     env.execute("span").unwrap();
-    let spans: Vec<(i64, i64, i64)> = sink
-        .rows_json()
-        .iter()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                millis(&v["window_start"]),
-                millis(&v["window_end"]),
-                v["max_v"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let spans = spans_with(&sink, "max_v");
     assert_eq!(spans, vec![(100, 191, 9), (200, 291, 19), (300, 391, 29)]);
+}
+
+/// A keyed count in processing-time windows of `assigner` over an endless datagen (keys 0 and
+/// 1, 4,000 rows/s) on a manual clock at 1,000,000, running until `cancel`.
+struct ProcessingTimeJob {
+    clock: ManualClock,
+    sink: Collect,
+    metrics: weir::runtime::metrics::JobMetrics,
+    cancel: tokio_util::sync::CancellationToken,
+    job: tokio::task::JoinHandle<weir::contract::error::Result<JobResult>>,
+}
+
+impl ProcessingTimeJob {
+    fn start(assigner: WindowAssigner, name: &'static str) -> Self {
+        let clock = ManualClock::new(1_000_000);
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(2).set_clock(clock.shared());
+        let cfg = DatagenConfig {
+            rows: None,
+            rows_per_second: Some(4_000),
+            fields: vec![DatagenField::random_int("k", 0, 1)],
+            ..Default::default()
+        };
+        let sink = Collect::new();
+        env.add_source(Datagen::new("g", cfg).unwrap())
+            .key_by("k")
+            .window(assigner)
+            .aggregate(&[Agg::count()])
+            .add_sink(sink.clone());
+        let metrics = env.metrics();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let job = tokio::spawn({
+            let (env, metrics, cancel) = (env.clone(), metrics.clone(), cancel.clone());
+            async move { env.execute_with(name, &metrics, cancel).await }
+        });
+        ProcessingTimeJob {
+            clock,
+            sink,
+            metrics,
+            cancel,
+            job,
+        }
+    }
+}
+
+/// Records into the window operator of a [`ProcessingTimeJob`] so far.
+fn windowed(metrics: &weir::runtime::metrics::JobMetrics) -> u64 {
+    metrics
+        .snapshot()
+        .iter()
+        .find(|n| n.name == "window")
+        .map_or(0, |n| n.records_in)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processing_time_windows_fire_when_the_clock_passes_their_end() {
-    let clock = ManualClock::new(1_000_000);
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2).set_clock(clock.shared());
-    let cfg = DatagenConfig {
-        rows: None,
-        rows_per_second: Some(4_000),
-        fields: vec![DatagenField::random_int("k", 0, 1)],
-        ..Default::default()
-    };
-    let sink = Collect::new();
-    env.add_source(Datagen::new("g", cfg).unwrap())
-        .key_by("k")
-        .window(TumblingProcessingTimeWindows::of(Duration::from_millis(200)))
-        .aggregate(&[Agg::count()])
-        .add_sink(sink.clone());
-    let metrics = env.metrics();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let job = tokio::spawn({
-        let (env, metrics, cancel) = (env.clone(), metrics.clone(), cancel.clone());
-        async move { env.execute_with("proc-windows", &metrics, cancel).await }
-    });
-    let windowed = || {
-        metrics
-            .snapshot()
-            .iter()
-            .find(|n| n.name == "window")
-            .map_or(0, |n| n.records_in)
-    };
+    let p = ProcessingTimeJob::start(
+        TumblingProcessingTimeWindows::of(Duration::from_millis(200)),
+        "proc-windows",
+    );
+    let ProcessingTimeJob {
+        clock,
+        sink,
+        metrics,
+        cancel,
+        job,
+    } = p;
+    let windowed = || windowed(&metrics);
     // Rows so far are in the window [1_000_000, 1_000_200): it fires when the clock reaches
     // its last millisecond (Flink's maxTimestamp), not before.
     common::eventually(|| windowed() >= 400).await;
@@ -621,37 +646,18 @@ async fn processing_time_windows_fire_when_the_clock_passes_their_end() {
 async fn sliding_processing_time_windows_merge_their_slices_when_the_clock_passes_their_end() {
     // Windows of 400 ms every 200 ms, kept as 200 ms slices: the window [999_800, 1_000_200)
     // fires at 1_000_199 with the first slice; [1_000_000, 1_000_400) at 1_000_399 with both.
-    let clock = ManualClock::new(1_000_000);
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2).set_clock(clock.shared());
-    let cfg = DatagenConfig {
-        rows: None,
-        rows_per_second: Some(4_000),
-        fields: vec![DatagenField::random_int("k", 0, 1)],
-        ..Default::default()
-    };
-    let sink = Collect::new();
-    env.add_source(Datagen::new("g", cfg).unwrap())
-        .key_by("k")
-        .window(SlidingProcessingTimeWindows::of(
-            Duration::from_millis(400),
-            Duration::from_millis(200),
-        ))
-        .aggregate(&[Agg::count()])
-        .add_sink(sink.clone());
-    let metrics = env.metrics();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let job = tokio::spawn({
-        let (env, metrics, cancel) = (env.clone(), metrics.clone(), cancel.clone());
-        async move { env.execute_with("sliding-proc", &metrics, cancel).await }
-    });
-    let windowed = || {
-        metrics
-            .snapshot()
-            .iter()
-            .find(|n| n.name == "window")
-            .map_or(0, |n| n.records_in)
-    };
+    let p = ProcessingTimeJob::start(
+        SlidingProcessingTimeWindows::of(Duration::from_millis(400), Duration::from_millis(200)),
+        "sliding-proc",
+    );
+    let ProcessingTimeJob {
+        clock,
+        sink,
+        metrics,
+        cancel,
+        job,
+    } = p;
+    let windowed = || windowed(&metrics);
     common::eventually(|| windowed() >= 400).await;
     clock.advance(199);
     common::eventually(|| sink.len() == 2).await;
@@ -663,18 +669,7 @@ async fn sliding_processing_time_windows_merge_their_slices_when_the_clock_passe
     common::eventually(|| sink.len() == 4).await;
     cancel.cancel();
     job.await.unwrap().unwrap();
-    let mut fired: Vec<(i64, i64, i64)> = sink
-        .rows_json()
-        .iter()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                millis(&v["window_start"]),
-                millis(&v["window_end"]),
-                v["count"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let mut fired = spans_with(&sink, "count");
     fired.sort();
     let bounds: Vec<(i64, i64)> = fired.iter().map(|f| (f.0, f.1)).collect();
     assert_eq!(
@@ -691,6 +686,21 @@ async fn sliding_processing_time_windows_merge_their_slices_when_the_clock_passe
         second >= first + 400,
         "the second window holds the first slice and the next: {first} then {second}"
     );
+}
+
+/// Each output row's `(window_start, window_end, field)`, in arrival order.
+fn spans_with(sink: &Collect, field: &str) -> Vec<(i64, i64, i64)> {
+    sink.rows_json()
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                millis(&v["window_start"]),
+                millis(&v["window_end"]),
+                v[field].as_i64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn counts(rows: &[String]) -> Vec<i64> {

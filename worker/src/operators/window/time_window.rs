@@ -381,18 +381,8 @@ impl<C: WindowContents> WindowAggregateOp<C> {
                         }
                     }
                 }
-                if merged.is_empty() {
-                    continue;
-                }
-                let rows: Vec<Fired<'_, C::State>> = merged
-                    .iter()
-                    .map(|(key, state)| Fired {
-                        window: span,
-                        key,
-                        state: state.as_ref(),
-                    })
-                    .collect();
-                out.extend(self.contents.emit(&rows)?);
+                let rows = merged.iter().map(|(key, state)| (*key, state.as_ref()));
+                emit_window(&mut self.contents, span, rows, out)?;
                 continue;
             }
             let (first, last) = (i128::from(window), i128::from(window + (k - 1) * slide));
@@ -411,23 +401,33 @@ impl<C: WindowContents> WindowAggregateOp<C> {
                     Ok(())
                 })?;
                 // Out once the window is complete, or (on disk) once enough keys are merged.
-                if merged.is_empty() || (i + 1 < parts.len() && merged.len() < MERGED_CHUNK) {
+                if i + 1 < parts.len() && merged.len() < MERGED_CHUNK {
                     continue;
                 }
-                let rows: Vec<Fired<'_, C::State>> = merged
-                    .iter()
-                    .map(|(key, state)| Fired {
-                        window: span,
-                        key,
-                        state,
-                    })
-                    .collect();
-                out.extend(self.contents.emit(&rows)?);
+                let rows = merged.iter().map(|(key, state)| (key.as_ref(), state));
+                emit_window(&mut self.contents, span, rows, out)?;
                 merged.clear();
             }
         }
         Ok(())
     }
+}
+
+/// Hands the merged contents of `window` per key to `contents` to emit (nothing when empty).
+fn emit_window<'a, C: WindowContents>(
+    contents: &mut C,
+    window: TimeWindow,
+    rows: impl Iterator<Item = (&'a [u8], &'a C::State)>,
+    out: &mut Vec<RecordBatch>,
+) -> UserResult<()>
+where
+    C::State: 'a,
+{
+    let rows: Vec<Fired<'_, C::State>> = rows.map(|(key, state)| Fired { window, key, state }).collect();
+    if !rows.is_empty() {
+        out.extend(contents.emit(&rows)?);
+    }
+    Ok(())
 }
 
 /// Keys of a window merged from its slices on disk that are handed out at once.
