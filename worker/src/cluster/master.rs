@@ -44,6 +44,8 @@ struct Attached {
     last_seen: Instant,
     metrics: Vec<NodeStats>,
     exchange: (u64, u64),
+    /// State bytes its restores read locally and from storage.
+    restored: (u64, u64),
     address: String,
 }
 
@@ -131,6 +133,12 @@ pub struct StatusView {
     pub exchange_bytes_out: u64,
     /// Times a sender waited for credit (back-pressure), over workers.
     pub exchange_credit_waits: u64,
+    /// State bytes restores read from local copies (local recovery), over workers.
+    #[serde(default)]
+    pub restore_local_bytes: u64,
+    /// State bytes restores read from checkpoint storage, over workers.
+    #[serde(default)]
+    pub restore_remote_bytes: u64,
     /// Per node, summed over workers.
     pub nodes: Vec<NodeStats>,
 }
@@ -212,6 +220,8 @@ impl JobMaster {
             last_savepoint: s.last_savepoint.as_ref().map(|(p, _)| p.clone()),
             exchange_bytes_out: s.workers.iter().flatten().map(|w| w.exchange.0).sum(),
             exchange_credit_waits: s.workers.iter().flatten().map(|w| w.exchange.1).sum(),
+            restore_local_bytes: s.workers.iter().flatten().map(|w| w.restored.0).sum(),
+            restore_remote_bytes: s.workers.iter().flatten().map(|w| w.restored.1).sum(),
             nodes,
         }
     }
@@ -312,6 +322,7 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
                 last_seen: Instant::now(),
                 metrics: Vec::new(),
                 exchange: (0, 0),
+                restored: (0, 0),
                 address: r.address.clone(),
             });
             tracing::info!(ordinal = i, address = %r.address, "worker attached");
@@ -333,6 +344,7 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
             Some(w) => {
                 w.last_seen = Instant::now();
                 w.exchange = (r.exchange_bytes_out, r.exchange_credit_waits);
+                w.restored = (r.restore_local_bytes, r.restore_remote_bytes);
                 if r.generation == generation
                     && let Ok(m) = serde_json::from_slice::<Vec<NodeStats>>(&r.metrics_json)
                 {

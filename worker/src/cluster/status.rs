@@ -119,6 +119,18 @@ pub fn prometheus(v: &StatusView) -> String {
     );
     gauge(
         &mut s,
+        "restore_local_bytes_total",
+        "State bytes restores read from local copies (local recovery).",
+        v.restore_local_bytes,
+    );
+    gauge(
+        &mut s,
+        "restore_remote_bytes_total",
+        "State bytes restores read from checkpoint storage.",
+        v.restore_remote_bytes,
+    );
+    gauge(
+        &mut s,
         "exchange_credit_waits_total",
         "Times a sender waited for credit (back-pressure from a slower receiver).",
         v.exchange_credit_waits,

@@ -609,6 +609,8 @@ async fn heartbeats(
             metrics_json: serde_json::to_vec(&metrics.snapshot()).unwrap_or_default(),
             exchange_bytes_out: inbound.metrics.bytes_out.load(Ordering::Relaxed),
             exchange_credit_waits: inbound.metrics.credit_waits.load(Ordering::Relaxed),
+            restore_local_bytes: metrics.checkpoints.restore_reads.local.load(Ordering::Relaxed),
+            restore_remote_bytes: metrics.checkpoints.restore_reads.remote.load(Ordering::Relaxed),
         };
         let mut client = client.clone();
         if let Ok(Ok(_)) = tokio::time::timeout(timing.timeout, client.heartbeat(request)).await {

@@ -290,6 +290,9 @@ fn a_worker_cut_off_and_back_is_fenced_and_the_job_recovers() {
         "{metrics}"
     );
     assert!(metrics.contains("weir_checkpoints_completed_total"), "{metrics}");
+    for restored in ["weir_restore_local_bytes_total", "weir_restore_remote_bytes_total"] {
+        assert!(metrics.contains(restored), "{metrics}");
+    }
     // Cut worker 2 off: it stops answering (and sending) without its connections closing.
     cluster.signal(2, "-STOP");
     wait_for(
@@ -329,6 +332,11 @@ fn a_worker_cut_off_and_back_is_fenced_and_the_job_recovers() {
     wait_for("a newer generation to run", Duration::from_secs(30), || {
         status(port).is_some_and(|s| s["generation"].as_u64() > Some(before) && s["state"] == "running")
             || cluster_done(&dir)
+    });
+    // The restore is reported (from checkpoint storage: this job keeps its state in memory, which
+    // keeps no local copies), unless the job ended first.
+    wait_for("the restore to be reported", Duration::from_secs(10), || {
+        cluster_done(&dir) || status(port).is_some_and(|s| s["restore_remote_bytes"].as_u64() > Some(0))
     });
     // …and a worker of the new generation refuses the old generation's data.
     rt.block_on(async {
