@@ -12,13 +12,15 @@ for round in $(seq "$rounds"); do
   "$bench" --query q5 -n 20000000 -p 1 --reps 1 --json | tag thp-allowed "$round"
   MIMALLOC_ALLOW_THP=0 "$bench" --query q5 -n 20000000 -p 1 --reps 1 --json | tag thp-off "$round"
 done
-python3 - "$out" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
+python3 - "$out" "$here" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from tables import by_side, load, median
+sides = by_side(load(sys.argv[1]))
 print("| allocator | events | rows out | events per CPU-s (median) | per round | peak RSS MiB (median) |")
 print("| --- | ---: | ---: | ---: | --- | ---: |")
 for s in ("thp-allowed", "thp-off"):
-    rs = [r for r in rows if r["side"] == s]
+    rs = sides[s]
     per = " ".join(f"{r['events_per_cpu_s'] / 1e6:.2f}M" for r in rs)
-    print(f"| {s} | {rs[0]['events']} | {rs[0]['rows_out']} | {statistics.median(r['events_per_cpu_s'] for r in rs):.0f} | {per} | {statistics.median(r['peak_rss_mib'] for r in rs):.0f} |")
+    print(f"| {s} | {rs[0]['events']} | {rs[0]['rows_out']} | {median(rs, 'events_per_cpu_s'):.0f} | {per} | {median(rs, 'peak_rss_mib'):.0f} |")
 PY

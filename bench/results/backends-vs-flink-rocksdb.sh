@@ -24,16 +24,12 @@ for round in $(seq "$rounds"); do
   (cd "$peer" && .venv/bin/python run.py --query "$queries" --events 2000000 -p 1 --reps 1 --state-backend rocksdb --json 2>/dev/null) \
     | tag flink-rocksdb "$round"
 done
-python3 - "$out" <<'PY'
-import collections, json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-by = collections.defaultdict(list)
-for r in rows:
-    q = (r.get("query") or r.get("shape", "")).removeprefix("sql-").removesuffix("-no-pushdown")
-    if r["events"] != 2_000_000:
-        continue  # warm-up jobs
-    by[(q, r["side"])].append(r)
-med = lambda xs, k: statistics.median(x[k] for x in xs)
+python3 - "$out" "$here" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from tables import by_query, load, median
+by = by_query(load(sys.argv[1]), 2_000_000)
+med = median
 print("| query | events | Weir memory: events per CPU-s | Weir disk: events per CPU-s | Weir rows out (memory / disk) | Weir peak RSS (memory / disk) | Flink RocksDB: events per CPU-s | Flink peak RSS | Weir disk / Flink RocksDB per core |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for q in ("q5", "q9"):

@@ -15,22 +15,18 @@ for round in 1 2 3; do
   (cd "$peer" && .venv/bin/python run.py --query q3,q4,q5,q7,q8,q9 --events 2000000 -p 1 --reps 1 --json 2>/dev/null) \
     | tag flink-sql "$round"
 done
-python3 - "$out" <<'PY'
-import collections, json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-by = collections.defaultdict(list)
-for r in rows:
-    q = (r.get("query") or r.get("shape", "")).removeprefix("sql-").removesuffix("-no-pushdown")
-    if r["events"] != 2_000_000:
-        continue  # warm-up jobs
-    by[(q, r["side"])].append(r)
+python3 - "$out" "$here" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from tables import by_query, load, median
+by = by_query(load(sys.argv[1]), 2_000_000)
 print("| query | events | Weir SQL: events per CPU-s | Weir rows out (changelog) | Weir peak RSS | Flink SQL: events per CPU-s | Flink peak RSS | per-core ratio |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for q in ("q3", "q4", "q5", "q7", "q8", "q9"):
     w, f = by.get((q, "weir-sql")), by.get((q, "flink-sql"))
     if not w or not f:
         continue
-    med = lambda xs, k: statistics.median(x[k] for x in xs)
+    med = median
     wm, fm = med(w, "events_per_cpu_s"), med(f, "events_per_cpu_s")
     print(f"| {q} | 2,000,000 | {wm / 1e6:.2f}M | {w[0]['rows_out']:,} | {med(w, 'peak_rss_mib'):.0f} MiB "
           f"| {fm / 1e6:.2f}M | {med(f, 'peak_rss_mib'):,.0f} MiB | **{wm / fm:.1f}×** |")

@@ -21,10 +21,12 @@ for round in $(seq "$rounds"); do
     --checkpoint-interval 1000 --checkpoint-storage "s3://$WEIR_S3_BUCKET/local-recovery-$round" |
     tag disk-s3 "$round"
 done
-python3 - "$out" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-med = lambda k: statistics.median(r[k] for r in rows)
+python3 - "$out" "$here" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from tables import load, median
+rows = load(sys.argv[1])
+med = lambda k: median(rows, k)
 print("| keys | restore downloading from S3, ms (median) | restore from local copies, ms (median) | MiB read locally | rounds |")
 print("| ---: | ---: | ---: | ---: | ---: |")
 print(f"| {rows[0]['keys']} | {med('checkpoint_download_restore_ms'):.0f} | {med('checkpoint_local_restore_ms'):.0f} | {med('checkpoint_local_restore_mib'):.0f} | {len(rows)} |")

@@ -19,17 +19,13 @@ for round in $(seq "$rounds"); do
   "$bench" --query q5 -n "$events" -p 1 --reps 1 --json --checkpoint-interval 1000 | tag memory-checkpointed "$round"
   "$bench" --query q5 -n "$events" -p 1 --reps 1 --json "${disk[@]}" --checkpoint-interval 1000 | tag disk-checkpointed "$round"
 done
-python3 - "$out" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-sides = []
-for r in rows:
-    if r["side"] not in sides:
-        sides.append(r["side"])
+python3 - "$out" "$here" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from tables import by_side, load, median
 print("| run | events | rows out | events per CPU-s (median) | peak RSS MiB | checkpoints | mean ms | max ms |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-for s in sides:
-    rs = [r for r in rows if r["side"] == s]
-    m = lambda k: statistics.median(r[k] for r in rs)
+for s, rs in by_side(load(sys.argv[1])).items():
+    m = lambda k: median(rs, k)
     print(f"| {s} ({len(rs)} runs) | {rs[0]['events']} | {rs[0]['rows_out']} | {m('events_per_cpu_s'):.0f} | {m('peak_rss_mib'):.0f} | {m('checkpoints'):.0f} | {m('checkpoint_mean_ms'):.0f} | {m('checkpoint_max_ms'):.0f} |")
 PY

@@ -51,18 +51,14 @@ fi
   "$bench" --query state -n 8000000 --passes 2 -p 1 --json "${disk[@]}" | tag disk-8m-x2 "$round"
   "$bench" --query state -n 8000000 --passes 2 -p 1 --json "${disk[@]}" --checkpoint-interval 1000 | tag disk-8m-x2-checkpointed "$round"
 done
-python3 - "$out" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-sides = []
-for r in rows:
-    if r["side"] not in sides:
-        sides.append(r["side"])
+python3 - "$out" "$here" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from tables import by_side, load, median
 print("| run | keys | passes | p | events per CPU-s (median) | state RSS MiB | peak RSS MiB | checkpoints | p50 ms | p99 ms | savepoint ms | MiB | restore ms | rescaled to | restore ms |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-for s in sides:
-    rs = [r for r in rows if r["side"] == s]
-    m = lambda k: statistics.median(r[k] for r in rs)
+for s, rs in by_side(load(sys.argv[1])).items():
+    m = lambda k: median(rs, k)
     r = rs[0]
     print(f"| {s} ({len(rs)} runs) | {r['keys']} | {r['passes']} | {r['parallelism']} | {m('build_events_per_cpu_s'):.0f} | {m('state_rss_mib'):.0f} | {m('peak_rss_mib'):.0f} | {m('checkpoints'):.0f} | {m('checkpoint_p50_ms'):.0f} | {m('checkpoint_p99_ms'):.0f} | {m('snapshot_ms'):.0f} | {m('snapshot_mib'):.0f} | {m('restore_ms'):.0f} | {r['rescale_to']} | {m('rescale_ms'):.0f} |")
 PY

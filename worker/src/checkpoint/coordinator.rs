@@ -103,7 +103,6 @@ impl TaskCheckpoints {
         // Checkpoints (not savepoints, which are self-contained and kept) leave a local copy.
         let local = self.local.clone().filter(|_| !barrier.savepoint);
         let mut completions = self.complete.clone();
-        let (uid_owned, local_copy) = (uid.to_string(), local.clone());
         self.uploads.spawn(async move {
             let changes = state.is_changes();
             let (previous, outcome, broken) = match link {
@@ -150,7 +149,7 @@ impl TaskCheckpoints {
                         }
                         if let Some(local) = local.clone() {
                             let (rel, copy, size) = (file.clone(), f.file.try_clone(), f.size);
-                            let kept = uploads.spawn_blocking(move || local.keep_file(id, &rel, &copy?, size));
+                            let kept = uploads.spawn_blocking(move || local.keep_file(id, &rel, copy?, size));
                             warn_unkept(&file, kept.await);
                         }
                         let size = dir
@@ -181,7 +180,7 @@ impl TaskCheckpoints {
             let mut prune = None;
             done.result = match stored {
                 Ok((snapshot, chain)) => {
-                    prune = local_copy.map(|l| (l, chain.iter().map(|c| c.checkpoint).collect::<Vec<_>>()));
+                    prune = local.map(|l| (l, chain.iter().map(|c| c.checkpoint).collect::<Vec<_>>()));
                     if let Some(o) = outcome {
                         let _ = o.send(Some(chain));
                     }
@@ -197,14 +196,14 @@ impl TaskCheckpoints {
                     Err(e)
                 }
             };
-            let subtask = done.subtask;
+            let (uid, subtask) = (done.uid.clone(), done.subtask);
             let _ = acks.send(done);
             // Once this checkpoint (or a later one) completes, older copies this chain does not
             // build on are not needed any more.
             if let Some((local, keep)) = prune
                 && completions.wait_for(|c| *c >= id).await.is_ok()
             {
-                let _ = tokio::task::spawn_blocking(move || local.prune(&uid_owned, subtask, id, &keep)).await;
+                let _ = tokio::task::spawn_blocking(move || local.prune(&uid, subtask, id, &keep)).await;
             }
         });
     }

@@ -49,8 +49,7 @@ impl LocalCopies {
 
     /// Where the copy of state file `rel` of checkpoint `checkpoint` is.
     fn path(&self, checkpoint: u64, rel: &str) -> PathBuf {
-        rel.split('/')
-            .fold(self.root.join(format!("chk-{checkpoint}")), |p, part| p.join(part))
+        under(self.root.join(format!("chk-{checkpoint}")), rel)
     }
 
     /// Writes `write`'s output as the copy of `rel` in `checkpoint`: to a temporary name first,
@@ -72,9 +71,9 @@ impl LocalCopies {
         self.keep(checkpoint, rel, |f| f.write_all(bytes))
     }
 
-    /// Keeps the first `size` bytes of `source` as the copy of `rel` of `checkpoint`.
-    pub fn keep_file(&self, checkpoint: u64, rel: &str, source: &File, size: u64) -> io::Result<()> {
-        let mut source = source.try_clone()?;
+    /// Keeps the first `size` bytes of `source` (at any position) as the copy of `rel` of
+    /// `checkpoint`.
+    pub fn keep_file(&self, checkpoint: u64, rel: &str, mut source: File, size: u64) -> io::Result<()> {
         source.seek(SeekFrom::Start(0))?;
         self.keep(checkpoint, rel, |f| {
             let copied = io::copy(&mut (&mut source).take(size), f)?;
@@ -116,7 +115,7 @@ impl LocalCopies {
             if id >= completed || keep.contains(&id) {
                 continue;
             }
-            let op_dir = uid.split('/').fold(dir.path(), |p, part| p.join(part));
+            let op_dir = under(dir.path(), uid);
             if let Ok(files) = fs::read_dir(&op_dir) {
                 for f in files.flatten() {
                     if f.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
@@ -138,6 +137,11 @@ impl LocalCopies {
             let _ = fs::remove_dir(parent);
         }
     }
+}
+
+/// `rel` (a `/`-separated name, as in checkpoint storage) under `base`.
+fn under(base: PathBuf, rel: &str) -> PathBuf {
+    rel.split('/').fold(base, |p, part| p.join(part))
 }
 
 #[cfg(test)]
@@ -169,7 +173,7 @@ mod tests {
         );
         let source = tempfile::tempfile().unwrap();
         (&source).write_all(b"file contents").unwrap();
-        local.keep_file(5, "op/0-g2", &source, 4).unwrap();
+        local.keep_file(5, "op/0-g2", source, 4).unwrap();
         assert_eq!(local.read(5, "op/0-g2", 4, 0..4).unwrap(), b"file");
         local.clear();
         assert!(!dir.path().join("local-recovery").exists());

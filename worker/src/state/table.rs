@@ -202,18 +202,11 @@ impl<V: Clone> KeyedTable<V> {
                 // kept rather than grown (rehashing and fresh pages are most of its cost).
                 Ok(mut layer) if layer.len() > base.len() => {
                     std::mem::swap(base, &mut layer);
-                    let mut removed = false;
                     for (key, older) in layer {
-                        match base.entry(key) {
-                            hashbrown::hash_map::Entry::Occupied(e) => removed |= e.get().1.is_none(),
-                            hashbrown::hash_map::Entry::Vacant(e) => {
-                                e.insert(older);
-                            }
-                        }
+                        base.entry(key).or_insert(older);
                     }
-                    if removed || base.values().any(|(_, v)| v.is_none()) {
-                        base.retain(|_, (_, v)| v.is_some());
-                    }
+                    // The layer's removals go now that nothing older is under them.
+                    base.retain(|_, (_, v)| v.is_some());
                 }
                 Ok(layer) => {
                     for (key, (g, v)) in layer {

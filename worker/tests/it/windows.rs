@@ -573,15 +573,21 @@ impl ProcessingTimeJob {
             job,
         }
     }
-}
 
-/// Records into the window operator of a [`ProcessingTimeJob`] so far.
-fn windowed(metrics: &weir::runtime::metrics::JobMetrics) -> u64 {
-    metrics
-        .snapshot()
-        .iter()
-        .find(|n| n.name == "window")
-        .map_or(0, |n| n.records_in)
+    /// Records into the window operator so far.
+    fn windowed(&self) -> u64 {
+        self.metrics
+            .snapshot()
+            .iter()
+            .find(|n| n.name == "window")
+            .map_or(0, |n| n.records_in)
+    }
+
+    /// Cancels the job and waits for its end.
+    async fn finish(self) -> JobResult {
+        self.cancel.cancel();
+        self.job.await.unwrap().unwrap()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,14 +596,7 @@ async fn processing_time_windows_fire_when_the_clock_passes_their_end() {
         TumblingProcessingTimeWindows::of(Duration::from_millis(200)),
         "proc-windows",
     );
-    let ProcessingTimeJob {
-        clock,
-        sink,
-        metrics,
-        cancel,
-        job,
-    } = p;
-    let windowed = || windowed(&metrics);
+    let (clock, sink, windowed) = (&p.clock, &p.sink, || p.windowed());
     // Rows so far are in the window [1_000_000, 1_000_200): it fires when the clock reaches
     // its last millisecond (Flink's maxTimestamp), not before.
     common::eventually(|| windowed() >= 400).await;
@@ -617,16 +616,9 @@ async fn processing_time_windows_fire_when_the_clock_passes_their_end() {
     common::eventually(|| windowed() >= seen + 400).await;
     clock.advance(199);
     common::eventually(|| sink.len() == 4).await;
-    cancel.cancel();
-    let r = job.await.unwrap().unwrap();
-    let fired = sink.rows_json();
-    let mut bounds: Vec<(i64, i64)> = fired
-        .iter()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (millis(&v["window_start"]), millis(&v["window_end"]))
-        })
-        .collect();
+    let fired = spans_with(sink, "count");
+    let r = p.finish().await;
+    let mut bounds: Vec<(i64, i64)> = fired.iter().map(|f| (f.0, f.1)).collect();
     bounds.sort();
     assert_eq!(
         bounds,
@@ -637,7 +629,7 @@ async fn processing_time_windows_fire_when_the_clock_passes_their_end() {
             (1_000_200, 1_000_400)
         ]
     );
-    let counted: i64 = counts(&fired).iter().sum();
+    let counted: i64 = fired.iter().map(|f| f.2).sum();
     let produced = r.node("datagen").unwrap().records_out as i64;
     assert!(counted > 0 && counted <= produced, "{counted} of {produced}");
 }
@@ -650,14 +642,7 @@ async fn sliding_processing_time_windows_merge_their_slices_when_the_clock_passe
         SlidingProcessingTimeWindows::of(Duration::from_millis(400), Duration::from_millis(200)),
         "sliding-proc",
     );
-    let ProcessingTimeJob {
-        clock,
-        sink,
-        metrics,
-        cancel,
-        job,
-    } = p;
-    let windowed = || windowed(&metrics);
+    let (clock, sink, windowed) = (&p.clock, &p.sink, || p.windowed());
     common::eventually(|| windowed() >= 400).await;
     clock.advance(199);
     common::eventually(|| sink.len() == 2).await;
@@ -667,9 +652,8 @@ async fn sliding_processing_time_windows_merge_their_slices_when_the_clock_passe
     common::eventually(|| windowed() >= seen + 400).await;
     clock.advance(199);
     common::eventually(|| sink.len() == 4).await;
-    cancel.cancel();
-    job.await.unwrap().unwrap();
-    let mut fired = spans_with(&sink, "count");
+    let mut fired = spans_with(sink, "count");
+    p.finish().await;
     fired.sort();
     let bounds: Vec<(i64, i64)> = fired.iter().map(|f| (f.0, f.1)).collect();
     assert_eq!(
