@@ -7,9 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 /// Format version of `_metadata` and the state files it indexes. 2: incremental chains, and
-/// keyed state written as per-key-group records by the copy-on-write operators (a snapshot of
-/// format 1 is refused with a clear error rather than misread).
-pub const FORMAT: u32 = 2;
+/// keyed state written as per-key-group records by the copy-on-write operators; 3: each
+/// record's entry framed with its length (a restore on disk stores entries without decoding
+/// them). A snapshot of another format is refused with a clear error rather than misread.
+pub const FORMAT: u32 = 3;
 
 /// A complete checkpoint or savepoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

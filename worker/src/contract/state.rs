@@ -217,11 +217,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> UserResult<T> {
 }
 
 /// The per-key-group records of a keyed table's snapshot, as they are built: per key group,
-/// the number of records, then records of `(removed?, key, entry)`. The memory and the disk
-/// backends write the same records, so a snapshot of either restores into either.
+/// the number of records, then records of `(removed?, key, entry)`, the key and the entry each
+/// framed with their length (so a restore can store an entry without decoding it). The memory
+/// and the disk backends write the same records, so a snapshot of either restores into either.
 #[derive(Default)]
 pub struct KeyedRecords {
     groups: std::collections::HashMap<u32, (u64, Vec<u8>)>,
+    /// One entry's encoding, before it is framed.
+    entry: Vec<u8>,
 }
 
 impl KeyedRecords {
@@ -234,10 +237,12 @@ impl KeyedRecords {
         *count += 1;
         encode_into(&entry.is_none(), buf)?;
         put_frame(key, buf)?;
-        match entry {
-            Some(write) => write(buf),
-            None => Ok(()),
+        if let Some(write) = entry {
+            self.entry.clear();
+            write(&mut self.entry)?;
+            put_frame(&self.entry, buf)?;
         }
+        Ok(())
     }
 
     /// The records as keyed state, with `operator` as the non-keyed state.
@@ -267,8 +272,8 @@ pub fn record_count(state: &OperatorState) -> UserResult<u64> {
 }
 
 /// Reads back what [`KeyedRecords`] wrote: the full records, then each change set in order.
-/// `apply` gets each record's key group and key, and for a put the bytes its entry starts
-/// (it must take exactly the entry from their front); `None` for a removal.
+/// `apply` gets each record's key group and key, and for a put its entry's bytes (it must take
+/// all of them); `None` for a removal.
 pub fn read_records<F>(state: &OperatorState, mut apply: F) -> UserResult<()>
 where
     F: FnMut(u32, &[u8], Option<&mut &[u8]>) -> UserResult<()>,
@@ -293,7 +298,15 @@ where
             if removed {
                 apply(*group, key, None)?;
             } else {
-                apply(*group, key, Some(&mut rest))?;
+                let mut entry = take_frame(&mut rest)?;
+                apply(*group, key, Some(&mut entry))?;
+                if !entry.is_empty() {
+                    return Err(format!(
+                        "restoring key group {group}: {} bytes of an entry were not read",
+                        entry.len()
+                    )
+                    .into());
+                }
             }
         }
         if !rest.is_empty() {
@@ -301,4 +314,39 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_frame_each_entry_and_a_reader_must_take_all_of_it() {
+        let mut records = KeyedRecords::default();
+        records
+            .put(3, b"k1", Some(|buf: &mut Vec<u8>| encode_into(&(7u64, 9u64), buf)))
+            .unwrap();
+        records
+            .put(3, b"gone", None::<fn(&mut Vec<u8>) -> UserResult<()>>)
+            .unwrap();
+        let state = records.into_state(None).unwrap();
+        assert_eq!(record_count(&state).unwrap(), 2);
+        let mut seen = Vec::new();
+        read_records(&state, |group, key, entry| {
+            let value = entry.map(take::<(u64, u64)>).transpose()?;
+            seen.push((group, key.to_vec(), value));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [(3, b"k1".to_vec(), Some((7, 9))), (3, b"gone".to_vec(), None)]);
+        // A reader that takes less than the entry is told so instead of misreading what follows.
+        let err = read_records(&state, |_, _, entry| {
+            if let Some(bytes) = entry {
+                take::<u64>(bytes)?;
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("bytes of an entry were not read"), "{err}");
+    }
 }

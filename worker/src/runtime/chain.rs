@@ -128,8 +128,12 @@ impl Chain {
                 continue;
             }
             for (lo, hi) in restore.parts(uid, subtask, p, RESTORE_PART_BYTES) {
+                let started = std::time::Instant::now();
                 let state = restore.state_for_groups(uid, subtask, p, lo, hi).await?;
+                let read = started.elapsed();
                 op.operator.restore(state).map_err(|e| op_error(&op.ctx, e))?;
+                let (read_ms, load_ms) = (read.as_millis() as u64, (started.elapsed() - read).as_millis() as u64);
+                tracing::debug!(uid, subtask, key_groups = ?(lo..=hi), read_ms, load_ms, "restored a part of keyed state");
             }
         }
         if let Tail::Sink { sink, ctx, .. } = &mut self.tail {

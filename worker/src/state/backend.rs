@@ -138,7 +138,10 @@ where
 
     /// Restores what a snapshot (of either backend) wrote into this empty table.
     pub fn restore(&mut self, state: &OperatorState) -> UserResult<()> {
-        self.restore_observing(state, |_, _, _| Ok(()))
+        match self {
+            StateTable::Disk(t) => t.restore(state),
+            StateTable::Memory(..) => self.restore_observing(state, |_, _, _| Ok(())),
+        }
     }
 
     /// [`StateTable::restore`], showing `observe` each entry the records put (also those a

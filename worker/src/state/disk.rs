@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use super::bloom::KeyFilter;
 use super::codec::Codec;
 use crate::contract::UserResult;
-use crate::contract::state::{OperatorState, Snapshot, StateFile, encode_into, put_frame, read_layer};
+use crate::contract::state::{OperatorState, Snapshot, StateFile, encode_into, put_frame, read_layer, record_count};
 use crate::contract::state_backend::DiskSettings;
 
 type Map<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
@@ -148,12 +148,9 @@ fn remove_stale(dir: &std::path::Path, mine: &std::path::Path) {
     }
 }
 
-/// The tree key of `key` in key group `group`.
-fn tree_key(group: u32, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(key.len() + 2);
-    k.extend_from_slice(&(group as u16).to_be_bytes());
-    k.extend_from_slice(key);
-    k
+/// The tree key of `key` in key group `group`, in the one allocation fjall keeps.
+fn tree_key(group: u32, key: &[u8]) -> fjall::Slice {
+    byteview::ByteView::fused(&(group as u16).to_be_bytes(), key).into()
 }
 
 fn io_error(what: &str, e: fjall::Error) -> crate::contract::UserError {
@@ -184,9 +181,12 @@ where
             .db
             .keyspace(&name, || {
                 // Filter and index blocks stay in memory (about 1.3 bytes a key): a point read
-                // never loads them, which with a small block cache would dominate.
+                // never loads them, which with a small block cache would dominate. The table's
+                // own key filter sends reads here only for keys it stored (or ~2.5 % others), so
+                // reads find their key: the last level, where restores ingest, needs no filter.
                 fjall::KeyspaceCreateOptions::default()
                     .max_memtable_size(db.memtable)
+                    .expect_point_read_hits(true)
                     .manual_journal_persist(true)
                     .filter_block_pinning_policy(fjall::config::PinningPolicy::all(true))
                     .index_block_pinning_policy(fjall::config::PinningPolicy::all(true))
@@ -440,27 +440,33 @@ where
     /// key-group range, see [`crate::contract::operator::Operator::restores_in_parts`]). The
     /// full records are ingested as sorted tables (no memtable, no journal; a disk snapshot's
     /// records are already in key order, a memory one's are sorted per key group first), the
-    /// changes after them go through write batches. Entry bytes are stored as they are; each
-    /// is decoded once, to find where it ends.
+    /// changes after them go through write batches. Entry bytes are stored as they are, never
+    /// decoded.
     pub fn restore(&mut self, state: &OperatorState) -> UserResult<()> {
-        self.restore_observing(state, |_, _, _| Ok(()))
+        self.restore_entries(state, None)
     }
 
     /// [`DiskTable::restore`], showing `observe` every entry the records put (also those a
-    /// later change set replaces or removes), as it is decoded anyway.
+    /// later change set replaces or removes), decoded.
     pub fn restore_observing(
         &mut self,
         state: &OperatorState,
         mut observe: impl FnMut(u32, &[u8], &V) -> UserResult<()>,
     ) -> UserResult<()> {
+        self.restore_entries(state, Some(&mut observe))
+    }
+
+    fn restore_entries(&mut self, state: &OperatorState, mut observe: Option<Observer<'_, V>>) -> UserResult<()> {
         let (tree, stored, codec) = (&self.tree, &mut self.stored, &self.codec);
+        stored.reserve(record_count(state)? as usize);
         let mut ingestion = None;
         // One key group's entries at a time, sorted, then ingested.
         let mut ingest = |group: u32, entries: &mut Vec<(&[u8], &[u8])>| -> UserResult<()> {
-            if !entries.is_sorted_by_key(|e| e.0) {
+            // A disk snapshot's records are in key order already, each key once.
+            if !entries.is_sorted_by(|a, b| a.0 < b.0) {
                 entries.sort_unstable_by_key(|e| e.0);
+                entries.dedup_by_key(|e| e.0);
             }
-            entries.dedup_by_key(|e| e.0);
             if entries.is_empty() {
                 return Ok(());
             }
@@ -468,11 +474,11 @@ where
                 ingestion = Some(tree.start_ingestion().map_err(|e| io_error("restoring entries", e))?);
             }
             let ingestion = ingestion.as_mut().expect("started above");
+            stored.insert_all(entries.iter().map(|e| e.0));
             for (key, value) in entries.drain(..) {
                 ingestion
                     .write(tree_key(group, key), value)
                     .map_err(|e| io_error("restoring entries", e))?;
-                stored.insert(key);
             }
             Ok(())
         };
@@ -486,10 +492,12 @@ where
                 current = Some(group);
             }
             // A full snapshot holds no removals; there would be nothing to remove anyway.
-            if let Some(rest) = entry {
-                let start = *rest;
-                observe(group, key, &codec.decode(rest)?)?;
-                entries.push((key, &start[..start.len() - rest.len()]));
+            if let Some(bytes) = entry {
+                let bytes = std::mem::take(bytes);
+                if let Some(observe) = observe.as_mut() {
+                    observe(group, key, &codec.decode(&mut &bytes[..])?)?;
+                }
+                entries.push((key, bytes));
             }
             Ok(())
         })?;
@@ -503,10 +511,11 @@ where
         for layer in &state.deltas {
             read_layer(layer, |group, key, entry| {
                 match entry {
-                    Some(rest) => {
-                        let start = *rest;
-                        observe(group, key, &self.codec.decode(rest)?)?;
-                        let bytes = &start[..start.len() - rest.len()];
+                    Some(bytes) => {
+                        let bytes = std::mem::take(bytes);
+                        if let Some(observe) = observe.as_mut() {
+                            observe(group, key, &self.codec.decode(&mut &bytes[..])?)?;
+                        }
                         batch.insert(&self.tree, tree_key(group, key), bytes);
                         self.stored.insert(key);
                     }
@@ -522,6 +531,9 @@ where
         batch.commit().map_err(|e| io_error("restoring entries", e))
     }
 }
+
+/// What [`DiskTable::restore_observing`] shows each restored entry.
+type Observer<'a, V> = &'a mut dyn FnMut(u32, &[u8], &V) -> UserResult<()>;
 
 /// Writes every entry of `tree` as `view` sees it into a state file under `dir`.
 fn write_full(
@@ -578,7 +590,7 @@ impl GroupWriter {
         encode_into(&value.is_none(), &mut self.records)?;
         put_frame(key, &mut self.records)?;
         if let Some(v) = value {
-            self.records.extend_from_slice(v);
+            put_frame(v, &mut self.records)?;
         }
         Ok(())
     }
