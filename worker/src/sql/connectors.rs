@@ -313,9 +313,19 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
                                 })?),
                             );
                         }
+                        // Flink's timestamps are drawn from the last `max-past`; Weir's are the
+                        // wall clock when the row is made, which is Flink's '0'.
+                        "max-past" if kind == "timestamp" => {
+                            if v.trim() != "0" {
+                                return Err(o.error(format!(
+                                    "option 'fields.{}.max-past' = '{v}': only '0' (the time the row is made) is supported",
+                                    f.name()
+                                )));
+                            }
+                        }
                         other => {
                             return Err(o.error(format!(
-                                "unknown option 'fields.{}.{other}' (known: kind, start, end, min, max, length)",
+                                "unknown option 'fields.{}.{other}' (known: kind, start, end, min, max, length, and max-past of a timestamp)",
                                 f.name()
                             )));
                         }

@@ -62,10 +62,40 @@ pub struct DiskTable<V> {
     cached_bytes: usize,
     /// Every key ever written to the tree (approximately): a key it has not seen is not read.
     stored: KeyFilter,
-    /// Keys changed since the previous snapshot (with their key group), once a snapshot was
-    /// taken: what an incremental snapshot reads.
-    changed: Option<Map<u32>>,
+    /// Keys changed since the previous snapshot: what an incremental snapshot reads.
+    changed: Changes,
     codec: Codec<V>,
+}
+
+/// Bytes a key in [`Changes`] takes beyond its own: its box, key group and hash-table slot.
+const CHANGED_KEY_OVERHEAD: usize = 48;
+
+/// The keys a disk table changed since its previous snapshot.
+enum Changes {
+    /// No snapshot taken yet: the next one is full.
+    Untracked,
+    /// The keys, with their key groups, and the bytes they take.
+    Tracked(Map<u32>, usize),
+    /// More keys changed than the set may hold in memory (a quarter of the table's cache
+    /// share): the next snapshot is full. Without the bound, a job that takes a savepoint but
+    /// no checkpoints would hold every key it changes after it, forever.
+    Overflowed,
+}
+
+impl Changes {
+    /// Notes that `key` (in `group`) changed, giving up past `limit` bytes.
+    fn note(&mut self, group: u32, key: &[u8], limit: usize) {
+        if let Changes::Tracked(keys, bytes) = self
+            && !keys.contains_key(key)
+        {
+            *bytes += key.len() + CHANGED_KEY_OVERHEAD;
+            if *bytes > limit {
+                *self = Changes::Overflowed;
+            } else {
+                keys.insert(key.into(), group);
+            }
+        }
+    }
 }
 
 /// A fjall database shared by the disk tables of one process and state directory, removed
@@ -199,7 +229,7 @@ where
             cache: Map::default(),
             cached_bytes: 0,
             stored: KeyFilter::default(),
-            changed: None,
+            changed: Changes::Untracked,
             codec,
         })
     }
@@ -241,11 +271,13 @@ where
     }
 
     fn changed(&mut self, group: u32, key: &[u8]) {
-        if let Some(changed) = &mut self.changed
-            && !changed.contains_key(key)
-        {
-            changed.insert(key.into(), group);
-        }
+        let limit = self.changes_limit();
+        self.changed.note(group, key, limit);
+    }
+
+    /// Bytes the changed keys may take: a quarter of the table's share of the cache.
+    fn changes_limit(&self) -> usize {
+        self.db.entry_cache_per_table() / 4
     }
 
     /// The value of `key` (in key group `group`).
@@ -334,6 +366,7 @@ where
     /// incremental snapshot records each removal).
     pub fn remove_prefixed(&mut self, groups: std::ops::RangeInclusive<u32>, prefix: &[u8]) -> UserResult<()> {
         self.write_dirty()?;
+        let limit = self.changes_limit();
         let mut batch = self.db.db.batch().durability(None);
         for group in groups {
             for guard in self.tree.prefix(tree_key(group, prefix)) {
@@ -341,9 +374,7 @@ where
                 if let Some(slot) = self.cache.remove(&key[2..]) {
                     self.cached_bytes -= slot.size as usize;
                 }
-                if let Some(changed) = &mut self.changed {
-                    changed.insert(key[2..].into(), group);
-                }
+                self.changed.note(group, &key[2..], limit);
                 batch.remove(&self.tree, key);
                 if batch.len() >= WRITE_BATCH {
                     let full = std::mem::replace(&mut batch, self.db.db.batch().durability(None));
@@ -409,18 +440,19 @@ where
     /// read on the checkpoint thread and streamed key group by key group into a state file
     /// beside the tree (never whole in memory). With `changes_only`, the entries of the keys
     /// changed since the previous snapshot, read in key order; when more than a quarter of the
-    /// table changed, a full snapshot instead (a scan is cheaper than that many reads). Records
-    /// as [`super::table_snapshot::table_snapshot`] writes them.
+    /// table changed (a scan is cheaper than that many reads), or more than the set of changed
+    /// keys may hold, or this is the first snapshot, a full snapshot instead. Records as
+    /// [`super::table_snapshot::table_snapshot`] writes them.
     pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
         self.write_dirty()?;
         let view = self.db.db.snapshot();
         let tree = self.tree.clone();
-        let changed = self.changed.replace(Map::default()).unwrap_or_default();
+        let changed = std::mem::replace(&mut self.changed, Changes::Tracked(Map::default(), 0));
         let dir = self.db.path.clone();
-        let changes = changes_only && changed.len() <= tree.approximate_len() / 4;
-        if !changes {
-            return Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, operator)));
-        }
+        let changed = match changed {
+            Changes::Tracked(keys, _) if changes_only && keys.len() <= tree.approximate_len() / 4 => keys,
+            _ => return Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, operator))),
+        };
         Ok(Snapshot::file(true, move || {
             use fjall::Readable;
             let mut keys: Vec<(u32, Box<[u8]>)> = changed.into_iter().map(|(k, g)| (g, k)).collect();
@@ -674,6 +706,37 @@ mod tests {
             assert_eq!(got, (i % 3 != 0).then_some(i), "key {i}");
         }
         assert!(!t.remove(0, &0u64.to_be_bytes()).unwrap(), "removed twice");
+    }
+
+    #[test]
+    fn the_set_of_changed_keys_stays_within_its_budget_and_overflowing_it_makes_a_full_snapshot() {
+        let tmp = tempfile::tempdir().unwrap();
+        // 64 KiB: a quarter of the table's cache share holds ~180 changed keys.
+        let s = settings(tmp.path(), 64 << 10);
+        let mut t: DiskTable<String> = DiskTable::open(&s).unwrap();
+        for i in 0..5_000u32 {
+            t.insert(i % 128, &i.to_be_bytes(), format!("v{i}")).unwrap();
+        }
+        let count = |snap: Snapshot| {
+            let changes = snap.is_changes();
+            (
+                changes,
+                crate::contract::state::record_count(&snap.into_state().unwrap()).unwrap(),
+            )
+        };
+        // The first snapshot is full even when asked for changes: there is nothing to compare.
+        assert_eq!(count(t.snapshot(true, None).unwrap()), (false, 5_000));
+        // A thousand changed keys (under a quarter of the table) overflow the set.
+        for i in 0..1_000u32 {
+            t.insert(i % 128, &i.to_be_bytes(), "again".into()).unwrap();
+        }
+        assert!(matches!(t.changed, Changes::Overflowed));
+        assert_eq!(count(t.snapshot(true, None).unwrap()), (false, 5_000));
+        // Tracking starts again from there.
+        for i in 0..3u32 {
+            t.insert(i % 128, &i.to_be_bytes(), "third".into()).unwrap();
+        }
+        assert_eq!(count(t.snapshot(true, None).unwrap()), (true, 3));
     }
 
     #[test]

@@ -565,6 +565,25 @@ fn mistakes_are_located_and_explained() {
         e.contains("unknown option 'rows-per-secnd'") && e.contains("rows-per-second"),
         "{e}"
     );
+    // Flink's `max-past` of a timestamp: '0' is the wall clock Weir's datagen gives; another
+    // value is refused, naming the option.
+    let table = |max_past: &str| {
+        format!(
+            "CREATE TABLE t (a BIGINT, ts TIMESTAMP(3)) WITH ('connector' = 'datagen', 'number-of-rows' = '5', \
+             'fields.ts.max-past' = '{max_past}');\
+             CREATE TABLE s (a BIGINT) WITH ('connector' = 'blackhole');\
+             INSERT INTO s SELECT a FROM t;"
+        )
+    };
+    weir::pipeline::build_sql(&table("0"), "job.sql", "job").unwrap();
+    let e = weir::pipeline::build_sql(&table("5000"), "job.sql", "job")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("'fields.ts.max-past' = '5000'") && e.contains("only '0'"),
+        "{e}"
+    );
 }
 
 #[test]
