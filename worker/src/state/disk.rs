@@ -11,9 +11,10 @@
 //! past its share of the memory budget, the changed entries are written to the tree in one
 //! batch and the entries not used since the previous spill leave the cache. A snapshot writes
 //! the changed entries, takes the tree's MVCC snapshot (O(1)) and encodes from it on the
-//! checkpoint thread; an incremental one reads only the keys changed since the previous
-//! snapshot (kept as a set of keys, not values). The tree itself is scratch space: durability
-//! comes from checkpoints, so its journal is never synced.
+//! checkpoint thread; an incremental one copies the entries changed since the previous
+//! snapshot from a log in memory that every write to the tree also appends to (bounded; past
+//! its bound the next snapshot is full). The tree itself is scratch space: durability comes
+//! from checkpoints, so its journal is never synced.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -25,7 +26,9 @@ use serde::de::DeserializeOwned;
 use super::bloom::KeyFilter;
 use super::codec::Codec;
 use crate::contract::UserResult;
-use crate::contract::state::{OperatorState, Snapshot, StateFile, encode_into, put_frame, read_layer, record_count};
+use crate::contract::state::{
+    OperatorState, Snapshot, StateFile, encode_into, put_frame, read_layer, record_count, take_frame,
+};
 use crate::contract::state_backend::DiskSettings;
 
 type Map<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
@@ -67,34 +70,61 @@ pub struct DiskTable<V> {
     codec: Codec<V>,
 }
 
-/// Bytes a key in [`Changes`] takes beyond its own: its box, key group and hash-table slot.
-const CHANGED_KEY_OVERHEAD: usize = 48;
+/// Bytes a key in [`Changes`] takes beyond its own: its box, key group, place and hash-table
+/// slot.
+const CHANGED_KEY_OVERHEAD: usize = 56;
 
-/// The keys a disk table changed since its previous snapshot.
+/// What a disk table changed since its previous snapshot: every entry it writes to the tree
+/// (or removes) is also appended to a log in memory, so an incremental snapshot copies the
+/// changed entries from there instead of reading each from the tree.
 enum Changes {
     /// No snapshot taken yet: the next one is full.
     Untracked,
-    /// The keys, with their key groups, and the bytes they take.
-    Tracked(Map<u32>, usize),
-    /// More keys changed than the set may hold in memory (a quarter of the table's cache
-    /// share): the next snapshot is full. Without the bound, a job that takes a savepoint but
-    /// no checkpoints would hold every key it changes after it, forever.
+    /// Per changed key, its key group and where its latest record starts in `log`; the log
+    /// (per record: removed?, then the stored entry framed); the bytes both take.
+    Tracked {
+        keys: Map<(u32, usize)>,
+        log: Vec<u8>,
+        bytes: usize,
+    },
+    /// More changed than the log may hold in memory (a quarter of the table's cache share):
+    /// the next snapshot is full. Without the bound, a job that takes a savepoint but no
+    /// checkpoints would log every change it makes after it, forever.
     Overflowed,
 }
 
 impl Changes {
-    /// Notes that `key` (in `group`) changed, giving up past `limit` bytes.
-    fn note(&mut self, group: u32, key: &[u8], limit: usize) {
-        if let Changes::Tracked(keys, bytes) = self
-            && !keys.contains_key(key)
-        {
-            *bytes += key.len() + CHANGED_KEY_OVERHEAD;
-            if *bytes > limit {
-                *self = Changes::Overflowed;
-            } else {
-                keys.insert(key.into(), group);
+    fn tracked() -> Self {
+        Changes::Tracked {
+            keys: Map::default(),
+            log: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Logs that `key` (in `group`) now stores `entry` (`None`: removed), giving up past
+    /// `limit` bytes.
+    fn log(&mut self, group: u32, key: &[u8], entry: Option<&[u8]>, limit: usize) -> UserResult<()> {
+        let Changes::Tracked { keys, log, bytes } = self else {
+            return Ok(());
+        };
+        let at = log.len();
+        log.push(u8::from(entry.is_none()));
+        if let Some(entry) = entry {
+            put_frame(entry, log)?;
+        }
+        *bytes += log.len() - at;
+        match keys.get_mut(key) {
+            Some(place) => place.1 = at,
+            None => {
+                *bytes += key.len() + CHANGED_KEY_OVERHEAD;
+                keys.insert(key.into(), (group, at));
             }
         }
+        if *bytes > limit {
+            *self = Changes::Overflowed;
+        }
+        Ok(())
     }
 }
 
@@ -270,12 +300,7 @@ where
         Ok(slot)
     }
 
-    fn changed(&mut self, group: u32, key: &[u8]) {
-        let limit = self.changes_limit();
-        self.changed.note(group, key, limit);
-    }
-
-    /// Bytes the changed keys may take: a quarter of the table's share of the cache.
+    /// Bytes the log of changes may take: a quarter of the table's share of the cache.
     fn changes_limit(&self) -> usize {
         self.db.entry_cache_per_table() / 4
     }
@@ -294,7 +319,6 @@ where
     /// The value of `key` to change in place, made with `make` when the key has none; also
     /// whether it had one.
     pub fn entry(&mut self, group: u32, key: &[u8], make: impl FnOnce() -> V) -> UserResult<(&mut V, bool)> {
-        self.changed(group, key);
         let slot = self.slot(group, key)?;
         slot.dirty = true;
         let existed = slot.value.is_some();
@@ -303,7 +327,6 @@ where
 
     /// Sets the value of `key`.
     pub fn insert(&mut self, group: u32, key: &[u8], value: V) -> UserResult<()> {
-        self.changed(group, key);
         let slot = self.slot(group, key)?;
         slot.dirty = true;
         slot.value = Some(value);
@@ -312,7 +335,6 @@ where
 
     /// Removes `key`; returns whether it had a value.
     pub fn remove(&mut self, group: u32, key: &[u8]) -> UserResult<bool> {
-        self.changed(group, key);
         let slot = self.slot(group, key)?;
         let had = slot.value.take().is_some();
         slot.dirty |= had;
@@ -324,7 +346,6 @@ where
         if self.slot(group, key)?.value.is_none() {
             return Ok(None);
         }
-        self.changed(group, key);
         let slot = self.cache.get_mut(key).expect("cached by slot");
         slot.dirty = true;
         Ok(slot.value.as_mut())
@@ -374,7 +395,7 @@ where
                 if let Some(slot) = self.cache.remove(&key[2..]) {
                     self.cached_bytes -= slot.size as usize;
                 }
-                self.changed.note(group, &key[2..], limit);
+                self.changed.log(group, &key[2..], None, limit)?;
                 batch.remove(&self.tree, key);
                 if batch.len() >= WRITE_BATCH {
                     let full = std::mem::replace(&mut batch, self.db.db.batch().durability(None));
@@ -391,6 +412,7 @@ where
     /// Writes the changed cached entries to the tree (values, or removals), in batches of
     /// [`WRITE_BATCH`].
     fn write_dirty(&mut self) -> UserResult<()> {
+        let limit = self.changes_limit();
         let mut batch = self.db.db.batch().durability(None);
         let mut buf = Vec::new();
         for (key, slot) in self.cache.iter_mut().filter(|(_, s)| s.dirty) {
@@ -401,8 +423,12 @@ where
                     self.codec.encode(v, &mut buf)?;
                     batch.insert(&self.tree, tree_key(slot.group, key), buf.as_slice());
                     self.stored.insert(key);
+                    self.changed.log(slot.group, key, Some(&buf), limit)?;
                 }
-                None => batch.remove(&self.tree, tree_key(slot.group, key)),
+                None => {
+                    batch.remove(&self.tree, tree_key(slot.group, key));
+                    self.changed.log(slot.group, key, None, limit)?;
+                }
             }
             if batch.len() >= WRITE_BATCH {
                 let full = std::mem::replace(&mut batch, self.db.db.batch().durability(None));
@@ -438,31 +464,34 @@ where
 
     /// A snapshot: the changed entries are written to the tree, whose MVCC snapshot is then
     /// read on the checkpoint thread and streamed key group by key group into a state file
-    /// beside the tree (never whole in memory). With `changes_only`, the entries of the keys
-    /// changed since the previous snapshot, read in key order; when more than a quarter of the
-    /// table changed (a scan is cheaper than that many reads), or more than the set of changed
-    /// keys may hold, or this is the first snapshot, a full snapshot instead. Records as
-    /// [`super::table_snapshot::table_snapshot`] writes them.
+    /// beside the tree (never whole in memory). With `changes_only`, the latest record of each
+    /// key changed since the previous snapshot, from the log of changes, in key order; when
+    /// more than a quarter of the table changed (a long chain of large change files would slow
+    /// restores), or more than the log may hold, or this is the first snapshot, a full snapshot
+    /// instead. Records as [`super::table_snapshot::table_snapshot`] writes them.
     pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
         self.write_dirty()?;
         let view = self.db.db.snapshot();
         let tree = self.tree.clone();
-        let changed = std::mem::replace(&mut self.changed, Changes::Tracked(Map::default(), 0));
+        let changed = std::mem::replace(&mut self.changed, Changes::tracked());
         let dir = self.db.path.clone();
-        let changed = match changed {
-            Changes::Tracked(keys, _) if changes_only && keys.len() <= tree.approximate_len() / 4 => keys,
+        let (keys, log) = match changed {
+            Changes::Tracked { keys, log, .. } if changes_only && keys.len() <= tree.approximate_len() / 4 => {
+                (keys, log)
+            }
             _ => return Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, operator))),
         };
         Ok(Snapshot::file(true, move || {
-            use fjall::Readable;
-            let mut keys: Vec<(u32, Box<[u8]>)> = changed.into_iter().map(|(k, g)| (g, k)).collect();
+            let mut keys: Vec<(u32, Box<[u8]>, usize)> = keys.into_iter().map(|(k, (g, at))| (g, k, at)).collect();
             keys.sort_unstable();
             let mut out = GroupWriter::new(&dir)?;
-            for (group, key) in keys {
-                let value = view
-                    .get(&tree, tree_key(group, &key))
-                    .map_err(|e| io_error("reading a snapshot", e))?;
-                out.put(group, &key, value.as_deref())?;
+            for (group, key, at) in keys {
+                let mut record = log.get(at + 1..).ok_or("the log of changes ends early")?;
+                let entry = match log[at] {
+                    0 => Some(take_frame(&mut record)?),
+                    _ => None,
+                };
+                out.put(group, &key, entry)?;
             }
             out.finish(operator)
         }))
@@ -709,9 +738,9 @@ mod tests {
     }
 
     #[test]
-    fn the_set_of_changed_keys_stays_within_its_budget_and_overflowing_it_makes_a_full_snapshot() {
+    fn the_log_of_changes_stays_within_its_budget_and_overflowing_it_makes_a_full_snapshot() {
         let tmp = tempfile::tempdir().unwrap();
-        // 64 KiB: a quarter of the table's cache share holds ~180 changed keys.
+        // 64 KiB: a quarter of the table's cache share logs ~130 changed keys.
         let s = settings(tmp.path(), 64 << 10);
         let mut t: DiskTable<String> = DiskTable::open(&s).unwrap();
         for i in 0..5_000u32 {
@@ -726,11 +755,10 @@ mod tests {
         };
         // The first snapshot is full even when asked for changes: there is nothing to compare.
         assert_eq!(count(t.snapshot(true, None).unwrap()), (false, 5_000));
-        // A thousand changed keys (under a quarter of the table) overflow the set.
+        // A thousand changed keys (under a quarter of the table) overflow the log.
         for i in 0..1_000u32 {
             t.insert(i % 128, &i.to_be_bytes(), "again".into()).unwrap();
         }
-        assert!(matches!(t.changed, Changes::Overflowed));
         assert_eq!(count(t.snapshot(true, None).unwrap()), (false, 5_000));
         // Tracking starts again from there.
         for i in 0..3u32 {
