@@ -9,14 +9,14 @@
 #   3. the disk backend's checkpoint cost: 8M keys updated twice, without and with a checkpoint
 #      every second (incremental), interleaved.
 # Raw JSON lines go to 2026-12-05-state-backends.jsonl (`side`, `round` added). PHASES="2 3"
-# runs only those phases, appending.
+# runs only those phases, appending; RESULTS names another results file (started afresh).
 set -euo pipefail
 bench="${WEIR_BENCH:-$HOME/.cache/weir/target-bench/release/weir-bench}"
 rounds="${ROUNDS:-2}"
 source "$(dirname "$0")/rounds.sh"
 phases="${PHASES:-1 2 3}"
-if [[ " $phases " == *" 1 "* ]]; then
-  results 2026-12-05-state-backends
+if [[ " $phases " == *" 1 "* || -n "${RESULTS:-}" ]]; then
+  results "${RESULTS:-2026-12-05-state-backends}"
 else
   out="$here/2026-12-05-state-backends.jsonl"
 fi

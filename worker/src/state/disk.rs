@@ -13,8 +13,8 @@
 //! the changed entries, takes the tree's MVCC snapshot (O(1)) and encodes from it on the
 //! checkpoint thread; an incremental one copies the entries changed since the previous
 //! snapshot from a log in memory that every write to the tree also appends to (bounded; past
-//! its bound the next snapshot is full). The tree itself is scratch space: durability comes
-//! from checkpoints, so its journal is never synced.
+//! its bound the changed keys are read back from the tree). The tree itself is scratch space:
+//! durability comes from checkpoints, so its journal is never synced.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -70,59 +70,60 @@ pub struct DiskTable<V> {
     codec: Codec<V>,
 }
 
-/// Bytes a key in [`Changes`] takes beyond its own: its box, key group, place and hash-table
-/// slot.
-const CHANGED_KEY_OVERHEAD: usize = 56;
-
-/// What a disk table changed since its previous snapshot: every entry it writes to the tree
-/// (or removes) is also appended to a log in memory, so an incremental snapshot copies the
-/// changed entries from there instead of reading each from the tree.
+/// What a disk table changed since its previous snapshot: the keys, and every entry it writes
+/// to the tree (or removes) appended to a log in memory, so an incremental snapshot copies the
+/// changed entries from there instead of reading each back from the tree.
 enum Changes {
     /// No snapshot taken yet: the next one is full.
     Untracked,
     /// Per changed key, its key group and where its latest record starts in `log`; the log
-    /// (per record: removed?, then the stored entry framed); the bytes both take.
+    /// (per record: removed?, then the stored entry framed), dropped once it outgrows its share
+    /// of memory (the snapshot then reads the changed keys from the tree); and how many keys
+    /// may change before an incremental snapshot is not worth it.
     Tracked {
         keys: Map<(u32, usize)>,
-        log: Vec<u8>,
-        bytes: usize,
+        log: Option<Vec<u8>>,
+        max_keys: usize,
     },
-    /// More changed than the log may hold in memory (a quarter of the table's cache share):
-    /// the next snapshot is full. Without the bound, a job that takes a savepoint but no
-    /// checkpoints would log every change it makes after it, forever.
+    /// More than a quarter of the table changed: the next snapshot is full. (Without a bound,
+    /// a job that takes a savepoint but no checkpoints would note every key it changes after
+    /// it, forever.)
     Overflowed,
 }
 
 impl Changes {
-    fn tracked() -> Self {
+    /// Tracking from a snapshot of a table of `len` keys.
+    fn tracked(len: usize) -> Self {
         Changes::Tracked {
             keys: Map::default(),
-            log: Vec::new(),
-            bytes: 0,
+            log: Some(Vec::new()),
+            max_keys: len / 4,
         }
     }
 
-    /// Logs that `key` (in `group`) now stores `entry` (`None`: removed), giving up past
-    /// `limit` bytes.
-    fn log(&mut self, group: u32, key: &[u8], entry: Option<&[u8]>, limit: usize) -> UserResult<()> {
-        let Changes::Tracked { keys, log, bytes } = self else {
+    /// Logs that `key` (in `group`) now stores `entry` (`None`: removed); the log is dropped
+    /// past `log_limit` bytes.
+    fn log(&mut self, group: u32, key: &[u8], entry: Option<&[u8]>, log_limit: usize) -> UserResult<()> {
+        let Changes::Tracked { keys, log, max_keys } = self else {
             return Ok(());
         };
-        let at = log.len();
-        log.push(u8::from(entry.is_none()));
-        if let Some(entry) = entry {
-            put_frame(entry, log)?;
-        }
-        *bytes += log.len() - at;
-        match keys.get_mut(key) {
-            Some(place) => place.1 = at,
-            None => {
-                *bytes += key.len() + CHANGED_KEY_OVERHEAD;
-                keys.insert(key.into(), (group, at));
+        let mut at = usize::MAX;
+        if let Some(records) = log {
+            at = records.len();
+            records.push(u8::from(entry.is_none()));
+            if let Some(entry) = entry {
+                put_frame(entry, records)?;
+            }
+            if records.len() > log_limit {
+                *log = None;
             }
         }
-        if *bytes > limit {
+        if let Some(place) = keys.get_mut(key) {
+            place.1 = at;
+        } else if keys.len() >= *max_keys {
             *self = Changes::Overflowed;
+        } else {
+            keys.insert(key.into(), (group, at));
         }
         Ok(())
     }
@@ -300,7 +301,7 @@ where
         Ok(slot)
     }
 
-    /// Bytes the log of changes may take: a quarter of the table's share of the cache.
+    /// Bytes the log of changes may hold: a quarter of the table's share of the cache.
     fn changes_limit(&self) -> usize {
         self.db.entry_cache_per_table() / 4
     }
@@ -465,33 +466,44 @@ where
     /// A snapshot: the changed entries are written to the tree, whose MVCC snapshot is then
     /// read on the checkpoint thread and streamed key group by key group into a state file
     /// beside the tree (never whole in memory). With `changes_only`, the latest record of each
-    /// key changed since the previous snapshot, from the log of changes, in key order; when
-    /// more than a quarter of the table changed (a long chain of large change files would slow
-    /// restores), or more than the log may hold, or this is the first snapshot, a full snapshot
-    /// instead. Records as [`super::table_snapshot::table_snapshot`] writes them.
+    /// key changed since the previous snapshot in key order, from the log of changes (or, when
+    /// the log outgrew its share of memory, read from the tree); when more than a quarter of
+    /// the table changed (a scan is cheaper than that many reads, and restores read fewer
+    /// change files), or this is the first snapshot, a full snapshot instead. Records as
+    /// [`super::table_snapshot::table_snapshot`] writes them.
     pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
         self.write_dirty()?;
         let view = self.db.db.snapshot();
         let tree = self.tree.clone();
-        let changed = std::mem::replace(&mut self.changed, Changes::tracked());
+        let len = tree.approximate_len();
+        let changed = std::mem::replace(&mut self.changed, Changes::tracked(len));
         let dir = self.db.path.clone();
         let (keys, log) = match changed {
-            Changes::Tracked { keys, log, .. } if changes_only && keys.len() <= tree.approximate_len() / 4 => {
-                (keys, log)
-            }
+            Changes::Tracked { keys, log, .. } if changes_only && keys.len() <= len / 4 => (keys, log),
             _ => return Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, operator))),
         };
         Ok(Snapshot::file(true, move || {
+            use fjall::Readable;
             let mut keys: Vec<(u32, Box<[u8]>, usize)> = keys.into_iter().map(|(k, (g, at))| (g, k, at)).collect();
             keys.sort_unstable();
             let mut out = GroupWriter::new(&dir)?;
             for (group, key, at) in keys {
-                let mut record = log.get(at + 1..).ok_or("the log of changes ends early")?;
-                let entry = match log[at] {
-                    0 => Some(take_frame(&mut record)?),
-                    _ => None,
-                };
-                out.put(group, &key, entry)?;
+                match &log {
+                    Some(log) => {
+                        let mut record = log.get(at + 1..).ok_or("the log of changes ends early")?;
+                        let entry = match log[at] {
+                            0 => Some(take_frame(&mut record)?),
+                            _ => None,
+                        };
+                        out.put(group, &key, entry)?;
+                    }
+                    None => {
+                        let value = view
+                            .get(&tree, tree_key(group, &key))
+                            .map_err(|e| io_error("reading a snapshot", e))?;
+                        out.put(group, &key, value.as_deref())?;
+                    }
+                }
             }
             out.finish(operator)
         }))
@@ -738,33 +750,50 @@ mod tests {
     }
 
     #[test]
-    fn the_log_of_changes_stays_within_its_budget_and_overflowing_it_makes_a_full_snapshot() {
+    fn the_log_of_changes_stays_within_its_budget_and_a_quarter_of_the_table_changed_makes_a_full_snapshot() {
         let tmp = tempfile::tempdir().unwrap();
-        // 64 KiB: a quarter of the table's cache share logs ~130 changed keys.
+        // 64 KiB: a quarter of the table's cache share logs a few hundred changed entries.
         let s = settings(tmp.path(), 64 << 10);
         let mut t: DiskTable<String> = DiskTable::open(&s).unwrap();
         for i in 0..5_000u32 {
             t.insert(i % 128, &i.to_be_bytes(), format!("v{i}")).unwrap();
         }
-        let count = |snap: Snapshot| {
-            let changes = snap.is_changes();
-            (
-                changes,
-                crate::contract::state::record_count(&snap.into_state().unwrap()).unwrap(),
-            )
-        };
+        let state = |snap: Snapshot| (snap.is_changes(), snap.into_state().unwrap());
+        let count = |state: &OperatorState| crate::contract::state::record_count(state).unwrap();
         // The first snapshot is full even when asked for changes: there is nothing to compare.
-        assert_eq!(count(t.snapshot(true, None).unwrap()), (false, 5_000));
-        // A thousand changed keys (under a quarter of the table) overflow the log.
+        let (changes, full) = state(t.snapshot(true, None).unwrap());
+        assert_eq!((changes, count(&full)), (false, 5_000));
+        // A thousand changed entries outgrow the log: the changes are read from the tree.
+        let again = |i: u32| format!("again{i}-{}", "x".repeat(24));
         for i in 0..1_000u32 {
-            t.insert(i % 128, &i.to_be_bytes(), "again".into()).unwrap();
+            t.insert(i % 128, &i.to_be_bytes(), again(i)).unwrap();
         }
-        assert_eq!(count(t.snapshot(true, None).unwrap()), (false, 5_000));
-        // Tracking starts again from there.
-        for i in 0..3u32 {
+        assert!(matches!(t.changed, Changes::Tracked { log: None, .. }));
+        let (changes, delta) = state(t.snapshot(true, None).unwrap());
+        assert_eq!((changes, count(&delta)), (true, 1_000));
+        let mut mem: KeyedTable<String> = KeyedTable::new();
+        let chain = OperatorState {
+            deltas: vec![delta.keyed],
+            ..full
+        };
+        crate::state::table_snapshot::table_restore(&chain, &mut mem).unwrap();
+        assert_eq!(mem.get(&999u32.to_be_bytes()), Some(&again(999)));
+        assert_eq!(mem.get(&1_000u32.to_be_bytes()).map(String::as_str), Some("v1000"));
+        // More than a quarter of the table changed: the set of keys gives up, the next is full.
+        for i in 0..2_000u32 {
             t.insert(i % 128, &i.to_be_bytes(), "third".into()).unwrap();
         }
-        assert_eq!(count(t.snapshot(true, None).unwrap()), (true, 3));
+        assert!(matches!(t.changed, Changes::Overflowed));
+        let (changes, again) = state(t.snapshot(true, None).unwrap());
+        assert_eq!((changes, count(&again)), (false, 5_000));
+        // Tracking starts again from there, the few changes copied from the log.
+        for i in 0..3u32 {
+            t.insert(i % 128, &i.to_be_bytes(), "fourth".into()).unwrap();
+        }
+        t.remove(3, &3u32.to_be_bytes()).unwrap();
+        assert!(matches!(t.changed, Changes::Tracked { log: Some(_), .. }));
+        let (changes, few) = state(t.snapshot(true, None).unwrap());
+        assert_eq!((changes, count(&few)), (true, 4));
     }
 
     #[test]
