@@ -7,7 +7,9 @@
 #      (at 512 MiB the process's RSS reached ~730 MiB while building and the savepoint's
 #      buffers on top crossed 1 GiB: the budget is approximate);
 #   3. the disk backend's checkpoint cost: 8M keys updated twice, without and with a checkpoint
-#      every second (incremental), interleaved.
+#      every second (incremental), interleaved;
+#   4. the same, with only the first checkpoint full (`--full-every 1000`; jobs default to every
+#      10th), to tell the cost of the incremental checkpoints from the periodic full ones.
 # Raw JSON lines go to 2026-12-05-state-backends.jsonl (`side`, `round` added). PHASES="2 3"
 # runs only those phases, appending; RESULTS names another results file (started afresh).
 set -euo pipefail
@@ -50,6 +52,11 @@ fi
 [[ " $phases " == *" 3 "* ]] && for round in $(seq "$rounds"); do
   "$bench" --query state -n 8000000 --passes 2 -p 1 --json "${disk[@]}" | tag disk-8m-x2 "$round"
   "$bench" --query state -n 8000000 --passes 2 -p 1 --json "${disk[@]}" --checkpoint-interval 1000 | tag disk-8m-x2-checkpointed "$round"
+done
+[[ " $phases " == *" 4 "* ]] && for round in $(seq "$rounds"); do
+  "$bench" --query state -n 8000000 --passes 2 -p 1 --json "${disk[@]}" | tag disk-8m-x2 "$round"
+  "$bench" --query state -n 8000000 --passes 2 -p 1 --json "${disk[@]}" --checkpoint-interval 1000 --full-every 1000 \
+    | tag disk-8m-x2-checkpointed-first-full "$round"
 done
 python3 - "$out" "$here" <<'PY'
 import sys

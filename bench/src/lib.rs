@@ -647,6 +647,8 @@ pub struct StateBenchConfig {
     pub backend: weir::state::StateBackend,
     /// Checkpoints while the state is built (incremental), if any.
     pub checkpoint_interval: Option<Duration>,
+    /// Every this many checkpoints one is full (default: the job default).
+    pub full_every: Option<u32>,
     /// Where checkpoints and the savepoint go (default: a scratch directory on local disk).
     pub storage: Option<String>,
 }
@@ -676,6 +678,8 @@ pub struct StateBenchResult {
     pub peak_rss_mib: f64,
     /// Checkpoint interval while building, ms (0: none).
     pub checkpoint_interval_ms: u64,
+    /// Every this many checkpoints one was full.
+    pub full_every: u32,
     /// Checkpoints completed while building.
     pub checkpoints: u64,
     /// Their durations' median, ms.
@@ -712,10 +716,12 @@ fn state_job(
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
     env.set_state_backend(c.backend.clone());
+    let defaults = weir::checkpoint::CheckpointConfig::default();
     env.set_checkpoint_config(weir::checkpoint::CheckpointConfig {
         interval: c.checkpoint_interval.unwrap_or(Duration::from_secs(3600)),
         storage: storage.to_string(),
-        ..Default::default()
+        full_every: c.full_every.unwrap_or(defaults.full_every),
+        ..defaults
     });
     let cfg = DatagenConfig {
         rows,
@@ -843,6 +849,9 @@ pub async fn state_bench(c: &StateBenchConfig) -> Result<StateBenchResult> {
         state_rss_mib,
         peak_rss_mib: peak_rss_mib(),
         checkpoint_interval_ms: c.checkpoint_interval.map_or(0, |d| d.as_millis() as u64),
+        full_every: c
+            .full_every
+            .unwrap_or(weir::checkpoint::CheckpointConfig::default().full_every),
         checkpoints: durations.len() as u64,
         checkpoint_p50_ms: pct(0.5),
         checkpoint_p99_ms: pct(0.99),

@@ -43,6 +43,10 @@ struct Args {
     /// With `--checkpoint-interval`: every checkpoint full (incremental checkpoints off).
     #[arg(long)]
     full_checkpoints: bool,
+    /// For `--query state` with `--checkpoint-interval`: every this many checkpoints one is
+    /// full (default 10, as jobs).
+    #[arg(long, value_name = "N")]
+    full_every: Option<u32>,
     /// For `--query state`: the parallelism of the rescaled restore.
     #[arg(long)]
     rescale_to: Option<usize>,
@@ -212,6 +216,7 @@ async fn state(args: &Args) -> anyhow::Result<()> {
         rescale_to: args.rescale_to.unwrap_or(if parallelism == 1 { 2 } else { 1 }),
         backend: backend(args)?,
         checkpoint_interval: args.checkpoint_interval.map(Duration::from_millis),
+        full_every: args.full_every,
         storage: args.checkpoint_storage.clone(),
     };
     eprintln!(
