@@ -70,6 +70,10 @@ pub struct DiskTable<V> {
     codec: Codec<V>,
 }
 
+/// Bytes a key in [`Changes`] takes beyond its own: its box, key group, place and hash-table
+/// slot.
+const CHANGED_KEY_OVERHEAD: usize = 56;
+
 /// What a disk table changed since its previous snapshot: the keys, and every entry it writes
 /// to the tree (or removes) appended to a log in memory, so an incremental snapshot copies the
 /// changed entries from there instead of reading each back from the tree.
@@ -77,17 +81,19 @@ enum Changes {
     /// No snapshot taken yet: the next one is full.
     Untracked,
     /// Per changed key, its key group and where its latest record starts in `log`; the log
-    /// (per record: removed?, then the stored entry framed), dropped once it outgrows its share
-    /// of memory (the snapshot then reads the changed keys from the tree); and how many keys
-    /// may change before an incremental snapshot is not worth it.
+    /// (per record: removed?, then the stored entry framed), dropped once keys and log outgrow
+    /// their share of memory (the snapshot then reads the changed keys from the tree); how
+    /// many keys may change before an incremental snapshot is not worth it; the bytes the keys
+    /// take.
     Tracked {
         keys: Map<(u32, usize)>,
         log: Option<Vec<u8>>,
         max_keys: usize,
+        key_bytes: usize,
     },
-    /// More than a quarter of the table changed: the next snapshot is full. (Without a bound,
-    /// a job that takes a savepoint but no checkpoints would note every key it changes after
-    /// it, forever.)
+    /// More than a quarter of the table changed, or the changed keys alone outgrew their share
+    /// of memory: the next snapshot is full. (Without a bound, a job that takes a savepoint but
+    /// no checkpoints would note every key it changes after it, forever.)
     Overflowed,
 }
 
@@ -98,13 +104,28 @@ impl Changes {
             keys: Map::default(),
             log: Some(Vec::new()),
             max_keys: len / 4,
+            key_bytes: 0,
         }
     }
 
-    /// Logs that `key` (in `group`) now stores `entry` (`None`: removed); the log is dropped
-    /// past `log_limit` bytes.
-    fn log(&mut self, group: u32, key: &[u8], entry: Option<&[u8]>, log_limit: usize) -> UserResult<()> {
-        let Changes::Tracked { keys, log, max_keys } = self else {
+    /// Bytes the changes hold in memory (counted in the table's cache share).
+    fn bytes(&self) -> usize {
+        match self {
+            Changes::Tracked { log, key_bytes, .. } => key_bytes + log.as_ref().map_or(0, Vec::len),
+            _ => 0,
+        }
+    }
+
+    /// Logs that `key` (in `group`) now stores `entry` (`None`: removed). Past `limit` bytes
+    /// the log is dropped, and if the keys alone pass it, the keys too.
+    fn log(&mut self, group: u32, key: &[u8], entry: Option<&[u8]>, limit: usize) -> UserResult<()> {
+        let Changes::Tracked {
+            keys,
+            log,
+            max_keys,
+            key_bytes,
+        } = self
+        else {
             return Ok(());
         };
         let mut at = usize::MAX;
@@ -114,15 +135,16 @@ impl Changes {
             if let Some(entry) = entry {
                 put_frame(entry, records)?;
             }
-            if records.len() > log_limit {
+            if *key_bytes + records.len() > limit {
                 *log = None;
             }
         }
         if let Some(place) = keys.get_mut(key) {
             place.1 = at;
-        } else if keys.len() >= *max_keys {
+        } else if keys.len() >= *max_keys || *key_bytes > limit {
             *self = Changes::Overflowed;
         } else {
+            *key_bytes += key.len() + CHANGED_KEY_OVERHEAD;
             keys.insert(key.into(), (group, at));
         }
         Ok(())
@@ -268,7 +290,7 @@ where
     /// The cached slot of `key`, read from the tree on a miss.
     fn slot(&mut self, group: u32, key: &[u8]) -> UserResult<&mut Slot<V>> {
         if !self.cache.contains_key(key) {
-            if self.cached_bytes + self.stored.bytes() > self.db.entry_cache_per_table() {
+            if self.cached_bytes + self.stored.bytes() + self.changed.bytes() > self.db.entry_cache_per_table() {
                 self.spill()?;
             }
             let stored = if self.stored.may_contain(key) {
@@ -301,9 +323,9 @@ where
         Ok(slot)
     }
 
-    /// Bytes the log of changes may hold: a quarter of the table's share of the cache.
+    /// Bytes the changes may hold: half the table's share of the cache (they count in it).
     fn changes_limit(&self) -> usize {
-        self.db.entry_cache_per_table() / 4
+        self.db.entry_cache_per_table() / 2
     }
 
     /// The value of `key` (in key group `group`).
@@ -752,8 +774,8 @@ mod tests {
     #[test]
     fn the_log_of_changes_stays_within_its_budget_and_a_quarter_of_the_table_changed_makes_a_full_snapshot() {
         let tmp = tempfile::tempdir().unwrap();
-        // 64 KiB: a quarter of the table's cache share logs a few hundred changed entries.
-        let s = settings(tmp.path(), 64 << 10);
+        // 320 KiB: the changes may hold ~96 KiB, about 1,600 changed keys without their log.
+        let s = settings(tmp.path(), 320 << 10);
         let mut t: DiskTable<String> = DiskTable::open(&s).unwrap();
         for i in 0..5_000u32 {
             t.insert(i % 128, &i.to_be_bytes(), format!("v{i}")).unwrap();
@@ -764,10 +786,11 @@ mod tests {
         let (changes, full) = state(t.snapshot(true, None).unwrap());
         assert_eq!((changes, count(&full)), (false, 5_000));
         // A thousand changed entries outgrow the log: the changes are read from the tree.
-        let again = |i: u32| format!("again{i}-{}", "x".repeat(24));
+        let again = |i: u32| format!("again{i}-{}", "x".repeat(64));
         for i in 0..1_000u32 {
             t.insert(i % 128, &i.to_be_bytes(), again(i)).unwrap();
         }
+        t.write_dirty().unwrap();
         assert!(matches!(t.changed, Changes::Tracked { log: None, .. }));
         let (changes, delta) = state(t.snapshot(true, None).unwrap());
         assert_eq!((changes, count(&delta)), (true, 1_000));
@@ -783,6 +806,7 @@ mod tests {
         for i in 0..2_000u32 {
             t.insert(i % 128, &i.to_be_bytes(), "third".into()).unwrap();
         }
+        t.write_dirty().unwrap();
         assert!(matches!(t.changed, Changes::Overflowed));
         let (changes, again) = state(t.snapshot(true, None).unwrap());
         assert_eq!((changes, count(&again)), (false, 5_000));
@@ -791,9 +815,30 @@ mod tests {
             t.insert(i % 128, &i.to_be_bytes(), "fourth".into()).unwrap();
         }
         t.remove(3, &3u32.to_be_bytes()).unwrap();
+        t.write_dirty().unwrap();
         assert!(matches!(t.changed, Changes::Tracked { log: Some(_), .. }));
         let (changes, few) = state(t.snapshot(true, None).unwrap());
         assert_eq!((changes, count(&few)), (true, 4));
+    }
+
+    #[test]
+    fn changed_keys_that_outgrow_their_share_of_memory_make_the_next_snapshot_full() {
+        let tmp = tempfile::tempdir().unwrap();
+        // 64 KiB: the changes may hold ~19 KiB, some 300 keys — fewer than a quarter of 5,000.
+        let mut t: DiskTable<String> = DiskTable::open(&settings(tmp.path(), 64 << 10)).unwrap();
+        for i in 0..5_000u32 {
+            t.insert(i % 128, &i.to_be_bytes(), format!("v{i}")).unwrap();
+        }
+        assert!(!t.snapshot(true, None).unwrap().is_changes());
+        for i in 0..1_000u32 {
+            t.insert(i % 128, &i.to_be_bytes(), "again".into()).unwrap();
+        }
+        t.write_dirty().unwrap();
+        assert!(matches!(t.changed, Changes::Overflowed));
+        let snap = t.snapshot(true, None).unwrap();
+        assert!(!snap.is_changes());
+        let full = snap.into_state().unwrap();
+        assert_eq!(crate::contract::state::record_count(&full).unwrap(), 5_000);
     }
 
     #[test]
