@@ -38,10 +38,15 @@ impl Filter {
         }
     }
 
-    /// The block of `hash` (its high bits, scaled to the block count without a division) and
-    /// the word and bit mask of each probe within it (9 bits each of a second mix).
+    /// The block of `hash`: its high bits, scaled to the block count without a division.
+    fn block_of(&self, hash: u64) -> usize {
+        ((hash as u128 * self.blocks.len() as u128) >> 64) as usize
+    }
+
+    /// The block of `hash` and the word and bit mask of each probe within it (9 bits each of
+    /// a second mix).
     fn probes(&self, hash: u64) -> (usize, impl Iterator<Item = (usize, u64)> + use<>) {
-        let block = ((hash as u128 * self.blocks.len() as u128) >> 64) as usize;
+        let block = self.block_of(hash);
         let mixed = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let probes = (0..PROBES).map(move |i| {
             let bit = (mixed >> (55 - 9 * i)) & 511;
@@ -58,8 +63,7 @@ impl Filter {
 
     /// Asks the CPU to load `hash`'s block into the cache ahead of its use.
     fn prefetch(&self, hash: u64) {
-        let block = ((hash as u128 * self.blocks.len() as u128) >> 64) as usize;
-        let line: *const Block = &self.blocks[block];
+        let line: *const Block = &self.blocks[self.block_of(hash)];
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch is a hint with no effect on memory; the address is a live block.
         #[allow(unsafe_code)]

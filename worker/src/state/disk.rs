@@ -78,7 +78,10 @@ const CHANGED_KEY_OVERHEAD: usize = 56;
 /// to the tree (or removes) appended to a log in memory, so an incremental snapshot copies the
 /// changed entries from there instead of reading each back from the tree.
 enum Changes {
-    /// No snapshot taken yet: the next one is full.
+    /// Nothing tracked, so the next snapshot is full: none was taken yet, or more than a
+    /// quarter of the table changed, or the changed keys alone outgrew their share of memory.
+    /// (Without the bounds, a job that takes a savepoint but no checkpoints would note every
+    /// key it changes after it, forever.)
     Untracked,
     /// Per changed key, its key group and where its latest record starts in `log`; the log
     /// (per record: removed?, then the stored entry framed), dropped once keys and log outgrow
@@ -91,10 +94,6 @@ enum Changes {
         max_keys: usize,
         key_bytes: usize,
     },
-    /// More than a quarter of the table changed, or the changed keys alone outgrew their share
-    /// of memory: the next snapshot is full. (Without a bound, a job that takes a savepoint but
-    /// no checkpoints would note every key it changes after it, forever.)
-    Overflowed,
 }
 
 impl Changes {
@@ -112,7 +111,7 @@ impl Changes {
     fn bytes(&self) -> usize {
         match self {
             Changes::Tracked { log, key_bytes, .. } => key_bytes + log.as_ref().map_or(0, Vec::len),
-            _ => 0,
+            Changes::Untracked => 0,
         }
     }
 
@@ -142,7 +141,7 @@ impl Changes {
         if let Some(place) = keys.get_mut(key) {
             place.1 = at;
         } else if keys.len() >= *max_keys || *key_bytes > limit {
-            *self = Changes::Overflowed;
+            *self = Changes::Untracked;
         } else {
             *key_bytes += key.len() + CHANGED_KEY_OVERHEAD;
             keys.insert(key.into(), (group, at));
@@ -807,7 +806,7 @@ mod tests {
             t.insert(i % 128, &i.to_be_bytes(), "third".into()).unwrap();
         }
         t.write_dirty().unwrap();
-        assert!(matches!(t.changed, Changes::Overflowed));
+        assert!(matches!(t.changed, Changes::Untracked));
         let (changes, again) = state(t.snapshot(true, None).unwrap());
         assert_eq!((changes, count(&again)), (false, 5_000));
         // Tracking starts again from there, the few changes copied from the log.
@@ -834,7 +833,7 @@ mod tests {
             t.insert(i % 128, &i.to_be_bytes(), "again".into()).unwrap();
         }
         t.write_dirty().unwrap();
-        assert!(matches!(t.changed, Changes::Overflowed));
+        assert!(matches!(t.changed, Changes::Untracked));
         let snap = t.snapshot(true, None).unwrap();
         assert!(!snap.is_changes());
         let full = snap.into_state().unwrap();
