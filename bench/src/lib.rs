@@ -178,6 +178,7 @@ fn flat_bids(env: &StreamExecutionEnvironment, events: u64, rate: i64) -> Result
         inner_schema: schema_of(NexmarkStream::All),
         output: schema_of(NexmarkStream::Bid),
         calc,
+        event_time: None,
     };
     Ok(env
         .add_source(source)

@@ -139,14 +139,19 @@ pub fn event_millis(column: &arrow::array::ArrayRef) -> Result<arrow::array::Int
     Ok(millis.as_primitive::<Int64Type>().clone())
 }
 
+/// Computes a batch's event-time column (one value per row) from a source's batch.
+pub type EventTimeFn = std::sync::Arc<dyn Fn(&RecordBatch) -> Result<arrow::array::ArrayRef> + Send + Sync>;
+
 /// Watermarks per split (a Kafka partition), as Flink's per-split watermarks: each split
 /// tracks its own largest timestamp; the source subtask's watermark is the least over its
 /// splits that are not idle, so a partition that lags does not have its records made late by
 /// a faster one, and an empty partition (idle after the strategy's timeout) does not hold
 /// event time back.
-#[derive(Debug)]
 pub struct SplitWatermarks {
     column: usize,
+    /// Computes the event time of a source's batches when the watermark column is not one of
+    /// them (a SQL table's computed rowtime): one value per row of the batch.
+    derive: Option<EventTimeFn>,
     delay_ms: i64,
     idle_timeout: Option<std::time::Duration>,
     /// Split → (largest timestamp, last time it had data).
@@ -154,11 +159,24 @@ pub struct SplitWatermarks {
     emitted: i64,
 }
 
+impl std::fmt::Debug for SplitWatermarks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SplitWatermarks")
+            .field("column", &self.column)
+            .field("derived", &self.derive.is_some())
+            .field("delay_ms", &self.delay_ms)
+            .field("splits", &self.splits)
+            .field("emitted", &self.emitted)
+            .finish()
+    }
+}
+
 impl SplitWatermarks {
     /// Per-split watermarks by `strategy` on column `column`.
     pub fn new(strategy: &WatermarkStrategy, column: usize) -> Self {
         SplitWatermarks {
             column,
+            derive: None,
             delay_ms: strategy.max_out_of_orderness.as_millis() as i64,
             idle_timeout: strategy.idle_timeout,
             splits: std::collections::BTreeMap::new(),
@@ -166,9 +184,25 @@ impl SplitWatermarks {
         }
     }
 
-    /// The event-time column.
-    pub fn column(&self) -> usize {
-        self.column
+    /// Event time computed by `derive` from the source's batches instead of read from a column
+    /// of them (the rows a SQL table computes from a connector's records).
+    pub fn with_event_time(mut self, derive: EventTimeFn) -> Self {
+        self.derive = Some(derive);
+        self
+    }
+
+    /// Each row's event time in milliseconds (null where it has none), or `None` when it cannot
+    /// be told per row (the step that computes it dropped rows): the caller then leaves the
+    /// splits' watermarks where they were, which holds event time back but makes nothing late.
+    pub fn event_times(&self, batch: &RecordBatch) -> Result<Option<arrow::array::Int64Array>> {
+        let column = match &self.derive {
+            Some(derive) => derive(batch)?,
+            None => batch.column(self.column).clone(),
+        };
+        if column.len() != batch.num_rows() {
+            return Ok(None);
+        }
+        event_millis(&column).map(Some)
     }
 
     /// A split starts being read (it holds event time back until it has data or is idle).

@@ -410,6 +410,20 @@ impl<'a> Lowering<'a> {
                     None => (table.physical.clone(), None),
                 };
                 let (output, calc) = table_calc(&table, &wanted, reshape)?;
+                // The rowtime of each connector record, for per-split watermarks. A changelog's
+                // records are not one row each (an update is two, a malformed one none), so its
+                // watermark follows the table's rows instead.
+                let event_time = match (&table.watermark, &changes) {
+                    (Some((rowtime, _)), None) => {
+                        let (_, time) = table_calc(&table, std::slice::from_ref(rowtime), reshape)?;
+                        let derive: crate::contract::watermark::EventTimeFn = Arc::new(move |batch: &RecordBatch| {
+                            let mut rejects = super::source_calc::Rejects::new();
+                            Ok(time(batch.clone(), &mut rejects)?.column(0).clone())
+                        });
+                        Some(derive)
+                    }
+                    _ => None,
+                };
                 let (inner_schema, output, calc) = match &changes {
                     Some(layout) => {
                         let (output, calc) = changelog_calc(&table.physical, output, calc);
@@ -422,6 +436,7 @@ impl<'a> Lowering<'a> {
                     inner_schema,
                     output,
                     calc,
+                    event_time,
                 })
             };
         let name = self.name(&format!("source-{table_name}"));

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::contract::error::{Result, WeirError};
-use crate::contract::watermark::SplitWatermarks;
+use crate::contract::watermark::{EventTimeFn, SplitWatermarks};
 use crate::contract::{Source, SourceContext, SourceFactory, TaskContext};
 
 /// Turns one connector batch into one table batch; rows it cannot turn (a malformed change)
@@ -32,6 +32,10 @@ pub struct SourceCalc {
     pub output: SchemaRef,
     /// The step.
     pub calc: BatchFn,
+    /// The rowtime column computed from a connector batch (one value per row), when the table
+    /// has a watermark: a source that keeps watermarks per split (Kafka's partitions) places
+    /// each connector row in event time with it.
+    pub event_time: Option<EventTimeFn>,
 }
 
 #[async_trait]
@@ -74,6 +78,7 @@ impl SourceFactory for SourceCalc {
         Ok(Box::new(CalcSource {
             inner: self.inner.create(&self.inner_schema, ctx)?,
             calc: self.calc.clone(),
+            event_time: self.event_time.clone(),
         }))
     }
 }
@@ -81,6 +86,7 @@ impl SourceFactory for SourceCalc {
 struct CalcSource {
     inner: Box<dyn Source>,
     calc: BatchFn,
+    event_time: Option<EventTimeFn>,
 }
 
 #[async_trait]
@@ -89,6 +95,7 @@ impl Source for CalcSource {
         let mut wrapped = CalcContext {
             inner: ctx,
             calc: self.calc.clone(),
+            event_time: self.event_time.clone(),
         };
         self.inner.run(&mut wrapped).await
     }
@@ -97,6 +104,7 @@ impl Source for CalcSource {
 struct CalcContext<'a> {
     inner: &'a mut dyn SourceContext,
     calc: BatchFn,
+    event_time: Option<EventTimeFn>,
 }
 
 #[async_trait]
@@ -137,9 +145,12 @@ impl SourceContext for CalcContext<'_> {
         self.inner.checkpoint_if_due().await
     }
     fn take_split_watermarks(&mut self) -> Option<SplitWatermarks> {
-        // The watermark column may be one this step computes, which the connector's batches
-        // lack: the subtask's watermark follows the computed rows instead of per-split ones.
-        None
+        // The connector's batches are not the table's rows (the rowtime may be computed, and
+        // columns are placed differently): each split's event time comes from the rowtime
+        // computed from its records. Without it, the subtask's watermark follows the table's rows.
+        let event_time = self.event_time.clone()?;
+        let split = self.inner.take_split_watermarks()?;
+        Some(split.with_event_time(event_time))
     }
     fn set_position_bytes(&mut self, position: Vec<u8>) {
         self.inner.set_position_bytes(position)

@@ -778,6 +778,113 @@ fn the_sql_example_upserts_window_counts_into_kafka() {
     assert_eq!(table, want);
 }
 
+/// Records sent to chosen partitions of `topic`: (partition, value).
+fn produce_to(topic: &str, records: &[(i32, String)]) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .unwrap();
+        let mut pending = Vec::new();
+        for (p, v) in records {
+            let f = producer
+                .send_result(FutureRecord::<(), str>::to(topic).partition(*p).payload(v))
+                .map_err(|(e, _)| e)
+                .unwrap();
+            pending.push(f);
+        }
+        for f in pending {
+            f.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    });
+}
+
+/// A SQL table whose rowtime is computed (`ts AS TO_TIMESTAMP_LTZ(ts_ms, 3)`) keeps watermarks per
+/// Kafka partition, as a DataStream source does: a partition whose records arrive after the
+/// others' have moved far ahead in event time is not made late by them. The lagging partition
+/// is written only once the job has read every record of the others, so the order is certain.
+#[test]
+fn a_computed_rowtime_keeps_watermarks_per_partition() {
+    use weir::runtime::metrics::NodeRole;
+    let t = topic("sql-lagging");
+    // Partitions 0, 2 and 3 (the broker makes four) are at event time 100 s; partition 1 is empty.
+    let ahead: Vec<(i32, String)> = (0..300i64)
+        .map(|i| {
+            let p = [0, 2, 3][i as usize % 3];
+            (p, format!(r#"{{"k":{p},"ts_ms":{}}}"#, 100_000 + i))
+        })
+        .collect();
+    produce_to(&t, &ahead);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    let tenv = weir::sql::table_env::TableEnvironment::create(&env);
+    tenv.execute_sql(&format!(
+        "CREATE TABLE events (k BIGINT, ts_ms BIGINT, ts AS TO_TIMESTAMP_LTZ(ts_ms, 3), \
+         WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = 'kafka', 'topic' = '{t}', \
+         'properties.bootstrap.servers' = '{}', 'scan.startup.mode' = 'earliest-offset', 'format' = 'json')",
+        bootstrap()
+    ))
+    .unwrap();
+    let counts = tenv
+        .sql_query(
+            "SELECT k, window_start, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), \
+             INTERVAL '10' SECOND)) GROUP BY k, window_start, window_end",
+        )
+        .unwrap();
+    let out = Collect::new();
+    tenv.to_data_stream(&counts).unwrap().add_sink(out.clone());
+    let metrics = env.metrics();
+    let control = JobControl::default();
+    let (stopper, watched, seen, topic_name) = (control.clone(), metrics.clone(), out.clone(), t.clone());
+    let driver = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let read = || -> u64 {
+            watched
+                .snapshot()
+                .iter()
+                .filter(|n| n.role == NodeRole::Source)
+                .map(|n| n.records_out)
+                .sum()
+        };
+        while read() < 300 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Partition 1 at event time 0 s, then every partition far ahead, so both windows close.
+        let mut behind: Vec<(i32, String)> = (0..100i64).map(|i| (1, format!(r#"{{"k":1,"ts_ms":{i}}}"#))).collect();
+        behind.extend((0..4).map(|p| (p, format!(r#"{{"k":9,"ts_ms":{}}}"#, 1_000_000 + p as i64))));
+        produce_to(&topic_name, &behind);
+        while seen.len() < 4 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stopper.cancel();
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(env.execute_controlled("sql-lagging", &metrics, &control))
+        .unwrap();
+    driver.join().unwrap();
+    let late: u64 = metrics.snapshot().iter().map(|n| n.late_records).sum();
+    let mut got: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for row in out.rows_json() {
+        let v: serde_json::Value = serde_json::from_str(&row).unwrap();
+        got.insert(
+            (v["k"].as_i64().unwrap(), common::timed::millis(&v["window_start"])),
+            v["n"].as_i64().unwrap(),
+        );
+    }
+    let want: BTreeMap<(i64, i64), i64> = [
+        ((0, 100_000), 100),
+        ((1, 0), 100),
+        ((2, 100_000), 100),
+        ((3, 100_000), 100),
+        // Closed by the end of input when the job is stopped.
+        ((9, 1_000_000), 4),
+    ]
+    .into();
+    assert_eq!(got, want, "late records: {late}");
+    assert_eq!(late, 0);
+}
+
 /// An updating `GROUP BY` into `upsert-kafka`: each key's record is replaced as its result
 /// changes; the topic read back (the last value per key, as compaction keeps it) is the final
 /// table.

@@ -392,8 +392,10 @@ impl Reader {
             };
             // Each partition's largest event time in this batch.
             let mut per_split: BTreeMap<(String, i32), i64> = BTreeMap::new();
-            if let Some(w) = watermarks.as_ref() {
-                let times = crate::contract::watermark::event_millis(batch.column(w.column()))?;
+            if let Some(times) = match watermarks.as_ref() {
+                Some(w) => w.event_times(&batch)?,
+                None => None,
+            } {
                 for (row, i) in good.iter().enumerate() {
                     if times.is_valid(row) {
                         let (topic, partition, _) = &buf.next[*i];
