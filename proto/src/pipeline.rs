@@ -514,7 +514,8 @@ pub struct CheckpointSpec {
     /// Upload only the state that changed since the previous checkpoint (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental: Option<bool>,
-    /// With `incremental`: a full snapshot at least every this many checkpoints (default 10).
+    /// With `incremental`: a full snapshot at least every this many checkpoints (default 100;
+    /// also whenever the change files since the last full one outweigh it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_every: Option<u32>,
 }

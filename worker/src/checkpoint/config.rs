@@ -22,7 +22,8 @@ pub struct CheckpointConfig {
     /// tell (Flink's `execution.checkpointing.incremental`; on by default here).
     pub incremental: bool,
     /// With `incremental`: a full snapshot at least every this many checkpoints, which bounds
-    /// how many files a restore reads.
+    /// how many files a restore reads (one is also taken whenever the change files since the
+    /// last full one outweigh it).
     pub full_every: u32,
     /// Where snapshots go: a path, `file://`, `s3://bucket/prefix`, `memory://` (default
     /// `./.weir/checkpoints`, the embedded default).
@@ -38,7 +39,7 @@ impl Default for CheckpointConfig {
             tolerable_failures: 3,
             retain: 1,
             incremental: true,
-            full_every: 10,
+            full_every: 100,
             storage: ".weir/checkpoints".into(),
         }
     }

@@ -90,6 +90,7 @@ impl TaskCheckpoints {
         };
         if state.is_empty() {
             if let Some(link) = link {
+                link.sizes.stored(state.is_changes(), 0);
                 let _ = link.outcome.send(Some(Vec::new()));
             }
             let _ = self.acks.send(ack(Ok(None)));
@@ -105,9 +106,9 @@ impl TaskCheckpoints {
         let mut completions = self.complete.clone();
         self.uploads.spawn(async move {
             let changes = state.is_changes();
-            let (previous, outcome, broken) = match link {
-                Some(l) => (l.previous, Some(l.outcome), Some(l.broken)),
-                None => (None, None, None),
+            let (previous, outcome, broken, sizes) = match link {
+                Some(l) => (l.previous, Some(l.outcome), Some(l.broken), Some(l.sizes)),
+                None => (None, None, None, None),
             };
             let stored = async {
                 // Encoding (of a frozen view) is CPU work: off the upload thread's reactor.
@@ -180,6 +181,9 @@ impl TaskCheckpoints {
             let mut prune = None;
             done.result = match stored {
                 Ok((snapshot, chain)) => {
+                    if let Some(sizes) = &sizes {
+                        sizes.stored(changes, snapshot.as_ref().map_or(0, |s| s.size));
+                    }
                     prune = local.map(|l| (l, chain.iter().map(|c| c.checkpoint).collect::<Vec<_>>()));
                     if let Some(o) = outcome {
                         let _ = o.send(Some(chain));

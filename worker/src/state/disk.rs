@@ -38,6 +38,12 @@ type Map<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
 const BLOCK_CACHE_SHARE: f64 = 0.25;
 const WRITE_BUFFER_SHARE: f64 = 0.15;
 const ENTRY_CACHE_SHARE: f64 = 0.6;
+/// fjall's background threads (flushes and compactions). Not two, its default on two cores:
+/// with more than one, the first re-queues compaction requests at once, to stay free for
+/// flushes, so while the second compacts it spins on the request (a quarter of the events per
+/// CPU-second, measured); with one, a flush can wait on a full queue it alone drains
+/// (fjall-rs/fjall#323). With three, a request finds a worker that takes it.
+const FJALL_WORKERS: usize = 3;
 /// Entries written to the tree per batch (spills, snapshots, restore).
 const WRITE_BATCH: usize = 16_384;
 /// Bytes a cached entry takes beyond its key, slot and stored bytes: the hash table's share
@@ -78,16 +84,17 @@ const CHANGED_KEY_OVERHEAD: usize = 56;
 /// to the tree (or removes) appended to a log in memory, so an incremental snapshot copies the
 /// changed entries from there instead of reading each back from the tree.
 enum Changes {
-    /// Nothing tracked, so the next snapshot is full: none was taken yet, or more than a
-    /// quarter of the table changed, or the changed keys alone outgrew their share of memory.
+    /// Nothing tracked, so the next snapshot is full: none was taken yet, or the log was
+    /// dropped and more than a quarter of the table changed, or the changed keys alone
+    /// outgrew their share of memory.
     /// (Without the bounds, a job that takes a savepoint but no checkpoints would note every
     /// key it changes after it, forever.)
     Untracked,
     /// Per changed key, its key group and where its latest record starts in `log`; the log
     /// (per record: removed?, then the stored entry framed), dropped once keys and log outgrow
     /// their share of memory (the snapshot then reads the changed keys from the tree); how
-    /// many keys may change before an incremental snapshot is not worth it; the bytes the keys
-    /// take.
+    /// many keys may change, once the log is gone, before reading them back one by one costs
+    /// more than a scan; the bytes the keys take.
     Tracked {
         keys: Map<(u32, usize)>,
         log: Option<Vec<u8>>,
@@ -140,7 +147,7 @@ impl Changes {
         }
         if let Some(place) = keys.get_mut(key) {
             place.1 = at;
-        } else if keys.len() >= *max_keys || *key_bytes > limit {
+        } else if (log.is_none() && keys.len() >= *max_keys) || *key_bytes > limit {
             *self = Changes::Untracked;
         } else {
             *key_bytes += key.len() + CHANGED_KEY_OVERHEAD;
@@ -185,6 +192,7 @@ impl Database {
             .cache_size((budget * BLOCK_CACHE_SHARE) as u64)
             .manual_journal_persist(true)
             .temporary(true)
+            .worker_threads(FJALL_WORKERS)
             .open()
             .map_err(|e| format!("state.backend disk: opening {}: {e}", path.display()))?;
         tracing::info!(dir = %path.display(), memory = settings.memory, "disk state backend opened");
@@ -488,9 +496,11 @@ where
     /// read on the checkpoint thread and streamed key group by key group into a state file
     /// beside the tree (never whole in memory). With `changes_only`, the latest record of each
     /// key changed since the previous snapshot in key order, from the log of changes (or, when
-    /// the log outgrew its share of memory, read from the tree); when more than a quarter of
-    /// the table changed (a scan is cheaper than that many reads, and restores read fewer
-    /// change files), or this is the first snapshot, a full snapshot instead. Records as
+    /// the log outgrew its share of memory, read from the tree); when that log is gone and
+    /// more than a quarter of the table changed (a scan is cheaper than that many reads), or
+    /// this is the first snapshot, a full snapshot instead. (How long a chain of change files
+    /// may grow before a full one is [`crate::checkpoint::incremental::StateChain`]'s call.)
+    /// Records as
     /// [`super::table_snapshot::table_snapshot`] writes them.
     pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
         self.write_dirty()?;
@@ -500,7 +510,9 @@ where
         let changed = std::mem::replace(&mut self.changed, Changes::tracked(len));
         let dir = self.db.path.clone();
         let (keys, log) = match changed {
-            Changes::Tracked { keys, log, .. } if changes_only && keys.len() <= len / 4 => (keys, log),
+            Changes::Tracked { keys, log, .. } if changes_only && (log.is_some() || keys.len() <= len / 4) => {
+                (keys, log)
+            }
             _ => return Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, operator))),
         };
         Ok(Snapshot::file(true, move || {
@@ -771,7 +783,7 @@ mod tests {
     }
 
     #[test]
-    fn the_log_of_changes_stays_within_its_budget_and_a_quarter_of_the_table_changed_makes_a_full_snapshot() {
+    fn the_log_of_changes_stays_within_its_budget_and_past_it_a_quarter_of_the_table_changed_makes_a_full_snapshot() {
         let tmp = tempfile::tempdir().unwrap();
         // 320 KiB: the changes may hold ~96 KiB, about 1,600 changed keys without their log.
         let s = settings(tmp.path(), 320 << 10);
@@ -818,6 +830,14 @@ mod tests {
         assert!(matches!(t.changed, Changes::Tracked { log: Some(_), .. }));
         let (changes, few) = state(t.snapshot(true, None).unwrap());
         assert_eq!((changes, count(&few)), (true, 4));
+        // More than a quarter changed but the log holds them all: copied from it, no scan.
+        for i in 0..1_300u32 {
+            t.insert(i % 128, &i.to_be_bytes(), "fifth".into()).unwrap();
+        }
+        t.write_dirty().unwrap();
+        assert!(matches!(t.changed, Changes::Tracked { log: Some(_), .. }));
+        let (changes, many) = state(t.snapshot(true, None).unwrap());
+        assert_eq!((changes, count(&many)), (true, 1_300));
     }
 
     #[test]
