@@ -211,6 +211,19 @@ impl Failure {
         }
     }
 
+    /// Whether the row with `id` fails (once), counting only checkpoints that began after the
+    /// first row from `at` on was seen (the second to complete after it), so the restored
+    /// position is past every row read by then. `armed` keeps the count at that first row.
+    fn strikes_past(&self, id: Option<i64>, armed: &std::sync::OnceLock<u64>) -> bool {
+        let Some(c) = self.checkpoints.get() else {
+            return false;
+        };
+        let done = c.completed.load(Ordering::SeqCst);
+        id.is_some_and(|id| id >= self.at)
+            && done >= *armed.get_or_init(|| done) + 2
+            && !self.failed.swap(true, Ordering::SeqCst)
+    }
+
     /// Whether the row with `id` fails (once).
     fn strikes(&self, id: Option<i64>) -> bool {
         id.is_some_and(|id| id >= self.at)
@@ -681,6 +694,13 @@ fn a_file_source_resumes_from_its_checkpointed_line() {
             .collect();
         std::fs::write(input.join(format!("part-{f}.jsonl")), text).unwrap();
     }
+    // Rows the filter saw before the first one from the failure's id on, and after the failure.
+    let (armed, seen, after) = (
+        Arc::new(std::sync::OnceLock::<u64>::new()),
+        Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    );
+    let seen_when_armed = Arc::new(std::sync::OnceLock::<u64>::new());
     let run = |out: &std::path::Path, fail_at: Option<Failure>| {
         let env = StreamExecutionEnvironment::new();
         env.set_parallelism(2);
@@ -694,19 +714,31 @@ fn a_file_source_resumes_from_its_checkpointed_line() {
         });
         let mut cfg = FileSourceConfig::new(input.to_str().unwrap(), Format::Json);
         cfg.schema = Some(SchemaSpec::Text("id BIGINT".into()));
+        let (armed, seen, after, seen_when_armed) =
+            (armed.clone(), seen.clone(), after.clone(), seen_when_armed.clone());
+        // One filter subtask: when it fails, no other sees rows of the failed attempt.
         env.add_source_named("files", Arc::new(FileSource::new("files", cfg)))
             .filter(move |row| {
                 let id = row.get_i64("id").unwrap_or(0);
-                if let Some(f) = &fail_at
-                    && f.strikes(Some(id))
-                {
-                    panic!("injected failure from {} on", f.at);
+                if let Some(f) = &fail_at {
+                    if f.happened() {
+                        after.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        let n = seen.fetch_add(1, Ordering::SeqCst);
+                        if id >= f.at {
+                            seen_when_armed.get_or_init(|| n);
+                        }
+                        if f.strikes_past(Some(id), &armed) {
+                            panic!("injected failure from {} on", f.at);
+                        }
+                    }
                 }
                 if id % 20 == 0 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 true
             })
+            .set_parallelism(1)
             .add_sink(FileSink::new("out", FileSinkConfig::new(out.to_str().unwrap(), Format::Json)).unwrap())
             .name("out");
         env
@@ -716,9 +748,14 @@ fn a_file_source_resumes_from_its_checkpointed_line() {
     let r = failure.execute(&run(&out, Some(failure.clone())), "files-restarted");
     assert!(failure.happened());
     assert_eq!(r.restarts, 1);
-    // A restart from scratch would read the lines before the failure again.
-    let read = r.node("files").unwrap().records_out;
-    assert!(read < 15_000 + 7_000, "resumed from the checkpointed line: read {read}");
+    // The restored checkpoint began after the filter had seen `seen_when_armed` rows, all read
+    // by then: the restart reads at most the rest (a restart from scratch would read them all).
+    let before = *seen_when_armed.get().unwrap() + 1;
+    let again = after.load(Ordering::SeqCst);
+    assert!(
+        again <= 15_000 - before,
+        "resumed from the checkpointed line: {again} rows after the restart, {before} seen before"
+    );
     let mut ids: Vec<i64> = common::committed_lines(&out)
         .iter()
         .map(|l| {
