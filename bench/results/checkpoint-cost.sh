@@ -4,12 +4,13 @@
 # second (incremental, the default), and with a full checkpoint every second, interleaved
 # none, incremental, full, none… for 5 rounds on the same machine. Raw JSON lines go to
 # 2026-12-05-checkpoint-cost.jsonl (`side` and `round` added), the machine's facts to
-# 2026-12-05-checkpoint-cost.machine.txt, then the table of medians is printed.
+# 2026-12-05-checkpoint-cost.machine.txt, then the table of medians is printed. RESULTS names
+# another results file; ROUNDS sets the rounds.
 set -euo pipefail
 bench="${WEIR_BENCH:-$HOME/.cache/weir/target-bench/release/weir-bench}"
 source "$(dirname "$0")/rounds.sh"
-results 2026-12-05-checkpoint-cost
-for round in 1 2 3 4 5; do
+results "${RESULTS:-2026-12-05-checkpoint-cost}"
+for round in $(seq "${ROUNDS:-5}"); do
   "$bench" --query q5 -n 10000000 -p 1 --reps 1 --json | tag none "$round"
   "$bench" --query q5 -n 10000000 -p 1 --reps 1 --json --checkpoint-interval 1000 | tag incremental "$round"
   "$bench" --query q5 -n 10000000 -p 1 --reps 1 --json --checkpoint-interval 1000 --full-checkpoints | tag full "$round"

@@ -110,6 +110,7 @@ impl TaskCheckpoints {
                 Some(l) => (l.previous, Some(l.outcome), Some(l.broken), Some(l.sizes)),
                 None => (None, None, None, None),
             };
+            let began = std::time::Instant::now();
             let stored = async {
                 // Encoding (of a frozen view) is CPU work: off the upload thread's reactor.
                 let encoded = uploads.spawn_blocking(move || match state.into_file() {
@@ -130,6 +131,7 @@ impl TaskCheckpoints {
                     .await
                     .map_err(|e| format!("encoding state: {e}"))?
                     .map_err(|e| format!("encoding state: {e}"))?;
+                let encoded_ms = began.elapsed().as_millis();
                 let (size, key_groups, operator_state) = match encoded {
                     Encoded::Bytes((bytes, key_groups, operator_state)) => {
                         if !changes && key_groups.is_empty() && operator_state.is_none() {
@@ -160,6 +162,10 @@ impl TaskCheckpoints {
                         (size, f.index, f.operator)
                     }
                 };
+                tracing::debug!(
+                    file = %file, changes, size, encoded_ms, stored_ms = began.elapsed().as_millis() as u64,
+                    "snapshot stored"
+                );
                 let mut after = chain.clone();
                 after.push(ChainedFile {
                     checkpoint: id,

@@ -312,7 +312,12 @@ impl Chain {
         if let Some(cp) = &self.checkpoints {
             for op in &mut self.operators {
                 let changes = op.state_chain.wants_changes(&barrier, cp.full_every);
+                let began = std::time::Instant::now();
                 let state = op.operator.snapshot(id, changes).map_err(|e| op_error(&op.ctx, e))?;
+                tracing::debug!(
+                    node = %op.ctx.node, checkpoint = id, wanted_changes = changes, changes = state.is_changes(),
+                    sync_ms = began.elapsed().as_millis() as u64, "operator snapshot taken"
+                );
                 let link = op.state_chain.link(&barrier, state.is_changes());
                 let (node, subtask, parallelism) = (&op.ctx.node, op.ctx.subtask, op.ctx.parallelism);
                 cp.store(&barrier, node, subtask, parallelism, state, Some(link));
