@@ -12,8 +12,8 @@
 //! batch and the entries not used since the previous spill leave the cache. A snapshot writes
 //! the changed entries, takes the tree's MVCC snapshot (O(1)) and encodes from it on the
 //! checkpoint thread; an incremental one copies the entries changed since the previous
-//! snapshot from a log in memory that every write to the tree also appends to (bounded; past
-//! its bound the changed keys are read back from the tree). The tree itself is scratch space:
+//! snapshot from a log in memory that every write to the tree also appends to (bounded by a
+//! share of the memory budget; past it the next snapshot is full). The tree itself is scratch space:
 //! durability comes from checkpoints, so its journal is never synced.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,85 +76,81 @@ pub struct DiskTable<V> {
     codec: Codec<V>,
 }
 
-/// Bytes a key in [`Changes`] takes beyond its own: its box, key group, place and hash-table
-/// slot.
-const CHANGED_KEY_OVERHEAD: usize = 56;
-
-/// What a disk table changed since its previous snapshot: the keys, and every entry it writes
-/// to the tree (or removes) appended to a log in memory, so an incremental snapshot copies the
-/// changed entries from there instead of reading each back from the tree.
+/// What a disk table changed since its previous snapshot: every entry it writes to the tree (or
+/// removes) appended to a log in memory, so an incremental snapshot copies the changes from
+/// there (the latest record of each key) instead of reading each back from the tree. Appending
+/// is all a write pays: the checkpoint thread sorts the log and drops superseded records.
 enum Changes {
-    /// Nothing tracked, so the next snapshot is full: none was taken yet, or the log was
-    /// dropped and more than a quarter of the table changed, or the changed keys alone
-    /// outgrew their share of memory.
-    /// (Without the bounds, a job that takes a savepoint but no checkpoints would note every
-    /// key it changes after it, forever.)
+    /// Nothing tracked, so the next snapshot is full: none was taken yet, or the log outgrew
+    /// its share of memory (without the bound, a job that takes a savepoint but no checkpoints
+    /// would log every change after it, forever).
     Untracked,
-    /// Per changed key, its key group and where its latest record starts in `log`; the log
-    /// (per record: removed?, then the stored entry framed), dropped once keys and log outgrow
-    /// their share of memory (the snapshot then reads the changed keys from the tree); how
-    /// many keys may change, once the log is gone, before reading them back one by one costs
-    /// more than a scan; the bytes the keys take.
-    Tracked {
-        keys: Map<(u32, usize)>,
-        log: Option<Vec<u8>>,
-        max_keys: usize,
-        key_bytes: usize,
-    },
+    /// Per record: key group (2 bytes, big-endian), the key framed, removed?, then the stored
+    /// entry framed (not for a removal).
+    Tracked(Vec<u8>),
 }
 
 impl Changes {
-    /// Tracking from a snapshot of a table of `len` keys.
-    fn tracked(len: usize) -> Self {
-        Changes::Tracked {
-            keys: Map::default(),
-            log: Some(Vec::new()),
-            max_keys: len / 4,
-            key_bytes: 0,
-        }
-    }
-
     /// Bytes the changes hold in memory (counted in the table's cache share).
     fn bytes(&self) -> usize {
         match self {
-            Changes::Tracked { log, key_bytes, .. } => key_bytes + log.as_ref().map_or(0, Vec::len),
+            Changes::Tracked(log) => log.len(),
             Changes::Untracked => 0,
         }
     }
 
     /// Logs that `key` (in `group`) now stores `entry` (`None`: removed). Past `limit` bytes
-    /// the log is dropped, and if the keys alone pass it, the keys too.
+    /// the log is dropped: the next snapshot is full.
     fn log(&mut self, group: u32, key: &[u8], entry: Option<&[u8]>, limit: usize) -> UserResult<()> {
-        let Changes::Tracked {
-            keys,
-            log,
-            max_keys,
-            key_bytes,
-        } = self
-        else {
+        let Changes::Tracked(log) = self else {
             return Ok(());
         };
-        let mut at = usize::MAX;
-        if let Some(records) = log {
-            at = records.len();
-            records.push(u8::from(entry.is_none()));
-            if let Some(entry) = entry {
-                put_frame(entry, records)?;
-            }
-            if *key_bytes + records.len() > limit {
-                *log = None;
-            }
+        log.extend_from_slice(&(group as u16).to_be_bytes());
+        put_frame(key, log)?;
+        log.push(u8::from(entry.is_none()));
+        if let Some(entry) = entry {
+            put_frame(entry, log)?;
         }
-        if let Some(place) = keys.get_mut(key) {
-            place.1 = at;
-        } else if (log.is_none() && keys.len() >= *max_keys) || *key_bytes > limit {
+        if log.len() > limit {
             *self = Changes::Untracked;
-        } else {
-            *key_bytes += key.len() + CHANGED_KEY_OVERHEAD;
-            keys.insert(key.into(), (group, at));
         }
         Ok(())
     }
+}
+
+/// A record of a log of [`Changes`]: key group, key, entry (`None`: removed).
+type Change<'a> = (u32, &'a [u8], Option<&'a [u8]>);
+
+/// The latest record of each key in a log of [`Changes`], in key-group and key order.
+fn latest_changes(mut log: &[u8]) -> UserResult<Vec<Change<'_>>> {
+    let mut records = Vec::new();
+    while !log.is_empty() {
+        let group = match log {
+            [hi, lo, rest @ ..] => {
+                log = rest;
+                u16::from_be_bytes([*hi, *lo]) as u32
+            }
+            _ => return Err("the log of changes ends early".into()),
+        };
+        let key = take_frame(&mut log)?;
+        let (&removed, rest) = log.split_first().ok_or("the log of changes ends early")?;
+        log = rest;
+        let entry = match removed {
+            0 => Some(take_frame(&mut log)?),
+            _ => None,
+        };
+        records.push((group, key, entry));
+    }
+    // Stable: a key's records stay in the order they were logged, its latest last.
+    records.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut latest: Vec<Change<'_>> = Vec::with_capacity(records.len());
+    for r in records {
+        match latest.last_mut() {
+            Some(last) if (last.0, last.1) == (r.0, r.1) => *last = r,
+            _ => latest.push(r),
+        }
+    }
+    Ok(latest)
 }
 
 /// A fjall database shared by the disk tables of one process and state directory, removed
@@ -495,48 +491,25 @@ where
     /// A snapshot: the changed entries are written to the tree, whose MVCC snapshot is then
     /// read on the checkpoint thread and streamed key group by key group into a state file
     /// beside the tree (never whole in memory). With `changes_only`, the latest record of each
-    /// key changed since the previous snapshot in key order, from the log of changes (or, when
-    /// the log outgrew its share of memory, read from the tree); when that log is gone and
-    /// more than a quarter of the table changed (a scan is cheaper than that many reads), or
-    /// this is the first snapshot, a full snapshot instead. (How long a chain of change files
-    /// may grow before a full one is [`crate::checkpoint::incremental::StateChain`]'s call.)
-    /// Records as
+    /// key changed since the previous snapshot in key order, from the log of changes; when the
+    /// log outgrew its share of memory, or this is the first snapshot, a full snapshot instead.
+    /// (How long a chain of change files may grow before a full one is
+    /// [`crate::checkpoint::incremental::StateChain`]'s call.) Records as
     /// [`super::table_snapshot::table_snapshot`] writes them.
     pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
         self.write_dirty()?;
         let view = self.db.db.snapshot();
         let tree = self.tree.clone();
-        let len = tree.approximate_len();
-        let changed = std::mem::replace(&mut self.changed, Changes::tracked(len));
+        let changed = std::mem::replace(&mut self.changed, Changes::Tracked(Vec::new()));
         let dir = self.db.path.clone();
-        let (keys, log) = match changed {
-            Changes::Tracked { keys, log, .. } if changes_only && (log.is_some() || keys.len() <= len / 4) => {
-                (keys, log)
-            }
+        let log = match changed {
+            Changes::Tracked(log) if changes_only => log,
             _ => return Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, operator))),
         };
         Ok(Snapshot::file(true, move || {
-            use fjall::Readable;
-            let mut keys: Vec<(u32, Box<[u8]>, usize)> = keys.into_iter().map(|(k, (g, at))| (g, k, at)).collect();
-            keys.sort_unstable();
             let mut out = GroupWriter::new(&dir)?;
-            for (group, key, at) in keys {
-                match &log {
-                    Some(log) => {
-                        let mut record = log.get(at + 1..).ok_or("the log of changes ends early")?;
-                        let entry = match log[at] {
-                            0 => Some(take_frame(&mut record)?),
-                            _ => None,
-                        };
-                        out.put(group, &key, entry)?;
-                    }
-                    None => {
-                        let value = view
-                            .get(&tree, tree_key(group, &key))
-                            .map_err(|e| io_error("reading a snapshot", e))?;
-                        out.put(group, &key, value.as_deref())?;
-                    }
-                }
+            for (group, key, entry) in latest_changes(&log)? {
+                out.put(group, key, entry)?;
             }
             out.finish(operator)
         }))
@@ -783,9 +756,9 @@ mod tests {
     }
 
     #[test]
-    fn the_log_of_changes_stays_within_its_budget_and_past_it_a_quarter_of_the_table_changed_makes_a_full_snapshot() {
+    fn changes_are_copied_from_the_log_latest_record_per_key_and_past_its_budget_the_snapshot_is_full() {
         let tmp = tempfile::tempdir().unwrap();
-        // 320 KiB: the changes may hold ~96 KiB, about 1,600 changed keys without their log.
+        // 320 KiB: the log may hold ~96 KiB.
         let s = settings(tmp.path(), 320 << 10);
         let mut t: DiskTable<String> = DiskTable::open(&s).unwrap();
         for i in 0..5_000u32 {
@@ -796,61 +769,57 @@ mod tests {
         // The first snapshot is full even when asked for changes: there is nothing to compare.
         let (changes, full) = state(t.snapshot(true, None).unwrap());
         assert_eq!((changes, count(&full)), (false, 5_000));
-        // A thousand changed entries outgrow the log: the changes are read from the tree.
-        let again = |i: u32| format!("again{i}-{}", "x".repeat(64));
-        for i in 0..1_000u32 {
-            t.insert(i % 128, &i.to_be_bytes(), again(i)).unwrap();
+        // Half the table changed, some keys twice (written to the tree twice), one removed: the
+        // latest record of each, from the log.
+        for i in 0..2_500u32 {
+            t.insert(i % 128, &i.to_be_bytes(), format!("w{i}")).unwrap();
         }
         t.write_dirty().unwrap();
-        assert!(matches!(t.changed, Changes::Tracked { log: None, .. }));
+        for i in 0..10u32 {
+            t.insert(i % 128, &i.to_be_bytes(), format!("x{i}")).unwrap();
+        }
+        t.remove(11, &11u32.to_be_bytes()).unwrap();
+        t.write_dirty().unwrap();
+        assert!(matches!(t.changed, Changes::Tracked(_)));
         let (changes, delta) = state(t.snapshot(true, None).unwrap());
-        assert_eq!((changes, count(&delta)), (true, 1_000));
+        assert_eq!((changes, count(&delta)), (true, 2_500));
         let mut mem: KeyedTable<String> = KeyedTable::new();
         let chain = OperatorState {
             deltas: vec![delta.keyed],
             ..full
         };
         crate::state::table_snapshot::table_restore(&chain, &mut mem).unwrap();
-        assert_eq!(mem.get(&999u32.to_be_bytes()), Some(&again(999)));
-        assert_eq!(mem.get(&1_000u32.to_be_bytes()).map(String::as_str), Some("v1000"));
-        // More than a quarter of the table changed: the set of keys gives up, the next is full.
+        assert_eq!(mem.get(&9u32.to_be_bytes()).map(String::as_str), Some("x9"));
+        assert_eq!(mem.get(&10u32.to_be_bytes()).map(String::as_str), Some("w10"));
+        assert_eq!(mem.get(&11u32.to_be_bytes()), None);
+        assert_eq!(mem.get(&2_500u32.to_be_bytes()).map(String::as_str), Some("v2500"));
+        // Changes past the log's budget: dropped, the next snapshot is full.
+        let long = |i: u32| format!("again{i}-{}", "x".repeat(64));
         for i in 0..2_000u32 {
-            t.insert(i % 128, &i.to_be_bytes(), "third".into()).unwrap();
+            t.insert(i % 128, &i.to_be_bytes(), long(i)).unwrap();
         }
         t.write_dirty().unwrap();
         assert!(matches!(t.changed, Changes::Untracked));
         let (changes, again) = state(t.snapshot(true, None).unwrap());
         assert_eq!((changes, count(&again)), (false, 5_000));
-        // Tracking starts again from there, the few changes copied from the log.
-        for i in 0..3u32 {
-            t.insert(i % 128, &i.to_be_bytes(), "fourth".into()).unwrap();
-        }
-        t.remove(3, &3u32.to_be_bytes()).unwrap();
-        t.write_dirty().unwrap();
-        assert!(matches!(t.changed, Changes::Tracked { log: Some(_), .. }));
-        let (changes, few) = state(t.snapshot(true, None).unwrap());
-        assert_eq!((changes, count(&few)), (true, 4));
-        // More than a quarter changed but the log holds them all: copied from it, no scan.
-        for i in 0..1_300u32 {
-            t.insert(i % 128, &i.to_be_bytes(), "fifth".into()).unwrap();
-        }
-        t.write_dirty().unwrap();
-        assert!(matches!(t.changed, Changes::Tracked { log: Some(_), .. }));
-        let (changes, many) = state(t.snapshot(true, None).unwrap());
-        assert_eq!((changes, count(&many)), (true, 1_300));
+        // Tracking starts again from there.
+        t.insert(0, &0u32.to_be_bytes(), "fourth".into()).unwrap();
+        let (changes, one) = state(t.snapshot(true, None).unwrap());
+        assert_eq!((changes, count(&one)), (true, 1));
     }
 
     #[test]
     fn changed_keys_that_outgrow_their_share_of_memory_make_the_next_snapshot_full() {
         let tmp = tempfile::tempdir().unwrap();
-        // 64 KiB: the changes may hold ~19 KiB, some 300 keys — fewer than a quarter of 5,000.
+        // 64 KiB: the log may hold ~19 KiB, fewer than these 1,000 changes (~26 bytes each).
         let mut t: DiskTable<String> = DiskTable::open(&settings(tmp.path(), 64 << 10)).unwrap();
         for i in 0..5_000u32 {
             t.insert(i % 128, &i.to_be_bytes(), format!("v{i}")).unwrap();
         }
         assert!(!t.snapshot(true, None).unwrap().is_changes());
         for i in 0..1_000u32 {
-            t.insert(i % 128, &i.to_be_bytes(), "again".into()).unwrap();
+            t.insert(i % 128, &i.to_be_bytes(), format!("again{i}-xxxxxxxxxx"))
+                .unwrap();
         }
         t.write_dirty().unwrap();
         assert!(matches!(t.changed, Changes::Untracked));
