@@ -369,25 +369,16 @@ fn the_exactly_once_sink_writes_every_record_once_across_a_failure() {
 fn an_idle_partition_does_not_block_event_time_windows() {
     let t = topic("idle");
     // Partitions 0, 1 and 2 get 5 s of event time; partition 3 gets nothing.
+    let records: Vec<(i32, String)> = (0..1_500i64)
+        .map(|i| {
+            (
+                (i % 3) as i32,
+                format!(r#"{{"id":{i},"k":{},"v":{}}}"#, i % 3, i * 10 / 3),
+            )
+        })
+        .collect();
+    produce_to(&t, &records);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap())
-            .create()
-            .unwrap();
-        let mut pending = Vec::new();
-        for i in 0..1_500i64 {
-            let v = format!(r#"{{"id":{i},"k":{},"v":{}}}"#, i % 3, i * 10 / 3);
-            let f = producer
-                .send_result(FutureRecord::<(), str>::to(&t).partition((i % 3) as i32).payload(&v))
-                .map_err(|(e, _)| e)
-                .unwrap();
-            pending.push(f);
-        }
-        for f in pending {
-            f.await.unwrap().map_err(|(e, _)| e).unwrap();
-        }
-    });
     // The topic has 4 partitions (the broker's default): make sure the fourth exists and is empty.
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(1);
