@@ -71,7 +71,7 @@ pub struct DiskTable<V> {
     cached_bytes: usize,
     /// Every key ever written to the tree (approximately): a key it has not seen is not read.
     stored: KeyFilter,
-    /// Keys changed since the previous snapshot: what an incremental snapshot reads.
+    /// What changed since the previous snapshot: what an incremental snapshot copies.
     changed: Changes,
     codec: Codec<V>,
 }
@@ -498,13 +498,14 @@ where
     /// [`super::table_snapshot::table_snapshot`] writes them.
     pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
         self.write_dirty()?;
-        let view = self.db.db.snapshot();
-        let tree = self.tree.clone();
         let changed = std::mem::replace(&mut self.changed, Changes::Tracked(Vec::new()));
         let dir = self.db.path.clone();
         let log = match changed {
             Changes::Tracked(log) if changes_only => log,
-            _ => return Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, operator))),
+            _ => {
+                let (view, tree) = (self.db.db.snapshot(), self.tree.clone());
+                return Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, operator)));
+            }
         };
         Ok(Snapshot::file(true, move || {
             let mut out = GroupWriter::new(&dir)?;

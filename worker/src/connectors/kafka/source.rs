@@ -392,10 +392,12 @@ impl Reader {
             };
             // Each partition's largest event time in this batch.
             let mut per_split: BTreeMap<(String, i32), i64> = BTreeMap::new();
-            if let Some(times) = match watermarks.as_ref() {
-                Some(w) => w.event_times(&batch)?,
-                None => None,
-            } {
+            let times = watermarks
+                .as_ref()
+                .map(|w| w.event_times(&batch))
+                .transpose()?
+                .flatten();
+            if let Some(times) = times {
                 for (row, i) in good.iter().enumerate() {
                     if times.is_valid(row) {
                         let (topic, partition, _) = &buf.next[*i];
