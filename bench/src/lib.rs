@@ -438,6 +438,28 @@ fn proc_stat_seconds(user: usize, system: usize) -> f64 {
     (ticks(user) + ticks(system)) / hz
 }
 
+/// CPU seconds used so far by this process's threads (those running now), summed per thread
+/// name: where a run's CPU went (the task threads, the state store's, the checkpoint thread).
+pub fn thread_cpu_seconds() -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some((head, after)), Some(open)) = (stat.rsplit_once(')'), stat.find('(')) else {
+            continue;
+        };
+        let name = head[open + 1..].trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        *by_name.entry(name.trim().to_string()).or_insert(0.0) += (ticks(11) + ticks(12)) / 100.0;
+    }
+    by_name
+}
+
 /// Resident memory now, MiB.
 pub fn current_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -673,6 +695,8 @@ pub struct StateBenchResult {
     pub build_cpu_seconds: f64,
     /// Build throughput per CPU-second.
     pub build_events_per_cpu_s: f64,
+    /// CPU seconds of the build per thread name (threads that ended during it not counted).
+    pub build_cpu_by_thread: std::collections::BTreeMap<String, f64>,
     /// Resident memory of the state (RSS growth while building it), MiB.
     pub state_rss_mib: f64,
     /// Peak resident memory of the process, MiB.
@@ -753,6 +777,7 @@ pub async fn state_bench(c: &StateBenchConfig) -> Result<StateBenchResult> {
     let metrics = env.metrics();
     let control = weir::runtime::control::JobControl::default();
     let rss0 = current_rss_mib();
+    let threads0 = thread_cpu_seconds();
     let (t0, cpu0) = (Instant::now(), cpu_seconds());
     let job = {
         let env = env.clone();
@@ -793,6 +818,12 @@ pub async fn state_bench(c: &StateBenchConfig) -> Result<StateBenchResult> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (build_seconds, build_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    let mut build_cpu_by_thread = thread_cpu_seconds();
+    for (name, before) in &threads0 {
+        if let Some(now) = build_cpu_by_thread.get_mut(name) {
+            *now = ((*now - before) * 100.0).round() / 100.0;
+        }
+    }
     let state_rss_mib = current_rss_mib() - rss0;
     eprintln!("  built in {build_seconds:.1} s; savepoint …");
     let path = control.stop_with_savepoint().await?;
@@ -847,6 +878,7 @@ pub async fn state_bench(c: &StateBenchConfig) -> Result<StateBenchResult> {
         build_seconds,
         build_cpu_seconds: build_cpu,
         build_events_per_cpu_s: build_events as f64 / build_cpu.max(0.01),
+        build_cpu_by_thread,
         state_rss_mib,
         peak_rss_mib: peak_rss_mib(),
         checkpoint_interval_ms: c.checkpoint_interval.map_or(0, |d| d.as_millis() as u64),

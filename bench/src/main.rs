@@ -44,7 +44,7 @@ struct Args {
     #[arg(long)]
     full_checkpoints: bool,
     /// For `--query state` with `--checkpoint-interval`: every this many checkpoints one is
-    /// full (default 10, as jobs).
+    /// full (default: the jobs' default, 100).
     #[arg(long, value_name = "N")]
     full_every: Option<u32>,
     /// For `--query state`: the parallelism of the rescaled restore.

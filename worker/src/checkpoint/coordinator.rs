@@ -150,13 +150,16 @@ impl TaskCheckpoints {
                         if !changes && f.index.is_empty() && f.operator.is_none() {
                             return Ok((None, chain));
                         }
+                        let name = f.name.map(Arc::new);
                         if let Some(local) = local.clone() {
-                            let (rel, copy, size) = (file.clone(), f.file.try_clone(), f.size);
-                            let kept = uploads.spawn_blocking(move || local.keep_file(id, &rel, copy?, size));
+                            let (rel, copy, size, name) = (file.clone(), f.file.try_clone(), f.size, name.clone());
+                            let kept = uploads.spawn_blocking(move || {
+                                local.keep_file(id, &rel, copy?, size, name.as_deref().map(|n| &**n))
+                            });
                             warn_unkept(&file, kept.await);
                         }
                         let size = dir
-                            .put_local_file(&file, f.file, f.size)
+                            .put_local_file(&file, f.file, f.size, name.as_deref().map(|n| &**n))
                             .await
                             .map_err(|e| e.to_string())?;
                         (size, f.index, f.operator)

@@ -72,8 +72,26 @@ impl LocalCopies {
     }
 
     /// Keeps the first `size` bytes of `source` (at any position) as the copy of `rel` of
-    /// `checkpoint`.
-    pub fn keep_file(&self, checkpoint: u64, rel: &str, mut source: File, size: u64) -> io::Result<()> {
+    /// `checkpoint`: a hard link to `name` when the file has one (no bytes copied; it must not
+    /// change after), a copy otherwise or when linking fails (another file system).
+    pub fn keep_file(
+        &self,
+        checkpoint: u64,
+        rel: &str,
+        mut source: File,
+        size: u64,
+        name: Option<&Path>,
+    ) -> io::Result<()> {
+        if let Some(name) = name {
+            let path = self.path(checkpoint, rel);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            match fs::hard_link(name, &path) {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::debug!(copy = %path.display(), "local recovery: copying, not linking: {e}"),
+            }
+        }
         source.seek(SeekFrom::Start(0))?;
         self.keep(checkpoint, rel, |f| {
             let copied = io::copy(&mut (&mut source).take(size), f)?;
@@ -150,6 +168,7 @@ mod tests {
 
     #[test]
     fn copies_are_read_only_when_whole_and_pruned_to_the_chain() {
+        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let local = LocalCopies::at(dir.path(), "job");
         local.keep_bytes(1, "op/0-g1", b"0123456789").unwrap();
@@ -173,8 +192,16 @@ mod tests {
         );
         let source = tempfile::tempfile().unwrap();
         (&source).write_all(b"file contents").unwrap();
-        local.keep_file(5, "op/0-g2", source, 4).unwrap();
+        local.keep_file(5, "op/0-g2", source, 4, None).unwrap();
         assert_eq!(local.read(5, "op/0-g2", 4, 0..4).unwrap(), b"file");
+        // A named file is linked, not copied: the copy stays when the name goes.
+        let (named, name) = tempfile::NamedTempFile::new_in(dir.path()).unwrap().into_parts();
+        (&named).write_all(b"linked").unwrap();
+        local.keep_file(6, "op/0-g2", named, 6, Some(&name)).unwrap();
+        let copy = dir.path().join("local-recovery/job/chk-6/op/0-g2");
+        assert_eq!(std::fs::metadata(&copy).unwrap().nlink(), 2, "a hard link");
+        drop(name);
+        assert_eq!(local.read(6, "op/0-g2", 6, 0..6).unwrap(), b"linked");
         local.clear();
         assert!(!dir.path().join("local-recovery").exists());
     }

@@ -322,9 +322,34 @@ impl SnapshotDir {
     }
 
     /// Uploads a local file of `size` bytes as state file `rel`: in one request when small, else
-    /// in parts (multipart on S3), never holding more than a part in memory.
-    pub async fn put_local_file(&self, rel: &str, file: std::fs::File, size: u64) -> Result<u64> {
+    /// in parts (multipart on S3), never holding more than a part in memory. Into a directory on
+    /// the same local file system, a file that has a `name` (and never changes) is hard-linked
+    /// instead: no bytes copied.
+    pub async fn put_local_file(
+        &self,
+        rel: &str,
+        file: std::fs::File,
+        size: u64,
+        name: Option<&std::path::Path>,
+    ) -> Result<u64> {
         use std::io::{Read, Seek};
+        if let (Some(dir), Some(name)) = (&self.dir.local, name) {
+            let dest = rel.split('/').fold(dir.clone(), |p, part| p.join(part));
+            let (name, to) = (name.to_path_buf(), dest.clone());
+            let linked = tokio::task::spawn_blocking(move || {
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::hard_link(&name, &to)
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+            match linked {
+                Ok(()) => return Ok(size),
+                Err(e) => tracing::debug!(file = %dest.display(), "checkpoint storage: copying, not linking: {e}"),
+            }
+        }
         const PART: u64 = 16 << 20;
         let read = |mut file: std::fs::File, at: u64, len: u64| async move {
             tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, Vec<u8>)> {

@@ -47,11 +47,14 @@ enum Taken {
 
 /// A subtask's state file written by the operator itself, for state too large to hold encoded
 /// in memory at once: key groups in ascending order, then the non-keyed state, as the
-/// checkpoint layout has them. The file is anonymous (gone when closed).
+/// checkpoint layout has them. The file is gone when closed and its name dropped.
 #[derive(Debug)]
 pub struct StateFile {
     /// The file, at any position.
     pub file: std::fs::File,
+    /// Its temporary name, if it has one (removed when dropped): a local copy of the file can
+    /// be a hard link to it instead of a copy.
+    pub name: Option<tempfile::TempPath>,
     /// Its length in bytes.
     pub size: u64,
     /// `(key group, offset, length)` of each key group, ascending.

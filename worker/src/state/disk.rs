@@ -9,11 +9,13 @@
 //!
 //! Reads and writes go to the cache; a miss reads the entry from disk. When the cache grows
 //! past its share of the memory budget, the changed entries are written to the tree in one
-//! batch and the entries not used since the previous spill leave the cache. A snapshot writes
-//! the changed entries, takes the tree's MVCC snapshot (O(1)) and encodes from it on the
-//! checkpoint thread; an incremental one copies the entries changed since the previous
-//! snapshot from a log in memory that every write to the tree also appends to (bounded by a
-//! share of the memory budget; past it the next snapshot is full). The tree itself is scratch space:
+//! batch and the entries not used since the previous spill leave the cache. A snapshot never
+//! writes the tree: at the barrier it encodes the cached entries changed since the previous
+//! snapshot (they stay dirty, for the next spill), and an incremental one copies those and the
+//! log of what spills wrote since (a log in memory that every write to the tree also appends
+//! to, bounded by a share of the memory budget; past it the next snapshot is full) on the
+//! checkpoint thread. A full one merges the dirty cached entries into the tree's MVCC snapshot
+//! (O(1) to take) there. The tree itself is scratch space:
 //! durability comes from checkpoints, so its journal is never synced.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +59,10 @@ struct Slot<V> {
     value: Option<V>,
     /// Changed since it was last written to the tree.
     dirty: bool,
+    /// Changed since the previous snapshot (and not yet in the log of changes). Implies
+    /// `dirty`: a snapshot encodes the entry into its changes but leaves it to the next spill
+    /// to write to the tree.
+    changed: bool,
     /// Used since the previous spill.
     hot: bool,
     /// Approximate bytes the entry holds in memory.
@@ -85,8 +91,9 @@ enum Changes {
     /// its share of memory (without the bound, a job that takes a savepoint but no checkpoints
     /// would log every change after it, forever).
     Untracked,
-    /// Per record: key group (2 bytes, big-endian), the key framed, removed?, then the stored
-    /// entry framed (not for a removal).
+    /// Per record: key group (2 bytes, big-endian), then the record as a state file holds it
+    /// (removed? as one byte, the key framed, the stored entry framed unless removed), so a
+    /// snapshot copies records without encoding them again.
     Tracked(Vec<u8>),
 }
 
@@ -105,12 +112,7 @@ impl Changes {
         let Changes::Tracked(log) = self else {
             return Ok(());
         };
-        log.extend_from_slice(&(group as u16).to_be_bytes());
-        put_frame(key, log)?;
-        log.push(u8::from(entry.is_none()));
-        if let Some(entry) = entry {
-            put_frame(entry, log)?;
-        }
+        log_record(log, group, key, entry)?;
         if log.len() > limit {
             *self = Changes::Untracked;
         }
@@ -118,36 +120,85 @@ impl Changes {
     }
 }
 
-/// A record of a log of [`Changes`]: key group, key, entry (`None`: removed).
-type Change<'a> = (u32, &'a [u8], Option<&'a [u8]>);
+/// Appends a record of `key` in `group` storing `entry` (`None`: removed) to a log of
+/// [`Changes`].
+fn log_record(log: &mut Vec<u8>, group: u32, key: &[u8], entry: Option<&[u8]>) -> UserResult<()> {
+    log.extend_from_slice(&(group as u16).to_be_bytes());
+    log.push(u8::from(entry.is_none()));
+    put_frame(key, log)?;
+    if let Some(entry) = entry {
+        put_frame(entry, log)?;
+    }
+    Ok(())
+}
+
+/// A record of a log of [`Changes`].
+#[derive(Clone, Copy)]
+struct Change<'a> {
+    group: u32,
+    key: &'a [u8],
+    /// The stored entry, `None` for a removal.
+    entry: Option<&'a [u8]>,
+    /// The record as a state file holds it.
+    record: &'a [u8],
+}
 
 /// The latest record of each key in a log of [`Changes`], in key-group and key order.
 fn latest_changes(mut log: &[u8]) -> UserResult<Vec<Change<'_>>> {
+    let early = || crate::contract::UserError::from("the log of changes ends early");
     let mut records = Vec::new();
     while !log.is_empty() {
-        let group = match log {
-            [hi, lo, rest @ ..] => {
-                log = rest;
-                u16::from_be_bytes([*hi, *lo]) as u32
-            }
-            _ => return Err("the log of changes ends early".into()),
-        };
-        let key = take_frame(&mut log)?;
-        let (&removed, rest) = log.split_first().ok_or("the log of changes ends early")?;
-        log = rest;
+        let (group, rest) = log.split_first_chunk::<2>().ok_or_else(early)?;
+        let (&removed, mut rest) = rest.split_first().ok_or_else(early)?;
+        let framed = rest;
+        let key = take_frame(&mut rest)?;
         let entry = match removed {
-            0 => Some(take_frame(&mut log)?),
+            0 => Some(take_frame(&mut rest)?),
             _ => None,
         };
-        records.push((group, key, entry));
+        let len = 1 + framed.len() - rest.len();
+        records.push(Change {
+            group: u16::from_be_bytes(*group) as u32,
+            key,
+            entry,
+            record: &log[2..2 + len],
+        });
+        log = rest;
     }
-    // Stable: a key's records stay in the order they were logged, its latest last.
-    records.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    // Sorted by key group, the key's first 8 bytes and the record's place in the log, packed
+    // in one integer (a sort of 16-byte values, not of records); keys that share their first 8
+    // bytes are put in key order after, keeping each key's records in log order, latest last.
+    let prefix = |key: &[u8]| {
+        let mut first = [0u8; 8];
+        let n = key.len().min(8);
+        first[..n].copy_from_slice(&key[..n]);
+        u64::from_be_bytes(first)
+    };
+    let mut order: Vec<u128> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.group as u128) << 96 | (prefix(r.key) as u128) << 32 | i as u128)
+        .collect();
+    order.sort_unstable();
+    let at = |packed: u128| packed as u32 as usize;
+    let mut start = 0;
+    while start < order.len() {
+        let run = order[start..]
+            .iter()
+            .take_while(|p| *p >> 32 == order[start] >> 32)
+            .count();
+        let run = &mut order[start..start + run];
+        if run.iter().any(|p| records[at(*p)].key != records[at(run[0])].key) {
+            run.sort_by(|a, b| (records[at(*a)].key, at(*a)).cmp(&(records[at(*b)].key, at(*b))));
+        }
+        start += run.len();
+    }
     let mut latest: Vec<Change<'_>> = Vec::with_capacity(records.len());
-    for r in records {
+    for packed in order {
+        let r = &records[at(packed)];
         match latest.last_mut() {
-            Some(last) if (last.0, last.1) == (r.0, r.1) => *last = r,
-            _ => latest.push(r),
+            Some(last) if (last.group, last.key) == (r.group, r.key) => *last = *r,
+            _ => latest.push(*r),
         }
     }
     Ok(latest)
@@ -316,6 +367,7 @@ where
                     group,
                     value,
                     dirty: false,
+                    changed: false,
                     hot: true,
                     size: size as u32,
                 },
@@ -347,6 +399,7 @@ where
     pub fn entry(&mut self, group: u32, key: &[u8], make: impl FnOnce() -> V) -> UserResult<(&mut V, bool)> {
         let slot = self.slot(group, key)?;
         slot.dirty = true;
+        slot.changed = true;
         let existed = slot.value.is_some();
         Ok((slot.value.get_or_insert_with(make), existed))
     }
@@ -355,6 +408,7 @@ where
     pub fn insert(&mut self, group: u32, key: &[u8], value: V) -> UserResult<()> {
         let slot = self.slot(group, key)?;
         slot.dirty = true;
+        slot.changed = true;
         slot.value = Some(value);
         Ok(())
     }
@@ -364,6 +418,7 @@ where
         let slot = self.slot(group, key)?;
         let had = slot.value.take().is_some();
         slot.dirty |= had;
+        slot.changed |= had;
         Ok(had)
     }
 
@@ -374,6 +429,7 @@ where
         }
         let slot = self.cache.get_mut(key).expect("cached by slot");
         slot.dirty = true;
+        slot.changed = true;
         Ok(slot.value.as_mut())
     }
 
@@ -436,24 +492,29 @@ where
     }
 
     /// Writes the changed cached entries to the tree (values, or removals), in batches of
-    /// [`WRITE_BATCH`].
+    /// [`WRITE_BATCH`]; those changed since the previous snapshot also go to the log.
     fn write_dirty(&mut self) -> UserResult<()> {
         let limit = self.changes_limit();
         let mut batch = self.db.db.batch().durability(None);
         let mut buf = Vec::new();
         for (key, slot) in self.cache.iter_mut().filter(|(_, s)| s.dirty) {
             slot.dirty = false;
+            let logged = std::mem::take(&mut slot.changed);
             match &slot.value {
                 Some(v) => {
                     buf.clear();
                     self.codec.encode(v, &mut buf)?;
                     batch.insert(&self.tree, tree_key(slot.group, key), buf.as_slice());
                     self.stored.insert(key);
-                    self.changed.log(slot.group, key, Some(&buf), limit)?;
+                    if logged {
+                        self.changed.log(slot.group, key, Some(&buf), limit)?;
+                    }
                 }
                 None => {
                     batch.remove(&self.tree, tree_key(slot.group, key));
-                    self.changed.log(slot.group, key, None, limit)?;
+                    if logged {
+                        self.changed.log(slot.group, key, None, limit)?;
+                    }
                 }
             }
             if batch.len() >= WRITE_BATCH {
@@ -465,6 +526,29 @@ where
             batch.commit().map_err(|e| io_error("writing entries", e))?;
         }
         Ok(())
+    }
+
+    /// Appends the cached entries that `pick` selects to `log` (in the format of
+    /// [`Changes`]) and marks them logged, leaving them dirty: the next spill writes them to
+    /// the tree. Stops with `false` once `log` passes `limit` bytes.
+    fn encode_cached(&mut self, log: &mut Vec<u8>, limit: usize, pick: impl Fn(&Slot<V>) -> bool) -> UserResult<bool> {
+        let mut buf = Vec::new();
+        for (key, slot) in self.cache.iter_mut().filter(|(_, s)| pick(s)) {
+            slot.changed = false;
+            let entry = match &slot.value {
+                Some(v) => {
+                    buf.clear();
+                    self.codec.encode(v, &mut buf)?;
+                    Some(buf.as_slice())
+                }
+                None => None,
+            };
+            log_record(log, slot.group, key, entry)?;
+            if log.len() > limit {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Makes room in the cache: writes what changed, then drops the entries not used since the
@@ -488,31 +572,43 @@ where
         Ok(())
     }
 
-    /// A snapshot: the changed entries are written to the tree, whose MVCC snapshot is then
-    /// read on the checkpoint thread and streamed key group by key group into a state file
-    /// beside the tree (never whole in memory). With `changes_only`, the latest record of each
-    /// key changed since the previous snapshot in key order, from the log of changes; when the
-    /// log outgrew its share of memory, or this is the first snapshot, a full snapshot instead.
-    /// (How long a chain of change files may grow before a full one is
+    /// A snapshot. The task waits only while the cached entries changed since the previous
+    /// snapshot are encoded into its log of changes (they stay dirty in the cache: the next
+    /// spill writes them to the tree, as without checkpoints); the checkpoint thread then
+    /// copies the latest record of each key in the log, in key order, into a state file beside
+    /// the tree (never whole in memory). A full snapshot (the first, one asked for, or one
+    /// whose log outgrew its share of memory) takes the tree's MVCC snapshot (O(1)) and merges
+    /// the dirty cached entries, encoded the same way, into it on the checkpoint thread; when
+    /// those are too many to hold beside the cache, it writes them to the tree first. (How
+    /// long a chain of change files may grow before a full one is
     /// [`crate::checkpoint::incremental::StateChain`]'s call.) Records as
     /// [`super::table_snapshot::table_snapshot`] writes them.
     pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
-        self.write_dirty()?;
-        let changed = std::mem::replace(&mut self.changed, Changes::Tracked(Vec::new()));
+        let limit = self.changes_limit();
         let dir = self.db.path.clone();
-        let log = match changed {
-            Changes::Tracked(log) if changes_only => log,
-            _ => {
-                let (view, tree) = (self.db.db.snapshot(), self.tree.clone());
-                return Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, operator)));
-            }
-        };
-        Ok(Snapshot::file(true, move || {
-            let mut out = GroupWriter::new(&dir)?;
-            for (group, key, entry) in latest_changes(&log)? {
-                out.put(group, key, entry)?;
-            }
-            out.finish(operator)
+        // Past its limit, the log is dropped: the snapshot is full.
+        if changes_only
+            && let Changes::Tracked(mut log) = std::mem::replace(&mut self.changed, Changes::Untracked)
+            && self.encode_cached(&mut log, limit, |s| s.changed)?
+        {
+            self.changed = Changes::Tracked(Vec::new());
+            return Ok(Snapshot::file(true, move || {
+                let mut out = GroupWriter::new(&dir)?;
+                for change in latest_changes(&log)? {
+                    out.put_record(change.group, change.record)?;
+                }
+                out.finish(operator)
+            }));
+        }
+        let mut dirty = Vec::new();
+        if !self.encode_cached(&mut dirty, limit, |s| s.dirty)? {
+            dirty = Vec::new();
+            self.write_dirty()?;
+        }
+        self.changed = Changes::Tracked(Vec::new());
+        let (view, tree) = (self.db.db.snapshot(), self.tree.clone());
+        Ok(Snapshot::file(false, move || {
+            write_full(&dir, &view, &tree, &dirty, operator)
         }))
     }
 
@@ -615,19 +711,37 @@ where
 /// What [`DiskTable::restore_observing`] shows each restored entry.
 type Observer<'a, V> = &'a mut dyn FnMut(u32, &[u8], &V) -> UserResult<()>;
 
-/// Writes every entry of `tree` as `view` sees it into a state file under `dir`.
+/// Writes every entry of `tree` as `view` sees it, overlaid with the records of `dirty` (a log
+/// of [`Changes`]: entries newer than the tree's, or removed), into a state file under `dir`.
 fn write_full(
     dir: &std::path::Path,
     view: &fjall::Snapshot,
     tree: &fjall::Keyspace,
+    dirty: &[u8],
     operator: Option<Vec<u8>>,
 ) -> UserResult<StateFile> {
     use fjall::Readable;
     let mut out = GroupWriter::new(dir)?;
+    let mut newer = latest_changes(dirty)?.into_iter().peekable();
+    // A full snapshot holds no removals.
+    let put = |out: &mut GroupWriter, change: Change<'_>| match change.entry {
+        Some(_) => out.put_record(change.group, change.record),
+        None => Ok(()),
+    };
     for guard in view.iter(tree) {
         let (key, value) = guard.into_inner().map_err(|e| io_error("reading a snapshot", e))?;
         let group = u16::from_be_bytes([key[0], key[1]]) as u32;
-        out.put(group, &key[2..], Some(&value))?;
+        let key = &key[2..];
+        while let Some(change) = newer.next_if(|c| (c.group, c.key) < (group, key)) {
+            put(&mut out, change)?;
+        }
+        match newer.next_if(|c| (c.group, c.key) == (group, key)) {
+            Some(change) => put(&mut out, change)?,
+            None => out.put(group, key, Some(&value))?,
+        }
+    }
+    for change in newer {
+        put(&mut out, change)?;
     }
     out.finish(operator)
 }
@@ -637,6 +751,7 @@ fn write_full(
 /// state. One key group's records are in memory at a time.
 struct GroupWriter {
     out: std::io::BufWriter<std::fs::File>,
+    name: tempfile::TempPath,
     index: Vec<(u32, u64, u64)>,
     at: u64,
     /// The group being written, its record count and records.
@@ -647,8 +762,10 @@ struct GroupWriter {
 
 impl GroupWriter {
     fn new(dir: &std::path::Path) -> UserResult<Self> {
+        let (file, name) = tempfile::NamedTempFile::new_in(dir)?.into_parts();
         Ok(GroupWriter {
-            out: std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile_in(dir)?),
+            out: std::io::BufWriter::with_capacity(1 << 20, file),
+            name,
             index: Vec::new(),
             at: 0,
             current: None,
@@ -660,17 +777,30 @@ impl GroupWriter {
     /// A record of `key` in `group` (not before the previous record's group): its stored
     /// entry, or its removal.
     fn put(&mut self, group: u32, key: &[u8], value: Option<&[u8]>) -> UserResult<()> {
+        self.count(group)?;
+        self.records.push(u8::from(value.is_none()));
+        put_frame(key, &mut self.records)?;
+        if let Some(v) = value {
+            put_frame(v, &mut self.records)?;
+        }
+        Ok(())
+    }
+
+    /// A record in `group` (not before the previous record's group), already encoded.
+    fn put_record(&mut self, group: u32, record: &[u8]) -> UserResult<()> {
+        self.count(group)?;
+        self.records.extend_from_slice(record);
+        Ok(())
+    }
+
+    /// Counts a record of `group`, writing out the previous group's when it changes.
+    fn count(&mut self, group: u32) -> UserResult<()> {
         match self.current {
             Some((g, n)) if g == group => self.current = Some((g, n + 1)),
             _ => {
                 self.flush()?;
                 self.current = Some((group, 1));
             }
-        }
-        encode_into(&value.is_none(), &mut self.records)?;
-        put_frame(key, &mut self.records)?;
-        if let Some(v) = value {
-            put_frame(v, &mut self.records)?;
         }
         Ok(())
     }
@@ -682,10 +812,11 @@ impl GroupWriter {
         };
         self.block.clear();
         encode_into(&count, &mut self.block)?;
-        self.block.extend_from_slice(&self.records);
         self.out.write_all(&self.block)?;
-        self.index.push((group, self.at, self.block.len() as u64));
-        self.at += self.block.len() as u64;
+        self.out.write_all(&self.records)?;
+        let len = (self.block.len() + self.records.len()) as u64;
+        self.index.push((group, self.at, len));
+        self.at += len;
         self.records.clear();
         Ok(())
     }
@@ -705,6 +836,7 @@ impl GroupWriter {
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
         Ok(StateFile {
             file,
+            name: Some(self.name),
             size: self.at,
             index: self.index,
             operator,
@@ -754,6 +886,32 @@ mod tests {
             assert_eq!(got, (i % 3 != 0).then_some(i), "key {i}");
         }
         assert!(!t.remove(0, &0u64.to_be_bytes()).unwrap(), "removed twice");
+    }
+
+    #[test]
+    fn the_latest_changes_come_in_key_group_and_key_order_one_per_key() {
+        let mut log = Vec::new();
+        let keys: [&[u8]; 6] = [b"abcdefghX", b"ab\0", b"abcdefghA", b"ab", b"b", b"abcdefghX"];
+        for (i, key) in keys.iter().enumerate() {
+            log_record(&mut log, 3, key, Some(&[i as u8])).unwrap();
+        }
+        log_record(&mut log, 1, b"z", Some(b"first group")).unwrap();
+        log_record(&mut log, 3, b"ab", None).unwrap();
+        type Record<'a> = (u32, &'a [u8], Option<&'a [u8]>);
+        let latest: Vec<Record<'_>> = latest_changes(&log)
+            .unwrap()
+            .iter()
+            .map(|c| (c.group, c.key, c.entry))
+            .collect();
+        let want: Vec<Record<'_>> = vec![
+            (1, b"z", Some(b"first group")),
+            (3, b"ab", None),
+            (3, b"ab\0", Some(&[1])),
+            (3, b"abcdefghA", Some(&[2])),
+            (3, b"abcdefghX", Some(&[5])),
+            (3, b"b", Some(&[4])),
+        ];
+        assert_eq!(latest, want);
     }
 
     #[test]
@@ -807,6 +965,55 @@ mod tests {
         t.insert(0, &0u32.to_be_bytes(), "fourth".into()).unwrap();
         let (changes, one) = state(t.snapshot(true, None).unwrap());
         assert_eq!((changes, count(&one)), (true, 1));
+    }
+
+    #[test]
+    fn a_snapshot_encodes_cached_changes_without_writing_the_tree_and_a_full_one_merges_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        // 8 MiB: nothing spills.
+        let mut t: DiskTable<String> = DiskTable::open(&settings(tmp.path(), 8 << 20)).unwrap();
+        let stored = |t: &DiskTable<String>| t.tree.iter().count();
+        let count = |snap: Snapshot| {
+            let changes = snap.is_changes();
+            let state = snap.into_state().unwrap();
+            (changes, crate::contract::state::record_count(&state).unwrap(), state)
+        };
+        for i in 0..1_000u32 {
+            t.insert(i % 128, &i.to_be_bytes(), format!("v{i}")).unwrap();
+        }
+        // The first snapshot is full, from the cache alone: the tree stays empty.
+        let (changes, n, _) = count(t.snapshot(true, None).unwrap());
+        assert_eq!((changes, n, stored(&t)), (false, 1_000, 0));
+        assert!(t.cache.values().all(|s| s.dirty && !s.changed));
+        // Ten keys change: the next holds those ten, still without a write to the tree.
+        for i in 0..10u32 {
+            t.insert(i % 128, &i.to_be_bytes(), format!("w{i}")).unwrap();
+        }
+        let (changes, n, _) = count(t.snapshot(true, None).unwrap());
+        assert_eq!((changes, n, stored(&t)), (true, 10, 0));
+        // A spill writes them all to the tree but logs none: none changed since.
+        t.write_dirty().unwrap();
+        assert_eq!(stored(&t), 1_000);
+        assert!(matches!(&t.changed, Changes::Tracked(log) if log.is_empty()));
+        let (changes, n, _) = count(t.snapshot(true, None).unwrap());
+        assert_eq!((changes, n), (true, 0));
+        // A full snapshot merges the cache's newer entries into the tree's: one removed, one
+        // changed, two new (before the first key and after the last).
+        t.remove(5, &5u32.to_be_bytes()).unwrap();
+        t.insert(7, &7u32.to_be_bytes(), "x7".into()).unwrap();
+        t.insert(0, &[0u8], "first".into()).unwrap();
+        t.insert(127, &u32::MAX.to_be_bytes(), "last".into()).unwrap();
+        let (changes, n, full) = count(t.snapshot(false, None).unwrap());
+        assert_eq!((changes, n, stored(&t)), (false, 1_001, 1_000));
+        let mut mem: KeyedTable<String> = KeyedTable::new();
+        crate::state::table_snapshot::table_restore(&full, &mut mem).unwrap();
+        assert_eq!(mem.len(), 1_001);
+        assert_eq!(mem.get(&5u32.to_be_bytes()), None);
+        assert_eq!(mem.get(&7u32.to_be_bytes()).map(String::as_str), Some("x7"));
+        assert_eq!(mem.get(&8u32.to_be_bytes()).map(String::as_str), Some("w8"));
+        assert_eq!(mem.get(&11u32.to_be_bytes()).map(String::as_str), Some("v11"));
+        assert_eq!(mem.get(&[0u8]).map(String::as_str), Some("first"));
+        assert_eq!(mem.get(&u32::MAX.to_be_bytes()).map(String::as_str), Some("last"));
     }
 
     #[test]

@@ -772,18 +772,26 @@ fn a_file_source_resumes_from_its_checkpointed_line() {
     );
 }
 
-/// A state file written locally (as the disk backend writes full snapshots) is uploaded in
-/// 16 MiB parts when large, and reads back byte for byte, on local files, memory and S3.
+/// A state file written locally (as the disk backend writes its snapshots) is uploaded in
+/// 16 MiB parts when large, and reads back byte for byte, on local files, memory and S3; one
+/// with a temporary name is hard-linked into a local directory, and stays when the name goes.
 async fn local_file_uploads(url: &str) {
     use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
     let store = CheckpointStore::open(url, "upload-job").unwrap();
     let dir = store.checkpoint(1);
-    for size in [1_000u64, 40 << 20] {
-        let mut file = tempfile::tempfile().unwrap();
+    for (size, named) in [(1_000u64, false), (40 << 20, false), (5_000, true)] {
+        let (mut file, temp) = tempfile::NamedTempFile::new().unwrap().into_parts();
         let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         file.write_all(&bytes).unwrap();
         let name = format!("op/0-g1-{size}");
-        assert_eq!(dir.put_local_file(&name, file, size).await.unwrap(), size);
+        let given = named.then_some(&*temp);
+        assert_eq!(dir.put_local_file(&name, file, size, given).await.unwrap(), size);
+        if named && let Some(local) = url.strip_prefix("file://") {
+            let stored = std::path::Path::new(local).join("upload-job/chk-1").join(&name);
+            assert_eq!(std::fs::metadata(&stored).unwrap().nlink(), 2, "{url}: linked");
+        }
+        drop(temp);
         let back = dir.read_range(&name, 0..size).await.unwrap();
         assert!(back.as_ref() == bytes.as_slice(), "{url}: {size} bytes round trip");
         let mid = size / 2;
