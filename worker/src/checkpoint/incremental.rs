@@ -2,12 +2,15 @@
 //! ([`Snapshot::changes`](crate::contract::state::Snapshot::changes)) uploads only that, and its
 //! entry in `_metadata` names the earlier files it builds on (its chain: the last full file,
 //! then every change file after it, oldest first). A full snapshot starts a new chain every
-//! `full_every` checkpoints, when the change files of the chain together outgrow its full file
-//! (so a restore reads at most about twice the state, and the cost of full snapshots stays in
-//! proportion to the changes: a state that doubles gets a full snapshot per doubling, one whose
-//! every key changed once gets one), after a savepoint, after a restore, and whenever a file of
-//! the chain was not stored, so a chain never depends on a file that does not exist.
-//!
+//! `full_every` checkpoints; when the chain's files hold twice the state (so a restore reads
+//! at most about twice the state, and the cost of full snapshots stays in proportion to the
+//! changes that overwrote earlier ones: a state that only grows needs none, one whose every key
+//! changed once gets one) — judged by the state's own estimate of its size
+//! ([`Snapshot::with_live_bytes`](crate::contract::state::Snapshot::with_live_bytes)), or, for
+//! a state without one, when the change files together outgrow the full file; after a
+//! savepoint, after a restore, and whenever a file of the chain was not stored, so a chain
+//! never depends on a file that does not exist.
+
 //! Uploads of one subtask's chain are linked: a change file is acknowledged only once the file
 //! before it is stored, and it carries the chain that file ended.
 
@@ -43,6 +46,8 @@ pub struct ChainSizes {
     full: AtomicU64,
     /// The change files' sizes together.
     changes: AtomicU64,
+    /// The state's estimate of its full size at the latest snapshot, plus one; 0 if unknown.
+    live: AtomicU64,
 }
 
 impl ChainSizes {
@@ -55,11 +60,18 @@ impl ChainSizes {
         }
     }
 
-    /// Whether the change files together outgrew the full file (never while it is not stored).
+    /// Whether the chain's files hold twice the state (never while its full file is not
+    /// stored); for a state that gives no estimate of its size, whether the change files
+    /// together outgrew the full file.
     fn outgrown(&self) -> bool {
-        match self.full.load(Ordering::Relaxed) {
-            0 => false,
-            full => self.changes.load(Ordering::Relaxed) >= full - 1,
+        let full = match self.full.load(Ordering::Relaxed) {
+            0 => return false,
+            stored => stored - 1,
+        };
+        let changes = self.changes.load(Ordering::Relaxed);
+        match self.live.load(Ordering::Relaxed) {
+            0 => changes >= full,
+            live => full + changes >= 2 * (live - 1),
         }
     }
 }
@@ -94,13 +106,17 @@ impl StateChain {
             && !self.sizes.outgrown()
     }
 
-    /// Links the upload of the snapshot for `barrier` (a change file when `changes`).
-    pub fn link(&mut self, barrier: &Barrier, changes: bool) -> ChainLink {
+    /// Links the upload of the snapshot for `barrier` (a change file when `changes`; `live`:
+    /// the state's estimate of its full size, if it has one).
+    pub fn link(&mut self, barrier: &Barrier, changes: bool, live: Option<u64>) -> ChainLink {
         let (outcome, next) = oneshot::channel();
         let previous = self.previous.take().filter(|_| changes);
         self.since_full = if changes { self.since_full + 1 } else { 0 };
         if !changes {
             self.sizes = Arc::default();
+        }
+        if let Some(bytes) = live {
+            self.sizes.live.store(bytes + 1, Ordering::Relaxed);
         }
         // A savepoint is not part of the chain: the next checkpoint starts a new one.
         self.previous = (!barrier.savepoint).then_some(next);
@@ -129,7 +145,7 @@ mod tests {
     /// whether it was a change file.
     fn checkpoint(chain: &mut StateChain, id: u64, every: u32, size: u64) -> bool {
         let changes = chain.wants_changes(&barrier(id), Some(every));
-        let link = chain.link(&barrier(id), changes);
+        let link = chain.link(&barrier(id), changes, None);
         link.sizes.stored(changes, size);
         let _ = link.outcome.send(Some(Vec::new()));
         changes
@@ -155,10 +171,33 @@ mod tests {
         // An upload of the old chain that finishes after a new chain began does not count in it.
         let changes = chain.wants_changes(&barrier(10), Some(100));
         assert!(changes);
-        let late = chain.link(&barrier(10), changes);
+        let late = chain.link(&barrier(10), changes, None);
         assert!(!checkpoint(&mut chain, 11, 1, 3_000), "every one is full");
         late.sizes.stored(true, 1_000_000);
         assert!(checkpoint(&mut chain, 12, 100, 10));
+    }
+
+    #[test]
+    fn a_state_that_knows_its_size_gets_a_full_snapshot_when_the_chain_holds_twice_it() {
+        let mut chain = StateChain::default();
+        let mut take = |id: u64, size: u64, live: u64| {
+            let changes = chain.wants_changes(&barrier(id), Some(100));
+            let link = chain.link(&barrier(id), changes, Some(live));
+            link.sizes.stored(changes, size);
+            let _ = link.outcome.send(Some(Vec::new()));
+            changes
+        };
+        assert!(!take(1, 1_000, 1_000), "the first is full");
+        // A growing state: every change is new state, the chain holds it once.
+        for id in 2..10 {
+            assert!(take(id, 1_000, id * 1_000), "checkpoint {id}");
+        }
+        // Then every change overwrites: the chain (9,000 + 4 × 2,300) reaches twice the state.
+        for id in 10..14 {
+            assert!(take(id, 2_300, 9_000), "checkpoint {id}");
+        }
+        assert!(!take(14, 9_000, 9_000), "18,200 bytes of files for 9,000 of state");
+        assert!(take(15, 100, 9_000));
     }
 
     #[test]

@@ -37,6 +37,8 @@ impl OperatorState {
 pub struct Snapshot {
     taken: Taken,
     changes: bool,
+    /// Bytes a full snapshot would write now (estimated), when the state knows.
+    live: Option<u64>,
 }
 
 enum Taken {
@@ -93,6 +95,7 @@ impl Snapshot {
         Snapshot {
             taken: Taken::Ready(state),
             changes: false,
+            live: None,
         }
     }
 
@@ -101,6 +104,7 @@ impl Snapshot {
         Snapshot {
             taken: Taken::Deferred(Box::new(encode)),
             changes: false,
+            live: None,
         }
     }
 
@@ -111,6 +115,7 @@ impl Snapshot {
         Snapshot {
             taken: Taken::Deferred(Box::new(encode)),
             changes: true,
+            live: None,
         }
     }
 
@@ -119,6 +124,7 @@ impl Snapshot {
         Snapshot {
             taken: Taken::Deferred(Box::new(encode)),
             changes: changes_only,
+            live: None,
         }
     }
 
@@ -129,7 +135,21 @@ impl Snapshot {
         Snapshot {
             taken: Taken::File(Box::new(write)),
             changes,
+            live: None,
         }
+    }
+
+    /// Says how many bytes a full snapshot of the state would write now (an estimate): the
+    /// checkpoint chain then takes a full snapshot when its files hold twice that, not when
+    /// its changes outweigh its full file (a state that only grows then needs no full ones).
+    pub fn with_live_bytes(mut self, bytes: u64) -> Self {
+        self.live = Some(bytes);
+        self
+    }
+
+    /// What [`Snapshot::with_live_bytes`] said.
+    pub fn live_bytes(&self) -> Option<u64> {
+        self.live
     }
 
     /// The state as a file when the operator writes one ([`Snapshot::file`]), else `Err(self)`.

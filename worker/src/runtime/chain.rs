@@ -318,7 +318,7 @@ impl Chain {
                     node = %op.ctx.node, checkpoint = id, wanted_changes = changes, changes = state.is_changes(),
                     sync_ms = began.elapsed().as_millis() as u64, "operator snapshot taken"
                 );
-                let link = op.state_chain.link(&barrier, state.is_changes());
+                let link = op.state_chain.link(&barrier, state.is_changes(), state.live_bytes());
                 let (node, subtask, parallelism) = (&op.ctx.node, op.ctx.subtask, op.ctx.parallelism);
                 cp.store(&barrier, node, subtask, parallelism, state, Some(link));
             }

@@ -67,6 +67,8 @@ struct Slot<V> {
     hot: bool,
     /// Approximate bytes the entry holds in memory.
     size: u32,
+    /// Bytes of the key's record in a full snapshot as the tree holds it (0: not in the tree).
+    stored: u32,
 }
 
 /// Keyed state of one operator subtask on local disk, from key (bytes) to `V`.
@@ -79,7 +81,18 @@ pub struct DiskTable<V> {
     stored: KeyFilter,
     /// What changed since the previous snapshot: what an incremental snapshot copies.
     changed: Changes,
+    /// Bytes of the records of every entry in the tree (approximately: a restore's changes are
+    /// counted as new keys), what a full snapshot writes.
+    live: u64,
+    /// Entries in the tree (as approximately as `live`).
+    live_keys: u64,
     codec: Codec<V>,
+}
+
+/// Bytes of a key's record in a state file (removed?, key and entry framed), as a `u32`.
+fn record_len(key: &[u8], entry: usize) -> u32 {
+    let varint = |n: usize| (usize::BITS - n.max(1).leading_zeros()).div_ceil(7) as usize;
+    (1 + varint(key.len()) + key.len() + varint(entry) + entry).min(u32::MAX as usize) as u32
 }
 
 /// What a disk table changed since its previous snapshot: every entry it writes to the tree (or
@@ -143,8 +156,17 @@ struct Change<'a> {
     record: &'a [u8],
 }
 
-/// The latest record of each key in a log of [`Changes`], in key-group and key order.
-fn latest_changes(mut log: &[u8]) -> UserResult<Vec<Change<'_>>> {
+/// In which order [`latest_changes`] gives the records of a key group.
+#[derive(Clone, Copy, PartialEq)]
+enum Order {
+    /// Key order (to merge with the tree's).
+    Keys,
+    /// Any order (a change file: restore applies its records in any order).
+    Any,
+}
+
+/// The latest record of each key in a log of [`Changes`], by key group, each group's in `order`.
+fn latest_changes(mut log: &[u8], order: Order) -> UserResult<Vec<Change<'_>>> {
     let early = || crate::contract::UserError::from("the log of changes ends early");
     let mut records = Vec::new();
     while !log.is_empty() {
@@ -165,41 +187,49 @@ fn latest_changes(mut log: &[u8]) -> UserResult<Vec<Change<'_>>> {
         });
         log = rest;
     }
-    // Sorted by key group, the key's first 8 bytes and the record's place in the log, packed
-    // in one integer (a sort of 16-byte values, not of records); keys that share their first 8
-    // bytes are put in key order after, keeping each key's records in log order, latest last.
-    let prefix = |key: &[u8]| {
-        let mut first = [0u8; 8];
-        let n = key.len().min(8);
-        first[..n].copy_from_slice(&key[..n]);
-        u64::from_be_bytes(first)
+    // Sorted by key group, a 64-bit sort key and the record's place in the log, packed in one
+    // integer (a sort of 16-byte values, not of records): the key's first 8 bytes for key
+    // order, else its hash (so keys that share a prefix spread). Keys with the same sort key
+    // are put in key order after, keeping each key's records in log order, latest last.
+    let hasher = foldhash::fast::FixedState::with_seed(0x5745_4952);
+    let sort_key = |key: &[u8]| match order {
+        Order::Keys => {
+            let mut first = [0u8; 8];
+            let n = key.len().min(8);
+            first[..n].copy_from_slice(&key[..n]);
+            u64::from_be_bytes(first)
+        }
+        Order::Any => std::hash::BuildHasher::hash_one(&hasher, key),
     };
-    let mut order: Vec<u128> = records
+    let mut packed: Vec<u128> = records
         .iter()
         .enumerate()
-        .map(|(i, r)| (r.group as u128) << 96 | (prefix(r.key) as u128) << 32 | i as u128)
+        .map(|(i, r)| (r.group as u128) << 96 | (sort_key(r.key) as u128) << 32 | i as u128)
         .collect();
-    order.sort_unstable();
-    let at = |packed: u128| packed as u32 as usize;
+    packed.sort_unstable();
+    let at = |p: u128| p as u32 as usize;
     let mut start = 0;
-    while start < order.len() {
-        let run = order[start..]
+    while start < packed.len() {
+        let run = packed[start..]
             .iter()
-            .take_while(|p| *p >> 32 == order[start] >> 32)
+            .take_while(|p| **p >> 32 == packed[start] >> 32)
             .count();
-        let run = &mut order[start..start + run];
-        if run.iter().any(|p| records[at(*p)].key != records[at(run[0])].key) {
+        let run = &mut packed[start..start + run];
+        if run.len() > 1 && run.iter().any(|p| records[at(*p)].key != records[at(run[0])].key) {
             run.sort_by(|a, b| (records[at(*a)].key, at(*a)).cmp(&(records[at(*b)].key, at(*b))));
         }
         start += run.len();
     }
     let mut latest: Vec<Change<'_>> = Vec::with_capacity(records.len());
-    for packed in order {
-        let r = &records[at(packed)];
+    let mut previous = None;
+    for p in packed {
+        let r = &records[at(p)];
         match latest.last_mut() {
-            Some(last) if (last.group, last.key) == (r.group, r.key) => *last = *r,
+            // Only records with the same sort key can be of the same key.
+            Some(last) if previous == Some(p >> 32) && last.key == r.key => *last = *r,
             _ => latest.push(*r),
         }
+        previous = Some(p >> 32);
     }
     Ok(latest)
 }
@@ -337,6 +367,8 @@ where
             cached_bytes: 0,
             stored: KeyFilter::default(),
             changed: Changes::Untracked,
+            live: 0,
+            live_keys: 0,
             codec,
         })
     }
@@ -356,6 +388,7 @@ where
             };
             let size =
                 key.len() + std::mem::size_of::<Slot<V>>() + ENTRY_OVERHEAD + stored.as_ref().map_or(0, |v| v.len());
+            let in_tree = stored.as_ref().map_or(0, |v| record_len(key, v.len()));
             let value = match stored {
                 Some(bytes) => Some(self.codec.decode(&mut bytes.as_ref())?),
                 None => None,
@@ -370,6 +403,7 @@ where
                     changed: false,
                     hot: true,
                     size: size as u32,
+                    stored: in_tree,
                 },
             );
         }
@@ -473,10 +507,12 @@ where
         let mut batch = self.db.db.batch().durability(None);
         for group in groups {
             for guard in self.tree.prefix(tree_key(group, prefix)) {
-                let key = guard.key().map_err(|e| io_error("reading entries", e))?;
+                let (key, value) = guard.into_inner().map_err(|e| io_error("reading entries", e))?;
                 if let Some(slot) = self.cache.remove(&key[2..]) {
                     self.cached_bytes -= slot.size as usize;
                 }
+                self.live = self.live.saturating_sub(u64::from(record_len(&key[2..], value.len())));
+                self.live_keys = self.live_keys.saturating_sub(1);
                 self.changed.log(group, &key[2..], None, limit)?;
                 batch.remove(&self.tree, key);
                 if batch.len() >= WRITE_BATCH {
@@ -500,12 +536,18 @@ where
         for (key, slot) in self.cache.iter_mut().filter(|(_, s)| s.dirty) {
             slot.dirty = false;
             let logged = std::mem::take(&mut slot.changed);
+            let was = std::mem::take(&mut slot.stored);
+            self.live = self.live.saturating_sub(u64::from(was));
+            self.live_keys -= u64::from(was > 0 && self.live_keys > 0);
             match &slot.value {
                 Some(v) => {
                     buf.clear();
                     self.codec.encode(v, &mut buf)?;
                     batch.insert(&self.tree, tree_key(slot.group, key), buf.as_slice());
                     self.stored.insert(key);
+                    slot.stored = record_len(key, buf.len());
+                    self.live += u64::from(slot.stored);
+                    self.live_keys += 1;
                     if logged {
                         self.changed.log(slot.group, key, Some(&buf), limit)?;
                     }
@@ -528,27 +570,49 @@ where
         Ok(())
     }
 
-    /// Appends the cached entries that `pick` selects to `log` (in the format of
+    /// Appends the dirty cached entries that `pick` selects to `log` (in the format of
     /// [`Changes`]) and marks them logged, leaving them dirty: the next spill writes them to
-    /// the tree. Stops with `false` once `log` passes `limit` bytes.
-    fn encode_cached(&mut self, log: &mut Vec<u8>, limit: usize, pick: impl Fn(&Slot<V>) -> bool) -> UserResult<bool> {
+    /// the tree. Returns the bytes a full snapshot would write now (the tree's, with what the
+    /// dirty entries change: exact for those encoded here, an average record for a new key
+    /// encoded earlier), or `None` once `log` passes `limit` bytes.
+    fn encode_cached(
+        &mut self,
+        log: &mut Vec<u8>,
+        limit: usize,
+        pick: impl Fn(&Slot<V>) -> bool,
+    ) -> UserResult<Option<u64>> {
+        let average = self.live.checked_div(self.live_keys).unwrap_or(0) as i64;
+        let mut live = self.live as i64;
         let mut buf = Vec::new();
-        for (key, slot) in self.cache.iter_mut().filter(|(_, s)| pick(s)) {
+        for (key, slot) in self.cache.iter_mut().filter(|(_, s)| s.dirty) {
+            let stored = i64::from(slot.stored);
+            if !pick(slot) {
+                live += match &slot.value {
+                    Some(_) if stored == 0 => average,
+                    Some(_) => 0,
+                    None => -stored,
+                };
+                continue;
+            }
             slot.changed = false;
             let entry = match &slot.value {
                 Some(v) => {
                     buf.clear();
                     self.codec.encode(v, &mut buf)?;
+                    live += i64::from(record_len(key, buf.len())) - stored;
                     Some(buf.as_slice())
                 }
-                None => None,
+                None => {
+                    live -= stored;
+                    None
+                }
             };
             log_record(log, slot.group, key, entry)?;
             if log.len() > limit {
-                return Ok(false);
+                return Ok(None);
             }
         }
-        Ok(true)
+        Ok(Some(live.max(0) as u64))
     }
 
     /// Makes room in the cache: writes what changed, then drops the entries not used since the
@@ -589,27 +653,30 @@ where
         // Past its limit, the log is dropped: the snapshot is full.
         if changes_only
             && let Changes::Tracked(mut log) = std::mem::replace(&mut self.changed, Changes::Untracked)
-            && self.encode_cached(&mut log, limit, |s| s.changed)?
+            && let Some(live) = self.encode_cached(&mut log, limit, |s| s.changed)?
         {
             self.changed = Changes::Tracked(Vec::new());
             return Ok(Snapshot::file(true, move || {
                 let mut out = GroupWriter::new(&dir)?;
-                for change in latest_changes(&log)? {
+                for change in latest_changes(&log, Order::Any)? {
                     out.put_record(change.group, change.record)?;
                 }
                 out.finish(operator)
-            }));
+            })
+            .with_live_bytes(live));
         }
         let mut dirty = Vec::new();
-        if !self.encode_cached(&mut dirty, limit, |s| s.dirty)? {
-            dirty = Vec::new();
-            self.write_dirty()?;
-        }
+        let live = match self.encode_cached(&mut dirty, limit, |s| s.dirty)? {
+            Some(live) => live,
+            None => {
+                dirty = Vec::new();
+                self.write_dirty()?;
+                self.live
+            }
+        };
         self.changed = Changes::Tracked(Vec::new());
         let (view, tree) = (self.db.db.snapshot(), self.tree.clone());
-        Ok(Snapshot::file(false, move || {
-            write_full(&dir, &view, &tree, &dirty, operator)
-        }))
+        Ok(Snapshot::file(false, move || write_full(&dir, &view, &tree, &dirty, operator)).with_live_bytes(live))
     }
 
     /// Restores what a snapshot of either backend wrote into this table (or one part of its
@@ -634,6 +701,7 @@ where
 
     fn restore_entries(&mut self, state: &OperatorState, mut observe: Option<Observer<'_, V>>) -> UserResult<()> {
         let (tree, stored, codec) = (&self.tree, &mut self.stored, &self.codec);
+        let (live, live_keys) = (&mut self.live, &mut self.live_keys);
         stored.reserve(record_count(state)? as usize);
         let mut ingestion = None;
         // One key group's entries at a time, sorted, then ingested.
@@ -652,6 +720,8 @@ where
             let ingestion = ingestion.as_mut().expect("started above");
             stored.insert_all(entries.iter().map(|e| e.0));
             for (key, value) in entries.drain(..) {
+                *live += u64::from(record_len(key, value.len()));
+                *live_keys += 1;
                 ingestion
                     .write(tree_key(group, key), value)
                     .map_err(|e| io_error("restoring entries", e))?;
@@ -692,6 +762,8 @@ where
                         if let Some(observe) = observe.as_mut() {
                             observe(group, key, &self.codec.decode(&mut &bytes[..])?)?;
                         }
+                        self.live += u64::from(record_len(key, bytes.len()));
+                        self.live_keys += 1;
                         batch.insert(&self.tree, tree_key(group, key), bytes);
                         self.stored.insert(key);
                     }
@@ -722,7 +794,7 @@ fn write_full(
 ) -> UserResult<StateFile> {
     use fjall::Readable;
     let mut out = GroupWriter::new(dir)?;
-    let mut newer = latest_changes(dirty)?.into_iter().peekable();
+    let mut newer = latest_changes(dirty, Order::Keys)?.into_iter().peekable();
     // A full snapshot holds no removals.
     let put = |out: &mut GroupWriter, change: Change<'_>| match change.entry {
         Some(_) => out.put_record(change.group, change.record),
@@ -889,7 +961,7 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_changes_come_in_key_group_and_key_order_one_per_key() {
+    fn the_latest_changes_come_by_key_group_one_per_key_in_key_order_when_asked() {
         let mut log = Vec::new();
         let keys: [&[u8]; 6] = [b"abcdefghX", b"ab\0", b"abcdefghA", b"ab", b"b", b"abcdefghX"];
         for (i, key) in keys.iter().enumerate() {
@@ -898,7 +970,7 @@ mod tests {
         log_record(&mut log, 1, b"z", Some(b"first group")).unwrap();
         log_record(&mut log, 3, b"ab", None).unwrap();
         type Record<'a> = (u32, &'a [u8], Option<&'a [u8]>);
-        let latest: Vec<Record<'_>> = latest_changes(&log)
+        let latest: Vec<Record<'_>> = latest_changes(&log, Order::Keys)
             .unwrap()
             .iter()
             .map(|c| (c.group, c.key, c.entry))
@@ -912,6 +984,15 @@ mod tests {
             (3, b"b", Some(&[4])),
         ];
         assert_eq!(latest, want);
+        // In any order: the same records, by key group.
+        let mut any: Vec<Record<'_>> = latest_changes(&log, Order::Any)
+            .unwrap()
+            .iter()
+            .map(|c| (c.group, c.key, c.entry))
+            .collect();
+        assert_eq!(any[0], want[0], "key group 1 first");
+        any.sort();
+        assert_eq!(any, want);
     }
 
     #[test]
@@ -981,8 +1062,15 @@ mod tests {
         for i in 0..1_000u32 {
             t.insert(i % 128, &i.to_be_bytes(), format!("v{i}")).unwrap();
         }
-        // The first snapshot is full, from the cache alone: the tree stays empty.
-        let (changes, n, _) = count(t.snapshot(true, None).unwrap());
+        // The first snapshot is full, from the cache alone: the tree stays empty. It says what
+        // a full snapshot writes: per record removed?, key and entry framed (a string: its
+        // length, then its bytes).
+        let records: u64 = (0..1_000u32)
+            .map(|i| 1 + 1 + 4 + 1 + 1 + format!("v{i}").len() as u64)
+            .sum();
+        let snap = t.snapshot(true, None).unwrap();
+        assert_eq!(snap.live_bytes(), Some(records), "estimated before any spill");
+        let (changes, n, _) = count(snap);
         assert_eq!((changes, n, stored(&t)), (false, 1_000, 0));
         assert!(t.cache.values().all(|s| s.dirty && !s.changed));
         // Ten keys change: the next holds those ten, still without a write to the tree.
@@ -995,7 +1083,9 @@ mod tests {
         t.write_dirty().unwrap();
         assert_eq!(stored(&t), 1_000);
         assert!(matches!(&t.changed, Changes::Tracked(log) if log.is_empty()));
-        let (changes, n, _) = count(t.snapshot(true, None).unwrap());
+        let snap = t.snapshot(true, None).unwrap();
+        assert_eq!(snap.live_bytes(), Some(records), "counted exactly once spilled");
+        let (changes, n, _) = count(snap);
         assert_eq!((changes, n), (true, 0));
         // A full snapshot merges the cache's newer entries into the tree's: one removed, one
         // changed, two new (before the first key and after the last).
