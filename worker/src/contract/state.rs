@@ -313,28 +313,37 @@ where
     F: FnMut(u32, &'a [u8], Option<&mut &'a [u8]>) -> UserResult<()>,
 {
     for (group, bytes) in layer {
-        let mut rest = bytes.as_slice();
-        let count: u64 = take(&mut rest)?;
-        for _ in 0..count {
-            let removed: bool = take(&mut rest)?;
-            let key = take_frame(&mut rest)?;
-            if removed {
-                apply(*group, key, None)?;
-            } else {
-                let mut entry = take_frame(&mut rest)?;
-                apply(*group, key, Some(&mut entry))?;
-                if !entry.is_empty() {
-                    return Err(format!(
-                        "restoring key group {group}: {} bytes of an entry were not read",
-                        entry.len()
-                    )
-                    .into());
-                }
+        read_group(*group, bytes, &mut apply)?;
+    }
+    Ok(())
+}
+
+/// [`read_layer`] of one key group's records.
+pub fn read_group<'a, F>(group: u32, bytes: &'a [u8], mut apply: F) -> UserResult<()>
+where
+    F: FnMut(u32, &'a [u8], Option<&mut &'a [u8]>) -> UserResult<()>,
+{
+    let mut rest = bytes;
+    let count: u64 = take(&mut rest)?;
+    for _ in 0..count {
+        let removed: bool = take(&mut rest)?;
+        let key = take_frame(&mut rest)?;
+        if removed {
+            apply(group, key, None)?;
+        } else {
+            let mut entry = take_frame(&mut rest)?;
+            apply(group, key, Some(&mut entry))?;
+            if !entry.is_empty() {
+                return Err(format!(
+                    "restoring key group {group}: {} bytes of an entry were not read",
+                    entry.len()
+                )
+                .into());
             }
         }
-        if !rest.is_empty() {
-            return Err(format!("restoring key group {group}: {} bytes after its records", rest.len()).into());
-        }
+    }
+    if !rest.is_empty() {
+        return Err(format!("restoring key group {group}: {} bytes after its records", rest.len()).into());
     }
     Ok(())
 }

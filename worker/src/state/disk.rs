@@ -29,7 +29,7 @@ use super::bloom::KeyFilter;
 use super::codec::Codec;
 use crate::contract::UserResult;
 use crate::contract::state::{
-    OperatorState, Snapshot, StateFile, encode_into, put_frame, read_layer, record_count, take_frame,
+    OperatorState, Snapshot, StateFile, encode_into, put_frame, read_group, record_count, take_frame,
 };
 use crate::contract::state_backend::DiskSettings;
 
@@ -156,7 +156,28 @@ struct Change<'a> {
     record: &'a [u8],
 }
 
-/// In which order [`latest_changes`] gives the records of a key group.
+/// The record of a log of [`Changes`] at `at`, and where the next begins.
+fn change_at(log: &[u8], at: usize) -> UserResult<(Change<'_>, usize)> {
+    let early = || crate::contract::UserError::from("the log of changes ends early");
+    let (group, rest) = log[at..].split_first_chunk::<2>().ok_or_else(early)?;
+    let (&removed, mut rest) = rest.split_first().ok_or_else(early)?;
+    let framed = rest;
+    let key = take_frame(&mut rest)?;
+    let entry = match removed {
+        0 => Some(take_frame(&mut rest)?),
+        _ => None,
+    };
+    let len = 1 + framed.len() - rest.len();
+    let change = Change {
+        group: u16::from_be_bytes(*group) as u32,
+        key,
+        entry,
+        record: &log[at + 2..at + 2 + len],
+    };
+    Ok((change, at + 2 + len))
+}
+
+/// In which order [`LatestChanges`] gives the records of a key group.
 #[derive(Clone, Copy, PartialEq)]
 enum Order {
     /// Key order (to merge with the tree's).
@@ -165,73 +186,94 @@ enum Order {
     Any,
 }
 
-/// The latest record of each key in a log of [`Changes`], by key group, each group's in `order`.
-fn latest_changes(mut log: &[u8], order: Order) -> UserResult<Vec<Change<'_>>> {
-    let early = || crate::contract::UserError::from("the log of changes ends early");
-    let mut records = Vec::new();
-    while !log.is_empty() {
-        let (group, rest) = log.split_first_chunk::<2>().ok_or_else(early)?;
-        let (&removed, mut rest) = rest.split_first().ok_or_else(early)?;
-        let framed = rest;
-        let key = take_frame(&mut rest)?;
-        let entry = match removed {
-            0 => Some(take_frame(&mut rest)?),
-            _ => None,
+/// The latest record of each key in a log of [`Changes`], by key group, each group's in an
+/// [`Order`]. Sorts one 16-byte integer per record (key group, a 64-bit sort key, the record's
+/// place in the log) and reads the records from the log as it goes: a log of a few hundred MB
+/// needs a fraction of that beside it, not a decoded copy.
+struct LatestChanges<'a> {
+    log: &'a [u8],
+    packed: std::vec::IntoIter<u128>,
+}
+
+impl<'a> LatestChanges<'a> {
+    fn new(log: &'a [u8], order: Order) -> UserResult<Self> {
+        if log.len() > u32::MAX as usize {
+            return Err("the log of changes outgrew 4 GiB".into());
+        }
+        // The sort key: the key's first 8 bytes for key order, else its hash (keys that share
+        // a prefix spread). Records with the same sort key are put in key order after,
+        // keeping each key's records in log order, latest last.
+        let hasher = foldhash::fast::FixedState::with_seed(0x5745_4952);
+        let sort_key = |key: &[u8]| match order {
+            Order::Keys => {
+                let mut first = [0u8; 8];
+                let n = key.len().min(8);
+                first[..n].copy_from_slice(&key[..n]);
+                u64::from_be_bytes(first)
+            }
+            Order::Any => std::hash::BuildHasher::hash_one(&hasher, key),
         };
-        let len = 1 + framed.len() - rest.len();
-        records.push(Change {
-            group: u16::from_be_bytes(*group) as u32,
-            key,
-            entry,
-            record: &log[2..2 + len],
-        });
-        log = rest;
-    }
-    // Sorted by key group, a 64-bit sort key and the record's place in the log, packed in one
-    // integer (a sort of 16-byte values, not of records): the key's first 8 bytes for key
-    // order, else its hash (so keys that share a prefix spread). Keys with the same sort key
-    // are put in key order after, keeping each key's records in log order, latest last.
-    let hasher = foldhash::fast::FixedState::with_seed(0x5745_4952);
-    let sort_key = |key: &[u8]| match order {
-        Order::Keys => {
-            let mut first = [0u8; 8];
-            let n = key.len().min(8);
-            first[..n].copy_from_slice(&key[..n]);
-            u64::from_be_bytes(first)
+        let mut packed = Vec::new();
+        let mut at = 0;
+        while at < log.len() {
+            let (change, next) = change_at(log, at)?;
+            packed.push((change.group as u128) << 96 | (sort_key(change.key) as u128) << 32 | at as u128);
+            at = next;
         }
-        Order::Any => std::hash::BuildHasher::hash_one(&hasher, key),
-    };
-    let mut packed: Vec<u128> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.group as u128) << 96 | (sort_key(r.key) as u128) << 32 | i as u128)
-        .collect();
-    packed.sort_unstable();
-    let at = |p: u128| p as u32 as usize;
-    let mut start = 0;
-    while start < packed.len() {
-        let run = packed[start..]
-            .iter()
-            .take_while(|p| **p >> 32 == packed[start] >> 32)
-            .count();
-        let run = &mut packed[start..start + run];
-        if run.len() > 1 && run.iter().any(|p| records[at(*p)].key != records[at(run[0])].key) {
-            run.sort_by(|a, b| (records[at(*a)].key, at(*a)).cmp(&(records[at(*b)].key, at(*b))));
+        packed.sort_unstable();
+        let key_at = |p: u128| change_at(log, p as u32 as usize).map(|(c, _)| c.key);
+        let mut start = 0;
+        while start < packed.len() {
+            let run = packed[start..]
+                .iter()
+                .take_while(|p| **p >> 32 == packed[start] >> 32)
+                .count();
+            let run = &mut packed[start..start + run];
+            if run.len() > 1 {
+                let first = key_at(run[0])?;
+                let mut keyed = Vec::with_capacity(run.len());
+                for p in run.iter() {
+                    keyed.push((key_at(*p)?, *p));
+                }
+                if keyed.iter().any(|(k, _)| *k != first) {
+                    keyed.sort();
+                    for (slot, (_, p)) in run.iter_mut().zip(keyed) {
+                        *slot = p;
+                    }
+                }
+            }
+            start += run.len();
         }
-        start += run.len();
+        Ok(LatestChanges {
+            log,
+            packed: packed.into_iter(),
+        })
     }
-    let mut latest: Vec<Change<'_>> = Vec::with_capacity(records.len());
-    let mut previous = None;
-    for p in packed {
-        let r = &records[at(p)];
-        match latest.last_mut() {
-            // Only records with the same sort key can be of the same key.
-            Some(last) if previous == Some(p >> 32) && last.key == r.key => *last = *r,
-            _ => latest.push(*r),
+}
+
+impl<'a> Iterator for LatestChanges<'a> {
+    type Item = UserResult<Change<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let p = self.packed.next()?;
+            let change = match change_at(self.log, p as u32 as usize) {
+                Ok((change, _)) => change,
+                Err(e) => return Some(Err(e)),
+            };
+            // A later record of the same key follows it directly: skip this one.
+            let superseded = match self.packed.as_slice().first() {
+                Some(&n) if n >> 32 == p >> 32 => match change_at(self.log, n as u32 as usize) {
+                    Ok((next, _)) => next.key == change.key,
+                    Err(e) => return Some(Err(e)),
+                },
+                _ => false,
+            };
+            if !superseded {
+                return Some(Ok(change));
+            }
         }
-        previous = Some(p >> 32);
     }
-    Ok(latest)
 }
 
 /// A fjall database shared by the disk tables of one process and state directory, removed
@@ -643,7 +685,8 @@ where
     /// the tree (never whole in memory). A full snapshot (the first, one asked for, or one
     /// whose log outgrew its share of memory) takes the tree's MVCC snapshot (O(1)) and merges
     /// the dirty cached entries, encoded the same way, into it on the checkpoint thread; when
-    /// those are too many to hold beside the cache, it writes them to the tree first. (How
+    /// those are too many to hold beside the cache (a quarter of the log's share), it writes
+    /// them to the tree first. (How
     /// long a chain of change files may grow before a full one is
     /// [`crate::checkpoint::incremental::StateChain`]'s call.) Records as
     /// [`super::table_snapshot::table_snapshot`] writes them.
@@ -658,15 +701,19 @@ where
             self.changed = Changes::Tracked(Vec::new());
             return Ok(Snapshot::file(true, move || {
                 let mut out = GroupWriter::new(&dir)?;
-                for change in latest_changes(&log, Order::Any)? {
+                for change in LatestChanges::new(&log, Order::Any)? {
+                    let change = change?;
                     out.put_record(change.group, change.record)?;
                 }
                 out.finish(operator)
             })
             .with_live_bytes(live));
         }
+        // The dirty entries stay in memory until the full snapshot is written (a savepoint of
+        // a large state takes a while): more than a quarter of the log's share, and they are
+        // written to the tree instead.
         let mut dirty = Vec::new();
-        let live = match self.encode_cached(&mut dirty, limit, |s| s.dirty)? {
+        let live = match self.encode_cached(&mut dirty, limit / 4, |s| s.dirty)? {
             Some(live) => live,
             None => {
                 dirty = Vec::new();
@@ -680,11 +727,11 @@ where
     }
 
     /// Restores what a snapshot of either backend wrote into this table (or one part of its
-    /// key-group range, see [`crate::contract::operator::Operator::restores_in_parts`]). The
-    /// full records are ingested as sorted tables (no memtable, no journal; a disk snapshot's
-    /// records are already in key order, a memory one's are sorted per key group first), the
-    /// changes after them go through write batches. Entry bytes are stored as they are, never
-    /// decoded.
+    /// key-group range, see [`crate::contract::operator::Operator::restores_in_parts`]): key
+    /// group by key group, the full records and every change set after them are merged (each
+    /// key's latest record, removals dropped) and ingested as sorted tables (no memtable, no
+    /// journal; a disk snapshot's full records are in key order already). Entry bytes are
+    /// stored as they are, never decoded.
     pub fn restore(&mut self, state: &OperatorState) -> UserResult<()> {
         self.restore_entries(state, None)
     }
@@ -700,83 +747,71 @@ where
     }
 
     fn restore_entries(&mut self, state: &OperatorState, mut observe: Option<Observer<'_, V>>) -> UserResult<()> {
-        let (tree, stored, codec) = (&self.tree, &mut self.stored, &self.codec);
-        let (live, live_keys) = (&mut self.live, &mut self.live_keys);
-        stored.reserve(record_count(state)? as usize);
+        self.stored.reserve(record_count(state)? as usize);
+        let layers: Vec<&std::collections::BTreeMap<u32, Vec<u8>>> =
+            std::iter::once(&state.keyed).chain(&state.deltas).collect();
+        let groups: std::collections::BTreeSet<u32> = layers.iter().flat_map(|l| l.keys().copied()).collect();
         let mut ingestion = None;
-        // One key group's entries at a time, sorted, then ingested.
-        let mut ingest = |group: u32, entries: &mut Vec<(&[u8], &[u8])>| -> UserResult<()> {
-            // A disk snapshot's records are in key order already, each key once.
+        // One key group's records at a time, from every layer in order.
+        let mut entries: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+        for group in groups {
+            entries.clear();
+            for layer in &layers {
+                let Some(bytes) = layer.get(&group) else {
+                    continue;
+                };
+                read_group(group, bytes, |group, key, entry| {
+                    let entry = entry.map(std::mem::take);
+                    if let (Some(observe), Some(bytes)) = (observe.as_mut(), entry) {
+                        observe(group, key, &self.codec.decode(&mut &bytes[..])?)?;
+                    }
+                    entries.push((key, entry));
+                    Ok(())
+                })?;
+            }
+            // Each key's latest record, in key order (a disk snapshot's full records alone are
+            // already: each key once, in order).
             if !entries.is_sorted_by(|a, b| a.0 < b.0) {
-                entries.sort_unstable_by_key(|e| e.0);
-                entries.dedup_by_key(|e| e.0);
+                entries.sort_by_key(|e| e.0);
+                let mut latest: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(entries.len());
+                for e in entries.drain(..) {
+                    match latest.last_mut() {
+                        Some(last) if last.0 == e.0 => *last = e,
+                        _ => latest.push(e),
+                    }
+                }
+                entries = latest;
             }
             if entries.is_empty() {
-                return Ok(());
+                continue;
             }
             if ingestion.is_none() {
-                ingestion = Some(tree.start_ingestion().map_err(|e| io_error("restoring entries", e))?);
+                ingestion = Some(
+                    self.tree
+                        .start_ingestion()
+                        .map_err(|e| io_error("restoring entries", e))?,
+                );
             }
             let ingestion = ingestion.as_mut().expect("started above");
-            stored.insert_all(entries.iter().map(|e| e.0));
-            for (key, value) in entries.drain(..) {
-                *live += u64::from(record_len(key, value.len()));
-                *live_keys += 1;
-                ingestion
-                    .write(tree_key(group, key), value)
-                    .map_err(|e| io_error("restoring entries", e))?;
-            }
-            Ok(())
-        };
-        let mut entries: Vec<(&[u8], &[u8])> = Vec::new();
-        let mut current = None;
-        read_layer(&state.keyed, |group, key, entry| {
-            if current != Some(group) {
-                if let Some(done) = current {
-                    ingest(done, &mut entries)?;
+            self.stored
+                .insert_all(entries.iter().filter(|e| e.1.is_some()).map(|e| e.0));
+            for &(key, entry) in &entries {
+                match entry {
+                    Some(bytes) => {
+                        self.live += u64::from(record_len(key, bytes.len()));
+                        self.live_keys += 1;
+                        ingestion.write(tree_key(group, key), bytes)
+                    }
+                    // Nothing older of this key group is in the tree; a tombstone keeps it so.
+                    None => ingestion.write_tombstone(tree_key(group, key)),
                 }
-                current = Some(group);
+                .map_err(|e| io_error("restoring entries", e))?;
             }
-            // A full snapshot holds no removals; there would be nothing to remove anyway.
-            if let Some(bytes) = entry {
-                let bytes = std::mem::take(bytes);
-                if let Some(observe) = observe.as_mut() {
-                    observe(group, key, &codec.decode(&mut &bytes[..])?)?;
-                }
-                entries.push((key, bytes));
-            }
-            Ok(())
-        })?;
-        if let Some(last) = current {
-            ingest(last, &mut entries)?;
         }
         if let Some(ingestion) = ingestion {
             ingestion.finish().map_err(|e| io_error("restoring entries", e))?;
         }
-        let mut batch = self.db.db.batch().durability(None);
-        for layer in &state.deltas {
-            read_layer(layer, |group, key, entry| {
-                match entry {
-                    Some(bytes) => {
-                        let bytes = std::mem::take(bytes);
-                        if let Some(observe) = observe.as_mut() {
-                            observe(group, key, &self.codec.decode(&mut &bytes[..])?)?;
-                        }
-                        self.live += u64::from(record_len(key, bytes.len()));
-                        self.live_keys += 1;
-                        batch.insert(&self.tree, tree_key(group, key), bytes);
-                        self.stored.insert(key);
-                    }
-                    None => batch.remove(&self.tree, tree_key(group, key)),
-                }
-                if batch.len() >= WRITE_BATCH {
-                    let full = std::mem::replace(&mut batch, self.db.db.batch().durability(None));
-                    full.commit().map_err(|e| io_error("restoring entries", e))?;
-                }
-                Ok(())
-            })?;
-        }
-        batch.commit().map_err(|e| io_error("restoring entries", e))
+        Ok(())
     }
 }
 
@@ -794,7 +829,7 @@ fn write_full(
 ) -> UserResult<StateFile> {
     use fjall::Readable;
     let mut out = GroupWriter::new(dir)?;
-    let mut newer = latest_changes(dirty, Order::Keys)?.into_iter().peekable();
+    let mut newer = LatestChanges::new(dirty, Order::Keys)?.peekable();
     // A full snapshot holds no removals.
     let put = |out: &mut GroupWriter, change: Change<'_>| match change.entry {
         Some(_) => out.put_record(change.group, change.record),
@@ -804,16 +839,17 @@ fn write_full(
         let (key, value) = guard.into_inner().map_err(|e| io_error("reading a snapshot", e))?;
         let group = u16::from_be_bytes([key[0], key[1]]) as u32;
         let key = &key[2..];
-        while let Some(change) = newer.next_if(|c| (c.group, c.key) < (group, key)) {
-            put(&mut out, change)?;
+        // (A record the log cannot give stays in front, to fail below.)
+        while let Some(change) = newer.next_if(|c| c.as_ref().is_ok_and(|c| (c.group, c.key) < (group, key))) {
+            put(&mut out, change?)?;
         }
-        match newer.next_if(|c| (c.group, c.key) == (group, key)) {
-            Some(change) => put(&mut out, change)?,
+        match newer.next_if(|c| c.as_ref().is_ok_and(|c| (c.group, c.key) == (group, key))) {
+            Some(change) => put(&mut out, change?)?,
             None => out.put(group, key, Some(&value))?,
         }
     }
     for change in newer {
-        put(&mut out, change)?;
+        put(&mut out, change?)?;
     }
     out.finish(operator)
 }
@@ -970,10 +1006,9 @@ mod tests {
         log_record(&mut log, 1, b"z", Some(b"first group")).unwrap();
         log_record(&mut log, 3, b"ab", None).unwrap();
         type Record<'a> = (u32, &'a [u8], Option<&'a [u8]>);
-        let latest: Vec<Record<'_>> = latest_changes(&log, Order::Keys)
+        let latest: Vec<Record<'_>> = LatestChanges::new(&log, Order::Keys)
             .unwrap()
-            .iter()
-            .map(|c| (c.group, c.key, c.entry))
+            .map(|c| c.map(|c| (c.group, c.key, c.entry)).unwrap())
             .collect();
         let want: Vec<Record<'_>> = vec![
             (1, b"z", Some(b"first group")),
@@ -985,10 +1020,9 @@ mod tests {
         ];
         assert_eq!(latest, want);
         // In any order: the same records, by key group.
-        let mut any: Vec<Record<'_>> = latest_changes(&log, Order::Any)
+        let mut any: Vec<Record<'_>> = LatestChanges::new(&log, Order::Any)
             .unwrap()
-            .iter()
-            .map(|c| (c.group, c.key, c.entry))
+            .map(|c| c.map(|c| (c.group, c.key, c.entry)).unwrap())
             .collect();
         assert_eq!(any[0], want[0], "key group 1 first");
         any.sort();
