@@ -11,7 +11,8 @@
 #   4. the same, with only the first checkpoint full (`--full-every 1000`; jobs default to every
 #      100th), to tell the cost of the incremental checkpoints from the periodic full ones;
 #   5. phase 2 without and with a checkpoint every second (incremental), interleaved: the
-#      checkpoint cost of a state far larger than memory that only grows.
+#      checkpoint cost of a state far larger than memory that only grows (NO_LIMIT=1: outside
+#      the 1 GiB cgroup).
 # Raw JSON lines go to 2026-12-05-state-backends.jsonl (`side`, `round` added). PHASES="2 3"
 # runs only those phases, appending; RESULTS names another results file (started afresh).
 set -euo pipefail
@@ -60,11 +61,14 @@ done
   "$bench" --query state -n 8000000 --passes 2 -p 1 --json "${disk[@]}" --checkpoint-interval 1000 --full-every 1000 \
     | tag disk-8m-x2-checkpointed-first-full "$round"
 done
+# Phase 5 in the 1 GiB cgroup, or with NO_LIMIT=1 without it.
+run5() { if [ "${NO_LIMIT:-}" = 1 ]; then "$@"; else limited "$@"; fi; }
+side5="disk-50m$([ "${NO_LIMIT:-}" = 1 ] || echo -1gib)"
 [[ " $phases " == *" 5 "* ]] && for round in $(seq "$rounds"); do
-  limited "$bench" --query state -n 50000000 -p 2 --rescale-to 4 --json \
-    --state-backend disk --state-memory 256m --state-dir "$state_dir" | tag disk-50m-1gib "$round"
-  limited "$bench" --query state -n 50000000 -p 2 --rescale-to 4 --json --checkpoint-interval 1000 \
-    --state-backend disk --state-memory 256m --state-dir "$state_dir" | tag disk-50m-1gib-checkpointed "$round"
+  run5 "$bench" --query state -n 50000000 -p 2 --rescale-to 4 --json \
+    --state-backend disk --state-memory 256m --state-dir "$state_dir" | tag "$side5" "$round"
+  run5 "$bench" --query state -n 50000000 -p 2 --rescale-to 4 --json --checkpoint-interval 1000 \
+    --state-backend disk --state-memory 256m --state-dir "$state_dir" | tag "$side5-checkpointed" "$round"
 done
 python3 - "$out" "$here" <<'PY'
 import sys
