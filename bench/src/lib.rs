@@ -427,15 +427,22 @@ pub fn children_cpu_seconds() -> f64 {
 }
 
 fn proc_stat_seconds(user: usize, system: usize) -> f64 {
-    // From /proc/self/stat (utime and stime in clock ticks, 100 per second on Linux), which
-    // keeps `unsafe` FFI out of the crate.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // From /proc/self/stat, which keeps `unsafe` FFI out of the crate.
+    stat_seconds(
+        &std::fs::read_to_string("/proc/self/stat").unwrap_or_default(),
+        user,
+        system,
+    )
+}
+
+/// Seconds of the `user` and `system` fields of a `/proc/…/stat` line (clock ticks, 100 per
+/// second on Linux). Fields count after the command: state is index 0, utime 11, stime 12,
+/// cutime 13, cstime 14.
+fn stat_seconds(stat: &str, user: usize, system: usize) -> f64 {
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields after the command: state is index 0, utime 11, stime 12, cutime 13, cstime 14.
-    let hz = 100.0;
-    (ticks(user) + ticks(system)) / hz
+    (ticks(user) + ticks(system)) / 100.0
 }
 
 /// CPU seconds used so far by this process's threads (those running now), summed per thread
@@ -449,13 +456,11 @@ pub fn thread_cpu_seconds() -> std::collections::BTreeMap<String, f64> {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
         };
-        let (Some((head, after)), Some(open)) = (stat.rsplit_once(')'), stat.find('(')) else {
+        let (Some((head, _)), Some(open)) = (stat.rsplit_once(')'), stat.find('(')) else {
             continue;
         };
         let name = head[open + 1..].trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        *by_name.entry(name.trim().to_string()).or_insert(0.0) += (ticks(11) + ticks(12)) / 100.0;
+        *by_name.entry(name.trim().to_string()).or_insert(0.0) += stat_seconds(&stat, 11, 12);
     }
     by_name
 }

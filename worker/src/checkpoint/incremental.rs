@@ -92,7 +92,7 @@ pub struct ChainLink {
 impl StateChain {
     /// Whether the snapshot for `barrier` may hold only changes: incremental checkpoints are on
     /// (`full_every` is `Some`), there is a previous snapshot to build on, the chain is not too
-    /// long (in files, or its change files in bytes against its full one), and this is not a
+    /// long (in files, or in bytes: see `ChainSizes::outgrown`), and this is not a
     /// savepoint (savepoints are self-contained).
     pub fn wants_changes(&mut self, barrier: &Barrier, full_every: Option<u32>) -> bool {
         let broken = self.broken.swap(false, Ordering::Relaxed);

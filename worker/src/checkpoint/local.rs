@@ -84,10 +84,7 @@ impl LocalCopies {
     ) -> io::Result<()> {
         if let Some(name) = name {
             let path = self.path(checkpoint, rel);
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            match fs::hard_link(name, &path) {
+            match link(name, &path) {
                 Ok(()) => return Ok(()),
                 Err(e) => tracing::debug!(copy = %path.display(), "local recovery: copying, not linking: {e}"),
             }
@@ -158,8 +155,17 @@ impl LocalCopies {
 }
 
 /// `rel` (a `/`-separated name, as in checkpoint storage) under `base`.
-fn under(base: PathBuf, rel: &str) -> PathBuf {
+pub(super) fn under(base: PathBuf, rel: &str) -> PathBuf {
     rel.split('/').fold(base, |p, part| p.join(part))
+}
+
+/// Makes `to` (and its directories) a hard link to the file `name`: a copy of a file that never
+/// changes, with no bytes copied (fails across file systems).
+pub(super) fn link(name: &Path, to: &Path) -> io::Result<()> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::hard_link(name, to)
 }
 
 #[cfg(test)]

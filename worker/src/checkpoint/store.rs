@@ -334,17 +334,12 @@ impl SnapshotDir {
     ) -> Result<u64> {
         use std::io::{Read, Seek};
         if let (Some(dir), Some(name)) = (&self.dir.local, name) {
-            let dest = rel.split('/').fold(dir.clone(), |p, part| p.join(part));
+            let dest = super::local::under(dir.clone(), rel);
             let (name, to) = (name.to_path_buf(), dest.clone());
-            let linked = tokio::task::spawn_blocking(move || {
-                if let Some(parent) = to.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::hard_link(&name, &to)
-            })
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r);
+            let linked = tokio::task::spawn_blocking(move || super::local::link(&name, &to))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
             match linked {
                 Ok(()) => return Ok(size),
                 Err(e) => tracing::debug!(file = %dest.display(), "checkpoint storage: copying, not linking: {e}"),

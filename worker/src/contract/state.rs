@@ -216,6 +216,17 @@ pub fn put_frame(bytes: &[u8], buf: &mut Vec<u8>) -> UserResult<()> {
     Ok(())
 }
 
+/// Appends one keyed record to `buf`: removed? (one byte), `key` framed, then `entry` (stored
+/// bytes) framed unless removed — what [`read_group`] reads.
+pub fn put_record(key: &[u8], entry: Option<&[u8]>, buf: &mut Vec<u8>) -> UserResult<()> {
+    buf.push(u8::from(entry.is_none()));
+    put_frame(key, buf)?;
+    if let Some(entry) = entry {
+        put_frame(entry, buf)?;
+    }
+    Ok(())
+}
+
 /// Takes one value written by [`encode_into`] from the front of `bytes`.
 pub fn take<'a, T: serde::Deserialize<'a>>(bytes: &mut &'a [u8]) -> UserResult<T> {
     let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| format!("restoring state: {e}"))?;
@@ -258,14 +269,14 @@ impl KeyedRecords {
     {
         let (count, buf) = self.groups.entry(group).or_default();
         *count += 1;
-        encode_into(&entry.is_none(), buf)?;
-        put_frame(key, buf)?;
-        if let Some(write) = entry {
-            self.entry.clear();
-            write(&mut self.entry)?;
-            put_frame(&self.entry, buf)?;
+        match entry {
+            Some(write) => {
+                self.entry.clear();
+                write(&mut self.entry)?;
+                put_record(key, Some(&self.entry), buf)
+            }
+            None => put_record(key, None, buf),
         }
-        Ok(())
     }
 
     /// The records as keyed state, with `operator` as the non-keyed state.

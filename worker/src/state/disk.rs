@@ -29,7 +29,7 @@ use super::bloom::KeyFilter;
 use super::codec::Codec;
 use crate::contract::UserResult;
 use crate::contract::state::{
-    OperatorState, Snapshot, StateFile, encode_into, put_frame, read_group, record_count, take_frame,
+    OperatorState, Snapshot, StateFile, encode_into, put_record, read_group, record_count, take_frame,
 };
 use crate::contract::state_backend::DiskSettings;
 
@@ -137,12 +137,7 @@ impl Changes {
 /// [`Changes`].
 fn log_record(log: &mut Vec<u8>, group: u32, key: &[u8], entry: Option<&[u8]>) -> UserResult<()> {
     log.extend_from_slice(&(group as u16).to_be_bytes());
-    log.push(u8::from(entry.is_none()));
-    put_frame(key, log)?;
-    if let Some(entry) = entry {
-        put_frame(entry, log)?;
-    }
-    Ok(())
+    put_record(key, entry, log)
 }
 
 /// A record of a log of [`Changes`].
@@ -580,7 +575,7 @@ where
             let logged = std::mem::take(&mut slot.changed);
             let was = std::mem::take(&mut slot.stored);
             self.live = self.live.saturating_sub(u64::from(was));
-            self.live_keys -= u64::from(was > 0 && self.live_keys > 0);
+            self.live_keys = self.live_keys.saturating_sub(u64::from(was > 0));
             match &slot.value {
                 Some(v) => {
                     buf.clear();
@@ -681,15 +676,15 @@ where
     /// A snapshot. The task waits only while the cached entries changed since the previous
     /// snapshot are encoded into its log of changes (they stay dirty in the cache: the next
     /// spill writes them to the tree, as without checkpoints); the checkpoint thread then
-    /// copies the latest record of each key in the log, in key order, into a state file beside
-    /// the tree (never whole in memory). A full snapshot (the first, one asked for, or one
-    /// whose log outgrew its share of memory) takes the tree's MVCC snapshot (O(1)) and merges
-    /// the dirty cached entries, encoded the same way, into it on the checkpoint thread; when
-    /// those are too many to hold beside the cache (a quarter of the log's share), it writes
-    /// them to the tree first. (How
-    /// long a chain of change files may grow before a full one is
-    /// [`crate::checkpoint::incremental::StateChain`]'s call.) Records as
-    /// [`super::table_snapshot::table_snapshot`] writes them.
+    /// copies the latest record of each key in the log, key group by key group, into a state
+    /// file beside the tree (never whole in memory). A full snapshot (the first, one asked for,
+    /// or one whose log outgrew its share of memory) takes the tree's MVCC snapshot (O(1)) and
+    /// merges the dirty cached entries, encoded the same way, into it in key order on the
+    /// checkpoint thread; when those are too many to hold beside the cache (a quarter of the
+    /// log's share), it writes them to the tree first. Either says how many bytes a full
+    /// snapshot would write ([`Snapshot::with_live_bytes`]); how long a chain of change files
+    /// may grow before a full one is [`crate::checkpoint::incremental::StateChain`]'s call.
+    /// Records as [`super::table_snapshot::table_snapshot`] writes them.
     pub fn snapshot(&mut self, changes_only: bool, operator: Option<Vec<u8>>) -> UserResult<Snapshot> {
         let limit = self.changes_limit();
         let dir = self.db.path.clone();
@@ -802,7 +797,8 @@ where
                         self.live_keys += 1;
                         ingestion.write(tree_key(group, key), bytes)
                     }
-                    // Nothing older of this key group is in the tree; a tombstone keeps it so.
+                    // A removal: the tree holds no older entry of the key after a fresh
+                    // open, but a tombstone makes sure of it.
                     None => ingestion.write_tombstone(tree_key(group, key)),
                 }
                 .map_err(|e| io_error("restoring entries", e))?;
@@ -886,12 +882,7 @@ impl GroupWriter {
     /// entry, or its removal.
     fn put(&mut self, group: u32, key: &[u8], value: Option<&[u8]>) -> UserResult<()> {
         self.count(group)?;
-        self.records.push(u8::from(value.is_none()));
-        put_frame(key, &mut self.records)?;
-        if let Some(v) = value {
-            put_frame(v, &mut self.records)?;
-        }
-        Ok(())
+        put_record(key, value, &mut self.records)
     }
 
     /// A record in `group` (not before the previous record's group), already encoded.
