@@ -275,7 +275,7 @@ pub struct CheckpointChannels {
     /// Stops the coordinator.
     pub stop: CancellationToken,
     /// Savepoint requests.
-    pub requests: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<SavepointRequest>>>,
+    pub requests: Arc<crate::runtime::control::SavepointInbox>,
     /// Stops the job (after a stop-with-savepoint).
     pub job_cancel: CancellationToken,
 }
@@ -286,8 +286,9 @@ impl CheckpointCoordinator {
         let mut id = self.first_id;
         let mut failures = 0u32;
         let mut last_done = Instant::now();
-        let requests = ch.requests.clone();
-        let mut requests = requests.lock().await;
+        let inbox = ch.requests.clone();
+        let mut requests = inbox.receiver().lock().await;
+        inbox.running();
         loop {
             let wait = self
                 .config
@@ -324,10 +325,11 @@ impl CheckpointCoordinator {
                         let _ = ch.complete.send(barrier.checkpoint_id);
                         let path = self.store.snapshot_dir(&barrier).display().to_string();
                         tracing::info!(job = %self.job, savepoint = %path, "savepoint complete");
-                        let _ = request.reply.send(Ok(path));
                         if request.stop {
+                            inbox.stopped(&path, &mut requests);
                             ch.job_cancel.cancel();
                         }
+                        let _ = request.reply.send(Ok(path));
                     }
                     Err(reason) => {
                         let _ = request.reply.send(Err(reason));

@@ -398,6 +398,17 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
     ) -> std::result::Result<Response<rpc::SavepointReply>, Status> {
         let control = self.shared.control.clone();
         let stop = request.into_inner().stop;
+        let phase = self.shared.state.lock().expect("master lock").phase;
+        if matches!(phase, Phase::Stopped | Phase::Finished | Phase::Failed) {
+            // No run will take it: answer now rather than queue it for ever.
+            return match control.inbox().stopped_with() {
+                Some(path) if stop => Ok(Response::new(rpc::SavepointReply { path })),
+                _ => Err(Status::failed_precondition(format!(
+                    "the job is {}; no savepoint can be taken",
+                    phase.name()
+                ))),
+            };
+        }
         let result = if stop {
             control.stop_with_savepoint().await
         } else {
@@ -764,7 +775,7 @@ impl JobMasterLoop {
                     complete: complete_tx,
                     sources_remaining: sources_remaining.clone(),
                     stop: coordinator_stop.clone(),
-                    requests: self.shared.control.requests(),
+                    requests: self.shared.control.inbox(),
                     job_cancel: drain.clone(),
                 };
                 Some(tokio::spawn(c.run(channels)))

@@ -312,7 +312,7 @@ async fn run_once(
                 complete: complete_tx,
                 sources_remaining: sources_remaining.clone(),
                 stop: coordinator_stop.clone(),
-                requests: control.requests(),
+                requests: control.inbox(),
                 job_cancel: cancel.clone(),
             };
             let job_cancel = cancel.clone();

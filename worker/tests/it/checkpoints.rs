@@ -533,14 +533,23 @@ fn stop_with_savepoint_then_start_from_it_with_another_job_shape() {
     let asker = control.clone();
     let savepoint = rt.spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        asker.stop_with_savepoint().await
+        // Two callers ask at once (an operator repeating a stop whose answer it lost): one
+        // savepoint is taken and both get it.
+        let (a, b) = tokio::join!(asker.stop_with_savepoint(), asker.stop_with_savepoint());
+        (a.unwrap(), b.unwrap())
     });
     let r = rt
         .block_on(env.execute_controlled("saved", &env.metrics(), &control))
         .unwrap();
     assert!(r.cancelled);
-    let path = rt.block_on(savepoint).unwrap().unwrap();
+    let (path, again) = rt.block_on(savepoint).unwrap();
     assert!(path.contains("/saved/savepoints/savepoint-"), "{path}");
+    assert_eq!(again, path, "both stop requests get the savepoint the job stopped with");
+    // Once stopped, a stop request is answered at once with that savepoint, and a savepoint
+    // request is refused, saying why (neither waits for a run that will not come).
+    assert_eq!(rt.block_on(control.stop_with_savepoint()).unwrap(), path);
+    let refused = rt.block_on(control.savepoint()).unwrap_err().to_string();
+    assert!(refused.contains("stopping with savepoint"), "{refused}");
     // Savepoint output is committed at once.
     let at_savepoint = common::committed_lines(&out);
     assert!(!at_savepoint.is_empty() && at_savepoint.len() < expected.len());
