@@ -32,6 +32,79 @@ pub struct SavepointRequest {
     pub reply: oneshot::Sender<std::result::Result<String, String>>,
 }
 
+/// Where savepoint requests wait for the checkpoint coordinator, and the savepoint the job
+/// stopped with once it did: a stop request that comes after (an operator repeating a stop
+/// whose answer it lost) gets that savepoint at once instead of waiting for one that a stopping
+/// job can no longer take.
+pub struct SavepointInbox {
+    sender: mpsc::UnboundedSender<SavepointRequest>,
+    receiver: tokio::sync::Mutex<mpsc::UnboundedReceiver<SavepointRequest>>,
+    stopped_with: std::sync::Mutex<Option<String>>,
+}
+
+impl Default for SavepointInbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SavepointInbox {
+    /// An empty inbox.
+    fn new() -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        SavepointInbox {
+            sender,
+            receiver: tokio::sync::Mutex::new(receiver),
+            stopped_with: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Queues `request`, or answers it when the job already stopped with a savepoint.
+    pub fn send(&self, request: SavepointRequest) -> Result<()> {
+        let stopped = self.stopped_with.lock().expect("savepoint inbox lock");
+        if let Some(path) = stopped.as_ref() {
+            let _ = request.reply.send(answer_after_stop(request.stop, path));
+            return Ok(());
+        }
+        self.sender
+            .send(request)
+            .map_err(|_| WeirError::internal("the job is not running"))
+    }
+
+    /// The requests, for the coordinator of the current run (one at a time).
+    pub(crate) fn receiver(&self) -> &tokio::sync::Mutex<mpsc::UnboundedReceiver<SavepointRequest>> {
+        &self.receiver
+    }
+
+    /// A new run of the job starts: requests wait for its savepoints again.
+    pub(crate) fn running(&self) {
+        *self.stopped_with.lock().expect("savepoint inbox lock") = None;
+    }
+
+    /// The job stops with the savepoint at `path`: requests queued behind the stop, and any that
+    /// come later, are answered now (stop: that savepoint; savepoint: refused).
+    pub(crate) fn stopped(&self, path: &str, queued: &mut mpsc::UnboundedReceiver<SavepointRequest>) {
+        let mut stopped = self.stopped_with.lock().expect("savepoint inbox lock");
+        *stopped = Some(path.to_string());
+        while let Ok(r) = queued.try_recv() {
+            let _ = r.reply.send(answer_after_stop(r.stop, path));
+        }
+    }
+
+    /// The savepoint the job stopped with, if it did.
+    pub fn stopped_with(&self) -> Option<String> {
+        self.stopped_with.lock().expect("savepoint inbox lock").clone()
+    }
+}
+
+fn answer_after_stop(stop: bool, path: &str) -> std::result::Result<String, String> {
+    if stop {
+        Ok(path.to_string())
+    } else {
+        Err(format!("the job is stopping with savepoint {path}"))
+    }
+}
+
 /// One operator subtask's answer to a barrier.
 #[derive(Debug)]
 pub struct Ack {
@@ -275,7 +348,7 @@ pub struct CheckpointChannels {
     /// Stops the coordinator.
     pub stop: CancellationToken,
     /// Savepoint requests.
-    pub requests: Arc<crate::runtime::control::SavepointInbox>,
+    pub requests: Arc<SavepointInbox>,
     /// Stops the job (after a stop-with-savepoint).
     pub job_cancel: CancellationToken,
 }
