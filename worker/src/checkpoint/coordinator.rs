@@ -386,6 +386,7 @@ impl CheckpointCoordinator {
                 checkpoint_id: id,
                 timestamp_ms: crate::contract::clock::wall_ms(),
                 savepoint: savepoint.is_some(),
+                stop: savepoint.as_ref().is_some_and(|r| r.stop),
             };
             let _ = ch.trigger.send(Some(barrier));
             let outcome = self.collect(barrier, &mut ch).await?;

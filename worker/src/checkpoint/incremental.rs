@@ -138,6 +138,7 @@ mod tests {
             checkpoint_id: id,
             timestamp_ms: 0,
             savepoint: false,
+            stop: false,
         }
     }
 

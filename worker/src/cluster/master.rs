@@ -826,6 +826,7 @@ impl JobMasterLoop {
                             checkpoint_id: b.checkpoint_id,
                             timestamp_ms: b.timestamp_ms,
                             savepoint: b.savepoint,
+                            stop: b.stop,
                         }));
                     }
                 }

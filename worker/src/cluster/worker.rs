@@ -322,6 +322,7 @@ impl Worker {
                         checkpoint_id: t.checkpoint_id,
                         timestamp_ms: t.timestamp_ms,
                         savepoint: t.savepoint,
+                        stop: t.stop,
                     }));
                 }
             }

@@ -12,6 +12,10 @@ pub struct Barrier {
     pub timestamp_ms: i64,
     /// A savepoint (stored under `savepoints/`, kept) rather than a checkpoint.
     pub savepoint: bool,
+    /// A stop-with-savepoint's: the sources emit nothing after it (Flink's synchronous
+    /// savepoint), so the state does not change under the snapshot, and nothing is processed
+    /// that the next run would process again. They carry on if the savepoint fails.
+    pub stop: bool,
 }
 
 /// One element of a stream between two subtasks.

@@ -153,6 +153,50 @@ impl SourceEmitter {
         self.chain.end(stopping).await
     }
 
+    /// Passes the newest completed checkpoint on to the chain (sinks commit) and notes its
+    /// position, for the source to report.
+    async fn notify_completed(&mut self) -> Result<()> {
+        let Some(cp) = &mut self.checkpoints else { return Ok(()) };
+        if !cp.task.complete.has_changed().unwrap_or(false) {
+            return Ok(());
+        }
+        let id = *cp.task.complete.borrow_and_update();
+        while let Some((&n, _)) = self.positions_at.first_key_value() {
+            if n > id {
+                break;
+            }
+            let (_, p) = self.positions_at.pop_first().expect("checked");
+            self.committed_position = p;
+        }
+        self.chain.notify_complete(id).await
+    }
+
+    /// After a stop-with-savepoint's barrier the source emits nothing: it waits until the job
+    /// stops (the savepoint completed), or until a newer checkpoint is triggered (the savepoint
+    /// failed: the job goes on). Completions are passed on meanwhile, so sinks commit the
+    /// savepoint's output.
+    async fn hold_after_stop(&mut self) -> Result<()> {
+        let cancel = self.cancel.clone();
+        loop {
+            let Some(cp) = &self.checkpoints else { return Ok(()) };
+            let (mut trigger, mut complete, last) = (cp.trigger.clone(), cp.task.complete.clone(), cp.last);
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                changed = trigger.changed() => {
+                    if changed.is_err() || trigger.borrow().is_some_and(|b| b.checkpoint_id > last) {
+                        return Ok(());
+                    }
+                }
+                changed = complete.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    self.notify_completed().await?;
+                }
+            }
+        }
+    }
+
     /// The chain after the source (to load its restored state).
     pub(crate) fn chain_mut(&mut self) -> &mut Chain {
         &mut self.chain
@@ -182,19 +226,7 @@ impl SourceContext for SourceEmitter {
     }
 
     async fn checkpoint_if_due(&mut self) -> Result<()> {
-        let Some(cp) = &mut self.checkpoints else { return Ok(()) };
-        if cp.task.complete.has_changed().unwrap_or(false) {
-            let id = *cp.task.complete.borrow_and_update();
-            // The position of the newest completed checkpoint, for the source to report.
-            while let Some((&n, _)) = self.positions_at.first_key_value() {
-                if n > id {
-                    break;
-                }
-                let (_, p) = self.positions_at.pop_first().expect("checked");
-                self.committed_position = p;
-            }
-            self.chain.notify_complete(id).await?;
-        }
+        self.notify_completed().await?;
         let Some(cp) = &mut self.checkpoints else { return Ok(()) };
         if !cp.trigger.has_changed().unwrap_or(false) {
             return Ok(());
@@ -219,7 +251,11 @@ impl SourceContext for SourceEmitter {
             state.into(),
             None,
         );
-        self.chain.barrier(barrier).await
+        self.chain.barrier(barrier).await?;
+        if barrier.stop {
+            self.hold_after_stop().await?;
+        }
+        Ok(())
     }
 
     fn take_split_watermarks(&mut self) -> Option<SplitWatermarks> {
@@ -242,6 +278,11 @@ impl SourceContext for SourceEmitter {
             return Ok(());
         }
         self.checkpoint_if_due().await?;
+        if self.cancel.is_cancelled() && self.checkpoints.is_some() {
+            // Stopping (after a stop-with-savepoint, or cancelled): the state resumes from a
+            // checkpoint before this batch, which is read again then.
+            return Ok(());
+        }
         self.metrics.add_out(batch.num_rows());
         self.last_data = self.task.clock.now_ms();
         self.idle = false;

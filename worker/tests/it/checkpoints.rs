@@ -590,6 +590,60 @@ fn stop_with_savepoint_then_start_from_it_with_another_job_shape() {
     );
 }
 
+/// Flink's synchronous savepoint: after a stop-with-savepoint's barrier the sources emit
+/// nothing, so even an at-least-once sink sees each row once over the stopped run and the run
+/// resumed from the savepoint (rows emitted after the barrier would be read again).
+#[test]
+fn a_stop_with_savepoint_halts_the_sources_at_its_barrier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let sink = Collect::new();
+    let job = |restore: Option<String>| {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(2);
+        // Only the savepoint: no checkpoint is due in the test's time.
+        env.enable_checkpointing(Duration::from_secs(3600));
+        env.set_checkpoint_storage(&chk);
+        if let Some(path) = restore {
+            env.set_restore(RestoreFrom::Snapshot(path));
+        }
+        let cfg = DatagenConfig {
+            rows: Some(60_000),
+            rows_per_second: Some(30_000),
+            seed: 1,
+            fields: vec![DatagenField::new("id", FieldKind::Sequence)],
+            ..Default::default()
+        };
+        env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+            .add_sink(sink.clone());
+        env
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = job(None);
+    let control = JobControl::default();
+    let (asker, seen) = (control.clone(), sink.clone());
+    let savepoint = rt.spawn(async move {
+        common::eventually(|| seen.len() >= 2_000).await;
+        asker.stop_with_savepoint().await
+    });
+    let r = rt
+        .block_on(env.execute_controlled("halted", &env.metrics(), &control))
+        .unwrap();
+    assert!(r.cancelled);
+    let path = rt.block_on(savepoint).unwrap().unwrap();
+    let stopped_at = sink.len();
+    assert!(stopped_at < 60_000, "the job ran to its end: {stopped_at} rows");
+    job(Some(path)).execute("halted").unwrap();
+    let ids = common::sorted(&sink);
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (60_000, 60_000),
+        "every row once (the first run stopped after {stopped_at})"
+    );
+}
+
 /// The CLI job of the SIGKILL test: keyed windows over rate-limited data into exactly-once files.
 fn cli_job(out: &std::path::Path, chk: &std::path::Path) -> String {
     format!(
