@@ -612,7 +612,6 @@ fn a_stop_with_savepoint_halts_the_sources_at_its_barrier() {
             rows_per_second: Some(30_000),
             seed: 1,
             fields: vec![DatagenField::new("id", FieldKind::Sequence)],
-            ..Default::default()
         };
         env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
             .add_sink(sink.clone());
