@@ -505,7 +505,10 @@ where
     }
 
     /// Every entry whose key starts with `prefix`, in the key groups `groups`, in key order:
-    /// handed to `each` in chunks of at most `chunk` (never all in memory at once).
+    /// handed to `each` in chunks of at most `chunk` (never all in memory at once). The cached
+    /// entries under the prefix are merged with the tree's (the cached version wins), so
+    /// nothing is written to the tree for it: a window's entries that never left the cache
+    /// never reach the disk.
     pub fn for_each_prefixed(
         &mut self,
         groups: std::ops::RangeInclusive<u32>,
@@ -513,20 +516,48 @@ where
         chunk: usize,
         mut each: impl FnMut(&[(u32, Box<[u8]>, V)]) -> UserResult<()>,
     ) -> UserResult<()> {
-        self.write_dirty()?;
+        let mut cached: Vec<(u32, &[u8], &Slot<V>)> = self
+            .cache
+            .iter()
+            .filter(|(k, s)| groups.contains(&s.group) && k.starts_with(prefix))
+            .map(|(k, s)| (s.group, &k[..], s))
+            .collect();
+        cached.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut cached = cached.into_iter().peekable();
         let mut entries: Vec<(u32, Box<[u8]>, V)> = Vec::with_capacity(chunk.min(4096));
+        let mut push = |entries: &mut Vec<(u32, Box<[u8]>, V)>, entry| {
+            entries.push(entry);
+            if entries.len() >= chunk {
+                each(entries)?;
+                entries.clear();
+            }
+            UserResult::Ok(())
+        };
         for group in groups {
             for guard in self.tree.prefix(tree_key(group, prefix)) {
                 let (key, value) = guard.into_inner().map_err(|e| io_error("reading entries", e))?;
-                let key: Box<[u8]> = key[2..].into();
-                let value = match self.cache.get(&key).and_then(|s| s.value.as_ref()) {
-                    Some(v) => v.clone(),
-                    None => self.codec.decode(&mut value.as_ref())?,
-                };
-                entries.push((group, key, value));
-                if entries.len() >= chunk {
-                    each(&entries)?;
-                    entries.clear();
+                let key = &key[2..];
+                while let Some((g, k, slot)) = cached.next_if(|c| (c.0, c.1) < (group, key)) {
+                    if let Some(v) = &slot.value {
+                        push(&mut entries, (g, k.into(), v.clone()))?;
+                    }
+                }
+                match cached.next_if(|c| (c.0, c.1) == (group, key)) {
+                    // The cached version: newer, or removed.
+                    Some((_, _, slot)) => {
+                        if let Some(v) = &slot.value {
+                            push(&mut entries, (group, key.into(), v.clone()))?;
+                        }
+                    }
+                    None => push(
+                        &mut entries,
+                        (group, key.into(), self.codec.decode(&mut value.as_ref())?),
+                    )?,
+                }
+            }
+            while let Some((g, k, slot)) = cached.next_if(|c| c.0 == group) {
+                if let Some(v) = &slot.value {
+                    push(&mut entries, (g, k.into(), v.clone()))?;
                 }
             }
         }
@@ -537,17 +568,26 @@ where
     }
 
     /// Removes every entry whose key starts with `prefix`, in the key groups `groups` (an
-    /// incremental snapshot records each removal).
+    /// incremental snapshot records each removal): cached ones are dropped from the cache, and
+    /// only those the tree holds are removed from it.
     pub fn remove_prefixed(&mut self, groups: std::ops::RangeInclusive<u32>, prefix: &[u8]) -> UserResult<()> {
-        self.write_dirty()?;
         let limit = self.changes_limit();
+        // Cached entries the tree does not hold: a snapshot may hold them (encoded at a
+        // barrier), so their removal is logged.
+        let dropped: Vec<(Box<[u8]>, Slot<V>)> = self
+            .cache
+            .extract_if(|k, s| groups.contains(&s.group) && k.starts_with(prefix))
+            .collect();
+        for (key, slot) in dropped {
+            self.cached_bytes -= slot.size as usize;
+            if slot.stored == 0 && slot.dirty {
+                self.changed.log(slot.group, &key, None, limit)?;
+            }
+        }
         let mut batch = self.db.db.batch().durability(None);
         for group in groups {
             for guard in self.tree.prefix(tree_key(group, prefix)) {
                 let (key, value) = guard.into_inner().map_err(|e| io_error("reading entries", e))?;
-                if let Some(slot) = self.cache.remove(&key[2..]) {
-                    self.cached_bytes -= slot.size as usize;
-                }
                 self.live = self.live.saturating_sub(u64::from(record_len(&key[2..], value.len())));
                 self.live_keys = self.live_keys.saturating_sub(1);
                 self.changed.log(group, &key[2..], None, limit)?;
@@ -1196,6 +1236,83 @@ mod tests {
             let want = mem.get(&key).cloned();
             assert_eq!(disk.get(i % 128, &key).unwrap().cloned(), want, "key {i}");
             assert_eq!(from_mem.get(i % 128, &key).unwrap().cloned(), want, "key {i}");
+        }
+    }
+
+    #[test]
+    fn prefixed_entries_merge_the_cache_with_the_tree_and_their_removal_reaches_the_next_snapshot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = settings(tmp.path(), 1 << 20);
+        let mut t: DiskTable<u64> = DiskTable::open(&s).unwrap();
+        let key = |window: u8, i: u64| [&[window][..], &i.to_be_bytes()].concat();
+        let group = |i: u64| (i % 8) as u32;
+        // Two windows, 3,000 keys each: most spill to the tree, the newest stay cached.
+        for i in 0..3_000u64 {
+            for w in [1u8, 2] {
+                t.insert(group(i), &key(w, i), i).unwrap();
+            }
+        }
+        assert!(t.cache.len() < 6_000, "the cache spilled");
+        let full = t.snapshot(false, None).unwrap().into_state().unwrap();
+        // After the snapshot: some keys change (in cache or read back from the tree), some go,
+        // some are new and stay cached.
+        for i in (0..3_000u64).step_by(7) {
+            *t.entry(group(i), &key(1, i), || 0).unwrap().0 += 1_000_000;
+        }
+        for i in (0..3_000u64).step_by(11) {
+            t.remove(group(i), &key(1, i)).unwrap();
+        }
+        for i in 3_000..3_100u64 {
+            t.insert(group(i), &key(1, i), i).unwrap();
+        }
+        let want = |i: u64| -> Option<u64> {
+            match i {
+                _ if i >= 3_100 => None,
+                _ if i < 3_000 && i.is_multiple_of(11) => None,
+                _ if i < 3_000 && i.is_multiple_of(7) => Some(i + 1_000_000),
+                _ => Some(i),
+            }
+        };
+        let mut fired = Vec::new();
+        t.for_each_prefixed(0..=7, &[1], 100, |chunk| {
+            assert!(chunk.len() <= 100);
+            fired.extend(chunk.iter().map(|(g, k, v)| (*g, k.clone(), *v)));
+            Ok(())
+        })
+        .unwrap();
+        let mut expected: Vec<(u32, Box<[u8]>, u64)> = (0..3_100u64)
+            .filter_map(|i| want(i).map(|v| (group(i), key(1, i).into_boxed_slice(), v)))
+            .collect();
+        expected.sort();
+        assert_eq!(
+            fired, expected,
+            "window 1, by key group and key, the cached version winning"
+        );
+        // The window goes; window 2 stays; the snapshot after records the removals.
+        t.remove_prefixed(0..=7, &[1]).unwrap();
+        let mut left = 0;
+        t.for_each_prefixed(0..=7, &[1], 100, |chunk| {
+            left += chunk.len();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(left, 0, "window 1 removed");
+        let changes = t.snapshot(true, None).unwrap();
+        assert!(changes.is_changes());
+        let restored = OperatorState {
+            deltas: vec![changes.into_state().unwrap().keyed],
+            ..full
+        };
+        let mut back: DiskTable<u64> = DiskTable::open(&s).unwrap();
+        back.restore(&restored).unwrap();
+        for i in 0..3_100u64 {
+            assert_eq!(back.get(group(i), &key(1, i)).unwrap(), None, "window 1 key {i}");
+            let two = (i < 3_000).then_some(i);
+            assert_eq!(
+                back.get(group(i), &key(2, i)).unwrap().copied(),
+                two,
+                "window 2 key {i}"
+            );
         }
     }
 
