@@ -31,6 +31,7 @@ use crate::contract::watermark::WatermarkStrategy;
 use crate::graph::{Edge, JobConfig, LogicalGraph, Node, NodeId, NodeKind, RestartStrategy, RestoreFrom};
 use crate::operators::filter::{FilterExpr, FilterRows};
 use crate::operators::flat_map::FlatMapRows;
+use crate::operators::interval_join::IntervalJoin;
 use crate::operators::join::{JoinType, RegularJoin};
 use crate::operators::keyed_process::{KeyedProcess, KeyedProcessFunction};
 use crate::operators::map::{MapBatches, MapRows};
@@ -650,6 +651,19 @@ impl KeyedStream {
         self.stream.union(&[&other.stream]).transform("join", Arc::new(op))
     }
 
+    /// An interval join with `other` (Flink's `intervalJoin`): rows with equal keys join when
+    /// the other row's event time lies within bounds of this row's, given by
+    /// [`IntervalJoinBuilder::between`]. Each side's event time is the column its watermark
+    /// strategy named (or [`IntervalJoinBuilder::time_columns`]); state is cleared as the
+    /// watermark passes. See [`crate::operators::interval_join`].
+    pub fn interval_join(&self, other: &KeyedStream) -> IntervalJoinBuilder {
+        IntervalJoinBuilder {
+            left: self.clone(),
+            right: other.clone(),
+            times: (None, None),
+        }
+    }
+
     /// The partitioned stream (to add an operator of one's own that works per key).
     pub fn stream(&self) -> &DataStream {
         &self.stream
@@ -691,6 +705,41 @@ impl KeyedStream {
             allowed_lateness: 0,
             trigger: None,
         }
+    }
+}
+
+/// An interval join waiting for its bounds (Flink's `IntervalJoin`).
+#[derive(Clone)]
+pub struct IntervalJoinBuilder {
+    left: KeyedStream,
+    right: KeyedStream,
+    times: (Option<String>, Option<String>),
+}
+
+impl IntervalJoinBuilder {
+    /// Names each side's time column instead of the ones their watermark strategies named.
+    pub fn time_columns(mut self, left: &str, right: &str) -> Self {
+        self.times = (Some(left.into()), Some(right.into()));
+        self
+    }
+
+    /// Joins a left row `l` and a right row `r` with equal keys when
+    /// `l.time + lower <= r.time <= l.time + upper` (milliseconds, inclusive; `lower` may be
+    /// negative), as Flink's `between(lower, upper)`. Output, append-only: the left stream's
+    /// columns, then the right's (names must differ).
+    pub fn between(&self, lower_ms: i64, upper_ms: i64) -> DataStream {
+        let op = IntervalJoin {
+            left_keys: self.left.keys.clone(),
+            right_keys: self.right.keys.clone(),
+            left_time: self.times.0.clone(),
+            right_time: self.times.1.clone(),
+            lower: lower_ms,
+            upper: upper_ms,
+        };
+        self.left
+            .stream
+            .union(&[&self.right.stream])
+            .transform("interval_join", Arc::new(op))
     }
 }
 

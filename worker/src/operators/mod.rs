@@ -7,6 +7,7 @@ pub mod expr;
 pub mod expr_kernels;
 pub mod filter;
 pub mod flat_map;
+pub mod interval_join;
 pub mod join;
 pub mod keyed_process;
 pub mod map;

@@ -12,6 +12,7 @@ use arrow::record_batch::RecordBatch;
 use proptest::prelude::*;
 
 use super::changelog_aggregate::{ChangelogAggregate, RetractAgg, RetractKind};
+use super::interval_join::IntervalJoin;
 use super::join::{JoinType, RegularJoin};
 use super::keyed_process::{KeyedContext, KeyedProcess, KeyedProcessFunction};
 use super::running_aggregate::{OP_COLUMN, RunningAggregate};
@@ -291,6 +292,26 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
                 .unwrap()
             }),
         ),
+        (
+            "interval join",
+            false,
+            Box::new(move |c: &TaskContext| {
+                let (l, r) = (
+                    batch(("k", "v"), &[], false).schema(),
+                    batch(("rk", "rv"), &[], false).schema(),
+                );
+                IntervalJoin {
+                    left_keys: vec!["k".into()],
+                    right_keys: vec!["rk".into()],
+                    left_time: Some("v".into()),
+                    right_time: Some("rv".into()),
+                    lower: -2,
+                    upper: 1,
+                }
+                .create_of(&[l, r], c)
+                .unwrap()
+            }),
+        ),
     ]
 }
 
@@ -362,12 +383,12 @@ proptest! {
                 Run { op: make(&memory), chain: Vec::new(), out: Vec::new() },
             ];
             for (i, (rows, step)) in batches.iter().enumerate() {
-                // The join takes even batches on the left, odd ones on the right.
-                let (input, names) = if name == "join" && i % 2 == 1 { (1, ("rk", "rv")) } else { (0, ("k", "v")) };
+                // The joins take even batches on the left, odd ones on the right.
+                let (input, names) = if name.ends_with("join") && i % 2 == 1 { (1, ("rk", "rv")) } else { (0, ("k", "v")) };
                 let b = batch(names, rows, changelog);
                 for run in &mut runs {
                     run.op.process_input(input, b.clone(), &mut run.out).unwrap();
-                    if name.ends_with("windows") || name == "keyed process" {
+                    if name.ends_with("windows") || name == "keyed process" || name == "interval join" {
                         run.op.on_watermark(i as i64 - 6, &mut run.out).unwrap();
                     }
                 }

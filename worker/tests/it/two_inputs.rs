@@ -228,3 +228,56 @@ fn a_keyed_full_join_at_parallelism_two_ends_at_the_reference_table() {
     }
     assert_eq!(table, want);
 }
+
+/// An interval join through the public API (Flink's `intervalJoin(..).between(..)`): left rows
+/// at event time `id` ms, right rows at `500 + id` ms, both keyed by `id % 7`; every pair with
+/// `l.ts - 30 <= r.ts <= l.ts + 20` comes out once, as a reference computed here, at parallelism
+/// 1, 2 and 4, with no row late.
+#[test]
+fn an_interval_join_pairs_rows_within_its_bounds_at_any_parallelism() {
+    let mut want: Vec<(i64, i64)> = Vec::new();
+    for l in 0..2_000i64 {
+        for r in 0..1_000i64 {
+            let d = (500 + r) - l;
+            if l % 7 == r % 7 && (-30..=20).contains(&d) {
+                want.push((l, r));
+            }
+        }
+    }
+    assert!(want.len() > 1_000, "a meaningful reference: {}", want.len());
+    for p in [1, 2, 4] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p).set_batch_size(64);
+        let strategy = WatermarkStrategy::bounded_out_of_orderness("ts", Duration::ZERO);
+        let left = env
+            .add_source_named("left", Arc::new(side(2_000, 0, "unused")))
+            .set_parallelism(1)
+            .with_watermarks(strategy.clone())
+            .select(&["ts", "id % 7 AS k", "id AS l"])
+            .key_by("k");
+        let right = env
+            .add_source_named("right", Arc::new(side(1_000, 500, "unused")))
+            .set_parallelism(1)
+            .with_watermarks(strategy)
+            .select(&["ts AS rts", "id % 7 AS rk", "id AS r"])
+            .key_by("rk");
+        let out = Collect::new();
+        left.interval_join(&right)
+            .time_columns("ts", "rts")
+            .between(-30, 20)
+            .add_sink(out.clone());
+        let result = env.execute("interval-join").unwrap();
+        let mut got: Vec<(i64, i64)> = out
+            .rows_json()
+            .iter()
+            .map(|row| {
+                let v: serde_json::Value = serde_json::from_str(row).unwrap();
+                (v["l"].as_i64().unwrap(), v["r"].as_i64().unwrap())
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "parallelism {p}");
+        let join = result.node("interval_join").expect("the join's metrics");
+        assert_eq!(join.late_records, 0, "parallelism {p}");
+    }
+}

@@ -1,0 +1,491 @@
+//! An interval join (Flink's `intervalJoin`, and SQL's time-bounded join
+//! `r.ts BETWEEN l.ts + lower AND l.ts + upper`): a left row `l` and a right row `r` with equal
+//! keys join when `l.time + lower <= r.time <= l.time + upper`. Each key keeps the rows of both
+//! sides in keyed state (per key group, so checkpoints, restore and rescale work as for every
+//! keyed operator) only until the watermark passes the last time a row of the other side could
+//! still join them; the output appends (left columns, then right columns) and never retracts.
+//! Rows behind the watermark when they arrive are late, as in Flink: counted and dropped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use serde::{Deserialize, Serialize};
+
+use super::running_aggregate::OP_COLUMN;
+use super::{Operator, OperatorFactory, TaskContext, UserResult};
+use crate::checkpoint::OperatorState;
+use crate::contract::error::{Result, WeirError};
+use crate::contract::schema::{EVENT_TIME_METADATA, field_index};
+use crate::contract::state::Snapshot;
+use crate::contract::watermark::event_millis;
+use crate::state::StateTable;
+
+/// The join's description: each input's key columns (equal types, in order), each input's time
+/// column, and the bounds of the right row's time relative to the left row's.
+#[derive(Debug, Clone)]
+pub struct IntervalJoin {
+    /// Key columns of the left input.
+    pub left_keys: Vec<String>,
+    /// Key columns of the right input.
+    pub right_keys: Vec<String>,
+    /// The left input's time column (`None`: the column its watermark strategy named).
+    pub left_time: Option<String>,
+    /// The right input's time column (`None`: the column its watermark strategy named).
+    pub right_time: Option<String>,
+    /// Lower bound of `right.time - left.time`, ms (inclusive; may be negative).
+    pub lower: i64,
+    /// Upper bound of `right.time - left.time`, ms (inclusive).
+    pub upper: i64,
+}
+
+/// One input, planned: key columns, time column, the columns it contributes.
+struct SidePlan {
+    keys: Vec<usize>,
+    time: usize,
+    columns: Vec<usize>,
+}
+
+impl IntervalJoin {
+    fn plan(&self, inputs: &[SchemaRef]) -> Result<(SidePlan, SidePlan, SchemaRef)> {
+        let [left, right] = inputs else {
+            return Err(WeirError::plan(format!(
+                "an interval join reads 2 inputs, not {}",
+                inputs.len()
+            )));
+        };
+        if self.left_keys.len() != self.right_keys.len() || self.left_keys.is_empty() {
+            return Err(WeirError::plan(format!(
+                "an interval join needs as many key columns on each side, at least one ({:?} and {:?})",
+                self.left_keys, self.right_keys
+            )));
+        }
+        if self.lower > self.upper {
+            return Err(WeirError::plan(format!(
+                "interval join: the lower bound ({} ms) is above the upper bound ({} ms)",
+                self.lower, self.upper
+            )));
+        }
+        let side = |schema: &SchemaRef, keys: &[String], time: &Option<String>, what: &str| -> Result<SidePlan> {
+            if schema.index_of(OP_COLUMN).is_ok() {
+                return Err(WeirError::plan(format!(
+                    "interval join: the {what} input is a changelog; an interval join reads appends only"
+                )));
+            }
+            let time = match time {
+                Some(t) => field_index(schema, t, &format!("{what} time column"))?,
+                None => schema
+                    .fields()
+                    .iter()
+                    .position(|f| f.metadata().contains_key(EVENT_TIME_METADATA))
+                    .ok_or_else(|| {
+                        WeirError::plan(format!(
+                            "interval join: the {what} input has no event time; give its source a watermark strategy or name its time column"
+                        ))
+                    })?,
+            };
+            let f = schema.field(time);
+            if event_millis(&arrow::array::new_empty_array(f.data_type())).is_err() {
+                return Err(WeirError::plan(format!(
+                    "interval join: the {what} time column '{}' is {}; use a timestamp or integer milliseconds",
+                    f.name(),
+                    f.data_type()
+                )));
+            }
+            Ok(SidePlan {
+                keys: keys
+                    .iter()
+                    .map(|k| field_index(schema, k, &format!("{what} join key")))
+                    .collect::<Result<_>>()?,
+                time,
+                columns: (0..schema.fields().len()).collect(),
+            })
+        };
+        let l = side(left, &self.left_keys, &self.left_time, "left")?;
+        let r = side(right, &self.right_keys, &self.right_time, "right")?;
+        for (a, b) in l.keys.iter().zip(&r.keys) {
+            let (fa, fb) = (left.field(*a), right.field(*b));
+            if fa.data_type() != fb.data_type() {
+                return Err(WeirError::plan(format!(
+                    "join keys '{}' ({}) and '{}' ({}) differ in type; cast one side to the other's",
+                    fa.name(),
+                    fa.data_type(),
+                    fb.name(),
+                    fb.data_type()
+                )));
+            }
+        }
+        let mut fields: Vec<Field> = left.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for f in right.fields() {
+            if fields.iter().any(|x| x.name() == f.name()) {
+                return Err(WeirError::plan(format!(
+                    "both join inputs have a column '{}'; rename one side's (select … AS …)",
+                    f.name()
+                )));
+            }
+            // The output's event time is the left row's: one column says so.
+            let mut f = f.as_ref().clone();
+            let mut metadata = f.metadata().clone();
+            if metadata.remove(EVENT_TIME_METADATA).is_some() {
+                f = f.with_metadata(metadata);
+            }
+            fields.push(f);
+        }
+        Ok((l, r, Arc::new(Schema::new(fields))))
+    }
+}
+
+impl OperatorFactory for IntervalJoin {
+    fn kind(&self) -> &'static str {
+        "interval_join"
+    }
+    fn distinct_inputs(&self) -> bool {
+        true
+    }
+    fn output_schema(&self, _input: &SchemaRef) -> Result<SchemaRef> {
+        Err(WeirError::plan("an interval join reads two distinct inputs"))
+    }
+    fn output_schema_of(&self, inputs: &[SchemaRef]) -> Result<SchemaRef> {
+        Ok(self.plan(inputs)?.2)
+    }
+    fn create(&self, _input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        Err(WeirError::plan("an interval join reads two distinct inputs"))
+    }
+    fn create_of(&self, inputs: &[SchemaRef], ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        let (l, r, output) = self.plan(inputs)?;
+        let keys = RowConverter::new(
+            l.keys
+                .iter()
+                .map(|k| SortField::new(inputs[0].field(*k).data_type().clone()))
+                .collect(),
+        )?;
+        let rows = |schema: &SchemaRef, plan: &SidePlan| -> Result<RowConverter> {
+            Ok(RowConverter::new(
+                plan.columns
+                    .iter()
+                    .map(|c| SortField::new(schema.field(*c).data_type().clone()))
+                    .collect(),
+            )?)
+        };
+        Ok(Box::new(IntervalJoinOp {
+            rows: [rows(&inputs[0], &l)?, rows(&inputs[1], &r)?],
+            sides: [l, r],
+            keys,
+            lower: self.lower,
+            upper: self.upper,
+            output,
+            state: StateTable::new(&ctx.state)?,
+            expiry: BTreeMap::new(),
+            watermark: i64::MIN,
+            ctx: ctx.clone(),
+        }))
+    }
+}
+
+/// One key's rows on both sides, by time (each in its side's row format).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct KeyRows {
+    sides: [BTreeMap<i64, Vec<Vec<u8>>>; 2],
+}
+
+/// A key and its key group.
+type GroupKey = (u32, Box<[u8]>);
+
+struct IntervalJoinOp {
+    sides: [SidePlan; 2],
+    rows: [RowConverter; 2],
+    keys: RowConverter,
+    lower: i64,
+    upper: i64,
+    output: SchemaRef,
+    state: StateTable<KeyRows>,
+    /// When keys may hold rows no future row can join: a row of `side` at `time` is done once
+    /// the watermark passes [`IntervalJoinOp::done_after`]. Rebuilt from the state on restore.
+    expiry: BTreeMap<i64, Vec<GroupKey>>,
+    watermark: i64,
+    ctx: TaskContext,
+}
+
+impl IntervalJoinOp {
+    /// The last watermark at which a row of `side` at `time` may still meet a row of the other
+    /// side (one that is not late: at or after the watermark).
+    fn done_after(&self, side: usize, time: i64) -> i64 {
+        if side == 0 {
+            time.saturating_add(self.upper)
+        } else {
+            time.saturating_sub(self.lower)
+        }
+    }
+
+    /// The other side's times a row of `side` at `time` joins.
+    fn partners(&self, side: usize, time: i64) -> std::ops::RangeInclusive<i64> {
+        if side == 0 {
+            time.saturating_add(self.lower)..=time.saturating_add(self.upper)
+        } else {
+            time.saturating_sub(self.upper)..=time.saturating_sub(self.lower)
+        }
+    }
+
+    fn index(&mut self, side: usize, time: i64, group: u32, key: &[u8]) {
+        let at = self.done_after(side, time);
+        self.expiry.entry(at).or_default().push((group, key.into()));
+    }
+
+    /// Drops the rows of `key` that no row at or after `watermark` can join.
+    fn expire(&mut self, group: u32, key: &[u8], watermark: i64) -> UserResult<()> {
+        let (lower, upper) = (self.lower, self.upper);
+        let Some(rows) = self.state.get_mut(group, key)? else {
+            return Ok(());
+        };
+        // Left rows stay while time + upper >= watermark; right rows while time - lower >=
+        // watermark.
+        let keep = [watermark.saturating_sub(upper), watermark.saturating_add(lower)];
+        for (side, from) in keep.into_iter().enumerate() {
+            let kept = rows.sides[side].split_off(&from);
+            rows.sides[side] = kept;
+        }
+        if rows.sides.iter().all(BTreeMap::is_empty) {
+            self.state.remove(group, key)?;
+        }
+        Ok(())
+    }
+}
+
+impl Operator for IntervalJoinOp {
+    fn process_batch(&mut self, _batch: RecordBatch, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        Err("an interval join needs to know each batch's input".into())
+    }
+
+    fn process_input(&mut self, input: usize, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let plan = &self.sides[input];
+        let key_columns: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
+        let keys = self.keys.convert_columns(&key_columns)?;
+        let groups = crate::keys::key_groups(&key_columns, batch.num_rows(), self.ctx.max_parallelism)?;
+        let times = event_millis(batch.column(plan.time))?;
+        let row_columns: Vec<ArrayRef> = plan.columns.iter().map(|c| batch.column(*c).clone()).collect();
+        let rows = self.rows[input].convert_columns(&row_columns)?;
+        let other = 1 - input;
+        let (mut lefts, mut rights): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+        let mut late = 0;
+        for (i, &group) in groups.iter().enumerate() {
+            // A null key never matches (SQL's `=`); a row without a time cannot be placed.
+            if times.is_null(i) || times.value(i) < self.watermark {
+                late += u64::from(!times.is_null(i));
+                continue;
+            }
+            if key_columns.iter().any(|c| c.is_null(i)) {
+                continue;
+            }
+            let time = times.value(i);
+            let row = rows.row(i);
+            let row: &[u8] = row.as_ref();
+            let key = keys.row(i);
+            let key: &[u8] = key.as_ref();
+            let partners = self.partners(input, time);
+            let state = self.state.get_or_insert_with(group, key, KeyRows::default)?;
+            for matches in state.sides[other].range(partners).map(|(_, rows)| rows) {
+                for m in matches {
+                    let (l, r) = if input == 0 {
+                        (row, m.as_slice())
+                    } else {
+                        (m.as_slice(), row)
+                    };
+                    lefts.push(l.to_vec());
+                    rights.push(r.to_vec());
+                }
+            }
+            state.sides[input].entry(time).or_default().push(row.to_vec());
+            self.index(input, time, group, key);
+        }
+        if late > 0 {
+            self.ctx.add_late(late);
+        }
+        if lefts.is_empty() {
+            return Ok(());
+        }
+        let decode = |rows: &RowConverter, encoded: &[Vec<u8>]| -> UserResult<Vec<ArrayRef>> {
+            let parser = rows.parser();
+            Ok(rows.convert_rows(encoded.iter().map(|r| parser.parse(r)))?)
+        };
+        let mut columns = decode(&self.rows[0], &lefts)?;
+        columns.extend(decode(&self.rows[1], &rights)?);
+        out.push(RecordBatch::try_new(self.output.clone(), columns)?);
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        self.watermark = self.watermark.max(watermark);
+        while let Some(entry) = self.expiry.first_entry() {
+            if *entry.key() >= self.watermark {
+                break;
+            }
+            for (group, key) in entry.remove() {
+                self.expire(group, &key, self.watermark)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {
+        // The watermark goes along, so a restored join calls the same rows late.
+        let watermark = crate::checkpoint::encode(&self.watermark)?;
+        self.state.snapshot(changes_only, Some(watermark))
+    }
+
+    fn restore(&mut self, state: OperatorState) -> UserResult<()> {
+        let mut found = Vec::new();
+        self.state.restore_observing(&state, |group, key, rows| {
+            for (side, times) in rows.sides.iter().enumerate() {
+                for time in times.keys() {
+                    found.push((side, *time, group, key.to_vec()));
+                }
+            }
+            Ok(())
+        })?;
+        for (side, time, group, key) in found {
+            self.index(side, time, group, &key);
+        }
+        self.watermark = crate::checkpoint::least_watermark(&state)?;
+        Ok(())
+    }
+
+    fn restores_in_parts(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::testing::{batch_of, ctx, ints};
+
+    fn join(lower: i64, upper: i64) -> (Box<dyn Operator>, TaskContext) {
+        let (l, r) = (
+            batch_of(&[("k", vec![]), ("lt", vec![])]),
+            batch_of(&[("rk", vec![]), ("rt", vec![])]),
+        );
+        let ctx = ctx();
+        let op = IntervalJoin {
+            left_keys: vec!["k".into()],
+            right_keys: vec!["rk".into()],
+            left_time: Some("lt".into()),
+            right_time: Some("rt".into()),
+            lower,
+            upper,
+        }
+        .create_of(&[l.schema(), r.schema()], &ctx)
+        .unwrap();
+        (op, ctx)
+    }
+
+    fn pairs(out: &[RecordBatch]) -> Vec<(i64, i64, i64)> {
+        let (k, lt, rt) = (ints(out, "k"), ints(out, "lt"), ints(out, "rt"));
+        let mut p: Vec<_> = k.into_iter().zip(lt).zip(rt).map(|((k, l), r)| (k, l, r)).collect();
+        p.sort();
+        p
+    }
+
+    #[test]
+    fn rows_join_within_the_bounds_whichever_side_comes_first() {
+        let (mut op, _) = join(-2, 1);
+        let mut out = Vec::new();
+        op.process_input(0, batch_of(&[("k", vec![1, 1, 2]), ("lt", vec![10, 20, 10])]), &mut out)
+            .unwrap();
+        // Right times 8..=11 meet left 10; 18..=21 meet left 20.
+        op.process_input(
+            1,
+            batch_of(&[("rk", vec![1, 1, 1, 1, 2, 3]), ("rt", vec![7, 8, 11, 12, 9, 10])]),
+            &mut out,
+        )
+        .unwrap();
+        op.process_input(0, batch_of(&[("k", vec![1]), ("lt", vec![13])]), &mut out)
+            .unwrap();
+        assert_eq!(
+            pairs(&out),
+            vec![(1, 10, 8), (1, 10, 11), (1, 13, 11), (1, 13, 12), (2, 10, 9)]
+        );
+    }
+
+    #[test]
+    fn the_watermark_clears_rows_no_future_row_can_join_and_late_rows_are_dropped() {
+        let (mut op, ctx) = join(0, 5);
+        let mut out = Vec::new();
+        op.process_input(0, batch_of(&[("k", vec![1, 1]), ("lt", vec![10, 30])]), &mut out)
+            .unwrap();
+        op.process_input(1, batch_of(&[("rk", vec![1]), ("rt", vec![40])]), &mut out)
+            .unwrap();
+        // Left 10 can meet right rows up to 15: gone once the watermark passes 15. Right 40
+        // can meet left rows from 35: it stays.
+        op.on_watermark(16, &mut out).unwrap();
+        let state = op.snapshot(1, false).unwrap().into_state().unwrap();
+        assert_eq!(crate::contract::state::record_count(&state).unwrap(), 1, "one key");
+        // A right row at 17 is not late and meets nothing (left 10 is gone; left 30 too far);
+        // one at 12 is late.
+        op.process_input(1, batch_of(&[("rk", vec![1, 1]), ("rt", vec![17, 12])]), &mut out)
+            .unwrap();
+        assert!(out.is_empty(), "{:?}", pairs(&out));
+        assert_eq!(ctx.metrics.late_records.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // Left 30 meets a right row at 33.
+        op.process_input(1, batch_of(&[("rk", vec![1]), ("rt", vec![33])]), &mut out)
+            .unwrap();
+        assert_eq!(pairs(&out), vec![(1, 30, 33)]);
+        // Past every row's reach the key's state goes.
+        op.on_watermark(100, &mut out).unwrap();
+        let state = op.snapshot(2, false).unwrap().into_state().unwrap();
+        assert_eq!(crate::contract::state::record_count(&state).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_state_restores_with_its_expiry_and_joins_on() {
+        let (mut op, _) = join(-5, 5);
+        let mut out = Vec::new();
+        op.process_input(0, batch_of(&[("k", vec![1, 2, 3]), ("lt", vec![10, 50, 12])]), &mut out)
+            .unwrap();
+        let state = op.snapshot(1, false).unwrap().into_state().unwrap();
+        let (mut restored, _) = join(-5, 5);
+        restored.restore(state).unwrap();
+        restored
+            .process_input(1, batch_of(&[("rk", vec![1]), ("rt", vec![14])]), &mut out)
+            .unwrap();
+        assert_eq!(pairs(&out), vec![(1, 10, 14)]);
+        // The restored rows expire as the watermark passes them: key 1's left row after 15, the
+        // right row that came after the restore after 19 (left rows up to 19 may meet it); key
+        // 3, untouched since the restore, after 17.
+        restored.on_watermark(20, &mut out).unwrap();
+        let state = restored.snapshot(2, false).unwrap().into_state().unwrap();
+        assert_eq!(crate::contract::state::record_count(&state).unwrap(), 1, "key 2 stays");
+    }
+
+    #[test]
+    fn bad_bounds_changelogs_and_missing_times_are_refused_by_name() {
+        let (l, r) = (
+            batch_of(&[("k", vec![]), ("lt", vec![])]),
+            batch_of(&[("rk", vec![]), ("rt", vec![])]),
+        );
+        let j = |lower, upper, rt: &str| IntervalJoin {
+            left_keys: vec!["k".into()],
+            right_keys: vec!["rk".into()],
+            left_time: Some("lt".into()),
+            right_time: Some(rt.into()),
+            lower,
+            upper,
+        };
+        let e = j(5, 1, "rt").output_schema_of(&[l.schema(), r.schema()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("lower bound (5 ms) is above the upper bound (1 ms)"),
+            "{e}"
+        );
+        let e = j(0, 1, "nope").output_schema_of(&[l.schema(), r.schema()]).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        let e = IntervalJoin {
+            right_time: None,
+            ..j(0, 1, "rt")
+        }
+        .output_schema_of(&[l.schema(), r.schema()])
+        .unwrap_err();
+        assert!(e.to_string().contains("right input has no event time"), "{e}");
+    }
+}
