@@ -28,6 +28,7 @@ use crate::contract::error::{Result, WeirError};
 use crate::contract::watermark::WatermarkStrategy;
 use crate::operators::changelog_aggregate::{ChangelogAggregate, RetractAgg, RetractKind};
 use crate::operators::filter::FilterExpr;
+use crate::operators::interval_join::IntervalJoin;
 use crate::operators::join::{JoinType, RegularJoin};
 use crate::operators::mini_batch::MiniBatch;
 use crate::operators::running_aggregate::OP_COLUMN;
@@ -743,6 +744,12 @@ impl<'a> Lowering<'a> {
                 })
                 .collect();
         let split = left_plan.schema().fields().len();
+        // An inner join bounding one side's rowtime by the other's: an interval join (once both
+        // inputs turn out append-only).
+        let interval = match (&j.filter, join_type) {
+            (Some(f), JoinType::Inner) => super::interval::interval_bounds(f, left_plan, right_plan, self.catalog),
+            _ => None,
+        };
         let mut sides = Vec::new();
         for (index, plan) in [left_plan, right_plan].into_iter().enumerate() {
             let input = self.lower(plan)?;
@@ -794,6 +801,27 @@ impl<'a> Lowering<'a> {
         }
         let (right, right_keys, right_updating) = sides.pop().expect("two sides");
         let (left, left_keys, left_updating) = sides.pop().expect("two sides");
+        if let Some(bounds) = interval.filter(|_| !left_updating && !right_updating) {
+            let op = IntervalJoin {
+                left_keys,
+                right_keys,
+                left_time: Some(out_names[bounds.left].clone()),
+                right_time: Some(out_names[split + bounds.right].clone()),
+                lower: bounds.lower,
+                upper: bounds.upper,
+            };
+            let name = self.name("interval-join");
+            let joined = left.stream().union(&[right.stream()]).transform(&name, Arc::new(op));
+            let lowered = Lowered {
+                stream: joined,
+                updating: false,
+                pending: Some(out_names.iter().map(|n| (col(n), n.clone())).collect()),
+            };
+            return match bounds.rest {
+                Some(f) => self.restrict(lowered, resolve(f, &j.schema), "join-filter"),
+                None => Ok(lowered),
+            };
+        }
         let condition = match &j.filter {
             Some(f) if in_join => {
                 let (kept, other) = (left_plan.schema(), right_plan.schema());

@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod ddl;
 pub mod debezium;
 pub mod functions;
+mod interval;
 pub mod lower;
 pub mod script;
 pub mod source_calc;

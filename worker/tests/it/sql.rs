@@ -1146,3 +1146,102 @@ fn decimal_literals_multiply_exactly() {
         ["{\"price\":0.908}", "{\"price\":54575766.760}", "{\"price\":907.092}"]
     );
 }
+
+/// Rows `(k, v, ts ms)` with timestamps in order, from `seed`, written as JSON lines under
+/// `dir/name`.
+fn timed_rows(dir: &Path, name: &str, seed: u64, n: usize) -> (std::path::PathBuf, Vec<(i64, i64, i64)>) {
+    let (mut seed, mut t) = (seed, 1_000_000i64);
+    let mut rows = Vec::new();
+    for _ in 0..n {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        t += (seed >> 50) as i64 % 700;
+        rows.push(((seed >> 33) as i64 % 4, (seed >> 40) as i64 % 50, t));
+    }
+    let path = dir.join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    let text: String = rows
+        .iter()
+        .map(|(k, v, t)| format!("{{\"k\":{k},\"v\":{v},\"ts\":{t}}}\n"))
+        .collect();
+    std::fs::write(path.join("rows.jsonl"), text).unwrap();
+    (path, rows)
+}
+
+/// A join whose condition bounds one side's rowtime by the other's runs as an interval join (as
+/// in Flink, its state cleared by the watermark; an append-only result), the rest of the
+/// condition filtering the pairs; the pairs equal a reference at parallelism 1, 2 and 4.
+#[test]
+fn a_time_bounded_join_runs_as_an_interval_join_and_matches_a_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_dir, a) = timed_rows(tmp.path(), "a", 11, 600);
+    let (b_dir, b) = timed_rows(tmp.path(), "b", 23, 500);
+    let reference = |bounds: std::ops::RangeInclusive<i64>| {
+        let mut want: Vec<(i64, i64, i64, i64)> = Vec::new();
+        for (ak, av, at) in &a {
+            for (bk, bv, bt) in &b {
+                if ak == bk && bounds.contains(&(bt - at)) && av != bv {
+                    want.push((*av, *bv, *at, *bt));
+                }
+            }
+        }
+        want.sort();
+        assert!(want.len() > 200, "a meaningful reference: {}", want.len());
+        want
+    };
+    // The same bounds as BETWEEN, and as comparisons with the sides swapped and the upper bound
+    // strict (1 ms less).
+    let forms = [
+        (
+            "y.ts BETWEEN x.ts - INTERVAL '2' SECOND AND x.ts + INTERVAL '1' SECOND",
+            reference(-2_000..=1_000),
+        ),
+        (
+            "x.ts - INTERVAL '2' SECOND <= y.ts AND x.ts + INTERVAL '1' SECOND > y.ts",
+            reference(-2_000..=999),
+        ),
+    ];
+    for (p, (condition, want)) in [(1, &forms[0]), (2, &forms[1]), (4, &forms[0]), (4, &forms[1])] {
+        let out = tmp.path().join(format!("out-{p}"));
+        let table = |name: &str, dir: &Path| {
+            format!(
+                "CREATE TABLE {name} (k BIGINT, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '0' SECOND)\n\
+                 WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n",
+                dir.display()
+            )
+        };
+        let sql = format!(
+            "{}{}CREATE TABLE results (av BIGINT, bv BIGINT, ats TIMESTAMP(3), bts TIMESTAMP(3))\n\
+             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n\
+             INSERT INTO results\n\
+             SELECT x.v, y.v, x.ts, y.ts FROM a x JOIN b y\n\
+             ON x.k = y.k AND {condition} AND x.v <> y.v;",
+            table("a", &a_dir),
+            table("b", &b_dir),
+            out.display()
+        );
+        let _ = std::fs::remove_dir_all(&out);
+        let job = weir::pipeline::build_sql(&sql, "job.sql", "job").unwrap();
+        job.env.set_parallelism(p);
+        let r = job.env.execute("job").unwrap();
+        assert!(
+            r.metrics.iter().any(|n| n.name.ends_with("-interval-join")),
+            "planned as an interval join: {:?}",
+            r.metrics.iter().map(|n| &n.name).collect::<Vec<_>>()
+        );
+        let mut got: Vec<(i64, i64, i64, i64)> = read_lines(&out)
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let ms = |f: &str| crate::common::timed::millis(&v[f]);
+                (
+                    v["av"].as_i64().unwrap(),
+                    v["bv"].as_i64().unwrap(),
+                    ms("ats"),
+                    ms("bts"),
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(&got, want, "parallelism {p}: {condition}");
+    }
+}
