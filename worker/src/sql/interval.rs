@@ -10,6 +10,7 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, LogicalPlan, Operator};
 
 use super::catalog::Catalog;
+use super::functions::Bound;
 
 /// A join condition's time bounds: `right.time` within `[left.time + lower, left.time + upper]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,9 +27,41 @@ pub struct IntervalBounds {
     pub rest: Option<Expr>,
 }
 
+/// The time bounds of a join of `left` and `right` on the equalities `on` with the further
+/// condition `filter`: a lower and an upper one between the same two rowtime columns in
+/// `filter`, or else an equality of two rowtime columns in `on` (two windowed results joined
+/// on their windows, Nexmark q8: a window join, its bounds `[0, 0]`).
+pub fn join_bounds(
+    on: &[(Expr, Expr)],
+    filter: Option<&Expr>,
+    left: &LogicalPlan,
+    right: &LogicalPlan,
+    catalog: &Catalog,
+) -> Option<IntervalBounds> {
+    if let Some(b) = filter.and_then(|f| interval_bounds(f, left, right, catalog)) {
+        return Some(b);
+    }
+    on.iter().find_map(|(l, r)| {
+        let (Expr::Column(l), Expr::Column(r)) = (l, r) else {
+            return None;
+        };
+        let (li, ri) = (
+            left.schema().maybe_index_of_column(l)?,
+            right.schema().maybe_index_of_column(r)?,
+        );
+        (is_rowtime(left, l, catalog) && is_rowtime(right, r, catalog)).then(|| IntervalBounds {
+            left: li,
+            right: ri,
+            lower: 0,
+            upper: 0,
+            rest: filter.cloned(),
+        })
+    })
+}
+
 /// The time bounds in `filter`, a join condition over `left` and `right`, when it has both a
 /// lower and an upper one between the same two rowtime columns.
-pub fn interval_bounds(
+fn interval_bounds(
     filter: &Expr,
     left: &LogicalPlan,
     right: &LogicalPlan,
@@ -184,6 +217,18 @@ fn is_rowtime(plan: &LogicalPlan, column: &Column, catalog: &Catalog) -> bool {
             }
         }
         LogicalPlan::Filter(f) => is_rowtime(&f.input, column, catalog),
+        // A window aggregate's end or time (as `window_end`, `window_time`, `TUMBLE_ROWTIME`):
+        // its rows come out when the watermark passes their window's end, so none is behind
+        // the watermark and later ones are not earlier (Flink keeps only `window_time` a time
+        // attribute; the end is as safe to bound by).
+        LogicalPlan::Aggregate(a) => {
+            i < a.group_expr.len()
+                && matches!(
+                    super::lower::window_role(&a.group_expr[i], &a.input),
+                    Some(Bound::End | Bound::Time)
+                )
+                && super::lower::find_window(a).is_ok_and(|w| w.is_some_and(|w| !w.processing_time))
+        }
         LogicalPlan::SubqueryAlias(a) => {
             let (qualifier, field) = a.input.schema().qualified_field(i);
             is_rowtime(&a.input, &Column::new(qualifier.cloned(), field.name()), catalog)

@@ -746,8 +746,10 @@ impl<'a> Lowering<'a> {
         let split = left_plan.schema().fields().len();
         // An inner join bounding one side's rowtime by the other's: an interval join (once both
         // inputs turn out append-only).
-        let interval = match (&j.filter, join_type) {
-            (Some(f), JoinType::Inner) => super::interval::interval_bounds(f, left_plan, right_plan, self.catalog),
+        let interval = match join_type {
+            JoinType::Inner => {
+                super::interval::join_bounds(&on, j.filter.as_ref(), left_plan, right_plan, self.catalog)
+            }
             _ => None,
         };
         let mut sides = Vec::new();
@@ -1134,14 +1136,14 @@ fn check_no_window_markers(e: &Expr) -> Result<()> {
 }
 
 /// A window found in an aggregate's `GROUP BY`.
-struct WindowFound {
+pub(super) struct WindowFound {
     kind: TvfKind,
     size_ms: i64,
     slide_ms: i64,
     /// The expression the window operator assigns windows by (over the aggregate's input).
     time: Expr,
     /// Whether the time is processing time.
-    processing_time: bool,
+    pub(super) processing_time: bool,
 }
 
 impl WindowFound {
@@ -1177,7 +1179,7 @@ impl WindowFound {
 }
 
 /// Which window bound a `GROUP BY` item is, if it is one.
-fn window_role(e: &Expr, input: &LogicalPlan) -> Option<Bound> {
+pub(super) fn window_role(e: &Expr, input: &LogicalPlan) -> Option<Bound> {
     window_call(&definition(e, input)).map(|c| c.bound)
 }
 
@@ -1233,7 +1235,7 @@ fn window_call(e: &Expr) -> Option<WindowCall> {
     })
 }
 
-fn find_window(a: &Aggregate) -> Result<Option<WindowFound>> {
+pub(super) fn find_window(a: &Aggregate) -> Result<Option<WindowFound>> {
     let mut found: Option<WindowCall> = None;
     for e in &a.group_expr {
         let Some(call) = window_call(&definition(e, &a.input)) else {
