@@ -735,6 +735,7 @@ impl IntervalJoinBuilder {
             right_time: self.times.1.clone(),
             lower: lower_ms,
             upper: upper_ms,
+            semi: false,
         };
         self.left
             .stream

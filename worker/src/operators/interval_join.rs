@@ -5,6 +5,10 @@
 //! keyed operator) only until the watermark passes the last time a row of the other side could
 //! still join them; the output appends (left columns, then right columns) and never retracts.
 //! Rows behind the watermark when they arrive are late, as in Flink: counted and dropped.
+//!
+//! A semi join (SQL's `EXISTS` / `IN` whose condition is the bounds) shows each left row once,
+//! when it first has a match: a left row that finds one is not kept, and a right row shows and
+//! drops the waiting left rows it matches.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,6 +43,9 @@ pub struct IntervalJoin {
     pub lower: i64,
     /// Upper bound of `right.time - left.time`, ms (inclusive).
     pub upper: i64,
+    /// A semi join: each left row once, when it first has a match, without the right's
+    /// columns (SQL's `EXISTS` / `IN` over windowed results, Nexmark q8).
+    pub semi: bool,
 }
 
 /// One input, planned: key columns, time column, the columns it contributes.
@@ -118,7 +125,8 @@ impl IntervalJoin {
             }
         }
         let mut fields: Vec<Field> = left.fields().iter().map(|f| f.as_ref().clone()).collect();
-        for f in right.fields() {
+        let shown = if self.semi { &[][..] } else { &right.fields()[..] };
+        for f in shown {
             if fields.iter().any(|x| x.name() == f.name()) {
                 return Err(WeirError::plan(format!(
                     "both join inputs have a column '{}'; rename one side's (select … AS …)",
@@ -175,6 +183,7 @@ impl OperatorFactory for IntervalJoin {
             keys,
             lower: self.lower,
             upper: self.upper,
+            semi: self.semi,
             output,
             state: StateTable::new(&ctx.state)?,
             expiry: BTreeMap::new(),
@@ -199,6 +208,7 @@ struct IntervalJoinOp {
     keys: RowConverter,
     lower: i64,
     upper: i64,
+    semi: bool,
     output: SchemaRef,
     state: StateTable<KeyRows>,
     /// When keys may hold rows no future row can join: a row of `side` at `time` is done once
@@ -285,6 +295,23 @@ impl Operator for IntervalJoinOp {
             let key: &[u8] = key.as_ref();
             let partners = self.partners(input, time);
             let state = self.state.get_or_insert_with(group, key, KeyRows::default)?;
+            if self.semi {
+                // A left row shows once, when it first has a match, and is then done with; a
+                // right row shows the waiting left rows it matches.
+                if input == 0 && state.sides[1].range(partners.clone()).next().is_some() {
+                    lefts.push(row.to_vec());
+                    continue;
+                }
+                if input == 1 {
+                    let matched: Vec<i64> = state.sides[0].range(partners).map(|(t, _)| *t).collect();
+                    for t in matched {
+                        lefts.extend(state.sides[0].remove(&t).unwrap_or_default());
+                    }
+                }
+                state.sides[input].entry(time).or_default().push(row.to_vec());
+                self.index(input, time, group, key);
+                continue;
+            }
             for matches in state.sides[other].range(partners).map(|(_, rows)| rows) {
                 for m in matches {
                     let (l, r) = if input == 0 {
@@ -310,7 +337,9 @@ impl Operator for IntervalJoinOp {
             Ok(rows.convert_rows(encoded.iter().map(|r| parser.parse(r)))?)
         };
         let mut columns = decode(&self.rows[0], &lefts)?;
-        columns.extend(decode(&self.rows[1], &rights)?);
+        if !self.semi {
+            columns.extend(decode(&self.rows[1], &rights)?);
+        }
         out.push(RecordBatch::try_new(self.output.clone(), columns)?);
         Ok(())
     }
@@ -374,6 +403,7 @@ mod tests {
             right_time: Some("rt".into()),
             lower,
             upper,
+            semi: false,
         }
         .create_of(&[l.schema(), r.schema()], &ctx)
         .unwrap();
@@ -459,6 +489,41 @@ mod tests {
     }
 
     #[test]
+    fn a_semi_join_shows_each_left_row_once_when_it_first_has_a_match() {
+        let (l, r) = (
+            batch_of(&[("k", vec![]), ("lt", vec![])]),
+            batch_of(&[("rk", vec![]), ("rt", vec![])]),
+        );
+        let mut op = IntervalJoin {
+            left_keys: vec!["k".into()],
+            right_keys: vec!["rk".into()],
+            left_time: Some("lt".into()),
+            right_time: Some("rt".into()),
+            lower: 0,
+            upper: 0,
+            semi: true,
+        }
+        .create_of(&[l.schema(), r.schema()], &ctx())
+        .unwrap();
+        let mut out = Vec::new();
+        // Left 10 waits; two right rows at 10 show it once; left 20 finds right 20 at once.
+        op.process_input(0, batch_of(&[("k", vec![1, 1]), ("lt", vec![10, 30])]), &mut out)
+            .unwrap();
+        op.process_input(
+            1,
+            batch_of(&[("rk", vec![1, 1, 1]), ("rt", vec![10, 10, 20])]),
+            &mut out,
+        )
+        .unwrap();
+        op.process_input(0, batch_of(&[("k", vec![1, 2]), ("lt", vec![20, 20])]), &mut out)
+            .unwrap();
+        assert_eq!(out.iter().map(|b| b.num_columns()).max(), Some(2), "left columns only");
+        let mut shown: Vec<(i64, i64)> = ints(&out, "k").into_iter().zip(ints(&out, "lt")).collect();
+        shown.sort();
+        assert_eq!(shown, vec![(1, 10), (1, 20)]);
+    }
+
+    #[test]
     fn bad_bounds_changelogs_and_missing_times_are_refused_by_name() {
         let (l, r) = (
             batch_of(&[("k", vec![]), ("lt", vec![])]),
@@ -471,6 +536,7 @@ mod tests {
             right_time: Some(rt.into()),
             lower,
             upper,
+            semi: false,
         };
         let e = j(5, 1, "rt").output_schema_of(&[l.schema(), r.schema()]).unwrap_err();
         assert!(

@@ -307,6 +307,7 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
                     right_time: Some("rv".into()),
                     lower: -2,
                     upper: 1,
+                    semi: false,
                 }
                 .create_of(&[l, r], c)
                 .unwrap()

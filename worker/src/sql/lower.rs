@@ -38,6 +38,9 @@ use crate::window::{
     SlidingProcessingTimeWindows, TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner,
 };
 
+/// The right time column a semi interval join reads (the right side's columns are not shown).
+const SEMI_RIGHT_TIME: &str = "__rt";
+
 /// A lowered relation: its stream (columns named as the plan's, plus [`OP_COLUMN`] last when
 /// it updates) and whether it is a changelog.
 pub struct Lowered {
@@ -746,10 +749,11 @@ impl<'a> Lowering<'a> {
         let split = left_plan.schema().fields().len();
         // An inner join bounding one side's rowtime by the other's: an interval join (once both
         // inputs turn out append-only).
+        let bounds = || super::interval::join_bounds(&on, j.filter.as_ref(), left_plan, right_plan, self.catalog);
         let interval = match join_type {
-            JoinType::Inner => {
-                super::interval::join_bounds(&on, j.filter.as_ref(), left_plan, right_plan, self.catalog)
-            }
+            JoinType::Inner => bounds(),
+            // A semi join's further condition runs inside the join: on the interval join, none.
+            JoinType::LeftSemi => bounds().filter(|b| b.rest.is_none()),
             _ => None,
         };
         let mut sides = Vec::new();
@@ -796,6 +800,10 @@ impl<'a> Lowering<'a> {
             if input.updating {
                 items.push((col(OP_COLUMN), OP_COLUMN.into()));
             }
+            // A semi join shows no right column: the interval join still needs the right time.
+            if let (1, Some(b), JoinType::LeftSemi) = (index, &interval, join_type) {
+                items.push((col(&stream_names(plan.schema())[b.right]), SEMI_RIGHT_TIME.into()));
+            }
             let updating = input.updating;
             let projected = self.project(input, items)?;
             let stream = self.flush(projected, if index == 0 { "join-left" } else { "join-right" })?;
@@ -808,9 +816,13 @@ impl<'a> Lowering<'a> {
                 left_keys,
                 right_keys,
                 left_time: Some(out_names[bounds.left].clone()),
-                right_time: Some(out_names[split + bounds.right].clone()),
+                right_time: Some(match join_type {
+                    JoinType::LeftSemi => SEMI_RIGHT_TIME.into(),
+                    _ => out_names[split + bounds.right].clone(),
+                }),
                 lower: bounds.lower,
                 upper: bounds.upper,
+                semi: join_type == JoinType::LeftSemi,
             };
             let name = self.name("interval-join");
             let joined = left.stream().union(&[right.stream()]).transform(&name, Arc::new(op));
