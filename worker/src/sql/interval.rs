@@ -9,8 +9,18 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, LogicalPlan, Operator};
 
+use datafusion::logical_expr::Aggregate;
+
 use super::catalog::Catalog;
-use super::functions::Bound;
+
+/// What makes a column a rowtime: the catalog's watermark columns, and which outputs of a window
+/// aggregate are its window's end or time (the SQL lowering knows its windows).
+pub struct Rowtimes<'a> {
+    /// The tables.
+    pub catalog: &'a Catalog,
+    /// Whether output `i` of `a` is the end or time of its event-time window.
+    pub window_time: &'a dyn Fn(&Aggregate, usize) -> bool,
+}
 
 /// A join condition's time bounds: `right.time` within `[left.time + lower, left.time + upper]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,9 +46,9 @@ pub fn join_bounds(
     filter: Option<&Expr>,
     left: &LogicalPlan,
     right: &LogicalPlan,
-    catalog: &Catalog,
+    rowtimes: &Rowtimes<'_>,
 ) -> Option<IntervalBounds> {
-    if let Some(b) = filter.and_then(|f| interval_bounds(f, left, right, catalog)) {
+    if let Some(b) = filter.and_then(|f| interval_bounds(f, left, right, rowtimes)) {
         return Some(b);
     }
     on.iter().find_map(|(l, r)| {
@@ -49,7 +59,7 @@ pub fn join_bounds(
             left.schema().maybe_index_of_column(l)?,
             right.schema().maybe_index_of_column(r)?,
         );
-        (is_rowtime(left, l, catalog) && is_rowtime(right, r, catalog)).then(|| IntervalBounds {
+        (is_rowtime(left, l, rowtimes) && is_rowtime(right, r, rowtimes)).then(|| IntervalBounds {
             left: li,
             right: ri,
             lower: 0,
@@ -65,7 +75,7 @@ fn interval_bounds(
     filter: &Expr,
     left: &LogicalPlan,
     right: &LogicalPlan,
-    catalog: &Catalog,
+    rowtimes: &Rowtimes<'_>,
 ) -> Option<IntervalBounds> {
     let mut conjuncts = Vec::new();
     for c in split_conjunction(filter) {
@@ -107,7 +117,7 @@ fn interval_bounds(
     let ((l, r), lower, upper) = (columns?, lower?, upper?);
     let rowtime = |plan: &LogicalPlan, i: usize| {
         let (qualifier, field) = plan.schema().qualified_field(i);
-        is_rowtime(plan, &Column::new(qualifier.cloned(), field.name()), catalog)
+        is_rowtime(plan, &Column::new(qualifier.cloned(), field.name()), rowtimes)
     };
     if !(rowtime(left, l) && rowtime(right, r)) {
         return None;
@@ -194,14 +204,15 @@ fn interval_ms(v: &ScalarValue) -> Option<i64> {
 
 /// Whether `column` of `plan` is a rowtime attribute: a table's watermark column, through
 /// projections (plain column references, renamed or not), filters and aliases.
-fn is_rowtime(plan: &LogicalPlan, column: &Column, catalog: &Catalog) -> bool {
+fn is_rowtime(plan: &LogicalPlan, column: &Column, rowtimes: &Rowtimes<'_>) -> bool {
     let Some(i) = plan.schema().maybe_index_of_column(column) else {
         return false;
     };
     match plan {
         LogicalPlan::TableScan(scan) => {
             let name = plan.schema().field(i).name();
-            catalog
+            rowtimes
+                .catalog
                 .table(scan.table_name.table())
                 .and_then(|t| t.watermark.as_ref())
                 .is_some_and(|(w, _)| w == name)
@@ -212,26 +223,19 @@ fn is_rowtime(plan: &LogicalPlan, column: &Column, catalog: &Catalog) -> bool {
                 e = &a.expr;
             }
             match e {
-                Expr::Column(c) => is_rowtime(&p.input, c, catalog),
+                Expr::Column(c) => is_rowtime(&p.input, c, rowtimes),
                 _ => false,
             }
         }
-        LogicalPlan::Filter(f) => is_rowtime(&f.input, column, catalog),
+        LogicalPlan::Filter(f) => is_rowtime(&f.input, column, rowtimes),
         // A window aggregate's end or time (as `window_end`, `window_time`, `TUMBLE_ROWTIME`):
         // its rows come out when the watermark passes their window's end, so none is behind
         // the watermark and later ones are not earlier (Flink keeps only `window_time` a time
         // attribute; the end is as safe to bound by).
-        LogicalPlan::Aggregate(a) => {
-            i < a.group_expr.len()
-                && matches!(
-                    super::lower::window_role(&a.group_expr[i], &a.input),
-                    Some(Bound::End | Bound::Time)
-                )
-                && super::lower::find_window(a).is_ok_and(|w| w.is_some_and(|w| !w.processing_time))
-        }
+        LogicalPlan::Aggregate(a) => (rowtimes.window_time)(a, i),
         LogicalPlan::SubqueryAlias(a) => {
             let (qualifier, field) = a.input.schema().qualified_field(i);
-            is_rowtime(&a.input, &Column::new(qualifier.cloned(), field.name()), catalog)
+            is_rowtime(&a.input, &Column::new(qualifier.cloned(), field.name()), rowtimes)
         }
         _ => false,
     }

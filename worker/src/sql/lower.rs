@@ -19,6 +19,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use super::catalog::{Catalog, Table};
 use super::connectors::{self, SinkMode};
 use super::functions::{self, Bound, PROCTIME};
+use super::interval::{Rowtimes, join_bounds};
 use super::script::TvfKind;
 use super::source_calc::SourceCalc;
 use crate::api::{DataStream, StreamExecutionEnvironment};
@@ -749,7 +750,16 @@ impl<'a> Lowering<'a> {
         let split = left_plan.schema().fields().len();
         // An inner join bounding one side's rowtime by the other's: an interval join (once both
         // inputs turn out append-only).
-        let bounds = || super::interval::join_bounds(&on, j.filter.as_ref(), left_plan, right_plan, self.catalog);
+        let window_time = |a: &Aggregate, i: usize| {
+            i < a.group_expr.len()
+                && matches!(window_role(&a.group_expr[i], &a.input), Some(Bound::End | Bound::Time))
+                && find_window(a).is_ok_and(|w| w.is_some_and(|w| !w.processing_time))
+        };
+        let rowtimes = Rowtimes {
+            catalog: self.catalog,
+            window_time: &window_time,
+        };
+        let bounds = || join_bounds(&on, j.filter.as_ref(), left_plan, right_plan, &rowtimes);
         let interval = match join_type {
             JoinType::Inner => bounds(),
             // A semi join's further condition runs inside the join: on the interval join, none.
@@ -1148,14 +1158,14 @@ fn check_no_window_markers(e: &Expr) -> Result<()> {
 }
 
 /// A window found in an aggregate's `GROUP BY`.
-pub(super) struct WindowFound {
+struct WindowFound {
     kind: TvfKind,
     size_ms: i64,
     slide_ms: i64,
     /// The expression the window operator assigns windows by (over the aggregate's input).
     time: Expr,
     /// Whether the time is processing time.
-    pub(super) processing_time: bool,
+    processing_time: bool,
 }
 
 impl WindowFound {
@@ -1191,7 +1201,7 @@ impl WindowFound {
 }
 
 /// Which window bound a `GROUP BY` item is, if it is one.
-pub(super) fn window_role(e: &Expr, input: &LogicalPlan) -> Option<Bound> {
+fn window_role(e: &Expr, input: &LogicalPlan) -> Option<Bound> {
     window_call(&definition(e, input)).map(|c| c.bound)
 }
 
@@ -1247,7 +1257,7 @@ fn window_call(e: &Expr) -> Option<WindowCall> {
     })
 }
 
-pub(super) fn find_window(a: &Aggregate) -> Result<Option<WindowFound>> {
+fn find_window(a: &Aggregate) -> Result<Option<WindowFound>> {
     let mut found: Option<WindowCall> = None;
     for e in &a.group_expr {
         let Some(call) = window_call(&definition(e, &a.input)) else {
