@@ -112,18 +112,7 @@ impl IntervalJoin {
         };
         let l = side(left, &self.left_keys, &self.left_time, "left")?;
         let r = side(right, &self.right_keys, &self.right_time, "right")?;
-        for (a, b) in l.keys.iter().zip(&r.keys) {
-            let (fa, fb) = (left.field(*a), right.field(*b));
-            if fa.data_type() != fb.data_type() {
-                return Err(WeirError::plan(format!(
-                    "join keys '{}' ({}) and '{}' ({}) differ in type; cast one side to the other's",
-                    fa.name(),
-                    fa.data_type(),
-                    fb.name(),
-                    fb.data_type()
-                )));
-            }
-        }
+        super::join::same_key_types(left, &l.keys, right, &r.keys)?;
         let mut fields: Vec<Field> = left.fields().iter().map(|f| f.as_ref().clone()).collect();
         let shown = if self.semi { &[][..] } else { &right.fields()[..] };
         for f in shown {

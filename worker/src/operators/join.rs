@@ -113,18 +113,7 @@ impl RegularJoin {
             side(left, &self.left_keys, "left join key")?,
             side(right, &self.right_keys, "right join key")?,
         );
-        for (a, b) in l.keys.iter().zip(&r.keys) {
-            let (fa, fb) = (left.field(*a), right.field(*b));
-            if fa.data_type() != fb.data_type() {
-                return Err(WeirError::plan(format!(
-                    "join keys '{}' ({}) and '{}' ({}) differ in type; cast one side to the other's",
-                    fa.name(),
-                    fa.data_type(),
-                    fb.name(),
-                    fb.data_type()
-                )));
-            }
-        }
+        same_key_types(left, &l.keys, right, &r.keys)?;
         let mut fields: Vec<Field> = Vec::new();
         let shown: &[(&SchemaRef, &SidePlan)] = if self.join_type.left_only() {
             &[(left, &l)]
@@ -159,6 +148,23 @@ impl RegularJoin {
         }
         Ok((l, r, Arc::new(Schema::new(fields))))
     }
+}
+
+/// Refuses join keys whose types differ, naming both (a join compares encoded keys).
+pub(crate) fn same_key_types(left: &SchemaRef, lk: &[usize], right: &SchemaRef, rk: &[usize]) -> Result<()> {
+    for (a, b) in lk.iter().zip(rk) {
+        let (fa, fb) = (left.field(*a), right.field(*b));
+        if fa.data_type() != fb.data_type() {
+            return Err(WeirError::plan(format!(
+                "join keys '{}' ({}) and '{}' ({}) differ in type; cast one side to the other's",
+                fa.name(),
+                fa.data_type(),
+                fb.name(),
+                fb.data_type()
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl OperatorFactory for RegularJoin {

@@ -233,24 +233,8 @@ fn join_and_top_n_queries_run_unchanged_and_end_at_flinks_rows() {
 
 /// Events (k, v, ts ms) written as JSON lines, for file-backed tables.
 fn events_file(dir: &Path) -> (std::path::PathBuf, Vec<(i64, i64, i64)>) {
-    let mut seed = 7u64;
-    let mut events = Vec::new();
-    let mut t = 1_000_000i64;
-    for _ in 0..400 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let k = (seed >> 33) as i64 % 5;
-        let v = (seed >> 40) as i64 % 100;
-        t += (seed >> 50) as i64 % 3_000; // gaps up to 3 s, in order
-        events.push((k, v, t));
-    }
-    let path = dir.join("in");
-    std::fs::create_dir_all(&path).unwrap();
-    let text: String = events
-        .iter()
-        .map(|(k, v, t)| format!("{{\"k\":{k},\"v\":{v},\"ts\":{t}}}\n"))
-        .collect();
-    std::fs::write(path.join("events.jsonl"), text).unwrap();
-    (path, events)
+    // Keys 0..5, values 0..100, gaps up to 3 s, in order.
+    timed_rows(dir, "in", 7, 400, (5, 100, 3_000))
 }
 
 fn table_ddl(input: &Path, output: &Path, out_columns: &str) -> String {
@@ -1147,15 +1131,21 @@ fn decimal_literals_multiply_exactly() {
     );
 }
 
-/// Rows `(k, v, ts ms)` with timestamps in order, from `seed`, written as JSON lines under
-/// `dir/name`.
-fn timed_rows(dir: &Path, name: &str, seed: u64, n: usize) -> (std::path::PathBuf, Vec<(i64, i64, i64)>) {
+/// `n` rows `(k, v, ts ms)` from `seed`, keys below `keys`, values below `values`, timestamps in
+/// order from 1,000,000 ms with gaps below `gap`, written as JSON lines under `dir/name`.
+fn timed_rows(
+    dir: &Path,
+    name: &str,
+    seed: u64,
+    n: usize,
+    (keys, values, gap): (i64, i64, i64),
+) -> (std::path::PathBuf, Vec<(i64, i64, i64)>) {
     let (mut seed, mut t) = (seed, 1_000_000i64);
     let mut rows = Vec::new();
     for _ in 0..n {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        t += (seed >> 50) as i64 % 700;
-        rows.push(((seed >> 33) as i64 % 4, (seed >> 40) as i64 % 50, t));
+        t += (seed >> 50) as i64 % gap;
+        rows.push(((seed >> 33) as i64 % keys, (seed >> 40) as i64 % values, t));
     }
     let path = dir.join(name);
     std::fs::create_dir_all(&path).unwrap();
@@ -1163,7 +1153,7 @@ fn timed_rows(dir: &Path, name: &str, seed: u64, n: usize) -> (std::path::PathBu
         .iter()
         .map(|(k, v, t)| format!("{{\"k\":{k},\"v\":{v},\"ts\":{t}}}\n"))
         .collect();
-    std::fs::write(path.join("rows.jsonl"), text).unwrap();
+    std::fs::write(path.join("events.jsonl"), text).unwrap();
     (path, rows)
 }
 
@@ -1173,8 +1163,8 @@ fn timed_rows(dir: &Path, name: &str, seed: u64, n: usize) -> (std::path::PathBu
 #[test]
 fn a_time_bounded_join_runs_as_an_interval_join_and_matches_a_reference() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a_dir, a) = timed_rows(tmp.path(), "a", 11, 600);
-    let (b_dir, b) = timed_rows(tmp.path(), "b", 23, 500);
+    let (a_dir, a) = timed_rows(tmp.path(), "a", 11, 600, (4, 50, 700));
+    let (b_dir, b) = timed_rows(tmp.path(), "b", 23, 500, (4, 50, 700));
     let reference = |bounds: std::ops::RangeInclusive<i64>| {
         let mut want: Vec<(i64, i64, i64, i64)> = Vec::new();
         for (ak, av, at) in &a {
