@@ -201,7 +201,9 @@ struct IntervalJoinOp {
     output: SchemaRef,
     state: StateTable<KeyRows>,
     /// When keys may hold rows no future row can join: a row of `side` at `time` is done once
-    /// the watermark passes [`IntervalJoinOp::done_after`]. Rebuilt from the state on restore.
+    /// the watermark passes [`IntervalJoinOp::done_after`]. A key is listed at its earliest
+    /// row's time on each side (not once per row), and again at the next earliest when those
+    /// go. Rebuilt from the state on restore.
     expiry: BTreeMap<i64, Vec<GroupKey>>,
     watermark: i64,
     ctx: TaskContext,
@@ -247,6 +249,14 @@ impl IntervalJoinOp {
         }
         if rows.sides.iter().all(BTreeMap::is_empty) {
             self.state.remove(group, key)?;
+            return Ok(());
+        }
+        // The key comes up again when its earliest row on each side is done.
+        let next: Vec<(usize, i64)> = (0..2)
+            .filter_map(|side| rows.sides[side].keys().next().map(|t| (side, *t)))
+            .collect();
+        for (side, time) in next {
+            self.index(side, time, group, key);
         }
         Ok(())
     }
@@ -297,8 +307,11 @@ impl Operator for IntervalJoinOp {
                         lefts.extend(state.sides[0].remove(&t).unwrap_or_default());
                     }
                 }
+                let earliest = state.sides[input].keys().next().is_none_or(|e| time < *e);
                 state.sides[input].entry(time).or_default().push(row.to_vec());
-                self.index(input, time, group, key);
+                if earliest {
+                    self.index(input, time, group, key);
+                }
                 continue;
             }
             for matches in state.sides[other].range(partners).map(|(_, rows)| rows) {
@@ -312,8 +325,11 @@ impl Operator for IntervalJoinOp {
                     rights.push(r.to_vec());
                 }
             }
+            let earliest = state.sides[input].keys().next().is_none_or(|e| time < *e);
             state.sides[input].entry(time).or_default().push(row.to_vec());
-            self.index(input, time, group, key);
+            if earliest {
+                self.index(input, time, group, key);
+            }
         }
         if late > 0 {
             self.ctx.add_late(late);
@@ -356,7 +372,7 @@ impl Operator for IntervalJoinOp {
         let mut found = Vec::new();
         self.state.restore_observing(&state, |group, key, rows| {
             for (side, times) in rows.sides.iter().enumerate() {
-                for time in times.keys() {
+                if let Some(time) = times.keys().next() {
                     found.push((side, *time, group, key.to_vec()));
                 }
             }
