@@ -13,10 +13,13 @@ peer="${NEXMARK_PEER:-$HOME/nexmark-peer}"
 rounds="${ROUNDS:-3}"
 source "$(dirname "$0")/rounds.sh"
 results "${RESULTS:-2026-12-05-window-joins-vs-flink}"
+# Each query in its own process on both sides, so one's peak memory is not another's.
 for round in $(seq "$rounds"); do
-  "$bench" --sql q7,q8 --no-pushdown -n 2000000 -p 1 --reps 1 --json | tag weir-sql "$round"
-  (cd "$peer" && .venv/bin/python run.py --query q7,q8 --events 2000000 -p 1 --reps 1 --json 2>/dev/null) \
-    | tag flink-sql "$round"
+  for q in q7 q8; do
+    "$bench" --sql "$q" --no-pushdown -n 2000000 -p 1 --reps 1 --json | tag weir-sql "$round"
+    (cd "$peer" && .venv/bin/python run.py --query "$q" --events 2000000 -p 1 --reps 1 --json 2>/dev/null) \
+      | tag flink-sql "$round"
+  done
 done
 python3 - "$out" "$here" <<'PY'
 import sys
