@@ -47,6 +47,7 @@ use crate::runtime::control::JobControl;
 use crate::runtime::executor::{self, JobResult, metrics_for};
 use crate::runtime::metrics::JobMetrics;
 use crate::state::AggregateFunction;
+use crate::window::assigner::WindowKind;
 use crate::window::functions::{Typed, UserWindowFn};
 use crate::window::{Agg, ProcessWindowFunction, Trigger, WindowAssigner};
 
@@ -570,6 +571,17 @@ impl DataStream {
         }
     }
 
+    /// A window join with `other` (Flink's `join(other).where(..).equalTo(..).window(..)`):
+    /// name each side's key fields, then the window; see [`JoinedStreams`].
+    pub fn join(&self, other: &DataStream) -> JoinedStreams {
+        JoinedStreams {
+            left: self.clone(),
+            right: other.clone(),
+            left_keys: Vec::new(),
+            right_keys: Vec::new(),
+        }
+    }
+
     /// The union of this stream and `others` (equal schemas).
     pub fn union(&self, others: &[&DataStream]) -> DataStream {
         let mut inputs = self.inputs.clone();
@@ -708,6 +720,70 @@ impl KeyedStream {
     }
 }
 
+/// Two streams to join window by window (Flink's `JoinedStreams`): every pair of a left and a
+/// right row with equal keys in the same window. `where_` names the left keys (`where` is a
+/// Rust keyword), `equal_to` the right's.
+#[derive(Clone)]
+pub struct JoinedStreams {
+    left: DataStream,
+    right: DataStream,
+    left_keys: Vec<String>,
+    right_keys: Vec<String>,
+}
+
+impl JoinedStreams {
+    /// The left stream's key fields.
+    pub fn where_(mut self, keys: impl IntoKeys) -> Self {
+        self.left_keys = keys.into_keys();
+        self
+    }
+
+    /// The right stream's key fields (equal types, in order).
+    pub fn equal_to(mut self, keys: impl IntoKeys) -> Self {
+        self.right_keys = keys.into_keys();
+        self
+    }
+
+    /// Joins within tumbling event-time windows (`TumblingEventTimeWindows::of(..)`, its time
+    /// field named with `.on(..)` or the one each side's watermark strategy named). Output,
+    /// append-only: the left columns, then the right's (names must differ). A pair comes out as
+    /// soon as both rows are there rather than when the window closes: the same pairs, sooner;
+    /// each row is kept until the watermark passes its window. Sliding and session windows are
+    /// refused (a pair would belong to several windows).
+    pub fn window(&self, assigner: WindowAssigner) -> DataStream {
+        let env = self.left.env.clone();
+        let tumbling = assigner.kind == WindowKind::Sliding && assigner.size == assigner.slide;
+        if !tumbling || assigner.processing_time {
+            env.record_error(WeirError::plan(
+                "window join: only tumbling event-time windows are supported yet (TumblingEventTimeWindows)",
+            ));
+        }
+        if self.left_keys.is_empty() || self.right_keys.is_empty() {
+            env.record_error(WeirError::plan(
+                "window join: name each side's key fields with .where_(..) and .equal_to(..)",
+            ));
+        }
+        let span = assigner.size.saturating_sub(1);
+        let op = IntervalJoin {
+            left_keys: self.left_keys.clone(),
+            right_keys: self.right_keys.clone(),
+            left_time: assigner.time_field.clone(),
+            right_time: assigner.time_field.clone(),
+            lower: -span,
+            upper: span,
+            semi: false,
+            window: Some((assigner.size, assigner.offset)),
+        };
+        let (left, right) = (
+            self.left.key_by(self.left_keys.clone()),
+            self.right.key_by(self.right_keys.clone()),
+        );
+        left.stream
+            .union(&[&right.stream])
+            .transform("window_join", Arc::new(op))
+    }
+}
+
 /// An interval join waiting for its bounds (Flink's `IntervalJoin`).
 #[derive(Clone)]
 pub struct IntervalJoinBuilder {
@@ -736,6 +812,7 @@ impl IntervalJoinBuilder {
             lower: lower_ms,
             upper: upper_ms,
             semi: false,
+            window: None,
         };
         self.left
             .stream

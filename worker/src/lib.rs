@@ -31,7 +31,7 @@ pub mod window;
 
 /// What most jobs need.
 pub mod prelude {
-    pub use crate::api::{CountWindowedStream, IntervalJoinBuilder, WindowedStream};
+    pub use crate::api::{CountWindowedStream, IntervalJoinBuilder, JoinedStreams, WindowedStream};
     pub use crate::api::{DataStream, KeyedStream, StreamExecutionEnvironment};
     pub use crate::checkpoint::CheckpointConfig;
     pub use crate::connectors::blackhole::Blackhole;

@@ -46,6 +46,10 @@ pub struct IntervalJoin {
     /// A semi join: each left row once, when it first has a match, without the right's
     /// columns (SQL's `EXISTS` / `IN` over windowed results, Nexmark q8).
     pub semi: bool,
+    /// A tumbling window join (Flink's `join(..).window(..)`): `(size, offset)` ms; rows join
+    /// only within the same window (its start is part of the key; give bounds of
+    /// `±(size − 1)`).
+    pub window: Option<(i64, i64)>,
 }
 
 /// One input, planned: key columns, time column, the columns it contributes.
@@ -68,6 +72,9 @@ impl IntervalJoin {
                 "an interval join needs as many key columns on each side, at least one ({:?} and {:?})",
                 self.left_keys, self.right_keys
             )));
+        }
+        if self.window.is_some_and(|(size, _)| size <= 0) {
+            return Err(WeirError::plan("window join: the window size must be positive"));
         }
         if self.lower > self.upper {
             return Err(WeirError::plan(format!(
@@ -151,6 +158,12 @@ impl OperatorFactory for IntervalJoin {
         Err(WeirError::plan("an interval join reads two distinct inputs"))
     }
     fn create_of(&self, inputs: &[SchemaRef], ctx: &TaskContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(self.build(inputs, ctx)?))
+    }
+}
+
+impl IntervalJoin {
+    fn build(&self, inputs: &[SchemaRef], ctx: &TaskContext) -> Result<IntervalJoinOp> {
         let (l, r, output) = self.plan(inputs)?;
         let keys = RowConverter::new(
             l.keys
@@ -166,19 +179,20 @@ impl OperatorFactory for IntervalJoin {
                     .collect(),
             )?)
         };
-        Ok(Box::new(IntervalJoinOp {
+        Ok(IntervalJoinOp {
             rows: [rows(&inputs[0], &l)?, rows(&inputs[1], &r)?],
             sides: [l, r],
             keys,
             lower: self.lower,
             upper: self.upper,
             semi: self.semi,
+            window: self.window,
             output,
             state: StateTable::new(&ctx.state)?,
             expiry: BTreeMap::new(),
             watermark: i64::MIN,
             ctx: ctx.clone(),
-        }))
+        })
     }
 }
 
@@ -198,6 +212,7 @@ struct IntervalJoinOp {
     lower: i64,
     upper: i64,
     semi: bool,
+    window: Option<(i64, i64)>,
     output: SchemaRef,
     state: StateTable<KeyRows>,
     /// When keys may hold rows no future row can join: a row of `side` at `time` is done once
@@ -243,16 +258,22 @@ impl IntervalJoinOp {
         // Left rows stay while time + upper >= watermark; right rows while time - lower >=
         // watermark.
         let keep = [watermark.saturating_sub(upper), watermark.saturating_add(lower)];
+        let mut dropped = [false; 2];
         for (side, from) in keep.into_iter().enumerate() {
             let kept = rows.sides[side].split_off(&from);
+            // What split off stays behind: the rows done with.
+            dropped[side] = !rows.sides[side].is_empty();
             rows.sides[side] = kept;
         }
         if rows.sides.iter().all(BTreeMap::is_empty) {
             self.state.remove(group, key)?;
             return Ok(());
         }
-        // The key comes up again when its earliest row on each side is done.
+        // The key comes up again when the earliest row left on a side it dropped rows from is
+        // done (a side it dropped nothing from is listed already: listing it again would
+        // double the key's entries at every pass).
         let next: Vec<(usize, i64)> = (0..2)
+            .filter(|side| dropped[*side])
             .filter_map(|side| rows.sides[side].keys().next().map(|t| (side, *t)))
             .collect();
         for (side, time) in next {
@@ -291,7 +312,16 @@ impl Operator for IntervalJoinOp {
             let row = rows.row(i);
             let row: &[u8] = row.as_ref();
             let key = keys.row(i);
-            let key: &[u8] = key.as_ref();
+            let windowed;
+            let key: &[u8] = match self.window {
+                // The window's start after the key: only rows of the same window meet.
+                Some((size, offset)) => {
+                    let start = time - (time - offset).rem_euclid(size);
+                    windowed = [key.as_ref(), &start.to_be_bytes()[..]].concat();
+                    &windowed
+                }
+                None => key.as_ref(),
+            };
             let partners = self.partners(input, time);
             let state = self.state.get_or_insert_with(group, key, KeyRows::default)?;
             if self.semi {
@@ -409,6 +439,7 @@ mod tests {
             lower,
             upper,
             semi: false,
+            window: None,
         }
         .create_of(&[l.schema(), r.schema()], &ctx)
         .unwrap();
@@ -507,6 +538,7 @@ mod tests {
             lower: 0,
             upper: 0,
             semi: true,
+            window: None,
         }
         .create_of(&[l.schema(), r.schema()], &ctx())
         .unwrap();
@@ -529,6 +561,36 @@ mod tests {
     }
 
     #[test]
+    fn the_expiry_lists_each_key_about_once_per_side_however_many_rows_and_watermarks() {
+        let (l, r) = (
+            batch_of(&[("k", vec![]), ("lt", vec![])]),
+            batch_of(&[("rk", vec![]), ("rt", vec![])]),
+        );
+        let mut op = IntervalJoin {
+            left_keys: vec!["k".into()],
+            right_keys: vec!["rk".into()],
+            left_time: Some("lt".into()),
+            right_time: Some("rt".into()),
+            lower: -5,
+            upper: 5,
+            semi: false,
+            window: None,
+        }
+        .build(&[l.schema(), r.schema()], &ctx())
+        .unwrap();
+        let mut out = Vec::new();
+        for t in 0..2_000i64 {
+            op.process_input(0, batch_of(&[("k", vec![1]), ("lt", vec![t])]), &mut out)
+                .unwrap();
+            op.process_input(1, batch_of(&[("rk", vec![1]), ("rt", vec![t])]), &mut out)
+                .unwrap();
+            op.on_watermark(t - 20, &mut out).unwrap();
+            let listed: usize = op.expiry.values().map(Vec::len).sum();
+            assert!(listed <= 4, "at {t}: the key is listed {listed} times");
+        }
+    }
+
+    #[test]
     fn bad_bounds_changelogs_and_missing_times_are_refused_by_name() {
         let (l, r) = (
             batch_of(&[("k", vec![]), ("lt", vec![])]),
@@ -542,6 +604,7 @@ mod tests {
             lower,
             upper,
             semi: false,
+            window: None,
         };
         let e = j(5, 1, "rt").output_schema_of(&[l.schema(), r.schema()]).unwrap_err();
         assert!(

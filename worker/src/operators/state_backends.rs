@@ -308,6 +308,7 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
                     lower: -2,
                     upper: 1,
                     semi: false,
+                    window: None,
                 }
                 .create_of(&[l, r], c)
                 .unwrap()

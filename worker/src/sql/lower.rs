@@ -833,6 +833,7 @@ impl<'a> Lowering<'a> {
                 lower: bounds.lower,
                 upper: bounds.upper,
                 semi: join_type == JoinType::LeftSemi,
+                window: None,
             };
             let name = self.name("interval-join");
             let joined = left.stream().union(&[right.stream()]).transform(&name, Arc::new(op));

@@ -281,3 +281,78 @@ fn an_interval_join_pairs_rows_within_its_bounds_at_any_parallelism() {
         assert_eq!(join.late_records, 0, "parallelism {p}");
     }
 }
+
+/// A window join through the public API (Flink's `join(..).where(..).equalTo(..).window(..)`):
+/// every pair of rows with equal keys in the same 100 ms tumbling window, as a reference
+/// computed here, at parallelism 1 and 3; each side's time is the column its watermark strategy
+/// named (the right's renamed on the way).
+#[test]
+fn a_tumbling_window_join_pairs_rows_of_the_same_window_and_key() {
+    let mut want: Vec<(i64, i64)> = Vec::new();
+    for l in 0..2_000i64 {
+        for r in 0..1_000i64 {
+            if l % 7 == r % 7 && l / 100 == (500 + r) / 100 {
+                want.push((l, r));
+            }
+        }
+    }
+    assert!(want.len() > 1_000, "a meaningful reference: {}", want.len());
+    for p in [1, 3] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p).set_batch_size(64);
+        let strategy = WatermarkStrategy::bounded_out_of_orderness("ts", Duration::ZERO);
+        let left = env
+            .add_source_named("left", Arc::new(side(2_000, 0, "unused")))
+            .set_parallelism(1)
+            .with_watermarks(strategy.clone())
+            .select(&["ts", "id % 7 AS k", "id AS l"]);
+        let right = env
+            .add_source_named("right", Arc::new(side(1_000, 500, "unused")))
+            .set_parallelism(1)
+            .with_watermarks(strategy)
+            .select(&["ts AS rts", "id % 7 AS rk", "id AS r"]);
+        let out = Collect::new();
+        left.join(&right)
+            .where_("k")
+            .equal_to("rk")
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+            .add_sink(out.clone());
+        env.execute("window-join").unwrap();
+        let mut got: Vec<(i64, i64)> = out
+            .rows_json()
+            .iter()
+            .map(|row| {
+                let v: serde_json::Value = serde_json::from_str(row).unwrap();
+                (v["l"].as_i64().unwrap(), v["r"].as_i64().unwrap())
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "parallelism {p}");
+    }
+}
+
+/// What a window join cannot do is refused, saying so.
+#[test]
+fn a_window_join_over_sliding_windows_or_without_keys_is_refused() {
+    let env = StreamExecutionEnvironment::new();
+    let a = env.add_source_named("a", Arc::new(side(10, 0, "x")));
+    let b = env.add_source_named("b", Arc::new(side(10, 0, "y")));
+    a.join(&b)
+        .where_("id")
+        .equal_to("id")
+        .window(SlidingEventTimeWindows::of(
+            Duration::from_millis(100),
+            Duration::from_millis(50),
+        ))
+        .add_sink(Collect::new());
+    let e = env.execute("refused").unwrap_err().to_string();
+    assert!(e.contains("only tumbling event-time windows"), "{e}");
+    let env = StreamExecutionEnvironment::new();
+    let a = env.add_source_named("a", Arc::new(side(10, 0, "x")));
+    let b = env.add_source_named("b", Arc::new(side(10, 0, "y")));
+    a.join(&b)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .add_sink(Collect::new());
+    let e = env.execute("refused").unwrap_err().to_string();
+    assert!(e.contains(".where_(..) and .equal_to(..)"), "{e}");
+}
