@@ -425,13 +425,17 @@ mod tests {
     use super::*;
     use crate::operators::testing::{batch_of, ctx, ints};
 
-    fn join(lower: i64, upper: i64) -> (Box<dyn Operator>, TaskContext) {
-        let (l, r) = (
-            batch_of(&[("k", vec![]), ("lt", vec![])]),
-            batch_of(&[("rk", vec![]), ("rt", vec![])]),
-        );
-        let ctx = ctx();
-        let op = IntervalJoin {
+    /// The inputs' schemas: `(k, lt)` on the left, `(rk, rt)` on the right.
+    fn inputs() -> [SchemaRef; 2] {
+        [
+            batch_of(&[("k", vec![]), ("lt", vec![])]).schema(),
+            batch_of(&[("rk", vec![]), ("rt", vec![])]).schema(),
+        ]
+    }
+
+    /// An inner join of those inputs on `k = rk`, `lt + lower <= rt <= lt + upper`.
+    fn spec(lower: i64, upper: i64) -> IntervalJoin {
+        IntervalJoin {
             left_keys: vec!["k".into()],
             right_keys: vec!["rk".into()],
             left_time: Some("lt".into()),
@@ -441,8 +445,11 @@ mod tests {
             semi: false,
             window: None,
         }
-        .create_of(&[l.schema(), r.schema()], &ctx)
-        .unwrap();
+    }
+
+    fn join(lower: i64, upper: i64) -> (Box<dyn Operator>, TaskContext) {
+        let ctx = ctx();
+        let op = spec(lower, upper).create_of(&inputs(), &ctx).unwrap();
         (op, ctx)
     }
 
@@ -526,21 +533,11 @@ mod tests {
 
     #[test]
     fn a_semi_join_shows_each_left_row_once_when_it_first_has_a_match() {
-        let (l, r) = (
-            batch_of(&[("k", vec![]), ("lt", vec![])]),
-            batch_of(&[("rk", vec![]), ("rt", vec![])]),
-        );
         let mut op = IntervalJoin {
-            left_keys: vec!["k".into()],
-            right_keys: vec!["rk".into()],
-            left_time: Some("lt".into()),
-            right_time: Some("rt".into()),
-            lower: 0,
-            upper: 0,
             semi: true,
-            window: None,
+            ..spec(0, 0)
         }
-        .create_of(&[l.schema(), r.schema()], &ctx())
+        .create_of(&inputs(), &ctx())
         .unwrap();
         let mut out = Vec::new();
         // Left 10 waits; two right rows at 10 show it once; left 20 finds right 20 at once.
@@ -562,22 +559,7 @@ mod tests {
 
     #[test]
     fn the_expiry_lists_each_key_about_once_per_side_however_many_rows_and_watermarks() {
-        let (l, r) = (
-            batch_of(&[("k", vec![]), ("lt", vec![])]),
-            batch_of(&[("rk", vec![]), ("rt", vec![])]),
-        );
-        let mut op = IntervalJoin {
-            left_keys: vec!["k".into()],
-            right_keys: vec!["rk".into()],
-            left_time: Some("lt".into()),
-            right_time: Some("rt".into()),
-            lower: -5,
-            upper: 5,
-            semi: false,
-            window: None,
-        }
-        .build(&[l.schema(), r.schema()], &ctx())
-        .unwrap();
+        let mut op = spec(-5, 5).build(&inputs(), &ctx()).unwrap();
         let mut out = Vec::new();
         for t in 0..2_000i64 {
             op.process_input(0, batch_of(&[("k", vec![1]), ("lt", vec![t])]), &mut out)
@@ -592,33 +574,23 @@ mod tests {
 
     #[test]
     fn bad_bounds_changelogs_and_missing_times_are_refused_by_name() {
-        let (l, r) = (
-            batch_of(&[("k", vec![]), ("lt", vec![])]),
-            batch_of(&[("rk", vec![]), ("rt", vec![])]),
-        );
         let j = |lower, upper, rt: &str| IntervalJoin {
-            left_keys: vec!["k".into()],
-            right_keys: vec!["rk".into()],
-            left_time: Some("lt".into()),
             right_time: Some(rt.into()),
-            lower,
-            upper,
-            semi: false,
-            window: None,
+            ..spec(lower, upper)
         };
-        let e = j(5, 1, "rt").output_schema_of(&[l.schema(), r.schema()]).unwrap_err();
+        let e = j(5, 1, "rt").output_schema_of(&inputs()).unwrap_err();
         assert!(
             e.to_string()
                 .contains("lower bound (5 ms) is above the upper bound (1 ms)"),
             "{e}"
         );
-        let e = j(0, 1, "nope").output_schema_of(&[l.schema(), r.schema()]).unwrap_err();
+        let e = j(0, 1, "nope").output_schema_of(&inputs()).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
         let e = IntervalJoin {
             right_time: None,
-            ..j(0, 1, "rt")
+            ..spec(0, 1)
         }
-        .output_schema_of(&[l.schema(), r.schema()])
+        .output_schema_of(&inputs())
         .unwrap_err();
         assert!(e.to_string().contains("right input has no event time"), "{e}");
     }

@@ -229,54 +229,72 @@ fn a_keyed_full_join_at_parallelism_two_ends_at_the_reference_table() {
     assert_eq!(table, want);
 }
 
+/// The time-joined sides: left rows `(ts, k, l)` at event time `id` ms (ids 0..2,000), right
+/// rows `(rts, rk, r)` at `500 + id` ms (ids 0..1,000), keys `id % 7`, each from one source
+/// subtask with a watermark on its time.
+fn timed_sides(env: &StreamExecutionEnvironment) -> (DataStream, DataStream) {
+    let strategy = WatermarkStrategy::bounded_out_of_orderness("ts", Duration::ZERO);
+    let left = env
+        .add_source_named("left", Arc::new(side(2_000, 0, "unused")))
+        .set_parallelism(1)
+        .with_watermarks(strategy.clone())
+        .select(&["ts", "id % 7 AS k", "id AS l"]);
+    let right = env
+        .add_source_named("right", Arc::new(side(1_000, 500, "unused")))
+        .set_parallelism(1)
+        .with_watermarks(strategy)
+        .select(&["ts AS rts", "id % 7 AS rk", "id AS r"]);
+    (left, right)
+}
+
+/// The pairs of [`timed_sides`] ids whose keys are equal and whose times meet `joins`
+/// (left time, right time), sorted.
+fn timed_reference(joins: impl Fn(i64, i64) -> bool) -> Vec<(i64, i64)> {
+    let mut want = Vec::new();
+    for l in 0..2_000i64 {
+        for r in 0..1_000i64 {
+            if l % 7 == r % 7 && joins(l, 500 + r) {
+                want.push((l, r));
+            }
+        }
+    }
+    assert!(want.len() > 1_000, "a meaningful reference: {}", want.len());
+    want
+}
+
+/// The `(l, r)` pairs a join of [`timed_sides`] wrote, sorted.
+fn timed_pairs(out: &Collect) -> Vec<(i64, i64)> {
+    let mut got: Vec<(i64, i64)> = out
+        .rows_json()
+        .iter()
+        .map(|row| {
+            let v: serde_json::Value = serde_json::from_str(row).unwrap();
+            (v["l"].as_i64().unwrap(), v["r"].as_i64().unwrap())
+        })
+        .collect();
+    got.sort();
+    got
+}
+
 /// An interval join through the public API (Flink's `intervalJoin(..).between(..)`): left rows
 /// at event time `id` ms, right rows at `500 + id` ms, both keyed by `id % 7`; every pair with
 /// `l.ts - 30 <= r.ts <= l.ts + 20` comes out once, as a reference computed here, at parallelism
 /// 1, 2 and 4, with no row late.
 #[test]
 fn an_interval_join_pairs_rows_within_its_bounds_at_any_parallelism() {
-    let mut want: Vec<(i64, i64)> = Vec::new();
-    for l in 0..2_000i64 {
-        for r in 0..1_000i64 {
-            let d = (500 + r) - l;
-            if l % 7 == r % 7 && (-30..=20).contains(&d) {
-                want.push((l, r));
-            }
-        }
-    }
-    assert!(want.len() > 1_000, "a meaningful reference: {}", want.len());
+    let want = timed_reference(|lt, rt| (-30..=20).contains(&(rt - lt)));
     for p in [1, 2, 4] {
         let env = StreamExecutionEnvironment::new();
         env.set_parallelism(p).set_batch_size(64);
-        let strategy = WatermarkStrategy::bounded_out_of_orderness("ts", Duration::ZERO);
-        let left = env
-            .add_source_named("left", Arc::new(side(2_000, 0, "unused")))
-            .set_parallelism(1)
-            .with_watermarks(strategy.clone())
-            .select(&["ts", "id % 7 AS k", "id AS l"])
-            .key_by("k");
-        let right = env
-            .add_source_named("right", Arc::new(side(1_000, 500, "unused")))
-            .set_parallelism(1)
-            .with_watermarks(strategy)
-            .select(&["ts AS rts", "id % 7 AS rk", "id AS r"])
-            .key_by("rk");
+        let (left, right) = timed_sides(&env);
         let out = Collect::new();
-        left.interval_join(&right)
+        left.key_by("k")
+            .interval_join(&right.key_by("rk"))
             .time_columns("ts", "rts")
             .between(-30, 20)
             .add_sink(out.clone());
         let result = env.execute("interval-join").unwrap();
-        let mut got: Vec<(i64, i64)> = out
-            .rows_json()
-            .iter()
-            .map(|row| {
-                let v: serde_json::Value = serde_json::from_str(row).unwrap();
-                (v["l"].as_i64().unwrap(), v["r"].as_i64().unwrap())
-            })
-            .collect();
-        got.sort();
-        assert_eq!(got, want, "parallelism {p}");
+        assert_eq!(timed_pairs(&out), want, "parallelism {p}");
         let join = result.node("interval_join").expect("the join's metrics");
         assert_eq!(join.late_records, 0, "parallelism {p}");
     }
@@ -288,29 +306,11 @@ fn an_interval_join_pairs_rows_within_its_bounds_at_any_parallelism() {
 /// named (the right's renamed on the way).
 #[test]
 fn a_tumbling_window_join_pairs_rows_of_the_same_window_and_key() {
-    let mut want: Vec<(i64, i64)> = Vec::new();
-    for l in 0..2_000i64 {
-        for r in 0..1_000i64 {
-            if l % 7 == r % 7 && l / 100 == (500 + r) / 100 {
-                want.push((l, r));
-            }
-        }
-    }
-    assert!(want.len() > 1_000, "a meaningful reference: {}", want.len());
+    let want = timed_reference(|lt, rt| lt / 100 == rt / 100);
     for p in [1, 3] {
         let env = StreamExecutionEnvironment::new();
         env.set_parallelism(p).set_batch_size(64);
-        let strategy = WatermarkStrategy::bounded_out_of_orderness("ts", Duration::ZERO);
-        let left = env
-            .add_source_named("left", Arc::new(side(2_000, 0, "unused")))
-            .set_parallelism(1)
-            .with_watermarks(strategy.clone())
-            .select(&["ts", "id % 7 AS k", "id AS l"]);
-        let right = env
-            .add_source_named("right", Arc::new(side(1_000, 500, "unused")))
-            .set_parallelism(1)
-            .with_watermarks(strategy)
-            .select(&["ts AS rts", "id % 7 AS rk", "id AS r"]);
+        let (left, right) = timed_sides(&env);
         let out = Collect::new();
         left.join(&right)
             .where_("k")
@@ -318,16 +318,7 @@ fn a_tumbling_window_join_pairs_rows_of_the_same_window_and_key() {
             .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
             .add_sink(out.clone());
         env.execute("window-join").unwrap();
-        let mut got: Vec<(i64, i64)> = out
-            .rows_json()
-            .iter()
-            .map(|row| {
-                let v: serde_json::Value = serde_json::from_str(row).unwrap();
-                (v["l"].as_i64().unwrap(), v["r"].as_i64().unwrap())
-            })
-            .collect();
-        got.sort();
-        assert_eq!(got, want, "parallelism {p}");
+        assert_eq!(timed_pairs(&out), want, "parallelism {p}");
     }
 }
 
