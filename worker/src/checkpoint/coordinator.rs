@@ -43,14 +43,8 @@ pub struct SavepointInbox {
 }
 
 impl Default for SavepointInbox {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl SavepointInbox {
     /// An empty inbox.
-    fn new() -> Self {
+    fn default() -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         SavepointInbox {
             sender,
@@ -58,7 +52,9 @@ impl SavepointInbox {
             stopped_with: std::sync::Mutex::new(None),
         }
     }
+}
 
+impl SavepointInbox {
     /// Queues `request`, or answers it when the job already stopped with a savepoint.
     pub fn send(&self, request: SavepointRequest) -> Result<()> {
         let stopped = self.stopped_with.lock().expect("savepoint inbox lock");

@@ -52,11 +52,10 @@ pub struct IntervalJoin {
     pub window: Option<(i64, i64)>,
 }
 
-/// One input, planned: key columns, time column, the columns it contributes.
+/// One input, planned: key columns and time column (every column goes to the output).
 struct SidePlan {
     keys: Vec<usize>,
     time: usize,
-    columns: Vec<usize>,
 }
 
 impl IntervalJoin {
@@ -114,7 +113,6 @@ impl IntervalJoin {
                     .map(|k| field_index(schema, k, &format!("{what} join key")))
                     .collect::<Result<_>>()?,
                 time,
-                columns: (0..schema.fields().len()).collect(),
             })
         };
         let l = side(left, &self.left_keys, &self.left_time, "left")?;
@@ -171,16 +169,17 @@ impl IntervalJoin {
                 .map(|k| SortField::new(inputs[0].field(*k).data_type().clone()))
                 .collect(),
         )?;
-        let rows = |schema: &SchemaRef, plan: &SidePlan| -> Result<RowConverter> {
+        let rows = |schema: &SchemaRef| -> Result<RowConverter> {
             Ok(RowConverter::new(
-                plan.columns
+                schema
+                    .fields()
                     .iter()
-                    .map(|c| SortField::new(schema.field(*c).data_type().clone()))
+                    .map(|f| SortField::new(f.data_type().clone()))
                     .collect(),
             )?)
         };
         Ok(IntervalJoinOp {
-            rows: [rows(&inputs[0], &l)?, rows(&inputs[1], &r)?],
+            rows: [rows(&inputs[0])?, rows(&inputs[1])?],
             sides: [l, r],
             keys,
             lower: self.lower,
@@ -294,8 +293,7 @@ impl Operator for IntervalJoinOp {
         let keys = self.keys.convert_columns(&key_columns)?;
         let groups = crate::keys::key_groups(&key_columns, batch.num_rows(), self.ctx.max_parallelism)?;
         let times = event_millis(batch.column(plan.time))?;
-        let row_columns: Vec<ArrayRef> = plan.columns.iter().map(|c| batch.column(*c).clone()).collect();
-        let rows = self.rows[input].convert_columns(&row_columns)?;
+        let rows = self.rows[input].convert_columns(batch.columns())?;
         let other = 1 - input;
         let (mut lefts, mut rights): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
         let mut late = 0;
