@@ -592,13 +592,16 @@ fn stop_with_savepoint_then_start_from_it_with_another_job_shape() {
 
 /// Flink's synchronous savepoint: after a stop-with-savepoint's barrier the sources emit
 /// nothing, so even an at-least-once sink sees each row once over the stopped run and the run
-/// resumed from the savepoint (rows emitted after the barrier would be read again).
+/// resumed from the savepoint (rows emitted after the barrier would be read again). The first
+/// run's source never ends, so the stop lands mid-run however fast the machine (its rate only
+/// paces it, leaving the runtime's threads room); the resumed run ends a few thousand rows past
+/// the highest id the first one wrote.
 #[test]
 fn a_stop_with_savepoint_halts_the_sources_at_its_barrier() {
     let tmp = tempfile::tempdir().unwrap();
     let chk = format!("file://{}", tmp.path().join("chk").display());
     let sink = Collect::new();
-    let job = |restore: Option<String>| {
+    let job = |restore: Option<String>, rows: Option<u64>| {
         let env = StreamExecutionEnvironment::new();
         env.set_parallelism(2);
         // Only the savepoint: no checkpoint is due in the test's time.
@@ -608,8 +611,9 @@ fn a_stop_with_savepoint_halts_the_sources_at_its_barrier() {
             env.set_restore(RestoreFrom::Snapshot(path));
         }
         let cfg = DatagenConfig {
-            rows: Some(60_000),
-            rows_per_second: Some(30_000),
+            rows,
+            // Paced while unbounded; the bounded resumed run goes at full speed.
+            rows_per_second: rows.is_none().then_some(30_000),
             seed: 1,
             fields: vec![DatagenField::new("id", FieldKind::Sequence)],
         };
@@ -617,8 +621,21 @@ fn a_stop_with_savepoint_halts_the_sources_at_its_barrier() {
             .add_sink(sink.clone());
         env
     };
+    let ids = |sink: &Collect| -> Vec<i64> {
+        let mut ids: Vec<i64> = sink
+            .rows_json()
+            .iter()
+            .map(|row| {
+                serde_json::from_str::<serde_json::Value>(row).unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let env = job(None);
+    let env = job(None, None);
     let control = JobControl::default();
     let (asker, seen) = (control.clone(), sink.clone());
     let savepoint = rt.spawn(async move {
@@ -631,16 +648,17 @@ fn a_stop_with_savepoint_halts_the_sources_at_its_barrier() {
     assert!(r.cancelled);
     let path = rt.block_on(savepoint).unwrap().unwrap();
     let stopped_at = sink.len();
-    assert!(stopped_at < 60_000, "the job ran to its end: {stopped_at} rows");
-    job(Some(path)).execute("halted").unwrap();
-    let ids = common::sorted(&sink);
+    let total = ids(&sink).last().copied().expect("rows before the stop") as usize + 5_000;
+    job(Some(path), Some(total as u64)).execute("halted").unwrap();
+    let ids = ids(&sink);
     let mut unique = ids.clone();
     unique.dedup();
     assert_eq!(
         (ids.len(), unique.len()),
-        (60_000, 60_000),
+        (total, total),
         "every row once (the first run stopped after {stopped_at})"
     );
+    assert_eq!(ids, (0..total as i64).collect::<Vec<_>>());
 }
 
 /// The CLI job of the SIGKILL test: keyed windows over rate-limited data into exactly-once files.
