@@ -124,6 +124,18 @@ pub fn resolve(location: &str) -> Result<Location> {
 }
 
 fn local(p: &std::path::Path, display: &str) -> Result<Location> {
+    // `a/../b` → `b` (object paths have no `..`; the path is absolute here).
+    let mut normal = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    let p = normal.as_path();
     let path = Path::from_absolute_path(p).map_err(|e| WeirError::plan(format!("location '{display}': {e}")))?;
     Ok(Location {
         store: Arc::new(LocalFileSystem::new()),
@@ -131,4 +143,16 @@ fn local(p: &std::path::Path, display: &str) -> Result<Location> {
         display: display.into(),
         local: Some(p.to_path_buf()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_with_dot_dot_resolve() {
+        let l = resolve("/tmp/a/../b/./c.csv").unwrap();
+        assert_eq!(l.local.as_deref(), Some(std::path::Path::new("/tmp/b/c.csv")));
+        assert_eq!(l.path.as_ref(), "tmp/b/c.csv");
+    }
 }

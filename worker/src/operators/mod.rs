@@ -10,6 +10,8 @@ pub mod flat_map;
 pub mod interval_join;
 pub mod join;
 pub mod keyed_process;
+pub mod lookup_join;
+pub mod lookup_table;
 pub mod map;
 pub mod mini_batch;
 pub mod running_aggregate;

@@ -19,7 +19,7 @@ use datafusion::sql::sqlparser::ast;
 
 use super::ddl::{ColumnDef, TableDef};
 use super::functions;
-use super::script::WindowTvf;
+use super::script::{LookupRef, WindowTvf};
 use super::tokens::located;
 use crate::contract::error::{Result, WeirError};
 
@@ -68,6 +68,7 @@ pub struct Catalog {
     ctx: SessionContext,
     tables: HashMap<String, Arc<Table>>,
     views: HashMap<String, ()>,
+    lookups: HashMap<String, LookupRef>,
     streams: HashMap<String, crate::api::DataStream>,
     origin: String,
 }
@@ -92,9 +93,15 @@ impl Catalog {
             ctx,
             tables: HashMap::new(),
             views: HashMap::new(),
+            lookups: HashMap::new(),
             streams: HashMap::new(),
             origin: origin.to_string(),
         }
+    }
+
+    /// The name of the script, for errors.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The session (for EXPLAIN and expression planning).
@@ -278,6 +285,45 @@ impl Catalog {
             self.views.insert(w.name.clone(), ());
         }
         Ok(())
+    }
+
+    /// Defines the placeholder tables of lookups whose table is declared by now: the table's
+    /// columns, under the placeholder's name (the lowering reads the table as a lookup join).
+    pub fn add_lookups(&mut self, lookups: &[LookupRef]) -> Result<()> {
+        for l in lookups {
+            if self.known(&l.name) {
+                continue;
+            }
+            let Some(table) = self.tables.get(&l.table).cloned() else {
+                if self.known(&l.table) {
+                    return Err(located(
+                        &self.origin,
+                        l.at,
+                        format!(
+                            "'{}' FOR SYSTEM_TIME AS OF: only a table declared with CREATE TABLE can be looked up (this is a view)",
+                            l.table
+                        ),
+                    ));
+                }
+                continue;
+            };
+            self.ctx
+                .register_table(
+                    l.name.as_str(),
+                    Arc::new(Described {
+                        schema: table.schema.clone(),
+                    }),
+                )
+                .map_err(|e| WeirError::plan(e.to_string()))?;
+            self.tables.insert(l.name.clone(), table);
+            self.lookups.insert(l.name.clone(), l.clone());
+        }
+        Ok(())
+    }
+
+    /// The lookup a placeholder table stands for, if `name` is one.
+    pub fn lookup(&self, name: &str) -> Option<&LookupRef> {
+        self.lookups.get(name)
     }
 
     /// Plans a statement (not optimized).

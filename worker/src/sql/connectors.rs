@@ -34,6 +34,9 @@ pub struct Mapped {
     /// Sources reading Debezium JSON: the message layout the connector decodes (with
     /// `'debezium-json.schema-include' = 'true'`, the change is under `payload`).
     pub changes: Option<arrow::datatypes::SchemaRef>,
+    /// `lookup.join.cache.ttl` (filesystem tables): a lookup join reads the table again after
+    /// this many ms; none: once per run.
+    pub lookup_ttl_ms: Option<i64>,
 }
 
 impl Mapped {
@@ -44,6 +47,7 @@ impl Mapped {
             parallelism: None,
             debezium: false,
             changes: None,
+            lookup_ttl_ms: None,
         }
     }
 }
@@ -343,11 +347,28 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             let path = o.required("path")?;
             let f = format(&mut o, &["json", "csv", "parquet", "debezium-json"])?;
             o.take("source.monitor-interval");
+            let lookup_ttl_ms = match o.take("lookup.join.cache.ttl") {
+                None => None,
+                Some(t) => Some(
+                    super::duration(&t)
+                        .ok_or_else(|| {
+                            o.error(format!(
+                                "option 'lookup.join.cache.ttl' = '{t}' is not a duration (such as '10 min' or '30s')"
+                            ))
+                        })?
+                        .as_millis() as i64,
+                ),
+            };
             let mut m = Map::new();
             m.insert("path".into(), json!(path.strip_prefix("file://").unwrap_or(&path)));
             let changes = read_changes(&mut o, &f, physical, &mut m)?;
+            if f == "csv" {
+                // Flink's `csv` format has no header line.
+                m.insert("header".into(), json!(false));
+            }
             Mapped {
                 changes,
+                lookup_ttl_ms,
                 ..Mapped::new("file", m)
             }
         }
@@ -467,6 +488,9 @@ pub fn sink(table: &TableDef, physical: &Schema) -> Result<(Mapped, SinkMode)> {
             let f = if debezium { "json".to_string() } else { f };
             let mut m = Map::new();
             m.insert("path".into(), json!(path.strip_prefix("file://").unwrap_or(&path)));
+            if f == "csv" {
+                m.insert("header".into(), json!(false));
+            }
             m.insert("format".into(), json!(f));
             (
                 Mapped {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringBuilder, TimestampMillisecondArray};
+use arrow::array::{Array, AsArray, TimestampMillisecondArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
 use datafusion::common::{Result as DfResult, ScalarValue, exec_err, plan_err};
@@ -89,11 +89,11 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(Marker::new(WINDOW_TIME, Bound::Time)),
         ScalarUDF::from(Proctime::default()),
         ScalarUDF::from(Mod::default()),
-        ScalarUDF::from(SplitIndex::default()),
         ScalarUDF::from(ToTimestampLtz::default()),
         ScalarUDF::from(DateFormat::default()),
-        ScalarUDF::from(RegexpExtract::default()),
     ];
+    out.extend(super::string_functions::scalar_functions());
+    out.extend(super::date_parts::scalar_functions());
     for (name, _) in GROUP_WINDOWS {
         out.push(ScalarUDF::from(GroupWindow::new(name)));
     }
@@ -427,115 +427,6 @@ impl ScalarUDFImpl for DateFormat {
     }
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         exec_err!("DATE_FORMAT takes a constant pattern")
-    }
-}
-
-/// `REGEXP_EXTRACT(text, regex[, group])`: the group's match (default the first), or null.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct RegexpExtract {
-    signature: Signature,
-}
-
-impl Default for RegexpExtract {
-    fn default() -> Self {
-        RegexpExtract {
-            signature: Signature::variadic_any(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for RegexpExtract {
-    fn name(&self) -> &str {
-        "regexp_extract"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let n = args.number_rows;
-        let Some(ColumnarValue::Scalar(pattern)) = args.args.get(1) else {
-            return exec_err!("REGEXP_EXTRACT takes a constant pattern");
-        };
-        let pattern = pattern.to_string();
-        let group = match args.args.get(2) {
-            None => 1,
-            Some(ColumnarValue::Scalar(v)) => match v.cast_to(&DataType::Int64)? {
-                ScalarValue::Int64(Some(g)) if g >= 0 => g as usize,
-                other => return exec_err!("REGEXP_EXTRACT: group {other}"),
-            },
-            Some(_) => return exec_err!("REGEXP_EXTRACT takes a constant group"),
-        };
-        let re = regex::Regex::new(&pattern)
-            .map_err(|e| datafusion::error::DataFusionError::Execution(format!("REGEXP_EXTRACT: {e}")))?;
-        let text = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
-        let text = text.as_string::<i32>();
-        let mut b = StringBuilder::with_capacity(n, n * 8);
-        for i in 0..n {
-            let m = (!text.is_null(i))
-                .then(|| re.captures(text.value(i)))
-                .flatten()
-                .and_then(|c| c.get(group));
-            match m {
-                Some(m) => b.append_value(m.as_str()),
-                None => b.append_null(),
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(b.finish())))
-    }
-}
-
-/// `SPLIT_INDEX(text, separator, index)`: the index-th (0-based) piece, or null.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct SplitIndex {
-    signature: Signature,
-}
-
-impl Default for SplitIndex {
-    fn default() -> Self {
-        SplitIndex {
-            signature: Signature::exact(
-                vec![DataType::Utf8, DataType::Utf8, DataType::Int32],
-                Volatility::Immutable,
-            ),
-        }
-    }
-}
-
-impl ScalarUDFImpl for SplitIndex {
-    fn name(&self) -> &str {
-        "split_index"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let n = args.number_rows;
-        let text: ArrayRef = args.args[0].to_array(n)?;
-        let sep: ArrayRef = args.args[1].to_array(n)?;
-        let idx: ArrayRef = args.args[2].to_array(n)?;
-        let (text, sep, idx) = (
-            text.as_string::<i32>(),
-            sep.as_string::<i32>(),
-            idx.as_primitive::<arrow::datatypes::Int32Type>(),
-        );
-        let mut b = StringBuilder::with_capacity(n, n * 8);
-        for i in 0..n {
-            if text.is_null(i) || sep.is_null(i) || idx.is_null(i) || idx.value(i) < 0 {
-                b.append_null();
-                continue;
-            }
-            match text.value(i).split(sep.value(i)).nth(idx.value(i) as usize) {
-                Some(p) => b.append_value(p),
-                None => b.append_null(),
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(b.finish())))
     }
 }
 

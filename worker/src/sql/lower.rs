@@ -20,6 +20,7 @@ use super::catalog::{Catalog, Table};
 use super::connectors::{self, SinkMode};
 use super::functions::{self, Bound, PROCTIME};
 use super::interval::{Rowtimes, join_bounds};
+use super::lookup::{LookupSide, lookup_side, reads_lookup};
 use super::script::TvfKind;
 use super::source_calc::SourceCalc;
 use crate::api::{DataStream, StreamExecutionEnvironment};
@@ -31,6 +32,8 @@ use crate::operators::changelog_aggregate::{ChangelogAggregate, RetractAgg, Retr
 use crate::operators::filter::FilterExpr;
 use crate::operators::interval_join::IntervalJoin;
 use crate::operators::join::{JoinType, RegularJoin};
+use crate::operators::lookup_join::LookupJoin;
+use crate::operators::lookup_table::LookupTable;
 use crate::operators::mini_batch::MiniBatch;
 use crate::operators::running_aggregate::OP_COLUMN;
 use crate::operators::select::Select;
@@ -379,6 +382,13 @@ impl<'a> Lowering<'a> {
             let items = named_columns(&scan.projected_schema);
             return self.project(Lowered::of(stream.clone(), false), items);
         }
+        if let Some(l) = self.catalog.lookup(table_name) {
+            return Err(WeirError::plan(format!(
+                "'{}' FOR SYSTEM_TIME AS OF is looked up by a join (FROM stream JOIN {0} FOR SYSTEM_TIME AS OF \
+                 stream.proctime ON …); it cannot be read on its own",
+                l.table
+            )));
+        }
         let table = self
             .catalog
             .table(table_name)
@@ -684,6 +694,14 @@ impl<'a> Lowering<'a> {
     fn join(&mut self, j: &datafusion::logical_expr::Join) -> Result<Lowered> {
         use datafusion::common::NullEquality;
         use datafusion::logical_expr::JoinType as Sql;
+        if let Some(side) = lookup_side(&j.right, self.catalog)? {
+            return self.lookup_join(j, side);
+        }
+        if let Some(table) = reads_lookup(&j.left, self.catalog) {
+            return Err(WeirError::plan(format!(
+                "'{table}' FOR SYSTEM_TIME AS OF is looked up, so it goes on the right of the join (FROM stream JOIN {table} FOR SYSTEM_TIME AS OF …)"
+            )));
+        }
         // Semi and anti joins keep one side's rows: that side goes left.
         let (join_type, swap) = match j.join_type {
             Sql::Inner => (JoinType::Inner, false),
@@ -893,6 +911,109 @@ impl<'a> Lowering<'a> {
         match &j.filter {
             Some(f) if !in_join => self.restrict(lowered, resolve(f.clone(), &j.schema), "join-filter"),
             _ => Ok(lowered),
+        }
+    }
+
+    /// A join whose right side is a table `FOR SYSTEM_TIME AS OF` a processing-time attribute:
+    /// each left row joined with the table's rows of its key, as read when it arrives.
+    fn lookup_join(&mut self, j: &datafusion::logical_expr::Join, side: LookupSide) -> Result<Lowered> {
+        use datafusion::logical_expr::JoinType as Sql;
+        let table_name = side.lookup.table.clone();
+        let left_outer = match j.join_type {
+            Sql::Inner => false,
+            Sql::Left => true,
+            other => {
+                return Err(WeirError::plan(format!(
+                    "a lookup join of '{table_name}' is INNER or LEFT, not {other}"
+                )));
+            }
+        };
+        if j.filter.is_some() && left_outer {
+            return Err(WeirError::plan(format!(
+                "a LEFT lookup join of '{table_name}' may only compare the two sides with '=' so far; filter the table in a subquery"
+            )));
+        }
+        if j.on.is_empty() {
+            return Err(WeirError::plan(format!(
+                "a lookup join of '{table_name}' needs an equality between a left column and the table's"
+            )));
+        }
+        if self
+            .catalog
+            .table(&table_name)
+            .and_then(|t| t.def.options.get("connector"))
+            .map(String::as_str)
+            != Some("filesystem")
+        {
+            return Err(WeirError::plan(format!(
+                "'{table_name}' FOR SYSTEM_TIME AS OF: lookup joins read tables of the filesystem connector so far"
+            )));
+        }
+        let mapped = connectors::source(&side.table.def, &side.table.physical, None)?;
+        let factory = registry::source(mapped.connector, &table_name, &mapped.options)?;
+        let input = self.lower(&j.left)?;
+        if input.updating {
+            return Err(WeirError::plan(format!(
+                "a lookup join of '{table_name}' reads an append-only stream; its left side is a changelog"
+            )));
+        }
+        let out_names = stream_names(&j.schema);
+        let split = j.left.schema().fields().len();
+        let mut items: Vec<(Expr, String)> = stream_names(j.left.schema())
+            .into_iter()
+            .zip(&out_names[..split])
+            .map(|(from, to)| (col(&from), to.clone()))
+            .collect();
+        let mut keys = Vec::new();
+        let mut table_keys = Vec::new();
+        for (k, (l, r)) in j.on.iter().enumerate() {
+            let ty = |e: &Expr, p: &LogicalPlan| {
+                datafusion::logical_expr::ExprSchemable::get_type(e, p.schema().as_ref())
+                    .map_err(|e| WeirError::plan(e.to_string()))
+            };
+            let (lt, rt) = (ty(l, &j.left)?, ty(r, &j.right)?);
+            let common = datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt)
+                .ok_or_else(|| WeirError::plan(format!("join keys {l} ({lt}) and {r} ({rt}) cannot be compared")))?;
+            let name = format!("__lk{k}");
+            items.push((
+                Expr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(resolve(l.clone(), j.left.schema())),
+                    common.clone(),
+                )),
+                name.clone(),
+            ));
+            keys.push(name);
+            table_keys.push(Expr::Cast(datafusion::logical_expr::Cast::new(
+                Box::new(side.over_table(r, &j.right)?),
+                common,
+            )));
+        }
+        let columns = side
+            .columns
+            .iter()
+            .cloned()
+            .zip(out_names[split..].iter().cloned())
+            .collect();
+        let table = LookupTable {
+            name: table_name,
+            factory,
+            columns,
+            keys: table_keys,
+            filter: side.filter.clone(),
+            ttl_ms: mapped.lookup_ttl_ms,
+        };
+        let projected = self.project(input, items)?;
+        let stream = self.flush(projected, "lookup-left")?;
+        let name = self.name("lookup-join");
+        let joined = stream.transform(&name, Arc::new(LookupJoin::new(keys, left_outer, table)));
+        let lowered = Lowered {
+            stream: joined,
+            updating: false,
+            pending: Some(out_names.iter().map(|n| (col(n), n.clone())).collect()),
+        };
+        match &j.filter {
+            Some(f) => self.restrict(lowered, resolve(f.clone(), &j.schema), "join-filter"),
+            None => Ok(lowered),
         }
     }
 
@@ -1386,6 +1507,33 @@ fn column_definition(c: &Column, plan: &LogicalPlan) -> Option<Expr> {
         LogicalPlan::Filter(f) => column_definition(c, &f.input),
         _ => None,
     }
+}
+
+/// Refuses a table joined `FOR SYSTEM_TIME AS OF` anything but the left side's processing time
+/// (checked on the plan before optimizing, which may drop the time column once unused).
+pub fn check_lookup_times(plan: &LogicalPlan, catalog: &Catalog) -> Result<()> {
+    if let LogicalPlan::Join(j) = plan
+        && let Some(side) = lookup_side(&j.right, catalog)?
+    {
+        let time = match side.lookup.time.rsplit_once('.') {
+            Some((q, name)) => Column::new(Some(datafusion::common::TableReference::bare(q)), name),
+            None => Column::new_unqualified(&side.lookup.time),
+        };
+        let is_proctime = j.left.schema().index_of_column(&time).is_ok()
+            && matches!(definition(&Expr::Column(time.clone()), &j.left),
+                Expr::ScalarFunction(f) if f.name() == PROCTIME);
+        if !is_proctime {
+            return Err(WeirError::plan(format!(
+                "'{}' FOR SYSTEM_TIME AS OF {}: a lookup join takes the table as of the left side's processing \
+                 time (a column of the left side defined as PROCTIME()); temporal joins on event time against a \
+                 versioned table are not supported yet",
+                side.lookup.table, side.lookup.time
+            )));
+        }
+    }
+    plan.inputs()
+        .into_iter()
+        .try_for_each(|p| check_lookup_times(p, catalog))
 }
 
 /// `k` when `predicate` is `event_type = k` over a Nexmark table's scan (through projections

@@ -5,13 +5,16 @@
 
 pub mod catalog;
 pub mod connectors;
+mod date_parts;
 pub mod ddl;
 pub mod debezium;
 pub mod functions;
 mod interval;
+mod lookup;
 pub mod lower;
 pub mod script;
 pub mod source_calc;
+mod string_functions;
 pub mod table_env;
 pub mod tokens;
 pub mod types;
@@ -162,6 +165,7 @@ impl Session {
         self.windows += script.windows.len();
         for statement in &script.statements {
             self.catalog.add_windows(&script.windows)?;
+            self.catalog.add_lookups(&script.lookups)?;
             self.statement(statement)?;
         }
         if self.in_set {
@@ -178,6 +182,7 @@ impl Session {
         let script = script::parse_numbered(text, &self.origin, self.windows)?;
         self.windows += script.windows.len();
         self.catalog.add_windows(&script.windows)?;
+        self.catalog.add_lookups(&script.lookups)?;
         match script.statements.as_slice() {
             [
                 Located {
@@ -249,6 +254,7 @@ fn plan_statement(catalog: &Catalog, statement: &Statement, at: Location) -> Res
         _ => return Err(WeirError::plan("only INSERT and SELECT can be planned")),
     };
     let plan = catalog.plan(ast, at)?;
+    lower::check_lookup_times(&plan, catalog).map_err(|e| locate(catalog.origin(), at, e))?;
     catalog.optimize(&plan, at)
 }
 
@@ -369,7 +375,7 @@ fn boolean(key: &str, value: &str) -> std::result::Result<bool, String> {
 }
 
 /// `10s`, `1 min`, `500ms`, `2h` or plain milliseconds.
-fn duration(text: &str) -> Option<Duration> {
+pub(crate) fn duration(text: &str) -> Option<Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (n, unit) = t.split_at(split);

@@ -84,6 +84,28 @@ pub struct WindowTvf {
     pub at: Location,
 }
 
+/// A table joined `FOR SYSTEM_TIME AS OF` a time attribute, replaced in the query by the
+/// placeholder table `name` (a lookup join's right side).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupRef {
+    /// The placeholder table's name.
+    pub name: String,
+    /// The table looked up.
+    pub table: String,
+    /// The time attribute it is taken as of, as written.
+    pub time: String,
+    /// Where it is.
+    pub at: Location,
+}
+
+/// The placeholder name of `table` joined `FOR SYSTEM_TIME AS OF`.
+pub fn lookup_name(table: &str) -> String {
+    format!("{LOOKUP_PREFIX}{table}")
+}
+
+/// The start of every lookup placeholder's name.
+pub const LOOKUP_PREFIX: &str = "__weir_lookup_";
+
 /// A parsed script.
 #[derive(Debug, Default)]
 pub struct Script {
@@ -91,6 +113,8 @@ pub struct Script {
     pub statements: Vec<Located>,
     /// Window table functions the queries use.
     pub windows: Vec<WindowTvf>,
+    /// Tables the queries join `FOR SYSTEM_TIME AS OF`.
+    pub lookups: Vec<LookupRef>,
     /// The number of the first window function's placeholder table.
     pub first_window: usize,
 }
@@ -171,6 +195,7 @@ fn parse_statement(tokens: &[TokenWithSpan], origin: &str, script: &mut Script) 
         }
         parse_statement_rest(rest, origin, &mut inner)?;
         script.windows.extend(inner.windows);
+        script.lookups.extend(inner.lookups);
         for s in inner.statements {
             push(script, Statement::Explain(Box::new(s)));
         }
@@ -204,6 +229,7 @@ fn parse_statement_rest(tokens: &[TokenWithSpan], origin: &str, script: &mut Scr
         let name = c.object_name("a view name")?;
         c.expect_keyword("AS")?;
         let rest = rewrite_windows(&c.rest(), origin, &mut script.windows, script.first_window)?;
+        let rest = rewrite_lookups(&rest, origin, &mut script.lookups)?;
         let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(rest);
         let end = tokens.last().map(|t| t.span.end).unwrap_or(at);
         let mut query = parser.parse_query().map_err(|e| sql_error(origin, e, end))?;
@@ -242,6 +268,7 @@ fn parse_statement_rest(tokens: &[TokenWithSpan], origin: &str, script: &mut Scr
         return Ok(());
     }
     let rewritten = rewrite_windows(tokens, origin, &mut script.windows, script.first_window)?;
+    let rewritten = rewrite_lookups(&rewritten, origin, &mut script.lookups)?;
     let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(rewritten);
     let end = tokens.last().map(|t| t.span.end).unwrap_or(at);
     let mut statement = parser.parse_statement().map_err(|e| sql_error(origin, e, end))?;
@@ -430,6 +457,71 @@ fn rewrite_windows(
             span: tokens[i].span,
         });
         i += 4 + c.index();
+    }
+    Ok(out)
+}
+
+/// Replaces each `t FOR SYSTEM_TIME AS OF time` with the placeholder table of `t`'s lookup,
+/// recording it in `lookups` (sqlparser's generic dialect does not parse the clause).
+fn rewrite_lookups(tokens: &[TokenWithSpan], origin: &str, lookups: &mut Vec<LookupRef>) -> Result<Vec<TokenWithSpan>> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let clause = ["FOR", "SYSTEM_TIME", "AS", "OF"]
+            .iter()
+            .enumerate()
+            .all(|(k, w)| tokens.get(i + k).is_some_and(|t| is_keyword(&t.token, w)));
+        if !clause {
+            out.push(tokens[i].clone());
+            i += 1;
+            continue;
+        }
+        let at = tokens[i].span.start;
+        let table = match out.last().map(|t| &t.token) {
+            Some(Token::Word(w)) if out.iter().rev().nth(1).is_none_or(|t| t.token != Token::Period) => w.value.clone(),
+            _ => {
+                return Err(located(
+                    origin,
+                    at,
+                    "FOR SYSTEM_TIME AS OF must follow the name of a table declared in this job",
+                ));
+            }
+        };
+        // The time attribute: `alias.column`, `column`, or a call such as `PROCTIME()`.
+        let mut j = i + 4;
+        let mut time = String::new();
+        while let Some(t) = tokens.get(j) {
+            match &t.token {
+                Token::Word(w) if time.is_empty() || time.ends_with('.') => time.push_str(&w.value),
+                Token::Period if !time.is_empty() && !time.ends_with('.') => time.push('.'),
+                _ => break,
+            }
+            j += 1;
+        }
+        if tokens.get(j).is_some_and(|t| t.token == Token::LParen)
+            && tokens.get(j + 1).is_some_and(|t| t.token == Token::RParen)
+        {
+            time.push_str("()");
+            j += 2;
+        }
+        if time.is_empty() || time.ends_with('.') {
+            return Err(located(
+                origin,
+                at,
+                format!(
+                    "FOR SYSTEM_TIME AS OF after '{table}' needs a time attribute, such as the left side's PROCTIME() column"
+                ),
+            ));
+        }
+        let name = lookup_name(&table);
+        let last = out.last_mut().expect("checked");
+        last.token = Token::Word(Word {
+            value: name.clone(),
+            quote_style: Some('`'),
+            keyword: datafusion::sql::sqlparser::keywords::Keyword::NoKeyword,
+        });
+        lookups.push(LookupRef { name, table, time, at });
+        i = j;
     }
     Ok(out)
 }

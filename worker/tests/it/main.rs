@@ -14,6 +14,7 @@ mod kafka;
 mod keyed_state;
 mod layers;
 mod nexmark;
+mod nexmark_sql;
 mod partitioning;
 mod pipeline;
 mod runtime;

@@ -10,7 +10,7 @@ use std::process::Command;
 use weir::connectors::nexmark::model::{Event, NexmarkModel};
 use weir::runtime::metrics::NodeRole;
 
-use crate::common::read_lines;
+use crate::common::{final_table, read_lines, run_printed};
 
 const EVENTS: i64 = 50_000;
 const RATE: i64 = 1_000;
@@ -120,24 +120,6 @@ fn nexmark_sql_through_weir_cluster_with_three_workers() {
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         assert_eq!(read_lines(&out).len(), want, "{q} through 3 workers");
     }
-}
-
-/// The final table of a printed changelog: each row (without its `op`) and how many times it
-/// is there.
-fn final_table(stdout: &str) -> BTreeMap<String, i64> {
-    let mut table: BTreeMap<String, i64> = BTreeMap::new();
-    for line in stdout.lines() {
-        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let op = v.as_object_mut().unwrap().remove("op");
-        let n = match op.as_ref().and_then(|o| o.as_str()) {
-            None | Some("+I") | Some("+U") => 1,
-            _ => -1,
-        };
-        *table.entry(v.to_string()).or_default() += n;
-    }
-    assert!(table.values().all(|n| *n >= 0), "a retraction of a row never added");
-    table.retain(|_, n| *n > 0);
-    table
 }
 
 /// Nexmark q4 from the model: per category, the average of its auctions' closing prices (the
@@ -399,13 +381,6 @@ fn weir() -> Command {
 }
 
 /// Writes `job` to `dir/job.sql`, runs `weir run job.sql` there and returns what it printed.
-fn run_printed(dir: &Path, job: &str) -> String {
-    std::fs::write(dir.join("job.sql"), job).unwrap();
-    let out = weir().current_dir(dir).args(["run", "job.sql"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 type Totals = BTreeMap<i64, (i64, i64, i64, i64, i64)>;
 
 /// Runs an updating `GROUP BY` over the events with `settings` and applies its printed
@@ -1233,5 +1208,88 @@ fn a_time_bounded_join_runs_as_an_interval_join_and_matches_a_reference() {
             .collect();
         got.sort();
         assert_eq!(&got, want, "parallelism {p}: {condition}");
+    }
+}
+
+/// A table joined `FOR SYSTEM_TIME AS OF` the stream's processing time is a lookup join: each
+/// event meets the dimension rows of its key (INNER drops the keys the table lacks, LEFT keeps
+/// them with nulls), at parallelism 1 and 3; what it cannot do is refused, saying why.
+#[test]
+fn a_lookup_join_reads_a_file_table_and_refuses_what_it_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, events) = events_file(dir.path());
+    let dims = dir.path().join("dims.csv");
+    // Keys 0, 1 and 2 (twice: both rows match); the events' keys 3 and 4 are not there.
+    std::fs::write(&dims, "0,zero\n1,one\n2,two\n2,deux\n").unwrap();
+    let names: HashMap<i64, Vec<&str>> = HashMap::from([(0, vec!["zero"]), (1, vec!["one"]), (2, vec!["two", "deux"])]);
+    let ddl = |out: &Path| {
+        format!(
+            "{}CREATE TABLE dims (k BIGINT, name VARCHAR) WITH ('connector' = 'filesystem', 'path' = '{}', \
+             'format' = 'csv', 'lookup.join.cache.ttl' = '10 min');\n\
+             CREATE VIEW timed AS SELECT *, PROCTIME() AS pt FROM events;\n",
+            table_ddl(&input, out, "k BIGINT, v BIGINT, name VARCHAR"),
+            dims.display()
+        )
+    };
+    for (kind, outer) in [("JOIN", false), ("LEFT JOIN", true)] {
+        let mut want: Vec<(i64, i64, Option<String>)> = Vec::new();
+        for (k, v, _) in &events {
+            match names.get(k) {
+                Some(ns) => want.extend(ns.iter().map(|n| (*k, *v, Some(n.to_string())))),
+                None if outer => want.push((*k, *v, None)),
+                None => {}
+            }
+        }
+        want.sort();
+        for p in [1, 3] {
+            let out = dir.path().join(format!("out-{p}-{outer}"));
+            run_sql(
+                &format!(
+                    "{}INSERT INTO results SELECT e.k, e.v, d.name FROM timed AS e \
+                     {kind} dims FOR SYSTEM_TIME AS OF e.pt AS d ON e.k = d.k;",
+                    ddl(&out)
+                ),
+                p,
+            );
+            let mut got: Vec<(i64, i64, Option<String>)> = read_lines(&out)
+                .iter()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    let name = v["name"].as_str().map(str::to_string);
+                    (v["k"].as_i64().unwrap(), v["v"].as_i64().unwrap(), name)
+                })
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "{kind} at parallelism {p}");
+        }
+    }
+    let out = dir.path().join("never");
+    let cases = [
+        (
+            "INSERT INTO results SELECT e.k, e.v, d.name FROM timed AS e \
+             JOIN dims FOR SYSTEM_TIME AS OF e.ts AS d ON e.k = d.k;",
+            "processing time",
+        ),
+        (
+            "INSERT INTO results SELECT d.k, 0, d.name FROM dims FOR SYSTEM_TIME AS OF PROCTIME() AS d;",
+            "cannot be read on its own",
+        ),
+        (
+            "INSERT INTO results SELECT e.k, e.v, d.name FROM timed AS e \
+             FULL JOIN dims FOR SYSTEM_TIME AS OF e.pt AS d ON e.k = d.k;",
+            "INNER or LEFT",
+        ),
+        (
+            "INSERT INTO results SELECT e.k, e.v, d.name FROM timed AS e \
+             JOIN timed FOR SYSTEM_TIME AS OF e.pt AS d ON e.k = d.k;",
+            "only a table declared with CREATE TABLE",
+        ),
+    ];
+    for (statement, want) in cases {
+        let e = weir::pipeline::build_sql(&format!("{}{statement}", ddl(&out)), "job.sql", "job")
+            .err()
+            .unwrap_or_else(|| panic!("{statement} planned"))
+            .to_string();
+        assert!(e.contains(want), "{statement}: {e}");
     }
 }

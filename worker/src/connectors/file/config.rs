@@ -37,6 +37,10 @@ pub struct FileSinkConfig {
     /// Start a new part file after this many bytes (default 128 MiB).
     #[serde(default = "roll")]
     pub roll_bytes: usize,
+    /// CSV: whether each file starts with a header line (default true; SQL tables have none,
+    /// as Flink's `csv` format).
+    #[serde(default = "yes")]
+    pub header: bool,
 }
 
 fn yes() -> bool {
@@ -69,6 +73,7 @@ impl FileSinkConfig {
             path: path.into(),
             format,
             roll_bytes: roll(),
+            header: true,
         }
     }
 }

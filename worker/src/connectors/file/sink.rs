@@ -63,6 +63,7 @@ impl SinkFactory for FileSink {
             subtask: ctx.subtask,
             format: self.config.format,
             roll_bytes: self.config.roll_bytes.max(1),
+            csv_header: self.config.header,
             part: 0,
             writer: None,
             parquet: None,
@@ -81,6 +82,7 @@ struct FileWriter {
     subtask: usize,
     format: Format,
     roll_bytes: usize,
+    csv_header: bool,
     part: usize,
     writer: Option<BufWriter>,
     /// Parquet: the open part, built in memory and written whole when it closes (a Parquet
@@ -217,7 +219,7 @@ impl Sink for FileWriter {
             }
             return Ok(());
         }
-        let bytes = encode(self.format, &batch, header)?;
+        let bytes = encode(self.format, &batch, header && self.csv_header)?;
         self.written += bytes.len();
         let w = self.writer.as_mut().expect("opened above");
         w.write_all(&bytes)

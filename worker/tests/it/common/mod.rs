@@ -4,7 +4,9 @@
 pub mod cli;
 pub mod timed;
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::Command;
 
 use weir::prelude::*;
 
@@ -69,4 +71,34 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+}
+
+/// The final table of a printed changelog: each row (without its `op`) and how many times it
+/// is there.
+pub fn final_table(stdout: &str) -> BTreeMap<String, i64> {
+    let mut table: BTreeMap<String, i64> = BTreeMap::new();
+    for line in stdout.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let op = v.as_object_mut().unwrap().remove("op");
+        let n = match op.as_ref().and_then(|o| o.as_str()) {
+            None | Some("+I") | Some("+U") => 1,
+            _ => -1,
+        };
+        *table.entry(v.to_string()).or_default() += n;
+    }
+    assert!(table.values().all(|n| *n >= 0), "a retraction of a row never added");
+    table.retain(|_, n| *n > 0);
+    table
+}
+
+/// Runs a SQL job with the `weir` binary in `dir` and returns what it printed.
+pub fn run_printed(dir: &Path, job: &str) -> String {
+    std::fs::write(dir.join("job.sql"), job).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .current_dir(dir)
+        .args(["run", "job.sql"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
