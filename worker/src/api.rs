@@ -29,6 +29,7 @@ use crate::connectors::{SinkFactory, SourceFactory};
 use crate::contract::error::{Result, WeirError};
 use crate::contract::watermark::WatermarkStrategy;
 use crate::graph::{Edge, JobConfig, LogicalGraph, Node, NodeId, NodeKind, RestartStrategy, RestoreFrom};
+use crate::operators::co_process::{KeyedCoProcess, KeyedCoProcessFunction};
 use crate::operators::filter::{FilterExpr, FilterRows};
 use crate::operators::flat_map::FlatMapRows;
 use crate::operators::interval_join::IntervalJoin;
@@ -582,6 +583,27 @@ impl DataStream {
         }
     }
 
+    /// Connects this stream with `other` (Flink's `connect`): one function then sees the rows of
+    /// both, each with its own schema. Key both ([`ConnectedStreams::key_by`], or connect two
+    /// keyed streams) and give a [`KeyedCoProcessFunction`] to
+    /// [`ConnectedStreams::process`]; the key's state and timers are shared by the two inputs.
+    pub fn connect(&self, other: &DataStream) -> ConnectedStreams {
+        ConnectedStreams {
+            first: self.clone(),
+            second: other.clone(),
+            keys: None,
+        }
+    }
+
+    /// This stream as one input edge (a union becomes one through a pass-through step), for
+    /// operators that tell their inputs apart.
+    fn single_input(&self) -> DataStream {
+        if self.inputs.len() <= 1 {
+            return self.clone();
+        }
+        self.map_batches(|_, batch| Ok(batch))
+    }
+
     /// The union of this stream and `others` (equal schemas).
     pub fn union(&self, others: &[&DataStream]) -> DataStream {
         let mut inputs = self.inputs.clone();
@@ -781,6 +803,54 @@ impl JoinedStreams {
         left.stream
             .union(&[&right.stream])
             .transform("window_join", Arc::new(op))
+    }
+}
+
+/// Two connected streams (Flink's `ConnectedStreams`), waiting for their keys and function.
+#[derive(Clone)]
+pub struct ConnectedStreams {
+    first: DataStream,
+    second: DataStream,
+    keys: Option<(Vec<String>, Vec<String>)>,
+}
+
+impl ConnectedStreams {
+    /// Keys the first stream by `first` and the second by `second` (as many fields, of the same
+    /// types, in order; Flink's `keyBy(key1, key2)`): rows of equal keys meet in one subtask.
+    pub fn key_by(&self, first: impl IntoKeys, second: impl IntoKeys) -> ConnectedStreams {
+        let (a, b) = (
+            self.first.single_input().key_by(first),
+            self.second.single_input().key_by(second),
+        );
+        ConnectedStreams {
+            keys: Some((a.keys.clone(), b.keys.clone())),
+            first: a.stream,
+            second: b.stream,
+        }
+    }
+
+    /// Runs `function` over both streams per key (Flink's `KeyedCoProcessFunction`): rows of
+    /// the first go to `process_element1`, of the second to `process_element2`, timers to
+    /// `on_timer`; it appends rows of `output`. Both streams must be keyed.
+    pub fn process<F: KeyedCoProcessFunction + Clone>(&self, output: SchemaRef, function: F) -> DataStream {
+        let keys = self
+            .keys
+            .clone()
+            .or_else(|| Some((self.first.key_fields()?, self.second.key_fields()?)));
+        let single = self.first.inputs.len() == 1 && self.second.inputs.len() == 1;
+        let Some((keys1, keys2)) = keys.filter(|_| single) else {
+            self.first.env.record_error(WeirError::plan(
+                "connect(..).process needs both streams keyed, each one stream (connect(..).key_by(k1, k2),                  or connect two key_by streams that are not unions)",
+            ));
+            return self.first.clone();
+        };
+        let op = KeyedCoProcess {
+            keys1,
+            keys2,
+            output,
+            function: Arc::new(std::sync::Mutex::new(function)),
+        };
+        self.first.union(&[&self.second]).transform("co_process", Arc::new(op))
     }
 }
 

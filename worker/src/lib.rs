@@ -31,7 +31,7 @@ pub mod window;
 
 /// What most jobs need.
 pub mod prelude {
-    pub use crate::api::{CountWindowedStream, IntervalJoinBuilder, JoinedStreams, WindowedStream};
+    pub use crate::api::{ConnectedStreams, CountWindowedStream, IntervalJoinBuilder, JoinedStreams, WindowedStream};
     pub use crate::api::{DataStream, KeyedStream, StreamExecutionEnvironment};
     pub use crate::checkpoint::CheckpointConfig;
     pub use crate::connectors::blackhole::Blackhole;
@@ -52,6 +52,7 @@ pub mod prelude {
     pub use crate::contract::{ManualClock, TaskContext, UserResult};
     pub use crate::contract::{Result, WeirError};
     pub use crate::graph::{RestartStrategy, RestoreFrom};
+    pub use crate::operators::co_process::KeyedCoProcessFunction;
     pub use crate::operators::join::JoinType;
     pub use crate::operators::keyed_process::{KeyedContext, KeyedProcessFunction};
     pub use crate::row::{Row, RowRef, Value};

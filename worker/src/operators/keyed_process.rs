@@ -138,39 +138,51 @@ impl<F: KeyedProcessFunction + Clone> OperatorFactory for KeyedProcess<F> {
         Ok(self.output.clone())
     }
     fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
-        let columns = self
-            .keys
-            .iter()
-            .map(|k| field_index(input, k, "process key"))
-            .collect::<Result<Vec<_>>>()?;
-        if columns.is_empty() {
-            return Err(WeirError::plan("process needs a keyed stream (key_by first)"));
-        }
-        let converter = RowConverter::new(
-            columns
-                .iter()
-                .map(|c| SortField::new(input.field(*c).data_type().clone()))
-                .collect(),
-        )?;
         let function = self.function.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Ok(Box::new(KeyedProcessOp {
-            function,
-            columns,
-            converter,
-            output: self.output.clone(),
-            max_parallelism: ctx.max_parallelism,
-            store: KeyedStateStore::on_backend(&ctx.state, ctx.clock.clone())?,
-            key_groups: crate::keys::key_group_range(ctx.subtask as u32, ctx.max_parallelism, ctx.parallelism as u32),
-            timers: Timers::default(),
-            watermark: i64::MIN,
-            clock: ctx.clock.clone(),
-        }))
+        let op = KeyedProcessOp::new(One(function), &[(input, &self.keys)], self.output.clone(), ctx)?;
+        Ok(Box::new(op))
     }
 }
 
-struct KeyedProcessOp<F> {
-    function: F,
-    columns: Vec<usize>,
+/// The user function behind a keyed process operator, told which input a row came from (one
+/// for `process`, two for `connect(..).process`).
+pub(crate) trait Handler: Send {
+    /// A row of input `input`.
+    fn element(
+        &mut self,
+        input: usize,
+        row: RowRef<'_>,
+        ctx: &mut KeyedContext<'_>,
+        out: &mut Vec<Row>,
+    ) -> UserResult<()>;
+    /// A timer of the current key fired.
+    fn timer(&mut self, at: i64, domain: TimeDomain, ctx: &mut KeyedContext<'_>, out: &mut Vec<Row>) -> UserResult<()>;
+}
+
+/// A [`KeyedProcessFunction`] as a [`Handler`] of one input.
+struct One<F>(F);
+
+impl<F: KeyedProcessFunction> Handler for One<F> {
+    fn element(
+        &mut self,
+        _input: usize,
+        row: RowRef<'_>,
+        ctx: &mut KeyedContext<'_>,
+        out: &mut Vec<Row>,
+    ) -> UserResult<()> {
+        self.0.process_element(row, ctx, out)
+    }
+    fn timer(&mut self, at: i64, domain: TimeDomain, ctx: &mut KeyedContext<'_>, out: &mut Vec<Row>) -> UserResult<()> {
+        self.0.on_timer(at, domain, ctx, out)
+    }
+}
+
+/// The operator of `process` and `connect(..).process`: keyed state and timers shared by its
+/// inputs.
+pub(crate) struct KeyedProcessOp<H> {
+    handler: H,
+    /// Each input's key columns.
+    columns: Vec<Vec<usize>>,
     converter: RowConverter,
     output: SchemaRef,
     max_parallelism: u32,
@@ -182,7 +194,50 @@ struct KeyedProcessOp<F> {
     clock: SharedClock,
 }
 
-impl<F: KeyedProcessFunction> KeyedProcessOp<F> {
+impl<H: Handler> KeyedProcessOp<H> {
+    /// An instance for inputs of these schemas keyed by these fields (the same key types on
+    /// every input).
+    pub(crate) fn new(
+        handler: H,
+        inputs: &[(&SchemaRef, &[String])],
+        output: SchemaRef,
+        ctx: &TaskContext,
+    ) -> Result<Self> {
+        let mut columns = Vec::new();
+        for (schema, keys) in inputs {
+            let c = keys
+                .iter()
+                .map(|k| field_index(schema, k, "process key"))
+                .collect::<Result<Vec<_>>>()?;
+            if c.is_empty() {
+                return Err(WeirError::plan("process needs a keyed stream (key_by first)"));
+            }
+            columns.push(c);
+        }
+        let (first, first_columns) = (inputs[0].0, &columns[0]);
+        for ((schema, _), c) in inputs.iter().zip(&columns).skip(1) {
+            super::join::same_key_types(first, first_columns, schema, c)?;
+        }
+        let converter = RowConverter::new(
+            first_columns
+                .iter()
+                .map(|c| SortField::new(first.field(*c).data_type().clone()))
+                .collect(),
+        )?;
+        Ok(KeyedProcessOp {
+            handler,
+            columns,
+            converter,
+            output,
+            max_parallelism: ctx.max_parallelism,
+            store: KeyedStateStore::on_backend(&ctx.state, ctx.clock.clone())?,
+            key_groups: crate::keys::key_group_range(ctx.subtask as u32, ctx.max_parallelism, ctx.parallelism as u32),
+            timers: Timers::default(),
+            watermark: i64::MIN,
+            clock: ctx.clock.clone(),
+        })
+    }
+
     fn fire(
         &mut self,
         due: Vec<(i64, u32, Box<[u8]>)>,
@@ -202,7 +257,7 @@ impl<F: KeyedProcessFunction> KeyedProcessOp<F> {
                 watermark: self.watermark,
                 clock: self.clock.as_ref(),
             };
-            self.function.on_timer(ts, domain, &mut ctx, &mut rows)?;
+            self.handler.timer(ts, domain, &mut ctx, &mut rows)?;
         }
         if !rows.is_empty() {
             out.push(rows_to_batch(&self.output, &rows)?);
@@ -211,9 +266,14 @@ impl<F: KeyedProcessFunction> KeyedProcessOp<F> {
     }
 }
 
-impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
+impl<H: Handler> Operator for KeyedProcessOp<H> {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
-        let cols: Vec<ArrayRef> = self.columns.iter().map(|c| batch.column(*c).clone()).collect();
+        self.process_input(0, batch, out)
+    }
+
+    fn process_input(&mut self, input: usize, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let columns = &self.columns[input];
+        let cols: Vec<ArrayRef> = columns.iter().map(|c| batch.column(*c).clone()).collect();
         let hashes = keys::hash_rows(&cols, batch.num_rows())?;
         let rows = self.converter.convert_columns(&cols)?;
         let mut output = Vec::new();
@@ -226,14 +286,14 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOp<F> {
                 state: self.store.handle(kg, key),
                 key_group: kg,
                 key,
-                key_source: KeySource::Batch(&batch, &self.columns, i),
+                key_source: KeySource::Batch(&batch, columns, i),
                 key_values: std::cell::OnceCell::new(),
                 timers: &mut self.timers,
                 watermark: self.watermark,
                 clock: self.clock.as_ref(),
             };
-            self.function
-                .process_element(RowRef::new(&batch, i), &mut ctx, &mut output)?;
+            self.handler
+                .element(input, RowRef::new(&batch, i), &mut ctx, &mut output)?;
         }
         if !output.is_empty() {
             out.push(rows_to_batch(&self.output, &output)?);

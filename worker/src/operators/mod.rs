@@ -3,6 +3,7 @@
 
 pub mod calc;
 pub mod changelog_aggregate;
+pub mod co_process;
 pub mod expr;
 pub mod expr_kernels;
 pub mod filter;

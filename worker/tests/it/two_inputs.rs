@@ -2,6 +2,7 @@
 //! batch arrives with its input's index, each input's schema reaches the factory, and each
 //! input's own watermark arrives before the combined one — through the public graph API.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -346,4 +347,111 @@ fn a_window_join_over_sliding_windows_or_without_keys_is_refused() {
         .add_sink(Collect::new());
     let e = env.execute("refused").unwrap_err().to_string();
     assert!(e.contains(".where_(..) and .equal_to(..)"), "{e}");
+}
+
+/// Per key: how many rows of the first stream, and the sum of the second's `w` — state written
+/// from both inputs — emitted when an event-time timer fires at the end of the input (the
+/// final watermark), and again for keys the second stream alone has.
+#[derive(Clone)]
+struct CountAndSum;
+
+impl CountAndSum {
+    fn remember_key(ctx: &mut KeyedContext<'_>) {
+        ctx.register_event_time_timer(i64::MAX - 1);
+    }
+}
+
+impl KeyedCoProcessFunction for CountAndSum {
+    fn process_element1(
+        &mut self,
+        _row: RowRef<'_>,
+        ctx: &mut KeyedContext<'_>,
+        _out: &mut Vec<Row>,
+    ) -> UserResult<()> {
+        let count = ValueStateDescriptor::<i64>::new("count");
+        let n = ctx.state().value(&count).unwrap_or(0);
+        ctx.state().update(&count, n + 1);
+        Self::remember_key(ctx);
+        Ok(())
+    }
+    fn process_element2(&mut self, row: RowRef<'_>, ctx: &mut KeyedContext<'_>, _out: &mut Vec<Row>) -> UserResult<()> {
+        let sum = ValueStateDescriptor::<i64>::new("sum");
+        let s = ctx.state().value(&sum).unwrap_or(0);
+        ctx.state().update(&sum, s + row.get_i64("w").unwrap_or(0));
+        Self::remember_key(ctx);
+        Ok(())
+    }
+    fn on_timer(
+        &mut self,
+        _at: i64,
+        _domain: TimeDomain,
+        ctx: &mut KeyedContext<'_>,
+        out: &mut Vec<Row>,
+    ) -> UserResult<()> {
+        let n = ctx
+            .state()
+            .value(&ValueStateDescriptor::<i64>::new("count"))
+            .unwrap_or(0);
+        let s = ctx.state().value(&ValueStateDescriptor::<i64>::new("sum")).unwrap_or(0);
+        out.push(vec![ctx.current_key()[0].clone(), Value::Int(n), Value::Int(s)]);
+        Ok(())
+    }
+}
+
+/// `connect(..).key_by(k1, k2).process(..)`: the two streams (different schemas and key names)
+/// meet per key in one function whose state both write; the result equals a reference built
+/// from the same rows at parallelism 1, 2 and 4, and connecting unkeyed streams is refused.
+#[test]
+fn connected_streams_share_keyed_state_and_timers_between_two_inputs() {
+    let out = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("n", DataType::Int64, false),
+        Field::new("s", DataType::Int64, false),
+    ]));
+    for p in [1, 2, 4] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p).set_batch_size(100);
+        let (firsts, seconds, result) = (Collect::new(), Collect::new(), Collect::new());
+        let first = env.add_source(crate::common::numbers(3_000, 40));
+        // The second stream: other names, keys 0..60 (20 keys the first stream lacks).
+        let second = env
+            .add_source(crate::common::numbers(1_000, 60))
+            .select(&["k AS kk", "v AS w"]);
+        first.add_sink(firsts.clone());
+        second.add_sink(seconds.clone());
+        first
+            .connect(&second)
+            .key_by("k", "kk")
+            .process(out.clone(), CountAndSum)
+            .add_sink(result.clone());
+        env.execute("connected").unwrap();
+        let mut want: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        for l in firsts.rows_json() {
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            want.entry(v["k"].as_i64().unwrap()).or_default().0 += 1;
+        }
+        for l in seconds.rows_json() {
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            want.entry(v["kk"].as_i64().unwrap()).or_default().1 += v["w"].as_i64().unwrap();
+        }
+        let got: BTreeMap<i64, (i64, i64)> = result
+            .rows_json()
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["k"].as_i64().unwrap(),
+                    (v["n"].as_i64().unwrap(), v["s"].as_i64().unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(result.len(), want.len(), "one row per key at parallelism {p}");
+        assert_eq!(got, want, "parallelism {p}");
+    }
+    let env = StreamExecutionEnvironment::new();
+    let a = env.add_source(crate::common::numbers(10, 3));
+    let b = env.add_source(crate::common::numbers(10, 3));
+    a.connect(&b).process(out, CountAndSum).add_sink(Collect::new());
+    let e = env.execute("unkeyed").unwrap_err().to_string();
+    assert!(e.contains("needs both streams keyed"), "{e}");
 }
