@@ -29,6 +29,7 @@ use crate::connectors::{SinkFactory, SourceFactory};
 use crate::contract::error::{Result, WeirError};
 use crate::contract::watermark::WatermarkStrategy;
 use crate::graph::{Edge, JobConfig, LogicalGraph, Node, NodeId, NodeKind, RestartStrategy, RestoreFrom};
+use crate::operators::broadcast_process::{KeyedBroadcastProcess, KeyedBroadcastProcessFunction};
 use crate::operators::co_process::{KeyedCoProcess, KeyedCoProcessFunction};
 use crate::operators::filter::{FilterExpr, FilterRows};
 use crate::operators::flat_map::FlatMapRows;
@@ -851,6 +852,43 @@ impl ConnectedStreams {
             function: Arc::new(std::sync::Mutex::new(function)),
         };
         self.first.union(&[&self.second]).transform("co_process", Arc::new(op))
+    }
+}
+
+impl ConnectedStreams {
+    /// Flink's broadcast state pattern: this keyed stream connected with a `broadcast()`
+    /// stream. Rows of the broadcast stream reach every subtask and write the
+    /// [`crate::state::broadcast::BroadcastState`] in `process_broadcast_element`; keyed rows
+    /// read it in `process_element`, with their key's state and timers. The broadcast state is
+    /// checkpointed and restored at any parallelism.
+    pub fn process_broadcast<F: KeyedBroadcastProcessFunction + Clone>(
+        &self,
+        output: SchemaRef,
+        function: F,
+    ) -> DataStream {
+        let keys = self.keys.clone().map(|k| k.0).or_else(|| self.first.key_fields());
+        let broadcast = !self.second.inputs.is_empty()
+            && self
+                .second
+                .inputs
+                .iter()
+                .all(|e| e.partitioning == Partitioning::Broadcast);
+        let single = self.first.inputs.len() == 1 && self.second.inputs.len() == 1;
+        let Some(keys) = keys.filter(|_| broadcast && single) else {
+            self.first.env.record_error(WeirError::plan(
+                "process_broadcast connects a keyed stream (key_by, not a union) with a broadcast one: \
+                 events.key_by(\"k\").connect(&rules.broadcast())",
+            ));
+            return self.first.clone();
+        };
+        let op = KeyedBroadcastProcess {
+            keys,
+            output,
+            function: Arc::new(std::sync::Mutex::new(function)),
+        };
+        self.first
+            .union(&[&self.second])
+            .transform("broadcast_process", Arc::new(op))
     }
 }
 

@@ -52,6 +52,7 @@ pub mod prelude {
     pub use crate::contract::{ManualClock, TaskContext, UserResult};
     pub use crate::contract::{Result, WeirError};
     pub use crate::graph::{RestartStrategy, RestoreFrom};
+    pub use crate::operators::broadcast_process::KeyedBroadcastProcessFunction;
     pub use crate::operators::co_process::KeyedCoProcessFunction;
     pub use crate::operators::join::JoinType;
     pub use crate::operators::keyed_process::{KeyedContext, KeyedProcessFunction};
@@ -59,6 +60,7 @@ pub mod prelude {
     pub use crate::runtime::control::JobControl;
     pub use crate::runtime::executor::JobResult;
     pub use crate::sql::table_env::{Table, TableEnvironment};
+    pub use crate::state::broadcast::BroadcastState;
     pub use crate::state::{
         AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
         ReducingStateDescriptor, ValueStateDescriptor,

@@ -157,6 +157,34 @@ pub(crate) trait Handler: Send {
     ) -> UserResult<()>;
     /// A timer of the current key fired.
     fn timer(&mut self, at: i64, domain: TimeDomain, ctx: &mut KeyedContext<'_>, out: &mut Vec<Row>) -> UserResult<()>;
+
+    /// Whether input `input` is keyed (a broadcast input is not: its rows go to
+    /// [`Handler::unkeyed`], with no key's state).
+    fn keyed(&self, _input: usize) -> bool {
+        true
+    }
+
+    /// A row of an input that is not keyed.
+    fn unkeyed(&mut self, _input: usize, _row: RowRef<'_>, _out: &mut Vec<Row>) -> UserResult<()> {
+        Ok(())
+    }
+
+    /// Whether the function keeps state of its own beside the keyed state (broadcast state),
+    /// stored with the timers by [`Handler::snapshot_own`].
+    fn has_own_state(&self) -> bool {
+        false
+    }
+
+    /// The function's own state's checkpoint bytes.
+    fn snapshot_own(&self) -> UserResult<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    /// Restores the function's own state: this subtask's bytes, or another old subtask's when
+    /// the parallelism changed.
+    fn restore_own(&mut self, _bytes: &[u8]) -> UserResult<()> {
+        Ok(())
+    }
 }
 
 /// A [`KeyedProcessFunction`] as a [`Handler`] of one input.
@@ -272,6 +300,16 @@ impl<H: Handler> Operator for KeyedProcessOp<H> {
     }
 
     fn process_input(&mut self, input: usize, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if !self.handler.keyed(input) {
+            let mut output = Vec::new();
+            for i in 0..batch.num_rows() {
+                self.handler.unkeyed(input, RowRef::new(&batch, i), &mut output)?;
+            }
+            if !output.is_empty() {
+                out.push(rows_to_batch(&self.output, &output)?);
+            }
+            return Ok(());
+        }
         let columns = &self.columns[input];
         let cols: Vec<ArrayRef> = columns.iter().map(|c| batch.column(*c).clone()).collect();
         let hashes = keys::hash_rows(&cols, batch.num_rows())?;
@@ -326,11 +364,34 @@ impl<H: Handler> Operator for KeyedProcessOp<H> {
         let timers = [(true, &self.timers.event), (false, &self.timers.processing)]
             .into_iter()
             .flat_map(|(event, set)| set.iter().map(move |(at, kg, key)| (event, *at, *kg, key.as_ref())));
-        let operator = crate::checkpoint::encode_timers(self.watermark, timers)?;
+        let mut operator = crate::checkpoint::encode_timers(self.watermark, timers)?;
+        if self.handler.has_own_state() {
+            operator = crate::contract::state::encode(&(operator, self.handler.snapshot_own()?))?;
+        }
         self.store.snapshot(changes_only, Some(operator))
     }
 
-    fn restore(&mut self, state: crate::contract::OperatorState) -> UserResult<()> {
+    fn restore(&mut self, mut state: crate::contract::OperatorState) -> UserResult<()> {
+        if self.handler.has_own_state() {
+            // Each old subtask stored (timers, own state); every copy of the own state is the
+            // same, so this subtask's, or else the first, is restored.
+            type Stored = (Vec<u8>, Vec<u8>);
+            let own: Option<Stored> = state
+                .operator
+                .as_deref()
+                .map(crate::contract::state::decode)
+                .transpose()?;
+            let all: Vec<Stored> = state
+                .union
+                .iter()
+                .map(|b| crate::contract::state::decode(b))
+                .collect::<UserResult<_>>()?;
+            if let Some((_, bytes)) = own.as_ref().or(all.first()) {
+                self.handler.restore_own(bytes)?;
+            }
+            state.operator = own.map(|o| o.0);
+            state.union = all.into_iter().map(|a| a.0).collect();
+        }
         self.store.restore(&state)?;
         let timers = &mut self.timers;
         self.watermark = crate::checkpoint::restore_timers(&state, self.key_groups, |event, at, kg, key| {

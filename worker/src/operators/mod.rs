@@ -1,6 +1,7 @@
 //! Operators: one file each. Every operator implements [`Operator`]; a per-node
 //! [`OperatorFactory`] checks the input schema at plan time and creates one instance per subtask.
 
+pub mod broadcast_process;
 pub mod calc;
 pub mod changelog_aggregate;
 pub mod co_process;

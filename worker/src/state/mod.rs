@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod bloom;
+pub mod broadcast;
 pub mod codec;
 pub mod descriptors;
 pub mod disk;

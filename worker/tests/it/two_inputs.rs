@@ -455,3 +455,129 @@ fn connected_streams_share_keyed_state_and_timers_between_two_inputs() {
     let e = env.execute("unkeyed").unwrap_err().to_string();
     assert!(e.contains("needs both streams keyed"), "{e}");
 }
+
+/// Per key, its values kept in list state; at the end of the input, how many reach the
+/// threshold the broadcast rules set for the key (keys without a rule are not reported).
+#[derive(Clone)]
+struct AtLeast;
+
+fn thresholds() -> MapStateDescriptor<i64, i64> {
+    MapStateDescriptor::new("thresholds")
+}
+
+impl KeyedBroadcastProcessFunction for AtLeast {
+    fn process_element(
+        &mut self,
+        row: RowRef<'_>,
+        ctx: &mut KeyedContext<'_>,
+        _broadcast: &BroadcastState,
+        _out: &mut Vec<Row>,
+    ) -> UserResult<()> {
+        ctx.state()
+            .add(&ListStateDescriptor::<i64>::new("vs"), row.get_i64("v").unwrap_or(0));
+        ctx.register_event_time_timer(i64::MAX - 1);
+        Ok(())
+    }
+    fn process_broadcast_element(
+        &mut self,
+        row: RowRef<'_>,
+        broadcast: &mut BroadcastState,
+        _out: &mut Vec<Row>,
+    ) -> UserResult<()> {
+        broadcast.put(
+            &thresholds(),
+            &row.get_i64("rk").unwrap_or(0),
+            &row.get_i64("min").unwrap_or(0),
+        )
+    }
+    fn on_timer(
+        &mut self,
+        _at: i64,
+        _domain: TimeDomain,
+        ctx: &mut KeyedContext<'_>,
+        broadcast: &BroadcastState,
+        out: &mut Vec<Row>,
+    ) -> UserResult<()> {
+        let k = match ctx.current_key()[0] {
+            Value::Int(k) => k,
+            _ => return Ok(()),
+        };
+        if let Some(min) = broadcast.get(&thresholds(), &k)? {
+            let vs = ctx.state().list(&ListStateDescriptor::<i64>::new("vs"));
+            out.push(vec![
+                Value::Int(k),
+                Value::Int(vs.iter().filter(|v| **v >= min).count() as i64),
+            ]);
+        }
+        Ok(())
+    }
+}
+
+/// The broadcast state pattern: rules from a broadcast stream reach every subtask of a keyed
+/// stream's function; the counts equal a reference from the same rows at parallelism 1, 2 and
+/// 4, and a second stream that is not broadcast is refused.
+#[test]
+fn broadcast_rules_reach_every_subtask_of_a_keyed_stream() {
+    let out = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("n", DataType::Int64, false),
+    ]));
+    for p in [1, 2, 4] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p).set_batch_size(100);
+        let (events_seen, rules_seen, result) = (Collect::new(), Collect::new(), Collect::new());
+        let events = env.add_source(crate::common::numbers(3_000, 40));
+        // Rules for keys 0..30 (the last rule of a key wins: one per key here).
+        let rules = env
+            .add_source(crate::common::numbers(30, 1))
+            .select(&["id AS rk", "v AS min"]);
+        events.add_sink(events_seen.clone());
+        rules.add_sink(rules_seen.clone());
+        events
+            .key_by("k")
+            .connect(&rules.broadcast())
+            .process_broadcast(out.clone(), AtLeast)
+            .add_sink(result.clone());
+        env.execute("broadcast").unwrap();
+        let mins: BTreeMap<i64, i64> = rules_seen
+            .rows_json()
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["rk"].as_i64().unwrap(), v["min"].as_i64().unwrap())
+            })
+            .collect();
+        let mut want: BTreeMap<i64, i64> = BTreeMap::new();
+        for l in events_seen.rows_json() {
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            let k = v["k"].as_i64().unwrap();
+            if let Some(min) = mins.get(&k) {
+                *want.entry(k).or_default() += i64::from(v["v"].as_i64().unwrap() >= *min);
+            }
+        }
+        let got: BTreeMap<i64, i64> = result
+            .rows_json()
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["k"].as_i64().unwrap(), v["n"].as_i64().unwrap())
+            })
+            .collect();
+        assert_eq!(mins.len(), 30);
+        assert_eq!(
+            result.len(),
+            want.len(),
+            "one row per key with a rule at parallelism {p}"
+        );
+        assert_eq!(got, want, "parallelism {p}");
+    }
+    let env = StreamExecutionEnvironment::new();
+    let a = env.add_source(crate::common::numbers(10, 3));
+    let b = env.add_source(crate::common::numbers(10, 3));
+    a.key_by("k")
+        .connect(&b)
+        .process_broadcast(out, AtLeast)
+        .add_sink(Collect::new());
+    let e = env.execute("not broadcast").unwrap_err().to_string();
+    assert!(e.contains("broadcast one"), "{e}");
+}
