@@ -11,6 +11,7 @@ use arrow::compute::take;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::row::RowConverter;
 
+use super::lookup_http::HttpCache;
 use super::lookup_table::{Loaded, LookupTable, key_converter};
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::contract::error::{Result, WeirError};
@@ -105,8 +106,14 @@ impl OperatorFactory for LookupJoin {
     fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let (keys, kept, output) = self.plan(input)?;
         let types: Vec<_> = keys.iter().map(|k| input.field(*k).data_type().clone()).collect();
-        let table = self.current(ctx)?;
+        // Over HTTP each subtask asks for its keys and keeps its own answers; a table read
+        // whole is read once per worker.
+        let (table, http) = match &self.table.http {
+            Some(h) => (Arc::new(Loaded::empty()), Some(HttpCache::new(h.clone(), &types)?)),
+            None => (self.current(ctx)?, None),
+        };
         Ok(Box::new(LookupJoinOp {
+            http,
             join: LookupJoin {
                 keys: self.keys.clone(),
                 left_outer: self.left_outer,
@@ -124,6 +131,7 @@ impl OperatorFactory for LookupJoin {
 }
 
 struct LookupJoinOp {
+    http: Option<HttpCache>,
     join: LookupJoin,
     ctx: TaskContext,
     keys: Vec<usize>,
@@ -135,15 +143,36 @@ struct LookupJoinOp {
 
 impl Operator for LookupJoinOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
-        self.table = self.join.current(&self.ctx)?;
         let keys: Vec<ArrayRef> = self.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let encoded = self.converter.convert_columns(&keys)?;
+        let found;
+        let (table_rows, index) = match &mut self.http {
+            None => {
+                self.table = self.join.current(&self.ctx)?;
+                (&self.table.rows, &self.table.index)
+            }
+            Some(cache) => {
+                let wanted: Vec<(Box<[u8]>, usize)> = (0..batch.num_rows())
+                    .filter(|i| !keys.iter().any(|k| k.is_null(*i)))
+                    .map(|i| (encoded.row(i).as_ref().into(), i))
+                    .collect();
+                found = cache.find(
+                    &self.join.table,
+                    &wanted,
+                    &keys,
+                    self.ctx.now_ms(),
+                    self.join.table.ttl_ms,
+                )?;
+                (&found.rows, &found.index)
+            }
+        };
         let mut probe: Vec<u32> = Vec::with_capacity(batch.num_rows());
         let mut found: Vec<Option<u32>> = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let matches = (!keys.iter().any(|k| k.is_null(i)))
-                .then(|| self.table.index.get(encoded.row(i).as_ref()))
-                .flatten();
+                .then(|| index.get(encoded.row(i).as_ref()))
+                .flatten()
+                .filter(|rows| !rows.is_empty());
             match matches {
                 Some(rows) => {
                     for r in rows {
@@ -166,7 +195,7 @@ impl Operator for LookupJoinOp {
         for i in &self.kept {
             columns.push(take(batch.column(*i), &probe, None)?);
         }
-        for c in self.table.rows.columns() {
+        for c in table_rows.columns() {
             columns.push(take(c, &found, None)?);
         }
         out.push(RecordBatch::try_new(self.output.clone(), columns)?);
@@ -205,6 +234,7 @@ mod tests {
             keys: vec![col("k")],
             filter: None,
             ttl_ms: Some(1_000),
+            http: None,
         };
         let clock = ManualClock::new(0);
         let ctx = TaskContext {

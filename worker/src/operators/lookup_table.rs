@@ -32,8 +32,26 @@ pub struct LookupTable {
     pub keys: Vec<Expr>,
     /// Rows the join may see, if not all (a condition on the table alone).
     pub filter: Option<Expr>,
-    /// Read the table again after this many ms of processing time; none: once per run.
+    /// Read the table again (HTTP: ask for a key again) after this many ms of processing
+    /// time; none: once per run.
     pub ttl_ms: Option<i64>,
+    /// Ask for each key over HTTP instead of reading the table whole.
+    pub http: Option<HttpLookup>,
+}
+
+/// Where and how to ask for a key's rows.
+#[derive(Debug, Clone)]
+pub struct HttpLookup {
+    /// The URL; the keys are added as query parameters.
+    pub url: String,
+    /// The query parameter of each join key (the table's key column names).
+    pub params: Vec<String>,
+    /// JSON pointer to the rows inside an answer.
+    pub pointer: Option<String>,
+    /// The connector's row schema (what answers are decoded into).
+    pub schema: SchemaRef,
+    /// Keys kept at most (the oldest answers go first).
+    pub max_rows: usize,
 }
 
 /// The table as read: its rows and an index from encoded key to row numbers.
@@ -44,6 +62,17 @@ pub struct Loaded {
     pub index: HashMap<Box<[u8]>, Vec<u32>>,
     /// Malformed records the connector skipped (sent nowhere else: the table is re-read).
     pub rejected: u64,
+}
+
+impl Loaded {
+    /// No rows (a join that asks for keys over HTTP reads nothing whole).
+    pub fn empty() -> Self {
+        Loaded {
+            rows: RecordBatch::new_empty(Arc::new(Schema::empty())),
+            index: HashMap::new(),
+            rejected: 0,
+        }
+    }
 }
 
 impl LookupTable {
@@ -96,7 +125,27 @@ impl LookupTable {
             })
         })?;
         let bad = |e: arrow::error::ArrowError| WeirError::plan(format!("lookup table '{}': {e}", self.name));
-        let mut all = concat_batches(&schema, &batches).map_err(bad)?;
+        let all = concat_batches(&schema, &batches).map_err(bad)?;
+        let (rows, keys) = self.shape(all)?;
+        let converter = key_converter(&keys.iter().map(|k| k.data_type().clone()).collect::<Vec<_>>())?;
+        let encoded = converter.convert_columns(&keys).map_err(bad)?;
+        let mut index: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
+        for i in 0..rows.num_rows() {
+            if keys.iter().any(|k| k.is_null(i)) {
+                continue;
+            }
+            index.entry(encoded.row(i).as_ref().into()).or_default().push(i as u32);
+        }
+        Ok(Loaded { rows, index, rejected })
+    }
+}
+
+impl LookupTable {
+    /// The connector's rows `all` as the join sees them: filtered, in [`LookupTable::columns`],
+    /// with each row's key columns beside.
+    pub fn shape(&self, mut all: RecordBatch) -> Result<(RecordBatch, Vec<ArrayRef>)> {
+        let schema = all.schema();
+        let bad = |e: arrow::error::ArrowError| WeirError::plan(format!("lookup table '{}': {e}", self.name));
         if let Some(f) = &self.filter {
             let (cond, _) = plan_logical(f, &schema)?;
             let mask = cond.evaluate(&all).and_then(|v| v.into_array(all.num_rows()));
@@ -116,18 +165,8 @@ impl LookupTable {
         };
         let columns = self.columns.iter().map(|(e, _)| eval(e)).collect::<Result<Vec<_>>>()?;
         let keys = self.keys.iter().map(eval).collect::<Result<Vec<_>>>()?;
-        let out_schema = self.output_schema(&schema)?;
-        let rows = RecordBatch::try_new(out_schema, columns).map_err(bad)?;
-        let converter = key_converter(&keys.iter().map(|k| k.data_type().clone()).collect::<Vec<_>>())?;
-        let encoded = converter.convert_columns(&keys).map_err(bad)?;
-        let mut index: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
-        for i in 0..rows.num_rows() {
-            if keys.iter().any(|k| k.is_null(i)) {
-                continue;
-            }
-            index.entry(encoded.row(i).as_ref().into()).or_default().push(i as u32);
-        }
-        Ok(Loaded { rows, index, rejected })
+        let rows = RecordBatch::try_new(self.output_schema(&schema)?, columns).map_err(bad)?;
+        Ok((rows, keys))
     }
 }
 
@@ -138,7 +177,7 @@ pub fn key_converter(types: &[DataType]) -> Result<RowConverter> {
 }
 
 /// Runs `f` with a runtime of its own on a thread of its own and waits for it.
-fn off_runtime<T: Send>(f: impl FnOnce(&tokio::runtime::Runtime) -> Result<T> + Send) -> Result<T> {
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce(&tokio::runtime::Runtime) -> Result<T> + Send) -> Result<T> {
     std::thread::scope(|s| {
         s.spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -12,6 +12,7 @@ pub mod flat_map;
 pub mod interval_join;
 pub mod join;
 pub mod keyed_process;
+pub mod lookup_http;
 pub mod lookup_join;
 pub mod lookup_table;
 pub mod map;

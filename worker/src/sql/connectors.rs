@@ -37,6 +37,8 @@ pub struct Mapped {
     /// `lookup.join.cache.ttl` (filesystem tables): a lookup join reads the table again after
     /// this many ms; none: once per run.
     pub lookup_ttl_ms: Option<i64>,
+    /// `lookup.partial-cache.max-rows` (http tables): keys a lookup join keeps answers for.
+    pub lookup_max_rows: Option<usize>,
 }
 
 impl Mapped {
@@ -48,6 +50,7 @@ impl Mapped {
             debezium: false,
             changes: None,
             lookup_ttl_ms: None,
+            lookup_max_rows: None,
         }
     }
 }
@@ -347,18 +350,7 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             let path = o.required("path")?;
             let f = format(&mut o, &["json", "csv", "parquet", "debezium-json"])?;
             o.take("source.monitor-interval");
-            let lookup_ttl_ms = match o.take("lookup.join.cache.ttl") {
-                None => None,
-                Some(t) => Some(
-                    super::duration(&t)
-                        .ok_or_else(|| {
-                            o.error(format!(
-                                "option 'lookup.join.cache.ttl' = '{t}' is not a duration (such as '10 min' or '30s')"
-                            ))
-                        })?
-                        .as_millis() as i64,
-                ),
-            };
+            let lookup_ttl_ms = duration_ms(&mut o, "lookup.join.cache.ttl")?;
             let mut m = Map::new();
             m.insert("path".into(), json!(path.strip_prefix("file://").unwrap_or(&path)));
             let changes = read_changes(&mut o, &f, physical, &mut m)?;
@@ -433,7 +425,21 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             }
             format(&mut o, &["json"])?;
             m.insert("schema".into(), schema_value(physical));
-            Mapped::new("http", m)
+            // As a lookup table (Flink's partial cache options).
+            if let Some(c) = o.take("lookup.cache")
+                && !c.eq_ignore_ascii_case("partial")
+            {
+                return Err(o.error(format!(
+                    "option 'lookup.cache' = '{c}': an http table caches per key ('PARTIAL')"
+                )));
+            }
+            let lookup_ttl_ms = duration_ms(&mut o, "lookup.partial-cache.expire-after-write")?;
+            let lookup_max_rows = o.parsed::<usize>("lookup.partial-cache.max-rows")?;
+            Mapped {
+                lookup_ttl_ms,
+                lookup_max_rows,
+                ..Mapped::new("http", m)
+            }
         }
         other => {
             return Err(WeirError::plan(format!(
@@ -445,6 +451,19 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
     };
     o.finish()?;
     Ok(Mapped { parallelism, ..mapped })
+}
+
+/// A duration option (`'10 min'`, `'30s'`) in ms, if given.
+fn duration_ms(o: &mut Options, key: &'static str) -> Result<Option<i64>> {
+    match o.take(key) {
+        None => Ok(None),
+        Some(t) => match super::duration(&t) {
+            Some(d) => Ok(Some(d.as_millis() as i64)),
+            None => Err(o.error(format!(
+                "option '{key}' = '{t}' is not a duration (such as '10 min' or '30s')"
+            ))),
+        },
+    }
 }
 
 fn node_parallelism(o: &mut Options, key: &'static str) -> Result<Option<usize>> {

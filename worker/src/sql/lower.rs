@@ -33,6 +33,7 @@ use crate::operators::filter::FilterExpr;
 use crate::operators::interval_join::IntervalJoin;
 use crate::operators::join::{JoinType, RegularJoin};
 use crate::operators::lookup_join::LookupJoin;
+use crate::operators::lookup_table::HttpLookup;
 use crate::operators::lookup_table::LookupTable;
 use crate::operators::mini_batch::MiniBatch;
 use crate::operators::running_aggregate::OP_COLUMN;
@@ -938,15 +939,11 @@ impl<'a> Lowering<'a> {
                 "a lookup join of '{table_name}' needs an equality between a left column and the table's"
             )));
         }
-        if self
-            .catalog
-            .table(&table_name)
-            .and_then(|t| t.def.options.get("connector"))
-            .map(String::as_str)
-            != Some("filesystem")
-        {
+        let connector = side.table.def.options.get("connector").cloned().unwrap_or_default();
+        if !matches!(connector.as_str(), "filesystem" | "http") {
             return Err(WeirError::plan(format!(
-                "'{table_name}' FOR SYSTEM_TIME AS OF: lookup joins read tables of the filesystem connector so far"
+                "'{table_name}' FOR SYSTEM_TIME AS OF: lookup joins read tables of the filesystem or http connector \
+                 (this one is '{connector}')"
             )));
         }
         let mapped = connectors::source(&side.table.def, &side.table.physical, None)?;
@@ -966,6 +963,7 @@ impl<'a> Lowering<'a> {
             .collect();
         let mut keys = Vec::new();
         let mut table_keys = Vec::new();
+        let mut params = Vec::new();
         for (k, (l, r)) in j.on.iter().enumerate() {
             let ty = |e: &Expr, p: &LogicalPlan| {
                 datafusion::logical_expr::ExprSchemable::get_type(e, p.schema().as_ref())
@@ -983,11 +981,33 @@ impl<'a> Lowering<'a> {
                 name.clone(),
             ));
             keys.push(name);
+            let over_table = side.over_table(r, &j.right)?;
+            if let Expr::Column(c) = strip_cast(&over_table) {
+                params.push(c.name.clone());
+            }
             table_keys.push(Expr::Cast(datafusion::logical_expr::Cast::new(
-                Box::new(side.over_table(r, &j.right)?),
+                Box::new(over_table),
                 common,
             )));
         }
+        let http = if connector == "http" {
+            if params.len() != j.on.len() {
+                return Err(WeirError::plan(format!(
+                    "a lookup join of the http table '{table_name}' compares columns of the table (each becomes a \
+                     query parameter), not expressions"
+                )));
+            }
+            let option = |k: &str| mapped.options.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            Some(HttpLookup {
+                url: option("url").unwrap_or_default(),
+                params,
+                pointer: option("pointer"),
+                schema: side.table.physical.clone(),
+                max_rows: mapped.lookup_max_rows.unwrap_or(10_000),
+            })
+        } else {
+            None
+        };
         let columns = side
             .columns
             .iter()
@@ -1001,6 +1021,7 @@ impl<'a> Lowering<'a> {
             keys: table_keys,
             filter: side.filter.clone(),
             ttl_ms: mapped.lookup_ttl_ms,
+            http,
         };
         let projected = self.project(input, items)?;
         let stream = self.flush(projected, "lookup-left")?;

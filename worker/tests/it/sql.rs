@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
 use weir::connectors::nexmark::model::{Event, NexmarkModel};
 use weir::runtime::metrics::NodeRole;
@@ -1291,5 +1292,107 @@ fn a_lookup_join_reads_a_file_table_and_refuses_what_it_cannot_do() {
             .unwrap_or_else(|| panic!("{statement} planned"))
             .to_string();
         assert!(e.contains(want), "{statement}: {e}");
+    }
+}
+
+/// Serves `GET /users?k=N` until the test ends: the row of user `N` for N < 3, none for the
+/// others; counts the requests.
+fn users_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/users", listener.local_addr().unwrap());
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let k: i64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.split_once("k="))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(-1);
+            let body = if (0..3).contains(&k) {
+                format!("{{\"data\": [{{\"k\": {k}, \"name\": \"user-{k}\"}}]}}")
+            } else {
+                "{\"data\": []}".to_string()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, asked)
+}
+
+/// A lookup join against an `http` table asks the server for each key once per subtask (its
+/// answers cached, a key without rows too) and joins the rows it answers; LEFT keeps the keys
+/// it has none for.
+#[test]
+fn a_lookup_join_asks_an_http_table_for_each_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, events) = events_file(dir.path());
+    let (url, asked) = users_server();
+    let out = dir.path().join("out");
+    let job = format!(
+        "{}CREATE TABLE users (k BIGINT, name VARCHAR) WITH ('connector' = 'http', 'url' = '{url}', \
+         'format' = 'json', 'json-pointer' = '/data', 'lookup.cache' = 'PARTIAL', \
+         'lookup.partial-cache.max-rows' = '100', 'lookup.partial-cache.expire-after-write' = '1 h');\n\
+         CREATE VIEW timed AS SELECT *, PROCTIME() AS pt FROM events;\n\
+         INSERT INTO results SELECT e.k, e.v, u.name FROM timed AS e \
+         LEFT JOIN users FOR SYSTEM_TIME AS OF e.pt AS u ON e.k = u.k;",
+        table_ddl(&input, &out, "k BIGINT, v BIGINT, name VARCHAR")
+    );
+    let mut want: Vec<(i64, i64, Option<String>)> = events
+        .iter()
+        .map(|(k, v, _)| (*k, *v, (*k < 3).then(|| format!("user-{k}"))))
+        .collect();
+    want.sort();
+    let keys = events
+        .iter()
+        .map(|e| e.0)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    for p in [1, 3] {
+        let out = dir.path().join(format!("out-{p}"));
+        asked.store(0, std::sync::atomic::Ordering::SeqCst);
+        run_sql(
+            &job.replace(
+                &format!("'{}'", dir.path().join("out").display()),
+                &format!("'{}'", out.display()),
+            ),
+            p,
+        );
+        let mut got: Vec<(i64, i64, Option<String>)> = read_lines(&out)
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let name = v["name"].as_str().map(str::to_string);
+                (v["k"].as_i64().unwrap(), v["v"].as_i64().unwrap(), name)
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "parallelism {p}");
+        let n = asked.load(std::sync::atomic::Ordering::SeqCst);
+        // Each subtask asks for a key once (an answer with no rows is cached too).
+        assert!(
+            n >= keys && n <= keys * p,
+            "{n} requests for {keys} keys at parallelism {p}"
+        );
+        if p == 1 {
+            assert_eq!(n, keys);
+        }
     }
 }

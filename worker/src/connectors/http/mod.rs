@@ -66,7 +66,7 @@ impl Http {
 }
 
 /// Fetches once: the records (as JSON text), or why the body was refused.
-async fn fetch(
+pub(crate) async fn fetch(
     client: &reqwest::Client,
     config: &HttpConfig,
 ) -> std::result::Result<std::result::Result<Vec<String>, (String, String)>, String> {
@@ -99,7 +99,7 @@ async fn fetch(
     }))
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
