@@ -1212,6 +1212,20 @@ fn a_time_bounded_join_runs_as_an_interval_join_and_matches_a_reference() {
     }
 }
 
+/// A lookup join's output rows `(k, v, name)`, sorted.
+fn named_rows(out: &Path) -> Vec<(i64, i64, Option<String>)> {
+    let mut rows: Vec<(i64, i64, Option<String>)> = read_lines(out)
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let name = v["name"].as_str().map(str::to_string);
+            (v["k"].as_i64().unwrap(), v["v"].as_i64().unwrap(), name)
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
 /// A table joined `FOR SYSTEM_TIME AS OF` the stream's processing time is a lookup join: each
 /// event meets the dimension rows of its key (INNER drops the keys the table lacks, LEFT keeps
 /// them with nulls), at parallelism 1 and 3; what it cannot do is refused, saying why.
@@ -1252,16 +1266,7 @@ fn a_lookup_join_reads_a_file_table_and_refuses_what_it_cannot_do() {
                 ),
                 p,
             );
-            let mut got: Vec<(i64, i64, Option<String>)> = read_lines(&out)
-                .iter()
-                .map(|l| {
-                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                    let name = v["name"].as_str().map(str::to_string);
-                    (v["k"].as_i64().unwrap(), v["v"].as_i64().unwrap(), name)
-                })
-                .collect();
-            got.sort();
-            assert_eq!(got, want, "{kind} at parallelism {p}");
+            assert_eq!(named_rows(&out), want, "{kind} at parallelism {p}");
         }
     }
     let out = dir.path().join("never");
@@ -1375,16 +1380,7 @@ fn a_lookup_join_asks_an_http_table_for_each_key_once() {
             ),
             p,
         );
-        let mut got: Vec<(i64, i64, Option<String>)> = read_lines(&out)
-            .iter()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let name = v["name"].as_str().map(str::to_string);
-                (v["k"].as_i64().unwrap(), v["v"].as_i64().unwrap(), name)
-            })
-            .collect();
-        got.sort();
-        assert_eq!(got, want, "parallelism {p}");
+        assert_eq!(named_rows(&out), want, "parallelism {p}");
         let n = asked.load(std::sync::atomic::Ordering::SeqCst);
         // Each subtask asks for a key once (an answer with no rows is cached too).
         assert!(
