@@ -796,6 +796,7 @@ impl JoinedStreams {
             upper: span,
             semi: false,
             window: Some((assigner.size, assigner.offset)),
+            condition: None,
         };
         let (left, right) = (
             self.left.key_by(self.left_keys.clone()),
@@ -921,6 +922,7 @@ impl IntervalJoinBuilder {
             upper: upper_ms,
             semi: false,
             window: None,
+            condition: None,
         };
         self.left
             .stream

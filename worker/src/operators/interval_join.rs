@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,10 @@ pub struct IntervalJoin {
     /// only within the same window (its start is part of the key; give bounds of
     /// `±(size − 1)`).
     pub window: Option<(i64, i64)>,
+    /// A semi join's further condition over a left row and a right one (both inputs' columns
+    /// by name): a left row shows when it first meets a right row within the bounds for which
+    /// it holds (q5's `num >= maxn`). Evaluated once per batch over every candidate pair.
+    pub condition: Option<datafusion::logical_expr::Expr>,
 }
 
 /// One input, planned: key columns and time column (every column goes to the output).
@@ -178,7 +182,25 @@ impl IntervalJoin {
                     .collect(),
             )?)
         };
+        let condition = match &self.condition {
+            None => None,
+            Some(_) if !self.semi => {
+                return Err(WeirError::plan(
+                    "interval join: a condition inside the join is for semi joins (filter an inner join's output)",
+                ));
+            }
+            Some(c) => {
+                let fields: Vec<Field> = inputs
+                    .iter()
+                    .flat_map(|s| s.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)))
+                    .collect();
+                let pairs = Arc::new(Schema::new(fields));
+                let (expr, _) = super::expr::plan_logical(c, &pairs)?;
+                Some((expr, pairs))
+            }
+        };
         Ok(IntervalJoinOp {
+            condition,
             rows: [rows(&inputs[0])?, rows(&inputs[1])?],
             sides: [l, r],
             keys,
@@ -204,7 +226,16 @@ struct KeyRows {
 /// A key and its key group.
 type GroupKey = (u32, Box<[u8]>);
 
+/// A candidate pair of a semi join with a condition: the batch's row, its key group and key,
+/// and the other side's row (its time, its place among the rows at that time, its bytes).
+type Candidate = (usize, u32, Vec<u8>, i64, usize, Vec<u8>);
+
+/// A batch row of a semi join with a condition: its place, key group, key, time and bytes.
+type Held = (usize, u32, Vec<u8>, i64, Vec<u8>);
+
 struct IntervalJoinOp {
+    /// A semi join's condition, and the schema of the pairs it reads (left then right columns).
+    condition: Option<(Arc<dyn datafusion::physical_expr::PhysicalExpr>, SchemaRef)>,
     sides: [SidePlan; 2],
     rows: [RowConverter; 2],
     keys: RowConverter,
@@ -282,6 +313,100 @@ impl IntervalJoinOp {
     }
 }
 
+impl IntervalJoinOp {
+    /// A semi join with a condition, for one batch of `input`: the left rows to show. A left
+    /// row of the batch shows if a candidate right row meets the condition (else it waits); a
+    /// right row shows (and takes out of the state) the waiting left rows it meets, then waits
+    /// itself.
+    fn semi_with_condition(
+        &mut self,
+        input: usize,
+        rows: &arrow::row::Rows,
+        pairs: Vec<Candidate>,
+        held: Vec<Held>,
+    ) -> UserResult<Vec<Vec<u8>>> {
+        let (condition, schema) = self.condition.as_ref().expect("called with a condition");
+        let mut holds = vec![false; pairs.len()];
+        if !pairs.is_empty() {
+            let (mut ls, mut rs): (Vec<&[u8]>, Vec<&[u8]>) = (Vec::new(), Vec::new());
+            for (i, _, _, _, _, other) in &pairs {
+                let this: &[u8] = rows.row(*i).data();
+                let (l, r) = if input == 0 {
+                    (this, other.as_slice())
+                } else {
+                    (other.as_slice(), this)
+                };
+                ls.push(l);
+                rs.push(r);
+            }
+            let (lp, rp) = (self.rows[0].parser(), self.rows[1].parser());
+            let mut columns = self.rows[0].convert_rows(ls.iter().map(|r| lp.parse(r)))?;
+            columns.extend(self.rows[1].convert_rows(rs.iter().map(|r| rp.parse(r)))?);
+            let batch = RecordBatch::try_new(schema.clone(), columns)?;
+            let mask = condition.evaluate(&batch)?.into_array(batch.num_rows())?;
+            let mask = mask.as_boolean();
+            for (k, h) in holds.iter_mut().enumerate() {
+                *h = mask.is_valid(k) && mask.value(k);
+            }
+        }
+        let mut shown = Vec::new();
+        if input == 0 {
+            let met: std::collections::HashSet<usize> = pairs
+                .iter()
+                .zip(&holds)
+                .filter(|(_, h)| **h)
+                .map(|(p, _)| p.0)
+                .collect();
+            for (i, group, key, time, row) in held {
+                if met.contains(&i) {
+                    shown.push(row);
+                } else {
+                    self.keep(input, group, &key, time, row)?;
+                }
+            }
+            return Ok(shown);
+        }
+        // Left rows met, each once (several right rows may meet it), taken out of the state.
+        let mut met: BTreeMap<(u32, Vec<u8>, i64), std::collections::BTreeSet<usize>> = BTreeMap::new();
+        for ((_, group, key, t, n, _), h) in pairs.into_iter().zip(holds) {
+            if h {
+                met.entry((group, key, t)).or_default().insert(n);
+            }
+        }
+        for ((group, key, t), places) in met {
+            if let Some(state) = self.state.get_mut(group, &key)?
+                && let Some(at) = state.sides[0].get_mut(&t)
+            {
+                // From the back, so the places before stay valid.
+                for n in places.into_iter().rev() {
+                    if n < at.len() {
+                        shown.push(at.remove(n));
+                    }
+                }
+                if at.is_empty() {
+                    state.sides[0].remove(&t);
+                }
+            }
+        }
+        for (_, group, key, time, row) in held {
+            self.keep(input, group, &key, time, row)?;
+        }
+        Ok(shown)
+    }
+
+    /// Keeps `row` of `side` at `time` for its key, listing the key for expiry if it is the
+    /// side's earliest.
+    fn keep(&mut self, side: usize, group: u32, key: &[u8], time: i64, row: Vec<u8>) -> UserResult<()> {
+        let state = self.state.get_or_insert_with(group, key, KeyRows::default)?;
+        let earliest = state.sides[side].keys().next().is_none_or(|e| time < *e);
+        state.sides[side].entry(time).or_default().push(row);
+        if earliest {
+            self.index(side, time, group, key);
+        }
+        Ok(())
+    }
+}
+
 impl Operator for IntervalJoinOp {
     fn process_batch(&mut self, _batch: RecordBatch, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
         Err("an interval join needs to know each batch's input".into())
@@ -296,6 +421,10 @@ impl Operator for IntervalJoinOp {
         let rows = self.rows[input].convert_columns(batch.columns())?;
         let other = 1 - input;
         let (mut lefts, mut rights): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+        // With a condition: candidate pairs (row, key group, key, the other row's time, its
+        // place there, its bytes) and the batch's rows (row, key group, key, time, bytes).
+        let mut pairs: Vec<Candidate> = Vec::new();
+        let mut held: Vec<Held> = Vec::new();
         let mut late = 0;
         for (i, &group) in groups.iter().enumerate() {
             // A null key never matches (SQL's `=`); a row without a time cannot be placed.
@@ -322,6 +451,17 @@ impl Operator for IntervalJoinOp {
             };
             let partners = self.partners(input, time);
             let state = self.state.get_or_insert_with(group, key, KeyRows::default)?;
+            if self.condition.is_some() {
+                // Every candidate pair now; which hold is decided for the whole batch below.
+                let candidates = state.sides[other]
+                    .range(partners)
+                    .flat_map(|(t, rows)| rows.iter().enumerate().map(move |(n, r)| (*t, n, r.clone())));
+                for (t, n, r) in candidates {
+                    pairs.push((i, group, key.to_vec(), t, n, r));
+                }
+                held.push((i, group, key.to_vec(), time, row.to_vec()));
+                continue;
+            }
             if self.semi {
                 // A left row shows once, when it first has a match, and is then done with; a
                 // right row shows the waiting left rows it matches.
@@ -361,6 +501,9 @@ impl Operator for IntervalJoinOp {
         }
         if late > 0 {
             self.ctx.add_late(late);
+        }
+        if self.condition.is_some() {
+            lefts = self.semi_with_condition(input, &rows, pairs, held)?;
         }
         if lefts.is_empty() {
             return Ok(());
@@ -442,6 +585,7 @@ mod tests {
             upper,
             semi: false,
             window: None,
+            condition: None,
         }
     }
 
@@ -553,6 +697,49 @@ mod tests {
         let mut shown: Vec<(i64, i64)> = ints(&out, "k").into_iter().zip(ints(&out, "lt")).collect();
         shown.sort();
         assert_eq!(shown, vec![(1, 10), (1, 20)]);
+    }
+
+    /// q5's shape: a left row shows once, when a right row within the bounds meets the
+    /// condition as well (`v >= rv`, evaluated per batch over every candidate pair), whichever
+    /// side comes first; rows that meet none wait.
+    #[test]
+    fn a_semi_join_with_a_condition_shows_left_rows_that_meet_it() {
+        use datafusion::logical_expr::col;
+        let inputs = [
+            batch_of(&[("k", vec![]), ("lt", vec![]), ("v", vec![])]).schema(),
+            batch_of(&[("rk", vec![]), ("rt", vec![]), ("rv", vec![])]).schema(),
+        ];
+        let mut op = IntervalJoin {
+            semi: true,
+            condition: Some(col("v").gt_eq(col("rv"))),
+            ..spec(0, 0)
+        }
+        .create_of(&inputs, &ctx())
+        .unwrap();
+        let mut out = Vec::new();
+        // Left rows of key 1 at 10 with v 5, 7, 9 wait; right (1, 10, 7) shows 9 and 7, right
+        // (1, 20, 2) waits; right (1, 10, 3) shows 5 (7 and 9 are done with); then left
+        // (1, 20, 1) fails `1 >= 2` and waits, left (1, 20, 2) shows at once, left (2, 10, 4)
+        // has no right row of its key.
+        let left = |k: Vec<i64>, t: Vec<i64>, v: Vec<i64>| batch_of(&[("k", k), ("lt", t), ("v", v)]);
+        let right = |k: Vec<i64>, t: Vec<i64>, v: Vec<i64>| batch_of(&[("rk", k), ("rt", t), ("rv", v)]);
+        op.process_input(0, left(vec![1, 1, 1], vec![10, 10, 10], vec![5, 7, 9]), &mut out)
+            .unwrap();
+        op.process_input(1, right(vec![1, 1], vec![10, 20], vec![7, 2]), &mut out)
+            .unwrap();
+        assert_eq!(ints(&out, "v"), vec![9, 7]);
+        op.process_input(1, right(vec![1], vec![10], vec![3]), &mut out)
+            .unwrap();
+        op.process_input(0, left(vec![1, 1, 2], vec![20, 20, 10], vec![1, 2, 4]), &mut out)
+            .unwrap();
+        let mut shown: Vec<(i64, i64, i64)> = ints(&out, "k")
+            .into_iter()
+            .zip(ints(&out, "lt"))
+            .zip(ints(&out, "v"))
+            .map(|((k, t), v)| (k, t, v))
+            .collect();
+        shown.sort();
+        assert_eq!(shown, vec![(1, 10, 5), (1, 10, 7), (1, 10, 9), (1, 20, 2)]);
     }
 
     #[test]

@@ -309,6 +309,7 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
                     upper: 1,
                     semi: false,
                     window: None,
+                    condition: None,
                 }
                 .create_of(&[l, r], c)
                 .unwrap()

@@ -770,9 +770,22 @@ impl<'a> Lowering<'a> {
         // An inner join bounding one side's rowtime by the other's: an interval join (once both
         // inputs turn out append-only).
         let window_time = |a: &Aggregate, i: usize| {
-            i < a.group_expr.len()
-                && matches!(window_role(&a.group_expr[i], &a.input), Some(Bound::End | Bound::Time))
-                && find_window(a).is_ok_and(|w| w.is_some_and(|w| !w.processing_time))
+            if i >= a.group_expr.len() {
+                return false;
+            }
+            let direct = matches!(window_role(&a.group_expr[i], &a.input), Some(Bound::End | Bound::Time))
+                && find_window(a).is_ok_and(|w| w.is_some_and(|w| !w.processing_time));
+            // A GROUP BY of a window aggregate's bounds (q5's per-window maximum) is a window
+            // aggregate too, whose rows come out as the watermark passes their window_end.
+            let of_windows = windowed_input(a).is_some()
+                && window_of_input(&a.group_expr[i], &a.input).is_some_and(|c| {
+                    c.bound == Bound::End
+                        && !c
+                            .time
+                            .exists(|x| Ok(matches!(x, Expr::ScalarFunction(f) if f.func.name() == PROCTIME)))
+                            .expect("cannot fail")
+                });
+            direct || of_windows
         };
         let rowtimes = Rowtimes {
             catalog: self.catalog,
@@ -781,8 +794,8 @@ impl<'a> Lowering<'a> {
         let bounds = || join_bounds(&on, j.filter.as_ref(), left_plan, right_plan, &rowtimes);
         let interval = match join_type {
             JoinType::Inner => bounds(),
-            // A semi join's further condition runs inside the join: on the interval join, none.
-            JoinType::LeftSemi => bounds().filter(|b| b.rest.is_none()),
+            // A semi join's further condition runs inside the join.
+            JoinType::LeftSemi => bounds(),
             _ => None,
         };
         let mut sides = Vec::new();
@@ -841,7 +854,13 @@ impl<'a> Lowering<'a> {
         let (right, right_keys, right_updating) = sides.pop().expect("two sides");
         let (left, left_keys, left_updating) = sides.pop().expect("two sides");
         if let Some(bounds) = interval.filter(|_| !left_updating && !right_updating) {
+            let semi = join_type == JoinType::LeftSemi;
+            let condition = match &bounds.rest {
+                Some(f) if semi => Some(in_join_names(f, left_plan, right_plan, &out_names[0..split])?),
+                _ => None,
+            };
             let op = IntervalJoin {
+                condition,
                 left_keys,
                 right_keys,
                 left_time: Some(out_names[bounds.left].clone()),
@@ -862,33 +881,12 @@ impl<'a> Lowering<'a> {
                 pending: Some(out_names.iter().map(|n| (col(n), n.clone())).collect()),
             };
             return match bounds.rest {
-                Some(f) => self.restrict(lowered, resolve(f, &j.schema), "join-filter"),
-                None => Ok(lowered),
+                Some(f) if !semi => self.restrict(lowered, resolve(f, &j.schema), "join-filter"),
+                _ => Ok(lowered),
             };
         }
         let condition = match &j.filter {
-            Some(f) if in_join => {
-                let (kept, other) = (left_plan.schema(), right_plan.schema());
-                let kept_names = &out_names[0..split];
-                let renamed = f
-                    .clone()
-                    .transform(|x| {
-                        Ok(match &x {
-                            Expr::Column(c) => {
-                                let name = match (kept.maybe_index_of_column(c), other.maybe_index_of_column(c)) {
-                                    (Some(i), _) => kept_names[i].clone(),
-                                    (None, Some(i)) => format!("__r{i}"),
-                                    (None, None) => c.name.clone(),
-                                };
-                                Transformed::yes(col(&name))
-                            }
-                            _ => Transformed::no(x),
-                        })
-                    })
-                    .map(|t| t.data)
-                    .map_err(|e| WeirError::plan(e.to_string()))?;
-                Some(renamed)
-            }
+            Some(f) if in_join => Some(in_join_names(f, left_plan, right_plan, &out_names[0..split])?),
             _ => None,
         };
         let op = RegularJoin {
@@ -1528,6 +1526,28 @@ fn column_definition(c: &Column, plan: &LogicalPlan) -> Option<Expr> {
         LogicalPlan::Filter(f) => column_definition(c, &f.input),
         _ => None,
     }
+}
+
+/// A condition that runs inside a semi or anti join, over its inputs' columns: the kept (left)
+/// side's under their output names `kept_names`, the other side's as `__r<i>`.
+fn in_join_names(f: &Expr, kept: &LogicalPlan, other: &LogicalPlan, kept_names: &[String]) -> Result<Expr> {
+    let (kept, other) = (kept.schema(), other.schema());
+    f.clone()
+        .transform(|x| {
+            Ok(match &x {
+                Expr::Column(c) => {
+                    let name = match (kept.maybe_index_of_column(c), other.maybe_index_of_column(c)) {
+                        (Some(i), _) => kept_names[i].clone(),
+                        (None, Some(i)) => format!("__r{i}"),
+                        (None, None) => c.name.clone(),
+                    };
+                    Transformed::yes(col(&name))
+                }
+                _ => Transformed::no(x),
+            })
+        })
+        .map(|t| t.data)
+        .map_err(|e| WeirError::plan(e.to_string()))
 }
 
 /// Refuses a table joined `FOR SYSTEM_TIME AS OF` anything but the left side's processing time
