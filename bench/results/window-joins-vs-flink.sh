@@ -6,29 +6,31 @@
 # ~/nexmark-peer with its venv and build), interleaved Weir, Flink… for ROUNDS rounds (default
 # 3) at p = 1, 2M events per job (each side runs a warm-up job of a quarter first). Raw JSON lines
 # go to 2026-12-05-window-joins-vs-flink.jsonl, the machine's facts beside them, then the table
-# of medians.
+# of medians. QUERIES picks the queries (default "q7 q8"; q5 runs on the interval join too
+# since its semi join's condition runs inside it).
 set -euo pipefail
 bench="${WEIR_BENCH:-$HOME/.cache/weir/target-bench/release/weir-bench}"
 peer="${NEXMARK_PEER:-$HOME/nexmark-peer}"
 rounds="${ROUNDS:-3}"
+queries="${QUERIES:-q7 q8}"
 source "$(dirname "$0")/rounds.sh"
 results "${RESULTS:-2026-12-05-window-joins-vs-flink}"
 # Each query in its own process on both sides, so one's peak memory is not another's.
 for round in $(seq "$rounds"); do
-  for q in q7 q8; do
+  for q in $queries; do
     "$bench" --sql "$q" --no-pushdown -n 2000000 -p 1 --reps 1 --json | tag weir-sql "$round"
     (cd "$peer" && .venv/bin/python run.py --query "$q" --events 2000000 -p 1 --reps 1 --json 2>/dev/null) \
       | tag flink-sql "$round"
   done
 done
-python3 - "$out" "$here" <<'PY'
+python3 - "$out" "$here" $queries <<'PY'
 import sys
 sys.path.insert(0, sys.argv[2])
 from tables import by_query, load, median
 by = by_query(load(sys.argv[1]), 2_000_000)
 print("| query | events | Weir SQL: events per CPU-s | Weir rows out | Weir peak RSS | Flink SQL: events per CPU-s | Flink peak RSS | per-core ratio | RSS ratio |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-for q in ("q7", "q8"):
+for q in sys.argv[3:]:
     w, f = by.get((q, "weir-sql")), by.get((q, "flink-sql"))
     if not w or not f:
         continue
