@@ -95,6 +95,26 @@ fn nexmark_queries_without_joins_run_unchanged_and_count_what_flink_and_the_mode
     }
 }
 
+/// A statement that reads a table the same way twice reads it once (Flink's source reuse):
+/// q5's two windows over `bid` share one generator, which reads each event once.
+#[test]
+fn a_table_read_twice_the_same_way_is_read_once() {
+    let job = weir::pipeline::build_sql(&nexmark_job("q5"), "q5.sql", "q5").unwrap();
+    job.env.set_parallelism(1);
+    let metrics = job.env.metrics();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(job.env.execute_with(&job.name, &metrics, Default::default()))
+        .unwrap();
+    let sources: Vec<u64> = metrics
+        .snapshot()
+        .iter()
+        .filter(|n| n.role == NodeRole::Source)
+        .map(|n| n.records_out)
+        .collect();
+    assert_eq!(sources.len(), 1, "one source node");
+    assert_eq!(sources[0], bids().len() as u64, "each bid read once");
+}
+
 #[test]
 fn nexmark_sql_through_weir_cluster_with_three_workers() {
     let dir = tempfile::tempdir().unwrap();
