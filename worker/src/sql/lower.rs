@@ -96,8 +96,11 @@ pub struct Lowering<'a> {
     /// The sources made so far, by table, event kind and columns read: a statement that reads
     /// the same table the same way twice (q5's two `bid` windows) reads it once, as Flink's
     /// source reuse.
-    sources: HashMap<(String, Option<i32>, Vec<String>), (DataStream, bool)>,
+    sources: HashMap<SourceKey, (DataStream, bool)>,
 }
+
+/// A source as a statement reads it: the table, the Nexmark kind it is narrowed to, the columns.
+type SourceKey = (String, Option<i32>, Vec<String>);
 
 impl<'a> Lowering<'a> {
     /// Lowering for the statement named `prefix` (e.g. `insert-1`) with the session's options:
