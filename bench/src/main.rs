@@ -50,7 +50,7 @@ struct Args {
     /// For `--query state`: the parallelism of the rescaled restore.
     #[arg(long)]
     rescale_to: Option<usize>,
-    /// Run these Nexmark queries from their Flink SQL text instead (q0–q5, q7–q9, q11, q12),
+    /// Run these Nexmark queries from their Flink SQL text instead (q0–q5, q7–q9, q11–q22),
     /// comma-separated.
     #[arg(long, value_name = "QUERIES")]
     sql: Option<String>,
