@@ -97,6 +97,9 @@ pub struct Lowering<'a> {
     /// the same table the same way twice (q5's two `bid` windows) reads it once, as Flink's
     /// source reuse.
     sources: HashMap<SourceKey, (DataStream, bool)>,
+    /// Every column the statement reads of each table, over all its scans: a source reads them
+    /// all, so scans that differ in columns share it too (Flink's scan reuser).
+    scan_columns: HashMap<String, Vec<String>>,
 }
 
 /// A source as a statement reads it: the table, the Nexmark kind it is narrowed to, the columns.
@@ -120,6 +123,7 @@ impl<'a> Lowering<'a> {
             pushdown: options.pushdown,
             mini_batch: options.mini_batch()?,
             sources: HashMap::new(),
+            scan_columns: HashMap::new(),
         })
     }
 
@@ -311,8 +315,34 @@ impl<'a> Lowering<'a> {
         }
     }
 
+    /// Records the columns each scan of `plan` reads, by table (see [`Lowering::scan`]).
+    fn note_scans(&mut self, plan: &LogicalPlan) {
+        if let LogicalPlan::TableScan(scan) = plan
+            && let Some(table) = self.catalog.table(scan.table_name.table())
+        {
+            let read: Vec<String> = match &scan.projection {
+                Some(p) => p.iter().map(|i| table.schema.field(*i).name().clone()).collect(),
+                None => table.schema.fields().iter().map(|f| f.name().clone()).collect(),
+            };
+            let all = self
+                .scan_columns
+                .entry(scan.table_name.table().to_string())
+                .or_default();
+            all.extend(read.into_iter().filter(|c| !all.contains(c)).collect::<Vec<_>>());
+            // In the table's order, so every scan asks for the same list.
+            let order = |c: &String| table.schema.index_of(c).unwrap_or(usize::MAX);
+            all.sort_by_key(order);
+        }
+        for input in plan.inputs() {
+            self.note_scans(input);
+        }
+    }
+
     /// Lowers a relation.
     pub fn lower(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
+        if self.nodes == 0 && self.scan_columns.is_empty() {
+            self.note_scans(plan);
+        }
         match plan {
             LogicalPlan::TableScan(scan) => self.scan(scan, None),
             LogicalPlan::Filter(f) => {
@@ -414,9 +444,33 @@ impl<'a> Lowering<'a> {
         {
             wanted.push(w.clone());
         }
+        // The columns every scan of the table reads (when this one reads fewer, the shared
+        // source reads them all and this scan takes its own), unless it is a changelog.
+        let own = wanted.clone();
+        let debezium = table
+            .def
+            .options
+            .get("format")
+            .is_some_and(|f| f.starts_with("debezium"));
+        if let Some(all) = self.scan_columns.get(table_name)
+            && !debezium
+            && own.iter().all(|c| all.contains(c))
+        {
+            wanted = all.clone();
+            for c in &own {
+                if !wanted.contains(c) {
+                    wanted.push(c.clone());
+                }
+            }
+        }
         let reuse = (table_name.to_string(), event_type, wanted.clone());
         if let Some((stream, changes)) = self.sources.get(&reuse) {
-            return Ok(Lowered::of(stream.clone(), *changes));
+            let shared = Lowered::of(stream.clone(), *changes);
+            return if own == wanted || *changes {
+                Ok(shared)
+            } else {
+                self.project(shared, own.iter().map(|c| (col(c), c.clone())).collect())
+            };
         }
         let stream_kind = event_type.map(|k| match k {
             0 => ("person", NexmarkStream::Person),
@@ -481,7 +535,12 @@ impl<'a> Lowering<'a> {
         }
         // A Debezium JSON source is a changelog: its rows carry their kind in `__op`, last.
         self.sources.insert(reuse, (stream.clone(), changes.is_some()));
-        Ok(Lowered::of(stream, changes.is_some()))
+        let lowered = Lowered::of(stream, changes.is_some());
+        if own == wanted || changes.is_some() {
+            Ok(lowered)
+        } else {
+            self.project(lowered, own.iter().map(|c| (col(c), c.clone())).collect())
+        }
     }
 
     fn aggregate(&mut self, a: &Aggregate) -> Result<Lowered> {
