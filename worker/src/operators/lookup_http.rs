@@ -60,8 +60,9 @@ impl HttpCache {
     ) -> Result<Found> {
         let fresh = |at: i64| ttl_ms.is_none_or(|ttl| now < at.saturating_add(ttl));
         let mut missing: Vec<(Box<[u8]>, String)> = Vec::new();
+        let mut asked: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
         for (key, row) in keys {
-            if self.answers.get(key).is_some_and(|(_, at)| fresh(*at)) || missing.iter().any(|(k, _)| k == key) {
+            if self.answers.get(key).is_some_and(|(_, at)| fresh(*at)) || !asked.insert(key) {
                 continue;
             }
             let mut url = reqwest::Url::parse(&self.lookup.url)

@@ -18,6 +18,7 @@ use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 
 /// Joins a stream with a [`LookupTable`].
+#[derive(Clone)]
 pub struct LookupJoin {
     /// The stream's key columns, in join-key order (not in the output).
     pub keys: Vec<String>,
@@ -114,12 +115,7 @@ impl OperatorFactory for LookupJoin {
         };
         Ok(Box::new(LookupJoinOp {
             http,
-            join: LookupJoin {
-                keys: self.keys.clone(),
-                left_outer: self.left_outer,
-                table: self.table.clone(),
-                cache: self.cache.clone(),
-            },
+            join: self.clone(),
             ctx: ctx.clone(),
             keys,
             kept,

@@ -457,21 +457,33 @@ impl<'a> Lowering<'a> {
             && own.iter().all(|c| all.contains(c))
         {
             wanted = all.clone();
-            for c in &own {
-                if !wanted.contains(c) {
-                    wanted.push(c.clone());
-                }
-            }
         }
         let reuse = (table_name.to_string(), event_type, wanted.clone());
-        if let Some((stream, changes)) = self.sources.get(&reuse) {
-            let shared = Lowered::of(stream.clone(), *changes);
-            return if own == wanted || *changes {
-                Ok(shared)
-            } else {
-                self.project(shared, own.iter().map(|c| (col(c), c.clone())).collect())
-            };
+        let (stream, changes) = match self.sources.get(&reuse) {
+            Some(made) => made.clone(),
+            None => {
+                let made = self.source(&table, table_name, event_type, &wanted)?;
+                self.sources.insert(reuse, made.clone());
+                made
+            }
+        };
+        let lowered = Lowered::of(stream, changes);
+        if own == wanted {
+            Ok(lowered)
+        } else {
+            self.project(lowered, own.iter().map(|c| (col(c), c.clone())).collect())
         }
+    }
+
+    /// A new source reading `wanted` of `table` (narrowed to a Nexmark kind): its stream, and
+    /// whether it is a changelog.
+    fn source(
+        &mut self,
+        table: &Table,
+        table_name: &str,
+        event_type: Option<i32>,
+        wanted: &[String],
+    ) -> Result<(DataStream, bool)> {
         let stream_kind = event_type.map(|k| match k {
             0 => ("person", NexmarkStream::Person),
             1 => ("auction", NexmarkStream::Auction),
@@ -492,13 +504,13 @@ impl<'a> Lowering<'a> {
                     }
                     None => (table.physical.clone(), None),
                 };
-                let (output, calc) = table_calc(&table, &wanted, reshape)?;
+                let (output, calc) = table_calc(table, wanted, reshape)?;
                 // The rowtime of each connector record, for per-split watermarks. A changelog's
                 // records are not one row each (an update is two, a malformed one none), so its
                 // watermark follows the table's rows instead.
                 let event_time = match (&table.watermark, &changes) {
                     (Some((rowtime, _)), None) => {
-                        let (_, time) = table_calc(&table, std::slice::from_ref(rowtime), reshape)?;
+                        let (_, time) = table_calc(table, std::slice::from_ref(rowtime), reshape)?;
                         let derive: crate::contract::watermark::EventTimeFn = Arc::new(move |batch: &RecordBatch| {
                             let mut rejects = super::source_calc::Rejects::new();
                             Ok(time(batch.clone(), &mut rejects)?.column(0).clone())
@@ -534,13 +546,7 @@ impl<'a> Lowering<'a> {
             ));
         }
         // A Debezium JSON source is a changelog: its rows carry their kind in `__op`, last.
-        self.sources.insert(reuse, (stream.clone(), changes.is_some()));
-        let lowered = Lowered::of(stream, changes.is_some());
-        if own == wanted || changes.is_some() {
-            Ok(lowered)
-        } else {
-            self.project(lowered, own.iter().map(|c| (col(c), c.clone())).collect())
-        }
+        Ok((stream, changes.is_some()))
     }
 
     fn aggregate(&mut self, a: &Aggregate) -> Result<Lowered> {
@@ -889,15 +895,7 @@ impl<'a> Lowering<'a> {
             }
             let mut keys = Vec::new();
             for (k, (l, r)) in on.iter().enumerate() {
-                let ty = |e: &Expr, p: &LogicalPlan| {
-                    datafusion::logical_expr::ExprSchemable::get_type(e, p.schema().as_ref())
-                        .map_err(|e| WeirError::plan(e.to_string()))
-                };
-                let (lt, rt) = (ty(l, left_plan)?, ty(r, right_plan)?);
-                let common = datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt)
-                    .ok_or_else(|| {
-                        WeirError::plan(format!("join keys {l} ({lt}) and {r} ({rt}) cannot be compared"))
-                    })?;
+                let common = key_type(l, left_plan, r, right_plan)?;
                 let (e, name) = if index == 0 {
                     (l, format!("__lk{k}"))
                 } else {
@@ -1036,13 +1034,7 @@ impl<'a> Lowering<'a> {
         let mut table_keys = Vec::new();
         let mut params = Vec::new();
         for (k, (l, r)) in j.on.iter().enumerate() {
-            let ty = |e: &Expr, p: &LogicalPlan| {
-                datafusion::logical_expr::ExprSchemable::get_type(e, p.schema().as_ref())
-                    .map_err(|e| WeirError::plan(e.to_string()))
-            };
-            let (lt, rt) = (ty(l, &j.left)?, ty(r, &j.right)?);
-            let common = datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt)
-                .ok_or_else(|| WeirError::plan(format!("join keys {l} ({lt}) and {r} ({rt}) cannot be compared")))?;
+            let common = key_type(l, &j.left, r, &j.right)?;
             let name = format!("__lk{k}");
             items.push((
                 Expr::Cast(datafusion::logical_expr::Cast::new(
@@ -1599,6 +1591,17 @@ fn column_definition(c: &Column, plan: &LogicalPlan) -> Option<Expr> {
         LogicalPlan::Filter(f) => column_definition(c, &f.input),
         _ => None,
     }
+}
+
+/// The type both sides of the join key `l = r` are compared as (each cast to it).
+fn key_type(l: &Expr, left: &LogicalPlan, r: &Expr, right: &LogicalPlan) -> Result<DataType> {
+    let ty = |e: &Expr, p: &LogicalPlan| {
+        datafusion::logical_expr::ExprSchemable::get_type(e, p.schema().as_ref())
+            .map_err(|e| WeirError::plan(e.to_string()))
+    };
+    let (lt, rt) = (ty(l, left)?, ty(r, right)?);
+    datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt)
+        .ok_or_else(|| WeirError::plan(format!("join keys {l} ({lt}) and {r} ({rt}) cannot be compared")))
 }
 
 /// A condition that runs inside a semi or anti join, over its inputs' columns: the kept (left)

@@ -20,16 +20,8 @@ const BASE: i64 = 1_704_132_000_000;
 
 /// The query file `q` after the DDL, with what its runner fills in, printing its rows.
 fn job(q: &str, parallelism: usize) -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql/nexmark");
-    let ddl = std::fs::read_to_string(dir.join("ddl.sql")).unwrap();
-    let text = std::fs::read_to_string(dir.join(format!("{q}.sql"))).unwrap();
-    format!("SET 'parallelism.default' = '{parallelism}';\n{ddl}\n{text}")
-        .replace("${EVENTS}", &EVENTS.to_string())
-        .replace("${RATE}", &RATE.to_string())
-        .replace("${BASE_TIME}", &BASE.to_string())
-        .replace("${SEED}", "0")
-        .replace("${BIDDER_QUIRK}", "true")
-        .replace("${SIDE_INPUT}", &dir.join("side_input.csv").display().to_string())
+    let text = crate::common::nexmark_sql(q, EVENTS, RATE, BASE);
+    format!("SET 'parallelism.default' = '{parallelism}';\n{text}")
         .replace("'connector' = 'blackhole'", "'connector' = 'print'")
 }
 

@@ -18,16 +18,7 @@ const RATE: i64 = 1_000;
 const BASE: i64 = 1_704_067_200_000;
 
 fn nexmark_job(query: &str) -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql/nexmark");
-    let ddl = std::fs::read_to_string(dir.join("ddl.sql")).unwrap();
-    let q = std::fs::read_to_string(dir.join(format!("{query}.sql"))).unwrap();
-    // What the peer's runner fills in.
-    format!("{ddl}\n{q}")
-        .replace("${EVENTS}", &EVENTS.to_string())
-        .replace("${RATE}", &RATE.to_string())
-        .replace("${BASE_TIME}", &BASE.to_string())
-        .replace("${SEED}", "0")
-        .replace("${BIDDER_QUIRK}", "true")
+    crate::common::nexmark_sql(query, EVENTS, RATE, BASE)
 }
 
 fn rows_written(text: &str, name: &str, parallelism: usize) -> u64 {

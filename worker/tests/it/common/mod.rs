@@ -102,3 +102,18 @@ pub fn run_printed(dir: &Path, job: &str) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Nexmark query `query` from `examples/sql/nexmark/` after its `ddl.sql`, with what the Flink
+/// peer's runner fills in (seed 0, the bidder quirk on; q13's side table from the checkout).
+pub fn nexmark_sql(query: &str, events: i64, rate: i64, base_time: i64) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql/nexmark");
+    let ddl = std::fs::read_to_string(dir.join("ddl.sql")).unwrap();
+    let q = std::fs::read_to_string(dir.join(format!("{query}.sql"))).unwrap();
+    format!("{ddl}\n{q}")
+        .replace("${EVENTS}", &events.to_string())
+        .replace("${RATE}", &rate.to_string())
+        .replace("${BASE_TIME}", &base_time.to_string())
+        .replace("${SEED}", "0")
+        .replace("${BIDDER_QUIRK}", "true")
+        .replace("${SIDE_INPUT}", &dir.join("side_input.csv").display().to_string())
+}
