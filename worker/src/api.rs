@@ -667,6 +667,7 @@ impl KeyedStream {
             keys: self.keys.clone(),
             aggs: aggs.to_vec(),
             changelog: false,
+            state_ttl: None,
         };
         self.stream.transform("aggregate", Arc::new(op))
     }
@@ -682,6 +683,7 @@ impl KeyedStream {
             left_keys: self.keys.clone(),
             right_keys: other.keys.clone(),
             condition: None,
+            state_ttl: None,
         };
         self.stream.union(&[&other.stream]).transform("join", Arc::new(op))
     }
@@ -712,6 +714,7 @@ impl KeyedStream {
             keys: self.keys.clone(),
             aggs: aggs.to_vec(),
             changelog: true,
+            state_ttl: None,
         };
         self.stream.transform("aggregate", Arc::new(op))
     }

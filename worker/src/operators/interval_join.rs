@@ -26,6 +26,7 @@ use crate::contract::schema::{EVENT_TIME_METADATA, field_index};
 use crate::contract::state::Snapshot;
 use crate::contract::watermark::event_millis;
 use crate::state::StateTable;
+use crate::state::key_index::GroupKey;
 
 /// The join's description: each input's key columns (equal types, in order), each input's time
 /// column, and the bounds of the right row's time relative to the left row's.
@@ -222,9 +223,6 @@ impl IntervalJoin {
 struct KeyRows {
     sides: [BTreeMap<i64, Vec<Vec<u8>>>; 2],
 }
-
-/// A key and its key group.
-type GroupKey = (u32, Box<[u8]>);
 
 /// A candidate pair of a semi join with a condition: the batch's row, its key group and key,
 /// and the other side's row (its time, its place among the rows at that time, its bytes).

@@ -25,10 +25,12 @@ use serde::{Deserialize, Serialize};
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
+use crate::contract::clock::SharedClock;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
 use crate::state::StateTable;
+use crate::state::ttl::{Expiring, Expiry};
 
 /// Which rows a join keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +79,9 @@ pub struct RegularJoin {
     /// Semi and anti joins: a further condition a match must meet (SQL over the left input's
     /// columns then the right's, which must be named apart; `None`: equal keys suffice).
     pub condition: Option<datafusion::logical_expr::Expr>,
+    /// `table.exec.state.ttl` (ms): a row not written for this long leaves the join's state
+    /// (each row on its own, as in Flink) without output; later rows no longer meet it.
+    pub state_ttl: Option<i64>,
 }
 
 /// One input, planned: key columns, the changelog column, the columns it contributes.
@@ -246,6 +251,8 @@ impl OperatorFactory for RegularJoin {
             updating,
             state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
+            ttl: self.state_ttl.map(Expiry::new),
+            clock: ctx.clock.clone(),
         }))
     }
 }
@@ -257,13 +264,41 @@ struct Side {
     null_row: Vec<u8>,
 }
 
-/// One key's rows on both sides: each row (in the side's row format, ordered by it) and its
-/// multiplicity, and each side's total, so a row is found and counted in logarithmic time
-/// however many rows a key has (a window's auctions in q5).
+/// One key's rows on both sides: each row (in the side's row format, ordered by it) with its
+/// multiplicity and last write (processing time, with a state TTL), and each side's total, so
+/// a row is found and counted in logarithmic time however many rows a key has (a window's
+/// auctions in q5).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct KeyState {
-    sides: [BTreeMap<Vec<u8>, i64>; 2],
+    sides: [BTreeMap<Vec<u8>, (i64, i64)>; 2],
     totals: [i64; 2],
+    /// When the TTL index looks at the key again.
+    listed: Option<i64>,
+}
+
+impl Expiring for KeyState {
+    fn listed(&self) -> Option<i64> {
+        self.listed
+    }
+    fn set_listed(&mut self, at: Option<i64>) {
+        self.listed = at;
+    }
+    fn expire(&mut self, expiry: &Expiry, now: i64) -> Option<i64> {
+        let mut oldest: Option<i64> = None;
+        for (side, rows) in self.sides.iter_mut().enumerate() {
+            let total = &mut self.totals[side];
+            rows.retain(|_, (n, at)| {
+                let keep = !expiry.expired(*at, now);
+                if keep {
+                    oldest = Some(oldest.map_or(*at, |o| o.min(*at)));
+                } else {
+                    *total -= *n;
+                }
+                keep
+            });
+        }
+        oldest.map(|at| expiry.expires_at(at))
+    }
 }
 
 impl KeyState {
@@ -275,14 +310,15 @@ impl KeyState {
         self.sides.iter().all(BTreeMap::is_empty)
     }
 
-    /// Adds `n` (negative: takes back) of `row` on `side`; false when taking back a row the
-    /// side does not have.
-    fn add(&mut self, side: usize, row: &[u8], n: i64) -> bool {
+    /// Adds `n` (negative: takes back) of `row` on `side` at `now`; false when taking back a
+    /// row the side does not have.
+    fn add(&mut self, side: usize, row: &[u8], n: i64, now: i64) -> bool {
         let rows = &mut self.sides[side];
         match rows.get_mut(row) {
-            Some(count) => {
+            Some((count, at)) => {
                 let taken = if n < 0 { n.max(-*count) } else { n };
                 *count += taken;
+                *at = now;
                 if *count <= 0 {
                     rows.remove(row);
                 }
@@ -290,7 +326,7 @@ impl KeyState {
                 true
             }
             None if n > 0 => {
-                rows.insert(row.to_vec(), n);
+                rows.insert(row.to_vec(), (n, now));
                 self.totals[side] += n;
                 true
             }
@@ -309,6 +345,8 @@ struct JoinOp {
     updating: bool,
     state: StateTable<KeyState>,
     max_parallelism: u32,
+    ttl: Option<Expiry>,
+    clock: SharedClock,
 }
 
 /// Output rows being gathered: each one's left and right row (row format) and its kind.
@@ -366,7 +404,7 @@ impl JoinOp {
             if was != is {
                 // The key's left rows appear (semi: first match; anti: last match gone) or go.
                 let appear = is == semi;
-                for (l, n) in &state.sides[0] {
+                for (l, (n, _)) in &state.sides[0] {
                     pending.push(l, none, if appear { "+I" } else { "-D" }, *n);
                 }
             }
@@ -382,7 +420,7 @@ impl JoinOp {
         }
         // Whether each left row has a match before and after the right row `row` changed: the
         // condition over every right row of the key, `row` among them even if it just left.
-        let mut rights: Vec<(&[u8], i64)> = state.sides[1].iter().map(|(r, n)| (r.as_slice(), *n)).collect();
+        let mut rights: Vec<(&[u8], i64)> = state.sides[1].iter().map(|(r, (n, _))| (r.as_slice(), *n)).collect();
         if !rights.iter().any(|(r, _)| *r == row) {
             rights.push((row, 0));
         }
@@ -390,7 +428,7 @@ impl JoinOp {
         let rows: Vec<&[u8]> = rights.iter().map(|(r, _)| *r).collect();
         let m = self.meets(condition, &lefts, &rows)?;
         let changed = after - before;
-        for (i, (l, n)) in state.sides[0].iter().enumerate() {
+        for (i, (l, (n, _))) in state.sides[0].iter().enumerate() {
             // Counts now, or before the change (`row`'s count less what changed).
             let any = |undo: i64| {
                 rights
@@ -480,6 +518,10 @@ impl Operator for JoinOp {
         let rows = this.rows.convert_columns(&row_columns)?;
         let ops = this.plan.op.map(|c| batch.column(c).as_string::<i32>().clone());
         let other = 1 - input;
+        let now = if self.ttl.is_some() { self.clock.now_ms() } else { 0 };
+        if let Some(ttl) = &mut self.ttl {
+            ttl.sweep(&mut self.state, now)?;
+        }
         let (pads_self, pads_other) = (self.join_type.pads(input), self.join_type.pads(other));
         let mut pending = Pending::default();
         for (i, &group) in groups.iter().enumerate() {
@@ -499,12 +541,15 @@ impl Operator for JoinOp {
             let key: Box<[u8]> = keys.row(i).as_ref().into();
             let state = self.state.get_or_insert_with(group, &key, KeyState::default)?;
             let before = state.count(input);
-            if !state.add(input, row, if adds { 1 } else { -1 }) {
+            if !state.add(input, row, if adds { 1 } else { -1 }, now) {
                 if state.is_empty() {
                     self.state.remove(group, &key)?;
                 }
                 tracing::warn!("join: a retraction of a row the join never had; ignored");
                 continue;
+            }
+            if let Some(ttl) = &mut self.ttl {
+                ttl.written(state, group, &key, now);
             }
             let state = self.state.cached(&key).expect("present");
             let after = state.count(input);
@@ -528,15 +573,15 @@ impl Operator for JoinOp {
                 let unpad = pads_other && before == 0 && after > 0;
                 let repad = pads_other && before > 0 && after == 0;
                 if unpad {
-                    for (o, n) in others {
+                    for (o, (n, _)) in others {
                         self.pair(&mut pending, other, o, &self.sides[input].null_row, "-D", *n);
                     }
                 }
-                for (o, n) in others {
+                for (o, (n, _)) in others {
                     self.pair(&mut pending, input, row, o, op, *n);
                 }
                 if repad {
-                    for (o, n) in others {
+                    for (o, (n, _)) in others {
                         self.pair(&mut pending, other, o, &self.sides[input].null_row, "+I", *n);
                     }
                 }
@@ -553,7 +598,18 @@ impl Operator for JoinOp {
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        self.state.restore(&state)
+        Expiry::restore(self.ttl.as_mut(), &mut self.state, &state)
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        self.ttl.as_ref().and_then(Expiry::next)
+    }
+
+    fn on_processing_time(&mut self, now: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if let Some(ttl) = &mut self.ttl {
+            ttl.sweep(&mut self.state, now)?;
+        }
+        Ok(())
     }
 
     fn restores_in_parts(&self) -> bool {
@@ -581,6 +637,7 @@ mod tests {
             left_keys: vec!["k".into()],
             right_keys: vec!["rk".into()],
             condition: None,
+            state_ttl: None,
         }
         .create_of(&[left.schema(), right.schema()], &ctx())
         .unwrap()
@@ -613,6 +670,59 @@ mod tests {
             }
         }
         rows
+    }
+
+    #[test]
+    fn with_a_state_ttl_each_row_leaves_the_join_a_ttl_after_its_last_write() {
+        let clock = crate::contract::ManualClock::new(0);
+        let left = |k: i64, l: i64| batch_of(&[("k", vec![k]), ("l", vec![l])]);
+        let right = |k: i64, r: i64| batch_of(&[("rk", vec![k]), ("r", vec![r])]);
+        let spec = RegularJoin {
+            join_type: JoinType::Inner,
+            left_keys: vec!["k".into()],
+            right_keys: vec!["rk".into()],
+            condition: None,
+            state_ttl: Some(1_000),
+        };
+        let schemas = [left(0, 0).schema(), right(0, 0).schema()];
+        let mut op = spec
+            .create_of(&schemas, &crate::operators::testing::ctx_on(&clock))
+            .unwrap();
+        let mut out = Vec::new();
+        op.process_input(0, left(1, 10), &mut out).unwrap();
+        op.process_input(0, left(2, 20), &mut out).unwrap();
+        clock.set(600);
+        op.process_input(0, left(1, 11), &mut out).unwrap();
+        assert_eq!(
+            op.next_processing_timer(),
+            Some(1_000),
+            "both keys listed once, at their first expiry"
+        );
+        clock.set(1_000);
+        // Key 1's first row expired at 1,000; its second lives until 1,600.
+        op.process_input(1, right(1, 100), &mut out).unwrap();
+        assert_eq!(shown(&out), ["+I 11 100"]);
+        // Key 2 goes on the timer alone (no row of it arrives), its state with it.
+        op.on_processing_time(1_000, &mut out).unwrap();
+        op.process_input(1, right(2, 200), &mut out).unwrap();
+        assert_eq!(shown(&out), ["+I 11 100"]);
+        // The state (with the listings) survives a restore: key 1's left row expires at 1,600.
+        let state = op.snapshot(1, false).unwrap().into_state().unwrap();
+        let mut restored = spec
+            .create_of(&schemas, &crate::operators::testing::ctx_on(&clock))
+            .unwrap();
+        restored.restore(state).unwrap();
+        assert_eq!(restored.next_processing_timer(), Some(1_600));
+        out.clear();
+        restored.process_input(1, right(1, 101), &mut out).unwrap();
+        assert_eq!(shown(&out), ["+I 11 101"]);
+        clock.set(2_000);
+        out.clear();
+        restored.process_input(1, right(1, 102), &mut out).unwrap();
+        // At 2,000 the left row (expired at 1,600) and the right rows written at 1,000 are gone:
+        // no output for 102, and a new left row meets 102 alone.
+        restored.process_input(0, left(1, 12), &mut out).unwrap();
+        assert_eq!(shown(&out), ["+I 12 102"]);
     }
 
     #[test]
@@ -713,6 +823,7 @@ mod tests {
             left_keys: vec!["k".into()],
             right_keys: vec!["rk".into()],
             condition: Some(datafusion::prelude::col("l").gt_eq(datafusion::prelude::col("r"))),
+            state_ttl: None,
         }
         .create_of(&[left.schema(), right(0, "+I").schema()], &ctx())
         .unwrap();
@@ -752,6 +863,7 @@ mod tests {
             left_keys: vec!["k".into()],
             right_keys: vec!["rk".into()],
             condition: None,
+            state_ttl: None,
         };
         let err = j
             .output_schema_of(&[left.schema(), strings.schema()])

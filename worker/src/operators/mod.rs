@@ -22,6 +22,7 @@ pub mod select;
 pub mod split;
 #[cfg(test)]
 mod state_backends;
+pub mod temporal_join;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod top_n;

@@ -10,9 +10,11 @@ use arrow::row::RowConverter;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
+use crate::contract::clock::SharedClock;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::state::Snapshot;
 use crate::state::StateTable;
+use crate::state::ttl::{Expiring, Expiry};
 use crate::window::Agg;
 use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
 
@@ -27,6 +29,9 @@ pub struct RunningAggregate {
     /// each later one retracts the key's previous result (`-U`) before the new one (`+U`), in
     /// a trailing [`OP_COLUMN`]. Without it every row is the key's result so far.
     pub changelog: bool,
+    /// `table.exec.state.ttl` (ms): a key not updated for this long is dropped; its next row
+    /// starts it afresh (`+I`), as in Flink.
+    pub state_ttl: Option<i64>,
 }
 
 /// The changelog column of updating streams: `+I`, `-U`, `+U` or `-D` per row (Flink's
@@ -67,6 +72,8 @@ impl OperatorFactory for RunningAggregate {
             state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
             changelog: self.changelog,
+            ttl: self.state_ttl.map(Expiry::new),
+            clock: ctx.clock.clone(),
         }))
     }
 }
@@ -77,14 +84,40 @@ struct RunningAggregateOp {
     output: SchemaRef,
     converter: RowConverter,
     /// Key (Arrow row format) → accumulators.
-    state: StateTable<Vec<Acc>>,
+    state: StateTable<KeyAccs>,
     max_parallelism: u32,
     changelog: bool,
+    ttl: Option<Expiry>,
+    clock: SharedClock,
+}
+
+/// One key's accumulators, and with a state TTL when they were last updated.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct KeyAccs {
+    accs: Vec<Acc>,
+    written: i64,
+    listed: Option<i64>,
+}
+
+impl Expiring for KeyAccs {
+    fn listed(&self) -> Option<i64> {
+        self.listed
+    }
+    fn set_listed(&mut self, at: Option<i64>) {
+        self.listed = at;
+    }
+    fn expire(&mut self, expiry: &Expiry, now: i64) -> Option<i64> {
+        (!expiry.expired(self.written, now)).then(|| expiry.expires_at(self.written))
+    }
 }
 
 impl Operator for RunningAggregateOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let n = batch.num_rows();
+        let now = if self.ttl.is_some() { self.clock.now_ms() } else { 0 };
+        if let Some(ttl) = &mut self.ttl {
+            ttl.sweep(&mut self.state, now)?;
+        }
         let key_cols: Vec<ArrayRef> = self.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let rows = self.converter.convert_columns(&key_cols)?;
         let groups = crate::keys::key_groups(&key_cols, n, self.max_parallelism)?;
@@ -98,7 +131,16 @@ impl Operator for RunningAggregateOp {
             let key = rows.row(row);
             let key = key.data();
             let width = self.aggs.len();
-            let (accs, existed) = self.state.entry(group, key, || vec![Acc::default(); width])?;
+            let (state, existed) = self.state.entry(group, key, || KeyAccs {
+                accs: vec![Acc::default(); width],
+                written: now,
+                listed: None,
+            })?;
+            if let Some(ttl) = &mut self.ttl {
+                state.written = now;
+                ttl.written(state, group, key, now);
+            }
+            let accs = &mut state.accs;
             if self.changelog {
                 if existed {
                     for (i, acc) in accs.iter().enumerate() {
@@ -140,7 +182,18 @@ impl Operator for RunningAggregateOp {
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        self.state.restore(&state)
+        Expiry::restore(self.ttl.as_mut(), &mut self.state, &state)
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        self.ttl.as_ref().and_then(Expiry::next)
+    }
+
+    fn on_processing_time(&mut self, now: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if let Some(ttl) = &mut self.ttl {
+            ttl.sweep(&mut self.state, now)?;
+        }
+        Ok(())
     }
 
     fn restores_in_parts(&self) -> bool {
@@ -159,6 +212,7 @@ mod tests {
             keys: vec!["k".into()],
             aggs: vec![Agg::count().alias("n"), Agg::sum("v").alias("total")],
             changelog: false,
+            state_ttl: None,
         };
         let input = batch_of(&[("k", vec![1, 2, 1, 1]), ("v", vec![10, 5, 1, 2])]);
         let mut op = agg.create(&input.schema(), &ctx()).unwrap();
@@ -183,6 +237,7 @@ mod tests {
             keys: vec!["k".into()],
             aggs: vec![Agg::sum("v").alias("total")],
             changelog: true,
+            state_ttl: None,
         };
         let input = batch_of(&[("k", vec![1, 2, 1]), ("v", vec![10, 5, 1])]);
         let mut op = agg.create(&input.schema(), &ctx()).unwrap();
@@ -200,5 +255,33 @@ mod tests {
             .map(|s| s.unwrap().to_string())
             .collect();
         assert_eq!(ops, ["+I", "+I", "-U", "+U"]);
+    }
+
+    #[test]
+    fn with_a_state_ttl_a_key_not_updated_for_the_ttl_starts_afresh() {
+        let clock = crate::contract::ManualClock::new(0);
+        let agg = RunningAggregate {
+            keys: vec!["k".into()],
+            aggs: vec![Agg::count().alias("n")],
+            changelog: true,
+            state_ttl: Some(1_000),
+        };
+        let rows = |k: Vec<i64>| batch_of(&[("v", vec![0; k.len()]), ("k", k)]);
+        let mut op = agg
+            .create(&rows(vec![1]).schema(), &crate::operators::testing::ctx_on(&clock))
+            .unwrap();
+        let mut out = Vec::new();
+        op.process_batch(rows(vec![1, 2]), &mut out).unwrap();
+        clock.set(500);
+        op.process_batch(rows(vec![1]), &mut out).unwrap();
+        clock.set(1_200);
+        // Key 2 (written at 0) expired; key 1 (written at 500) lives until 1,500.
+        op.process_batch(rows(vec![1, 2]), &mut out).unwrap();
+        clock.set(2_500);
+        op.on_processing_time(2_500, &mut out).unwrap();
+        assert_eq!(op.next_processing_timer(), None, "every key gone");
+        op.process_batch(rows(vec![1]), &mut out).unwrap();
+        assert_eq!(ints(&out, "k"), [1, 2, 1, 1, 1, 1, 2, 1]);
+        assert_eq!(ints(&out, "n"), [1, 1, 1, 2, 2, 3, 1, 1]);
     }
 }

@@ -222,6 +222,7 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
                         Agg::max("v").alias("m"),
                     ],
                     changelog: true,
+                    state_ttl: None,
                 }),
                 false,
             ),
@@ -244,6 +245,7 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
                             name: "lo".into(),
                         },
                     ],
+                    state_ttl: None,
                 }),
                 true,
             ),
@@ -274,6 +276,7 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
                     }],
                     n: 3,
                     rank: "rn".into(),
+                    state_ttl: None,
                 }),
                 false,
             ),
@@ -287,6 +290,7 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
                     left_keys: vec!["k".into()],
                     right_keys: vec!["rk".into()],
                     condition: None,
+                    state_ttl: None,
                 }
                 .create_of(&[l.clone(), r.clone()], c)
                 .unwrap()

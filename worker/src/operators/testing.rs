@@ -11,13 +11,18 @@ use crate::contract::{ManualClock, NodeMetrics, TaskContext};
 
 /// Subtask 0 of 1, 128 key groups, on a manual clock at 0.
 pub fn ctx() -> TaskContext {
+    ctx_on(&ManualClock::new(0))
+}
+
+/// [`ctx`] on `clock`, which the test moves.
+pub fn ctx_on(clock: &ManualClock) -> TaskContext {
     TaskContext {
         metrics: Arc::new(NodeMetrics::default()),
         node: "op".into(),
         subtask: 0,
         parallelism: 1,
         max_parallelism: 128,
-        clock: ManualClock::new(0).shared(),
+        clock: clock.shared(),
         state: Default::default(),
     }
 }

@@ -16,10 +16,12 @@ use serde::{Deserialize, Serialize};
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
+use crate::contract::clock::SharedClock;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
 use crate::state::StateTable;
+use crate::state::ttl::{Expiring, Expiry};
 
 /// One sort column: its name, descending or not, nulls first or not.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +45,8 @@ pub struct TopN {
     pub n: usize,
     /// Name of the rank column appended to each row.
     pub rank: String,
+    /// `table.exec.state.ttl` (ms): a key whose rows did not change for this long is dropped.
+    pub state_ttl: Option<i64>,
 }
 
 impl TopN {
@@ -118,6 +122,8 @@ impl OperatorFactory for TopN {
             output,
             state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
+            ttl: self.state_ttl.map(Expiry::new),
+            clock: ctx.clock.clone(),
         }))
     }
 }
@@ -126,6 +132,22 @@ impl OperatorFactory for TopN {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct KeyState {
     rows: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Last change (processing time), with a state TTL.
+    written: i64,
+    /// When the TTL index looks at the key again.
+    listed: Option<i64>,
+}
+
+impl Expiring for KeyState {
+    fn listed(&self) -> Option<i64> {
+        self.listed
+    }
+    fn set_listed(&mut self, at: Option<i64>) {
+        self.listed = at;
+    }
+    fn expire(&mut self, expiry: &Expiry, now: i64) -> Option<i64> {
+        (!expiry.expired(self.written, now)).then(|| expiry.expires_at(self.written))
+    }
 }
 
 struct TopNOp {
@@ -138,10 +160,16 @@ struct TopNOp {
     output: SchemaRef,
     state: StateTable<KeyState>,
     max_parallelism: u32,
+    ttl: Option<Expiry>,
+    clock: SharedClock,
 }
 
 impl Operator for TopNOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        let now = if self.ttl.is_some() { self.clock.now_ms() } else { 0 };
+        if let Some(ttl) = &mut self.ttl {
+            ttl.sweep(&mut self.state, now)?;
+        }
         let columns = |idx: &[usize]| idx.iter().map(|i| batch.column(*i).clone()).collect::<Vec<ArrayRef>>();
         let key_columns = columns(&self.keys);
         let keys = self.key_converter.convert_columns(&key_columns)?;
@@ -163,6 +191,10 @@ impl Operator for TopNOp {
                 continue;
             }
             let state = self.state.get_or_insert_with(group, key, KeyState::default)?;
+            if let Some(ttl) = &mut self.ttl {
+                state.written = now;
+                ttl.written(state, group, key, now);
+            }
             let at = place(state);
             state.rows.insert(at, (sort.to_vec(), rows.row(i).as_ref().to_vec()));
             if state.rows.len() > self.n {
@@ -197,7 +229,18 @@ impl Operator for TopNOp {
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        self.state.restore(&state)
+        Expiry::restore(self.ttl.as_mut(), &mut self.state, &state)
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        self.ttl.as_ref().and_then(Expiry::next)
+    }
+
+    fn on_processing_time(&mut self, now: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        if let Some(ttl) = &mut self.ttl {
+            ttl.sweep(&mut self.state, now)?;
+        }
+        Ok(())
     }
 
     fn restores_in_parts(&self) -> bool {
@@ -208,7 +251,7 @@ impl Operator for TopNOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operators::testing::{batch_of, ctx};
+    use crate::operators::testing::{batch_of, ctx, ints};
     use arrow::array::{AsArray, Int64Array};
 
     fn shown(out: &[RecordBatch]) -> Vec<String> {
@@ -244,6 +287,7 @@ mod tests {
             }],
             n,
             rank: "rn".into(),
+            state_ttl: None,
         }
         .create(&batch_of(&[("k", vec![0]), ("v", vec![0])]).schema(), &ctx())
         .unwrap()
@@ -283,5 +327,37 @@ mod tests {
             .process_batch(batch_of(&[("k", vec![1]), ("v", vec![2])]), &mut out)
             .unwrap();
         assert_eq!(shown(&out), ["-D 4 #1", "+I 2 #1"]);
+    }
+
+    #[test]
+    fn with_a_state_ttl_a_deduplicated_key_shows_again_once_its_row_expired() {
+        let clock = crate::contract::ManualClock::new(0);
+        let spec = TopN {
+            keys: vec!["k".into()],
+            order: vec![SortColumn {
+                name: "t".into(),
+                descending: false,
+                nulls_first: false,
+            }],
+            n: 1,
+            rank: "rn".into(),
+            state_ttl: Some(1_000),
+        };
+        let rows = |k: i64, t: i64| batch_of(&[("k", vec![k]), ("t", vec![t])]);
+        let mut op = spec
+            .create(&rows(0, 0).schema(), &crate::operators::testing::ctx_on(&clock))
+            .unwrap();
+        let mut out = Vec::new();
+        op.process_batch(rows(1, 5), &mut out).unwrap();
+        clock.set(500);
+        // Not first: it leaves the key (and its expiry) alone.
+        op.process_batch(rows(1, 6), &mut out).unwrap();
+        clock.set(1_000);
+        op.process_batch(rows(1, 7), &mut out).unwrap();
+        assert_eq!(
+            ints(&out, "t"),
+            [5, 7],
+            "the first row, then the first after it expired"
+        );
     }
 }

@@ -194,13 +194,15 @@ impl Chain {
             }
             let mut next = Vec::new();
             for b in batches {
-                op.metrics_in.add_in(b.num_rows());
+                // Counted once processed, so a test that waits for a count sees the rows' effects.
+                let rows = b.num_rows();
                 let r = if start + k == 0 {
                     op.operator.process_input(input, b, &mut next)
                 } else {
                     op.operator.process_batch(b, &mut next)
                 };
                 r.map_err(|e| op_error(&op.ctx, e))?;
+                op.metrics_in.add_in(rows);
             }
             op.metrics_out.add_out(next.iter().map(RecordBatch::num_rows).sum());
             op.drain_side().await?;

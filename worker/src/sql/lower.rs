@@ -17,6 +17,10 @@ use datafusion::logical_expr::expr::{AggregateFunction, ScalarFunction};
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, TableScan, WriteOp, lit};
 use datafusion::physical_expr::PhysicalExpr;
 
+mod temporal;
+
+pub use temporal::mark_temporal_joins;
+
 use super::catalog::{Catalog, Table};
 use super::connectors::{self, SinkMode};
 use super::functions::{self, Bound, PROCTIME};
@@ -37,7 +41,7 @@ use crate::operators::lookup_join::LookupJoin;
 use crate::operators::lookup_table::HttpLookup;
 use crate::operators::lookup_table::LookupTable;
 use crate::operators::mini_batch::MiniBatch;
-use crate::operators::running_aggregate::OP_COLUMN;
+use crate::operators::running_aggregate::{OP_COLUMN, RunningAggregate};
 use crate::operators::select::Select;
 use crate::window::{
     Agg, AggKind, CumulativeEventTimeWindows, EventTimeSessionWindows, SlidingEventTimeWindows,
@@ -93,10 +97,15 @@ pub struct Lowering<'a> {
     pushdown: bool,
     /// Fold updating aggregates' changelogs in mini-batches (latency ms, rows).
     mini_batch: Option<(i64, usize)>,
+    /// `table.exec.state.ttl` (ms) for the unbounded state of regular joins, group aggregates,
+    /// Top-N and deduplication.
+    state_ttl: Option<i64>,
     /// The sources made so far, by table, event kind and columns read: a statement that reads
     /// the same table the same way twice (q5's two `bid` windows) reads it once, as Flink's
     /// source reuse.
     sources: HashMap<SourceKey, (DataStream, bool)>,
+    /// The placeholders of versioned tables read by temporal joins (read as their table).
+    versioned: std::collections::HashSet<String>,
     /// Every column the statement reads of each table, over all its scans: a source reads them
     /// all, so scans that differ in columns share it too (Flink's scan reuser).
     scan_columns: HashMap<String, Vec<String>>,
@@ -122,7 +131,9 @@ impl<'a> Lowering<'a> {
             nodes: 0,
             pushdown: options.pushdown,
             mini_batch: options.mini_batch()?,
+            state_ttl: options.state_ttl.filter(|d| !d.is_zero()).map(|d| d.as_millis() as i64),
             sources: HashMap::new(),
+            versioned: Default::default(),
             scan_columns: HashMap::new(),
         })
     }
@@ -422,7 +433,9 @@ impl<'a> Lowering<'a> {
             let items = named_columns(&scan.projected_schema);
             return self.project(Lowered::of(stream.clone(), false), items);
         }
-        if let Some(l) = self.catalog.lookup(table_name) {
+        if let Some(l) = self.catalog.lookup(table_name)
+            && !self.versioned.contains(table_name)
+        {
             return Err(WeirError::plan(format!(
                 "'{}' FOR SYSTEM_TIME AS OF is looked up by a join (FROM stream JOIN {0} FOR SYSTEM_TIME AS OF \
                  stream.proctime ON …); it cannot be read on its own",
@@ -744,10 +757,17 @@ impl<'a> Lowering<'a> {
                     let op = ChangelogAggregate {
                         keys: keys.clone(),
                         aggs: retract,
+                        state_ttl: self.state_ttl,
                     };
                     keyed.stream().transform(&name, Arc::new(op))
                 } else {
-                    keyed.changelog_aggregate(&aggs).name(&name)
+                    let op = RunningAggregate {
+                        keys: keys.clone(),
+                        aggs: aggs.clone(),
+                        changelog: true,
+                        state_ttl: self.state_ttl,
+                    };
+                    keyed.stream().transform(&name, Arc::new(op))
                 };
                 let out = match self.mini_batch {
                     Some((allow_latency_ms, size)) => {
@@ -775,6 +795,9 @@ impl<'a> Lowering<'a> {
         use datafusion::common::NullEquality;
         use datafusion::logical_expr::JoinType as Sql;
         if let Some(side) = lookup_side(&j.right, self.catalog)? {
+            if let Some(as_of) = temporal::take_as_of(&j.filter) {
+                return self.temporal_join(j, side, as_of);
+            }
             return self.lookup_join(j, side);
         }
         if let Some(table) = reads_lookup(&j.left, self.catalog) {
@@ -965,6 +988,7 @@ impl<'a> Lowering<'a> {
             left_keys,
             right_keys,
             condition,
+            state_ttl: self.state_ttl,
         };
         let name = self.name("join");
         let joined = left.stream().union(&[right.stream()]).transform(&name, Arc::new(op));
@@ -1169,6 +1193,7 @@ impl<'a> Lowering<'a> {
             order,
             n: n as usize,
             rank: "__rank".into(),
+            state_ttl: self.state_ttl,
         };
         let name = self.name("top-n");
         let ranked = stream.key_by(keys).stream().transform(&name, Arc::new(op));
@@ -1624,33 +1649,6 @@ fn in_join_names(f: &Expr, kept: &LogicalPlan, other: &LogicalPlan, kept_names: 
         })
         .map(|t| t.data)
         .map_err(|e| WeirError::plan(e.to_string()))
-}
-
-/// Refuses a table joined `FOR SYSTEM_TIME AS OF` anything but the left side's processing time
-/// (checked on the plan before optimizing, which may drop the time column once unused).
-pub fn check_lookup_times(plan: &LogicalPlan, catalog: &Catalog) -> Result<()> {
-    if let LogicalPlan::Join(j) = plan
-        && let Some(side) = lookup_side(&j.right, catalog)?
-    {
-        let time = match side.lookup.time.rsplit_once('.') {
-            Some((q, name)) => Column::new(Some(datafusion::common::TableReference::bare(q)), name),
-            None => Column::new_unqualified(&side.lookup.time),
-        };
-        let is_proctime = j.left.schema().index_of_column(&time).is_ok()
-            && matches!(definition(&Expr::Column(time.clone()), &j.left),
-                Expr::ScalarFunction(f) if f.name() == PROCTIME);
-        if !is_proctime {
-            return Err(WeirError::plan(format!(
-                "'{}' FOR SYSTEM_TIME AS OF {}: a lookup join takes the table as of the left side's processing \
-                 time (a column of the left side defined as PROCTIME()); temporal joins on event time against a \
-                 versioned table are not supported yet",
-                side.lookup.table, side.lookup.time
-            )));
-        }
-    }
-    plan.inputs()
-        .into_iter()
-        .try_for_each(|p| check_lookup_times(p, catalog))
 }
 
 /// `k` when `predicate` is `event_type = k` over a Nexmark table's scan (through projections

@@ -56,6 +56,9 @@ pub struct PlanOptions {
     pub mini_batch_latency: Option<Duration>,
     /// `table.exec.mini-batch.size`.
     pub mini_batch_size: Option<usize>,
+    /// `table.exec.state.ttl`: how long unbounded operator state (regular joins, group
+    /// aggregates, Top-N, deduplication) lives after its last write; none or zero: forever.
+    pub state_ttl: Option<Duration>,
 }
 
 impl Default for PlanOptions {
@@ -65,6 +68,7 @@ impl Default for PlanOptions {
             mini_batch: false,
             mini_batch_latency: None,
             mini_batch_size: None,
+            state_ttl: None,
         }
     }
 }
@@ -113,6 +117,7 @@ pub const OPTIONS: &[&str] = &[
     "table.exec.mini-batch.enabled",
     "table.exec.mini-batch.allow-latency",
     "table.exec.mini-batch.size",
+    "table.exec.state.ttl",
     "table.optimizer.distinct-agg.split.enabled",
     "table.optimizer.source.predicate-pushdown-enabled",
 ];
@@ -254,7 +259,7 @@ fn plan_statement(catalog: &Catalog, statement: &Statement, at: Location) -> Res
         _ => return Err(WeirError::plan("only INSERT and SELECT can be planned")),
     };
     let plan = catalog.plan(ast, at)?;
-    lower::check_lookup_times(&plan, catalog).map_err(|e| locate(catalog.origin(), at, e))?;
+    let plan = lower::mark_temporal_joins(plan, catalog).map_err(|e| locate(catalog.origin(), at, e))?;
     catalog.optimize(&plan, at)
 }
 
@@ -348,6 +353,11 @@ fn set(job: &mut SqlJob, key: &str, value: &str) -> std::result::Result<(), Stri
             let d =
                 duration(value).ok_or_else(|| format!("SET '{key}': '{value}' is not a duration (e.g. 5s, 500ms)"))?;
             job.options.mini_batch_latency = Some(d);
+        }
+        "table.exec.state.ttl" => {
+            let d = duration(value)
+                .ok_or_else(|| format!("SET '{key}': '{value}' is not a duration (e.g. 1 h, 30 min, 0 for forever)"))?;
+            job.options.state_ttl = Some(d);
         }
         "table.exec.mini-batch.size" => {
             let n: usize = value

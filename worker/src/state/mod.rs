@@ -12,9 +12,11 @@ pub mod broadcast;
 pub mod codec;
 pub mod descriptors;
 pub mod disk;
+pub mod key_index;
 pub mod store;
 pub mod table;
 pub mod table_snapshot;
+pub mod ttl;
 
 /// A hash map with a fast non-cryptographic hasher (foldhash), for state keyed by key bytes
 /// the engine already partitions by a hash: flooding is not a concern inside one subtask.

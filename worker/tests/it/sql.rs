@@ -781,6 +781,131 @@ async fn q12_counts_each_bidders_bids_per_processing_time_window_of_their_arriva
     assert_eq!(got, want);
 }
 
+/// Runs `query` after `SET 'table.exec.state.ttl' = '10 s'` over rows `(k, side, v)` arriving
+/// on a socket in bursts, the job's clock set to each burst's time first; waits after each burst
+/// until the node of kind `node` (its name's end) has processed it. Returns the query's rows
+/// (its changelog with `changelog`) as JSON lines, through the Table API.
+async fn with_state_ttl(query: &str, changelog: bool, node: &str, bursts: &[Burst]) -> Vec<String> {
+    use tokio::io::AsyncWriteExt;
+    use weir::prelude::*;
+    use weir::sql::table_env::TableEnvironment;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let env = StreamExecutionEnvironment::new();
+    let t0 = 1_700_000_000_000i64;
+    let clock = weir::contract::clock::ManualClock::new(t0);
+    env.set_parallelism(2).set_clock(clock.shared());
+    let tenv = TableEnvironment::create(&env);
+    tenv.execute_sql("SET 'table.exec.state.ttl' = '10 s'").unwrap();
+    tenv.execute_sql(&format!(
+        "CREATE TABLE ev (k BIGINT, side VARCHAR, v BIGINT)
+           WITH ('connector' = 'socket', 'hostname' = '127.0.0.1', 'port' = '{port}', 'format' = 'json')"
+    ))
+    .unwrap();
+    let table = tenv.sql_query(query).unwrap();
+    let rows = Collect::new();
+    let stream = if changelog {
+        tenv.to_changelog_stream(&table)
+    } else {
+        tenv.to_data_stream(&table)
+    };
+    stream.unwrap().add_sink(rows.clone());
+    let metrics = env.metrics();
+    let run = tokio::spawn({
+        let (env, metrics) = (env.clone(), metrics.clone());
+        async move { env.execute_with("ttl", &metrics, Default::default()).await }
+    });
+    let (mut socket, _) = listener.accept().await.unwrap();
+    let processed = || -> u64 {
+        metrics
+            .snapshot()
+            .iter()
+            .filter(|n| n.name.ends_with(&format!("-{node}")))
+            .map(|n| n.records_in)
+            .sum()
+    };
+    let mut sent = 0u64;
+    for (at, burst) in bursts {
+        clock.set(t0 + at);
+        let mut lines = String::new();
+        for (k, side, v) in *burst {
+            lines.push_str(&format!("{{\"k\":{k},\"side\":\"{side}\",\"v\":{v}}}\n"));
+            sent += 1;
+        }
+        socket.write_all(lines.as_bytes()).await.unwrap();
+        socket.flush().await.unwrap();
+        crate::common::eventually(|| processed() >= sent).await;
+    }
+    drop(socket);
+    run.await.unwrap().unwrap();
+    rows.rows_json()
+}
+
+/// A burst of a state-TTL test: when it arrives (ms after the start) and its rows (k, side, v).
+type Burst = (i64, &'static [(i64, &'static str, i64)]);
+
+/// The rows of a state-TTL test: key 1's rows at 0 s expire at 10 s; key 2 gets a second left
+/// row at 6 s, which outlives the first.
+const TTL_BURSTS: &[Burst] = &[
+    (0, &[(1, "L", 10), (2, "L", 20), (1, "R", 100)]),
+    (6_000, &[(2, "L", 21)]),
+    (12_000, &[(1, "R", 101), (2, "R", 200)]),
+];
+
+/// `SET 'table.exec.state.ttl'`: a regular join's rows leave its state a TTL (processing time,
+/// on the job's clock) after their last write, each on its own, as in Flink: later rows of the
+/// other side no longer meet them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_ttl_drops_a_joins_rows_not_written_for_the_ttl() {
+    let lines = with_state_ttl(
+        "SELECT l.k, l.v AS lv, r.v AS rv FROM ev AS l JOIN ev AS r ON l.k = r.k
+         WHERE l.side = 'L' AND r.side = 'R'",
+        false,
+        "join",
+        TTL_BURSTS,
+    )
+    .await;
+    let mut got: Vec<(i64, i64, i64)> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["k"].as_i64().unwrap(),
+                v["lv"].as_i64().unwrap(),
+                v["rv"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    // Without the TTL: also (1, 10, 101) and (2, 20, 200).
+    assert_eq!(got, [(1, 10, 100), (2, 21, 200)]);
+}
+
+/// `SET 'table.exec.state.ttl'` on a `GROUP BY`: a group not updated for the TTL starts afresh
+/// with `+I`, without retracting its old result (Flink's behaviour); one updated within it
+/// counts on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_ttl_restarts_a_group_not_updated_for_the_ttl() {
+    let lines = with_state_ttl(
+        "SELECT k, COUNT(*) AS n FROM ev GROUP BY k",
+        true,
+        "group-aggregate",
+        TTL_BURSTS,
+    )
+    .await;
+    let mut last: BTreeMap<i64, (i64, String)> = BTreeMap::new();
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let op = v["op"].as_str().unwrap_or("+I").to_string();
+        if op.starts_with('+') {
+            last.insert(v["k"].as_i64().unwrap(), (v["n"].as_i64().unwrap(), op));
+        }
+    }
+    // Without the TTL key 1 would end at 3 (+U).
+    assert_eq!(last[&1], (1, "+I".to_string()), "{lines:?}");
+    assert_eq!(last[&2], (3, "+U".to_string()), "{lines:?}");
+}
+
 /// The Table API in Rust: a DataStream registered as a table, queried with SQL, and the results
 /// back as streams — append-only as rows, the updating one as a changelog — beside an INSERT, all
 /// in one job.
@@ -1250,6 +1375,104 @@ fn named_rows(out: &Path) -> Vec<(i64, i64, Option<String>)> {
     rows
 }
 
+/// A table joined `FOR SYSTEM_TIME AS OF` a stream's event time is an event-time temporal join
+/// against a versioned table (a primary key and a watermark): each event meets the version of
+/// its key current at its time (INNER drops events before their key's first version, LEFT keeps
+/// them with nulls), equal to a reference at parallelism 1, 2 and 4; a table that is not
+/// versioned, or a join on part of its key, is refused saying why.
+#[test]
+fn a_temporal_join_meets_the_version_current_at_each_events_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, events) = events_file(dir.path());
+    // Versions of keys 0..6 (the events' keys are 0..5), spread over the events' time.
+    let (rates_dir, rates) = timed_rows(dir.path(), "rates", 23, 150, (6, 1_000, 9_000));
+    let ddl = |out: &Path, versioned: &str| {
+        format!(
+            "{}CREATE TABLE rates (k BIGINT, v BIGINT, ts TIMESTAMP(3){versioned})
+               WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n",
+            table_ddl(&input, out, "k BIGINT, v BIGINT, rate BIGINT"),
+            rates_dir.display()
+        )
+    };
+    let versioned = ", WATERMARK FOR ts AS ts - INTERVAL '0' SECOND, PRIMARY KEY (k) NOT ENFORCED";
+    for (kind, outer) in [("JOIN", false), ("LEFT JOIN", true)] {
+        let mut want: Vec<(i64, i64, Option<i64>)> = Vec::new();
+        for (k, v, t) in &events {
+            // The latest version at or before t (of equal times, the later line).
+            let version = rates
+                .iter()
+                .filter(|(rk, _, rt)| rk == k && rt <= t)
+                .max_by_key(|(_, _, rt)| *rt)
+                .map(|(_, rv, rt)| {
+                    rates
+                        .iter()
+                        .rev()
+                        .find(|(k2, _, t2)| k2 == k && t2 == rt)
+                        .map_or(*rv, |r| r.1)
+                });
+            match version {
+                Some(r) => want.push((*k, *v, Some(r))),
+                None if outer => want.push((*k, *v, None)),
+                None => {}
+            }
+        }
+        want.sort();
+        assert!(want.iter().any(|w| w.2.is_some()) && want.len() > 300, "the data joins");
+        for p in [1, 2, 4] {
+            let out = dir.path().join(format!("out-{p}-{outer}"));
+            run_sql(
+                &format!(
+                    "{}INSERT INTO results SELECT e.k, e.v, r.v AS rate FROM events AS e \
+                     {kind} rates FOR SYSTEM_TIME AS OF e.ts AS r ON e.k = r.k;",
+                    ddl(&out, versioned)
+                ),
+                p,
+            );
+            let mut got: Vec<(i64, i64, Option<i64>)> = read_lines(&out)
+                .iter()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    (v["k"].as_i64().unwrap(), v["v"].as_i64().unwrap(), v["rate"].as_i64())
+                })
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "{kind} at parallelism {p}");
+        }
+    }
+    let out = dir.path().join("never");
+    let join = "INSERT INTO results SELECT e.k, e.v, r.v AS rate FROM events AS e \
+                JOIN rates FOR SYSTEM_TIME AS OF e.ts AS r ON e.k = r.k;";
+    let cases = [
+        (
+            ddl(&out, ", WATERMARK FOR ts AS ts"),
+            join.to_string(),
+            "has no PRIMARY KEY",
+        ),
+        (
+            ddl(&out, ", PRIMARY KEY (k) NOT ENFORCED"),
+            join.to_string(),
+            "has no WATERMARK",
+        ),
+        (
+            ddl(&out, versioned),
+            join.replace("ON e.k = r.k", "ON e.v = r.v"),
+            "'k' is not compared with '='",
+        ),
+        (
+            ddl(&out, versioned),
+            join.replace("e.ts AS r", "e.nope AS r"),
+            "not a column of the join's left side",
+        ),
+    ];
+    for (ddl, statement, want) in cases {
+        let e = weir::pipeline::build_sql(&format!("{ddl}{statement}"), "job.sql", "job")
+            .err()
+            .unwrap_or_else(|| panic!("{statement} planned"))
+            .to_string();
+        assert!(e.contains(want), "{statement}: {e}");
+    }
+}
+
 /// A table joined `FOR SYSTEM_TIME AS OF` the stream's processing time is a lookup join: each
 /// event meets the dimension rows of its key (INNER drops the keys the table lacks, LEFT keeps
 /// them with nulls), at parallelism 1 and 3; what it cannot do is refused, saying why.
@@ -1298,7 +1521,7 @@ fn a_lookup_join_reads_a_file_table_and_refuses_what_it_cannot_do() {
         (
             "INSERT INTO results SELECT e.k, e.v, d.name FROM timed AS e \
              JOIN dims FOR SYSTEM_TIME AS OF e.ts AS d ON e.k = d.k;",
-            "processing time",
+            "has no WATERMARK",
         ),
         (
             "INSERT INTO results SELECT d.k, 0, d.name FROM dims FOR SYSTEM_TIME AS OF PROCTIME() AS d;",
