@@ -799,6 +799,7 @@ impl JoinedStreams {
             upper: span,
             semi: false,
             window: Some((assigner.size, assigner.offset)),
+            outer: [false, false],
             condition: None,
         };
         let (left, right) = (
@@ -925,6 +926,7 @@ impl IntervalJoinBuilder {
             upper: upper_ms,
             semi: false,
             window: None,
+            outer: [false, false],
             condition: None,
         };
         self.left

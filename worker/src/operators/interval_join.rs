@@ -19,6 +19,7 @@ use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
 use super::running_aggregate::OP_COLUMN;
+use super::timed_rows::TimedRows;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
 use crate::contract::error::{Result, WeirError};
@@ -55,6 +56,10 @@ pub struct IntervalJoin {
     /// by name): a left row shows when it first meets a right row within the bounds for which
     /// it holds (q5's `num >= maxn`). Evaluated once per batch over every candidate pair.
     pub condition: Option<datafusion::logical_expr::Expr>,
+    /// An outer join: keep the left (`[true, _]`) or right (`[_, true]`) rows that never met a
+    /// row of the other side, shown padded with nulls once the watermark passes their last
+    /// chance (Flink's outer interval join: the output still only appends).
+    pub outer: [bool; 2],
 }
 
 /// One input, planned: key columns and time column (every column goes to the output).
@@ -123,7 +128,16 @@ impl IntervalJoin {
         let l = side(left, &self.left_keys, &self.left_time, "left")?;
         let r = side(right, &self.right_keys, &self.right_time, "right")?;
         super::join::same_key_types(left, &l.keys, right, &r.keys)?;
-        let mut fields: Vec<Field> = left.fields().iter().map(|f| f.as_ref().clone()).collect();
+        if self.outer.contains(&true) && (self.semi || self.condition.is_some()) {
+            return Err(WeirError::plan(
+                "interval join: an outer join keeps whole rows; it has no semi form or condition inside",
+            ));
+        }
+        let mut fields: Vec<Field> = left
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(f.is_nullable() || self.outer[1]))
+            .collect();
         let shown = if self.semi { &[][..] } else { &right.fields()[..] };
         for f in shown {
             if fields.iter().any(|x| x.name() == f.name()) {
@@ -133,7 +147,7 @@ impl IntervalJoin {
                 )));
             }
             // The output's event time is the left row's: one column says so.
-            let mut f = f.as_ref().clone();
+            let mut f = f.as_ref().clone().with_nullable(f.is_nullable() || self.outer[0]);
             let mut metadata = f.metadata().clone();
             if metadata.remove(EVENT_TIME_METADATA).is_some() {
                 f = f.with_metadata(metadata);
@@ -200,9 +214,23 @@ impl IntervalJoin {
                 Some((expr, pairs))
             }
         };
+        let rows = [rows(&inputs[0])?, rows(&inputs[1])?];
+        // The row of nulls each side is padded with.
+        let null_row = |side: usize| -> Result<Vec<u8>> {
+            let nulls: Vec<ArrayRef> = inputs[side]
+                .fields()
+                .iter()
+                .map(|f| arrow::array::new_null_array(f.data_type(), 1))
+                .collect();
+            Ok(rows[side].convert_columns(&nulls)?.row(0).as_ref().to_vec())
+        };
+        let null_rows = [null_row(0)?, null_row(1)?];
         Ok(IntervalJoinOp {
             condition,
-            rows: [rows(&inputs[0])?, rows(&inputs[1])?],
+            outer: self.outer,
+            null_rows,
+            padded: Default::default(),
+            rows,
             sides: [l, r],
             keys,
             lower: self.lower,
@@ -221,7 +249,7 @@ impl IntervalJoin {
 /// One key's rows on both sides, by time (each in its side's row format).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct KeyRows {
-    sides: [BTreeMap<i64, Vec<Vec<u8>>>; 2],
+    sides: [TimedRows; 2],
 }
 
 /// A candidate pair of a semi join with a condition: the batch's row, its key group and key,
@@ -234,6 +262,11 @@ type Held = (usize, u32, Vec<u8>, i64, Vec<u8>);
 struct IntervalJoinOp {
     /// A semi join's condition, and the schema of the pairs it reads (left then right columns).
     condition: Option<(Arc<dyn datafusion::physical_expr::PhysicalExpr>, SchemaRef)>,
+    /// Which sides an outer join keeps unmatched, each side's row of nulls, and the unmatched
+    /// rows of each side the watermark has passed, to show padded.
+    outer: [bool; 2],
+    null_rows: [Vec<u8>; 2],
+    padded: [Vec<Vec<u8>>; 2],
     sides: [SidePlan; 2],
     rows: [RowConverter; 2],
     keys: RowConverter,
@@ -253,6 +286,20 @@ struct IntervalJoinOp {
 }
 
 impl IntervalJoinOp {
+    /// The output rows of `lefts` paired with `rights` (in row format; a semi join shows the
+    /// left rows alone).
+    fn pairs_batch(&self, lefts: &[Vec<u8>], rights: &[Vec<u8>]) -> UserResult<RecordBatch> {
+        let decode = |rows: &RowConverter, encoded: &[Vec<u8>]| -> UserResult<Vec<ArrayRef>> {
+            let parser = rows.parser();
+            Ok(rows.convert_rows(encoded.iter().map(|r| parser.parse(r)))?)
+        };
+        let mut columns = decode(&self.rows[0], lefts)?;
+        if !self.semi {
+            columns.extend(decode(&self.rows[1], rights)?);
+        }
+        Ok(RecordBatch::try_new(self.output.clone(), columns)?)
+    }
+
     /// The last watermark at which a row of `side` at `time` may still meet a row of the other
     /// side (one that is not late: at or after the watermark).
     fn done_after(&self, side: usize, time: i64) -> i64 {
@@ -288,12 +335,10 @@ impl IntervalJoinOp {
         let keep = [watermark.saturating_sub(upper), watermark.saturating_add(lower)];
         let mut dropped = [false; 2];
         for (side, from) in keep.into_iter().enumerate() {
-            let kept = rows.sides[side].split_off(&from);
-            // What split off stays behind: the rows done with.
-            dropped[side] = !rows.sides[side].is_empty();
-            rows.sides[side] = kept;
+            let unmatched = self.outer[side].then_some(&mut self.padded[side]);
+            dropped[side] = rows.sides[side].drop_before(from, unmatched);
         }
-        if rows.sides.iter().all(BTreeMap::is_empty) {
+        if rows.sides.iter().all(TimedRows::is_empty) {
             self.state.remove(group, key)?;
             return Ok(());
         }
@@ -302,7 +347,7 @@ impl IntervalJoinOp {
         // double the key's entries at every pass).
         let next: Vec<(usize, i64)> = (0..2)
             .filter(|side| dropped[*side])
-            .filter_map(|side| rows.sides[side].keys().next().map(|t| (side, *t)))
+            .filter_map(|side| rows.sides[side].earliest().map(|t| (side, t)))
             .collect();
         for (side, time) in next {
             self.index(side, time, group, key);
@@ -372,18 +417,8 @@ impl IntervalJoinOp {
             }
         }
         for ((group, key, t), places) in met {
-            if let Some(state) = self.state.get_mut(group, &key)?
-                && let Some(at) = state.sides[0].get_mut(&t)
-            {
-                // From the back, so the places before stay valid.
-                for n in places.into_iter().rev() {
-                    if n < at.len() {
-                        shown.push(at.remove(n));
-                    }
-                }
-                if at.is_empty() {
-                    state.sides[0].remove(&t);
-                }
+            if let Some(state) = self.state.get_mut(group, &key)? {
+                shown.extend(state.sides[0].take_places(t, &places));
             }
         }
         for (_, group, key, time, row) in held {
@@ -396,8 +431,8 @@ impl IntervalJoinOp {
     /// side's earliest.
     fn keep(&mut self, side: usize, group: u32, key: &[u8], time: i64, row: Vec<u8>) -> UserResult<()> {
         let state = self.state.get_or_insert_with(group, key, KeyRows::default)?;
-        let earliest = state.sides[side].keys().next().is_none_or(|e| time < *e);
-        state.sides[side].entry(time).or_default().push(row);
+        let earliest = state.sides[side].earliest().is_none_or(|e| time < e);
+        state.sides[side].push(time, &row, false);
         if earliest {
             self.index(side, time, group, key);
         }
@@ -451,11 +486,8 @@ impl Operator for IntervalJoinOp {
             let state = self.state.get_or_insert_with(group, key, KeyRows::default)?;
             if self.condition.is_some() {
                 // Every candidate pair now; which hold is decided for the whole batch below.
-                let candidates = state.sides[other]
-                    .range(partners)
-                    .flat_map(|(t, rows)| rows.iter().enumerate().map(move |(n, r)| (*t, n, r.clone())));
-                for (t, n, r) in candidates {
-                    pairs.push((i, group, key.to_vec(), t, n, r));
+                for (t, n, r) in state.sides[other].in_range(partners) {
+                    pairs.push((i, group, key.to_vec(), t, n, r.to_vec()));
                 }
                 held.push((i, group, key.to_vec(), time, row.to_vec()));
                 continue;
@@ -463,36 +495,32 @@ impl Operator for IntervalJoinOp {
             if self.semi {
                 // A left row shows once, when it first has a match, and is then done with; a
                 // right row shows the waiting left rows it matches.
-                if input == 0 && state.sides[1].range(partners.clone()).next().is_some() {
+                if input == 0 && state.sides[1].in_range(partners.clone()).next().is_some() {
                     lefts.push(row.to_vec());
                     continue;
                 }
                 if input == 1 {
-                    let matched: Vec<i64> = state.sides[0].range(partners).map(|(t, _)| *t).collect();
-                    for t in matched {
-                        lefts.extend(state.sides[0].remove(&t).unwrap_or_default());
-                    }
+                    lefts.extend(state.sides[0].take_range(partners));
                 }
-                let earliest = state.sides[input].keys().next().is_none_or(|e| time < *e);
-                state.sides[input].entry(time).or_default().push(row.to_vec());
+                let earliest = state.sides[input].earliest().is_none_or(|e| time < e);
+                state.sides[input].push(time, row, false);
                 if earliest {
                     self.index(input, time, group, key);
                 }
                 continue;
             }
-            for matches in state.sides[other].range(partners).map(|(_, rows)| rows) {
-                for m in matches {
-                    let (l, r) = if input == 0 {
-                        (row, m.as_slice())
-                    } else {
-                        (m.as_slice(), row)
-                    };
-                    lefts.push(l.to_vec());
-                    rights.push(r.to_vec());
-                }
+            let before = lefts.len();
+            for (_, _, m) in state.sides[other].in_range(partners.clone()) {
+                let (l, r) = if input == 0 { (row, m) } else { (m, row) };
+                lefts.push(l.to_vec());
+                rights.push(r.to_vec());
             }
-            let earliest = state.sides[input].keys().next().is_none_or(|e| time < *e);
-            state.sides[input].entry(time).or_default().push(row.to_vec());
+            let matched = lefts.len() > before;
+            if matched && self.outer[other] {
+                state.sides[other].mark_matched(partners);
+            }
+            let earliest = state.sides[input].earliest().is_none_or(|e| time < e);
+            state.sides[input].push(time, row, matched);
             if earliest {
                 self.index(input, time, group, key);
             }
@@ -506,19 +534,11 @@ impl Operator for IntervalJoinOp {
         if lefts.is_empty() {
             return Ok(());
         }
-        let decode = |rows: &RowConverter, encoded: &[Vec<u8>]| -> UserResult<Vec<ArrayRef>> {
-            let parser = rows.parser();
-            Ok(rows.convert_rows(encoded.iter().map(|r| parser.parse(r)))?)
-        };
-        let mut columns = decode(&self.rows[0], &lefts)?;
-        if !self.semi {
-            columns.extend(decode(&self.rows[1], &rights)?);
-        }
-        out.push(RecordBatch::try_new(self.output.clone(), columns)?);
+        out.push(self.pairs_batch(&lefts, &rights)?);
         Ok(())
     }
 
-    fn on_watermark(&mut self, watermark: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+    fn on_watermark(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         self.watermark = self.watermark.max(watermark);
         while let Some(entry) = self.expiry.first_entry() {
             if *entry.key() >= self.watermark {
@@ -527,6 +547,16 @@ impl Operator for IntervalJoinOp {
             for (group, key) in entry.remove() {
                 self.expire(group, &key, self.watermark)?;
             }
+        }
+        // An outer join's rows that never met one of the other side, padded.
+        for side in 0..2 {
+            let rows = std::mem::take(&mut self.padded[side]);
+            if rows.is_empty() {
+                continue;
+            }
+            let nulls = vec![self.null_rows[1 - side].clone(); rows.len()];
+            let (lefts, rights) = if side == 0 { (rows, nulls) } else { (nulls, rows) };
+            out.push(self.pairs_batch(&lefts, &rights)?);
         }
         Ok(())
     }
@@ -541,8 +571,8 @@ impl Operator for IntervalJoinOp {
         let mut found = Vec::new();
         self.state.restore_observing(&state, |group, key, rows| {
             for (side, times) in rows.sides.iter().enumerate() {
-                if let Some(time) = times.keys().next() {
-                    found.push((side, *time, group, key.to_vec()));
+                if let Some(time) = times.earliest() {
+                    found.push((side, time, group, key.to_vec()));
                 }
             }
             Ok(())
@@ -583,6 +613,7 @@ mod tests {
             upper,
             semi: false,
             window: None,
+            outer: [false, false],
             condition: None,
         }
     }
@@ -651,6 +682,50 @@ mod tests {
     }
 
     #[test]
+    fn an_outer_join_shows_each_unmatched_row_padded_once_the_watermark_passes_its_last_chance() {
+        let mut op = IntervalJoin {
+            outer: [true, true],
+            ..spec(-10, 10)
+        }
+        .create_of(&inputs(), &ctx())
+        .unwrap();
+        let mut out = Vec::new();
+        let rows = |k: i64, t: i64| batch_of(&[("k", vec![k]), ("lt", vec![t])]);
+        let rights = |k: i64, t: i64| batch_of(&[("rk", vec![k]), ("rt", vec![t])]);
+        op.process_input(0, rows(1, 100), &mut out).unwrap();
+        op.process_input(0, rows(2, 100), &mut out).unwrap();
+        op.process_input(1, rights(1, 105), &mut out).unwrap();
+        op.process_input(1, rights(3, 100), &mut out).unwrap();
+        assert_eq!(out.iter().map(RecordBatch::num_rows).sum::<usize>(), 1, "the one pair");
+        // At 110 the left rows' chances are over (100 + 10), at 111 the right rows' too.
+        op.on_watermark(111, &mut out).unwrap();
+        out.remove(0);
+        let shown: Vec<String> = out
+            .iter()
+            .flat_map(|b| {
+                let c = |n: &str| {
+                    b.column_by_name(n)
+                        .unwrap()
+                        .as_primitive::<arrow::datatypes::Int64Type>()
+                        .clone()
+                };
+                let (k, lt, rk, rt) = (c("k"), c("lt"), c("rk"), c("rt"));
+                let v = |a: &arrow::array::Int64Array, i: usize| {
+                    if a.is_null(i) {
+                        "_".into()
+                    } else {
+                        a.value(i).to_string()
+                    }
+                };
+                (0..b.num_rows())
+                    .map(move |i| format!("{} {} {} {}", v(&k, i), v(&lt, i), v(&rk, i), v(&rt, i)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(shown, ["2 100 _ _", "_ _ 3 100"], "the matched rows are not padded");
+    }
+
+    #[test]
     fn the_state_restores_with_its_expiry_and_joins_on() {
         let (mut op, _) = join(-5, 5);
         let mut out = Vec::new();
@@ -715,7 +790,7 @@ mod tests {
         .create_of(&inputs, &ctx())
         .unwrap();
         let mut out = Vec::new();
-        // Left rows of key 1 at 10 with v 5, 7, 9 wait; right (1, 10, 7) shows 9 and 7, right
+        // Left rows of key 1 at 10 with v 5, 7, 9 wait; right (1, 10, 7) shows 7 and 9, right
         // (1, 20, 2) waits; right (1, 10, 3) shows 5 (7 and 9 are done with); then left
         // (1, 20, 1) fails `1 >= 2` and waits, left (1, 20, 2) shows at once, left (2, 10, 4)
         // has no right row of its key.
@@ -725,7 +800,7 @@ mod tests {
             .unwrap();
         op.process_input(1, right(vec![1, 1], vec![10, 20], vec![7, 2]), &mut out)
             .unwrap();
-        assert_eq!(ints(&out, "v"), vec![9, 7]);
+        assert_eq!(ints(&out, "v"), vec![7, 9]);
         op.process_input(1, right(vec![1], vec![10], vec![3]), &mut out)
             .unwrap();
         op.process_input(0, left(vec![1, 1, 2], vec![20, 20, 10], vec![1, 2, 4]), &mut out)

@@ -25,6 +25,7 @@ mod state_backends;
 pub mod temporal_join;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod timed_rows;
 pub mod top_n;
 pub mod window;
 

@@ -313,6 +313,7 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
                     upper: 1,
                     semi: false,
                     window: None,
+                    outer: [false, false],
                     condition: None,
                 }
                 .create_of(&[l, r], c)

@@ -841,17 +841,9 @@ impl<'a> Lowering<'a> {
                 "joins on IS NOT DISTINCT FROM (nulls equal) are not supported yet",
             ));
         }
-        if let Some(f) = &j.filter
-            && matches!(join_type, JoinType::Left | JoinType::Right | JoinType::Full)
-        {
-            return Err(WeirError::plan(format!(
-                "an outer join may only compare the two sides' columns with '=' so far (this one also has {f}); \
-                 filter the inputs, or join inner and filter the result"
-            )));
-        }
         // A semi or anti join's condition runs inside the join, on its inputs' columns: the kept
         // side's under their output names, the other side's as `__r<i>`.
-        let in_join = j.filter.is_some() && join_type != JoinType::Inner;
+        let in_join = j.filter.is_some() && matches!(join_type, JoinType::LeftSemi | JoinType::LeftAnti);
         let out_names = stream_names(&j.schema);
         let (left_plan, right_plan) = if swap {
             (j.right.as_ref(), j.left.as_ref())
@@ -898,8 +890,21 @@ impl<'a> Lowering<'a> {
             JoinType::Inner => bounds(),
             // A semi join's further condition runs inside the join.
             JoinType::LeftSemi => bounds(),
+            // An outer one pads the rows that met none: only the bounds may decide a match.
+            JoinType::Left | JoinType::Right | JoinType::Full => bounds().filter(|b| b.rest.is_none()),
             _ => None,
         };
+        // An outer join pads by the keys alone, or by the keys and time bounds (an interval join).
+        if let Some(f) = &j.filter
+            && matches!(join_type, JoinType::Left | JoinType::Right | JoinType::Full)
+            && interval.is_none()
+        {
+            return Err(WeirError::plan(format!(
+                "an outer join may only compare the two sides' columns with '=' (and bound one side's \
+                 rowtime by the other's) so far (this one also has {f}); filter the inputs, or join inner and \
+                 filter the result"
+            )));
+        }
         let mut sides = Vec::new();
         for (index, plan) in [left_plan, right_plan].into_iter().enumerate() {
             let input = self.lower(plan)?;
@@ -966,6 +971,10 @@ impl<'a> Lowering<'a> {
                 upper: bounds.upper,
                 semi: join_type == JoinType::LeftSemi,
                 window: None,
+                outer: [
+                    matches!(join_type, JoinType::Left | JoinType::Full),
+                    matches!(join_type, JoinType::Right | JoinType::Full),
+                ],
             };
             let name = self.name("interval-join");
             let joined = left.stream().union(&[right.stream()]).transform(&name, Arc::new(op));

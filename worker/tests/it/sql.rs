@@ -1361,6 +1361,81 @@ fn a_time_bounded_join_runs_as_an_interval_join_and_matches_a_reference() {
     }
 }
 
+/// LEFT, RIGHT and FULL joins bounded by time run as outer interval joins, as in Flink: the
+/// pairs as an inner join's, and each row that met none shown once, padded with nulls, when the
+/// watermark passes its last chance — appends only; equal to a reference at parallelism 1 and 4.
+#[test]
+fn an_outer_time_bounded_join_pads_the_rows_that_met_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_dir, a) = timed_rows(tmp.path(), "a", 5, 300, (6, 50, 900));
+    let (b_dir, b) = timed_rows(tmp.path(), "b", 9, 250, (6, 50, 900));
+    type Row = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+    let reference = |left: bool, right: bool| {
+        let met = |(k, _, t): &(i64, i64, i64), (k2, _, t2): &(i64, i64, i64)| {
+            k == k2 && (-2_000..=1_000).contains(&(t2 - t))
+        };
+        let mut want: Vec<Row> = Vec::new();
+        for x in &a {
+            for y in b.iter().filter(|y| met(x, y)) {
+                want.push((Some(x.1), Some(y.1), Some(x.2), Some(y.2)));
+            }
+            if left && !b.iter().any(|y| met(x, y)) {
+                want.push((Some(x.1), None, Some(x.2), None));
+            }
+        }
+        for y in &b {
+            if right && !a.iter().any(|x| met(x, y)) {
+                want.push((None, Some(y.1), None, Some(y.2)));
+            }
+        }
+        want.sort();
+        want
+    };
+    let table = |name: &str, dir: &Path| {
+        format!(
+            "CREATE TABLE {name} (k BIGINT, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '0' SECOND)\n\
+             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n",
+            dir.display()
+        )
+    };
+    for (kind, left, right) in [("LEFT", true, false), ("RIGHT", false, true), ("FULL", true, true)] {
+        let want = reference(left, right);
+        assert!(
+            want.iter().filter(|r| r.0.is_none() || r.1.is_none()).count() > 20 && want.len() > 200,
+            "a meaningful reference"
+        );
+        for p in [1, 4] {
+            let out = tmp.path().join(format!("out-{kind}-{p}"));
+            let sql = format!(
+                "{}{}CREATE TABLE results (av BIGINT, bv BIGINT, ats TIMESTAMP(3), bts TIMESTAMP(3))\n\
+                 WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n\
+                 INSERT INTO results SELECT x.v, y.v, x.ts, y.ts FROM a x {kind} JOIN b y\n\
+                 ON x.k = y.k AND y.ts BETWEEN x.ts - INTERVAL '2' SECOND AND x.ts + INTERVAL '1' SECOND;",
+                table("a", &a_dir),
+                table("b", &b_dir),
+                out.display()
+            );
+            let job = weir::pipeline::build_sql(&sql, "job.sql", "job").unwrap();
+            job.env.set_parallelism(p);
+            let r = job.env.execute("job").unwrap();
+            assert!(
+                r.metrics.iter().any(|n| n.name.ends_with("-interval-join")),
+                "{kind}: an interval join"
+            );
+            let mut got: Vec<Row> = read_lines(&out)
+                .iter()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    let ms = |f: &str| (!v[f].is_null()).then(|| crate::common::timed::millis(&v[f]));
+                    (v["av"].as_i64(), v["bv"].as_i64(), ms("ats"), ms("bts"))
+                })
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "{kind} JOIN at parallelism {p}");
+        }
+    }
+}
+
 /// A lookup join's output rows `(k, v, name)`, sorted.
 fn named_rows(out: &Path) -> Vec<(i64, i64, Option<String>)> {
     let mut rows: Vec<(i64, i64, Option<String>)> = read_lines(out)
