@@ -19,12 +19,11 @@ use serde::{Deserialize, Serialize};
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
-use crate::contract::clock::SharedClock;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
 use crate::state::StateTable;
-use crate::state::ttl::{Expiring, Expiry};
+use crate::state::ttl::{Stamp, Stamped, Ttl};
 
 /// What an aggregate computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +162,7 @@ impl OperatorFactory for ChangelogAggregate {
             values,
             state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
-            ttl: self.state_ttl.map(Expiry::new),
-            clock: ctx.clock.clone(),
+            ttl: Ttl::new(self.state_ttl, &ctx.clock),
         }))
     }
 }
@@ -176,20 +174,15 @@ struct KeyState {
     rows: i64,
     accs: Vec<Acc>,
     /// Last update (processing time), with a state TTL.
-    written: i64,
-    /// When the TTL index looks at the key again.
-    listed: Option<i64>,
+    stamp: Stamp,
 }
 
-impl Expiring for KeyState {
-    fn listed(&self) -> Option<i64> {
-        self.listed
+impl Stamped for KeyState {
+    fn stamp(&self) -> &Stamp {
+        &self.stamp
     }
-    fn set_listed(&mut self, at: Option<i64>) {
-        self.listed = at;
-    }
-    fn expire(&mut self, expiry: &Expiry, now: i64) -> Option<i64> {
-        (!expiry.expired(self.written, now)).then(|| expiry.expires_at(self.written))
+    fn stamp_mut(&mut self) -> &mut Stamp {
+        &mut self.stamp
     }
 }
 
@@ -214,8 +207,7 @@ struct ChangelogAggregateOp {
     values: Vec<RowConverter>,
     state: StateTable<KeyState>,
     max_parallelism: u32,
-    ttl: Option<Expiry>,
-    clock: SharedClock,
+    ttl: Ttl,
 }
 
 /// An aggregate's result for one output row.
@@ -295,10 +287,7 @@ impl ChangelogAggregateOp {
 impl Operator for ChangelogAggregateOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let n = batch.num_rows();
-        let now = if self.ttl.is_some() { self.clock.now_ms() } else { 0 };
-        if let Some(ttl) = &mut self.ttl {
-            ttl.sweep(&mut self.state, now)?;
-        }
+        let now = self.ttl.begin(&mut self.state)?;
         let key_cols: Vec<ArrayRef> = self.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let rows = self.converter.convert_columns(&key_cols)?;
         let groups = crate::keys::key_groups(&key_cols, n, self.max_parallelism)?;
@@ -337,13 +326,9 @@ impl Operator for ChangelogAggregateOp {
             let state = self.state.get_or_insert_with(group, key.data(), || KeyState {
                 rows: 0,
                 accs: vec![Acc::default(); width],
-                written: now,
-                listed: None,
+                stamp: Stamp::default(),
             })?;
-            if let Some(ttl) = &mut self.ttl {
-                state.written = now;
-                ttl.written(state, group, key.data(), now);
-            }
+            self.ttl.touch(state, group, key.data(), now);
             let sign: i64 = if retract { -1 } else { 1 };
             state.rows += sign;
             for (i, (p, acc)) in self.aggs.iter().zip(state.accs.iter_mut()).enumerate() {
@@ -425,18 +410,15 @@ impl Operator for ChangelogAggregateOp {
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        Expiry::restore(self.ttl.as_mut(), &mut self.state, &state)
+        self.ttl.restore(&mut self.state, &state)
     }
 
     fn next_processing_timer(&self) -> Option<i64> {
-        self.ttl.as_ref().and_then(Expiry::next)
+        self.ttl.next()
     }
 
     fn on_processing_time(&mut self, now: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
-        if let Some(ttl) = &mut self.ttl {
-            ttl.sweep(&mut self.state, now)?;
-        }
-        Ok(())
+        self.ttl.on_time(&mut self.state, now)
     }
 
     fn restores_in_parts(&self) -> bool {

@@ -70,7 +70,7 @@ impl<F: KeyedCoProcessFunction + Clone> KeyedCoProcess<F> {
             .iter()
             .map(|k| field_index(&inputs[1], k, "second stream key"))
             .collect::<Result<Vec<_>>>()?;
-        super::join::same_key_types(&inputs[0], &c1, &inputs[1], &c2)
+        super::join_schema::same_key_types(&inputs[0], &c1, &inputs[1], &c2)
     }
 }
 

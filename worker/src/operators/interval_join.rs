@@ -18,12 +18,13 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
+use super::join_schema::{add_side, key_counts, same_key_types, time_column};
 use super::running_aggregate::OP_COLUMN;
 use super::timed_rows::TimedRows;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
 use crate::contract::error::{Result, WeirError};
-use crate::contract::schema::{EVENT_TIME_METADATA, field_index};
+use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
 use crate::contract::watermark::event_millis;
 use crate::state::StateTable;
@@ -76,12 +77,7 @@ impl IntervalJoin {
                 inputs.len()
             )));
         };
-        if self.left_keys.len() != self.right_keys.len() || self.left_keys.is_empty() {
-            return Err(WeirError::plan(format!(
-                "an interval join needs as many key columns on each side, at least one ({:?} and {:?})",
-                self.left_keys, self.right_keys
-            )));
-        }
+        key_counts("an interval join", &self.left_keys, &self.right_keys)?;
         if self.window.is_some_and(|(size, _)| size <= 0) {
             return Err(WeirError::plan("window join: the window size must be positive"));
         }
@@ -97,26 +93,7 @@ impl IntervalJoin {
                     "interval join: the {what} input is a changelog; an interval join reads appends only"
                 )));
             }
-            let time = match time {
-                Some(t) => field_index(schema, t, &format!("{what} time column"))?,
-                None => schema
-                    .fields()
-                    .iter()
-                    .position(|f| f.metadata().contains_key(EVENT_TIME_METADATA))
-                    .ok_or_else(|| {
-                        WeirError::plan(format!(
-                            "interval join: the {what} input has no event time; give its source a watermark strategy or name its time column"
-                        ))
-                    })?,
-            };
-            let f = schema.field(time);
-            if event_millis(&arrow::array::new_empty_array(f.data_type())).is_err() {
-                return Err(WeirError::plan(format!(
-                    "interval join: the {what} time column '{}' is {}; use a timestamp or integer milliseconds",
-                    f.name(),
-                    f.data_type()
-                )));
-            }
+            let time = time_column(schema, time.as_deref(), "interval join", what)?;
             Ok(SidePlan {
                 keys: keys
                     .iter()
@@ -127,33 +104,16 @@ impl IntervalJoin {
         };
         let l = side(left, &self.left_keys, &self.left_time, "left")?;
         let r = side(right, &self.right_keys, &self.right_time, "right")?;
-        super::join::same_key_types(left, &l.keys, right, &r.keys)?;
+        same_key_types(left, &l.keys, right, &r.keys)?;
         if self.outer.contains(&true) && (self.semi || self.condition.is_some()) {
             return Err(WeirError::plan(
                 "interval join: an outer join keeps whole rows; it has no semi form or condition inside",
             ));
         }
-        let mut fields: Vec<Field> = left
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(f.is_nullable() || self.outer[1]))
-            .collect();
-        let shown = if self.semi { &[][..] } else { &right.fields()[..] };
-        for f in shown {
-            if fields.iter().any(|x| x.name() == f.name()) {
-                return Err(WeirError::plan(format!(
-                    "both join inputs have a column '{}'; rename one side's (select … AS …)",
-                    f.name()
-                )));
-            }
-            // The output's event time is the left row's: one column says so.
-            let mut f = f.as_ref().clone().with_nullable(f.is_nullable() || self.outer[0]);
-            let mut metadata = f.metadata().clone();
-            if metadata.remove(EVENT_TIME_METADATA).is_some() {
-                f = f.with_metadata(metadata);
-            }
-            fields.push(f);
-        }
+        let mut fields = Vec::new();
+        add_side(&mut fields, 0, left, 0..left.fields().len(), self.outer[1])?;
+        let shown = if self.semi { 0 } else { right.fields().len() };
+        add_side(&mut fields, 1, right, 0..shown, self.outer[0])?;
         Ok((l, r, Arc::new(Schema::new(fields))))
     }
 }

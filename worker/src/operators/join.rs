@@ -22,15 +22,15 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
+use super::join_schema::{add_side, key_counts, same_key_types};
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
-use crate::contract::clock::SharedClock;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
 use crate::state::StateTable;
-use crate::state::ttl::{Expiring, Expiry};
+use crate::state::ttl::{Expiring, Expiry, Ttl};
 
 /// Which rows a join keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,12 +96,7 @@ impl RegularJoin {
         let [left, right] = inputs else {
             return Err(WeirError::plan(format!("a join reads 2 inputs, not {}", inputs.len())));
         };
-        if self.left_keys.len() != self.right_keys.len() || self.left_keys.is_empty() {
-            return Err(WeirError::plan(format!(
-                "a join needs as many key columns on each side, at least one ({:?} and {:?})",
-                self.left_keys, self.right_keys
-            )));
-        }
+        key_counts("a join", &self.left_keys, &self.right_keys)?;
         let side = |schema: &SchemaRef, keys: &[String], what: &str| -> Result<SidePlan> {
             Ok(SidePlan {
                 keys: keys
@@ -127,17 +122,13 @@ impl RegularJoin {
         };
         for (side, (schema, plan)) in shown.iter().enumerate() {
             // The side padded with nulls is the one the other side may lack.
-            let nullable = self.join_type.pads(1 - side);
-            for c in &plan.columns {
-                let f = schema.field(*c);
-                if let Some(same) = fields.iter().find(|x| x.name() == f.name()) {
-                    return Err(WeirError::plan(format!(
-                        "both join inputs have a column '{}'; rename one side's (select … AS …)",
-                        same.name()
-                    )));
-                }
-                fields.push(f.clone().with_nullable(f.is_nullable() || nullable));
-            }
+            add_side(
+                &mut fields,
+                side,
+                schema,
+                plan.columns.iter().copied(),
+                self.join_type.pads(1 - side),
+            )?;
         }
         // A semi join of appends only ever adds rows (a left row shows once its first match
         // arrives, and matches never leave); an anti join retracts a row when a match arrives.
@@ -153,23 +144,6 @@ impl RegularJoin {
         }
         Ok((l, r, Arc::new(Schema::new(fields))))
     }
-}
-
-/// Refuses join keys whose types differ, naming both (a join compares encoded keys).
-pub(crate) fn same_key_types(left: &SchemaRef, lk: &[usize], right: &SchemaRef, rk: &[usize]) -> Result<()> {
-    for (a, b) in lk.iter().zip(rk) {
-        let (fa, fb) = (left.field(*a), right.field(*b));
-        if fa.data_type() != fb.data_type() {
-            return Err(WeirError::plan(format!(
-                "join keys '{}' ({}) and '{}' ({}) differ in type; cast one side to the other's",
-                fa.name(),
-                fa.data_type(),
-                fb.name(),
-                fb.data_type()
-            )));
-        }
-    }
-    Ok(())
 }
 
 impl OperatorFactory for RegularJoin {
@@ -251,8 +225,7 @@ impl OperatorFactory for RegularJoin {
             updating,
             state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
-            ttl: self.state_ttl.map(Expiry::new),
-            clock: ctx.clock.clone(),
+            ttl: Ttl::new(self.state_ttl, &ctx.clock),
         }))
     }
 }
@@ -345,8 +318,7 @@ struct JoinOp {
     updating: bool,
     state: StateTable<KeyState>,
     max_parallelism: u32,
-    ttl: Option<Expiry>,
-    clock: SharedClock,
+    ttl: Ttl,
 }
 
 /// Output rows being gathered: each one's left and right row (row format) and its kind.
@@ -518,10 +490,7 @@ impl Operator for JoinOp {
         let rows = this.rows.convert_columns(&row_columns)?;
         let ops = this.plan.op.map(|c| batch.column(c).as_string::<i32>().clone());
         let other = 1 - input;
-        let now = if self.ttl.is_some() { self.clock.now_ms() } else { 0 };
-        if let Some(ttl) = &mut self.ttl {
-            ttl.sweep(&mut self.state, now)?;
-        }
+        let now = self.ttl.begin(&mut self.state)?;
         let (pads_self, pads_other) = (self.join_type.pads(input), self.join_type.pads(other));
         let mut pending = Pending::default();
         for (i, &group) in groups.iter().enumerate() {
@@ -548,9 +517,7 @@ impl Operator for JoinOp {
                 tracing::warn!("join: a retraction of a row the join never had; ignored");
                 continue;
             }
-            if let Some(ttl) = &mut self.ttl {
-                ttl.written(state, group, &key, now);
-            }
+            self.ttl.written(state, group, &key, now);
             let state = self.state.cached(&key).expect("present");
             let after = state.count(input);
             let others = &state.sides[other];
@@ -598,18 +565,15 @@ impl Operator for JoinOp {
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        Expiry::restore(self.ttl.as_mut(), &mut self.state, &state)
+        self.ttl.restore(&mut self.state, &state)
     }
 
     fn next_processing_timer(&self) -> Option<i64> {
-        self.ttl.as_ref().and_then(Expiry::next)
+        self.ttl.next()
     }
 
     fn on_processing_time(&mut self, now: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
-        if let Some(ttl) = &mut self.ttl {
-            ttl.sweep(&mut self.state, now)?;
-        }
-        Ok(())
+        self.ttl.on_time(&mut self.state, now)
     }
 
     fn restores_in_parts(&self) -> bool {

@@ -244,7 +244,7 @@ impl<H: Handler> KeyedProcessOp<H> {
         }
         let (first, first_columns) = (inputs[0].0, &columns[0]);
         for ((schema, _), c) in inputs.iter().zip(&columns).skip(1) {
-            super::join::same_key_types(first, first_columns, schema, c)?;
+            super::join_schema::same_key_types(first, first_columns, schema, c)?;
         }
         let converter = RowConverter::new(
             first_columns

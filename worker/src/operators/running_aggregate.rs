@@ -10,11 +10,10 @@ use arrow::row::RowConverter;
 
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
-use crate::contract::clock::SharedClock;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::state::Snapshot;
 use crate::state::StateTable;
-use crate::state::ttl::{Expiring, Expiry};
+use crate::state::ttl::{Stamp, Stamped, Ttl};
 use crate::window::Agg;
 use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
 
@@ -72,8 +71,7 @@ impl OperatorFactory for RunningAggregate {
             state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
             changelog: self.changelog,
-            ttl: self.state_ttl.map(Expiry::new),
-            clock: ctx.clock.clone(),
+            ttl: Ttl::new(self.state_ttl, &ctx.clock),
         }))
     }
 }
@@ -87,37 +85,29 @@ struct RunningAggregateOp {
     state: StateTable<KeyAccs>,
     max_parallelism: u32,
     changelog: bool,
-    ttl: Option<Expiry>,
-    clock: SharedClock,
+    ttl: Ttl,
 }
 
 /// One key's accumulators, and with a state TTL when they were last updated.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct KeyAccs {
     accs: Vec<Acc>,
-    written: i64,
-    listed: Option<i64>,
+    stamp: Stamp,
 }
 
-impl Expiring for KeyAccs {
-    fn listed(&self) -> Option<i64> {
-        self.listed
+impl Stamped for KeyAccs {
+    fn stamp(&self) -> &Stamp {
+        &self.stamp
     }
-    fn set_listed(&mut self, at: Option<i64>) {
-        self.listed = at;
-    }
-    fn expire(&mut self, expiry: &Expiry, now: i64) -> Option<i64> {
-        (!expiry.expired(self.written, now)).then(|| expiry.expires_at(self.written))
+    fn stamp_mut(&mut self) -> &mut Stamp {
+        &mut self.stamp
     }
 }
 
 impl Operator for RunningAggregateOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         let n = batch.num_rows();
-        let now = if self.ttl.is_some() { self.clock.now_ms() } else { 0 };
-        if let Some(ttl) = &mut self.ttl {
-            ttl.sweep(&mut self.state, now)?;
-        }
+        let now = self.ttl.begin(&mut self.state)?;
         let key_cols: Vec<ArrayRef> = self.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let rows = self.converter.convert_columns(&key_cols)?;
         let groups = crate::keys::key_groups(&key_cols, n, self.max_parallelism)?;
@@ -133,13 +123,9 @@ impl Operator for RunningAggregateOp {
             let width = self.aggs.len();
             let (state, existed) = self.state.entry(group, key, || KeyAccs {
                 accs: vec![Acc::default(); width],
-                written: now,
-                listed: None,
+                stamp: Stamp::default(),
             })?;
-            if let Some(ttl) = &mut self.ttl {
-                state.written = now;
-                ttl.written(state, group, key, now);
-            }
+            self.ttl.touch(state, group, key, now);
             let accs = &mut state.accs;
             if self.changelog {
                 if existed {
@@ -182,18 +168,15 @@ impl Operator for RunningAggregateOp {
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        Expiry::restore(self.ttl.as_mut(), &mut self.state, &state)
+        self.ttl.restore(&mut self.state, &state)
     }
 
     fn next_processing_timer(&self) -> Option<i64> {
-        self.ttl.as_ref().and_then(Expiry::next)
+        self.ttl.next()
     }
 
     fn on_processing_time(&mut self, now: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
-        if let Some(ttl) = &mut self.ttl {
-            ttl.sweep(&mut self.state, now)?;
-        }
-        Ok(())
+        self.ttl.on_time(&mut self.state, now)
     }
 
     fn restores_in_parts(&self) -> bool {

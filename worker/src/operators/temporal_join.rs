@@ -15,15 +15,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
+use super::join_schema::{add_side, key_counts, same_key_types, time_column};
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
 use crate::contract::error::{Result, WeirError};
-use crate::contract::schema::{EVENT_TIME_METADATA, field_index};
+use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
 use crate::contract::watermark::event_millis;
 use crate::state::StateTable;
@@ -61,22 +62,9 @@ impl TemporalJoin {
                 inputs.len()
             )));
         };
-        if self.left_keys.len() != self.right_keys.len() || self.left_keys.is_empty() {
-            return Err(WeirError::plan(format!(
-                "a temporal join needs as many key columns on each side, at least one ({:?} and {:?})",
-                self.left_keys, self.right_keys
-            )));
-        }
+        key_counts("a temporal join", &self.left_keys, &self.right_keys)?;
         let side = |schema: &SchemaRef, keys: &[String], time: &str, what: &str| -> Result<SidePlan> {
-            let time = field_index(schema, time, &format!("{what} time column"))?;
-            let f = schema.field(time);
-            if event_millis(&arrow::array::new_empty_array(f.data_type())).is_err() {
-                return Err(WeirError::plan(format!(
-                    "temporal join: the {what} time column '{}' is {}; use a timestamp or integer milliseconds",
-                    f.name(),
-                    f.data_type()
-                )));
-            }
+            let time = time_column(schema, Some(time), "temporal join", what)?;
             Ok(SidePlan {
                 keys: keys
                     .iter()
@@ -96,24 +84,10 @@ impl TemporalJoin {
             ));
         }
         let r = side(right, &self.right_keys, &self.right_time, "right")?;
-        super::join::same_key_types(left, &l.keys, right, &r.keys)?;
-        let mut fields: Vec<Field> = l.columns.iter().map(|c| left.field(*c).clone()).collect();
-        for c in &r.columns {
-            let f = right.field(*c);
-            if fields.iter().any(|x| x.name() == f.name()) {
-                return Err(WeirError::plan(format!(
-                    "both join inputs have a column '{}'; rename one side's (select … AS …)",
-                    f.name()
-                )));
-            }
-            // The output's event time is the left row's: one column says so.
-            let mut f = f.clone().with_nullable(f.is_nullable() || self.left_outer);
-            let mut metadata = f.metadata().clone();
-            if metadata.remove(EVENT_TIME_METADATA).is_some() {
-                f = f.with_metadata(metadata);
-            }
-            fields.push(f);
-        }
+        same_key_types(left, &l.keys, right, &r.keys)?;
+        let mut fields = Vec::new();
+        add_side(&mut fields, 0, left, l.columns.iter().copied(), false)?;
+        add_side(&mut fields, 1, right, r.columns.iter().copied(), self.left_outer)?;
         Ok((l, r, Arc::new(Schema::new(fields))))
     }
 }
@@ -409,8 +383,8 @@ mod tests {
     }
 
     fn with_op(b: RecordBatch, op: &str) -> RecordBatch {
-        let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new(OP_COLUMN, DataType::Utf8, false));
+        let mut fields: Vec<arrow::datatypes::Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(arrow::datatypes::Field::new(OP_COLUMN, DataType::Utf8, false));
         let mut columns = b.columns().to_vec();
         columns.push(Arc::new(StringArray::from(vec![op])));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()

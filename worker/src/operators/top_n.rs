@@ -16,12 +16,11 @@ use serde::{Deserialize, Serialize};
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
-use crate::contract::clock::SharedClock;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
 use crate::state::StateTable;
-use crate::state::ttl::{Expiring, Expiry};
+use crate::state::ttl::{Stamp, Stamped, Ttl};
 
 /// One sort column: its name, descending or not, nulls first or not.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,8 +121,7 @@ impl OperatorFactory for TopN {
             output,
             state: StateTable::new(&ctx.state)?,
             max_parallelism: ctx.max_parallelism,
-            ttl: self.state_ttl.map(Expiry::new),
-            clock: ctx.clock.clone(),
+            ttl: Ttl::new(self.state_ttl, &ctx.clock),
         }))
     }
 }
@@ -133,20 +131,15 @@ impl OperatorFactory for TopN {
 struct KeyState {
     rows: Vec<(Vec<u8>, Vec<u8>)>,
     /// Last change (processing time), with a state TTL.
-    written: i64,
-    /// When the TTL index looks at the key again.
-    listed: Option<i64>,
+    stamp: Stamp,
 }
 
-impl Expiring for KeyState {
-    fn listed(&self) -> Option<i64> {
-        self.listed
+impl Stamped for KeyState {
+    fn stamp(&self) -> &Stamp {
+        &self.stamp
     }
-    fn set_listed(&mut self, at: Option<i64>) {
-        self.listed = at;
-    }
-    fn expire(&mut self, expiry: &Expiry, now: i64) -> Option<i64> {
-        (!expiry.expired(self.written, now)).then(|| expiry.expires_at(self.written))
+    fn stamp_mut(&mut self) -> &mut Stamp {
+        &mut self.stamp
     }
 }
 
@@ -160,16 +153,12 @@ struct TopNOp {
     output: SchemaRef,
     state: StateTable<KeyState>,
     max_parallelism: u32,
-    ttl: Option<Expiry>,
-    clock: SharedClock,
+    ttl: Ttl,
 }
 
 impl Operator for TopNOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {
-        let now = if self.ttl.is_some() { self.clock.now_ms() } else { 0 };
-        if let Some(ttl) = &mut self.ttl {
-            ttl.sweep(&mut self.state, now)?;
-        }
+        let now = self.ttl.begin(&mut self.state)?;
         let columns = |idx: &[usize]| idx.iter().map(|i| batch.column(*i).clone()).collect::<Vec<ArrayRef>>();
         let key_columns = columns(&self.keys);
         let keys = self.key_converter.convert_columns(&key_columns)?;
@@ -191,10 +180,7 @@ impl Operator for TopNOp {
                 continue;
             }
             let state = self.state.get_or_insert_with(group, key, KeyState::default)?;
-            if let Some(ttl) = &mut self.ttl {
-                state.written = now;
-                ttl.written(state, group, key, now);
-            }
+            self.ttl.touch(state, group, key, now);
             let at = place(state);
             state.rows.insert(at, (sort.to_vec(), rows.row(i).as_ref().to_vec()));
             if state.rows.len() > self.n {
@@ -229,18 +215,15 @@ impl Operator for TopNOp {
     }
 
     fn restore(&mut self, state: OperatorState) -> UserResult<()> {
-        Expiry::restore(self.ttl.as_mut(), &mut self.state, &state)
+        self.ttl.restore(&mut self.state, &state)
     }
 
     fn next_processing_timer(&self) -> Option<i64> {
-        self.ttl.as_ref().and_then(Expiry::next)
+        self.ttl.next()
     }
 
     fn on_processing_time(&mut self, now: i64, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
-        if let Some(ttl) = &mut self.ttl {
-            ttl.sweep(&mut self.state, now)?;
-        }
-        Ok(())
+        self.ttl.on_time(&mut self.state, now)
     }
 
     fn restores_in_parts(&self) -> bool {

@@ -114,6 +114,9 @@ pub struct Lowering<'a> {
 /// A source as a statement reads it: the table, the Nexmark kind it is narrowed to, the columns.
 type SourceKey = (String, Option<i32>, Vec<String>);
 
+/// A projection item: an expression and the name it goes by.
+type Item = (Expr, String);
+
 impl<'a> Lowering<'a> {
     /// Lowering for the statement named `prefix` (e.g. `insert-1`) with the session's options:
     /// push-down lets sources apply the filters they can (a Nexmark table narrowed to one event
@@ -921,23 +924,8 @@ impl<'a> Lowering<'a> {
                     .map(|(i, from)| (col(&from), format!("__r{i}")))
                     .collect();
             }
-            let mut keys = Vec::new();
-            for (k, (l, r)) in on.iter().enumerate() {
-                let common = key_type(l, left_plan, r, right_plan)?;
-                let (e, name) = if index == 0 {
-                    (l, format!("__lk{k}"))
-                } else {
-                    (r, format!("__rk{k}"))
-                };
-                items.push((
-                    Expr::Cast(datafusion::logical_expr::Cast::new(
-                        Box::new(resolve(e.clone(), plan.schema())),
-                        common,
-                    )),
-                    name.clone(),
-                ));
-                keys.push(name);
-            }
+            let (key_items, keys) = join_keys(&on, index, left_plan, right_plan)?;
+            items.extend(key_items);
             if input.updating {
                 items.push((col(OP_COLUMN), OP_COLUMN.into()));
             }
@@ -1625,6 +1613,35 @@ fn column_definition(c: &Column, plan: &LogicalPlan) -> Option<Expr> {
         LogicalPlan::Filter(f) => column_definition(c, &f.input),
         _ => None,
     }
+}
+
+/// Side `index`'s equi-join keys (0: the left's, named `__lk<k>`; 1: the right's, `__rk<k>`),
+/// each cast to the type both sides share: the projection items and their names.
+fn join_keys(
+    on: &[(Expr, Expr)],
+    index: usize,
+    left: &LogicalPlan,
+    right: &LogicalPlan,
+) -> Result<(Vec<Item>, Vec<String>)> {
+    let mut items = Vec::new();
+    let mut names = Vec::new();
+    for (k, (l, r)) in on.iter().enumerate() {
+        let common = key_type(l, left, r, right)?;
+        let (e, plan, name) = if index == 0 {
+            (l, left, format!("__lk{k}"))
+        } else {
+            (r, right, format!("__rk{k}"))
+        };
+        items.push((
+            Expr::Cast(datafusion::logical_expr::Cast::new(
+                Box::new(resolve(e.clone(), plan.schema())),
+                common,
+            )),
+            name.clone(),
+        ));
+        names.push(name);
+    }
+    Ok((items, names))
 }
 
 /// The type both sides of the join key `l = r` are compared as (each cast to it).

@@ -8,12 +8,13 @@
 //! the key's value is stale (the key was removed or listed anew) and is skipped. The index holds
 //! about one listing per live key, however often keys are written.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::StateTable;
 use super::key_index::KeyIndex;
 use crate::contract::UserResult;
+use crate::contract::clock::SharedClock;
 use crate::contract::state::OperatorState;
 
 /// A key's value whose entries expire: what [`Expiry`] needs of it.
@@ -25,6 +26,115 @@ pub trait Expiring {
     /// Drops the entries expired at `now`; when the oldest one left expires, or `None` when
     /// nothing is left (the key is then removed).
     fn expire(&mut self, expiry: &Expiry, now: i64) -> Option<i64>;
+}
+
+/// When a key's value, which expires as a whole (an aggregate's group, a Top-N partition), was
+/// last written and when the index looks at it again.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Stamp {
+    written: i64,
+    listed: Option<i64>,
+}
+
+/// A key's value carrying a [`Stamp`]: it expires a TTL after its last write.
+pub trait Stamped {
+    /// The value's stamp.
+    fn stamp(&self) -> &Stamp;
+    /// The value's stamp, to change.
+    fn stamp_mut(&mut self) -> &mut Stamp;
+}
+
+impl<T: Stamped> Expiring for T {
+    fn listed(&self) -> Option<i64> {
+        self.stamp().listed
+    }
+    fn set_listed(&mut self, at: Option<i64>) {
+        self.stamp_mut().listed = at;
+    }
+    fn expire(&mut self, expiry: &Expiry, now: i64) -> Option<i64> {
+        let written = self.stamp().written;
+        (!expiry.expired(written, now)).then(|| expiry.expires_at(written))
+    }
+}
+
+/// An operator's state TTL, if it has one, on the job's clock: the calls a keyed SQL operator
+/// makes at each batch, write, timer and restore (each does nothing without a TTL).
+pub struct Ttl {
+    expiry: Option<Expiry>,
+    clock: SharedClock,
+}
+
+impl Ttl {
+    /// `ttl_ms`: how long an entry lives after its last write (`None`: forever).
+    pub fn new(ttl_ms: Option<i64>, clock: &SharedClock) -> Self {
+        Ttl {
+            expiry: ttl_ms.map(Expiry::new),
+            clock: clock.clone(),
+        }
+    }
+
+    /// At the start of a batch: drops from `table` what expired, and returns the processing
+    /// time the batch's writes carry (0 without a TTL: the clock is not read).
+    pub fn begin<V>(&mut self, table: &mut StateTable<V>) -> UserResult<i64>
+    where
+        V: Expiring + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let Some(expiry) = &mut self.expiry else {
+            return Ok(0);
+        };
+        let now = self.clock.now_ms();
+        expiry.sweep(table, now)?;
+        Ok(now)
+    }
+
+    /// After a write of `value` at `now` whose entries carry their own write times.
+    pub fn written<V: Expiring>(&mut self, value: &mut V, group: u32, key: &[u8], now: i64) {
+        if let Some(expiry) = &mut self.expiry {
+            expiry.written(value, group, key, now);
+        }
+    }
+
+    /// After a write of a value that expires as a whole, at `now`: stamps it.
+    pub fn touch<V: Stamped>(&mut self, value: &mut V, group: u32, key: &[u8], now: i64) {
+        if let Some(expiry) = &mut self.expiry {
+            value.stamp_mut().written = now;
+            expiry.written(value, group, key, now);
+        }
+    }
+
+    /// The operator's next processing-time timer: the earliest listing.
+    pub fn next(&self) -> Option<i64> {
+        self.expiry.as_ref().and_then(Expiry::next)
+    }
+
+    /// On the processing-time timer at `now`: drops from `table` what expired.
+    pub fn on_time<V>(&mut self, table: &mut StateTable<V>, now: i64) -> UserResult<()>
+    where
+        V: Expiring + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if let Some(expiry) = &mut self.expiry {
+            expiry.sweep(table, now)?;
+        }
+        Ok(())
+    }
+
+    /// Restores `table` from `state`, listing each key where its value says.
+    pub fn restore<V>(&mut self, table: &mut StateTable<V>, state: &OperatorState) -> UserResult<()>
+    where
+        V: Expiring + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let Some(expiry) = &mut self.expiry else {
+            return table.restore(state);
+        };
+        table.restore_observing(state, |group, key, value| {
+            // Entries a later change replaced are listed too; their listing is skipped as stale
+            // (or finds the key's current value) when it comes due.
+            if let Some(at) = value.listed() {
+                expiry.list(at, group, key);
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The keys of one operator subtask to look at, by the time their oldest entry expires.
@@ -100,24 +210,6 @@ impl Expiry {
             }
         }
         Ok(removed)
-    }
-
-    /// Restores `table` from `state`, listing each restored key where its value says.
-    pub fn restore<V>(expiry: Option<&mut Expiry>, table: &mut StateTable<V>, state: &OperatorState) -> UserResult<()>
-    where
-        V: Expiring + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
-    {
-        let Some(expiry) = expiry else {
-            return table.restore(state);
-        };
-        table.restore_observing(state, |group, key, value| {
-            // Entries a later change replaced are listed too; their listing is skipped as stale
-            // (or finds the key's current value) when it comes due.
-            if let Some(at) = value.listed() {
-                expiry.list(at, group, key);
-            }
-            Ok(())
-        })
     }
 
     /// Takes the listings due at `now`: (listed time, key group, key), earliest first.

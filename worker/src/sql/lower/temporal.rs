@@ -12,7 +12,7 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
-use super::{Lowered, Lowering, col, definition, key_type, resolve, stream_names, strip_cast};
+use super::{Lowered, Lowering, col, definition, join_keys, resolve, stream_names, strip_cast};
 use crate::contract::error::{Result, WeirError};
 use crate::operators::running_aggregate::OP_COLUMN;
 use crate::operators::temporal_join::TemporalJoin;
@@ -210,23 +210,8 @@ impl Lowering<'_> {
                 .zip(names)
                 .map(|(from, to)| (col(&from), to.clone()))
                 .collect();
-            let mut keys = Vec::new();
-            for (k, (l, r)) in j.on.iter().enumerate() {
-                let common = key_type(l, &j.left, r, &j.right)?;
-                let (e, key) = if index == 0 {
-                    (l, format!("__lk{k}"))
-                } else {
-                    (r, format!("__rk{k}"))
-                };
-                items.push((
-                    Expr::Cast(datafusion::logical_expr::Cast::new(
-                        Box::new(resolve(e.clone(), plan.schema())),
-                        common,
-                    )),
-                    key.clone(),
-                ));
-                keys.push(key);
-            }
+            let (key_items, keys) = join_keys(&j.on, index, &j.left, &j.right)?;
+            items.extend(key_items);
             if input.updating {
                 items.push((col(OP_COLUMN), OP_COLUMN.into()));
             }
