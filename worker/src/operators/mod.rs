@@ -18,6 +18,7 @@ pub mod lookup_join;
 pub mod lookup_table;
 pub mod map;
 pub mod mini_batch;
+pub mod row_log;
 pub mod running_aggregate;
 pub mod select;
 pub mod split;
@@ -26,7 +27,6 @@ mod state_backends;
 pub mod temporal_join;
 #[cfg(test)]
 pub(crate) mod testing;
-pub mod timed_rows;
 pub mod top_n;
 pub mod window;
 

@@ -1,0 +1,493 @@
+//! One side's rows of a time-bounded join, kept as a log: rows are appended in arrival order to
+//! chunks of about [`CHUNK`] bytes, and a hash index holds the position of each key's newest row,
+//! each row linking to its key's previous one. The watermark retires whole chunks from the front
+//! once every row in them is past its last chance to join, so there is no per-key allocation
+//! and no per-key expiry listing: a row costs its bytes and a header (q7 keeps a bid per price,
+//! where a map of keys to buffers cost about 400 bytes a row).
+//!
+//! An entry is `prev` (u64, the key's previous row, or [`NONE`]), `time` (i64), the key group
+//! (u32), the row's length with two flags (u32: matched, taken), the key's length (u32), then
+//! the key's bytes and the row's bytes (Arrow's row format). Positions count bytes appended
+//! since the log began, so a row's position never changes and a position below the first
+//! chunk's start names a row already retired.
+//!
+//! Chunks are shared (`Arc`): a clone of the log for a snapshot costs a copy of the index, and
+//! the task copies a chunk only when it changes one a snapshot still reads (the newest, or one
+//! whose flags change).
+
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+const HEADER: usize = 28;
+/// Bytes a chunk is given room for (a larger row gets a chunk of its own size).
+const CHUNK: usize = 256 * 1024;
+/// No previous row.
+const NONE: u64 = u64::MAX;
+/// The length field's bit that marks a row as matched (outer joins).
+const MATCHED: u32 = 1 << 31;
+/// The length field's bit that marks a row as taken out (semi joins, padded outer rows).
+const TAKEN: u32 = 1 << 30;
+const LENGTH: u32 = TAKEN - 1;
+
+/// A row of the log, as lookups see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// Where it is (to mark or take it later).
+    pub pos: u64,
+    /// Its event time.
+    pub time: i64,
+    /// Its key's key group.
+    pub group: u32,
+    /// Whether it met a row of the other side (kept for outer joins).
+    pub matched: bool,
+    /// Its key's bytes.
+    pub key: &'a [u8],
+    /// Its bytes (Arrow's row format of its side).
+    pub row: &'a [u8],
+}
+
+struct Chunk {
+    start: u64,
+    bytes: Vec<u8>,
+    /// The latest time of a row in it (the chunk retires once that row may).
+    max_time: i64,
+    /// The earliest time of a row in it not yet taken (outer joins look at chunks from here).
+    min_time: i64,
+}
+
+impl Clone for Chunk {
+    /// A copy with the same room, so the task goes on appending to it (a copy of the newest
+    /// chunk is made when a snapshot still reads it).
+    fn clone(&self) -> Self {
+        let mut bytes = Vec::with_capacity(self.bytes.capacity());
+        bytes.extend_from_slice(&self.bytes);
+        Chunk {
+            start: self.start,
+            bytes,
+            max_time: self.max_time,
+            min_time: self.min_time,
+        }
+    }
+}
+
+/// One side's rows of a join, by key (see the module's description).
+#[derive(Clone)]
+pub struct RowLog {
+    chunks: VecDeque<Arc<Chunk>>,
+    /// Position of the next byte appended.
+    end: u64,
+    /// The position of each key's newest row (hashed by its key's bytes).
+    index: HashTable<u64>,
+    hasher: foldhash::fast::FixedState,
+    /// Rows held (not taken, not retired).
+    rows: usize,
+}
+
+impl Default for RowLog {
+    fn default() -> Self {
+        RowLog {
+            chunks: VecDeque::new(),
+            end: 0,
+            index: HashTable::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0x5eed),
+            rows: 0,
+        }
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The entry at `at` of a chunk's bytes (at position `pos`).
+fn decode(bytes: &[u8], at: usize, pos: u64) -> Decoded<'_> {
+    let prev = u64_at(bytes, at);
+    let time = u64_at(bytes, at + 8) as i64;
+    let group = u32_at(bytes, at + 16);
+    let field = u32_at(bytes, at + 20);
+    let key_len = u32_at(bytes, at + 24) as usize;
+    let row_len = (field & LENGTH) as usize;
+    let key = &bytes[at + HEADER..at + HEADER + key_len];
+    let row = &bytes[at + HEADER + key_len..at + HEADER + key_len + row_len];
+    let entry = Entry {
+        pos,
+        time,
+        group,
+        matched: field & MATCHED != 0,
+        key,
+        row,
+    };
+    Decoded {
+        prev,
+        taken: field & TAKEN != 0,
+        entry,
+        size: HEADER + key_len + row_len,
+    }
+}
+
+/// An entry as stored: its key's previous row, whether it was taken out, the entry, its size.
+struct Decoded<'a> {
+    prev: u64,
+    taken: bool,
+    entry: Entry<'a>,
+    size: usize,
+}
+
+impl RowLog {
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether it holds no row.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The chunk holding `pos` and the offset in it, if not retired.
+    fn locate(&self, pos: u64) -> Option<(&Chunk, usize)> {
+        let first = self.chunks.front()?;
+        if pos < first.start || pos >= self.end {
+            return None;
+        }
+        let i = self.chunks.partition_point(|c| c.start <= pos) - 1;
+        let c = &self.chunks[i];
+        Some((c, (pos - c.start) as usize))
+    }
+
+    fn locate_mut(&mut self, pos: u64) -> Option<(&mut Chunk, usize)> {
+        let first = self.chunks.front()?;
+        if pos < first.start || pos >= self.end {
+            return None;
+        }
+        let i = self.chunks.partition_point(|c| c.start <= pos) - 1;
+        let c = Arc::make_mut(&mut self.chunks[i]);
+        let at = (pos - c.start) as usize;
+        Some((c, at))
+    }
+
+    /// The newest row's position of `key`.
+    fn newest(&self, key: &[u8]) -> Option<u64> {
+        let hash = self.hash(key);
+        self.index
+            .find(hash, |p| self.entry(*p).is_some_and(|e| e.key == key))
+            .copied()
+    }
+
+    /// The row at `pos` (taken or not), if not retired.
+    fn entry(&self, pos: u64) -> Option<Entry<'_>> {
+        let (c, at) = self.locate(pos)?;
+        Some(decode(&c.bytes, at, pos).entry)
+    }
+
+    /// Appends `row` of `key` (key group `group`) at `time`; `matched`: it met a row of the other
+    /// side already. Returns its position.
+    pub fn push(&mut self, group: u32, key: &[u8], time: i64, row: &[u8], matched: bool) -> u64 {
+        let size = HEADER + key.len() + row.len();
+        let room = self
+            .chunks
+            .back()
+            .is_some_and(|c| c.bytes.len() + size <= c.bytes.capacity());
+        if !room {
+            self.chunks.push_back(Arc::new(Chunk {
+                start: self.end,
+                bytes: Vec::with_capacity(CHUNK.max(size)),
+                max_time: time,
+                min_time: time,
+            }));
+        }
+        let pos = self.end;
+        let hash = self.hash(key);
+        let prev = match self.index.find(hash, |p| self.entry(*p).is_some_and(|e| e.key == key)) {
+            Some(p) => *p,
+            None => NONE,
+        };
+        let chunk = Arc::make_mut(self.chunks.back_mut().expect("a chunk"));
+        let b = &mut chunk.bytes;
+        b.extend_from_slice(&prev.to_le_bytes());
+        b.extend_from_slice(&time.to_le_bytes());
+        b.extend_from_slice(&group.to_le_bytes());
+        b.extend_from_slice(&(row.len() as u32 | if matched { MATCHED } else { 0 }).to_le_bytes());
+        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        b.extend_from_slice(key);
+        b.extend_from_slice(row);
+        chunk.max_time = chunk.max_time.max(time);
+        chunk.min_time = chunk.min_time.min(time);
+        self.end += size as u64;
+        self.rows += 1;
+        let hasher = &self.hasher;
+        let chunks = &self.chunks;
+        let key_of = |p: u64| -> u64 {
+            let i = chunks.partition_point(|c| c.start <= p) - 1;
+            let c = &chunks[i];
+            hasher.hash_one(decode(&c.bytes, (p - c.start) as usize, p).entry.key)
+        };
+        if prev == NONE {
+            self.index.insert_unique(hash, pos, |p| key_of(*p));
+        } else if let Some(slot) = self.index.find_mut(hash, |p| *p == prev) {
+            *slot = pos;
+        }
+        pos
+    }
+
+    /// Whether the index knows `key` (it has rows, perhaps all taken out).
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.newest(key).is_some()
+    }
+
+    /// The rows of `key` held, newest first.
+    pub fn rows_of<'a>(&'a self, key: &[u8]) -> impl Iterator<Item = Entry<'a>> + 'a {
+        let mut next = self.newest(key);
+        std::iter::from_fn(move || {
+            loop {
+                let pos = next?;
+                let (c, at) = self.locate(pos)?;
+                let d = decode(&c.bytes, at, pos);
+                next = (d.prev != NONE).then_some(d.prev);
+                if !d.taken {
+                    return Some(d.entry);
+                }
+            }
+        })
+    }
+
+    /// Sets the bits `flag` of the row at `pos`; whether it was held (not taken) before.
+    fn flag(&mut self, pos: u64, flag: u32) -> bool {
+        let Some((c, at)) = self.locate_mut(pos) else {
+            return false;
+        };
+        let field = u32_at(&c.bytes, at + 20);
+        c.bytes[at + 20..at + 24].copy_from_slice(&(field | flag).to_le_bytes());
+        field & TAKEN == 0
+    }
+
+    /// Marks the row at `pos` as matched.
+    pub fn mark_matched(&mut self, pos: u64) {
+        self.flag(pos, MATCHED);
+    }
+
+    /// Takes the row at `pos` out (lookups no longer see it); its bytes if it was held.
+    pub fn take(&mut self, pos: u64) -> Option<Vec<u8>> {
+        let row = self.entry(pos)?.row.to_vec();
+        if self.flag(pos, TAKEN) {
+            self.rows -= 1;
+            Some(row)
+        } else {
+            None
+        }
+    }
+
+    /// Retires the rows `done` says are past their last chance (by their time): whole chunks
+    /// from the front once their latest row is done. With `unmatched`, first takes out each
+    /// done row never matched (in chunks whose earliest row is done) and adds its bytes there,
+    /// so an outer join pads each exactly once, when its own chance is over.
+    pub fn retire(&mut self, done: impl Fn(i64) -> bool, unmatched: Option<&mut Vec<Vec<u8>>>) {
+        if let Some(out) = unmatched {
+            for c in self.chunks.iter_mut() {
+                if !done(c.min_time) {
+                    continue;
+                }
+                let c = Arc::make_mut(c);
+                let (mut at, mut min) = (0, i64::MAX);
+                while at < c.bytes.len() {
+                    let Decoded {
+                        taken, entry: e, size, ..
+                    } = decode(&c.bytes, at, c.start + at as u64);
+                    if !taken {
+                        if done(e.time) {
+                            if !e.matched {
+                                out.push(e.row.to_vec());
+                            }
+                            let field = u32_at(&c.bytes, at + 20) | TAKEN;
+                            c.bytes[at + 20..at + 24].copy_from_slice(&field.to_le_bytes());
+                            self.rows -= 1;
+                        } else {
+                            min = min.min(e.time);
+                        }
+                    }
+                    at += size;
+                }
+                c.min_time = min;
+            }
+        }
+        while self.chunks.front().is_some_and(|c| done(c.max_time)) {
+            let c = self.chunks.pop_front().expect("a chunk");
+            let mut at = 0;
+            while at < c.bytes.len() {
+                let pos = c.start + at as u64;
+                let Decoded {
+                    taken, entry: e, size, ..
+                } = decode(&c.bytes, at, pos);
+                if !taken {
+                    self.rows -= 1;
+                }
+                // The key's newest row retired: so did all its rows.
+                let hash = self.hasher.hash_one(e.key);
+                if let Ok(slot) = self.index.find_entry(hash, |p| *p == pos) {
+                    slot.remove();
+                }
+                at += size;
+            }
+        }
+        if self.chunks.is_empty() {
+            self.index.shrink_to_fit(|_| 0);
+        }
+    }
+
+    /// Each key held once with its key group: (group, key) of its newest row.
+    pub fn keys(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        self.index
+            .iter()
+            .filter_map(|p| self.entry(*p))
+            .map(|e| (e.group, e.key))
+    }
+}
+
+/// Writes the rows (given newest first, written oldest first) of one key's side for a snapshot: a count, then each row's time,
+/// matched flag and bytes.
+pub fn encode_rows<'a>(rows: impl Iterator<Item = Entry<'a>>, buf: &mut Vec<u8>) {
+    let mut rows: Vec<Entry<'a>> = rows.collect();
+    rows.reverse();
+    buf.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+    for e in rows {
+        buf.extend_from_slice(&e.time.to_le_bytes());
+        buf.extend_from_slice(&(e.row.len() as u32 | if e.matched { MATCHED } else { 0 }).to_le_bytes());
+        buf.extend_from_slice(e.row);
+    }
+}
+
+/// A row as a snapshot stores it: time, matched, bytes.
+pub type Stored<'a> = (i64, bool, &'a [u8]);
+
+/// Reads back one side's rows written by [`encode_rows`]: (time, matched, bytes), oldest first.
+pub fn decode_rows<'a>(bytes: &mut &'a [u8]) -> Result<Vec<Stored<'a>>, String> {
+    let short = || "an interval join's state entry ends early".to_string();
+    let take = |b: &mut &'a [u8], n: usize| -> Result<&'a [u8], String> {
+        if b.len() < n {
+            return Err(short());
+        }
+        let (head, rest) = b.split_at(n);
+        *b = rest;
+        Ok(head)
+    };
+    let count = u32::from_le_bytes(take(bytes, 4)?.try_into().expect("4 bytes"));
+    let mut rows = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let time = i64::from_le_bytes(take(bytes, 8)?.try_into().expect("8 bytes"));
+        let field = u32::from_le_bytes(take(bytes, 4)?.try_into().expect("4 bytes"));
+        let row = take(bytes, (field & !MATCHED) as usize)?;
+        rows.push((time, field & MATCHED != 0, row));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(log: &RowLog, key: &[u8]) -> Vec<(i64, Vec<u8>)> {
+        log.rows_of(key).map(|e| (e.time, e.row.to_vec())).collect()
+    }
+
+    #[test]
+    fn each_key_sees_its_own_rows_newest_first_and_taken_rows_no_more() {
+        let mut log = RowLog::default();
+        let a = log.push(1, b"a", 10, b"a10", false);
+        log.push(2, b"b", 11, b"b11", false);
+        log.push(1, b"a", 5, b"a5", true);
+        assert_eq!(rows(&log, b"a"), [(5, b"a5".to_vec()), (10, b"a10".to_vec())]);
+        assert_eq!(rows(&log, b"b"), [(11, b"b11".to_vec())]);
+        assert!(rows(&log, b"c").is_empty());
+        assert_eq!(log.len(), 3);
+        let matched: Vec<bool> = log.rows_of(b"a").map(|e| e.matched).collect();
+        assert_eq!(matched, [true, false]);
+        log.mark_matched(a);
+        assert!(log.rows_of(b"a").all(|e| e.matched));
+        assert_eq!(log.take(a), Some(b"a10".to_vec()));
+        assert_eq!(log.take(a), None, "taken once");
+        assert_eq!(rows(&log, b"a"), [(5, b"a5".to_vec())]);
+        assert_eq!(log.len(), 2);
+        let mut keys: Vec<(u32, Vec<u8>)> = log.keys().map(|(g, k)| (g, k.to_vec())).collect();
+        keys.sort();
+        assert_eq!(keys, [(1, b"a".to_vec()), (2, b"b".to_vec())]);
+    }
+
+    #[test]
+    fn retiring_drops_whole_chunks_once_their_latest_row_is_done_and_forgets_their_keys() {
+        let mut log = RowLog::default();
+        let row = vec![7u8; 1000];
+        // About 250 rows a chunk; keys 0..10 cycle, so every key has rows in every chunk.
+        for t in 0..2_000i64 {
+            log.push(0, &[(t % 10) as u8], t, &row, false);
+        }
+        let chunks = log.chunks.len();
+        assert!(chunks >= 8, "{chunks} chunks");
+        log.retire(|t| t < 1_000, None);
+        assert!(log.chunks.len() < chunks, "chunks retired");
+        let held = log.len();
+        assert!((1_000..1_300).contains(&held), "{held} rows held");
+        // Each key's rows end where the retired chunks began.
+        assert!(log.rows_of(&[3]).all(|e| e.time >= 700));
+        log.retire(|_| true, None);
+        assert!(log.is_empty());
+        assert_eq!(log.keys().count(), 0, "the index forgot every key");
+        log.push(0, &[3], 5_000, b"x", false);
+        assert_eq!(rows(&log, &[3]), [(5_000, b"x".to_vec())], "a key starts afresh");
+    }
+
+    #[test]
+    fn retiring_with_unmatched_takes_each_done_unmatched_row_once() {
+        let mut log = RowLog::default();
+        log.push(0, b"k", 10, b"early", false);
+        log.push(0, b"k", 20, b"met", true);
+        log.push(0, b"k", 30, b"late", false);
+        let mut out = Vec::new();
+        log.retire(|t| t < 25, Some(&mut out));
+        assert_eq!(out, [b"early".to_vec()], "the matched row is not padded");
+        assert_eq!(rows(&log, b"k"), [(30, b"late".to_vec())]);
+        log.retire(|t| t < 25, Some(&mut out));
+        assert_eq!(out.len(), 1, "not twice");
+        log.retire(|t| t < 40, Some(&mut out));
+        assert_eq!(out, [b"early".to_vec(), b"late".to_vec()]);
+        assert!(log.is_empty());
+    }
+
+    #[test]
+    fn a_clone_keeps_its_rows_while_the_log_changes() {
+        let mut log = RowLog::default();
+        let p = log.push(0, b"k", 1, b"one", false);
+        let snapshot = log.clone();
+        log.take(p);
+        log.push(0, b"k", 2, b"two", false);
+        assert_eq!(rows(&snapshot, b"k"), [(1, b"one".to_vec())]);
+        assert_eq!(rows(&log, b"k"), [(2, b"two".to_vec())]);
+    }
+
+    #[test]
+    fn rows_encode_oldest_first_and_decode_back() {
+        let mut log = RowLog::default();
+        log.push(0, b"k", 1, b"one", true);
+        log.push(0, b"k", 2, b"", false);
+        let mut buf = Vec::new();
+        encode_rows(log.rows_of(b"k"), &mut buf);
+        let mut bytes = buf.as_slice();
+        let back = decode_rows(&mut bytes).unwrap();
+        assert_eq!(back, [(1, true, &b"one"[..]), (2, false, &b""[..])]);
+        assert!(bytes.is_empty());
+        assert!(
+            decode_rows(&mut &buf[..buf.len() - 1]).is_err(),
+            "a short entry is an error"
+        );
+    }
+}
