@@ -33,7 +33,7 @@ use crate::operators::broadcast_process::{KeyedBroadcastProcess, KeyedBroadcastP
 use crate::operators::co_process::{KeyedCoProcess, KeyedCoProcessFunction};
 use crate::operators::filter::{FilterExpr, FilterRows};
 use crate::operators::flat_map::FlatMapRows;
-use crate::operators::interval_join::IntervalJoin;
+use crate::operators::interval_join::{IntervalJoin, JoinWindow};
 use crate::operators::join::{JoinType, RegularJoin};
 use crate::operators::keyed_process::{KeyedProcess, KeyedProcessFunction};
 use crate::operators::map::{MapBatches, MapRows};
@@ -770,18 +770,19 @@ impl JoinedStreams {
         self
     }
 
-    /// Joins within tumbling event-time windows (`TumblingEventTimeWindows::of(..)`, its time
-    /// field named with `.on(..)` or the one each side's watermark strategy named). Output,
-    /// append-only: the left columns, then the right's (names must differ). A pair comes out as
-    /// soon as both rows are there rather than when the window closes: the same pairs, sooner;
-    /// each row is kept until the watermark passes its window. Sliding and session windows are
-    /// refused (a pair would belong to several windows).
+    /// Joins within tumbling or sliding event-time windows (`TumblingEventTimeWindows::of(..)`,
+    /// `SlidingEventTimeWindows::of(..)`, the time field named with `.on(..)` or the one each
+    /// side's watermark strategy named). Output, append-only: the left columns, then the right's
+    /// (names must differ); a pair shows once per window holding both rows, as in Flink. A pair
+    /// comes out as soon as both rows are there rather than when the window closes: the same
+    /// pairs, sooner; each row is kept until the watermark passes its last window. Session
+    /// windows (which merge) are refused.
     pub fn window(&self, assigner: WindowAssigner) -> DataStream {
         let env = self.left.env.clone();
-        let tumbling = assigner.kind == WindowKind::Sliding && assigner.size == assigner.slide;
-        if !tumbling || assigner.processing_time {
+        if assigner.kind != WindowKind::Sliding || assigner.processing_time {
             env.record_error(WeirError::plan(
-                "window join: only tumbling event-time windows are supported yet (TumblingEventTimeWindows)",
+                "window join: only tumbling and sliding event-time windows are supported yet \
+                 (TumblingEventTimeWindows, SlidingEventTimeWindows)",
             ));
         }
         if self.left_keys.is_empty() || self.right_keys.is_empty() {
@@ -798,7 +799,11 @@ impl JoinedStreams {
             lower: -span,
             upper: span,
             semi: false,
-            window: Some((assigner.size, assigner.offset)),
+            window: Some(JoinWindow {
+                size: assigner.size,
+                slide: assigner.slide,
+                offset: assigner.offset,
+            }),
             outer: [false, false],
             condition: None,
         };

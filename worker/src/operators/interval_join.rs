@@ -45,10 +45,10 @@ pub struct IntervalJoin {
     /// A semi join: each left row once, when it first has a match, without the right's
     /// columns (SQL's `EXISTS` / `IN` over windowed results, Nexmark q8).
     pub semi: bool,
-    /// A tumbling window join (Flink's `join(..).window(..)`): `(size, offset)` ms; rows join
+    /// A window join (Flink's `join(..).window(..)`, tumbling or sliding windows): rows join
     /// only within the same window (its start is part of the key; give bounds of
-    /// `±(size − 1)`).
-    pub window: Option<(i64, i64)>,
+    /// `±(size − 1)`); a pair in several sliding windows shows once per window, as in Flink.
+    pub window: Option<JoinWindow>,
     /// A semi join's further condition over a left row and a right one (both inputs' columns
     /// by name): a left row shows when it first meets a right row within the bounds for which
     /// it holds (q5's `num >= maxn`). Evaluated once per batch over every candidate pair.
@@ -57,6 +57,28 @@ pub struct IntervalJoin {
     /// row of the other side, shown padded with nulls once the watermark passes their last
     /// chance (Flink's outer interval join: the output still only appends).
     pub outer: [bool; 2],
+}
+
+/// The windows of a window join, ms: every `slide` from `offset`, each `size` long (tumbling
+/// when `slide == size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWindow {
+    /// Length of a window.
+    pub size: i64,
+    /// Distance between window starts.
+    pub slide: i64,
+    /// Where the windows start relative to the epoch.
+    pub offset: i64,
+}
+
+impl JoinWindow {
+    /// The starts of the windows holding `time`, latest first.
+    fn starts(self, time: i64) -> impl Iterator<Item = i64> {
+        let last = time - (time - self.offset).rem_euclid(self.slide);
+        (0..)
+            .map(move |n: i64| last - n * self.slide)
+            .take_while(move |start| *start > time - self.size)
+    }
 }
 
 /// One input, planned: key columns and time column (every column goes to the output).
@@ -74,8 +96,10 @@ impl IntervalJoin {
             )));
         };
         key_counts("an interval join", &self.left_keys, &self.right_keys)?;
-        if self.window.is_some_and(|(size, _)| size <= 0) {
-            return Err(WeirError::plan("window join: the window size must be positive"));
+        if self.window.is_some_and(|w| w.size <= 0 || w.slide <= 0) {
+            return Err(WeirError::plan(
+                "window join: the window size and slide must be positive",
+            ));
         }
         if self.lower > self.upper {
             return Err(WeirError::plan(format!(
@@ -222,7 +246,7 @@ struct IntervalJoinOp {
     lower: i64,
     upper: i64,
     semi: bool,
-    window: Option<(i64, i64)>,
+    window: Option<JoinWindow>,
     output: SchemaRef,
     /// Each side's rows; the watermark retires a row of `side` at `time` once it passes
     /// [`IntervalJoinOp::done_after`].
@@ -368,58 +392,67 @@ impl Operator for IntervalJoinOp {
             let row = rows.row(i);
             let row: &[u8] = row.as_ref();
             let key = keys.row(i);
-            let windowed;
-            let key: &[u8] = match self.window {
-                // The window's start after the key: only rows of the same window meet.
-                Some((size, offset)) => {
-                    let start = time - (time - offset).rem_euclid(size);
-                    windowed = [key.as_ref(), &start.to_be_bytes()[..]].concat();
-                    &windowed
-                }
-                None => key.as_ref(),
+            // A window join: the row once per window holding it, the window's start after the
+            // key, so only rows of the same window meet.
+            let windowed: Vec<Vec<u8>> = match self.window {
+                Some(w) => w
+                    .starts(time)
+                    .map(|start| [key.as_ref(), &start.to_be_bytes()[..]].concat())
+                    .collect(),
+                None => Vec::new(),
             };
-            let partners = self.partners(input, time);
-            let [left_log, right_log] = &mut self.logs;
-            let (mine, others) = if input == 0 {
-                (left_log, right_log)
+            let (mut each_window, mut just_the_key);
+            let each: &mut dyn Iterator<Item = &[u8]> = if self.window.is_some() {
+                each_window = windowed.iter().map(Vec::as_slice);
+                &mut each_window
             } else {
-                (right_log, left_log)
+                just_the_key = std::iter::once(key.as_ref());
+                &mut just_the_key
             };
-            let mut candidates = others.rows_of(key).filter(|e| partners.contains(&e.time));
-            if self.condition.is_some() {
-                // Every candidate pair now; which hold is decided for the whole batch below.
-                pairs.extend(candidates.map(|e| (i, e.pos, e.row.to_vec())));
-                held.push((i, group, key.to_vec(), time, row.to_vec()));
-                continue;
-            }
-            if self.semi {
-                // A left row shows once, when it first has a match, and is then done with; a
-                // right row shows the waiting left rows it matches.
-                if input == 0 {
-                    if candidates.next().is_some() {
-                        lefts.push(row.to_vec());
-                        continue;
-                    }
+            for key in each {
+                let partners = self.partners(input, time);
+                let [left_log, right_log] = &mut self.logs;
+                let (mine, others) = if input == 0 {
+                    (left_log, right_log)
                 } else {
-                    let met: Vec<u64> = candidates.map(|e| e.pos).collect();
-                    lefts.extend(met.into_iter().filter_map(|pos| others.take(pos)));
+                    (right_log, left_log)
+                };
+                let mut candidates = others.rows_in(key, partners);
+                if self.condition.is_some() {
+                    // Every candidate pair now; which hold is decided for the whole batch below.
+                    pairs.extend(candidates.map(|e| (i, e.pos, e.row.to_vec())));
+                    held.push((i, group, key.to_vec(), time, row.to_vec()));
+                    continue;
                 }
-                mine.push(group, key, time, row, false);
-                continue;
-            }
-            let mut met = Vec::new();
-            for e in candidates {
-                let (l, r) = if input == 0 { (row, e.row) } else { (e.row, row) };
-                lefts.push(l.to_vec());
-                rights.push(r.to_vec());
-                met.push(e.pos);
-            }
-            if self.outer[other] {
-                for pos in &met {
-                    others.mark_matched(*pos);
+                if self.semi {
+                    // A left row shows once, when it first has a match, and is then done with; a
+                    // right row shows the waiting left rows it matches.
+                    if input == 0 {
+                        if candidates.next().is_some() {
+                            lefts.push(row.to_vec());
+                            continue;
+                        }
+                    } else {
+                        let met: Vec<u64> = candidates.map(|e| e.pos).collect();
+                        lefts.extend(met.into_iter().filter_map(|pos| others.take(pos)));
+                    }
+                    mine.push(group, key, time, row, false);
+                    continue;
                 }
+                let mut met = Vec::new();
+                for e in candidates {
+                    let (l, r) = if input == 0 { (row, e.row) } else { (e.row, row) };
+                    lefts.push(l.to_vec());
+                    rights.push(r.to_vec());
+                    met.push(e.pos);
+                }
+                if self.outer[other] {
+                    for pos in &met {
+                        others.mark_matched(*pos);
+                    }
+                }
+                mine.push(group, key, time, row, !met.is_empty());
             }
-            mine.push(group, key, time, row, !met.is_empty());
         }
         if late > 0 {
             self.ctx.add_late(late);

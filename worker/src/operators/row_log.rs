@@ -6,8 +6,10 @@
 //! where a map of keys to buffers cost about 400 bytes a row).
 //!
 //! An entry is `prev` (u64, the key's previous row, or [`NONE`]), `time` (i64), the key group
-//! (u32), the row's length with two flags (u32: matched, taken), the key's length (u32), then
-//! the key's bytes and the row's bytes (Arrow's row format). Positions count bytes appended
+//! (u32), the row's length with two flags (u32: matched, taken), the key's length (u32), the
+//! latest time of this row and the key's older ones (i64: a lookup walking a key's rows newest
+//! first stops once every older row is before its range), then the key's bytes and the row's
+//! bytes (Arrow's row format). Positions count bytes appended
 //! since the log began, so a row's position never changes and a position below the first
 //! chunk's start names a row already retired.
 //!
@@ -17,11 +19,12 @@
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-const HEADER: usize = 28;
+const HEADER: usize = 36;
 /// Bytes a chunk is given room for (a larger row gets a chunk of its own size).
 const CHUNK: usize = 256 * 1024;
 /// No previous row.
@@ -113,6 +116,7 @@ fn decode(bytes: &[u8], at: usize, pos: u64) -> Decoded<'_> {
     let group = u32_at(bytes, at + 16);
     let field = u32_at(bytes, at + 20);
     let key_len = u32_at(bytes, at + 24) as usize;
+    let latest = u64_at(bytes, at + 28) as i64;
     let row_len = (field & LENGTH) as usize;
     let key = &bytes[at + HEADER..at + HEADER + key_len];
     let row = &bytes[at + HEADER + key_len..at + HEADER + key_len + row_len];
@@ -126,15 +130,18 @@ fn decode(bytes: &[u8], at: usize, pos: u64) -> Decoded<'_> {
     };
     Decoded {
         prev,
+        latest,
         taken: field & TAKEN != 0,
         entry,
         size: HEADER + key_len + row_len,
     }
 }
 
-/// An entry as stored: its key's previous row, whether it was taken out, the entry, its size.
+/// An entry as stored: its key's previous row, the latest time of it and the key's older rows,
+/// whether it was taken out, the entry, its size.
 struct Decoded<'a> {
     prev: u64,
+    latest: i64,
     taken: bool,
     entry: Entry<'a>,
     size: usize,
@@ -209,9 +216,12 @@ impl RowLog {
         }
         let pos = self.end;
         let hash = self.hash(key);
-        let prev = match self.index.find(hash, |p| self.entry(*p).is_some_and(|e| e.key == key)) {
-            Some(p) => *p,
-            None => NONE,
+        let (prev, latest) = match self.index.find(hash, |p| self.entry(*p).is_some_and(|e| e.key == key)) {
+            Some(p) => {
+                let (c, at) = self.locate(*p).expect("the index holds live rows");
+                (*p, decode(&c.bytes, at, *p).latest.max(time))
+            }
+            None => (NONE, time),
         };
         let chunk = Arc::make_mut(self.chunks.back_mut().expect("a chunk"));
         let b = &mut chunk.bytes;
@@ -220,6 +230,7 @@ impl RowLog {
         b.extend_from_slice(&group.to_le_bytes());
         b.extend_from_slice(&(row.len() as u32 | if matched { MATCHED } else { 0 }).to_le_bytes());
         b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        b.extend_from_slice(&latest.to_le_bytes());
         b.extend_from_slice(key);
         b.extend_from_slice(row);
         chunk.max_time = chunk.max_time.max(time);
@@ -248,14 +259,24 @@ impl RowLog {
 
     /// The rows of `key` held, newest first.
     pub fn rows_of<'a>(&'a self, key: &[u8]) -> impl Iterator<Item = Entry<'a>> + 'a {
+        self.rows_in(key, i64::MIN..=i64::MAX)
+    }
+
+    /// The rows of `key` held with a time in `range`, newest first. The walk down the key's rows
+    /// ends where every older row is before the range.
+    pub fn rows_in<'a>(&'a self, key: &[u8], range: RangeInclusive<i64>) -> impl Iterator<Item = Entry<'a>> + 'a {
         let mut next = self.newest(key);
         std::iter::from_fn(move || {
             loop {
                 let pos = next?;
                 let (c, at) = self.locate(pos)?;
                 let d = decode(&c.bytes, at, pos);
+                if d.latest < *range.start() {
+                    next = None;
+                    return None;
+                }
                 next = (d.prev != NONE).then_some(d.prev);
-                if !d.taken {
+                if !d.taken && range.contains(&d.entry.time) {
                     return Some(d.entry);
                 }
             }
@@ -421,6 +442,19 @@ mod tests {
         let mut keys: Vec<(u32, Vec<u8>)> = log.keys().map(|(g, k)| (g, k.to_vec())).collect();
         keys.sort();
         assert_eq!(keys, [(1, b"a".to_vec()), (2, b"b".to_vec())]);
+    }
+
+    #[test]
+    fn a_range_lookup_finds_out_of_order_rows_and_stops_below_the_range() {
+        let mut log = RowLog::default();
+        for t in [10, 50, 20, 60] {
+            log.push(0, b"k", t, &t.to_le_bytes(), false);
+        }
+        let times: Vec<i64> = log.rows_in(b"k", 15..=55).map(|e| e.time).collect();
+        assert_eq!(times, [20, 50]);
+        let times: Vec<i64> = log.rows_in(b"k", 0..=15).map(|e| e.time).collect();
+        assert_eq!(times, [10]);
+        assert_eq!(log.rows_in(b"k", 61..=100).count(), 0);
     }
 
     #[test]
