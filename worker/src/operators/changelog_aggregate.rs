@@ -23,7 +23,7 @@ use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
 use crate::state::StateTable;
-use crate::state::ttl::{Stamp, Stamped, Ttl};
+use crate::state::ttl::{Stamp, Ttl};
 
 /// What an aggregate computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,14 +177,7 @@ struct KeyState {
     stamp: Stamp,
 }
 
-impl Stamped for KeyState {
-    fn stamp(&self) -> &Stamp {
-        &self.stamp
-    }
-    fn stamp_mut(&mut self) -> &mut Stamp {
-        &mut self.stamp
-    }
-}
+crate::state::ttl::stamped!(KeyState);
 
 /// One aggregate's accumulator.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use crate::checkpoint::OperatorState;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::state::Snapshot;
 use crate::state::StateTable;
-use crate::state::ttl::{Stamp, Stamped, Ttl};
+use crate::state::ttl::{Stamp, Ttl};
 use crate::window::Agg;
 use crate::window::aggregate::{Acc, PlannedAgg, Values, key_converter, plan_keyed_output};
 
@@ -95,14 +95,7 @@ struct KeyAccs {
     stamp: Stamp,
 }
 
-impl Stamped for KeyAccs {
-    fn stamp(&self) -> &Stamp {
-        &self.stamp
-    }
-    fn stamp_mut(&mut self) -> &mut Stamp {
-        &mut self.stamp
-    }
-}
+crate::state::ttl::stamped!(KeyAccs);
 
 impl Operator for RunningAggregateOp {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> UserResult<()> {

@@ -20,7 +20,7 @@ use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
 use crate::state::StateTable;
-use crate::state::ttl::{Stamp, Stamped, Ttl};
+use crate::state::ttl::{Stamp, Ttl};
 
 /// One sort column: its name, descending or not, nulls first or not.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,14 +134,7 @@ struct KeyState {
     stamp: Stamp,
 }
 
-impl Stamped for KeyState {
-    fn stamp(&self) -> &Stamp {
-        &self.stamp
-    }
-    fn stamp_mut(&mut self) -> &mut Stamp {
-        &mut self.stamp
-    }
-}
+crate::state::ttl::stamped!(KeyState);
 
 struct TopNOp {
     n: usize,

@@ -44,6 +44,21 @@ pub trait Stamped {
     fn stamp_mut(&mut self) -> &mut Stamp;
 }
 
+/// Implements [`Stamped`] for value types whose stamp is their `stamp` field.
+macro_rules! stamped {
+    ($($t:ty),+) => {
+        $(impl $crate::state::ttl::Stamped for $t {
+            fn stamp(&self) -> &$crate::state::ttl::Stamp {
+                &self.stamp
+            }
+            fn stamp_mut(&mut self) -> &mut $crate::state::ttl::Stamp {
+                &mut self.stamp
+            }
+        })+
+    };
+}
+pub(crate) use stamped;
+
 impl<T: Stamped> Expiring for T {
     fn listed(&self) -> Option<i64> {
         self.stamp().listed

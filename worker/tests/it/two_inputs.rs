@@ -308,6 +308,12 @@ fn an_interval_join_pairs_rows_within_its_bounds_at_any_parallelism() {
 #[test]
 fn a_tumbling_window_join_pairs_rows_of_the_same_window_and_key() {
     let want = timed_reference(|lt, rt| lt / 100 == rt / 100);
+    window_join_at_1_and_3(TumblingEventTimeWindows::of(Duration::from_millis(100)), &want);
+}
+
+/// Runs the window join of [`timed_sides`] (keys `k` = `rk`) over `windows` at parallelism 1
+/// and 3, checking the pairs it writes against `want`.
+fn window_join_at_1_and_3(windows: WindowAssigner, want: &[(i64, i64)]) {
     for p in [1, 3] {
         let env = StreamExecutionEnvironment::new();
         env.set_parallelism(p).set_batch_size(64);
@@ -316,7 +322,7 @@ fn a_tumbling_window_join_pairs_rows_of_the_same_window_and_key() {
         left.join(&right)
             .where_("k")
             .equal_to("rk")
-            .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+            .window(windows.clone())
             .add_sink(out.clone());
         env.execute("window-join").unwrap();
         assert_eq!(timed_pairs(&out), want, "parallelism {p}");
@@ -345,22 +351,8 @@ fn a_sliding_window_join_pairs_rows_once_per_window_holding_both() {
     }
     want.sort();
     assert!(want.len() > 1_000, "a meaningful reference: {}", want.len());
-    for p in [1, 3] {
-        let env = StreamExecutionEnvironment::new();
-        env.set_parallelism(p).set_batch_size(64);
-        let (left, right) = timed_sides(&env);
-        let out = Collect::new();
-        left.join(&right)
-            .where_("k")
-            .equal_to("rk")
-            .window(SlidingEventTimeWindows::of(
-                Duration::from_millis(100),
-                Duration::from_millis(50),
-            ))
-            .add_sink(out.clone());
-        env.execute("sliding-window-join").unwrap();
-        assert_eq!(timed_pairs(&out), want, "parallelism {p}");
-    }
+    let windows = SlidingEventTimeWindows::of(Duration::from_millis(100), Duration::from_millis(50));
+    window_join_at_1_and_3(windows, &want);
 }
 
 /// What a window join cannot do is refused, saying so.
