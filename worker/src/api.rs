@@ -33,7 +33,7 @@ use crate::operators::broadcast_process::{KeyedBroadcastProcess, KeyedBroadcastP
 use crate::operators::co_process::{KeyedCoProcess, KeyedCoProcessFunction};
 use crate::operators::filter::{FilterExpr, FilterRows};
 use crate::operators::flat_map::FlatMapRows;
-use crate::operators::interval_join::{IntervalJoin, JoinWindow};
+use crate::operators::interval_join::IntervalJoin;
 use crate::operators::join::{JoinType, RegularJoin};
 use crate::operators::keyed_process::{KeyedProcess, KeyedProcessFunction};
 use crate::operators::map::{MapBatches, MapRows};
@@ -49,7 +49,6 @@ use crate::runtime::control::JobControl;
 use crate::runtime::executor::{self, JobResult, metrics_for};
 use crate::runtime::metrics::JobMetrics;
 use crate::state::AggregateFunction;
-use crate::window::assigner::WindowKind;
 use crate::window::functions::{Typed, UserWindowFn};
 use crate::window::{Agg, ProcessWindowFunction, Trigger, WindowAssigner};
 
@@ -779,12 +778,6 @@ impl JoinedStreams {
     /// windows (which merge) are refused.
     pub fn window(&self, assigner: WindowAssigner) -> DataStream {
         let env = self.left.env.clone();
-        if assigner.kind != WindowKind::Sliding || assigner.processing_time {
-            env.record_error(WeirError::plan(
-                "window join: only tumbling and sliding event-time windows are supported yet \
-                 (TumblingEventTimeWindows, SlidingEventTimeWindows)",
-            ));
-        }
         if self.left_keys.is_empty() || self.right_keys.is_empty() {
             env.record_error(WeirError::plan(
                 "window join: name each side's key fields with .where_(..) and .equal_to(..)",
@@ -799,11 +792,7 @@ impl JoinedStreams {
             lower: -span,
             upper: span,
             semi: false,
-            window: Some(JoinWindow {
-                size: assigner.size,
-                slide: assigner.slide,
-                offset: assigner.offset,
-            }),
+            window: Some(assigner),
             outer: [false, false],
             condition: None,
         };

@@ -25,6 +25,7 @@ use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::{KeyedRecords, Snapshot, read_records};
 use crate::contract::watermark::event_millis;
+use crate::window::assigner::{WindowAssigner, WindowKind};
 
 /// The join's description: each input's key columns (equal types, in order), each input's time
 /// column, and the bounds of the right row's time relative to the left row's.
@@ -48,7 +49,7 @@ pub struct IntervalJoin {
     /// A window join (Flink's `join(..).window(..)`, tumbling or sliding windows): rows join
     /// only within the same window (its start is part of the key; give bounds of
     /// `±(size − 1)`); a pair in several sliding windows shows once per window, as in Flink.
-    pub window: Option<JoinWindow>,
+    pub window: Option<WindowAssigner>,
     /// A semi join's further condition over a left row and a right one (both inputs' columns
     /// by name): a left row shows when it first meets a right row within the bounds for which
     /// it holds (q5's `num >= maxn`). Evaluated once per batch over every candidate pair.
@@ -57,28 +58,6 @@ pub struct IntervalJoin {
     /// row of the other side, shown padded with nulls once the watermark passes their last
     /// chance (Flink's outer interval join: the output still only appends).
     pub outer: [bool; 2],
-}
-
-/// The windows of a window join, ms: every `slide` from `offset`, each `size` long (tumbling
-/// when `slide == size`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JoinWindow {
-    /// Length of a window.
-    pub size: i64,
-    /// Distance between window starts.
-    pub slide: i64,
-    /// Where the windows start relative to the epoch.
-    pub offset: i64,
-}
-
-impl JoinWindow {
-    /// The starts of the windows holding `time`, latest first.
-    fn starts(self, time: i64) -> impl Iterator<Item = i64> {
-        let last = time - (time - self.offset).rem_euclid(self.slide);
-        (0..)
-            .map(move |n: i64| last - n * self.slide)
-            .take_while(move |start| *start > time - self.size)
-    }
 }
 
 /// One input, planned: key columns and time column (every column goes to the output).
@@ -96,10 +75,14 @@ impl IntervalJoin {
             )));
         };
         key_counts("an interval join", &self.left_keys, &self.right_keys)?;
-        if self.window.is_some_and(|w| w.size <= 0 || w.slide <= 0) {
-            return Err(WeirError::plan(
-                "window join: the window size and slide must be positive",
-            ));
+        if let Some(w) = &self.window {
+            if w.kind != WindowKind::Sliding || w.processing_time {
+                return Err(WeirError::plan(
+                    "window join: only tumbling and sliding event-time windows are supported yet \
+                     (TumblingEventTimeWindows, SlidingEventTimeWindows)",
+                ));
+            }
+            w.validate()?;
         }
         if self.lower > self.upper {
             return Err(WeirError::plan(format!(
@@ -216,7 +199,7 @@ impl IntervalJoin {
             lower: self.lower,
             upper: self.upper,
             semi: self.semi,
-            window: self.window,
+            window: self.window.clone(),
             output,
             logs: Default::default(),
             watermark: i64::MIN,
@@ -246,10 +229,10 @@ struct IntervalJoinOp {
     lower: i64,
     upper: i64,
     semi: bool,
-    window: Option<JoinWindow>,
+    window: Option<WindowAssigner>,
     output: SchemaRef,
     /// Each side's rows; the watermark retires a row of `side` at `time` once it passes
-    /// [`IntervalJoinOp::done_after`].
+    /// [`done_before`] says so.
     logs: [RowLog; 2],
     watermark: i64,
     ctx: TaskContext,
@@ -394,7 +377,7 @@ impl Operator for IntervalJoinOp {
             let key = keys.row(i);
             // A window join: the row once per window holding it, the window's start after the
             // key, so only rows of the same window meet.
-            let windowed: Vec<Vec<u8>> = match self.window {
+            let windowed: Vec<Vec<u8>> = match &self.window {
                 Some(w) => w
                     .starts(time)
                     .map(|start| [key.as_ref(), &start.to_be_bytes()[..]].concat())

@@ -109,6 +109,28 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
+/// The index of the chunk holding position `pos`, if not retired (nor past the end).
+fn chunk_of(chunks: &VecDeque<Arc<Chunk>>, pos: u64) -> Option<usize> {
+    let (first, last) = (chunks.front()?, chunks.back()?);
+    if pos < first.start || pos >= last.start + last.bytes.len() as u64 {
+        return None;
+    }
+    Some(chunks.partition_point(|c| c.start <= pos) - 1)
+}
+
+/// The row at `pos` (taken or not), if not retired.
+fn decoded(chunks: &VecDeque<Arc<Chunk>>, pos: u64) -> Option<Decoded<'_>> {
+    let c = &chunks[chunk_of(chunks, pos)?];
+    Some(decode(&c.bytes, (pos - c.start) as usize, pos))
+}
+
+/// Sets the bits `flag` on the entry at `at` of a chunk's bytes; its field before.
+fn set_flag(bytes: &mut [u8], at: usize, flag: u32) -> u32 {
+    let field = u32_at(bytes, at + 20);
+    bytes[at + 20..at + 24].copy_from_slice(&(field | flag).to_le_bytes());
+    field
+}
+
 /// The entry at `at` of a chunk's bytes (at position `pos`).
 fn decode(bytes: &[u8], at: usize, pos: u64) -> Decoded<'_> {
     let prev = u64_at(bytes, at);
@@ -164,21 +186,13 @@ impl RowLog {
 
     /// The chunk holding `pos` and the offset in it, if not retired.
     fn locate(&self, pos: u64) -> Option<(&Chunk, usize)> {
-        let first = self.chunks.front()?;
-        if pos < first.start || pos >= self.end {
-            return None;
-        }
-        let i = self.chunks.partition_point(|c| c.start <= pos) - 1;
+        let i = chunk_of(&self.chunks, pos)?;
         let c = &self.chunks[i];
         Some((c, (pos - c.start) as usize))
     }
 
     fn locate_mut(&mut self, pos: u64) -> Option<(&mut Chunk, usize)> {
-        let first = self.chunks.front()?;
-        if pos < first.start || pos >= self.end {
-            return None;
-        }
-        let i = self.chunks.partition_point(|c| c.start <= pos) - 1;
+        let i = chunk_of(&self.chunks, pos)?;
         let c = Arc::make_mut(&mut self.chunks[i]);
         let at = (pos - c.start) as usize;
         Some((c, at))
@@ -194,8 +208,7 @@ impl RowLog {
 
     /// The row at `pos` (taken or not), if not retired.
     fn entry(&self, pos: u64) -> Option<Entry<'_>> {
-        let (c, at) = self.locate(pos)?;
-        Some(decode(&c.bytes, at, pos).entry)
+        Some(decoded(&self.chunks, pos)?.entry)
     }
 
     /// Appends `row` of `key` (key group `group`) at `time`; `matched`: it met a row of the other
@@ -216,14 +229,23 @@ impl RowLog {
         }
         let pos = self.end;
         let hash = self.hash(key);
-        let (prev, latest) = match self.index.find(hash, |p| self.entry(*p).is_some_and(|e| e.key == key)) {
-            Some(p) => {
-                let (c, at) = self.locate(*p).expect("the index holds live rows");
-                (*p, decode(&c.bytes, at, *p).latest.max(time))
-            }
+        let chunks = &mut self.chunks;
+        // One probe: the key's newest row, if any, becomes this row's previous and its slot
+        // names this row.
+        let newest = self
+            .index
+            .find_mut(hash, |p| decoded(chunks, *p).is_some_and(|d| d.entry.key == key));
+        let (prev, latest) = match &newest {
+            Some(p) => (
+                **p,
+                decoded(chunks, **p)
+                    .expect("the index holds live rows")
+                    .latest
+                    .max(time),
+            ),
             None => (NONE, time),
         };
-        let chunk = Arc::make_mut(self.chunks.back_mut().expect("a chunk"));
+        let chunk = Arc::make_mut(chunks.back_mut().expect("a chunk"));
         let b = &mut chunk.bytes;
         b.extend_from_slice(&prev.to_le_bytes());
         b.extend_from_slice(&time.to_le_bytes());
@@ -237,17 +259,13 @@ impl RowLog {
         chunk.min_time = chunk.min_time.min(time);
         self.end += size as u64;
         self.rows += 1;
-        let hasher = &self.hasher;
-        let chunks = &self.chunks;
-        let key_of = |p: u64| -> u64 {
-            let i = chunks.partition_point(|c| c.start <= p) - 1;
-            let c = &chunks[i];
-            hasher.hash_one(decode(&c.bytes, (p - c.start) as usize, p).entry.key)
-        };
-        if prev == NONE {
-            self.index.insert_unique(hash, pos, |p| key_of(*p));
-        } else if let Some(slot) = self.index.find_mut(hash, |p| *p == prev) {
-            *slot = pos;
+        match newest {
+            Some(slot) => *slot = pos,
+            None => {
+                let hasher = &self.hasher;
+                let key_of = |p: &u64| hasher.hash_one(decoded(chunks, *p).expect("live").entry.key);
+                self.index.insert_unique(hash, pos, key_of);
+            }
         }
         pos
     }
@@ -288,9 +306,7 @@ impl RowLog {
         let Some((c, at)) = self.locate_mut(pos) else {
             return false;
         };
-        let field = u32_at(&c.bytes, at + 20);
-        c.bytes[at + 20..at + 24].copy_from_slice(&(field | flag).to_le_bytes());
-        field & TAKEN == 0
+        set_flag(&mut c.bytes, at, flag) & TAKEN == 0
     }
 
     /// Marks the row at `pos` as matched.
@@ -330,8 +346,7 @@ impl RowLog {
                             if !e.matched {
                                 out.push(e.row.to_vec());
                             }
-                            let field = u32_at(&c.bytes, at + 20) | TAKEN;
-                            c.bytes[at + 20..at + 24].copy_from_slice(&field.to_le_bytes());
+                            set_flag(&mut c.bytes, at, TAKEN);
                             self.rows -= 1;
                         } else {
                             min = min.min(e.time);
