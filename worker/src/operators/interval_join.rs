@@ -16,6 +16,8 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 
+use super::row_codec::{EncodedRows, RowCodec};
+
 use super::join_schema::{add_side, key_counts, same_key_types, time_column};
 use super::row_log::{RowLog, decode_rows, encode_rows};
 use super::running_aggregate::OP_COLUMN;
@@ -151,15 +153,6 @@ impl IntervalJoin {
                 .map(|k| SortField::new(inputs[0].field(*k).data_type().clone()))
                 .collect(),
         )?;
-        let rows = |schema: &SchemaRef| -> Result<RowConverter> {
-            Ok(RowConverter::new(
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| SortField::new(f.data_type().clone()))
-                    .collect(),
-            )?)
-        };
         let condition = match &self.condition {
             None => None,
             Some(_) if !self.semi => {
@@ -177,17 +170,9 @@ impl IntervalJoin {
                 Some((expr, pairs))
             }
         };
-        let rows = [rows(&inputs[0])?, rows(&inputs[1])?];
+        let rows = [RowCodec::new(&inputs[0])?, RowCodec::new(&inputs[1])?];
         // The row of nulls each side is padded with.
-        let null_row = |side: usize| -> Result<Vec<u8>> {
-            let nulls: Vec<ArrayRef> = inputs[side]
-                .fields()
-                .iter()
-                .map(|f| arrow::array::new_null_array(f.data_type(), 1))
-                .collect();
-            Ok(rows[side].convert_columns(&nulls)?.row(0).as_ref().to_vec())
-        };
-        let null_rows = [null_row(0)?, null_row(1)?];
+        let null_rows = [rows[0].null_row()?, rows[1].null_row()?];
         Ok(IntervalJoinOp {
             condition,
             outer: self.outer,
@@ -224,7 +209,7 @@ struct IntervalJoinOp {
     null_rows: [Vec<u8>; 2],
     padded: [Vec<Vec<u8>>; 2],
     sides: [SidePlan; 2],
-    rows: [RowConverter; 2],
+    rows: [RowCodec; 2],
     keys: RowConverter,
     lower: i64,
     upper: i64,
@@ -242,13 +227,9 @@ impl IntervalJoinOp {
     /// The output rows of `lefts` paired with `rights` (in row format; a semi join shows the
     /// left rows alone).
     fn pairs_batch(&self, lefts: &[Vec<u8>], rights: &[Vec<u8>]) -> UserResult<RecordBatch> {
-        let decode = |rows: &RowConverter, encoded: &[Vec<u8>]| -> UserResult<Vec<ArrayRef>> {
-            let parser = rows.parser();
-            Ok(rows.convert_rows(encoded.iter().map(|r| parser.parse(r)))?)
-        };
-        let mut columns = decode(&self.rows[0], lefts)?;
+        let mut columns = self.rows[0].decode(lefts.iter().map(Vec::as_slice))?;
         if !self.semi {
-            columns.extend(decode(&self.rows[1], rights)?);
+            columns.extend(self.rows[1].decode(rights.iter().map(Vec::as_slice))?);
         }
         Ok(RecordBatch::try_new(self.output.clone(), columns)?)
     }
@@ -285,7 +266,7 @@ impl IntervalJoinOp {
     fn semi_with_condition(
         &mut self,
         input: usize,
-        rows: &arrow::row::Rows,
+        rows: &EncodedRows,
         pairs: Vec<Candidate>,
         held: Vec<Held>,
     ) -> UserResult<Vec<Vec<u8>>> {
@@ -294,7 +275,7 @@ impl IntervalJoinOp {
         if !pairs.is_empty() {
             let (mut ls, mut rs): (Vec<&[u8]>, Vec<&[u8]>) = (Vec::new(), Vec::new());
             for (i, _, other) in &pairs {
-                let this: &[u8] = rows.row(*i).data();
+                let this: &[u8] = rows.row(*i);
                 let (l, r) = if input == 0 {
                     (this, other.as_slice())
                 } else {
@@ -303,9 +284,8 @@ impl IntervalJoinOp {
                 ls.push(l);
                 rs.push(r);
             }
-            let (lp, rp) = (self.rows[0].parser(), self.rows[1].parser());
-            let mut columns = self.rows[0].convert_rows(ls.iter().map(|r| lp.parse(r)))?;
-            columns.extend(self.rows[1].convert_rows(rs.iter().map(|r| rp.parse(r)))?);
+            let mut columns = self.rows[0].decode(ls)?;
+            columns.extend(self.rows[1].decode(rs)?);
             let batch = RecordBatch::try_new(schema.clone(), columns)?;
             let mask = condition.evaluate(&batch)?.into_array(batch.num_rows())?;
             let mask = mask.as_boolean();
@@ -354,7 +334,7 @@ impl Operator for IntervalJoinOp {
         let keys = self.keys.convert_columns(&key_columns)?;
         let groups = crate::keys::key_groups(&key_columns, batch.num_rows(), self.ctx.max_parallelism)?;
         let times = event_millis(batch.column(plan.time))?;
-        let rows = self.rows[input].convert_columns(batch.columns())?;
+        let rows = self.rows[input].encode(batch.columns())?;
         let other = 1 - input;
         let (mut lefts, mut rights): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
         // With a condition: candidate pairs (row, key group, key, the other row's time, its
@@ -373,7 +353,6 @@ impl Operator for IntervalJoinOp {
             }
             let time = times.value(i);
             let row = rows.row(i);
-            let row: &[u8] = row.as_ref();
             let key = keys.row(i);
             // A window join: the row once per window holding it, the window's start after the
             // key, so only rows of the same window meet.

@@ -17,9 +17,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
+
+use super::row_codec::RowCodec;
 use serde::{Deserialize, Serialize};
 
 use super::join_schema::{add_side, key_counts, same_key_types};
@@ -169,21 +171,11 @@ impl OperatorFactory for RegularJoin {
             .iter()
             .map(|k| SortField::new(inputs[0].field(*k).data_type().clone()))
             .collect();
-        let row_converter = |schema: &SchemaRef, plan: &SidePlan| -> Result<(RowConverter, Vec<u8>)> {
-            let converter = RowConverter::new(
-                plan.columns
-                    .iter()
-                    .map(|c| SortField::new(schema.field(*c).data_type().clone()))
-                    .collect(),
-            )?;
+        let row_converter = |schema: &SchemaRef, plan: &SidePlan| -> Result<(RowCodec, Vec<u8>)> {
+            let codec = RowCodec::new(&Arc::new(schema.project(&plan.columns)?))?;
             // The row of nulls an outer join pads with.
-            let nulls: Vec<ArrayRef> = plan
-                .columns
-                .iter()
-                .map(|c| new_null_array(schema.field(*c).data_type(), 1))
-                .collect();
-            let null_row = converter.convert_columns(&nulls)?.row(0).as_ref().to_vec();
-            Ok((converter, null_row))
+            let null_row = codec.null_row()?;
+            Ok((codec, null_row))
         };
         let (left_rows, left_null) = row_converter(&inputs[0], &l)?;
         let (right_rows, right_null) = row_converter(&inputs[1], &r)?;
@@ -230,14 +222,14 @@ impl OperatorFactory for RegularJoin {
     }
 }
 
-/// One input at run time: its plan, the row format of its columns, its row of nulls.
+/// One input at run time: its plan, the codec of its rows, its row of nulls.
 struct Side {
     plan: SidePlan,
-    rows: RowConverter,
+    rows: RowCodec,
     null_row: Vec<u8>,
 }
 
-/// One key's rows on both sides: each row (in the side's row format, ordered by it) with its
+/// One key's rows on both sides: each row (its side's [`RowCodec`] bytes, ordered by them) with its
 /// multiplicity and last write (processing time, with a state TTL), and each side's total, so
 /// a row is found and counted in logarithmic time however many rows a key has (a window's
 /// auctions in q5).
@@ -321,7 +313,7 @@ struct JoinOp {
     ttl: Ttl,
 }
 
-/// Output rows being gathered: each one's left and right row (row format) and its kind.
+/// Output rows being gathered: each one's left and right row (encoded) and its kind.
 #[derive(Default)]
 struct Pending {
     left: Vec<Vec<u8>>,
@@ -417,7 +409,7 @@ impl JoinOp {
         Ok(())
     }
 
-    /// The condition over every pair of `lefts` × `rights` (rows in their sides' row format):
+    /// The condition over every pair of `lefts` × `rights` (rows encoded by their sides):
     /// per left row, per right row, whether it holds (a null counts as false).
     fn meets(
         &self,
@@ -428,19 +420,12 @@ impl JoinOp {
         if lefts.is_empty() || rights.is_empty() {
             return Ok(vec![vec![false; rights.len()]; lefts.len()]);
         }
-        let (lp, rp) = (self.sides[0].rows.parser(), self.sides[1].rows.parser());
         let pairs: Vec<(&[u8], &[u8])> = lefts
             .iter()
             .flat_map(|l| rights.iter().map(move |r| (*l, *r)))
             .collect();
-        let mut columns = self.sides[0]
-            .rows
-            .convert_rows(pairs.iter().map(|(l, _)| lp.parse(l)))?;
-        columns.extend(
-            self.sides[1]
-                .rows
-                .convert_rows(pairs.iter().map(|(_, r)| rp.parse(r)))?,
-        );
+        let mut columns = self.sides[0].rows.decode(pairs.iter().map(|(l, _)| *l))?;
+        columns.extend(self.sides[1].rows.decode(pairs.iter().map(|(_, r)| *r))?);
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         let mask = condition.evaluate(&batch)?.into_array(batch.num_rows())?;
         let mask = mask.as_boolean();
@@ -460,13 +445,9 @@ impl JoinOp {
         if pending.ops.is_empty() {
             return Ok(());
         }
-        let decode = |side: &Side, rows: &[Vec<u8>]| -> UserResult<Vec<ArrayRef>> {
-            let parser = side.rows.parser();
-            Ok(side.rows.convert_rows(rows.iter().map(|r| parser.parse(r)))?)
-        };
-        let mut columns = decode(&self.sides[0], &pending.left)?;
+        let mut columns = self.sides[0].rows.decode(pending.left.iter().map(Vec::as_slice))?;
         if !self.join_type.left_only() {
-            columns.extend(decode(&self.sides[1], &pending.right)?);
+            columns.extend(self.sides[1].rows.decode(pending.right.iter().map(Vec::as_slice))?);
         }
         if self.updating {
             columns.push(Arc::new(StringArray::from(pending.ops)));
@@ -487,7 +468,7 @@ impl Operator for JoinOp {
         let keys = self.keys.convert_columns(&key_columns)?;
         let groups = crate::keys::key_groups(&key_columns, batch.num_rows(), self.max_parallelism)?;
         let row_columns: Vec<ArrayRef> = this.plan.columns.iter().map(|c| batch.column(*c).clone()).collect();
-        let rows = this.rows.convert_columns(&row_columns)?;
+        let rows = this.rows.encode(&row_columns)?;
         let ops = this.plan.op.map(|c| batch.column(c).as_string::<i32>().clone());
         let other = 1 - input;
         let now = self.ttl.begin(&mut self.state)?;
@@ -498,7 +479,6 @@ impl Operator for JoinOp {
             let null_key = key_columns.iter().any(|c| c.is_null(i));
             let adds = ops.as_ref().is_none_or(|o| matches!(o.value(i), "+I" | "+U"));
             let row = rows.row(i);
-            let row: &[u8] = row.as_ref();
             if null_key {
                 // No match: shown padded by an outer side, and by an anti join's left side.
                 if pads_self || (input == 0 && self.join_type == JoinType::LeftAnti) {

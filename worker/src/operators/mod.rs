@@ -18,6 +18,7 @@ pub mod lookup_join;
 pub mod lookup_table;
 pub mod map;
 pub mod mini_batch;
+pub mod row_codec;
 pub mod row_log;
 pub mod running_aggregate;
 pub mod select;

@@ -9,7 +9,7 @@
 //! (u32), the row's length with two flags (u32: matched, taken), the key's length (u32), the
 //! latest time of this row and the key's older ones (i64: a lookup walking a key's rows newest
 //! first stops once every older row is before its range), then the key's bytes and the row's
-//! bytes (Arrow's row format). Positions count bytes appended
+//! bytes ([`super::row_codec`]). Positions count bytes appended
 //! since the log began, so a row's position never changes and a position below the first
 //! chunk's start names a row already retired.
 //!
@@ -48,7 +48,7 @@ pub struct Entry<'a> {
     pub matched: bool,
     /// Its key's bytes.
     pub key: &'a [u8],
-    /// Its bytes (Arrow's row format of its side).
+    /// Its bytes (its side's [`super::row_codec`] form).
     pub row: &'a [u8],
 }
 

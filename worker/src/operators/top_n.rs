@@ -11,6 +11,8 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
+
+use super::row_codec::RowCodec;
 use serde::{Deserialize, Serialize};
 
 use super::running_aggregate::OP_COLUMN;
@@ -104,13 +106,7 @@ impl OperatorFactory for TopN {
                 })
                 .collect(),
         )?;
-        let rows = RowConverter::new(
-            input
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let rows = RowCodec::new(input)?;
         Ok(Box::new(TopNOp {
             n: self.n,
             keys,
@@ -126,7 +122,7 @@ impl OperatorFactory for TopN {
     }
 }
 
-/// One key's best rows, best first: (sort key, row), both in Arrow's row format.
+/// One key's best rows, best first: (sort key in Arrow's row format, row as [`RowCodec`] bytes).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct KeyState {
     rows: Vec<(Vec<u8>, Vec<u8>)>,
@@ -142,7 +138,7 @@ struct TopNOp {
     order: Vec<usize>,
     key_converter: RowConverter,
     sort_converter: RowConverter,
-    rows: RowConverter,
+    rows: RowCodec,
     output: SchemaRef,
     state: StateTable<KeyState>,
     max_parallelism: u32,
@@ -157,7 +153,7 @@ impl Operator for TopNOp {
         let keys = self.key_converter.convert_columns(&key_columns)?;
         let groups = crate::keys::key_groups(&key_columns, batch.num_rows(), self.max_parallelism)?;
         let sorts = self.sort_converter.convert_columns(&columns(&self.order))?;
-        let rows = self.rows.convert_columns(batch.columns())?;
+        let rows = self.rows.encode(batch.columns())?;
         // Output rows: (row, rank, op).
         let mut emitted: Vec<(Vec<u8>, u64, &'static str)> = Vec::new();
         for (i, &group) in groups.iter().enumerate() {
@@ -175,7 +171,7 @@ impl Operator for TopNOp {
             let state = self.state.get_or_insert_with(group, key, KeyState::default)?;
             self.ttl.touch(state, group, key, now);
             let at = place(state);
-            state.rows.insert(at, (sort.to_vec(), rows.row(i).as_ref().to_vec()));
+            state.rows.insert(at, (sort.to_vec(), rows.row(i).to_vec()));
             if state.rows.len() > self.n {
                 let (_, gone) = state.rows.pop().expect("more than n");
                 emitted.push((gone, self.n as u64, "-D"));
@@ -189,10 +185,7 @@ impl Operator for TopNOp {
         if emitted.is_empty() {
             return Ok(());
         }
-        let parser = self.rows.parser();
-        let mut columns = self
-            .rows
-            .convert_rows(emitted.iter().map(|(r, _, _)| parser.parse(r)))?;
+        let mut columns = self.rows.decode(emitted.iter().map(|(r, _, _)| r.as_slice()))?;
         columns.push(Arc::new(UInt64Array::from_iter_values(
             emitted.iter().map(|(_, r, _)| *r),
         )));

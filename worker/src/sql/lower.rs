@@ -363,6 +363,16 @@ impl<'a> Lowering<'a> {
                 if let LogicalPlan::Window(w) = f.input.as_ref() {
                     return self.top_n(w, &f.predicate);
                 }
+                // The planner may narrow the window's columns between it and the filter.
+                if let LogicalPlan::Projection(p) = f.input.as_ref()
+                    && let LogicalPlan::Window(w) = p.input.as_ref()
+                    && p.expr.iter().all(|e| matches!(e, Expr::Column(_)))
+                {
+                    let ranked = self.top_n(w, &f.predicate)?;
+                    let mut items = projection_items(p);
+                    items.push((col(OP_COLUMN), OP_COLUMN.into()));
+                    return self.project(ranked, items);
+                }
                 if self.pushdown
                     && let Some(kind) = nexmark_event_type(self.catalog, &f.input, &f.predicate)
                 {
@@ -403,10 +413,12 @@ impl<'a> Lowering<'a> {
             }
             LogicalPlan::Join(j) => self.join(j),
             LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => Err(WeirError::plan(
-                "ORDER BY and LIMIT on a stream need Top-N (ROW_NUMBER() OVER …), which arrives with the joins",
+                "ORDER BY and LIMIT over a stream are not supported: keep the first rows per key with Top-N, \
+                 ROW_NUMBER() OVER (PARTITION BY … ORDER BY …) in a subquery filtered by rownum <= N outside it",
             )),
             LogicalPlan::Window(_) => Err(WeirError::plan(
-                "OVER windows (ROW_NUMBER, running aggregates over ordered rows) arrive with Top-N and deduplication",
+                "OVER windows run as Top-N only: ROW_NUMBER() OVER (PARTITION BY … ORDER BY …) in a subquery, \
+                 filtered by rownum <= N (or = 1) outside it",
             )),
             other => Err(WeirError::plan(format!(
                 "a streaming job cannot run this part of the plan yet: {}",
@@ -924,8 +936,27 @@ impl<'a> Lowering<'a> {
                     .map(|(i, from)| (col(&from), format!("__r{i}")))
                     .collect();
             }
-            let (key_items, keys) = join_keys(&on, index, left_plan, right_plan)?;
-            items.extend(key_items);
+            let (key_items, mut keys) = join_keys(&on, index, left_plan, right_plan)?;
+            // A key that is one of the side's columns, of the type compared, is keyed by that
+            // column: no copy of it in every row the join keeps.
+            let columns = stream_names(plan.schema());
+            for ((e, name), key) in key_items.into_iter().zip(keys.iter_mut()) {
+                let same = match &e {
+                    Expr::Cast(c) => match c.expr.as_ref() {
+                        Expr::Column(column) => columns
+                            .iter()
+                            .position(|n| *n == column.name)
+                            .filter(|i| plan.schema().field(*i).data_type() == c.field.data_type()),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                // (A semi join's right side shows no column, so its keys are their own.)
+                match same.and_then(|i| items.get(i)) {
+                    Some((_, shown)) => *key = shown.clone(),
+                    None => items.push((e, name)),
+                }
+            }
             if input.updating {
                 items.push((col(OP_COLUMN), OP_COLUMN.into()));
             }
