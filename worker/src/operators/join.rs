@@ -78,8 +78,10 @@ pub struct RegularJoin {
     pub left_keys: Vec<String>,
     /// Key columns of the right input.
     pub right_keys: Vec<String>,
-    /// Semi and anti joins: a further condition a match must meet (SQL over the left input's
-    /// columns then the right's, which must be named apart; `None`: equal keys suffice).
+    /// A further condition a match must meet (SQL over the left input's columns then the
+    /// right's, which must be named apart; `None`: equal keys suffice). An outer join pads a
+    /// row that meets no row of the other side under it, as Flink's; an inner join's is
+    /// cheaper as a filter of its output.
     pub condition: Option<datafusion::logical_expr::Expr>,
     /// `table.exec.state.ttl` (ms): a row not written for this long leaves the join's state
     /// (each row on its own, as in Flink) without output; later rows no longer meet it.
@@ -131,13 +133,6 @@ impl RegularJoin {
                 plan.columns.iter().copied(),
                 self.join_type.pads(1 - side),
             )?;
-        }
-        // A semi join of appends only ever adds rows (a left row shows once its first match
-        // arrives, and matches never leave); an anti join retracts a row when a match arrives.
-        if self.condition.is_some() && !self.join_type.left_only() {
-            return Err(WeirError::plan(
-                "a join condition besides the keys is supported on semi and anti joins (filter an inner join's output)",
-            ));
         }
         let updating =
             l.op.is_some() || r.op.is_some() || !matches!(self.join_type, JoinType::Inner | JoinType::LeftSemi);
@@ -409,6 +404,72 @@ impl JoinOp {
         Ok(())
     }
 
+    /// An inner or outer join's output for one input row of `input` under a condition: its
+    /// pairs with the other side's rows that meet it; padded if it meets none (an outer side);
+    /// and each row of the other side it meets loses its padding when this row is its first
+    /// match (before the pair) or regains it when this row was its last (after the pair's
+    /// retraction). A row's matches are counted afresh over the key's rows, so the state holds
+    /// rows alone (as for the keys-only join).
+    fn conditioned(
+        &self,
+        pending: &mut Pending,
+        condition: &(Arc<dyn datafusion::physical_expr::PhysicalExpr>, SchemaRef),
+        input: usize,
+        row: &[u8],
+        adds: bool,
+        state: &KeyState,
+    ) -> UserResult<()> {
+        let other = 1 - input;
+        let (pads_self, pads_other) = (self.join_type.pads(input), self.join_type.pads(other));
+        let op = if adds { "+I" } else { "-D" };
+        // This side's rows after the change (`row` first, even if it just left) and the other's.
+        let mut mine: Vec<(&[u8], i64)> = vec![(row, 0)];
+        for (r, (n, _)) in &state.sides[input] {
+            if r.as_slice() == row {
+                mine[0].1 = *n;
+            } else {
+                mine.push((r.as_slice(), *n));
+            }
+        }
+        let others: Vec<(&[u8], i64)> = state.sides[other]
+            .iter()
+            .map(|(o, (n, _))| (o.as_slice(), *n))
+            .collect();
+        let this: Vec<&[u8]> = mine.iter().map(|(r, _)| *r).collect();
+        let those: Vec<&[u8]> = others.iter().map(|(o, _)| *o).collect();
+        // met[t][o]: whether this side's row t and the other's row o meet the condition.
+        let met = if input == 0 {
+            self.meets(condition, &this, &those)?
+        } else {
+            let m = self.meets(condition, &those, &this)?;
+            (0..this.len())
+                .map(|t| (0..those.len()).map(|o| m[o][t]).collect())
+                .collect()
+        };
+        let mut any = false;
+        for (o, (other_row, n)) in others.iter().enumerate() {
+            if !met[0][o] {
+                continue;
+            }
+            any = true;
+            // How many of this side's rows meet `o` now, and before the change.
+            let now: i64 = mine.iter().zip(&met).filter(|(_, m)| m[o]).map(|((_, c), _)| *c).sum();
+            let before = now - if adds { 1 } else { -1 };
+            let null = &self.sides[input].null_row;
+            if pads_other && adds && before == 0 {
+                self.pair(pending, other, other_row, null, "-D", *n);
+            }
+            self.pair(pending, input, row, other_row, op, *n);
+            if pads_other && !adds && now == 0 {
+                self.pair(pending, other, other_row, null, "+I", *n);
+            }
+        }
+        if !any && pads_self {
+            self.pair(pending, input, row, &self.sides[other].null_row, op, 1);
+        }
+        Ok(())
+    }
+
     /// The condition over every pair of `lefts` × `rights` (rows encoded by their sides):
     /// per left row, per right row, whether it holds (a null counts as false).
     fn meets(
@@ -504,6 +565,13 @@ impl Operator for JoinOp {
             let op = if adds { "+I" } else { "-D" };
             if self.join_type.left_only() {
                 self.semi(&mut pending, input, row, op, before, after, state)?;
+                if state.is_empty() {
+                    self.state.remove(group, &key)?;
+                }
+                continue;
+            }
+            if let Some(condition) = &self.condition {
+                self.conditioned(&mut pending, condition, input, row, adds, state)?;
                 if state.is_empty() {
                     self.state.remove(group, &key)?;
                 }

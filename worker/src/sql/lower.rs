@@ -909,17 +909,9 @@ impl<'a> Lowering<'a> {
             JoinType::Left | JoinType::Right | JoinType::Full => bounds().filter(|b| b.rest.is_none()),
             _ => None,
         };
-        // An outer join pads by the keys alone, or by the keys and time bounds (an interval join).
-        if let Some(f) = &j.filter
-            && matches!(join_type, JoinType::Left | JoinType::Right | JoinType::Full)
-            && interval.is_none()
-        {
-            return Err(WeirError::plan(format!(
-                "an outer join may only compare the two sides' columns with '=' (and bound one side's \
-                 rowtime by the other's) so far (this one also has {f}); filter the inputs, or join inner and \
-                 filter the result"
-            )));
-        }
+        // An outer join's further condition decides what matches, so it runs inside the join
+        // (an inner join's filters the pairs after it).
+        let outer_condition = matches!(join_type, JoinType::Left | JoinType::Right | JoinType::Full);
         let mut sides = Vec::new();
         for (index, plan) in [left_plan, right_plan].into_iter().enumerate() {
             let input = self.lower(plan)?;
@@ -1009,6 +1001,7 @@ impl<'a> Lowering<'a> {
         }
         let condition = match &j.filter {
             Some(f) if in_join => Some(in_join_names(f, left_plan, right_plan, &out_names[0..split])?),
+            Some(f) if outer_condition => Some(resolve(f.clone(), &j.schema)),
             _ => None,
         };
         let op = RegularJoin {
@@ -1031,7 +1024,9 @@ impl<'a> Lowering<'a> {
             pending: Some(items),
         };
         match &j.filter {
-            Some(f) if !in_join => self.restrict(lowered, resolve(f.clone(), &j.schema), "join-filter"),
+            Some(f) if !in_join && !outer_condition => {
+                self.restrict(lowered, resolve(f.clone(), &j.schema), "join-filter")
+            }
             _ => Ok(lowered),
         }
     }

@@ -10,6 +10,7 @@ mod cluster;
 mod connectors;
 mod event_time;
 mod incremental;
+mod joins_and_ranks;
 mod kafka;
 mod keyed_state;
 mod layers;
