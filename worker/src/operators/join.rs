@@ -31,8 +31,8 @@ use crate::checkpoint::OperatorState;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::field_index;
 use crate::contract::state::Snapshot;
-use crate::state::StateTable;
 use crate::state::ttl::{Expiring, Expiry, Ttl};
+use crate::state::{Codec, StateTable};
 
 /// Which rows a join keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,7 +210,7 @@ impl OperatorFactory for RegularJoin {
             keys: RowConverter::new(key_fields)?,
             output,
             updating,
-            state: StateTable::new(&ctx.state)?,
+            state: StateTable::with_codec(&ctx.state, key_state_codec())?,
             max_parallelism: ctx.max_parallelism,
             ttl: Ttl::new(self.state_ttl, &ctx.clock),
         }))
@@ -234,6 +234,32 @@ struct KeyState {
     totals: [i64; 2],
     /// When the TTL index looks at the key again.
     listed: Option<i64>,
+    /// Bytes its rows hold in memory (not stored: counted again as an entry is decoded), so the
+    /// disk backend's cache counts a key's rows as they grow.
+    #[serde(skip)]
+    bytes: usize,
+}
+
+/// Bytes a row costs in a key's map beyond its own: the map's slot (the row's `Vec`, its count
+/// and write time) and the allocation's rounding, about.
+const ROW_BYTES: usize = 64;
+
+/// A join's entries: postcard, counted as they are decoded, weighed by their rows.
+fn key_state_codec() -> Codec<KeyState> {
+    Codec::new(
+        |v: &KeyState, buf: &mut Vec<u8>| crate::contract::state::encode_into(v, buf),
+        |bytes: &mut &[u8]| {
+            let mut state: KeyState = crate::contract::state::take(bytes)?;
+            state.bytes = state
+                .sides
+                .iter()
+                .flat_map(|s| s.keys())
+                .map(|r| r.len() + ROW_BYTES)
+                .sum();
+            Ok(state)
+        },
+    )
+    .weighed(|s| s.bytes)
 }
 
 impl Expiring for KeyState {
@@ -247,12 +273,14 @@ impl Expiring for KeyState {
         let mut oldest: Option<i64> = None;
         for (side, rows) in self.sides.iter_mut().enumerate() {
             let total = &mut self.totals[side];
-            rows.retain(|_, (n, at)| {
+            let bytes = &mut self.bytes;
+            rows.retain(|row, (n, at)| {
                 let keep = !expiry.expired(*at, now);
                 if keep {
                     oldest = Some(oldest.map_or(*at, |o| o.min(*at)));
                 } else {
                     *total -= *n;
+                    *bytes -= row.len() + ROW_BYTES;
                 }
                 keep
             });
@@ -281,12 +309,14 @@ impl KeyState {
                 *at = now;
                 if *count <= 0 {
                     rows.remove(row);
+                    self.bytes -= row.len() + ROW_BYTES;
                 }
                 self.totals[side] += taken;
                 true
             }
             None if n > 0 => {
                 rows.insert(row.to_vec(), (n, now));
+                self.bytes += row.len() + ROW_BYTES;
                 self.totals[side] += n;
                 true
             }

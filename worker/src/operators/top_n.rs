@@ -115,7 +115,12 @@ impl OperatorFactory for TopN {
             sort_converter,
             rows,
             output,
-            state: StateTable::new(&ctx.state)?,
+            // Weighed by its rows: a key made empty fills up after the disk backend weighed it.
+            state: StateTable::with_codec(
+                &ctx.state,
+                crate::state::Codec::serde()
+                    .weighed(|s: &KeyState| s.rows.iter().map(|(k, r)| k.len() + r.len() + 64).sum()),
+            )?,
             max_parallelism: ctx.max_parallelism,
             ttl: Ttl::new(self.state_ttl, &ctx.clock),
         }))

@@ -12,12 +12,16 @@ use crate::contract::state::{encode_into, take};
 
 type Encode<V> = dyn Fn(&V, &mut Vec<u8>) -> UserResult<()> + Send + Sync;
 type Decode<V> = dyn Fn(&mut &[u8]) -> UserResult<V> + Send + Sync;
+type Weigh<V> = dyn Fn(&V) -> usize + Send + Sync;
 
 /// Encodes entries of `V` (appending to a buffer) and decodes them (taking exactly one entry
-/// from the front of the bytes); cheap to clone, usable on the checkpoint thread.
+/// from the front of the bytes); cheap to clone, usable on the checkpoint thread. Optionally
+/// weighs an entry (the bytes it holds in memory), for entries that grow after they are made
+/// (a join's rows of a key), so the disk backend's cache counts them as they grow.
 pub struct Codec<V> {
     encode: Arc<Encode<V>>,
     decode: Arc<Decode<V>>,
+    weigh: Option<Arc<Weigh<V>>>,
 }
 
 impl<V> Clone for Codec<V> {
@@ -25,6 +29,7 @@ impl<V> Clone for Codec<V> {
         Codec {
             encode: self.encode.clone(),
             decode: self.decode.clone(),
+            weigh: self.weigh.clone(),
         }
     }
 }
@@ -49,7 +54,25 @@ impl<V> Codec<V> {
         Codec {
             encode: Arc::new(encode),
             decode: Arc::new(decode),
+            weigh: None,
         }
+    }
+
+    /// The same codec, weighing entries with `weigh` (bytes an entry holds beyond a small
+    /// fixed overhead; it should be cheap, as it runs after each change of an entry).
+    pub fn weighed(mut self, weigh: impl Fn(&V) -> usize + Send + Sync + 'static) -> Self {
+        self.weigh = Some(Arc::new(weigh));
+        self
+    }
+
+    /// Whether entries are weighed.
+    pub fn weighs(&self) -> bool {
+        self.weigh.is_some()
+    }
+
+    /// Bytes `value` holds, when entries are weighed.
+    pub fn weight(&self, value: &V) -> Option<usize> {
+        self.weigh.as_ref().map(|w| w(value))
     }
 
     /// Appends `value`'s bytes to `buf`.

@@ -87,6 +87,13 @@ pub struct DiskTable<V> {
     /// Entries in the tree (as approximately as `live`).
     live_keys: u64,
     codec: Codec<V>,
+    /// The key last handed out to change in place, when the codec weighs entries: its entry is
+    /// weighed again at the next call, so an entry that grows counts in the cache as it grows.
+    touched: Option<Vec<u8>>,
+    /// Cached bytes past which a call that finds its key cached spills anyway (a miss spills
+    /// past the table's share): the share, or after a spill that left more, that plus a quarter
+    /// of the share, so an entry larger than the share does not spill at every call.
+    spill_above: usize,
 }
 
 /// Bytes of a key's record in a state file (removed?, key and entry framed), as a `u32`.
@@ -406,16 +413,57 @@ where
             changed: Changes::Untracked,
             live: 0,
             live_keys: 0,
+            touched: None,
+            spill_above: 0,
             codec,
         })
     }
 
+    /// Weighs the entry last handed out to change, if the codec weighs entries.
+    fn reweigh(&mut self) {
+        let DiskTable {
+            cache,
+            codec,
+            touched,
+            cached_bytes,
+            ..
+        } = self;
+        let Some(key) = touched.as_deref() else {
+            return;
+        };
+        if let Some(slot) = cache.get_mut(key) {
+            let weight = slot.value.as_ref().and_then(|v| codec.weight(v)).unwrap_or(0);
+            let size = (key.len() + std::mem::size_of::<Slot<V>>() + ENTRY_OVERHEAD + weight).min(u32::MAX as usize);
+            *cached_bytes = *cached_bytes - slot.size as usize + size;
+            slot.size = size as u32;
+        }
+        *touched = None;
+    }
+
+    /// Notes `key` as handed out to change (see [`DiskTable::reweigh`]).
+    fn touch(&mut self, key: &[u8]) {
+        if self.codec.weighs() {
+            let mut buf = self.touched.take().unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(key);
+            self.touched = Some(buf);
+        }
+    }
+
+    /// Bytes the cache holds with the key filter and the log of changes (they count in it).
+    fn held(&self) -> usize {
+        self.cached_bytes + self.stored.bytes() + self.changed.bytes()
+    }
+
     /// The cached slot of `key`, read from the tree on a miss.
     fn slot(&mut self, group: u32, key: &[u8]) -> UserResult<&mut Slot<V>> {
+        let share = self.db.entry_cache_per_table();
+        let cached = self.cache.contains_key(key);
+        if self.held() > share && (!cached || self.held() > self.spill_above) {
+            self.spill(key)?;
+            self.spill_above = self.held().max(share) + share / 4;
+        }
         if !self.cache.contains_key(key) {
-            if self.cached_bytes + self.stored.bytes() + self.changed.bytes() > self.db.entry_cache_per_table() {
-                self.spill()?;
-            }
             let stored = if self.stored.may_contain(key) {
                 self.tree
                     .get(tree_key(group, key))
@@ -456,6 +504,7 @@ where
 
     /// The value of `key` (in key group `group`).
     pub fn get(&mut self, group: u32, key: &[u8]) -> UserResult<Option<&V>> {
+        self.reweigh();
         Ok(self.slot(group, key)?.value.as_ref())
     }
 
@@ -468,6 +517,8 @@ where
     /// The value of `key` to change in place, made with `make` when the key has none; also
     /// whether it had one.
     pub fn entry(&mut self, group: u32, key: &[u8], make: impl FnOnce() -> V) -> UserResult<(&mut V, bool)> {
+        self.reweigh();
+        self.touch(key);
         let slot = self.slot(group, key)?;
         slot.dirty = true;
         slot.changed = true;
@@ -477,15 +528,18 @@ where
 
     /// Sets the value of `key`.
     pub fn insert(&mut self, group: u32, key: &[u8], value: V) -> UserResult<()> {
+        self.reweigh();
         let slot = self.slot(group, key)?;
         slot.dirty = true;
         slot.changed = true;
         slot.value = Some(value);
+        self.touch(key);
         Ok(())
     }
 
     /// Removes `key`; returns whether it had a value.
     pub fn remove(&mut self, group: u32, key: &[u8]) -> UserResult<bool> {
+        self.reweigh();
         let slot = self.slot(group, key)?;
         let had = slot.value.take().is_some();
         slot.dirty |= had;
@@ -495,9 +549,11 @@ where
 
     /// The value of `key` to change in place, if it has one.
     pub fn get_mut(&mut self, group: u32, key: &[u8]) -> UserResult<Option<&mut V>> {
+        self.reweigh();
         if self.slot(group, key)?.value.is_none() {
             return Ok(None);
         }
+        self.touch(key);
         let slot = self.cache.get_mut(key).expect("cached by slot");
         slot.dirty = true;
         slot.changed = true;
@@ -693,21 +749,27 @@ where
     }
 
     /// Makes room in the cache: writes what changed, then drops the entries not used since the
-    /// previous spill (all of them when that frees less than half).
-    fn spill(&mut self) -> UserResult<()> {
+    /// previous spill (all of them when that frees less than half), except `keep`'s (the key
+    /// being looked up).
+    fn spill(&mut self, keep: &[u8]) -> UserResult<()> {
         self.write_dirty()?;
         let before = self.cached_bytes;
         let mut left = 0;
-        self.cache.retain(|_, s| {
-            let keep = std::mem::take(&mut s.hot);
-            if keep {
+        self.cache.retain(|k, s| {
+            let hot = std::mem::take(&mut s.hot);
+            if hot || **k == *keep {
                 left += s.size as usize;
             }
-            keep
+            hot || **k == *keep
         });
         if left > before / 2 {
-            self.cache.clear();
             left = 0;
+            self.cache.retain(|k, s| {
+                if **k == *keep {
+                    left += s.size as usize;
+                }
+                **k == *keep
+            });
         }
         self.cached_bytes = left;
         Ok(())
@@ -1025,6 +1087,49 @@ mod tests {
             assert_eq!(got, (i % 3 != 0).then_some(i), "key {i}");
         }
         assert!(!t.remove(0, &0u64.to_be_bytes()).unwrap(), "removed twice");
+    }
+
+    /// Entries that grow after they are made (a join's rows of a key) count in the cache as
+    /// they grow when the codec weighs them, so the budget holds: without weighing, ten keys
+    /// appended to in place never spill and the cache holds everything.
+    #[test]
+    fn entries_that_grow_in_place_are_weighed_and_spilled() {
+        let run = |weighed: bool| {
+            let tmp = tempfile::tempdir().unwrap();
+            let codec = Codec::<Vec<u8>>::serde();
+            let codec = if weighed { codec.weighed(|v| v.len()) } else { codec };
+            let mut t: DiskTable<Vec<u8>> = DiskTable::open_with(&settings(tmp.path(), 256 << 10), codec).unwrap();
+            let mut most = 0;
+            for i in 0..4_000u64 {
+                let key = (i % 10).to_be_bytes();
+                let (v, _) = t.entry(0, &key, Vec::new).unwrap();
+                v.extend_from_slice(&[i as u8; 100]);
+                most = most.max(
+                    t.cache
+                        .values()
+                        .filter_map(|s| s.value.as_ref())
+                        .map(Vec::len)
+                        .sum::<usize>(),
+                );
+            }
+            // Every byte is still there.
+            for k in 0..10u64 {
+                let v = t.get(0, &k.to_be_bytes()).unwrap().unwrap();
+                assert_eq!(v.len(), 400 * 100, "key {k}");
+                assert!(
+                    v.chunks(100)
+                        .enumerate()
+                        .all(|(j, c)| c[0] == (j as u64 * 10 + k) as u8)
+                );
+            }
+            most
+        };
+        assert!(run(false) >= 400_000, "unweighed, the cache holds every byte");
+        let weighed = run(true);
+        assert!(
+            weighed < 256 << 10,
+            "weighed, the cache stays within the budget: {weighed} bytes"
+        );
     }
 
     #[test]
