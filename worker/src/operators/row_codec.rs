@@ -72,38 +72,15 @@ impl EncodedRows {
 }
 
 fn kind(t: &DataType) -> Option<Kind> {
+    let bytes = |large, view, utf8| Kind::Bytes { large, view, utf8 };
     Some(match t {
         DataType::Boolean => Kind::Bool,
-        DataType::Utf8 => Kind::Bytes {
-            large: false,
-            view: false,
-            utf8: true,
-        },
-        DataType::LargeUtf8 => Kind::Bytes {
-            large: true,
-            view: false,
-            utf8: true,
-        },
-        DataType::Utf8View => Kind::Bytes {
-            large: false,
-            view: true,
-            utf8: true,
-        },
-        DataType::Binary => Kind::Bytes {
-            large: false,
-            view: false,
-            utf8: false,
-        },
-        DataType::LargeBinary => Kind::Bytes {
-            large: true,
-            view: false,
-            utf8: false,
-        },
-        DataType::BinaryView => Kind::Bytes {
-            large: false,
-            view: true,
-            utf8: false,
-        },
+        DataType::Utf8 => bytes(false, false, true),
+        DataType::LargeUtf8 => bytes(true, false, true),
+        DataType::Utf8View => bytes(false, true, true),
+        DataType::Binary => bytes(false, false, false),
+        DataType::LargeBinary => bytes(true, false, false),
+        DataType::BinaryView => bytes(false, true, false),
         t if t.is_primitive() => Kind::Fixed(t.primitive_width()?),
         _ => return None,
     })
