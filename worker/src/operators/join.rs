@@ -338,21 +338,38 @@ struct JoinOp {
     ttl: Ttl,
 }
 
-/// Output rows being gathered: each one's left and right row (encoded) and its kind.
+/// Output rows being gathered: each one's left and right row (encoded, as ranges of one
+/// buffer, so a batch's output costs no allocation per row) and its kind.
 #[derive(Default)]
 struct Pending {
-    left: Vec<Vec<u8>>,
-    right: Vec<Vec<u8>>,
+    bytes: Vec<u8>,
+    left: Vec<std::ops::Range<usize>>,
+    right: Vec<std::ops::Range<usize>>,
     ops: Vec<&'static str>,
 }
 
 impl Pending {
     fn push(&mut self, left: &[u8], right: &[u8], op: &'static str, times: i64) {
+        if times <= 0 {
+            return;
+        }
+        let mut keep = |row: &[u8]| {
+            let at = self.bytes.len();
+            self.bytes.extend_from_slice(row);
+            at..self.bytes.len()
+        };
+        let (l, r) = (keep(left), keep(right));
         for _ in 0..times {
-            self.left.push(left.to_vec());
-            self.right.push(right.to_vec());
+            self.left.push(l.clone());
+            self.right.push(r.clone());
             self.ops.push(op);
         }
+    }
+
+    /// The left (`side` 0) or right rows, in order.
+    fn rows(&self, side: usize) -> impl ExactSizeIterator<Item = &[u8]> {
+        let ranges = if side == 0 { &self.left } else { &self.right };
+        ranges.iter().map(|r| &self.bytes[r.clone()])
     }
 }
 
@@ -536,9 +553,9 @@ impl JoinOp {
         if pending.ops.is_empty() {
             return Ok(());
         }
-        let mut columns = self.sides[0].rows.decode(pending.left.iter().map(Vec::as_slice))?;
+        let mut columns = self.sides[0].rows.decode(pending.rows(0))?;
         if !self.join_type.left_only() {
-            columns.extend(self.sides[1].rows.decode(pending.right.iter().map(Vec::as_slice))?);
+            columns.extend(self.sides[1].rows.decode(pending.rows(1))?);
         }
         if self.updating {
             columns.push(Arc::new(StringArray::from(pending.ops)));
