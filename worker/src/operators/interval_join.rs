@@ -16,9 +16,8 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 
-use super::row_codec::{EncodedRows, RowCodec};
-
 use super::join_schema::{add_side, key_counts, same_key_types, time_column};
+use super::row_codec::{EncodedRows, RowCodec};
 use super::row_log::{RowLog, decode_rows, encode_rows};
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};

@@ -20,11 +20,10 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
-
-use super::row_codec::RowCodec;
 use serde::{Deserialize, Serialize};
 
 use super::join_schema::{add_side, key_counts, same_key_types};
+use super::row_codec::RowCodec;
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
@@ -166,14 +165,14 @@ impl OperatorFactory for RegularJoin {
             .iter()
             .map(|k| SortField::new(inputs[0].field(*k).data_type().clone()))
             .collect();
-        let row_converter = |schema: &SchemaRef, plan: &SidePlan| -> Result<(RowCodec, Vec<u8>)> {
+        let side_codec = |schema: &SchemaRef, plan: &SidePlan| -> Result<(RowCodec, Vec<u8>)> {
             let codec = RowCodec::new(&Arc::new(schema.project(&plan.columns)?))?;
             // The row of nulls an outer join pads with.
             let null_row = codec.null_row()?;
             Ok((codec, null_row))
         };
-        let (left_rows, left_null) = row_converter(&inputs[0], &l)?;
-        let (right_rows, right_null) = row_converter(&inputs[1], &r)?;
+        let (left_rows, left_null) = side_codec(&inputs[0], &l)?;
+        let (right_rows, right_null) = side_codec(&inputs[1], &r)?;
         let updating = output.index_of(OP_COLUMN).is_ok();
         let condition = match &self.condition {
             None => None,
@@ -241,8 +240,8 @@ struct KeyState {
 }
 
 /// Bytes a row costs in a key's map beyond its own: the map's slot (the row's `Vec`, its count
-/// and write time) and the allocation's rounding, about.
-const ROW_BYTES: usize = 64;
+/// and write time) and the allocation's rounding, about. Top-N weighs its rows by it too.
+pub(super) const ROW_BYTES: usize = 64;
 
 /// A join's entries: postcard, counted as they are decoded, weighed by their rows.
 fn key_state_codec() -> Codec<KeyState> {

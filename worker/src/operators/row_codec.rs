@@ -212,44 +212,37 @@ impl RowCodec {
         let mut cursor: Vec<usize> = offsets[..rows].iter().map(|o| o + bitmap).collect();
         for (c, (column, kind)) in columns.iter().zip(kinds).enumerate() {
             let nulls = column.logical_nulls();
-            let is_null = |i: usize| nulls.as_ref().is_some_and(|n| n.is_null(i));
-            match kind {
-                Kind::Fixed(w) => {
-                    let d = column.to_data();
-                    let values = &d.buffers()[0].as_slice()[d.offset() * w..];
-                    for i in 0..rows {
-                        if is_null(i) {
-                            data[offsets[i] + c / 8] |= 1 << (c % 8);
-                        } else {
-                            data[cursor[i]..cursor[i] + w].copy_from_slice(&values[i * w..(i + 1) * w]);
-                            cursor[i] += w;
-                        }
-                    }
+            // A fixed-width column's data: its value bytes start at its offset.
+            let fixed = match kind {
+                Kind::Fixed(w) => Some((column.to_data(), *w)),
+                _ => None,
+            };
+            let fixed = fixed
+                .as_ref()
+                .map(|(d, w)| &d.buffers()[0].as_slice()[d.offset() * w..]);
+            for i in 0..rows {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    data[offsets[i] + c / 8] |= 1 << (c % 8);
+                    continue;
                 }
-                Kind::Bool => {
-                    let b = column.as_boolean();
-                    for i in 0..rows {
-                        if is_null(i) {
-                            data[offsets[i] + c / 8] |= 1 << (c % 8);
-                        } else {
-                            data[cursor[i]] = u8::from(b.value(i));
-                            cursor[i] += 1;
-                        }
+                let at = cursor[i];
+                cursor[i] += match kind {
+                    Kind::Fixed(w) => {
+                        let values = fixed.expect("a fixed-width column's values");
+                        data[at..at + w].copy_from_slice(&values[i * w..(i + 1) * w]);
+                        *w
                     }
-                }
-                Kind::Bytes { .. } => {
-                    for i in 0..rows {
-                        if is_null(i) {
-                            data[offsets[i] + c / 8] |= 1 << (c % 8);
-                        } else {
-                            let v = value_bytes(column, *kind, i);
-                            let at = cursor[i];
-                            let n = put_varint(&mut data[at..], v.len());
-                            data[at + n..at + n + v.len()].copy_from_slice(v);
-                            cursor[i] = at + n + v.len();
-                        }
+                    Kind::Bool => {
+                        data[at] = u8::from(column.as_boolean().value(i));
+                        1
                     }
-                }
+                    Kind::Bytes { .. } => {
+                        let v = value_bytes(column, *kind, i);
+                        let n = put_varint(&mut data[at..], v.len());
+                        data[at + n..at + n + v.len()].copy_from_slice(v);
+                        n + v.len()
+                    }
+                };
             }
         }
         Ok(EncodedRows { data, offsets })

@@ -11,10 +11,10 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
-
-use super::row_codec::RowCodec;
 use serde::{Deserialize, Serialize};
 
+use super::join::ROW_BYTES;
+use super::row_codec::RowCodec;
 use super::running_aggregate::OP_COLUMN;
 use super::{Operator, OperatorFactory, TaskContext, UserResult};
 use crate::checkpoint::OperatorState;
@@ -119,7 +119,7 @@ impl OperatorFactory for TopN {
             state: StateTable::with_codec(
                 &ctx.state,
                 crate::state::Codec::serde()
-                    .weighed(|s: &KeyState| s.rows.iter().map(|(k, r)| k.len() + r.len() + 64).sum()),
+                    .weighed(|s: &KeyState| s.rows.iter().map(|(k, r)| k.len() + r.len() + ROW_BYTES).sum()),
             )?,
             max_parallelism: ctx.max_parallelism,
             ttl: Ttl::new(self.state_ttl, &ctx.clock),

@@ -934,13 +934,10 @@ impl<'a> Lowering<'a> {
             let columns = stream_names(plan.schema());
             for ((e, name), key) in key_items.into_iter().zip(keys.iter_mut()) {
                 let same = match &e {
-                    Expr::Cast(c) => match c.expr.as_ref() {
-                        Expr::Column(column) => columns
-                            .iter()
-                            .position(|n| *n == column.name)
-                            .filter(|i| plan.schema().field(*i).data_type() == c.field.data_type()),
-                        _ => None,
-                    },
+                    Expr::Cast(c) if let Expr::Column(column) = c.expr.as_ref() => columns
+                        .iter()
+                        .position(|n| *n == column.name)
+                        .filter(|i| plan.schema().field(*i).data_type() == c.field.data_type()),
                     _ => None,
                 };
                 // (A semi join's right side shows no column, so its keys are their own.)

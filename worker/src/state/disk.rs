@@ -458,12 +458,14 @@ where
     /// The cached slot of `key`, read from the tree on a miss.
     fn slot(&mut self, group: u32, key: &[u8]) -> UserResult<&mut Slot<V>> {
         let share = self.db.entry_cache_per_table();
-        let cached = self.cache.contains_key(key);
-        if self.held() > share && (!cached || self.held() > self.spill_above) {
+        let mut cached = self.cache.contains_key(key);
+        let held = self.held();
+        if held > share && (!cached || held > self.spill_above) {
             self.spill(key)?;
             self.spill_above = self.held().max(share) + share / 4;
+            cached = self.cache.contains_key(key);
         }
-        if !self.cache.contains_key(key) {
+        if !cached {
             let stored = if self.stored.may_contain(key) {
                 self.tree
                     .get(tree_key(group, key))
