@@ -14,7 +14,6 @@
 //! [`OP_COLUMN`] when the result updates (an updating input, an outer or an anti join); inner
 //! and semi joins of append-only inputs append. Additions are `+I`, retractions `-D`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
@@ -22,6 +21,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
+use super::join_rows::SideRows;
 use super::join_schema::{add_side, key_counts, same_key_types};
 use super::row_codec::RowCodec;
 use super::running_aggregate::OP_COLUMN;
@@ -212,6 +212,8 @@ impl OperatorFactory for RegularJoin {
             state: StateTable::with_codec(&ctx.state, key_state_codec())?,
             max_parallelism: ctx.max_parallelism,
             ttl: Ttl::new(self.state_ttl, &ctx.clock),
+            timed: self.state_ttl.is_some(),
+            pending: Pending::default(),
         }))
     }
 }
@@ -223,13 +225,12 @@ struct Side {
     null_row: Vec<u8>,
 }
 
-/// One key's rows on both sides: each row (its side's [`RowCodec`] bytes, ordered by them) with its
-/// multiplicity and last write (processing time, with a state TTL), and each side's total, so
-/// a row is found and counted in logarithmic time however many rows a key has (a window's
-/// auctions in q5).
+/// One key's rows on both sides ([`SideRows`]: counted rows of an updating side, found and
+/// counted in logarithmic time however many rows a key has, as a window's auctions in q5;
+/// appended rows of an append-only one) and each side's total.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct KeyState {
-    sides: [BTreeMap<Vec<u8>, (i64, i64)>; 2],
+    sides: [SideRows; 2],
     totals: [i64; 2],
     /// When the TTL index looks at the key again.
     listed: Option<i64>,
@@ -239,22 +240,13 @@ struct KeyState {
     bytes: usize,
 }
 
-/// Bytes a row costs in a key's map beyond its own: the map's slot (the row's `Vec`, its count
-/// and write time) and the allocation's rounding, about. Top-N weighs its rows by it too.
-pub(super) const ROW_BYTES: usize = 64;
-
 /// A join's entries: postcard, counted as they are decoded, weighed by their rows.
 fn key_state_codec() -> Codec<KeyState> {
     Codec::new(
         |v: &KeyState, buf: &mut Vec<u8>| crate::contract::state::encode_into(v, buf),
         |bytes: &mut &[u8]| {
             let mut state: KeyState = crate::contract::state::take(bytes)?;
-            state.bytes = state
-                .sides
-                .iter()
-                .flat_map(|s| s.keys())
-                .map(|r| r.len() + ROW_BYTES)
-                .sum();
+            state.bytes = state.sides.iter().map(SideRows::weight).sum();
             Ok(state)
         },
     )
@@ -271,18 +263,13 @@ impl Expiring for KeyState {
     fn expire(&mut self, expiry: &Expiry, now: i64) -> Option<i64> {
         let mut oldest: Option<i64> = None;
         for (side, rows) in self.sides.iter_mut().enumerate() {
-            let total = &mut self.totals[side];
-            let bytes = &mut self.bytes;
-            rows.retain(|row, (n, at)| {
-                let keep = !expiry.expired(*at, now);
-                if keep {
-                    oldest = Some(oldest.map_or(*at, |o| o.min(*at)));
-                } else {
-                    *total -= *n;
-                    *bytes -= row.len() + ROW_BYTES;
-                }
-                keep
-            });
+            let (gone, bytes, kept) = rows.expire(|at| expiry.expired(at, now));
+            self.totals[side] -= gone;
+            self.bytes -= bytes;
+            oldest = match (oldest, kept) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         oldest.map(|at| expiry.expires_at(at))
     }
@@ -294,33 +281,25 @@ impl KeyState {
     }
 
     fn is_empty(&self) -> bool {
-        self.sides.iter().all(BTreeMap::is_empty)
+        self.sides.iter().all(SideRows::is_empty)
     }
 
     /// Adds `n` (negative: takes back) of `row` on `side` at `now`; false when taking back a
-    /// row the side does not have.
-    fn add(&mut self, side: usize, row: &[u8], n: i64, now: i64) -> bool {
+    /// row the side does not have. `appended`: the side is append-only (its rows are appended,
+    /// with their write time when `timed`).
+    fn add(&mut self, side: usize, row: &[u8], n: i64, now: i64, appended: bool, timed: bool) -> bool {
         let rows = &mut self.sides[side];
-        match rows.get_mut(row) {
-            Some((count, at)) => {
-                let taken = if n < 0 { n.max(-*count) } else { n };
-                *count += taken;
-                *at = now;
-                if *count <= 0 {
-                    rows.remove(row);
-                    self.bytes -= row.len() + ROW_BYTES;
-                }
-                self.totals[side] += taken;
-                true
-            }
-            None if n > 0 => {
-                rows.insert(row.to_vec(), (n, now));
-                self.bytes += row.len() + ROW_BYTES;
-                self.totals[side] += n;
-                true
-            }
-            None => false,
+        if appended && n == 1 {
+            self.bytes += rows.append(row, timed.then_some(now));
+            self.totals[side] += 1;
+            return true;
         }
+        let Some((taken, bytes)) = rows.add(row, n, now) else {
+            return false;
+        };
+        self.bytes = self.bytes.saturating_add_signed(bytes);
+        self.totals[side] += taken;
+        true
     }
 }
 
@@ -335,6 +314,10 @@ struct JoinOp {
     state: StateTable<KeyState>,
     max_parallelism: u32,
     ttl: Ttl,
+    /// Whether appended rows carry their write time (a state TTL is set).
+    timed: bool,
+    /// Output rows being gathered (kept between batches for its buffers' room).
+    pending: Pending,
 }
 
 /// Output rows being gathered: each one's left and right row (encoded, as ranges of one
@@ -363,6 +346,14 @@ impl Pending {
             self.right.push(r.clone());
             self.ops.push(op);
         }
+    }
+
+    /// Empties it, keeping its buffers' room.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.left.clear();
+        self.right.clear();
+        self.ops.clear();
     }
 
     /// The left (`side` 0) or right rows, in order.
@@ -409,14 +400,14 @@ impl JoinOp {
             if was != is {
                 // The key's left rows appear (semi: first match; anti: last match gone) or go.
                 let appear = is == semi;
-                for (l, (n, _)) in &state.sides[0] {
-                    pending.push(l, none, if appear { "+I" } else { "-D" }, *n);
+                for (l, n) in state.sides[0].iter() {
+                    pending.push(l, none, if appear { "+I" } else { "-D" }, n);
                 }
             }
             return Ok(());
         };
         if input == 0 {
-            let rights: Vec<&[u8]> = state.sides[1].keys().map(|r| r.as_slice()).collect();
+            let rights: Vec<&[u8]> = state.sides[1].iter().map(|(r, _)| r).collect();
             let matched = self.meets(condition, &[row], &rights)?[0].iter().any(|m| *m);
             if matched == semi {
                 pending.push(row, none, op, 1);
@@ -425,15 +416,16 @@ impl JoinOp {
         }
         // Whether each left row has a match before and after the right row `row` changed: the
         // condition over every right row of the key, `row` among them even if it just left.
-        let mut rights: Vec<(&[u8], i64)> = state.sides[1].iter().map(|(r, (n, _))| (r.as_slice(), *n)).collect();
+        let mut rights = state.sides[1].merged();
         if !rights.iter().any(|(r, _)| *r == row) {
             rights.push((row, 0));
         }
-        let lefts: Vec<&[u8]> = state.sides[0].keys().map(|l| l.as_slice()).collect();
+        let lefts: Vec<(&[u8], i64)> = state.sides[0].iter().collect();
         let rows: Vec<&[u8]> = rights.iter().map(|(r, _)| *r).collect();
-        let m = self.meets(condition, &lefts, &rows)?;
+        let left_rows: Vec<&[u8]> = lefts.iter().map(|(l, _)| *l).collect();
+        let m = self.meets(condition, &left_rows, &rows)?;
         let changed = after - before;
-        for (i, (l, (n, _))) in state.sides[0].iter().enumerate() {
+        for (i, (l, n)) in lefts.iter().enumerate() {
             // Counts now, or before the change (`row`'s count less what changed).
             let any = |undo: i64| {
                 rights
@@ -470,17 +462,14 @@ impl JoinOp {
         let op = if adds { "+I" } else { "-D" };
         // This side's rows after the change (`row` first, even if it just left) and the other's.
         let mut mine: Vec<(&[u8], i64)> = vec![(row, 0)];
-        for (r, (n, _)) in &state.sides[input] {
-            if r.as_slice() == row {
-                mine[0].1 = *n;
+        for (r, n) in state.sides[input].merged() {
+            if r == row {
+                mine[0].1 = n;
             } else {
-                mine.push((r.as_slice(), *n));
+                mine.push((r, n));
             }
         }
-        let others: Vec<(&[u8], i64)> = state.sides[other]
-            .iter()
-            .map(|(o, (n, _))| (o.as_slice(), *n))
-            .collect();
+        let others: Vec<(&[u8], i64)> = state.sides[other].iter().collect();
         let this: Vec<&[u8]> = mine.iter().map(|(r, _)| *r).collect();
         let those: Vec<&[u8]> = others.iter().map(|(o, _)| *o).collect();
         // met[t][o]: whether this side's row t and the other's row o meet the condition.
@@ -548,7 +537,7 @@ impl JoinOp {
             .collect())
     }
 
-    fn finish(&self, pending: Pending, out: &mut Vec<RecordBatch>) -> UserResult<()> {
+    fn finish(&self, pending: &Pending, out: &mut Vec<RecordBatch>) -> UserResult<()> {
         if pending.ops.is_empty() {
             return Ok(());
         }
@@ -557,7 +546,7 @@ impl JoinOp {
             columns.extend(self.sides[1].rows.decode(pending.rows(1))?);
         }
         if self.updating {
-            columns.push(Arc::new(StringArray::from(pending.ops)));
+            columns.push(Arc::new(StringArray::from_iter_values(pending.ops.iter())));
         }
         out.push(RecordBatch::try_new(self.output.clone(), columns)?);
         Ok(())
@@ -580,7 +569,8 @@ impl Operator for JoinOp {
         let other = 1 - input;
         let now = self.ttl.begin(&mut self.state)?;
         let (pads_self, pads_other) = (self.join_type.pads(input), self.join_type.pads(other));
-        let mut pending = Pending::default();
+        // The last batch's buffers, emptied: their room is kept from batch to batch.
+        let mut pending = std::mem::take(&mut self.pending);
         for (i, &group) in groups.iter().enumerate() {
             // A key with a null never matches (SQL's `=`); an outer side still shows its row.
             let null_key = key_columns.iter().any(|c| c.is_null(i));
@@ -597,7 +587,8 @@ impl Operator for JoinOp {
             let key: Box<[u8]> = keys.row(i).as_ref().into();
             let state = self.state.get_or_insert_with(group, &key, KeyState::default)?;
             let before = state.count(input);
-            if !state.add(input, row, if adds { 1 } else { -1 }, now) {
+            let appended = self.sides[input].plan.op.is_none();
+            if !state.add(input, row, if adds { 1 } else { -1 }, now, appended, self.timed) {
                 if state.is_empty() {
                     self.state.remove(group, &key)?;
                 }
@@ -634,16 +625,16 @@ impl Operator for JoinOp {
                 let unpad = pads_other && before == 0 && after > 0;
                 let repad = pads_other && before > 0 && after == 0;
                 if unpad {
-                    for (o, (n, _)) in others {
-                        self.pair(&mut pending, other, o, &self.sides[input].null_row, "-D", *n);
+                    for (o, n) in others.iter() {
+                        self.pair(&mut pending, other, o, &self.sides[input].null_row, "-D", n);
                     }
                 }
-                for (o, (n, _)) in others {
-                    self.pair(&mut pending, input, row, o, op, *n);
+                for (o, n) in others.iter() {
+                    self.pair(&mut pending, input, row, o, op, n);
                 }
                 if repad {
-                    for (o, (n, _)) in others {
-                        self.pair(&mut pending, other, o, &self.sides[input].null_row, "+I", *n);
+                    for (o, n) in others.iter() {
+                        self.pair(&mut pending, other, o, &self.sides[input].null_row, "+I", n);
                     }
                 }
             }
@@ -651,7 +642,10 @@ impl Operator for JoinOp {
                 self.state.remove(group, &key)?;
             }
         }
-        self.finish(pending, out)
+        let done = self.finish(&pending, out);
+        pending.clear();
+        self.pending = pending;
+        done
     }
 
     fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<Snapshot> {

@@ -11,6 +11,7 @@ pub mod filter;
 pub mod flat_map;
 pub mod interval_join;
 pub mod join;
+mod join_rows;
 mod join_schema;
 pub mod keyed_process;
 pub mod lookup_http;
