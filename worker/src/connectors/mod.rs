@@ -12,6 +12,7 @@ pub mod format;
 pub mod http;
 pub mod kafka;
 pub mod nexmark;
+pub mod postgres;
 pub mod registry;
 pub mod socket;
 pub mod stdout;

@@ -11,6 +11,7 @@ use super::format::parse_options;
 use super::http::Http;
 use super::kafka::{KafkaSink, KafkaSource};
 use super::nexmark::Nexmark;
+use super::postgres::PostgresSink;
 use super::socket::Socket;
 use super::stdout::Stdout;
 use super::{SinkFactory, SourceFactory};
@@ -19,7 +20,7 @@ use crate::contract::error::{Result, WeirError};
 /// Source connectors.
 pub const SOURCES: &[&str] = &["datagen", "nexmark", "file", "socket", "http", "kafka"];
 /// Sink connectors.
-pub const SINKS: &[&str] = &["stdout", "blackhole", "file", "kafka"];
+pub const SINKS: &[&str] = &["stdout", "blackhole", "file", "kafka", "postgres"];
 
 /// A source factory for `connector` with `options`.
 pub fn source(connector: &str, node: &str, options: &Map<String, Value>) -> Result<Arc<dyn SourceFactory>> {
@@ -47,6 +48,7 @@ pub fn sink(connector: &str, node: &str, options: &Map<String, Value>) -> Result
         "blackhole" => Arc::new(Blackhole::with_config(parse_options(connector, node, options)?)),
         "file" => Arc::new(FileSink::new(node, parse_options(connector, node, options)?)?),
         "kafka" => Arc::new(KafkaSink::new(node, parse_options(connector, node, options)?)?),
+        "postgres" => Arc::new(PostgresSink::new(node, parse_options(connector, node, options)?)?),
         other => {
             return Err(WeirError::config(
                 other,

@@ -66,7 +66,7 @@ pub const SOURCES: &[&str] = &[
     "http",
 ];
 /// Sink connectors SQL tables may name.
-pub const SINKS: &[&str] = &["blackhole", "print", "filesystem", "kafka", "upsert-kafka"];
+pub const SINKS: &[&str] = &["blackhole", "print", "filesystem", "kafka", "upsert-kafka", "jdbc"];
 
 struct Options<'a> {
     table: &'a TableDef,
@@ -599,6 +599,54 @@ pub fn sink(table: &TableDef, physical: &Schema) -> Result<(Mapped, SinkMode)> {
                 },
                 mode,
             )
+        }
+        "jdbc" => {
+            // Flink's JDBC connector's options; PostgreSQL is the database Weir writes.
+            let url = o.required("url")?;
+            let url = url.strip_prefix("jdbc:").unwrap_or(&url).to_string();
+            if !url.starts_with("postgresql://") && !url.starts_with("postgres://") {
+                return Err(o.error(format!(
+                    "option 'url' = '{url}': only PostgreSQL (jdbc:postgresql://host:port/database) is supported"
+                )));
+            }
+            let mut m = Map::new();
+            m.insert("url".into(), json!(url));
+            m.insert("table".into(), json!(o.required("table-name")?));
+            if let Some(u) = o.take("username") {
+                m.insert("user".into(), json!(u));
+            }
+            if let Some(p) = o.take("password") {
+                m.insert("password".into(), json!(p));
+            }
+            if let Some(n) = o.take("sink.buffer-flush.max-rows") {
+                let n: usize = n
+                    .parse()
+                    .map_err(|_| o.error(format!("option 'sink.buffer-flush.max-rows' = '{n}': not a row count")))?;
+                m.insert("batch_rows".into(), json!(n));
+            }
+            // Batches are written as they arrive; retries are the job's restart strategy.
+            o.take("sink.buffer-flush.interval");
+            o.take("sink.max-retries");
+            o.take("driver");
+            if let Some(d) = o.take("sink.delivery-guarantee") {
+                let d = match d.as_str() {
+                    "exactly-once" => "exactly_once",
+                    "at-least-once" | "none" => "at_least_once",
+                    other => {
+                        return Err(o.error(format!(
+                            "option 'sink.delivery-guarantee' = '{other}' (known: exactly-once, at-least-once, none)"
+                        )));
+                    }
+                };
+                m.insert("delivery".into(), json!(d));
+            }
+            let mode = if table.primary_key.is_empty() {
+                SinkMode::Append
+            } else {
+                m.insert("primary_key".into(), json!(table.primary_key));
+                SinkMode::Changelog
+            };
+            (Mapped::new("postgres", m), mode)
         }
         other => {
             return Err(WeirError::plan(format!(

@@ -217,6 +217,10 @@ impl<'a> Lowering<'a> {
             if connector == "print" {
                 items.push((col(OP_COLUMN), "op".into()));
             }
+            if connector == "jdbc" {
+                // The database sink upserts and deletes by each row's kind.
+                items.push((col(OP_COLUMN), OP_COLUMN.into()));
+            }
         }
         for (i, f) in table.physical.fields().iter().enumerate() {
             let source = columns.get(i).ok_or_else(|| {

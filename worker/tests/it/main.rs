@@ -18,6 +18,7 @@ mod nexmark;
 mod nexmark_sql;
 mod partitioning;
 mod pipeline;
+mod postgres;
 mod runtime;
 mod sql;
 mod two_inputs;
