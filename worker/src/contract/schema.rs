@@ -18,3 +18,7 @@ pub fn field_index(schema: &SchemaRef, field: &str, what: &str) -> Result<usize>
         ))
     })
 }
+
+/// The changelog column of updating streams: `+I`, `-U`, `+U` or `-D` per row (Flink's
+/// `RowKind`), always the last column.
+pub const OP_COLUMN: &str = "__op";

@@ -33,9 +33,7 @@ pub struct RunningAggregate {
     pub state_ttl: Option<i64>,
 }
 
-/// The changelog column of updating streams: `+I`, `-U`, `+U` or `-D` per row (Flink's
-/// `RowKind`), always the last column.
-pub const OP_COLUMN: &str = "__op";
+pub use crate::contract::schema::OP_COLUMN;
 
 impl RunningAggregate {
     fn plan(&self, input: &SchemaRef) -> Result<(Vec<usize>, Vec<PlannedAgg>, SchemaRef)> {

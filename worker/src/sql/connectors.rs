@@ -483,6 +483,22 @@ fn kafka_common(o: &mut Options) -> Result<Map<String, Value>> {
     Ok(m)
 }
 
+/// `sink.delivery-guarantee` as a sink's `delivery`.
+fn delivery(o: &mut Options) -> Result<Option<&'static str>> {
+    let Some(d) = o.take("sink.delivery-guarantee") else {
+        return Ok(None);
+    };
+    Ok(Some(match d.as_str() {
+        "exactly-once" => "exactly_once",
+        "at-least-once" | "none" => "at_least_once",
+        other => {
+            return Err(o.error(format!(
+                "option 'sink.delivery-guarantee' = '{other}' (known: exactly-once, at-least-once, none)"
+            )));
+        }
+    }))
+}
+
 fn properties(o: &mut Options) -> BTreeMap<String, String> {
     o.prefixed("properties.")
 }
@@ -565,16 +581,7 @@ pub fn sink(table: &TableDef, physical: &Schema) -> Result<(Mapped, SinkMode)> {
                 }
             };
             m.insert("value_fields".into(), json!(value_fields));
-            if let Some(d) = o.take("sink.delivery-guarantee") {
-                let d = match d.as_str() {
-                    "exactly-once" => "exactly_once",
-                    "at-least-once" | "none" => "at_least_once",
-                    other => {
-                        return Err(o.error(format!(
-                            "option 'sink.delivery-guarantee' = '{other}' (known: exactly-once, at-least-once, none)"
-                        )));
-                    }
-                };
+            if let Some(d) = delivery(&mut o)? {
                 m.insert("delivery".into(), json!(d));
             }
             if let Some(p) = o.take("sink.transactional-id-prefix") {
@@ -628,16 +635,7 @@ pub fn sink(table: &TableDef, physical: &Schema) -> Result<(Mapped, SinkMode)> {
             o.take("sink.buffer-flush.interval");
             o.take("sink.max-retries");
             o.take("driver");
-            if let Some(d) = o.take("sink.delivery-guarantee") {
-                let d = match d.as_str() {
-                    "exactly-once" => "exactly_once",
-                    "at-least-once" | "none" => "at_least_once",
-                    other => {
-                        return Err(o.error(format!(
-                            "option 'sink.delivery-guarantee' = '{other}' (known: exactly-once, at-least-once, none)"
-                        )));
-                    }
-                };
+            if let Some(d) = delivery(&mut o)? {
                 m.insert("delivery".into(), json!(d));
             }
             let mode = if table.primary_key.is_empty() {

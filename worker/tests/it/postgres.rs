@@ -262,3 +262,32 @@ INSERT INTO t SELECT a FROM s;";
         .to_string();
     assert!(e.contains("only PostgreSQL"), "{e}");
 }
+
+/// The README's example as written (only its URL and table filled in): Nexmark's expensive
+/// bids into PostgreSQL, exactly once, the same 46,244 rows the file example writes.
+#[test]
+fn the_postgres_example_writes_the_expensive_bids_once() {
+    let t = table(
+        "expensive_bids",
+        "auction bigint, bidder bigint, euros double precision, \"dateTime\" timestamp",
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark-to-postgres.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("PG_URL", &url())
+        .replace("table: expensive_bids", &format!("table: {t}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let job = weir::pipeline::build(&text, "nexmark-to-postgres.yaml").unwrap();
+    job.env
+        .set_checkpoint_storage(format!("file://{}", tmp.path().display()));
+    job.env.execute(&job.name).unwrap();
+    let row = &sql(&format!("SELECT count(*), min(euros) > 50000000 * 0.908 - 1 FROM {t}"))[0];
+    let row: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap_or("")).collect();
+    assert_eq!(row, ["46244", "t"], "every expensive bid once");
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE starts_with(gid, 'weir-{t}-')"
+        )),
+        0
+    );
+}

@@ -17,7 +17,7 @@ use super::{PgDelivery, PostgresConfig};
 use crate::connectors::{Sink, SinkFactory};
 use crate::contract::TaskContext;
 use crate::contract::error::{Result, WeirError};
-use crate::operators::running_aggregate::OP_COLUMN;
+use crate::contract::schema::OP_COLUMN;
 
 /// The PostgreSQL sink factory.
 pub struct PostgresSink {
@@ -402,14 +402,19 @@ impl PgSinkTask {
     /// again what the failed one did).
     async fn commit(&mut self, gids: Vec<String>) -> Result<()> {
         for gid in gids {
-            let sql = format!("COMMIT PREPARED '{gid}'");
-            match self.control().await?.batch_execute(&sql).await {
-                Ok(()) => {}
-                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => {}
-                Err(e) => return Err(self.io(&sql, db_message(&e))),
-            }
+            self.end_prepared("COMMIT", &gid).await?;
         }
         Ok(())
+    }
+
+    /// `COMMIT` or `ROLLBACK` the prepared transaction `gid` (gone already is fine).
+    async fn end_prepared(&mut self, verb: &str, gid: &str) -> Result<()> {
+        let sql = format!("{verb} PREPARED '{gid}'");
+        match self.control().await?.batch_execute(&sql).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => Ok(()),
+            Err(e) => Err(self.io(&sql, db_message(&e))),
+        }
     }
 
     /// Rolls back the prepared transactions of (old) subtask `subtask` still there.
@@ -433,12 +438,7 @@ impl PgSinkTask {
                     gid,
                     "rolling back a transaction no completed checkpoint covers"
                 );
-                let sql = format!("ROLLBACK PREPARED '{gid}'");
-                match self.control().await?.batch_execute(&sql).await {
-                    Ok(()) => {}
-                    Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => {}
-                    Err(e) => return Err(self.io(&sql, db_message(&e))),
-                }
+                self.end_prepared("ROLLBACK", &gid).await?;
             }
         }
         Ok(())
