@@ -96,21 +96,6 @@ pub fn cell(column: &dyn Array, i: usize) -> Option<Cell> {
 
 type BoxError = Box<dyn Error + Sync + Send>;
 
-/// `YYYY-MM-DD` of a day counted from 1970-01-01 (the proleptic Gregorian calendar).
-fn date(days: i64) -> String {
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 fn refuse(value: &Cell, ty: &Type) -> BoxError {
     format!("cannot write {value:?} into a column of type {ty}").into()
 }
@@ -124,22 +109,13 @@ impl Cell {
             Cell::Float(v) => v.to_string(),
             Cell::Bool(v) => v.to_string(),
             Cell::Text(s) => s.clone(),
-            Cell::Timestamp(us) => {
-                let (days, in_day) = (us.div_euclid(86_400_000_000), us.rem_euclid(86_400_000_000));
-                let secs = in_day / 1_000_000;
-                let mut t = format!(
-                    "{} {:02}:{:02}:{:02}",
-                    date(days),
-                    secs / 3600,
-                    secs / 60 % 60,
-                    secs % 60
-                );
-                if in_day % 1_000_000 != 0 {
-                    t.push_str(format!(".{:06}", in_day % 1_000_000).trim_end_matches('0'));
-                }
-                t
-            }
-            Cell::Date(d) => date((*d).into()),
+            // Arrow's conversions (chrono's calendar) print e.g. `2000-01-01 00:00:00.123`.
+            Cell::Timestamp(us) => arrow::temporal_conversions::timestamp_us_to_datetime(*us)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            Cell::Date(d) => arrow::temporal_conversions::date32_to_datetime(*d)
+                .map(|t| t.date().to_string())
+                .unwrap_or_default(),
         }
     }
 }
