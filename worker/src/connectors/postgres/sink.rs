@@ -62,6 +62,16 @@ impl PostgresSink {
     }
 }
 
+/// `($1, $2), ($3, $4)…`: `rows` tuples of `width` parameters.
+fn placeholders(rows: usize, width: usize) -> Vec<String> {
+    (0..rows)
+        .map(|r| {
+            let p: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect()
+}
+
 /// `a.b` as `"a"."b"`.
 fn quoted(name: &str) -> String {
     name.split('.')
@@ -244,12 +254,7 @@ impl PgSinkTask {
 
     fn insert_sql(&self, rows: usize) -> String {
         let n = self.names.len();
-        let values: Vec<String> = (0..rows)
-            .map(|r| {
-                let p: Vec<String> = (1..=n).map(|c| format!("${}", r * n + c)).collect();
-                format!("({})", p.join(", "))
-            })
-            .collect();
+        let values = placeholders(rows, n);
         let cols: Vec<String> = self.names.iter().map(|c| quoted(c)).collect();
         let mut sql = format!(
             "INSERT INTO {} ({}) VALUES {}",
@@ -276,12 +281,7 @@ impl PgSinkTask {
     fn delete_sql(&self, rows: usize) -> String {
         let k = self.key.len();
         let keys: Vec<String> = self.key.iter().map(|c| quoted(&self.names[*c])).collect();
-        let values: Vec<String> = (0..rows)
-            .map(|r| {
-                let p: Vec<String> = (1..=k).map(|c| format!("${}", r * k + c)).collect();
-                format!("({})", p.join(", "))
-            })
-            .collect();
+        let values = placeholders(rows, k);
         format!(
             "DELETE FROM {} WHERE ({}) IN ({})",
             self.table,
