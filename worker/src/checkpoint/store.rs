@@ -486,13 +486,6 @@ impl SnapshotDir {
     /// never taken for a complete one.
     pub async fn delete(&self) -> Result<()> {
         self.delete_except(&Default::default()).await?;
-        if let Some(local) = &self.dir.local {
-            match std::fs::remove_dir_all(local) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(err("deleting", &self.dir, e)),
-            }
-        }
-        Ok(())
+        self.dir.remove_dir().await.map_err(|e| err("deleting", &self.dir, e))
     }
 }

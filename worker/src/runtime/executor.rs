@@ -170,7 +170,7 @@ pub async fn execute_controlled(
             },
         )
         .await;
-        let err = match attempt {
+        let mut err = match attempt {
             Ok(mut r) => {
                 if let Some(store) = &store
                     && !r.cancelled
@@ -192,17 +192,26 @@ pub async fn execute_controlled(
         if !recoverable || cancel.is_cancelled() {
             return Err(err);
         }
-        let Some(wait) = config.restart.next_restart(&mut in_a_row, run_started.elapsed()) else {
-            tracing::error!(restarts, "giving up after the restart strategy's attempts");
-            return Err(err);
+        // Finding the newest checkpoint needs the checkpoint storage, which may be what failed
+        // (a NameNode restarting, S3 unreachable): that is retried under the same strategy.
+        let latest = loop {
+            let Some(wait) = config.restart.next_restart(&mut in_a_row, run_started.elapsed()) else {
+                tracing::error!(restarts, "giving up after the restart strategy's attempts");
+                return Err(err);
+            };
+            restarts += 1;
+            metrics
+                .restarts
+                .store(u64::from(restarts), std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(error = %err, restart = restarts, in_a_row, of = %config.restart.attempts_text(), wait_ms = wait.as_millis() as u64, "job failed; restarting from the newest checkpoint");
+            tokio::time::sleep(wait).await;
+            match store.latest().await {
+                Ok(latest) => break latest,
+                Err(e) if e.is_retryable() && !cancel.is_cancelled() => err = e,
+                Err(e) => return Err(e),
+            }
         };
-        restarts += 1;
-        metrics
-            .restarts
-            .store(u64::from(restarts), std::sync::atomic::Ordering::Relaxed);
-        tracing::warn!(error = %err, restart = restarts, in_a_row, of = %config.restart.attempts_text(), wait_ms = wait.as_millis() as u64, "job failed; restarting from the newest checkpoint");
-        tokio::time::sleep(wait).await;
-        if let Some((dir, meta)) = store.latest().await? {
+        if let Some((dir, meta)) = latest {
             generation = generation.max(meta.generation) + 1;
             restore = Some(Restore::new(dir, meta));
         } else {

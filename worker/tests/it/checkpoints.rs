@@ -37,7 +37,8 @@ fn meta(job: &str, id: u64) -> SnapshotMetadata {
     }
 }
 
-async fn layout_and_retention(url: &str) {
+/// The checkpoint layout, `_metadata` and retention on the store at `url` (also run on HDFS).
+pub(crate) async fn layout_and_retention(url: &str) {
     let store = CheckpointStore::open(url, "layout-job").unwrap();
     assert!(store.latest().await.unwrap().is_none());
     for id in 1..=4 {
@@ -92,8 +93,13 @@ async fn layout_metadata_and_retention_on_s3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_metadata_writers_on_s3_have_exactly_one_winner() {
-    let url = format!("s3://{}/checkpoint-race-{}", s3_bucket(), std::process::id());
-    let store = CheckpointStore::open(&url, "race").unwrap();
+    one_metadata_writer_wins(&format!("s3://{}/checkpoint-race-{}", s3_bucket(), std::process::id())).await;
+}
+
+/// Sixteen writers complete the same checkpoint at once on the store at `url`: exactly one
+/// wins, and what is stored is the winner's (also run on HDFS).
+pub(crate) async fn one_metadata_writer_wins(url: &str) {
+    let store = CheckpointStore::open(url, "race").unwrap();
     for round in 1..=5u64 {
         let writers: Vec<_> = (0..16)
             .map(|w| {
@@ -196,7 +202,7 @@ fn a_job_on_the_disk_backend_restarted_on_the_same_machine_restores_from_local_c
 /// of the job completed, so the restart restores (however slow the machine) instead of starting
 /// over. Run the job with [`Failure::execute`], which lets it see the job's checkpoints.
 #[derive(Clone)]
-struct Failure {
+pub(crate) struct Failure {
     at: i64,
     failed: Arc<AtomicBool>,
     checkpoints: Arc<std::sync::OnceLock<Arc<weir::runtime::metrics::CheckpointMetrics>>>,
@@ -271,6 +277,17 @@ fn windowed_job_at(
     fail_at: Option<Failure>,
     window_parallelism: usize,
 ) -> StreamExecutionEnvironment {
+    windowed_job_paced(out, checkpoints, fail_at, window_parallelism, 40_000)
+}
+
+/// [`windowed_job_at`] with its source at `rows_per_second`.
+pub(crate) fn windowed_job_paced(
+    out: &str,
+    checkpoints: &str,
+    fail_at: Option<Failure>,
+    window_parallelism: usize,
+    rows_per_second: u64,
+) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
     env.set_batch_size(500);
@@ -283,7 +300,7 @@ fn windowed_job_at(
     });
     let cfg = DatagenConfig {
         rows: Some(40_000),
-        rows_per_second: Some(40_000),
+        rows_per_second: Some(rows_per_second),
         seed: 3,
         fields: vec![
             DatagenField::new("id", FieldKind::Sequence),

@@ -385,7 +385,12 @@ fn s3_bucket() -> Option<String> {
 #[test]
 fn files_on_s3_round_trip_with_dead_letters_there_too() {
     let Some(bucket) = s3_bucket() else { return };
-    let run = format!("s3://{bucket}/connectors-{}", std::process::id());
+    files_round_trip(&format!("s3://{bucket}/connectors-{}", std::process::id()));
+}
+
+/// JSON files written by two subtasks and a file with a bad record, all under `run`, read back
+/// with the dead letters going under `run` too (also run on HDFS).
+pub(crate) fn files_round_trip(run: &str) {
     // Write JSON lines to S3 from two subtasks…
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);

@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod connectors;
 mod event_time;
+mod hdfs;
 mod incremental;
 mod joins_and_ranks;
 mod kafka;

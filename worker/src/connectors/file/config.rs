@@ -23,6 +23,10 @@ pub struct FileSourceConfig {
     /// Records sampled to infer a schema (default 1000).
     #[serde(default = "sample")]
     pub infer_records: usize,
+    /// Replays the files at this many rows per second per subtask instead of as fast as they
+    /// read (a recorded day played back as a stream, demos, paced backfills).
+    #[serde(default)]
+    pub rows_per_second: Option<f64>,
 }
 
 /// `connector: file` as a sink.
@@ -62,6 +66,7 @@ impl FileSourceConfig {
             schema: None,
             header: true,
             infer_records: sample(),
+            rows_per_second: None,
         }
     }
 }

@@ -6,6 +6,8 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
+use crate::throttle::Throttle;
+
 use super::config::FileSourceConfig;
 use crate::connectors::format::{Format, RecordDecoder, infer_schema};
 use crate::connectors::{Source, SourceFactory};
@@ -140,6 +142,7 @@ impl FileReader {
         file: &Path,
         i: usize,
         skip: u64,
+        throttle: &mut Throttle,
         ctx: &mut dyn SourceContext,
     ) -> Result<bool> {
         let node = &self.factory.node;
@@ -147,7 +150,7 @@ impl FileReader {
         let bytes = self.factory.read(loc, file).await?;
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
             .map_err(|e| bad(&e))?
-            .with_batch_size(ctx.batch_size())
+            .with_batch_size(throttle.batch_size(ctx.batch_size()))
             .build()
             .map_err(|e| bad(&e))?;
         let schema = self.decoder.schema().clone();
@@ -177,8 +180,10 @@ impl FileReader {
                 columns,
                 &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
             )?;
+            let rows = batch.num_rows();
             ctx.collect(batch).await?;
             ctx.set_position(&(i, row))?;
+            throttle.emitted(rows).await;
             if ctx.is_cancelled() {
                 return Ok(false);
             }
@@ -200,7 +205,8 @@ impl Source for FileReader {
         let (loc, files) = self.factory.files().await?;
         let node = self.factory.node.clone();
         let skip_header = self.factory.config.format == Format::Csv && self.factory.config.header;
-        let batch_size = ctx.batch_size();
+        let mut throttle = Throttle::new(self.factory.config.rows_per_second);
+        let batch_size = throttle.batch_size(ctx.batch_size());
         // Position: (file index, data lines of it already emitted); files before it are done.
         let restored: Option<(usize, u64)> = ctx.restored_position()?;
         for (i, file) in files.iter().enumerate() {
@@ -213,7 +219,7 @@ impl Source for FileReader {
                 _ => 0,
             };
             if self.factory.config.format == Format::Parquet {
-                if !self.parquet_file(&loc, file, i, skip, ctx).await? {
+                if !self.parquet_file(&loc, file, i, skip, &mut throttle, ctx).await? {
                     return Ok(());
                 }
                 continue;
@@ -250,8 +256,10 @@ impl Source for FileReader {
                     }
                     lines.push(line);
                     if lines.len() >= batch_size {
+                        let rows = lines.len();
                         self.flush(&mut lines, ctx).await?;
                         ctx.set_position(&(i, line_no))?;
+                        throttle.emitted(rows).await;
                         if ctx.is_cancelled() {
                             return Ok(());
                         }
