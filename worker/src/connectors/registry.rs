@@ -11,14 +11,14 @@ use super::format::parse_options;
 use super::http::Http;
 use super::kafka::{KafkaSink, KafkaSource};
 use super::nexmark::Nexmark;
-use super::postgres::PostgresSink;
+use super::postgres::{PostgresSink, PostgresSource};
 use super::socket::Socket;
 use super::stdout::Stdout;
 use super::{SinkFactory, SourceFactory};
 use crate::contract::error::{Result, WeirError};
 
 /// Source connectors.
-pub const SOURCES: &[&str] = &["datagen", "nexmark", "file", "socket", "http", "kafka"];
+pub const SOURCES: &[&str] = &["datagen", "nexmark", "file", "socket", "http", "kafka", "postgres"];
 /// Sink connectors.
 pub const SINKS: &[&str] = &["stdout", "blackhole", "file", "kafka", "postgres"];
 
@@ -31,6 +31,7 @@ pub fn source(connector: &str, node: &str, options: &Map<String, Value>) -> Resu
         "socket" => Arc::new(Socket::new(node, parse_options(connector, node, options)?)?),
         "http" => Arc::new(Http::new(node, parse_options(connector, node, options)?)?),
         "kafka" => Arc::new(KafkaSource::new(node, parse_options(connector, node, options)?)?),
+        "postgres" => Arc::new(PostgresSource::new(node, parse_options(connector, node, options)?)?),
         other => {
             return Err(WeirError::config(
                 other,

@@ -39,6 +39,9 @@ pub struct TaskContext {
     pub clock: SharedClock,
     /// Where keyed state lives (the job's `state.backend`).
     pub state: super::state_backend::StateBackend,
+    /// The job's dead-letter directory (a path or URL), where sinks put rows their system
+    /// refused (a constraint violated) and go on; none: such rows are only logged and counted.
+    pub dead_letter: Option<String>,
 }
 
 impl TaskContext {

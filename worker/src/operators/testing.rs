@@ -24,6 +24,7 @@ pub fn ctx_on(clock: &ManualClock) -> TaskContext {
         max_parallelism: 128,
         clock: clock.shared(),
         state: Default::default(),
+        dead_letter: None,
     }
 }
 

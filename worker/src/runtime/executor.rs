@@ -562,6 +562,7 @@ pub(crate) async fn spawn_tasks(
                 max_parallelism: max_p,
                 clock: config.clock.clone(),
                 state: config.state.clone(),
+                dead_letter: Some(dead_letter_dir.display.clone()),
             };
             let mut ops = chain_operators(graph, plan, steps, &node_metrics, &ctx_of)?;
             for op in &mut ops {

@@ -64,6 +64,7 @@ pub const SOURCES: &[&str] = &[
     "kafka",
     "socket",
     "http",
+    "jdbc",
 ];
 /// Sink connectors SQL tables may name.
 pub const SINKS: &[&str] = &["blackhole", "print", "filesystem", "kafka", "upsert-kafka", "jdbc"];
@@ -441,6 +442,27 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
                 ..Mapped::new("http", m)
             }
         }
+        "jdbc" => {
+            // A bounded scan of the table, split by `scan.partition.column` ranges.
+            let mut m = jdbc_common(&mut o)?;
+            m.insert("schema".into(), schema_value(physical));
+            if let Some(c) = o.take("scan.partition.column") {
+                m.insert("partition_column".into(), json!(c));
+            }
+            if let Some(n) = o.parsed::<usize>("scan.partition.num")? {
+                m.insert("partitions".into(), json!(n));
+            }
+            if let Some(n) = o.parsed::<i64>("scan.partition.lower-bound")? {
+                m.insert("lower_bound".into(), json!(n));
+            }
+            if let Some(n) = o.parsed::<i64>("scan.partition.upper-bound")? {
+                m.insert("upper_bound".into(), json!(n));
+            }
+            if let Some(n) = o.parsed::<usize>("scan.fetch-size")? {
+                m.insert("fetch_rows".into(), json!(n));
+            }
+            Mapped::new("postgres", m)
+        }
         other => {
             return Err(WeirError::plan(format!(
                 "table '{}': unknown source connector '{other}' (known: {})",
@@ -451,6 +473,29 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
     };
     o.finish()?;
     Ok(Mapped { parallelism, ..mapped })
+}
+
+/// Flink's JDBC connector's common options (`url`, `table-name`, `username`, `password`) as
+/// the `postgres` connector's; PostgreSQL is the database Weir reads and writes.
+fn jdbc_common(o: &mut Options) -> Result<Map<String, Value>> {
+    let url = o.required("url")?;
+    let url = url.strip_prefix("jdbc:").unwrap_or(&url).to_string();
+    if !url.starts_with("postgresql://") && !url.starts_with("postgres://") {
+        return Err(o.error(format!(
+            "option 'url' = '{url}': only PostgreSQL (jdbc:postgresql://host:port/database) is supported"
+        )));
+    }
+    o.take("driver");
+    let mut m = Map::new();
+    m.insert("url".into(), json!(url));
+    m.insert("table".into(), json!(o.required("table-name")?));
+    if let Some(u) = o.take("username") {
+        m.insert("user".into(), json!(u));
+    }
+    if let Some(p) = o.take("password") {
+        m.insert("password".into(), json!(p));
+    }
+    Ok(m)
 }
 
 /// A duration option (`'10 min'`, `'30s'`) in ms, if given.
@@ -608,23 +653,7 @@ pub fn sink(table: &TableDef, physical: &Schema) -> Result<(Mapped, SinkMode)> {
             )
         }
         "jdbc" => {
-            // Flink's JDBC connector's options; PostgreSQL is the database Weir writes.
-            let url = o.required("url")?;
-            let url = url.strip_prefix("jdbc:").unwrap_or(&url).to_string();
-            if !url.starts_with("postgresql://") && !url.starts_with("postgres://") {
-                return Err(o.error(format!(
-                    "option 'url' = '{url}': only PostgreSQL (jdbc:postgresql://host:port/database) is supported"
-                )));
-            }
-            let mut m = Map::new();
-            m.insert("url".into(), json!(url));
-            m.insert("table".into(), json!(o.required("table-name")?));
-            if let Some(u) = o.take("username") {
-                m.insert("user".into(), json!(u));
-            }
-            if let Some(p) = o.take("password") {
-                m.insert("password".into(), json!(p));
-            }
+            let mut m = jdbc_common(&mut o)?;
             if let Some(n) = o.take("sink.buffer-flush.max-rows") {
                 let n: usize = n
                     .parse()
@@ -634,7 +663,6 @@ pub fn sink(table: &TableDef, physical: &Schema) -> Result<(Mapped, SinkMode)> {
             // Batches are written as they arrive; retries are the job's restart strategy.
             o.take("sink.buffer-flush.interval");
             o.take("sink.max-retries");
-            o.take("driver");
             if let Some(d) = delivery(&mut o)? {
                 m.insert("delivery".into(), json!(d));
             }

@@ -1,15 +1,24 @@
 //! The PostgreSQL sink against a real PostgreSQL server (scripts/test starts a throwaway cluster
 //! with scripts/pg-up and sets WEIR_PG_URL; without it these tests fail, they do not skip):
-//! appending, upserting by primary key, refusing a schema the table cannot take, and
-//! exactly-once through prepared transactions across a failure and a resume at another
-//! parallelism, with no prepared transaction left behind.
+//! appending, upserting by primary key, refusing a schema the table cannot take, rows the
+//! database refuses going to the dead-letter output, exactly-once through prepared transactions
+//! across a failure, a resume at another parallelism, `SIGKILL`s of the `weir` process and a
+//! database restart, with no prepared transaction left behind.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use weir::connectors::postgres::{PgDelivery, PostgresConfig, PostgresSink};
+use weir::connectors::postgres::{PgDelivery, PostgresConfig, PostgresSink, PostgresSource};
 use weir::prelude::*;
+
+/// Held shared by every test here and exclusively by the database restart test, so the restart
+/// fails no other test.
+static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    SERVER.read().unwrap_or_else(|p| p.into_inner())
+}
 
 fn url() -> String {
     std::env::var("WEIR_PG_URL").expect("WEIR_PG_URL is set by scripts/test (PostgreSQL test server)")
@@ -66,6 +75,7 @@ fn count(sql_text: &str) -> i64 {
 
 #[test]
 fn rows_are_appended_and_upserted_by_primary_key() {
+    let _server = shared();
     let appended = table(
         "pg_append",
         "id bigint, label text, at timestamp, half double precision",
@@ -119,7 +129,8 @@ fn rows_are_appended_and_upserted_by_primary_key() {
 }
 
 #[test]
-fn a_schema_the_table_cannot_take_is_refused_by_field_and_a_bad_row_names_the_database_error() {
+fn a_configuration_the_sink_cannot_use_is_refused_naming_the_option() {
+    let _server = shared();
     let mut cfg = config("anything");
     cfg.transaction_prefix = Some("a'b".into());
     let e = PostgresSink::new("pg", cfg).err().unwrap().to_string();
@@ -133,17 +144,93 @@ fn a_schema_the_table_cannot_take_is_refused_by_field_and_a_bad_row_names_the_da
     cfg.delivery = PgDelivery::ExactlyOnce;
     let e = PostgresSink::new("pg", cfg).err().unwrap().to_string();
     assert!(e.contains("at_least_once ends at the same table"), "{e}");
+}
 
-    // A NOT NULL column left out: the job fails with PostgreSQL's own message.
+/// The dead-letter lines (`{node, subtask, reason, raw}`) under `dir`.
+fn dead_letters(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        out.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+        );
+    }
+    out
+}
+
+#[test]
+fn rows_the_database_refuses_go_to_the_dead_letter_output_and_the_job_goes_on() {
+    let _server = shared();
+    let tmp = tempfile::tempdir().unwrap();
+    // A NOT NULL column left out: each row is refused with PostgreSQL's own message.
     let t = table("pg_bad", "id bigint, must text NOT NULL");
     let env = StreamExecutionEnvironment::new();
+    env.set_dead_letter(tmp.path().join("dlq-null").display().to_string());
     env.add_source_named("gen", Arc::new(Datagen::new("gen", ids(10)).unwrap()))
         .add_sink(PostgresSink::new("pg", config(&t)).unwrap());
-    let e = env
-        .execute("pg-bad")
-        .expect_err("a violated constraint fails the job")
-        .to_string();
-    assert!(e.contains("null value in column \"must\""), "{e}");
+    let r = env.execute("pg-bad").unwrap();
+    assert_eq!(r.dead_letters(), 10);
+    let letters = dead_letters(&tmp.path().join("dlq-null"));
+    assert_eq!(letters.len(), 10);
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("null value in column \"must\"") && reason.contains("23502"),
+        "{reason}"
+    );
+
+    // One row in a hundred breaks a CHECK constraint: the other 99 are written, batch by batch
+    // (a refused batch is written again row by row), at least once and exactly once.
+    for delivery in [PgDelivery::AtLeastOnce, PgDelivery::ExactlyOnce] {
+        let t = table("pg_check", "id bigint PRIMARY KEY, v bigint CHECK (v >= 0)");
+        let dlq = tmp.path().join(format!("dlq-{delivery:?}"));
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(2).set_batch_size(300);
+        env.set_dead_letter(dlq.display().to_string());
+        env.enable_checkpointing(Duration::from_millis(100));
+        env.set_checkpoint_storage(format!(
+            "file://{}",
+            tmp.path().join(format!("chk-{delivery:?}")).display()
+        ));
+        let mut cfg = config(&t);
+        cfg.delivery = delivery;
+        cfg.transaction_prefix = Some(format!("test-{t}"));
+        env.add_source_named("gen", Arc::new(Datagen::new("gen", ids(5_000)).unwrap()))
+            .select(&["id", "CASE WHEN id % 100 = 7 THEN -1 ELSE id END AS v"])
+            .add_sink(PostgresSink::new("pg", cfg).unwrap());
+        let r = env.execute("pg-check").unwrap();
+        assert_eq!(r.dead_letters(), 50, "{delivery:?}");
+        let row = &sql(&format!(
+            "SELECT count(*), count(*) FILTER (WHERE id % 100 = 7) FROM {t}"
+        ))[0];
+        let row: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap_or("")).collect();
+        assert_eq!(row, ["4950", "0"], "{delivery:?}: every row but the refused ones");
+        let letters = dead_letters(&dlq);
+        let mut refused: Vec<i64> = letters
+            .iter()
+            .map(|l| {
+                let raw: serde_json::Value = serde_json::from_str(l["raw"].as_str().unwrap()).unwrap();
+                assert_eq!(raw["v"], -1);
+                assert!(
+                    l["reason"].as_str().unwrap().contains("violates check constraint"),
+                    "{l}"
+                );
+                raw["id"].as_i64().unwrap()
+            })
+            .collect();
+        refused.sort_unstable();
+        assert_eq!(
+            refused,
+            (0..50).map(|i| i * 100 + 7).collect::<Vec<_>>(),
+            "{delivery:?}"
+        );
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM pg_prepared_xacts WHERE starts_with(gid, 'test-{t}:')"
+            )),
+            0
+        );
+    }
 }
 
 fn exactly_once_job(
@@ -204,6 +291,7 @@ fn assert_each_id_once(table: &str, what: &str) {
 
 #[test]
 fn the_exactly_once_sink_writes_every_row_once_across_a_failure_and_a_rescaled_resume() {
+    let _server = shared();
     let tmp = tempfile::tempdir().unwrap();
 
     // A failure inside the job, restarted from its checkpoint.
@@ -234,6 +322,7 @@ fn the_exactly_once_sink_writes_every_row_once_across_a_failure_and_a_rescaled_r
 
 #[test]
 fn an_updating_sql_query_upserts_and_deletes_its_final_table_through_the_jdbc_connector() {
+    let _server = shared();
     // Counts per key of a datagen sequence, kept only while a key has fewer than 4 rows: keys
     // are inserted, updated, then deleted again as their fourth row arrives.
     let t = table("pg_sql", "k bigint PRIMARY KEY, n bigint NOT NULL");
@@ -267,6 +356,7 @@ INSERT INTO t SELECT a FROM s;";
 /// bids into PostgreSQL, exactly once, the same 46,244 rows the file example writes.
 #[test]
 fn the_postgres_example_writes_the_expensive_bids_once() {
+    let _server = shared();
     let t = table(
         "expensive_bids",
         "auction bigint, bidder bigint, euros double precision, \"dateTime\" timestamp",
@@ -290,4 +380,270 @@ fn the_postgres_example_writes_the_expensive_bids_once() {
         )),
         0
     );
+}
+
+/// Rows `(id, v)` of `a` missing from `b`.
+fn missing(a: &str, b: &str) -> i64 {
+    count(&format!(
+        "SELECT count(*) FROM (SELECT id, v FROM {a} EXCEPT ALL SELECT id, v FROM {b}) m"
+    ))
+}
+
+/// The `weir run` job of the SIGKILL test: 30,000 rows at 6,000 a second into `table` exactly
+/// once, checkpoints every 100 ms.
+fn killed_job(table: &str, chk: &std::path::Path) -> String {
+    format!(
+        r#"
+name: pg-killed
+parallelism: 2
+checkpoint: {{interval_ms: 100, storage: "{chk}"}}
+restart: {{delay_ms: 200, backoff: 1}}
+sources:
+  - id: gen
+    connector: datagen
+    rows: 30000
+    rows_per_second: 6000
+    seed: 11
+    fields:
+      - {{name: id, kind: sequence}}
+      - {{name: v, kind: random, min: 0, max: 999}}
+sinks:
+  - {{id: pg, input: gen, connector: postgres, url: "{url}", table: {table}, delivery: exactly_once,
+     transaction_prefix: "test-{table}", batch_rows: 200}}
+"#,
+        chk = chk.display(),
+        url = url()
+    )
+}
+
+#[test]
+fn the_exactly_once_sink_survives_sigkill_at_random_points_with_the_same_table() {
+    let _server = shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = table("pg_clean", "id bigint, v bigint");
+    let status = crate::common::cli::weir_run(
+        tmp.path(),
+        "clean.yaml",
+        &killed_job(&clean, &tmp.path().join("clean")),
+        false,
+    )
+    .status();
+    assert!(status.unwrap().success());
+    assert_eq!(count(&format!("SELECT count(DISTINCT id) FROM {clean}")), 30_000);
+
+    let t = table("pg_killed", "id bigint, v bigint");
+    let job = killed_job(&t, &tmp.path().join("chk"));
+    let kills = crate::common::cli::kill_and_resume(tmp.path(), "job.yaml", &job, 3, 0x2545_f491_4f6c_dd1d, 300, 1200);
+    assert_eq!(kills, 3, "the job was killed three times");
+    assert_eq!(count(&format!("SELECT count(*) FROM {t}")), 30_000, "no row twice");
+    assert_eq!(
+        (missing(&clean, &t), missing(&t, &clean)),
+        (0, 0),
+        "the failure-free run's table, row for row"
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE starts_with(gid, 'test-{t}:')"
+        )),
+        0,
+        "no prepared transaction left behind"
+    );
+}
+
+/// Restarts the test server (scripts/pg-restart: open connections are cut, prepared
+/// transactions survive).
+fn restart_server() {
+    let dir = std::env::var("WEIR_PG_DIR").expect("WEIR_PG_DIR is set by scripts/test");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-restart");
+    let status = std::process::Command::new(script).arg(dir).status().unwrap();
+    assert!(status.success(), "scripts/pg-restart: {status}");
+}
+
+#[test]
+fn a_job_rides_out_a_database_restart_at_least_once_and_exactly_once() {
+    let _server = SERVER.write().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let upserted = table("pg_restart_upsert", "k bigint PRIMARY KEY, id bigint NOT NULL");
+    let appended = table("pg_restart_eos", "id bigint");
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_batch_size(200);
+    env.enable_checkpointing(Duration::from_millis(100));
+    env.set_checkpoint_storage(format!("file://{}", tmp.path().display()));
+    env.set_restart_strategy(RestartStrategy {
+        delay: Duration::from_millis(200),
+        backoff: 1.0,
+        ..Default::default()
+    });
+    let mut generated = ids(20_000);
+    generated.rows_per_second = Some(5_000);
+    let rows = env.add_source_named("gen", Arc::new(Datagen::new("gen", generated).unwrap()));
+    let mut at_least_once = config(&upserted);
+    at_least_once.primary_key = vec!["k".into()];
+    rows.select(&["id % 1000 AS k", "id"])
+        .add_sink(PostgresSink::new("upsert", at_least_once).unwrap());
+    let mut exactly_once = config(&appended);
+    exactly_once.delivery = PgDelivery::ExactlyOnce;
+    exactly_once.transaction_prefix = Some(format!("test-{appended}"));
+    rows.add_sink(PostgresSink::new("eos", exactly_once).unwrap());
+    let restart = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(1_500));
+        restart_server();
+    });
+    let r = env.execute("pg-restart").unwrap();
+    restart.join().unwrap();
+    assert!(r.restarts >= 1, "the restart cut the job's connections");
+    assert_eq!(count(&format!("SELECT count(*) FROM {upserted}")), 1_000);
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM {upserted} WHERE id = 19000 + k")),
+        1_000,
+        "each key's last row, as without the restart"
+    );
+    let rows = &sql(&format!("SELECT count(*), count(DISTINCT id) FROM {appended}"))[0];
+    let rows: Vec<&str> = rows.iter().map(|c| c.as_deref().unwrap_or("")).collect();
+    assert_eq!(rows, ["20000", "20000"], "exactly once across the restart");
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE starts_with(gid, 'test-{appended}:')"
+        )),
+        0
+    );
+}
+
+/// A source table of `rows` rows: `id` (the primary key, 1..=rows), `name`, `at`, `day`,
+/// `price` (numeric, read as text unless declared), `ok`.
+fn source_table(name: &str, rows: i64) -> String {
+    let t = table(
+        name,
+        "id bigint PRIMARY KEY, name text, at timestamp, day date, price numeric(10,2), ok boolean",
+    );
+    sql(&format!(
+        "INSERT INTO {t} SELECT i, 'n' || i, TIMESTAMP '2026-01-01' + i * INTERVAL '1 second',
+           DATE '2026-01-01' + (i % 7)::int, i / 100.0, i % 2 = 0 FROM generate_series(1, {rows}) i"
+    ));
+    t
+}
+
+fn scan(table: &str) -> weir::connectors::postgres::PostgresScanConfig {
+    serde_json::from_value(serde_json::json!({
+        "url": url(), "table": table, "partitions": 5, "fetch_rows": 300
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_table_is_read_in_key_ranges_with_its_types_at_any_parallelism() {
+    let _server = shared();
+    let t = source_table("pg_src", 10_000);
+    for p in [1, 2, 3] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let rows = Collect::new();
+        env.add_source_named("pg", Arc::new(PostgresSource::new("pg", scan(&t)).unwrap()))
+            .add_sink(rows.clone());
+        env.execute("pg-scan").unwrap();
+        let mut ids: Vec<i64> = rows
+            .rows_json()
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=10_000).collect::<Vec<_>>(), "p = {p}: every row once");
+    }
+    // Types: timestamps, dates and booleans in their Arrow types; numeric as text.
+    let env = StreamExecutionEnvironment::new();
+    let rows = Collect::new();
+    let mut cfg = scan(&t);
+    cfg.columns = vec!["id".into(), "at".into(), "day".into(), "price".into(), "ok".into()];
+    cfg.lower_bound = Some(1);
+    cfg.upper_bound = Some(3);
+    env.add_source_named("pg", Arc::new(PostgresSource::new("pg", cfg).unwrap()))
+        .filter_expr("id = 42")
+        .add_sink(rows.clone());
+    env.execute("pg-types").unwrap();
+    assert_eq!(
+        rows.rows_json(),
+        [r#"{"id":42,"at":"2026-01-01T00:00:42","day":"2026-01-01","price":"0.42","ok":true}"#]
+    );
+
+    // A partition column that is not unique is refused, saying why.
+    let t2 = table("pg_src_dup", "id bigint NOT NULL, v bigint");
+    let mut cfg = scan(&t2);
+    cfg.partition_column = Some("id".into());
+    let env = StreamExecutionEnvironment::new();
+    env.add_source_named("pg", Arc::new(PostgresSource::new("pg", cfg).unwrap()))
+        .add_sink(Collect::new());
+    let e = env.execute("pg-dup").unwrap_err().to_string();
+    assert!(e.contains("must be unique"), "{e}");
+}
+
+#[test]
+fn a_table_scan_resumes_after_a_failure_at_another_parallelism_exactly_once() {
+    let _server = shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = source_table("pg_src_eos", 20_000);
+    let dst = table("pg_dst_eos", "id bigint, name text");
+    let chk = format!("file://{}", tmp.path().display());
+    let job = |parallelism: usize, fail_at: Option<i64>| {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(parallelism).set_batch_size(200);
+        env.enable_checkpointing(Duration::from_millis(50));
+        env.set_checkpoint_storage(&chk);
+        env.set_restart_strategy(RestartStrategy {
+            attempts: 0,
+            ..Default::default()
+        });
+        let mut cfg = config(&dst);
+        cfg.delivery = PgDelivery::ExactlyOnce;
+        cfg.transaction_prefix = Some(format!("test-{dst}"));
+        let mut scan = scan(&src);
+        scan.columns = vec!["id".into(), "name".into()];
+        scan.fetch_rows = 100;
+        env.add_source_named("pg", Arc::new(PostgresSource::new("pg", scan).unwrap()))
+            .filter(move |row| {
+                if row.get_i64("id") == fail_at {
+                    panic!("injected failure");
+                }
+                std::thread::sleep(Duration::from_micros(20));
+                true
+            })
+            .add_sink(PostgresSink::new("out", cfg).unwrap());
+        env
+    };
+    assert!(job(2, Some(15_000)).execute("pg-scan-eos").is_err(), "the job failed");
+    let env = job(3, None);
+    env.set_restore(RestoreFrom::Latest);
+    env.execute("pg-scan-eos").unwrap();
+    let row = &sql(&format!(
+        "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM {dst}"
+    ))[0];
+    let row: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap_or("")).collect();
+    assert_eq!(
+        row,
+        ["20000", "20000", "1", "20000"],
+        "every row once after the resume at p = 3"
+    );
+}
+
+#[test]
+fn a_jdbc_table_is_read_by_sql() {
+    let _server = shared();
+    let src = source_table("pg_src_sql", 1_000);
+    let dst = table("pg_dst_sql", "id bigint, name text");
+    let text = format!(
+        "SET 'parallelism.default' = '2';
+CREATE TABLE src (id BIGINT, name STRING, ok BOOLEAN) WITH ('connector' = 'jdbc', 'url' = 'jdbc:{url}',
+  'table-name' = '{src}', 'scan.partition.column' = 'id', 'scan.partition.num' = '4', 'scan.fetch-size' = '100');
+CREATE TABLE dst (id BIGINT, name STRING) WITH ('connector' = 'jdbc', 'url' = 'jdbc:{url}', 'table-name' = '{dst}');
+INSERT INTO dst SELECT id, name FROM src WHERE ok;",
+        url = url()
+    );
+    let job = weir::pipeline::build_sql(&text, "copy.sql", "pg-sql-scan").unwrap();
+    job.env.execute(&job.name).unwrap();
+    let row = &sql(&format!("SELECT count(*), min(id), max(id), min(name) FROM {dst}"))[0];
+    let row: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap_or("")).collect();
+    assert_eq!(row, ["500", "2", "1000", "n10"]);
 }

@@ -1,6 +1,8 @@
-//! PostgreSQL sink: rows into an existing table, appended (`INSERT`) or upserted by its primary
-//! key (`INSERT … ON CONFLICT (key) DO UPDATE`; a retraction of an updating input deletes its
-//! key's row).
+//! PostgreSQL: a table source (a bounded scan split into ranges of an integer key, resumable)
+//! and a sink into an existing table, appended (`INSERT`) or upserted by its primary key
+//! (`INSERT … ON CONFLICT (key) DO UPDATE`; a retraction of an updating input deletes its key's
+//! row). Rows the database refuses for their data (SQLSTATE classes 22 and 23) go to the
+//! dead-letter output with its message, one by one, and the job goes on.
 //!
 //! - `at_least_once` (default): each batch is written as it arrives (autocommit), so everything
 //!   before a checkpoint's barrier is in the table before the checkpoint completes; after a
@@ -13,11 +15,14 @@
 //! Client: `tokio-postgres` (the PostgreSQL wire protocol, no libpq).
 
 mod cell;
+mod connect;
 mod sink;
+mod source;
 
 use serde::Deserialize;
 
 pub use sink::PostgresSink;
+pub use source::{PostgresScanConfig, PostgresSource};
 
 /// Delivery guarantee of the PostgreSQL sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
 
 use arrow::array::AsArray;
 use arrow::datatypes::SchemaRef;
@@ -10,14 +10,15 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
 use super::cell::{Cell, cell, supported};
 use super::{PgDelivery, PostgresConfig};
 use crate::connectors::{Sink, SinkFactory};
-use crate::contract::TaskContext;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::OP_COLUMN;
+use crate::contract::{NodeMetrics, TaskContext};
+use crate::dead_letter::DeadLetterWriter;
 
 /// The PostgreSQL sink factory.
 pub struct PostgresSink {
@@ -143,6 +144,12 @@ impl SinkFactory for PostgresSink {
             prefix,
             subtask: ctx.subtask,
             parallelism: ctx.parallelism,
+            dead_letter: DeadLetterWriter::new(
+                ctx.dead_letter.as_deref().map(crate::storage::resolve).transpose()?,
+                &ctx.node,
+                ctx.subtask,
+            ),
+            metrics: ctx.metrics.clone(),
         }))
     }
 }
@@ -172,8 +179,8 @@ struct PgSinkTask {
     /// A second connection for committing and rolling back prepared transactions (which cannot
     /// run inside the open transaction).
     control: Option<Client>,
-    /// Prepared `INSERT` statements by rows.
-    statements: HashMap<usize, Statement>,
+    /// Prepared statements by kind and rows.
+    statements: HashMap<(Kind, usize), Statement>,
     in_txn: bool,
     /// Prepared transactions awaiting their checkpoint's completion.
     pending: Vec<(u64, String)>,
@@ -181,6 +188,9 @@ struct PgSinkTask {
     prefix: String,
     subtask: usize,
     parallelism: usize,
+    /// Rows the database refused, with its message.
+    dead_letter: DeadLetterWriter,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl PgSinkTask {
@@ -192,40 +202,15 @@ impl PgSinkTask {
         self.config.delivery == PgDelivery::ExactlyOnce
     }
 
-    async fn connect(&self) -> Result<Client> {
-        let mut wait = Duration::from_secs(1);
-        let mut attempt = 1;
-        loop {
-            let mut config = tokio_postgres::Config::from_str(&self.config.url).map_err(|e| self.io("url", e))?;
-            if let Some(u) = &self.config.user {
-                config.user(u);
-            }
-            if let Some(p) = &self.config.password {
-                config.password(p);
-            }
-            match config.connect(NoTls).await {
-                Ok((client, connection)) => {
-                    let node = self.node.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::warn!(node, "postgres connection: {e}");
-                        }
-                    });
-                    return Ok(client);
-                }
-                Err(e) if attempt < self.config.connect_attempts => {
-                    tracing::warn!(
-                        node = self.node,
-                        attempt,
-                        "connecting to postgres: {e}; retrying in {wait:?}"
-                    );
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                    attempt += 1;
-                }
-                Err(e) => return Err(self.io(&format!("connecting to postgres after {attempt} attempts"), e)),
-            }
-        }
+    /// Connecting borrows nothing of `self` (whose dead-letter writer is not `Sync`).
+    fn connect(&self) -> impl Future<Output = Result<Client>> + Send + 'static {
+        super::connect::connect(super::connect::Target {
+            node: self.node.clone(),
+            url: self.config.url.clone(),
+            user: self.config.user.clone(),
+            password: self.config.password.clone(),
+            attempts: self.config.connect_attempts,
+        })
     }
 
     /// The writing connection (connected on first use; a broken one is replaced, and with it
@@ -337,44 +322,128 @@ impl PgSinkTask {
         // Parameters per statement stay under PostgreSQL's 65,535.
         let per = self.config.batch_rows.min(65_535 / self.names.len().max(1)).max(1);
         for chunk in deletes.chunks(per) {
-            let sql = self.delete_sql(chunk.len());
-            let cells = &cells;
-            let params: Vec<&(dyn ToSql + Sync)> = chunk
-                .iter()
-                .flat_map(|r| self.key.iter().map(move |k| &cells[*r][*k] as &(dyn ToSql + Sync)))
-                .collect();
-            let client = self.client().await?;
-            client
-                .execute(&sql, &params)
-                .await
-                .map_err(|e| self.io(&format!("DELETE FROM {}", self.table), db_message(&e)))?;
+            self.rows_or_refusals(Kind::Delete, chunk, &cells, batch).await?;
         }
         for chunk in writes.chunks(per) {
-            let statement = match self.statements.get(&chunk.len()) {
-                Some(s) => s.clone(),
-                None => {
-                    let sql = self.insert_sql(chunk.len());
-                    let s = self
-                        .client()
-                        .await?
-                        .prepare(&sql)
-                        .await
-                        .map_err(|e| self.io("preparing INSERT", db_message(&e)))?;
-                    self.statements.insert(chunk.len(), s.clone());
-                    s
-                }
-            };
-            let params: Vec<&(dyn ToSql + Sync)> = chunk
-                .iter()
-                .flat_map(|r| cells[*r].iter().map(|c| c as &(dyn ToSql + Sync)))
-                .collect();
-            let client = self.client().await?;
-            client
-                .execute(&statement, &params)
-                .await
-                .map_err(|e| self.io(&format!("INSERT INTO {}", self.table), db_message(&e)))?;
+            self.rows_or_refusals(Kind::Insert, chunk, &cells, batch).await?;
         }
         Ok(())
+    }
+
+    /// Runs one statement for `rows`; if the database refuses it for its data (a constraint
+    /// violated, a value it cannot take), runs one per row and sends each refused row to the
+    /// dead-letter output with the database's message, so the others are written and the job
+    /// goes on. Anything else (a lost connection, a server shutting down) fails the task.
+    async fn rows_or_refusals(
+        &mut self,
+        kind: Kind,
+        rows: &[usize],
+        cells: &[Vec<Cell>],
+        batch: &RecordBatch,
+    ) -> Result<()> {
+        let Err(refused) = self.statement_for(kind, rows, cells).await? else {
+            return Ok(());
+        };
+        if rows.len() == 1 {
+            return self.refuse(batch, rows[0], &refused).await;
+        }
+        for &row in rows {
+            if let Err(refused) = self.statement_for(kind, &[row], cells).await? {
+                self.refuse(batch, row, &refused).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One `kind` statement for `rows`: `Ok(Err(message))` when the database refused the data.
+    /// Inside a checkpoint's transaction the statement runs under a savepoint (sent in the same
+    /// round trip), so a refusal undoes only it and the transaction goes on.
+    async fn statement_for(
+        &mut self,
+        kind: Kind,
+        rows: &[usize],
+        cells: &[Vec<Cell>],
+    ) -> Result<std::result::Result<(), String>> {
+        let statement = match self.statements.get(&(kind, rows.len())) {
+            Some(s) => s.clone(),
+            None => {
+                let sql = match kind {
+                    Kind::Insert => self.insert_sql(rows.len()),
+                    Kind::Delete => self.delete_sql(rows.len()),
+                };
+                let s = self
+                    .client()
+                    .await?
+                    .prepare(&sql)
+                    .await
+                    .map_err(|e| self.io(&format!("preparing {}", kind.verb()), db_message(&e)))?;
+                self.statements.insert((kind, rows.len()), s.clone());
+                s
+            }
+        };
+        let params: Vec<&(dyn ToSql + Sync)> = match kind {
+            Kind::Insert => rows
+                .iter()
+                .flat_map(|r| cells[*r].iter().map(|c| c as &(dyn ToSql + Sync)))
+                .collect(),
+            Kind::Delete => rows
+                .iter()
+                .flat_map(|r| self.key.iter().map(move |k| &cells[*r][*k] as &(dyn ToSql + Sync)))
+                .collect(),
+        };
+        let in_txn = self.in_txn;
+        let what = format!("{} {}", kind.verb(), self.table);
+        self.client().await?;
+        let (node, client) = (&self.node, self.client.as_ref().expect("connected"));
+        let result = if in_txn {
+            let (savepoint, result, _) = futures::join!(
+                client.batch_execute("SAVEPOINT weir_rows"),
+                client.execute(&statement, &params),
+                client.batch_execute("RELEASE SAVEPOINT weir_rows"),
+            );
+            savepoint.map_err(|e| WeirError::io(node, format!("SAVEPOINT: {}", db_message(&e))))?;
+            result
+        } else {
+            client.execute(&statement, &params).await
+        };
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(e) if refused_for_its_data(&e) => {
+                if in_txn {
+                    client
+                        .batch_execute("ROLLBACK TO SAVEPOINT weir_rows; RELEASE SAVEPOINT weir_rows")
+                        .await
+                        .map_err(|e| WeirError::io(node, format!("ROLLBACK TO SAVEPOINT: {}", db_message(&e))))?;
+                }
+                Ok(Err(db_message(&e)))
+            }
+            Err(e) => Err(WeirError::io(node, format!("{what}: {}", db_message(&e)))),
+        }
+    }
+
+    /// Sends row `row` of `batch` to the dead-letter output with the database's `reason`.
+    async fn refuse(&mut self, batch: &RecordBatch, row: usize, reason: &str) -> Result<()> {
+        let n = self
+            .metrics
+            .dead_letters
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n < 5 {
+            tracing::warn!(
+                node = self.node,
+                subtask = self.subtask,
+                reason,
+                "row refused by the database, sent to the dead-letter output"
+            );
+        }
+        let mut raw = Vec::new();
+        {
+            let mut w = arrow::json::LineDelimitedWriter::new(&mut raw);
+            w.write(&batch.slice(row, 1))
+                .map_err(|e| self.io("dead-letter output", e))?;
+            w.finish().map_err(|e| self.io("dead-letter output", e))?;
+        }
+        let raw = String::from_utf8_lossy(&raw).trim_end().to_string();
+        self.dead_letter.write(&raw, &format!("{}: {reason}", self.table)).await
     }
 
     fn gid(&self, checkpoint: u64) -> String {
@@ -445,6 +514,30 @@ impl PgSinkTask {
     }
 }
 
+/// A statement refused for the rows it carries — SQLSTATE class 22 (data exception: a value out
+/// of range, bad text for a type) or 23 (integrity constraint violation: NOT NULL, UNIQUE,
+/// CHECK, FOREIGN KEY) — rather than for the connection or the server.
+fn refused_for_its_data(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
+}
+
+/// The kinds of statement the sink runs per batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Insert,
+    Delete,
+}
+
+impl Kind {
+    fn verb(self) -> &'static str {
+        match self {
+            Kind::Insert => "INSERT INTO",
+            Kind::Delete => "DELETE FROM",
+        }
+    }
+}
+
 /// The server's message (and detail) of a database error, or the client's.
 fn db_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -466,6 +559,7 @@ impl Sink for PgSinkTask {
     }
 
     async fn finish(&mut self) -> Result<()> {
+        self.dead_letter.close().await?;
         if self.exactly_once() {
             // The rows after the last barrier wait for the end of the whole job (commit_final).
             let id = self.last_barrier + 1;
@@ -475,6 +569,7 @@ impl Sink for PgSinkTask {
     }
 
     async fn stop(&mut self) -> Result<()> {
+        self.dead_letter.close().await?;
         if self.in_txn
             && let Some(c) = &self.client
         {
