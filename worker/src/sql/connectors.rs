@@ -461,7 +461,21 @@ pub fn source(table: &TableDef, physical: &Schema, nexmark_stream: Option<&str>)
             if let Some(n) = o.parsed::<usize>("scan.fetch-size")? {
                 m.insert("fetch_rows".into(), json!(n));
             }
-            Mapped::new("postgres", m)
+            // As a lookup table: read whole and kept per worker (Flink's FULL cache), read
+            // again after the reload interval.
+            if let Some(c) = o.take("lookup.cache")
+                && !c.eq_ignore_ascii_case("full")
+            {
+                return Err(o.error(format!(
+                    "option 'lookup.cache' = '{c}': a jdbc lookup table is read whole ('FULL')"
+                )));
+            }
+            o.take("lookup.full-cache.reload-strategy");
+            let lookup_ttl_ms = duration_ms(&mut o, "lookup.full-cache.periodic-reload.interval")?;
+            Mapped {
+                lookup_ttl_ms,
+                ..Mapped::new("postgres", m)
+            }
         }
         other => {
             return Err(WeirError::plan(format!(

@@ -1057,9 +1057,9 @@ impl<'a> Lowering<'a> {
             )));
         }
         let connector = side.table.def.options.get("connector").cloned().unwrap_or_default();
-        if !matches!(connector.as_str(), "filesystem" | "http") {
+        if !matches!(connector.as_str(), "filesystem" | "http" | "jdbc") {
             return Err(WeirError::plan(format!(
-                "'{table_name}' FOR SYSTEM_TIME AS OF: lookup joins read tables of the filesystem or http connector \
+                "'{table_name}' FOR SYSTEM_TIME AS OF: lookup joins read tables of the filesystem, jdbc or http connector \
                  (this one is '{connector}')"
             )));
         }

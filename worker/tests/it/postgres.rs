@@ -647,3 +647,29 @@ INSERT INTO dst SELECT id, name FROM src WHERE ok;",
     let row: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap_or("")).collect();
     assert_eq!(row, ["500", "2", "1000", "n10"]);
 }
+
+#[test]
+fn a_stream_is_joined_with_a_jdbc_table_as_a_lookup_table() {
+    let _server = shared();
+    let dims = source_table("pg_dims", 100);
+    let dst = table("pg_enriched", "id bigint, name text");
+    let text = format!(
+        "SET 'parallelism.default' = '2';
+CREATE TABLE events (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '1000',
+  'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '999');
+CREATE TABLE dims (id BIGINT, name STRING) WITH ('connector' = 'jdbc', 'url' = 'jdbc:{url}',
+  'table-name' = '{dims}', 'lookup.cache' = 'FULL', 'lookup.full-cache.periodic-reload.interval' = '10 min');
+CREATE TABLE dst (id BIGINT, name STRING) WITH ('connector' = 'jdbc', 'url' = 'jdbc:{url}', 'table-name' = '{dst}');
+CREATE VIEW timed AS SELECT *, PROCTIME() AS pt FROM events;
+INSERT INTO dst SELECT e.id, d.name FROM timed AS e JOIN dims FOR SYSTEM_TIME AS OF e.pt AS d ON e.id % 200 = d.id;",
+        url = url()
+    );
+    let job = weir::pipeline::build_sql(&text, "lookup.sql", "pg-lookup").unwrap();
+    job.env.execute(&job.name).unwrap();
+    // Ids whose id % 200 is in 1..=100: 100 of every 200, 500 in all, each named after its key.
+    let row = &sql(&format!(
+        "SELECT count(*), count(*) FILTER (WHERE name = 'n' || (id % 200)) FROM {dst}"
+    ))[0];
+    let row: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap_or("")).collect();
+    assert_eq!(row, ["500", "500"]);
+}
