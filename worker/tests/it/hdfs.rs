@@ -159,20 +159,25 @@ sinks:
     )
 }
 
-#[test]
-fn a_job_on_hdfs_survives_sigkill_at_random_points_and_resumes_exactly_once() {
-    let _cluster = shared();
-    let base = dir("killed");
+/// Writes the input under `base` and runs [`killed_job`] on it without failures; its output.
+fn clean_run(base: &str, tmp: &std::path::Path) -> Vec<String> {
     input(&format!("{base}/input"));
-    let tmp = tempfile::tempdir().unwrap();
     let clean = killed_job(
         &format!("{base}/input"),
         &format!("{base}/clean"),
         &format!("{base}/clean-chk"),
     );
-    let status = common::cli::weir_run(tmp.path(), "clean.yaml", &clean, false).status();
+    let status = common::cli::weir_run(tmp, "clean.yaml", &clean, false).status();
     assert!(status.unwrap().success());
-    let expected = lines(&format!("{base}/clean"));
+    lines(&format!("{base}/clean"))
+}
+
+#[test]
+fn a_job_on_hdfs_survives_sigkill_at_random_points_and_resumes_exactly_once() {
+    let _cluster = shared();
+    let base = dir("killed");
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = clean_run(&base, tmp.path());
     assert_eq!(expected.len(), 15 * 20, "15 windows of 200 ms × 20 keys");
 
     let job = killed_job(&format!("{base}/input"), &format!("{base}/out"), &format!("{base}/chk"));
@@ -237,16 +242,8 @@ fn restart_namenode() {
 fn a_job_on_hdfs_rides_out_a_namenode_restart() {
     let _cluster = CLUSTER.write().unwrap_or_else(|p| p.into_inner());
     let base = dir("restart");
-    input(&format!("{base}/input"));
     let tmp = tempfile::tempdir().unwrap();
-    let clean = killed_job(
-        &format!("{base}/input"),
-        &format!("{base}/clean"),
-        &format!("{base}/clean-chk"),
-    );
-    let status = common::cli::weir_run(tmp.path(), "clean.yaml", &clean, false).status();
-    assert!(status.unwrap().success());
-    let expected = lines(&format!("{base}/clean"));
+    let expected = clean_run(&base, tmp.path());
 
     // The NameNode goes away for a few seconds while the job runs: checkpoints and part files
     // fail, the job restarts (and restarts again while the NameNode is still down), then
