@@ -37,7 +37,7 @@ sources:
     fields:
       - {name: id, kind: sequence}
       - {name: v, kind: random, min: 0, max: 999}
-      - {name: s, kind: random, data_type: string, length: 16}
+      - {name: s, kind: random, type: string, length: 16}
 operators:
   - {id: rows, input: gen, select: ["id", "id % 100000 AS k", "v", "s"]}
 sinks:

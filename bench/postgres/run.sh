@@ -20,13 +20,14 @@ RESULTS="${RESULTS:-bench/results/$(date +%F)-postgres.jsonl}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target-bench}"
 cargo build --release --bin weir >&2
 weir="$CARGO_TARGET_DIR/release/weir"
+started=""
 if [ -z "${WEIR_PG_URL:-}" ]; then
     eval "$(scripts/pg-up)"
-    trap 'scripts/pg-down "$WEIR_PG_DIR"' EXIT
+    started=1
 fi
 psql=("$WEIR_PG_BIN/psql" "$WEIR_PG_URL" -q -v ON_ERROR_STOP=1)
 work=$(mktemp -d)
-trap 'rm -rf "$work"; [ -n "${WEIR_PG_DIR:-}" ] && scripts/pg-down "$WEIR_PG_DIR"' EXIT
+trap 'rm -rf "$work"; [ -n "$started" ] && scripts/pg-down "$WEIR_PG_DIR"' EXIT
 
 source_yaml() {
     cat <<YAML
@@ -39,7 +40,7 @@ sources:
     fields:
       - {name: id, kind: sequence}
       - {name: v, kind: random, min: 0, max: 999}
-      - {name: s, kind: random, data_type: string, length: 16}
+      - {name: s, kind: random, type: string, length: 16}
 operators:
   - {id: rows, input: gen, select: ["id", "id % 100000 AS k", "v", "s"]}
 YAML
