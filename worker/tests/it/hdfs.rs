@@ -131,7 +131,7 @@ fn input(url: &str) {
     }
 }
 
-/// Keyed 200 ms windows over the JSON files under `input`, replayed at 15,000 rows per second
+/// Keyed 200 ms windows over the JSON files under `input`, replayed at 10,000 rows per second
 /// per subtask, into exactly-once JSON files under `out`, checkpoints under `chk`: all on HDFS.
 fn killed_job(input: &str, out: &str, chk: &str) -> String {
     format!(
@@ -146,7 +146,7 @@ sources:
     path: "{input}"
     format: json
     schema: "ts TIMESTAMP(3), k BIGINT, v BIGINT"
-    rows_per_second: 15000
+    rows_per_second: 10000
     watermark: {{field: ts, max_out_of_orderness_ms: 5}}
 operators:
   - {{id: keyed, input: in, key_by: k}}
