@@ -6,8 +6,6 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
-use crate::throttle::Throttle;
-
 use super::config::FileSourceConfig;
 use crate::connectors::format::{Format, RecordDecoder, infer_schema};
 use crate::connectors::{Source, SourceFactory};
@@ -15,6 +13,7 @@ use crate::contract::SourceContext;
 use crate::contract::TaskContext;
 use crate::contract::error::{Result, WeirError};
 use crate::storage::{self, Location};
+use crate::throttle::Throttle;
 
 /// A file source.
 pub struct FileSource {

@@ -69,6 +69,14 @@ pub struct PostgresConfig {
     pub connect_attempts: u32,
 }
 
+/// `a.b` as `"a"."b"`.
+fn quoted(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 fn batch_rows() -> usize {
     500
 }

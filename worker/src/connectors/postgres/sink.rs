@@ -13,7 +13,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use super::cell::{Cell, cell, supported};
-use super::{PgDelivery, PostgresConfig};
+use super::{PgDelivery, PostgresConfig, quoted};
 use crate::connectors::{Sink, SinkFactory};
 use crate::contract::error::{Result, WeirError};
 use crate::contract::schema::OP_COLUMN;
@@ -71,14 +71,6 @@ fn placeholders(rows: usize, width: usize) -> Vec<String> {
             format!("({})", p.join(", "))
         })
         .collect()
-}
-
-/// `a.b` as `"a"."b"`.
-fn quoted(name: &str) -> String {
-    name.split('.')
-        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 impl SinkFactory for PostgresSink {
@@ -279,15 +271,19 @@ impl PgSinkTask {
     /// written. With one, only each key's last row counts (the table ends the same, and one
     /// statement cannot upsert a key twice): written when it is `+I`/`+U`, deleted when it is
     /// `-D` or a `-U` whose `+U` is not in the batch (a filter may have dropped it).
-    fn rows(&self, batch: &RecordBatch, cells: &[Vec<Cell>]) -> (Vec<usize>, Vec<usize>) {
+    fn rows(&self, batch: &RecordBatch) -> Result<(Vec<usize>, Vec<usize>)> {
         if self.key.is_empty() {
-            return ((0..batch.num_rows()).collect(), Vec::new());
+            return Ok(((0..batch.num_rows()).collect(), Vec::new()));
         }
         let ops = self.op.map(|c| batch.column(c).as_string::<i32>().clone());
         let mut seen = HashSet::new();
         let (mut writes, mut deletes) = (Vec::new(), Vec::new());
         for i in (0..batch.num_rows()).rev() {
-            let key: Vec<String> = self.key.iter().map(|k| format!("{:?}", cells[i][*k])).collect();
+            // The engine's canonical key encoding (what key_by hashes).
+            let mut key = Vec::new();
+            for k in &self.key {
+                crate::keys::encode_value(batch.column(self.columns[*k]), i, &mut key)?;
+            }
             if !seen.insert(key) {
                 continue;
             }
@@ -298,7 +294,7 @@ impl PgSinkTask {
         }
         writes.reverse();
         deletes.reverse();
-        (writes, deletes)
+        Ok((writes, deletes))
     }
 
     async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -310,7 +306,7 @@ impl PgSinkTask {
                     .collect()
             })
             .collect();
-        let (writes, deletes) = self.rows(batch, &cells);
+        let (writes, deletes) = self.rows(batch)?;
         if self.exactly_once() && !self.in_txn {
             self.client()
                 .await?

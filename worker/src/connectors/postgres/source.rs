@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Row};
 
 use super::connect::{Target, connect};
+use super::quoted;
 use crate::connectors::format::SchemaSpec;
 use crate::connectors::{Source, SourceContext, SourceFactory};
 use crate::contract::TaskContext;
@@ -170,13 +171,6 @@ pub struct PostgresSource {
     node: String,
     config: PostgresScanConfig,
     plan: OnceCell<Arc<Plan>>,
-}
-
-fn quoted(name: &str) -> String {
-    name.split('.')
-        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 impl PostgresSource {
@@ -412,7 +406,7 @@ impl SourceFactory for PostgresSource {
             factory: PostgresSource {
                 node: self.node.clone(),
                 config: self.config.clone(),
-                plan: OnceCell::new_with(Some(plan.clone())),
+                plan: OnceCell::new(),
             },
             plan,
             subtask: ctx.subtask,
@@ -422,6 +416,7 @@ impl SourceFactory for PostgresSource {
 }
 
 struct ScanTask {
+    /// The factory's options, for connecting and messages (the plan is `plan`).
     factory: PostgresSource,
     plan: Arc<Plan>,
     subtask: usize,
