@@ -638,19 +638,7 @@ fn a_stop_with_savepoint_halts_the_sources_at_its_barrier() {
             .add_sink(sink.clone());
         env
     };
-    let ids = |sink: &Collect| -> Vec<i64> {
-        let mut ids: Vec<i64> = sink
-            .rows_json()
-            .iter()
-            .map(|row| {
-                serde_json::from_str::<serde_json::Value>(row).unwrap()["id"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect();
-        ids.sort_unstable();
-        ids
-    };
+    let ids = |sink: &Collect| -> Vec<i64> { common::sorted_ids(&sink.rows_json()) };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let env = job(None, None);
     let control = JobControl::default();
@@ -853,15 +841,7 @@ fn a_file_source_resumes_from_its_checkpointed_line() {
         again <= 15_000 - before,
         "resumed from the checkpointed line: {again} rows after the restart, {before} seen before"
     );
-    let mut ids: Vec<i64> = common::committed_lines(&out)
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    ids.sort();
+    let ids = common::sorted_ids(&common::committed_lines(&out));
     assert!(
         ids == (0..15_000).collect::<Vec<_>>(),
         "every line exactly once ({} rows)",

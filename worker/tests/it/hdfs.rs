@@ -8,7 +8,6 @@
 use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -204,12 +203,24 @@ fn a_savepoint_on_hdfs_restores_at_another_parallelism() {
     let env = crate::checkpoints::windowed_job_paced(&out, &chk, None, 2, 10_000);
     let control = JobControl::default();
     let asker = control.clone();
+    let metrics = env.metrics();
+    let progress = metrics.clone();
+    // Stopped once windows have fired and a checkpoint has completed (the job runs 4 s).
     let savepoint = rt.spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        common::eventually(|| {
+            let fired = progress.snapshot().iter().any(|n| n.name == "win" && n.records_out > 0);
+            fired
+                && progress
+                    .checkpoints
+                    .completed
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    > 0
+        })
+        .await;
         asker.stop_with_savepoint().await
     });
     let r = rt
-        .block_on(env.execute_controlled("saved", &env.metrics(), &control))
+        .block_on(env.execute_controlled("saved", &metrics, &control))
         .unwrap();
     let path = rt.block_on(savepoint).unwrap();
     assert!(r.cancelled, "stopped by the savepoint: {path:?}");
@@ -252,7 +263,10 @@ fn a_job_on_hdfs_rides_out_a_namenode_restart() {
     let mut child = common::cli::weir_run(tmp.path(), "job.yaml", &job, false)
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // HDFS goes away once the job has completed a checkpoint there.
+    let store = weir::checkpoint::CheckpointStore::open(&format!("{base}/chk"), "hdfs-killed").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    common::until(|| !rt.block_on(store.completed()).unwrap().is_empty());
     assert!(
         child.try_wait().unwrap().is_none(),
         "the job is still running when HDFS goes away"

@@ -233,16 +233,7 @@ fn assert_exactly(got: &[i64], expected: &[i64], what: &str) {
 
 /// The ids of a sink directory's committed output, sorted.
 fn committed(dir: &std::path::Path) -> Vec<i64> {
-    let mut ids: Vec<i64> = common::committed_lines(dir)
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    ids.sort();
-    ids
+    common::sorted_ids(&common::committed_lines(dir))
 }
 
 #[test]
@@ -312,16 +303,7 @@ fn offsets_in_checkpoints_give_exactly_once_after_failure_and_at_another_paralle
 
 /// The ids of every record of `topic` a read_committed consumer sees (see [`committed_lines`]).
 fn read_committed(topic: &str, want: usize, wait: Duration) -> Vec<i64> {
-    let mut ids: Vec<i64> = committed_lines(topic, want, wait)
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    ids.sort();
-    ids
+    common::sorted_ids(&committed_lines(topic, want, wait))
 }
 
 #[test]
@@ -483,16 +465,7 @@ fn partitions_added_later_are_discovered_and_read() {
         .block_on(env.execute_controlled("kafka-grow", &metrics, &control))
         .unwrap();
     grower.join().unwrap();
-    let mut ids: Vec<i64> = sink
-        .rows_json()
-        .iter()
-        .map(|r| {
-            serde_json::from_str::<serde_json::Value>(r).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    ids.sort();
+    let ids = common::sorted_ids(&sink.rows_json());
     assert_exactly(
         &ids,
         &(0..600).collect::<Vec<_>>(),
@@ -682,16 +655,7 @@ fn headers_topic_patterns_start_timestamps_and_group_offsets() {
     env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
         .add_sink(collect.clone());
     env.execute("kafka-from-time").unwrap();
-    let mut ids: Vec<i64> = collect
-        .rows_json()
-        .iter()
-        .map(|r| {
-            serde_json::from_str::<serde_json::Value>(r).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    ids.sort();
+    let ids = common::sorted_ids(&collect.rows_json());
     assert_eq!(ids, (100..150).collect::<Vec<_>>());
 
     // Bounded from latest is refused, naming the options.

@@ -485,8 +485,10 @@ fn a_job_rides_out_a_database_restart_at_least_once_and_exactly_once() {
     exactly_once.delivery = PgDelivery::ExactlyOnce;
     exactly_once.transaction_prefix = Some(format!("test-{appended}"));
     rows.add_sink(PostgresSink::new("eos", exactly_once).unwrap());
-    let restart = std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_millis(1_500));
+    // The server restarts once the job is writing (it runs 4 s).
+    let written = format!("SELECT count(*) FROM {upserted}");
+    let restart = std::thread::spawn(move || {
+        crate::common::until(|| count(&written) > 0);
         restart_server();
     });
     let r = env.execute("pg-restart").unwrap();
@@ -541,16 +543,7 @@ fn a_table_is_read_in_key_ranges_with_its_types_at_any_parallelism() {
         env.add_source_named("pg", Arc::new(PostgresSource::new("pg", scan(&t)).unwrap()))
             .add_sink(rows.clone());
         env.execute("pg-scan").unwrap();
-        let mut ids: Vec<i64> = rows
-            .rows_json()
-            .iter()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect();
-        ids.sort_unstable();
+        let ids = crate::common::sorted_ids(&rows.rows_json());
         assert_eq!(ids, (1..=10_000).collect::<Vec<_>>(), "p = {p}: every row once");
     }
     // Types: timestamps, dates and booleans in their Arrow types; numeric as text.

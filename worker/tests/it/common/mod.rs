@@ -73,6 +73,32 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// [`eventually`] for synchronous tests: polls `condition` every 5 ms, failing after a minute.
+pub fn until(mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the condition did not hold within a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The `id` field of JSON lines, sorted.
+pub fn sorted_ids(lines: &[String]) -> Vec<i64> {
+    let mut ids: Vec<i64> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
 /// The final table of a printed changelog: each row (without its `op`) and how many times it
 /// is there.
 pub fn final_table(stdout: &str) -> BTreeMap<String, i64> {
