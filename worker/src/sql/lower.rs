@@ -217,8 +217,8 @@ impl<'a> Lowering<'a> {
             if connector == "print" {
                 items.push((col(OP_COLUMN), "op".into()));
             }
-            if connector == "jdbc" {
-                // The database sink upserts and deletes by each row's kind.
+            if connector == "jdbc" || connector == "upsert-kafka" {
+                // The sink upserts and deletes by each row's kind.
                 items.push((col(OP_COLUMN), OP_COLUMN.into()));
             }
         }
@@ -278,11 +278,6 @@ impl<'a> Lowering<'a> {
                     "op".into(),
                 ),
             ]);
-        }
-        let mut input = input;
-        if input.updating && connector == "upsert-kafka" {
-            // Upserts by key: the retraction before an update is implied by the update.
-            input = self.restrict(input, col(OP_COLUMN).not_eq(lit("-U")), "upsert")?;
         }
         let projected = self.project(input, items)?;
         let stream = self.flush(projected, "calc")?;

@@ -6,6 +6,13 @@
 //!   since the checkpoint are sent again.
 //! - `exactly_once`: an epoch's records are kept in its checkpoint and written in one Kafka
 //!   transaction, with a commit marker, when the checkpoint completes ([`super::transactional`]).
+//!
+//! An updating input (an [`OP_COLUMN`] last, as SQL's `upsert-kafka` tables get) is written as
+//! upserts by key: inserts and update-afters as the row, deletes and update-befores as a
+//! tombstone (the key with a null value, which compaction and upsert readers take as a delete),
+//! as Flink's upsert-kafka does. Within a batch only each key's last change is written, so the
+//! update-before right before its update-after costs nothing; one without an update-after (a
+//! filter above an aggregate let the old row out but not the new one) still deletes the key.
 
 use std::collections::VecDeque;
 
@@ -23,7 +30,7 @@ use crate::connectors::format::{Format, encode};
 use crate::connectors::{Sink, SinkFactory};
 use crate::contract::TaskContext;
 use crate::contract::error::{Result, WeirError};
-use crate::contract::schema::field_index;
+use crate::contract::schema::{OP_COLUMN, field_index};
 
 /// The Kafka sink factory.
 pub struct KafkaSink {
@@ -61,7 +68,16 @@ impl SinkFactory for KafkaSink {
             field_index(input, k, "kafka key field")
                 .map_err(|e| WeirError::config("kafka", &self.node, e.to_string()))?;
         }
-        if self.config.format == Format::Text && input.fields().len() != 1 {
+        if input.index_of(OP_COLUMN).is_ok() && self.config.key_fields.is_empty() {
+            return Err(WeirError::config(
+                "kafka",
+                &self.node,
+                "key_fields: empty, but the input is a changelog (updates and deletes); an upsert sink \
+                 needs the key its records replace (SQL: a PRIMARY KEY on the upsert-kafka table)",
+            ));
+        }
+        let op = usize::from(input.index_of(OP_COLUMN).is_ok());
+        if self.config.format == Format::Text && input.fields().len() - op != 1 {
             return Err(WeirError::config(
                 "kafka",
                 &self.node,
@@ -112,17 +128,20 @@ impl SinkFactory for KafkaSink {
                 })
             }
         };
-        let value_columns = match self.config.value_fields {
-            ValueFields::All => None,
-            ValueFields::ExceptKey => Some(
+        let op = input.index_of(OP_COLUMN).ok();
+        let value_columns = match (self.config.value_fields, op) {
+            (ValueFields::All, None) => None,
+            (ValueFields::All, Some(op)) => Some((0..input.fields().len()).filter(|c| *c != op).collect()),
+            (ValueFields::ExceptKey, _) => Some(
                 (0..input.fields().len())
-                    .filter(|c| !key_columns.contains(c))
+                    .filter(|c| !key_columns.contains(c) && Some(*c) != op)
                     .collect::<Vec<_>>(),
             ),
         };
         Ok(Box::new(Writer {
             eos,
             value_columns,
+            op,
             node: ctx.node.clone(),
             topic: self.config.topic.clone(),
             format: self.config.format,
@@ -157,6 +176,45 @@ struct EosState {
     /// The old subtask (its transactional id and marker).
     subtask: usize,
     pending: Vec<(u64, Vec<Rec>)>,
+}
+
+/// The layout of [`EosState`] before records could be tombstones (every value present), still
+/// read from older checkpoints.
+#[derive(serde::Deserialize)]
+struct EosStateV1 {
+    subtask: usize,
+    #[allow(clippy::type_complexity)]
+    pending: Vec<(
+        u64,
+        Vec<(Option<Vec<u8>>, Vec<u8>, Option<i32>, Vec<(String, Vec<u8>)>)>,
+    )>,
+}
+
+/// What a checkpoint's [`EosState`] starts with since records may be tombstones; state without
+/// it is [`EosStateV1`].
+const EOS_STATE_V2: &[u8] = b"\xffweir-kafka-eos-v2";
+
+impl EosState {
+    fn encode(&self) -> std::result::Result<Vec<u8>, String> {
+        let mut bytes = EOS_STATE_V2.to_vec();
+        crate::contract::state::encode_into(self, &mut bytes).map_err(|e| e.to_string())?;
+        Ok(bytes)
+    }
+
+    fn decode(bytes: &[u8]) -> std::result::Result<Self, String> {
+        if let Some(v2) = bytes.strip_prefix(EOS_STATE_V2) {
+            return crate::contract::state::decode(v2).map_err(|e| e.to_string());
+        }
+        let v1: EosStateV1 = crate::contract::state::decode(bytes).map_err(|e| e.to_string())?;
+        Ok(EosState {
+            subtask: v1.subtask,
+            pending: v1
+                .pending
+                .into_iter()
+                .map(|(id, rows)| (id, rows.into_iter().map(|(k, v, p, h)| (k, Some(v), p, h)).collect()))
+                .collect(),
+        })
+    }
 }
 
 impl Eos {
@@ -211,6 +269,8 @@ struct Writer {
     key_columns: Vec<usize>,
     /// The columns of a record's value (all when `None`).
     value_columns: Option<Vec<usize>>,
+    /// The changelog column of an updating input (upserts and tombstones by key).
+    op: Option<usize>,
     /// (header name, column) of the header fields.
     header_columns: Vec<(String, usize)>,
     round_robin: bool,
@@ -253,6 +313,34 @@ impl Writer {
     }
 }
 
+/// What an upsert sink does with a changelog row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowKind {
+    /// `+I` / `+U`: the key's new value.
+    Upsert,
+    /// `-U` / `-D`: a tombstone.
+    Delete,
+}
+
+/// The kind of each row of a changelog column.
+fn row_kinds(op: &arrow::array::ArrayRef, node: &str) -> Result<Vec<RowKind>> {
+    let ops = op
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .ok_or_else(|| WeirError::config("kafka", node, format!("{OP_COLUMN}: not a string column")))?;
+    ops.iter()
+        .map(|o| match o {
+            Some("+I" | "+U") => Ok(RowKind::Upsert),
+            Some("-U" | "-D") => Ok(RowKind::Delete),
+            other => Err(WeirError::config(
+                "kafka",
+                node,
+                format!("{OP_COLUMN}: {other:?} is not a row kind (+I, -U, +U, -D)"),
+            )),
+        })
+        .collect()
+}
+
 /// Per-row encodings of a batch: one line each.
 fn lines(format: Format, batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
     let bytes = encode(format, batch, false)?;
@@ -266,6 +354,10 @@ fn lines(format: Format, batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
 #[async_trait]
 impl Sink for Writer {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        let kinds = match self.op {
+            None => None,
+            Some(op) => Some(row_kinds(batch.column(op), &self.node)?),
+        };
         let values = match &self.value_columns {
             None => lines(self.format, &batch)?,
             Some(c) => lines(self.format, &batch.project(c)?)?,
@@ -275,6 +367,27 @@ impl Sink for Writer {
         } else {
             Some(lines(Format::Json, &batch.project(&self.key_columns)?)?)
         };
+        // Tombstones carry no value; of a key's changes in the batch only the last is written.
+        let (values, written): (Vec<Option<Vec<u8>>>, Vec<bool>) = match (&kinds, &keys) {
+            (Some(kinds), Some(keys)) => {
+                let mut last = std::collections::HashMap::with_capacity(keys.len());
+                for (i, k) in keys.iter().enumerate() {
+                    last.insert(k.as_slice(), i);
+                }
+                let written = (0..keys.len()).map(|i| last[keys[i].as_slice()] == i).collect();
+                let values = values
+                    .into_iter()
+                    .zip(kinds)
+                    .map(|(v, k)| (*k == RowKind::Upsert).then_some(v))
+                    .collect();
+                (values, written)
+            }
+            _ => {
+                let n = values.len();
+                (values.into_iter().map(Some).collect(), vec![true; n])
+            }
+        };
+        let written = |i: usize| written[i];
         let partitions = if self.round_robin { self.partitions() } else { 0 };
         let headers: Vec<Vec<(String, Vec<u8>)>> = (0..batch.num_rows())
             .map(|row| {
@@ -289,6 +402,9 @@ impl Sink for Writer {
             .collect();
         if let Some(eos) = &mut self.eos {
             for (i, (value, h)) in values.into_iter().zip(headers).enumerate() {
+                if !written(i) {
+                    continue;
+                }
                 let partition = self.round_robin.then(|| {
                     self.next_partition = (self.next_partition + 1) % partitions;
                     self.next_partition
@@ -300,7 +416,13 @@ impl Sink for Writer {
         }
         let topic = self.topic.clone();
         for (i, value) in values.iter().enumerate() {
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).payload(value);
+            if !written(i) {
+                continue;
+            }
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic);
+            if let Some(v) = value {
+                record = record.payload(v);
+            }
             if let Some(k) = &keys {
                 record = record.key(&k[i]);
             }
@@ -370,7 +492,7 @@ impl Sink for Writer {
                 subtask: eos.subtask,
                 pending: eos.pending.clone(),
             };
-            return Ok(Some(crate::contract::state::encode(&state).map_err(|e| self.err(e))?));
+            return Ok(Some(state.encode().map_err(|e| self.err(e))?));
         }
         // Everything before the barrier is acknowledged before the checkpoint can complete.
         self.settle(0).await?;
@@ -396,7 +518,7 @@ impl Sink for Writer {
         // The restored checkpoint is complete: every epoch it holds belongs in Kafka. Each old
         // subtask's epochs are committed (unless its marker shows them) by one new subtask.
         for bytes in union {
-            let state: EosState = crate::contract::state::decode(&bytes).map_err(|e| WeirError::io(&node, e))?;
+            let state = EosState::decode(&bytes).map_err(|e| WeirError::io(&node, e))?;
             if state.subtask % eos.parallelism == eos.subtask {
                 eos.commit(state.subtask, state.pending, &topic, &node).await?;
             }
@@ -406,5 +528,64 @@ impl Sink for Writer {
             eos.txn = Some(eos.connect(eos.subtask, &topic, &node).await?);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, StringArray};
+
+    use super::*;
+
+    #[test]
+    fn row_kinds_are_upserts_and_tombstones_and_an_unknown_kind_is_named() {
+        let ops: ArrayRef = Arc::new(StringArray::from(vec!["+I", "-U", "+U", "-D"]));
+        let kinds = row_kinds(&ops, "sink").unwrap();
+        assert_eq!(
+            kinds,
+            [RowKind::Upsert, RowKind::Delete, RowKind::Upsert, RowKind::Delete]
+        );
+        let bad: ArrayRef = Arc::new(StringArray::from(vec![Some("+I"), Some("x")]));
+        let e = row_kinds(&bad, "sink").unwrap_err().to_string();
+        assert!(e.contains("__op") && e.contains("\"x\""), "{e}");
+    }
+
+    #[test]
+    fn exactly_once_state_round_trips_tombstones_and_reads_the_older_layout() {
+        let state = EosState {
+            subtask: 3,
+            pending: vec![(
+                7,
+                vec![
+                    (Some(b"k".to_vec()), Some(b"v".to_vec()), None, vec![]),
+                    (Some(b"k".to_vec()), None, Some(1), vec![("h".into(), b"x".to_vec())]),
+                ],
+            )],
+        };
+        let back = EosState::decode(&state.encode().unwrap()).unwrap();
+        assert_eq!(back.subtask, 3);
+        assert_eq!(back.pending, state.pending);
+        // A checkpoint written before tombstones: every value present.
+        #[derive(serde::Serialize)]
+        struct Old {
+            subtask: usize,
+            #[allow(clippy::type_complexity)]
+            pending: Vec<(
+                u64,
+                Vec<(Option<Vec<u8>>, Vec<u8>, Option<i32>, Vec<(String, Vec<u8>)>)>,
+            )>,
+        }
+        let old = Old {
+            subtask: 1,
+            pending: vec![(2, vec![(None, b"row".to_vec(), None, vec![])])],
+        };
+        let back = EosState::decode(&crate::contract::state::encode(&old).unwrap()).unwrap();
+        assert_eq!(back.subtask, 1);
+        assert_eq!(
+            back.pending,
+            vec![(2, vec![(None, Some(b"row".to_vec()), None, vec![])])]
+        );
     }
 }

@@ -23,8 +23,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::contract::error::{Result, WeirError};
 
-/// One record to write: key, value, explicit partition, headers.
-pub(crate) type Rec = (Option<Vec<u8>>, Vec<u8>, Option<i32>, Vec<(String, Vec<u8>)>);
+/// One record to write: key, value (`None`: a tombstone, an upsert sink's delete), explicit
+/// partition, headers.
+pub(crate) type Rec = (Option<Vec<u8>>, Option<Vec<u8>>, Option<i32>, Vec<(String, Vec<u8>)>);
 
 /// Record headers from `(name, value)` pairs.
 pub(crate) fn owned_headers(headers: &[(String, Vec<u8>)]) -> Option<rdkafka::message::OwnedHeaders> {
@@ -114,7 +115,10 @@ impl Transactional {
             .begin_transaction()
             .map_err(|e| self.err("begin_transaction", e))?;
         for (key, value, partition, headers) in rows {
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).payload(value);
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
+            if let Some(v) = value {
+                record = record.payload(v);
+            }
             if let Some(k) = key {
                 record = record.key(k);
             }
