@@ -51,6 +51,8 @@ pub enum Reason {
     CoordinatorUnreachable,
     /// Degraded: the spec asks for something Weir cannot run.
     Unsupported,
+    /// Degraded: a change failed (rolled back, or waiting for a newer spec).
+    ChangeFailed,
 }
 
 impl Reason {
@@ -66,6 +68,7 @@ impl Reason {
             Reason::CoordinatorRefused => "CoordinatorRefused",
             Reason::CoordinatorUnreachable => "CoordinatorUnreachable",
             Reason::Unsupported => "Unsupported",
+            Reason::ChangeFailed => "ChangeFailed",
         }
     }
 }
@@ -104,25 +107,34 @@ pub fn set(
 }
 
 /// The phase shown for a job whose StatefulSet runs `parallelism` pods, given the
-/// coordinator's phase (`None`: not reachable) and the change in progress.
-pub fn phase(parallelism: i32, coordinator: Option<JobPhase>, upgrade: Option<UpgradeReason>) -> Phase {
+/// coordinator's phase (`None`: not reachable), whether every pod is Ready, the change in
+/// progress and whether a failed change was rolled back.
+pub fn phase(
+    parallelism: i32,
+    coordinator: Option<JobPhase>,
+    pods_ready: bool,
+    upgrade: Option<UpgradeReason>,
+    rolled_back: bool,
+) -> Phase {
     if let Some(reason) = upgrade {
         return match reason {
             UpgradeReason::Rescale => Phase::Rescaling,
             UpgradeReason::Suspend => Phase::Suspending,
             UpgradeReason::Resume => Phase::Resuming,
-            UpgradeReason::Upgrade => Phase::Upgrading,
+            UpgradeReason::Upgrade | UpgradeReason::Rollback => Phase::Upgrading,
         };
     }
     if parallelism == 0 {
         return Phase::Suspended;
     }
     match coordinator {
+        Some(JobPhase::Running) if rolled_back => Phase::RolledBack,
         Some(JobPhase::Running) => Phase::Running,
         Some(JobPhase::Finished) => Phase::Finished,
         Some(JobPhase::Stopped) => Phase::Stopped,
         Some(JobPhase::Failed) => Phase::Failed,
         Some(JobPhase::Restarting) => Phase::Restarting,
+        None if pods_ready => Phase::Unreachable,
         Some(JobPhase::Unspecified | JobPhase::WaitingForWorkers | JobPhase::Deploying | JobPhase::Finishing)
         | None => Phase::Deploying,
     }
@@ -137,6 +149,8 @@ pub fn from_phase(status: &mut StreamJobStatus, phase: Phase, now: Timestamp) {
         Phase::Finished => "the job ended",
         Phase::Suspended => "stopped; resumes from its savepoint or newest checkpoint",
         Phase::Failed => "the job failed; see the coordinator's last error",
+        Phase::Unreachable => "every worker pod is Ready but the coordinator does not answer",
+        Phase::RolledBack => "a change failed; the last stable spec runs (see status.rolledBack)",
         _ => "waiting for the job to run",
     };
     set(status, ConditionType::Ready, ready, Reason::Phase(phase), why, now);
@@ -198,27 +212,33 @@ mod tests {
     #[test]
     fn the_phase_follows_the_upgrade_then_the_coordinator() {
         use JobPhase as J;
-        let cases: &[(i32, Option<J>, Option<UpgradeReason>, Phase)] = &[
-            (3, Some(J::Running), Some(UpgradeReason::Rescale), Phase::Rescaling),
-            (2, Some(J::Running), Some(UpgradeReason::Upgrade), Phase::Upgrading),
-            (0, None, Some(UpgradeReason::Suspend), Phase::Suspending),
-            (2, None, Some(UpgradeReason::Resume), Phase::Resuming),
-            (0, None, None, Phase::Suspended),
-            (2, Some(J::Running), None, Phase::Running),
-            (2, Some(J::Restarting), None, Phase::Restarting),
-            (2, Some(J::Finished), None, Phase::Finished),
-            (2, Some(J::Stopped), None, Phase::Stopped),
-            (2, Some(J::Failed), None, Phase::Failed),
-            (2, Some(J::WaitingForWorkers), None, Phase::Deploying),
-            (2, Some(J::Finishing), None, Phase::Deploying),
-            (2, Some(J::Unspecified), None, Phase::Deploying),
-            (2, None, None, Phase::Deploying),
+        use UpgradeReason as U;
+        #[rustfmt::skip]
+        type Case = (i32, Option<J>, bool, Option<U>, bool, Phase);
+        let cases: &[Case] = &[
+            (3, Some(J::Running), true, Some(U::Rescale), false, Phase::Rescaling),
+            (2, Some(J::Running), true, Some(U::Upgrade), false, Phase::Upgrading),
+            (2, Some(J::Running), true, Some(U::Rollback), false, Phase::Upgrading),
+            (0, None, true, Some(U::Suspend), false, Phase::Suspending),
+            (2, None, false, Some(U::Resume), false, Phase::Resuming),
+            (0, None, true, None, false, Phase::Suspended),
+            (2, Some(J::Running), true, None, false, Phase::Running),
+            (2, Some(J::Running), true, None, true, Phase::RolledBack),
+            (2, Some(J::Restarting), true, None, false, Phase::Restarting),
+            (2, Some(J::Finished), true, None, false, Phase::Finished),
+            (2, Some(J::Stopped), true, None, false, Phase::Stopped),
+            (2, Some(J::Failed), true, None, false, Phase::Failed),
+            (2, Some(J::WaitingForWorkers), true, None, false, Phase::Deploying),
+            (2, Some(J::Finishing), true, None, false, Phase::Deploying),
+            (2, Some(J::Unspecified), true, None, false, Phase::Deploying),
+            (2, None, false, None, false, Phase::Deploying),
+            (2, None, true, None, false, Phase::Unreachable),
         ];
-        for (p, coordinator, upgrade, want) in cases {
+        for (p, coordinator, ready, upgrade, rolled_back, want) in cases {
             assert_eq!(
-                phase(*p, *coordinator, *upgrade),
+                phase(*p, *coordinator, *ready, *upgrade, *rolled_back),
                 *want,
-                "{p} {coordinator:?} {upgrade:?}"
+                "{p} {coordinator:?} {ready} {upgrade:?} {rolled_back}"
             );
         }
     }
@@ -233,6 +253,8 @@ mod tests {
                 to_parallelism: 3,
                 started_at: "2026-11-25T00:00:00Z".into(),
                 savepoint: None,
+                step_started_at: None,
+                failed: None,
             }),
             ..StreamJobStatus::default()
         };

@@ -1,6 +1,8 @@
 //! The operator's line to a job's coordinator (worker ordinal 0): its gRPC `Coordinator`
 //! service, reached at the pod's IP (read from the API server, so the operator needs neither
-//! cluster DNS nor a Service of its own).
+//! cluster DNS nor a Service of its own), or at the address a StreamJob's
+//! [`ADDRESS_ANNOTATION`] names (an operator run outside the cluster reaches the coordinator
+//! through `kubectl port-forward`).
 
 use std::time::Duration;
 
@@ -57,21 +59,34 @@ pub struct JobView {
     pub workers: u32,
 }
 
-/// Opens a client to the coordinator of `job` (pod `<job>-0`).
-pub async fn connect(pods: &Api<Pod>, job: &str) -> Result<CoordinatorClient<Channel>, CoordinatorError> {
-    let pod = format!("{job}-0");
-    let found = pods.get_opt(&pod).await.map_err(|source| CoordinatorError::Kube {
-        pod: pod.clone(),
-        source,
-    })?;
-    let ip = found
-        .and_then(|p| p.status)
-        .and_then(|s| s.pod_ip)
-        .ok_or_else(|| CoordinatorError::NoPod(pod.clone()))?;
-    let address = if ip.contains(':') {
-        format!("[{ip}]:{GRPC_PORT}")
-    } else {
-        format!("{ip}:{GRPC_PORT}")
+/// The StreamJob annotation naming `host:port` of its coordinator, for an operator that cannot
+/// reach pod IPs (run outside the cluster, through a port-forward).
+pub const ADDRESS_ANNOTATION: &str = "weir.dev/coordinator-address";
+
+/// Opens a client to the coordinator of `job` (pod `<job>-0`, or `address` when given).
+pub async fn connect(
+    pods: &Api<Pod>,
+    job: &str,
+    address: Option<&str>,
+) -> Result<CoordinatorClient<Channel>, CoordinatorError> {
+    let address = match address {
+        Some(a) => a.to_string(),
+        None => {
+            let pod = format!("{job}-0");
+            let found = pods.get_opt(&pod).await.map_err(|source| CoordinatorError::Kube {
+                pod: pod.clone(),
+                source,
+            })?;
+            let ip = found
+                .and_then(|p| p.status)
+                .and_then(|s| s.pod_ip)
+                .ok_or_else(|| CoordinatorError::NoPod(pod.clone()))?;
+            if ip.contains(':') {
+                format!("[{ip}]:{GRPC_PORT}")
+            } else {
+                format!("{ip}:{GRPC_PORT}")
+            }
+        }
     };
     let endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| CoordinatorError::Unreachable {
@@ -106,14 +121,18 @@ pub async fn status(client: &mut CoordinatorClient<Channel>) -> Result<JobView, 
     })
 }
 
-/// Takes a savepoint (with `stop`, stops the job once it is complete) and returns its path.
-pub async fn savepoint(client: &mut CoordinatorClient<Channel>, stop: bool) -> Result<String, CoordinatorError> {
-    let reply = tokio::time::timeout(
-        Duration::from_secs(300),
-        client.savepoint(rpc::SavepointRequest { stop }),
-    )
-    .await
-    .map_err(|_| CoordinatorError::Refused("the savepoint did not complete within 300 s".into()))?
-    .map_err(|s| CoordinatorError::Refused(s.message().to_string()))?;
+/// Takes a savepoint (with `stop`, stops the job once it is complete) and returns its path;
+/// gives up after `timeout`.
+pub async fn savepoint(
+    client: &mut CoordinatorClient<Channel>,
+    stop: bool,
+    timeout: Duration,
+) -> Result<String, CoordinatorError> {
+    let reply = tokio::time::timeout(timeout, client.savepoint(rpc::SavepointRequest { stop }))
+        .await
+        .map_err(|_| {
+            CoordinatorError::Refused(format!("the savepoint did not complete within {} s", timeout.as_secs()))
+        })?
+        .map_err(|s| CoordinatorError::Refused(s.message().to_string()))?;
     Ok(reply.into_inner().path)
 }

@@ -63,6 +63,9 @@ pub struct StreamJobSpec {
     /// How a changed job is upgraded.
     #[serde(default)]
     pub upgrade_mode: UpgradeMode,
+    /// Deadlines and rollback of changes (rescale, upgrade, suspend, resume).
+    #[serde(default)]
+    pub upgrade: UpgradePolicy,
     /// `running`, or `suspended` (stopped with a savepoint, scaled to zero).
     #[serde(default)]
     pub state: JobState,
@@ -103,7 +106,8 @@ fn preserve_unknown_fields(_: &mut schemars::SchemaGenerator) -> schemars::Schem
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[x_kube(
     cel,
-    validation = Rule::new("[has(self.sql), has(self.pipeline), has(self.builtin)].filter(x, x).size() == 1").message("set exactly one of job.sql, job.pipeline, job.builtin")
+    validation = Rule::new("[has(self.sql), has(self.pipeline), has(self.builtin)].filter(x, x).size() == 1").message("set exactly one of job.sql, job.pipeline, job.builtin"),
+    validation = Rule::new("!has(self.builtin)").message("job.builtin: worker pods run job.sql and job.pipeline; built-in jobs are not available in the worker image yet")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct JobSource {
@@ -116,6 +120,57 @@ pub struct JobSource {
     /// The name of a job compiled into the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin: Option<String>,
+}
+
+/// How long a change may take and what happens when it fails (the Flink Kubernetes operator's
+/// `kubernetes.operator.deployment.readiness.timeout` and `…rollback.enabled`, on by default
+/// here).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradePolicy {
+    /// Seconds each step of a change may take (the savepoint, the new pods becoming Ready and
+    /// the coordinator running the job) before the change counts as failed.
+    #[serde(default = "default_timeout_seconds")]
+    #[x_kube(validation = Rule::new("self >= 1").message("upgrade.timeoutSeconds must be at least 1"))]
+    pub timeout_seconds: i64,
+    /// A failed change (a deadline passed, workers crash-looping, the job failed) deploys the
+    /// last stable spec again (`status.lastStableSpec`); the spec that failed is not retried
+    /// until it changes.
+    #[serde(default = "yes")]
+    pub rollback: bool,
+    /// Seconds a deployment must run (the coordinator reporting Running) before its spec is
+    /// recorded as the last stable one.
+    #[serde(default = "default_stable_seconds")]
+    #[x_kube(validation = Rule::new("self >= 0").message("upgrade.stableSeconds must not be negative"))]
+    pub stable_seconds: i64,
+    /// In `savepoint` mode, a job that cannot take a savepoint before the deadline (crash-looping,
+    /// its coordinator unreachable) is changed from its newest checkpoint instead, as in
+    /// `last-state` mode. Off by default: the change fails and the job keeps running as it is.
+    #[serde(default)]
+    pub fallback_to_last_state: bool,
+}
+
+impl Default for UpgradePolicy {
+    fn default() -> Self {
+        UpgradePolicy {
+            timeout_seconds: default_timeout_seconds(),
+            rollback: true,
+            stable_seconds: default_stable_seconds(),
+            fallback_to_last_state: false,
+        }
+    }
+}
+
+fn default_timeout_seconds() -> i64 {
+    300
+}
+
+fn default_stable_seconds() -> i64 {
+    30
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Checkpoint settings.
@@ -203,6 +258,8 @@ pub enum UpgradeReason {
     Suspend,
     /// `state: running` after a suspend.
     Resume,
+    /// A failed change: the last stable spec deployed again.
+    Rollback,
 }
 
 impl UpgradeReason {
@@ -213,6 +270,7 @@ impl UpgradeReason {
             UpgradeReason::Upgrade => "upgrade",
             UpgradeReason::Suspend => "suspend",
             UpgradeReason::Resume => "resume",
+            UpgradeReason::Rollback => "rollback",
         }
     }
 }
@@ -272,6 +330,10 @@ pub enum Phase {
     Stopped,
     /// The job failed for good.
     Failed,
+    /// Every worker pod is Ready but the coordinator does not answer.
+    Unreachable,
+    /// A failed change was rolled back: the last stable spec runs, not the spec asked for.
+    RolledBack,
 }
 
 impl Phase {
@@ -289,6 +351,8 @@ impl Phase {
             Phase::Finished => "Finished",
             Phase::Stopped => "Stopped",
             Phase::Failed => "Failed",
+            Phase::Unreachable => "Unreachable",
+            Phase::RolledBack => "RolledBack",
         }
     }
 }
@@ -341,6 +405,55 @@ pub struct Upgrade {
     /// The savepoint taken on the way, once taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub savepoint: Option<String>,
+    /// When its current step began (RFC 3339; the step's deadline counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<String>,
+    /// Why it failed, once it did (kept while no rollback is possible, until a newer spec
+    /// supersedes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+/// A spec that ran healthy, kept so a failed change can go back to it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StableSpec {
+    /// The spec as it was.
+    #[schemars(schema_with = "preserve_unknown_fields")]
+    pub spec: serde_json::Value,
+    /// Its job hash.
+    pub job_hash: String,
+    /// Its worker pods.
+    pub parallelism: i32,
+    /// Its state namespace.
+    #[serde(default)]
+    pub state_epoch: i64,
+    /// When it was recorded (RFC 3339).
+    pub time: String,
+}
+
+/// The change that failed and was rolled back: not retried until the spec changes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolledBack {
+    /// The failed spec's job hash.
+    pub job_hash: String,
+    /// The failed spec's worker pods.
+    pub parallelism: i32,
+    /// Why it failed.
+    pub reason: String,
+    /// When (RFC 3339).
+    pub time: String,
+}
+
+/// Since when a deployment's job runs (for `upgrade.stableSeconds`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Healthy {
+    /// The deployment's serial.
+    pub serial: i64,
+    /// When it was first seen Running (RFC 3339).
+    pub since: String,
 }
 
 /// How the last rescale, upgrade, suspend or resume went.
@@ -403,6 +516,16 @@ pub struct StreamJobStatus {
     /// The `restartNonce` handled last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_nonce: Option<i64>,
+    /// The last spec that ran healthy for `upgrade.stableSeconds`: what a failed change rolls
+    /// back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_stable_spec: Option<StableSpec>,
+    /// The change that failed and was rolled back, while the spec still asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<RolledBack>,
+    /// Since when the current deployment's job runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<Healthy>,
 }
 
 /// The CRD as YAML (what `crdgen` prints and `crds/streamjob.yaml` holds).

@@ -23,6 +23,9 @@ pub enum Decision {
     Start(UpgradeReason, UpgradeStep),
     /// Carry a recorded change on from its step.
     Continue(UpgradeStep),
+    /// The spec changed again while a change waits for its new pods: deploy the newer spec
+    /// (keeping the change's savepoint), instead of waiting for a deployment no longer wanted.
+    Supersede,
 }
 
 /// What the spec asks for, as the reconciler computed it (the StatefulSet size and the hash of
@@ -46,10 +49,16 @@ pub fn decide(spec: &StreamJobSpec, status: &StreamJobStatus, target: Target<'_>
         return Decision::FirstDeploy;
     };
     let unchanged = deployed.parallelism == target.parallelism && deployed.job_hash == target.hash;
+    // The spec still asks for what failed and was rolled back: the stable deployment stays.
+    let failed_before = status
+        .rolled_back
+        .as_ref()
+        .is_some_and(|r| r.job_hash == target.hash && r.parallelism == target.parallelism);
     match &status.upgrade {
         Some(u) if unchanged && u.step == UpgradeStep::Savepoint => Decision::Cancel,
+        Some(u) if u.step == UpgradeStep::Restore && !unchanged && !failed_before => Decision::Supersede,
         Some(u) => Decision::Continue(u.step),
-        None if unchanged => Decision::Steady,
+        None if unchanged || failed_before => Decision::Steady,
         None => {
             let reason = reason(deployed, target);
             Decision::Start(reason, first_step(spec, deployed))
@@ -120,8 +129,8 @@ pub struct PodCount {
 }
 
 /// Whether the restore step is done: every pod of the new deployment is up and Ready and the
-/// coordinator runs the job (or finished it). A coordinator that cannot be reached from the
-/// operator (`None`; no pod networking from here) leaves the pods as what can be checked.
+/// coordinator says it runs the job (or finished it). A coordinator that cannot be asked
+/// (`None`) never completes a change: pods that are Ready prove nothing about the job.
 pub fn restore_done(parallelism: i32, pods: PodCount, coordinator: Option<JobPhase>) -> bool {
     let p = parallelism.max(0) as usize;
     if p == 0 {
@@ -130,10 +139,59 @@ pub fn restore_done(parallelism: i32, pods: PodCount, coordinator: Option<JobPha
     if pods.ready_current < p || pods.total != p {
         return false;
     }
-    match coordinator {
-        Some(phase) => matches!(phase, JobPhase::Running | JobPhase::Finished),
-        None => true,
+    matches!(coordinator, Some(JobPhase::Running | JobPhase::Finished))
+}
+
+/// Where the restore step stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The job runs again.
+    Done,
+    /// Not yet; within the deadline.
+    Wait,
+    /// The change failed (the reason, for the status and the event).
+    Failed(String),
+}
+
+/// What the restore step sees: the new pods, the coordinator's phase and last error, the first
+/// crash-looping worker container (if any), and how long the step has taken against its
+/// deadline. Workers that crash-loop or a job that failed fail the change at once; anything
+/// else still missing when the deadline passes fails it with what was missing.
+pub fn restore_outcome(
+    parallelism: i32,
+    pods: PodCount,
+    coordinator: Option<(JobPhase, Option<&str>)>,
+    crash_looping: Option<&str>,
+    elapsed_seconds: i64,
+    timeout_seconds: i64,
+) -> Outcome {
+    if restore_done(parallelism, pods, coordinator.map(|c| c.0)) {
+        return Outcome::Done;
     }
+    if let Some(c) = crash_looping {
+        return Outcome::Failed(format!("a worker crash-loops: {c}"));
+    }
+    if let Some((JobPhase::Failed, error)) = coordinator {
+        return Outcome::Failed(format!("the job failed: {}", error.unwrap_or("no error reported")));
+    }
+    if elapsed_seconds < timeout_seconds {
+        return Outcome::Wait;
+    }
+    let p = parallelism.max(0) as usize;
+    let missing = if p == 0 {
+        format!("{} pods of the old deployment are still there", pods.total)
+    } else if pods.ready_current < p || pods.total != p {
+        format!(
+            "{} of {p} new worker pods Ready ({} pods in all)",
+            pods.ready_current, pods.total
+        )
+    } else {
+        match coordinator {
+            None => "the coordinator does not answer".to_string(),
+            Some((phase, _)) => format!("the job is {}", phase.name()),
+        }
+    };
+    Outcome::Failed(format!("not done within {timeout_seconds} s: {missing}"))
 }
 
 /// The message of a Degraded condition for a steady job: the coordinator's last error while the
@@ -165,6 +223,7 @@ mod tests {
                 credentials_secret: None,
             }),
             upgrade_mode: mode,
+            upgrade: Default::default(),
             state: JobState::Running,
             restart_nonce: None,
             savepoint_trigger_nonce: None,
@@ -194,9 +253,22 @@ mod tests {
                 to_parallelism: 3,
                 started_at: "2026-12-04T00:00:00Z".into(),
                 savepoint: None,
+                step_started_at: None,
+                failed: None,
             }),
             ..StreamJobStatus::default()
         }
+    }
+
+    /// `s` after a change to (2, "h2") failed and was rolled back.
+    fn rolled_back(mut s: StreamJobStatus) -> StreamJobStatus {
+        s.rolled_back = Some(crate::crd::RolledBack {
+            job_hash: "h2".into(),
+            parallelism: 2,
+            reason: "boom".into(),
+            time: "2026-12-06T00:00:00Z".into(),
+        });
+        s
     }
 
     fn target(parallelism: i32, hash: &str) -> Target<'_> {
@@ -227,7 +299,13 @@ mod tests {
             ("at the savepoint step", spec(Savepoint, true), status(running.clone(), Some(S::Savepoint)), target(3, "h1"), D::Continue(S::Savepoint)),
             ("at the deploy step", spec(Savepoint, true), status(running.clone(), Some(S::Deploy)), target(3, "h1"), D::Continue(S::Deploy)),
             ("spec back after the savepoint", spec(Savepoint, true), status(running.clone(), Some(S::Deploy)), target(2, "h1"), D::Continue(S::Deploy)),
-            ("at the restore step", spec(Savepoint, true), status(running, Some(S::Restore)), target(3, "h1"), D::Continue(S::Restore)),
+            ("at the restore step", spec(Savepoint, true), status(Some(deployed(3, "h1")), Some(S::Restore)), target(3, "h1"), D::Continue(S::Restore)),
+            ("changed again at the restore step", spec(Savepoint, true), status(Some(deployed(3, "h1")), Some(S::Restore)), target(3, "h2"), D::Supersede),
+            ("scaled again at the restore step", spec(Savepoint, true), status(Some(deployed(3, "h1")), Some(S::Restore)), target(4, "h1"), D::Supersede),
+            ("rolled back, the failed spec still asked", spec(Savepoint, true), rolled_back(status(running.clone(), None)), target(2, "h2"), D::Steady),
+            ("rolling back", spec(Savepoint, true), rolled_back(status(running.clone(), Some(S::Restore))), target(2, "h2"), D::Continue(S::Restore)),
+            ("rolled back, then changed", spec(Savepoint, true), rolled_back(status(running.clone(), None)), target(2, "h3"), D::Start(Upgrade, S::Savepoint)),
+            ("rolled back, then changed during the rollback", spec(Savepoint, true), rolled_back(status(running, Some(S::Restore))), target(2, "h3"), D::Supersede),
         ];
         for (what, spec, status, target, want) in cases {
             assert_eq!(decide(&spec, &status, target), want, "{what}");
@@ -284,7 +362,7 @@ mod tests {
             (3, pods(3, 3), Some(J::Finished), true),
             (3, pods(3, 3), Some(J::Deploying), false),
             (3, pods(3, 3), Some(J::Restarting), false),
-            (3, pods(3, 3), None, true),
+            (3, pods(3, 3), None, false),
             (3, pods(3, 2), Some(J::Running), false),
             (3, pods(4, 3), Some(J::Running), false),
             (3, pods(2, 2), None, false),
@@ -297,6 +375,38 @@ mod tests {
                 want,
                 "{p} {count:?} {coordinator:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_restore_step_fails_at_once_on_a_crash_loop_or_a_failed_job_and_else_at_its_deadline() {
+        use JobPhase as J;
+        let pods = |total, ready_current| PodCount { total, ready_current };
+        let ok = restore_outcome(2, pods(2, 2), Some((J::Running, None)), None, 500, 60);
+        assert_eq!(ok, Outcome::Done, "done even late");
+        let waiting = restore_outcome(2, pods(2, 1), None, None, 59, 60);
+        assert_eq!(waiting, Outcome::Wait);
+        let crash = restore_outcome(2, pods(2, 1), None, Some("w-1/worker: CrashLoopBackOff"), 1, 60);
+        assert_eq!(
+            crash,
+            Outcome::Failed("a worker crash-loops: w-1/worker: CrashLoopBackOff".into())
+        );
+        let failed = restore_outcome(2, pods(2, 2), Some((J::Failed, Some("bad pipeline"))), None, 1, 60);
+        assert_eq!(failed, Outcome::Failed("the job failed: bad pipeline".into()));
+        let cases = [
+            (pods(3, 1), None, "1 of 2 new worker pods Ready (3 pods in all)"),
+            (pods(2, 2), None, "the coordinator does not answer"),
+            (pods(2, 2), Some((J::Deploying, None)), "the job is deploying"),
+        ];
+        for (count, coordinator, missing) in cases {
+            match restore_outcome(2, count, coordinator, None, 60, 60) {
+                Outcome::Failed(m) => assert_eq!(m, format!("not done within 60 s: {missing}")),
+                other => panic!("{other:?}"),
+            }
+        }
+        match restore_outcome(0, pods(1, 0), None, None, 60, 60) {
+            Outcome::Failed(m) => assert!(m.contains("1 pods of the old deployment"), "{m}"),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -24,8 +24,11 @@ use serde::Serialize;
 
 use crate::conditions::{self, ConditionType, Reason};
 use crate::coordinator::{self, CoordinatorError, JobView};
-use crate::crd::{Deployed, SnapshotRef, StreamJob, StreamJobStatus, Upgrade, UpgradeMode, UpgradeResult, UpgradeStep};
-use crate::decide::{self, Decision, PodCount, SavepointAction, Target};
+use crate::crd::{
+    Deployed, Healthy, RolledBack, SnapshotRef, StableSpec, StreamJob, StreamJobSpec, StreamJobStatus, Upgrade,
+    UpgradeMode, UpgradeReason, UpgradeResult, UpgradeStep,
+};
+use crate::decide::{self, Decision, Outcome, PodCount, SavepointAction, Target};
 use crate::resources::{self, DesiredError, SERIAL_LABEL};
 
 /// The field manager of everything the operator applies.
@@ -254,21 +257,55 @@ impl<'a> Reconciler<'a> {
                 self.steady(status, &d).await
             }
             (Decision::Start(reason, step), Some(d)) => {
+                let now = now_text();
+                status.rolled_back = None;
                 status.upgrade = Some(Upgrade {
                     reason,
                     step,
                     from_parallelism: d.parallelism,
                     to_parallelism: target,
-                    started_at: now_text(),
+                    started_at: now.clone(),
                     savepoint: None,
+                    step_started_at: Some(now),
+                    failed: None,
                 });
-                self.show(status, d.parallelism, None);
+                self.show(status, d.parallelism, None, false);
                 self.write_status(status).await?;
                 self.event(
                     EventType::Normal,
                     "ChangeStarted",
                     "Upgrade",
                     format!("{reason}: {} → {target} workers", d.parallelism),
+                )
+                .await;
+                self.upgrade(status, d, target, hash).await
+            }
+            (Decision::Supersede, Some(d)) => {
+                // Recorded before anything is deployed: a restart here deploys the newer spec.
+                let mut u = status.upgrade.clone().expect("a change to supersede");
+                let was = u.failed.take();
+                u.reason = decide::reason(
+                    &d,
+                    Target {
+                        parallelism: target,
+                        hash: &hash,
+                    },
+                );
+                u.step = UpgradeStep::Deploy;
+                u.to_parallelism = target;
+                u.step_started_at = Some(now_text());
+                status.upgrade = Some(u.clone());
+                status.rolled_back = None;
+                self.write_status(status).await?;
+                self.event(
+                    EventType::Normal,
+                    "ChangeSuperseded",
+                    "Upgrade",
+                    format!(
+                        "the spec changed while the last change waited for its pods{}: {} → {target} workers",
+                        was.map(|w| format!(" ({w})")).unwrap_or_default(),
+                        u.from_parallelism
+                    ),
                 )
                 .await;
                 self.upgrade(status, d, target, hash).await
@@ -300,12 +337,12 @@ impl<'a> Reconciler<'a> {
             serial: 1,
             state_epoch: 0,
         };
-        self.apply_all(&d).await?;
+        self.apply_all(self.job, &d).await?;
         status.deployed = Some(d);
         status.current_parallelism = Some(target);
         status.savepoint_trigger_nonce = self.job.spec.savepoint_trigger_nonce;
         status.restart_nonce = self.job.spec.restart_nonce;
-        self.show(status, target, None);
+        self.show(status, target, None, false);
         self.write_status(status).await?;
         self.event(
             EventType::Normal,
@@ -317,9 +354,30 @@ impl<'a> Reconciler<'a> {
         Ok(Action::requeue(Duration::from_secs(1)))
     }
 
+    /// The job as deployed: with the last stable spec while a failed change is rolled back
+    /// (the StreamJob's spec still asks for what failed), else as its spec says.
+    fn deployed_job(&self, status: &StreamJobStatus) -> Result<StreamJob, Error> {
+        let target = resources::replicas(self.job);
+        let hash = resources::job_hash(self.job);
+        let rolled_back = status
+            .rolled_back
+            .as_ref()
+            .is_some_and(|r| r.job_hash == hash && r.parallelism == target);
+        let deployed_stable = status
+            .deployed
+            .as_ref()
+            .zip(status.last_stable_spec.as_ref())
+            .is_some_and(|(d, s)| d.job_hash == s.job_hash);
+        match &status.last_stable_spec {
+            Some(stable) if rolled_back && deployed_stable => stable_job(self.job, stable),
+            _ => Ok(self.job.clone()),
+        }
+    }
+
     /// Nothing to change: keep the objects as desired, follow the job, handle the nonces.
     async fn steady(&self, status: &mut StreamJobStatus, d: &Deployed) -> Result<Action, Error> {
-        self.apply_all(d).await?;
+        let job = self.deployed_job(status)?;
+        self.apply_all(&job, d).await?;
         let view = if d.parallelism > 0 {
             self.coordinator_view().await
         } else {
@@ -328,6 +386,8 @@ impl<'a> Reconciler<'a> {
         if let Some(v) = &view {
             self.note_checkpoint(status, v, d);
         }
+        let rolled_back = status.rolled_back.clone();
+        self.note_health(status, view.as_ref(), d, rolled_back.is_some());
         let mut result = Ok(());
         if d.parallelism > 0
             && let Some(nonce) = self.job.spec.savepoint_trigger_nonce
@@ -338,9 +398,11 @@ impl<'a> Reconciler<'a> {
         if let Some(nonce) = self.job.spec.restart_nonce
             && status.restart_nonce != Some(nonce)
         {
+            // Recorded first: an operator stopped halfway does not replace the pods twice.
+            status.restart_nonce = Some(nonce);
+            self.write_status(status).await?;
             let pods = self.job_pods().await?;
             let deleted = self.delete_pods(pods.iter()).await?;
-            status.restart_nonce = Some(nonce);
             self.event(
                 EventType::Normal,
                 "Restarted",
@@ -349,27 +411,38 @@ impl<'a> Reconciler<'a> {
             )
             .await;
         }
-        self.show(status, d.parallelism, view.as_ref());
+        // Pods that are all Ready with a coordinator that does not answer: Unreachable.
+        let pods_ready = if view.is_none() && d.parallelism > 0 {
+            let pods = self.job_pods().await?;
+            pods.len() == d.parallelism as usize && pods.iter().all(is_ready)
+        } else {
+            false
+        };
+        self.show(status, d.parallelism, view.as_ref(), pods_ready);
         if result.is_ok() {
             let seen = view.as_ref().map(|v| (v.phase, v.last_error.as_deref()));
-            match decide::degraded(seen) {
-                Some(e) => conditions::set(
-                    status,
-                    ConditionType::Degraded,
+            let (degraded, reason, message) = match (decide::degraded(seen), &rolled_back) {
+                (Some(e), _) => (true, Reason::JobFailing, e),
+                (None, Some(r)) => (
                     true,
-                    Reason::JobFailing,
-                    &e,
-                    Timestamp::now(),
+                    Reason::ChangeFailed,
+                    format!("rolled back to the last stable spec: {}", r.reason),
                 ),
-                None => conditions::set(
-                    status,
-                    ConditionType::Degraded,
-                    false,
-                    Reason::Healthy,
-                    "",
-                    Timestamp::now(),
+                (None, None) if pods_ready => (
+                    true,
+                    Reason::CoordinatorUnreachable,
+                    "every worker pod is Ready but the coordinator does not answer".to_string(),
                 ),
-            }
+                (None, None) => (false, Reason::Healthy, String::new()),
+            };
+            conditions::set(
+                status,
+                ConditionType::Degraded,
+                degraded,
+                reason,
+                &message,
+                Timestamp::now(),
+            );
         }
         self.write_status(status).await?;
         result?;
@@ -380,9 +453,44 @@ impl<'a> Reconciler<'a> {
         })))
     }
 
+    /// Follows how long the deployment has run, and records its spec as the last stable one
+    /// once it has run `upgrade.stableSeconds` (not while a rolled-back spec is asked for).
+    fn note_health(&self, status: &mut StreamJobStatus, view: Option<&JobView>, d: &Deployed, rolled_back: bool) {
+        let running = view.is_some_and(|v| v.phase == weir_proto::rpc::JobPhase::Running);
+        if !running || rolled_back {
+            status.healthy = None;
+            return;
+        }
+        let since = match &status.healthy {
+            Some(h) if h.serial == d.serial => h.since.parse::<Timestamp>().unwrap_or_else(|_| Timestamp::now()),
+            _ => {
+                let now = Timestamp::now();
+                status.healthy = Some(Healthy {
+                    serial: d.serial,
+                    since: now.to_string(),
+                });
+                now
+            }
+        };
+        let ran = (Timestamp::now().as_second() - since.as_second()).max(0);
+        let recorded = status
+            .last_stable_spec
+            .as_ref()
+            .is_some_and(|s| s.job_hash == d.job_hash && s.parallelism == d.parallelism);
+        if ran >= self.job.spec.upgrade.stable_seconds && !recorded {
+            status.last_stable_spec = Some(StableSpec {
+                spec: serde_json::to_value(&self.job.spec).unwrap_or_default(),
+                job_hash: d.job_hash.clone(),
+                parallelism: d.parallelism,
+                state_epoch: d.state_epoch,
+                time: now_text(),
+            });
+        }
+    }
+
     async fn triggered_savepoint(&self, status: &mut StreamJobStatus, nonce: i64) -> Result<(), Error> {
-        let mut client = coordinator::connect(&self.pods, &self.name).await?;
-        let path = coordinator::savepoint(&mut client, false).await?;
+        let mut client = self.connect().await?;
+        let path = coordinator::savepoint(&mut client, false, self.timeout()).await?;
         self.ctx.metrics.savepoints.fetch_add(1, Ordering::Relaxed);
         status.last_savepoint = Some(SnapshotRef {
             path: path.clone(),
@@ -399,6 +507,41 @@ impl<'a> Reconciler<'a> {
         Ok(())
     }
 
+    /// Each step's deadline.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.job.spec.upgrade.timeout_seconds.max(1) as u64)
+    }
+
+    /// The savepoint step: the path of the savepoint the change restores from (`None`: its
+    /// newest checkpoint).
+    async fn take_savepoint(&self) -> Result<Option<String>, Error> {
+        let mut client = self.connect().await?;
+        let view = coordinator::status(&mut client).await?;
+        Ok(match decide::savepoint_action(view.phase) {
+            SavepointAction::UseLast => view.last_savepoint.clone(),
+            SavepointAction::Take => Some(coordinator::savepoint(&mut client, true, self.timeout()).await?),
+            SavepointAction::ResumeFromCheckpoint => {
+                self.event(
+                    EventType::Warning,
+                    "NoSavepoint",
+                    "Upgrade",
+                    format!(
+                        "the job is {}: it resumes from its newest checkpoint",
+                        view.phase.name()
+                    ),
+                )
+                .await;
+                None
+            }
+            SavepointAction::Wait => {
+                return Err(Error::Coordinator(CoordinatorError::Refused(format!(
+                    "the job is {}; a savepoint is taken once it runs",
+                    view.phase.name()
+                ))));
+            }
+        })
+    }
+
     /// Carries a change on from the step its status names.
     async fn upgrade(
         &self,
@@ -410,29 +553,49 @@ impl<'a> Reconciler<'a> {
         let spec = &self.job.spec;
         let mut u = status.upgrade.clone().expect("an upgrade in progress");
         if u.step == UpgradeStep::Savepoint {
-            let mut client = coordinator::connect(&self.pods, &self.name).await?;
-            let view = coordinator::status(&mut client).await?;
-            let path = match decide::savepoint_action(view.phase) {
-                SavepointAction::UseLast => view.last_savepoint.clone(),
-                SavepointAction::Take => Some(coordinator::savepoint(&mut client, true).await?),
-                SavepointAction::ResumeFromCheckpoint => {
+            let path = match self.take_savepoint().await {
+                Ok(path) => path,
+                Err(e) if elapsed_s(&u) < spec.upgrade.timeout_seconds => return Err(e),
+                Err(e) if spec.upgrade.fallback_to_last_state => {
                     self.event(
                         EventType::Warning,
                         "NoSavepoint",
                         "Upgrade",
-                        format!(
-                            "the job is {}: it resumes from its newest checkpoint",
-                            view.phase.name()
-                        ),
+                        format!("no savepoint within {} s ({e}): the change goes on from the newest checkpoint (upgrade.fallbackToLastState)", spec.upgrade.timeout_seconds),
                     )
                     .await;
                     None
                 }
-                SavepointAction::Wait => {
-                    return Err(Error::Coordinator(CoordinatorError::Refused(format!(
-                        "the job is {}; a savepoint is taken once it runs",
-                        view.phase.name()
-                    ))));
+                Err(e) => {
+                    // Nothing was changed yet: the job keeps running as deployed, the change
+                    // stays (marked failed) and is tried again until the spec is reverted or
+                    // changed.
+                    let why = format!("no savepoint within {} s: {e}", spec.upgrade.timeout_seconds);
+                    if u.failed.is_none() {
+                        self.event(
+                            EventType::Warning,
+                            "ChangeFailed",
+                            "Upgrade",
+                            format!(
+                                "{}: {why}; the job runs as before; revert the spec, or set upgrade.fallbackToLastState",
+                                u.reason
+                            ),
+                        )
+                        .await;
+                    }
+                    u.failed = Some(why.clone());
+                    status.upgrade = Some(u);
+                    conditions::set(
+                        status,
+                        ConditionType::Degraded,
+                        true,
+                        Reason::ChangeFailed,
+                        &why,
+                        Timestamp::now(),
+                    );
+                    self.show(status, d.parallelism, None, false);
+                    self.write_status(status).await?;
+                    return Ok(Action::requeue(Duration::from_secs(10)));
                 }
             };
             if let Some(p) = &path {
@@ -449,26 +612,45 @@ impl<'a> Reconciler<'a> {
                 .await;
             }
             u.savepoint = path;
+            u.failed = None;
             u.step = UpgradeStep::Deploy;
+            u.step_started_at = Some(now_text());
             status.upgrade = Some(u.clone());
             self.write_status(status).await?;
         }
         if u.step == UpgradeStep::Deploy {
-            let stateless = spec.upgrade_mode == UpgradeMode::Stateless && d.job_hash != hash;
-            let next = Deployed {
-                parallelism: target,
-                job_hash: hash,
-                restore_from: if stateless {
-                    None
-                } else {
-                    u.savepoint.clone().or(d.restore_from.clone())
-                },
-                serial: d.serial + 1,
-                state_epoch: d.state_epoch + i64::from(stateless),
+            // A rollback deploys the last stable spec; any other change the spec's.
+            let (job, next) = match (u.reason, &status.last_stable_spec) {
+                (UpgradeReason::Rollback, Some(stable)) => (
+                    stable_job(self.job, stable)?,
+                    Deployed {
+                        parallelism: stable.parallelism,
+                        job_hash: stable.job_hash.clone(),
+                        restore_from: u.savepoint.clone().or(d.restore_from.clone()),
+                        serial: d.serial + 1,
+                        state_epoch: stable.state_epoch,
+                    },
+                ),
+                _ => {
+                    let stateless = spec.upgrade_mode == UpgradeMode::Stateless && d.job_hash != hash;
+                    let next = Deployed {
+                        parallelism: target,
+                        job_hash: hash,
+                        restore_from: if stateless {
+                            None
+                        } else {
+                            u.savepoint.clone().or(d.restore_from.clone())
+                        },
+                        serial: d.serial + 1,
+                        state_epoch: d.state_epoch + i64::from(stateless),
+                    };
+                    (self.job.clone(), next)
+                }
             };
-            self.apply_all(&next).await?;
+            self.apply_all(&job, &next).await?;
             u.step = UpgradeStep::Restore;
-            u.to_parallelism = target;
+            u.to_parallelism = next.parallelism;
+            u.step_started_at = Some(now_text());
             status.upgrade = Some(u.clone());
             status.deployed = Some(next);
             self.write_status(status).await?;
@@ -488,17 +670,29 @@ impl<'a> Reconciler<'a> {
             total: pods.len(),
             ready_current: current.iter().filter(|p| is_ready(p)).count(),
         };
-        // The coordinator is asked only once the pods are there.
-        let view = if d.parallelism > 0 && decide::restore_done(d.parallelism, count, None) {
+        // The coordinator is asked once the pods are there (or when they may have failed).
+        let view = if d.parallelism > 0 && count.ready_current == d.parallelism as usize {
             self.coordinator_view().await
         } else {
             None
         };
-        let done = decide::restore_done(d.parallelism, count, view.map(|v| v.phase));
-        if !done {
-            self.show(status, d.parallelism, None);
-            self.write_status(status).await?;
-            return Ok(Action::requeue(Duration::from_millis(500)));
+        let crash = crash_looping(&current);
+        let outcome = decide::restore_outcome(
+            d.parallelism,
+            count,
+            view.as_ref().map(|v| (v.phase, v.last_error.as_deref())),
+            crash.as_deref(),
+            elapsed_s(&u),
+            spec.upgrade.timeout_seconds,
+        );
+        match outcome {
+            Outcome::Done => {}
+            Outcome::Wait => {
+                self.show(status, d.parallelism, None, false);
+                self.write_status(status).await?;
+                return Ok(Action::requeue(Duration::from_millis(500)));
+            }
+            Outcome::Failed(why) => return self.fail(status, d, u, why).await,
         }
         let started: Timestamp = u.started_at.parse().unwrap_or_else(|_| Timestamp::now());
         let took = (Timestamp::now().as_millisecond() - started.as_millisecond()).max(0);
@@ -511,15 +705,20 @@ impl<'a> Reconciler<'a> {
         });
         status.upgrade = None;
         status.current_parallelism = Some(d.parallelism);
-        self.show(status, d.parallelism, None);
-        conditions::set(
-            status,
-            ConditionType::Degraded,
-            false,
-            Reason::Healthy,
-            "",
-            Timestamp::now(),
-        );
+        if u.reason != UpgradeReason::Rollback {
+            status.rolled_back = None;
+        }
+        self.show(status, d.parallelism, view.as_ref(), true);
+        if status.rolled_back.is_none() {
+            conditions::set(
+                status,
+                ConditionType::Degraded,
+                false,
+                Reason::Healthy,
+                "",
+                Timestamp::now(),
+            );
+        }
         self.write_status(status).await?;
         self.ctx
             .completed
@@ -544,9 +743,116 @@ impl<'a> Reconciler<'a> {
         Ok(Action::requeue(Duration::from_secs(1)))
     }
 
+    /// A change failed: roll back to the last stable spec when that is allowed and differs from
+    /// what failed; otherwise keep the change, marked failed, until a newer spec supersedes it.
+    async fn fail(
+        &self,
+        status: &mut StreamJobStatus,
+        d: Deployed,
+        mut u: Upgrade,
+        why: String,
+    ) -> Result<Action, Error> {
+        let spec = &self.job.spec;
+        let stable = status
+            .last_stable_spec
+            .clone()
+            .filter(|s| s.job_hash != d.job_hash || s.parallelism != d.parallelism);
+        match stable {
+            Some(stable) if spec.upgrade.rollback && u.reason != UpgradeReason::Rollback => {
+                // Intent first: the rollback's Deploy step is recorded before it deploys.
+                status.rolled_back = Some(RolledBack {
+                    job_hash: resources::job_hash(self.job),
+                    parallelism: resources::replicas(self.job),
+                    reason: why.clone(),
+                    time: now_text(),
+                });
+                let now = now_text();
+                status.upgrade = Some(Upgrade {
+                    reason: UpgradeReason::Rollback,
+                    step: UpgradeStep::Deploy,
+                    from_parallelism: d.parallelism,
+                    to_parallelism: stable.parallelism,
+                    started_at: now.clone(),
+                    savepoint: u.savepoint.clone(),
+                    step_started_at: Some(now),
+                    failed: None,
+                });
+                conditions::set(
+                    status,
+                    ConditionType::Degraded,
+                    true,
+                    Reason::ChangeFailed,
+                    &why,
+                    Timestamp::now(),
+                );
+                self.show(status, d.parallelism, None, false);
+                self.write_status(status).await?;
+                self.event(
+                    EventType::Warning,
+                    "RolledBack",
+                    "Upgrade",
+                    format!(
+                        "{} failed ({why}): back to the last stable spec ({} workers, recorded {})",
+                        u.reason, stable.parallelism, stable.time
+                    ),
+                )
+                .await;
+                // The next reconcile deploys it (from the recorded step).
+                Ok(Action::requeue(Duration::from_millis(100)))
+            }
+            _ => {
+                if u.failed.is_none() {
+                    u.failed = Some(why.clone());
+                    status.upgrade = Some(u.clone());
+                    self.event(
+                        EventType::Warning,
+                        "ChangeFailed",
+                        "Upgrade",
+                        format!(
+                            "{} failed ({why}); {}",
+                            u.reason,
+                            if u.reason == UpgradeReason::Rollback {
+                                "the rollback failed too: change the spec"
+                            } else if !spec.upgrade.rollback {
+                                "upgrade.rollback is off: change the spec"
+                            } else {
+                                "no stable spec recorded to roll back to: change the spec"
+                            }
+                        ),
+                    )
+                    .await;
+                }
+                conditions::set(
+                    status,
+                    ConditionType::Degraded,
+                    true,
+                    Reason::ChangeFailed,
+                    &why,
+                    Timestamp::now(),
+                );
+                self.show(status, d.parallelism, None, false);
+                self.write_status(status).await?;
+                Ok(Action::requeue(Duration::from_secs(5)))
+            }
+        }
+    }
+
+    /// A client to the job's coordinator.
+    async fn connect(
+        &self,
+    ) -> Result<weir_proto::rpc::coordinator_client::CoordinatorClient<tonic::transport::Channel>, CoordinatorError>
+    {
+        let address = self
+            .job
+            .annotations()
+            .get(coordinator::ADDRESS_ANNOTATION)
+            .map(String::as_str);
+        coordinator::connect(&self.pods, &self.name, address).await
+    }
+
     /// The coordinator's view, or `None` when it cannot be asked now.
     async fn coordinator_view(&self) -> Option<JobView> {
-        let mut client = coordinator::connect(&self.pods, &self.name).await.ok()?;
+        let mut client = self.connect().await.ok()?;
         coordinator::status(&mut client).await.ok()
     }
 
@@ -567,26 +873,33 @@ impl<'a> Reconciler<'a> {
     }
 
     /// Phase, Ready/Progressing and the scale subresource's replicas.
-    fn show(&self, status: &mut StreamJobStatus, p: i32, view: Option<&JobView>) {
-        let phase = conditions::phase(p, view.map(|v| v.phase), status.upgrade.as_ref().map(|u| u.reason));
+    fn show(&self, status: &mut StreamJobStatus, p: i32, view: Option<&JobView>, pods_ready: bool) {
+        let phase = conditions::phase(
+            p,
+            view.map(|v| v.phase),
+            pods_ready,
+            status.upgrade.as_ref().map(|u| u.reason),
+            status.rolled_back.is_some(),
+        );
         conditions::from_phase(status, phase, Timestamp::now());
         status.replicas = Some(p);
     }
 
-    /// ConfigMap, Service and StatefulSet by server-side apply.
-    async fn apply_all(&self, d: &Deployed) -> Result<(), Error> {
+    /// ConfigMap, Service and StatefulSet of `job` (the StreamJob, or its last stable spec) by
+    /// server-side apply.
+    async fn apply_all(&self, job: &StreamJob, d: &Deployed) -> Result<(), Error> {
         let ns = self.job.namespace().unwrap_or_else(|| "default".into());
         let client = &self.ctx.client;
         let pp = PatchParams::apply(MANAGER).force();
-        let cm = resources::config_map(self.job)?;
+        let cm = resources::config_map(job)?;
         Api::<ConfigMap>::namespaced(client.clone(), &ns)
             .patch(&self.name, &pp, &Patch::Apply(typed(cm, "v1", "ConfigMap")))
             .await?;
-        let svc = resources::service(self.job)?;
+        let svc = resources::service(job)?;
         Api::<Service>::namespaced(client.clone(), &ns)
             .patch(&self.name, &pp, &Patch::Apply(typed(svc, "v1", "Service")))
             .await?;
-        let sts = resources::stateful_set(self.job, d)?;
+        let sts = resources::stateful_set(job, d)?;
         Api::<StatefulSet>::namespaced(client.clone(), &ns)
             .patch(&self.name, &pp, &Patch::Apply(typed(sts, "apps/v1", "StatefulSet")))
             .await?;
@@ -637,6 +950,55 @@ impl<'a> Reconciler<'a> {
             tracing::warn!(job = %self.name, error = %e, "could not publish an event");
         }
     }
+}
+
+/// Seconds the change's current step has taken.
+fn elapsed_s(u: &Upgrade) -> i64 {
+    let since = u.step_started_at.as_deref().unwrap_or(&u.started_at);
+    let since: Timestamp = since.parse().unwrap_or_else(|_| Timestamp::now());
+    (Timestamp::now().as_second() - since.as_second()).max(0)
+}
+
+/// `job` with the last stable spec in place of its own.
+fn stable_job(job: &StreamJob, stable: &StableSpec) -> Result<StreamJob, Error> {
+    let spec: StreamJobSpec = serde_json::from_value(stable.spec.clone())
+        .map_err(|e| Error::Unsupported(format!("status.lastStableSpec: {e}")))?;
+    let mut job = job.clone();
+    job.spec = spec;
+    Ok(job)
+}
+
+/// The first worker container that crash-loops or cannot be created (a change with it fails
+/// at once): `pod/container: reason: message`.
+fn crash_looping(pods: &[&Pod]) -> Option<String> {
+    const FATAL: &[&str] = &["CrashLoopBackOff", "CreateContainerConfigError", "InvalidImageName"];
+    pods.iter().find_map(|p| {
+        let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
+        statuses.iter().find_map(|c| {
+            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+            let reason = waiting.and_then(|w| w.reason.as_deref()).unwrap_or_default();
+            let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref()).map(|t| {
+                format!(
+                    "exit code {}{}",
+                    t.exit_code,
+                    t.message
+                        .as_deref()
+                        .map(|m| format!(", {}", m.trim()))
+                        .unwrap_or_default()
+                )
+            });
+            (FATAL.contains(&reason) || c.restart_count >= 3).then(|| {
+                format!(
+                    "{}/{}: {} (restarted {} times{})",
+                    p.name_any(),
+                    c.name,
+                    if reason.is_empty() { "restarting" } else { reason },
+                    c.restart_count,
+                    last.map(|l| format!("; last {l}")).unwrap_or_default()
+                )
+            })
+        })
+    })
 }
 
 fn is_ready(p: &Pod) -> bool {

@@ -411,6 +411,7 @@ mod tests {
                     credentials_secret: Some("s3-creds".into()),
                 }),
                 upgrade_mode: Default::default(),
+                upgrade: Default::default(),
                 state: JobState::Running,
                 restart_nonce: None,
                 savepoint_trigger_nonce: None,

@@ -7,7 +7,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use crate::common::{PIPELINE, cluster, stream_job, wait_for};
+use crate::common::{FakeCoordinator, PIPELINE, cluster, stream_job, wait_for, with_coordinator};
+use weir_proto::rpc::JobPhase;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -21,8 +22,11 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
     let ns = c.namespace("life");
     let ns = ns.name.as_str();
     let op = c.operator(ns, None);
-    c.apply_in(ns, &stream_job("clicks", 2, "last-state", PIPELINE))
-        .unwrap();
+    // The pods run no containers: a stand-in coordinator says the job runs.
+    let coordinator = FakeCoordinator::start(JobPhase::Running);
+    let job =
+        |p: u32, pipeline: &str| with_coordinator(&stream_job("clicks", p, "last-state", pipeline), &coordinator, "");
+    c.apply_in(ns, &job(2, PIPELINE)).unwrap();
 
     // Created: ConfigMap, headless Service, StatefulSet, all owned by the StreamJob.
     wait_for("2 ready pods", T, || {
@@ -108,8 +112,7 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
 
     // A changed job (last-state): new ConfigMap, pods of a new deployment.
     let changed = PIPELINE.replace("key_by: id", "key_by: value");
-    c.apply_in(ns, &stream_job("clicks", 3, "last-state", &changed))
-        .unwrap();
+    c.apply_in(ns, &job(3, &changed)).unwrap();
     wait_for("the upgrade", T, || {
         let s = c.status(ns, "clicks");
         (s["lastUpgrade"]["reason"] == "upgrade" && s["upgrade"].is_null()).then_some(())
@@ -162,6 +165,21 @@ fn invalid_manifests_are_refused_with_the_field_named() {
         e.contains("set exactly one of job.sql, job.pipeline, job.builtin"),
         "{e}"
     );
+    let e = refused(&good.replace("    pipeline: |", "    builtin: wordcount\n    pipeline: |"));
+    assert!(e.contains("set exactly one of"), "{e}");
+    let builtin = good.replace("    pipeline: |\n", "    builtin: wordcount\n");
+    let builtin: String = builtin
+        .lines()
+        .filter(|l| !l.starts_with("      "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let e = refused(&builtin);
+    assert!(
+        e.contains("job.builtin: worker pods run job.sql and job.pipeline"),
+        "{e}"
+    );
+    let e = refused(&good.replace("  upgradeMode:", "  upgrade:\n    timeoutSeconds: 0\n  upgradeMode:"));
+    assert!(e.contains("upgrade.timeoutSeconds must be at least 1"), "{e}");
     let e = refused(&good.replace("  image: weir-worker:dev\n", ""));
     assert!(e.contains("spec.image") && e.contains("Required"), "{e}");
     let e = refused(&good.replace("intervalMs: 1000", "intervalMs: 1"));
@@ -263,7 +281,9 @@ fn a_stateless_upgrade_starts_in_a_fresh_state_namespace() {
     let ns = c.namespace("stateless");
     let ns = ns.name.as_str();
     let _op = c.operator(ns, None);
-    c.apply_in(ns, &stream_job("clicks", 1, "stateless", PIPELINE)).unwrap();
+    let coordinator = FakeCoordinator::start(JobPhase::Running);
+    let job = |pipeline: &str| with_coordinator(&stream_job("clicks", 1, "stateless", pipeline), &coordinator, "");
+    c.apply_in(ns, &job(PIPELINE)).unwrap();
     wait_for("deployed", T, || {
         (c.status(ns, "clicks")["deployed"]["serial"] == 1).then_some(())
     });
@@ -278,7 +298,7 @@ fn a_stateless_upgrade_starts_in_a_fresh_state_namespace() {
     };
     assert!(env_of().contains(&("WEIR_CHECKPOINT_STORAGE".into(), "s3://weir-test/checkpoints".into())));
     let changed = PIPELINE.replace("key_by: id", "key_by: value");
-    c.apply_in(ns, &stream_job("clicks", 1, "stateless", &changed)).unwrap();
+    c.apply_in(ns, &job(&changed)).unwrap();
     let s = wait_for("the stateless upgrade", T, || {
         let s = c.status(ns, "clicks");
         (s["lastUpgrade"]["reason"] == "upgrade" && s["upgrade"].is_null()).then_some(s)
@@ -293,4 +313,197 @@ fn a_stateless_upgrade_starts_in_a_fresh_state_namespace() {
         "{env:?}"
     );
     assert!(!env.iter().any(|(k, _)| k == "WEIR_FROM_SAVEPOINT"), "nothing restored");
+}
+
+fn condition(s: &serde_json::Value, type_: &str) -> (String, String, String) {
+    let c = s["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or_default();
+    (str_of(&c["status"]), str_of(&c["reason"]), str_of(&c["message"]))
+}
+
+fn events(c: &common::Cluster, ns: &str) -> String {
+    c.kubectl(&["get", "events", "-n", ns, "-o", "json"]).unwrap()
+}
+
+/// A CPU request no node can meet: the change's pods stay Pending.
+fn unschedulable(manifest: &str) -> String {
+    manifest.replacen(
+        "  job:\n",
+        "  resources:\n    requests:\n      cpu: \"1000\"\n  job:\n",
+        1,
+    )
+}
+
+fn cpu_requested(c: &common::Cluster, ns: &str) -> serde_json::Value {
+    let sts = c.get(ns, "statefulset/clicks").unwrap();
+    sts["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"].clone()
+}
+
+#[test]
+fn a_failed_change_rolls_back_to_the_last_stable_spec_and_a_newer_spec_goes_ahead() {
+    let c = cluster();
+    let ns = c.namespace("rollback");
+    let ns = ns.name.as_str();
+    let _op = c.operator(ns, None);
+    let coordinator = FakeCoordinator::start(JobPhase::Running);
+    let policy = "timeoutSeconds: 4\nstableSeconds: 1";
+    let job = |pipeline: &str| with_coordinator(&stream_job("clicks", 2, "last-state", pipeline), &coordinator, policy);
+    c.apply_in(ns, &job(PIPELINE)).unwrap();
+    wait_for("the running spec recorded as stable", T, || {
+        let s = c.status(ns, "clicks");
+        (s["lastStableSpec"]["parallelism"] == 2 && s["phase"] == "Running").then_some(())
+    });
+
+    // Pods that never start: the change fails at its deadline and the last stable spec is
+    // deployed again; the spec that failed is not retried.
+    c.apply_in(ns, &unschedulable(&job(PIPELINE))).unwrap();
+    let s = wait_for("the rollback", T, || {
+        let s = c.status(ns, "clicks");
+        (s["phase"] == "RolledBack" && s["upgrade"].is_null()).then_some(s)
+    });
+    let reason = str_of(&s["rolledBack"]["reason"]);
+    assert!(
+        reason.contains("not done within 4 s") && reason.contains("0 of 2 new worker pods Ready"),
+        "{reason}"
+    );
+    assert_eq!(s["lastUpgrade"]["reason"], "rollback");
+    let (degraded, why, message) = condition(&s, "Degraded");
+    assert_eq!((degraded.as_str(), why.as_str()), ("True", "ChangeFailed"), "{message}");
+    assert!(cpu_requested(&c, ns).is_null(), "the stable template is back");
+    let serial = s["deployed"]["serial"].clone();
+    assert_eq!(serial, 3, "deployed: first, the failed change, the rollback");
+    wait_for("the stable spec's pods", T, || {
+        let pods = c.pods(ns, "clicks");
+        (pods.len() == 2 && pods.iter().all(|p| p.2 && p.1 == "3")).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let s = c.status(ns, "clicks");
+    assert_eq!(
+        (s["deployed"]["serial"].clone(), s["phase"].clone()),
+        (serial, "RolledBack".into())
+    );
+    assert!(events(&c, ns).contains("\"reason\": \"RolledBack\""));
+
+    // A newer spec goes ahead and clears the rollback.
+    let changed = PIPELINE.replace("key_by: id", "key_by: value");
+    c.apply_in(ns, &job(&changed)).unwrap();
+    wait_for("the newer spec running", T, || {
+        let s = c.status(ns, "clicks");
+        (s["lastUpgrade"]["reason"] == "upgrade"
+            && s["upgrade"].is_null()
+            && s["phase"] == "Running"
+            && s["rolledBack"].is_null())
+        .then_some(())
+    });
+    wait_for("the newer spec recorded as stable", T, || {
+        let s = c.status(ns, "clicks");
+        (s["lastStableSpec"]["jobHash"] == s["deployed"]["jobHash"]).then_some(())
+    });
+
+    // A job that fails after a change rolls back at once, not at the deadline.
+    let slow = with_coordinator(
+        &stream_job("clicks", 2, "last-state", PIPELINE),
+        &coordinator,
+        "timeoutSeconds: 300\nstableSeconds: 1",
+    );
+    coordinator.set(JobPhase::Failed, Some("pipeline: unknown connector 'kafak'"));
+    c.apply_in(ns, &slow).unwrap();
+    let s = wait_for("the rollback of a failing job", Duration::from_secs(30), || {
+        let s = c.status(ns, "clicks");
+        (s["rolledBack"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("unknown connector")))
+        .then_some(s)
+    });
+    assert!(str_of(&s["rolledBack"]["reason"]).starts_with("the job failed"), "{s}");
+    coordinator.set(JobPhase::Running, None);
+    wait_for("rolled back and running", T, || {
+        let s = c.status(ns, "clicks");
+        (s["phase"] == "RolledBack" && s["upgrade"].is_null()).then_some(())
+    });
+    let cm = c.get(ns, "configmap/clicks").unwrap();
+    assert!(
+        str_of(&cm["data"]["job.yaml"]).contains("key_by: value"),
+        "the stable job runs"
+    );
+}
+
+#[test]
+fn a_change_stuck_without_rollback_is_superseded_by_a_newer_spec() {
+    let c = cluster();
+    let ns = c.namespace("supersede");
+    let ns = ns.name.as_str();
+    let _op = c.operator(ns, None);
+    let coordinator = FakeCoordinator::start(JobPhase::Running);
+    let policy = "timeoutSeconds: 3\nrollback: false";
+    let job = |pipeline: &str| with_coordinator(&stream_job("clicks", 1, "last-state", pipeline), &coordinator, policy);
+    c.apply_in(ns, &job(PIPELINE)).unwrap();
+    wait_for("running", T, || {
+        (c.status(ns, "clicks")["phase"] == "Running").then_some(())
+    });
+    c.apply_in(ns, &unschedulable(&job(PIPELINE))).unwrap();
+    let s = wait_for("the change failed", T, || {
+        let s = c.status(ns, "clicks");
+        s["upgrade"]["failed"].as_str().is_some().then_some(s)
+    });
+    assert_eq!(s["upgrade"]["step"], "restore");
+    assert_eq!(condition(&s, "Degraded").1, "ChangeFailed");
+    assert!(events(&c, ns).contains("upgrade.rollback is off"));
+    let changed = PIPELINE.replace("key_by: id", "key_by: value");
+    c.apply_in(ns, &job(&changed)).unwrap();
+    let s = wait_for("the newer spec running", T, || {
+        let s = c.status(ns, "clicks");
+        (s["upgrade"].is_null() && s["phase"] == "Running").then_some(s)
+    });
+    assert_eq!(s["deployed"]["serial"], 3);
+    assert!(cpu_requested(&c, ns).is_null());
+    assert_eq!(condition(&s, "Degraded").0, "False");
+    assert!(events(&c, ns).contains("\"reason\": \"ChangeSuperseded\""));
+}
+
+#[test]
+fn a_change_completes_only_on_the_coordinators_word_and_a_silent_coordinator_shows() {
+    let c = cluster();
+    let ns = c.namespace("word");
+    let ns = ns.name.as_str();
+    let _op = c.operator(ns, None);
+    let coordinator = FakeCoordinator::start(JobPhase::Deploying);
+    let job = |p: u32| with_coordinator(&stream_job("clicks", p, "last-state", PIPELINE), &coordinator, "");
+    c.apply_in(ns, &job(1)).unwrap();
+    wait_for("deploying", T, || {
+        let pods = c.pods(ns, "clicks");
+        (pods.len() == 1 && pods[0].2 && c.status(ns, "clicks")["phase"] == "Deploying").then_some(())
+    });
+    // Neither a coordinator still deploying nor one that does not answer completes a change,
+    // however Ready the pods are.
+    for (phase, scale) in [(JobPhase::Deploying, 2), (JobPhase::Unspecified, 3)] {
+        coordinator.set(phase, None);
+        c.apply_in(ns, &job(scale)).unwrap();
+        wait_for("the new pods Ready", T, || {
+            let pods = c.pods(ns, "clicks");
+            (pods.len() == scale as usize && pods.iter().all(|p| p.2)).then_some(())
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        let s = c.status(ns, "clicks");
+        assert_eq!(
+            s["upgrade"]["step"], "restore",
+            "{phase:?}: Ready pods are not the job running: {s}"
+        );
+        coordinator.set(JobPhase::Running, None);
+        wait_for("the rescale completed", T, || {
+            let s = c.status(ns, "clicks");
+            (s["lastUpgrade"]["toParallelism"] == scale && s["phase"] == "Running").then_some(())
+        });
+    }
+    // A steady job whose coordinator stops answering shows it.
+    coordinator.set(JobPhase::Unspecified, None);
+    let s = wait_for("unreachable", T, || {
+        let s = c.status(ns, "clicks");
+        (s["phase"] == "Unreachable").then_some(s)
+    });
+    let (degraded, why, _) = condition(&s, "Degraded");
+    assert_eq!((degraded.as_str(), why.as_str()), ("True", "CoordinatorUnreachable"));
+    drop(coordinator);
 }

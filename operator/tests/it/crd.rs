@@ -15,6 +15,7 @@ fn spec(parallelism: i32, max_parallelism: i32) -> StreamJobSpec {
         },
         checkpoint: None,
         upgrade_mode: Default::default(),
+        upgrade: Default::default(),
         state: Default::default(),
         restart_nonce: None,
         savepoint_trigger_nonce: None,
@@ -56,6 +57,14 @@ fn admission_rules_name_what_is_wrong() {
         e.contains("set exactly one of job.sql, job.pipeline, job.builtin"),
         "{e}"
     );
+
+    let mut builtin = spec(1, 128);
+    builtin.job = weir_operator::crd::JobSource {
+        builtin: Some("wordcount".into()),
+        ..Default::default()
+    };
+    let e = format!("{:?}", StreamJob::new("j", builtin).validate_cel().unwrap_err());
+    assert!(e.contains("job.builtin: worker pods run"), "{e}");
 
     // maxParallelism is fixed for the life of the job's state.
     let changed = StreamJob::new("j", spec(2, 256));

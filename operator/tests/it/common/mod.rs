@@ -383,3 +383,143 @@ fn node_pod_logs(ns: &str) -> String {
     }
     out
 }
+
+/// A stand-in for a job's coordinator on this machine, for the control plane's pods (which run
+/// no containers): it answers `Status` with the phase a test sets and `Savepoint` with a path, so
+/// the operator's decisions that wait for the coordinator's word can be driven. A StreamJob
+/// points the operator at it with the `weir.dev/coordinator-address` annotation.
+pub struct FakeCoordinator {
+    /// `127.0.0.1:port`.
+    pub address: String,
+    state: std::sync::Arc<std::sync::Mutex<(weir_proto::rpc::JobPhase, Option<String>)>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+#[derive(Clone)]
+struct FakeService {
+    state: std::sync::Arc<std::sync::Mutex<(weir_proto::rpc::JobPhase, Option<String>)>>,
+}
+
+#[tonic::async_trait]
+impl weir_proto::rpc::coordinator_server::Coordinator for FakeService {
+    type AttachStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<weir_proto::rpc::Command, tonic::Status>> + Send>>;
+
+    async fn attach(
+        &self,
+        _: tonic::Request<weir_proto::rpc::RegisterRequest>,
+    ) -> Result<tonic::Response<Self::AttachStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("a fake coordinator"))
+    }
+
+    async fn heartbeat(
+        &self,
+        _: tonic::Request<weir_proto::rpc::HeartbeatRequest>,
+    ) -> Result<tonic::Response<weir_proto::rpc::HeartbeatReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented("a fake coordinator"))
+    }
+
+    async fn acknowledge(
+        &self,
+        _: tonic::Request<weir_proto::rpc::CheckpointAck>,
+    ) -> Result<tonic::Response<weir_proto::rpc::Empty>, tonic::Status> {
+        Err(tonic::Status::unimplemented("a fake coordinator"))
+    }
+
+    async fn report(
+        &self,
+        _: tonic::Request<weir_proto::rpc::TaskReport>,
+    ) -> Result<tonic::Response<weir_proto::rpc::Empty>, tonic::Status> {
+        Err(tonic::Status::unimplemented("a fake coordinator"))
+    }
+
+    async fn savepoint(
+        &self,
+        request: tonic::Request<weir_proto::rpc::SavepointRequest>,
+    ) -> Result<tonic::Response<weir_proto::rpc::SavepointReply>, tonic::Status> {
+        let mut state = self.state.lock().unwrap();
+        if state.0 != weir_proto::rpc::JobPhase::Running {
+            return Err(tonic::Status::failed_precondition("the job is not running"));
+        }
+        if request.into_inner().stop {
+            state.0 = weir_proto::rpc::JobPhase::Stopped;
+        }
+        Ok(tonic::Response::new(weir_proto::rpc::SavepointReply {
+            path: "s3://weir-test/checkpoints/clicks/sp-1".into(),
+        }))
+    }
+
+    async fn cancel(
+        &self,
+        _: tonic::Request<weir_proto::rpc::CancelRequest>,
+    ) -> Result<tonic::Response<weir_proto::rpc::Empty>, tonic::Status> {
+        Err(tonic::Status::unimplemented("a fake coordinator"))
+    }
+
+    async fn status(
+        &self,
+        _: tonic::Request<weir_proto::rpc::StatusRequest>,
+    ) -> Result<tonic::Response<weir_proto::rpc::JobStatus>, tonic::Status> {
+        let (phase, error) = self.state.lock().unwrap().clone();
+        if phase == weir_proto::rpc::JobPhase::Unspecified {
+            return Err(tonic::Status::unavailable("silent"));
+        }
+        let details = serde_json::json!({ "last_error": error });
+        let mut reply = weir_proto::rpc::JobStatus {
+            job: "clicks".into(),
+            details_json: details.to_string().into_bytes(),
+            ..Default::default()
+        };
+        reply.set_phase(phase);
+        Ok(tonic::Response::new(reply))
+    }
+}
+
+impl FakeCoordinator {
+    /// One answering `phase`.
+    pub fn start(phase: weir_proto::rpc::JobPhase) -> FakeCoordinator {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = std::sync::Arc::new(std::sync::Mutex::new((phase, None)));
+        let service = FakeService { state: state.clone() };
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        runtime.spawn(
+            tonic::transport::Server::builder()
+                .add_service(weir_proto::rpc::coordinator_server::CoordinatorServer::new(service))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        FakeCoordinator {
+            address,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    /// From now on it answers `phase` (and `error` as the last error); `Unspecified`: it
+    /// answers no status at all, as a coordinator the operator cannot reach.
+    pub fn set(&self, phase: weir_proto::rpc::JobPhase, error: Option<&str>) {
+        *self.state.lock().unwrap() = (phase, error.map(str::to_string));
+    }
+}
+
+/// `manifest` (a StreamJob from [`stream_job`]) pointing the operator at `coordinator` and
+/// with `upgrade` as its spec's upgrade policy (YAML lines under `upgrade:`).
+pub fn with_coordinator(manifest: &str, coordinator: &FakeCoordinator, upgrade: &str) -> String {
+    let mut m = manifest.replacen(
+        "metadata:\n",
+        &format!(
+            "metadata:\n  annotations:\n    weir.dev/coordinator-address: \"{}\"\n",
+            coordinator.address
+        ),
+        1,
+    );
+    if !upgrade.is_empty() {
+        let lines: String = upgrade.lines().map(|l| format!("    {l}\n")).collect();
+        m = m.replacen("spec:\n", &format!("spec:\n  upgrade:\n{lines}"), 1);
+    }
+    m
+}
