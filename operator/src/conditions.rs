@@ -53,6 +53,8 @@ pub enum Reason {
     Unsupported,
     /// Degraded: a change failed (rolled back, or waiting for a newer spec).
     ChangeFailed,
+    /// Degraded: an object the job needs exists and belongs to someone else.
+    ObjectConflict,
 }
 
 impl Reason {
@@ -69,6 +71,7 @@ impl Reason {
             Reason::CoordinatorUnreachable => "CoordinatorUnreachable",
             Reason::Unsupported => "Unsupported",
             Reason::ChangeFailed => "ChangeFailed",
+            Reason::ObjectConflict => "ObjectConflict",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The operator's HTTP endpoint: `/metrics` (Prometheus text), `/healthz` and `/readyz` for the
-//! Deployment's probes. Deliberately tiny: HTTP/1.1, one request per connection.
+//! The operator's HTTP endpoint: `/metrics` (Prometheus text), `/healthz` (the process is up)
+//! and `/readyz` (it can list the StreamJobs it watches) for the Deployment's probes. Deliberately tiny: HTTP/1.1, one request per connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +33,14 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<S
                 let path = request.split_whitespace().nth(1).unwrap_or("/");
                 let (code, body) = match path {
                     "/metrics" => ("200 OK", metrics.prometheus()),
-                    "/healthz" | "/readyz" => ("200 OK", "ok\n".to_string()),
+                    "/healthz" => ("200 OK", "ok\n".to_string()),
+                    "/readyz" if metrics.ready.load(std::sync::atomic::Ordering::Relaxed) => {
+                        ("200 OK", "ok\n".to_string())
+                    }
+                    "/readyz" => (
+                        "503 Service Unavailable",
+                        "not ready: StreamJobs cannot be listed yet (API server, RBAC, CRD)\n".to_string(),
+                    ),
                     _ => ("404 Not Found", "try /metrics, /healthz or /readyz\n".to_string()),
                 };
                 let response = format!(

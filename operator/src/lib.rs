@@ -15,3 +15,27 @@ pub mod decide;
 pub mod http;
 pub mod reconcile;
 pub mod resources;
+
+/// The namespaces to watch from `--namespaces` / `WEIR_WATCH_NAMESPACES`: blank entries are
+/// dropped (the chart's default passes an empty string), and none left means every namespace
+/// (`None`).
+pub fn watch_scopes(namespaces: &[String]) -> Vec<Option<String>> {
+    let named: Vec<Option<String>> = namespaces
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .map(|n| Some(n.to_string()))
+        .collect();
+    if named.is_empty() { vec![None] } else { named }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn blank_namespaces_mean_every_namespace() {
+        let s = |v: &[&str]| super::watch_scopes(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(s(&[]), [None]);
+        assert_eq!(s(&[""]), [None], "the chart's default, an empty string");
+        assert_eq!(s(&["a", " ", "b "]), [Some("a".into()), Some("b".into())]);
+    }
+}

@@ -55,19 +55,42 @@ async fn main() -> anyhow::Result<()> {
         },
     );
     let ctx = Arc::new(Context::new(client.clone(), recorder, metrics));
-    let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
-        vec![None]
-    } else {
-        args.namespaces.iter().cloned().map(Some).collect()
-    };
-    tracing::info!(namespaces = ?args.namespaces, http = %bound, "weir-operator up");
+    let scopes = weir_operator::watch_scopes(&args.namespaces);
+    tracing::info!(namespaces = ?scopes, http = %bound, "weir-operator up");
+    // Ready once every watched namespace's StreamJobs can be listed (API server reachable, RBAC
+    // and CRD in place); until then /readyz says why not.
+    {
+        let (client, scopes, metrics) = (client.clone(), scopes.clone(), ctx.metrics.clone());
+        tokio::spawn(async move {
+            loop {
+                let mut ok = true;
+                for ns in &scopes {
+                    let jobs: Api<StreamJob> = match ns {
+                        Some(ns) => Api::namespaced(client.clone(), ns),
+                        None => Api::all(client.clone()),
+                    };
+                    if let Err(e) = jobs.list(&kube::api::ListParams::default().limit(1)).await {
+                        tracing::warn!(namespace = ?ns, error = %e, "cannot list StreamJobs yet");
+                        ok = false;
+                    }
+                }
+                if ok {
+                    metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        });
+    }
     let controllers = scopes.into_iter().map(|ns| {
         let (jobs, sets): (Api<StreamJob>, Api<StatefulSet>) = match &ns {
             Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
+        // Only the StatefulSets the operator made: its memory does not grow with the cluster's.
+        let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=weir-operator");
         Controller::new(jobs, watcher::Config::default())
-            .owns(sets, watcher::Config::default())
+            .owns(sets, owned)
             .shutdown_on_signal()
             .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
             .for_each(|result| async move {

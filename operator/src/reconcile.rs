@@ -76,6 +76,8 @@ pub struct Metrics {
     pub last_upgrade_ms: AtomicU64,
     /// Savepoints taken on request.
     pub savepoints: AtomicU64,
+    /// The StreamJobs of every watched namespace could be listed (`/readyz`).
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 impl Metrics {
@@ -138,6 +140,9 @@ pub enum Error {
     /// The spec asks for something Weir cannot run.
     #[error("{0}")]
     Unsupported(String),
+    /// An object the job needs exists and belongs to someone else.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Reconciles one StreamJob.
@@ -196,6 +201,7 @@ fn reason_of(e: &Error) -> Reason {
         Error::Coordinator(CoordinatorError::Refused(_)) => Reason::CoordinatorRefused,
         Error::Coordinator(_) => Reason::CoordinatorUnreachable,
         Error::Unsupported(_) => Reason::Unsupported,
+        Error::Conflict(_) => Reason::ObjectConflict,
     }
 }
 
@@ -242,6 +248,17 @@ impl<'a> Reconciler<'a> {
             (Decision::Unsupported(why), _) => Err(Error::Unsupported(why)),
             (Decision::FirstDeploy, _) | (_, None) => self.first_deploy(status, target, hash).await,
             (Decision::Steady, Some(d)) => self.steady(status, &d).await,
+            (Decision::Cancel, Some(d))
+                if self
+                    .coordinator_view()
+                    .await
+                    .is_some_and(|v| v.phase == weir_proto::rpc::JobPhase::Stopped) =>
+            {
+                // The spec went back, but the job was stopped with a savepoint already (by an
+                // operator that could not record it): dropping the change would leave it
+                // stopped. Carry on instead: it restarts from that savepoint as the spec says.
+                self.upgrade(status, d, target, hash).await
+            }
             (Decision::Cancel, Some(d)) => {
                 let u = status.upgrade.take().expect("a change to cancel");
                 self.event(
@@ -891,19 +908,55 @@ impl<'a> Reconciler<'a> {
         let ns = self.job.namespace().unwrap_or_else(|| "default".into());
         let client = &self.ctx.client;
         let pp = PatchParams::apply(MANAGER).force();
+        let configs = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+        let services = Api::<Service>::namespaced(client.clone(), &ns);
+        let sets = Api::<StatefulSet>::namespaced(client.clone(), &ns);
+        // Force-apply would take over a same-named object someone else made (and garbage
+        // collection would later delete it with the job): refuse instead.
+        self.owned_or_absent(&configs, "ConfigMap").await?;
+        self.owned_or_absent(&services, "Service").await?;
+        self.owned_or_absent(&sets, "StatefulSet").await?;
         let cm = resources::config_map(job)?;
-        Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        configs
             .patch(&self.name, &pp, &Patch::Apply(typed(cm, "v1", "ConfigMap")))
             .await?;
         let svc = resources::service(job)?;
-        Api::<Service>::namespaced(client.clone(), &ns)
+        services
             .patch(&self.name, &pp, &Patch::Apply(typed(svc, "v1", "Service")))
             .await?;
         let sts = resources::stateful_set(job, d)?;
-        Api::<StatefulSet>::namespaced(client.clone(), &ns)
-            .patch(&self.name, &pp, &Patch::Apply(typed(sts, "apps/v1", "StatefulSet")))
+        sets.patch(&self.name, &pp, &Patch::Apply(typed(sts, "apps/v1", "StatefulSet")))
             .await?;
         Ok(())
+    }
+
+    /// `Ok` when the job's object of `kind` does not exist or is controlled by this StreamJob.
+    async fn owned_or_absent<K>(&self, api: &Api<K>, kind: &str) -> Result<(), Error>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let Some(found) = api.get_metadata_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let uid = self.job.uid();
+        let ours = found
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref());
+        if ours {
+            return Ok(());
+        }
+        let owner = found
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .map(|o| format!("{} {}", o.kind, o.name))
+            .unwrap_or_else(|| "nothing (made by hand?)".into());
+        Err(Error::Conflict(format!(
+            "{kind} {}/{} exists and is controlled by {owner}, not by this StreamJob: rename the job or remove the {kind}",
+            self.job.namespace().unwrap_or_default(),
+            self.name
+        )))
     }
 
     /// The job's pods.

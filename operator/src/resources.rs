@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretEnvSource, SecurityContext, Service, ServicePort,
-    ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource,
+    EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource, SecurityContext,
+    Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -199,6 +199,9 @@ pub fn stateful_set(job: &StreamJob, deployed: &Deployed) -> Result<StatefulSet,
         env("WEIR_JOB_NAME", job_name(job)),
         env("WEIR_WORKERS", workers.to_string()),
         env("WEIR_PARALLELISM", workers.to_string()),
+        // Key groups: the StreamJob's, fixed for the life of the state (a job file that sets
+        // another value is refused by the workers).
+        env("WEIR_MAX_PARALLELISM", spec.max_parallelism.to_string()),
         env(
             "WEIR_PEER_PATTERN",
             format!("{name}-{{ordinal}}.{name}.{namespace}.svc.cluster.local:{GRPC_PORT}"),
@@ -319,10 +322,16 @@ pub fn stateful_set(job: &StreamJob, deployed: &Deployed) -> Result<StatefulSet,
         }),
         working_dir: Some(WORK_DIR.into()),
         volume_mounts: Some(mounts),
+        // Pod Security "restricted": no privilege escalation, no capabilities, not root, the
+        // runtime's default seccomp profile (on the pod).
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
             ..SecurityContext::default()
         }),
         ..Container::default()
@@ -340,6 +349,10 @@ pub fn stateful_set(job: &StreamJob, deployed: &Deployed) -> Result<StatefulSet,
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(65532),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..SeccompProfile::default()
+                }),
                 ..PodSecurityContext::default()
             }),
             termination_grace_period_seconds: Some(10),
@@ -479,6 +492,10 @@ mod tests {
             "clicks-{ordinal}.clicks.streams.svc.cluster.local:7070"
         );
         assert_eq!(env["WEIR_WORKERS"], "3");
+        assert_eq!(
+            env["WEIR_MAX_PARALLELISM"], "128",
+            "the StreamJob's key groups reach the workers"
+        );
         assert_eq!(env["WEIR_CHECKPOINT_STORAGE"], "s3://chk/weir");
         assert_eq!(env["WEIR_JOB"], "/etc/weir/job.yaml");
         assert_eq!(env["WEIR_JOB_NAME"], "clicks", "a pipeline names itself");

@@ -1,6 +1,7 @@
 //! The Helm chart (`charts/weir`) with Helm 4 against the real control plane: lint, install,
 //! and the operator running with the chart's own ServiceAccount (its RBAC, not an admin's)
-//! reconciling a StreamJob; what the chart does not grant is refused.
+//! reconciling a StreamJob; what the chart does not grant is refused; the operator's and the
+//! workers' pods pass Pod Security "restricted".
 
 use crate::common;
 
@@ -35,6 +36,18 @@ fn the_chart_installs_and_its_service_account_is_enough_and_no_more() {
     let jobs = c.namespace("streams");
     let (system, jobs) = (system.name.as_str(), jobs.name.as_str());
     let release = format!("weir-{}", &system[system.len() - 5..]);
+    // Pod Security "restricted" enforced where the operator and the job's workers run: their
+    // pods are admitted only as restricted pods.
+    for ns in [system, jobs] {
+        c.kubectl(&[
+            "label",
+            "namespace",
+            ns,
+            "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/enforce-version=latest",
+        ])
+        .unwrap();
+    }
     let out = helm(
         &c,
         home.path(),
@@ -109,9 +122,55 @@ fn the_chart_installs_and_its_service_account_is_enough_and_no_more() {
     );
     assert_eq!(can("delete", "streamjobs.weir.dev", jobs), "no");
 
+    // Namespace users get StreamJobs with the built-in roles (aggregated ClusterRoles).
+    c.kubectl(&[
+        "create",
+        "rolebinding",
+        "alice-edit",
+        "--clusterrole=edit",
+        "--user=alice",
+        "-n",
+        jobs,
+    ])
+    .unwrap();
+    c.kubectl(&[
+        "create",
+        "rolebinding",
+        "bob-view",
+        "--clusterrole=view",
+        "--user=bob",
+        "-n",
+        jobs,
+    ])
+    .unwrap();
+    let user_can = |user: &str, verb: &str| {
+        c.kubectl(&["auth", "can-i", verb, "streamjobs.weir.dev", "-n", jobs, "--as", user])
+            .unwrap_or_else(|e| e)
+            .trim()
+            .to_string()
+    };
+    wait_for("the aggregated roles in effect", Duration::from_secs(20), || {
+        (user_can("alice", "create") == "yes" && user_can("bob", "list") == "yes").then_some(())
+    });
+    assert_eq!(user_can("alice", "delete"), "yes");
+    assert_eq!(user_can("bob", "create"), "no", "view reads only");
+
+    // Not ready while it cannot list the StreamJobs it is told to watch.
+    let blind = c.operator("default", Some(&kubeconfig));
+    wait_for("/readyz says why not", Duration::from_secs(20), || {
+        let r = blind.http_get("/readyz");
+        (r.starts_with("HTTP/1.1 503") && r.contains("cannot be listed")).then_some(())
+    });
+    drop(blind);
+
     let op = c.operator(jobs, Some(&kubeconfig));
-    c.apply_in(jobs, &stream_job("clicks", 2, "last-state", PIPELINE))
-        .unwrap();
+    // The fake node's pods run no containers: a stand-in coordinator says the job runs.
+    let coordinator = common::FakeCoordinator::start(weir_proto::rpc::JobPhase::Running);
+    c.apply_in(
+        jobs,
+        &common::with_coordinator(&stream_job("clicks", 2, "last-state", PIPELINE), &coordinator, ""),
+    )
+    .unwrap();
     wait_for(
         "the job deployed by the chart's identity",
         Duration::from_secs(60),
@@ -127,6 +186,7 @@ fn the_chart_installs_and_its_service_account_is_enough_and_no_more() {
         let s = c.status(jobs, "clicks");
         (s["lastUpgrade"]["toParallelism"] == 1).then_some(())
     });
+    assert!(op.http_get("/readyz").starts_with("HTTP/1.1 200"));
     let log = op.kill();
     assert!(!log.contains("Forbidden") && !log.contains("forbidden"), "{log}");
 

@@ -507,3 +507,63 @@ fn a_change_completes_only_on_the_coordinators_word_and_a_silent_coordinator_sho
     assert_eq!((degraded.as_str(), why.as_str()), ("True", "CoordinatorUnreachable"));
     drop(coordinator);
 }
+
+#[test]
+fn an_object_someone_else_made_is_never_taken_over() {
+    let c = cluster();
+    let ns = c.namespace("owned");
+    let ns = ns.name.as_str();
+    let _op = c.operator(ns, None);
+    c.kubectl(&["create", "configmap", "clicks", "-n", ns, "--from-literal=keep=me"])
+        .unwrap();
+    c.apply_in(ns, &stream_job("clicks", 1, "last-state", PIPELINE))
+        .unwrap();
+    let s = wait_for("the conflict shown", T, || {
+        let s = c.status(ns, "clicks");
+        (condition(&s, "Degraded").1 == "ObjectConflict").then_some(s)
+    });
+    let message = condition(&s, "Degraded").2;
+    assert!(
+        message.contains("ConfigMap") && message.contains("/clicks") && message.contains("not by this StreamJob"),
+        "{message}"
+    );
+    let cm = c.get(ns, "configmap/clicks").unwrap();
+    assert_eq!(cm["data"], serde_json::json!({"keep": "me"}), "left as it was");
+    assert!(cm["metadata"]["ownerReferences"].is_null(), "not adopted");
+    assert!(c.get(ns, "statefulset/clicks").is_none(), "nothing deployed beside it");
+    c.kubectl(&["delete", "configmap", "clicks", "-n", ns]).unwrap();
+    wait_for("deployed once the name is free", T, || c.get(ns, "statefulset/clicks"));
+}
+
+#[test]
+fn a_change_reverted_after_the_job_stopped_restarts_it() {
+    let c = cluster();
+    let ns = c.namespace("revert");
+    let ns = ns.name.as_str();
+    let _op = c.operator(ns, None);
+    let coordinator = FakeCoordinator::start(JobPhase::Running);
+    let job = |p: u32| with_coordinator(&stream_job("clicks", p, "savepoint", PIPELINE), &coordinator, "");
+    c.apply_in(ns, &job(2)).unwrap();
+    wait_for("running", T, || {
+        (c.status(ns, "clicks")["phase"] == "Running").then_some(())
+    });
+    // The savepoint step cannot proceed while the job restarts…
+    coordinator.set(JobPhase::Restarting, None);
+    c.apply_in(ns, &job(3)).unwrap();
+    wait_for("the rescale at its savepoint step", T, || {
+        (c.status(ns, "clicks")["upgrade"]["step"] == "savepoint").then_some(())
+    });
+    // …then the job is found stopped with a savepoint (an operator stopped it and died before
+    // recording that), and the spec goes back: the job must not stay stopped.
+    coordinator.set(JobPhase::Stopped, None);
+    c.apply_in(ns, &job(2)).unwrap();
+    wait_for("redeployed at the reverted size", T, || {
+        let s = c.status(ns, "clicks");
+        (s["deployed"]["serial"] == 2 && s["deployed"]["parallelism"] == 2).then_some(())
+    });
+    coordinator.set(JobPhase::Running, None);
+    wait_for("running again", T, || {
+        let s = c.status(ns, "clicks");
+        (s["upgrade"].is_null() && s["phase"] == "Running").then_some(())
+    });
+}

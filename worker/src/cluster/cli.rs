@@ -41,6 +41,10 @@ pub struct WorkerArgs {
     /// Override the job's default parallelism (every worker must be given the same).
     #[arg(short, long, env = "WEIR_PARALLELISM")]
     pub parallelism: Option<usize>,
+    /// Key groups of the job's state (the StreamJob's `maxParallelism`); a job file that sets
+    /// another value is refused, since key groups are fixed for the life of the state.
+    #[arg(long, env = "WEIR_MAX_PARALLELISM")]
+    pub max_parallelism: Option<u32>,
     /// Heartbeat interval, ms.
     #[arg(long, env = "WEIR_HEARTBEAT_INTERVAL_MS", default_value_t = 500)]
     pub heartbeat_interval_ms: u64,

@@ -490,3 +490,29 @@ sinks:
         let _ = c.wait();
     }
 }
+
+/// A deployment's key groups (a StreamJob's `maxParallelism`, as `WEIR_MAX_PARALLELISM`) that
+/// the job file contradicts are refused before the worker starts, naming both values.
+#[test]
+fn a_worker_refuses_a_job_whose_max_parallelism_differs_from_the_deployments() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("job.yaml");
+    std::fs::write(
+        &file,
+        "name: j\nmax_parallelism: 64\nsources:\n  - {id: n, connector: datagen}\nsinks:\n  - {id: out, input: n, connector: blackhole}\n",
+    )
+    .unwrap();
+    let out = weir()
+        .arg("worker")
+        .arg(&file)
+        .args(["--ordinal", "0", "--peers", &format!("127.0.0.1:{}", free_port())])
+        .env("WEIR_MAX_PARALLELISM", "128")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the job file sets 64") && err.contains("says 128"),
+        "{err}"
+    );
+}

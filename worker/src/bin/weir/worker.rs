@@ -20,6 +20,9 @@ pub async fn run(args: WorkerArgs, state: StateArgs) -> anyhow::Result<ExitCode>
         }
     });
     let job = pipeline::load(&args.file)?;
+    if let Some(m) = args.max_parallelism {
+        set_max_parallelism(&job, m)?;
+    }
     configure(&job, args.parallelism, &state)?;
     let options = args.options()?;
     let name = args.job_name.clone().unwrap_or_else(|| job.name.clone());
@@ -37,4 +40,26 @@ pub async fn run(args: WorkerArgs, state: StateArgs) -> anyhow::Result<ExitCode>
         eprintln!("error: {}", exit.message);
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Gives the job `max` key groups (the StreamJob's `maxParallelism`), refusing a job file that
+/// sets another value: checkpoints are laid out by key group, so the two must agree.
+fn set_max_parallelism(job: &pipeline::PipelineJob, max: u32) -> anyhow::Result<()> {
+    // A pipeline says whether it set one; SQL's `SET 'pipeline.max-parallelism'` shows as a
+    // value other than the default.
+    let own = match &job.spec {
+        Some(spec) => spec.max_parallelism,
+        None => Some(job.env.config().max_parallelism).filter(|m| *m != weir::keys::DEFAULT_MAX_PARALLELISM),
+    };
+    if let Some(own) = own
+        && own != max
+    {
+        anyhow::bail!(
+            "max parallelism: the job file sets {own} but the deployment (WEIR_MAX_PARALLELISM, a StreamJob's \
+             maxParallelism) says {max}; key groups are fixed for the life of the job's state, so make them \
+             equal or drop the job file's setting"
+        );
+    }
+    job.env.set_max_parallelism(max);
+    Ok(())
 }
