@@ -128,11 +128,71 @@ pub async fn savepoint(
     stop: bool,
     timeout: Duration,
 ) -> Result<String, CoordinatorError> {
-    let reply = tokio::time::timeout(timeout, client.savepoint(rpc::SavepointRequest { stop }))
+    let request = rpc::SavepointRequest {
+        stop,
+        ..Default::default()
+    };
+    let reply = tokio::time::timeout(timeout, client.savepoint(request))
         .await
         .map_err(|_| {
             CoordinatorError::Refused(format!("the savepoint did not complete within {} s", timeout.as_secs()))
         })?
         .map_err(|s| CoordinatorError::Refused(s.message().to_string()))?;
     Ok(reply.into_inner().path)
+}
+
+/// How a triggered savepoint goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Still being taken.
+    Pending,
+    /// Done, there.
+    Completed(String),
+    /// It failed (why).
+    Failed(String),
+    /// The coordinator does not know the trigger (it restarted): trigger again.
+    Unknown,
+    /// The coordinator predates triggers: take the savepoint with [`savepoint`].
+    Unsupported,
+}
+
+/// Starts savepoint `id` (with `stop`, the job stops once it is complete) and returns at once;
+/// triggering an id again takes no second savepoint. `Ok(false)`: this coordinator predates
+/// triggers (take the savepoint with [`savepoint`]).
+pub async fn trigger_savepoint(
+    client: &mut CoordinatorClient<Channel>,
+    id: &str,
+    stop: bool,
+) -> Result<bool, CoordinatorError> {
+    let request = rpc::SavepointRequest {
+        stop,
+        trigger_id: id.to_string(),
+    };
+    match tokio::time::timeout(Duration::from_secs(10), client.trigger_savepoint(request)).await {
+        Err(_) => Err(CoordinatorError::Refused("no trigger reply within 10 s".into())),
+        Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => Ok(false),
+        Ok(Err(s)) => Err(CoordinatorError::Refused(s.message().to_string())),
+        Ok(Ok(_)) => Ok(true),
+    }
+}
+
+/// How savepoint `id` goes.
+pub async fn savepoint_progress(
+    client: &mut CoordinatorClient<Channel>,
+    id: &str,
+) -> Result<Progress, CoordinatorError> {
+    let request = rpc::SavepointTrigger { id: id.to_string() };
+    let reply = match tokio::time::timeout(Duration::from_secs(10), client.savepoint_status(request)).await {
+        Err(_) => return Err(CoordinatorError::Refused("no savepoint status within 10 s".into())),
+        Ok(Err(s)) if s.code() == tonic::Code::NotFound => return Ok(Progress::Unknown),
+        Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => return Ok(Progress::Unsupported),
+        Ok(Err(s)) => return Err(CoordinatorError::Refused(s.message().to_string())),
+        Ok(Ok(r)) => r.into_inner(),
+    };
+    use rpc::savepoint_state::Kind;
+    Ok(match reply.kind() {
+        Kind::Completed => Progress::Completed(reply.path),
+        Kind::Failed => Progress::Failed(reply.error),
+        Kind::Pending | Kind::Unspecified => Progress::Pending,
+    })
 }

@@ -23,7 +23,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 
 use crate::conditions::{self, ConditionType, Reason};
-use crate::coordinator::{self, CoordinatorError, JobView};
+use crate::coordinator::{self, CoordinatorError, JobView, Progress};
 use crate::crd::{
     Deployed, Healthy, RolledBack, SnapshotRef, StableSpec, StreamJob, StreamJobSpec, StreamJobStatus, Upgrade,
     UpgradeMode, UpgradeReason, UpgradeResult, UpgradeStep,
@@ -406,11 +406,15 @@ impl<'a> Reconciler<'a> {
         let rolled_back = status.rolled_back.clone();
         self.note_health(status, view.as_ref(), d, rolled_back.is_some());
         let mut result = Ok(());
+        let mut savepoint_pending = false;
         if d.parallelism > 0
             && let Some(nonce) = self.job.spec.savepoint_trigger_nonce
             && status.savepoint_trigger_nonce != Some(nonce)
         {
-            result = self.triggered_savepoint(status, nonce).await;
+            match self.triggered_savepoint(status, nonce).await {
+                Ok(done) => savepoint_pending = !done,
+                Err(e) => result = Err(e),
+            }
         }
         if let Some(nonce) = self.job.spec.restart_nonce
             && status.restart_nonce != Some(nonce)
@@ -463,11 +467,13 @@ impl<'a> Reconciler<'a> {
         }
         self.write_status(status).await?;
         result?;
-        Ok(Action::requeue(Duration::from_secs(if view.is_some() {
-            10
+        Ok(Action::requeue(if savepoint_pending {
+            Duration::from_secs(1)
+        } else if view.is_some() {
+            Duration::from_secs(10)
         } else {
-            3
-        })))
+            Duration::from_secs(3)
+        }))
     }
 
     /// Follows how long the deployment has run, and records its spec as the last stable one
@@ -505,9 +511,17 @@ impl<'a> Reconciler<'a> {
         }
     }
 
-    async fn triggered_savepoint(&self, status: &mut StreamJobStatus, nonce: i64) -> Result<(), Error> {
+    /// The savepoint a `savepointTriggerNonce` asks for, triggered on the coordinator under an
+    /// id made of the nonce (so asking again never takes a second one) and polled until done;
+    /// whether it is done.
+    async fn triggered_savepoint(&self, status: &mut StreamJobStatus, nonce: i64) -> Result<bool, Error> {
         let mut client = self.connect().await?;
-        let path = coordinator::savepoint(&mut client, false, self.timeout()).await?;
+        let Some(path) = self
+            .savepoint_by_trigger(&mut client, &format!("nonce-{nonce}"), false)
+            .await?
+        else {
+            return Ok(false);
+        };
         self.ctx.metrics.savepoints.fetch_add(1, Ordering::Relaxed);
         status.last_savepoint = Some(SnapshotRef {
             path: path.clone(),
@@ -521,7 +535,37 @@ impl<'a> Reconciler<'a> {
             format!("savepointTriggerNonce {nonce}: {path}"),
         )
         .await;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Savepoint `id` through the coordinator's trigger-and-poll calls: `None` while it is being
+    /// taken, its path once done. A failed one is triggered again (a new try under the same id)
+    /// and its error returned; a coordinator without triggers takes it in one blocking call.
+    async fn savepoint_by_trigger(
+        &self,
+        client: &mut weir_proto::rpc::coordinator_client::CoordinatorClient<tonic::transport::Channel>,
+        id: &str,
+        stop: bool,
+    ) -> Result<Option<String>, Error> {
+        match coordinator::savepoint_progress(client, id).await {
+            Ok(Progress::Completed(path)) => Ok(Some(path)),
+            Ok(Progress::Pending) => Ok(None),
+            Ok(Progress::Failed(e)) => {
+                coordinator::trigger_savepoint(client, id, stop).await?;
+                Err(Error::Coordinator(CoordinatorError::Refused(format!(
+                    "savepoint {id} failed (trying again): {e}"
+                ))))
+            }
+            Ok(Progress::Unknown) => {
+                if coordinator::trigger_savepoint(client, id, stop).await? {
+                    Ok(None)
+                } else {
+                    Ok(Some(coordinator::savepoint(client, stop, self.timeout()).await?))
+                }
+            }
+            Ok(Progress::Unsupported) => Ok(Some(coordinator::savepoint(client, stop, self.timeout()).await?)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Each step's deadline.
@@ -529,14 +573,21 @@ impl<'a> Reconciler<'a> {
         Duration::from_secs(self.job.spec.upgrade.timeout_seconds.max(1) as u64)
     }
 
-    /// The savepoint step: the path of the savepoint the change restores from (`None`: its
-    /// newest checkpoint).
-    async fn take_savepoint(&self) -> Result<Option<String>, Error> {
+    /// The savepoint step: `None` while the savepoint is being taken, then the path of the
+    /// savepoint the change restores from (`Some(None)`: its newest checkpoint). The savepoint
+    /// is triggered under an id made of the change's start, so a repeated step never takes a
+    /// second one.
+    async fn take_savepoint(&self, u: &Upgrade) -> Result<Option<Option<String>>, Error> {
         let mut client = self.connect().await?;
         let view = coordinator::status(&mut client).await?;
+        let id = format!("change-{}", u.started_at);
         Ok(match decide::savepoint_action(view.phase) {
-            SavepointAction::UseLast => view.last_savepoint.clone(),
-            SavepointAction::Take => Some(coordinator::savepoint(&mut client, true, self.timeout()).await?),
+            // Stopped: by this change's savepoint if the coordinator knows it, else by its last.
+            SavepointAction::UseLast => match coordinator::savepoint_progress(&mut client, &id).await {
+                Ok(Progress::Completed(path)) => Some(Some(path)),
+                _ => Some(view.last_savepoint.clone()),
+            },
+            SavepointAction::Take => self.savepoint_by_trigger(&mut client, &id, true).await?.map(Some),
             SavepointAction::ResumeFromCheckpoint => {
                 self.event(
                     EventType::Warning,
@@ -548,7 +599,7 @@ impl<'a> Reconciler<'a> {
                     ),
                 )
                 .await;
-                None
+                Some(None)
             }
             SavepointAction::Wait => {
                 return Err(Error::Coordinator(CoordinatorError::Refused(format!(
@@ -570,7 +621,20 @@ impl<'a> Reconciler<'a> {
         let spec = &self.job.spec;
         let mut u = status.upgrade.clone().expect("an upgrade in progress");
         if u.step == UpgradeStep::Savepoint {
-            let path = match self.take_savepoint().await {
+            let taken = match self.take_savepoint(&u).await {
+                Ok(Some(path)) => Ok(path),
+                Ok(None) if elapsed_s(&u) < spec.upgrade.timeout_seconds => {
+                    // Being taken: look again in a moment (no call is held open meanwhile).
+                    self.show(status, d.parallelism, None, false);
+                    self.write_status(status).await?;
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
+                Ok(None) => Err(Error::Coordinator(CoordinatorError::Refused(
+                    "the savepoint is still being taken".into(),
+                ))),
+                Err(e) => Err(e),
+            };
+            let path = match taken {
                 Ok(path) => path,
                 Err(e) if elapsed_s(&u) < spec.upgrade.timeout_seconds => return Err(e),
                 Err(e) if spec.upgrade.fallback_to_last_state => {

@@ -101,6 +101,19 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
         (s["lastUpgrade"]["reason"] == "resume" && pods.len() == 3 && pods.iter().all(|p| p.2)).then_some(())
     });
 
+    // savepointTriggerNonce: one savepoint, triggered and then polled (no call held open while
+    // it is taken), however many reconciles see the nonce meanwhile.
+    c.patch_spec(ns, "clicks", r#"{"savepointTriggerNonce":1}"#);
+    let s = wait_for("the triggered savepoint", T, || {
+        let s = c.status(ns, "clicks");
+        (s["savepointTriggerNonce"] == 1).then_some(s)
+    });
+    assert!(
+        str_of(&s["lastSavepoint"]["path"]).contains("/savepoints/savepoint-"),
+        "{s}"
+    );
+    assert_eq!(coordinator.savepoints_taken(), 1);
+
     // restartNonce: every pod replaced.
     let before: Vec<String> = pod_uids(&c, ns);
     c.patch_spec(ns, "clicks", r#"{"restartNonce":1}"#);
@@ -565,5 +578,22 @@ fn a_change_reverted_after_the_job_stopped_restarts_it() {
     wait_for("running again", T, || {
         let s = c.status(ns, "clicks");
         (s["upgrade"].is_null() && s["phase"] == "Running").then_some(())
+    });
+
+    // A rescale in savepoint mode: the stop-with-savepoint is triggered, polled until done, and
+    // the new deployment restores from it.
+    c.apply_in(ns, &job(3)).unwrap();
+    let s = wait_for("deployed from the savepoint", T, || {
+        let s = c.status(ns, "clicks");
+        (s["deployed"]["serial"] == 3).then_some(s)
+    });
+    let from = str_of(&s["deployed"]["restoreFrom"]);
+    assert!(from.contains("/savepoints/savepoint-"), "{s}");
+    assert_eq!(str_of(&s["lastSavepoint"]["path"]), from);
+    assert_eq!(coordinator.savepoints_taken(), 1, "one savepoint for the change");
+    coordinator.set(JobPhase::Running, None);
+    wait_for("the rescale completed", T, || {
+        let s = c.status(ns, "clicks");
+        (s["lastUpgrade"]["toParallelism"] == 3 && s["phase"] == "Running").then_some(())
     });
 }

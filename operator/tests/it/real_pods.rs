@@ -211,7 +211,10 @@ spec:
             .await
             .expect("the coordinator at pod 0's IP");
         client
-            .savepoint(weir_proto::rpc::SavepointRequest { stop: true })
+            .savepoint(weir_proto::rpc::SavepointRequest {
+                stop: true,
+                ..Default::default()
+            })
             .await
             .expect("stop with a savepoint")
             .into_inner()

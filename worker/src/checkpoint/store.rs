@@ -241,6 +241,36 @@ impl CheckpointStore {
         }
     }
 
+    /// The newest complete snapshot of the job, checkpoint or savepoint (savepoints take the id
+    /// of the checkpoint they were taken as, so ids order them together): what a resumed run
+    /// restores. A job stopped with a savepoint resumes from it even when whoever asked for the
+    /// savepoint lost the reply, instead of from an older checkpoint (which would replay output
+    /// committed since).
+    pub async fn newest(&self) -> Result<Option<(SnapshotDir, SnapshotMetadata)>> {
+        let checkpoint = self.latest().await?;
+        let mut savepoint: Option<(u64, SnapshotDir)> = None;
+        for name in self.savepoints().await? {
+            let Some(id) = name.strip_prefix("savepoint-").and_then(|n| n.parse::<u64>().ok()) else {
+                continue;
+            };
+            if savepoint.as_ref().is_some_and(|(best, _)| *best >= id) {
+                continue;
+            }
+            let dir = self.savepoint(&name);
+            if dir.exists().await? {
+                savepoint = Some((id, dir));
+            }
+        }
+        match (checkpoint, savepoint) {
+            (Some((dir, meta)), Some((id, _))) if meta.checkpoint_id >= id => Ok(Some((dir, meta))),
+            (_, Some((_, dir))) => {
+                let meta = dir.read_metadata().await?;
+                Ok(Some((dir, meta)))
+            }
+            (checkpoint, None) => Ok(checkpoint),
+        }
+    }
+
     /// Keeps the newest `keep` complete checkpoints; deletes older checkpoint directories,
     /// complete or not, except the files a kept incremental checkpoint builds on (their
     /// directories lose `_metadata` and every other file, and go once nothing kept refers to

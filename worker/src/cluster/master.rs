@@ -69,6 +69,21 @@ struct State {
     /// The newest savepoint taken, and whether it stopped the job.
     last_savepoint: Option<(String, bool)>,
     acks: Option<mpsc::UnboundedSender<Ack>>,
+    /// Triggered savepoints by id, newest last (the last [`TRIGGERS_KEPT`]).
+    triggers: std::collections::VecDeque<(String, Triggered)>,
+    /// Triggers handed out (ids are `<start time>-<n>`, so a restarted master's never repeat).
+    triggered: u64,
+}
+
+/// How many triggered savepoints' outcomes a master keeps for polling.
+const TRIGGERS_KEPT: usize = 32;
+
+/// A triggered savepoint's state.
+#[derive(Debug, Clone)]
+enum Triggered {
+    Pending,
+    Completed(String),
+    Failed(String),
 }
 
 struct Shared {
@@ -143,6 +158,47 @@ pub struct StatusView {
     pub nodes: Vec<NodeStats>,
 }
 
+/// Takes a savepoint through the job's control (with `stop`, stops the job once it is
+/// complete) and records it as the master's last; a job that ended takes none.
+async fn take_savepoint(shared: &Shared, stop: bool) -> std::result::Result<String, Status> {
+    let control = shared.control.clone();
+    let phase = shared.state.lock().expect("master lock").phase;
+    if matches!(phase, Phase::Stopped | Phase::Finished | Phase::Failed) {
+        // No run will take it: answer now rather than queue it for ever.
+        return match control.inbox().stopped_with() {
+            Some(path) if stop => Ok(path),
+            _ => Err(Status::failed_precondition(format!(
+                "the job is {}; no savepoint can be taken",
+                phase.name()
+            ))),
+        };
+    }
+    let result = if stop {
+        control.stop_with_savepoint().await
+    } else {
+        control.savepoint().await
+    };
+    match result {
+        Ok(path) => {
+            shared.state.lock().expect("master lock").last_savepoint = Some((path.clone(), stop));
+            Ok(path)
+        }
+        Err(e) => Err(Status::failed_precondition(e.to_string())),
+    }
+}
+
+/// When this process started, ms since the epoch (a prefix that keeps trigger ids unique
+/// across master restarts).
+fn started_ms() -> u128 {
+    static START: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    *START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    })
+}
+
 impl JobMaster {
     /// A master for `workers` workers of this job; run the returned loop to drive it.
     /// Workers of another `deployment` (when both name one) are refused.
@@ -168,6 +224,8 @@ impl JobMaster {
                 last_error: None,
                 last_savepoint: None,
                 acks: None,
+                triggers: Default::default(),
+                triggered: 0,
             }),
             events,
             control: JobControl::default(),
@@ -396,31 +454,80 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
         &self,
         request: Request<rpc::SavepointRequest>,
     ) -> std::result::Result<Response<rpc::SavepointReply>, Status> {
-        let control = self.shared.control.clone();
-        let stop = request.into_inner().stop;
-        let phase = self.shared.state.lock().expect("master lock").phase;
-        if matches!(phase, Phase::Stopped | Phase::Finished | Phase::Failed) {
-            // No run will take it: answer now rather than queue it for ever.
-            return match control.inbox().stopped_with() {
-                Some(path) if stop => Ok(Response::new(rpc::SavepointReply { path })),
-                _ => Err(Status::failed_precondition(format!(
-                    "the job is {}; no savepoint can be taken",
-                    phase.name()
-                ))),
-            };
-        }
-        let result = if stop {
-            control.stop_with_savepoint().await
-        } else {
-            control.savepoint().await
-        };
-        match result {
-            Ok(path) => {
-                self.shared.state.lock().expect("master lock").last_savepoint = Some((path.clone(), stop));
-                Ok(Response::new(rpc::SavepointReply { path }))
+        let path = take_savepoint(&self.shared, request.into_inner().stop).await?;
+        Ok(Response::new(rpc::SavepointReply { path }))
+    }
+
+    async fn trigger_savepoint(
+        &self,
+        request: Request<rpc::SavepointRequest>,
+    ) -> std::result::Result<Response<rpc::SavepointTrigger>, Status> {
+        let request = request.into_inner();
+        let stop = request.stop;
+        let id = {
+            let mut s = self.shared.state.lock().expect("master lock");
+            if !request.trigger_id.is_empty() {
+                let known = s.triggers.iter().position(|(k, _)| *k == request.trigger_id);
+                match known.map(|i| &s.triggers[i].1) {
+                    // Triggered already: the same savepoint, not a second one.
+                    Some(Triggered::Pending | Triggered::Completed(_)) => {
+                        return Ok(Response::new(rpc::SavepointTrigger { id: request.trigger_id }));
+                    }
+                    // It failed: this is a new try under the same id.
+                    Some(Triggered::Failed(_)) => {
+                        s.triggers.remove(known.expect("known"));
+                    }
+                    None => {}
+                }
             }
-            Err(e) => Err(Status::failed_precondition(e.to_string())),
-        }
+            s.triggered += 1;
+            let id = if request.trigger_id.is_empty() {
+                format!("{}-{}", started_ms(), s.triggered)
+            } else {
+                request.trigger_id
+            };
+            s.triggers.push_back((id.clone(), Triggered::Pending));
+            while s.triggers.len() > TRIGGERS_KEPT {
+                s.triggers.pop_front();
+            }
+            id
+        };
+        let (shared, key) = (self.shared.clone(), id.clone());
+        tokio::spawn(async move {
+            let outcome = match take_savepoint(&shared, stop).await {
+                Ok(path) => Triggered::Completed(path),
+                Err(status) => Triggered::Failed(status.message().to_string()),
+            };
+            let mut s = shared.state.lock().expect("master lock");
+            if let Some((_, t)) = s.triggers.iter_mut().find(|(k, _)| *k == key) {
+                *t = outcome;
+            }
+        });
+        Ok(Response::new(rpc::SavepointTrigger { id }))
+    }
+
+    async fn savepoint_status(
+        &self,
+        request: Request<rpc::SavepointTrigger>,
+    ) -> std::result::Result<Response<rpc::SavepointState>, Status> {
+        let id = request.into_inner().id;
+        let s = self.shared.state.lock().expect("master lock");
+        let (_, t) = s
+            .triggers
+            .iter()
+            .find(|(k, _)| *k == id)
+            .ok_or_else(|| Status::not_found(format!("no savepoint was triggered here as '{id}'")))?;
+        use rpc::savepoint_state::Kind;
+        let (kind, path, error) = match t {
+            Triggered::Pending => (Kind::Pending, String::new(), String::new()),
+            Triggered::Completed(p) => (Kind::Completed, p.clone(), String::new()),
+            Triggered::Failed(e) => (Kind::Failed, String::new(), e.clone()),
+        };
+        Ok(Response::new(rpc::SavepointState {
+            kind: kind as i32,
+            path,
+            error,
+        }))
     }
 
     async fn cancel(&self, _: Request<rpc::CancelRequest>) -> std::result::Result<Response<rpc::Empty>, Status> {
@@ -676,11 +783,12 @@ impl JobMasterLoop {
         }
     }
 
-    /// What a new run restores: the newest complete checkpoint, or the start savepoint when no
-    /// checkpoint is newer than it.
+    /// What a new run restores: the newest complete snapshot in the job's storage (checkpoint or
+    /// savepoint, so a job stopped with a savepoint resumes from it), or the start savepoint
+    /// when nothing there is newer than it.
     async fn newest_state(&self, store: Option<&CheckpointStore>, savepoint: Option<&str>) -> Result<Option<Restore>> {
         let latest = match store {
-            Some(s) => s.latest().await?.map(|(dir, meta)| Restore::new(dir, meta)),
+            Some(s) => s.newest().await?.map(|(dir, meta)| Restore::new(dir, meta)),
             None => None,
         };
         let savepoint = match savepoint {

@@ -127,7 +127,7 @@ pub async fn execute_controlled(
     let mut restore = match (&config.restore, &store) {
         (RestoreFrom::Fresh, _) => None,
         (RestoreFrom::Snapshot(url), _) => Some(Restore::open(SnapshotDir::at(url)?).await?),
-        (RestoreFrom::Latest, Some(store)) => match store.latest().await? {
+        (RestoreFrom::Latest, Some(store)) => match store.newest().await? {
             Some((dir, meta)) => Some(Restore::new(dir, meta)),
             None => {
                 tracing::info!(
@@ -205,7 +205,7 @@ pub async fn execute_controlled(
                 .store(u64::from(restarts), std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(error = %err, restart = restarts, in_a_row, of = %config.restart.attempts_text(), wait_ms = wait.as_millis() as u64, "job failed; restarting from the newest checkpoint");
             tokio::time::sleep(wait).await;
-            match store.latest().await {
+            match store.newest().await {
                 Ok(latest) => break latest,
                 Err(e) if e.is_retryable() && !cancel.is_cancelled() => err = e,
                 Err(e) => return Err(e),

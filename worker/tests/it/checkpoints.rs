@@ -666,6 +666,56 @@ fn a_stop_with_savepoint_halts_the_sources_at_its_barrier() {
     assert_eq!(ids, (0..total as i64).collect::<Vec<_>>());
 }
 
+/// A job stopped with a savepoint and resumed from "the newest" state (`--resume`, a cluster's
+/// restart, the operator's next deployment when the savepoint's reply was lost) restores that
+/// savepoint, not the checkpoint before it: every row once with an at-least-once sink, where
+/// the older checkpoint would replay the rows between the two.
+#[test]
+fn a_job_stopped_with_a_savepoint_resumes_from_it_not_from_an_older_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = format!("file://{}", tmp.path().join("chk").display());
+    let sink = Collect::new();
+    let job = |rows: Option<u64>| {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(2);
+        env.enable_checkpointing(Duration::from_millis(50));
+        env.set_checkpoint_storage(&chk);
+        env.set_restore(RestoreFrom::Latest);
+        let cfg = DatagenConfig {
+            rows,
+            rows_per_second: rows.is_none().then_some(30_000),
+            seed: 1,
+            fields: vec![DatagenField::new("id", FieldKind::Sequence)],
+        };
+        env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+            .add_sink(sink.clone());
+        env
+    };
+    let ids = |sink: &Collect| -> Vec<i64> { common::sorted_ids(&sink.rows_json()) };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = job(None);
+    let metrics = env.metrics();
+    let control = JobControl::default();
+    let (asker, m) = (control.clone(), metrics.clone());
+    let savepoint = rt.spawn(async move {
+        // Checkpoints first, so an older one is there to be wrongly preferred.
+        common::eventually(|| m.checkpoints.completed.load(std::sync::atomic::Ordering::Relaxed) >= 2).await;
+        asker.stop_with_savepoint().await
+    });
+    let r = rt
+        .block_on(env.execute_controlled("resumed", &metrics, &control))
+        .unwrap();
+    assert!(r.cancelled);
+    let path = rt.block_on(savepoint).unwrap().unwrap();
+    assert!(path.contains("/savepoints/savepoint-"), "{path}");
+    let total = ids(&sink).last().copied().expect("rows before the stop") as usize + 5_000;
+    job(Some(total as u64)).execute("resumed").unwrap();
+    let ids = ids(&sink);
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!((ids.len(), unique.len()), (total, total), "every row once");
+}
+
 /// The CLI job of the SIGKILL test: keyed windows over rate-limited data into exactly-once files.
 fn cli_job(out: &std::path::Path, chk: &std::path::Path) -> String {
     format!(

@@ -516,3 +516,86 @@ fn a_worker_refuses_a_job_whose_max_parallelism_differs_from_the_deployments() {
         "{err}"
     );
 }
+
+/// Savepoints by trigger and poll (what the operator uses, as Flink's REST API): the trigger
+/// answers at once with its id, triggering the same id again takes no second savepoint, the
+/// status says pending / completed with the path, an unknown id is NOT_FOUND, and a
+/// stop-with-savepoint trigger stops the job.
+#[test]
+fn savepoints_are_triggered_then_polled_and_a_repeated_trigger_takes_one() {
+    use weir_proto::rpc;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Unbounded: the job runs until the stop-with-savepoint.
+    let yaml = format!(
+        "name: triggered
+parallelism: 2
+checkpoint: {{interval_ms: 100, storage: \"{}\"}}
+sources:
+  - {{id: gen, connector: datagen, rows_per_second: 2000, fields: [{{name: id, kind: sequence}}]}}
+operators:
+  - {{id: keyed, input: gen, key_by: id}}
+sinks:
+  - {{id: out, input: keyed, connector: blackhole}}
+",
+        tmp.path().join("chk").display()
+    );
+    let cluster = Cluster::start(tmp.path(), &yaml, 2, port);
+    wait_for("the job to run", Duration::from_secs(30), || {
+        status(port).is_some_and(|s| s["state"] == "running" && s["last_checkpoint"].as_u64() > Some(0))
+    });
+    let peers = read_peers(&cluster.log());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let channel = weir::cluster::channel_to(&peers[0]).unwrap();
+        let mut master = rpc::coordinator_client::CoordinatorClient::new(channel);
+        let trigger = |id: &str, stop: bool| rpc::SavepointRequest {
+            stop,
+            trigger_id: id.into(),
+        };
+        let poll = |mut m: rpc::coordinator_client::CoordinatorClient<_>, id: &'static str| async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let s = m
+                    .savepoint_status(rpc::SavepointTrigger { id: id.into() })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                if s.kind() != rpc::savepoint_state::Kind::Pending || std::time::Instant::now() > deadline {
+                    return s;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let first = master
+            .trigger_savepoint(trigger("t1", false))
+            .await
+            .unwrap()
+            .into_inner();
+        let again = master
+            .trigger_savepoint(trigger("t1", false))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((first.id.as_str(), again.id.as_str()), ("t1", "t1"));
+        let done = poll(master.clone(), "t1").await;
+        assert_eq!(done.kind(), rpc::savepoint_state::Kind::Completed, "{done:?}");
+        assert!(done.path.contains("/savepoints/savepoint-"), "{done:?}");
+        let unknown = master
+            .savepoint_status(rpc::SavepointTrigger { id: "nope".into() })
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), tonic::Code::NotFound);
+        // Polled again later, the same savepoint: one was taken for both triggers.
+        let later = poll(master.clone(), "t1").await;
+        assert_eq!(later.path, done.path);
+        master.trigger_savepoint(trigger("t2", true)).await.unwrap();
+        let stopped = poll(master.clone(), "t2").await;
+        assert_eq!(stopped.kind(), rpc::savepoint_state::Kind::Completed, "{stopped:?}");
+        assert_ne!(stopped.path, done.path);
+    });
+    wait_for("the job stopped", Duration::from_secs(30), || {
+        status(port).is_some_and(|s| s["state"] == "stopped")
+    });
+    drop(cluster);
+}

@@ -391,13 +391,22 @@ fn node_pod_logs(ns: &str) -> String {
 pub struct FakeCoordinator {
     /// `127.0.0.1:port`.
     pub address: String,
-    state: std::sync::Arc<std::sync::Mutex<(weir_proto::rpc::JobPhase, Option<String>)>>,
+    state: FakeState,
+    triggers: Triggers,
     _runtime: tokio::runtime::Runtime,
 }
 
+/// Triggered savepoints: id → (status polls left before it completes, path, whether it stops
+/// the job).
+type Triggers = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, (u32, String, bool)>>>;
+
+/// The fake's phase, last error and last savepoint.
+type FakeState = std::sync::Arc<std::sync::Mutex<(weir_proto::rpc::JobPhase, Option<String>, Option<String>)>>;
+
 #[derive(Clone)]
 struct FakeService {
-    state: std::sync::Arc<std::sync::Mutex<(weir_proto::rpc::JobPhase, Option<String>)>>,
+    state: FakeState,
+    triggers: Triggers,
 }
 
 #[tonic::async_trait]
@@ -449,6 +458,58 @@ impl weir_proto::rpc::coordinator_server::Coordinator for FakeService {
         }))
     }
 
+    async fn trigger_savepoint(
+        &self,
+        request: tonic::Request<weir_proto::rpc::SavepointRequest>,
+    ) -> Result<tonic::Response<weir_proto::rpc::SavepointTrigger>, tonic::Status> {
+        let request = request.into_inner();
+        let state = self.state.lock().unwrap();
+        let mut triggers = self.triggers.lock().unwrap();
+        if !triggers.contains_key(&request.trigger_id) {
+            if state.0 != weir_proto::rpc::JobPhase::Running {
+                return Err(tonic::Status::failed_precondition("the job is not running"));
+            }
+            // Taken over two status polls, as a real one takes a while.
+            let path = format!(
+                "s3://weir-test/checkpoints/clicks/savepoints/savepoint-{}",
+                triggers.len() + 1
+            );
+            triggers.insert(request.trigger_id.clone(), (2, path, request.stop));
+        }
+        Ok(tonic::Response::new(weir_proto::rpc::SavepointTrigger {
+            id: request.trigger_id,
+        }))
+    }
+
+    async fn savepoint_status(
+        &self,
+        request: tonic::Request<weir_proto::rpc::SavepointTrigger>,
+    ) -> Result<tonic::Response<weir_proto::rpc::SavepointState>, tonic::Status> {
+        let mut reply = weir_proto::rpc::SavepointState::default();
+        let stopped_with = {
+            let mut triggers = self.triggers.lock().unwrap();
+            let Some((polls, path, stop)) = triggers.get_mut(&request.into_inner().id) else {
+                return Err(tonic::Status::not_found("never triggered"));
+            };
+            if *polls > 0 {
+                *polls -= 1;
+                reply.set_kind(weir_proto::rpc::savepoint_state::Kind::Pending);
+                (*polls == 0 && *stop).then(|| path.clone())
+            } else {
+                reply.set_kind(weir_proto::rpc::savepoint_state::Kind::Completed);
+                reply.path = path.clone();
+                None
+            }
+        };
+        if let Some(path) = stopped_with {
+            // Complete: a stop-with-savepoint stops the job now, as a real one does.
+            let mut state = self.state.lock().unwrap();
+            state.0 = weir_proto::rpc::JobPhase::Stopped;
+            state.2 = Some(path);
+        }
+        Ok(tonic::Response::new(reply))
+    }
+
     async fn cancel(
         &self,
         _: tonic::Request<weir_proto::rpc::CancelRequest>,
@@ -460,11 +521,11 @@ impl weir_proto::rpc::coordinator_server::Coordinator for FakeService {
         &self,
         _: tonic::Request<weir_proto::rpc::StatusRequest>,
     ) -> Result<tonic::Response<weir_proto::rpc::JobStatus>, tonic::Status> {
-        let (phase, error) = self.state.lock().unwrap().clone();
+        let (phase, error, savepoint) = self.state.lock().unwrap().clone();
         if phase == weir_proto::rpc::JobPhase::Unspecified {
             return Err(tonic::Status::unavailable("silent"));
         }
-        let details = serde_json::json!({ "last_error": error });
+        let details = serde_json::json!({ "last_error": error, "last_savepoint": savepoint });
         let mut reply = weir_proto::rpc::JobStatus {
             job: "clicks".into(),
             details_json: details.to_string().into_bytes(),
@@ -483,8 +544,12 @@ impl FakeCoordinator {
             .enable_all()
             .build()
             .unwrap();
-        let state = std::sync::Arc::new(std::sync::Mutex::new((phase, None)));
-        let service = FakeService { state: state.clone() };
+        let state = std::sync::Arc::new(std::sync::Mutex::new((phase, None, None)));
+        let triggers = Triggers::default();
+        let service = FakeService {
+            state: state.clone(),
+            triggers: triggers.clone(),
+        };
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap().to_string();
         runtime.spawn(
@@ -495,14 +560,22 @@ impl FakeCoordinator {
         FakeCoordinator {
             address,
             state,
+            triggers,
             _runtime: runtime,
         }
+    }
+
+    /// Savepoints triggered so far (each id once).
+    pub fn savepoints_taken(&self) -> usize {
+        self.triggers.lock().unwrap().len()
     }
 
     /// From now on it answers `phase` (and `error` as the last error); `Unspecified`: it
     /// answers no status at all, as a coordinator the operator cannot reach.
     pub fn set(&self, phase: weir_proto::rpc::JobPhase, error: Option<&str>) {
-        *self.state.lock().unwrap() = (phase, error.map(str::to_string));
+        let mut state = self.state.lock().unwrap();
+        state.0 = phase;
+        state.1 = error.map(str::to_string);
     }
 }
 
