@@ -57,6 +57,8 @@ pub struct JobView {
     pub workers_attached: u32,
     /// Workers the job has.
     pub workers: u32,
+    /// Restarts of the current run after failures.
+    pub restarts: u32,
 }
 
 /// The StreamJob annotation naming `host:port` of its coordinator, for an operator that cannot
@@ -118,6 +120,7 @@ pub async fn status(client: &mut CoordinatorClient<Channel>) -> Result<JobView, 
         last_error: text("last_error"),
         workers_attached: reply.workers_attached,
         workers: reply.workers,
+        restarts: reply.restarts,
     })
 }
 

@@ -3,7 +3,7 @@
 //! `weir-worker` pods), the reconciler that applies them and drives rescales, upgrades and
 //! savepoints through the job's coordinator ([`reconcile`] carries out what [`decide`]
 //! decides; [`coordinator`] is the client of the job master), and the operator's
-//! own HTTP endpoint ([`http`]). The operator never links the engine: it only needs the job
+//! own HTTP endpoint ([`http`]); [`leader`] elects the one replica that reconciles. The operator never links the engine: it only needs the job
 //! spec types and the coordinator's gRPC contract.
 
 #![deny(missing_docs)]
@@ -13,6 +13,8 @@ pub mod coordinator;
 pub mod crd;
 pub mod decide;
 pub mod http;
+pub mod leader;
+pub mod metrics;
 pub mod reconcile;
 pub mod resources;
 

@@ -27,6 +27,19 @@ struct Args {
     /// Name under which events are reported (the pod's name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "weir-operator")]
     instance: String,
+    /// Run several replicas: only the one holding the Lease reconciles (the others wait, ready to
+    /// take over when it stops renewing).
+    #[arg(long, env = "WEIR_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the Lease (the operator's own, in a cluster).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, env = "WEIR_LEASE_NAME", default_value = "weir-operator")]
+    lease_name: String,
+    /// Seconds a leader holds the Lease without renewing it; a replica takes over after that.
+    #[arg(long, env = "WEIR_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
 }
 
 #[tokio::main]
@@ -82,6 +95,24 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
+    let lost = if args.leader_election {
+        let suffix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let elector = weir_operator::leader::Elector::new(
+            client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            format!("{}-{:08x}", args.instance, suffix ^ std::process::id()),
+            std::time::Duration::from_secs(args.lease_duration_seconds.max(1)),
+        );
+        elector.acquire().await;
+        tracing::info!(lease = %args.lease_name, me = %elector.me, "leading: reconciling");
+        Some(tokio::spawn(async move { elector.hold().await }))
+    } else {
+        None
+    };
     let controllers = scopes.into_iter().map(|ns| {
         let (jobs, sets): (Api<StreamJob>, Api<StatefulSet>) = match &ns {
             Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
@@ -99,7 +130,24 @@ async fn main() -> anyhow::Result<()> {
                 }
             })
     });
-    futures::future::join_all(controllers).await;
+    let all = futures::future::join_all(controllers);
+    match lost {
+        Some(lost) => {
+            tokio::select! {
+                _ = all => {}
+                why = lost => {
+                    // No longer the leader: stop at once (the Deployment restarts this replica
+                    // as a follower) rather than reconcile beside the new leader.
+                    let why = why.unwrap_or_else(|e| e.to_string());
+                    tracing::error!(reason = %why, "lost the leadership; exiting");
+                    std::process::exit(1);
+                }
+            }
+        }
+        None => {
+            all.await;
+        }
+    }
     tracing::info!("weir-operator stopped");
     Ok(())
 }

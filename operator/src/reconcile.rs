@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -63,67 +63,7 @@ impl Context {
     }
 }
 
-/// The operator's counters (Prometheus text at `/metrics`).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Reconcile calls.
-    pub reconciles: AtomicU64,
-    /// Reconcile calls that failed.
-    pub failures: AtomicU64,
-    /// Rescales, upgrades, suspends and resumes completed.
-    pub upgrades: AtomicU64,
-    /// Duration of the last completed one, ms.
-    pub last_upgrade_ms: AtomicU64,
-    /// Savepoints taken on request.
-    pub savepoints: AtomicU64,
-    /// The StreamJobs of every watched namespace could be listed (`/readyz`).
-    pub ready: std::sync::atomic::AtomicBool,
-}
-
-impl Metrics {
-    /// The counters in Prometheus' text format.
-    pub fn prometheus(&self) -> String {
-        let mut s = String::new();
-        for (name, help, kind, v) in [
-            (
-                "weir_operator_reconciles_total",
-                "Reconcile calls.",
-                "counter",
-                &self.reconciles,
-            ),
-            (
-                "weir_operator_reconcile_failures_total",
-                "Failed reconcile calls.",
-                "counter",
-                &self.failures,
-            ),
-            (
-                "weir_operator_upgrades_total",
-                "Rescales, upgrades, suspends and resumes completed.",
-                "counter",
-                &self.upgrades,
-            ),
-            (
-                "weir_operator_last_upgrade_duration_ms",
-                "Duration of the last completed change.",
-                "gauge",
-                &self.last_upgrade_ms,
-            ),
-            (
-                "weir_operator_savepoints_total",
-                "Savepoints taken on request.",
-                "counter",
-                &self.savepoints,
-            ),
-        ] {
-            s.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n",
-                v.load(Ordering::Relaxed)
-            ));
-        }
-        s
-    }
-}
+pub use crate::metrics::Metrics;
 
 /// Why a reconcile failed (it is retried with back-off).
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +92,8 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Action,
     let r = Reconciler::new(&job, &ctx);
     let outcome = r.run(&mut status).await;
     let key = key(&job);
+    let restarts = *r.restarts.lock().expect("restarts lock");
+    ctx.metrics.observe(&key, &status, restarts);
     match &outcome {
         Ok(_) => {
             ctx.failures.lock().expect("failures lock").remove(&key);
@@ -216,6 +158,8 @@ struct Reconciler<'a> {
     name: String,
     jobs: Api<StreamJob>,
     pods: Api<Pod>,
+    /// The coordinator's restart count, when it was asked this time (for the metrics).
+    restarts: Mutex<Option<u64>>,
 }
 
 impl<'a> Reconciler<'a> {
@@ -227,6 +171,7 @@ impl<'a> Reconciler<'a> {
             name: job.name_any(),
             jobs: Api::namespaced(ctx.client.clone(), &ns),
             pods: Api::namespaced(ctx.client.clone(), &ns),
+            restarts: Mutex::new(None),
         }
     }
 
@@ -934,7 +879,9 @@ impl<'a> Reconciler<'a> {
     /// The coordinator's view, or `None` when it cannot be asked now.
     async fn coordinator_view(&self) -> Option<JobView> {
         let mut client = self.connect().await.ok()?;
-        coordinator::status(&mut client).await.ok()
+        let view = coordinator::status(&mut client).await.ok()?;
+        *self.restarts.lock().expect("restarts lock") = Some(u64::from(view.restarts));
+        Some(view)
     }
 
     fn note_checkpoint(&self, status: &mut StreamJobStatus, v: &JobView, d: &Deployed) {

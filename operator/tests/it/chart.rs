@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use crate::common::{PIPELINE, cluster, repo, run_with, stream_job, wait_for};
 
+fn str_of_json(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
 fn helm(c: &common::Cluster, home: &std::path::Path, args: &[&str]) -> Result<String, String> {
     let tools = std::env::var("WEIR_KUBE_TOOLS").expect("WEIR_KUBE_TOOLS (scripts/kube-up sets it)");
     run_with(
@@ -68,8 +72,8 @@ fn the_chart_installs_and_its_service_account_is_enough_and_no_more() {
     assert!(out.contains("STATUS: deployed"), "{out}");
     let deploy = c.get(system, &format!("deployment/{release}-operator")).unwrap();
     assert_eq!(
-        deploy["status"]["readyReplicas"], 1,
-        "the operator's Deployment is ready (on the fake node)"
+        deploy["status"]["readyReplicas"], 2,
+        "the operator's Deployment is ready (on the fake node), two replicas electing a leader"
     );
     assert!(
         c.get(jobs, &format!("role/{release}-operator")).is_some(),
@@ -163,7 +167,13 @@ fn the_chart_installs_and_its_service_account_is_enough_and_no_more() {
     });
     drop(blind);
 
-    let op = c.operator(jobs, Some(&kubeconfig));
+    // With leader election as the chart runs it (its Lease in the operator's namespace).
+    let lease = format!("{release}-test");
+    let op = c.operator_with(
+        jobs,
+        Some(&kubeconfig),
+        &["--leader-election", "--lease-namespace", system, "--lease-name", &lease],
+    );
     // The fake node's pods run no containers: a stand-in coordinator says the job runs.
     let coordinator = common::FakeCoordinator::start(weir_proto::rpc::JobPhase::Running);
     c.apply_in(
@@ -187,6 +197,11 @@ fn the_chart_installs_and_its_service_account_is_enough_and_no_more() {
         (s["lastUpgrade"]["toParallelism"] == 1).then_some(())
     });
     assert!(op.http_get("/readyz").starts_with("HTTP/1.1 200"));
+    let held = c.get(system, &format!("lease/{lease}")).expect("the Lease");
+    assert!(
+        str_of_json(&held["spec"]["holderIdentity"]).starts_with("weir-operator-"),
+        "{held}"
+    );
     let log = op.kill();
     assert!(!log.contains("Forbidden") && !log.contains("forbidden"), "{log}");
 

@@ -85,6 +85,20 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
     let metrics = op.http_get("/metrics");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     assert!(metrics.contains("weir_operator_upgrades_total 1"), "{metrics}");
+    for series in [
+        format!("weir_operator_job_last_change_duration_ms{{job=\"{ns}/clicks\",reason=\"rescale\"}}"),
+        format!("weir_operator_job_restarts{{job=\"{ns}/clicks\"}} 0"),
+    ] {
+        assert!(metrics.contains(&series), "{series} in {metrics}");
+    }
+    let phases = wait_for("the job's phase in the metrics", T, || {
+        let m = op.http_get("/metrics");
+        m.contains(&format!(
+            "weir_operator_job_phase{{job=\"{ns}/clicks\",phase=\"Running\"}} 1"
+        ))
+        .then_some(m)
+    });
+    assert!(!phases.contains("phase=\"Rescaling\""), "one phase per job");
     assert!(op.http_get("/healthz").ends_with("ok\n"));
 
     // Suspend: no pods; resume: all back.
@@ -596,4 +610,57 @@ fn a_change_reverted_after_the_job_stopped_restarts_it() {
         let s = c.status(ns, "clicks");
         (s["lastUpgrade"]["toParallelism"] == 3 && s["phase"] == "Running").then_some(())
     });
+}
+
+#[test]
+fn of_two_operators_one_leads_and_the_other_finishes_a_change_when_the_leader_dies() {
+    let c = cluster();
+    let ns = c.namespace("leader");
+    let ns = ns.name.as_str();
+    let election = [
+        "--leader-election",
+        "--lease-namespace",
+        ns,
+        "--lease-duration-seconds",
+        "3",
+    ];
+    let first = c.operator_with(ns, None, &election);
+    wait_for("the first operator leading", T, || {
+        first.log().contains("leading").then_some(())
+    });
+    let second = c.operator_with(ns, None, &election);
+    wait_for("the second one waiting", T, || {
+        second.log().contains("another replica leads").then_some(())
+    });
+    let coordinator = FakeCoordinator::start(JobPhase::Running);
+    let job = |p: u32| with_coordinator(&stream_job("clicks", p, "last-state", PIPELINE), &coordinator, "");
+    c.apply_in(ns, &job(1)).unwrap();
+    wait_for("running", T, || {
+        (c.status(ns, "clicks")["phase"] == "Running").then_some(())
+    });
+    // A rescale the leader cannot finish yet (the job is deploying)…
+    coordinator.set(JobPhase::Deploying, None);
+    c.apply_in(ns, &job(2)).unwrap();
+    wait_for("the rescale at its restore step", T, || {
+        (c.status(ns, "clicks")["upgrade"]["step"] == "restore").then_some(())
+    });
+    assert!(
+        !second.log().contains("ChangeStarted"),
+        "the follower does not reconcile"
+    );
+    // …then the leader dies; the other takes the Lease over and finishes it.
+    let lease = c.get(ns, "lease/weir-operator").expect("the Lease");
+    let leader = str_of(&lease["spec"]["holderIdentity"]);
+    first.kill();
+    coordinator.set(JobPhase::Running, None);
+    wait_for("the second operator leading", T, || {
+        second.log().contains("leading: reconciling").then_some(())
+    });
+    wait_for("the rescale finished by the new leader", T, || {
+        let s = c.status(ns, "clicks");
+        (s["lastUpgrade"]["toParallelism"] == 2 && s["phase"] == "Running").then_some(())
+    });
+    let lease = c.get(ns, "lease/weir-operator").unwrap();
+    assert_ne!(str_of(&lease["spec"]["holderIdentity"]), leader);
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
 }

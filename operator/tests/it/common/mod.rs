@@ -171,9 +171,15 @@ impl Cluster {
 
     /// Starts the operator binary watching `ns` with `kubeconfig` (the admin's by default).
     pub fn operator(&self, ns: &str, kubeconfig: Option<&Path>) -> Operator {
+        self.operator_with(ns, kubeconfig, &[])
+    }
+
+    /// [`Cluster::operator`] with more arguments (leader election's).
+    pub fn operator_with(&self, ns: &str, kubeconfig: Option<&Path>, args: &[&str]) -> Operator {
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_weir-operator"))
             .args(["--namespaces", ns, "--http", "127.0.0.1:0"])
+            .args(args)
             .env("KUBECONFIG", kubeconfig.unwrap_or(&self.kubeconfig))
             .env("WEIR_LOG", "info,kube=warn")
             .stdout(Stdio::null())
