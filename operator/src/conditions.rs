@@ -55,6 +55,8 @@ pub enum Reason {
     ChangeFailed,
     /// Degraded: an object the job needs exists and belongs to someone else.
     ObjectConflict,
+    /// Degraded: the health check restarted the job (too many restarts, stalled checkpoints).
+    Unhealthy,
 }
 
 impl Reason {
@@ -72,6 +74,7 @@ impl Reason {
             Reason::Unsupported => "Unsupported",
             Reason::ChangeFailed => "ChangeFailed",
             Reason::ObjectConflict => "ObjectConflict",
+            Reason::Unhealthy => "Unhealthy",
         }
     }
 }

@@ -66,6 +66,10 @@ pub struct StreamJobSpec {
     /// Deadlines and rollback of changes (rescale, upgrade, suspend, resume).
     #[serde(default)]
     pub upgrade: UpgradePolicy,
+    /// When a running job counts as unhealthy and is restarted (Flink operator's cluster health
+    /// check).
+    #[serde(default)]
+    pub health_check: HealthCheck,
     /// `running`, or `suspended` (stopped with a savepoint, scaled to zero).
     #[serde(default)]
     pub state: JobState,
@@ -171,6 +175,54 @@ fn default_stable_seconds() -> i64 {
 
 fn yes() -> bool {
     true
+}
+
+/// When a running job counts as unhealthy: it restarts too often, or its checkpoints stopped
+/// completing. An unhealthy job is restarted (every pod replaced; it resumes from its newest
+/// checkpoint), at most once per `windowSeconds`, with a Degraded condition and an event.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// On by default.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Restarts (after failures, by the job's coordinator) within `windowSeconds` that make the
+    /// job unhealthy.
+    #[serde(default = "default_restarts_threshold")]
+    #[x_kube(validation = Rule::new("self >= 1").message("healthCheck.restartsThreshold must be at least 1"))]
+    pub restarts_threshold: i64,
+    /// The window restarts are counted over, and the least time between two health restarts.
+    #[serde(default = "default_window_seconds")]
+    #[x_kube(validation = Rule::new("self >= 1").message("healthCheck.windowSeconds must be at least 1"))]
+    pub window_seconds: i64,
+    /// Seconds without a completed checkpoint, while the job runs with checkpointing, that make
+    /// it unhealthy (0: not checked).
+    #[serde(default = "default_checkpoint_progress_seconds")]
+    #[x_kube(validation = Rule::new("self >= 0").message("healthCheck.checkpointProgressSeconds must not be negative"))]
+    pub checkpoint_progress_seconds: i64,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            enabled: true,
+            restarts_threshold: default_restarts_threshold(),
+            window_seconds: default_window_seconds(),
+            checkpoint_progress_seconds: default_checkpoint_progress_seconds(),
+        }
+    }
+}
+
+fn default_restarts_threshold() -> i64 {
+    64
+}
+
+fn default_window_seconds() -> i64 {
+    120
+}
+
+fn default_checkpoint_progress_seconds() -> i64 {
+    600
 }
 
 /// Checkpoint settings.
@@ -526,6 +578,40 @@ pub struct StreamJobStatus {
     /// Since when the current deployment's job runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy: Option<Healthy>,
+    /// What the health check has seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSeen>,
+}
+
+/// What the health check has seen of a running job.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthSeen {
+    /// The coordinator's restart count over the window (oldest first).
+    #[serde(default)]
+    pub restarts: Vec<RestartSample>,
+    /// The newest checkpoint id seen, and since when (unix seconds).
+    #[serde(default)]
+    pub checkpoint: u64,
+    /// When that checkpoint was first seen (unix seconds).
+    #[serde(default)]
+    pub checkpoint_since: i64,
+    /// When the health check last restarted the job (unix seconds; 0: never).
+    #[serde(default)]
+    pub last_restart: i64,
+    /// Why it did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_reason: String,
+}
+
+/// A restart count the coordinator reported.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartSample {
+    /// When (unix seconds).
+    pub time: i64,
+    /// Its restarts so far.
+    pub restarts: u64,
 }
 
 /// The CRD as YAML (what `crdgen` prints and `crds/streamjob.yaml` holds).

@@ -5,7 +5,10 @@
 
 use weir_proto::rpc::JobPhase;
 
-use crate::crd::{Deployed, StreamJobSpec, StreamJobStatus, UpgradeMode, UpgradeReason, UpgradeStep};
+use crate::crd::{
+    Deployed, HealthCheck, HealthSeen, RestartSample, StreamJobSpec, StreamJobStatus, UpgradeMode, UpgradeReason,
+    UpgradeStep,
+};
 
 /// What this reconcile does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +197,55 @@ pub fn restore_outcome(
     Outcome::Failed(format!("not done within {timeout_seconds} s: {missing}"))
 }
 
+/// Updates what the health check has seen with the coordinator's `restarts` and newest
+/// `checkpoint` at `now` (unix seconds), and says why the job is unhealthy, if it is: more than
+/// `restartsThreshold` restarts within the window, or no new checkpoint for
+/// `checkpointProgressSeconds` (when `checkpointing`). A job restarted by the check within the
+/// window is not judged again until the window passed.
+pub fn health(
+    seen: &mut HealthSeen,
+    check: &HealthCheck,
+    restarts: u64,
+    checkpoint: u64,
+    checkpointing: bool,
+    now: i64,
+) -> Option<String> {
+    let window = check.window_seconds.max(1);
+    seen.restarts.retain(|s| now - s.time <= window);
+    seen.restarts.push(RestartSample { time: now, restarts });
+    if checkpoint != seen.checkpoint || seen.checkpoint_since == 0 {
+        seen.checkpoint = checkpoint;
+        seen.checkpoint_since = now;
+    }
+    if !check.enabled || (seen.last_restart > 0 && now - seen.last_restart < window) {
+        return None;
+    }
+    // The count resets when the coordinator restarts: count from the lowest sample after it.
+    let low = seen
+        .restarts
+        .iter()
+        .rev()
+        .take_while(|s| s.restarts <= restarts)
+        .map(|s| s.restarts)
+        .min()
+        .unwrap_or(restarts);
+    let recent = restarts - low;
+    if recent as i64 >= check.restarts_threshold {
+        return Some(format!(
+            "{recent} restarts in the last {window} s (healthCheck.restartsThreshold {})",
+            check.restarts_threshold
+        ));
+    }
+    let stalled = now - seen.checkpoint_since;
+    if checkpointing && check.checkpoint_progress_seconds > 0 && stalled >= check.checkpoint_progress_seconds {
+        return Some(format!(
+            "no checkpoint completed in {stalled} s (healthCheck.checkpointProgressSeconds {})",
+            check.checkpoint_progress_seconds
+        ));
+    }
+    None
+}
+
 /// The message of a Degraded condition for a steady job: the coordinator's last error while the
 /// job fails or restarts; none when healthy.
 pub fn degraded(coordinator: Option<(JobPhase, Option<&str>)>) -> Option<String> {
@@ -224,6 +276,7 @@ mod tests {
             }),
             upgrade_mode: mode,
             upgrade: Default::default(),
+            health_check: Default::default(),
             state: JobState::Running,
             restart_nonce: None,
             savepoint_trigger_nonce: None,
@@ -408,6 +461,42 @@ mod tests {
             Outcome::Failed(m) => assert!(m.contains("1 pods of the old deployment"), "{m}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_job_is_unhealthy_when_it_restarts_too_often_or_its_checkpoints_stall_and_not_twice_in_a_window() {
+        let check = HealthCheck {
+            enabled: true,
+            restarts_threshold: 3,
+            window_seconds: 60,
+            checkpoint_progress_seconds: 30,
+        };
+        let mut seen = HealthSeen::default();
+        assert_eq!(health(&mut seen, &check, 10, 1, true, 1000), None, "a first look");
+        assert_eq!(health(&mut seen, &check, 12, 2, true, 1010), None, "2 restarts");
+        let why = health(&mut seen, &check, 13, 3, true, 1020).expect("3 restarts in the window");
+        assert!(why.starts_with("3 restarts in the last 60 s"), "{why}");
+        // Old restarts leave the window.
+        assert_eq!(health(&mut seen, &check, 13, 4, true, 1075), None);
+        // A coordinator restarted: its count starts again from 0, not "negative restarts".
+        assert_eq!(health(&mut seen, &check, 1, 5, true, 1080), None);
+        // Checkpoints stalled for 30 s.
+        assert_eq!(health(&mut seen, &check, 1, 5, true, 1100), None);
+        let why = health(&mut seen, &check, 1, 5, true, 1110).expect("stalled");
+        assert!(why.starts_with("no checkpoint completed in 30 s"), "{why}");
+        assert_eq!(
+            health(&mut seen, &check, 1, 5, false, 1110),
+            None,
+            "not without checkpointing"
+        );
+        // Restarted by the check: not judged again within the window.
+        seen.last_restart = 1110;
+        assert_eq!(health(&mut seen, &check, 1, 5, true, 1150), None);
+        let off = HealthCheck {
+            enabled: false,
+            ..check
+        };
+        assert_eq!(health(&mut seen, &off, 100, 5, true, 2000), None, "off");
     }
 
     #[test]

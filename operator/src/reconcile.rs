@@ -350,6 +350,10 @@ impl<'a> Reconciler<'a> {
         }
         let rolled_back = status.rolled_back.clone();
         self.note_health(status, view.as_ref(), d, rolled_back.is_some());
+        let unhealthy = match &view {
+            Some(v) if rolled_back.is_none() => self.health_check(status, v).await?,
+            _ => None,
+        };
         let mut result = Ok(());
         let mut savepoint_pending = false;
         if d.parallelism > 0
@@ -388,6 +392,7 @@ impl<'a> Reconciler<'a> {
         if result.is_ok() {
             let seen = view.as_ref().map(|v| (v.phase, v.last_error.as_deref()));
             let (degraded, reason, message) = match (decide::degraded(seen), &rolled_back) {
+                _ if unhealthy.is_some() => (true, Reason::Unhealthy, unhealthy.clone().unwrap_or_default()),
                 (Some(e), _) => (true, Reason::JobFailing, e),
                 (None, Some(r)) => (
                     true,
@@ -419,6 +424,51 @@ impl<'a> Reconciler<'a> {
         } else {
             Duration::from_secs(3)
         }))
+    }
+
+    /// The health check of a job the coordinator reports on: one that restarts too often or
+    /// stopped checkpointing is restarted (recorded first, then every pod replaced: it resumes
+    /// from its newest checkpoint). Why, when it was restarted now or within the window.
+    async fn health_check(&self, status: &mut StreamJobStatus, v: &JobView) -> Result<Option<String>, Error> {
+        use weir_proto::rpc::JobPhase;
+        if !matches!(v.phase, JobPhase::Running | JobPhase::Restarting) {
+            return Ok(None);
+        }
+        let now = Timestamp::now().as_second();
+        let mut seen = status.health.clone().unwrap_or_default();
+        let checkpointing = self.job.spec.checkpoint.is_some() && v.phase == JobPhase::Running;
+        let why = decide::health(
+            &mut seen,
+            &self.job.spec.health_check,
+            u64::from(v.restarts),
+            v.last_checkpoint,
+            checkpointing,
+            now,
+        );
+        let Some(why) = why else {
+            // Shown as Degraded for the window after a health restart.
+            let window = self.job.spec.health_check.window_seconds;
+            let recent = (seen.last_restart > 0 && now - seen.last_restart < window)
+                .then(|| format!("restarted by the health check: {}", seen.last_reason));
+            status.health = Some(seen);
+            return Ok(recent);
+        };
+        seen.last_restart = now;
+        seen.last_reason = why.clone();
+        seen.restarts.clear();
+        seen.checkpoint_since = now;
+        status.health = Some(seen);
+        self.write_status(status).await?;
+        let pods = self.job_pods().await?;
+        let replaced = self.delete_pods(pods.iter()).await?;
+        self.event(
+            EventType::Warning,
+            "Unhealthy",
+            "Restart",
+            format!("{why}: {replaced} pods replaced; the job resumes from its newest checkpoint"),
+        )
+        .await;
+        Ok(Some(why))
     }
 
     /// Follows how long the deployment has run, and records its spec as the last stable one
@@ -611,16 +661,7 @@ impl<'a> Reconciler<'a> {
                     }
                     u.failed = Some(why.clone());
                     status.upgrade = Some(u);
-                    conditions::set(
-                        status,
-                        ConditionType::Degraded,
-                        true,
-                        Reason::ChangeFailed,
-                        &why,
-                        Timestamp::now(),
-                    );
-                    self.show(status, d.parallelism, None, false);
-                    self.write_status(status).await?;
+                    self.show_failed(status, d.parallelism, &why).await?;
                     return Ok(Action::requeue(Duration::from_secs(10)));
                 }
             };
@@ -803,16 +844,7 @@ impl<'a> Reconciler<'a> {
                     step_started_at: Some(now),
                     failed: None,
                 });
-                conditions::set(
-                    status,
-                    ConditionType::Degraded,
-                    true,
-                    Reason::ChangeFailed,
-                    &why,
-                    Timestamp::now(),
-                );
-                self.show(status, d.parallelism, None, false);
-                self.write_status(status).await?;
+                self.show_failed(status, d.parallelism, &why).await?;
                 self.event(
                     EventType::Warning,
                     "RolledBack",
@@ -848,16 +880,7 @@ impl<'a> Reconciler<'a> {
                     )
                     .await;
                 }
-                conditions::set(
-                    status,
-                    ConditionType::Degraded,
-                    true,
-                    Reason::ChangeFailed,
-                    &why,
-                    Timestamp::now(),
-                );
-                self.show(status, d.parallelism, None, false);
-                self.write_status(status).await?;
+                self.show_failed(status, d.parallelism, &why).await?;
                 Ok(Action::requeue(Duration::from_secs(5)))
             }
         }
@@ -898,6 +921,20 @@ impl<'a> Reconciler<'a> {
         if status.last_checkpoint.as_ref().map(|s| &s.path) != Some(&path) {
             status.last_checkpoint = Some(SnapshotRef { path, time: now_text() });
         }
+    }
+
+    /// Degraded `ChangeFailed` with `why`, the phase, written.
+    async fn show_failed(&self, status: &mut StreamJobStatus, p: i32, why: &str) -> Result<(), Error> {
+        conditions::set(
+            status,
+            ConditionType::Degraded,
+            true,
+            Reason::ChangeFailed,
+            why,
+            Timestamp::now(),
+        );
+        self.show(status, p, None, false);
+        self.write_status(status).await
     }
 
     /// Phase, Ready/Progressing and the scale subresource's replicas.

@@ -425,6 +425,7 @@ mod tests {
                 }),
                 upgrade_mode: Default::default(),
                 upgrade: Default::default(),
+                health_check: Default::default(),
                 state: JobState::Running,
                 restart_nonce: None,
                 savepoint_trigger_nonce: None,

@@ -16,6 +16,7 @@ fn spec(parallelism: i32, max_parallelism: i32) -> StreamJobSpec {
         checkpoint: None,
         upgrade_mode: Default::default(),
         upgrade: Default::default(),
+        health_check: Default::default(),
         state: Default::default(),
         restart_nonce: None,
         savepoint_trigger_nonce: None,

@@ -607,6 +607,32 @@ fn stop_with_savepoint_then_start_from_it_with_another_job_shape() {
     );
 }
 
+/// A sequence of ids at parallelism 2 into `sink`, checkpointing every `interval` to `chk`,
+/// restoring as `restore` says: `rows` of them, or unbounded and paced at 30,000 a second (the
+/// bounded resumed runs go at full speed).
+fn sequence_job(
+    chk: &str,
+    sink: &Collect,
+    interval: Duration,
+    restore: RestoreFrom,
+    rows: Option<u64>,
+) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.enable_checkpointing(interval);
+    env.set_checkpoint_storage(chk);
+    env.set_restore(restore);
+    let cfg = DatagenConfig {
+        rows,
+        rows_per_second: rows.is_none().then_some(30_000),
+        seed: 1,
+        fields: vec![DatagenField::new("id", FieldKind::Sequence)],
+    };
+    env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
+        .add_sink(sink.clone());
+    env
+}
+
 /// Flink's synchronous savepoint: after a stop-with-savepoint's barrier the sources emit
 /// nothing, so even an at-least-once sink sees each row once over the stopped run and the run
 /// resumed from the savepoint (rows emitted after the barrier would be read again). The first
@@ -618,25 +644,10 @@ fn a_stop_with_savepoint_halts_the_sources_at_its_barrier() {
     let tmp = tempfile::tempdir().unwrap();
     let chk = format!("file://{}", tmp.path().join("chk").display());
     let sink = Collect::new();
+    // Only the savepoint: no checkpoint is due in the test's time.
     let job = |restore: Option<String>, rows: Option<u64>| {
-        let env = StreamExecutionEnvironment::new();
-        env.set_parallelism(2);
-        // Only the savepoint: no checkpoint is due in the test's time.
-        env.enable_checkpointing(Duration::from_secs(3600));
-        env.set_checkpoint_storage(&chk);
-        if let Some(path) = restore {
-            env.set_restore(RestoreFrom::Snapshot(path));
-        }
-        let cfg = DatagenConfig {
-            rows,
-            // Paced while unbounded; the bounded resumed run goes at full speed.
-            rows_per_second: rows.is_none().then_some(30_000),
-            seed: 1,
-            fields: vec![DatagenField::new("id", FieldKind::Sequence)],
-        };
-        env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
-            .add_sink(sink.clone());
-        env
+        let restore = restore.map_or(RestoreFrom::Fresh, RestoreFrom::Snapshot);
+        sequence_job(&chk, &sink, Duration::from_secs(3600), restore, rows)
     };
     let ids = |sink: &Collect| -> Vec<i64> { common::sorted_ids(&sink.rows_json()) };
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -675,22 +686,7 @@ fn a_job_stopped_with_a_savepoint_resumes_from_it_not_from_an_older_checkpoint()
     let tmp = tempfile::tempdir().unwrap();
     let chk = format!("file://{}", tmp.path().join("chk").display());
     let sink = Collect::new();
-    let job = |rows: Option<u64>| {
-        let env = StreamExecutionEnvironment::new();
-        env.set_parallelism(2);
-        env.enable_checkpointing(Duration::from_millis(50));
-        env.set_checkpoint_storage(&chk);
-        env.set_restore(RestoreFrom::Latest);
-        let cfg = DatagenConfig {
-            rows,
-            rows_per_second: rows.is_none().then_some(30_000),
-            seed: 1,
-            fields: vec![DatagenField::new("id", FieldKind::Sequence)],
-        };
-        env.add_source_named("gen", Arc::new(Datagen::new("gen", cfg).unwrap()))
-            .add_sink(sink.clone());
-        env
-    };
+    let job = |rows: Option<u64>| sequence_job(&chk, &sink, Duration::from_millis(50), RestoreFrom::Latest, rows);
     let ids = |sink: &Collect| -> Vec<i64> { common::sorted_ids(&sink.rows_json()) };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let env = job(None);

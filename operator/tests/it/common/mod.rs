@@ -399,6 +399,7 @@ pub struct FakeCoordinator {
     pub address: String,
     state: FakeState,
     triggers: Triggers,
+    progress: Progress,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -409,10 +410,15 @@ type Triggers = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<Strin
 /// The fake's phase, last error and last savepoint.
 type FakeState = std::sync::Arc<std::sync::Mutex<(weir_proto::rpc::JobPhase, Option<String>, Option<String>)>>;
 
+/// The fake's restart count, newest checkpoint id, and whether each status call completes a
+/// checkpoint.
+type Progress = std::sync::Arc<std::sync::Mutex<(u32, u64, bool)>>;
+
 #[derive(Clone)]
 struct FakeService {
     state: FakeState,
     triggers: Triggers,
+    progress: Progress,
 }
 
 #[tonic::async_trait]
@@ -532,9 +538,18 @@ impl weir_proto::rpc::coordinator_server::Coordinator for FakeService {
             return Err(tonic::Status::unavailable("silent"));
         }
         let details = serde_json::json!({ "last_error": error, "last_savepoint": savepoint });
+        let (restarts, last_checkpoint) = {
+            let mut p = self.progress.lock().unwrap();
+            if p.2 {
+                p.1 += 1;
+            }
+            (p.0, p.1)
+        };
         let mut reply = weir_proto::rpc::JobStatus {
             job: "clicks".into(),
             details_json: details.to_string().into_bytes(),
+            restarts,
+            last_checkpoint,
             ..Default::default()
         };
         reply.set_phase(phase);
@@ -552,9 +567,11 @@ impl FakeCoordinator {
             .unwrap();
         let state = std::sync::Arc::new(std::sync::Mutex::new((phase, None, None)));
         let triggers = Triggers::default();
+        let progress = Progress::default();
         let service = FakeService {
             state: state.clone(),
             triggers: triggers.clone(),
+            progress: progress.clone(),
         };
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap().to_string();
@@ -567,8 +584,17 @@ impl FakeCoordinator {
             address,
             state,
             triggers,
+            progress,
             _runtime: runtime,
         }
+    }
+
+    /// From now on it reports `restarts`, and completes a checkpoint at each status call while
+    /// `checkpointing`.
+    pub fn set_progress(&self, restarts: u32, checkpointing: bool) {
+        let mut p = self.progress.lock().unwrap();
+        p.0 = restarts;
+        p.2 = checkpointing;
     }
 
     /// Savepoints triggered so far (each id once).
