@@ -53,10 +53,7 @@ pub fn decide(spec: &StreamJobSpec, status: &StreamJobStatus, target: Target<'_>
     };
     let unchanged = deployed.parallelism == target.parallelism && deployed.job_hash == target.hash;
     // The spec still asks for what failed and was rolled back: the stable deployment stays.
-    let failed_before = status
-        .rolled_back
-        .as_ref()
-        .is_some_and(|r| r.job_hash == target.hash && r.parallelism == target.parallelism);
+    let failed_before = asks_for_rolled_back(status, target);
     match &status.upgrade {
         Some(u) if unchanged && u.step == UpgradeStep::Savepoint => Decision::Cancel,
         Some(u) if u.step == UpgradeStep::Restore && !unchanged && !failed_before => Decision::Supersede,
@@ -67,6 +64,14 @@ pub fn decide(spec: &StreamJobSpec, status: &StreamJobStatus, target: Target<'_>
             Decision::Start(reason, first_step(spec, deployed))
         }
     }
+}
+
+/// Whether the spec (as `target`) still asks for the change that failed and was rolled back.
+pub fn asks_for_rolled_back(status: &StreamJobStatus, target: Target<'_>) -> bool {
+    status
+        .rolled_back
+        .as_ref()
+        .is_some_and(|r| r.job_hash == target.hash && r.parallelism == target.parallelism)
 }
 
 /// Why what runs differs from the spec.

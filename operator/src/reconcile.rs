@@ -181,19 +181,16 @@ impl<'a> Reconciler<'a> {
         status.selector = Some(resources::selector(self.job));
         let target = resources::replicas(self.job);
         let hash = resources::job_hash(self.job);
-        let decision = decide::decide(
-            &self.job.spec,
-            status,
-            Target {
-                parallelism: target,
-                hash: &hash,
-            },
-        );
+        let spec_target = Target {
+            parallelism: target,
+            hash: &hash,
+        };
+        let decision = decide::decide(&self.job.spec, status, spec_target);
         let deployed = status.deployed.clone();
         match (decision, deployed) {
             (Decision::Unsupported(why), _) => Err(Error::Unsupported(why)),
             (Decision::FirstDeploy, _) | (_, None) => self.first_deploy(status, target, hash).await,
-            (Decision::Steady, Some(d)) => self.steady(status, &d).await,
+            (Decision::Steady, Some(d)) => self.steady(status, &d, spec_target).await,
             (Decision::Cancel, Some(d))
                 if self
                     .coordinator_view()
@@ -217,7 +214,7 @@ impl<'a> Reconciler<'a> {
                     ),
                 )
                 .await;
-                self.steady(status, &d).await
+                self.steady(status, &d, spec_target).await
             }
             (Decision::Start(reason, step), Some(d)) => {
                 let now = now_text();
@@ -247,13 +244,7 @@ impl<'a> Reconciler<'a> {
                 // Recorded before anything is deployed: a restart here deploys the newer spec.
                 let mut u = status.upgrade.clone().expect("a change to supersede");
                 let was = u.failed.take();
-                u.reason = decide::reason(
-                    &d,
-                    Target {
-                        parallelism: target,
-                        hash: &hash,
-                    },
-                );
+                u.reason = decide::reason(&d, spec_target);
                 u.step = UpgradeStep::Deploy;
                 u.to_parallelism = target;
                 u.step_started_at = Some(now_text());
@@ -319,13 +310,8 @@ impl<'a> Reconciler<'a> {
 
     /// The job as deployed: with the last stable spec while a failed change is rolled back
     /// (the StreamJob's spec still asks for what failed), else as its spec says.
-    fn deployed_job(&self, status: &StreamJobStatus) -> Result<StreamJob, Error> {
-        let target = resources::replicas(self.job);
-        let hash = resources::job_hash(self.job);
-        let rolled_back = status
-            .rolled_back
-            .as_ref()
-            .is_some_and(|r| r.job_hash == hash && r.parallelism == target);
+    fn deployed_job(&self, status: &StreamJobStatus, target: Target<'_>) -> Result<StreamJob, Error> {
+        let rolled_back = decide::asks_for_rolled_back(status, target);
         let deployed_stable = status
             .deployed
             .as_ref()
@@ -338,8 +324,8 @@ impl<'a> Reconciler<'a> {
     }
 
     /// Nothing to change: keep the objects as desired, follow the job, handle the nonces.
-    async fn steady(&self, status: &mut StreamJobStatus, d: &Deployed) -> Result<Action, Error> {
-        let job = self.deployed_job(status)?;
+    async fn steady(&self, status: &mut StreamJobStatus, d: &Deployed, target: Target<'_>) -> Result<Action, Error> {
+        let job = self.deployed_job(status, target)?;
         self.apply_all(&job, d).await?;
         let view = if d.parallelism > 0 {
             self.coordinator_view().await

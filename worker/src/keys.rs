@@ -68,6 +68,25 @@ pub fn hash_key_bytes(bytes: &[u8]) -> u64 {
     xxh3_64(bytes)
 }
 
+/// The rows among `rows` that are each key's last, in order: the key of a row is `columns`
+/// at that row in the canonical encoding (what `key_by` hashes). What an upsert sink writes
+/// when only a key's final change in a batch matters.
+pub fn last_row_per_key(columns: &[&ArrayRef], rows: usize) -> Result<Vec<usize>> {
+    let mut seen = std::collections::HashSet::with_capacity(rows);
+    let mut last = Vec::new();
+    for i in (0..rows).rev() {
+        let mut key = Vec::new();
+        for c in columns {
+            encode_value(c, i, &mut key)?;
+        }
+        if seen.insert(key) {
+            last.push(i);
+        }
+    }
+    last.reverse();
+    Ok(last)
+}
+
 /// Appends the canonical encoding of `column[row]` to `buf`.
 pub fn encode_value(column: &ArrayRef, row: usize, buf: &mut Vec<u8>) -> Result<()> {
     if column.is_null(row) {
@@ -220,6 +239,15 @@ mod tests {
     use super::*;
     use arrow::array::{Int32Array, Int64Array, StringArray};
     use std::sync::Arc;
+
+    #[test]
+    fn each_keys_last_row_is_kept_in_order() {
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 1, 3, 2, 1]));
+        let b: ArrayRef = Arc::new(StringArray::from(vec!["x", "x", "y", "x", "x", "x"]));
+        assert_eq!(last_row_per_key(&[&a], 6).unwrap(), [3, 4, 5]);
+        assert_eq!(last_row_per_key(&[&a, &b], 6).unwrap(), [2, 3, 4, 5]);
+        assert_eq!(last_row_per_key(&[&a], 0).unwrap(), Vec::<usize>::new());
+    }
 
     #[test]
     fn ranges_cover_all_groups_and_match_owner_formula() {

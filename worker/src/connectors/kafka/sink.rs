@@ -368,13 +368,13 @@ impl Sink for Writer {
             Some(lines(Format::Json, &batch.project(&self.key_columns)?)?)
         };
         // Tombstones carry no value; of a key's changes in the batch only the last is written.
-        let (values, written): (Vec<Option<Vec<u8>>>, Vec<bool>) = match (&kinds, &keys) {
-            (Some(kinds), Some(keys)) => {
-                let mut last = std::collections::HashMap::with_capacity(keys.len());
-                for (i, k) in keys.iter().enumerate() {
-                    last.insert(k.as_slice(), i);
+        let (values, written): (Vec<Option<Vec<u8>>>, Vec<bool>) = match &kinds {
+            Some(kinds) => {
+                let columns: Vec<&arrow::array::ArrayRef> = self.key_columns.iter().map(|k| batch.column(*k)).collect();
+                let mut written = vec![false; batch.num_rows()];
+                for i in crate::keys::last_row_per_key(&columns, batch.num_rows())? {
+                    written[i] = true;
                 }
-                let written = (0..keys.len()).map(|i| last[keys[i].as_slice()] == i).collect();
                 let values = values
                     .into_iter()
                     .zip(kinds)

@@ -1,10 +1,10 @@
 //! The PostgreSQL sink (see the module's description for its guarantees).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::array::AsArray;
+use arrow::array::{ArrayRef, AsArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -276,24 +276,14 @@ impl PgSinkTask {
             return Ok(((0..batch.num_rows()).collect(), Vec::new()));
         }
         let ops = self.op.map(|c| batch.column(c).as_string::<i32>().clone());
-        let mut seen = HashSet::new();
+        let keys: Vec<&ArrayRef> = self.key.iter().map(|k| batch.column(self.columns[*k])).collect();
         let (mut writes, mut deletes) = (Vec::new(), Vec::new());
-        for i in (0..batch.num_rows()).rev() {
-            // The engine's canonical key encoding (what key_by hashes).
-            let mut key = Vec::new();
-            for k in &self.key {
-                crate::keys::encode_value(batch.column(self.columns[*k]), i, &mut key)?;
-            }
-            if !seen.insert(key) {
-                continue;
-            }
+        for i in crate::keys::last_row_per_key(&keys, batch.num_rows())? {
             match ops.as_ref().map_or("+I", |o| o.value(i)) {
                 "-D" | "-U" => deletes.push(i),
                 _ => writes.push(i),
             }
         }
-        writes.reverse();
-        deletes.reverse();
         Ok((writes, deletes))
     }
 
