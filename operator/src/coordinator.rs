@@ -199,3 +199,23 @@ pub async fn savepoint_progress(
         Kind::Pending | Kind::Unspecified => Progress::Pending,
     })
 }
+
+/// Asks the coordinator to delete `savepoints` (whole) and the checkpoints of `checkpoint_dirs`
+/// (job directories of older state namespaces); what it deleted, or `None` when this
+/// coordinator predates disposal.
+pub async fn dispose(
+    client: &mut CoordinatorClient<Channel>,
+    savepoints: &[String],
+    checkpoint_dirs: &[String],
+) -> Result<Option<Vec<String>>, CoordinatorError> {
+    let request = rpc::DisposeRequest {
+        savepoints: savepoints.to_vec(),
+        checkpoint_dirs: checkpoint_dirs.to_vec(),
+    };
+    match tokio::time::timeout(Duration::from_secs(60), client.dispose_snapshots(request)).await {
+        Err(_) => Err(CoordinatorError::Refused("no dispose reply within 60 s".into())),
+        Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => Ok(None),
+        Ok(Err(s)) => Err(CoordinatorError::Refused(s.message().to_string())),
+        Ok(Ok(r)) => Ok(Some(r.into_inner().disposed)),
+    }
+}

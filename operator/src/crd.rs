@@ -79,6 +79,10 @@ pub struct StreamJobSpec {
     /// Change to take a savepoint (recorded in the status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub savepoint_trigger_nonce: Option<i64>,
+    /// Periodic savepoints, the savepoint history kept in the status and its disposal, and a
+    /// savepoint when the StreamJob is deleted.
+    #[serde(default)]
+    pub savepoint: SavepointPolicy,
     /// Start the job from this savepoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_savepoint_path: Option<String>,
@@ -175,6 +179,89 @@ fn default_stable_seconds() -> i64 {
 
 fn yes() -> bool {
     true
+}
+
+/// The savepoints the operator takes on its own and how long it keeps them (the Flink
+/// Kubernetes operator's `kubernetes.operator.periodic.savepoint.interval` and
+/// `…savepoint.history.max.count` / `…max.age`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SavepointPolicy {
+    /// Seconds between periodic savepoints while the job runs (0: none). Counted from the
+    /// newest savepoint of any kind, or from when the deployment started running.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0").message("savepoint.intervalSeconds must not be negative"))]
+    pub interval_seconds: i64,
+    /// Savepoints kept in `status.savepoints`; older ones are disposed (their files deleted
+    /// first, then the entry). The newest is never disposed.
+    #[serde(default = "default_history_max_count")]
+    #[x_kube(validation = Rule::new("self >= 1").message("savepoint.historyMaxCount must be at least 1"))]
+    pub history_max_count: i64,
+    /// Savepoints older than this many seconds are disposed (0: no age limit).
+    #[serde(default = "default_history_max_age_seconds")]
+    #[x_kube(validation = Rule::new("self >= 0").message("savepoint.historyMaxAgeSeconds must not be negative"))]
+    pub history_max_age_seconds: i64,
+    /// Stop the job with a savepoint when the StreamJob is deleted: a finalizer holds the
+    /// deletion until the savepoint is taken (or `upgrade.timeoutSeconds` pass, or the job is not
+    /// running). The savepoint is kept; its path is in the event `SavepointOnDelete`.
+    #[serde(default)]
+    pub on_delete: bool,
+}
+
+impl Default for SavepointPolicy {
+    fn default() -> Self {
+        SavepointPolicy {
+            interval_seconds: 0,
+            history_max_count: default_history_max_count(),
+            history_max_age_seconds: default_history_max_age_seconds(),
+            on_delete: false,
+        }
+    }
+}
+
+fn default_history_max_count() -> i64 {
+    10
+}
+
+fn default_history_max_age_seconds() -> i64 {
+    7 * 24 * 3600
+}
+
+/// Why a savepoint was taken.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SavepointCause {
+    /// `savepointTriggerNonce`.
+    #[default]
+    Manual,
+    /// `savepoint.intervalSeconds`.
+    Periodic,
+    /// A rescale, upgrade or suspend stopped the job with it.
+    Change,
+    /// The StreamJob was deleted (`savepoint.onDelete`).
+    Delete,
+}
+
+/// A savepoint in the history.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SavepointEntry {
+    /// Where it is.
+    pub path: String,
+    /// When it completed (RFC 3339).
+    pub time: String,
+    /// Why it was taken.
+    pub cause: SavepointCause,
+}
+
+/// A periodic savepoint triggered and not yet complete.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingSavepoint {
+    /// The coordinator's trigger id.
+    pub trigger_id: String,
+    /// When it was triggered (RFC 3339).
+    pub started_at: String,
 }
 
 /// When a running job counts as unhealthy: it restarts too often, or its checkpoints stopped
@@ -581,6 +668,20 @@ pub struct StreamJobStatus {
     /// What the health check has seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSeen>,
+    /// The savepoints kept (oldest first; at most `savepoint.historyMaxCount`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub savepoints: Vec<SavepointEntry>,
+    /// A periodic savepoint in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_savepoint: Option<PendingSavepoint>,
+    /// The checkpoints of every state namespace below this epoch (left behind by stateless
+    /// upgrades) were disposed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub disposed_below_epoch: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// What the health check has seen of a running job.

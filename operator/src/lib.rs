@@ -1,8 +1,8 @@
 //! The Weir Kubernetes operator: the `StreamJob` custom resource ([`crd`]), the desired objects
 //! it becomes ([`resources`]: a ConfigMap, a headless Service and a StatefulSet of
 //! `weir-worker` pods), the reconciler that applies them and drives rescales, upgrades and
-//! savepoints through the job's coordinator ([`reconcile`] carries out what [`decide`]
-//! decides; [`coordinator`] is the client of the job master), and the operator's
+//! savepoints through the job's coordinator ([`reconcile`] carries out what [`decide`] and
+//! [`retention`] (the savepoint history) decide; [`coordinator`] is the client of the job master), and the operator's
 //! own HTTP endpoint ([`http`]); [`leader`] elects the one replica that reconciles. The operator never links the engine: it only needs the job
 //! spec types and the coordinator's gRPC contract.
 
@@ -17,6 +17,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod resources;
+pub mod retention;
 
 /// The namespaces to watch from `--namespaces` / `WEIR_WATCH_NAMESPACES`: blank entries are
 /// dropped (the chart's default passes an empty string), and none left means every namespace

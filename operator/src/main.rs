@@ -124,9 +124,17 @@ async fn main() -> anyhow::Result<()> {
             .owns(sets, owned)
             .shutdown_on_signal()
             .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
-            .for_each(|result| async move {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "reconcile");
+            .for_each(|result| {
+                let metrics = ctx.metrics.clone();
+                async move {
+                    match result {
+                        // Deleted: its per-job series go with it.
+                        Err(kube::runtime::controller::Error::ObjectNotFound(o)) => {
+                            metrics.forget(&format!("{}/{}", o.namespace.unwrap_or_default(), o.name));
+                        }
+                        Err(e) => tracing::debug!(error = %e, "reconcile"),
+                        Ok(_) => {}
+                    }
                 }
             })
     });

@@ -65,6 +65,9 @@ pub use crate::metrics::Metrics;
 
 mod change;
 mod health;
+mod savepoints;
+
+pub use savepoints::FINALIZER;
 
 /// Why a reconcile failed (it is retried with back-off).
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +94,12 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Action,
     ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
     let mut status = job.status.clone().unwrap_or_default();
     let r = Reconciler::new(&job, &ctx);
-    let outcome = r.run(&mut status).await;
     let key = key(&job);
+    if job.metadata.deletion_timestamp.is_some() {
+        ctx.metrics.forget(&key);
+        return r.finalize(&mut status).await;
+    }
+    let outcome = r.run(&mut status).await;
     let restarts = *r.restarts.lock().expect("restarts lock");
     ctx.metrics.observe(&key, &status, restarts);
     match &outcome {
@@ -177,6 +184,10 @@ impl<'a> Reconciler<'a> {
     }
 
     async fn run(&self, status: &mut StreamJobStatus) -> Result<Action, Error> {
+        if self.sync_finalizer().await? {
+            // The patch brings the StreamJob back with the finalizer as the spec says.
+            return Ok(Action::requeue(Duration::from_millis(200)));
+        }
         status.observed_generation = self.job.metadata.generation;
         status.selector = Some(resources::selector(self.job));
         let target = resources::replicas(self.job);
@@ -219,6 +230,8 @@ impl<'a> Reconciler<'a> {
             (Decision::Start(reason, step), Some(d)) => {
                 let now = now_text();
                 status.rolled_back = None;
+                // A periodic savepoint in flight is dropped: the change takes its own.
+                status.pending_savepoint = None;
                 status.upgrade = Some(Upgrade {
                     reason,
                     step,
@@ -343,6 +356,13 @@ impl<'a> Reconciler<'a> {
         };
         let mut result = Ok(());
         let mut savepoint_pending = false;
+        if let Some(v) = view.as_ref().filter(|_| rolled_back.is_none()) {
+            match self.periodic_savepoint(status, v).await {
+                Ok(pending) => savepoint_pending = pending,
+                Err(e) => result = Err(e),
+            }
+            self.dispose(status, v, d).await;
+        }
         if d.parallelism > 0
             && let Some(nonce) = self.job.spec.savepoint_trigger_nonce
             && status.savepoint_trigger_nonce != Some(nonce)
@@ -461,7 +481,7 @@ impl<'a> Reconciler<'a> {
             Timestamp::now(),
         );
         self.show(status, p, None, false);
-        self.write_status(status).await
+        self.write_status(status).await.map(drop)
     }
 
     /// Phase, Ready/Progressing and the scale subresource's replicas.
@@ -553,16 +573,18 @@ impl<'a> Reconciler<'a> {
         Ok(n)
     }
 
-    async fn write_status(&self, status: &StreamJobStatus) -> Result<(), Error> {
+    /// Writes the status; returns the StreamJob's resourceVersion after the write.
+    async fn write_status(&self, status: &StreamJobStatus) -> Result<Option<String>, Error> {
         let patch = serde_json::json!({
             "apiVersion": "weir.dev/v1alpha1",
             "kind": "StreamJob",
             "status": status,
         });
-        self.jobs
+        let written = self
+            .jobs
             .patch_status(&self.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
             .await?;
-        Ok(())
+        Ok(written.resource_version())
     }
 
     async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {

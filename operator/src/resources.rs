@@ -429,6 +429,7 @@ mod tests {
                 state: JobState::Running,
                 restart_nonce: None,
                 savepoint_trigger_nonce: None,
+                savepoint: Default::default(),
                 initial_savepoint_path: None,
                 state_backend: None,
                 resources: None,

@@ -10,11 +10,11 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
-use super::{Error, Reconciler, is_ready, key, now_text};
+use super::{Error, Reconciler, is_ready, key, now_text, savepoints};
 use crate::conditions::{self, ConditionType, Reason};
 use crate::coordinator::{self, CoordinatorError, Progress};
 use crate::crd::{
-    Deployed, RolledBack, SnapshotRef, StableSpec, StreamJob, StreamJobSpec, StreamJobStatus, Upgrade, UpgradeMode,
+    Deployed, RolledBack, SavepointCause, StableSpec, StreamJob, StreamJobSpec, StreamJobStatus, Upgrade, UpgradeMode,
     UpgradeReason, UpgradeResult, UpgradeStep,
 };
 use crate::decide::{self, Outcome, PodCount, SavepointAction};
@@ -33,10 +33,7 @@ impl Reconciler<'_> {
             return Ok(false);
         };
         self.ctx.metrics.savepoints.fetch_add(1, Ordering::Relaxed);
-        status.last_savepoint = Some(SnapshotRef {
-            path: path.clone(),
-            time: now_text(),
-        });
+        savepoints::record(status, &path, SavepointCause::Manual);
         status.savepoint_trigger_nonce = Some(nonce);
         self.event(
             EventType::Normal,
@@ -181,10 +178,7 @@ impl Reconciler<'_> {
                 }
             };
             if let Some(p) = &path {
-                status.last_savepoint = Some(SnapshotRef {
-                    path: p.clone(),
-                    time: now_text(),
-                });
+                savepoints::record(status, p, SavepointCause::Change);
                 self.event(
                     EventType::Normal,
                     "SavepointTaken",

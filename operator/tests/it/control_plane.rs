@@ -340,6 +340,97 @@ fn a_stateless_upgrade_starts_in_a_fresh_state_namespace() {
         "{env:?}"
     );
     assert!(!env.iter().any(|(k, _)| k == "WEIR_FROM_SAVEPOINT"), "nothing restored");
+
+    // Once the new namespace is the stable one and has a checkpoint, the old one's checkpoints
+    // are disposed through the coordinator (its savepoints stay: only the job directory's
+    // checkpoints are named).
+    coordinator.set_progress(0, true);
+    wait_for("the old state namespace disposed", T, || {
+        (c.status(ns, "clicks")["disposedBelowEpoch"] == 1).then_some(())
+    });
+    assert_eq!(coordinator.disposed(), ["s3://weir-test/checkpoints/clicks"]);
+}
+
+/// `savepoint:` settings (a YAML flow mapping) in a StreamJob manifest.
+fn with_savepoint_policy(manifest: &str, policy: &str) -> String {
+    manifest.replacen("spec:\n", &format!("spec:\n  savepoint: {policy}\n"), 1)
+}
+
+#[test]
+fn periodic_savepoints_keep_a_bounded_history_and_a_deleted_job_stops_with_a_savepoint() {
+    let c = cluster();
+    let ns = c.namespace("savepoints");
+    let ns = ns.name.as_str();
+    let _op = c.operator(ns, None);
+    let coordinator = FakeCoordinator::start(JobPhase::Running);
+    let job = with_savepoint_policy(
+        &with_coordinator(&stream_job("clicks", 1, "savepoint", PIPELINE), &coordinator, ""),
+        "{intervalSeconds: 1, historyMaxCount: 2, onDelete: true}",
+    );
+    c.apply_in(ns, &job).unwrap();
+    wait_for("the savepoint-on-delete finalizer", T, || {
+        let o = c.get(ns, "streamjob/clicks")?;
+        (o["metadata"]["finalizers"][0] == "weir.dev/savepoint-on-delete").then_some(())
+    });
+
+    // Periodic savepoints: the history keeps the newest two, the older ones are disposed
+    // (files first, through the coordinator, then the entry).
+    let s = wait_for("four periodic savepoints and two disposed", T, || {
+        let s = c.status(ns, "clicks");
+        let kept = s["savepoints"].as_array().map_or(0, Vec::len);
+        (coordinator.triggers().len() >= 4 && coordinator.disposed().len() >= 2 && kept == 2).then_some(s)
+    });
+    let kept: Vec<String> = s["savepoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| str_of(&e["path"]))
+        .collect();
+    assert!(
+        s["savepoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["cause"] == "periodic"),
+        "{s}"
+    );
+    let disposed = coordinator.disposed();
+    assert!(
+        disposed.iter().all(|d| !kept.contains(d)),
+        "kept {kept:?}, disposed {disposed:?}"
+    );
+    assert_eq!(
+        disposed[..2],
+        [
+            "s3://weir-test/checkpoints/clicks/savepoints/savepoint-1",
+            "s3://weir-test/checkpoints/clicks/savepoints/savepoint-2"
+        ]
+    );
+    assert_eq!(s["lastSavepoint"]["path"], kept[1].as_str());
+    assert!(
+        coordinator
+            .triggers()
+            .iter()
+            .all(|(id, stop)| id.starts_with("periodic-") && !stop),
+        "{:?}",
+        coordinator.triggers()
+    );
+
+    // Deleting the StreamJob: the finalizer holds it until the job stopped with a savepoint.
+    c.kubectl(&["delete", "-n", ns, "streamjob/clicks", "--wait=false"])
+        .unwrap();
+    wait_for("the StreamJob gone", T, || {
+        c.get(ns, "streamjob/clicks").is_none().then_some(())
+    });
+    let on_delete: Vec<(String, bool)> = coordinator
+        .triggers()
+        .into_iter()
+        .filter(|(id, _)| id.starts_with("delete-"))
+        .collect();
+    assert_eq!(on_delete.len(), 1, "{:?}", coordinator.triggers());
+    assert!(on_delete[0].1, "a stop-with-savepoint");
+    let events = events(&c, ns);
+    assert!(events.contains("SavepointOnDelete"), "{events}");
 }
 
 fn condition(s: &serde_json::Value, type_: &str) -> (String, String, String) {

@@ -20,6 +20,7 @@ fn spec(parallelism: i32, max_parallelism: i32) -> StreamJobSpec {
         state: Default::default(),
         restart_nonce: None,
         savepoint_trigger_nonce: None,
+        savepoint: Default::default(),
         initial_savepoint_path: None,
         state_backend: None,
         resources: None,

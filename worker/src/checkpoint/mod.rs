@@ -4,6 +4,8 @@
 //! - [`coordinator`]: triggers checkpoint `n` at the sources, collects every subtask's
 //!   acknowledgement, writes `_metadata` last (create-only), then tells tasks `n` is complete.
 //! - [`store`] and [`metadata`]: the layout and `_metadata`.
+//! - [`dispose`]: deletes savepoints and old state namespaces on request, refusing what the
+//!   running job needs.
 //! - [`restore`]: what each subtask loads: the key groups of its range (from whichever old
 //!   subtasks held them, reading only those bytes), and its operator state.
 //! - [`local`]: local recovery, a copy of each uploaded state file on the worker's disk that a
@@ -14,6 +16,7 @@
 
 pub mod config;
 pub mod coordinator;
+pub mod dispose;
 pub mod incremental;
 pub mod local;
 pub mod metadata;

@@ -171,6 +171,31 @@ impl CheckpointStore {
         }
     }
 
+    /// The job's directory.
+    pub fn location(&self) -> &Location {
+        &self.job_dir
+    }
+
+    /// Deletes every checkpoint (each `_metadata` first) and the markers beside them; the
+    /// savepoints stay. For the job directory of a state namespace nothing runs in any more.
+    pub async fn delete_checkpoints(&self) -> Result<()> {
+        for id in self.checkpoint_dirs().await? {
+            self.checkpoint(id).delete().await?;
+        }
+        let listing = match self.job_dir.store.list_with_delimiter(Some(&self.job_dir.path)).await {
+            Ok(l) => l,
+            Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(err("listing", &self.job_dir, e)),
+        };
+        for object in listing.objects {
+            match self.job_dir.store.delete(&object.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(err("deleting", &self.job_dir, e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Ids of the `chk-<n>` directories, complete or not, ascending.
     async fn checkpoint_dirs(&self) -> Result<Vec<u64>> {
         let listing = match self.job_dir.store.list_with_delimiter(Some(&self.job_dir.path)).await {

@@ -73,6 +73,9 @@ struct State {
     triggers: std::collections::VecDeque<(String, Triggered)>,
     /// Triggers handed out (ids are `<start time>-<n>`, so a restarted master's never repeat).
     triggered: u64,
+    /// The snapshot the current run restored from, and its checkpoint id: kept from disposal
+    /// until a newer checkpoint completes.
+    restored: Option<(String, u64)>,
 }
 
 /// How many triggered savepoints' outcomes a master keeps for polling.
@@ -95,6 +98,8 @@ struct Shared {
     events: mpsc::UnboundedSender<Event>,
     control: JobControl,
     checkpoints: Arc<CheckpointMetrics>,
+    /// The job's checkpoint store (none without checkpointing): disposals are checked against it.
+    store: Option<CheckpointStore>,
 }
 
 /// The master's gRPC service (and a handle for status and control).
@@ -226,10 +231,15 @@ impl JobMaster {
                 acks: None,
                 triggers: Default::default(),
                 triggered: 0,
+                restored: None,
             }),
             events,
             control: JobControl::default(),
             checkpoints: Arc::default(),
+            store: config
+                .checkpoint
+                .as_ref()
+                .and_then(|c| CheckpointStore::open(&c.storage, &config.name).ok()),
         });
         (
             JobMaster { shared: shared.clone() },
@@ -530,6 +540,42 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
         }))
     }
 
+    async fn dispose_snapshots(
+        &self,
+        request: Request<rpc::DisposeRequest>,
+    ) -> std::result::Result<Response<rpc::DisposeReply>, Status> {
+        use crate::checkpoint::dispose::{self, Disposal, Keep};
+        let request = request.into_inner();
+        let own = self
+            .shared
+            .store
+            .as_ref()
+            .ok_or_else(|| Status::failed_precondition("the job has no checkpoint storage"))?;
+        let restored_from = {
+            let s = self.shared.state.lock().expect("master lock");
+            s.restored
+                .as_ref()
+                .filter(|(_, id)| s.last_checkpoint <= *id)
+                .map(|(dir, _)| dir.clone())
+        };
+        let disposal = Disposal {
+            savepoints: request.savepoints,
+            checkpoint_dirs: request.checkpoint_dirs,
+        };
+        let keep = Keep {
+            own,
+            restored_from: restored_from.as_deref(),
+        };
+        match dispose::dispose(&disposal, &keep).await {
+            Ok(disposed) => {
+                tracing::info!(?disposed, "snapshots disposed");
+                Ok(Response::new(rpc::DisposeReply { disposed }))
+            }
+            Err(e @ dispose::DisposeError::Refused { .. }) => Err(Status::failed_precondition(e.to_string())),
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
+    }
+
     async fn cancel(&self, _: Request<rpc::CancelRequest>) -> std::result::Result<Response<rpc::Empty>, Status> {
         self.shared.control.cancel();
         Ok(Response::new(rpc::Empty {}))
@@ -683,6 +729,9 @@ impl JobMasterLoop {
                 s.live = true;
                 s.acks = Some(ack_tx);
                 s.last_checkpoint = restore.as_ref().map_or(s.last_checkpoint, |r| r.meta.checkpoint_id);
+                s.restored = restore
+                    .as_ref()
+                    .map(|r| (r.dir.display().to_string(), r.meta.checkpoint_id));
                 s.workers.iter().flatten().map(|w| w.address.clone()).collect()
             };
             // 3. Deploy.

@@ -400,6 +400,7 @@ pub struct FakeCoordinator {
     state: FakeState,
     triggers: Triggers,
     progress: Progress,
+    disposed: Disposed,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -419,7 +420,11 @@ struct FakeService {
     state: FakeState,
     triggers: Triggers,
     progress: Progress,
+    disposed: Disposed,
 }
+
+/// What it was asked to dispose, in order.
+type Disposed = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 #[tonic::async_trait]
 impl weir_proto::rpc::coordinator_server::Coordinator for FakeService {
@@ -522,6 +527,16 @@ impl weir_proto::rpc::coordinator_server::Coordinator for FakeService {
         Ok(tonic::Response::new(reply))
     }
 
+    async fn dispose_snapshots(
+        &self,
+        request: tonic::Request<weir_proto::rpc::DisposeRequest>,
+    ) -> Result<tonic::Response<weir_proto::rpc::DisposeReply>, tonic::Status> {
+        let r = request.into_inner();
+        let disposed: Vec<String> = r.savepoints.into_iter().chain(r.checkpoint_dirs).collect();
+        self.disposed.lock().unwrap().extend(disposed.iter().cloned());
+        Ok(tonic::Response::new(weir_proto::rpc::DisposeReply { disposed }))
+    }
+
     async fn cancel(
         &self,
         _: tonic::Request<weir_proto::rpc::CancelRequest>,
@@ -568,10 +583,12 @@ impl FakeCoordinator {
         let state = std::sync::Arc::new(std::sync::Mutex::new((phase, None, None)));
         let triggers = Triggers::default();
         let progress = Progress::default();
+        let disposed = Disposed::default();
         let service = FakeService {
             state: state.clone(),
             triggers: triggers.clone(),
             progress: progress.clone(),
+            disposed: disposed.clone(),
         };
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap().to_string();
@@ -585,8 +602,24 @@ impl FakeCoordinator {
             state,
             triggers,
             progress,
+            disposed,
             _runtime: runtime,
         }
+    }
+
+    /// What it was asked to dispose so far.
+    pub fn disposed(&self) -> Vec<String> {
+        self.disposed.lock().unwrap().clone()
+    }
+
+    /// Ids of the savepoints triggered so far, with whether each stops the job.
+    pub fn triggers(&self) -> Vec<(String, bool)> {
+        self.triggers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.2))
+            .collect()
     }
 
     /// From now on it reports `restarts`, and completes a checkpoint at each status call while
