@@ -41,11 +41,16 @@ sinks:
 }
 
 fn s3(cache_python: &str, endpoint: &str, script: &str) -> String {
+    s3_as(cache_python, endpoint, ("test", "test"), script)
+}
+
+/// Runs a Python `script` with boto3 against the S3 server at `endpoint` (in `$S3`) as `keys`.
+pub(crate) fn s3_as(cache_python: &str, endpoint: &str, keys: (&str, &str), script: &str) -> String {
     run_with(
         Command::new(cache_python)
             .args(["-c", script])
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ACCESS_KEY_ID", keys.0)
+            .env("AWS_SECRET_ACCESS_KEY", keys.1)
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("S3", endpoint),
         None,
@@ -55,7 +60,7 @@ fn s3(cache_python: &str, endpoint: &str, script: &str) -> String {
 
 /// The moto venv's python (its boto3 reads and writes buckets) and the S3 endpoint of the real
 /// node, which the pods reach too.
-fn node_s3() -> (String, String) {
+pub(crate) fn node_s3() -> (String, String) {
     let endpoint = std::env::var("WEIR_NODE_S3").unwrap_or_default();
     assert!(
         !endpoint.is_empty(),

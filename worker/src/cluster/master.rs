@@ -602,6 +602,8 @@ enum RunEnd {
     Finished { drained: bool },
     /// Something failed; restart.
     Failed(String),
+    /// The job itself is wrong (a worker said its failure is permanent): no restart helps.
+    Fatal(String),
 }
 
 impl JobMasterLoop {
@@ -762,6 +764,7 @@ impl JobMasterLoop {
                     tick: &mut tick,
                 })
                 .await;
+            let fatal = matches!(end, RunEnd::Fatal(_));
             match end {
                 RunEnd::Finished { drained } => {
                     if !drained {
@@ -778,7 +781,7 @@ impl JobMasterLoop {
                     }
                     return Ok(());
                 }
-                RunEnd::Failed(reason) => {
+                RunEnd::Failed(reason) | RunEnd::Fatal(reason) => {
                     self.set_phase(Phase::Restarting);
                     tracing::warn!(job = %self.shared.job, generation, %reason, "run failed; stopping its tasks");
                     {
@@ -804,11 +807,16 @@ impl JobMasterLoop {
                         self.wait_reports(generation, ReportKind::Stopped, attached, &mut tick),
                     )
                     .await;
-                    let next = if store.is_some() && !drain.is_cancelled() {
+                    let next = if store.is_some() && !drain.is_cancelled() && !fatal {
                         self.config.restart.next_restart(&mut in_a_row, run_started.elapsed())
                     } else {
                         None
                     };
+                    if fatal {
+                        return Err(WeirError::Cluster(format!(
+                            "the job cannot run (not restarted): {reason}"
+                        )));
+                    }
                     let Some(wait) = next else {
                         if restarts > 0 {
                             tracing::error!(restarts, "giving up after the restart strategy's attempts");
@@ -895,7 +903,8 @@ impl JobMasterLoop {
                         participants += r.count as usize;
                     }
                     Event::Report(r) if r.kind() == ReportKind::Failed => {
-                        return RunEnd::Failed(format!("worker {} could not deploy: {}", r.ordinal, r.error));
+                        let reason = format!("worker {} could not deploy: {}", r.ordinal, r.error);
+                        return if r.permanent { RunEnd::Fatal(reason) } else { RunEnd::Failed(reason) };
                     }
                     Event::Detached { reason, .. } => return RunEnd::Failed(reason),
                     Event::Report(r) if r.generation == generation => self.backlog.push_back(Event::Report(r)),
@@ -956,6 +965,7 @@ impl JobMasterLoop {
                 Some(e) = next_event(&mut self.backlog, &mut self.events) => match e {
                     Event::Report(r) if r.generation != generation => {}
                     Event::Report(r) => match r.kind() {
+                        ReportKind::Failed if r.permanent => break RunEnd::Fatal(format!("worker {}: {}", r.ordinal, r.error)),
                         ReportKind::Failed => break RunEnd::Failed(format!("worker {}: {}", r.ordinal, r.error)),
                         ReportKind::Finished => {
                             finished.insert(r.ordinal);

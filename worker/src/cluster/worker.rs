@@ -304,15 +304,7 @@ impl Worker {
                     }
                     Err(e) => {
                         tracing::error!(generation, error = %e, "cannot deploy");
-                        report(
-                            client,
-                            self.opts.ordinal,
-                            generation,
-                            ReportKind::Failed,
-                            0,
-                            &e.to_string(),
-                        )
-                        .await;
+                        report_failure(client, self.opts.ordinal, generation, &e).await;
                     }
                 }
             }
@@ -485,7 +477,7 @@ impl Worker {
                         *ended.lock().await = chains;
                         match failure {
                             None => report(&client, ordinal, generation, ReportKind::Finished, 0, "").await,
-                            Some(e) => report(&client, ordinal, generation, ReportKind::Failed, 0, &e.to_string()).await,
+                            Some(e) => report_failure(&client, ordinal, generation, &e).await,
                         }
                     }
                     _ = abort.cancelled() => {
@@ -540,7 +532,28 @@ async fn report(
         kind: kind as i32,
         count,
         error: error.to_string(),
+        permanent: false,
     };
+    send_report(client, request).await;
+}
+
+/// Reports a failure, marked permanent when restarting cannot help (the job cannot be planned
+/// against its state, a connector is configured wrong): the master then fails the job at once
+/// instead of restarting it for ever.
+async fn report_failure(client: &CoordinatorClient<Channel>, ordinal: usize, generation: u64, e: &WeirError) {
+    let request = rpc::TaskReport {
+        ordinal: ordinal as u32,
+        generation,
+        kind: ReportKind::Failed as i32,
+        count: 0,
+        error: e.to_string(),
+        permanent: !e.is_retryable(),
+    };
+    send_report(client, request).await;
+}
+
+async fn send_report(client: &CoordinatorClient<Channel>, request: rpc::TaskReport) {
+    let (generation, kind) = (request.generation, request.kind());
     if let Err(s) = client.clone().report(request).await {
         tracing::warn!(generation, kind = ?kind, error = %s.message(), "the coordinator did not take a report");
     }

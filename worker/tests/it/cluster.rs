@@ -400,6 +400,37 @@ fn a_cluster_gives_up_after_the_restart_strategy_with_a_clear_error() {
     assert!(text.contains("the job failed after 0 restarts"), "{text}");
 }
 
+/// A job that cannot run against its state — here a generator checkpointed at parallelism 2
+/// and resumed at 3 (its positions do not redistribute) — fails at once with the reason instead
+/// of restarting from the same checkpoint for ever (what lets the operator roll such a rescale
+/// back, rather than wait for its deadline).
+#[test]
+fn a_job_that_cannot_resume_its_state_fails_at_once_instead_of_restarting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chk = tmp.path().join("chk");
+    let yaml = |p: usize| {
+        format!(
+            "name: fixed\nparallelism: {p}\ncheckpoint: {{interval_ms: 100, storage: \"{}\"}}\nrestart: {{attempts: 100, delay_ms: 100, backoff: 1.0}}\nsources:\n  - {{id: gen, connector: datagen, rows_per_second: 500, fields: [{{name: id, kind: sequence}}]}}\nsinks:\n  - {{id: out, input: gen, connector: blackhole}}\n",
+            chk.display()
+        )
+    };
+    let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::create_dir_all(&second).unwrap();
+    let two = Cluster::start(&first, &yaml(2), 2, free_port());
+    wait_for("a checkpoint at parallelism 2", Duration::from_secs(30), || {
+        two.log().contains("checkpoint complete")
+    });
+    drop(two);
+    let three = Cluster::start(&second, &yaml(3), 3, free_port());
+    let log = three.log.clone();
+    assert!(!three.wait(Duration::from_secs(60)), "the job must fail");
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains("cannot resume its positions at 3"), "{text}");
+    assert!(text.contains("not restarted"), "{text}");
+    assert!(!text.contains("restarting from the newest checkpoint"), "{text}");
+}
+
 /// A worker of an older deployment is refused; one of a newer deployment waits for its own
 /// coordinator (a rolling change may start it first); of two processes with one ordinal, the older one
 /// stops (the newer attached after it) instead of attaching back and forth: what keeps a
