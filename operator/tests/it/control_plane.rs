@@ -361,7 +361,7 @@ fn periodic_savepoints_keep_a_bounded_history_and_a_deleted_job_stops_with_a_sav
     let c = cluster();
     let ns = c.namespace("savepoints");
     let ns = ns.name.as_str();
-    let _op = c.operator(ns, None);
+    let op = c.operator(ns, None);
     let coordinator = FakeCoordinator::start(JobPhase::Running);
     let job = with_savepoint_policy(
         &with_coordinator(&stream_job("clicks", 1, "savepoint", PIPELINE), &coordinator, ""),
@@ -416,11 +416,18 @@ fn periodic_savepoints_keep_a_bounded_history_and_a_deleted_job_stops_with_a_sav
         coordinator.triggers()
     );
 
+    let series = format!("job=\"{ns}/clicks\"");
+    assert!(op.http_get("/metrics").contains(&series), "per-job metrics");
+
     // Deleting the StreamJob: the finalizer holds it until the job stopped with a savepoint.
     c.kubectl(&["delete", "-n", ns, "streamjob/clicks", "--wait=false"])
         .unwrap();
     wait_for("the StreamJob gone", T, || {
         c.get(ns, "streamjob/clicks").is_none().then_some(())
+    });
+    // Its per-job series go with it.
+    wait_for("the deleted job's metrics gone", T, || {
+        (!op.http_get("/metrics").contains(&series)).then_some(())
     });
     let on_delete: Vec<(String, bool)> = coordinator
         .triggers()

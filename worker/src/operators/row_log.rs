@@ -5,13 +5,15 @@
 //! and no per-key expiry listing: a row costs its bytes and a header (q7 keeps a bid per price,
 //! where a map of keys to buffers cost about 400 bytes a row).
 //!
-//! An entry is `prev` (u64, the key's previous row, or [`NONE`]), `time` (i64), the key group
-//! (u32), the row's length with two flags (u32: matched, taken), the key's length (u32), the
-//! latest time of this row and the key's older ones (i64: a lookup walking a key's rows newest
-//! first stops once every older row is before its range), then the key's bytes and the row's
-//! bytes ([`super::row_codec`]). Positions count bytes appended
-//! since the log began, so a row's position never changes and a position below the first
-//! chunk's start names a row already retired.
+//! An entry is a flags byte (matched, taken: the one field changed in place), the key group
+//! (u16), then LEB128 varints — the distance back to the key's previous row (0: none), the time
+//! as the distance from the chunk's first row's time (zigzag), how much later than it the latest
+//! time of this row and the key's older ones is (a lookup walking a key's rows newest first
+//! stops once every older row is before its range), the key's length and the row's length —
+//! then the key's bytes and the row's bytes ([`super::row_codec`]): about 10 bytes of header a
+//! row where fixed-width fields took 36. Positions count bytes appended since the log began, so
+//! a row's position never changes and a position below the first chunk's start names a row
+//! already retired.
 //!
 //! Chunks are shared (`Arc`): a clone of the log for a snapshot costs a copy of the index, and
 //! the task copies a chunk only when it changes one a snapshot still reads (the newest, or one
@@ -24,16 +26,18 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-const HEADER: usize = 36;
+/// The most header bytes an entry takes (flags, group, five varints of at most 10 bytes).
+const MAX_HEADER: usize = 1 + 2 + 5 * 10;
 /// Bytes a chunk is given room for (a larger row gets a chunk of its own size).
 const CHUNK: usize = 256 * 1024;
 /// No previous row.
 const NONE: u64 = u64::MAX;
-/// The length field's bit that marks a row as matched (outer joins).
-const MATCHED: u32 = 1 << 31;
-/// The length field's bit that marks a row as taken out (semi joins, padded outer rows).
-const TAKEN: u32 = 1 << 30;
-const LENGTH: u32 = TAKEN - 1;
+/// The flag that marks a row as matched (outer joins).
+const MATCHED: u8 = 1;
+/// The flag that marks a row as taken out (semi joins, padded outer rows).
+const TAKEN: u8 = 2;
+/// The snapshot format's length field's bit that marks a row as matched.
+const STORED_MATCHED: u32 = 1 << 31;
 
 /// A row of the log, as lookups see it.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +58,8 @@ pub struct Entry<'a> {
 
 struct Chunk {
     start: u64,
+    /// The time of its first row (entries store their time as the distance from it).
+    base_time: i64,
     bytes: Vec<u8>,
     /// The latest time of a row in it (the chunk retires once that row may).
     max_time: i64,
@@ -69,6 +75,7 @@ impl Clone for Chunk {
         bytes.extend_from_slice(&self.bytes);
         Chunk {
             start: self.start,
+            base_time: self.base_time,
             bytes,
             max_time: self.max_time,
             min_time: self.min_time,
@@ -87,6 +94,8 @@ pub struct RowLog {
     hasher: foldhash::fast::FixedState,
     /// Rows held (not taken, not retired).
     rows: usize,
+    /// Where an entry's header is written before it is appended.
+    scratch: Vec<u8>,
 }
 
 impl Default for RowLog {
@@ -97,16 +106,62 @@ impl Default for RowLog {
             index: HashTable::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x5eed),
             rows: 0,
+            scratch: Vec::with_capacity(MAX_HEADER),
         }
     }
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+fn put_varint(b: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        b.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    b.push(v as u8);
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+fn varint(b: &[u8], at: &mut usize) -> u64 {
+    let (mut v, mut shift) = (0u64, 0);
+    loop {
+        let byte = b[*at];
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+/// The header of an entry at position `pos` in a chunk whose first row's time is `base`.
+#[allow(clippy::too_many_arguments)]
+fn header(
+    out: &mut Vec<u8>,
+    pos: u64,
+    base: i64,
+    prev: u64,
+    time: i64,
+    latest: i64,
+    group: u32,
+    key_len: usize,
+    row_len: usize,
+    flags: u8,
+) {
+    out.clear();
+    out.push(flags);
+    out.extend_from_slice(&(group as u16).to_le_bytes());
+    put_varint(out, if prev == NONE { 0 } else { pos - prev });
+    put_varint(out, zigzag(time.wrapping_sub(base)));
+    put_varint(out, latest.wrapping_sub(time) as u64);
+    put_varint(out, key_len as u64);
+    put_varint(out, row_len as u64);
 }
 
 /// The index of the chunk holding position `pos`, if not retired (nor past the end).
@@ -121,41 +176,43 @@ fn chunk_of(chunks: &VecDeque<Arc<Chunk>>, pos: u64) -> Option<usize> {
 /// The row at `pos` (taken or not), if not retired.
 fn decoded(chunks: &VecDeque<Arc<Chunk>>, pos: u64) -> Option<Decoded<'_>> {
     let c = &chunks[chunk_of(chunks, pos)?];
-    Some(decode(&c.bytes, (pos - c.start) as usize, pos))
+    Some(decode(c, (pos - c.start) as usize, pos))
 }
 
-/// Sets the bits `flag` on the entry at `at` of a chunk's bytes; its field before.
-fn set_flag(bytes: &mut [u8], at: usize, flag: u32) -> u32 {
-    let field = u32_at(bytes, at + 20);
-    bytes[at + 20..at + 24].copy_from_slice(&(field | flag).to_le_bytes());
-    field
+/// Sets the bits `flag` on the entry at `at` of a chunk's bytes; its flags before.
+fn set_flag(bytes: &mut [u8], at: usize, flag: u8) -> u8 {
+    let flags = bytes[at];
+    bytes[at] = flags | flag;
+    flags
 }
 
-/// The entry at `at` of a chunk's bytes (at position `pos`).
-fn decode(bytes: &[u8], at: usize, pos: u64) -> Decoded<'_> {
-    let prev = u64_at(bytes, at);
-    let time = u64_at(bytes, at + 8) as i64;
-    let group = u32_at(bytes, at + 16);
-    let field = u32_at(bytes, at + 20);
-    let key_len = u32_at(bytes, at + 24) as usize;
-    let latest = u64_at(bytes, at + 28) as i64;
-    let row_len = (field & LENGTH) as usize;
-    let key = &bytes[at + HEADER..at + HEADER + key_len];
-    let row = &bytes[at + HEADER + key_len..at + HEADER + key_len + row_len];
+/// The entry at `at` of chunk `c` (at position `pos`).
+fn decode(c: &Chunk, at: usize, pos: u64) -> Decoded<'_> {
+    let bytes = &c.bytes;
+    let flags = bytes[at];
+    let group = u32::from(u16::from_le_bytes([bytes[at + 1], bytes[at + 2]]));
+    let mut i = at + 3;
+    let back = varint(bytes, &mut i);
+    let time = c.base_time.wrapping_add(unzigzag(varint(bytes, &mut i)));
+    let latest = time.wrapping_add(varint(bytes, &mut i) as i64);
+    let key_len = varint(bytes, &mut i) as usize;
+    let row_len = varint(bytes, &mut i) as usize;
+    let key = &bytes[i..i + key_len];
+    let row = &bytes[i + key_len..i + key_len + row_len];
     let entry = Entry {
         pos,
         time,
         group,
-        matched: field & MATCHED != 0,
+        matched: flags & MATCHED != 0,
         key,
         row,
     };
     Decoded {
-        prev,
+        prev: if back == 0 { NONE } else { pos - back },
         latest,
-        taken: field & TAKEN != 0,
+        taken: flags & TAKEN != 0,
         entry,
-        size: HEADER + key_len + row_len,
+        size: i - at + key_len + row_len,
     }
 }
 
@@ -214,19 +271,6 @@ impl RowLog {
     /// Appends `row` of `key` (key group `group`) at `time`; `matched`: it met a row of the other
     /// side already. Returns its position.
     pub fn push(&mut self, group: u32, key: &[u8], time: i64, row: &[u8], matched: bool) -> u64 {
-        let size = HEADER + key.len() + row.len();
-        let room = self
-            .chunks
-            .back()
-            .is_some_and(|c| c.bytes.len() + size <= c.bytes.capacity());
-        if !room {
-            self.chunks.push_back(Arc::new(Chunk {
-                start: self.end,
-                bytes: Vec::with_capacity(CHUNK.max(size)),
-                max_time: time,
-                min_time: time,
-            }));
-        }
         let pos = self.end;
         let hash = self.hash(key);
         let chunks = &mut self.chunks;
@@ -245,14 +289,27 @@ impl RowLog {
             ),
             None => (NONE, time),
         };
+        let flags = if matched { MATCHED } else { 0 };
+        let head = &mut self.scratch;
+        let base = chunks.back().map_or(time, |c| c.base_time);
+        header(head, pos, base, prev, time, latest, group, key.len(), row.len(), flags);
+        let room = chunks
+            .back()
+            .is_some_and(|c| c.bytes.len() + head.len() + key.len() + row.len() <= c.bytes.capacity());
+        if !room {
+            chunks.push_back(Arc::new(Chunk {
+                start: pos,
+                base_time: time,
+                bytes: Vec::with_capacity(CHUNK.max(MAX_HEADER + key.len() + row.len())),
+                max_time: time,
+                min_time: time,
+            }));
+            header(head, pos, time, prev, time, latest, group, key.len(), row.len(), flags);
+        }
+        let size = head.len() + key.len() + row.len();
         let chunk = Arc::make_mut(chunks.back_mut().expect("a chunk"));
         let b = &mut chunk.bytes;
-        b.extend_from_slice(&prev.to_le_bytes());
-        b.extend_from_slice(&time.to_le_bytes());
-        b.extend_from_slice(&group.to_le_bytes());
-        b.extend_from_slice(&(row.len() as u32 | if matched { MATCHED } else { 0 }).to_le_bytes());
-        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        b.extend_from_slice(&latest.to_le_bytes());
+        b.extend_from_slice(head);
         b.extend_from_slice(key);
         b.extend_from_slice(row);
         chunk.max_time = chunk.max_time.max(time);
@@ -288,7 +345,7 @@ impl RowLog {
             loop {
                 let pos = next?;
                 let (c, at) = self.locate(pos)?;
-                let d = decode(&c.bytes, at, pos);
+                let d = decode(c, at, pos);
                 if d.latest < *range.start() {
                     next = None;
                     return None;
@@ -302,7 +359,7 @@ impl RowLog {
     }
 
     /// Sets the bits `flag` of the row at `pos`; whether it was held (not taken) before.
-    fn flag(&mut self, pos: u64, flag: u32) -> bool {
+    fn flag(&mut self, pos: u64, flag: u8) -> bool {
         let Some((c, at)) = self.locate_mut(pos) else {
             return false;
         };
@@ -340,7 +397,7 @@ impl RowLog {
                 while at < c.bytes.len() {
                     let Decoded {
                         taken, entry: e, size, ..
-                    } = decode(&c.bytes, at, c.start + at as u64);
+                    } = decode(c, at, c.start + at as u64);
                     if !taken {
                         if done(e.time) {
                             if !e.matched {
@@ -364,7 +421,7 @@ impl RowLog {
                 let pos = c.start + at as u64;
                 let Decoded {
                     taken, entry: e, size, ..
-                } = decode(&c.bytes, at, pos);
+                } = decode(&c, at, pos);
                 if !taken {
                     self.rows -= 1;
                 }
@@ -398,7 +455,7 @@ pub fn encode_rows<'a>(rows: impl Iterator<Item = Entry<'a>>, buf: &mut Vec<u8>)
     buf.extend_from_slice(&(rows.len() as u32).to_le_bytes());
     for e in rows {
         buf.extend_from_slice(&e.time.to_le_bytes());
-        buf.extend_from_slice(&(e.row.len() as u32 | if e.matched { MATCHED } else { 0 }).to_le_bytes());
+        buf.extend_from_slice(&(e.row.len() as u32 | if e.matched { STORED_MATCHED } else { 0 }).to_le_bytes());
         buf.extend_from_slice(e.row);
     }
 }
@@ -422,8 +479,8 @@ pub fn decode_rows<'a>(bytes: &mut &'a [u8]) -> Result<Vec<Stored<'a>>, String> 
     for _ in 0..count {
         let time = i64::from_le_bytes(take(bytes, 8)?.try_into().expect("8 bytes"));
         let field = u32::from_le_bytes(take(bytes, 4)?.try_into().expect("4 bytes"));
-        let row = take(bytes, (field & !MATCHED) as usize)?;
-        rows.push((time, field & MATCHED != 0, row));
+        let row = take(bytes, (field & !STORED_MATCHED) as usize)?;
+        rows.push((time, field & STORED_MATCHED != 0, row));
     }
     Ok(rows)
 }
@@ -457,6 +514,46 @@ mod tests {
         let mut keys: Vec<(u32, Vec<u8>)> = log.keys().map(|(g, k)| (g, k.to_vec())).collect();
         keys.sort();
         assert_eq!(keys, [(1, b"a".to_vec()), (2, b"b".to_vec())]);
+    }
+
+    #[test]
+    fn entries_keep_their_fields_whatever_their_times_groups_and_lengths() {
+        let mut log = RowLog::default();
+        let long = vec![9u8; 300];
+        let cases: [(u32, &[u8], i64, &[u8]); 6] = [
+            (32_767, b"k", 1_700_000_000_000, b"first"),
+            (0, b"k", -5, b""),
+            (1, &long[..], i64::MIN / 2, b"x"),
+            (65_535, b"", i64::MAX / 2, &long[..]),
+            (7, b"k", 1_700_000_000_001, b"after"),
+            (7, b"k", 1_699_999_999_000, b"before the chunk's first"),
+        ];
+        let mut at = Vec::new();
+        for (i, (g, k, t, r)) in cases.iter().enumerate() {
+            at.push(log.push(*g, k, *t, r, i % 2 == 0));
+        }
+        for (i, (g, k, t, r)) in cases.iter().enumerate() {
+            let e = log.entry(at[i]).unwrap();
+            assert_eq!(
+                (e.group, e.key, e.time, e.row, e.matched),
+                (*g, *k, *t, *r, i % 2 == 0),
+                "case {i}"
+            );
+        }
+        let times: Vec<i64> = log.rows_of(b"k").map(|e| e.time).collect();
+        assert_eq!(times, [1_699_999_999_000, 1_700_000_000_001, -5, 1_700_000_000_000]);
+    }
+
+    #[test]
+    fn a_row_costs_its_bytes_and_about_ten_more() {
+        let mut log = RowLog::default();
+        let row = [5u8; 100];
+        for n in 0..10_000u64 {
+            let key = (n % 1_000).to_le_bytes();
+            log.push((n % 128) as u32, &key[..], 1_700_000_000_000 + n as i64, &row, false);
+        }
+        let per_row = log.end as f64 / 10_000.0 - 108.0;
+        assert!(per_row <= 12.0, "{per_row} header bytes a row");
     }
 
     #[test]
