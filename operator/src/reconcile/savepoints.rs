@@ -70,9 +70,9 @@ impl Reconciler<'_> {
                 if now - started < self.job.spec.upgrade.timeout_seconds {
                     return Err(e);
                 }
-                // Given up: the next one is due an interval from now.
+                // Given up after `upgrade.timeoutSeconds`: the next reconcile triggers a new one
+                // (so a job that cannot take savepoints tries once per timeout, not more often).
                 status.pending_savepoint = None;
-                status.healthy.get_or_insert_default().since = now_text();
                 self.event(
                     EventType::Warning,
                     "SavepointFailed",

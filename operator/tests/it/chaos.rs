@@ -310,29 +310,19 @@ fn the_kind_demo_runs_on_real_pods_and_a_job_survives_20_rounds_of_chaos_exactly
                 break p;
             }
         };
+        let scale = |p: u32| {
+            c.kubectl(&["scale", "-n", ns, "streamjob/chaos", &format!("--replicas={p}")])
+                .unwrap();
+        };
         let what = match action {
             Action::Rescale => {
                 spec.parallelism = new_parallelism(&mut rng, spec.parallelism);
-                c.kubectl(&[
-                    "scale",
-                    "-n",
-                    ns,
-                    "streamjob/chaos",
-                    &format!("--replicas={}", spec.parallelism),
-                ])
-                .unwrap();
+                scale(spec.parallelism);
                 format!("rescale to {}", spec.parallelism)
             }
             Action::KillOperatorMidRescale => {
                 spec.parallelism = new_parallelism(&mut rng, spec.parallelism);
-                c.kubectl(&[
-                    "scale",
-                    "-n",
-                    ns,
-                    "streamjob/chaos",
-                    &format!("--replicas={}", spec.parallelism),
-                ])
-                .unwrap();
+                scale(spec.parallelism);
                 std::thread::sleep(Duration::from_millis(500 + rng.below(2_000)));
                 let _ = op.kill();
                 op = c.operator(ns, None);

@@ -375,17 +375,18 @@ fn periodic_savepoints_keep_a_bounded_history_and_a_deleted_job_stops_with_a_sav
 
     // Periodic savepoints: the history keeps the newest two, the older ones are disposed
     // (files first, through the coordinator, then the entry).
-    let s = wait_for("four periodic savepoints and two disposed", T, || {
+    // The fake records a disposal when the RPC arrives and the operator drops the entries once it
+    // returns: read what was disposed first, then the status, until the two agree.
+    let (s, kept) = wait_for("four periodic savepoints and two disposed", T, || {
+        let disposed = coordinator.disposed();
         let s = c.status(ns, "clicks");
-        let kept = s["savepoints"].as_array().map_or(0, Vec::len);
-        (coordinator.triggers().len() >= 4 && coordinator.disposed().len() >= 2 && kept == 2).then_some(s)
+        let kept: Vec<String> = s["savepoints"]
+            .as_array()
+            .map(|a| a.iter().map(|e| str_of(&e["path"])).collect())
+            .unwrap_or_default();
+        let agree = kept.iter().all(|k| !disposed.contains(k));
+        (coordinator.triggers().len() >= 4 && disposed.len() >= 2 && kept.len() == 2 && agree).then_some((s, kept))
     });
-    let kept: Vec<String> = s["savepoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| str_of(&e["path"]))
-        .collect();
     assert!(
         s["savepoints"]
             .as_array()
@@ -394,11 +395,17 @@ fn periodic_savepoints_keep_a_bounded_history_and_a_deleted_job_stops_with_a_sav
             .all(|e| e["cause"] == "periodic"),
         "{s}"
     );
+    // Files first, then the entry: every savepoint older than the kept ones was disposed.
     let disposed = coordinator.disposed();
-    assert!(
-        disposed.iter().all(|d| !kept.contains(d)),
-        "kept {kept:?}, disposed {disposed:?}"
-    );
+    let number = |p: &str| p.rsplit('-').next().and_then(|n| n.parse::<u32>().ok()).unwrap();
+    let oldest_kept = kept.iter().map(|k| number(k)).min().unwrap();
+    for n in 1..oldest_kept {
+        let path = format!("s3://weir-test/checkpoints/clicks/savepoints/savepoint-{n}");
+        assert!(
+            disposed.contains(&path),
+            "{path} left the history undisposed: {disposed:?}"
+        );
+    }
     assert_eq!(
         disposed[..2],
         [
