@@ -96,7 +96,6 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Action,
     let r = Reconciler::new(&job, &ctx);
     let key = key(&job);
     if job.metadata.deletion_timestamp.is_some() {
-        ctx.metrics.forget(&key);
         return r.finalize(&mut status).await;
     }
     let outcome = r.run(&mut status).await;
@@ -368,7 +367,8 @@ impl<'a> Reconciler<'a> {
             && status.savepoint_trigger_nonce != Some(nonce)
         {
             match self.triggered_savepoint(status, nonce).await {
-                Ok(done) => savepoint_pending = !done,
+                // A periodic savepoint still pending keeps the short requeue too.
+                Ok(done) => savepoint_pending |= !done,
                 Err(e) => result = Err(e),
             }
         }

@@ -203,21 +203,22 @@ impl Reconciler<'_> {
             .unwrap_or_else(|| Timestamp::now().as_second());
         let overdue = Timestamp::now().as_second() - deleting_since > self.job.spec.upgrade.timeout_seconds;
         let running = status.deployed.as_ref().is_some_and(|d| d.parallelism > 0);
-        let view = if running { self.coordinator_view().await } else { None };
-        let outcome: Result<Option<String>, String> = match &view {
-            Some(v) if v.phase == JobPhase::Stopped => Ok(v.last_savepoint.clone()),
-            Some(v)
+        // One connection for the status and the savepoint.
+        let mut client = if running { self.connect().await.ok() } else { None };
+        let view = match client.as_mut() {
+            Some(c) => coordinator::status(c).await.ok(),
+            None => None,
+        };
+        let outcome: Result<Option<String>, String> = match (&view, client.as_mut()) {
+            (Some(v), _) if v.phase == JobPhase::Stopped => Ok(v.last_savepoint.clone()),
+            (Some(v), Some(c))
                 if matches!(
                     v.phase,
                     JobPhase::Running | JobPhase::Deploying | JobPhase::WaitingForWorkers
                 ) =>
             {
                 let id = format!("delete-{}", self.job.uid().unwrap_or_default());
-                let taken = match self.connect().await {
-                    Ok(mut client) => self.savepoint_by_trigger(&mut client, &id, true).await,
-                    Err(e) => Err(e.into()),
-                };
-                match taken {
+                match self.savepoint_by_trigger(c, &id, true).await {
                     Ok(Some(path)) => Ok(Some(path)),
                     Ok(None) if !overdue => return Ok(Action::requeue(Duration::from_secs(1))),
                     Ok(None) => Err(format!(
@@ -228,10 +229,10 @@ impl Reconciler<'_> {
                     Err(e) => Err(e.to_string()),
                 }
             }
-            Some(v) => Err(format!("the job is {}", v.phase.name())),
-            None if running && !overdue => return Ok(Action::requeue(Duration::from_secs(2))),
-            None if running => Err("its coordinator cannot be reached".into()),
-            None => Err("the job is suspended (its savepoint was taken then)".into()),
+            (Some(v), _) => Err(format!("the job is {}", v.phase.name())),
+            (None, _) if running && !overdue => return Ok(Action::requeue(Duration::from_secs(2))),
+            (None, _) if running => Err("its coordinator cannot be reached".into()),
+            (None, _) => Err("the job is suspended (its savepoint was taken then)".into()),
         };
         let mut version = self.job.resource_version();
         match outcome {

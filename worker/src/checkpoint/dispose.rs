@@ -49,7 +49,7 @@ pub struct Keep<'a> {
 /// deletes them; returns what was deleted.
 pub async fn dispose(request: &Disposal, keep: &Keep<'_>) -> Result<Vec<String>> {
     let own = keep.own.location();
-    let own_parts: Vec<String> = own.path.parts().map(|p| p.as_ref().to_string()).collect();
+    let own_parts = parts(&own.path);
     let mut savepoints = Vec::new();
     for url in &request.savepoints {
         let dir = storage::resolve(url).map_err(|e| refused(url, &e.to_string()))?;

@@ -43,6 +43,18 @@ fn err(what: &str, loc: &Location, e: impl Into<crate::contract::error::BoxError
     WeirError::io_context("checkpoints", format!("{what} {}", loc.display), e)
 }
 
+/// The objects and sub-directories directly under `dir` (none when it does not exist).
+async fn list(dir: &Location) -> Result<object_store::ListResult> {
+    match dir.store.list_with_delimiter(Some(&dir.path)).await {
+        Ok(l) => Ok(l),
+        Err(object_store::Error::NotFound { .. }) => Ok(object_store::ListResult {
+            common_prefixes: Vec::new(),
+            objects: Vec::new(),
+        }),
+        Err(e) => Err(err("listing", dir, e)),
+    }
+}
+
 impl CheckpointStore {
     /// The checkpoints of job `job` under `url` (a path, `file://`, `s3://`, `memory://`).
     pub fn open(url: &str, job: &str) -> Result<Self> {
@@ -96,16 +108,13 @@ impl CheckpointStore {
     /// can never run the same generation, so fencing by generation holds across restarts.
     pub async fn claim_generation(&self, at_least: u64) -> Result<u64> {
         let dir = self.job_dir.child("generations");
-        let highest = match dir.store.list_with_delimiter(Some(&dir.path)).await {
-            Ok(l) => l
-                .objects
-                .iter()
-                .filter_map(|o| o.location.filename()?.parse::<u64>().ok())
-                .max()
-                .unwrap_or(0),
-            Err(object_store::Error::NotFound { .. }) => 0,
-            Err(e) => return Err(err("listing", &dir, e)),
-        };
+        let highest = list(&dir)
+            .await?
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
         let mut n = highest.max(at_least.saturating_sub(1)) + 1;
         loop {
             let opts = PutOptions {
@@ -182,12 +191,7 @@ impl CheckpointStore {
         for id in self.checkpoint_dirs().await? {
             self.checkpoint(id).delete().await?;
         }
-        let listing = match self.job_dir.store.list_with_delimiter(Some(&self.job_dir.path)).await {
-            Ok(l) => l,
-            Err(object_store::Error::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(err("listing", &self.job_dir, e)),
-        };
-        for object in listing.objects {
+        for object in list(&self.job_dir).await?.objects {
             match self.job_dir.store.delete(&object.location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(err("deleting", &self.job_dir, e)),
@@ -198,11 +202,7 @@ impl CheckpointStore {
 
     /// Ids of the `chk-<n>` directories, complete or not, ascending.
     async fn checkpoint_dirs(&self) -> Result<Vec<u64>> {
-        let listing = match self.job_dir.store.list_with_delimiter(Some(&self.job_dir.path)).await {
-            Ok(l) => l,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(err("listing", &self.job_dir, e)),
-        };
+        let listing = list(&self.job_dir).await?;
         let mut ids: Vec<u64> = listing
             .common_prefixes
             .iter()
@@ -229,11 +229,7 @@ impl CheckpointStore {
     /// Names of the savepoint directories.
     pub async fn savepoints(&self) -> Result<Vec<String>> {
         let dir = self.job_dir.child("savepoints");
-        let listing = match dir.store.list_with_delimiter(Some(&dir.path)).await {
-            Ok(l) => l,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(err("listing", &dir, e)),
-        };
+        let listing = list(&dir).await?;
         let mut names: Vec<String> = listing
             .common_prefixes
             .iter()

@@ -807,16 +807,16 @@ impl JobMasterLoop {
                         self.wait_reports(generation, ReportKind::Stopped, attached, &mut tick),
                     )
                     .await;
-                    let next = if store.is_some() && !drain.is_cancelled() && !fatal {
-                        self.config.restart.next_restart(&mut in_a_row, run_started.elapsed())
-                    } else {
-                        None
-                    };
                     if fatal {
                         return Err(WeirError::Cluster(format!(
                             "the job cannot run (not restarted): {reason}"
                         )));
                     }
+                    let next = if store.is_some() && !drain.is_cancelled() {
+                        self.config.restart.next_restart(&mut in_a_row, run_started.elapsed())
+                    } else {
+                        None
+                    };
                     let Some(wait) = next else {
                         if restarts > 0 {
                             tracing::error!(restarts, "giving up after the restart strategy's attempts");
