@@ -1042,6 +1042,16 @@ impl WindowedStream {
     /// All records of each fired window, in arrival order, to `function` (Flink's
     /// `process(ProcessWindowFunction)`); it appends rows of `output`.
     pub fn process<F: ProcessWindowFunction + Clone>(&self, output: SchemaRef, function: F) -> DataStream {
+        self.process_into(Some(output), function)
+    }
+
+    /// Like [`WindowedStream::process`] for a function whose rows have the input's schema (a
+    /// reduce or a top-k written as a process function).
+    pub fn process_keeping_schema<F: ProcessWindowFunction + Clone>(&self, function: F) -> DataStream {
+        self.process_into(None, function)
+    }
+
+    fn process_into<F: ProcessWindowFunction + Clone>(&self, output: Option<SchemaRef>, function: F) -> DataStream {
         let prototype = std::sync::Mutex::new(function);
         let make: Arc<dyn Fn() -> Box<dyn ProcessWindowFunction> + Send + Sync> = Arc::new(move || {
             Box::new(prototype.lock().unwrap_or_else(|e| e.into_inner()).clone()) as Box<dyn ProcessWindowFunction>

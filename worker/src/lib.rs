@@ -36,9 +36,11 @@ pub mod prelude {
     pub use crate::checkpoint::CheckpointConfig;
     pub use crate::connectors::blackhole::Blackhole;
     pub use crate::connectors::collect::Collect;
+    pub use crate::connectors::collection::Collection;
     pub use crate::connectors::datagen::{Datagen, DatagenConfig, DatagenField, FieldKind};
     pub use crate::connectors::file::{FileSink, FileSinkConfig, FileSource, FileSourceConfig};
     pub use crate::connectors::format::{Format, SchemaSpec};
+    pub use crate::connectors::http::sink::{HttpBody, HttpSink, HttpSinkConfig};
     pub use crate::connectors::http::{Http, HttpConfig};
     pub use crate::connectors::kafka::{
         Delivery, KafkaSink, KafkaSinkConfig, KafkaSource, KafkaSourceConfig, StartFrom,

@@ -376,6 +376,16 @@ pub fn parse_options<T: serde::de::DeserializeOwned>(
     node: &str,
     options: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<T> {
-    serde_json::from_value(serde_json::Value::Object(options.clone()))
-        .map_err(|e| WeirError::config(connector, node, format!("options: {e}")))
+    serde_json::from_value(serde_json::Value::Object(options.clone())).map_err(|e| {
+        // serde names the bad value but not the field for an unknown enum variant: find it.
+        let text = e.to_string();
+        let field = text
+            .strip_prefix("unknown variant `")
+            .and_then(|rest| rest.split('`').next())
+            .and_then(|bad| options.iter().find(|(_, v)| v.as_str() == Some(bad)).map(|(k, _)| k));
+        match field {
+            Some(field) => WeirError::config(connector, node, format!("options: field '{field}': {text}")),
+            None => WeirError::config(connector, node, format!("options: {text}")),
+        }
+    })
 }

@@ -6,6 +6,7 @@
 
 pub mod blackhole;
 pub mod collect;
+pub mod collection;
 pub mod datagen;
 pub mod file;
 pub mod format;

@@ -9,6 +9,7 @@ use super::datagen::Datagen;
 use super::file::{FileSink, FileSource};
 use super::format::parse_options;
 use super::http::Http;
+use super::http::sink::HttpSink;
 use super::kafka::{KafkaSink, KafkaSource};
 use super::nexmark::Nexmark;
 use super::postgres::{PostgresSink, PostgresSource};
@@ -20,7 +21,7 @@ use crate::contract::error::{Result, WeirError};
 /// Source connectors.
 pub const SOURCES: &[&str] = &["datagen", "nexmark", "file", "socket", "http", "kafka", "postgres"];
 /// Sink connectors.
-pub const SINKS: &[&str] = &["stdout", "blackhole", "file", "kafka", "postgres"];
+pub const SINKS: &[&str] = &["stdout", "blackhole", "file", "http", "kafka", "postgres"];
 
 /// A source factory for `connector` with `options`.
 pub fn source(connector: &str, node: &str, options: &Map<String, Value>) -> Result<Arc<dyn SourceFactory>> {
@@ -48,6 +49,7 @@ pub fn sink(connector: &str, node: &str, options: &Map<String, Value>) -> Result
         "stdout" => Arc::new(Stdout::new(parse_options(connector, node, options)?)),
         "blackhole" => Arc::new(Blackhole::with_config(parse_options(connector, node, options)?)),
         "file" => Arc::new(FileSink::new(node, parse_options(connector, node, options)?)?),
+        "http" => Arc::new(HttpSink::new(node, parse_options(connector, node, options)?)?),
         "kafka" => Arc::new(KafkaSink::new(node, parse_options(connector, node, options)?)?),
         "postgres" => Arc::new(PostgresSink::new(node, parse_options(connector, node, options)?)?),
         other => {

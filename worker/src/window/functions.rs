@@ -32,9 +32,16 @@ use serde::{Deserialize, Serialize};
 pub struct WindowContext<'a> {
     key: &'a Row,
     window: TimeWindow,
+    schema: &'a SchemaRef,
 }
 
 impl WindowContext<'_> {
+    /// The schema of the elements (the window's input), e.g. to make a batch of them with
+    /// [`crate::row::rows_to_batch`].
+    pub fn schema(&self) -> &SchemaRef {
+        self.schema
+    }
+
     /// The key's values, in `key_by` order (empty for `window_all`).
     pub fn key(&self) -> &Row {
         self.key
@@ -171,8 +178,8 @@ fn typed<Acc: 'static>(acc: &dyn AccValue) -> &Acc {
 pub(crate) enum UserWindowFn {
     /// All elements to a process function; output as declared.
     Process {
-        /// Output schema.
-        output: SchemaRef,
+        /// Output schema (none: the input's).
+        output: Option<SchemaRef>,
         /// One function instance per subtask.
         make: ProcessMaker,
     },
@@ -221,7 +228,7 @@ impl UserWindowFn {
     /// nullable.
     pub(crate) fn output_schema(&self, input: &SchemaRef, key_columns: &[usize], global: bool) -> Result<SchemaRef> {
         match self {
-            UserWindowFn::Process { output, .. } => Ok(output.clone()),
+            UserWindowFn::Process { output, .. } => Ok(output.clone().unwrap_or_else(|| input.clone())),
             UserWindowFn::Reduce(_) => {
                 let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
                 fields.extend(window_fields(global));
@@ -237,7 +244,12 @@ impl UserWindowFn {
     }
 
     /// The contents for one subtask.
-    pub(crate) fn contents(&self, output: SchemaRef, converter: Option<RowConverter>) -> UserContents {
+    pub(crate) fn contents(
+        &self,
+        input: SchemaRef,
+        output: SchemaRef,
+        converter: Option<RowConverter>,
+    ) -> UserContents {
         let kind = match self {
             UserWindowFn::Process { make, .. } => Kind::Process(make()),
             UserWindowFn::Reduce(f) => Kind::Reduce(f.clone()),
@@ -245,6 +257,7 @@ impl UserWindowFn {
         };
         UserContents {
             kind,
+            input,
             output,
             converter,
             batch: None,
@@ -272,6 +285,7 @@ pub(crate) enum UserState {
 /// [`WindowContents`] of a user function.
 pub(crate) struct UserContents {
     kind: Kind,
+    input: SchemaRef,
     output: SchemaRef,
     converter: Option<RowConverter>,
     batch: Option<RecordBatch>,
@@ -357,7 +371,11 @@ impl WindowContents for UserContents {
             match f.state {
                 UserState::Elements(elements) => {
                     let key = self.key_values(f.key)?;
-                    let ctx = WindowContext { key: &key, window: *w };
+                    let ctx = WindowContext {
+                        key: &key,
+                        window: *w,
+                        schema: &self.input,
+                    };
                     let Kind::Process(p) = &mut self.kind else {
                         return Err("window contents: state of another function".into());
                     };

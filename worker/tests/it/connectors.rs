@@ -439,3 +439,187 @@ pub(crate) fn files_round_trip(run: &str) {
         "{rows:?}"
     );
 }
+
+/// What a recording HTTP server saw: each request's method, content type and body.
+type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+
+/// An HTTP server that records every request and answers with `answer(index, body)`'s status
+/// (and a `Retry-After: 0` on 503), one request per connection.
+async fn recording_server(answer: impl Fn(usize, &str) -> u16 + Send + Sync + 'static) -> (u16, Requests) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Requests = Default::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let mut i = 0;
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            // The head, then as many body bytes as it announces.
+            let (head, body) = loop {
+                let n = s.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + len {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                break (head, String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string());
+            };
+            if head.is_empty() {
+                continue;
+            }
+            let method = head.split(' ').next().unwrap().to_string();
+            let content_type = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-type:")
+                        .map(|v| v.trim().to_string())
+                })
+                .unwrap_or_default();
+            let status = answer(i, &body);
+            i += 1;
+            log.lock().unwrap().push((method, content_type, body));
+            let reason = match status {
+                200 => "OK",
+                400 => "Bad Request",
+                _ => "Service Unavailable",
+            };
+            let text = if status == 400 { "price must be positive" } else { "" };
+            let resp = format!(
+                "HTTP/1.1 {status} {reason}\r\nretry-after: 0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    (port, seen)
+}
+
+fn id_v() -> arrow::datatypes::SchemaRef {
+    std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+        arrow::datatypes::Field::new("v", arrow::datatypes::DataType::Int64, false),
+    ]))
+}
+
+fn http_sink(port: u16, extra: &str) -> std::sync::Arc<dyn weir::connectors::SinkFactory> {
+    let text = format!("url: http://127.0.0.1:{port}/result\nretry_backoff_ms: 1\n{extra}");
+    let options: serde_json::Map<String, serde_json::Value> = serde_yaml::from_str(&text).unwrap();
+    weir::connectors::registry::sink("http", "result", &options).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sink_posts_json_batches_retries_an_unavailable_server_and_dead_letters_refused_rows() {
+    // The first request finds the server unavailable (retried); a request holding a row with
+    // v = 13 is refused for good (its rows go to the dead-letter output); the rest are taken.
+    let (port, seen) = recording_server(|i, body| {
+        if i == 0 {
+            503
+        } else if body.contains("\"v\":13,") || body.contains("\"v\":13}") {
+            400
+        } else {
+            200
+        }
+    })
+    .await;
+    let dlq = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_dead_letter(dlq.path().to_str().unwrap());
+    // One subtask: the first request of the job is the one the server finds unavailable.
+    env.set_parallelism(1);
+    env.add_source(common::numbers(200, 5))
+        .map_batches_to(id_v(), |_, b| {
+            // v = id % 50: rows 13, 63, 113, 163 carry the refused value.
+            let id = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64).unwrap();
+            let id = id.as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
+            let v: arrow::array::Int64Array = id.iter().map(|x| x.map(|x| x % 50)).collect();
+            Ok(arrow::record_batch::RecordBatch::try_new(
+                id_v(),
+                vec![std::sync::Arc::new(id.clone()), std::sync::Arc::new(v)],
+            )?)
+        })
+        .add_sink_named("result", http_sink(port, "max_rows: 10"));
+    let r = env.execute_async("http-sink").await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    // Every row was sent in requests of at most 10, as JSON arrays.
+    let mut taken = Vec::new();
+    let mut refused = 0;
+    for (i, (method, content_type, body)) in seen.iter().enumerate() {
+        assert_eq!(method, "POST");
+        assert_eq!(content_type, "application/json");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
+        assert!(!rows.is_empty() && rows.len() <= 10, "{body}");
+        if i == 0 {
+            continue; // answered 503, sent again
+        }
+        if rows.iter().any(|r| r["v"] == 13) {
+            refused += rows.len();
+        } else {
+            taken.extend(rows.iter().map(|r| r["id"].as_i64().unwrap()));
+        }
+    }
+    assert_eq!(seen[0].2, seen[1].2, "the unavailable server's request is sent again");
+    taken.sort();
+    let dl = dead_letters(dlq.path());
+    assert_eq!(dl.len(), refused);
+    assert_eq!(r.dead_letters() as usize, refused);
+    assert!(refused >= 4, "{refused}");
+    for d in &dl {
+        let reason = d["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("HTTP 400") && reason.contains("price must be positive"),
+            "{reason}"
+        );
+    }
+    let mut all: Vec<i64> = taken.clone();
+    all.extend(dl.iter().map(|d| {
+        serde_json::from_str::<serde_json::Value>(d["raw"].as_str().unwrap()).unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    }));
+    all.sort();
+    assert_eq!(
+        all,
+        (0..200).collect::<Vec<_>>(),
+        "every row taken or dead-lettered, once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sink_sends_json_lines_and_fails_the_job_when_the_server_stays_unavailable() {
+    let (port, seen) = recording_server(|_, _| 200).await;
+    let env = StreamExecutionEnvironment::new();
+    env.add_source(common::numbers(5, 5))
+        .add_sink_named("result", http_sink(port, "body: json_lines\nmethod: PUT"));
+    env.execute_async("http-lines").await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let lines: Vec<&str> = seen.iter().flat_map(|(_, _, b)| b.lines()).collect();
+    assert_eq!(lines.len(), 5);
+    assert!(seen.iter().all(|(m, t, _)| m == "PUT" && t == "application/x-ndjson"));
+
+    let (port, seen) = recording_server(|_, _| 503).await;
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    env.add_source(common::numbers(5, 5))
+        .add_sink_named("result", http_sink(port, "max_retries: 2"));
+    let e = env.execute_async("http-down").await.unwrap_err().to_string();
+    assert!(e.contains("HTTP 503") && e.contains("gave up after 3 tries"), "{e}");
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}

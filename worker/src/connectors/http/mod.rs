@@ -1,6 +1,9 @@
-//! Polls a URL that returns JSON (an array of objects, or one object) and emits the objects
-//! as rows. A response that is not JSON, or an element that does not fit the schema, goes to
-//! the dead-letter output; failed requests are retried at the next poll.
+//! HTTP: a source that polls a URL returning JSON (an array of objects, or one object) and
+//! emits the objects as rows — a response that is not JSON, or an element that does not fit the
+//! schema, goes to the dead-letter output; failed requests are retried at the next poll — and a
+//! sink that sends rows as JSON ([`sink`]).
+
+pub mod sink;
 
 use std::time::Duration;
 

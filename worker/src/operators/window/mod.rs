@@ -152,7 +152,11 @@ impl WindowAggregate {
                 self.operator(ctx, planned, converter, contents)
             }
             WindowFunction::User(f) => {
-                let contents = f.contents(planned.output.clone(), key_converter(input, &planned.key_columns)?);
+                let contents = f.contents(
+                    input.clone(),
+                    planned.output.clone(),
+                    key_converter(input, &planned.key_columns)?,
+                );
                 self.operator(ctx, planned, converter, contents)
             }
         }

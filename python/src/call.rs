@@ -1,0 +1,65 @@
+//! Calling Python from the engine's tasks: the GIL is taken once per batch (or per fired
+//! window), the batch crosses as a `pyarrow.RecordBatch` through the Arrow C data interface (no
+//! copy), and a Python exception becomes the task's error with Python's own description.
+
+use arrow::record_batch::RecordBatch;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use weir::contract::UserResult;
+use weir::prelude::*;
+
+use crate::bridge::{batch_from_py, batch_to_py};
+
+/// A Python exception as the engine's error text: the exception's own message (the `weir`
+/// package's wrappers put the function's name, file and line and the record there).
+pub fn describe(py: Python<'_>, e: PyErr) -> weir::contract::UserError {
+    let kind = e
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+    format!("{kind}: {text}").into()
+}
+
+/// `f(batch)` for a Python `f` returning a `pyarrow.RecordBatch`.
+pub fn batch_to_batch(f: &Py<PyAny>, batch: RecordBatch) -> UserResult<RecordBatch> {
+    Python::attach(|py| {
+        let arg = batch_to_py(py, &batch).map_err(|e| describe(py, e))?;
+        let out = f.bind(py).call1((arg,)).map_err(|e| describe(py, e))?;
+        batch_from_py(&out).map_err(|e| describe(py, e))
+    })
+}
+
+/// A row value as a Python object (timestamps as milliseconds since the epoch).
+fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        Value::Int(i) | Value::Timestamp(i) => i.into_pyobject(py)?.into_any(),
+        Value::UInt(u) => u.into_pyobject(py)?.into_any(),
+        Value::Float(f) => f.into_pyobject(py)?.into_any(),
+        Value::Str(s) => s.into_pyobject(py)?.into_any(),
+    })
+}
+
+/// `f(key, window_start, window_end, elements)` for one fired window; its rows out.
+pub fn window(f: &Py<PyAny>, ctx: &WindowContext<'_>, elements: &[Row], out: &mut Vec<Row>) -> UserResult<()> {
+    let batch = weir::row::rows_to_batch(ctx.schema(), elements)?;
+    let w = ctx.window();
+    Python::attach(|py| {
+        let key = PyList::empty(py);
+        for v in ctx.key() {
+            key.append(value(py, v).map_err(|e| describe(py, e))?)
+                .map_err(|e| describe(py, e))?;
+        }
+        let arg = batch_to_py(py, &batch).map_err(|e| describe(py, e))?;
+        let result = f
+            .bind(py)
+            .call1((key, w.start, w.end, arg))
+            .map_err(|e| describe(py, e))?;
+        let result = batch_from_py(&result).map_err(|e| describe(py, e))?;
+        out.extend((0..result.num_rows()).map(|i| RowRef::new(&result, i).to_row()));
+        Ok(())
+    })
+}

@@ -1,0 +1,76 @@
+"""The DataStream API (PyFlink's ``pyflink.datastream``)."""
+
+from weir.datastream.connectors import (
+    DataGenSource,
+    Encoder,
+    FileSink,
+    FileSource,
+    HttpSink,
+    KafkaSink,
+    KafkaSource,
+    NexmarkSource,
+    PrintSink,
+    RestSource,
+    Sink,
+    Source,
+)
+from weir.datastream.data_stream import DataStream, DataStreamSink, KeyedStream, WindowedStream
+from weir.datastream.functions import (
+    AggregateFunction,
+    FilterFunction,
+    FlatMapFunction,
+    KeySelector,
+    MapFunction,
+    ProcessWindowFunction,
+    ReduceFunction,
+    TimeWindow,
+)
+from weir.datastream.stream_execution_environment import (
+    CheckpointConfig,
+    JobExecutionResult,
+    StreamExecutionEnvironment,
+)
+from weir.datastream.window import (
+    EventTimeSessionWindows,
+    SlidingEventTimeWindows,
+    SlidingProcessingTimeWindows,
+    Time,
+    TumblingEventTimeWindows,
+    TumblingProcessingTimeWindows,
+)
+
+__all__ = [
+    "AggregateFunction",
+    "CheckpointConfig",
+    "DataGenSource",
+    "DataStream",
+    "DataStreamSink",
+    "Encoder",
+    "EventTimeSessionWindows",
+    "FileSink",
+    "FileSource",
+    "FilterFunction",
+    "FlatMapFunction",
+    "HttpSink",
+    "JobExecutionResult",
+    "KafkaSink",
+    "KafkaSource",
+    "KeySelector",
+    "KeyedStream",
+    "MapFunction",
+    "NexmarkSource",
+    "PrintSink",
+    "ProcessWindowFunction",
+    "ReduceFunction",
+    "RestSource",
+    "Sink",
+    "SlidingEventTimeWindows",
+    "SlidingProcessingTimeWindows",
+    "Source",
+    "StreamExecutionEnvironment",
+    "Time",
+    "TimeWindow",
+    "TumblingEventTimeWindows",
+    "TumblingProcessingTimeWindows",
+    "WindowedStream",
+]

@@ -1,0 +1,332 @@
+"""Streams (PyFlink's ``DataStream``, ``KeyedStream``, ``WindowedStream``): each method adds an
+operator to the job and returns the stream it produces."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Sequence, Union
+
+import pyarrow as pa
+
+from weir.common.typeinfo import TypeInformation, schema_of
+from weir.datastream import _batches as b
+from weir.datastream.connectors import Sink
+from weir.datastream.functions import (
+    AggregateFunction,
+    FilterFunction,
+    FlatMapFunction,
+    KeySelector,
+    MapFunction,
+    ProcessWindowFunction,
+    ReduceFunction,
+    TimeWindow,
+)
+from weir.datastream.window import WindowAssigner
+
+# The column a key selector's key goes in (dropped from the records functions see).
+KEY_COLUMN = "__key"
+
+
+def _callable(fn: Any, method: str, kind: type) -> Callable:
+    if isinstance(fn, kind):
+        return getattr(fn, method)
+    if callable(fn):
+        return fn
+    raise TypeError(f"expected a function or a {kind.__name__}, not {fn!r}")
+
+
+def _without_key(batch: pa.RecordBatch) -> pa.RecordBatch:
+    names = batch.schema.names
+    if KEY_COLUMN not in names:
+        return batch
+    return batch.select([n for n in names if n != KEY_COLUMN])
+
+
+def _schema(output_type: Optional[TypeInformation], what: str) -> Optional[pa.Schema]:
+    return None if output_type is None else schema_of(output_type, what)
+
+
+class DataStream:
+    """A stream of records."""
+
+    def __init__(self, native: Any, env: Any):
+        self._n = native
+        self._env = env
+
+    # -- naming -------------------------------------------------------------------------------
+    def name(self, name: str) -> "DataStream":
+        """Names the operator that produced this stream (metrics and state go by it)."""
+        return type(self)(self._n.name(name), self._env)
+
+    def uid(self, uid: str) -> "DataStream":
+        return type(self)(self._n.uid(uid), self._env)
+
+    def set_parallelism(self, parallelism: int) -> "DataStream":
+        return type(self)(self._n.set_parallelism(parallelism), self._env)
+
+    # -- one record at a time -----------------------------------------------------------------
+    def map(self, func: Union[Callable, MapFunction], output_type: Optional[TypeInformation] = None) -> "DataStream":
+        """One record out per record in. Without ``output_type`` the result has the input's
+        fields."""
+        fn = _callable(func, "map", MapFunction)
+        where = b.where(fn)
+        run = b.row_map(fn, _schema(output_type, "map"), where)
+        return self._batches("map", run, output_type, where)
+
+    def flat_map(
+        self, func: Union[Callable, FlatMapFunction], output_type: Optional[TypeInformation] = None
+    ) -> "DataStream":
+        """Any number of records out per record in (the function returns or yields them)."""
+        fn = _callable(func, "flat_map", FlatMapFunction)
+        where = b.where(fn)
+        run = b.row_flat_map(fn, _schema(output_type, "flat_map"), where)
+        return self._batches("flat_map", run, output_type, where)
+
+    def filter(self, func: Union[Callable, FilterFunction]) -> "DataStream":
+        """The records for which the function is true."""
+        fn = _callable(func, "filter", FilterFunction)
+        where = b.where(fn)
+        return self._batches("filter", b.row_filter(fn, where), None, where)
+
+    def filter_expr(self, condition: str) -> "DataStream":
+        """The records for which a SQL condition holds, e.g. ``"price > 100"`` (no Python)."""
+        return DataStream(self._n.filter_expr(condition), self._env)
+
+    def select(self, *fields: str) -> "DataStream":
+        """The named fields, in this order (no Python)."""
+        return DataStream(self._n.select(list(fields)), self._env)
+
+    # -- whole batches ------------------------------------------------------------------------
+    def map_batches(
+        self, func: Callable[[pa.RecordBatch], pa.RecordBatch], output_type: Optional[TypeInformation] = None
+    ) -> "DataStream":
+        """The vectorized form: ``func`` gets each ``pyarrow.RecordBatch`` as it is in the
+        engine (no copy) and returns one (of the input's schema, or ``output_type``'s)."""
+        if not callable(func):
+            raise TypeError(f"map_batches takes a function, not {func!r}")
+        where = b.where(func)
+        run = b.batch_map(func, _schema(output_type, "map_batches"), where)
+        return self._batches("map_batches", run, output_type, where)
+
+    def _batches(self, kind: str, run: Callable, output_type: Optional[TypeInformation], where: str) -> "DataStream":
+        schema = _schema(output_type, kind)
+        label = where.split(" ", 1)[0].replace("<lambda>", "lambda")
+        return DataStream(self._n.map_batches(f"{kind}:{label}", run, schema), self._env)
+
+    # -- partitioning -------------------------------------------------------------------------
+    def key_by(
+        self, key_selector: Union[str, Sequence[str], Callable, KeySelector], key_type: Optional[TypeInformation] = None
+    ) -> "KeyedStream":
+        """Partitions by key: field names (evaluated by the engine), or a function of the record
+        (``key_type`` its result's type, default STRING)."""
+        if isinstance(key_selector, str):
+            return KeyedStream(self._n.key_by([key_selector]), self._env, [key_selector])
+        if isinstance(key_selector, (list, tuple)) and all(isinstance(k, str) for k in key_selector):
+            return KeyedStream(self._n.key_by(list(key_selector)), self._env, list(key_selector))
+        fn = _callable(key_selector, "get_key", KeySelector)
+        where = b.where(fn)
+        arrow = key_type.arrow_type() if key_type is not None else pa.string()
+        native = self._n.key_by_function(
+            f"key_by:{where.split(' ', 1)[0]}",
+            b.key_column(fn, arrow, KEY_COLUMN, where),
+            pa.schema([pa.field(KEY_COLUMN, arrow)]),
+        )
+        return KeyedStream(native, self._env, [KEY_COLUMN])
+
+    def rebalance(self) -> "DataStream":
+        """Round-robin to the next operator's subtasks."""
+        return DataStream(self._n.rebalance(), self._env)
+
+    def shuffle(self) -> "DataStream":
+        """Randomly to the next operator's subtasks."""
+        return DataStream(self._n.shuffle(), self._env)
+
+    def broadcast(self) -> "DataStream":
+        """Every record to every subtask of the next operator."""
+        return DataStream(self._n.broadcast(), self._env)
+
+    def union(self, *streams: "DataStream") -> "DataStream":
+        """This stream's records and those of ``streams`` (all of one schema)."""
+        return DataStream(self._n.union([s._n for s in streams]), self._env)
+
+    # -- sinks --------------------------------------------------------------------------------
+    def sink_to(self, sink: Sink) -> "DataStreamSink":
+        if not isinstance(sink, Sink):
+            raise TypeError(f"sink_to takes a Sink descriptor, not {sink!r}")
+        name = getattr(sink, "name", None) or sink.connector
+        return DataStreamSink(self._n.sink(sink.connector, name, sink.options_json()))
+
+    add_sink = sink_to
+
+    def print(self) -> "DataStreamSink":
+        """Records to standard output as JSON lines."""
+        return DataStreamSink(self._n.print())
+
+    def execute_and_collect(self, job_name: str = "collect", limit: Optional[int] = None) -> "CollectedRecords":
+        """Runs the job and returns this stream's records (as rows), for tests and small
+        results; the job must end (bounded sources)."""
+        collected = self._n.collect("collect")
+        self._env.execute(job_name)
+        rows: List[Any] = []
+        for batch in collected.batches():
+            rows.extend(b.rows(_without_key(batch)))
+        return CollectedRecords(rows[:limit] if limit is not None else rows)
+
+
+class CollectedRecords:
+    """The records ``execute_and_collect`` returned: iterable, and closable as PyFlink's."""
+
+    def __init__(self, rows: List[Any]):
+        self._rows = rows
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __enter__(self) -> "CollectedRecords":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+
+class DataStreamSink:
+    """The end of a stream."""
+
+    def __init__(self, native: Any):
+        self._n = native
+
+    def name(self, name: str) -> "DataStreamSink":
+        return DataStreamSink(self._n.name(name))
+
+    def uid(self, uid: str) -> "DataStreamSink":
+        return DataStreamSink(self._n.uid(uid))
+
+    def set_parallelism(self, parallelism: int) -> "DataStreamSink":
+        return DataStreamSink(self._n.set_parallelism(parallelism))
+
+
+class KeyedStream(DataStream):
+    """A stream partitioned by key: each key's records go to one subtask."""
+
+    def __init__(self, native_keyed: Any, env: Any, keys: List[str]):
+        super().__init__(native_keyed.stream(), env)
+        self._k = native_keyed
+        self._keys = keys
+
+    def name(self, name: str) -> "DataStream":
+        return DataStream(self._n.name(name), self._env)
+
+    def window(self, window_assigner: WindowAssigner) -> "WindowedStream":
+        if not isinstance(window_assigner, WindowAssigner):
+            raise TypeError(f"window takes a window assigner (e.g. TumblingEventTimeWindows.of(...)), not {window_assigner!r}")
+        a = window_assigner
+        native = self._k.window(a.kind, a.size_ms, a.slide_ms, a.processing_time, a.time_field)
+        return WindowedStream(native, self._env, self._keys)
+
+
+class WindowedStream:
+    """A keyed stream cut into windows: what to compute per window."""
+
+    def __init__(self, native: Any, env: Any, keys: List[str]):
+        self._w = native
+        self._env = env
+        self._keys = keys
+
+    def allowed_lateness(self, time_ms: Any) -> "WindowedStream":
+        from weir.common.time import millis
+
+        return WindowedStream(self._w.allowed_lateness(millis(time_ms, "allowed_lateness")), self._env, self._keys)
+
+    def _key(self, key: list) -> Any:
+        return key[0] if len(key) == 1 else tuple(key)
+
+    def aggregate(
+        self,
+        aggregate_function: AggregateFunction,
+        window_function: Optional[ProcessWindowFunction] = None,
+        accumulator_type: Optional[TypeInformation] = None,
+        output_type: Optional[TypeInformation] = None,
+    ) -> DataStream:
+        """Folds each window's records with ``aggregate_function``; its result (or what
+        ``window_function`` makes of it) is the output, of ``output_type``."""
+        if not isinstance(aggregate_function, AggregateFunction):
+            raise TypeError(f"aggregate takes an AggregateFunction, not {aggregate_function!r}")
+        if output_type is None:
+            raise TypeError(
+                "aggregate needs output_type=Types...(): Weir's streams are typed, and the result's "
+                "type cannot be known before the first window fires"
+            )
+        schema = schema_of(output_type, "aggregate")
+        agg = aggregate_function
+        where = b.where(agg)
+        wf_where = b.where(window_function) if window_function is not None else where
+        key_of = self._key
+
+        def run(key: list, start: int, end: int, batch: pa.RecordBatch) -> pa.RecordBatch:
+            acc = agg.create_accumulator()
+            for r in b.rows(_without_key(batch)):
+                try:
+                    acc = agg.add(r, acc)
+                except Exception as e:
+                    raise b.failure("aggregate (add)", where, r, e) from e
+            try:
+                result = agg.get_result(acc)
+            except Exception as e:
+                raise b.failure("aggregate (get_result)", where, acc, e) from e
+            if window_function is None:
+                return b.to_batch([result], schema, "aggregate", where)
+            ctx = ProcessWindowFunction.Context(TimeWindow(start, end))
+            try:
+                out = list(window_function.process(key_of(key), ctx, [result]) or [])
+            except Exception as e:
+                raise b.failure("window (process)", wf_where, result, e) from e
+            return b.to_batch(out, schema, "window", wf_where)
+
+        return DataStream(self._w.process(self._env._unique(f"aggregate:{type(agg).__name__}"), run, schema), self._env)
+
+    def process(self, process_function: ProcessWindowFunction, output_type: Optional[TypeInformation] = None) -> DataStream:
+        """All records of each fired window to ``process_function.process(key, context,
+        elements)``, which returns or yields the output records (of ``output_type``)."""
+        if not isinstance(process_function, ProcessWindowFunction):
+            raise TypeError(f"process takes a ProcessWindowFunction, not {process_function!r}")
+        if output_type is None:
+            raise TypeError("process needs output_type=Types...(): Weir's streams are typed")
+        schema = schema_of(output_type, "process")
+        where = b.where(process_function)
+        key_of = self._key
+
+        def run(key: list, start: int, end: int, batch: pa.RecordBatch) -> pa.RecordBatch:
+            elements = b.rows(_without_key(batch))
+            ctx = ProcessWindowFunction.Context(TimeWindow(start, end))
+            try:
+                out = list(process_function.process(key_of(key), ctx, elements) or [])
+            except Exception as e:
+                raise b.failure("window (process)", where, f"<{len(elements)} records>", e) from e
+            return b.to_batch(out, schema, "window", where)
+
+        return DataStream(self._w.process(self._env._unique(f"process:{type(process_function).__name__}"), run, schema), self._env)
+
+    def reduce(self, reduce_function: Union[Callable, ReduceFunction]) -> DataStream:
+        """Folds each window's records pairwise into one record of the input's type."""
+        fn = _callable(reduce_function, "reduce", ReduceFunction)
+        where = b.where(fn)
+
+        def run(key: list, start: int, end: int, batch: pa.RecordBatch) -> pa.RecordBatch:
+            rows = b.rows(batch)
+            if not rows:
+                return batch.slice(0, 0)
+            names = tuple(batch.schema.names)
+            acc = rows[0]
+            for r in rows[1:]:
+                try:
+                    acc = b.as_row(fn(acc, r), names)
+                except Exception as e:
+                    raise b.failure("reduce", where, r, e) from e
+            return b.to_batch([acc], batch.schema, "reduce", where)
+
+        return DataStream(self._w.process(self._env._unique(f"reduce:{where.split(' ', 1)[0]}"), run, None), self._env)
