@@ -32,7 +32,7 @@ pub fn batch_to_batch(f: &Py<PyAny>, batch: RecordBatch) -> UserResult<RecordBat
 }
 
 /// A row value as a Python object (timestamps as milliseconds since the epoch).
-fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+pub fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Null => py.None().into_bound(py),
         Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),

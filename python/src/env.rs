@@ -84,6 +84,17 @@ impl PyEnv {
         self.env.set_checkpoint_storage(url);
     }
 
+    /// Where state starts from: `fresh`, `latest` (the job's newest complete checkpoint, if
+    /// any) or a checkpoint or savepoint directory.
+    fn set_restore(&self, from: &str) {
+        let from = match from {
+            "" | "fresh" => RestoreFrom::Fresh,
+            "latest" => RestoreFrom::Latest,
+            path => RestoreFrom::Snapshot(path.to_string()),
+        };
+        self.env.set_restore(from);
+    }
+
     fn set_dead_letter(&self, location: &str) {
         self.env.set_dead_letter(location);
     }

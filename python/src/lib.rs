@@ -8,6 +8,7 @@ mod call;
 mod env;
 mod key_column;
 mod map;
+mod process;
 mod stream;
 
 use pyo3::prelude::*;
@@ -20,6 +21,7 @@ fn _weir(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::PyKeyed>()?;
     m.add_class::<stream::PyWindowed>()?;
     m.add_class::<stream::PyCollected>()?;
+    m.add_class::<process::KeyedCtx>()?;
     m.add_function(wrap_pyfunction!(env::init_logging, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -14,6 +14,7 @@ use crate::call;
 use crate::env::error;
 use crate::key_column::KeyColumn;
 use crate::map::PyMapBatches;
+use crate::process::PyKeyedProcess;
 
 /// `weir._weir.Stream`: a stream of batches.
 #[pyclass(name = "Stream", module = "weir._weir", from_py_object)]
@@ -157,6 +158,15 @@ pub struct PyKeyed {
 
 #[pymethods]
 impl PyKeyed {
+    /// A keyed process function: the package's wrapper with `element` and `timer` methods (see
+    /// [`crate::process`]), its rows of `schema`.
+    fn process(&self, name: &str, wrapper: Py<PyAny>, schema: &Bound<'_, PyAny>) -> PyResult<PyStream> {
+        let schema = schema_from_py(schema)?;
+        Ok(PyStream::new(
+            self.k.process(schema, PyKeyedProcess::new(wrapper)).name(name),
+        ))
+    }
+
     /// The keyed stream as a plain stream (its partitioning kept for the next operator).
     fn stream(&self) -> PyStream {
         PyStream::new(self.k.stream().clone())

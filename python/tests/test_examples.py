@@ -98,3 +98,22 @@ def test_the_http_sink_sends_refused_rows_to_the_dead_letter_output(http_server,
     assert taken | refused == set(range(50)) and not taken & refused
     assert {3, 13, 23, 33, 43} <= refused
     assert result.dead_letters == len(refused) and all("422" in d["reason"] for d in dead)
+
+
+def test_state(http_server):
+    data = readings(seed=8)
+    http_server.pages["/data"] = data
+    run_example("state.py", http_server)
+    # Per sensor the posted counts are 1..n and each maximum is the maximum of the readings
+    # up to it; the order within a sensor is the order readings arrived (poll after poll).
+    per_sensor = collections.defaultdict(list)
+    for r in data * POLLS:
+        per_sensor[r["field1"]].append(r["temperature"])
+    want = set()
+    for sensor, temps in per_sensor.items():
+        highest = None
+        for i, t in enumerate(temps):
+            highest = t if highest is None else max(highest, t)
+            want.add((sensor, i + 1, highest))
+    got = {(r["field1"], r["count"], r["max_temperature"]) for r in http_server.posted_rows("/result")}
+    assert got == want and len(http_server.posted_rows("/result")) == len(data) * POLLS

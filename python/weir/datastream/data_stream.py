@@ -7,6 +7,8 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 
 import pyarrow as pa
 
+from weir.common.row import Row
+
 from weir.common.typeinfo import TypeInformation, schema_of
 from weir.datastream import _batches as b
 from weir.datastream.connectors import Sink
@@ -14,6 +16,7 @@ from weir.datastream.functions import (
     AggregateFunction,
     FilterFunction,
     FlatMapFunction,
+    KeyedProcessFunction,
     KeySelector,
     MapFunction,
     ProcessWindowFunction,
@@ -221,6 +224,19 @@ class KeyedStream(DataStream):
     def name(self, name: str) -> "DataStream":
         return DataStream(self._n.name(name), self._env)
 
+    def process(self, func: KeyedProcessFunction, output_type: Optional[TypeInformation] = None) -> DataStream:
+        """``func.process_element(value, ctx)`` per record and ``func.on_timer(timestamp, ctx)``
+        per timer, with the current key's state (``ValueState``, ``ListState``, ``MapState`` from
+        ``open``'s runtime context) and timers; both return or yield records of ``output_type``."""
+        if not isinstance(func, KeyedProcessFunction):
+            raise TypeError(f"process takes a KeyedProcessFunction, not {func!r}")
+        if output_type is None:
+            raise TypeError("process needs output_type=Types...(): Weir's streams are typed")
+        schema = schema_of(output_type, "process")
+        wrapper = _KeyedProcessWrapper(func, schema, b.where(func))
+        name = self._env._unique(f"process:{type(func).__name__}")
+        return DataStream(self._k.process(name, wrapper, schema), self._env)
+
     def window(self, window_assigner: WindowAssigner) -> "WindowedStream":
         if not isinstance(window_assigner, WindowAssigner):
             raise TypeError(f"window takes a window assigner (e.g. TumblingEventTimeWindows.of(...)), not {window_assigner!r}")
@@ -330,3 +346,104 @@ class WindowedStream:
             return b.to_batch([acc], batch.schema, "reduce", where)
 
         return DataStream(self._w.process(self._env._unique(f"reduce:{where.split(' ', 1)[0]}"), run, None), self._env)
+
+
+class _KeyedProcessWrapper:
+    """What the engine calls for a ``KeyedProcessFunction``: sets the call's state context,
+    opens the function once per subtask (the engine deep-copies this object per subtask),
+    builds the record, and turns what the function yields into rows of plain values."""
+
+    def __init__(self, fn: KeyedProcessFunction, schema: pa.Schema, where: str):
+        self.fn = fn
+        self.schema = schema
+        self.where = where
+        self.opened = False
+        self.names: Optional[tuple] = None
+        self.keep: Optional[List[int]] = None
+
+    def _open(self) -> None:
+        from weir.datastream.functions import RuntimeContext
+
+        self.fn.open(RuntimeContext())
+        self.opened = True
+
+    def _rows(self, produced: Any, what: str, record: Any) -> List[list]:
+        out = []
+        for v in produced or ():
+            fields = list(b._fields_of(v, self.schema))
+            if len(fields) != len(self.schema):
+                raise b.UserFunctionError(
+                    f"{what} function {self.where} returned {v!r} with {len(fields)} fields; its output type has "
+                    f"{len(self.schema)}: {', '.join(self.schema.names)}"
+                )
+            out.append([_plain(x) for x in fields])
+        return out
+
+    def element(self, ctx: Any, names: tuple, values: list, time: Optional[int]) -> List[list]:
+        from weir.datastream.state import _current
+
+        if self.names is not names:
+            self.names = names
+            self.keep = [i for i, n in enumerate(names) if n != KEY_COLUMN]
+            self.visible = tuple(names[i] for i in self.keep)
+        row = Row._make(self.visible, [values[i] for i in self.keep])
+        _current.ctx = ctx
+        try:
+            if not self.opened:
+                self._open()
+            context = _ProcessContext(ctx, time)
+            try:
+                return self._rows(self.fn.process_element(row, context), "process_element", row)
+            except b.UserFunctionError:
+                raise
+            except Exception as e:
+                raise b.failure("process_element", self.where, row, e) from e
+        finally:
+            _current.ctx = None
+
+    def timer(self, ctx: Any, timestamp: int, event_time: bool) -> List[list]:
+        from weir.datastream.functions import TimeDomain
+        from weir.datastream.state import _current
+
+        _current.ctx = ctx
+        try:
+            if not self.opened:
+                self._open()
+            domain = TimeDomain.EVENT_TIME if event_time else TimeDomain.PROCESSING_TIME
+            context = _TimerContext(ctx, timestamp, domain)
+            try:
+                return self._rows(self.fn.on_timer(timestamp, context), "on_timer", f"<timer at {timestamp}>")
+            except b.UserFunctionError:
+                raise
+            except Exception as e:
+                raise b.failure("on_timer", self.where, f"<timer at {timestamp}>", e) from e
+        finally:
+            _current.ctx = None
+
+
+def _plain(v: Any) -> Any:
+    import datetime
+
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=datetime.timezone.utc)
+        return int(v.timestamp() * 1000)
+    return v
+
+
+class _ProcessContext(KeyedProcessFunction.Context):
+    def __init__(self, ctx: Any, timestamp: Optional[int]):
+        super().__init__(ctx, timestamp, None)
+
+    def get_current_key(self) -> Any:
+        key = self._ctx.current_key()
+        return key[0] if len(key) == 1 else tuple(key)
+
+
+class _TimerContext(KeyedProcessFunction.OnTimerContext):
+    def __init__(self, ctx: Any, timestamp: int, domain: str):
+        super().__init__(ctx, timestamp, None, domain)
+
+    def get_current_key(self) -> Any:
+        key = self._ctx.current_key()
+        return key[0] if len(key) == 1 else tuple(key)

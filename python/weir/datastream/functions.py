@@ -3,7 +3,7 @@ wherever a function object does."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 
 class Function:
@@ -92,3 +92,95 @@ class TimeWindow:
 
     def __repr__(self) -> str:
         return f"TimeWindow(start={self.start}, end={self.end})"
+
+
+class TimeDomain:
+    """Which clock a timer is on."""
+
+    EVENT_TIME = "EVENT_TIME"
+    PROCESSING_TIME = "PROCESSING_TIME"
+
+
+class RuntimeContext:
+    """What ``open`` gets: where the function's keyed state comes from."""
+
+    def get_state(self, state_descriptor):
+        from weir.datastream.state import ValueState, ValueStateDescriptor
+
+        if not isinstance(state_descriptor, ValueStateDescriptor):
+            raise TypeError(f"get_state takes a ValueStateDescriptor, not {state_descriptor!r}")
+        return ValueState(state_descriptor.name)
+
+    def get_list_state(self, state_descriptor):
+        from weir.datastream.state import ListState, ListStateDescriptor
+
+        if not isinstance(state_descriptor, ListStateDescriptor):
+            raise TypeError(f"get_list_state takes a ListStateDescriptor, not {state_descriptor!r}")
+        return ListState(state_descriptor.name)
+
+    def get_map_state(self, state_descriptor):
+        from weir.datastream.state import MapState, MapStateDescriptor
+
+        if not isinstance(state_descriptor, MapStateDescriptor):
+            raise TypeError(f"get_map_state takes a MapStateDescriptor, not {state_descriptor!r}")
+        return MapState(state_descriptor.name)
+
+
+class TimerService:
+    """The current key's timers and clocks."""
+
+    def __init__(self, ctx: Any):
+        self._ctx = ctx
+
+    def current_watermark(self) -> int:
+        return self._ctx.current_watermark()
+
+    def current_processing_time(self) -> int:
+        return self._ctx.current_processing_time()
+
+    def register_event_time_timer(self, timestamp: int) -> None:
+        self._ctx.register_event_time_timer(int(timestamp))
+
+    def register_processing_time_timer(self, timestamp: int) -> None:
+        self._ctx.register_processing_time_timer(int(timestamp))
+
+    def delete_event_time_timer(self, timestamp: int) -> None:
+        self._ctx.delete_event_time_timer(int(timestamp))
+
+    def delete_processing_time_timer(self, timestamp: int) -> None:
+        self._ctx.delete_processing_time_timer(int(timestamp))
+
+
+class KeyedProcessFunction(Function):
+    """Called per record and per timer with the current key's state (PyFlink's
+    ``KeyedProcessFunction``); both return or yield output records."""
+
+    class Context:
+        def __init__(self, ctx: Any, timestamp: Optional[int], key: Any):
+            self._ctx = ctx
+            self._timestamp = timestamp
+            self._key = key
+
+        def timestamp(self) -> Optional[int]:
+            """The record's event time (ms), if the stream has one."""
+            return self._timestamp
+
+        def timer_service(self) -> TimerService:
+            return TimerService(self._ctx)
+
+        def get_current_key(self) -> Any:
+            return self._key
+
+    class OnTimerContext(Context):
+        def __init__(self, ctx: Any, timestamp: int, key: Any, domain: str):
+            super().__init__(ctx, timestamp, key)
+            self._domain = domain
+
+        def time_domain(self) -> str:
+            return self._domain
+
+    def process_element(self, value: Any, ctx: "KeyedProcessFunction.Context") -> Iterable[Any]:
+        raise NotImplementedError
+
+    def on_timer(self, timestamp: int, ctx: "KeyedProcessFunction.OnTimerContext") -> Iterable[Any]:
+        return ()

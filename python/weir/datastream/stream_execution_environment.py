@@ -125,6 +125,13 @@ class StreamExecutionEnvironment:
     def get_checkpoint_config(self) -> CheckpointConfig:
         return CheckpointConfig(self)
 
+    def set_restore(self, source: str) -> "StreamExecutionEnvironment":
+        """Where the job's state starts from: ``"latest"`` resumes from its newest complete
+        checkpoint (afresh when there is none), a path resumes from that checkpoint or
+        savepoint, ``"fresh"`` (the default) starts empty."""
+        self._n.set_restore(source)
+        return self
+
     def set_dead_letter(self, location: str) -> "StreamExecutionEnvironment":
         """Where malformed records go (a directory or object-store URL)."""
         self._n.set_dead_letter(location)

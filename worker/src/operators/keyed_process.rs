@@ -28,6 +28,15 @@ pub struct KeyedContext<'a> {
     timers: &'a mut Timers,
     watermark: i64,
     clock: &'a dyn Clock,
+    time: ElementTime<'a>,
+}
+
+/// The time `KeyedContext::timestamp` answers: the record's event-time column at its row, a
+/// firing timer's time, or none.
+enum ElementTime<'a> {
+    None,
+    Column(&'a ArrayRef, usize),
+    Timer(i64),
 }
 
 /// Where the current key's values come from, decoded only if the function asks.
@@ -63,6 +72,16 @@ impl<'a> KeyedContext<'a> {
                 }
             }
         })
+    }
+
+    /// The current record's event time in ms (Flink's `ctx.timestamp()`): its event-time field,
+    /// `None` when the stream has none; in `on_timer`, the timer's time.
+    pub fn timestamp(&self) -> Option<i64> {
+        match self.time {
+            ElementTime::None => None,
+            ElementTime::Column(column, row) => value_at(column, row).as_i64(),
+            ElementTime::Timer(at) => Some(at),
+        }
     }
 
     /// The current watermark (event time).
@@ -211,6 +230,8 @@ pub(crate) struct KeyedProcessOp<H> {
     handler: H,
     /// Each input's key columns.
     columns: Vec<Vec<usize>>,
+    /// Each input's event-time column, if it has one.
+    times: Vec<Option<usize>>,
     converter: RowConverter,
     output: SchemaRef,
     max_parallelism: u32,
@@ -252,9 +273,19 @@ impl<H: Handler> KeyedProcessOp<H> {
                 .map(|c| SortField::new(first.field(*c).data_type().clone()))
                 .collect(),
         )?;
+        let times = inputs
+            .iter()
+            .map(|(schema, _)| {
+                schema
+                    .fields()
+                    .iter()
+                    .position(|f| f.metadata().contains_key(crate::contract::schema::EVENT_TIME_METADATA))
+            })
+            .collect();
         Ok(KeyedProcessOp {
             handler,
             columns,
+            times,
             converter,
             output,
             max_parallelism: ctx.max_parallelism,
@@ -284,6 +315,7 @@ impl<H: Handler> KeyedProcessOp<H> {
                 timers: &mut self.timers,
                 watermark: self.watermark,
                 clock: self.clock.as_ref(),
+                time: ElementTime::Timer(ts),
             };
             self.handler.timer(ts, domain, &mut ctx, &mut rows)?;
         }
@@ -314,6 +346,7 @@ impl<H: Handler> Operator for KeyedProcessOp<H> {
         let cols: Vec<ArrayRef> = columns.iter().map(|c| batch.column(*c).clone()).collect();
         let hashes = keys::hash_rows(&cols, batch.num_rows())?;
         let rows = self.converter.convert_columns(&cols)?;
+        let time_column = self.times[input].map(|c| batch.column(c));
         let mut output = Vec::new();
         for (i, hash) in hashes.iter().enumerate() {
             let kg = keys::key_group_of_hash(*hash, self.max_parallelism);
@@ -329,6 +362,7 @@ impl<H: Handler> Operator for KeyedProcessOp<H> {
                 timers: &mut self.timers,
                 watermark: self.watermark,
                 clock: self.clock.as_ref(),
+                time: time_column.map_or(ElementTime::None, |c| ElementTime::Column(c, i)),
             };
             self.handler
                 .element(input, RowRef::new(&batch, i), &mut ctx, &mut output)?;

@@ -227,12 +227,20 @@ fn every_state_type_and_event_time_timers() {
     }
 }
 
-/// Emits a key's count when no record arrived for 10 s of event time.
+/// Emits a key's count when no record arrived for 10 s of event time. `event_time`: the stream
+/// has event time, so `ctx.timestamp()` must be each record's `ts` (and `None` otherwise).
 #[derive(Clone)]
-struct QuietCount;
+struct QuietCount {
+    event_time: bool,
+}
 
 impl KeyedProcessFunction for QuietCount {
     fn process_element(&mut self, row: RowRef<'_>, ctx: &mut KeyedContext<'_>, _out: &mut Vec<Row>) -> UserResult<()> {
+        let ts = row.get_i64("ts");
+        let want = if self.event_time { ts } else { None };
+        if ctx.timestamp() != want {
+            return Err(format!("ctx.timestamp() is {:?}, the record's time {want:?}", ctx.timestamp()).into());
+        }
         let count = ValueStateDescriptor::<i64>::new("count");
         let timer = ValueStateDescriptor::<i64>::new("timer");
         let n = ctx.state().value(&count).unwrap_or(0) + 1;
@@ -246,6 +254,13 @@ impl KeyedProcessFunction for QuietCount {
         Ok(())
     }
     fn on_timer(&mut self, ts: i64, _d: TimeDomain, ctx: &mut KeyedContext<'_>, out: &mut Vec<Row>) -> UserResult<()> {
+        if ctx.timestamp() != Some(ts) {
+            return Err(format!(
+                "in on_timer ctx.timestamp() is {:?}, not the timer's {ts}",
+                ctx.timestamp()
+            )
+            .into());
+        }
         let n = ctx
             .state()
             .value(&ValueStateDescriptor::<i64>::new("count"))
@@ -287,7 +302,7 @@ fn without_event_time_the_end_of_input_fires_the_timers() {
                 ("count", DataType::Int64),
                 ("at", DataType::Int64),
             ]),
-            QuietCount,
+            QuietCount { event_time: false },
         )
         .add_sink(sink.clone());
     env.execute("quiet").unwrap();
@@ -323,7 +338,7 @@ fn a_quiet_keys_timer_fires_when_other_keys_move_event_time() {
                 ("count", DataType::Int64),
                 ("at", DataType::Int64),
             ]),
-            QuietCount,
+            QuietCount { event_time: true },
         )
         .add_sink(sink.clone());
     env.execute("quiet-keys").unwrap();
