@@ -44,7 +44,7 @@ pub fn init_logging(level: &str) {
 /// `weir._weir.Env`: one job being built.
 #[pyclass(name = "Env", module = "weir._weir")]
 pub struct PyEnv {
-    env: StreamExecutionEnvironment,
+    pub(crate) env: StreamExecutionEnvironment,
 }
 
 #[pymethods]

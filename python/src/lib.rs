@@ -10,6 +10,7 @@ mod key_column;
 mod map;
 mod process;
 mod stream;
+mod table;
 
 use pyo3::prelude::*;
 
@@ -22,6 +23,8 @@ fn _weir(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::PyWindowed>()?;
     m.add_class::<stream::PyCollected>()?;
     m.add_class::<process::KeyedCtx>()?;
+    m.add_class::<table::PyTableEnv>()?;
+    m.add_class::<table::PyTable>()?;
     m.add_function(wrap_pyfunction!(env::init_logging, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -27,6 +27,10 @@ impl PyStream {
     pub fn new(s: DataStream) -> Self {
         PyStream { s }
     }
+
+    pub fn inner(&self) -> &DataStream {
+        &self.s
+    }
 }
 
 /// Options as JSON text → a map (the Python side serializes its descriptors).

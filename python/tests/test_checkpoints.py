@@ -93,3 +93,30 @@ def test_python_state_survives_a_sigkill_and_resumes_exactly_once(tmp_path):
     resumed = run(script, out, chk, RESUME="1")
     assert resumed.wait(timeout=300) == 0
     assert committed(out) == want
+
+
+def test_an_exception_in_a_function_restarts_the_job_from_its_checkpoint(tmp_path):
+    from weir.common import Types
+    from weir.datastream import FileSink, Source, StreamExecutionEnvironment
+
+    marker = tmp_path / "failed-once"
+
+    def flaky(r):
+        if r.id == 20000 and not marker.exists():
+            marker.write_text("failed here once")
+            raise RuntimeError("a transient failure")
+        return (r.id, r.id * 2)
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.set_buffer_rows(500)
+    env.enable_checkpointing(50)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
+    source = Source("datagen", rows=40000, fields=[{"name": "id", "kind": "sequence"}])
+    env.from_source(source, source_name="ids").map(
+        flaky, output_type=Types.ROW_NAMED(["id", "double"], [Types.LONG(), Types.LONG()])
+    ).sink_to(FileSink.for_row_format(str(tmp_path / "out")).build())
+    result = env.execute("flaky")
+    assert marker.exists() and result.restarts == 1
+    ids = sorted(int(l.split('"id":')[1].split(",")[0]) for l in committed(tmp_path / "out"))
+    assert ids == list(range(40000)), "every row exactly once after the restart"
