@@ -132,7 +132,13 @@ impl PyEnv {
 
     /// Runs the job to its end in this process; its counters as JSON text. The GIL is released
     /// while it runs (Python functions in the job take it per batch); Ctrl-C stops the job.
+    /// Started as a worker of a cluster (`weir cluster job.py`, a `weir-worker-python` pod: the
+    /// worker's place in `WEIR_ORDINAL`, `WEIR_PEERS`…), it runs this process's share of the
+    /// job instead.
     fn execute(&self, py: Python<'_>, name: &str) -> PyResult<String> {
+        if crate::worker::is_worker() {
+            return crate::worker::run(py, &self.env, name);
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -141,21 +147,8 @@ impl PyEnv {
         let metrics = env.metrics();
         let cancel = CancellationToken::new();
         let (job, stop) = (name.to_string(), cancel.clone());
-        let mut run = rt.spawn(async move { env.execute_with(&job, &metrics, stop).await });
-        let result = loop {
-            let waited =
-                py.detach(|| rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), &mut run).await }));
-            match waited {
-                Ok(joined) => break joined.map_err(|e| PyRuntimeError::new_err(format!("the job's task: {e}")))?,
-                Err(_) => {
-                    if let Err(interrupt) = py.check_signals() {
-                        cancel.cancel();
-                        let _ = py.detach(|| rt.block_on(&mut run));
-                        return Err(interrupt);
-                    }
-                }
-            }
-        };
+        let run = rt.spawn(async move { env.execute_with(&job, &metrics, stop).await });
+        let result = crate::worker::wait(py, &rt, run, || cancel.cancel())?;
         let r = result.map_err(error)?;
         let json = serde_json::json!({
             "name": r.name,

@@ -11,6 +11,7 @@ mod map;
 mod process;
 mod stream;
 mod table;
+mod worker;
 
 use pyo3::prelude::*;
 

@@ -58,6 +58,8 @@ fn the_python_package_passes_its_tests() {
         .env("PYTHONPATH", site.path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("WEIR_REPO", root.parent().unwrap())
+        // `weir cluster` for the distributed tests: the binary this `cargo test` built.
+        .env("WEIR_BIN", deps.parent().unwrap().join("weir"))
         .status()
         .unwrap();
     assert!(status.success(), "the Python tests failed (output above)");

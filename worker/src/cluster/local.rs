@@ -14,7 +14,8 @@ use crate::contract::error::{Result, WeirError};
 /// How to run the workers.
 #[derive(Debug, Clone)]
 pub struct LocalCluster {
-    /// The job file every worker runs.
+    /// The job file every worker runs: a pipeline or SQL file (`weir worker`), or a Python
+    /// script (run by `WEIR_PYTHON`, default `python3`, with the worker's place in variables).
     pub job: PathBuf,
     /// Number of workers.
     pub workers: usize,
@@ -62,20 +63,36 @@ impl LocalCluster {
             self.workers,
             peers.join(", ")
         );
+        let python = self.job.extension().is_some_and(|e| e == "py");
         let spawn = |i: usize| -> Result<Child> {
-            let mut cmd = Command::new(&exe);
-            cmd.arg("worker")
-                .arg(&self.job)
-                .arg("--ordinal")
-                .arg(i.to_string())
-                .arg("--peers")
-                .arg(peers.join(","))
-                .args(&self.worker_args)
-                .stdin(Stdio::null())
-                .kill_on_drop(true);
-            if i == 0 {
-                cmd.arg("--status-port").arg(status_port.to_string());
-            }
+            let mut cmd = if python {
+                // A Python job's workers are the script itself: the `weir` package's `execute`
+                // joins the cluster as the worker these variables describe.
+                let mut cmd = Command::new(std::env::var_os("WEIR_PYTHON").unwrap_or_else(|| "python3".into()));
+                cmd.arg(&self.job)
+                    .env("WEIR_JOB", &self.job)
+                    .env("WEIR_ORDINAL", i.to_string())
+                    .env("WEIR_PEERS", peers.join(","))
+                    .env("WEIR_WORKER_ARGS", self.worker_args.join("\u{1f}"));
+                if i == 0 {
+                    cmd.env("WEIR_STATUS_PORT", status_port.to_string());
+                }
+                cmd
+            } else {
+                let mut cmd = Command::new(&exe);
+                cmd.arg("worker")
+                    .arg(&self.job)
+                    .arg("--ordinal")
+                    .arg(i.to_string())
+                    .arg("--peers")
+                    .arg(peers.join(","))
+                    .args(&self.worker_args);
+                if i == 0 {
+                    cmd.arg("--status-port").arg(status_port.to_string());
+                }
+                cmd
+            };
+            cmd.stdin(Stdio::null()).kill_on_drop(true);
             let child = cmd
                 .spawn()
                 .map_err(|e| WeirError::Cluster(format!("cannot start worker {i}: {e}")))?;
