@@ -9,58 +9,9 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
-JOB = textwrap.dedent(
-    """
-    import os
-    from weir.common import Types
-    from weir.datastream import FileSink, KeyedProcessFunction, Source, StreamExecutionEnvironment
-    from weir.datastream.state import ValueStateDescriptor
-
-    class RunningSum(KeyedProcessFunction):
-        def open(self, runtime_context):
-            self.total = runtime_context.get_state(ValueStateDescriptor("total"))
-
-        def process_element(self, value, ctx):
-            total = (self.total.value() or 0) + value.v
-            self.total.update(total)
-            yield (value.id, value.k, total)
-
-    env = StreamExecutionEnvironment.get_execution_environment()
-    env.set_parallelism(3)
-    env.set_buffer_rows(200)
-    if os.environ.get("CHECKPOINTS"):
-        env.enable_checkpointing(100)
-        env.get_checkpoint_config().set_checkpoint_storage_dir(os.environ["CHECKPOINTS"])
-    source = Source(
-        "datagen",
-        rows=30000,
-        rows_per_second=int(os.environ.get("RATE", "1000000")),
-        seed=5,
-        fields=[
-            {"name": "id", "kind": "sequence"},
-            {"name": "k", "kind": "random", "min": 0, "max": 11},
-            {"name": "v", "kind": "random", "min": 0, "max": 99},
-        ],
-    )
-    env.from_source(source, source_name="numbers").set_parallelism(1).key_by("k").process(
-        RunningSum(),
-        output_type=Types.ROW_NAMED(["id", "k", "total"], [Types.LONG(), Types.LONG(), Types.LONG()]),
-    ).sink_to(FileSink.for_row_format(os.environ["OUT"]).build())
-    env.execute("python-cluster")
-    """
-)
-
-
-def committed(out: Path):
-    lines = []
-    for f in sorted(out.iterdir()):
-        if not f.name.startswith("."):
-            lines.extend(l for l in f.read_text().splitlines() if l)
-    return sorted(lines)
+from jobs import ROWS, RUNNING_SUM, committed, wait_for_checkpoint
 
 
 def weir_bin() -> str:
@@ -69,17 +20,28 @@ def weir_bin() -> str:
     return path
 
 
-def test_weir_cluster_runs_a_python_job_on_three_workers(tmp_path):
-    script = tmp_path / "job.py"
-    script.write_text(JOB)
-    local = subprocess.run([sys.executable, str(script)], env=dict(os.environ, OUT=str(tmp_path / "local")))
+def one_process_output(tmp_path: Path, script: Path):
+    local = subprocess.run([sys.executable, str(script)], env=dict(os.environ, OUT=str(tmp_path / "local"), PARALLELISM="3"))
     assert local.returncode == 0
     want = committed(tmp_path / "local")
-    assert len(want) == 30000
+    assert len(want) == ROWS
+    return want
 
-    env = dict(os.environ, OUT=str(tmp_path / "cluster"), WEIR_PYTHON=sys.executable)
+
+def cluster_env(tmp_path: Path, **extra: str):
+    return dict(os.environ, OUT=str(tmp_path / "cluster"), PARALLELISM="3", WEIR_PYTHON=sys.executable, **extra)
+
+
+def test_weir_cluster_runs_a_python_job_on_three_workers(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(RUNNING_SUM)
+    want = one_process_output(tmp_path, script)
     done = subprocess.run(
-        [weir_bin(), "cluster", "--workers", "3", str(script)], env=env, capture_output=True, text=True, timeout=300
+        [weir_bin(), "cluster", "--workers", "3", str(script)],
+        env=cluster_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert committed(tmp_path / "cluster") == want
@@ -87,22 +49,23 @@ def test_weir_cluster_runs_a_python_job_on_three_workers(tmp_path):
 
 def test_a_killed_python_worker_is_restarted_and_the_job_resumes_exactly_once(tmp_path):
     script = tmp_path / "job.py"
-    script.write_text(JOB)
-    local = subprocess.run([sys.executable, str(script)], env=dict(os.environ, OUT=str(tmp_path / "local")))
-    assert local.returncode == 0
-    want = committed(tmp_path / "local")
-
+    script.write_text(RUNNING_SUM)
+    want = one_process_output(tmp_path, script)
     chk, pids = tmp_path / "chk", tmp_path / "pids"
-    env = dict(os.environ, OUT=str(tmp_path / "cluster"), WEIR_PYTHON=sys.executable, CHECKPOINTS=str(chk), RATE="6000")
     cluster = subprocess.Popen(
         [weir_bin(), "cluster", "--workers", "3", "--pid-dir", str(pids), "--heartbeat-timeout-ms", "1000", str(script)],
-        env=env,
+        env=cluster_env(tmp_path, CHECKPOINTS=str(chk), RATE="6000"),
     )
-    deadline = time.monotonic() + 120
-    while not list(chk.glob("*/chk-*/_metadata")):
-        assert cluster.poll() is None, "the job ended before its first checkpoint"
-        assert time.monotonic() < deadline, "no checkpoint completed"
-        time.sleep(0.05)
+    wait_for_checkpoint(chk, cluster)
     os.kill(int((pids / "worker-2.pid").read_text()), signal.SIGKILL)
     assert cluster.wait(timeout=300) == 0
     assert committed(tmp_path / "cluster") == want
+
+
+def test_state_flags_of_weir_cluster_are_refused_for_a_python_job(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(RUNNING_SUM)
+    done = subprocess.run(
+        [weir_bin(), "cluster", "--checkpoint-interval", "100", str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0 and "sets its checkpoints and state in the script" in done.stderr, done.stderr

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(os.environ.get("WEIR_REPO", Path(__file__).resolve().parents[2]))
 POLLS = 3

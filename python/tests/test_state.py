@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from weir.common import Duration, Types, WatermarkStrategy
+from weir.common import Types, WatermarkStrategy
 from weir.datastream import KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
 from weir.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 

@@ -132,11 +132,14 @@ fn checkpoints_on_s3_restore_a_failed_job_exactly_once() {
         .unwrap();
     let expected = common::committed_lines(&clean_out);
     let failure = Failure::at(30_000);
+    // Paced to 2 s (10,000 rows a second per subtask): the failure needs an S3 checkpoint
+    // complete before the last rows pass, which a loaded machine took longer than the default
+    // pace's 0.5 s to give (CI run 63).
     let r = failure.execute(
-        &windowed_job(out.to_str().unwrap(), &chk, Some(failure.clone())),
+        &windowed_job_paced(out.to_str().unwrap(), &chk, Some(failure.clone()), 2, 10_000),
         "s3-failing",
     );
-    assert!(failure.happened());
+    assert!(failure.happened(), "no checkpoint completed before the job's last rows");
     assert_eq!(r.restarts, 1);
     assert!(
         r.node("gen").unwrap().records_out < 65_000,
