@@ -22,7 +22,7 @@ pub fn error(e: weir::contract::error::WeirError) -> PyErr {
 }
 
 /// Connector options given as JSON text (the Python side serializes its descriptors).
-fn options(json: &str) -> PyResult<serde_json::Map<String, serde_json::Value>> {
+pub(crate) fn options(json: &str) -> PyResult<serde_json::Map<String, serde_json::Value>> {
     match serde_json::from_str(json) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
         Ok(_) => Err(PyValueError::new_err("connector options must be a JSON object")),
@@ -163,14 +163,19 @@ impl PyEnv {
     /// The physical plan as text.
     fn explain(&self, py: Python<'_>) -> PyResult<String> {
         let env = self.env.clone();
-        py.detach(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-            rt.block_on(env.explain()).map_err(error)
-        })
+        block_on(py, async move { env.explain().await })?.map_err(error)
     }
+}
+
+/// Runs `f` to its end on a runtime of this thread, with the GIL released.
+pub(crate) fn block_on<T: Send>(py: Python<'_>, f: impl std::future::Future<Output = T> + Send) -> PyResult<T> {
+    py.detach(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the runtime: {e}")))?;
+        Ok(rt.block_on(f))
+    })
 }
 
 fn with_watermark(stream: DataStream, watermark: Option<(String, u64, Option<u64>)>) -> DataStream {

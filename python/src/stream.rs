@@ -11,7 +11,7 @@ use weir::prelude::*;
 
 use crate::bridge::{batch_to_py, schema_from_py};
 use crate::call;
-use crate::env::error;
+use crate::env::{error, options};
 use crate::key_column::KeyColumn;
 use crate::map::PyMapBatches;
 use crate::process::PyKeyedProcess;
@@ -30,14 +30,6 @@ impl PyStream {
 
     pub fn inner(&self) -> &DataStream {
         &self.s
-    }
-}
-
-/// Options as JSON text → a map (the Python side serializes its descriptors).
-fn options(json: &str) -> PyResult<serde_json::Map<String, serde_json::Value>> {
-    match serde_json::from_str(json) {
-        Ok(serde_json::Value::Object(m)) => Ok(m),
-        _ => Err(PyValueError::new_err("connector options must be a JSON object")),
     }
 }
 

@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use weir::prelude::*;
 
-use crate::env::{PyEnv, error};
+use crate::env::{PyEnv, block_on, error};
 use crate::stream::PyStream;
 
 /// `weir._weir.TableEnv`: SQL over one environment's job.
@@ -17,16 +17,6 @@ pub struct PyTableEnv {
 #[pyclass(name = "Table", module = "weir._weir")]
 pub struct PyTable {
     t: Table,
-}
-
-fn block_on<T: Send>(py: Python<'_>, f: impl std::future::Future<Output = T> + Send) -> PyResult<T> {
-    py.detach(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start the runtime: {e}")))?;
-        Ok(rt.block_on(f))
-    })
 }
 
 #[pymethods]
