@@ -110,12 +110,13 @@ fn preserve_unknown_fields(_: &mut schemars::SchemaGenerator) -> schemars::Schem
     })
 }
 
-/// The job: SQL, a pipeline (the YAML form of the DataStream API), or a job built into the image.
+/// The job: SQL, a pipeline (the YAML form of the DataStream API), a Python script, or a job
+/// built into the image.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[x_kube(
     cel,
-    validation = Rule::new("[has(self.sql), has(self.pipeline), has(self.builtin)].filter(x, x).size() == 1").message("set exactly one of job.sql, job.pipeline, job.builtin"),
-    validation = Rule::new("!has(self.builtin)").message("job.builtin: worker pods run job.sql and job.pipeline; built-in jobs are not available in the worker image yet")
+    validation = Rule::new("[has(self.sql), has(self.pipeline), has(self.python), has(self.builtin)].filter(x, x).size() == 1").message("set exactly one of job.sql, job.pipeline, job.python, job.builtin"),
+    validation = Rule::new("!has(self.builtin)").message("job.builtin: worker pods run job.sql, job.pipeline and job.python; built-in jobs are not available in the worker image yet")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct JobSource {
@@ -125,6 +126,10 @@ pub struct JobSource {
     /// A pipeline file's text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<String>,
+    /// A Python job script's text (the `weir` package's DataStream or Table API); its pods need
+    /// an image with Python and the package: `weir-worker-python`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
     /// The name of a job compiled into the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin: Option<String>,

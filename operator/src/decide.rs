@@ -45,7 +45,7 @@ pub struct Target<'a> {
 pub fn decide(spec: &StreamJobSpec, status: &StreamJobStatus, target: Target<'_>) -> Decision {
     if spec.job.builtin.is_some() {
         return Decision::Unsupported(
-            "spec.job.builtin: worker pods run SQL (spec.job.sql) and pipelines (spec.job.pipeline); built-in jobs are not wired into `weir worker` yet".into(),
+            "spec.job.builtin: worker pods run SQL (spec.job.sql), pipelines (spec.job.pipeline) and Python scripts (spec.job.python); built-in jobs are not wired into `weir worker` yet".into(),
         );
     }
     let Some(deployed) = &status.deployed else {

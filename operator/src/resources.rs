@@ -72,10 +72,13 @@ fn owner(job: &StreamJob) -> Result<OwnerReference, DesiredError> {
     job.controller_owner_ref(&()).ok_or(DesiredError::Missing("uid"))
 }
 
-/// File name of the job in the ConfigMap (the worker tells SQL from a pipeline by it).
+/// File name of the job in the ConfigMap (the worker tells SQL, a pipeline and a Python script
+/// apart by it).
 pub fn job_file(job: &StreamJob) -> &'static str {
     if job.spec.job.sql.is_some() {
         "job.sql"
+    } else if job.spec.job.python.is_some() {
+        "job.py"
     } else {
         "job.yaml"
     }
@@ -100,6 +103,7 @@ pub fn config_map(job: &StreamJob) -> Result<ConfigMap, DesiredError> {
         .sql
         .clone()
         .or_else(|| job.spec.job.pipeline.clone())
+        .or_else(|| job.spec.job.python.clone())
         .unwrap_or_default();
     Ok(ConfigMap {
         metadata: meta(job, job.name_any())?,
@@ -479,6 +483,27 @@ mod tests {
         assert_eq!(cm.data.unwrap()["job.yaml"], "name: clicks\n");
         assert_eq!(svc.spec.unwrap().cluster_ip.as_deref(), Some("None"));
         assert_eq!(selector(&j), "weir.dev/job=clicks");
+    }
+
+    #[test]
+    fn a_python_job_is_a_script_in_the_config_map_that_the_workers_run() {
+        let mut j = job(2);
+        j.spec.job = JobSource {
+            python: Some("from weir.datastream import *\n".into()),
+            ..JobSource::default()
+        };
+        j.spec.image = "weir-worker-python:dev".into();
+        let cm = config_map(&j).unwrap();
+        assert_eq!(cm.data.unwrap()["job.py"], "from weir.datastream import *\n");
+        let sts = stateful_set(&j, &deployed(2)).unwrap();
+        let env = env_of(&sts);
+        assert_eq!(env["WEIR_JOB"], "/etc/weir/job.py");
+        assert_eq!(
+            env["WEIR_JOB_NAME"], "clicks",
+            "a script runs under the StreamJob's name"
+        );
+        let pod = sts.spec.template.spec.unwrap();
+        assert_eq!(pod.containers[0].image.as_deref(), Some("weir-worker-python:dev"));
     }
 
     #[test]

@@ -31,6 +31,56 @@ pub fn batch_to_batch(f: &Py<PyAny>, batch: RecordBatch) -> UserResult<RecordBat
     })
 }
 
+/// This subtask's own copy of a Python function object (`copy.deepcopy`, as PyFlink gives each
+/// subtask its own unpickled copy), so `open`/`close` and whatever the object keeps are per
+/// subtask; an object that cannot be copied is shared, with a warning.
+pub fn copy_for_subtask(f: &Py<PyAny>) -> Py<PyAny> {
+    Python::attach(|py| {
+        match py
+            .import("copy")
+            .and_then(|copy| copy.call_method1("deepcopy", (f.bind(py),)))
+        {
+            Ok(copy) => copy.unbind(),
+            Err(e) => {
+                tracing::warn!(error = %describe(py, e), "a Python function could not be copied per subtask; its subtasks share it");
+                f.clone_ref(py)
+            }
+        }
+    })
+}
+
+/// Calls `close()` of a Python operator's function at the end of its input, when it has one.
+pub fn close(f: &Py<PyAny>) -> UserResult<()> {
+    Python::attach(|py| {
+        let f = f.bind(py);
+        if f.hasattr("close").map_err(|e| describe(py, e))? {
+            f.call_method0("close").map_err(|e| describe(py, e))?;
+        }
+        Ok(())
+    })
+}
+
+/// A plain Python value (None, bool, int, float, str; the package's wrappers turn datetimes into
+/// milliseconds) as a row value.
+pub fn plain(v: &Bound<'_, PyAny>) -> UserResult<Value> {
+    if v.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if let Ok(i) = v.extract::<i64>() {
+        return Ok(Value::Int(i));
+    }
+    if let Ok(f) = v.extract::<f64>() {
+        return Ok(Value::Float(f));
+    }
+    if let Ok(s) = v.extract::<String>() {
+        return Ok(Value::Str(s));
+    }
+    Err(format!("a Python function returned {v}, which is not None, a bool, a number or a string").into())
+}
+
 /// A row value as a Python object (timestamps as milliseconds since the epoch).
 pub fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {

@@ -9,6 +9,7 @@ mod env;
 mod key_column;
 mod map;
 mod process;
+mod reduce;
 mod stream;
 mod table;
 mod worker;

@@ -80,14 +80,15 @@ impl OperatorFactory for PyMapBatches {
     fn create(&self, input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         Ok(Box::new(PyMapBatchesOp {
             output: self.output_schema(input)?,
-            f: self.f.clone(),
+            f: call::copy_for_subtask(&self.f),
         }))
     }
 }
 
 struct PyMapBatchesOp {
     output: SchemaRef,
-    f: Arc<Py<PyAny>>,
+    /// This subtask's copy of the function.
+    f: Py<PyAny>,
 }
 
 impl Operator for PyMapBatchesOp {
@@ -95,5 +96,9 @@ impl Operator for PyMapBatchesOp {
         let result = call::batch_to_batch(&self.f, batch)?;
         out.push(conform(result, &self.output, "a Python function")?);
         Ok(())
+    }
+
+    fn on_end(&mut self, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        call::close(&self.f)
     }
 }

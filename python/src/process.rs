@@ -14,7 +14,7 @@ use weir::contract::{TimeDomain, UserResult};
 use weir::operators::keyed_process::{KeyedContext, KeyedProcessFunction};
 use weir::prelude::*;
 
-use crate::call::{describe, value};
+use crate::call::{self, describe, plain, value};
 
 /// A Python keyed process function: `element(ctx, names, values, time)` and `timer(ctx,
 /// timestamp, event_time)` of the package's wrapper, each returning the output rows as lists of
@@ -38,16 +38,7 @@ impl PyKeyedProcess {
 
 impl Clone for PyKeyedProcess {
     fn clone(&self) -> Self {
-        let wrapper = Python::attach(|py| {
-            py.import("copy")
-                .and_then(|copy| copy.call_method1("deepcopy", (self.wrapper.bind(py),)))
-                .map(|w| w.unbind())
-                .unwrap_or_else(|_| self.wrapper.clone_ref(py))
-        });
-        PyKeyedProcess {
-            wrapper: Arc::new(wrapper),
-            names: None,
-        }
+        PyKeyedProcess::new(call::copy_for_subtask(&self.wrapper))
     }
 }
 
@@ -216,27 +207,6 @@ fn call_with_ctx<'py>(
     Ok(())
 }
 
-/// A plain Python value (None, bool, int, float, str; the wrapper turns datetimes into
-/// milliseconds) as a row value.
-fn plain(v: &Bound<'_, PyAny>) -> UserResult<Value> {
-    if v.is_none() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
-    }
-    if let Ok(i) = v.extract::<i64>() {
-        return Ok(Value::Int(i));
-    }
-    if let Ok(f) = v.extract::<f64>() {
-        return Ok(Value::Float(f));
-    }
-    if let Ok(s) = v.extract::<String>() {
-        return Ok(Value::Str(s));
-    }
-    Err(format!("a process function returned {v}, which is not None, a bool, a number or a string").into())
-}
-
 impl KeyedProcessFunction for PyKeyedProcess {
     fn process_element(&mut self, row: RowRef<'_>, ctx: &mut KeyedContext<'_>, out: &mut Vec<Row>) -> UserResult<()> {
         let schema = row.schema();
@@ -287,5 +257,9 @@ impl KeyedProcessFunction for PyKeyedProcess {
             ];
             call_with_ctx(py, &self.wrapper, "timer", ctx, args, out)
         })
+    }
+
+    fn close(&mut self) -> UserResult<()> {
+        call::close(&self.wrapper)
     }
 }

@@ -15,6 +15,7 @@ use crate::env::{error, options};
 use crate::key_column::KeyColumn;
 use crate::map::PyMapBatches;
 use crate::process::PyKeyedProcess;
+use crate::reduce::PyReduce;
 
 /// `weir._weir.Stream`: a stream of batches.
 #[pyclass(name = "Stream", module = "weir._weir", from_py_object)]
@@ -161,6 +162,12 @@ impl PyKeyed {
         Ok(PyStream::new(
             self.k.process(schema, PyKeyedProcess::new(wrapper)).name(name),
         ))
+    }
+
+    /// Flink's rolling reduce: `f(names, running, record) -> values` per record after a key's
+    /// first; the running value is keyed state and goes out per record.
+    fn reduce(&self, name: &str, wrapper: Py<PyAny>) -> PyStream {
+        PyStream::new(self.k.reduce(PyReduce::new(wrapper)).name(name))
     }
 
     /// The keyed stream as a plain stream (its partitioning kept for the next operator).

@@ -10,17 +10,21 @@ use clap::Parser;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use tokio::task::JoinHandle;
-use weir::cluster::cli::WorkerArgs;
+use weir::cluster::cli::{StateArgs, WorkerArgs};
 use weir::prelude::*;
 
 use crate::env::error;
 
 /// `weir worker`'s options, from the environment (and `WEIR_WORKER_ARGS`, the flags `weir
-/// cluster` adds, separated by U+001F).
+/// cluster` adds, separated by U+001F): the worker's place, and checkpoint and state settings
+/// (a StreamJob's `WEIR_CHECKPOINT_*`, `WEIR_FROM_SAVEPOINT`, `WEIR_STATE_*`), which override the
+/// script's.
 #[derive(Parser)]
 struct Args {
     #[command(flatten)]
     worker: WorkerArgs,
+    #[command(flatten)]
+    state: StateArgs,
 }
 
 /// Whether this process was started as a cluster worker.
@@ -60,12 +64,9 @@ pub fn run(py: Python<'_>, env: &StreamExecutionEnvironment, name: &str) -> PyRe
     if let Ok(extra) = std::env::var("WEIR_WORKER_ARGS") {
         argv.extend(extra.split('\u{1f}').filter(|a| !a.is_empty()).map(str::to_string));
     }
-    let args = Args::try_parse_from(argv)
-        .map_err(|e| PyValueError::new_err(format!("this worker's settings: {e}")))?
-        .worker;
-    if let Some(p) = args.parallelism {
-        env.set_parallelism(p);
-    }
+    let Args { worker: args, state } =
+        Args::try_parse_from(argv).map_err(|e| PyValueError::new_err(format!("this worker's settings: {e}")))?;
+    state.apply(env, args.parallelism).map_err(error)?;
     if let Some(m) = args.max_parallelism {
         env.set_max_parallelism(m);
     }
@@ -76,6 +77,14 @@ pub fn run(py: Python<'_>, env: &StreamExecutionEnvironment, name: &str) -> PyRe
         config.restart.attempts = n;
     }
     let ordinal = options.ordinal;
+    // As a pod's PID 1 the script would ignore SIGTERM (no handler, and the kernel drops
+    // default-action signals to PID 1): leave at once on it, as `weir worker` does. Only the
+    // main thread can set a handler; elsewhere Python's default stays.
+    let _ = py.run(
+        c"import signal, sys, threading\nif threading.current_thread() is threading.main_thread():\n    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))\n",
+        None,
+        None,
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,6 +16,7 @@ from weir.datastream import (
     FileSink,
     MapFunction,
     ProcessWindowFunction,
+    ReduceFunction,
     StreamExecutionEnvironment,
     TumblingEventTimeWindows,
     SlidingEventTimeWindows,
@@ -203,3 +204,92 @@ def test_partitioning_keeps_every_record(tmp_path):
     lines = [json.loads(l) for f in sorted((tmp_path / "out").iterdir()) for l in f.read_text().splitlines() if l]
     want = sorted([(i, (i % 5) * 2) for i in range(500)] + [(i, 0) for i in range(0, 500, 5)])
     assert sorted((d["id"], d["k2"]) for d in lines) == want
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 4])
+def test_a_rolling_reduce_emits_each_keys_running_value(parallelism):
+    rnd = random.Random(7)
+    rows = [(rnd.randrange(6), rnd.randint(1, 50)) for _ in range(600)]
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism)
+    ds = env.from_collection(rows, type_info=Types.ROW_NAMED(["k", "v"], [Types.LONG(), Types.LONG()]))
+    got = sorted(tuple(r) for r in ds.key_by("k").reduce(lambda a, b: Row(k=a.k, v=a.v + b.v)).execute_and_collect())
+    running = collections.Counter()
+    want = []
+    for k, v in rows:
+        running[k] += v
+        want.append((k, running[k]))
+    assert got == sorted(want)
+
+
+def test_a_rolling_reduce_by_a_key_selector_hides_the_key_and_names_a_bad_result():
+    class Longest(ReduceFunction):
+        def reduce(self, a, b):
+            return (a.word if len(a.word) >= len(b.word) else b.word, a.n + b.n)
+
+    words = ["a", "bb", "ccc", "dd", "e", "ffff"]
+    env = StreamExecutionEnvironment.get_execution_environment()
+    ds = env.from_collection([(w, 1) for w in words], type_info=Types.ROW_NAMED(["word", "n"], [Types.STRING(), Types.LONG()]))
+    out = list(ds.key_by(lambda r: len(r.word) % 2, key_type=Types.LONG()).reduce(Longest()).execute_and_collect())
+    assert all(r._names == ("word", "n") for r in out)
+    assert sorted(tuple(r) for r in out) == sorted(
+        [("a", 1), ("ccc", 2), ("ccc", 3), ("bb", 1), ("bb", 2), ("ffff", 3)]
+    )
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    ds = env.from_collection([(1, 2), (1, 3)], type_info=Types.ROW_NAMED(["k", "v"], [Types.LONG(), Types.LONG()]))
+    with pytest.raises(RuntimeError, match=r"reduce function .*returned 5, which is not a record of fields k, v"):
+        list(ds.key_by("k").reduce(lambda a, b: 5).execute_and_collect())
+
+
+def test_function_objects_are_opened_and_closed_once_per_subtask(tmp_path):
+    class Counting(MapFunction):
+        def open(self, runtime_context):
+            self.rows = 0
+
+        def map(self, value):
+            self.rows += 1
+            return value
+
+        def close(self):
+            (tmp_path / f"map-{id(self)}").write_text(str(self.rows))
+
+    class BatchRows:
+        def open(self, runtime_context):
+            self.rows = 0
+
+        def __call__(self, batch):
+            self.rows += batch.num_rows
+            return batch
+
+        def close(self):
+            (tmp_path / f"batches-{id(self)}").write_text(str(self.rows))
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.set_buffer_rows(100)  # ten batches, dealt round-robin to the two subtasks
+    ds = env.from_collection(list(range(1000)), type_info=Types.LONG())
+    out = ds.rebalance().map(Counting()).map_batches(BatchRows()).execute_and_collect()
+    assert sorted(r.f0 for r in out) == list(range(1000))
+    for kind in ("map", "batches"):
+        counts = [int(f.read_text()) for f in tmp_path.glob(f"{kind}-*")]
+        assert len(counts) == 2 and sum(counts) == 1000 and min(counts) > 0, (kind, counts)
+
+    class Summing(ReduceFunction):
+        def open(self, runtime_context):
+            self.calls = 0
+
+        def reduce(self, a, b):
+            self.calls += 1
+            return (a.f0 + b.f0,)
+
+        def close(self):
+            (tmp_path / f"reduce-{id(self)}").write_text(str(self.calls))
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    ds = env.from_collection(list(range(1000)), type_info=Types.LONG())
+    out = list(ds.key_by(lambda r: r.f0 % 4, key_type=Types.LONG()).reduce(Summing()).execute_and_collect())
+    assert len(out) == 1000 and max(r.f0 for r in out) == sum(range(3, 1000, 4))
+    counts = [int(f.read_text()) for f in tmp_path.glob("reduce-*")]
+    assert sum(counts) == 1000 - 4, counts

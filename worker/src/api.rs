@@ -37,6 +37,7 @@ use crate::operators::interval_join::IntervalJoin;
 use crate::operators::join::{JoinType, RegularJoin};
 use crate::operators::keyed_process::{KeyedProcess, KeyedProcessFunction};
 use crate::operators::map::{MapBatches, MapRows};
+use crate::operators::rolling_reduce::{ReduceFunction, RollingReduce};
 use crate::operators::running_aggregate::RunningAggregate;
 use crate::operators::select::Select;
 use crate::operators::split::Split;
@@ -653,10 +654,22 @@ impl KeyedStream {
     pub fn process<F: KeyedProcessFunction + Clone>(&self, output: SchemaRef, function: F) -> DataStream {
         let op = KeyedProcess {
             keys: self.keys.clone(),
-            output,
+            output: Some(output),
             function: Arc::new(std::sync::Mutex::new(function)),
         };
         self.stream.transform("process", Arc::new(op))
+    }
+
+    /// Flink's rolling `reduce`: per record, `f(running, record)` becomes the key's running value
+    /// and goes out (a key's first record goes out as it is). The running value is keyed state:
+    /// checkpointed, restored and split by key group like any other.
+    pub fn reduce(&self, f: impl ReduceFunction) -> DataStream {
+        let op = KeyedProcess {
+            keys: self.keys.clone(),
+            output: None,
+            function: Arc::new(std::sync::Mutex::new(RollingReduce::new(f))),
+        };
+        self.stream.transform("reduce", Arc::new(op))
     }
 
     /// Running aggregates per key: for every row, its key fields and the key's aggregates so far

@@ -56,7 +56,7 @@ fn admission_rules_name_what_is_wrong() {
     two_jobs.job.sql = Some("SELECT 1".into());
     let e = format!("{:?}", StreamJob::new("j", two_jobs).validate_cel().unwrap_err());
     assert!(
-        e.contains("set exactly one of job.sql, job.pipeline, job.builtin"),
+        e.contains("set exactly one of job.sql, job.pipeline, job.python, job.builtin"),
         "{e}"
     );
 

@@ -444,3 +444,106 @@ spec:
     assert_eq!(seen.values().map(|v| v.1).sum::<u64>(), rows * (rows - 1) / 2);
     drop(op);
 }
+
+#[test]
+fn a_python_stream_job_on_real_pods_runs_its_script_with_checkpoints_and_writes_every_window_once() {
+    let c = cluster();
+    let (python, endpoint) = node_s3();
+    let ns = c.namespace("python");
+    let ns = ns.name.as_str();
+    let bucket = ns.to_string();
+    create_bucket(&python, &endpoint, &bucket);
+    s3_in_cluster(&c, ns);
+    let rows = 6_000u64;
+    // A Python map and a Python window function run in the worker pods (the weir-worker-python
+    // image); checkpoints go where the StreamJob says (its WEIR_CHECKPOINT_* variables override
+    // the script, which sets none), and the file sink commits on them.
+    let script = format!(
+        "from weir.common import Types, WatermarkStrategy
+from weir.datastream import (DataGenSource, FileSink, ProcessWindowFunction, StreamExecutionEnvironment,
+                             Time, TumblingEventTimeWindows)
+
+class Totals(ProcessWindowFunction):
+    def process(self, key, context, elements):
+        rows = list(elements)
+        yield (key, context.window().start, len(rows), sum(r.id for r in rows))
+
+env = StreamExecutionEnvironment.get_execution_environment()
+source = DataGenSource([{{'name': 'ts', 'kind': 'timestamp', 'start': 0, 'rows_per_ms': 1}},
+                        {{'name': 'id', 'kind': 'sequence'}}], rows={rows}, rows_per_second=600)
+watermarks = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_field('ts')
+env.from_source(source, watermarks, 'gen').set_parallelism(2) \\
+    .map(lambda r: (r.id % {KEYS}, r.id, r.ts),
+         output_type=Types.ROW_NAMED(['k', 'id', 'ts'], [Types.LONG(), Types.LONG(), Types.SQL_TIMESTAMP()])) \\
+    .key_by('k') \\
+    .window(TumblingEventTimeWindows.of(Time.seconds(1))) \\
+    .process(Totals(), output_type=Types.ROW_NAMED(['k', 'window_start', 'n', 'total'],
+                                                   [Types.LONG(), Types.LONG(), Types.LONG(), Types.LONG()])) \\
+    .sink_to(FileSink.for_row_format('s3://{bucket}/out').build())
+env.execute('ignored: the StreamJob names the job')
+"
+    );
+    let op = c.operator(ns, None);
+    let job = format!(
+        "apiVersion: weir.dev/v1alpha1
+kind: StreamJob
+metadata: {{name: py-counts}}
+spec:
+  image: weir-worker-python:dev
+  parallelism: 2
+  upgradeMode: savepoint
+  checkpoint: {{intervalMs: 1000, storage: \"s3://{bucket}/checkpoints\", credentialsSecret: weir-s3}}
+  podTemplate:
+    spec:
+      nodeSelector: {{weir.dev/node: real}}
+      tolerations: [{{key: weir.dev/node, operator: Exists, effect: NoSchedule}}]
+      terminationGracePeriodSeconds: 5
+  job:
+    python: |
+{}
+",
+        script
+            .lines()
+            .map(|l| format!("      {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    c.apply_in(ns, &job).unwrap();
+    let long = Duration::from_secs(120);
+    let last = std::cell::RefCell::new(serde_json::Value::Null);
+    let running = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for_in(&c, ns, "the Python job running with a checkpoint in S3", long, || {
+            let s = c.status(ns, "py-counts");
+            *last.borrow_mut() = s.clone();
+            (s["lastCheckpoint"]["path"].is_string()).then_some(())
+        })
+    }));
+    if running.is_err() {
+        let logs = c
+            .kubectl(&["logs", "-n", ns, "py-counts-0", "--tail=40"])
+            .unwrap_or_default();
+        panic!("no checkpoint; status: {}\npod 0: {logs}", last.borrow());
+    }
+    assert!(
+        last.borrow()["lastCheckpoint"]["path"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/py-counts/"),
+        "state under the StreamJob's name: {}",
+        last.borrow()
+    );
+    wait_for_in(&c, ns, "the job finished", Duration::from_secs(240), || {
+        (c.status(ns, "py-counts")["phase"] == "Finished").then_some(())
+    });
+    let text = committed_output(&python, &endpoint, &bucket);
+    let mut seen: BTreeMap<(i64, i64), (u64, u64)> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let key = (v["window_start"].as_i64().unwrap(), v["k"].as_i64().unwrap());
+        let counts = (v["n"].as_u64().unwrap(), v["total"].as_u64().unwrap());
+        assert!(seen.insert(key, counts).is_none(), "duplicate: {line}");
+    }
+    assert_eq!(seen.values().map(|v| v.0).sum::<u64>(), rows, "every row counted once");
+    assert_eq!(seen.values().map(|v| v.1).sum::<u64>(), rows * (rows - 1) / 2);
+    drop(op);
+}

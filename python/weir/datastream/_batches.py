@@ -116,8 +116,8 @@ def _fits(value: Any, arrow_type: pa.DataType) -> bool:
         return False
 
 
-def row_map(fn: Callable[[Row], Any], out: Optional[pa.Schema], fn_where: str) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
-    def run(batch: pa.RecordBatch) -> pa.RecordBatch:
+def row_map(out: Optional[pa.Schema], fn_where: str) -> Callable[[Callable, pa.RecordBatch], pa.RecordBatch]:
+    def run(fn: Callable[[Row], Any], batch: pa.RecordBatch) -> pa.RecordBatch:
         results = []
         append = results.append
         for r in rows(batch):
@@ -130,10 +130,8 @@ def row_map(fn: Callable[[Row], Any], out: Optional[pa.Schema], fn_where: str) -
     return run
 
 
-def row_flat_map(
-    fn: Callable[[Row], Iterable[Any]], out: Optional[pa.Schema], fn_where: str
-) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
-    def run(batch: pa.RecordBatch) -> pa.RecordBatch:
+def row_flat_map(out: Optional[pa.Schema], fn_where: str) -> Callable[[Callable, pa.RecordBatch], pa.RecordBatch]:
+    def run(fn: Callable[[Row], Iterable[Any]], batch: pa.RecordBatch) -> pa.RecordBatch:
         results: List[Any] = []
         for r in rows(batch):
             try:
@@ -147,8 +145,8 @@ def row_flat_map(
     return run
 
 
-def row_filter(fn: Callable[[Row], Any], fn_where: str) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
-    def run(batch: pa.RecordBatch) -> pa.RecordBatch:
+def row_filter(fn_where: str) -> Callable[[Callable, pa.RecordBatch], pa.RecordBatch]:
+    def run(fn: Callable[[Row], Any], batch: pa.RecordBatch) -> pa.RecordBatch:
         keep = []
         for r in rows(batch):
             try:
@@ -158,6 +156,36 @@ def row_filter(fn: Callable[[Row], Any], fn_where: str) -> Callable[[pa.RecordBa
         return batch.filter(pa.array(keep, type=pa.bool_()))
 
     return run
+
+
+class PerBatch:
+    """What the engine calls per batch for one subtask of a Python operator:
+    ``run(fn, batch)``. The engine deep-copies it per subtask, so a function object
+    (``target``, whose method ``fn`` is) gets its own copy in each, and PyFlink's ``Function``
+    hooks run there: ``open(runtime_context)`` before the first batch, ``close()`` at the end of
+    the input."""
+
+    def __init__(self, target: Any, fn: Callable, run: Callable[[Callable, pa.RecordBatch], pa.RecordBatch]):
+        self.target = target
+        self.fn = fn
+        self.run = run
+        self.opened = False
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.opened:
+            self.opened = True
+            open_hook = getattr(self.target, "open", None)
+            if open_hook is not None:
+                from weir.datastream.functions import RuntimeContext
+
+                open_hook(RuntimeContext())
+        return self.run(self.fn, batch)
+
+    def close(self) -> None:
+        close_hook = getattr(self.target, "close", None)
+        if self.opened and close_hook is not None:
+            self.opened = False
+            close_hook()
 
 
 def key_column(
@@ -183,10 +211,8 @@ def key_column(
     return run
 
 
-def batch_map(
-    fn: Callable[[pa.RecordBatch], Any], out: Optional[pa.Schema], fn_where: str
-) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
-    def run(batch: pa.RecordBatch) -> pa.RecordBatch:
+def batch_map(out: Optional[pa.Schema], fn_where: str) -> Callable[[Callable, pa.RecordBatch], pa.RecordBatch]:
+    def run(fn: Callable[[pa.RecordBatch], Any], batch: pa.RecordBatch) -> pa.RecordBatch:
         try:
             result = fn(batch)
         except Exception as e:

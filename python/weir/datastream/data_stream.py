@@ -3,6 +3,7 @@ operator to the job and returns the stream it produces."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, List, Optional, Sequence, Union
 
 import pyarrow as pa
@@ -35,6 +36,13 @@ def _callable(fn: Any, method: str, kind: type) -> Callable:
     if callable(fn):
         return fn
     raise TypeError(f"expected a function or a {kind.__name__}, not {fn!r}")
+
+
+def _per_batch(func: Any, fn: Callable, run: Callable) -> b.PerBatch:
+    """``run`` for each batch with ``fn``, and the hooks of ``func`` when it is a function
+    object (a ``MapFunction`` etc., or any object with ``open``/``close``)."""
+    target = None if inspect.isfunction(func) or inspect.ismethod(func) else func
+    return b.PerBatch(target, fn, run)
 
 
 def _without_key(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -72,7 +80,7 @@ class DataStream:
         fields."""
         fn = _callable(func, "map", MapFunction)
         where = b.where(fn)
-        run = b.row_map(fn, _schema(output_type, "map"), where)
+        run = _per_batch(func, fn, b.row_map(_schema(output_type, "map"), where))
         return self._batches("map", run, output_type, where)
 
     def flat_map(
@@ -81,14 +89,14 @@ class DataStream:
         """Any number of records out per record in (the function returns or yields them)."""
         fn = _callable(func, "flat_map", FlatMapFunction)
         where = b.where(fn)
-        run = b.row_flat_map(fn, _schema(output_type, "flat_map"), where)
+        run = _per_batch(func, fn, b.row_flat_map(_schema(output_type, "flat_map"), where))
         return self._batches("flat_map", run, output_type, where)
 
     def filter(self, func: Union[Callable, FilterFunction]) -> "DataStream":
         """The records for which the function is true."""
         fn = _callable(func, "filter", FilterFunction)
         where = b.where(fn)
-        return self._batches("filter", b.row_filter(fn, where), None, where)
+        return self._batches("filter", _per_batch(func, fn, b.row_filter(where)), None, where)
 
     def filter_expr(self, condition: str) -> "DataStream":
         """The records for which a SQL condition holds, e.g. ``"price > 100"`` (no Python)."""
@@ -103,11 +111,12 @@ class DataStream:
         self, func: Callable[[pa.RecordBatch], pa.RecordBatch], output_type: Optional[TypeInformation] = None
     ) -> "DataStream":
         """The vectorized form: ``func`` gets each ``pyarrow.RecordBatch`` as it is in the
-        engine (no copy) and returns one (of the input's schema, or ``output_type``'s)."""
+        engine (no copy) and returns one (of the input's schema, or ``output_type``'s). A
+        callable object's ``open``/``close`` run once per subtask, as a ``MapFunction``'s do."""
         if not callable(func):
             raise TypeError(f"map_batches takes a function, not {func!r}")
         where = b.where(func)
-        run = b.batch_map(func, _schema(output_type, "map_batches"), where)
+        run = _per_batch(func, func, b.batch_map(_schema(output_type, "map_batches"), where))
         return self._batches("map_batches", run, output_type, where)
 
     def _batches(self, kind: str, run: Callable, output_type: Optional[TypeInformation], where: str) -> "DataStream":
@@ -236,6 +245,16 @@ class KeyedStream(DataStream):
         wrapper = _KeyedProcessWrapper(func, schema, b.where(func))
         name = self._env._unique(f"process:{type(func).__name__}")
         return DataStream(self._k.process(name, wrapper, schema), self._env)
+
+    def reduce(self, reduce_function: Union[Callable, ReduceFunction]) -> DataStream:
+        """Flink's rolling reduce: each record is folded into its key's running value
+        (``reduce(running, record)``, a record of the input's fields), which goes out; a key's
+        first record goes out as it is. The running value is keyed state (checkpointed)."""
+        fn = _callable(reduce_function, "reduce", ReduceFunction)
+        where = b.where(fn)
+        name = self._env._unique(f"reduce:{where.split(' ', 1)[0]}")
+        target = reduce_function if isinstance(reduce_function, ReduceFunction) else None
+        return DataStream(self._k.reduce(name, _RollingReduce(target, fn, where)), self._env)
 
     def window(self, window_assigner: WindowAssigner) -> "WindowedStream":
         if not isinstance(window_assigner, WindowAssigner):
@@ -367,6 +386,11 @@ class _KeyedProcessWrapper:
         self.fn.open(RuntimeContext())
         self.opened = True
 
+    def close(self) -> None:
+        if self.opened:
+            self.opened = False
+            self.fn.close()
+
     def _rows(self, produced: Any, what: str, record: Any) -> List[list]:
         out = []
         for v in produced or ():
@@ -419,6 +443,52 @@ class _KeyedProcessWrapper:
                 raise b.failure("on_timer", self.where, f"<timer at {timestamp}>", e) from e
         finally:
             _current.ctx = None
+
+
+class _RollingReduce:
+    """What the engine calls per record of a rolling reduce: the running value and the record
+    as lists of values of ``names``; a key selector's key column is hidden from the function
+    and carried over to the result."""
+
+    def __init__(self, target: Optional[ReduceFunction], fn: Callable, where: str):
+        self.target = target
+        self.fn = fn
+        self.where = where
+        self.names: Optional[tuple] = None
+        self.opened = False
+
+    def close(self) -> None:
+        if self.opened and self.target is not None:
+            self.opened = False
+            self.target.close()
+
+    def __call__(self, names: tuple, running: list, value: list) -> list:
+        if not self.opened:
+            self.opened = True
+            if self.target is not None:
+                from weir.datastream.functions import RuntimeContext
+
+                self.target.open(RuntimeContext())
+        if self.names is not names:
+            self.names = names
+            self.key_at = names.index(KEY_COLUMN) if KEY_COLUMN in names else None
+            self.visible = tuple(n for n in names if n != KEY_COLUMN)
+        key_at = self.key_at
+        if key_at is not None:
+            key = value[key_at]
+            del running[key_at], value[key_at]
+        record = Row._make(self.visible, value)
+        try:
+            result = self.fn(Row._make(self.visible, running), record)
+        except Exception as e:
+            raise b.failure("reduce", self.where, record, e) from e
+        try:
+            out = [_plain(x) for x in b.as_row(result, self.visible)]
+        except TypeError as e:
+            raise b.UserFunctionError(f"reduce function {self.where} {e}") from None
+        if key_at is not None:
+            out.insert(key_at, key)
+        return out
 
 
 def _plain(v: Any) -> Any:

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use super::Heartbeats;
 use super::worker::WorkerOptions;
+use crate::api::StreamExecutionEnvironment;
 use crate::contract::error::{Result, WeirError};
+use crate::graph::RestoreFrom;
+use crate::state::StateBackend;
 
 /// Where a worker is in the job and how it reaches the others.
 #[derive(Debug, Clone, clap::Args)]
@@ -202,5 +205,116 @@ mod tests {
         assert!(e(&["--ordinal", "0", "--peers", "nohost"]).contains("needs a port"));
         assert!(e(&["--ordinal", "0"]).contains("--peers"));
         assert!(e(&["--ordinal", "0", "--peers", "a:1", "--heartbeat-timeout-ms", "10"]).contains("must exceed"));
+    }
+}
+
+/// Checkpointing and where state comes from.
+#[derive(clap::Args, Clone, Default)]
+pub struct StateArgs {
+    /// Checkpoint every this many ms (overrides the file's `checkpoint.interval_ms`).
+    #[arg(long, value_name = "MS", env = "WEIR_CHECKPOINT_INTERVAL_MS")]
+    pub checkpoint_interval: Option<u64>,
+    /// Where checkpoints go (a path, file://, s3://bucket/prefix).
+    #[arg(long, value_name = "URL", env = "WEIR_CHECKPOINT_STORAGE")]
+    pub checkpoint_storage: Option<String>,
+    /// Resume from the job's newest complete checkpoint (fresh if there is none).
+    #[arg(long, conflicts_with = "from_savepoint")]
+    pub resume: bool,
+    /// Start from a savepoint (or a checkpoint directory).
+    #[arg(long, value_name = "URL", env = "WEIR_FROM_SAVEPOINT")]
+    pub from_savepoint: Option<String>,
+    /// Start even if the snapshot holds state of operators the job no longer has.
+    #[arg(long)]
+    pub allow_non_restored_state: bool,
+    /// Where keyed state lives: `memory` or `disk` (overrides the file's `state.backend`).
+    #[arg(long, value_name = "BACKEND", env = "WEIR_STATE_BACKEND")]
+    pub state_backend: Option<String>,
+    /// With the disk backend: the directory state files go under.
+    #[arg(long, value_name = "DIR", env = "WEIR_STATE_DIR")]
+    pub state_dir: Option<String>,
+    /// With the disk backend: memory it may use per worker (`512m`, `1Gi`).
+    #[arg(long, value_name = "SIZE", env = "WEIR_STATE_MEMORY")]
+    pub state_memory: Option<String>,
+    /// With the disk backend: keep local copies of checkpoint files so a restart on this
+    /// machine reads them instead of checkpoint storage (default true).
+    #[arg(long, value_name = "BOOL", env = "WEIR_STATE_LOCAL_RECOVERY")]
+    pub state_local_recovery: Option<bool>,
+}
+
+impl StateArgs {
+    /// The same options as arguments, for the workers `weir cluster` starts.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(ms) = self.checkpoint_interval {
+            a.extend(["--checkpoint-interval".to_string(), ms.to_string()]);
+        }
+        if let Some(url) = &self.checkpoint_storage {
+            a.extend(["--checkpoint-storage".to_string(), url.clone()]);
+        }
+        if let Some(url) = &self.from_savepoint {
+            a.extend(["--from-savepoint".to_string(), url.clone()]);
+        }
+        if self.allow_non_restored_state {
+            a.push("--allow-non-restored-state".to_string());
+        }
+        for (flag, value) in [
+            ("--state-backend", &self.state_backend),
+            ("--state-dir", &self.state_dir),
+            ("--state-memory", &self.state_memory),
+        ] {
+            if let Some(v) = value {
+                a.extend([flag.to_string(), v.clone()]);
+            }
+        }
+        if let Some(on) = self.state_local_recovery {
+            a.extend(["--state-local-recovery".to_string(), on.to_string()]);
+        }
+        a
+    }
+    /// Applies these options and `parallelism` to a job's environment (over what the job file
+    /// or script set); returns whether the job checkpoints.
+    pub fn apply(&self, env: &StreamExecutionEnvironment, parallelism: Option<usize>) -> Result<bool> {
+        if let Some(p) = parallelism {
+            env.set_parallelism(p);
+        }
+        if let Some(ms) = self.checkpoint_interval {
+            env.enable_checkpointing(Duration::from_millis(ms));
+        }
+        if let Some(url) = &self.checkpoint_storage {
+            env.set_checkpoint_storage(url.clone());
+        }
+        let checkpointing = env.config().checkpoint.is_some();
+        if self.resume {
+            if !checkpointing {
+                return Err(WeirError::plan(
+                    "--resume needs checkpoints: set checkpoint.interval_ms in the file or --checkpoint-interval",
+                ));
+            }
+            env.set_restore(RestoreFrom::Latest);
+        }
+        if let Some(url) = &self.from_savepoint {
+            env.set_restore(RestoreFrom::Snapshot(url.clone()));
+        }
+        env.allow_non_restored_state(self.allow_non_restored_state);
+        if self.state_backend.is_some() || self.state_dir.is_some() || self.state_memory.is_some() {
+            let now = env.config().state;
+            let backend = self.state_backend.as_deref().unwrap_or(now.name());
+            let (dir, memory) = match &now {
+                StateBackend::Disk(d) => (Some(d.dir.display().to_string()), Some(d.memory.to_string())),
+                StateBackend::Memory => (None, None),
+            };
+            let backend = StateBackend::from_settings(
+                backend,
+                self.state_dir.as_deref().or(dir.as_deref()),
+                self.state_memory.as_deref().or(memory.as_deref()),
+            )?;
+            env.set_state_backend(backend);
+        }
+        if let Some(on) = self.state_local_recovery {
+            let mut backend = env.config().state;
+            backend.set_local_recovery(on);
+            env.set_state_backend(backend);
+        }
+        Ok(checkpointing)
     }
 }

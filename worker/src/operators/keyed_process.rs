@@ -134,14 +134,20 @@ pub trait KeyedProcessFunction: Send + 'static {
     ) -> UserResult<()> {
         Ok(())
     }
+
+    /// The input ended (Flink's `close`): release what the function holds, flush what it counted.
+    fn close(&mut self) -> UserResult<()> {
+        Ok(())
+    }
 }
 
 /// The operator: keys, output schema, and a prototype of the function cloned per subtask.
 pub struct KeyedProcess<F> {
     /// Key fields.
     pub keys: Vec<String>,
-    /// Output schema.
-    pub output: SchemaRef,
+    /// Output schema; `None`: the input's (a function that emits records of its input's type,
+    /// such as a rolling reduce).
+    pub output: Option<SchemaRef>,
     /// The function.
     pub function: Arc<Mutex<F>>,
 }
@@ -154,11 +160,12 @@ impl<F: KeyedProcessFunction + Clone> OperatorFactory for KeyedProcess<F> {
         for k in &self.keys {
             field_index(input, k, "process key")?;
         }
-        Ok(self.output.clone())
+        Ok(self.output.clone().unwrap_or_else(|| input.clone()))
     }
     fn create(&self, input: &SchemaRef, ctx: &TaskContext) -> Result<Box<dyn Operator>> {
         let function = self.function.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let op = KeyedProcessOp::new(One(function), &[(input, &self.keys)], self.output.clone(), ctx)?;
+        let output = self.output_schema(input)?;
+        let op = KeyedProcessOp::new(One(function), &[(input, &self.keys)], output, ctx)?;
         Ok(Box::new(op))
     }
 }
@@ -176,6 +183,11 @@ pub(crate) trait Handler: Send {
     ) -> UserResult<()>;
     /// A timer of the current key fired.
     fn timer(&mut self, at: i64, domain: TimeDomain, ctx: &mut KeyedContext<'_>, out: &mut Vec<Row>) -> UserResult<()>;
+
+    /// Every input ended.
+    fn close(&mut self) -> UserResult<()> {
+        Ok(())
+    }
 
     /// Whether input `input` is keyed (a broadcast input is not: its rows go to
     /// [`Handler::unkeyed`], with no key's state).
@@ -221,6 +233,9 @@ impl<F: KeyedProcessFunction> Handler for One<F> {
     }
     fn timer(&mut self, at: i64, domain: TimeDomain, ctx: &mut KeyedContext<'_>, out: &mut Vec<Row>) -> UserResult<()> {
         self.0.on_timer(at, domain, ctx, out)
+    }
+    fn close(&mut self) -> UserResult<()> {
+        self.0.close()
     }
 }
 
@@ -392,6 +407,10 @@ impl<H: Handler> Operator for KeyedProcessOp<H> {
         self.timers.processing.first().map(|t| t.0)
     }
 
+    fn on_end(&mut self, _out: &mut Vec<RecordBatch>) -> UserResult<()> {
+        self.handler.close()
+    }
+
     fn snapshot(&mut self, _checkpoint_id: u64, changes_only: bool) -> UserResult<crate::contract::state::Snapshot> {
         // Keyed: the store's records. Non-keyed: the watermark and every timer (event: true)
         // with its key group, which a restore filters by its own key groups.
@@ -506,7 +525,7 @@ mod tests {
         ]));
         let f = KeyedProcess {
             keys: vec!["k".into()],
-            output,
+            output: Some(output),
             function: Arc::new(Mutex::new(Counter)),
         };
         let clock = ManualClock::new(1_000);

@@ -19,6 +19,7 @@ pub mod lookup_join;
 pub mod lookup_table;
 pub mod map;
 pub mod mini_batch;
+pub mod rolling_reduce;
 pub mod row_codec;
 pub mod row_log;
 pub mod running_aggregate;

@@ -194,7 +194,7 @@ fn operators() -> Vec<(&'static str, bool, Make)> {
             one(
                 Box::new(KeyedProcess {
                     keys: vec!["k".into()],
-                    output: process_output,
+                    output: Some(process_output),
                     function: Arc::new(std::sync::Mutex::new(SumAndList)),
                 }),
                 false,

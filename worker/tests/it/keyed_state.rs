@@ -454,6 +454,35 @@ fn state_ttl_expires_entries_not_written_for_the_ttl() {
 }
 
 #[test]
+fn a_rolling_reduce_ends_at_each_keys_sum_at_any_parallelism() {
+    let want: BTreeMap<i64, i64> = running(1).into_iter().map(|(k, (_, sum))| (k, sum)).collect();
+    for p in [1, 3] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p).set_batch_size(500);
+        let sink = Collect::new();
+        env.add_source(common::numbers(20_000, 300))
+            .key_by("k")
+            .reduce(|mut running: Row, row: RowRef<'_>| -> UserResult<Row> {
+                let v = row.schema().index_of("v").map_err(|e| e.to_string())?;
+                let sum = running[v].as_i64().unwrap_or(0) + row.get_i64("v").unwrap_or(0);
+                running[v] = Value::Int(sum);
+                Ok(running)
+            })
+            .add_sink(sink.clone());
+        env.execute("rolling-reduce").unwrap();
+        let mut last: BTreeMap<i64, i64> = BTreeMap::new();
+        let rows = sink.rows_json();
+        for l in &rows {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let e = last.entry(v["k"].as_i64().unwrap()).or_insert(0);
+            *e = (*e).max(v["v"].as_i64().unwrap());
+        }
+        assert_eq!(rows.len(), 20_000, "a row out per row in");
+        assert_eq!(last, want, "p = {p}");
+    }
+}
+
+#[test]
 fn running_aggregates_per_key_match_the_process_function_and_yaml() {
     let run = |p: usize| {
         let env = StreamExecutionEnvironment::new();

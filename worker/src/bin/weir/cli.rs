@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use weir::cluster::cli::WorkerArgs;
+use weir::cluster::cli::{StateArgs, WorkerArgs};
 
 /// Weir: a stream processor in the tradition of Apache Flink.
 #[derive(Parser)]
@@ -92,71 +92,6 @@ pub enum Command {
         /// The pipeline YAML file.
         file: PathBuf,
     },
-}
-
-/// Checkpointing and where state comes from.
-#[derive(clap::Args, Clone, Default)]
-pub struct StateArgs {
-    /// Checkpoint every this many ms (overrides the file's `checkpoint.interval_ms`).
-    #[arg(long, value_name = "MS", env = "WEIR_CHECKPOINT_INTERVAL_MS")]
-    pub checkpoint_interval: Option<u64>,
-    /// Where checkpoints go (a path, file://, s3://bucket/prefix).
-    #[arg(long, value_name = "URL", env = "WEIR_CHECKPOINT_STORAGE")]
-    pub checkpoint_storage: Option<String>,
-    /// Resume from the job's newest complete checkpoint (fresh if there is none).
-    #[arg(long, conflicts_with = "from_savepoint")]
-    pub resume: bool,
-    /// Start from a savepoint (or a checkpoint directory).
-    #[arg(long, value_name = "URL", env = "WEIR_FROM_SAVEPOINT")]
-    pub from_savepoint: Option<String>,
-    /// Start even if the snapshot holds state of operators the job no longer has.
-    #[arg(long)]
-    pub allow_non_restored_state: bool,
-    /// Where keyed state lives: `memory` or `disk` (overrides the file's `state.backend`).
-    #[arg(long, value_name = "BACKEND", env = "WEIR_STATE_BACKEND")]
-    pub state_backend: Option<String>,
-    /// With the disk backend: the directory state files go under.
-    #[arg(long, value_name = "DIR", env = "WEIR_STATE_DIR")]
-    pub state_dir: Option<String>,
-    /// With the disk backend: memory it may use per worker (`512m`, `1Gi`).
-    #[arg(long, value_name = "SIZE", env = "WEIR_STATE_MEMORY")]
-    pub state_memory: Option<String>,
-    /// With the disk backend: keep local copies of checkpoint files so a restart on this
-    /// machine reads them instead of checkpoint storage (default true).
-    #[arg(long, value_name = "BOOL", env = "WEIR_STATE_LOCAL_RECOVERY")]
-    pub state_local_recovery: Option<bool>,
-}
-
-impl StateArgs {
-    /// The same options as arguments, for the workers `weir cluster` starts.
-    pub fn to_args(&self) -> Vec<String> {
-        let mut a = Vec::new();
-        if let Some(ms) = self.checkpoint_interval {
-            a.extend(["--checkpoint-interval".to_string(), ms.to_string()]);
-        }
-        if let Some(url) = &self.checkpoint_storage {
-            a.extend(["--checkpoint-storage".to_string(), url.clone()]);
-        }
-        if let Some(url) = &self.from_savepoint {
-            a.extend(["--from-savepoint".to_string(), url.clone()]);
-        }
-        if self.allow_non_restored_state {
-            a.push("--allow-non-restored-state".to_string());
-        }
-        for (flag, value) in [
-            ("--state-backend", &self.state_backend),
-            ("--state-dir", &self.state_dir),
-            ("--state-memory", &self.state_memory),
-        ] {
-            if let Some(v) = value {
-                a.extend([flag.to_string(), v.clone()]);
-            }
-        }
-        if let Some(on) = self.state_local_recovery {
-            a.extend(["--state-local-recovery".to_string(), on.to_string()]);
-        }
-        a
-    }
 }
 
 #[derive(Subcommand)]

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use cli::{Cli, Command, Progress, StateArgs};
+use cli::{Cli, Command, Progress};
+use weir::cluster::cli::StateArgs;
 use weir::cluster::local::LocalCluster;
 
 /// mimalloc: keyed state is many small allocations, and glibc's allocator spends a large share
@@ -72,13 +73,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             state,
         } => {
             let mut args = state.to_args();
-            if file.extension().is_some_and(|e| e == "py") && !args.is_empty() {
-                anyhow::bail!(
-                    "a Python job sets its checkpoints and state in the script (env.enable_checkpointing, \
-                     env.get_checkpoint_config()…), not with {}",
-                    args.join(" ")
-                );
-            }
             if let Some(p) = parallelism {
                 args.extend(["--parallelism".to_string(), p.to_string()]);
             }

@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use weir::graph::RestoreFrom;
 use weir::pipeline;
 use weir::runtime::control::JobControl;
 use weir::runtime::metrics::{JobMetrics, NodeRole};
 
-use crate::cli::{Progress, StateArgs};
+use weir::cluster::cli::StateArgs;
+
+use crate::cli::Progress;
 
 /// Runs (or with `explain`, plans and prints) the job in `file`.
 pub async fn run(
@@ -169,46 +170,5 @@ fn human(x: f64) -> String {
 /// Applies the command line's parallelism and state options to a loaded job; returns whether
 /// it checkpoints.
 pub fn configure(job: &pipeline::PipelineJob, parallelism: Option<usize>, state: &StateArgs) -> anyhow::Result<bool> {
-    if let Some(p) = parallelism {
-        job.env.set_parallelism(p);
-    }
-    if let Some(ms) = state.checkpoint_interval {
-        job.env.enable_checkpointing(Duration::from_millis(ms));
-    }
-    if let Some(url) = &state.checkpoint_storage {
-        job.env.set_checkpoint_storage(url.clone());
-    }
-    let checkpointing = job.env.config().checkpoint.is_some();
-    if state.resume {
-        if !checkpointing {
-            anyhow::bail!(
-                "--resume needs checkpoints: set checkpoint.interval_ms in the file or --checkpoint-interval"
-            );
-        }
-        job.env.set_restore(RestoreFrom::Latest);
-    }
-    if let Some(url) = &state.from_savepoint {
-        job.env.set_restore(RestoreFrom::Snapshot(url.clone()));
-    }
-    job.env.allow_non_restored_state(state.allow_non_restored_state);
-    if state.state_backend.is_some() || state.state_dir.is_some() || state.state_memory.is_some() {
-        let now = job.env.config().state;
-        let backend = state.state_backend.as_deref().unwrap_or(now.name());
-        let (dir, memory) = match &now {
-            weir::state::StateBackend::Disk(d) => (Some(d.dir.display().to_string()), Some(d.memory.to_string())),
-            weir::state::StateBackend::Memory => (None, None),
-        };
-        let backend = weir::state::StateBackend::from_settings(
-            backend,
-            state.state_dir.as_deref().or(dir.as_deref()),
-            state.state_memory.as_deref().or(memory.as_deref()),
-        )?;
-        job.env.set_state_backend(backend);
-    }
-    if let Some(on) = state.state_local_recovery {
-        let mut backend = job.env.config().state;
-        backend.set_local_recovery(on);
-        job.env.set_state_backend(backend);
-    }
-    Ok(checkpointing)
+    Ok(state.apply(&job.env, parallelism)?)
 }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use weir::cluster::cli::WorkerArgs;
 use weir::pipeline;
 
-use crate::cli::StateArgs;
 use crate::run::configure;
+use weir::cluster::cli::StateArgs;
 
 /// Runs this worker until the job ends (or, lingering, until it is stopped).
 pub async fn run(args: WorkerArgs, state: StateArgs) -> anyhow::Result<ExitCode> {
@@ -19,6 +19,9 @@ pub async fn run(args: WorkerArgs, state: StateArgs) -> anyhow::Result<ExitCode>
             std::process::exit(143);
         }
     });
+    if args.file.extension().is_some_and(|e| e == "py") {
+        return python(&args);
+    }
     let job = pipeline::load(&args.file)?;
     if let Some(m) = args.max_parallelism {
         set_max_parallelism(&job, m)?;
@@ -40,6 +43,32 @@ pub async fn run(args: WorkerArgs, state: StateArgs) -> anyhow::Result<ExitCode>
         eprintln!("error: {}", exit.message);
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// A Python job's worker is the script itself (the `weir-worker-python` image): it runs under
+/// `WEIR_PYTHON` (default `python3`) with this worker's variables, and the `weir` package's
+/// `execute` joins the cluster as this worker. Settings given as flags travel in
+/// `WEIR_WORKER_ARGS` (separated by U+001F), as `weir cluster` passes them.
+fn python(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let interpreter = std::env::var_os("WEIR_PYTHON").unwrap_or_else(|| "python3".into());
+    let flags: Vec<String> = std::env::args().skip_while(|a| a != "worker").skip(1).collect();
+    let flags: Vec<&str> = flags
+        .iter()
+        .map(String::as_str)
+        .filter(|a| std::path::Path::new(a) != args.file.as_path())
+        .collect();
+    let err = std::process::Command::new(&interpreter)
+        .arg(&args.file)
+        .env("WEIR_JOB", &args.file)
+        .env("WEIR_WORKER_ARGS", flags.join("\u{1f}"))
+        .exec();
+    anyhow::bail!(
+        "cannot run the Python job {} with {}: {err} (set WEIR_PYTHON to a Python with the weir package, as the \
+         weir-worker-python image has)",
+        args.file.display(),
+        interpreter.to_string_lossy()
+    )
 }
 
 /// Gives the job `max` key groups (the StreamJob's `maxParallelism`), refusing a job file that
