@@ -189,7 +189,7 @@ fn invalid_manifests_are_refused_with_the_field_named() {
     assert!(e.contains("spec.upgradeMode") && e.contains("sometimes"), "{e}");
     let e = refused(&good.replace("  job:\n", "  job:\n    sql: SELECT 1\n"));
     assert!(
-        e.contains("set exactly one of job.sql, job.pipeline, job.builtin"),
+        e.contains("set exactly one of job.sql, job.pipeline, job.python, job.builtin"),
         "{e}"
     );
     let e = refused(&good.replace("    pipeline: |", "    builtin: wordcount\n    pipeline: |"));

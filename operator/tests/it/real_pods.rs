@@ -340,6 +340,48 @@ fn worker_rss() -> Vec<u64> {
 
 /// A StreamJob whose job is Flink SQL: the same ConfigMap path as pipelines, the workers plan
 /// the script, checkpoint into S3, rescale with `kubectl scale` and write every window once.
+/// A StreamJob `name` on the real node running `text` as `job.<kind>` in `image`, checkpointing
+/// into `bucket` every second.
+fn stream_job_on_node(name: &str, image: &str, bucket: &str, kind: &str, text: &str) -> String {
+    format!(
+        "apiVersion: weir.dev/v1alpha1
+kind: StreamJob
+metadata: {{name: {name}}}
+spec:
+  image: {image}
+  parallelism: 2
+  upgradeMode: savepoint
+  checkpoint: {{intervalMs: 1000, storage: \"s3://{bucket}/checkpoints\", credentialsSecret: weir-s3}}
+  podTemplate:
+    spec:
+      nodeSelector: {{weir.dev/node: real}}
+      tolerations: [{{key: weir.dev/node, operator: Exists, effect: NoSchedule}}]
+      terminationGracePeriodSeconds: 5
+  job:
+    {kind}: |
+{}
+",
+        text.lines()
+            .map(|l| format!("      {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+/// Checks committed window counts (JSON lines of `k`, `window_start`, `n`, `total` over ids
+/// `0..rows`): each window and key once, every row counted once.
+fn assert_every_window_once(text: &str, rows: u64) {
+    let mut seen: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let key = (v["window_start"].to_string(), v["k"].as_i64().unwrap());
+        let counts = (v["n"].as_u64().unwrap(), v["total"].as_u64().unwrap());
+        assert!(seen.insert(key, counts).is_none(), "duplicate: {line}");
+    }
+    assert_eq!(seen.values().map(|v| v.0).sum::<u64>(), rows, "every row counted once");
+    assert_eq!(seen.values().map(|v| v.1).sum::<u64>(), rows * (rows - 1) / 2);
+}
+
 #[test]
 fn a_sql_stream_job_on_real_pods_scales_and_writes_every_window_once() {
     let c = cluster();
@@ -375,26 +417,7 @@ GROUP BY id % {KEYS}, window_start, window_end;
         rows - 1
     );
     let op = c.operator(ns, None);
-    let job = format!(
-        "apiVersion: weir.dev/v1alpha1
-kind: StreamJob
-metadata: {{name: sql-counts}}
-spec:
-  image: weir-worker:dev
-  parallelism: 2
-  upgradeMode: savepoint
-  checkpoint: {{intervalMs: 1000, storage: \"s3://{bucket}/checkpoints\", credentialsSecret: weir-s3}}
-  podTemplate:
-    spec:
-      nodeSelector: {{weir.dev/node: real}}
-      tolerations: [{{key: weir.dev/node, operator: Exists, effect: NoSchedule}}]
-      terminationGracePeriodSeconds: 5
-  job:
-    sql: |
-{}
-",
-        sql.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
-    );
+    let job = stream_job_on_node("sql-counts", "weir-worker:dev", &bucket, "sql", &sql);
     c.apply_in(ns, &job).unwrap();
     let long = Duration::from_secs(120);
     wait_for_in(&c, ns, "the SQL job running with a checkpoint in S3", long, || {
@@ -432,16 +455,7 @@ spec:
     wait_for_in(&c, ns, "the job finished", Duration::from_secs(240), || {
         (c.status(ns, "sql-counts")["phase"] == "Finished").then_some(())
     });
-    let text = committed_output(&python, &endpoint, &bucket);
-    let mut seen: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-        let key = (v["window_start"].to_string(), v["k"].as_i64().unwrap());
-        let counts = (v["n"].as_u64().unwrap(), v["total"].as_u64().unwrap());
-        assert!(seen.insert(key, counts).is_none(), "duplicate: {line}");
-    }
-    assert_eq!(seen.values().map(|v| v.0).sum::<u64>(), rows, "every row counted once");
-    assert_eq!(seen.values().map(|v| v.1).sum::<u64>(), rows * (rows - 1) / 2);
+    assert_every_window_once(&committed_output(&python, &endpoint, &bucket), rows);
     drop(op);
 }
 
@@ -484,30 +498,7 @@ env.execute('ignored: the StreamJob names the job')
 "
     );
     let op = c.operator(ns, None);
-    let job = format!(
-        "apiVersion: weir.dev/v1alpha1
-kind: StreamJob
-metadata: {{name: py-counts}}
-spec:
-  image: weir-worker-python:dev
-  parallelism: 2
-  upgradeMode: savepoint
-  checkpoint: {{intervalMs: 1000, storage: \"s3://{bucket}/checkpoints\", credentialsSecret: weir-s3}}
-  podTemplate:
-    spec:
-      nodeSelector: {{weir.dev/node: real}}
-      tolerations: [{{key: weir.dev/node, operator: Exists, effect: NoSchedule}}]
-      terminationGracePeriodSeconds: 5
-  job:
-    python: |
-{}
-",
-        script
-            .lines()
-            .map(|l| format!("      {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    let job = stream_job_on_node("py-counts", "weir-worker-python:dev", &bucket, "python", &script);
     c.apply_in(ns, &job).unwrap();
     let long = Duration::from_secs(120);
     let last = std::cell::RefCell::new(serde_json::Value::Null);
@@ -519,10 +510,17 @@ spec:
         })
     }));
     if running.is_err() {
-        let logs = c
-            .kubectl(&["logs", "-n", ns, "py-counts-0", "--tail=40"])
+        let pods = c
+            .kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.status.containerStatuses}{\"\\n\"}{end}",
+            ])
             .unwrap_or_default();
-        panic!("no checkpoint; status: {}\npod 0: {logs}", last.borrow());
+        panic!("no checkpoint; status: {}\npods: {pods}", last.borrow());
     }
     assert!(
         last.borrow()["lastCheckpoint"]["path"]
@@ -535,15 +533,6 @@ spec:
     wait_for_in(&c, ns, "the job finished", Duration::from_secs(240), || {
         (c.status(ns, "py-counts")["phase"] == "Finished").then_some(())
     });
-    let text = committed_output(&python, &endpoint, &bucket);
-    let mut seen: BTreeMap<(i64, i64), (u64, u64)> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-        let key = (v["window_start"].as_i64().unwrap(), v["k"].as_i64().unwrap());
-        let counts = (v["n"].as_u64().unwrap(), v["total"].as_u64().unwrap());
-        assert!(seen.insert(key, counts).is_none(), "duplicate: {line}");
-    }
-    assert_eq!(seen.values().map(|v| v.0).sum::<u64>(), rows, "every row counted once");
-    assert_eq!(seen.values().map(|v| v.1).sum::<u64>(), rows * (rows - 1) / 2);
+    assert_every_window_once(&committed_output(&python, &endpoint, &bucket), rows);
     drop(op);
 }
