@@ -202,7 +202,7 @@ fn invalid_manifests_are_refused_with_the_field_named() {
         .collect();
     let e = refused(&builtin);
     assert!(
-        e.contains("job.builtin: worker pods run job.sql and job.pipeline"),
+        e.contains("job.builtin: worker pods run job.sql, job.pipeline and job.python"),
         "{e}"
     );
     let e = refused(&good.replace("  upgradeMode:", "  upgrade:\n    timeoutSeconds: 0\n  upgradeMode:"));
