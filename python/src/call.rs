@@ -2,6 +2,8 @@
 //! window), the batch crosses as a `pyarrow.RecordBatch` through the Arrow C data interface (no
 //! copy), and a Python exception becomes the task's error with Python's own description.
 
+use std::cell::Cell;
+
 use arrow::record_batch::RecordBatch;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -9,6 +11,34 @@ use weir::contract::UserResult;
 use weir::prelude::*;
 
 use crate::bridge::{batch_from_py, batch_to_py};
+
+thread_local! {
+    /// Whether this thread keeps a Python thread state (see [`attach`]).
+    static KEPT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `Python::attach` for the engine's task threads. Taking the GIL on a thread without a Python
+/// thread state creates one and destroys it again on release, microseconds each time — per
+/// record for a keyed function. The first call on a thread therefore registers the thread once
+/// more, so its state outlives the call (released with the GIL, never destroyed) and later calls
+/// only take the GIL.
+pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    Python::attach(|py| {
+        KEPT.with(|kept| {
+            if !kept.get() {
+                kept.set(true);
+                // SAFETY: called with the GIL held (inside `attach`), where `PyGILState_Ensure`
+                // only counts one more use of this thread's state and returns; the count is
+                // never given back, so the state stays registered for the thread's life.
+                #[allow(unsafe_code)]
+                unsafe {
+                    pyo3::ffi::PyGILState_Ensure();
+                }
+            }
+        });
+        f(py)
+    })
+}
 
 /// A Python exception as the engine's error text: the exception's own message (the `weir`
 /// package's wrappers put the function's name, file and line and the record there).
@@ -24,7 +54,7 @@ pub fn describe(py: Python<'_>, e: PyErr) -> weir::contract::UserError {
 
 /// `f(batch)` for a Python `f` returning a `pyarrow.RecordBatch`.
 pub fn batch_to_batch(f: &Py<PyAny>, batch: RecordBatch) -> UserResult<RecordBatch> {
-    Python::attach(|py| {
+    attach(|py| {
         let arg = batch_to_py(py, &batch).map_err(|e| describe(py, e))?;
         let out = f.bind(py).call1((arg,)).map_err(|e| describe(py, e))?;
         batch_from_py(&out).map_err(|e| describe(py, e))
@@ -35,7 +65,7 @@ pub fn batch_to_batch(f: &Py<PyAny>, batch: RecordBatch) -> UserResult<RecordBat
 /// subtask its own unpickled copy), so `open`/`close` and whatever the object keeps are per
 /// subtask; an object that cannot be copied is shared, with a warning.
 pub fn copy_for_subtask(f: &Py<PyAny>) -> Py<PyAny> {
-    Python::attach(|py| {
+    attach(|py| {
         match py
             .import("copy")
             .and_then(|copy| copy.call_method1("deepcopy", (f.bind(py),)))
@@ -51,7 +81,7 @@ pub fn copy_for_subtask(f: &Py<PyAny>) -> Py<PyAny> {
 
 /// Calls `close()` of a Python operator's function at the end of its input, when it has one.
 pub fn close(f: &Py<PyAny>) -> UserResult<()> {
-    Python::attach(|py| {
+    attach(|py| {
         let f = f.bind(py);
         if f.hasattr("close").map_err(|e| describe(py, e))? {
             f.call_method0("close").map_err(|e| describe(py, e))?;
@@ -97,7 +127,7 @@ pub fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
 pub fn window(f: &Py<PyAny>, ctx: &WindowContext<'_>, elements: &[Row], out: &mut Vec<Row>) -> UserResult<()> {
     let batch = weir::row::rows_to_batch(ctx.schema(), elements)?;
     let w = ctx.window();
-    Python::attach(|py| {
+    attach(|py| {
         let key = PyList::empty(py);
         for v in ctx.key() {
             key.append(value(py, v).map_err(|e| describe(py, e))?)

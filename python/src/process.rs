@@ -212,7 +212,7 @@ impl KeyedProcessFunction for PyKeyedProcess {
         let schema = row.schema();
         let time = ctx.timestamp();
         let values = row.to_row();
-        Python::attach(|py| {
+        call::attach(|py| {
             let names = match &self.names {
                 Some(n) => n.clone_ref(py),
                 None => {
@@ -247,7 +247,7 @@ impl KeyedProcessFunction for PyKeyedProcess {
         out: &mut Vec<Row>,
     ) -> UserResult<()> {
         let event_time = matches!(domain, TimeDomain::EventTime);
-        Python::attach(|py| {
+        call::attach(|py| {
             let args = vec![
                 timestamp
                     .into_pyobject(py)

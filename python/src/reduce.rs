@@ -32,7 +32,7 @@ impl Clone for PyReduce {
 
 impl ReduceFunction for PyReduce {
     fn reduce(&mut self, running: Row, record: RowRef<'_>) -> UserResult<Row> {
-        Python::attach(|py| {
+        call::attach(|py| {
             let args = (|| -> PyResult<_> {
                 let names = match &self.names {
                     Some(n) => n.bind(py).clone(),

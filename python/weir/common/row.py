@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Dict, Sequence, Tuple, Type
 
 
@@ -15,6 +16,7 @@ class Row(tuple):
 
     __slots__ = ()
     _names: Tuple[str, ...] = ()
+    _index: Dict[str, int] = {}
 
     def __new__(cls, *values: Any, **named: Any) -> "Row":
         if values and named:
@@ -38,8 +40,8 @@ class Row(tuple):
     def __getitem__(self, item: Any) -> Any:  # type: ignore[override]
         if isinstance(item, str):
             try:
-                return tuple.__getitem__(self, self._names.index(item))
-            except ValueError:
+                return tuple.__getitem__(self, self._index[item])
+            except KeyError:
                 raise KeyError(f"Row has no field '{item}' (fields: {', '.join(self._names) or 'unnamed'})") from None
         return tuple.__getitem__(self, item)
 
@@ -76,9 +78,19 @@ def _class_for(names: Tuple[str, ...]) -> Type[Row]:
     if cls is None:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate field names in {names}")
-        cls = type("Row", (Row,), {"__slots__": (), "_names": names})
+        attrs: Dict[str, Any] = {"__slots__": (), "_names": names, "_index": {n: i for i, n in enumerate(names)}}
+        # A field is a property reading its position (as a namedtuple's are): `row.price` costs
+        # a C call, not a search of the names. A field named like one of Row's own methods, or
+        # starting with "_", is read by `row["name"]` (or `__getattr__` when nothing shadows it).
+        for i, n in enumerate(names):
+            if not n.startswith("_") and n not in _OWN:
+                attrs[n] = property(itemgetter(i))
+        cls = type("Row", (Row,), attrs)
         _CLASSES[names] = cls
     return cls
+
+
+_OWN = frozenset(dir(Row))
 
 
 def _rebuild(names: Tuple[str, ...], values: tuple) -> Row:

@@ -5,11 +5,12 @@ the function, its file and line, and the record when the function or its result 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable, List, Optional, Sequence
+from functools import partial
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import pyarrow as pa
 
-from weir.common.row import Row
+from weir.common.row import Row, _class_for
 
 
 class UserFunctionError(Exception):
@@ -50,10 +51,10 @@ def rows(batch: pa.RecordBatch) -> List[Row]:
     """The batch's records as rows with its field names."""
     names = tuple(batch.schema.names)
     columns = [c.to_pylist() for c in batch.columns]
-    make = Row._make
     if not columns:
-        return [make(names, ()) for _ in range(batch.num_rows)]
-    return [make(names, values) for values in zip(*columns)]
+        return [Row._make(names, ()) for _ in range(batch.num_rows)]
+    make = partial(tuple.__new__, _class_for(names))
+    return list(map(make, zip(*columns)))
 
 
 def as_row(value: Any, names: tuple) -> Row:
@@ -70,13 +71,17 @@ def as_row(value: Any, names: tuple) -> Row:
     raise TypeError(f"returned {value!r}, which is not a record of fields {', '.join(names)}")
 
 
-def _fields_of(value: Any, schema: pa.Schema) -> Sequence[Any]:
+def _fields_of(value: Any, names: Tuple[str, ...]) -> Sequence[Any]:
+    """A function's result as the values of fields ``names``."""
+    if isinstance(value, Row) and value._names:
+        if value._names == names:
+            return value
+        if all(n in value._index for n in names):
+            return [value[name] for name in names]
     if isinstance(value, dict):
-        return [value.get(name) for name in schema.names]
-    if isinstance(value, Row) and value._names and set(value._names) >= set(schema.names):
-        return [value[name] for name in schema.names]
+        return [value.get(name) for name in names]
     if isinstance(value, (tuple, list)):
-        if len(schema) == 1 and len(value) != 1:
+        if len(names) == 1 and len(value) != 1:
             return [value]
         return value
     return [value]
@@ -85,17 +90,19 @@ def _fields_of(value: Any, schema: pa.Schema) -> Sequence[Any]:
 def to_batch(values: Sequence[Any], schema: pa.Schema, what: str, fn_where: str) -> pa.RecordBatch:
     """A batch of ``schema`` from a function's results: rows, tuples, lists or dicts, or single
     values when the schema has one field."""
-    columns: List[List[Any]] = [[] for _ in schema.names]
-    width = len(schema)
+    names = tuple(schema.names)
+    width = len(names)
+    records = []
+    append = records.append
     for v in values:
-        fields = _fields_of(v, schema)
+        fields = v if getattr(v, "_names", None) == names else _fields_of(v, names)
         if len(fields) != width:
             raise UserFunctionError(
                 f"{what} function {fn_where} returned {v!r} with {len(fields)} fields; its output type has "
-                f"{width}: {', '.join(schema.names)} (pass output_type=Types.ROW_NAMED(...) for another shape)"
+                f"{width}: {', '.join(names)} (pass output_type=Types.ROW_NAMED(...) for another shape)"
             )
-        for column, field in zip(columns, fields):
-            column.append(field)
+        append(fields)
+    columns: List[Any] = list(zip(*records)) if records else [[] for _ in names]
     arrays = []
     for column, field in zip(columns, schema):
         try:

@@ -375,6 +375,7 @@ class _KeyedProcessWrapper:
     def __init__(self, fn: KeyedProcessFunction, schema: pa.Schema, where: str):
         self.fn = fn
         self.schema = schema
+        self.out_names = tuple(schema.names)
         self.where = where
         self.opened = False
         self.names: Optional[tuple] = None
@@ -394,7 +395,7 @@ class _KeyedProcessWrapper:
     def _rows(self, produced: Any, what: str, record: Any) -> List[list]:
         out = []
         for v in produced or ():
-            fields = list(b._fields_of(v, self.schema))
+            fields = list(b._fields_of(v, self.out_names))
             if len(fields) != len(self.schema):
                 raise b.UserFunctionError(
                     f"{what} function {self.where} returned {v!r} with {len(fields)} fields; its output type has "
