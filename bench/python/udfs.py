@@ -79,9 +79,9 @@ def tree_cpu_s(root: int) -> float:
     return total / TICK
 
 
-def tree_rss_bytes(root: int) -> int:
+def rss_bytes(pids) -> int:
     total = 0
-    for pid in _tree(root):
+    for pid in pids:
         try:
             with open(f"/proc/{pid}/statm") as f:
                 total += int(f.read().split()[1]) * PAGE
@@ -98,7 +98,7 @@ class Meter:
     def __enter__(self):
         self.root = os.getpid()
         self.pids = _tree(self.root)
-        self.peak = tree_rss_bytes(self.root)
+        self.peak = rss_bytes(self.pids)
         self.stop = threading.Event()
         self.sampler_cpu = 0.0
         self.thread = threading.Thread(target=self._sample, daemon=True)
@@ -107,16 +107,6 @@ class Meter:
         self.thread.start()
         return self
 
-    def _rss(self) -> int:
-        total = 0
-        for pid in self.pids:
-            try:
-                with open(f"/proc/{pid}/statm") as f:
-                    total += int(f.read().split()[1]) * PAGE
-            except OSError:
-                pass
-        return total
-
     def _sample(self):
         start = time.thread_time()
         tick = 0
@@ -124,7 +114,7 @@ class Meter:
             tick += 1
             if tick % 50 == 0:
                 self.pids = _tree(self.root)
-            self.peak = max(self.peak, self._rss())
+            self.peak = max(self.peak, rss_bytes(self.pids))
         self.sampler_cpu = time.thread_time() - start
 
     def __exit__(self, *exc):
@@ -133,7 +123,7 @@ class Meter:
         self.stop.set()
         self.thread.join()
         self.cpu = cpu - self.sampler_cpu
-        self.peak = max(self.peak, tree_rss_bytes(self.root))
+        self.peak = max(self.peak, rss_bytes(_tree(self.root)))
 
 
 # -- the functions, the same on both engines --------------------------------------------------

@@ -340,6 +340,20 @@ fn worker_rss() -> Vec<u64> {
 
 /// A StreamJob whose job is Flink SQL: the same ConfigMap path as pipelines, the workers plan
 /// the script, checkpoint into S3, rescale with `kubectl scale` and write every window once.
+/// A namespace of its own (deleted when dropped) with a bucket of its name on the node's S3
+/// server, reached in it as `s3` with the Secret `weir-s3`; and the S3 client's python and the
+/// endpoint.
+fn namespace_with_bucket<'c>(
+    c: &'c crate::common::Cluster,
+    prefix: &str,
+) -> (crate::common::Namespace<'c>, String, String) {
+    let (python, endpoint) = node_s3();
+    let ns = c.namespace(prefix);
+    create_bucket(&python, &endpoint, &ns.name);
+    s3_in_cluster(c, &ns.name);
+    (ns, python, endpoint)
+}
+
 /// A StreamJob `name` on the real node running `text` as `job.<kind>` in `image`, checkpointing
 /// into `bucket` every second.
 fn stream_job_on_node(name: &str, image: &str, bucket: &str, kind: &str, text: &str) -> String {
@@ -385,12 +399,9 @@ fn assert_every_window_once(text: &str, rows: u64) {
 #[test]
 fn a_sql_stream_job_on_real_pods_scales_and_writes_every_window_once() {
     let c = cluster();
-    let (python, endpoint) = node_s3();
-    let ns = c.namespace("sql");
+    let (ns, python, endpoint) = namespace_with_bucket(&c, "sql");
     let ns = ns.name.as_str();
     let bucket = ns.to_string();
-    create_bucket(&python, &endpoint, &bucket);
-    s3_in_cluster(&c, ns);
     let rows = 30_000u64;
     // The generator keeps its parallelism (its sequence positions do not redistribute); the
     // window operator and the sink rescale.
@@ -462,12 +473,9 @@ GROUP BY id % {KEYS}, window_start, window_end;
 #[test]
 fn a_python_stream_job_on_real_pods_runs_its_script_with_checkpoints_and_writes_every_window_once() {
     let c = cluster();
-    let (python, endpoint) = node_s3();
-    let ns = c.namespace("python");
+    let (ns, python, endpoint) = namespace_with_bucket(&c, "python");
     let ns = ns.name.as_str();
     let bucket = ns.to_string();
-    create_bucket(&python, &endpoint, &bucket);
-    s3_in_cluster(&c, ns);
     let rows = 6_000u64;
     // A Python map and a Python window function run in the worker pods (the weir-worker-python
     // image); checkpoints go where the StreamJob says (its WEIR_CHECKPOINT_* variables override
