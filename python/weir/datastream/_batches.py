@@ -165,20 +165,17 @@ def row_filter(fn_where: str) -> Callable[[Callable, pa.RecordBatch], pa.RecordB
     return run
 
 
-class PerBatch:
-    """What the engine calls per batch for one subtask of a Python operator:
-    ``run(fn, batch)``. The engine deep-copies it per subtask, so a function object
-    (``target``, whose method ``fn`` is) gets its own copy in each, and PyFlink's ``Function``
-    hooks run there: ``open(runtime_context)`` before the first batch, ``close()`` at the end of
-    the input."""
+class Hooks:
+    """PyFlink's ``Function`` hooks of a user's function object (``target``; None for a plain
+    function): ``open(runtime_context)`` before the first call, ``close()`` at the end of the
+    input. The engine deep-copies the wrapper holding them per subtask, so they run once per
+    subtask, each on its own copy of the object."""
 
-    def __init__(self, target: Any, fn: Callable, run: Callable[[Callable, pa.RecordBatch], pa.RecordBatch]):
+    def __init__(self, target: Any):
         self.target = target
-        self.fn = fn
-        self.run = run
         self.opened = False
 
-    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def open_once(self) -> None:
         if not self.opened:
             self.opened = True
             open_hook = getattr(self.target, "open", None)
@@ -186,13 +183,26 @@ class PerBatch:
                 from weir.datastream.functions import RuntimeContext
 
                 open_hook(RuntimeContext())
-        return self.run(self.fn, batch)
 
     def close(self) -> None:
         close_hook = getattr(self.target, "close", None)
         if self.opened and close_hook is not None:
             self.opened = False
             close_hook()
+
+
+class PerBatch(Hooks):
+    """What the engine calls per batch for one subtask of a Python operator:
+    ``run(fn, batch)``, with the hooks of the function object ``fn`` is a method of."""
+
+    def __init__(self, target: Any, fn: Callable, run: Callable[[Callable, pa.RecordBatch], pa.RecordBatch]):
+        super().__init__(target)
+        self.fn = fn
+        self.run = run
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        self.open_once()
+        return self.run(self.fn, batch)
 
 
 def key_column(

@@ -367,30 +367,19 @@ class WindowedStream:
         return DataStream(self._w.process(self._env._unique(f"reduce:{where.split(' ', 1)[0]}"), run, None), self._env)
 
 
-class _KeyedProcessWrapper:
+class _KeyedProcessWrapper(b.Hooks):
     """What the engine calls for a ``KeyedProcessFunction``: sets the call's state context,
     opens the function once per subtask (the engine deep-copies this object per subtask),
     builds the record, and turns what the function yields into rows of plain values."""
 
     def __init__(self, fn: KeyedProcessFunction, schema: pa.Schema, where: str):
+        super().__init__(fn)
         self.fn = fn
         self.schema = schema
         self.out_names = tuple(schema.names)
         self.where = where
-        self.opened = False
         self.names: Optional[tuple] = None
         self.keep: Optional[List[int]] = None
-
-    def _open(self) -> None:
-        from weir.datastream.functions import RuntimeContext
-
-        self.fn.open(RuntimeContext())
-        self.opened = True
-
-    def close(self) -> None:
-        if self.opened:
-            self.opened = False
-            self.fn.close()
 
     def _rows(self, produced: Any, what: str, record: Any) -> List[list]:
         out = []
@@ -414,8 +403,7 @@ class _KeyedProcessWrapper:
         row = Row._make(self.visible, [values[i] for i in self.keep])
         _current.ctx = ctx
         try:
-            if not self.opened:
-                self._open()
+            self.open_once()
             context = _ProcessContext(ctx, time)
             try:
                 return self._rows(self.fn.process_element(row, context), "process_element", row)
@@ -432,8 +420,7 @@ class _KeyedProcessWrapper:
 
         _current.ctx = ctx
         try:
-            if not self.opened:
-                self._open()
+            self.open_once()
             domain = TimeDomain.EVENT_TIME if event_time else TimeDomain.PROCESSING_TIME
             context = _TimerContext(ctx, timestamp, domain)
             try:
@@ -446,30 +433,19 @@ class _KeyedProcessWrapper:
             _current.ctx = None
 
 
-class _RollingReduce:
+class _RollingReduce(b.Hooks):
     """What the engine calls per record of a rolling reduce: the running value and the record
     as lists of values of ``names``; a key selector's key column is hidden from the function
     and carried over to the result."""
 
     def __init__(self, target: Optional[ReduceFunction], fn: Callable, where: str):
-        self.target = target
+        super().__init__(target)
         self.fn = fn
         self.where = where
         self.names: Optional[tuple] = None
-        self.opened = False
-
-    def close(self) -> None:
-        if self.opened and self.target is not None:
-            self.opened = False
-            self.target.close()
 
     def __call__(self, names: tuple, running: list, value: list) -> list:
-        if not self.opened:
-            self.opened = True
-            if self.target is not None:
-                from weir.datastream.functions import RuntimeContext
-
-                self.target.open(RuntimeContext())
+        self.open_once()
         if self.names is not names:
             self.names = names
             self.key_at = names.index(KEY_COLUMN) if KEY_COLUMN in names else None
