@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 /// Format version of `_metadata` and the state files it indexes. 2: incremental chains, and
 /// keyed state written as per-key-group records by the copy-on-write operators; 3: each
 /// record's entry framed with its length (a restore on disk stores entries without decoding
-/// them). A snapshot of another format is refused with a clear error rather than misread.
-pub const FORMAT: u32 = 3;
+/// them); 4: the rows that joins, interval joins and Top-N keep hold their integers as varints
+/// (`operators/row_codec.rs`). A snapshot of another format is refused with a clear error
+/// rather than misread.
+pub const FORMAT: u32 = 4;
 
 /// A complete checkpoint or savepoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -71,12 +71,7 @@ impl SideRows {
         if a.capacity() - a.len() < need {
             a.reserve_exact(need.max(a.capacity() / 2));
         }
-        let mut n = row.len();
-        while n >= 0x80 {
-            a.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        a.push(n as u8);
+        super::leb128::push(a, row.len() as u64);
         a.extend_from_slice(row);
         if let Some(at) = at.filter(|_| a[0] == TIMED) {
             a.extend_from_slice(&at.to_le_bytes());
@@ -115,16 +110,8 @@ impl SideRows {
             if rest.is_empty() {
                 return None;
             }
-            let (mut len, mut shift, mut at) = (0usize, 0, 0);
-            loop {
-                let b = rest[at];
-                len |= ((b & 0x7f) as usize) << shift;
-                at += 1;
-                if b & 0x80 == 0 {
-                    break;
-                }
-                shift += 7;
-            }
+            let mut at = 0;
+            let len = super::leb128::read(rest, &mut at) as usize;
             let row = &rest[at..at + len];
             let time = timed.then(|| i64::from_le_bytes(rest[at + len..at + len + TIME].try_into().expect("8 bytes")));
             rest = &rest[at + len + if timed { TIME } else { 0 }..];

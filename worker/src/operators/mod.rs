@@ -14,6 +14,7 @@ pub mod join;
 mod join_rows;
 mod join_schema;
 pub mod keyed_process;
+mod leb128;
 pub mod lookup_http;
 pub mod lookup_join;
 pub mod lookup_table;
