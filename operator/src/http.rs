@@ -1,54 +1,55 @@
-//! The operator's HTTP endpoint: `/metrics` (Prometheus text), `/healthz` (the process is up)
-//! and `/readyz` (it can list the StreamJobs it watches) for the Deployment's probes. Deliberately tiny: HTTP/1.1, one request per connection.
+//! The operator's HTTP endpoint, served by axum: `/metrics` (Prometheus text), `/healthz` (the
+//! process is up) and `/readyz` (it can list the StreamJobs it watches) for the Deployment's
+//! probes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
 
 use crate::reconcile::Metrics;
 
-/// Serves on `addr` in the background.
+/// The endpoint's routes.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(m): State<Arc<Metrics>>| async move {
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.prometheus())
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|State(m): State<Arc<Metrics>>| async move {
+                if m.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ok\n").into_response()
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: StreamJobs cannot be listed yet (API server, RBAC, CRD)\n",
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "try /metrics, /healthz or /readyz\n") })
+        .with_state(metrics)
+}
+
+/// Serves on `addr` in the background; the address it listens on.
 pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let app = router(metrics);
     tokio::spawn(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
-                continue;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                // Read the request head (up to 2 KiB; only the path matters).
-                let mut buf = vec![0u8; 2048];
-                let mut n = 0;
-                while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf[n..])).await {
-                        Ok(Ok(0)) => break,
-                        Ok(Ok(k)) => n += k,
-                        _ => return,
-                    }
-                }
-                let request = String::from_utf8_lossy(&buf[..n]);
-                let path = request.split_whitespace().nth(1).unwrap_or("/");
-                let (code, body) = match path {
-                    "/metrics" => ("200 OK", metrics.prometheus()),
-                    "/healthz" => ("200 OK", "ok\n".to_string()),
-                    "/readyz" if metrics.ready.load(std::sync::atomic::Ordering::Relaxed) => {
-                        ("200 OK", "ok\n".to_string())
-                    }
-                    "/readyz" => (
-                        "503 Service Unavailable",
-                        "not ready: StreamJobs cannot be listed yet (API server, RBAC, CRD)\n".to_string(),
-                    ),
-                    _ => ("404 Not Found", "try /metrics, /healthz or /readyz\n".to_string()),
-                };
-                let response = format!(
-                    "HTTP/1.1 {code}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(response.as_bytes()).await;
-            });
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the HTTP endpoint stopped");
         }
     });
     Ok(bound)

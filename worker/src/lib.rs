@@ -20,6 +20,7 @@ pub mod operators;
 pub mod partition;
 pub mod pipeline;
 pub mod plan;
+pub mod rest;
 pub mod row;
 pub mod runtime;
 pub mod splitmix;

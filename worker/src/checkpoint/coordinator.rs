@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -292,6 +291,30 @@ impl TaskCheckpoints {
 }
 
 /// Logs a local copy that could not be written (the checkpoint goes on without it).
+/// The history's record of checkpoint `barrier`, triggered at `started`: its size and path, or
+/// why it failed.
+fn record(
+    barrier: &Barrier,
+    started: Instant,
+    outcome: std::result::Result<(u64, String), String>,
+) -> super::metrics::CheckpointRecord {
+    use super::metrics::{CheckpointRecord, CheckpointStatus};
+    let (status, state_size_bytes, path, failure) = match outcome {
+        Ok((bytes, path)) => (CheckpointStatus::Completed, bytes, Some(path), None),
+        Err(reason) => (CheckpointStatus::Failed, 0, None, Some(reason)),
+    };
+    CheckpointRecord {
+        id: barrier.checkpoint_id,
+        savepoint: barrier.savepoint,
+        status,
+        trigger_timestamp_ms: barrier.timestamp_ms,
+        duration_ms: started.elapsed().as_millis() as u64,
+        state_size_bytes,
+        path,
+        failure,
+    }
+}
+
 fn warn_unkept(file: &str, kept: std::result::Result<std::io::Result<()>, tokio::task::JoinError>) {
     let error = match kept {
         Ok(Ok(())) => return,
@@ -390,10 +413,10 @@ impl CheckpointCoordinator {
                 id += 1;
                 match outcome {
                     Ok(meta) => {
-                        self.metrics
-                            .completed(started.elapsed().as_millis() as u64, meta.size());
-                        let _ = ch.complete.send(barrier.checkpoint_id);
                         let path = self.store.snapshot_dir(&barrier).display().to_string();
+                        self.metrics
+                            .ended(record(&barrier, started, Ok((meta.size(), path.clone()))));
+                        let _ = ch.complete.send(barrier.checkpoint_id);
                         tracing::info!(job = %self.job, savepoint = %path, "savepoint complete");
                         if request.stop {
                             inbox.stopped(&path, &mut requests);
@@ -402,6 +425,7 @@ impl CheckpointCoordinator {
                         let _ = request.reply.send(Ok(path));
                     }
                     Err(reason) => {
+                        self.metrics.ended(record(&barrier, started, Err(reason.clone())));
                         let _ = request.reply.send(Err(reason));
                     }
                 }
@@ -411,8 +435,8 @@ impl CheckpointCoordinator {
                 Ok(meta) => {
                     failures = 0;
                     last_done = Instant::now();
-                    self.metrics
-                        .completed(started.elapsed().as_millis() as u64, meta.size());
+                    let path = self.store.snapshot_dir(&barrier).display().to_string();
+                    self.metrics.ended(record(&barrier, started, Ok((meta.size(), path))));
                     let _ = ch.complete.send(id);
                     tracing::info!(
                         job = %self.job,
@@ -431,7 +455,7 @@ impl CheckpointCoordinator {
                 }
                 Err(reason) => {
                     failures += 1;
-                    self.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.ended(record(&barrier, started, Err(reason.clone())));
                     tracing::warn!(job = %self.job, checkpoint = id, %reason, failures, "checkpoint failed");
                     if failures > self.config.tolerable_failures {
                         return Err(WeirError::io(

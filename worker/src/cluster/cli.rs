@@ -38,9 +38,14 @@ pub struct WorkerArgs {
     /// Where to listen (default: all interfaces, the port of this worker's peer address).
     #[arg(long, env = "WEIR_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Ordinal 0: port of the HTTP status endpoint (`/status`, `/metrics`, `/healthz`).
+    /// Ordinal 0: port of the HTTP endpoint (the REST API `/overview`, `/jobs/…`,
+    /// `/taskmanagers`; `/metrics`, `/status`, `/healthz`).
     #[arg(long, env = "WEIR_STATUS_PORT")]
     pub status_port: Option<u16>,
+    /// Bearer token that allows the REST API's savepoint and stop endpoints (without one the
+    /// API is read-only).
+    #[arg(long, env = "WEIR_UI_TOKEN", hide_env_values = true)]
+    pub ui_token: Option<String>,
     /// Override the job's default parallelism (every worker must be given the same).
     #[arg(short, long, env = "WEIR_PARALLELISM")]
     pub parallelism: Option<usize>,
@@ -135,6 +140,7 @@ impl WorkerArgs {
             },
             linger: self.linger,
             deployment: self.deployment.clone(),
+            ui_token: self.ui_token.clone().filter(|t| !t.is_empty()),
         })
     }
 }

@@ -23,8 +23,10 @@ pub struct LocalCluster {
     pub worker_args: Vec<String>,
     /// Where each worker's pid is written (`worker-<i>.pid`), for tools and tests.
     pub pid_dir: Option<PathBuf>,
-    /// HTTP status port of worker 0 (0: pick a free one).
+    /// HTTP port of worker 0's REST API (0: pick a free one).
     pub status_port: u16,
+    /// Bearer token of the REST API's mutating endpoints, given to worker 0 (none: read-only).
+    pub ui_token: Option<String>,
 }
 
 /// Free TCP ports on 127.0.0.1 (bound then released).
@@ -59,7 +61,7 @@ impl LocalCluster {
                 .map_err(|e| WeirError::Cluster(format!("cannot create {}: {e}", dir.display())))?;
         }
         eprintln!(
-            "weir cluster: {} workers on {}; status on http://127.0.0.1:{status_port}/status",
+            "weir cluster: {} workers on {}; REST API on http://127.0.0.1:{status_port}/ (/overview, /jobs, /status, /metrics)",
             self.workers,
             peers.join(", ")
         );
@@ -92,6 +94,9 @@ impl LocalCluster {
                 }
                 cmd
             };
+            if let (0, Some(token)) = (i, &self.ui_token) {
+                cmd.env("WEIR_UI_TOKEN", token);
+            }
             cmd.stdin(Stdio::null()).kill_on_drop(true);
             let child = cmd
                 .spawn()

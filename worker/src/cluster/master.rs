@@ -98,6 +98,13 @@ struct Shared {
     events: mpsc::UnboundedSender<Event>,
     control: JobControl,
     checkpoints: Arc<CheckpointMetrics>,
+    /// The runs' failures, for the REST API.
+    exceptions: crate::runtime::metrics::Exceptions,
+    /// The job's graph and settings, for the REST API's plan.
+    graph: LogicalGraph,
+    config: JobConfig,
+    /// When this master started, ms since the epoch.
+    started_ms: i64,
     /// The job's checkpoint store (none without checkpointing): disposals are checked against it.
     store: Option<CheckpointStore>,
 }
@@ -236,6 +243,10 @@ impl JobMaster {
             events,
             control: JobControl::default(),
             checkpoints: Arc::default(),
+            exceptions: Default::default(),
+            graph: graph.clone(),
+            config: config.clone(),
+            started_ms: crate::contract::clock::wall_ms(),
             store: config
                 .checkpoint
                 .as_ref()
@@ -292,6 +303,22 @@ impl JobMaster {
             restore_remote_bytes: s.workers.iter().flatten().map(|w| w.restored.1).sum(),
             nodes,
         }
+    }
+
+    /// The workers as the REST API lists them.
+    fn workers_view(&self) -> Vec<crate::rest::WorkerSnapshot> {
+        let s = self.shared.state.lock().expect("master lock");
+        s.workers
+            .iter()
+            .enumerate()
+            .map(|(ordinal, w)| crate::rest::WorkerSnapshot {
+                ordinal,
+                address: w.as_ref().map(|w| w.address.clone()),
+                last_seen_ago_ms: w.as_ref().map(|w| w.last_seen.elapsed().as_millis() as u64),
+                nodes: w.as_ref().map(|w| w.metrics.clone()).unwrap_or_default(),
+                exchange_bytes_out: w.as_ref().map_or(0, |w| w.exchange.0),
+            })
+            .collect()
     }
 
     /// Refuses calls from any generation but the running one (`stopping`: also from the one
@@ -674,7 +701,9 @@ impl JobMasterLoop {
             (false, _) => Phase::Failed,
         });
         if let Err(e) = &outcome {
-            self.shared.state.lock().expect("master lock").last_error = Some(e.to_string());
+            let mut s = self.shared.state.lock().expect("master lock");
+            s.last_error = Some(e.to_string());
+            self.shared.exceptions.record(s.generation, e.to_string());
         }
         self.broadcast(Cmd::Shutdown(rpc::Shutdown { success, message }));
         outcome
@@ -788,6 +817,7 @@ impl JobMasterLoop {
                         let mut s = self.shared.state.lock().expect("master lock");
                         s.last_error = Some(reason.clone());
                         s.live = false;
+                        self.shared.exceptions.record(generation, reason.clone());
                     }
                     self.broadcast(Cmd::Stop(rpc::Stop {
                         generation,
@@ -1037,4 +1067,27 @@ struct RunArgs<'a> {
     acks: mpsc::UnboundedReceiver<Ack>,
     drain: &'a CancellationToken,
     tick: &'a mut tokio::time::Interval,
+}
+
+#[async_trait::async_trait]
+impl crate::rest::JobSource for JobMaster {
+    fn snapshot(&self) -> crate::rest::JobSnapshot {
+        crate::rest::JobSnapshot {
+            status: self.status(),
+            started_ms: self.shared.started_ms,
+            checkpoints: self.shared.checkpoints.history(),
+            exceptions: self.shared.exceptions.list(),
+            workers: self.workers_view(),
+        }
+    }
+
+    fn graph(&self) -> (&LogicalGraph, &JobConfig) {
+        (&self.shared.graph, &self.shared.config)
+    }
+
+    async fn savepoint(&self, stop: bool) -> std::result::Result<String, String> {
+        take_savepoint(&self.shared, stop)
+            .await
+            .map_err(|s| s.message().to_string())
+    }
 }

@@ -4,12 +4,11 @@
 //!   by generation, checkpoints, failure detection and restarts, status.
 //! - [`worker`]: the worker process: attaches to the master, runs its share of the subtasks.
 //! - [`local`]: `weir cluster`, N worker processes on this machine, restarted when they die.
-//! - [`status`]: the HTTP endpoint (JSON and Prometheus text) of the master.
+//! - The master's HTTP endpoint is the REST API ([`crate::rest`]).
 
 pub mod cli;
 pub mod local;
 pub mod master;
-pub mod status;
 pub mod worker;
 
 use std::time::Duration;

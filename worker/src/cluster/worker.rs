@@ -48,8 +48,10 @@ pub struct WorkerOptions {
     pub coordinator: String,
     /// Failure detection timing.
     pub heartbeats: Heartbeats,
-    /// Ordinal 0: where the HTTP status endpoint (JSON, Prometheus `/metrics`) listens.
+    /// Ordinal 0: where the HTTP endpoint (the REST API, Prometheus `/metrics`) listens.
     pub status_listen: Option<SocketAddr>,
+    /// Bearer token of the REST API's mutating endpoints (none: read-only).
+    pub ui_token: Option<String>,
     /// Keep serving (status, the coordinator's answers) after the job ended, until SIGTERM.
     pub linger: bool,
     /// The deployment this worker belongs to (empty: any); see `RegisterRequest.deployment`.
@@ -92,7 +94,10 @@ pub async fn run(graph: LogicalGraph, config: JobConfig, opts: WorkerOptions) ->
             opts.deployment.clone(),
         );
         if let Some(addr) = opts.status_listen {
-            super::status::serve(addr, master.clone()).await?;
+            let options = crate::rest::RestOptions {
+                token: opts.ui_token.clone(),
+            };
+            crate::rest::serve(addr, Arc::new(master.clone()), options).await?;
         }
         router = router.add_service(rpc::coordinator_server::CoordinatorServer::new(master));
         master_loop = Some(tokio::spawn(looped.run()));

@@ -200,6 +200,7 @@ pub async fn execute_controlled(
                 return Err(err);
             };
             restarts += 1;
+            metrics.exceptions.record(generation, err.to_string());
             metrics
                 .restarts
                 .store(u64::from(restarts), std::sync::atomic::Ordering::Relaxed);

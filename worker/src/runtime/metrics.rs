@@ -1,7 +1,8 @@
 //! Counters per node, shared by its subtasks, read by progress output and the job result.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 pub use crate::checkpoint::metrics::CheckpointMetrics;
 pub use crate::contract::NodeMetrics;
@@ -25,6 +26,46 @@ pub struct JobMetrics {
     pub checkpoints: Arc<CheckpointMetrics>,
     /// Restarts after failures so far (shown in the progress line).
     pub restarts: Arc<std::sync::atomic::AtomicU64>,
+    /// The failures that restarted or ended the job, newest last.
+    pub exceptions: Arc<Exceptions>,
+}
+
+/// How many failures [`Exceptions`] keeps.
+pub const EXCEPTIONS_KEPT: usize = 32;
+
+/// One failure of a job's run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExceptionRecord {
+    /// When it was seen, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The error, as the run reported it (it names the operator or connector).
+    pub message: String,
+    /// The run (generation) it ended.
+    pub generation: u64,
+}
+
+/// The last [`EXCEPTIONS_KEPT`] failures of a job, for the REST API and dashboard.
+#[derive(Debug, Default)]
+pub struct Exceptions(Mutex<VecDeque<ExceptionRecord>>);
+
+impl Exceptions {
+    /// Records a failure of run `generation`.
+    pub fn record(&self, generation: u64, message: impl Into<String>) {
+        let mut list = self.0.lock().expect("exceptions lock");
+        if list.len() == EXCEPTIONS_KEPT {
+            list.pop_front();
+        }
+        list.push_back(ExceptionRecord {
+            timestamp_ms: crate::contract::clock::wall_ms(),
+            message: message.into(),
+            generation,
+        });
+    }
+
+    /// The failures kept, oldest first.
+    pub fn list(&self) -> Vec<ExceptionRecord> {
+        self.0.lock().expect("exceptions lock").iter().cloned().collect()
+    }
 }
 
 /// A snapshot of one node's counters.

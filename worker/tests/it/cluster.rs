@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::common::cli::next_random;
 
 /// A job with a hash edge (key_by → window), a rebalance edge and a broadcast edge.
-fn mixed_job(dir: &Path, checkpoint: bool) -> String {
+pub(crate) fn mixed_job(dir: &Path, checkpoint: bool) -> String {
     let chk = if checkpoint {
         format!(
             "checkpoint: {{interval_ms: 100, storage: \"{}\"}}\nrestart: {{attempts: 100, delay_ms: 100, backoff: 1.0}}\n",
@@ -53,7 +53,7 @@ sinks:
     )
 }
 
-fn weir() -> Command {
+pub(crate) fn weir() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weir"))
 }
 
@@ -75,14 +75,25 @@ fn single_process(dir: &Path, yaml: &str) -> (Vec<String>, Vec<String>) {
     )
 }
 
-struct Cluster {
+pub(crate) struct Cluster {
     child: Child,
     pids: PathBuf,
     log: PathBuf,
 }
 
 impl Cluster {
-    fn start(dir: &Path, yaml: &str, workers: usize, status_port: u16) -> Cluster {
+    pub(crate) fn start(dir: &Path, yaml: &str, workers: usize, status_port: u16) -> Cluster {
+        Self::start_with(dir, yaml, workers, status_port, &[])
+    }
+
+    /// Starts `weir cluster` with extra environment variables.
+    pub(crate) fn start_with(
+        dir: &Path,
+        yaml: &str,
+        workers: usize,
+        status_port: u16,
+        env: &[(&str, &str)],
+    ) -> Cluster {
         let file = dir.join("job.yaml");
         std::fs::write(&file, yaml).unwrap();
         let pids = dir.join("pids");
@@ -100,6 +111,7 @@ impl Cluster {
                 "2000",
             ])
             .env("WEIR_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
@@ -114,12 +126,12 @@ impl Cluster {
             .ok()
     }
 
-    fn signal(&self, ordinal: usize, signal: &str) {
+    pub(crate) fn signal(&self, ordinal: usize, signal: &str) {
         let pid = self.pid(ordinal).expect("worker pid");
         let _ = Command::new("kill").args([signal, &pid.to_string()]).status();
     }
 
-    fn wait(mut self, limit: Duration) -> bool {
+    pub(crate) fn wait(mut self, limit: Duration) -> bool {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -138,7 +150,7 @@ impl Cluster {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -158,7 +170,7 @@ impl Drop for Cluster {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -166,13 +178,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn http_get(port: u16, path: &str) -> String {
+pub(crate) fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes());
+    let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes());
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     text.split_once("\r\n\r\n")
@@ -180,11 +192,11 @@ fn http_get(port: u16, path: &str) -> String {
         .unwrap_or_default()
 }
 
-fn status(port: u16) -> Option<serde_json::Value> {
+pub(crate) fn status(port: u16) -> Option<serde_json::Value> {
     serde_json::from_str(&http_get(port, "/status")).ok()
 }
 
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
@@ -379,7 +391,7 @@ fn cluster_done(dir: &Path) -> bool {
 }
 
 /// The worker addresses `weir cluster` printed.
-fn read_peers(log: &str) -> Vec<String> {
+pub(crate) fn read_peers(log: &str) -> Vec<String> {
     let line = log.lines().find(|l| l.contains("workers on ")).expect("cluster banner");
     let list = line.split("workers on ").nth(1).unwrap().split(';').next().unwrap();
     list.split(", ").map(str::to_string).collect()

@@ -20,6 +20,7 @@ mod nexmark_sql;
 mod partitioning;
 mod pipeline;
 mod postgres;
+mod rest;
 mod runtime;
 mod sql;
 mod two_inputs;

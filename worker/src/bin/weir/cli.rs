@@ -29,6 +29,14 @@ pub enum Command {
         /// Progress line on stderr every second: auto (when stderr is a terminal), always, never.
         #[arg(long, default_value = "auto")]
         progress: Progress,
+        /// Serve the REST API (`/overview`, `/jobs/…`, `/metrics`) while the job runs, on ADDR
+        /// (default 127.0.0.1:8081, Flink's port; port 0 picks a free one, printed at start).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8081")]
+        ui: Option<std::net::SocketAddr>,
+        /// Bearer token that allows the REST API's savepoint and stop endpoints (without one
+        /// the API is read-only).
+        #[arg(long, env = "WEIR_UI_TOKEN", hide_env_values = true)]
+        ui_token: Option<String>,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -69,9 +77,13 @@ pub enum Command {
         /// Write each worker's pid to `<dir>/worker-<i>.pid`.
         #[arg(long)]
         pid_dir: Option<PathBuf>,
-        /// Port of the status endpoint (default: a free one, printed at start).
+        /// Port of the REST API and status endpoint (default: a free one, printed at start).
         #[arg(long, default_value_t = 0)]
         status_port: u16,
+        /// Bearer token that allows the REST API's savepoint and stop endpoints (without one
+        /// the API is read-only).
+        #[arg(long, env = "WEIR_UI_TOKEN", hide_env_values = true)]
+        ui_token: Option<String>,
         /// Silence after which a worker counts as gone, ms.
         #[arg(long, default_value_t = 5000)]
         heartbeat_timeout_ms: u64,

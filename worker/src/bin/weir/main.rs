@@ -60,8 +60,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             parallelism,
             explain,
             progress,
+            ui,
+            ui_token,
             state,
-        } => run::run(file, parallelism, explain, progress, state).await,
+        } => {
+            run::run(
+                file,
+                parallelism,
+                explain,
+                progress,
+                run::Ui {
+                    addr: ui,
+                    token: ui_token,
+                },
+                state,
+            )
+            .await
+        }
         Command::Worker { worker, state } => worker::run(worker, state).await,
         Command::Cluster {
             file,
@@ -69,6 +84,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             parallelism,
             pid_dir,
             status_port,
+            ui_token,
             heartbeat_timeout_ms,
             state,
         } => {
@@ -83,6 +99,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 worker_args: args,
                 pid_dir,
                 status_port,
+                ui_token,
             };
             Ok(if cluster.run().await? {
                 ExitCode::SUCCESS
@@ -91,7 +108,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Status { address, json } => status::show(&address, json).await,
-        Command::Explain { file } => run::run(file, None, true, Progress::Never, StateArgs::default()).await,
+        Command::Explain { file } => {
+            let ui = run::Ui {
+                addr: None,
+                token: None,
+            };
+            run::run(file, None, true, Progress::Never, ui, StateArgs::default()).await
+        }
         Command::Checkpoints { command } => checkpoints::run(command).await,
         Command::Savepoint { pid, stop } => {
             let signal = if stop { "-USR2" } else { "-USR1" };

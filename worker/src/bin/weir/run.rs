@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use weir::pipeline;
+use weir::rest::{self, local::LocalJob};
 use weir::runtime::control::JobControl;
 use weir::runtime::metrics::{JobMetrics, NodeRole};
 
@@ -15,12 +16,21 @@ use weir::cluster::cli::StateArgs;
 
 use crate::cli::Progress;
 
+/// `weir run --ui`: where to serve the REST API, and the token of its mutating endpoints.
+pub struct Ui {
+    /// Listen address (none: no API).
+    pub addr: Option<std::net::SocketAddr>,
+    /// Bearer token (none: read-only).
+    pub token: Option<String>,
+}
+
 /// Runs (or with `explain`, plans and prints) the job in `file`.
 pub async fn run(
     file: PathBuf,
     parallelism: Option<usize>,
     explain: bool,
     progress: Progress,
+    ui: Ui,
     state: StateArgs,
 ) -> anyhow::Result<ExitCode> {
     let job = pipeline::load(&file)?;
@@ -38,6 +48,19 @@ pub async fn run(
     let metrics = job.env.metrics();
     let control = JobControl::default();
     let cancel = control.cancel_token();
+    let api = match ui.addr {
+        Some(addr) => {
+            let (graph, config) = job.env.prepare(&job.name).map_err(|e| job.locate(e))?;
+            let local = std::sync::Arc::new(LocalJob::new(graph, config, metrics.clone(), control.clone()));
+            let options = rest::RestOptions {
+                token: ui.token.filter(|t| !t.is_empty()),
+            };
+            let bound = rest::serve(addr, local.clone(), options).await?;
+            eprintln!("REST API on http://{bound}/ (/overview, /jobs/{}, /metrics)", job.name);
+            Some(local)
+        }
+        None => None,
+    };
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -117,6 +140,13 @@ pub async fn run(
     if let Some(r) = reporter {
         r.abort();
         eprintln!();
+    }
+    if let Some(api) = &api {
+        api.ended(match &result {
+            Ok(r) if r.cancelled => "stopped",
+            Ok(_) => "finished",
+            Err(_) => "failed",
+        });
     }
     let result = result.with_context(|| format!("job '{}' ({}) failed", job.name, file.display()))?;
     if result.already_finished.is_some() {

@@ -1,0 +1,109 @@
+//! `/metrics`: the job's figures as typed Prometheus metrics (the `prometheus-client` crate), in
+//! the OpenMetrics text format, labelled by job and, per node, by node.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::JobSnapshot;
+
+/// The response's content type.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    job: String,
+    node: String,
+}
+
+/// The snapshot's metrics as OpenMetrics text.
+pub fn render(s: &JobSnapshot) -> String {
+    let v = &s.status;
+    let mut registry = Registry::with_prefix("weir");
+    let job = JobLabel { job: v.job.clone() };
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let family = Family::<JobLabel, Gauge>::default();
+        family.get_or_create(&job).set(i64::try_from(value).unwrap_or(i64::MAX));
+        registry.register(name, help, family);
+    };
+    gauge("generation", "Current run (generation) of the job", v.generation);
+    gauge(
+        "workers_attached",
+        "Workers attached to the coordinator",
+        v.workers_attached as u64,
+    );
+    gauge("last_checkpoint", "Newest completed checkpoint id", v.last_checkpoint);
+    gauge(
+        "checkpoint_last_duration_ms",
+        "Duration of the newest checkpoint, ms",
+        v.checkpoint_last_duration_ms,
+    );
+    gauge(
+        "checkpoint_last_bytes",
+        "State bytes the newest checkpoint wrote",
+        v.checkpoint_last_bytes,
+    );
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let family = Family::<JobLabel, Counter>::default();
+        family.get_or_create(&job).inc_by(value);
+        registry.register(name, help, family);
+    };
+    counter("restarts", "Restarts after failures", u64::from(v.restarts));
+    counter(
+        "checkpoints_completed",
+        "Completed checkpoints",
+        v.checkpoints_completed,
+    );
+    counter("checkpoints_failed", "Failed checkpoints", v.checkpoints_failed);
+    counter("exchange_bytes_out", "Bytes sent between workers", v.exchange_bytes_out);
+    counter(
+        "exchange_credit_waits",
+        "Times a sender waited for credit (back-pressure from a slower receiver)",
+        v.exchange_credit_waits,
+    );
+    counter(
+        "restore_local_bytes",
+        "State bytes restores read from local copies (local recovery)",
+        v.restore_local_bytes,
+    );
+    counter(
+        "restore_remote_bytes",
+        "State bytes restores read from checkpoint storage",
+        v.restore_remote_bytes,
+    );
+    type Pick = fn(&crate::runtime::metrics::NodeStats) -> u64;
+    let per_node: [(&str, &str, Pick); 4] = [
+        ("records_in", "Records into a node", |n| n.records_in),
+        ("records_out", "Records out of a node", |n| n.records_out),
+        (
+            "dead_letters",
+            "Malformed records sent to the dead-letter output",
+            |n| n.dead_letters,
+        ),
+        ("late_records", "Records later than the allowed lateness", |n| {
+            n.late_records
+        }),
+    ];
+    for (name, help, pick) in per_node {
+        let family = Family::<NodeLabels, Counter>::default();
+        for n in &v.nodes {
+            let labels = NodeLabels {
+                job: v.job.clone(),
+                node: n.name.clone(),
+            };
+            family.get_or_create(&labels).inc_by(pick(n));
+        }
+        registry.register(name, help, family);
+    }
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}

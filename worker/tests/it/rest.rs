@@ -1,0 +1,299 @@
+//! The REST API as a client uses it: every resource of a job running on 3 worker processes
+//! (`weir cluster`), checked against `/metrics` and summed per worker; a failure on the
+//! exceptions page; the bearer token on the savepoint and stop endpoints; and `weir run --ui`.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cluster::{Cluster, free_port, http_get, mixed_job, status, wait_for, weir};
+
+/// One request; the status code and the body.
+fn request(port: u16, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the API listens");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 0\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, body.to_string())
+}
+
+fn get(port: u16, path: &str) -> Value {
+    let (code, body) = request(port, "GET", path, &[]);
+    assert_eq!(code, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// A counter's value in Prometheus text.
+fn series(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+}
+
+fn vertex_of<'a>(job: &'a Value, operator: &str) -> &'a Value {
+    job["vertices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["operators"].as_array().unwrap().iter().any(|o| o["name"] == operator))
+        .unwrap_or_else(|| panic!("no vertex runs {operator}: {job}"))
+}
+
+fn window_reads(port: u16) -> u64 {
+    let job = get(port, "/jobs/mixed");
+    let win = vertex_of(&job, "win");
+    let op = win["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "win")
+        .unwrap();
+    op["metrics"]["read-records"].as_u64().unwrap()
+}
+
+#[test]
+fn the_rest_api_shows_a_job_on_three_workers_and_only_a_token_holder_takes_savepoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let port = free_port();
+    // Long enough to look at (100 s at its rate): stopped with a savepoint at the end.
+    let yaml = mixed_job(dir, true).replace("rows: 120000", "rows: 4000000");
+    let cluster = Cluster::start_with(dir, &yaml, 3, port, &[("WEIR_UI_TOKEN", "s3cret")]);
+    wait_for("the job to run", Duration::from_secs(30), || {
+        status(port).is_some_and(|s| s["state"] == "running" && s["last_checkpoint"].as_u64() > Some(2))
+    });
+
+    let overview = get(port, "/overview");
+    assert_eq!(overview["taskmanagers"], 3, "{overview}");
+    assert_eq!(overview["jobs-running"], 1, "{overview}");
+    assert_eq!(get(port, "/jobs")["jobs"][0]["id"], "mixed");
+
+    // The plan: every input names a vertex of the plan; the keyed window is fed by a hash edge.
+    let job = get(port, "/jobs/mixed");
+    assert_eq!(job["state"], "running");
+    let ids: Vec<&str> = job["plan"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    for node in job["plan"]["nodes"].as_array().unwrap() {
+        for input in node["inputs"].as_array().unwrap() {
+            assert!(ids.contains(&input["id"].as_str().unwrap()), "{job}");
+        }
+    }
+    let win = vertex_of(&job, "win");
+    assert_eq!(win["parallelism"], 3);
+    let fed: Vec<&Value> = job["plan"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["id"] == win["id"])
+        .collect();
+    assert_eq!(fed[0]["inputs"][0]["ship_strategy"], "hash", "{job}");
+    let vid = win["id"].as_str().unwrap().to_string();
+    assert_eq!(get(port, &format!("/jobs/mixed/vertices/{vid}"))["id"], vid.as_str());
+
+    // The same counters as /metrics (read between two reads of the API: they only grow).
+    let before = window_reads(port);
+    let metrics = http_get(port, "/metrics");
+    let after = window_reads(port);
+    let exported = series(&metrics, "weir_records_in_total{job=\"mixed\",node=\"win\"}");
+    assert!(
+        before <= exported && exported <= after,
+        "{before} <= {exported} <= {after}"
+    );
+    assert!(after > 0);
+    // Per worker: three workers each run a share of the window (once each has sent a
+    // heartbeat with its counters), and the shares add up.
+    let path = format!("/jobs/mixed/vertices/{vid}/taskmanagers");
+    wait_for("every worker's share in a heartbeat", Duration::from_secs(30), || {
+        get(port, &path)["taskmanagers"]
+            .as_array()
+            .is_some_and(|w| w.len() == 3 && w.iter().all(|w| w["metrics"]["read-records"].as_u64() > Some(0)))
+    });
+    let before = window_reads(port);
+    let per_worker = get(port, &path);
+    let after = window_reads(port);
+    let shares: Vec<u64> = per_worker["taskmanagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["metrics"]["read-records"].as_u64().unwrap())
+        .collect();
+    assert_eq!(shares.len(), 3, "{per_worker}");
+    let sum: u64 = shares.iter().sum();
+    assert!(before <= sum && sum <= after, "{before} <= {sum} <= {after}");
+    let workers = get(port, "/taskmanagers");
+    assert_eq!(workers["taskmanagers"].as_array().unwrap().len(), 3);
+    assert!(
+        workers["taskmanagers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["attached"] == true)
+    );
+
+    // Checkpoints: counts agree with /metrics, the history holds completed ones with sizes.
+    let checkpoints = get(port, "/jobs/mixed/checkpoints");
+    let completed = checkpoints["counts"]["completed"].as_u64().unwrap();
+    assert!(completed >= 2, "{checkpoints}");
+    let history = checkpoints["history"].as_array().unwrap();
+    assert!(!history.is_empty());
+    assert!(
+        history
+            .iter()
+            .any(|c| c["status"] == "completed" && c["state_size_bytes"].as_u64() > Some(0))
+    );
+    let newest = checkpoints["latest"]["completed"]["id"].as_u64().unwrap();
+    assert!(newest >= history.last().unwrap()["id"].as_u64().unwrap());
+    let exported = series(&http_get(port, "/metrics"), "weir_checkpoints_completed_total");
+    assert!(exported >= completed);
+    let config = get(port, "/jobs/mixed/checkpoints/config");
+    assert_eq!(
+        (config["enabled"].clone(), config["interval"].clone()),
+        (true.into(), 100.into())
+    );
+
+    // A failure: SIGKILL of a worker shows on the exceptions page and the job goes on.
+    assert_eq!(get(port, "/jobs/mixed/exceptions")["entries"], serde_json::json!([]));
+    cluster.signal(2, "-KILL");
+    wait_for("the failure on the exceptions page", Duration::from_secs(30), || {
+        serde_json::from_str::<Value>(&http_get(port, "/jobs/mixed/exceptions"))
+            .is_ok_and(|e| e["entries"].as_array().is_some_and(|a| !a.is_empty()))
+    });
+    let entry = get(port, "/jobs/mixed/exceptions")["entries"][0].clone();
+    assert!(entry["message"].as_str().is_some_and(|m| !m.is_empty()), "{entry}");
+    wait_for("the job to run again", Duration::from_secs(60), || {
+        status(port).is_some_and(|s| s["state"] == "running" && s["restarts"].as_u64() >= Some(1))
+    });
+
+    // Unknown resources answer 404 in Flink's error form.
+    let (code, body) = request(port, "GET", "/jobs/other", &[]);
+    assert_eq!(code, 404);
+    assert!(body.contains("\"errors\"") && body.contains("mixed"), "{body}");
+    assert_eq!(request(port, "GET", "/jobs/mixed/vertices/v99", &[]).0, 404);
+
+    // Savepoints: no token, a wrong one, then the right one.
+    let (code, body) = request(port, "POST", "/jobs/mixed/savepoints", &[]);
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = request(port, "POST", "/jobs/mixed/savepoints", &["authorization: Bearer nope"]);
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = request(
+        port,
+        "POST",
+        "/jobs/mixed/savepoints",
+        &["authorization: Bearer s3cret"],
+    );
+    assert_eq!(code, 200, "{body}");
+    let done: Value = serde_json::from_str(&body).unwrap();
+    let location = done["location"].as_str().unwrap();
+    assert!(Path::new(location).join("_metadata").exists(), "{done}");
+    assert_eq!(
+        request(port, "PATCH", "/jobs/mixed?mode=stop", &["authorization: Bearer nope"]).0,
+        403
+    );
+    assert_eq!(
+        request(
+            port,
+            "PATCH",
+            "/jobs/mixed?mode=cancel",
+            &["authorization: Bearer s3cret"]
+        )
+        .0,
+        400
+    );
+    let (code, body) = request(
+        port,
+        "PATCH",
+        "/jobs/mixed?mode=stop",
+        &["authorization: Bearer s3cret"],
+    );
+    assert_eq!(code, 200, "{body}");
+    let stopped: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stopped["stopped"], true);
+    assert!(
+        Path::new(stopped["location"].as_str().unwrap())
+            .join("_metadata")
+            .exists()
+    );
+    assert!(
+        cluster.wait(Duration::from_secs(60)),
+        "the cluster ends well after the stop"
+    );
+}
+
+#[test]
+fn weir_run_serves_the_rest_api_read_only_without_a_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let file = tmp.path().join("job.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: local
+parallelism: 2
+checkpoint: {{interval_ms: 100, storage: \"{}\"}}
+sources:
+  - {{id: gen, connector: datagen, rows_per_second: 2000, fields: [{{name: id, kind: sequence}}]}}
+operators:
+  - {{id: keyed, input: gen, key_by: id}}
+sinks:
+  - {{id: out, input: keyed, connector: blackhole}}
+",
+            tmp.path().join("chk").display()
+        ),
+    )
+    .unwrap();
+    let child = weir()
+        .arg("run")
+        .arg(&file)
+        .args(["--progress=never", "--ui", &format!("127.0.0.1:{port}")])
+        .env_remove("WEIR_UI_TOKEN")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = Killed(child);
+    wait_for("checkpoints in the API", Duration::from_secs(30), || {
+        serde_json::from_str::<Value>(&http_get(port, "/jobs/local/checkpoints"))
+            .is_ok_and(|c| c["counts"]["completed"].as_u64() >= Some(2))
+    });
+    let job = get(port, "/jobs/local");
+    assert_eq!(job["state"], "running");
+    assert!(
+        vertex_of(&job, "out")["metrics"]["read-records"].as_u64() > Some(0),
+        "{job}"
+    );
+    assert_eq!(get(port, "/overview")["taskmanagers"], 1);
+    let (code, body) = request(port, "POST", "/jobs/local/savepoints", &["authorization: Bearer x"]);
+    assert_eq!(code, 403, "read-only without a token: {body}");
+    assert!(body.contains("read-only"), "{body}");
+}
+
+/// A child process killed when the test ends, passed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
