@@ -645,6 +645,10 @@ pub struct StreamJobStatus {
     /// Label selector of the worker pods (scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// The job's REST API inside the cluster (worker pod 0; reach it from a laptop with
+    /// `kubectl port-forward pod/<job>-0 8081`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<String>,
     /// What the StatefulSet runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed: Option<Deployed>,

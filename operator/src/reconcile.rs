@@ -189,6 +189,7 @@ impl<'a> Reconciler<'a> {
         }
         status.observed_generation = self.job.metadata.generation;
         status.selector = Some(resources::selector(self.job));
+        status.dashboard = Some(resources::dashboard(self.job));
         let target = resources::replicas(self.job);
         let hash = resources::job_hash(self.job);
         let spec_target = Target {

@@ -58,6 +58,13 @@ pub fn selector(job: &StreamJob) -> String {
     format!("{JOB_LABEL}={}", job.name_any())
 }
 
+/// The URL of the job's REST API inside the cluster: worker pod 0's stable DNS name.
+pub fn dashboard(job: &StreamJob) -> String {
+    let name = job.name_any();
+    let namespace = job.namespace().unwrap_or_else(|| "default".into());
+    format!("http://{name}-0.{name}.{namespace}.svc.cluster.local:{STATUS_PORT}/")
+}
+
 fn meta(job: &StreamJob, name: String) -> Result<ObjectMeta, DesiredError> {
     Ok(ObjectMeta {
         name: Some(name),

@@ -49,6 +49,11 @@ fn create_scale_suspend_resume_restart_upgrade_delete() {
         (s["replicas"] == 2).then_some(s)
     });
     assert_eq!(s["selector"], "weir.dev/job=clicks");
+    assert_eq!(
+        s["dashboard"],
+        format!("http://clicks-0.clicks.{ns}.svc.cluster.local:8081/"),
+        "the REST API's URL in the status"
+    );
     assert_eq!(s["deployed"]["parallelism"], 2);
     assert_eq!(s["observedGeneration"], 1);
     let table = c.kubectl(&["get", "-n", ns, "sj", "clicks"]).unwrap();

@@ -43,6 +43,8 @@ struct Attached {
     commands: CommandSender,
     last_seen: Instant,
     metrics: Vec<NodeStats>,
+    /// Its subtasks' figures, from its last heartbeat.
+    subtasks: Vec<crate::runtime::metrics::SubtaskStats>,
     exchange: (u64, u64),
     /// State bytes its restores read locally and from storage.
     restored: (u64, u64),
@@ -316,6 +318,7 @@ impl JobMaster {
                 address: w.as_ref().map(|w| w.address.clone()),
                 last_seen_ago_ms: w.as_ref().map(|w| w.last_seen.elapsed().as_millis() as u64),
                 nodes: w.as_ref().map(|w| w.metrics.clone()).unwrap_or_default(),
+                subtasks: w.as_ref().map(|w| w.subtasks.clone()).unwrap_or_default(),
                 exchange_bytes_out: w.as_ref().map_or(0, |w| w.exchange.0),
             })
             .collect()
@@ -416,6 +419,7 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
                 commands: tx,
                 last_seen: Instant::now(),
                 metrics: Vec::new(),
+                subtasks: Vec::new(),
                 exchange: (0, 0),
                 restored: (0, 0),
                 address: r.address.clone(),
@@ -444,6 +448,7 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
                     && let Ok(m) = serde_json::from_slice::<Vec<NodeStats>>(&r.metrics_json)
                 {
                     w.metrics = m;
+                    w.subtasks = serde_json::from_slice(&r.subtasks_json).unwrap_or_default();
                 }
             }
             None => return Err(Status::not_found(format!("worker {i} is not attached; attach first"))),

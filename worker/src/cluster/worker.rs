@@ -626,6 +626,7 @@ async fn heartbeats(
             ordinal: ordinal as u32,
             generation: inbound.generation(),
             metrics_json: serde_json::to_vec(&metrics.snapshot()).unwrap_or_default(),
+            subtasks_json: serde_json::to_vec(&metrics.subtask_snapshot()).unwrap_or_default(),
             exchange_bytes_out: inbound.metrics.bytes_out.load(Ordering::Relaxed),
             exchange_credit_waits: inbound.metrics.credit_waits.load(Ordering::Relaxed),
             restore_local_bytes: metrics.checkpoints.restore_reads.local.load(Ordering::Relaxed),

@@ -4,10 +4,79 @@ use crate::checkpoint::metrics::{CheckpointRecord, CheckpointStatus};
 use crate::contract::error::Result;
 use crate::graph::{JobConfig, LogicalGraph, NodeId};
 use crate::plan::Route;
-use crate::runtime::metrics::NodeStats;
+use crate::runtime::metrics::{NodeStats, SubtaskStats};
 
 use super::JobSnapshot;
 use super::model::*;
+use super::rates::Rates;
+
+/// Every subtask that reported: the worker it runs on, its figures and its rates.
+pub type Subtasks = [(usize, SubtaskStats, Rates)];
+
+fn subtask_view(worker: usize, s: &SubtaskStats, r: &Rates) -> SubtaskView {
+    SubtaskView {
+        subtask: s.subtask,
+        taskmanager_id: format!("worker-{worker}"),
+        read_records: s.records_in,
+        write_records: s.records_out,
+        read_records_per_second: r.records_in_per_s,
+        write_records_per_second: r.records_out_per_s,
+        busy_ratio: r.busy,
+        idle_ratio: r.idle,
+        backpressured_ratio: r.backpressured,
+        input_watermark: s.input_watermark,
+        output_watermark: s.output_watermark,
+    }
+}
+
+/// Flink's back-pressure level of a share of time.
+fn level(ratio: f64) -> &'static str {
+    if ratio < 0.1 {
+        "ok"
+    } else if ratio <= 0.5 {
+        "low"
+    } else {
+        "high"
+    }
+}
+
+pub fn backpressure(vertex: &Vertex) -> BackPressure {
+    let subtasks: Vec<SubtaskBackPressure> = vertex
+        .subtasks
+        .iter()
+        .map(|s| SubtaskBackPressure {
+            subtask: s.subtask,
+            backpressure_level: level(s.backpressured_ratio).into(),
+            ratio: s.backpressured_ratio,
+            idle_ratio: s.idle_ratio,
+            busy_ratio: s.busy_ratio,
+        })
+        .collect();
+    BackPressure {
+        status: "ok".into(),
+        backpressure_level: level(vertex.backpressured_ratio).into(),
+        end_timestamp: crate::contract::clock::wall_ms(),
+        subtasks,
+    }
+}
+
+pub fn watermarks(vertex: &Vertex) -> Vec<WatermarkEntry> {
+    let mut out = Vec::new();
+    for s in &vertex.subtasks {
+        for (name, value) in [
+            ("currentInputWatermark", s.input_watermark),
+            ("currentOutputWatermark", s.output_watermark),
+        ] {
+            if let Some(value) = value {
+                out.push(WatermarkEntry {
+                    id: format!("{}.{name}", s.subtask),
+                    value,
+                });
+            }
+        }
+    }
+    out
+}
 
 /// The job's vertices as planned: chains of nodes with their parallelism and inputs.
 pub struct Layout {
@@ -120,7 +189,7 @@ pub fn jobs(s: &JobSnapshot) -> JobList {
     }
 }
 
-pub fn job(s: &JobSnapshot, layout: &Layout, graph: &LogicalGraph) -> JobDetail {
+pub fn job(s: &JobSnapshot, layout: &Layout, graph: &LogicalGraph, subtasks: &Subtasks) -> JobDetail {
     let now = crate::contract::clock::wall_ms();
     let vertices: Vec<Vertex> = layout
         .vertices
@@ -140,17 +209,28 @@ pub fn job(s: &JobSnapshot, layout: &Layout, graph: &LogicalGraph) -> JobDetail 
                 })
                 .collect();
             let metrics = vertex_counters(&operators.iter().map(|o| o.metrics.clone()).collect::<Vec<_>>());
+            let name = operators
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" -> ");
+            let mut mine: Vec<SubtaskView> = subtasks
+                .iter()
+                .filter(|(_, st, _)| st.vertex == name)
+                .map(|(w, st, r)| subtask_view(*w, st, r))
+                .collect();
+            mine.sort_by_key(|v| v.subtask);
+            let most = |f: fn(&SubtaskView) -> f64| mine.iter().map(f).fold(0.0, f64::max);
             Vertex {
                 id: vertex_id(i),
-                name: operators
-                    .iter()
-                    .map(|o| o.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" -> "),
+                name,
                 parallelism: v.parallelism,
                 status: s.status.state.clone(),
                 operators,
                 metrics,
+                busy_ratio: most(|v| v.busy_ratio),
+                backpressured_ratio: most(|v| v.backpressured_ratio),
+                subtasks: mine,
             }
         })
         .collect();

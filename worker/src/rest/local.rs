@@ -83,6 +83,7 @@ impl JobSource for LocalJob {
                 address: Some("this process".into()),
                 last_seen_ago_ms: Some(0),
                 nodes,
+                subtasks: self.metrics.subtask_snapshot(),
                 exchange_bytes_out: 0,
             }],
         }

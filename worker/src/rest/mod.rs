@@ -12,6 +12,7 @@ mod documents;
 pub mod local;
 pub mod model;
 mod prometheus;
+mod rates;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use crate::checkpoint::metrics::CheckpointRecord;
 use crate::cluster::master::StatusView;
 use crate::contract::error::{Result, WeirError};
 use crate::graph::{JobConfig, LogicalGraph};
-use crate::runtime::metrics::{ExceptionRecord, NodeStats};
+use crate::runtime::metrics::{ExceptionRecord, NodeStats, SubtaskStats};
 
 use self::documents::Layout;
 use self::model::Errors;
@@ -68,6 +69,8 @@ pub struct WorkerSnapshot {
     pub last_seen_ago_ms: Option<u64>,
     /// Its counters per node.
     pub nodes: Vec<NodeStats>,
+    /// Its subtasks' figures.
+    pub subtasks: Vec<SubtaskStats>,
     /// Bytes it sent to other workers.
     pub exchange_bytes_out: u64,
 }
@@ -84,6 +87,7 @@ struct Api {
     source: Arc<dyn JobSource>,
     options: RestOptions,
     layout: tokio::sync::OnceCell<std::result::Result<Layout, String>>,
+    windows: rates::RateWindows,
 }
 
 type Shared = State<Arc<Api>>;
@@ -94,6 +98,7 @@ pub fn router(source: Arc<dyn JobSource>, options: RestOptions) -> Router {
         source,
         options,
         layout: tokio::sync::OnceCell::new(),
+        windows: Default::default(),
     });
     Router::new()
         .route("/overview", get(overview))
@@ -101,6 +106,8 @@ pub fn router(source: Arc<dyn JobSource>, options: RestOptions) -> Router {
         .route("/jobs/{id}", get(job).patch(stop_job))
         .route("/jobs/{id}/vertices/{vid}", get(vertex))
         .route("/jobs/{id}/vertices/{vid}/taskmanagers", get(vertex_workers))
+        .route("/jobs/{id}/vertices/{vid}/backpressure", get(backpressure))
+        .route("/jobs/{id}/vertices/{vid}/watermarks", get(watermarks))
         .route("/jobs/{id}/checkpoints", get(checkpoints))
         .route("/jobs/{id}/checkpoints/config", get(checkpoint_config))
         .route("/jobs/{id}/exceptions", get(exceptions))
@@ -178,6 +185,29 @@ impl Api {
         Ok(snapshot)
     }
 
+    /// The job's document, its subtasks' rates over the last window.
+    async fn detail(&self, id: &str) -> std::result::Result<model::JobDetail, Problem> {
+        let snapshot = self.job(id)?;
+        let layout = self.layout().await?;
+        let subtasks: Vec<_> = snapshot
+            .workers
+            .iter()
+            .flat_map(|w| w.subtasks.iter().map(move |s| (w.ordinal, s)))
+            .map(|(w, s)| (w, s.clone(), self.windows.rates(s)))
+            .collect();
+        Ok(documents::job(&snapshot, layout, self.source.graph().0, &subtasks))
+    }
+
+    /// One vertex of the job's document.
+    async fn vertex(&self, id: &str, vid: &str) -> std::result::Result<model::Vertex, Problem> {
+        self.detail(id)
+            .await?
+            .vertices
+            .into_iter()
+            .find(|v| v.id == vid)
+            .ok_or_else(|| problem(StatusCode::NOT_FOUND, format!("job '{id}' has no vertex '{vid}'")))
+    }
+
     /// The vertices of the plan (planned once).
     async fn layout(&self) -> std::result::Result<&Layout, Problem> {
         let layout = self
@@ -209,21 +239,19 @@ async fn jobs(State(api): Shared) -> Response {
 }
 
 async fn job(State(api): Shared, Path(id): Path<String>) -> Answer {
-    let snapshot = api.job(&id)?;
-    let layout = api.layout().await?;
-    Ok(json(documents::job(&snapshot, layout, api.source.graph().0)))
+    Ok(json(api.detail(&id).await?))
 }
 
 async fn vertex(State(api): Shared, Path((id, vid)): Path<(String, String)>) -> Answer {
-    let snapshot = api.job(&id)?;
-    let detail = documents::job(&snapshot, api.layout().await?, api.source.graph().0);
-    match detail.vertices.into_iter().find(|v| v.id == vid) {
-        Some(v) => Ok(json(v)),
-        None => Err(problem(
-            StatusCode::NOT_FOUND,
-            format!("job '{id}' has no vertex '{vid}'"),
-        )),
-    }
+    Ok(json(api.vertex(&id, &vid).await?))
+}
+
+async fn backpressure(State(api): Shared, Path((id, vid)): Path<(String, String)>) -> Answer {
+    Ok(json(documents::backpressure(&api.vertex(&id, &vid).await?)))
+}
+
+async fn watermarks(State(api): Shared, Path((id, vid)): Path<(String, String)>) -> Answer {
+    Ok(json(documents::watermarks(&api.vertex(&id, &vid).await?)))
 }
 
 async fn vertex_workers(State(api): Shared, Path((id, vid)): Path<(String, String)>) -> Answer {

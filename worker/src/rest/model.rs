@@ -83,6 +83,80 @@ pub struct Vertex {
     pub operators: Vec<OperatorView>,
     /// Records into its first operator and out of its last.
     pub metrics: VertexMetrics,
+    /// The busiest subtask's share of time processing (0–1), over the last second or so.
+    pub busy_ratio: f64,
+    /// The most back-pressured subtask's share of time waiting for room downstream (0–1).
+    pub backpressured_ratio: f64,
+    /// Per subtask (those that reported).
+    pub subtasks: Vec<SubtaskView>,
+}
+
+/// One subtask of a vertex.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SubtaskView {
+    /// Subtask index.
+    pub subtask: usize,
+    /// The worker it runs on (`worker-<ordinal>`).
+    pub taskmanager_id: String,
+    /// Records into the vertex's first operator.
+    pub read_records: u64,
+    /// Records out of its last.
+    pub write_records: u64,
+    /// Records in per second.
+    pub read_records_per_second: f64,
+    /// Records out per second.
+    pub write_records_per_second: f64,
+    /// Share of time processing.
+    pub busy_ratio: f64,
+    /// Share of time waiting for input.
+    pub idle_ratio: f64,
+    /// Share of time waiting for room downstream (back-pressure from a slower consumer).
+    pub backpressured_ratio: f64,
+    /// The newest watermark it received, ms since the epoch.
+    pub input_watermark: Option<i64>,
+    /// The newest watermark it sent.
+    pub output_watermark: Option<i64>,
+}
+
+/// `GET /jobs/{id}/vertices/{vid}/backpressure`, as Flink's: the level is `ok` below 10 % of
+/// the time back-pressured, `low` up to 50 %, `high` above.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BackPressure {
+    /// `ok` (figures available).
+    pub status: String,
+    /// The worst subtask's level.
+    pub backpressure_level: String,
+    /// When the figures were read, ms since the epoch.
+    pub end_timestamp: i64,
+    /// Per subtask.
+    pub subtasks: Vec<SubtaskBackPressure>,
+}
+
+/// One subtask's back-pressure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SubtaskBackPressure {
+    /// Subtask index.
+    pub subtask: usize,
+    /// `ok`, `low` or `high`.
+    pub backpressure_level: String,
+    /// Share of time back-pressured.
+    pub ratio: f64,
+    /// Share of time idle.
+    pub idle_ratio: f64,
+    /// Share of time busy.
+    pub busy_ratio: f64,
+}
+
+/// One entry of `GET /jobs/{id}/vertices/{vid}/watermarks` (Flink's form: `<subtask>.<name>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatermarkEntry {
+    /// `<subtask>.currentInputWatermark` or `<subtask>.currentOutputWatermark`.
+    pub id: String,
+    /// The watermark, ms since the epoch.
+    pub value: i64,
 }
 
 /// One operator of a vertex, with its counters over all subtasks.

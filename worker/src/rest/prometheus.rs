@@ -23,6 +23,14 @@ struct NodeLabels {
     node: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubtaskLabels {
+    job: String,
+    vertex: String,
+    subtask: String,
+    worker: String,
+}
+
 /// The snapshot's metrics as OpenMetrics text.
 pub fn render(s: &JobSnapshot) -> String {
     let v = &s.status;
@@ -102,6 +110,52 @@ pub fn render(s: &JobSnapshot) -> String {
         }
         registry.register(name, help, family);
     }
+    // Per subtask: cumulative times (a rate over them is the share of time busy, idle or
+    // back-pressured) and records, and the watermark sent.
+    type Time = fn(&crate::runtime::metrics::SubtaskStats) -> u64;
+    let per_subtask: [(&str, &str, Time); 5] = [
+        ("subtask_records_in", "Records into a subtask's vertex", |t| {
+            t.records_in
+        }),
+        ("subtask_records_out", "Records out of a subtask's vertex", |t| {
+            t.records_out
+        }),
+        ("subtask_idle_ms", "Time a subtask waited for input, ms", |t| t.idle_ms),
+        (
+            "subtask_backpressured_ms",
+            "Time a subtask waited for room downstream (back-pressure), ms",
+            |t| t.backpressured_ms,
+        ),
+        ("subtask_time_ms", "Time since a subtask started, ms", |t| t.elapsed_ms),
+    ];
+    let labels = |w: usize, t: &crate::runtime::metrics::SubtaskStats| SubtaskLabels {
+        job: v.job.clone(),
+        vertex: t.vertex.clone(),
+        subtask: t.subtask.to_string(),
+        worker: w.to_string(),
+    };
+    for (name, help, pick) in per_subtask {
+        let family = Family::<SubtaskLabels, Counter>::default();
+        for w in &s.workers {
+            for t in &w.subtasks {
+                family.get_or_create(&labels(w.ordinal, t)).inc_by(pick(t));
+            }
+        }
+        registry.register(name, help, family);
+    }
+    let watermark = Family::<SubtaskLabels, Gauge>::default();
+    for w in &s.workers {
+        for t in w.subtasks.iter().filter(|t| t.output_watermark.is_some()) {
+            watermark
+                .get_or_create(&labels(w.ordinal, t))
+                .set(t.output_watermark.unwrap_or_default());
+        }
+    }
+    registry.register(
+        "subtask_output_watermark",
+        "The newest watermark a subtask sent, ms since the epoch",
+        watermark,
+    );
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);

@@ -555,6 +555,7 @@ pub(crate) async fn spawn_tasks(
             if worker_of(head, i) != me {
                 continue;
             }
+            let meter = metrics.register_subtask(&label, i);
             let ctx_of = |id: usize| TaskContext {
                 metrics: node_metrics[id].clone(),
                 node: graph.nodes[id].name.clone(),
@@ -588,7 +589,7 @@ pub(crate) async fn spawn_tasks(
                         metrics: node_metrics[last].clone(),
                     }
                 }
-                _ => Tail::Outputs(Outputs::new(std::mem::take(&mut outputs[last][i]))),
+                _ => Tail::Outputs(Outputs::new(std::mem::take(&mut outputs[last][i])).with_meter(meter.clone())),
             };
             let chain_run = Chain::new(ops, tail).with_checkpoints(task_checkpoints.clone());
             participants += chain_run.participants();
@@ -649,6 +650,7 @@ pub(crate) async fn spawn_tasks(
                         metrics: restore_ms,
                         stopping: cancel.clone(),
                         clock: config.clock.clone(),
+                        meter,
                     };
                     tasks.spawn(guard(label.clone(), i, task.run()));
                 }

@@ -1,8 +1,9 @@
 //! Counters per node, shared by its subtasks, read by progress output and the job result.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub use crate::checkpoint::metrics::CheckpointMetrics;
 pub use crate::contract::NodeMetrics;
@@ -28,6 +29,102 @@ pub struct JobMetrics {
     pub restarts: Arc<std::sync::atomic::AtomicU64>,
     /// The failures that restarted or ended the job, newest last.
     pub exceptions: Arc<Exceptions>,
+    /// Per subtask of each vertex running here.
+    subtasks: Arc<Mutex<Vec<Registered>>>,
+}
+
+/// A subtask's counters under its vertex and index.
+type Registered = (String, usize, Arc<SubtaskMetrics>);
+
+/// Counters and times of one subtask of a vertex (a task: a chain of operators), cheap enough
+/// to stay on (a clock read per event and per full channel): records in and out, time spent
+/// waiting for input (idle) and for room in an output channel (back-pressured), the rest being
+/// busy; and the watermarks it received and sent.
+#[derive(Debug)]
+pub struct SubtaskMetrics {
+    /// Records into the vertex's first operator.
+    pub records_in: AtomicU64,
+    /// Records out of its last (sent downstream).
+    pub records_out: AtomicU64,
+    idle_ns: AtomicU64,
+    backpressured_ns: AtomicU64,
+    input_watermark: AtomicI64,
+    output_watermark: AtomicI64,
+    started: Instant,
+}
+
+impl Default for SubtaskMetrics {
+    fn default() -> Self {
+        SubtaskMetrics {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            idle_ns: AtomicU64::new(0),
+            backpressured_ns: AtomicU64::new(0),
+            input_watermark: AtomicI64::new(i64::MIN),
+            output_watermark: AtomicI64::new(i64::MIN),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl SubtaskMetrics {
+    /// Adds time spent waiting for input.
+    pub fn idle(&self, d: Duration) {
+        self.idle_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Adds time spent waiting for room downstream.
+    pub fn backpressured(&self, d: Duration) {
+        self.backpressured_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Records a watermark received.
+    pub fn input_watermark(&self, w: i64) {
+        self.input_watermark.store(w, Ordering::Relaxed);
+    }
+
+    /// Records a watermark sent.
+    pub fn output_watermark(&self, w: i64) {
+        self.output_watermark.store(w, Ordering::Relaxed);
+    }
+
+    fn stats(&self, vertex: &str, subtask: usize) -> SubtaskStats {
+        let watermark = |a: &AtomicI64| Some(a.load(Ordering::Relaxed)).filter(|w| *w != i64::MIN);
+        SubtaskStats {
+            vertex: vertex.to_string(),
+            subtask,
+            records_in: self.records_in.load(Ordering::Relaxed),
+            records_out: self.records_out.load(Ordering::Relaxed),
+            idle_ms: self.idle_ns.load(Ordering::Relaxed) / 1_000_000,
+            backpressured_ms: self.backpressured_ns.load(Ordering::Relaxed) / 1_000_000,
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            input_watermark: watermark(&self.input_watermark),
+            output_watermark: watermark(&self.output_watermark),
+        }
+    }
+}
+
+/// One subtask's figures at one moment (what workers send the coordinator).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubtaskStats {
+    /// The vertex: its operators' names joined with ` -> `.
+    pub vertex: String,
+    /// Subtask index.
+    pub subtask: usize,
+    /// Records in.
+    pub records_in: u64,
+    /// Records out.
+    pub records_out: u64,
+    /// Time waiting for input since it started, ms.
+    pub idle_ms: u64,
+    /// Time waiting for room downstream since it started, ms.
+    pub backpressured_ms: u64,
+    /// Since it started, ms (busy = elapsed − idle − back-pressured).
+    pub elapsed_ms: u64,
+    /// The newest watermark received.
+    pub input_watermark: Option<i64>,
+    /// The newest watermark sent.
+    pub output_watermark: Option<i64>,
 }
 
 /// How many failures [`Exceptions`] keeps.
@@ -91,6 +188,22 @@ impl JobMetrics {
         let m = Arc::new(NodeMetrics::default());
         self.nodes.push((name.to_string(), role, m.clone()));
         m
+    }
+
+    /// Counters for subtask `subtask` of `vertex` (a run's subtask replaces the previous
+    /// run's).
+    pub fn register_subtask(&self, vertex: &str, subtask: usize) -> Arc<SubtaskMetrics> {
+        let m = Arc::new(SubtaskMetrics::default());
+        let mut list = self.subtasks.lock().expect("subtask metrics lock");
+        list.retain(|(v, i, _)| !(v == vertex && *i == subtask));
+        list.push((vertex.to_string(), subtask, m.clone()));
+        m
+    }
+
+    /// Every subtask's figures now.
+    pub fn subtask_snapshot(&self) -> Vec<SubtaskStats> {
+        let list = self.subtasks.lock().expect("subtask metrics lock");
+        list.iter().map(|(v, i, m)| m.stats(v, *i)).collect()
     }
 
     /// Counters in registration order.

@@ -1,11 +1,17 @@
 //! The output side of a subtask: one partitioner and one channel per receiver, per edge.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::contract::error::Result;
 use crate::contract::message::Message;
 use crate::partition::Partitioner;
+use crate::runtime::metrics::SubtaskMetrics;
 
 /// Returned when a receiver is gone: the job is failing elsewhere.
 #[derive(Debug)]
@@ -33,6 +39,24 @@ impl OutputEdge {
 #[derive(Default)]
 pub struct Outputs {
     edges: Vec<OutputEdge>,
+    /// The subtask's counters: records out, time waiting for room, watermarks sent.
+    meter: Option<Arc<SubtaskMetrics>>,
+}
+
+/// Sends `msg`, counting the time spent waiting for room (back-pressure) in `meter`.
+async fn send(sender: &Sender<Message>, msg: Message, meter: Option<&SubtaskMetrics>) -> SendResult {
+    match sender.try_send(msg) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Closed(_)) => Err(SendError::Gone(ReceiverGone)),
+        Err(TrySendError::Full(msg)) => {
+            let waited = Instant::now();
+            let sent = sender.send(msg).await.map_err(|_| SendError::Gone(ReceiverGone));
+            if let Some(m) = meter {
+                m.backpressured(waited.elapsed());
+            }
+            sent
+        }
+    }
 }
 
 /// Outcome of a send.
@@ -50,21 +74,28 @@ pub enum SendError {
 impl Outputs {
     /// Outputs over these edges.
     pub fn new(edges: Vec<OutputEdge>) -> Self {
-        Outputs { edges }
+        Outputs { edges, meter: None }
+    }
+
+    /// Counts what this subtask sends, and how long it waits to, in `meter`.
+    pub fn with_meter(mut self, meter: Arc<SubtaskMetrics>) -> Self {
+        self.meter = Some(meter);
+        self
     }
 
     /// Routes a batch; waits while a receiver's channel is full (back-pressure).
     pub async fn send_data(&mut self, batch: RecordBatch) -> SendResult {
+        let meter = self.meter.as_deref();
+        if let Some(m) = meter {
+            m.records_out.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        }
         for edge in &mut self.edges {
             let n = edge.senders.len();
             edge.scratch.clear();
             let r: Result<()> = edge.partitioner.partition(&batch, n, &mut edge.scratch);
             r.map_err(SendError::Partition)?;
             for (target, part) in edge.scratch.drain(..) {
-                edge.senders[target]
-                    .send(Message::Data(part))
-                    .await
-                    .map_err(|_| SendError::Gone(ReceiverGone))?;
+                send(&edge.senders[target], Message::Data(part), meter).await?;
             }
         }
         Ok(())
@@ -72,9 +103,13 @@ impl Outputs {
 
     /// Sends a control message (watermark, barrier, end) to every receiver.
     pub async fn broadcast(&mut self, msg: Message) -> SendResult {
+        let meter = self.meter.as_deref();
+        if let (Some(m), Message::Watermark(w)) = (meter, &msg) {
+            m.output_watermark(*w);
+        }
         for edge in &self.edges {
             for s in &edge.senders {
-                s.send(msg.clone()).await.map_err(|_| SendError::Gone(ReceiverGone))?;
+                send(s, msg.clone(), meter).await?;
             }
         }
         Ok(())

@@ -3,6 +3,7 @@
 //! for the job's final commit.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -15,6 +16,7 @@ use crate::contract::clock::SharedClock;
 use crate::contract::error::{Result, WeirError};
 use crate::runtime::chain::Chain;
 use crate::runtime::gate::{GateEvent, InputGate};
+use crate::runtime::metrics::SubtaskMetrics;
 use crate::runtime::source_emitter::SourceEmitter;
 
 /// A source subtask: restores the chain after it, runs the source, then ends the chain.
@@ -54,6 +56,8 @@ pub struct OperatorTask {
     pub stopping: CancellationToken,
     /// The clock processing-time timers follow.
     pub clock: SharedClock,
+    /// This subtask's counters: records in, time waiting for input, watermarks received.
+    pub meter: Arc<SubtaskMetrics>,
 }
 
 impl OperatorTask {
@@ -78,24 +82,37 @@ impl OperatorTask {
                     None => std::future::pending().await,
                 }
             };
+            let waiting = Instant::now();
             let event = tokio::select! {
                 biased;
                 e = self.gate.next() => e,
                 _ = timer_due => {
+                    self.meter.idle(waiting.elapsed());
                     chain.processing_time(self.clock.now_ms()).await?;
                     continue;
                 }
                 Some(id) = completed(&mut completions) => {
+                    self.meter.idle(waiting.elapsed());
                     chain.notify_complete(id).await?;
                     continue;
                 }
             };
+            self.meter.idle(waiting.elapsed());
             match event {
-                GateEvent::Data(input, b) => chain.push_from(input, b).await?,
-                GateEvent::InputWatermark(input, w) => chain.input_watermark(input, w).await?,
+                GateEvent::Data(input, b) => {
+                    self.meter.records_in.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                    chain.push_from(input, b).await?
+                }
+                GateEvent::InputWatermark(input, w) => {
+                    self.meter.input_watermark(w);
+                    chain.input_watermark(input, w).await?
+                }
                 // Stopping a checkpointing job is not the end of event time.
                 GateEvent::Watermark(i64::MAX) if self.stopping.is_cancelled() && chain.checkpointing() => {}
-                GateEvent::Watermark(w) => chain.watermark(w).await?,
+                GateEvent::Watermark(w) => {
+                    self.meter.input_watermark(w);
+                    chain.watermark(w).await?
+                }
                 GateEvent::Idle => chain.idle().await?,
                 GateEvent::Barrier(b) => chain.barrier(b).await?,
                 GateEvent::End => {

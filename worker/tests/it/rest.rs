@@ -32,7 +32,7 @@ fn request(port: u16, method: &str, path: &str, headers: &[&str]) -> (u16, Strin
     (code, body.to_string())
 }
 
-fn get(port: u16, path: &str) -> Value {
+pub(crate) fn get(port: u16, path: &str) -> Value {
     let (code, body) = request(port, "GET", path, &[]);
     assert_eq!(code, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
@@ -111,6 +111,14 @@ fn the_rest_api_shows_a_job_on_three_workers_and_only_a_token_holder_takes_savep
     assert_eq!(fed[0]["inputs"][0]["ship_strategy"], "hash", "{job}");
     let vid = win["id"].as_str().unwrap().to_string();
     assert_eq!(get(port, &format!("/jobs/mixed/vertices/{vid}"))["id"], vid.as_str());
+    // Event time: each window subtask shows the watermark it received, once it has one.
+    let marks = format!("/jobs/mixed/vertices/{vid}/watermarks");
+    wait_for("the window's watermarks", Duration::from_secs(30), || {
+        get(port, &marks).as_array().is_some_and(|m| {
+            m.iter()
+                .any(|w| w["id"] == "0.currentInputWatermark" && w["value"].as_i64() > Some(0))
+        })
+    });
 
     // The same counters as /metrics (read between two reads of the API: they only grow).
     let before = window_reads(port);
@@ -296,4 +304,81 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[test]
+fn a_slow_sink_shows_its_upstream_back_pressured_with_rates_per_subtask() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+    use weir::prelude::*;
+    use weir::rest::{self, RestOptions, local::LocalJob};
+    use weir::runtime::control::JobControl;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1).set_batch_size(100).set_channel_capacity(2);
+    let unbounded = DatagenConfig {
+        rows: None,
+        ..Default::default()
+    };
+    env.add_source(Datagen::new("gen", unbounded).unwrap())
+        .name("gen")
+        .rebalance()
+        .add_sink(crate::runtime::SlowSink {
+            delay: Duration::from_millis(10),
+            rows: Arc::new(AtomicU64::new(0)),
+        });
+    let (graph, config) = env.prepare("slow").unwrap();
+    let (metrics, control) = (env.metrics(), JobControl::default());
+    let source = Arc::new(LocalJob::new(graph, config, metrics.clone(), control.clone()));
+    let addr = rt
+        .block_on(rest::serve(
+            "127.0.0.1:0".parse().unwrap(),
+            source,
+            RestOptions::default(),
+        ))
+        .unwrap();
+    let port = addr.port();
+    let job = rt.spawn({
+        let control = control.clone();
+        async move { env.execute_controlled("slow", &metrics, &control).await }
+    });
+    // The source waits for the sink nearly all the time: its vertex is back-pressured ("high",
+    // above half the time), the sink's is busy and not back-pressured.
+    wait_for("the source's back-pressure", Duration::from_secs(30), || {
+        get(port, "/jobs/slow/vertices/v0/backpressure")["backpressure-level"] == "high"
+    });
+    let job_doc = get(port, "/jobs/slow");
+    let (source, sink) = (vertex_of(&job_doc, "gen"), vertex_of(&job_doc, "sink-slow"));
+    assert!(source["backpressured-ratio"].as_f64() > Some(0.5), "{job_doc}");
+    assert!(sink["busy-ratio"].as_f64() > Some(0.5), "{job_doc}");
+    assert_eq!(
+        get(
+            port,
+            &format!("/jobs/slow/vertices/{}/backpressure", sink["id"].as_str().unwrap())
+        )["backpressure-level"],
+        "ok"
+    );
+    let subtask = &source["subtasks"][0];
+    assert_eq!(
+        (subtask["subtask"].clone(), subtask["taskmanager-id"].clone()),
+        (0.into(), "worker-0".into())
+    );
+    assert!(subtask["write-records-per-second"].as_f64() > Some(0.0), "{subtask}");
+    // The same figures for Prometheus, per subtask.
+    let metrics_text = http_get(port, "/metrics");
+    assert!(
+        series(
+            &metrics_text,
+            "weir_subtask_backpressured_ms_total{job=\"slow\",vertex=\"gen\",subtask=\"0\",worker=\"0\"}"
+        ) > 0,
+        "{metrics_text}"
+    );
+    control.cancel_token().cancel();
+    let result = rt.block_on(job).unwrap().unwrap();
+    assert!(result.cancelled);
 }

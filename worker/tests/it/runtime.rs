@@ -44,9 +44,9 @@ fn four_way_parallel_run_gives_the_same_multiset_as_parallelism_one() {
 
 /// A sink that takes `delay` per batch.
 #[derive(Clone)]
-struct SlowSink {
-    delay: Duration,
-    rows: Arc<AtomicU64>,
+pub(crate) struct SlowSink {
+    pub(crate) delay: Duration,
+    pub(crate) rows: Arc<AtomicU64>,
 }
 
 impl SinkFactory for SlowSink {
