@@ -230,7 +230,8 @@ impl Operator {
             Some(log[at..].split_whitespace().next()?.to_string())
         });
         let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        conn.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        conn.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
             .unwrap();
         let mut out = String::new();
         conn.read_to_string(&mut out).unwrap();
