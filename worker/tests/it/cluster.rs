@@ -53,6 +53,24 @@ sinks:
     )
 }
 
+/// An unbounded job (2,000 rows a second, keyed, into a blackhole) checkpointing every 100 ms
+/// into `chk`: it runs until it is stopped.
+pub(crate) fn unbounded_keyed_job(name: &str, chk: &Path) -> String {
+    format!(
+        "name: {name}
+parallelism: 2
+checkpoint: {{interval_ms: 100, storage: \"{}\"}}
+sources:
+  - {{id: gen, connector: datagen, rows_per_second: 2000, fields: [{{name: id, kind: sequence}}]}}
+operators:
+  - {{id: keyed, input: gen, key_by: id}}
+sinks:
+  - {{id: out, input: keyed, connector: blackhole}}
+",
+        chk.display()
+    )
+}
+
 pub(crate) fn weir() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weir"))
 }
@@ -570,19 +588,7 @@ fn savepoints_are_triggered_then_polled_and_a_repeated_trigger_takes_one() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     // Unbounded: the job runs until the stop-with-savepoint.
-    let yaml = format!(
-        "name: triggered
-parallelism: 2
-checkpoint: {{interval_ms: 100, storage: \"{}\"}}
-sources:
-  - {{id: gen, connector: datagen, rows_per_second: 2000, fields: [{{name: id, kind: sequence}}]}}
-operators:
-  - {{id: keyed, input: gen, key_by: id}}
-sinks:
-  - {{id: out, input: keyed, connector: blackhole}}
-",
-        tmp.path().join("chk").display()
-    );
+    let yaml = unbounded_keyed_job("triggered", &tmp.path().join("chk"));
     let cluster = Cluster::start(tmp.path(), &yaml, 2, port);
     wait_for("the job to run", Duration::from_secs(30), || {
         status(port).is_some_and(|s| s["state"] == "running" && s["last_checkpoint"].as_u64() > Some(0))

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cluster::{Cluster, free_port, http_get, mixed_job, status, wait_for, weir};
+use crate::cluster::{Cluster, free_port, http_get, mixed_job, status, unbounded_keyed_job, wait_for, weir};
 
 /// One request; the status code and the body.
 fn request(port: u16, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
@@ -254,23 +254,7 @@ fn weir_run_serves_the_rest_api_read_only_without_a_token() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let file = tmp.path().join("job.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "name: local
-parallelism: 2
-checkpoint: {{interval_ms: 100, storage: \"{}\"}}
-sources:
-  - {{id: gen, connector: datagen, rows_per_second: 2000, fields: [{{name: id, kind: sequence}}]}}
-operators:
-  - {{id: keyed, input: gen, key_by: id}}
-sinks:
-  - {{id: out, input: keyed, connector: blackhole}}
-",
-            tmp.path().join("chk").display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&file, unbounded_keyed_job("local", &tmp.path().join("chk"))).unwrap();
     let child = weir()
         .arg("run")
         .arg(&file)
@@ -310,7 +294,6 @@ impl Drop for Killed {
 fn a_slow_sink_shows_its_upstream_back_pressured_with_rates_per_subtask() {
     use std::sync::Arc;
     use std::sync::atomic::AtomicU64;
-    use weir::prelude::*;
     use weir::rest::{self, RestOptions, local::LocalJob};
     use weir::runtime::control::JobControl;
 
@@ -319,19 +302,7 @@ fn a_slow_sink_shows_its_upstream_back_pressured_with_rates_per_subtask() {
         .enable_all()
         .build()
         .unwrap();
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(1).set_batch_size(100).set_channel_capacity(2);
-    let unbounded = DatagenConfig {
-        rows: None,
-        ..Default::default()
-    };
-    env.add_source(Datagen::new("gen", unbounded).unwrap())
-        .name("gen")
-        .rebalance()
-        .add_sink(crate::runtime::SlowSink {
-            delay: Duration::from_millis(10),
-            rows: Arc::new(AtomicU64::new(0)),
-        });
+    let env = crate::runtime::source_into_slow_sink(100, 2, Arc::new(AtomicU64::new(0)));
     let (graph, config) = env.prepare("slow").unwrap();
     let (metrics, control) = (env.metrics(), JobControl::default());
     let source = Arc::new(LocalJob::new(graph, config, metrics.clone(), control.clone()));

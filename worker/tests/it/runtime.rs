@@ -44,9 +44,9 @@ fn four_way_parallel_run_gives_the_same_multiset_as_parallelism_one() {
 
 /// A sink that takes `delay` per batch.
 #[derive(Clone)]
-pub(crate) struct SlowSink {
-    pub(crate) delay: Duration,
-    pub(crate) rows: Arc<AtomicU64>,
+struct SlowSink {
+    delay: Duration,
+    rows: Arc<AtomicU64>,
 }
 
 impl SinkFactory for SlowSink {
@@ -70,14 +70,13 @@ impl Sink for SlowSink {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_sink_slows_a_fast_source_and_bounds_what_is_in_flight() {
+/// An unbounded datagen source `gen` rebalanced into a [`SlowSink`] taking 10 ms per batch
+/// (batches of `batch` rows, channels of `capacity` batches, p = 1), counting into `rows`.
+pub(crate) fn source_into_slow_sink(batch: usize, capacity: usize, rows: Arc<AtomicU64>) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
-    let (batch, capacity) = (100u64, 2u64);
     env.set_parallelism(1)
-        .set_batch_size(batch as usize)
-        .set_channel_capacity(capacity as usize);
-    let rows = Arc::new(AtomicU64::new(0));
+        .set_batch_size(batch)
+        .set_channel_capacity(capacity);
     let unbounded = DatagenConfig {
         rows: None,
         ..Default::default()
@@ -87,8 +86,16 @@ async fn a_slow_sink_slows_a_fast_source_and_bounds_what_is_in_flight() {
         .rebalance()
         .add_sink(SlowSink {
             delay: Duration::from_millis(10),
-            rows: rows.clone(),
+            rows,
         });
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_slows_a_fast_source_and_bounds_what_is_in_flight() {
+    let (batch, capacity) = (100u64, 2u64);
+    let rows = Arc::new(AtomicU64::new(0));
+    let env = source_into_slow_sink(batch as usize, capacity as usize, rows.clone());
     let metrics = env.metrics();
     let cancel = CancellationToken::new();
     let job = tokio::spawn({
