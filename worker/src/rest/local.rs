@@ -3,9 +3,9 @@
 use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::StatusView;
 use super::{JobSnapshot, JobSource, WorkerSnapshot};
 use crate::checkpoint::metrics::CheckpointStatus;
-use crate::cluster::master::StatusView;
 use crate::graph::{JobConfig, LogicalGraph};
 use crate::runtime::control::JobControl;
 use crate::runtime::metrics::JobMetrics;

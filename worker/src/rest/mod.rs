@@ -13,6 +13,7 @@ pub mod local;
 pub mod model;
 mod prometheus;
 mod rates;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,8 +24,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+pub use self::status::StatusView;
 use crate::checkpoint::metrics::CheckpointRecord;
-use crate::cluster::master::StatusView;
 use crate::contract::error::{Result, WeirError};
 use crate::graph::{JobConfig, LogicalGraph};
 use crate::runtime::metrics::{ExceptionRecord, NodeStats, SubtaskStats};
