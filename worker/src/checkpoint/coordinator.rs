@@ -290,7 +290,6 @@ impl TaskCheckpoints {
     }
 }
 
-/// Logs a local copy that could not be written (the checkpoint goes on without it).
 /// The history's record of checkpoint `barrier`, triggered at `started`: its size and path, or
 /// why it failed.
 fn record(
@@ -315,6 +314,7 @@ fn record(
     }
 }
 
+/// Logs a local copy that could not be written (the checkpoint goes on without it).
 fn warn_unkept(file: &str, kept: std::result::Result<std::io::Result<()>, tokio::task::JoinError>) {
     let error = match kept {
         Ok(Ok(())) => return,

@@ -67,7 +67,6 @@ struct State {
     workers: Vec<Option<Attached>>,
     restarts: u32,
     last_checkpoint: u64,
-    last_error: Option<String>,
     /// The newest savepoint taken, and whether it stopped the job.
     last_savepoint: Option<(String, bool)>,
     acks: Option<mpsc::UnboundedSender<Ack>>,
@@ -100,7 +99,7 @@ struct Shared {
     events: mpsc::UnboundedSender<Event>,
     control: JobControl,
     checkpoints: Arc<CheckpointMetrics>,
-    /// The runs' failures, for the REST API.
+    /// The runs' failures, newest last (the status's `last_error` is the newest).
     exceptions: crate::runtime::metrics::Exceptions,
     /// The job's graph and settings, for the REST API's plan.
     graph: LogicalGraph,
@@ -194,7 +193,6 @@ impl JobMaster {
                 workers: (0..workers).map(|_| None).collect(),
                 restarts: 0,
                 last_checkpoint: 0,
-                last_error: None,
                 last_savepoint: None,
                 acks: None,
                 triggers: Default::default(),
@@ -256,7 +254,7 @@ impl JobMaster {
             checkpoints_failed: c.failed.load(Relaxed),
             checkpoint_last_duration_ms: c.last_duration_ms.load(Relaxed),
             checkpoint_last_bytes: c.last_bytes.load(Relaxed),
-            last_error: s.last_error.clone(),
+            last_error: self.shared.exceptions.last_message(),
             last_savepoint: s.last_savepoint.as_ref().map(|(p, _)| p.clone()),
             exchange_bytes_out: s.workers.iter().flatten().map(|w| w.exchange.0).sum(),
             exchange_credit_waits: s.workers.iter().flatten().map(|w| w.exchange.1).sum(),
@@ -665,9 +663,8 @@ impl JobMasterLoop {
             (false, _) => Phase::Failed,
         });
         if let Err(e) = &outcome {
-            let mut s = self.shared.state.lock().expect("master lock");
-            s.last_error = Some(e.to_string());
-            self.shared.exceptions.record(s.generation, e.to_string());
+            let generation = self.shared.state.lock().expect("master lock").generation;
+            self.shared.exceptions.record(generation, e.to_string());
         }
         self.broadcast(Cmd::Shutdown(rpc::Shutdown { success, message }));
         outcome
@@ -778,9 +775,7 @@ impl JobMasterLoop {
                     self.set_phase(Phase::Restarting);
                     tracing::warn!(job = %self.shared.job, generation, %reason, "run failed; stopping its tasks");
                     {
-                        let mut s = self.shared.state.lock().expect("master lock");
-                        s.last_error = Some(reason.clone());
-                        s.live = false;
+                        self.shared.state.lock().expect("master lock").live = false;
                         self.shared.exceptions.record(generation, reason.clone());
                     }
                     self.broadcast(Cmd::Stop(rpc::Stop {

@@ -46,6 +46,18 @@ pub enum Route {
 }
 
 impl Route {
+    /// Short name for plans and the REST API (as [`crate::partition::Partitioning::name`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Forward => "forward",
+            Route::Rebalance => "rebalance",
+            Route::Shuffle => "shuffle",
+            Route::Hash(_) => "hash",
+            Route::Range(..) => "range",
+            Route::Broadcast => "broadcast",
+        }
+    }
+
     /// The partitioner for sending subtask `subtask`.
     pub fn partitioner(&self, subtask: usize, max_parallelism: u32) -> Partitioner {
         match self {

@@ -3,7 +3,6 @@
 use crate::checkpoint::metrics::{CheckpointRecord, CheckpointStatus};
 use crate::contract::error::Result;
 use crate::graph::{JobConfig, LogicalGraph, NodeId};
-use crate::plan::Route;
 use crate::runtime::metrics::{NodeStats, SubtaskStats};
 
 use super::JobSnapshot;
@@ -90,17 +89,6 @@ struct LaidOut {
     inputs: Vec<(usize, &'static str)>,
 }
 
-fn route_name(route: &Route) -> &'static str {
-    match route {
-        Route::Forward => "forward",
-        Route::Rebalance => "rebalance",
-        Route::Shuffle => "shuffle",
-        Route::Hash(_) => "hash",
-        Route::Range(..) => "range",
-        Route::Broadcast => "broadcast",
-    }
-}
-
 impl Layout {
     /// Plans `graph` as the job runs it.
     pub async fn plan(graph: &LogicalGraph, config: &JobConfig) -> Result<Layout> {
@@ -115,7 +103,7 @@ impl Layout {
                     for (edge, route) in graph.nodes[*n].inputs.iter().zip(&plan.nodes[*n].routes) {
                         let from = plan.chain_of[edge.from];
                         if from != ci {
-                            inputs.push((from, route_name(route)));
+                            inputs.push((from, route.name()));
                         }
                     }
                 }

@@ -159,6 +159,15 @@ impl Exceptions {
         });
     }
 
+    /// The newest failure's message.
+    pub fn last_message(&self) -> Option<String> {
+        self.0
+            .lock()
+            .expect("exceptions lock")
+            .back()
+            .map(|e| e.message.clone())
+    }
+
     /// The failures kept, oldest first.
     pub fn list(&self) -> Vec<ExceptionRecord> {
         self.0.lock().expect("exceptions lock").iter().cloned().collect()
