@@ -33,6 +33,7 @@ use crate::contract::message::Barrier;
 use crate::graph::{JobConfig, LogicalGraph, RestoreFrom};
 use crate::runtime::control::JobControl;
 use crate::runtime::metrics::{CheckpointMetrics, NodeStats};
+use crate::runtime::process_usage::ProcessUsage;
 
 /// Where the job is: the phase the gRPC status reports (one enum for both sides).
 pub use weir_proto::rpc::JobPhase as Phase;
@@ -48,6 +49,8 @@ struct Attached {
     exchange: (u64, u64),
     /// State bytes its restores read locally and from storage.
     restored: (u64, u64),
+    /// Its process's memory and CPU time, from its last heartbeat.
+    usage: Option<ProcessUsage>,
     address: String,
 }
 
@@ -277,6 +280,7 @@ impl JobMaster {
                 nodes: w.as_ref().map(|w| w.metrics.clone()).unwrap_or_default(),
                 subtasks: w.as_ref().map(|w| w.subtasks.clone()).unwrap_or_default(),
                 exchange_bytes_out: w.as_ref().map_or(0, |w| w.exchange.0),
+                usage: w.as_ref().and_then(|w| w.usage),
             })
             .collect()
     }
@@ -379,6 +383,7 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
                 subtasks: Vec::new(),
                 exchange: (0, 0),
                 restored: (0, 0),
+                usage: None,
                 address: r.address.clone(),
             });
             tracing::info!(ordinal = i, address = %r.address, "worker attached");
@@ -401,6 +406,11 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
                 w.last_seen = Instant::now();
                 w.exchange = (r.exchange_bytes_out, r.exchange_credit_waits);
                 w.restored = (r.restore_local_bytes, r.restore_remote_bytes);
+                w.usage = (r.usage_at_ms > 0).then_some(ProcessUsage {
+                    rss_bytes: r.memory_bytes,
+                    cpu_ms: r.cpu_ms,
+                    at_ms: r.usage_at_ms,
+                });
                 if r.generation == generation
                     && let Ok(m) = serde_json::from_slice::<Vec<NodeStats>>(&r.metrics_json)
                 {

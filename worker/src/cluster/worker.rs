@@ -622,6 +622,7 @@ async fn heartbeats(
     let mut tick = tokio::time::interval(timing.interval);
     loop {
         tick.tick().await;
+        let usage = crate::runtime::process_usage::read().unwrap_or_default();
         let request = rpc::HeartbeatRequest {
             ordinal: ordinal as u32,
             generation: inbound.generation(),
@@ -631,6 +632,9 @@ async fn heartbeats(
             exchange_credit_waits: inbound.metrics.credit_waits.load(Ordering::Relaxed),
             restore_local_bytes: metrics.checkpoints.restore_reads.local.load(Ordering::Relaxed),
             restore_remote_bytes: metrics.checkpoints.restore_reads.remote.load(Ordering::Relaxed),
+            memory_bytes: usage.rss_bytes,
+            cpu_ms: usage.cpu_ms,
+            usage_at_ms: usage.at_ms,
         };
         let mut client = client.clone();
         if let Ok(Ok(_)) = tokio::time::timeout(timing.timeout, client.heartbeat(request)).await {

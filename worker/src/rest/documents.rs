@@ -7,7 +7,7 @@ use crate::runtime::metrics::{NodeStats, SubtaskStats};
 
 use super::JobSnapshot;
 use super::model::*;
-use super::rates::Rates;
+use super::rates::{CpuWindows, Rates};
 
 /// Every subtask that reported: the worker it runs on, its figures and its rates.
 pub type Subtasks = [(usize, SubtaskStats, Rates)];
@@ -347,7 +347,7 @@ pub fn exceptions(s: &JobSnapshot) -> Exceptions {
     }
 }
 
-pub fn taskmanagers(s: &JobSnapshot) -> TaskManagers {
+pub fn taskmanagers(s: &JobSnapshot, cpu: &CpuWindows) -> TaskManagers {
     TaskManagers {
         taskmanagers: s
             .workers
@@ -361,6 +361,9 @@ pub fn taskmanagers(s: &JobSnapshot) -> TaskManagers {
                 read_records: w.nodes.iter().map(|n| n.records_in).sum(),
                 write_records: w.nodes.iter().map(|n| n.records_out).sum(),
                 exchange_bytes_out: w.exchange_bytes_out,
+                memory_bytes: w.usage.map(|u| u.rss_bytes),
+                cpu_ms: w.usage.map(|u| u.cpu_ms),
+                cpu_cores: w.usage.and_then(|u| cpu.cores(w.ordinal, u)),
             })
             .collect(),
     }

@@ -85,6 +85,7 @@ impl JobSource for LocalJob {
                 nodes,
                 subtasks: self.metrics.subtask_snapshot(),
                 exchange_bytes_out: 0,
+                usage: crate::runtime::process_usage::read(),
             }],
         }
     }

@@ -2,7 +2,8 @@
 //! Flink's resource names (`/overview`, `/jobs`, `/jobs/{id}`, `…/vertices/{vid}`,
 //! `…/checkpoints`, `…/checkpoints/config`, `…/exceptions`, `/taskmanagers`), Prometheus text
 //! on `/metrics`, the older `/status` JSON and `/healthz`; `POST /jobs/{id}/savepoints` and
-//! `PATCH /jobs/{id}?mode=stop` for clients holding the bearer token. Served by axum.
+//! `PATCH /jobs/{id}?mode=stop` for clients holding the bearer token; the dashboard on `/`
+//! ([`ui`]). Served by axum.
 //!
 //! Two kinds of job sit behind it ([`JobSource`]): the cluster's job master, and a job running
 //! in this process.
@@ -14,6 +15,7 @@ pub mod model;
 mod prometheus;
 mod rates;
 pub mod status;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::checkpoint::metrics::CheckpointRecord;
 use crate::contract::error::{Result, WeirError};
 use crate::graph::{JobConfig, LogicalGraph};
 use crate::runtime::metrics::{ExceptionRecord, NodeStats, SubtaskStats};
+use crate::runtime::process_usage::ProcessUsage;
 
 use self::documents::Layout;
 use self::model::Errors;
@@ -74,6 +77,8 @@ pub struct WorkerSnapshot {
     pub subtasks: Vec<SubtaskStats>,
     /// Bytes it sent to other workers.
     pub exchange_bytes_out: u64,
+    /// Its process's memory and CPU time, when it reported them.
+    pub usage: Option<ProcessUsage>,
 }
 
 /// Settings of the HTTP endpoint.
@@ -89,6 +94,7 @@ struct Api {
     options: RestOptions,
     layout: tokio::sync::OnceCell<std::result::Result<Layout, String>>,
     windows: rates::RateWindows,
+    cpu: rates::CpuWindows,
 }
 
 type Shared = State<Arc<Api>>;
@@ -100,6 +106,7 @@ pub fn router(source: Arc<dyn JobSource>, options: RestOptions) -> Router {
         options,
         layout: tokio::sync::OnceCell::new(),
         windows: Default::default(),
+        cpu: Default::default(),
     });
     Router::new()
         .route("/overview", get(overview))
@@ -116,7 +123,9 @@ pub fn router(source: Arc<dyn JobSource>, options: RestOptions) -> Router {
         .route("/taskmanagers", get(taskmanagers))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
-        .route("/", get(status))
+        .route("/", get(ui::index))
+        .route("/assets/app.js", get(ui::script))
+        .route("/assets/app.css", get(ui::style))
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async {
             problem(
@@ -277,7 +286,7 @@ async fn exceptions(State(api): Shared, Path(id): Path<String>) -> Answer {
 }
 
 async fn taskmanagers(State(api): Shared) -> Response {
-    json(documents::taskmanagers(&api.source.snapshot()))
+    json(documents::taskmanagers(&api.source.snapshot(), &api.cpu))
 }
 
 async fn status(State(api): Shared) -> Response {

@@ -361,6 +361,12 @@ pub struct TaskManager {
     pub write_records: u64,
     /// Bytes it sent to other workers.
     pub exchange_bytes_out: u64,
+    /// Its process's resident memory, bytes (as of its last heartbeat).
+    pub memory_bytes: Option<u64>,
+    /// Its process's CPU time since it started, ms.
+    pub cpu_ms: Option<u64>,
+    /// CPU cores it used over the last window of at least a second between reads.
+    pub cpu_cores: Option<f64>,
 }
 
 /// `POST /jobs/{id}/savepoints` and `PATCH /jobs/{id}?mode=stop`: the savepoint taken.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::runtime::metrics::SubtaskStats;
+use crate::runtime::process_usage::ProcessUsage;
 
 /// How long a window the rates span at least, ms.
 const WINDOW_MS: u64 = 1000;
@@ -98,6 +99,29 @@ impl RateWindows {
     }
 }
 
+/// CPU cores each worker used, over windows of at least a second of its reports.
+#[derive(Default)]
+pub struct CpuWindows(Mutex<HashMap<usize, (ProcessUsage, Option<f64>)>>);
+
+impl CpuWindows {
+    /// The cores worker `ordinal` used over its last window, given its report `now` (none
+    /// before a first window closed).
+    pub fn cores(&self, ordinal: usize, now: ProcessUsage) -> Option<f64> {
+        let mut windows = self.0.lock().expect("cpu windows lock");
+        let (start, last) = windows.entry(ordinal).or_insert((now, None));
+        if now.at_ms < start.at_ms || now.cpu_ms < start.cpu_ms {
+            // The worker restarted: start over.
+            *start = now;
+            *last = None;
+        } else if (now.at_ms - start.at_ms) as u64 >= WINDOW_MS {
+            let cores = (now.cpu_ms - start.cpu_ms) as f64 / (now.at_ms - start.at_ms) as f64;
+            *start = now;
+            *last = Some(cores);
+        }
+        *last
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +157,21 @@ mod tests {
         // A restarted subtask (its clock went back): from its start.
         let r = w.rates(&at(100, 100, 0, 0));
         assert_eq!((r.idle, r.busy), (1.0, 0.0));
+    }
+
+    #[test]
+    fn cpu_cores_are_cpu_time_over_a_window_of_a_second_per_worker() {
+        let w = CpuWindows::default();
+        let at = |at_ms, cpu_ms| ProcessUsage {
+            rss_bytes: 1,
+            cpu_ms,
+            at_ms,
+        };
+        assert_eq!(w.cores(0, at(10_000, 500)), None);
+        assert_eq!(w.cores(0, at(10_400, 900)), None, "less than a second");
+        assert_eq!(w.cores(0, at(12_000, 3_500)), Some(1.5));
+        assert_eq!(w.cores(1, at(12_000, 10)), None, "each worker on its own");
+        assert_eq!(w.cores(0, at(12_500, 4_000)), Some(1.5), "the last window's");
+        assert_eq!(w.cores(0, at(13_000, 20)), None, "a restarted worker starts over");
     }
 }

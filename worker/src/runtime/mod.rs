@@ -7,5 +7,6 @@ pub mod gate;
 pub mod metrics;
 pub mod net;
 pub mod output;
+pub mod process_usage;
 pub mod source_emitter;
 pub mod task;

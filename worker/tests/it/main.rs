@@ -4,10 +4,12 @@
 
 mod common;
 
+mod browser;
 mod checkpoints;
 mod cli;
 mod cluster;
 mod connectors;
+mod dashboard;
 mod event_time;
 mod hdfs;
 mod incremental;

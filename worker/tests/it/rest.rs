@@ -159,6 +159,11 @@ fn the_rest_api_shows_a_job_on_three_workers_and_only_a_token_holder_takes_savep
             .iter()
             .all(|w| w["attached"] == true)
     );
+    // Each worker process reports its memory (a worker holds more than a MiB) and CPU time.
+    for w in workers["taskmanagers"].as_array().unwrap() {
+        assert!(w["memory-bytes"].as_u64() > Some(1 << 20), "{w}");
+        assert!(w["cpu-ms"].as_u64().is_some(), "{w}");
+    }
 
     // Checkpoints: counts agree with /metrics, the history holds completed ones with sizes.
     let checkpoints = get(port, "/jobs/mixed/checkpoints");

@@ -42,11 +42,17 @@ fn four_way_parallel_run_gives_the_same_multiset_as_parallelism_one() {
     assert!(std::fs::read_dir(d4.path()).unwrap().count() >= 2);
 }
 
-/// A sink that takes `delay` per batch.
+/// A sink that takes `delay` per batch, counting rows into `rows`.
 #[derive(Clone)]
-struct SlowSink {
+pub(crate) struct SlowSink {
     delay: Duration,
     rows: Arc<AtomicU64>,
+}
+
+impl SlowSink {
+    pub(crate) fn new(delay: Duration, rows: Arc<AtomicU64>) -> SlowSink {
+        SlowSink { delay, rows }
+    }
 }
 
 impl SinkFactory for SlowSink {
@@ -84,10 +90,7 @@ pub(crate) fn source_into_slow_sink(batch: usize, capacity: usize, rows: Arc<Ato
     env.add_source(Datagen::new("gen", unbounded).unwrap())
         .name("gen")
         .rebalance()
-        .add_sink(SlowSink {
-            delay: Duration::from_millis(10),
-            rows,
-        });
+        .add_sink(SlowSink::new(Duration::from_millis(10), rows));
     env
 }
 
