@@ -33,7 +33,7 @@ pub struct CheckpointMetrics {
 }
 
 /// One checkpoint or savepoint as the history shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckpointRecord {
     /// Checkpoint id.
     pub id: u64,
@@ -54,7 +54,7 @@ pub struct CheckpointRecord {
 }
 
 /// How a checkpoint ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckpointStatus {
     /// `_metadata` written.

@@ -12,6 +12,7 @@ mod auth;
 mod documents;
 pub mod local;
 pub mod model;
+pub mod openapi;
 mod prometheus;
 mod rates;
 pub mod status;
@@ -127,6 +128,7 @@ pub fn router(source: Arc<dyn JobSource>, options: RestOptions) -> Router {
         .route("/assets/app.js", get(ui::script))
         .route("/assets/app.css", get(ui::style))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/openapi.json", get(|| async { json(openapi::document()) }))
         .fallback(|| async {
             problem(
                 StatusCode::NOT_FOUND,
@@ -304,19 +306,10 @@ struct PatchQuery {
     mode: Option<String>,
 }
 
-/// `POST /jobs/{id}/savepoints` body (optional).
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-struct SavepointRequest {
-    /// Stop the job after the savepoint (Flink's `cancel-job`).
-    #[serde(default)]
-    cancel_job: bool,
-}
-
 async fn savepoint(State(api): Shared, Path(id): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Answer {
     auth::check(&headers, api.options.token.as_deref())?;
-    let request: SavepointRequest = if body.is_empty() {
-        SavepointRequest::default()
+    let request: model::SavepointRequest = if body.is_empty() {
+        model::SavepointRequest::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| problem(StatusCode::BAD_REQUEST, format!("the request body: {e}")))?
     };

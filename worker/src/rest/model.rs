@@ -2,13 +2,14 @@
 //! (`/overview`, `/jobs/{id}`, `…/checkpoints`, kebab-case keys), so habits and scripts carry
 //! over; Weir's own fields (dead letters, late records, generations) sit beside them.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::metrics::CheckpointRecord;
 use crate::runtime::metrics::ExceptionRecord;
 
 /// `GET /overview`: the cluster at a glance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct Overview {
     /// Workers attached (Flink: task managers).
@@ -26,14 +27,14 @@ pub struct Overview {
 }
 
 /// `GET /jobs`: the job ids with their state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobList {
     /// One per job.
     pub jobs: Vec<JobId>,
 }
 
 /// A job's id and state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobId {
     /// The job id (its name: one name per job, as checkpoints are kept under it).
     pub id: String,
@@ -42,7 +43,7 @@ pub struct JobId {
 }
 
 /// `GET /jobs/{id}`: the job, its vertices (tasks: chains of operators) and its plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct JobDetail {
     /// Job id.
@@ -68,7 +69,7 @@ pub struct JobDetail {
 }
 
 /// A vertex: one task (a chain of operators run by the same subtasks).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct Vertex {
     /// Vertex id (`v0`, `v1`, … in plan order).
@@ -92,7 +93,7 @@ pub struct Vertex {
 }
 
 /// One subtask of a vertex.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct SubtaskView {
     /// Subtask index.
@@ -121,7 +122,7 @@ pub struct SubtaskView {
 
 /// `GET /jobs/{id}/vertices/{vid}/backpressure`, as Flink's: the level is `ok` below 10 % of
 /// the time back-pressured, `low` up to 50 %, `high` above.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct BackPressure {
     /// `ok` (figures available).
@@ -135,7 +136,7 @@ pub struct BackPressure {
 }
 
 /// One subtask's back-pressure.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct SubtaskBackPressure {
     /// Subtask index.
@@ -151,7 +152,7 @@ pub struct SubtaskBackPressure {
 }
 
 /// One entry of `GET /jobs/{id}/vertices/{vid}/watermarks` (Flink's form: `<subtask>.<name>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WatermarkEntry {
     /// `<subtask>.currentInputWatermark` or `<subtask>.currentOutputWatermark`.
     pub id: String,
@@ -160,7 +161,7 @@ pub struct WatermarkEntry {
 }
 
 /// One operator of a vertex, with its counters over all subtasks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct OperatorView {
     /// Node name (the `uid` its state is kept under).
@@ -172,7 +173,7 @@ pub struct OperatorView {
 }
 
 /// Counters of a vertex or operator (Flink's `read-records` / `write-records`, plus Weir's).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct VertexMetrics {
     /// Records in.
@@ -186,7 +187,7 @@ pub struct VertexMetrics {
 }
 
 /// The dataflow, as Flink's `plan`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Plan {
     /// Job id.
     pub jid: String,
@@ -197,7 +198,7 @@ pub struct Plan {
 }
 
 /// A vertex in the plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanNode {
     /// Vertex id.
     pub id: String,
@@ -210,7 +211,7 @@ pub struct PlanNode {
 }
 
 /// An edge into a vertex.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanInput {
     /// Upstream vertex id.
     pub id: String,
@@ -220,7 +221,7 @@ pub struct PlanInput {
 }
 
 /// `GET /jobs/{id}/vertices/{vid}/taskmanagers`: a vertex's counters per worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct VertexWorkers {
     /// Vertex id.
@@ -234,7 +235,7 @@ pub struct VertexWorkers {
 }
 
 /// A vertex's counters on one worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct VertexOnWorker {
     /// Worker id (`worker-<ordinal>`).
@@ -246,7 +247,7 @@ pub struct VertexOnWorker {
 }
 
 /// `GET /jobs/{id}/checkpoints`: counts, summary, latest and history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Checkpoints {
     /// How many.
     pub counts: CheckpointCounts,
@@ -259,7 +260,7 @@ pub struct Checkpoints {
 }
 
 /// Checkpoint counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub struct CheckpointCounts {
     /// Completed and failed.
@@ -273,7 +274,7 @@ pub struct CheckpointCounts {
 }
 
 /// Minimum, average and maximum of a figure.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MinAvgMax {
     /// Least.
     pub min: u64,
@@ -284,7 +285,7 @@ pub struct MinAvgMax {
 }
 
 /// Summary over the completed checkpoints of the history.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckpointSummary {
     /// Bytes written.
     pub state_size: MinAvgMax,
@@ -293,7 +294,7 @@ pub struct CheckpointSummary {
 }
 
 /// The newest completed checkpoint, savepoint and failure.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LatestCheckpoints {
     /// Newest completed checkpoint.
     pub completed: Option<CheckpointRecord>,
@@ -304,7 +305,7 @@ pub struct LatestCheckpoints {
 }
 
 /// `GET /jobs/{id}/checkpoints/config`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub struct CheckpointConfigView {
     /// Whether the job checkpoints at all.
@@ -328,21 +329,21 @@ pub struct CheckpointConfigView {
 }
 
 /// `GET /jobs/{id}/exceptions`: the failures that restarted or ended runs, newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Exceptions {
     /// Newest first.
     pub entries: Vec<ExceptionRecord>,
 }
 
 /// `GET /taskmanagers`: the workers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskManagers {
     /// One per worker slot of the job (attached or not).
     pub taskmanagers: Vec<TaskManager>,
 }
 
 /// A worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct TaskManager {
     /// `worker-<ordinal>`.
@@ -370,7 +371,7 @@ pub struct TaskManager {
 }
 
 /// `POST /jobs/{id}/savepoints` and `PATCH /jobs/{id}?mode=stop`: the savepoint taken.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SavepointDone {
     /// `completed`.
     pub status: String,
@@ -381,8 +382,17 @@ pub struct SavepointDone {
 }
 
 /// An error, as Flink's REST API reports one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Errors {
     /// What went wrong.
     pub errors: Vec<String>,
+}
+
+/// `POST /jobs/{id}/savepoints` body (optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct SavepointRequest {
+    /// Stop the job after the savepoint (Flink's `cancel-job`).
+    #[serde(default)]
+    pub cancel_job: bool,
 }

@@ -4,7 +4,7 @@
 use crate::runtime::metrics::NodeStats;
 
 /// A snapshot of the job for `weir status` and the HTTP endpoint.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct StatusView {
     /// Job name.
     pub job: String,

@@ -9,7 +9,7 @@ pub use crate::checkpoint::metrics::CheckpointMetrics;
 pub use crate::contract::NodeMetrics;
 
 /// What kind of node a counter belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub enum NodeRole {
     /// A source.
     Source,
@@ -131,7 +131,7 @@ pub struct SubtaskStats {
 pub const EXCEPTIONS_KEPT: usize = 32;
 
 /// One failure of a job's run.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ExceptionRecord {
     /// When it was seen, ms since the epoch.
     pub timestamp_ms: i64,
@@ -175,7 +175,7 @@ impl Exceptions {
 }
 
 /// A snapshot of one node's counters.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct NodeStats {
     /// Node id.
     pub name: String,

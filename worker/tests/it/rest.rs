@@ -199,6 +199,50 @@ fn the_rest_api_shows_a_job_on_three_workers_and_only_a_token_holder_takes_savep
         status(port).is_some_and(|s| s["state"] == "running" && s["restarts"].as_u64() >= Some(1))
     });
 
+    // Every document has the shape the served OpenAPI description gives it: each key one its
+    // schema names, of the type it says, every required key present.
+    let doc = get(port, "/openapi.json");
+    for (template, path) in [
+        ("/overview", "/overview".to_string()),
+        ("/jobs", "/jobs".into()),
+        ("/jobs/{id}", "/jobs/mixed".into()),
+        ("/jobs/{id}/vertices/{vid}", format!("/jobs/mixed/vertices/{vid}")),
+        (
+            "/jobs/{id}/vertices/{vid}/taskmanagers",
+            format!("/jobs/mixed/vertices/{vid}/taskmanagers"),
+        ),
+        (
+            "/jobs/{id}/vertices/{vid}/backpressure",
+            format!("/jobs/mixed/vertices/{vid}/backpressure"),
+        ),
+        (
+            "/jobs/{id}/vertices/{vid}/watermarks",
+            format!("/jobs/mixed/vertices/{vid}/watermarks"),
+        ),
+        ("/jobs/{id}/checkpoints", "/jobs/mixed/checkpoints".into()),
+        ("/jobs/{id}/checkpoints/config", "/jobs/mixed/checkpoints/config".into()),
+        ("/jobs/{id}/exceptions", "/jobs/mixed/exceptions".into()),
+        ("/taskmanagers", "/taskmanagers".into()),
+        ("/status", "/status".into()),
+    ] {
+        let schema = &doc["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{template} is described");
+        if let Err(e) = conforms(&doc, schema, &get(port, &path), path.as_str()) {
+            panic!("{path} does not match its schema: {e}");
+        }
+    }
+    // (And the check tells a wrong document: an unknown key, a wrong type, a missing key.)
+    let overview = &doc["paths"]["/overview"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    let mut wrong = get(port, "/overview");
+    wrong["extra-key"] = 1.into();
+    assert!(conforms(&doc, overview, &wrong, "o").is_err());
+    let mut wrong = get(port, "/overview");
+    wrong["taskmanagers"] = "three".into();
+    assert!(conforms(&doc, overview, &wrong, "o").is_err());
+    let mut wrong = get(port, "/overview");
+    wrong.as_object_mut().unwrap().remove("jobs-running");
+    assert!(conforms(&doc, overview, &wrong, "o").is_err());
+
     // Unknown resources answer 404 in Flink's error form.
     let (code, body) = request(port, "GET", "/jobs/other", &[]);
     assert_eq!(code, 404);
@@ -283,6 +327,73 @@ fn weir_run_serves_the_rest_api_read_only_without_a_token() {
     let (code, body) = request(port, "POST", "/jobs/local/savepoints", &["authorization: Bearer x"]);
     assert_eq!(code, 403, "read-only without a token: {body}");
     assert!(body.contains("read-only"), "{body}");
+}
+
+/// Whether `value` has the shape `schema` (OpenAPI 3.0, `$ref`s into `doc`) gives it: the
+/// types, the required keys, no key the schema does not name; `at` names the place.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return conforms(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    if value.is_null() && schema["nullable"] == true {
+        return Ok(());
+    }
+    if let Some(any) = schema["anyOf"].as_array().or(schema["oneOf"].as_array()) {
+        return any
+            .iter()
+            .find_map(|s| conforms(doc, s, value, at).ok())
+            .ok_or_else(|| format!("{at}: {value} matches none of {any:?}"));
+    }
+    for s in schema["allOf"].as_array().into_iter().flatten() {
+        conforms(doc, s, value, at)?;
+    }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        return Err(format!("{at}: {value} is none of {options:?}"));
+    }
+    let fits = match schema["type"].as_str() {
+        Some("object") => {
+            let Some(object) = value.as_object() else {
+                return Err(format!("{at}: {value} is not an object"));
+            };
+            for (key, v) in object {
+                match schema["properties"].get(key) {
+                    Some(s) => conforms(doc, s, v, &format!("{at}.{key}"))?,
+                    None if schema["additionalProperties"].is_object() => {
+                        conforms(doc, &schema["additionalProperties"], v, &format!("{at}.{key}"))?
+                    }
+                    None => return Err(format!("{at}: key '{key}' is not in the schema")),
+                }
+            }
+            for key in schema["required"].as_array().into_iter().flatten() {
+                if !object.contains_key(key.as_str().unwrap()) {
+                    return Err(format!("{at}: required key {key} is missing"));
+                }
+            }
+            true
+        }
+        Some("array") => {
+            let Some(items) = value.as_array() else {
+                return Err(format!("{at}: {value} is not an array"));
+            };
+            for (i, item) in items.iter().enumerate() {
+                conforms(doc, &schema["items"], item, &format!("{at}[{i}]"))?;
+            }
+            true
+        }
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("string") => value.is_string(),
+        Some("boolean") => value.is_boolean(),
+        _ => true,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!("{at}: {value} is not of type {}", schema["type"]))
+    }
 }
 
 /// A child process killed when the test ends, passed or not.
