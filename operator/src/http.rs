@@ -1,4 +1,4 @@
-//! The operator's HTTP endpoint, served by axum: `/metrics` (Prometheus text), `/healthz` (the
+//! The operator's HTTP endpoint, served by axum: `/metrics` (OpenMetrics text), `/healthz` (the
 //! process is up) and `/readyz` (it can list the StreamJobs it watches) for the Deployment's
 //! probes.
 
@@ -20,7 +20,7 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         .route(
             "/metrics",
             get(|State(m): State<Arc<Metrics>>| async move {
-                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.prometheus())
+                ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], m.prometheus())
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))

@@ -40,6 +40,41 @@ struct Args {
     /// Seconds a leader holds the Lease without renewing it; a replica takes over after that.
     #[arg(long, env = "WEIR_LEASE_DURATION_SECONDS", default_value_t = 15)]
     lease_duration_seconds: u64,
+    /// Give each job's dashboard an Ingress for this host (`{name}` and `{namespace}` are the
+    /// job's: `{name}.{namespace}.weir.example.com`); none: no Ingress.
+    #[arg(long, env = "WEIR_DASHBOARD_INGRESS_HOST")]
+    dashboard_ingress_host: Option<String>,
+    /// The Ingresses' IngressClass (none: the cluster's default).
+    #[arg(long, env = "WEIR_DASHBOARD_INGRESS_CLASS")]
+    dashboard_ingress_class: Option<String>,
+    /// A TLS Secret (in each job's namespace) for the Ingresses' host.
+    #[arg(long, env = "WEIR_DASHBOARD_INGRESS_TLS_SECRET")]
+    dashboard_ingress_tls_secret: Option<String>,
+    /// The Ingresses' annotations, a JSON object (`{"nginx.ingress.kubernetes.io/auth-type": "basic"}`).
+    #[arg(long, env = "WEIR_DASHBOARD_INGRESS_ANNOTATIONS")]
+    dashboard_ingress_annotations: Option<String>,
+}
+
+impl Args {
+    /// The dashboard's Ingress settings, if a host is given.
+    fn dashboard_ingress(&self) -> anyhow::Result<Option<weir_operator::resources::DashboardIngress>> {
+        let Some(host) = self.dashboard_ingress_host.clone().filter(|h| !h.is_empty()) else {
+            return Ok(None);
+        };
+        let annotations = match self.dashboard_ingress_annotations.as_deref() {
+            None | Some("") | Some("null") => Default::default(),
+            Some(text) => serde_json::from_str(text).with_context(|| {
+                format!("--dashboard-ingress-annotations must be a JSON object of strings, got {text}")
+            })?,
+        };
+        let some = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        Ok(Some(weir_operator::resources::DashboardIngress {
+            host,
+            class: some(&self.dashboard_ingress_class),
+            tls_secret: some(&self.dashboard_ingress_tls_secret),
+            annotations,
+        }))
+    }
 }
 
 #[tokio::main]
@@ -53,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let dashboard_ingress = args.dashboard_ingress()?;
     let client = Client::try_default()
         .await
         .context("cannot reach the Kubernetes API (in-cluster service account or KUBECONFIG)")?;
@@ -67,7 +103,9 @@ async fn main() -> anyhow::Result<()> {
             instance: Some(args.instance.clone()),
         },
     );
-    let ctx = Arc::new(Context::new(client.clone(), recorder, metrics));
+    let mut ctx = Context::new(client.clone(), recorder, metrics);
+    ctx.dashboard_ingress = dashboard_ingress;
+    let ctx = Arc::new(ctx);
     let scopes = weir_operator::watch_scopes(&args.namespaces);
     tracing::info!(namespaces = ?scopes, http = %bound, "weir-operator up");
     // Ready once every watched namespace's StreamJobs can be listed (API server reachable, RBAC

@@ -1,16 +1,41 @@
-//! The operator's metrics (Prometheus text at `/metrics`): counters over all jobs, and per job
-//! (labelled `job="<namespace>/<name>"`) its phase, the age of its newest checkpoint, its
-//! restarts, its changes and how long the last one took.
+//! The operator's metrics (`/metrics`, OpenMetrics text through the `prometheus-client` crate):
+//! counters over all jobs, and per job (labelled `job="<namespace>/<name>"`) its phase, the age
+//! of its newest checkpoint, its restarts, its changes and how long the last one took.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use k8s_openapi::jiff::Timestamp;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::crd::StreamJobStatus;
 
-/// The operator's counters (Prometheus text at `/metrics`).
+/// The response's content type.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    job: String,
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabels {
+    job: String,
+    reason: String,
+}
+
+/// The operator's counters (`/metrics`).
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Reconcile calls.
@@ -42,48 +67,45 @@ struct JobMetrics {
 }
 
 impl Metrics {
-    /// The counters in Prometheus' text format.
+    /// The metrics in the OpenMetrics text format ([`CONTENT_TYPE`]).
     pub fn prometheus(&self) -> String {
-        let mut s = String::new();
-        for (name, help, kind, v) in [
-            (
-                "weir_operator_reconciles_total",
-                "Reconcile calls.",
-                "counter",
-                &self.reconciles,
-            ),
-            (
-                "weir_operator_reconcile_failures_total",
-                "Failed reconcile calls.",
-                "counter",
-                &self.failures,
-            ),
-            (
-                "weir_operator_upgrades_total",
-                "Rescales, upgrades, suspends and resumes completed.",
-                "counter",
-                &self.upgrades,
-            ),
-            (
-                "weir_operator_last_upgrade_duration_ms",
-                "Duration of the last completed change.",
-                "gauge",
-                &self.last_upgrade_ms,
-            ),
-            (
-                "weir_operator_savepoints_total",
-                "Savepoints taken on request.",
-                "counter",
-                &self.savepoints,
-            ),
-        ] {
-            s.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n",
-                v.load(Ordering::Relaxed)
-            ));
-        }
-        s.push_str(&self.per_job(Timestamp::now()));
-        s
+        let mut registry = Registry::with_prefix("weir_operator");
+        let counter = |registry: &mut Registry, name: &str, help: &str, v: &AtomicU64| {
+            let c = Counter::<u64>::default();
+            c.inc_by(v.load(Ordering::Relaxed));
+            registry.register(name, help, c);
+        };
+        counter(&mut registry, "reconciles", "Reconcile calls", &self.reconciles);
+        counter(
+            &mut registry,
+            "reconcile_failures",
+            "Failed reconcile calls",
+            &self.failures,
+        );
+        counter(
+            &mut registry,
+            "upgrades",
+            "Rescales, upgrades, suspends and resumes completed",
+            &self.upgrades,
+        );
+        counter(
+            &mut registry,
+            "savepoints",
+            "Savepoints taken on request",
+            &self.savepoints,
+        );
+        let last = Gauge::<i64>::default();
+        last.set(i64::try_from(self.last_upgrade_ms.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        registry.register(
+            "last_upgrade_duration_ms",
+            "Duration of the last completed change, ms",
+            last,
+        );
+        self.per_job(&mut registry, Timestamp::now());
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
     }
 
     /// Records what `job`'s status says now (and its coordinator's restart count, when known).
@@ -111,66 +133,63 @@ impl Metrics {
         self.jobs.lock().expect("metrics lock").remove(job);
     }
 
-    /// The per-job series at `now`.
-    fn per_job(&self, now: Timestamp) -> String {
+    /// Registers the per-job series at `now` (none without jobs).
+    fn per_job(&self, registry: &mut Registry, now: Timestamp) {
         let jobs = self.jobs.lock().expect("metrics lock");
-        let mut s = String::new();
-        let mut family = |name: &str, help: &str, kind: &str, rows: Vec<(String, String)>| {
-            if rows.is_empty() {
-                return;
-            }
-            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for (labels, value) in rows {
-                s.push_str(&format!("{name}{{{labels}}} {value}\n"));
-            }
-        };
-        let job = |j: &str| format!("job=\"{}\"", j.replace('\\', "\\\\").replace('"', "\\\""));
-        family(
-            "weir_operator_job_phase",
-            "The job's phase (1 for the phase it is in).",
-            "gauge",
-            jobs.iter()
-                .map(|(j, m)| (format!("{},phase=\"{}\"", job(j), m.phase), "1".into()))
-                .collect(),
-        );
-        family(
-            "weir_operator_job_last_checkpoint_age_seconds",
-            "Seconds since the job's newest checkpoint was seen.",
-            "gauge",
-            jobs.iter()
-                .filter(|(_, m)| m.last_checkpoint_at > 0)
-                .map(|(j, m)| (job(j), (now.as_second() - m.last_checkpoint_at).max(0).to_string()))
-                .collect(),
-        );
-        family(
-            "weir_operator_job_restarts",
-            "Restarts of the job's current run after failures (its coordinator's count).",
-            "gauge",
-            jobs.iter().map(|(j, m)| (job(j), m.restarts.to_string())).collect(),
-        );
-        family(
-            "weir_operator_job_rolled_back",
-            "1 while a failed change of the job is rolled back.",
-            "gauge",
-            jobs.iter()
-                .map(|(j, m)| (job(j), u8::from(m.rolled_back).to_string()))
-                .collect(),
-        );
-        family(
-            "weir_operator_job_last_change_duration_ms",
-            "How long the job's last rescale, upgrade, suspend, resume or rollback took.",
-            "gauge",
-            jobs.iter()
-                .filter(|(_, m)| !m.last_change_reason.is_empty())
-                .map(|(j, m)| {
-                    (
-                        format!("{},reason=\"{}\"", job(j), m.last_change_reason),
-                        m.last_change_ms.to_string(),
-                    )
+        if jobs.is_empty() {
+            return;
+        }
+        let job = |j: &str| JobLabel { job: j.to_string() };
+        let phase = Family::<PhaseLabels, Gauge>::default();
+        let age = Family::<JobLabel, Gauge>::default();
+        let restarts = Family::<JobLabel, Gauge>::default();
+        let rolled_back = Family::<JobLabel, Gauge>::default();
+        let change = Family::<ChangeLabels, Gauge>::default();
+        for (j, m) in jobs.iter() {
+            phase
+                .get_or_create(&PhaseLabels {
+                    job: j.clone(),
+                    phase: m.phase.clone(),
                 })
-                .collect(),
+                .set(1);
+            if m.last_checkpoint_at > 0 {
+                age.get_or_create(&job(j))
+                    .set((now.as_second() - m.last_checkpoint_at).max(0));
+            }
+            restarts
+                .get_or_create(&job(j))
+                .set(i64::try_from(m.restarts).unwrap_or(i64::MAX));
+            rolled_back.get_or_create(&job(j)).set(i64::from(m.rolled_back));
+            if !m.last_change_reason.is_empty() {
+                change
+                    .get_or_create(&ChangeLabels {
+                        job: j.clone(),
+                        reason: m.last_change_reason.clone(),
+                    })
+                    .set(m.last_change_ms);
+            }
+        }
+        registry.register("job_phase", "The job's phase (1 for the phase it is in)", phase);
+        registry.register(
+            "job_last_checkpoint_age_seconds",
+            "Seconds since the job's newest checkpoint was seen",
+            age,
         );
-        s
+        registry.register(
+            "job_restarts",
+            "Restarts of the job's current run after failures (its coordinator's count)",
+            restarts,
+        );
+        registry.register(
+            "job_rolled_back",
+            "1 while a failed change of the job is rolled back",
+            rolled_back,
+        );
+        registry.register(
+            "job_last_change_duration_ms",
+            "How long the job's last rescale, upgrade, suspend, resume or rollback took",
+            change,
+        );
     }
 }
 
@@ -196,7 +215,10 @@ mod tests {
             ..StreamJobStatus::default()
         };
         m.observe("ns/a", &status, Some(2));
-        let text = m.per_job("2026-12-06T00:00:10Z".parse().unwrap());
+        let mut registry = Registry::with_prefix("weir_operator");
+        m.per_job(&mut registry, "2026-12-06T00:00:10Z".parse().unwrap());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
             "weir_operator_job_phase{job=\"ns/a\",phase=\"Running\"} 1",
             "weir_operator_job_last_checkpoint_age_seconds{job=\"ns/a\"} 10",
@@ -206,7 +228,26 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} in\n{text}");
         }
+        // Every operator series the Grafana dashboard (docs/grafana) queries is exported.
+        let all = m.prometheus();
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana/weir-dashboard.json");
+        let dashboard = std::fs::read_to_string(file).unwrap();
+        let queried: Vec<&str> = dashboard
+            .match_indices("weir_operator_")
+            .map(|(i, _)| {
+                let rest = &dashboard[i..];
+                &rest[..rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap()]
+            })
+            .collect();
+        assert!(queried.len() >= 4, "{queried:?}");
+        for name in queried {
+            assert!(
+                all.contains(&format!("\n{name}{{")) || all.contains(&format!("\n{name} ")),
+                "the dashboard queries {name}, not exported:\n{all}"
+            );
+        }
         m.forget("ns/a");
-        assert_eq!(m.per_job(Timestamp::now()), "");
+        assert!(!m.prometheus().contains("ns/a"));
+        assert!(m.prometheus().contains("weir_operator_reconciles_total 0"));
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -40,6 +41,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The Ingress each job's dashboard gets (none: no Ingress).
+    pub dashboard_ingress: Option<resources::DashboardIngress>,
     /// Consecutive failures per job, for the back-off.
     failures: Mutex<HashMap<String, u32>>,
     /// Per job, the start time of the last change this process completed: a reconcile that
@@ -55,6 +58,7 @@ impl Context {
             client,
             recorder,
             metrics,
+            dashboard_ingress: None,
             failures: Mutex::default(),
             completed: Mutex::default(),
         }
@@ -189,7 +193,7 @@ impl<'a> Reconciler<'a> {
         }
         status.observed_generation = self.job.metadata.generation;
         status.selector = Some(resources::selector(self.job));
-        status.dashboard = Some(resources::dashboard(self.job));
+        status.dashboard = Some(resources::dashboard(self.job, self.ctx.dashboard_ingress.as_ref()));
         let target = resources::replicas(self.job);
         let hash = resources::job_hash(self.job);
         let spec_target = Target {
@@ -520,6 +524,24 @@ impl<'a> Reconciler<'a> {
         services
             .patch(&self.name, &pp, &Patch::Apply(typed(svc, "v1", "Service")))
             .await?;
+        let ui = resources::ui_service(job)?;
+        let ui_name = resources::ui_name(job);
+        self.owned_or_absent_named(&services, &ui_name, "Service").await?;
+        services
+            .patch(&ui_name, &pp, &Patch::Apply(typed(ui, "v1", "Service")))
+            .await?;
+        if let Some(settings) = &self.ctx.dashboard_ingress {
+            let ingresses = Api::<Ingress>::namespaced(client.clone(), &ns);
+            self.owned_or_absent_named(&ingresses, &ui_name, "Ingress").await?;
+            let ing = resources::ingress(job, settings)?;
+            ingresses
+                .patch(
+                    &ui_name,
+                    &pp,
+                    &Patch::Apply(typed(ing, "networking.k8s.io/v1", "Ingress")),
+                )
+                .await?;
+        }
         let sts = resources::stateful_set(job, d)?;
         sets.patch(&self.name, &pp, &Patch::Apply(typed(sts, "apps/v1", "StatefulSet")))
             .await?;
@@ -531,7 +553,15 @@ impl<'a> Reconciler<'a> {
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
-        let Some(found) = api.get_metadata_opt(&self.name).await? else {
+        self.owned_or_absent_named(api, &self.name, kind).await
+    }
+
+    /// [`Self::owned_or_absent`] for the job's object `name`.
+    async fn owned_or_absent_named<K>(&self, api: &Api<K>, name: &str, kind: &str) -> Result<(), Error>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let Some(found) = api.get_metadata_opt(name).await? else {
             return Ok(());
         };
         let uid = self.job.uid();
@@ -549,9 +579,8 @@ impl<'a> Reconciler<'a> {
             .map(|o| format!("{} {}", o.kind, o.name))
             .unwrap_or_else(|| "nothing (made by hand?)".into());
         Err(Error::Conflict(format!(
-            "{kind} {}/{} exists and is controlled by {owner}, not by this StreamJob: rename the job or remove the {kind}",
+            "{kind} {}/{name} exists and is controlled by {owner}, not by this StreamJob: rename the job or remove the {kind}",
             self.job.namespace().unwrap_or_default(),
-            self.name
         )))
     }
 

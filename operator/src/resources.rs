@@ -12,6 +12,10 @@ use k8s_openapi::api::core::v1::{
     EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource, SecurityContext,
     Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
 };
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
+    IngressTLS, ServiceBackendPort,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
@@ -58,11 +62,110 @@ pub fn selector(job: &StreamJob) -> String {
     format!("{JOB_LABEL}={}", job.name_any())
 }
 
-/// The URL of the job's REST API inside the cluster: worker pod 0's stable DNS name.
-pub fn dashboard(job: &StreamJob) -> String {
+/// The URL of the job's dashboard and REST API: its Ingress's when the operator makes one, else
+/// worker pod 0's stable DNS name inside the cluster.
+pub fn dashboard(job: &StreamJob, ingress: Option<&DashboardIngress>) -> String {
+    if let Some(i) = ingress {
+        let scheme = if i.tls_secret.is_some() { "https" } else { "http" };
+        return format!("{scheme}://{}/", i.host_of(job));
+    }
     let name = job.name_any();
     let namespace = job.namespace().unwrap_or_else(|| "default".into());
     format!("http://{name}-0.{name}.{namespace}.svc.cluster.local:{STATUS_PORT}/")
+}
+
+/// How the operator exposes each job's dashboard through an Ingress (the chart's
+/// `dashboard.ingress`; off unless a host is given).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DashboardIngress {
+    /// The host, `{name}` and `{namespace}` replaced by the job's (`{name}.{namespace}.example.com`).
+    pub host: String,
+    /// The IngressClass (none: the cluster's default).
+    pub class: Option<String>,
+    /// A TLS Secret for the host (in the job's namespace).
+    pub tls_secret: Option<String>,
+    /// Annotations of each Ingress (an ingress controller's settings: authentication, …).
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl DashboardIngress {
+    /// The host of `job`'s Ingress.
+    pub fn host_of(&self, job: &StreamJob) -> String {
+        self.host
+            .replace("{name}", &job.name_any())
+            .replace("{namespace}", &job.namespace().unwrap_or_else(|| "default".into()))
+    }
+}
+
+/// The name of the dashboard's Service and Ingress.
+pub fn ui_name(job: &StreamJob) -> String {
+    format!("{}-ui", job.name_any())
+}
+
+/// A Service in front of worker pod 0's dashboard and REST API only (the headless Service
+/// spans every worker; only pod 0 serves the API): a stable target for
+/// `kubectl port-forward svc/<job>-ui 8081` and for the Ingress.
+pub fn ui_service(job: &StreamJob) -> Result<Service, DesiredError> {
+    let name = job.name_any();
+    Ok(Service {
+        metadata: meta(job, ui_name(job))?,
+        spec: Some(ServiceSpec {
+            selector: Some(BTreeMap::from([
+                (JOB_LABEL.to_string(), name.clone()),
+                ("statefulset.kubernetes.io/pod-name".to_string(), format!("{name}-0")),
+            ])),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: STATUS_PORT,
+                target_port: Some(IntOrString::Int(STATUS_PORT)),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    })
+}
+
+/// The Ingress of the job's dashboard, routing its host to [`ui_service`].
+pub fn ingress(job: &StreamJob, settings: &DashboardIngress) -> Result<Ingress, DesiredError> {
+    let host = settings.host_of(job);
+    let mut metadata = meta(job, ui_name(job))?;
+    if !settings.annotations.is_empty() {
+        metadata.annotations = Some(settings.annotations.clone());
+    }
+    Ok(Ingress {
+        metadata,
+        spec: Some(IngressSpec {
+            ingress_class_name: settings.class.clone(),
+            tls: settings.tls_secret.as_ref().map(|secret| {
+                vec![IngressTLS {
+                    hosts: Some(vec![host.clone()]),
+                    secret_name: Some(secret.clone()),
+                }]
+            }),
+            rules: Some(vec![IngressRule {
+                host: Some(host),
+                http: Some(HTTPIngressRuleValue {
+                    paths: vec![HTTPIngressPath {
+                        path: Some("/".into()),
+                        path_type: "Prefix".into(),
+                        backend: IngressBackend {
+                            service: Some(IngressServiceBackend {
+                                name: ui_name(job),
+                                port: Some(ServiceBackendPort {
+                                    number: Some(STATUS_PORT),
+                                    ..ServiceBackendPort::default()
+                                }),
+                            }),
+                            ..IngressBackend::default()
+                        },
+                    }],
+                }),
+            }]),
+            ..IngressSpec::default()
+        }),
+        ..Ingress::default()
+    })
 }
 
 fn meta(job: &StreamJob, name: String) -> Result<ObjectMeta, DesiredError> {
@@ -478,7 +581,8 @@ mod tests {
         let cm = config_map(&j).unwrap();
         let svc = service(&j).unwrap();
         let sts = stateful_set(&j, &deployed(3)).unwrap();
-        for m in [&cm.metadata, &svc.metadata, &sts.metadata] {
+        let ui = ui_service(&j).unwrap();
+        for m in [&cm.metadata, &svc.metadata, &sts.metadata, &ui.metadata] {
             let owner = &m.owner_references.as_ref().unwrap()[0];
             assert_eq!(
                 (owner.kind.as_str(), owner.name.as_str(), owner.controller),
@@ -490,6 +594,47 @@ mod tests {
         assert_eq!(cm.data.unwrap()["job.yaml"], "name: clicks\n");
         assert_eq!(svc.spec.unwrap().cluster_ip.as_deref(), Some("None"));
         assert_eq!(selector(&j), "weir.dev/job=clicks");
+    }
+
+    #[test]
+    fn the_dashboard_has_a_service_of_pod_zero_and_an_ingress_when_configured() {
+        let j = job(3);
+        let ui = ui_service(&j).unwrap();
+        assert_eq!(ui.metadata.name.as_deref(), Some("clicks-ui"));
+        let spec = ui.spec.unwrap();
+        assert_eq!(
+            spec.selector.unwrap()["statefulset.kubernetes.io/pod-name"],
+            "clicks-0",
+            "only pod 0 serves the API"
+        );
+        assert_eq!(spec.ports.unwrap()[0].port, STATUS_PORT);
+        assert_eq!(
+            dashboard(&j, None),
+            "http://clicks-0.clicks.streams.svc.cluster.local:8081/"
+        );
+        let settings = DashboardIngress {
+            host: "{name}.{namespace}.weir.example.com".into(),
+            class: Some("nginx".into()),
+            tls_secret: Some("weir-tls".into()),
+            annotations: BTreeMap::from([("a/b".to_string(), "c".to_string())]),
+        };
+        let ing = ingress(&j, &settings).unwrap();
+        assert_eq!(ing.metadata.annotations.as_ref().unwrap()["a/b"], "c");
+        assert_eq!(ing.metadata.owner_references.unwrap()[0].name, "clicks");
+        let spec = ing.spec.unwrap();
+        assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+        let rule = &spec.rules.unwrap()[0];
+        assert_eq!(rule.host.as_deref(), Some("clicks.streams.weir.example.com"));
+        let backend = rule.http.as_ref().unwrap().paths[0].backend.service.as_ref().unwrap();
+        assert_eq!(
+            (backend.name.as_str(), backend.port.as_ref().unwrap().number),
+            ("clicks-ui", Some(8081))
+        );
+        assert_eq!(spec.tls.unwrap()[0].secret_name.as_deref(), Some("weir-tls"));
+        assert_eq!(
+            dashboard(&j, Some(&settings)),
+            "https://clicks.streams.weir.example.com/"
+        );
     }
 
     #[test]

@@ -208,3 +208,37 @@ fn the_chart_installs_and_its_service_account_is_enough_and_no_more() {
     helm(&c, home.path(), &["uninstall", &release, "-n", system, "--wait"]).unwrap();
     assert!(c.get(system, &format!("deployment/{release}-operator")).is_none());
 }
+
+#[test]
+fn the_chart_gives_jobs_an_ingress_only_when_asked() {
+    let c = cluster();
+    let home = tempfile::tempdir().unwrap();
+    let chart = repo("charts/weir");
+    let off = helm(&c, home.path(), &["template", "w", &chart]).unwrap();
+    assert!(!off.contains("WEIR_DASHBOARD_INGRESS_HOST"), "off by default");
+    assert!(!off.contains("ingresses"), "no Ingress rights when off");
+    let on = helm(
+        &c,
+        home.path(),
+        &[
+            "template",
+            "w",
+            &chart,
+            "--set",
+            "dashboard.ingress.enabled=true",
+            "--set",
+            "dashboard.ingress.className=nginx",
+            "--set",
+            "dashboard.ingress.annotations.example\\.com/auth=basic",
+        ],
+    )
+    .unwrap();
+    for wanted in [
+        "name: WEIR_DASHBOARD_INGRESS_HOST\n              value: \"{name}.{namespace}.weir.example.com\"",
+        "name: WEIR_DASHBOARD_INGRESS_CLASS\n              value: \"nginx\"",
+        "value: \"{\\\"example.com/auth\\\":\\\"basic\\\"}\"",
+        "resources: [\"ingresses\"]",
+    ] {
+        assert!(on.contains(wanted), "{wanted} in\n{on}");
+    }
+}

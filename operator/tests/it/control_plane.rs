@@ -258,9 +258,11 @@ fn savepoint_mode_waits_for_the_coordinator_and_an_operator_restart_carries_on()
     assert_eq!(s["upgrade"]["startedAt"], started, "the same change, not a new one");
     assert_eq!(s["upgrade"]["step"], "savepoint");
     assert_eq!(c.get(ns, "statefulset/clicks").unwrap()["spec"]["replicas"], 2);
-    for kind in ["statefulsets", "configmaps", "services"] {
+    // Nothing made twice: one of each (two Services: the workers' headless one and the
+    // dashboard's).
+    for (kind, n) in [("statefulsets", 1), ("configmaps", 1), ("services", 2)] {
         let list = c.get(ns, &format!("{kind} -l weir.dev/job=clicks")).unwrap();
-        assert_eq!(list["items"].as_array().unwrap().len(), 1, "one {kind}");
+        assert_eq!(list["items"].as_array().unwrap().len(), n, "{n} {kind}");
     }
     let sts: serde_json::Value = serde_json::from_str(
         &c.kubectl(&[
@@ -831,4 +833,51 @@ fn a_job_restarting_too_often_or_not_checkpointing_is_restarted_by_the_health_ch
     });
     assert!(events(&c, ns).contains("\"reason\": \"Unhealthy\""));
     assert!(op.log().contains("Unhealthy"));
+}
+
+#[test]
+fn a_job_gets_a_dashboard_service_and_the_ingress_the_operator_is_told_to_make() {
+    let c = cluster();
+    let ns = c.namespace("ui");
+    let ns = ns.name.as_str();
+    let op = c.operator_with(
+        ns,
+        None,
+        &[
+            "--dashboard-ingress-host",
+            "{name}.{namespace}.weir.test",
+            "--dashboard-ingress-class",
+            "nginx",
+            "--dashboard-ingress-annotations",
+            r#"{"example.com/auth": "basic"}"#,
+        ],
+    );
+    let coordinator = FakeCoordinator::start(JobPhase::Running);
+    c.apply_in(
+        ns,
+        &with_coordinator(&stream_job("views", 1, "last-state", PIPELINE), &coordinator, ""),
+    )
+    .unwrap();
+    let ingress = wait_for("the dashboard's Ingress", T, || c.get(ns, "ingress/views-ui"));
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"], format!("views.{ns}.weir.test"));
+    let backend = &rule["http"]["paths"][0]["backend"]["service"];
+    assert_eq!(
+        (str_of(&backend["name"]), backend["port"]["number"].clone()),
+        ("views-ui".into(), 8081.into())
+    );
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(ingress["metadata"]["annotations"]["example.com/auth"], "basic");
+    assert_eq!(ingress["metadata"]["ownerReferences"][0]["name"], "views");
+    let service = c.get(ns, "service/views-ui").unwrap();
+    assert_eq!(
+        service["spec"]["selector"]["statefulset.kubernetes.io/pod-name"],
+        "views-0"
+    );
+    let s = wait_for("the Ingress's URL in the status", T, || {
+        let s = c.status(ns, "views");
+        (s["dashboard"] == format!("http://views.{ns}.weir.test/")).then_some(s)
+    });
+    assert_eq!(s["selector"], "weir.dev/job=views");
+    drop(op);
 }

@@ -133,9 +133,22 @@ pub struct TaskCheckpoints {
     pub full_every: Option<u32>,
     /// Local recovery: where copies of the uploaded state files stay on this machine.
     pub local: Option<LocalCopies>,
+    /// Told of each state file stored: the subtask's figures (see [`StoredHook`]).
+    pub stored: Option<StoredHook>,
 }
 
+/// Told of a state file stored: the checkpoint id, the time from the barrier to stored, the
+/// file's bytes, and the bytes a restore of that state reads (the file and the earlier files of
+/// its incremental chain).
+pub type StoredHook = Arc<dyn Fn(u64, std::time::Duration, u64, u64) + Send + Sync>;
+
 impl TaskCheckpoints {
+    /// These settings, telling `hook` of each state file stored.
+    pub fn with_stored_hook(mut self, hook: StoredHook) -> Self {
+        self.stored = Some(hook);
+        self
+    }
+
     /// Encodes (when deferred) and uploads `state` of (`uid`, `subtask`) for checkpoint `id` in
     /// the background, then acknowledges; processing goes on meanwhile. `link` ties the upload
     /// into the subtask's chain of incremental snapshots (see [`super::incremental`]).
@@ -172,6 +185,7 @@ impl TaskCheckpoints {
         // Checkpoints (not savepoints, which are self-contained and kept) leave a local copy.
         let local = self.local.clone().filter(|_| !barrier.savepoint);
         let mut completions = self.complete.clone();
+        let stored_hook = self.stored.clone();
         self.uploads.spawn(async move {
             let changes = state.is_changes();
             let (previous, outcome, broken, sizes) = match link {
@@ -244,6 +258,9 @@ impl TaskCheckpoints {
                     size,
                     key_groups: key_groups.clone(),
                 });
+                if let Some(hook) = &stored_hook {
+                    hook(id, began.elapsed(), size, after.iter().map(|f| f.size).sum());
+                }
                 let snapshot = SubtaskSnapshot {
                     subtask: done.subtask,
                     file,
@@ -292,17 +309,33 @@ impl TaskCheckpoints {
 
 /// The history's record of checkpoint `barrier`, triggered at `started`: its size and path, or
 /// why it failed.
+/// Per operator (uid), ms from the trigger to its last subtask's acknowledgement.
+type Acked = BTreeMap<String, u64>;
+
 fn record(
     barrier: &Barrier,
     started: Instant,
-    outcome: std::result::Result<(u64, String), String>,
+    outcome: std::result::Result<(&SnapshotMetadata, &Acked, String), String>,
 ) -> super::metrics::CheckpointRecord {
-    use super::metrics::{CheckpointRecord, CheckpointStatus};
-    let (status, state_size_bytes, path, failure) = match outcome {
-        Ok((bytes, path)) => (CheckpointStatus::Completed, bytes, Some(path), None),
-        Err(reason) => (CheckpointStatus::Failed, 0, None, Some(reason)),
+    use super::metrics::{CheckpointRecord, CheckpointStatus, OperatorCheckpoint};
+    let (status, state_size_bytes, path, failure, operators) = match outcome {
+        Ok((meta, acked, path)) => {
+            let operators = meta
+                .operators
+                .iter()
+                .map(|o| OperatorCheckpoint {
+                    uid: o.uid.clone(),
+                    state_size_bytes: o.subtasks.iter().map(|s| s.size).sum(),
+                    subtasks_with_state: o.subtasks.len(),
+                    acknowledged_ms: acked.get(&o.uid).copied().unwrap_or_default(),
+                })
+                .collect();
+            (CheckpointStatus::Completed, meta.size(), Some(path), None, operators)
+        }
+        Err(reason) => (CheckpointStatus::Failed, 0, None, Some(reason), Vec::new()),
     };
     CheckpointRecord {
+        operators,
         id: barrier.checkpoint_id,
         savepoint: barrier.savepoint,
         status,
@@ -408,14 +441,14 @@ impl CheckpointCoordinator {
                 stop: savepoint.as_ref().is_some_and(|r| r.stop),
             };
             let _ = ch.trigger.send(Some(barrier));
-            let outcome = self.collect(barrier, &mut ch).await?;
+            let outcome = self.collect(barrier, started, &mut ch).await?;
             if let Some(request) = savepoint {
                 id += 1;
                 match outcome {
-                    Ok(meta) => {
+                    Ok((meta, acked)) => {
                         let path = self.store.snapshot_dir(&barrier).display().to_string();
                         self.metrics
-                            .ended(record(&barrier, started, Ok((meta.size(), path.clone()))));
+                            .ended(record(&barrier, started, Ok((&meta, &acked, path.clone()))));
                         let _ = ch.complete.send(barrier.checkpoint_id);
                         tracing::info!(job = %self.job, savepoint = %path, "savepoint complete");
                         if request.stop {
@@ -432,11 +465,11 @@ impl CheckpointCoordinator {
                 continue;
             }
             match outcome {
-                Ok(meta) => {
+                Ok((meta, acked)) => {
                     failures = 0;
                     last_done = Instant::now();
                     let path = self.store.snapshot_dir(&barrier).display().to_string();
-                    self.metrics.ended(record(&barrier, started, Ok((meta.size(), path))));
+                    self.metrics.ended(record(&barrier, started, Ok((&meta, &acked, path))));
                     let _ = ch.complete.send(id);
                     tracing::info!(
                         job = %self.job,
@@ -472,19 +505,27 @@ impl CheckpointCoordinator {
         }
     }
 
-    /// Waits for every acknowledgement of `barrier`, then writes `_metadata`. The outer error
-    /// stops the coordinator; the inner one fails only this checkpoint.
+    /// Waits for every acknowledgement of `barrier` (triggered at `started`), then writes
+    /// `_metadata`; with it, when each operator's last subtask acknowledged (ms after the
+    /// trigger). The outer error stops the coordinator; the inner one fails only this checkpoint.
     async fn collect(
         &self,
         barrier: Barrier,
+        started: Instant,
         ch: &mut CheckpointChannels,
-    ) -> Result<std::result::Result<SnapshotMetadata, String>> {
+    ) -> Result<std::result::Result<(SnapshotMetadata, Acked), String>> {
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         let mut acks: Vec<Ack> = Vec::with_capacity(self.expected);
+        let mut acked = Acked::new();
         while acks.len() < self.expected {
             tokio::select! {
                 ack = ch.acks.recv() => match ack {
-                    Some(a) if a.checkpoint_id == barrier.checkpoint_id => acks.push(a),
+                    Some(a) if a.checkpoint_id == barrier.checkpoint_id => {
+                        let at = started.elapsed().as_millis() as u64;
+                        let last = acked.entry(a.uid.clone()).or_default();
+                        *last = (*last).max(at);
+                        acks.push(a)
+                    }
                     Some(_) => {} // a late answer to an abandoned checkpoint
                     None => return Ok(Err("tasks are gone".into())),
                 },
@@ -529,7 +570,7 @@ impl CheckpointCoordinator {
             operators,
         };
         match self.store.snapshot_dir(&barrier).write_metadata(&meta).await {
-            Ok(()) => Ok(Ok(meta)),
+            Ok(()) => Ok(Ok((meta, acked))),
             Err(e) => Ok(Err(e.to_string())),
         }
     }

@@ -51,6 +51,22 @@ pub struct CheckpointRecord {
     pub path: Option<String>,
     /// Why it failed (failed ones).
     pub failure: Option<String>,
+    /// Per operator (completed ones): its state's bytes and when its last subtask acknowledged.
+    #[serde(default)]
+    pub operators: Vec<OperatorCheckpoint>,
+}
+
+/// One operator's part in a completed checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OperatorCheckpoint {
+    /// The operator (its `uid`).
+    pub uid: String,
+    /// State bytes its subtasks wrote.
+    pub state_size_bytes: u64,
+    /// Subtasks that wrote state.
+    pub subtasks_with_state: usize,
+    /// From the trigger to its last subtask's acknowledgement, ms.
+    pub acknowledged_ms: u64,
 }
 
 /// How a checkpoint ended.

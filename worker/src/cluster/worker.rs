@@ -438,6 +438,7 @@ impl Worker {
                 uploads: tokio::runtime::Handle::current(),
                 full_every,
                 local: crate::checkpoint::local::LocalCopies::for_job(&config.state, &config.name),
+                stored: None,
             }),
             trigger: trigger_rx,
             sources_remaining: remaining.clone(),

@@ -25,6 +25,7 @@ fn subtask_view(worker: usize, s: &SubtaskStats, r: &Rates) -> SubtaskView {
         backpressured_ratio: r.backpressured,
         input_watermark: s.input_watermark,
         output_watermark: s.output_watermark,
+        checkpoint: s.checkpoint.clone(),
     }
 }
 
@@ -218,6 +219,11 @@ pub fn job(s: &JobSnapshot, layout: &Layout, graph: &LogicalGraph, subtasks: &Su
                 metrics,
                 busy_ratio: most(|v| v.busy_ratio),
                 backpressured_ratio: most(|v| v.backpressured_ratio),
+                state_size: mine
+                    .iter()
+                    .filter_map(|s| s.checkpoint.as_ref())
+                    .map(|c| c.state_bytes)
+                    .sum(),
                 subtasks: mine,
             }
         })

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::metrics::CheckpointRecord;
-use crate::runtime::metrics::ExceptionRecord;
+use crate::runtime::metrics::{ExceptionRecord, SubtaskCheckpoint};
 
 /// `GET /overview`: the cluster at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -88,6 +88,9 @@ pub struct Vertex {
     pub busy_ratio: f64,
     /// The most back-pressured subtask's share of time waiting for room downstream (0–1).
     pub backpressured_ratio: f64,
+    /// Its operators' state over all subtasks as of their newest checkpoint, bytes (what a
+    /// restore reads).
+    pub state_size: u64,
     /// Per subtask (those that reported).
     pub subtasks: Vec<SubtaskView>,
 }
@@ -118,6 +121,9 @@ pub struct SubtaskView {
     pub input_watermark: Option<i64>,
     /// The newest watermark it sent.
     pub output_watermark: Option<i64>,
+    /// Its part in the newest checkpoint it took part in: alignment, sync and async time,
+    /// state size.
+    pub checkpoint: Option<SubtaskCheckpoint>,
 }
 
 /// `GET /jobs/{id}/vertices/{vid}/backpressure`, as Flink's: the level is `ok` below 10 % of

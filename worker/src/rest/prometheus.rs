@@ -24,6 +24,12 @@ struct NodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    job: String,
+    worker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SubtaskLabels {
     job: String,
     vertex: String,
@@ -155,6 +161,73 @@ pub fn render(s: &JobSnapshot) -> String {
         "subtask_output_watermark",
         "The newest watermark a subtask sent, ms since the epoch",
         watermark,
+    );
+    // Per subtask, its part in its newest checkpoint.
+    type Part = fn(&crate::runtime::metrics::SubtaskCheckpoint) -> u64;
+    let per_checkpoint: [(&str, &str, Part); 5] = [
+        (
+            "subtask_state_bytes",
+            "A subtask's state as of its newest checkpoint, bytes (what a restore reads)",
+            |c| c.state_bytes,
+        ),
+        (
+            "subtask_checkpointed_bytes",
+            "Bytes a subtask wrote for its newest checkpoint (incremental: its changes)",
+            |c| c.checkpointed_bytes,
+        ),
+        (
+            "subtask_checkpoint_alignment_ms",
+            "Time a subtask's newest checkpoint barrier waited for all its inputs, ms",
+            |c| c.alignment_ms,
+        ),
+        (
+            "subtask_checkpoint_sync_ms",
+            "Time a subtask stood still taking its newest checkpoint's snapshots, ms",
+            |c| c.sync_ms,
+        ),
+        (
+            "subtask_checkpoint_async_ms",
+            "From a subtask's newest checkpoint barrier to its state stored, ms",
+            |c| c.async_ms,
+        ),
+    ];
+    for (name, help, pick) in per_checkpoint {
+        let family = Family::<SubtaskLabels, Gauge>::default();
+        for w in &s.workers {
+            for t in &w.subtasks {
+                if let Some(c) = &t.checkpoint {
+                    family
+                        .get_or_create(&labels(w.ordinal, t))
+                        .set(i64::try_from(pick(c)).unwrap_or(i64::MAX));
+                }
+            }
+        }
+        registry.register(name, help, family);
+    }
+    // Per worker process: resident memory and CPU time (as of its last heartbeat).
+    let memory = Family::<WorkerLabels, Gauge>::default();
+    let cpu = Family::<WorkerLabels, Counter<f64>>::default();
+    for w in &s.workers {
+        if let Some(u) = w.usage {
+            let labels = WorkerLabels {
+                job: v.job.clone(),
+                worker: w.ordinal.to_string(),
+            };
+            memory
+                .get_or_create(&labels)
+                .set(i64::try_from(u.rss_bytes).unwrap_or(i64::MAX));
+            cpu.get_or_create(&labels).inc_by(u.cpu_ms as f64 / 1000.0);
+        }
+    }
+    registry.register(
+        "worker_memory_bytes",
+        "A worker process's resident memory, bytes",
+        memory,
+    );
+    registry.register(
+        "worker_cpu_seconds",
+        "A worker process's CPU time (user and system), seconds",
+        cpu,
     );
     let mut out = String::new();
     // Writing to a String cannot fail.

@@ -137,6 +137,7 @@ mod tests {
             elapsed_ms,
             input_watermark: None,
             output_watermark: None,
+            checkpoint: None,
         }
     }
 

@@ -14,6 +14,7 @@ use crate::contract::Sink;
 use crate::contract::error::{Result, WeirError};
 use crate::contract::message::{Barrier, Message};
 use crate::contract::{Operator, TaskContext, UserError};
+use crate::runtime::metrics::SubtaskMetrics;
 use crate::runtime::output::{Outputs, SendError};
 
 /// Stored bytes of keyed state read per part when an operator restores in parts.
@@ -77,6 +78,8 @@ pub struct Chain {
     checkpoints: Option<TaskCheckpoints>,
     /// The newest checkpoint whose completion the chain has passed on.
     completed: u64,
+    /// The subtask's figures (its checkpoints' sync time and state size go there).
+    meter: Option<Arc<SubtaskMetrics>>,
 }
 
 fn op_error(ctx: &TaskContext, e: UserError) -> WeirError {
@@ -98,6 +101,20 @@ impl Chain {
             tail,
             checkpoints: None,
             completed: 0,
+            meter: None,
+        }
+    }
+
+    /// Records its checkpoint figures in `meter`.
+    pub fn with_meter(mut self, meter: Arc<SubtaskMetrics>) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Checkpoint `id` reached this subtask, its barrier aligned after `alignment`.
+    pub fn aligned(&self, id: u64, alignment: std::time::Duration) {
+        if let Some(meter) = &self.meter {
+            meter.checkpoint_aligned(id, alignment);
         }
     }
 
@@ -312,6 +329,7 @@ impl Chain {
         let id = barrier.checkpoint_id;
         self.each_operator(|op, out| op.before_barrier(id, out)).await?;
         if let Some(cp) = &self.checkpoints {
+            let sync_began = std::time::Instant::now();
             for op in &mut self.operators {
                 let changes = op.state_chain.wants_changes(&barrier, cp.full_every);
                 let began = std::time::Instant::now();
@@ -330,6 +348,9 @@ impl Chain {
                     ..Default::default()
                 };
                 cp.store(&barrier, &ctx.node, ctx.subtask, ctx.parallelism, state.into(), None);
+            }
+            if let Some(meter) = &self.meter {
+                meter.checkpoint_synced(id, sync_began.elapsed());
             }
         }
         self.side_broadcast(Message::Barrier(barrier)).await?;

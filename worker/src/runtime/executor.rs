@@ -287,6 +287,7 @@ async fn run_once(
         complete: complete_rx.clone(),
         full_every: config.checkpoint.as_ref().and_then(|c| c.incremental_every()),
         local: crate::checkpoint::local::LocalCopies::for_job(&config.state, &config.name),
+        stored: None,
     });
     let wiring = TaskWiring {
         checkpoints: task_checkpoints,
@@ -556,6 +557,14 @@ pub(crate) async fn spawn_tasks(
                 continue;
             }
             let meter = metrics.register_subtask(&label, i);
+            // This subtask's checkpoint figures (alignment, sync and async time, state size) go
+            // to its meter.
+            let task_checkpoints = task_checkpoints.clone().map(|c| {
+                let meter = meter.clone();
+                c.with_stored_hook(Arc::new(move |id, took, written, full| {
+                    meter.checkpoint_stored(id, took, written, full)
+                }))
+            });
             let ctx_of = |id: usize| TaskContext {
                 metrics: node_metrics[id].clone(),
                 node: graph.nodes[id].name.clone(),
@@ -591,7 +600,9 @@ pub(crate) async fn spawn_tasks(
                 }
                 _ => Tail::Outputs(Outputs::new(std::mem::take(&mut outputs[last][i])).with_meter(meter.clone())),
             };
-            let chain_run = Chain::new(ops, tail).with_checkpoints(task_checkpoints.clone());
+            let chain_run = Chain::new(ops, tail)
+                .with_checkpoints(task_checkpoints.clone())
+                .with_meter(meter.clone());
             participants += chain_run.participants();
             // Each task loads its state itself, so subtasks restore in parallel.
             let task_restore = shared_restore.clone();

@@ -62,6 +62,10 @@ pub struct InputGate {
     blocked: Vec<bool>,
     /// The barrier being aligned and how many channels delivered it.
     aligning: Option<(Barrier, usize)>,
+    /// When the barrier being aligned first arrived.
+    aligning_since: Option<std::time::Instant>,
+    /// How long the last released barrier took to align.
+    last_alignment: std::time::Duration,
 }
 
 impl InputGate {
@@ -94,6 +98,8 @@ impl InputGate {
             current: i64::MIN,
             blocked: vec![false; n],
             aligning: None,
+            aligning_since: None,
+            last_alignment: std::time::Duration::ZERO,
         }
     }
 
@@ -153,6 +159,7 @@ impl InputGate {
                         }
                         _ => {
                             self.aligning = Some((b, 1));
+                            self.aligning_since = Some(std::time::Instant::now());
                             1
                         }
                     };
@@ -185,8 +192,14 @@ impl InputGate {
             return None;
         }
         let (b, _) = self.aligning.take()?;
+        self.last_alignment = self.aligning_since.take().map(|t| t.elapsed()).unwrap_or_default();
         self.blocked.iter_mut().for_each(|x| *x = false);
         Some(b)
+    }
+
+    /// How long the barrier last handed out waited for every input's (zero with one channel).
+    pub fn last_alignment(&self) -> std::time::Duration {
+        self.last_alignment
     }
 
     /// The least watermark over channels `of` that are open and not idle (the end of time when

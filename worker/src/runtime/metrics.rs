@@ -51,6 +51,13 @@ pub struct SubtaskMetrics {
     input_watermark: AtomicI64,
     output_watermark: AtomicI64,
     started: Instant,
+    /// The newest checkpoint this subtask took part in, and its figures for it.
+    checkpoint_id: AtomicU64,
+    alignment_ms: AtomicU64,
+    sync_ms: AtomicU64,
+    async_ms: AtomicU64,
+    checkpointed_bytes: AtomicU64,
+    state_bytes: AtomicU64,
 }
 
 impl Default for SubtaskMetrics {
@@ -63,6 +70,12 @@ impl Default for SubtaskMetrics {
             input_watermark: AtomicI64::new(i64::MIN),
             output_watermark: AtomicI64::new(i64::MIN),
             started: Instant::now(),
+            checkpoint_id: AtomicU64::new(0),
+            alignment_ms: AtomicU64::new(0),
+            sync_ms: AtomicU64::new(0),
+            async_ms: AtomicU64::new(0),
+            checkpointed_bytes: AtomicU64::new(0),
+            state_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -88,6 +101,41 @@ impl SubtaskMetrics {
         self.output_watermark.store(w, Ordering::Relaxed);
     }
 
+    /// Checkpoint `id` reached this subtask after `alignment` (from its first input's barrier
+    /// to its last's; zero with one input or at a source).
+    pub fn checkpoint_aligned(&self, id: u64, alignment: Duration) {
+        self.checkpoint_id.store(id, Ordering::Relaxed);
+        self.alignment_ms.store(alignment.as_millis() as u64, Ordering::Relaxed);
+        for figure in [
+            &self.sync_ms,
+            &self.async_ms,
+            &self.checkpointed_bytes,
+            &self.state_bytes,
+        ] {
+            figure.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The subtask's operators took their snapshots of checkpoint `id` in `sync` (the task
+    /// stood still meanwhile).
+    pub fn checkpoint_synced(&self, id: u64, sync: Duration) {
+        if self.checkpoint_id.load(Ordering::Relaxed) == id {
+            self.sync_ms.store(sync.as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// One of its state files of checkpoint `id` was stored `took` after the barrier (encoding
+    /// and upload, in the background), `written` bytes, its state `full` bytes (what a restore
+    /// reads: with an incremental chain's earlier files). The subtask's async time is its
+    /// slowest file's; its bytes are its files' sums.
+    pub fn checkpoint_stored(&self, id: u64, took: Duration, written: u64, full: u64) {
+        if self.checkpoint_id.load(Ordering::Relaxed) == id {
+            self.async_ms.fetch_max(took.as_millis() as u64, Ordering::Relaxed);
+            self.checkpointed_bytes.fetch_add(written, Ordering::Relaxed);
+            self.state_bytes.fetch_add(full, Ordering::Relaxed);
+        }
+    }
+
     fn stats(&self, vertex: &str, subtask: usize) -> SubtaskStats {
         let watermark = |a: &AtomicI64| Some(a.load(Ordering::Relaxed)).filter(|w| *w != i64::MIN);
         SubtaskStats {
@@ -100,8 +148,39 @@ impl SubtaskMetrics {
             elapsed_ms: self.started.elapsed().as_millis() as u64,
             input_watermark: watermark(&self.input_watermark),
             output_watermark: watermark(&self.output_watermark),
+            checkpoint: match self.checkpoint_id.load(Ordering::Relaxed) {
+                0 => None,
+                id => Some(SubtaskCheckpoint {
+                    id,
+                    alignment_ms: self.alignment_ms.load(Ordering::Relaxed),
+                    sync_ms: self.sync_ms.load(Ordering::Relaxed),
+                    async_ms: self.async_ms.load(Ordering::Relaxed),
+                    checkpointed_bytes: self.checkpointed_bytes.load(Ordering::Relaxed),
+                    state_bytes: self.state_bytes.load(Ordering::Relaxed),
+                }),
+            },
         }
     }
+}
+
+/// A subtask's part in its newest checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct SubtaskCheckpoint {
+    /// Checkpoint id.
+    pub id: u64,
+    /// From the first input's barrier to the last's (the inputs that delivered theirs wait), ms.
+    pub alignment_ms: u64,
+    /// The operators' snapshots, taken while the task stands still, ms.
+    pub sync_ms: u64,
+    /// From the barrier to its slowest state file stored (encoding and upload in the
+    /// background), ms.
+    pub async_ms: u64,
+    /// Bytes it wrote for this checkpoint (an incremental one: its changes).
+    pub checkpointed_bytes: u64,
+    /// Bytes of its state as of this checkpoint: what a restore reads (with an incremental
+    /// chain's earlier files).
+    pub state_bytes: u64,
 }
 
 /// One subtask's figures at one moment (what workers send the coordinator).
@@ -125,6 +204,9 @@ pub struct SubtaskStats {
     pub input_watermark: Option<i64>,
     /// The newest watermark sent.
     pub output_watermark: Option<i64>,
+    /// Its part in the newest checkpoint it took part in.
+    #[serde(default)]
+    pub checkpoint: Option<SubtaskCheckpoint>,
 }
 
 /// How many failures [`Exceptions`] keeps.

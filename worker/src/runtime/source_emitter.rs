@@ -238,6 +238,8 @@ impl SourceContext for SourceEmitter {
             return Ok(());
         }
         cp.last = barrier.checkpoint_id;
+        // A source injects the barrier: nothing to align.
+        self.chain.aligned(barrier.checkpoint_id, std::time::Duration::ZERO);
         self.positions_at.insert(barrier.checkpoint_id, self.position.clone());
         let state = crate::contract::OperatorState {
             operator: self.position.clone(),

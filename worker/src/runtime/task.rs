@@ -114,7 +114,10 @@ impl OperatorTask {
                     chain.watermark(w).await?
                 }
                 GateEvent::Idle => chain.idle().await?,
-                GateEvent::Barrier(b) => chain.barrier(b).await?,
+                GateEvent::Barrier(b) => {
+                    chain.aligned(b.checkpoint_id, self.gate.last_alignment());
+                    chain.barrier(b).await?
+                }
                 GateEvent::End => {
                     chain.end(self.stopping.is_cancelled()).await?;
                     return Ok(Some(self.chain));

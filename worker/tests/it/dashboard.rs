@@ -139,6 +139,11 @@ fn the_dashboard_shows_back_pressure_live_rates_checkpoints_and_a_failure() {
         "document.querySelector('#sparkline polyline.out').getAttribute('points').split(' ').length >= 3",
     );
     assert!(text(&mut browser, "#subtasks tbody tr").contains("worker-0"));
+    browser.wait_until(
+        "the subtask's checkpoint figures",
+        Duration::from_secs(10),
+        "document.querySelector('#subtasks .checkpoint-times')?.textContent.startsWith('#')",
+    );
     browser.screenshot(&shots.join("vertex.png"));
 
     // Checkpoints: the history table gains rows while the page is open.
@@ -155,6 +160,15 @@ fn the_dashboard_shows_back_pressure_live_rates_checkpoints_and_a_failure() {
         &format!("document.querySelectorAll('#checkpoint-history tbody tr').length > {rows}"),
     );
     assert!(text(&mut browser, "#checkpoint-history tbody tr").contains("completed"));
+    // The newest checkpoint per operator: the source, the map and the sink acknowledged.
+    for uid in ["nexmark", "price-check", "sink-slow"] {
+        assert_eq!(
+            count(&mut browser, &format!("#checkpoint-operators tr[data-uid=\"{uid}\"]")),
+            1,
+            "{uid} in {}",
+            text(&mut browser, "#checkpoint-operators")
+        );
+    }
     assert_eq!(
         count(&mut browser, "#checkpoint-chart rect"),
         count(&mut browser, "#checkpoint-history tbody tr[data-status=\"completed\"]")

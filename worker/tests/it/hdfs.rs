@@ -205,18 +205,20 @@ fn a_savepoint_on_hdfs_restores_at_another_parallelism() {
     let asker = control.clone();
     let metrics = env.metrics();
     let progress = metrics.clone();
-    // Stopped once windows have fired and a checkpoint has completed (the job runs 4 s).
+    // Stopped once windows have fired and two checkpoints completed after that, so output is
+    // committed before the savepoint (the job runs 4 s). (A checkpoint that completed before
+    // the first window fired commits nothing, and the savepoint's own commit may race the stop:
+    // its output is then committed by the restore.)
     let savepoint = rt.spawn(async move {
-        common::eventually(|| {
-            let fired = progress.snapshot().iter().any(|n| n.name == "win" && n.records_out > 0);
-            fired
-                && progress
-                    .checkpoints
-                    .completed
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    > 0
-        })
-        .await;
+        let completed = || {
+            progress
+                .checkpoints
+                .completed
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        common::eventually(|| progress.snapshot().iter().any(|n| n.name == "win" && n.records_out > 0)).await;
+        let fired_at = completed();
+        common::eventually(|| completed() >= fired_at + 2).await;
         asker.stop_with_savepoint().await
     });
     let r = rt

@@ -130,6 +130,13 @@ fn the_rest_api_shows_a_job_on_three_workers_and_only_a_token_holder_takes_savep
         "{before} <= {exported} <= {after}"
     );
     assert!(after > 0);
+    // Every series the Grafana dashboard in docs/ queries (but the operator's) is exported.
+    for name in grafana_series().iter().filter(|n| !n.starts_with("weir_operator_")) {
+        assert!(
+            metrics.contains(&format!("\n{name}{{")) || metrics.contains(&format!("\n{name} ")),
+            "the Grafana dashboard queries {name}, which /metrics does not export:\n{metrics}"
+        );
+    }
     // Per worker: three workers each run a share of the window (once each has sent a
     // heartbeat with its counters), and the shares add up.
     let path = format!("/jobs/mixed/vertices/{vid}/taskmanagers");
@@ -176,6 +183,41 @@ fn the_rest_api_shows_a_job_on_three_workers_and_only_a_token_holder_takes_savep
             .iter()
             .any(|c| c["status"] == "completed" && c["state_size_bytes"].as_u64() > Some(0))
     );
+    // Per operator in the newest: the window's state and when its subtasks acknowledged.
+    let latest = &checkpoints["latest"]["completed"];
+    let win_part = latest["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["uid"] == "win")
+        .unwrap_or_else(|| panic!("the window in {latest}"));
+    assert!(win_part["state_size_bytes"].as_u64() > Some(0), "{win_part}");
+    assert_eq!(win_part["subtasks_with_state"], 3, "{win_part}");
+    assert!(
+        win_part["acknowledged_ms"].as_u64() <= latest["duration_ms"].as_u64(),
+        "{latest}"
+    );
+    // Per subtask: its part in its newest checkpoint (alignment, sync, async, state).
+    let win = vertex_of(&get(port, "/jobs/mixed"), "win").clone();
+    assert!(win["state-size"].as_u64() > Some(0), "{win}");
+    for s in win["subtasks"].as_array().unwrap() {
+        let part = &s["checkpoint"];
+        assert!(part["id"].as_u64() >= Some(1), "{s}");
+        for field in ["alignment-ms", "sync-ms", "async-ms", "state-bytes"] {
+            assert!(part[field].is_u64(), "{field} in {s}");
+        }
+    }
+    let exported = http_get(port, "/metrics");
+    for name in [
+        "weir_subtask_state_bytes",
+        "weir_subtask_checkpoint_alignment_ms",
+        "weir_subtask_checkpoint_async_ms",
+    ] {
+        assert!(
+            exported.contains(&format!("{name}{{job=\"mixed\",vertex=")),
+            "{name} in {exported}"
+        );
+    }
     let newest = checkpoints["latest"]["completed"]["id"].as_u64().unwrap();
     assert!(newest >= history.last().unwrap()["id"].as_u64().unwrap());
     let exported = series(&http_get(port, "/metrics"), "weir_checkpoints_completed_total");
@@ -394,6 +436,27 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
     } else {
         Err(format!("{at}: {value} is not of type {}", schema["type"]))
     }
+}
+
+/// The metric names the Grafana dashboard (`docs/grafana/weir-dashboard.json`) queries.
+pub(crate) fn grafana_series() -> Vec<String> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/weir-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("weir_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                names.insert(name);
+            }
+        }
+    }
+    assert!(names.len() > 10, "{names:?}");
+    names.into_iter().collect()
 }
 
 /// A child process killed when the test ends, passed or not.

@@ -340,7 +340,7 @@ function legend() {
 function vertexTable(job) {
   return el("table", { id: "vertices" },
     el("thead", {}, el("tr", {},
-      ["vertex", "name", "parallelism", "records in", "records out", "in/s", "out/s", "busy", "back-pressure", "dead letters", "late"]
+      ["vertex", "name", "parallelism", "records in", "records out", "in/s", "out/s", "busy", "back-pressure", "state", "dead letters", "late"]
         .map((h, i) => el("th", { class: i >= 2 ? "num" : undefined }, h)))),
     el("tbody", {}, job.vertices.map((v) => el("tr", { dataset: { id: v.id } },
       el("td", {}, el("a", { href: jobHref(job.jid, `vertices/${encodeURIComponent(v.id)}`) }, v.id)),
@@ -353,6 +353,7 @@ function vertexTable(job) {
       el("td", { class: "num" }, fmtPct(v["busy-ratio"])),
       el("td", { class: "num", dataset: { level: level(v["backpressured-ratio"]) } },
         `${level(v["backpressured-ratio"])} (${fmtPct(v["backpressured-ratio"])})`),
+      el("td", { class: "num state-size" }, fmtBytes(v["state-size"])),
       el("td", { class: "num" }, fmtInt(v.metrics["dead-letters"])),
       el("td", { class: "num" }, fmtInt(v.metrics["late-records"]))))));
 }
@@ -400,8 +401,8 @@ async function vertexPage(r) {
     el("h2", {}, "Subtasks"),
     el("table", { id: "subtasks" },
       el("thead", {}, el("tr", {},
-        ["subtask", "worker", "records in", "records out", "in/s", "out/s", "busy", "idle", "back-pressured", "input watermark", "output watermark"]
-          .map((h, i) => el("th", { class: i >= 2 && i < 9 ? "num" : undefined }, h)))),
+        ["subtask", "worker", "records in", "records out", "in/s", "out/s", "busy", "idle", "back-pressured", "state", "checkpoint: align / sync / async", "input watermark", "output watermark"]
+          .map((h, i) => el("th", { class: i >= 2 && i < 11 ? "num" : undefined }, h)))),
       el("tbody", {}, v.subtasks.map((s) => el("tr", { dataset: { subtask: s.subtask } },
         el("td", {}, s.subtask), el("td", {}, s["taskmanager-id"]),
         el("td", { class: "num" }, fmtInt(s["read-records"])),
@@ -411,6 +412,10 @@ async function vertexPage(r) {
         el("td", { class: "num" }, el("span", { class: "bar", style: `width:${Math.round(s["busy-ratio"] * 50)}px` }), " ", fmtPct(s["busy-ratio"])),
         el("td", { class: "num" }, fmtPct(s["idle-ratio"])),
         el("td", { class: "num" }, fmtPct(s["backpressured-ratio"])),
+        el("td", { class: "num" }, s.checkpoint ? fmtBytes(s.checkpoint["state-bytes"]) : "–"),
+        el("td", { class: "num checkpoint-times" }, s.checkpoint
+          ? `#${s.checkpoint.id}: ${fmtDuration(s.checkpoint["alignment-ms"])} / ${fmtDuration(s.checkpoint["sync-ms"])} / ${fmtDuration(s.checkpoint["async-ms"])}, wrote ${fmtBytes(s.checkpoint["checkpointed-bytes"])}`
+          : "–"),
         el("td", {}, fmtTime(s["input-watermark"])),
         el("td", {}, fmtTime(s["output-watermark"])))))));
 }
@@ -454,6 +459,12 @@ async function checkpointsTab(job) {
     el("div", { class: "muted", style: "margin-top:8px" }, config.enabled
       ? `every ${fmtDuration(config.interval)} · ${config.mode} · ${config.incremental ? "incremental" : "full"} · timeout ${fmtDuration(config.timeout)} · keeps ${config.retained} · ${config.storage}`
       : "checkpoints are off for this job"),
+    el("h2", {}, latest ? `Per operator (#${latest.id})` : "Per operator"),
+    el("table", { id: "checkpoint-operators" },
+      el("thead", {}, el("tr", {}, ["operator", "state", "subtasks with state", "acknowledged after"].map((h, i) => el("th", { class: i ? "num" : undefined }, h)))),
+      el("tbody", {}, (latest ? latest.operators : []).map((o) => el("tr", { dataset: { uid: o.uid } },
+        el("td", {}, o.uid), el("td", { class: "num" }, fmtBytes(o.state_size_bytes)),
+        el("td", { class: "num" }, o.subtasks_with_state), el("td", { class: "num" }, fmtDuration(o.acknowledged_ms)))))),
     el("h2", {}, "History"),
     checkpointChart(c.history),
     el("table", { id: "checkpoint-history" },
