@@ -59,6 +59,8 @@ pub struct JobView {
     pub workers: u32,
     /// Restarts of the current run after failures.
     pub restarts: u32,
+    /// Every attached worker's subtasks' running totals (the autoscaler's input).
+    pub subtasks: Vec<weir_autoscale::SubtaskTotals>,
 }
 
 /// The StreamJob annotation naming `host:port` of its coordinator, for an operator that cannot
@@ -121,6 +123,7 @@ pub async fn status(client: &mut CoordinatorClient<Channel>) -> Result<JobView, 
         workers_attached: reply.workers_attached,
         workers: reply.workers,
         restarts: reply.restarts,
+        subtasks: serde_json::from_slice(&reply.subtasks_json).unwrap_or_default(),
     })
 }
 

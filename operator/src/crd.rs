@@ -96,6 +96,11 @@ pub struct StreamJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_fields")]
     pub pod_template: Option<serde_json::Value>,
+    /// Parallelism follows the load: busy time per vertex, records per second and the
+    /// sources' lag decide it (see the README's autoscaler section). The autoscaler sets
+    /// `parallelism`; a `kubectl scale` while it is on holds until its next decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<weir_autoscale::AutoscalerSpec>,
 }
 
 fn default_max_parallelism() -> i32 {
@@ -687,6 +692,44 @@ pub struct StreamJobStatus {
     /// upgrades) were disposed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub disposed_below_epoch: i64,
+    /// What the autoscaler decided, with the figures behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<AutoscalerStatus>,
+}
+
+/// `status.autoscaler`.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerStatus {
+    /// The newest decision and the metrics it used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<weir_autoscale::Decision>,
+    /// The parallelism it recommends now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_parallelism: Option<u32>,
+    /// Its decisions to rescale, oldest first (at most [`AUTOSCALER_HISTORY`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<AutoscalerChange>,
+}
+
+/// How many rescale decisions `status.autoscaler.history` keeps.
+pub const AUTOSCALER_HISTORY: usize = 10;
+
+/// One rescale the autoscaler decided.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerChange {
+    /// When (RFC 3339).
+    pub time: String,
+    /// From this parallelism.
+    pub from: u32,
+    /// To this one.
+    pub to: u32,
+    /// Why.
+    pub reason: String,
+    /// Decided only (`dryRun`): the parallelism was left alone.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 fn is_zero(n: &i64) -> bool {

@@ -290,6 +290,7 @@ mod tests {
             state_backend: None,
             resources: None,
             pod_template: None,
+            autoscaler: None,
         }
     }
 

@@ -43,6 +43,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The Ingress each job's dashboard gets (none: no Ingress).
     pub dashboard_ingress: Option<resources::DashboardIngress>,
+    /// Each job's autoscaler (jobs with `spec.autoscaler.enabled`).
+    autoscalers: autoscale::Scalers,
     /// Consecutive failures per job, for the back-off.
     failures: Mutex<HashMap<String, u32>>,
     /// Per job, the start time of the last change this process completed: a reconcile that
@@ -59,6 +61,7 @@ impl Context {
             recorder,
             metrics,
             dashboard_ingress: None,
+            autoscalers: Mutex::default(),
             failures: Mutex::default(),
             completed: Mutex::default(),
         }
@@ -67,6 +70,7 @@ impl Context {
 
 pub use crate::metrics::Metrics;
 
+mod autoscale;
 mod change;
 mod health;
 mod savepoints;
@@ -366,6 +370,12 @@ impl<'a> Reconciler<'a> {
                 Err(e) => result = Err(e),
             }
             self.dispose(status, v, d).await;
+            if unhealthy.is_none()
+                && v.phase == weir_proto::rpc::JobPhase::Running
+                && let Err(e) = self.autoscale(status, v, d).await
+            {
+                result = Err(e);
+            }
         }
         if d.parallelism > 0
             && let Some(nonce) = self.job.spec.savepoint_trigger_nonce
@@ -429,8 +439,11 @@ impl<'a> Reconciler<'a> {
         }
         self.write_status(status).await?;
         result?;
+        let autoscaling = self.job.spec.autoscaler.as_ref().filter(|a| a.enabled);
         Ok(Action::requeue(if savepoint_pending {
             Duration::from_secs(1)
+        } else if let (Some(a), Some(_)) = (autoscaling, &view) {
+            autoscale::sample_every(a)
         } else if view.is_some() {
             Duration::from_secs(10)
         } else {

@@ -45,6 +45,9 @@ pub enum DesiredError {
     /// The resource has no name, namespace or uid yet (not read from the API server).
     #[error("StreamJob has no {0} (it must come from the API server)")]
     Missing(&'static str),
+    /// A field's value cannot be used.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The labels of every object of `job`.
@@ -548,6 +551,7 @@ mod tests {
                 state_backend: None,
                 resources: None,
                 pod_template: None,
+                autoscaler: None,
             },
         );
         j.metadata.namespace = Some("streams".into());

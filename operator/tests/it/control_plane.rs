@@ -881,3 +881,57 @@ fn a_job_gets_a_dashboard_service_and_the_ingress_the_operator_is_told_to_make()
     assert_eq!(s["selector"], "weir.dev/job=views");
     drop(op);
 }
+
+#[test]
+fn the_autoscaler_scales_a_busy_job_up_once_and_explains_why() {
+    let c = cluster();
+    let ns = c.namespace("auto");
+    let ns = ns.name.as_str();
+    let _op = c.operator(ns, None);
+    let coordinator = FakeCoordinator::start(JobPhase::Running);
+    // Two subtasks each 95 % busy at 9,500 records/s: one does 10,000/s, so 19,000/s at 70 %
+    // needs 3 subtasks, 4 with the key groups spread evenly.
+    coordinator.set_load(2, 0.95, 9_500.0);
+    let manifest = stream_job("busy", 2, "last-state", PIPELINE).replace(
+        "  upgradeMode: last-state\n",
+        "  upgradeMode: last-state\n  autoscaler:\n    enabled: true\n    metricWindowSeconds: 3\n    \
+         scaleUpCooldownSeconds: 2\n    scaleDownDelaySeconds: 600\n",
+    );
+    c.apply_in(ns, &with_coordinator(&manifest, &coordinator, "")).unwrap();
+    wait_for("2 ready pods", T, || (c.pods(ns, "busy").len() == 2).then_some(()));
+    let s = wait_for("the autoscaler's rescale", T, || {
+        let s = c.status(ns, "busy");
+        (s["currentParallelism"] == 4 && s["upgrade"].is_null()).then_some(s)
+    });
+    let job = c.get(ns, "streamjob/busy").unwrap();
+    assert_eq!(job["spec"]["parallelism"], 4, "the autoscaler set the spec");
+    let history = s["autoscaler"]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{s}");
+    assert_eq!(
+        (history[0]["from"].clone(), history[0]["to"].clone()),
+        (2.into(), 4.into())
+    );
+    assert!(str_of(&history[0]["reason"]).contains("win is 95 % busy"), "{s}");
+    assert_eq!(s["lastUpgrade"]["reason"], "rescale");
+    let events = c.kubectl(&["get", "events", "-n", ns, "-o", "json"]).unwrap();
+    assert!(
+        events.contains("AutoscalerScaleUp") && events.contains("needs 3"),
+        "{events}"
+    );
+
+    // At 4 the load halves per subtask: it holds (and says so), whatever the next samples.
+    coordinator.set_load(4, 0.5, 4_750.0);
+    wait_for("a decision at 4", T, || {
+        let s = c.status(ns, "busy");
+        let d = &s["autoscaler"]["lastDecision"];
+        (d["current"] == 4 && d["action"] == "hold" && str_of(&d["reason"]).contains("at the target")).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let s = c.status(ns, "busy");
+    assert_eq!(
+        s["autoscaler"]["history"].as_array().unwrap().len(),
+        1,
+        "no flapping: {s}"
+    );
+    assert_eq!(c.get(ns, "streamjob/busy").unwrap()["spec"]["parallelism"], 4);
+}

@@ -25,6 +25,7 @@ fn spec(parallelism: i32, max_parallelism: i32) -> StreamJobSpec {
         state_backend: None,
         resources: None,
         pod_template: None,
+        autoscaler: None,
     }
 }
 

@@ -267,6 +267,16 @@ impl JobMaster {
         }
     }
 
+    /// Every attached worker's subtasks' figures (from their last heartbeats).
+    fn subtasks(&self) -> Vec<crate::runtime::metrics::SubtaskStats> {
+        let s = self.shared.state.lock().expect("master lock");
+        s.workers
+            .iter()
+            .flatten()
+            .flat_map(|w| w.subtasks.iter().cloned())
+            .collect()
+    }
+
     /// The workers as the REST API lists them.
     fn workers_view(&self) -> Vec<crate::rest::WorkerSnapshot> {
         let s = self.shared.state.lock().expect("master lock");
@@ -591,6 +601,7 @@ impl rpc::coordinator_server::Coordinator for JobMaster {
             restarts: v.restarts,
             last_checkpoint: v.last_checkpoint,
             details_json: serde_json::to_vec(&v).unwrap_or_default(),
+            subtasks_json: serde_json::to_vec(&self.subtasks()).unwrap_or_default(),
         }))
     }
 }

@@ -130,6 +130,7 @@ mod tests {
         SubtaskStats {
             vertex: "v".into(),
             subtask: 0,
+            source: false,
             records_in,
             records_out: records_in / 2,
             idle_ms,

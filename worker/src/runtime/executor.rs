@@ -556,7 +556,8 @@ pub(crate) async fn spawn_tasks(
             if worker_of(head, i) != me {
                 continue;
             }
-            let meter = metrics.register_subtask(&label, i);
+            let meter = metrics.register_subtask(&label, i, matches!(graph.nodes[head].kind, NodeKind::Source(_)));
+            let timed = crate::runtime::metrics::subtask_timing();
             // This subtask's checkpoint figures (alignment, sync and async time, state size) go
             // to its meter.
             let task_checkpoints = task_checkpoints.clone().map(|c| {
@@ -598,7 +599,14 @@ pub(crate) async fn spawn_tasks(
                         metrics: node_metrics[last].clone(),
                     }
                 }
-                _ => Tail::Outputs(Outputs::new(std::mem::take(&mut outputs[last][i])).with_meter(meter.clone())),
+                _ => {
+                    let outputs = Outputs::new(std::mem::take(&mut outputs[last][i]));
+                    Tail::Outputs(if timed {
+                        outputs.with_meter(meter.clone())
+                    } else {
+                        outputs
+                    })
+                }
             };
             let chain_run = Chain::new(ops, tail)
                 .with_checkpoints(task_checkpoints.clone())
@@ -662,6 +670,7 @@ pub(crate) async fn spawn_tasks(
                         stopping: cancel.clone(),
                         clock: config.clock.clone(),
                         meter,
+                        timed,
                     };
                     tasks.spawn(guard(label.clone(), i, task.run()));
                 }

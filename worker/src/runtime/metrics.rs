@@ -51,6 +51,8 @@ pub struct SubtaskMetrics {
     input_watermark: AtomicI64,
     output_watermark: AtomicI64,
     started: Instant,
+    /// Whether its vertex reads a source.
+    source: bool,
     /// The newest checkpoint this subtask took part in, and its figures for it.
     checkpoint_id: AtomicU64,
     alignment_ms: AtomicU64,
@@ -70,6 +72,7 @@ impl Default for SubtaskMetrics {
             input_watermark: AtomicI64::new(i64::MIN),
             output_watermark: AtomicI64::new(i64::MIN),
             started: Instant::now(),
+            source: false,
             checkpoint_id: AtomicU64::new(0),
             alignment_ms: AtomicU64::new(0),
             sync_ms: AtomicU64::new(0),
@@ -141,6 +144,7 @@ impl SubtaskMetrics {
         SubtaskStats {
             vertex: vertex.to_string(),
             subtask,
+            source: self.source,
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
             idle_ms: self.idle_ns.load(Ordering::Relaxed) / 1_000_000,
@@ -183,6 +187,19 @@ pub struct SubtaskCheckpoint {
     pub state_bytes: u64,
 }
 
+/// Whether subtasks count their records and time their waits (busy, idle, back-pressured):
+/// on unless the environment says `WEIR_SUBTASK_METRICS=off` (to measure what they cost;
+/// checkpoint figures and watermarks are kept either way).
+pub fn subtask_timing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        !matches!(
+            std::env::var("WEIR_SUBTASK_METRICS").as_deref(),
+            Ok("off" | "false" | "0")
+        )
+    })
+}
+
 /// One subtask's figures at one moment (what workers send the coordinator).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SubtaskStats {
@@ -190,6 +207,9 @@ pub struct SubtaskStats {
     pub vertex: String,
     /// Subtask index.
     pub subtask: usize,
+    /// Whether its vertex reads a source (its records are the ones read).
+    #[serde(default)]
+    pub source: bool,
     /// Records in.
     pub records_in: u64,
     /// Records out.
@@ -283,8 +303,11 @@ impl JobMetrics {
 
     /// Counters for subtask `subtask` of `vertex` (a run's subtask replaces the previous
     /// run's).
-    pub fn register_subtask(&self, vertex: &str, subtask: usize) -> Arc<SubtaskMetrics> {
-        let m = Arc::new(SubtaskMetrics::default());
+    pub fn register_subtask(&self, vertex: &str, subtask: usize, source: bool) -> Arc<SubtaskMetrics> {
+        let m = Arc::new(SubtaskMetrics {
+            source,
+            ..SubtaskMetrics::default()
+        });
         let mut list = self.subtasks.lock().expect("subtask metrics lock");
         list.retain(|(v, i, _)| !(v == vertex && *i == subtask));
         list.push((vertex.to_string(), subtask, m.clone()));

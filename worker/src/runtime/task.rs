@@ -58,6 +58,15 @@ pub struct OperatorTask {
     pub clock: SharedClock,
     /// This subtask's counters: records in, time waiting for input, watermarks received.
     pub meter: Arc<SubtaskMetrics>,
+    /// Whether the subtask counts its records and times its waits ([`crate::runtime::metrics::subtask_timing`]).
+    pub timed: bool,
+}
+
+/// Adds the time since `waiting` (when timed) to the subtask's idle time.
+fn idle_since(meter: &SubtaskMetrics, waiting: Option<Instant>) {
+    if let Some(w) = waiting {
+        meter.idle(w.elapsed());
+    }
 }
 
 impl OperatorTask {
@@ -82,25 +91,28 @@ impl OperatorTask {
                     None => std::future::pending().await,
                 }
             };
-            let waiting = Instant::now();
+            // Without per-subtask timing (`WEIR_SUBTASK_METRICS=off`) no clock is read.
+            let waiting = self.timed.then(Instant::now);
             let event = tokio::select! {
                 biased;
                 e = self.gate.next() => e,
                 _ = timer_due => {
-                    self.meter.idle(waiting.elapsed());
+                    idle_since(&self.meter, waiting);
                     chain.processing_time(self.clock.now_ms()).await?;
                     continue;
                 }
                 Some(id) = completed(&mut completions) => {
-                    self.meter.idle(waiting.elapsed());
+                    idle_since(&self.meter, waiting);
                     chain.notify_complete(id).await?;
                     continue;
                 }
             };
-            self.meter.idle(waiting.elapsed());
+            idle_since(&self.meter, waiting);
             match event {
                 GateEvent::Data(input, b) => {
-                    self.meter.records_in.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                    if self.timed {
+                        self.meter.records_in.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                    }
                     chain.push_from(input, b).await?
                 }
                 GateEvent::InputWatermark(input, w) => {

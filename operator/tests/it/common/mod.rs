@@ -402,6 +402,7 @@ pub struct FakeCoordinator {
     triggers: Triggers,
     progress: Progress,
     disposed: Disposed,
+    load: Load,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -422,6 +423,34 @@ struct FakeService {
     triggers: Triggers,
     progress: Progress,
     disposed: Disposed,
+    load: Load,
+}
+
+/// The load the fake reports (see [`FakeCoordinator::set_load`]): subtasks of the keyed vertex,
+/// their busy share, records per second each, since when.
+type Load = std::sync::Arc<std::sync::Mutex<Option<(u32, f64, f64, std::time::Instant)>>>;
+
+/// The running totals of a job under `load` now: a source vertex and a keyed vertex `win` of
+/// `subtasks` subtasks, each busy `busy` of the time at `rate` records per second.
+fn subtask_totals(load: &Load) -> Vec<serde_json::Value> {
+    let Some((subtasks, busy, rate, since)) = *load.lock().unwrap() else {
+        return Vec::new();
+    };
+    let elapsed = since.elapsed().as_millis() as u64 + 1;
+    let records = (rate * elapsed as f64 / 1000.0) as u64;
+    let mut out = Vec::new();
+    for i in 0..subtasks as usize {
+        out.push(
+            serde_json::json!({"vertex": "src", "subtask": i, "source": true, "records_in": 0,
+            "records_out": records, "idle_ms": 0, "backpressured_ms": 0, "elapsed_ms": elapsed}),
+        );
+        out.push(
+            serde_json::json!({"vertex": "win", "subtask": i, "source": false, "records_in": records,
+            "records_out": 0, "idle_ms": ((1.0 - busy) * elapsed as f64) as u64, "backpressured_ms": 0,
+            "elapsed_ms": elapsed}),
+        );
+    }
+    out
 }
 
 /// What it was asked to dispose, in order.
@@ -564,6 +593,7 @@ impl weir_proto::rpc::coordinator_server::Coordinator for FakeService {
         let mut reply = weir_proto::rpc::JobStatus {
             job: "clicks".into(),
             details_json: details.to_string().into_bytes(),
+            subtasks_json: serde_json::to_vec(&subtask_totals(&self.load)).unwrap(),
             restarts,
             last_checkpoint,
             ..Default::default()
@@ -585,11 +615,13 @@ impl FakeCoordinator {
         let triggers = Triggers::default();
         let progress = Progress::default();
         let disposed = Disposed::default();
+        let load = Load::default();
         let service = FakeService {
             state: state.clone(),
             triggers: triggers.clone(),
             progress: progress.clone(),
             disposed: disposed.clone(),
+            load: load.clone(),
         };
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap().to_string();
@@ -604,8 +636,15 @@ impl FakeCoordinator {
             triggers,
             progress,
             disposed,
+            load,
             _runtime: runtime,
         }
+    }
+
+    /// From now on it reports a keyed vertex of `subtasks` subtasks, each busy `busy` of the
+    /// time at `rate` records per second (and a source reading as much), as running totals.
+    pub fn set_load(&self, subtasks: u32, busy: f64, rate: f64) {
+        *self.load.lock().unwrap() = Some((subtasks, busy, rate, std::time::Instant::now()));
     }
 
     /// What it was asked to dispose so far.
