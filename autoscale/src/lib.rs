@@ -556,6 +556,15 @@ pub struct SubtaskTotals {
     pub backpressured_ms: u64,
     /// Since it started, ms.
     pub elapsed_ms: u64,
+    /// A source subtask's records not read yet, when it tells.
+    #[serde(default)]
+    pub lag: Option<u64>,
+}
+
+/// The sources' lag in `totals`: the sum over the source subtasks that tell (none: none tells).
+pub fn lag_of(totals: &[SubtaskTotals]) -> Option<f64> {
+    let known: Vec<u64> = totals.iter().filter(|t| t.source).filter_map(|t| t.lag).collect();
+    (!known.is_empty()).then(|| known.iter().sum::<u64>() as f64)
 }
 
 /// The sample between two readings of the same subtasks, `before` and `now` (taken at

@@ -319,6 +319,7 @@ fn samples_come_from_the_difference_of_two_readings_of_the_running_totals() {
         idle_ms: idle,
         backpressured_ms: 0,
         elapsed_ms: elapsed,
+        lag: source.then_some(7),
     };
     let before = [
         at("src", 0, true, 0, 0, 1_000),
@@ -332,7 +333,7 @@ fn samples_come_from_the_difference_of_two_readings_of_the_running_totals() {
         at("win", 0, false, 10_000, 1_500, 3_000),
         at("win", 1, false, 10_000, 1_000, 3_000),
     ];
-    let s = sample_between(&before, &now, 3_000, 2, Some(7.0)).unwrap();
+    let s = sample_between(&before, &now, 3_000, 2, lag_of(&now)).unwrap();
     let win = s.vertices.iter().find(|v| v.id == "win").unwrap();
     assert_eq!((win.subtasks, win.records_per_s, win.busy), (2, 10_000.0, 0.625));
     let src = s.vertices.iter().find(|v| v.id == "src").unwrap();

@@ -3,10 +3,10 @@
 # room downstream and counts its records): Nexmark q0 and q5 from their Flink SQL text
 # (`weir-bench --sql`, every event kind generated: --no-pushdown), one release build (BENCH,
 # default the current one) run with the metrics on and with them switched off
-# (WEIR_SUBTASK_METRICS=off), at p = 1, 10M events for q0 and 4M for q5, for ROUNDS rounds
-# (default 20), the order alternating each round (on/off, then off/on) so drift cancels. Raw
-# JSON lines go to RESULTS.jsonl (default 2026-12-07-subtask-metrics-on-off), then the medians
-# and the median of the per-round ratios with a bootstrap 95 % interval.
+# (WEIR_SUBTASK_METRICS=off), at p = 1, QUERIES (default "q0:10000000 q5:4000000", query:events),
+# for ROUNDS rounds (default 20), the order alternating each round (on/off, then off/on) so drift
+# cancels. Raw JSON lines go to RESULTS.jsonl (default 2026-12-07-subtask-metrics-on-off), then
+# the medians and the median of the per-round ratios with a bootstrap 95 % interval.
 set -euo pipefail
 bench="${BENCH:-$HOME/.cache/weir/target-bench/release/weir-bench}"
 rounds="${ROUNDS:-20}"
@@ -20,8 +20,8 @@ run() { # SIDE ROUND QUERY EVENTS
   fi
 }
 for round in $(seq "$rounds"); do
-  for q in "q0 10000000" "q5 4000000"; do
-    set -- $q
+  for q in ${QUERIES:-q0:10000000 q5:4000000}; do
+    set -- ${q%%:*} ${q##*:}
     if (( round % 2 )); then run on "$round" "$1" "$2"; run off "$round" "$1" "$2"
     else run off "$round" "$1" "$2"; run on "$round" "$1" "$2"; fi
   done

@@ -634,6 +634,13 @@ pub async fn run_sql(
     let job = weir::pipeline::build_sql(&text, &format!("{query}.sql"), query)?;
     job.env.set_parallelism(parallelism);
     job.env.set_state_backend(backend.clone());
+    // Rows per batch (default the job's, 4,096): small batches magnify per-batch costs.
+    if let Ok(rows) = std::env::var("WEIR_BENCH_BATCH_SIZE") {
+        let rows = rows
+            .parse()
+            .map_err(|e| WeirError::plan(format!("WEIR_BENCH_BATCH_SIZE must be a number of rows: {e}")))?;
+        job.env.set_batch_size(rows);
+    }
     let metrics = job.env.metrics();
     reset_peak_rss();
     let cpu0 = cpu_seconds();

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
-use weir_autoscale::{Action, Autoscaler, AutoscalerSpec, Decision, SubtaskTotals, sample_between};
+use weir_autoscale::{Action, Autoscaler, AutoscalerSpec, Decision, SubtaskTotals, lag_of, sample_between};
 
 use super::{Error, Reconciler, key};
 use crate::coordinator::JobView;
@@ -84,7 +84,7 @@ impl Reconciler<'_> {
             if before_p != p {
                 return Ok(());
             }
-            let Some(sample) = sample_between(&before, &v.subtasks, at, p, None) else {
+            let Some(sample) = sample_between(&before, &v.subtasks, at, p, lag_of(&v.subtasks)) else {
                 return Ok(());
             };
             entry.scaler.observe(sample)

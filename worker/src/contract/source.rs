@@ -91,6 +91,11 @@ pub trait SourceContext: Send {
     fn is_cancelled(&self) -> bool;
     /// A token that fires when the job is stopping (for `select!` around blocking reads).
     fn cancel_token(&self) -> CancellationToken;
+
+    /// Records how many records the system this source reads holds that it has not read yet
+    /// (Kafka: end offsets − positions over its partitions): the autoscaler and the dashboard
+    /// show it. Sources that cannot tell never call it.
+    fn report_lag(&mut self, _records: u64) {}
 }
 
 impl dyn SourceContext + '_ {

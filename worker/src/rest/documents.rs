@@ -26,6 +26,7 @@ fn subtask_view(worker: usize, s: &SubtaskStats, r: &Rates) -> SubtaskView {
         input_watermark: s.input_watermark,
         output_watermark: s.output_watermark,
         checkpoint: s.checkpoint.clone(),
+        lag: s.lag,
     }
 }
 

@@ -124,6 +124,8 @@ pub struct SubtaskView {
     /// Its part in the newest checkpoint it took part in: alignment, sync and async time,
     /// state size.
     pub checkpoint: Option<SubtaskCheckpoint>,
+    /// A source subtask: records not read yet (Kafka: end offsets − positions), when known.
+    pub lag: Option<u64>,
 }
 
 /// `GET /jobs/{id}/vertices/{vid}/backpressure`, as Flink's: the level is `ok` below 10 % of

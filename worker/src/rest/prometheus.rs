@@ -162,6 +162,20 @@ pub fn render(s: &JobSnapshot) -> String {
         "The newest watermark a subtask sent, ms since the epoch",
         watermark,
     );
+    let lag = Family::<SubtaskLabels, Gauge>::default();
+    for w in &s.workers {
+        for t in &w.subtasks {
+            if let Some(l) = t.lag {
+                lag.get_or_create(&labels(w.ordinal, t))
+                    .set(i64::try_from(l).unwrap_or(i64::MAX));
+            }
+        }
+    }
+    registry.register(
+        "subtask_source_lag",
+        "Records a source subtask has not read yet (Kafka: end offsets - positions)",
+        lag,
+    );
     // Per subtask, its part in its newest checkpoint.
     type Part = fn(&crate::runtime::metrics::SubtaskCheckpoint) -> u64;
     let per_checkpoint: [(&str, &str, Part); 5] = [

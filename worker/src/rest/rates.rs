@@ -131,6 +131,7 @@ mod tests {
             vertex: "v".into(),
             subtask: 0,
             source: false,
+            lag: None,
             records_in,
             records_out: records_in / 2,
             idle_ms,

@@ -111,6 +111,13 @@ impl Chain {
         self
     }
 
+    /// Its source has `records` not read yet.
+    pub fn lag(&self, records: u64) {
+        if let Some(meter) = &self.meter {
+            meter.source_lag(records);
+        }
+    }
+
     /// Checkpoint `id` reached this subtask, its barrier aligned after `alignment`.
     pub fn aligned(&self, id: u64, alignment: std::time::Duration) {
         if let Some(meter) = &self.meter {

@@ -53,6 +53,8 @@ pub struct SubtaskMetrics {
     started: Instant,
     /// Whether its vertex reads a source.
     source: bool,
+    /// Records its source has not read yet (−1: unknown).
+    lag: AtomicI64,
     /// The newest checkpoint this subtask took part in, and its figures for it.
     checkpoint_id: AtomicU64,
     alignment_ms: AtomicU64,
@@ -73,6 +75,7 @@ impl Default for SubtaskMetrics {
             output_watermark: AtomicI64::new(i64::MIN),
             started: Instant::now(),
             source: false,
+            lag: AtomicI64::new(-1),
             checkpoint_id: AtomicU64::new(0),
             alignment_ms: AtomicU64::new(0),
             sync_ms: AtomicU64::new(0),
@@ -102,6 +105,12 @@ impl SubtaskMetrics {
     /// Records a watermark sent.
     pub fn output_watermark(&self, w: i64) {
         self.output_watermark.store(w, Ordering::Relaxed);
+    }
+
+    /// Records its source has not read yet.
+    pub fn source_lag(&self, records: u64) {
+        self.lag
+            .store(i64::try_from(records).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     /// Checkpoint `id` reached this subtask after `alignment` (from its first input's barrier
@@ -145,6 +154,7 @@ impl SubtaskMetrics {
             vertex: vertex.to_string(),
             subtask,
             source: self.source,
+            lag: u64::try_from(self.lag.load(Ordering::Relaxed)).ok(),
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
             idle_ms: self.idle_ns.load(Ordering::Relaxed) / 1_000_000,
@@ -210,6 +220,9 @@ pub struct SubtaskStats {
     /// Whether its vertex reads a source (its records are the ones read).
     #[serde(default)]
     pub source: bool,
+    /// Records its source has not read yet (Kafka: end offsets − positions), when it tells.
+    #[serde(default)]
+    pub lag: Option<u64>,
     /// Records in.
     pub records_in: u64,
     /// Records out.

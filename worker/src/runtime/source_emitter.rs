@@ -319,6 +319,10 @@ impl SourceContext for SourceEmitter {
         self.chain.watermark(watermark).await
     }
 
+    fn report_lag(&mut self, records: u64) {
+        self.chain.lag(records);
+    }
+
     async fn dead_letter(&mut self, raw: &str, reason: &str) -> Result<()> {
         let n = self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
         if n < 5 {

@@ -167,6 +167,9 @@ impl SourceContext for CalcContext<'_> {
     fn is_cancelled(&self) -> bool {
         self.inner.is_cancelled()
     }
+    fn report_lag(&mut self, records: u64) {
+        self.inner.report_lag(records)
+    }
     fn cancel_token(&self) -> CancellationToken {
         self.inner.cancel_token()
     }

@@ -1097,3 +1097,49 @@ INSERT INTO errors SELECT LOWER(line) FROM logs WHERE line LIKE 'ERROR%';"
         .to_string();
     assert!(err.contains("format 'raw' reads one STRING column"), "{err}");
 }
+
+#[test]
+fn a_kafka_source_reports_its_lag_until_it_has_read_everything() {
+    let t = topic("lag");
+    produce(&t, &records(20_000));
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1).set_batch_size(100).set_channel_capacity(1);
+    let mut cfg = source_config(&t);
+    cfg.bounded = false;
+    let rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // 100 rows per 20 ms: the backlog drains over about four seconds.
+    env.add_source_named("kafka", Arc::new(KafkaSource::new("kafka", cfg).unwrap()))
+        .rebalance()
+        .add_sink(crate::runtime::SlowSink::new(Duration::from_millis(20), rows.clone()));
+    let metrics = env.metrics();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let job = rt.spawn({
+        let (env, metrics, cancel) = (env.clone(), metrics.clone(), cancel.clone());
+        async move { env.execute_with("lag", &metrics, cancel).await }
+    });
+    let source_lag = || {
+        metrics
+            .subtask_snapshot()
+            .into_iter()
+            .find(|s| s.source)
+            .and_then(|s| s.lag)
+    };
+    let mut seen = Vec::new();
+    common::until(|| {
+        let lag = source_lag();
+        if let Some(l) = lag {
+            seen.push(l);
+        }
+        lag.is_some_and(|l| l > 0)
+    });
+    // It drains: the lag reaches 0 once every record is read (and stays there: no more input).
+    common::until(|| source_lag() == Some(0));
+    assert!(
+        seen.iter().any(|l| *l > 1_000),
+        "a backlog was reported while reading: {seen:?}"
+    );
+    cancel.cancel();
+    rt.block_on(job).unwrap().unwrap();
+    assert!(rows.load(Ordering::Relaxed) >= 19_000, "it read on while reporting");
+}

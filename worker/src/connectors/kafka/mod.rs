@@ -7,6 +7,7 @@
 //! (security, SASL/TLS, `isolation.level=read_committed`, …), so an existing client config works.
 
 pub mod config;
+mod lag;
 pub mod sink;
 pub mod source;
 mod transactional;

@@ -172,6 +172,23 @@ fn headers_json(m: &rdkafka::message::BorrowedMessage<'_>) -> Option<String> {
 }
 
 /// A partition's name among a subtask's watermark splits.
+/// Reports the lag at most every half of [`super::lag::EVERY`] (the end offsets change no faster).
+fn report_lag(
+    ends: &super::lag::EndOffsets,
+    positions: &Positions,
+    at: &mut tokio::time::Instant,
+    ctx: &mut dyn SourceContext,
+) {
+    let now = tokio::time::Instant::now();
+    if now < *at {
+        return;
+    }
+    *at = now + super::lag::EVERY / 2;
+    if let Some(lag) = ends.lag(positions) {
+        ctx.report_lag(lag);
+    }
+}
+
 fn split_id(topic: &str, partition: i32) -> String {
     format!("{topic}/{partition}")
 }
@@ -450,6 +467,9 @@ impl Source for Reader {
         // Rows are emitted at `batch_size` or `linger` after the last emit, whichever comes
         // first, so positions (and checkpoints) advance even while records keep coming.
         let mut flush_at = tokio::time::Instant::now() + linger;
+        // The lag (end offsets − positions), for the autoscaler and the dashboard.
+        let lag_watch = super::lag::EndOffsets::start(self.client(), self.node.clone());
+        let mut lag_at = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_discovery && (assigned.is_empty() || !discovery.is_zero()) {
                 let mine = self.my_partitions().await?;
@@ -469,6 +489,7 @@ impl Source for Reader {
                         }
                     }
                     assigned.extend(new.iter().cloned());
+                    lag_watch.watch(&assigned);
                     let all: Vec<(String, i32)> = assigned.iter().cloned().collect();
                     let tpl = self.assignment(&restored, &positions, &all).await?;
                     consumer.assign(&tpl).map_err(|e| self.err("assign", e))?;
@@ -529,6 +550,7 @@ impl Source for Reader {
                     if buf.values.len() >= batch_size {
                         self.flush(&mut buf, &mut positions, &mut watermarks, ctx).await?;
                         flush_at = tokio::time::Instant::now() + linger;
+                        report_lag(&lag_watch, &positions, &mut lag_at, ctx);
                     }
                 }
                 _ = tokio::time::sleep_until(flush_at) => {
@@ -550,6 +572,7 @@ impl Source for Reader {
                     }
                     // Quiet partitions still let checkpoints through.
                     ctx.checkpoint_if_due().await?;
+                    report_lag(&lag_watch, &positions, &mut lag_at, ctx);
                 }
             }
         }

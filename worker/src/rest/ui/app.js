@@ -401,8 +401,8 @@ async function vertexPage(r) {
     el("h2", {}, "Subtasks"),
     el("table", { id: "subtasks" },
       el("thead", {}, el("tr", {},
-        ["subtask", "worker", "records in", "records out", "in/s", "out/s", "busy", "idle", "back-pressured", "state", "checkpoint: align / sync / async", "input watermark", "output watermark"]
-          .map((h, i) => el("th", { class: i >= 2 && i < 11 ? "num" : undefined }, h)))),
+        ["subtask", "worker", "records in", "records out", "in/s", "out/s", "busy", "idle", "back-pressured", "source lag", "state", "checkpoint: align / sync / async", "input watermark", "output watermark"]
+          .map((h, i) => el("th", { class: i >= 2 && i < 12 ? "num" : undefined }, h)))),
       el("tbody", {}, v.subtasks.map((s) => el("tr", { dataset: { subtask: s.subtask } },
         el("td", {}, s.subtask), el("td", {}, s["taskmanager-id"]),
         el("td", { class: "num" }, fmtInt(s["read-records"])),
@@ -412,6 +412,7 @@ async function vertexPage(r) {
         el("td", { class: "num" }, el("span", { class: "bar", style: `width:${Math.round(s["busy-ratio"] * 50)}px` }), " ", fmtPct(s["busy-ratio"])),
         el("td", { class: "num" }, fmtPct(s["idle-ratio"])),
         el("td", { class: "num" }, fmtPct(s["backpressured-ratio"])),
+        el("td", { class: "num lag" }, s.lag === null || s.lag === undefined ? "–" : fmtInt(s.lag)),
         el("td", { class: "num" }, s.checkpoint ? fmtBytes(s.checkpoint["state-bytes"]) : "–"),
         el("td", { class: "num checkpoint-times" }, s.checkpoint
           ? `#${s.checkpoint.id}: ${fmtDuration(s.checkpoint["alignment-ms"])} / ${fmtDuration(s.checkpoint["sync-ms"])} / ${fmtDuration(s.checkpoint["async-ms"])}, wrote ${fmtBytes(s.checkpoint["checkpointed-bytes"])}`
