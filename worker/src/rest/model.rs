@@ -111,6 +111,14 @@ pub struct SubtaskView {
     pub read_records_per_second: f64,
     /// Records out per second.
     pub write_records_per_second: f64,
+    /// Bytes into the vertex's first operator (the batches' Arrow buffers).
+    pub read_bytes: u64,
+    /// Bytes it sent downstream.
+    pub write_bytes: u64,
+    /// Bytes in per second.
+    pub read_bytes_per_second: f64,
+    /// Bytes out per second.
+    pub write_bytes_per_second: f64,
     /// Share of time processing.
     pub busy_ratio: f64,
     /// Share of time waiting for input.

@@ -119,7 +119,17 @@ pub fn render(s: &JobSnapshot) -> String {
     // Per subtask: cumulative times (a rate over them is the share of time busy, idle or
     // back-pressured) and records, and the watermark sent.
     type Time = fn(&crate::runtime::metrics::SubtaskStats) -> u64;
-    let per_subtask: [(&str, &str, Time); 5] = [
+    let per_subtask: [(&str, &str, Time); 7] = [
+        (
+            "subtask_bytes_in",
+            "Bytes into a subtask's vertex (Arrow buffers)",
+            |t| t.bytes_in,
+        ),
+        (
+            "subtask_bytes_out",
+            "Bytes out of a subtask's vertex (Arrow buffers)",
+            |t| t.bytes_out,
+        ),
         ("subtask_records_in", "Records into a subtask's vertex", |t| {
             t.records_in
         }),

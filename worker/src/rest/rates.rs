@@ -24,6 +24,10 @@ pub struct Rates {
     pub records_in_per_s: f64,
     /// Records out per second.
     pub records_out_per_s: f64,
+    /// Bytes in per second.
+    pub bytes_in_per_s: f64,
+    /// Bytes out per second.
+    pub bytes_out_per_s: f64,
 }
 
 impl Rates {
@@ -32,6 +36,8 @@ impl Rates {
         let zero = SubtaskStats {
             records_in: 0,
             records_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
             idle_ms: 0,
             backpressured_ms: 0,
             elapsed_ms: 0,
@@ -52,6 +58,8 @@ impl Rates {
             backpressured,
             records_in_per_s: per_s(from.records_in, to.records_in),
             records_out_per_s: per_s(from.records_out, to.records_out),
+            bytes_in_per_s: per_s(from.bytes_in, to.bytes_in),
+            bytes_out_per_s: per_s(from.bytes_out, to.bytes_out),
         }
     }
 }
@@ -134,6 +142,8 @@ mod tests {
             lag: None,
             records_in,
             records_out: records_in / 2,
+            bytes_in: records_in * 8,
+            bytes_out: records_in * 4,
             idle_ms,
             backpressured_ms,
             elapsed_ms,
@@ -155,6 +165,7 @@ mod tests {
         let r = w.rates(&at(3000, 1000, 1000, 5000));
         assert_eq!((r.backpressured, r.idle, r.busy), (1.0, 0.0, 0.0));
         assert_eq!((r.records_in_per_s, r.records_out_per_s), (1000.0, 500.0));
+        assert_eq!((r.bytes_in_per_s, r.bytes_out_per_s), (8000.0, 4000.0));
         // Within the next window: the last one's rates.
         assert_eq!(w.rates(&at(3200, 1200, 1000, 5100)).backpressured, 1.0);
         // A restarted subtask (its clock went back): from its start.

@@ -46,6 +46,10 @@ pub struct SubtaskMetrics {
     pub records_in: AtomicU64,
     /// Records out of its last (sent downstream).
     pub records_out: AtomicU64,
+    /// Bytes of the batches into its first operator (their Arrow buffers).
+    pub bytes_in: AtomicU64,
+    /// Bytes of the batches it sent downstream.
+    pub bytes_out: AtomicU64,
     idle_ns: AtomicU64,
     backpressured_ns: AtomicU64,
     input_watermark: AtomicI64,
@@ -69,6 +73,8 @@ impl Default for SubtaskMetrics {
         SubtaskMetrics {
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
             idle_ns: AtomicU64::new(0),
             backpressured_ns: AtomicU64::new(0),
             input_watermark: AtomicI64::new(i64::MIN),
@@ -157,6 +163,8 @@ impl SubtaskMetrics {
             lag: u64::try_from(self.lag.load(Ordering::Relaxed)).ok(),
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
             idle_ms: self.idle_ns.load(Ordering::Relaxed) / 1_000_000,
             backpressured_ms: self.backpressured_ns.load(Ordering::Relaxed) / 1_000_000,
             elapsed_ms: self.started.elapsed().as_millis() as u64,
@@ -227,6 +235,12 @@ pub struct SubtaskStats {
     pub records_in: u64,
     /// Records out.
     pub records_out: u64,
+    /// Bytes in (Arrow buffers of the batches).
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Bytes out.
+    #[serde(default)]
+    pub bytes_out: u64,
     /// Time waiting for input since it started, ms.
     pub idle_ms: u64,
     /// Time waiting for room downstream since it started, ms.

@@ -88,6 +88,8 @@ impl Outputs {
         let meter = self.meter.as_deref();
         if let Some(m) = meter {
             m.records_out.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            m.bytes_out
+                .fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
         }
         for edge in &mut self.edges {
             let n = edge.senders.len();

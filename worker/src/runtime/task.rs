@@ -112,6 +112,9 @@ impl OperatorTask {
                 GateEvent::Data(input, b) => {
                     if self.timed {
                         self.meter.records_in.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                        self.meter
+                            .bytes_in
+                            .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
                     }
                     chain.push_from(input, b).await?
                 }

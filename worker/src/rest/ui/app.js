@@ -401,14 +401,16 @@ async function vertexPage(r) {
     el("h2", {}, "Subtasks"),
     el("table", { id: "subtasks" },
       el("thead", {}, el("tr", {},
-        ["subtask", "worker", "records in", "records out", "in/s", "out/s", "busy", "idle", "back-pressured", "source lag", "state", "checkpoint: align / sync / async", "input watermark", "output watermark"]
-          .map((h, i) => el("th", { class: i >= 2 && i < 12 ? "num" : undefined }, h)))),
+        ["subtask", "worker", "records in", "records out", "in/s", "out/s", "bytes in/s", "bytes out/s", "busy", "idle", "back-pressured", "source lag", "state", "checkpoint: align / sync / async", "input watermark", "output watermark"]
+          .map((h, i) => el("th", { class: i >= 2 && i < 14 ? "num" : undefined }, h)))),
       el("tbody", {}, v.subtasks.map((s) => el("tr", { dataset: { subtask: s.subtask } },
         el("td", {}, s.subtask), el("td", {}, s["taskmanager-id"]),
         el("td", { class: "num" }, fmtInt(s["read-records"])),
         el("td", { class: "num" }, fmtInt(s["write-records"])),
         el("td", { class: "num" }, fmtRate(s["read-records-per-second"])),
         el("td", { class: "num" }, fmtRate(s["write-records-per-second"])),
+        el("td", { class: "num" }, `${fmtBytes(Math.round(s["read-bytes-per-second"]))}/s`),
+        el("td", { class: "num" }, `${fmtBytes(Math.round(s["write-bytes-per-second"]))}/s`),
         el("td", { class: "num" }, el("span", { class: "bar", style: `width:${Math.round(s["busy-ratio"] * 50)}px` }), " ", fmtPct(s["busy-ratio"])),
         el("td", { class: "num" }, fmtPct(s["idle-ratio"])),
         el("td", { class: "num" }, fmtPct(s["backpressured-ratio"])),
