@@ -115,14 +115,19 @@ impl Reconciler<'_> {
             format!("{}{}", if spec.dry_run { "dry run: " } else { "" }, figures(&decision)),
         )
         .await;
+        // The next decision comes after a cool-down and a new window (done or not: a dry run's
+        // decision is not repeated every sample, and a reconcile that still sees the old spec
+        // does not decide again). The rescale's real downtime is told once it completes.
+        if let Some(s) = self.ctx.autoscalers.lock().expect("autoscalers lock").get_mut(&key) {
+            s.scaler.rescaled(at, 0);
+        }
         if spec.dry_run {
-            // Decided, not done: the next decision comes after a cool-down and a new window.
-            if let Some(s) = self.ctx.autoscalers.lock().expect("autoscalers lock").get_mut(&key) {
-                s.scaler.rescaled(at, 0);
-            }
             return Ok(());
         }
         tracing::info!(job = %key, from = decision.current, to = decision.target, reason = %decision.reason, "autoscaler: scaling {verb}");
+        // Recorded first: the spec change wakes the next reconcile, which must see the decision
+        // in the status it writes (a status written from an older object would drop it).
+        self.write_status(status).await?;
         let patch = serde_json::json!({"spec": {"parallelism": decision.target}});
         self.jobs
             .patch(&self.name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
