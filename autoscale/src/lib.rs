@@ -286,7 +286,9 @@ impl Autoscaler {
             self.low = None;
         }
         self.window.push_back(sample.clone());
-        while self.window.front().is_some_and(|s| sample.at_ms - s.at_ms > window_ms) {
+        // Drop samples older than the window, but keep the newest of those: the samples then
+        // span the whole window whatever the sampling interval.
+        while self.window.len() >= 2 && sample.at_ms - self.window[1].at_ms >= window_ms {
             self.window.pop_front();
         }
         let current = sample.parallelism;
@@ -511,9 +513,12 @@ fn capacity_at(vertices: &[VertexNeed], p: u32, source_rate: f64, utilization: f
         .fold(f64::INFINITY, f64::min)
 }
 
+/// The busiest vertex that sizes the job (sources do not: their busy time includes waiting on
+/// what they read).
 fn busiest(vertices: &[VertexNeed]) -> String {
     vertices
         .iter()
+        .filter(|v| v.true_rate_per_subtask.is_some())
         .max_by(|a, b| a.busy.total_cmp(&b.busy))
         .map_or("none".into(), |v| format!("{} at {:.0} % busy", v.id, v.busy * 100.0))
 }

@@ -87,6 +87,11 @@ pub enum Command {
         /// Silence after which a worker counts as gone, ms.
         #[arg(long, default_value_t = 5000)]
         heartbeat_timeout_ms: u64,
+        /// Rescale on the job's load, one worker per parallel slot, with the autoscaler's
+        /// settings as JSON (the StreamJob's `spec.autoscaler` fields; none: the defaults):
+        /// `--autoscale '{"scaleDownDelaySeconds": 60}'`.
+        #[arg(long, value_name = "JSON", num_args = 0..=1, default_missing_value = "{}")]
+        autoscale: Option<String>,
         #[command(flatten)]
         state: StateArgs,
     },

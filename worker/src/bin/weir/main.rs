@@ -86,8 +86,25 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             status_port,
             ui_token,
             heartbeat_timeout_ms,
+            autoscale,
             state,
         } => {
+            let autoscale = match autoscale {
+                Some(text) => {
+                    let mut spec: weir_autoscale::AutoscalerSpec = serde_json::from_str(&text).with_context(|| {
+                        format!("--autoscale must be a JSON object of the autoscaler's settings: {text}")
+                    })?;
+                    spec.enabled = true;
+                    Some(spec)
+                }
+                None => None,
+            };
+            // The job's key groups bound the autoscaler (a pipeline's `max_parallelism`, else 128).
+            let key_groups = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| serde_yaml::from_str::<serde_yaml::Value>(&t).ok())
+                .and_then(|v| v.get("max_parallelism").and_then(|m| m.as_u64()))
+                .unwrap_or(128) as u32;
             let mut args = state.to_args();
             if let Some(p) = parallelism {
                 args.extend(["--parallelism".to_string(), p.to_string()]);
@@ -100,6 +117,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 pid_dir,
                 status_port,
                 ui_token,
+                autoscale,
+                key_groups,
             };
             Ok(if cluster.run().await? {
                 ExitCode::SUCCESS
