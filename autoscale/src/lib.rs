@@ -113,6 +113,11 @@ impl std::fmt::Display for SpecError {
 impl std::error::Error for SpecError {}
 
 impl AutoscalerSpec {
+    /// How often to sample the job: a sixth of the window, 1–10 s.
+    pub fn sample_every(&self) -> std::time::Duration {
+        std::time::Duration::from_millis((self.metric_window_seconds * 1000 / 6).clamp(1000, 10_000))
+    }
+
     /// Checks the fields against each other and the job's key groups, naming the field.
     pub fn validate(&self, key_groups: u32) -> Result<(), SpecError> {
         let bad = |field: &str, why: String| Err(SpecError(format!("autoscaler.{field}: {why}")));

@@ -443,7 +443,7 @@ impl<'a> Reconciler<'a> {
         Ok(Action::requeue(if savepoint_pending {
             Duration::from_secs(1)
         } else if let (Some(a), Some(_)) = (autoscaling, &view) {
-            autoscale::sample_every(a)
+            a.sample_every()
         } else if view.is_some() {
             Duration::from_secs(10)
         } else {

@@ -33,11 +33,6 @@ pub struct JobScaler {
 /// Every job's autoscaler, by `namespace/name`.
 pub type Scalers = std::sync::Mutex<HashMap<String, JobScaler>>;
 
-/// How often a job with the autoscaler on is sampled: a sixth of its window, 1–10 s.
-pub fn sample_every(spec: &AutoscalerSpec) -> std::time::Duration {
-    std::time::Duration::from_millis((spec.metric_window_seconds * 1000 / 6).clamp(1000, 10_000))
-}
-
 impl Reconciler<'_> {
     /// Samples the running job `v` (deployed as `d`) and acts on the decision.
     pub(super) async fn autoscale(&self, status: &mut StreamJobStatus, v: &JobView, d: &Deployed) -> Result<(), Error> {

@@ -172,7 +172,7 @@ impl LocalCluster {
         let mut outcome: Vec<Option<bool>> = vec![None; workers];
         // The autoscaler's previous reading, when to sample next, and a rescale under way.
         let mut last: Option<Vec<weir_autoscale::SubtaskTotals>> = None;
-        let every = self.autoscale.as_ref().map(crate_sample_every);
+        let every = self.autoscale.as_ref().map(|a| a.sample_every());
         let mut next_sample = tokio::time::Instant::now() + every.unwrap_or_default();
         let mut rescale: Option<(String, usize)> = None;
         loop {
@@ -222,11 +222,6 @@ impl LocalCluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-/// How often the autoscaler samples: a sixth of its window, 1–10 s.
-fn crate_sample_every(spec: &weir_autoscale::AutoscalerSpec) -> Duration {
-    Duration::from_millis((spec.metric_window_seconds * 1000 / 6).clamp(1000, 10_000))
 }
 
 /// Reads the coordinator at `address`, feeds the autoscaler the sample since the last reading,
