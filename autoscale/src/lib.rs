@@ -251,6 +251,8 @@ pub struct Autoscaler {
     last_rescale: Option<(i64, u64)>,
     /// Since when every sample asked for fewer subtasks, and the most any of them asked for.
     low: Option<(i64, u32)>,
+    /// The previous reading of the subtasks' running totals, and at which parallelism.
+    previous: Option<(u32, Vec<SubtaskTotals>)>,
 }
 
 /// Below this busy share a vertex gives no estimate of its rate (it waits nearly all the time).
@@ -266,6 +268,7 @@ impl Autoscaler {
             window: VecDeque::new(),
             last_rescale: None,
             low: None,
+            previous: None,
         })
     }
 
@@ -280,6 +283,28 @@ impl Autoscaler {
         self.last_rescale = Some((at_ms, downtime_ms));
         self.window.clear();
         self.low = None;
+        self.previous = None;
+    }
+
+    /// Takes a reading of the job's subtask totals (at `at_ms`, running at `parallelism`) and
+    /// decides on the sample since the previous reading; None for the first reading, after a
+    /// change of parallelism, or when no subtask is in both readings (a new run). Workers
+    /// report their totals with their heartbeats, each on its own beat: while a subtask has
+    /// not reported since the previous reading, that reading stays the baseline (a sample of
+    /// only the workers that did report would count part of the job as all of it).
+    pub fn observe_totals(&mut self, at_ms: i64, parallelism: u32, totals: Vec<SubtaskTotals>) -> Option<Decision> {
+        let lag = lag_of(&totals);
+        let sample = match &self.previous {
+            Some((p, before)) if *p == parallelism => {
+                if not_reported_since(before, &totals) {
+                    return None;
+                }
+                sample_between(before, &totals, at_ms, parallelism, lag)
+            }
+            _ => None,
+        };
+        self.previous = Some((parallelism, totals));
+        Some(self.observe(sample?))
     }
 
     /// Takes `sample` and decides.
@@ -575,6 +600,15 @@ pub struct SubtaskTotals {
 pub fn lag_of(totals: &[SubtaskTotals]) -> Option<f64> {
     let known: Vec<u64> = totals.iter().filter(|t| t.source).filter_map(|t| t.lag).collect();
     (!known.is_empty()).then(|| known.iter().sum::<u64>() as f64)
+}
+
+/// Whether a subtask in both readings has not reported since `before` (its clock did not move).
+pub fn not_reported_since(before: &[SubtaskTotals], now: &[SubtaskTotals]) -> bool {
+    now.iter().any(|n| {
+        before
+            .iter()
+            .any(|b| b.vertex == n.vertex && b.subtask == n.subtask && b.elapsed_ms == n.elapsed_ms)
+    })
 }
 
 /// The sample between two readings of the same subtasks, `before` and `now` (taken at

@@ -346,4 +346,37 @@ fn samples_come_from_the_difference_of_two_readings_of_the_running_totals() {
     let json = r#"[{"vertex":"win","subtask":0,"source":false,"records_in":1,"records_out":1,"idle_ms":0,"backpressured_ms":0,"elapsed_ms":5,"input_watermark":null,"worker":2}]"#;
     let parsed: Vec<SubtaskTotals> = serde_json::from_str(json).unwrap();
     assert_eq!(parsed[0].elapsed_ms, 5);
+
+    // The autoscaler keeps the previous reading itself: the first reading gives nothing, the
+    // second a decision on the sample between them, a change of parallelism starts over.
+    let mut a = Autoscaler::new(AutoscalerSpec::default(), 128).unwrap();
+    assert!(a.observe_totals(1_000, 2, before.to_vec()).is_none());
+    let d = a.observe_totals(3_000, 2, now.to_vec()).expect("a decision");
+    assert_eq!((d.current, d.lag), (2, Some(7.0)));
+    assert!(
+        a.observe_totals(5_000, 3, now.to_vec()).is_none(),
+        "parallelism changed"
+    );
+    a.rescaled(6_000, 0);
+    assert!(
+        a.observe_totals(7_000, 3, now.to_vec()).is_none(),
+        "a rescale forgets the reading"
+    );
+
+    // Worker 1 (window subtask 1) reports every other reading: until it has, the reading before
+    // stays the baseline, so no sample counts worker 0's records as the whole job's.
+    let mut a = Autoscaler::new(AutoscalerSpec::default(), 128).unwrap();
+    a.observe_totals(1_000, 2, before.to_vec());
+    let mut partial = now.to_vec();
+    partial[2] = before[2].clone();
+    assert!(
+        a.observe_totals(2_000, 2, partial).is_none(),
+        "window subtask 1 has not reported"
+    );
+    let d = a.observe_totals(3_000, 2, now.to_vec()).expect("both reported");
+    let win = d.vertices.iter().find(|v| v.id == "win").unwrap();
+    assert_eq!(
+        win.records_per_s, 10_000.0,
+        "both subtasks' records, over the baseline's interval"
+    );
 }

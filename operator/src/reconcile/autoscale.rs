@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
-use weir_autoscale::{Action, Autoscaler, AutoscalerSpec, Decision, SubtaskTotals, lag_of, sample_between};
+use weir_autoscale::{Action, Autoscaler, AutoscalerSpec, Decision};
 
 use super::{Error, Reconciler, key};
 use crate::coordinator::JobView;
@@ -24,8 +24,6 @@ const MANAGER: &str = "weir-autoscaler";
 pub struct JobScaler {
     spec: AutoscalerSpec,
     scaler: Autoscaler,
-    /// The previous reading: when, at which parallelism, the totals.
-    last: Option<(i64, u32, Vec<SubtaskTotals>)>,
     /// The completion time of the last rescale told to the autoscaler.
     seen_change: Option<String>,
 }
@@ -59,7 +57,6 @@ impl Reconciler<'_> {
                     JobScaler {
                         spec: spec.clone(),
                         scaler,
-                        last: None,
                         seen_change: status.last_upgrade.as_ref().map(|u| u.finished_at.clone()),
                     },
                 );
@@ -72,17 +69,10 @@ impl Reconciler<'_> {
                 entry.scaler.rescaled(at, u.duration_ms.max(0) as u64);
             }
             let p = d.parallelism.max(0) as u32;
-            let previous = entry.last.replace((at, p, v.subtasks.clone()));
-            let Some((_, before_p, before)) = previous else {
+            let Some(decision) = entry.scaler.observe_totals(at, p, v.subtasks.clone()) else {
                 return Ok(());
             };
-            if before_p != p {
-                return Ok(());
-            }
-            let Some(sample) = sample_between(&before, &v.subtasks, at, p, lag_of(&v.subtasks)) else {
-                return Ok(());
-            };
-            entry.scaler.observe(sample)
+            decision
         };
         let st = status.autoscaler.get_or_insert_with(Default::default);
         st.recommended_parallelism = Some(decision.recommended);

@@ -80,7 +80,7 @@ fn create_bucket(python: &str, endpoint: &str, bucket: &str) {
 }
 
 /// The lines of the visible (committed) files under `out/` in `bucket`.
-fn committed_output(python: &str, endpoint: &str, bucket: &str) -> String {
+pub(crate) fn committed_output(python: &str, endpoint: &str, bucket: &str) -> String {
     s3(
         python,
         endpoint,
@@ -343,7 +343,7 @@ fn worker_rss() -> Vec<u64> {
 /// A namespace of its own (deleted when dropped) with a bucket of its name on the node's S3
 /// server, reached in it as `s3` with the Secret `weir-s3`; and the S3 client's python and the
 /// endpoint.
-fn namespace_with_bucket<'c>(
+pub(crate) fn namespace_with_bucket<'c>(
     c: &'c crate::common::Cluster,
     prefix: &str,
 ) -> (crate::common::Namespace<'c>, String, String) {
@@ -356,7 +356,7 @@ fn namespace_with_bucket<'c>(
 
 /// A StreamJob `name` on the real node running `text` as `job.<kind>` in `image`, checkpointing
 /// into `bucket` every second.
-fn stream_job_on_node(name: &str, image: &str, bucket: &str, kind: &str, text: &str) -> String {
+pub(crate) fn stream_job_on_node(name: &str, image: &str, bucket: &str, kind: &str, text: &str) -> String {
     format!(
         "apiVersion: weir.dev/v1alpha1
 kind: StreamJob

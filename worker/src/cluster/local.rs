@@ -170,8 +170,7 @@ impl LocalCluster {
         };
         let mut children: Vec<Option<Child>> = (0..workers).map(|i| spawn(i).map(Some)).collect::<Result<_>>()?;
         let mut outcome: Vec<Option<bool>> = vec![None; workers];
-        // The autoscaler's previous reading, when to sample next, and a rescale under way.
-        let mut last: Option<Vec<weir_autoscale::SubtaskTotals>> = None;
+        // When to sample next, and a rescale under way.
         let every = self.autoscale.as_ref().map(|a| a.sample_every());
         let mut next_sample = tokio::time::Instant::now() + every.unwrap_or_default();
         let mut rescale: Option<(String, usize)> = None;
@@ -182,7 +181,7 @@ impl LocalCluster {
                 && tokio::time::Instant::now() >= next_sample
             {
                 next_sample = tokio::time::Instant::now() + every;
-                if let Some(to) = sample(&peers[0], workers, &mut last, s).await {
+                if let Some(to) = sample(&peers[0], workers, s).await {
                     match stop_with_savepoint(&peers[0]).await {
                         Ok(path) => rescale = Some((path, to)),
                         Err(e) => eprintln!("weir cluster: no rescale to {to}: {e}"),
@@ -224,14 +223,9 @@ impl LocalCluster {
     }
 }
 
-/// Reads the coordinator at `address`, feeds the autoscaler the sample since the last reading,
+/// Reads the coordinator at `address`, gives the autoscaler its subtasks' totals,
 /// and answers the worker count to rescale to, if the decision is to (and not a dry run).
-async fn sample(
-    address: &str,
-    workers: usize,
-    last: &mut Option<Vec<weir_autoscale::SubtaskTotals>>,
-    scaler: &mut weir_autoscale::Autoscaler,
-) -> Option<usize> {
+async fn sample(address: &str, workers: usize, scaler: &mut weir_autoscale::Autoscaler) -> Option<usize> {
     use weir_proto::rpc::coordinator_client::CoordinatorClient;
     let mut client = CoordinatorClient::new(crate::runtime::net::channel_to(address).ok()?);
     let reply = tokio::time::timeout(Duration::from_secs(2), client.status(weir_proto::rpc::StatusRequest {}))
@@ -243,10 +237,8 @@ async fn sample(
         return None;
     }
     let now: Vec<weir_autoscale::SubtaskTotals> = serde_json::from_slice(&reply.subtasks_json).ok()?;
-    let before = last.replace(now.clone())?;
     let at = crate::contract::clock::wall_ms();
-    let s = weir_autoscale::sample_between(&before, &now, at, workers as u32, weir_autoscale::lag_of(&now))?;
-    let d = scaler.observe(s);
+    let d = scaler.observe_totals(at, workers as u32, now)?;
     if d.action == weir_autoscale::Action::Hold {
         return None;
     }
