@@ -22,7 +22,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::common::{cluster, wait_for_in};
-use crate::real_pods::{committed_output, namespace_with_bucket, stream_job_on_node};
+use crate::real_pods::{PY_TOTALS, committed_output, namespace_with_bucket, python_window_totals, stream_job_on_node};
 
 const PARTITIONS: i32 = 4;
 const KEYS: u64 = 20;
@@ -131,11 +131,7 @@ def enrich(r):
     time.sleep(0.0005)  # stands for a call to a slow service, once per record
     return (r.id, r.k, r.ts)
 
-class Totals(ProcessWindowFunction):
-    def process(self, key, context, elements):
-        rows = list(elements)
-        yield (key, context.window().start, len(rows), sum(r.id for r in rows))
-
+{PY_TOTALS}
 env = StreamExecutionEnvironment.get_execution_environment()
 schema = Types.ROW_NAMED(['id', 'k', 'ts'], [Types.LONG(), Types.LONG(), Types.LONG()])
 source = KafkaSource('{bootstrap}', ['{topic}'], schema=schema, start_from='earliest', group_id='{GROUP}')
@@ -143,13 +139,8 @@ watermarks = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_field(
 env.from_source(source, watermarks, 'load') \\
     .rebalance() \\
     .map(enrich, output_type=schema) \\
-    .key_by('k') \\
-    .window(TumblingEventTimeWindows.of(Time.seconds(1))) \\
-    .process(Totals(), output_type=Types.ROW_NAMED(['k', 'window_start', 'n', 'total'],
-                                                   [Types.LONG(), Types.LONG(), Types.LONG(), Types.LONG()])) \\
-    .sink_to(FileSink.for_row_format('s3://{bucket}/out').build())
-env.execute('ignored: the StreamJob names the job')
-"
+{}",
+        python_window_totals(bucket)
     )
 }
 

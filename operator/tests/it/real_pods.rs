@@ -470,6 +470,28 @@ GROUP BY id % {KEYS}, window_start, window_end;
     drop(op);
 }
 
+/// A Python `ProcessWindowFunction` of the Python jobs here: per key and window, the count and
+/// the sum of the ids.
+pub(crate) const PY_TOTALS: &str = "class Totals(ProcessWindowFunction):
+    def process(self, key, context, elements):
+        rows = list(elements)
+        yield (key, context.window().start, len(rows), sum(r.id for r in rows))
+";
+
+/// The end of those Python jobs: 1 s event-time windows of `Totals` per `k`, written as JSON
+/// files to `s3://{bucket}/out`, and `execute`.
+pub(crate) fn python_window_totals(bucket: &str) -> String {
+    format!(
+        "    .key_by('k') \\
+    .window(TumblingEventTimeWindows.of(Time.seconds(1))) \\
+    .process(Totals(), output_type=Types.ROW_NAMED(['k', 'window_start', 'n', 'total'],
+                                                   [Types.LONG(), Types.LONG(), Types.LONG(), Types.LONG()])) \\
+    .sink_to(FileSink.for_row_format('s3://{bucket}/out').build())
+env.execute('ignored: the StreamJob names the job')
+"
+    )
+}
+
 #[test]
 fn a_python_stream_job_on_real_pods_runs_its_script_with_checkpoints_and_writes_every_window_once() {
     let c = cluster();
@@ -485,11 +507,7 @@ fn a_python_stream_job_on_real_pods_runs_its_script_with_checkpoints_and_writes_
 from weir.datastream import (DataGenSource, FileSink, ProcessWindowFunction, StreamExecutionEnvironment,
                              Time, TumblingEventTimeWindows)
 
-class Totals(ProcessWindowFunction):
-    def process(self, key, context, elements):
-        rows = list(elements)
-        yield (key, context.window().start, len(rows), sum(r.id for r in rows))
-
+{PY_TOTALS}
 env = StreamExecutionEnvironment.get_execution_environment()
 source = DataGenSource([{{'name': 'ts', 'kind': 'timestamp', 'start': 0, 'rows_per_ms': 1}},
                         {{'name': 'id', 'kind': 'sequence'}}], rows={rows}, rows_per_second=600)
@@ -497,13 +515,8 @@ watermarks = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_field(
 env.from_source(source, watermarks, 'gen').set_parallelism(2) \\
     .map(lambda r: (r.id % {KEYS}, r.id, r.ts),
          output_type=Types.ROW_NAMED(['k', 'id', 'ts'], [Types.LONG(), Types.LONG(), Types.SQL_TIMESTAMP()])) \\
-    .key_by('k') \\
-    .window(TumblingEventTimeWindows.of(Time.seconds(1))) \\
-    .process(Totals(), output_type=Types.ROW_NAMED(['k', 'window_start', 'n', 'total'],
-                                                   [Types.LONG(), Types.LONG(), Types.LONG(), Types.LONG()])) \\
-    .sink_to(FileSink.for_row_format('s3://{bucket}/out').build())
-env.execute('ignored: the StreamJob names the job')
-"
+{}",
+        python_window_totals(&bucket)
     );
     let op = c.operator(ns, None);
     let job = stream_job_on_node("py-counts", "weir-worker-python:dev", &bucket, "python", &script);
