@@ -237,6 +237,10 @@ pub struct Decision {
     pub target_rate: f64,
     /// The sources' lag at the sample (none: unknown).
     pub lag: Option<f64>,
+    /// How fast the lag changed over the window, records per second: negative while it drains
+    /// (none: unknown, or a single sample).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_rate: Option<f64>,
     /// Per vertex.
     pub vertices: Vec<VertexNeed>,
 }
@@ -442,6 +446,11 @@ impl Autoscaler {
         let n = samples.len() as f64;
         let source_rate = samples.iter().map(|s| source_rate_of(s)).sum::<f64>() / n;
         let lag = sample.lag;
+        let with_lag: Vec<(i64, f64)> = samples.iter().filter_map(|s| Some((s.at_ms, s.lag?))).collect();
+        let lag_rate = match (with_lag.first(), with_lag.last()) {
+            (Some(a), Some(b)) if b.0 > a.0 => Some((b.1 - a.1) * 1000.0 / (b.0 - a.0) as f64),
+            _ => None,
+        };
         let target_rate = input_rate + lag.unwrap_or(0.0).max(0.0) / self.spec.catch_up_seconds.max(1) as f64;
         let p = sample.parallelism.max(1) as f64;
         let vertices: Vec<VertexNeed> = sample
@@ -500,6 +509,7 @@ impl Autoscaler {
             input_rate,
             target_rate,
             lag,
+            lag_rate,
             vertices,
         }
     }

@@ -140,6 +140,10 @@ fn a_step_up_scales_up_within_a_window_and_a_cooldown() {
     assert!(d.reason.contains("window"), "names the bottleneck: {}", d.reason);
     // The lag it piled up drains: the last decisions see (almost) none.
     assert!(r.decisions.last().unwrap().lag < Some(1.0), "{:?}", r.decisions.last());
+    assert!(
+        r.decisions.iter().any(|d| d.lag_rate.is_some_and(|r| r < -100.0)),
+        "the decisions saw the lag drain"
+    );
 }
 
 #[test]
@@ -231,6 +235,7 @@ fn lag_raises_the_target_to_drain_it_in_time() {
     }
     let d = d.unwrap();
     assert_eq!(d.target_rate, 15_000.0);
+    assert_eq!(d.lag_rate, Some(0.0), "a lag that neither grows nor drains");
     // One subtask does 10,000 busy all the time; at 70 %: 3 (→ 4).
     assert_eq!((d.action, d.target), (Action::ScaleUp, 4), "{d:?}");
 }

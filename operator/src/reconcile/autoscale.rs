@@ -141,7 +141,12 @@ fn figures(d: &Decision) -> String {
         d.reason,
         d.input_rate,
         d.target_rate,
-        d.lag.map(|l| format!(", lag {l:.0}")).unwrap_or_default(),
+        d.lag
+            .map(|l| format!(
+                ", lag {l:.0}{}",
+                d.lag_rate.map(|r| format!(" ({r:+.0}/s)")).unwrap_or_default()
+            ))
+            .unwrap_or_default(),
         vertices.join("; ")
     )
 }

@@ -623,3 +623,62 @@ async fn http_sink_sends_json_lines_and_fails_the_job_when_the_server_stays_unav
     assert!(e.contains("HTTP 503") && e.contains("gave up after 3 tries"), "{e}");
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
+
+#[test]
+fn a_file_source_reports_what_it_has_left_to_read_as_its_lag() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for f in 0..4u64 {
+        let text: String = (0..5_000u64)
+            .map(|i| format!("{{\"id\":{:>6}}}\n", f * 5_000 + i)) // one size: {"id":     7}
+            .collect();
+        write(&input.join(format!("{f}.jsonl")), &text);
+    }
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1).set_batch_size(500).set_channel_capacity(1);
+    let rows = Arc::new(AtomicU64::new(0));
+    env.add_source(FileSource::new(
+        "files",
+        FileSourceConfig::new(input.to_str().unwrap(), Format::Json),
+    ))
+    .rebalance()
+    .add_sink(crate::runtime::SlowSink::new(Duration::from_millis(20), rows.clone()));
+    let metrics = env.metrics();
+    let control = weir::runtime::control::JobControl::default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let job = rt.spawn({
+        let (env, metrics, control) = (env.clone(), metrics.clone(), control.clone());
+        async move { env.execute_controlled("files-lag", &metrics, &control).await }
+    });
+    // Each value reported, beside what the source had emitted then: the files' bytes not yet
+    // read, in records at the mean size read so far, are the records not yet emitted.
+    let mut seen: Vec<(u64, u64)> = Vec::new();
+    common::until(|| {
+        let finished = job.is_finished();
+        let Some(s) = metrics.subtask_snapshot().into_iter().find(|s| s.source) else {
+            return finished;
+        };
+        if let Some(lag) = s.lag
+            && seen.last().map(|l| l.0) != Some(lag)
+        {
+            seen.push((lag, s.records_out));
+        }
+        s.lag == Some(0) || finished
+    });
+    rt.block_on(job).unwrap().unwrap();
+    assert_eq!(rows.load(Ordering::Relaxed), 20_000);
+    assert!(
+        seen.len() >= 5 && seen[0].0 > 10_000,
+        "a backlog reported while reading: {seen:?}"
+    );
+    for (lag, emitted) in &seen[..seen.len() - 1] {
+        assert!(
+            (lag + emitted).abs_diff(20_000) <= 500,
+            "left + emitted = all 20,000 records, within a batch: {seen:?}"
+        );
+    }
+    assert_eq!(seen.last().unwrap().0, 0, "nothing left at the end");
+}

@@ -30,28 +30,29 @@ impl FileSource {
         }
     }
 
-    async fn files(&self) -> Result<(Location, Vec<Path>)> {
+    /// The files to read, in order, with their sizes in bytes.
+    async fn files(&self) -> Result<(Location, Vec<(Path, u64)>)> {
         let loc = storage::resolve(&self.config.path)?;
         let io = |e: object_store::Error| WeirError::io(&self.node, format!("{}: {e}", self.config.path));
         // A single object?
         match loc.store.head(&loc.path).await {
-            Ok(meta) => return Ok((loc, vec![meta.location])),
+            Ok(meta) => return Ok((loc, vec![(meta.location, meta.size)])),
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) if std::path::Path::new(&self.config.path).is_dir() => {
                 let _ = e;
             }
             Err(e) => return Err(io(e)),
         }
-        let mut files: Vec<Path> = loc
+        let mut files: Vec<(Path, u64)> = loc
             .store
             .list(Some(&loc.path))
-            .map(|r| r.map(|m| m.location))
+            .map(|r| r.map(|m| (m.location, m.size)))
             .collect::<Vec<_>>()
             .await
             .into_iter()
             .collect::<std::result::Result<_, _>>()
             .map_err(io)?;
-        files.retain(|p| p.filename().is_some_and(|f| !f.starts_with('.') && !f.starts_with('_')));
+        files.retain(|(p, _)| p.filename().is_some_and(|f| !f.starts_with('.') && !f.starts_with('_')));
         files.sort();
         if files.is_empty() {
             return Err(WeirError::io(
@@ -88,6 +89,7 @@ impl SourceFactory for FileSource {
                 .map_err(|e| WeirError::config("file", &self.node, e.to_string()));
         }
         let (loc, files) = self.files().await?;
+        let files: Vec<Path> = files.into_iter().map(|(p, _)| p).collect();
         if self.config.format == Format::Parquet {
             // The schema is in the file's footer.
             let bytes = self.read(&loc, &files[0]).await?;
@@ -139,17 +141,19 @@ impl FileReader {
         &self,
         loc: &Location,
         file: &Path,
-        i: usize,
+        (i, size): (usize, u64),
         skip: u64,
-        throttle: &mut Throttle,
+        pace: &mut Pace,
         ctx: &mut dyn SourceContext,
     ) -> Result<bool> {
         let node = &self.factory.node;
         let bad = |e: &dyn std::fmt::Display| WeirError::io(node, format!("{file}: {e}"));
         let bytes = self.factory.read(loc, file).await?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(|e| bad(&e))?
-            .with_batch_size(throttle.batch_size(ctx.batch_size()))
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
+        let total_rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
+        let reader = builder
+            .with_batch_size(pace.throttle.batch_size(ctx.batch_size()))
             .build()
             .map_err(|e| bad(&e))?;
         let schema = self.decoder.schema().clone();
@@ -159,6 +163,9 @@ impl FileReader {
             let n = batch.num_rows() as u64;
             let from = skip.saturating_sub(row).min(n);
             row += n;
+            // The file's bytes, shared out by its rows.
+            pace.backlog.consumed(size * n / total_rows);
+            pace.backlog.skipped(from);
             if from == n {
                 continue;
             }
@@ -182,7 +189,7 @@ impl FileReader {
             let rows = batch.num_rows();
             ctx.collect(batch).await?;
             ctx.set_position(&(i, row))?;
-            throttle.emitted(rows).await;
+            pace.emitted(rows, ctx).await;
             if ctx.is_cancelled() {
                 return Ok(false);
             }
@@ -204,21 +211,33 @@ impl Source for FileReader {
         let (loc, files) = self.factory.files().await?;
         let node = self.factory.node.clone();
         let skip_header = self.factory.config.format == Format::Csv && self.factory.config.header;
-        let mut throttle = Throttle::new(self.factory.config.rows_per_second);
+        let throttle = Throttle::new(self.factory.config.rows_per_second);
         let batch_size = throttle.batch_size(ctx.batch_size());
         // Position: (file index, data lines of it already emitted); files before it are done.
         let restored: Option<(usize, u64)> = ctx.restored_position()?;
-        for (i, file) in files.iter().enumerate() {
-            if i % self.parallelism != self.subtask {
+        let mine = |i: usize| i % self.parallelism == self.subtask && restored.is_none_or(|(done, _)| i >= done);
+        let backlog = Backlog::new(
+            files
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mine(*i))
+                .map(|(_, (_, size))| size)
+                .sum(),
+        );
+        let mut pace = Pace { throttle, backlog };
+        for (i, (file, size)) in files.iter().enumerate() {
+            if !mine(i) {
                 continue;
             }
             let skip = match restored {
-                Some((done, _)) if i < done => continue,
                 Some((at, n)) if i == at => n,
                 _ => 0,
             };
             if self.factory.config.format == Format::Parquet {
-                if !self.parquet_file(&loc, file, i, skip, &mut throttle, ctx).await? {
+                if !self
+                    .parquet_file(&loc, file, (i, *size), skip, &mut pace, ctx)
+                    .await?
+                {
                     return Ok(());
                 }
                 continue;
@@ -245,12 +264,14 @@ impl Source for FileReader {
                 while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
                     let raw = &pending[start..start + pos];
                     start += pos + 1;
+                    pace.backlog.consumed(pos as u64 + 1);
                     let line = String::from_utf8_lossy(raw).trim_end_matches('\r').to_string();
                     if std::mem::take(&mut first) && skip_header {
                         continue;
                     }
                     line_no += 1;
                     if line_no <= skip {
+                        pace.backlog.skipped(1);
                         continue; // emitted before the restored checkpoint
                     }
                     lines.push(line);
@@ -258,7 +279,7 @@ impl Source for FileReader {
                         let rows = lines.len();
                         self.flush(&mut lines, ctx).await?;
                         ctx.set_position(&(i, line_no))?;
-                        throttle.emitted(rows).await;
+                        pace.emitted(rows, ctx).await;
                         if ctx.is_cancelled() {
                             return Ok(());
                         }
@@ -269,9 +290,65 @@ impl Source for FileReader {
                     break;
                 }
             }
+            let rows = lines.len() as u64;
             self.flush(&mut lines, ctx).await?;
             ctx.set_position(&(i + 1, 0u64))?;
+            pace.backlog.emitted(rows, ctx);
         }
+        ctx.report_lag(0);
         Ok(())
+    }
+}
+
+/// A file reader's rate limit and what it has left to read.
+struct Pace {
+    throttle: Throttle,
+    backlog: Backlog,
+}
+
+impl Pace {
+    /// `rows` more were emitted: reports the lag, then waits as the rate limit says.
+    async fn emitted(&mut self, rows: usize, ctx: &mut dyn SourceContext) {
+        self.backlog.emitted(rows as u64, ctx);
+        self.throttle.emitted(rows).await;
+    }
+}
+
+/// What a file source has left to read, as the lag it reports: the bytes of its files not yet
+/// read, in records at the mean size of the records it read so far (files tell their sizes,
+/// not their record counts).
+struct Backlog {
+    left: u64,
+    read: u64,
+    records: u64,
+}
+
+impl Backlog {
+    fn new(bytes: u64) -> Self {
+        Backlog {
+            left: bytes,
+            read: 0,
+            records: 0,
+        }
+    }
+
+    /// `bytes` more were read (emitted or skipped).
+    fn consumed(&mut self, bytes: u64) {
+        self.left = self.left.saturating_sub(bytes);
+        self.read += bytes;
+    }
+
+    /// `records` read were not emitted (emitted before the checkpoint restored): they count
+    /// for the mean size.
+    fn skipped(&mut self, records: u64) {
+        self.records += records;
+    }
+
+    /// `records` more were emitted: reports the estimate.
+    fn emitted(&mut self, records: u64, ctx: &mut dyn SourceContext) {
+        self.records += records;
+        if self.records > 0 && self.read > 0 {
+            ctx.report_lag((self.left as f64 * self.records as f64 / self.read as f64).round() as u64);
+        }
     }
 }
