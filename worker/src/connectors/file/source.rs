@@ -234,10 +234,7 @@ impl Source for FileReader {
                 _ => 0,
             };
             if self.factory.config.format == Format::Parquet {
-                if !self
-                    .parquet_file(&loc, file, (i, *size), skip, &mut pace, ctx)
-                    .await?
-                {
+                if !self.parquet_file(&loc, file, (i, *size), skip, &mut pace, ctx).await? {
                     return Ok(());
                 }
                 continue;
