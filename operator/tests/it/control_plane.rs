@@ -935,3 +935,37 @@ fn the_autoscaler_scales_a_busy_job_up_once_and_explains_why() {
     );
     assert_eq!(c.get(ns, "streamjob/busy").unwrap()["spec"]["parallelism"], 4);
 }
+
+#[test]
+fn the_autoscaler_in_dry_run_recommends_and_reports_but_does_not_rescale() {
+    let c = cluster();
+    let ns = c.namespace("dry");
+    let ns = ns.name.as_str();
+    let _op = c.operator(ns, None);
+    let coordinator = FakeCoordinator::start(JobPhase::Running);
+    coordinator.set_load(2, 0.95, 9_500.0);
+    let manifest = stream_job("busy", 2, "savepoint", PIPELINE).replace(
+        "  upgradeMode: savepoint\n",
+        "  upgradeMode: savepoint\n  autoscaler:\n    enabled: true\n    dryRun: true\n    metricWindowSeconds: 3\n    \
+         scaleUpCooldownSeconds: 2\n",
+    );
+    c.apply_in(ns, &with_coordinator(&manifest, &coordinator, "")).unwrap();
+    let s = wait_for("the dry run's decision", T, || {
+        let s = c.status(ns, "busy");
+        (s["autoscaler"]["history"].as_array().is_some_and(|h| !h.is_empty())).then_some(s)
+    });
+    let change = &s["autoscaler"]["history"][0];
+    assert_eq!(
+        (change["from"].clone(), change["to"].clone(), change["dryRun"].clone()),
+        (2.into(), 4.into(), true.into()),
+        "{s}"
+    );
+    assert_eq!(s["autoscaler"]["recommendedParallelism"], 4, "{s}");
+    let events = c.kubectl(&["get", "events", "-n", ns, "-o", "json"]).unwrap();
+    assert!(events.contains("dry run: scale up 2 → 4"), "{events}");
+    // Nothing changes: the spec, the StatefulSet, the job.
+    let job = c.get(ns, "streamjob/busy").unwrap();
+    assert_eq!(job["spec"]["parallelism"], 2, "a dry run does not set the spec");
+    assert!(s["upgrade"].is_null() && s["currentParallelism"] == 2, "{s}");
+    assert_eq!(coordinator.savepoints_taken(), 0, "no savepoint for a rescale");
+}
