@@ -89,7 +89,7 @@ impl Default for AutoscalerSpec {
         AutoscalerSpec {
             enabled: false,
             target_utilization: defaults::target_utilization(),
-            min_parallelism: 1,
+            min_parallelism: defaults::one(),
             max_parallelism: None,
             metric_window_seconds: defaults::window(),
             scale_up_cooldown_seconds: defaults::cooldown(),
@@ -612,13 +612,15 @@ pub fn lag_of(totals: &[SubtaskTotals]) -> Option<f64> {
     (!known.is_empty()).then(|| known.iter().sum::<u64>() as f64)
 }
 
+/// `n`'s subtask in the reading `before`, if it is there.
+fn same_subtask<'a>(before: &'a [SubtaskTotals], n: &SubtaskTotals) -> Option<&'a SubtaskTotals> {
+    before.iter().find(|b| b.vertex == n.vertex && b.subtask == n.subtask)
+}
+
 /// Whether a subtask in both readings has not reported since `before` (its clock did not move).
-pub fn not_reported_since(before: &[SubtaskTotals], now: &[SubtaskTotals]) -> bool {
-    now.iter().any(|n| {
-        before
-            .iter()
-            .any(|b| b.vertex == n.vertex && b.subtask == n.subtask && b.elapsed_ms == n.elapsed_ms)
-    })
+fn not_reported_since(before: &[SubtaskTotals], now: &[SubtaskTotals]) -> bool {
+    now.iter()
+        .any(|n| same_subtask(before, n).is_some_and(|b| b.elapsed_ms == n.elapsed_ms))
 }
 
 /// The sample between two readings of the same subtasks, `before` and `now` (taken at
@@ -633,7 +635,7 @@ pub fn sample_between(
 ) -> Option<Sample> {
     let mut vertices: Vec<(VertexSample, f64)> = Vec::new();
     for n in now {
-        let Some(b) = before.iter().find(|b| b.vertex == n.vertex && b.subtask == n.subtask) else {
+        let Some(b) = same_subtask(before, n) else {
             continue;
         };
         let dt = n.elapsed_ms.saturating_sub(b.elapsed_ms);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
-use weir_autoscale::{Action, Autoscaler, AutoscalerSpec, Decision};
+use weir_autoscale::{Action, Autoscaler, Decision};
 
 use super::{Error, Reconciler, key};
 use crate::coordinator::JobView;
@@ -22,7 +22,6 @@ const MANAGER: &str = "weir-autoscaler";
 
 /// One job's autoscaler and what it last read.
 pub struct JobScaler {
-    spec: AutoscalerSpec,
     scaler: Autoscaler,
     /// The completion time of the last rescale told to the autoscaler.
     seen_change: Option<String>,
@@ -49,13 +48,12 @@ impl Reconciler<'_> {
         let at = now.as_millisecond();
         let decision = {
             let mut all = self.ctx.autoscalers.lock().expect("autoscalers lock");
-            if all.get(&key).is_none_or(|s| s.spec != spec) {
+            if all.get(&key).is_none_or(|s| s.scaler.spec() != &spec) {
                 let scaler = Autoscaler::new(spec.clone(), key_groups)
                     .map_err(|e| Error::Desired(DesiredError::Invalid(e.to_string())))?;
                 all.insert(
                     key.clone(),
                     JobScaler {
-                        spec: spec.clone(),
                         scaler,
                         seen_change: status.last_upgrade.as_ref().map(|u| u.finished_at.clone()),
                     },

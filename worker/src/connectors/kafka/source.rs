@@ -171,7 +171,6 @@ fn headers_json(m: &rdkafka::message::BorrowedMessage<'_>) -> Option<String> {
     Some(serde_json::Value::Object(obj).to_string())
 }
 
-/// A partition's name among a subtask's watermark splits.
 /// Reports the lag at most every half of [`super::lag::EVERY`] (the end offsets change no faster).
 fn report_lag(
     ends: &super::lag::EndOffsets,
@@ -189,6 +188,7 @@ fn report_lag(
     }
 }
 
+/// A partition's name among a subtask's watermark splits.
 fn split_id(topic: &str, partition: i32) -> String {
     format!("{topic}/{partition}")
 }
