@@ -640,12 +640,13 @@ fn a_file_source_reports_what_it_has_left_to_read_as_its_lag() {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(1).set_batch_size(500).set_channel_capacity(1);
     let rows = Arc::new(AtomicU64::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
     env.add_source(FileSource::new(
         "files",
         FileSourceConfig::new(input.to_str().unwrap(), Format::Json),
     ))
     .rebalance()
-    .add_sink(crate::runtime::SlowSink::new(Duration::from_millis(20), rows.clone()));
+    .add_sink(crate::runtime::GatedSink::new(gate.clone(), rows.clone()));
     let metrics = env.metrics();
     let control = weir::runtime::control::JobControl::default();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -653,21 +654,25 @@ fn a_file_source_reports_what_it_has_left_to_read_as_its_lag() {
         let (env, metrics, control) = (env.clone(), metrics.clone(), control.clone());
         async move { env.execute_controlled("files-lag", &metrics, &control).await }
     });
-    // Each value reported, beside what the source had emitted then: the files' bytes not yet
-    // read, in records at the mean size read so far, are the records not yet emitted.
+    // The sink writes a batch each time the test lets it: each value the source reports, beside
+    // what it had emitted then. The files' bytes not yet read, in records at the mean size read
+    // so far, are the records not yet emitted.
+    let reported = || {
+        let s = metrics.subtask_snapshot().into_iter().find(|s| s.source)?;
+        Some((s.lag?, s.records_out))
+    };
     let mut seen: Vec<(u64, u64)> = Vec::new();
-    common::until(|| {
-        let finished = job.is_finished();
-        let Some(s) = metrics.subtask_snapshot().into_iter().find(|s| s.source) else {
-            return finished;
-        };
-        if let Some(lag) = s.lag
-            && seen.last().map(|l| l.0) != Some(lag)
-        {
-            seen.push((lag, s.records_out));
+    common::until(|| reported().is_some());
+    loop {
+        let (lag, emitted) = reported().unwrap();
+        seen.push((lag, emitted));
+        if lag == 0 {
+            break;
         }
-        s.lag == Some(0) || finished
-    });
+        gate.add_permits(1);
+        common::until(|| reported().is_some_and(|(l, _)| l != lag));
+    }
+    gate.add_permits(1_000);
     rt.block_on(job).unwrap().unwrap();
     assert_eq!(rows.load(Ordering::Relaxed), 20_000);
     assert!(

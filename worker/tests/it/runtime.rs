@@ -76,6 +76,43 @@ impl Sink for SlowSink {
     }
 }
 
+/// A sink that writes a batch only once the test lets it (one permit of `gate` per batch),
+/// counting rows into `rows`: the test, not the clock, paces the job.
+#[derive(Clone)]
+pub(crate) struct GatedSink {
+    gate: Arc<tokio::sync::Semaphore>,
+    rows: Arc<AtomicU64>,
+}
+
+impl GatedSink {
+    pub(crate) fn new(gate: Arc<tokio::sync::Semaphore>, rows: Arc<AtomicU64>) -> GatedSink {
+        GatedSink { gate, rows }
+    }
+}
+
+impl SinkFactory for GatedSink {
+    fn connector(&self) -> &'static str {
+        "gated"
+    }
+    fn create(&self, _input: &SchemaRef, _ctx: &TaskContext) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+#[async_trait]
+impl Sink for GatedSink {
+    async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        if let Ok(permit) = self.gate.acquire().await {
+            permit.forget();
+        }
+        self.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+    async fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// An unbounded datagen source `gen` rebalanced into a [`SlowSink`] taking 10 ms per batch
 /// (batches of `batch` rows, channels of `capacity` batches, p = 1), counting into `rows`.
 pub(crate) fn source_into_slow_sink(batch: usize, capacity: usize, rows: Arc<AtomicU64>) -> StreamExecutionEnvironment {
